@@ -1,0 +1,78 @@
+"""Error codes and the error body shared by every service and the edge."""
+
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+__all__ = ["HTTP_STATUS", "ErrorBody", "ErrorCode"]
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes, as they appear in the API's error envelope."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"
+    VALIDATION_ERROR = "VALIDATION_ERROR"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"
+    AGENT_NOT_FOUND = "AGENT_NOT_FOUND"
+    CLUSTER_NOT_FOUND = "CLUSTER_NOT_FOUND"
+    AGENT_ALREADY_EXISTS = "AGENT_ALREADY_EXISTS"
+    CLUSTER_EXISTS = "CLUSTER_EXISTS"
+    INVALID_STATE_TRANSITION = "INVALID_STATE_TRANSITION"
+    CONCURRENCY_CONFLICT = "CONCURRENCY_CONFLICT"
+    PRECONDITION_REQUIRED = "PRECONDITION_REQUIRED"
+    TOOL_NOT_AVAILABLE = "TOOL_NOT_AVAILABLE"
+    STRATEGY_NOT_AVAILABLE = "STRATEGY_NOT_AVAILABLE"
+    PROVIDER_NOT_AVAILABLE = "PROVIDER_NOT_AVAILABLE"
+    SCALING_IN_PROGRESS = "SCALING_IN_PROGRESS"
+    RATE_LIMITED = "RATE_LIMITED"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+    BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.VALIDATION_ERROR: 422,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.METHOD_NOT_ALLOWED: 405,
+    ErrorCode.AGENT_NOT_FOUND: 404,
+    ErrorCode.CLUSTER_NOT_FOUND: 404,
+    ErrorCode.AGENT_ALREADY_EXISTS: 409,
+    ErrorCode.CLUSTER_EXISTS: 409,
+    ErrorCode.INVALID_STATE_TRANSITION: 409,
+    ErrorCode.CONCURRENCY_CONFLICT: 409,
+    ErrorCode.PRECONDITION_REQUIRED: 428,
+    ErrorCode.TOOL_NOT_AVAILABLE: 422,
+    ErrorCode.STRATEGY_NOT_AVAILABLE: 422,
+    ErrorCode.PROVIDER_NOT_AVAILABLE: 422,
+    ErrorCode.SCALING_IN_PROGRESS: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.PROVIDER_ERROR: 502,
+    ErrorCode.BUDGET_EXCEEDED: 402,
+    ErrorCode.PAYLOAD_TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
+    ErrorCode.SERVICE_UNAVAILABLE: 503,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.INTERNAL_ERROR: 500,
+}
+
+
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
+    """An error as a service reports it; the edge adds ``request_id`` and ``trace_id``."""
+
+    code: ErrorCode
+    """One of the stable error codes."""
+    message: str
+    """What went wrong and, where it helps, what to do about it."""
+    details: dict[str, Any] | list[Any] | None = None
+    """Structured detail, e.g. field-level validation errors."""

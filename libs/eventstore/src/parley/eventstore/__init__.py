@@ -1,0 +1,36 @@
+"""Parley's event store: one port, two backends (JetStream, KurrentDB)."""
+
+from parley.eventstore.port import (
+    ANY_VERSION,
+    NO_STREAM,
+    AppendResult,
+    ConcurrencyConflict,
+    EventStore,
+    EventStoreError,
+    EventStoreUnavailable,
+    EventTooLarge,
+    InvalidStreamName,
+    Subscription,
+)
+
+__all__ = [
+    "ANY_VERSION",
+    "NO_STREAM",
+    "AppendResult",
+    "ConcurrencyConflict",
+    "EventStore",
+    "EventStoreError",
+    "EventStoreUnavailable",
+    "EventTooLarge",
+    "InvalidStreamName",
+    "Subscription",
+    "open_store",
+]
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy import keeps backends optional at import time
+    if name == "open_store":
+        from parley.eventstore.factory import open_store
+
+        return open_store
+    raise AttributeError(name)

@@ -65,7 +65,10 @@ class NatsServer:
         )
         with (self.store_dir / "nats-server.log").open("ab") as log:
             self.process = subprocess.Popen(
-                [nats_server_binary(), "--config", str(config)], stdout=log, stderr=log
+                [nats_server_binary(), "--config", str(config)],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
             )
         _wait_for_port(self.port, time.monotonic() + timeout)
         return self

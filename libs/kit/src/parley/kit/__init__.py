@@ -1,1 +1,1 @@
-"""Parley."""
+"""The service kit: settings, structured logs, tracing and the FastStream bootstrap."""

@@ -1,0 +1,50 @@
+"""Structured logs: one JSON object per line on stderr, secrets redacted."""
+
+import logging
+import re
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+__all__ = ["configure_logging", "redact"]
+
+_SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|authorization)", re.I)
+_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_-]{8,}|sk-ant-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    """``text`` with anything shaped like a key or bearer token replaced."""
+    return _SECRET_VALUE.sub("[REDACTED]", text)
+
+
+class _JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_"):
+                entry[key] = "[REDACTED]" if _SECRET_KEY.search(key) else value
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return msgspec.json.encode(entry, enc_hook=str).decode()
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """Send every log record to stderr as one JSON line tagged with ``service``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

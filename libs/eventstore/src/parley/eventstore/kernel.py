@@ -64,9 +64,9 @@ async def execute(
     """
     for attempt in range(retries + 1):
         loaded = await load(store, stream, evolve)
+        events = decide(loaded.state)  # first: a missing aggregate is the decider's error
         if expected_version is not None and loaded.version != expected_version:
             raise ConcurrencyConflict(stream, expected_version, loaded.version)
-        events = decide(loaded.state)
         if not events:
             return Outcome(loaded.state, loaded.version, loaded.position, 0)
         try:

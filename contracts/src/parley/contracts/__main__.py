@@ -1,0 +1,7 @@
+"""``python -m parley.contracts``: write the JSON Schemas and AsyncAPI document."""
+
+from parley.contracts.export import SCHEMA_DIR, write
+
+if __name__ == "__main__":
+    paths = write()
+    print(f"wrote {len(paths)} documents under {SCHEMA_DIR}")

@@ -1,0 +1,130 @@
+"""Export JSON Schemas of every command, reply and event, and an AsyncAPI 3.0 document.
+
+Other systems (any language) publish to Parley with these. ``python -m parley.contracts``
+writes them under ``contracts/schemas/``; a test fails when the checked-in copy is stale.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from parley.contracts import registry, subjects
+from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.errors import ErrorBody
+
+__all__ = ["SCHEMA_DIR", "render", "write"]
+
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
+
+COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
+    "registry.create_agent": (
+        subjects.cmd("registry", "create_agent"),
+        registry.CreateAgent,
+        registry.CommandReply,
+    ),
+    "registry.update_agent": (
+        subjects.cmd("registry", "update_agent"),
+        registry.UpdateAgent,
+        registry.CommandReply,
+    ),
+    "registry.agent_action": (
+        subjects.cmd("registry", "agent_action"),
+        registry.AgentActionCommand,
+        registry.CommandReply,
+    ),
+    "registry.delete_agent": (
+        subjects.cmd("registry", "delete_agent"),
+        registry.DeleteAgent,
+        registry.CommandReply,
+    ),
+}
+"""Command name → (subject, request type, reply type)."""
+
+TYPES: dict[str, type[Any]] = {
+    "event": Event,
+    "new_event": NewEvent,
+    "error": ErrorBody,
+    "agent_spec": registry.AgentSpec,
+    "agent_patch": registry.AgentPatch,
+    "agent_view": registry.AgentView,
+}
+
+
+def _schema(tp: type[Any]) -> dict[str, Any]:
+    return msgspec.json.schema(tp)
+
+
+def _asyncapi() -> dict[str, Any]:
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for name, (subject, request, reply) in COMMANDS.items():
+        key = name.replace(".", "_")
+        channels[key] = {
+            "address": subject,
+            "messages": {
+                "request": {"payload": {"$ref": f"commands/{name}.json"}},
+                "reply": {"payload": {"$ref": f"replies/{name}.json"}},
+            },
+            "description": (request.__doc__ or "").strip().splitlines()[0],
+        }
+        operations[key] = {
+            "action": "receive",
+            "channel": {"$ref": f"#/channels/{key}"},
+            "summary": f"{name}: NATS request/reply, queue group {subjects.queue('registry')}",
+            "reply": {"channel": {"$ref": f"#/channels/{key}"}},
+        }
+    for event_type in registry.EVENT_TYPES:
+        key = "event_" + event_type.replace(".", "_")
+        channels[key] = {
+            "address": subjects.EVENTS_ALL,
+            "description": f"`{event_type}` events in the event store (JetStream PARLEY_EVENTS)",
+            "messages": {"event": {"payload": {"$ref": f"events/{event_type}.json"}}},
+        }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Parley",
+            "version": "1",
+            "description": "Commands (request/reply) and events (JetStream) of Parley. "
+            "Send the JSON of a command to its subject; the reply is a CommandReply.",
+        },
+        "defaultContentType": "application/json",
+        "channels": channels,
+        "operations": operations,
+    }
+
+
+def render() -> dict[str, dict[str, Any]]:
+    """Every exported document, by its path relative to the schema folder."""
+    docs: dict[str, dict[str, Any]] = {}
+    for name, (_, request, reply) in COMMANDS.items():
+        docs[f"commands/{name}.json"] = _schema(request)
+        docs[f"replies/{name}.json"] = _schema(reply)
+    for event_type, payload in registry.EVENT_TYPES.items():
+        docs[f"events/{event_type}.json"] = _schema(payload)
+    for name, tp in TYPES.items():
+        docs[f"types/{name}.json"] = _schema(tp)
+    docs["asyncapi.json"] = _asyncapi()
+    return docs
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    """A document as the checked-in file holds it."""
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(folder: Path = SCHEMA_DIR) -> list[Path]:
+    """Write every document under ``folder`` (removing stale ones); return the paths."""
+    docs = render()
+    for old in folder.rglob("*.json"):
+        if str(old.relative_to(folder)) not in docs:
+            old.unlink()
+    written = []
+    for rel, doc in docs.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dumps(doc))
+        written.append(path)
+    return written

@@ -1,0 +1,9 @@
+"""``python -m parley.registry``: run the registry service until SIGTERM/SIGINT."""
+
+import asyncio
+
+from parley.kit.settings import ServiceSettings, from_env
+from parley.registry.app import create_app
+
+if __name__ == "__main__":
+    asyncio.run(create_app(from_env(ServiceSettings)).run())

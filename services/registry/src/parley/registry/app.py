@@ -1,0 +1,77 @@
+"""Wiring: the registry's FastStream app. No connections at import time."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from faststream import FastStream
+from faststream.nats import NatsBroker, NatsMessage
+
+from parley.contracts import subjects
+from parley.contracts.registry import (
+    SERVICE,
+    AgentActionCommand,
+    CommandReply,
+    CreateAgent,
+    DeleteAgent,
+    UpdateAgent,
+)
+from parley.eventstore.factory import open_store
+from parley.kit.service import create_service
+from parley.kit.settings import ServiceSettings
+from parley.registry.handlers import Registry, reply_for_error
+
+__all__ = ["create_app"]
+
+_encode = msgspec.json.Encoder().encode
+
+
+def create_app(settings: ServiceSettings) -> FastStream:
+    """The registry service: agent commands on ``parley.cmd.registry.<verb>``."""
+    holder: dict[str, Registry] = {}
+
+    def route(
+        broker: NatsBroker,
+        verb: str,
+        command_type: type[Any],
+        handle: Callable[[Registry, Any], Awaitable[CommandReply]],
+    ) -> None:
+        decoder = msgspec.json.Decoder(command_type)
+
+        @broker.subscriber(
+            subjects.cmd(SERVICE, verb),
+            queue=subjects.queue(SERVICE),
+            title=f"registry.{verb}",
+            description=f"Command: {command_type.__doc__}",
+        )
+        async def handler(msg: NatsMessage) -> bytes:
+            try:
+                reply = await handle(holder["registry"], decoder.decode(msg.body))
+            except Exception as exc:  # every failure becomes an error reply
+                reply = reply_for_error(exc)
+            return _encode(reply)
+
+    def register(broker: NatsBroker) -> None:
+        route(broker, "create_agent", CreateAgent, Registry.create_agent)
+        route(broker, "update_agent", UpdateAgent, Registry.update_agent)
+        route(broker, "agent_action", AgentActionCommand, Registry.agent_action)
+        route(broker, "delete_agent", DeleteAgent, Registry.delete_agent)
+
+    app = create_service(SERVICE, settings, register, description="Agents and their lifecycle.")
+
+    @app.on_startup
+    async def open_event_store() -> None:
+        holder["registry"] = Registry(
+            await open_store(
+                backend=settings.eventstore,
+                nats_url=settings.nats_url,
+                kurrentdb_url=settings.kurrentdb_url,
+            )
+        )
+
+    @app.after_shutdown
+    async def close_event_store() -> None:
+        if registry := holder.pop("registry", None):
+            await registry.store.close()
+
+    return app

@@ -1,0 +1,91 @@
+"""Event store figures: raw append rate, and projection rebuild rate from 100,000 events."""
+
+import asyncio
+import time
+import uuid
+
+from bench._stats import Timer, report
+
+__all__ = ["append_rate", "rebuild_rate"]
+from parley.contracts.envelope import NewEvent
+from parley.eventstore import NO_STREAM
+from parley.eventstore.factory import open_store
+
+
+def _event(i: int) -> NewEvent:
+    return NewEvent(
+        type="bench.happened",
+        subject=f"s{i}",
+        data={"i": i, "name": f"agent-{i}", "labels": {"team": "bench"}},
+    )
+
+
+async def append_rate(nats_url: str, count: int = 5_000, in_flight: int = 64) -> None:
+    """Appends of one event each: sequential, then ``in_flight`` concurrent writers."""
+    store = await open_store(nats_url=nats_url)
+    try:
+        latencies = []
+        with Timer() as t:
+            for i in range(count):
+                start = time.perf_counter()
+                await store.append(f"bench-{uuid.uuid4().hex}", [_event(i)], NO_STREAM)
+                latencies.append(time.perf_counter() - start)
+        report(
+            "event store append (new stream, expected version), sequential",
+            count,
+            t.seconds,
+            latencies,
+        )
+
+        stream = f"bench-{uuid.uuid4().hex}"
+        version = 0
+        with Timer() as t:
+            for i in range(count):
+                version = (await store.append(stream, [_event(i)], version)).version
+        report("event store append to one stream, expected version, sequential", count, t.seconds)
+
+        queue = list(range(count))
+        lat2: list[float] = []
+
+        async def writer() -> None:
+            while queue:
+                i = queue.pop()
+                start = time.perf_counter()
+                await store.append(f"bench-{uuid.uuid4().hex}", [_event(i)], NO_STREAM)
+                lat2.append(time.perf_counter() - start)
+
+        with Timer() as t:
+            await asyncio.gather(*(writer() for _ in range(in_flight)))
+        report(f"event store append, {in_flight} concurrent writers", count, t.seconds, lat2)
+    finally:
+        await store.close()
+
+
+async def rebuild_rate(nats_url: str, count: int = 100_000) -> None:
+    """Fill a store with ``count`` events, then time a subscription reading them all back."""
+    store = await open_store(nats_url=nats_url)
+    try:
+        start_position = await store.last_position()
+        chunk = 10_000
+        sem = asyncio.Semaphore(256)
+
+        async def fill(i: int) -> None:
+            async with sem:
+                await store.append(f"agent-{uuid.uuid4().hex}", [_event(i)], NO_STREAM)
+
+        with Timer() as t:
+            for first in range(0, count, chunk):
+                await asyncio.gather(*(fill(i) for i in range(first, min(count, first + chunk))))
+        report("filling the store (256 appends in flight)", count, t.seconds)
+
+        seen = 0
+        subscription = store.subscribe(start_position, categories=["agent"])
+        with Timer() as t:
+            async for _event_ in subscription:
+                seen += 1
+                if seen == count:
+                    break
+        await subscription.close()
+        report("projection rebuild: subscribe from 0, decode every event", seen, t.seconds)
+    finally:
+        await store.close()

@@ -81,7 +81,7 @@ async def rebuild_rate(nats_url: str, count: int = 100_000) -> None:
         seen = 0
         subscription = store.subscribe(start_position, categories=["agent"])
         with Timer() as t:
-            async for _event_ in subscription:
+            async for _ in subscription:
                 seen += 1
                 if seen == count:
                     break

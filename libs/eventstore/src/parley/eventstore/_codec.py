@@ -1,0 +1,45 @@
+"""What both backends share: the stored form of an event and name checks."""
+
+import hashlib
+import re
+
+import msgspec
+
+from parley.contracts.envelope import Event
+from parley.eventstore.port import InvalidStreamName
+
+__all__ = ["EventHead", "check_stream", "decode_event", "decode_head", "encode_event", "safe_key"]
+
+# The pattern of envelope.StreamName, compiled once; msgspec validates it only on decode.
+_STREAM = re.compile(r"^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-]{1,160}$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+encode_event = msgspec.json.Encoder().encode
+decode_event = msgspec.json.Decoder(Event).decode
+
+
+class EventHead(msgspec.Struct, frozen=True):
+    """The two fields an append needs from a stored event; decoding skips the rest."""
+
+    id: str
+    version: int
+
+
+decode_head = msgspec.json.Decoder(EventHead).decode
+
+
+def check_stream(stream: str) -> None:
+    """Raise InvalidStreamName unless ``stream`` is ``<category>-<id>``."""
+    if not isinstance(stream, str) or not _STREAM.match(stream):
+        raise InvalidStreamName(
+            f"invalid stream name {stream!r}: use `<category>-<id>` "
+            "(category: lowercase letters, digits, `_`; id: letters, digits, `_`, `-`)"
+        )
+
+
+def safe_key(name: str) -> str:
+    """``name`` as a key the backend accepts; a hash suffix keeps rewritten names distinct."""
+    safe = _UNSAFE.sub("_", name)
+    if safe != name or not safe:
+        safe = f"{safe}_{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return safe

@@ -1,0 +1,412 @@
+"""The default event store: one JetStream stream, one subject per aggregate stream.
+
+Position is the JetStream stream sequence; the dense per-stream version lives in the event
+body (and the ``Parley-Version`` header). Optimistic concurrency is
+``Nats-Expected-Last-Subject-Sequence``; multi-event appends are atomic batches (NATS 2.12+).
+"""
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.kv import KeyValue
+
+from parley.contracts import subjects
+from parley.contracts.envelope import Event, NewEvent
+from parley.eventstore._codec import (
+    check_stream,
+    decode_event,
+    decode_head,
+    encode_event,
+    safe_key,
+)
+from parley.eventstore._jsfeed import JetStreamFeed, TapRouter
+from parley.eventstore.port import (
+    ANY_VERSION,
+    AppendResult,
+    ConcurrencyConflict,
+    EventStoreError,
+    EventStoreUnavailable,
+    EventTooLarge,
+    Subscription,
+)
+
+__all__ = ["JetStreamEventStore"]
+
+_DUPLICATE_WINDOW_NS = 120 * 10**9
+_HEADROOM = 4096  # headers and envelope growth above max_event_bytes
+_STREAM_NOT_FOUND = 10059
+# "wrong last sequence" (single and batch) and "batch contains duplicate message id": the
+# answer a retried append gets when its first try succeeded. Compare ids before conflicting.
+_MAYBE_RETRY = frozenset({10071, 10164, 10201})
+_ATTEMPTS = 8  # ANY_VERSION races, and batches the server dropped uncommitted
+_BATCH_INCOMPLETE = 10176
+# The server keeps at most 50 batches in flight per stream and drops the excess.
+_BATCHES_IN_FLIGHT = 32
+_DRIVER_ERRORS = (nats.errors.Error, TimeoutError)
+
+
+class _Last(msgspec.Struct, frozen=True):
+    id: str
+    version: int
+    seq: int
+
+
+class JetStreamEventStore:
+    """Event store on a JetStream stream (default ``PARLEY_EVENTS``) with subjects
+    ``parley.evt.>``."""
+
+    def __init__(
+        self,
+        nc: Client,
+        *,
+        stream_name: str = "PARLEY_EVENTS",
+        max_event_bytes: int = 1_048_576,
+        owns_connection: bool = False,
+        checkpoint_bucket: str = "parley_checkpoints",
+        timeout: float = 5.0,
+    ) -> None:
+        self._nc = nc
+        self._js = nc.jetstream(timeout=timeout)
+        self._stream = stream_name
+        self._max = max_event_bytes
+        self._owns = owns_connection
+        self._bucket = checkpoint_bucket
+        self._timeout = timeout
+        self._atomic = False
+        self._kv: KeyValue | None = None
+        self._router = TapRouter(nc)
+        self._feeds: set[JetStreamFeed] = set()
+        self._batches = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | None = None,
+        *,
+        nc: Client | None = None,
+        stream_name: str = "PARLEY_EVENTS",
+        max_event_bytes: int = 1_048_576,
+        duplicate_window_ns: int = _DUPLICATE_WINDOW_NS,
+    ) -> "JetStreamEventStore":
+        """Connect (or reuse ``nc``) and create the JetStream stream if it is missing."""
+        owns = nc is None
+        if nc is None:
+            try:
+                nc = await nats.connect(url or "nats://127.0.0.1:4222", connect_timeout=5)
+            except (*_DRIVER_ERRORS, OSError) as exc:
+                raise EventStoreUnavailable(
+                    f"cannot reach NATS at {url}: {exc!r}; start nats-server with JetStream "
+                    "or set PARLEY_NATS_URL"
+                ) from exc
+        store = cls(
+            nc, stream_name=stream_name, max_event_bytes=max_event_bytes, owns_connection=owns
+        )
+        try:
+            await store._ensure_stream(duplicate_window_ns)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    # -- the port ---------------------------------------------------------------------------
+
+    async def append(
+        self, stream: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendResult:
+        """Append ``events`` atomically if ``stream`` is at ``expected_version``."""
+        check_stream(stream)
+        if not events:
+            raise ValueError("append needs at least one event")
+        if len(events) > 1 and not self._atomic:
+            raise EventStoreError(
+                f"JetStream stream {self._stream} has no atomic batch publish (needs "
+                "nats-server 2.12+ and allow_atomic); append one event per call"
+            )
+        subject = subjects.events(stream)
+        for _ in range(_ATTEMPTS):
+            last = await self._last(subject)
+            current = last.version if last else 0
+            if last is not None and last.id == events[-1].id:
+                return AppendResult(last.version, last.seq)  # already stored: a retry
+            if expected_version not in (ANY_VERSION, current):
+                raise ConcurrencyConflict(stream, expected_version, current)
+            bodies = [
+                encode_event(Event.record(e, stream=stream, version=current + i))
+                for i, e in enumerate(events, 1)
+            ]
+            for body in bodies:
+                if len(body) > self._max:
+                    raise EventTooLarge(len(body), self._max)
+            ack = await self._publish(subject, events, bodies, current, last.seq if last else 0)
+            error = ack.get("error")
+            if error is not None and error.get("err_code") == _BATCH_INCOMPLETE:
+                continue  # the server dropped the batch uncommitted: safe to send again
+            if error is None:
+                if ack.get("duplicate"):
+                    return await self._recorded_at(int(ack["seq"]), stream)
+                return AppendResult(current + len(events), int(ack["seq"]))
+            if error.get("err_code") not in _MAYBE_RETRY:
+                raise EventStoreError(f"JetStream refused the append to {stream!r}: {error}")
+            last = await self._last(subject)
+            if last is not None and last.id == events[-1].id:
+                return AppendResult(last.version, last.seq)
+            if expected_version != ANY_VERSION:
+                raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)
+        if expected_version != ANY_VERSION:
+            raise EventStoreUnavailable(f"JetStream kept dropping the batch for {stream!r}")
+        raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)
+
+    async def read(self, stream: str, from_version: int = 1) -> list[Event]:
+        """Events of ``stream`` from ``from_version`` on, in version order ([] if none)."""
+        check_stream(stream)
+        subject = subjects.events(stream)
+        out: list[Event] = []
+        seq = 1
+        replace = msgspec.structs.replace
+        try:
+            inbox = self._nc.new_inbox()
+            sub = await self._nc.subscribe(inbox)
+            try:
+                while True:
+                    request = json.dumps({"seq": seq, "next_by_subj": subject, "batch": 1024})
+                    await self._nc.publish(
+                        f"$JS.API.DIRECT.GET.{self._stream}", request.encode(), reply=inbox
+                    )
+                    while True:
+                        msg = await sub.next_msg(timeout=self._timeout)
+                        headers = msg.headers or {}
+                        status = headers.get("Status")
+                        if status is not None:
+                            break
+                        seq = int(headers["Nats-Sequence"])
+                        event = decode_event(msg.data)
+                        if event.version >= from_version:
+                            out.append(replace(event, position=seq))
+                    if status != "204" or headers.get("Nats-Num-Pending", "0") == "0":
+                        return out
+                    seq += 1
+            finally:
+                with contextlib.suppress(nats.errors.Error):
+                    await sub.unsubscribe()
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"could not read {stream!r}: {exc!r}") from exc
+
+    async def last_position(self) -> int:
+        """Global position of the newest event in the store (0 when empty)."""
+        info = await self._api(f"STREAM.INFO.{self._stream}")
+        return int(info["state"]["last_seq"])
+
+    def subscribe(
+        self, from_position: int = 0, categories: Sequence[str] | None = None
+    ) -> Subscription:
+        """Events after ``from_position``, catch-up then live, in position order."""
+        feed = _TrackedFeed(
+            self, self._nc, self._router, self._stream, from_position, categories, self._timeout
+        )
+        self._feeds.add(feed)
+        return feed
+
+    async def load_checkpoint(self, name: str) -> int:
+        """The position subscriber ``name`` last saved (0 if none)."""
+        kv = await self._checkpoints()
+        try:
+            entry = await kv.get(safe_key(name))
+        except nats.js.errors.KeyNotFoundError:
+            return 0
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"could not load checkpoint {name!r}: {exc!r}") from exc
+        return int(entry.value or b"0")
+
+    async def save_checkpoint(self, name: str, position: int) -> None:
+        """Save subscriber ``name``'s position."""
+        kv = await self._checkpoints()
+        try:
+            await kv.put(safe_key(name), str(int(position)).encode())
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"could not save checkpoint {name!r}: {exc!r}") from exc
+
+    async def close(self) -> None:
+        """Stop open subscriptions; close the connection if this store opened it."""
+        for feed in list(self._feeds):
+            await feed.close()
+        if self._owns and not self._nc.is_closed:
+            await self._nc.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    async def _api(self, verb: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps(payload).encode() if payload is not None else b""
+        try:
+            msg = await self._nc.request(f"$JS.API.{verb}", body, timeout=self._timeout)
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"JetStream did not answer {verb}: {exc!r}") from exc
+        reply: dict[str, Any] = json.loads(msg.data)
+        if "error" in reply and verb != f"STREAM.INFO.{self._stream}":
+            raise EventStoreError(f"JetStream refused {verb}: {reply['error']}")
+        return reply
+
+    async def _ensure_stream(self, duplicate_window_ns: int) -> None:
+        wanted = {
+            "name": self._stream,
+            "subjects": [subjects.EVENTS_ALL],
+            "retention": "limits",
+            "storage": "file",
+            "discard": "old",
+            "num_replicas": 1,
+            "allow_direct": True,
+            "allow_atomic": True,
+            "duplicate_window": duplicate_window_ns,
+            "max_msg_size": self._max + _HEADROOM,
+        }
+        info = await self._api(f"STREAM.INFO.{self._stream}")
+        error = info.get("error")
+        if error is not None and error.get("err_code") != _STREAM_NOT_FOUND:
+            raise EventStoreError(f"JetStream refused STREAM.INFO: {error}")
+        if error is not None:
+            try:
+                info = await self._api(f"STREAM.CREATE.{self._stream}", wanted)
+            except EventStoreError:
+                info = await self._api(f"STREAM.INFO.{self._stream}")  # lost a creation race
+                if "error" in info:
+                    raise
+        config: dict[str, Any] = info["config"]
+        if subjects.EVENTS_ALL not in config.get("subjects", []):
+            raise EventStoreError(
+                f"JetStream stream {self._stream} exists with subjects {config.get('subjects')}, "
+                f"not {subjects.EVENTS_ALL}: pick another stream_name"
+            )
+        limit = config.get("max_msg_size", -1)
+        if (
+            not config.get("allow_atomic")
+            or not config.get("allow_direct")
+            or 0 <= limit < self._max + _HEADROOM
+        ):
+            update = {**config, "allow_atomic": True, "allow_direct": True}
+            update["max_msg_size"] = max(limit, self._max + _HEADROOM) if limit >= 0 else -1
+            with contextlib.suppress(EventStoreError):
+                config = (await self._api(f"STREAM.UPDATE.{self._stream}", update))["config"]
+        self._atomic = bool(config.get("allow_atomic"))
+
+    async def _last(self, subject: str) -> _Last | None:
+        try:
+            msg = await self._nc.request(
+                f"$JS.API.DIRECT.GET.{self._stream}.{subject}", b"", timeout=self._timeout
+            )
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
+        headers = msg.headers or {}
+        if "Status" in headers:
+            if headers["Status"] == "404":
+                return None
+            raise EventStoreError(f"JetStream direct get failed: {headers}")
+        head = decode_head(msg.data)
+        return _Last(head.id, head.version, int(headers["Nats-Sequence"]))
+
+    async def _recorded_at(self, seq: int, stream: str) -> AppendResult:
+        """Where a de-duplicated append was first stored."""
+        try:
+            msg = await self._nc.request(
+                f"$JS.API.DIRECT.GET.{self._stream}",
+                json.dumps({"seq": seq}).encode(),
+                timeout=self._timeout,
+            )
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
+        headers = msg.headers or {}
+        if "Status" in headers or headers.get("Nats-Subject") != subjects.events(stream):
+            raise EventStoreError(
+                f"event id already used at position {seq} outside stream {stream!r}"
+            )
+        return AppendResult(decode_head(msg.data).version, seq)
+
+    async def _publish(
+        self,
+        subject: str,
+        events: Sequence[NewEvent],
+        bodies: list[bytes],
+        current: int,
+        last_seq: int,
+    ) -> dict[str, Any]:
+        """Publish ``bodies`` (one message, or one atomic batch) and return the ack."""
+        expected = str(last_seq)
+        try:
+            if len(bodies) == 1:
+                headers = {
+                    "Nats-Msg-Id": events[0].id,
+                    "Nats-Expected-Last-Subject-Sequence": expected,
+                    "Parley-Version": str(current + 1),
+                }
+                msg = await self._nc.request(
+                    subject, bodies[0], timeout=self._timeout, headers=headers
+                )
+            else:
+                async with self._batches:
+                    msg = await self._publish_batch(subject, events, bodies, current, expected)
+        except _DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(
+                f"JetStream did not acknowledge the append: {exc!r}"
+            ) from exc
+        ack: dict[str, Any] = json.loads(msg.data)
+        return ack
+
+    async def _publish_batch(
+        self,
+        subject: str,
+        events: Sequence[NewEvent],
+        bodies: list[bytes],
+        current: int,
+        expected: str,
+    ) -> Any:
+        """Send one atomic batch; only the commit (the last message) is acknowledged."""
+        batch = uuid.uuid4().hex
+        for i, (event, body) in enumerate(zip(events, bodies, strict=True), 1):
+            headers = {
+                "Nats-Msg-Id": event.id,
+                "Parley-Version": str(current + i),
+                "Nats-Batch-Id": batch,
+                "Nats-Batch-Sequence": str(i),
+            }
+            if i == 1:
+                headers["Nats-Expected-Last-Subject-Sequence"] = expected
+            if i < len(bodies):
+                await self._nc.publish(subject, body, headers=headers)
+        headers["Nats-Batch-Commit"] = "1"
+        return await self._nc.request(subject, bodies[-1], timeout=self._timeout, headers=headers)
+
+    async def _checkpoints(self) -> KeyValue:
+        if self._kv is None:
+            try:
+                try:
+                    self._kv = await self._js.key_value(self._bucket)
+                except nats.js.errors.BucketNotFoundError:
+                    config = KeyValueConfig(
+                        bucket=self._bucket, history=1, storage=StorageType.FILE
+                    )
+                    self._kv = await self._js.create_key_value(config)
+            except _DRIVER_ERRORS as exc:
+                raise EventStoreUnavailable(
+                    f"could not open checkpoint bucket {self._bucket!r}: {exc!r}"
+                ) from exc
+        return self._kv
+
+
+class _TrackedFeed(JetStreamFeed):
+    """A feed the store closes with itself."""
+
+    def __init__(self, store: JetStreamEventStore, *args: Any) -> None:
+        super().__init__(*args)
+        self._store = store
+
+    async def close(self) -> None:
+        self._store._feeds.discard(self)
+        await super().close()

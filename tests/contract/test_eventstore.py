@@ -1,0 +1,316 @@
+"""One contract for every event store backend (ids: jetstream, kurrentdb)."""
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+
+import pytest
+
+from parley.contracts.envelope import Event, NewEvent
+from parley.eventstore import (
+    ANY_VERSION,
+    NO_STREAM,
+    ConcurrencyConflict,
+    EventStore,
+    EventStoreError,
+    EventTooLarge,
+    InvalidStreamName,
+    Subscription,
+    open_store,
+)
+
+MAX_EVENT_BYTES = 64 * 1024  # the limit the `store` fixture opens every backend with
+
+
+def category() -> str:
+    return "c" + uuid.uuid4().hex[:16]
+
+
+def stream_of(cat: str | None = None) -> str:
+    return f"{cat or category()}-{uuid.uuid4().hex}"
+
+
+def new(n: int = 0, **data: object) -> NewEvent:
+    return NewEvent(type="test.happened", subject="s", data={"n": n, **data})
+
+
+async def take(sub: Subscription, count: int, within: float = 10.0) -> list[Event]:
+    got: list[Event] = []
+
+    async def run() -> None:
+        async for event in sub:
+            got.append(event)
+            if len(got) == count:
+                return
+
+    await asyncio.wait_for(run(), within)
+    return got
+
+
+async def append_each(store: EventStore, stream: str, events: Sequence[NewEvent]) -> list[int]:
+    positions = []
+    version = NO_STREAM
+    for event in events:
+        result = await store.append(stream, [event], version)
+        version = result.version
+        positions.append(result.position)
+    return positions
+
+
+async def test_appended_events_read_back_with_ids_types_data_and_dense_versions(
+    store: EventStore,
+) -> None:
+    stream = stream_of()
+    first = await store.append(stream, [new(1), new(2)], NO_STREAM)
+    second = await store.append(stream, [new(3)], first.version)
+    events = await store.read(stream)
+    assert [e.version for e in events] == [1, 2, 3]
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    assert {e.type for e in events} == {"test.happened"}
+    assert {e.stream for e in events} == {stream}
+    assert first.version == 2 and second.version == 3
+    assert events[0].position <= events[1].position < events[2].position
+    assert first.position == events[1].position and second.position == events[2].position
+    assert [e.version for e in await store.read(stream, from_version=2)] == [2, 3]
+    assert await store.read(stream_of()) == []
+
+
+async def test_appended_event_keeps_its_envelope(store: EventStore) -> None:
+    stream = stream_of()
+    sent = NewEvent(
+        type="agent.created",
+        subject="a1",
+        data={"name": "x", "nested": {"k": [1, 2]}},
+        namespace="tenant1",
+        correlationid="corr",
+        causationid="cause",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    await store.append(stream, [sent], NO_STREAM)
+    [got] = await store.read(stream)
+    assert got == Event.record(sent, stream=stream, version=1, position=got.position)
+
+
+async def test_no_stream_on_an_existing_stream_conflicts(store: EventStore) -> None:
+    stream = stream_of()
+    await store.append(stream, [new()], NO_STREAM)
+    with pytest.raises(ConcurrencyConflict) as caught:
+        await store.append(stream, [new()], NO_STREAM)
+    assert (caught.value.expected, caught.value.actual) == (NO_STREAM, 1)
+    assert len(await store.read(stream)) == 1
+
+
+async def test_a_stale_expected_version_conflicts_with_the_actual_version(
+    store: EventStore,
+) -> None:
+    stream = stream_of()
+    await store.append(stream, [new(1), new(2), new(3)], NO_STREAM)
+    with pytest.raises(ConcurrencyConflict) as caught:
+        await store.append(stream, [new(4)], 2)
+    assert (caught.value.stream, caught.value.expected, caught.value.actual) == (stream, 2, 3)
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(stream_of(), [new()], 5)
+
+
+async def test_any_version_appends_at_the_end(store: EventStore) -> None:
+    stream = stream_of()
+    assert (await store.append(stream, [new(1)], ANY_VERSION)).version == 1
+    assert (await store.append(stream, [new(2), new(3)], ANY_VERSION)).version == 3
+    assert [e.version for e in await store.read(stream)] == [1, 2, 3]
+
+
+async def test_racing_writers_win_each_version_exactly_once_without_gaps_or_losses(
+    store: EventStore,
+) -> None:
+    stream = stream_of()
+    writers, per_writer = 10, 8
+    written: list[str] = []
+    conflicts = 0
+
+    async def writer(w: int) -> None:
+        nonlocal conflicts
+        for i in range(per_writer):
+            event = new(w * 100 + i)
+            while True:
+                current = len(await store.read(stream))
+                try:
+                    await store.append(stream, [event], current)
+                except ConcurrencyConflict:
+                    conflicts += 1
+                    continue
+                written.append(event.id)
+                break
+
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    events = await store.read(stream)
+    assert [e.version for e in events] == list(range(1, writers * per_writer + 1))
+    assert sorted(e.id for e in events) == sorted(written)
+    assert len(set(written)) == writers * per_writer
+    assert conflicts > 0
+
+
+async def test_racing_writers_on_one_version_exactly_one_wins(store: EventStore) -> None:
+    stream = stream_of()
+    await store.append(stream, [new()], NO_STREAM)
+    outcomes = await asyncio.gather(
+        *(store.append(stream, [new(i)], 1) for i in range(10)), return_exceptions=True
+    )
+    winners = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(winners) == 1 and winners[0].version == 2
+    assert all(isinstance(o, ConcurrencyConflict) for o in outcomes if o not in winners)
+    assert len(await store.read(stream)) == 2
+
+
+async def test_the_same_event_id_appended_twice_is_stored_once(store: EventStore) -> None:
+    stream = stream_of()
+    event = new()
+    first = await store.append(stream, [event], NO_STREAM)
+    again = await store.append(stream, [event], NO_STREAM)
+    any_again = await store.append(stream, [event], ANY_VERSION)
+    assert again == first == any_again
+    assert [e.id for e in await store.read(stream)] == [event.id]
+
+
+async def test_a_retried_append_whose_first_try_succeeded_reports_success(
+    store: EventStore,
+) -> None:
+    stream = stream_of()
+    await store.append(stream, [new(1)], NO_STREAM)
+    batch = [new(2), new(3)]
+    first = await store.append(stream, batch, 1)
+    retried = await store.append(stream, batch, 1)
+    assert retried == first
+    assert len(await store.read(stream)) == 3
+
+
+async def test_concurrent_retries_of_one_append_all_report_the_same_success(
+    store: EventStore,
+) -> None:
+    stream = stream_of()
+    await store.append(stream, [new(1)], NO_STREAM)
+    single, batch = [new(2)], [new(3), new(4)]
+    singles = await asyncio.gather(*(store.append(stream, single, 1) for _ in range(5)))
+    batches = await asyncio.gather(*(store.append(stream, batch, 2) for _ in range(5)))
+    assert len(set(singles)) == 1 and singles[0].version == 2
+    assert len(set(batches)) == 1 and batches[0].version == 4
+    assert [e.data["n"] for e in await store.read(stream)] == [1, 2, 3, 4]
+
+
+async def test_a_multi_event_append_is_all_or_nothing(store: EventStore) -> None:
+    stream = stream_of()
+    huge = new(2, blob="x" * MAX_EVENT_BYTES)
+    with pytest.raises(EventTooLarge):
+        await store.append(stream, [new(1), huge, new(3)], NO_STREAM)
+    assert await store.read(stream) == []
+    await store.append(stream, [new(1)], NO_STREAM)
+    with pytest.raises(ConcurrencyConflict):
+        await store.append(stream, [new(2), new(3), new(4)], NO_STREAM)
+    assert [e.data["n"] for e in await store.read(stream)] == [1]
+
+
+async def test_an_oversized_event_is_refused_and_nothing_is_stored(store: EventStore) -> None:
+    stream = stream_of()
+    with pytest.raises(EventTooLarge) as caught:
+        await store.append(stream, [new(blob="x" * MAX_EVENT_BYTES)], NO_STREAM)
+    assert caught.value.limit == MAX_EVENT_BYTES and caught.value.size > MAX_EVENT_BYTES
+    assert await store.read(stream) == []
+
+
+@pytest.mark.parametrize("name", ["Agent-1", "agent", "agent-", "-1", "agent-a.b", "agent-a b"])
+async def test_an_invalid_stream_name_is_refused(store: EventStore, name: str) -> None:
+    with pytest.raises(InvalidStreamName):
+        await store.append(name, [new()], NO_STREAM)
+    with pytest.raises(InvalidStreamName):
+        await store.read(name)
+
+
+async def test_last_position_is_the_position_of_the_newest_event(store: EventStore) -> None:
+    before = await store.last_position()
+    result = await store.append(stream_of(), [new()], NO_STREAM)
+    assert result.position > before
+    assert await store.last_position() == result.position
+
+
+async def test_a_subscription_catches_up_from_a_position_then_goes_live_in_order(
+    store: EventStore,
+) -> None:
+    cat = category()
+    stream = stream_of(cat)
+    positions = await append_each(store, stream, [new(1), new(2), new(3)])
+    sub = store.subscribe(from_position=positions[0], categories=[cat])
+    try:
+        caught_up = await take(sub, 2)
+        assert [e.data["n"] for e in caught_up] == [2, 3]
+        live = asyncio.create_task(take(sub, 2))
+        await store.append(stream, [new(4)], 3)
+        await store.append(stream, [new(5)], 4)
+        events = await live
+        assert [e.data["n"] for e in events] == [4, 5]
+        assert [e.version for e in events] == [4, 5]
+        assert events[0].position < events[1].position
+    finally:
+        await sub.close()
+
+
+async def test_a_subscription_to_every_category_sees_new_streams(store: EventStore) -> None:
+    start = await store.last_position()
+    sub = store.subscribe(from_position=start)
+    try:
+        result = await store.append(stream_of(), [new(7)], NO_STREAM)
+        [event] = await take(sub, 1)
+        assert (event.data["n"], event.position) == (7, result.position)
+    finally:
+        await sub.close()
+
+
+async def test_a_subscription_filtered_by_category_sees_only_that_category(
+    store: EventStore,
+) -> None:
+    wanted, other = category(), category()
+    start = await store.last_position()
+    a, b = stream_of(wanted), stream_of(other)
+    await store.append(a, [new(1)], NO_STREAM)
+    await store.append(b, [new(100)], NO_STREAM)
+    await store.append(a, [new(2)], 1)
+    await store.append(b, [new(200)], 1)
+    await store.append(a, [new(3)], 2)
+    sub = store.subscribe(from_position=start, categories=[wanted])
+    try:
+        events = await take(sub, 3)
+    finally:
+        await sub.close()
+    assert [(e.stream, e.data["n"]) for e in events] == [(a, 1), (a, 2), (a, 3)]
+
+
+async def test_resuming_from_a_saved_checkpoint_gets_exactly_the_events_after_it(
+    store: EventStore,
+) -> None:
+    cat, name = category(), f"projection/{uuid.uuid4().hex}"
+    stream = stream_of(cat)
+    assert await store.load_checkpoint(name) == 0
+    await append_each(store, stream, [new(1), new(2)])
+    sub = store.subscribe(0, categories=[cat])
+    try:
+        done = await take(sub, 2)
+    finally:
+        await sub.close()
+    await store.save_checkpoint(name, done[-1].position)
+    await store.append(stream, [new(3), new(4)], 2)
+    resumed = store.subscribe(await store.load_checkpoint(name), categories=[cat])
+    try:
+        assert [e.data["n"] for e in await take(resumed, 2)] == [3, 4]
+    finally:
+        await resumed.close()
+    await store.save_checkpoint(name, 12345)
+    assert await store.load_checkpoint(name) == 12345
+
+
+async def test_an_unknown_backend_is_refused_with_what_to_do() -> None:
+    with pytest.raises(EventStoreError, match="PARLEY_EVENTSTORE"):
+        await open_store(backend="mongo")
+
+
+async def test_kurrentdb_without_a_url_says_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PARLEY_KURRENTDB_URL", raising=False)
+    with pytest.raises(EventStoreError, match="set PARLEY_KURRENTDB_URL"):
+        await open_store(backend="kurrentdb")

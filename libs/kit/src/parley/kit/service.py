@@ -36,6 +36,7 @@ def create_service(
         settings.nats_url,
         name=f"parley-{name}",
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)],
+        logger=logging.getLogger(f"parley.{name}.broker"),
         log_level=logging.DEBUG,
         graceful_timeout=10.0,
     )
@@ -48,5 +49,6 @@ def create_service(
     register(broker)
     return FastStream(
         broker,
+        logger=logging.getLogger(f"parley.{name}"),
         specification=AsyncAPI(title=f"parley-{name}", version="1", description=description),
     )

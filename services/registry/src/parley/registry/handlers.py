@@ -200,8 +200,10 @@ def reply_for_error(exc: Exception) -> CommandReply:
     match exc:
         case DomainError():
             body = exc.to_body()
-        case msgspec.ValidationError() | msgspec.DecodeError():
+        case msgspec.ValidationError():
             body = ErrorBody(code=ErrorCode.VALIDATION_ERROR, message=str(exc))
+        case msgspec.DecodeError():
+            body = ErrorBody(code=ErrorCode.INVALID_REQUEST, message=str(exc))
         case ConcurrencyConflict():
             body = ErrorBody(
                 code=ErrorCode.CONCURRENCY_CONFLICT,

@@ -1,0 +1,67 @@
+"""The service kit: settings from the environment, redacting logs, trace propagation."""
+
+import json
+import logging
+
+import msgspec
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+
+from parley.kit.logs import configure_logging, redact
+from parley.kit.settings import ServiceSettings, SettingsError, from_env
+from parley.kit.telemetry import extract, inject
+
+
+class _Settings(msgspec.Struct, frozen=True):
+    port: int = 8080
+    name: str = "x"
+    ratio: float = 0.5
+
+
+def test_settings_come_from_parley_variables_converted_to_their_types() -> None:
+    settings = from_env(_Settings, {"PARLEY_PORT": "9000", "PARLEY_RATIO": "0.25", "OTHER": "1"})
+    assert settings == _Settings(port=9000, name="x", ratio=0.25)
+
+
+def test_a_setting_of_the_wrong_type_names_the_variable_group() -> None:
+    with pytest.raises(SettingsError, match="PARLEY_"):
+        from_env(_Settings, {"PARLEY_PORT": "eighty"})
+
+
+def test_service_settings_default_to_a_local_nats_and_jetstream() -> None:
+    settings = from_env(ServiceSettings, {})
+    assert settings.nats_url == "nats://127.0.0.1:4222"
+    assert settings.eventstore == "jetstream"
+
+
+def test_keys_and_bearer_tokens_are_redacted_from_text() -> None:
+    text = "calling with sk-ant-abcdefghijklmnop and Bearer eyJhbGciOi.x.y"
+    assert "sk-ant-abcdefghijklmnop" not in redact(text)
+    assert "eyJhbGciOi" not in redact(text)
+
+
+def test_log_lines_are_json_and_never_carry_secret_fields(capsys: pytest.CaptureFixture) -> None:
+    configure_logging("unit", "INFO")
+    try:
+        logging.getLogger("unit").info(
+            "provider key is sk-proj-1234567890abcdef", extra={"api_key": "k-1", "agent": "a"}
+        )
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        logging.getLogger().handlers.clear()
+    entry = json.loads(line)
+    assert entry["service"] == "unit" and entry["agent"] == "a"
+    assert entry["api_key"] == "[REDACTED]"
+    assert "sk-proj-1234567890abcdef" not in line
+
+
+def test_a_span_context_survives_a_round_trip_through_message_headers() -> None:
+    tracer = TracerProvider().get_tracer("unit")
+    with tracer.start_as_current_span("edge") as span:
+        headers = inject({"other": "kept"})
+    assert headers["other"] == "kept"
+    assert headers["traceparent"].split("-")[1] == format(span.get_span_context().trace_id, "032x")
+    carried = trace.get_current_span(extract(headers)).get_span_context()
+    assert carried.trace_id == span.get_span_context().trace_id
+    assert carried.span_id == span.get_span_context().span_id

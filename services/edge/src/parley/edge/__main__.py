@@ -1,0 +1,34 @@
+"""``python -m parley.edge``: serve the edge with uvicorn until SIGTERM/SIGINT.
+
+uvicorn handles both signals: it stops accepting, lets in-flight requests finish (up to
+10 s), then runs the app's shutdown (projection, store, NATS drain).
+"""
+
+import uvicorn
+
+from parley.edge.app import create_app
+from parley.edge.settings import load_settings
+from parley.kit.logs import configure_logging
+from parley.kit.telemetry import setup_tracing
+
+
+def main() -> None:
+    """Run the edge on ``PARLEY_EDGE_HOST``:``PARLEY_EDGE_PORT``."""
+    settings = load_settings()
+    configure_logging("edge", settings.log_level)
+    setup_tracing("edge", settings.otlp_endpoint)
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

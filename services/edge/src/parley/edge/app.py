@@ -1,0 +1,81 @@
+"""Wiring: the edge's Litestar app. No connections at import time.
+
+On start-up the app connects to NATS, opens the event store on that connection, and starts
+the agents projection; on shutdown it stops them in reverse. ``app.state`` holds
+``settings``, ``nc``, ``store``, ``projection`` and ``commands`` for the route handlers.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import nats
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+
+from parley.edge.commands import CommandClient
+from parley.edge.errors import exception_handlers
+from parley.edge.guards import HostGuard
+from parley.edge.openapi import document_bodies, openapi_config
+from parley.edge.projection import AgentsProjection
+from parley.edge.request_ids import add_request_id_header
+from parley.edge.routes.agents import agent_router
+from parley.edge.routes.events import event_routes
+from parley.edge.routes.health import health_routes
+from parley.edge.routes.ws import ws_routes
+from parley.edge.settings import EdgeSettings
+from parley.eventstore.factory import open_store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: EdgeSettings) -> Litestar:
+    """The edge: REST, SSE and WebSocket over the platform's commands and projections."""
+
+    @asynccontextmanager
+    async def connections(app: Litestar) -> AsyncIterator[None]:
+        nc = await nats.connect(
+            settings.nats_url,
+            name="parley-edge",
+            connect_timeout=5,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+        try:
+            store = await open_store(
+                backend=settings.eventstore,
+                nats_url=settings.nats_url,
+                kurrentdb_url=settings.kurrentdb_url,
+                nc=nc,
+            )
+            projection = AgentsProjection(store)
+            app.state.nc, app.state.store, app.state.projection = nc, store, projection
+            app.state.commands = CommandClient(nc, settings.command_timeout)
+            await projection.start()
+            try:
+                yield
+            finally:
+                await projection.stop()
+                await store.close()
+        finally:
+            if not nc.is_closed:
+                await nc.drain()
+
+    cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
+    app = Litestar(
+        route_handlers=[*health_routes, agent_router, *event_routes, *ws_routes],
+        lifespan=[connections],
+        on_startup=[document_bodies],
+        state=State({"settings": settings}),
+        exception_handlers=exception_handlers,
+        before_send=[add_request_id_header],
+        cors_config=cors,
+        middleware=[HostGuard(settings.allowed_hosts)],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=openapi_config(),
+        logging_config=None,
+    )
+    return app

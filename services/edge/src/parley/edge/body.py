@@ -1,0 +1,101 @@
+"""Safe request body decoding: every way a body can be bad maps to one error, here.
+
+Bodies are read as raw bytes (capped at the app's body limit, streamed or not), parsed as
+JSON without a type first (so malformed, non-UTF-8 or absurdly nested input is always
+``400 INVALID_REQUEST``), then converted to the target Struct (so wrong types, unknown and
+missing fields are ``422 VALIDATION_ERROR`` with field paths).
+"""
+
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+
+from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
+from parley.contracts.errors import ErrorCode
+from parley.contracts.registry import AgentSpec
+from parley.edge.errors import ApiError, field_errors
+
+__all__ = ["JSON_TYPES", "TOML_TYPES", "decode_body"]
+
+T = TypeVar("T")
+
+JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
+"""Media types decoded as JSON (a missing `Content-Type` counts as JSON)."""
+TOML_TYPES = frozenset({"application/toml", "text/toml"})
+"""Media types decoded as a TOML agent definition (only where the target is `AgentSpec`)."""
+
+
+async def decode_body(
+    request: Request[Any, Any, Any], target: type[T], *, optional: bool = False
+) -> T:
+    """Read and decode the body of ``request`` as ``target``.
+
+    Args:
+        request: The request.
+        target: A msgspec Struct type.
+        optional: An empty body decodes as ``target()`` instead of an error.
+
+    Raises:
+        ApiError: ``PAYLOAD_TOO_LARGE`` (via the body limit), ``UNSUPPORTED_MEDIA_TYPE``,
+            ``INVALID_REQUEST`` (empty, malformed, not UTF-8, nested too deeply) or
+            ``VALIDATION_ERROR`` (wrong types, unknown or missing fields).
+    """
+    media_type, options = request.content_type
+    media_type = media_type.lower() if request.headers.get("content-type") else "application/json"
+    toml = target is AgentSpec and media_type in TOML_TYPES
+    if not toml and media_type not in JSON_TYPES:
+        accepted = sorted(JSON_TYPES | (TOML_TYPES if target is AgentSpec else frozenset()))
+        raise ApiError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            f"unsupported Content-Type {media_type!r}; send one of {', '.join(accepted)}",
+            {"accepted": accepted},
+        )
+    charset = options.get("charset", "utf-8").lower().replace("_", "-")
+    if charset not in ("utf-8", "utf8"):
+        raise ApiError(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"unsupported charset {charset!r}; send UTF-8"
+        )
+    raw = await request.body()  # enforces the body limit on announced and streamed bytes
+    if not raw.strip():
+        if optional:
+            return target()
+        raise ApiError(ErrorCode.INVALID_REQUEST, "the request needs a body")
+    if toml:
+        return _from_toml(raw)  # type: ignore[return-value]
+    try:
+        tree = msgspec.json.decode(raw)
+    except RecursionError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "JSON body is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "request body is not valid UTF-8") from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"malformed JSON body: {exc}") from None
+    return _convert(tree, target)
+
+
+def _convert(tree: Any, target: type[T]) -> T:
+    try:
+        return msgspec.convert(tree, target)
+    except msgspec.ValidationError as exc:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR, f"invalid body: {exc}", field_errors(exc, "body")
+        ) from None
+    except RecursionError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "body is nested too deeply") from None
+
+
+def _from_toml(raw: bytes) -> AgentSpec:
+    try:
+        return agent_spec_from_toml(raw)
+    except msgspec.ValidationError as exc:
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"invalid agent definition: {exc}",
+            field_errors(exc, "body"),
+        ) from None
+    except TomlAgentError as exc:
+        details = {"line": exc.line, "column": exc.column} if exc.line else None
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"malformed TOML body: {exc}", details) from None
+    except (RecursionError, ValueError) as exc:
+        raise ApiError(ErrorCode.INVALID_REQUEST, f"malformed TOML body: {exc}") from None

@@ -1,0 +1,105 @@
+"""The command client: NATS request/reply to ``parley.cmd.<service>.<verb>``.
+
+The request carries the command as msgspec JSON, the W3C ``traceparent`` of the current span
+and ``Parley-Request-Id``; the reply is a :class:`CommandReply`. Error replies, missing
+services and timeouts all come back as :class:`ApiError`.
+"""
+
+import logging
+
+import msgspec
+import nats.errors
+from nats.aio.client import Client
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from parley.contracts import subjects
+from parley.contracts.errors import ErrorCode
+from parley.contracts.registry import SERVICE, CommandReply, RegistryCommand
+from parley.edge.errors import ApiError
+from parley.kit.telemetry import extract, inject
+
+__all__ = ["REQUEST_ID_HEADER", "CommandClient"]
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "Parley-Request-Id"
+_encode = msgspec.json.Encoder().encode
+_decode_reply = msgspec.json.Decoder(CommandReply).decode
+_tracer = trace.get_tracer("parley.edge")
+
+
+class CommandClient:
+    """Sends registry commands and turns their replies into results or API errors."""
+
+    def __init__(self, nc: Client, timeout: float) -> None:
+        self.nc, self.timeout = nc, timeout
+
+    async def send(
+        self,
+        verb: str,
+        command: RegistryCommand,
+        *,
+        request_id: str,
+        traceparent: str | None = None,
+    ) -> CommandReply:
+        """Send ``command`` to ``parley.cmd.registry.<verb>`` and wait for its reply.
+
+        Args:
+            verb: ``create_agent``, ``update_agent``, ``agent_action`` or ``delete_agent``.
+            command: The command struct.
+            request_id: The HTTP request's id, sent as ``Parley-Request-Id``.
+            traceparent: The caller's W3C trace context, continued by this hop's span.
+
+        Returns:
+            The successful reply (``ok`` is true).
+
+        Raises:
+            ApiError: the service's error, ``SERVICE_UNAVAILABLE`` (no responders or NATS
+                down), ``TIMEOUT`` or ``INTERNAL_ERROR`` (an unreadable reply).
+        """
+        subject = subjects.cmd(SERVICE, verb)
+        try:
+            payload = _encode(command)
+        except (UnicodeEncodeError, ValueError, TypeError) as exc:
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"request cannot be encoded: {exc}") from None
+        parent = extract({"traceparent": traceparent} if traceparent else None)
+        with _tracer.start_as_current_span(
+            f"{subject} send", context=parent, kind=SpanKind.CLIENT
+        ) as span:
+            span.set_attribute("messaging.system", "nats")
+            span.set_attribute("messaging.destination.name", subject)
+            headers = inject({REQUEST_ID_HEADER: request_id})
+            if traceparent and "traceparent" not in headers:
+                headers["traceparent"] = traceparent
+            try:
+                msg = await self.nc.request(subject, payload, timeout=self.timeout, headers=headers)
+            except nats.errors.NoRespondersError:
+                raise ApiError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    f"the {SERVICE} service is not running; retry shortly",
+                    headers={"Retry-After": "1"},
+                ) from None
+            except (nats.errors.TimeoutError, TimeoutError):
+                raise ApiError(
+                    ErrorCode.TIMEOUT,
+                    f"the {SERVICE} service did not answer within {self.timeout:g}s; the change"
+                    " may still be applied: read the resource before retrying",
+                ) from None
+            except nats.errors.Error as exc:
+                log.warning("command %s failed on NATS: %r", subject, exc)
+                raise ApiError(
+                    ErrorCode.SERVICE_UNAVAILABLE,
+                    "the message bus is unavailable; retry shortly",
+                    headers={"Retry-After": "1"},
+                ) from None
+        try:
+            reply = _decode_reply(msg.data)
+        except msgspec.DecodeError:
+            log.error("unreadable reply on %s: %r", subject, msg.data[:200])
+            raise ApiError(ErrorCode.INTERNAL_ERROR, "internal error") from None
+        if not reply.ok:
+            if reply.error is None:
+                raise ApiError(ErrorCode.INTERNAL_ERROR, "internal error")
+            raise ApiError.from_body(reply.error)
+        return reply

@@ -1,0 +1,63 @@
+"""Liveness and readiness: `/health` `/livez` (always 200), `/ready` `/readyz`."""
+
+import msgspec
+from litestar import get
+from litestar.datastructures import State
+
+from parley.contracts.errors import ErrorCode
+from parley.edge.errors import ApiError
+
+__all__ = ["health_routes"]
+
+
+class Health(msgspec.Struct, kw_only=True):
+    """Process status."""
+
+    status: str
+    """`ok` or `ready`."""
+    applied_position: int | None = None
+    """Position the agents projection has applied."""
+    target_position: int | None = None
+    """Store position the projection had to reach at start."""
+
+
+class HealthResponse(msgspec.Struct, kw_only=True):
+    """`{"data": {...}}`."""
+
+    data: Health
+
+
+@get(["/health", "/livez"], tags=["health"], summary="Liveness", sync_to_thread=False)
+def health() -> HealthResponse:
+    """200 while the process runs."""
+    return HealthResponse(data=Health(status="ok"))
+
+
+@get(["/ready", "/readyz"], tags=["health"], summary="Readiness", sync_to_thread=False)
+def ready(state: State) -> HealthResponse:
+    """200 once NATS is connected and the projection has caught up with the store."""
+    projection = getattr(state, "projection", None)
+    nc = getattr(state, "nc", None)
+    connected = nc is not None and nc.is_connected
+    if projection is None or not connected or not projection.ready:
+        raise ApiError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            "not ready: waiting for NATS and the agents projection to catch up",
+            {
+                "nats_connected": connected,
+                "applied_position": projection.applied_position if projection else None,
+                "target_position": projection.target_position if projection else None,
+            },
+            headers={"Retry-After": "1"},
+        )
+    return HealthResponse(
+        data=Health(
+            status="ready",
+            applied_position=projection.applied_position,
+            target_position=projection.target_position,
+        )
+    )
+
+
+health_routes = [health, ready]
+"""The health route handlers."""

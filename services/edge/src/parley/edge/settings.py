@@ -1,0 +1,61 @@
+"""The edge's settings, from ``PARLEY_*`` environment variables."""
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from parley.kit.settings import ServiceSettings, SettingsError
+
+__all__ = ["EdgeSettings", "load_settings"]
+
+
+class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
+    """Settings of the edge (HTTP) service."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on (`PARLEY_EDGE_HOST`)."""
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8080
+    """TCP port to listen on (`PARLEY_EDGE_PORT`)."""
+    max_body_bytes: Annotated[int, Meta(ge=1)] = 1_048_576
+    """Largest request body accepted; larger ones are `413 PAYLOAD_TOO_LARGE`."""
+    cors_origins: list[str] = []
+    """Origins allowed by CORS, comma-separated; empty turns CORS off."""
+    allowed_hosts: list[str] = msgspec.field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1", "[::1]"]
+    )
+    """Accepted `Host` header values, comma-separated (`*.example.com` wildcards; `*` any)."""
+    read_your_writes_timeout: Annotated[float, Meta(gt=0)] = 2.0
+    """Seconds a command's response waits for the projection to show the change."""
+    command_timeout: Annotated[float, Meta(gt=0)] = 5.0
+    """Seconds to wait for a service to answer a command (then `504 TIMEOUT`)."""
+
+
+# Env names that differ from `PARLEY_<FIELD>`: the listen address is the edge's own.
+_ENV_NAMES = {"host": "PARLEY_EDGE_HOST", "port": "PARLEY_EDGE_PORT"}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
+    """Build :class:`EdgeSettings` from the environment.
+
+    List settings are comma-separated (`PARLEY_CORS_ORIGINS=https://a.example,https://b`).
+
+    Raises:
+        SettingsError: naming the variable and what it must be.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for field in msgspec.structs.fields(EdgeSettings):
+        raw = env.get(_ENV_NAMES.get(field.name, f"PARLEY_{field.name.upper()}"))
+        if raw is None:
+            continue
+        if field.name in ("cors_origins", "allowed_hosts"):
+            values[field.name] = [part.strip() for part in raw.split(",") if part.strip()]
+        else:
+            values[field.name] = raw
+    try:
+        return msgspec.convert(values, EdgeSettings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid PARLEY_* setting: {exc}") from exc

@@ -1,0 +1,269 @@
+"""Event streams shared by SSE and WebSocket: filters, wire encoding, safe body decoding, and
+the pump that moves a store subscription onto a bounded queue.
+
+A filter is what a client asks for (type globs, agent ids, streams, namespace). The store can
+narrow a subscription only by stream category, so :class:`EventFilter` keeps the categories it
+can prove and matches everything else in Python.
+"""
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from parley.contracts.envelope import Event
+from parley.eventstore.port import EventStore, Subscription
+
+__all__ = [
+    "MAX_PATTERNS",
+    "BodyError",
+    "EventFilter",
+    "FilterError",
+    "Pump",
+    "decode_json",
+    "encode_event",
+    "parse_position",
+    "split_values",
+]
+
+MAX_PATTERNS = 32
+"""Most values one filter field may hold."""
+MAX_DEPTH = 32
+"""Deepest nesting of arrays and objects a request body may have."""
+
+encode_event: Callable[[Event], bytes] = msgspec.json.Encoder().encode
+
+# `*` matches within one dotted segment; a trailing `*` matches the rest (`agent.*`, `*`).
+_PATTERN = re.compile(r"^[a-z0-9_*]+(\.[a-z0-9_*]+)*$")
+_LITERAL = re.compile(r"^[a-z][a-z0-9_]*$")
+_STREAM = re.compile(r"^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-]{1,160}$")
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,160}$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # contracts Namespace
+
+# Event types whose first segment names their stream's category. Only these narrow a
+# subscription by category; any other type is matched in Python over every stream, because
+# the convention is not universal (`agent_name.*` lives on `agentname-…` streams).
+_TYPE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "agent": ("agent",),
+    "agent_name": ("agentname",),
+    "custom": ("custom",),
+}
+
+
+class FilterError(ValueError):
+    """A filter or start position the client sent is not valid; the message says why."""
+
+
+class BodyError(ValueError):
+    """A request body that is not acceptable JSON; the message says why."""
+
+
+def split_values(values: Iterable[str]) -> list[str]:
+    """Repeated and comma-separated query values as one list, blanks dropped."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def parse_position(raw: str | int | None, what: str) -> int | None:
+    """A start position (a non-negative integer) or None when absent.
+
+    Raises:
+        FilterError: not a non-negative integer.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, bool):
+        raise FilterError(f"{what} must be a non-negative integer, got {raw!r}")
+    if isinstance(raw, int):
+        value = raw
+    else:
+        text = raw.strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 19:
+            raise FilterError(f"{what} must be a non-negative integer, got {raw!r}")
+        value = int(text)
+    if value < 0:
+        raise FilterError(f"{what} must be a non-negative integer, got {raw!r}")
+    return value
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    if len(pattern) > 128 or not _PATTERN.match(pattern):
+        raise FilterError(
+            f"invalid type pattern {pattern!r}: use dotted lowercase segments with `*` as "
+            "a wildcard, e.g. `agent.*` or `agent.state_changed`"
+        )
+    head, star, tail = pattern.rpartition("*")
+    if star and not tail:  # a trailing `*` crosses segments: `agent.*` matches `agent.a.b`
+        body = re.escape(head).replace(r"\*", "[a-z0-9_]*") + ".*"
+    else:
+        body = re.escape(pattern).replace(r"\*", "[a-z0-9_]*")
+    return re.compile(f"^{body}$")
+
+
+def _checked(values: Sequence[str], what: str, rule: re.Pattern[str], hint: str) -> list[str]:
+    if len(values) > MAX_PATTERNS:
+        raise FilterError(f"at most {MAX_PATTERNS} values of {what} per filter")
+    for value in values:
+        if not isinstance(value, str) or not rule.match(value):
+            raise FilterError(f"invalid {what} {value!r}: {hint}")
+    return list(values)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """Which events a subscriber wants; every given field must match (values within one
+    field are alternatives)."""
+
+    types: tuple[re.Pattern[str], ...] = ()
+    agent_ids: frozenset[str] = frozenset()
+    streams: frozenset[str] = frozenset()
+    namespace: str | None = None
+    categories: tuple[str, ...] | None = None
+    """Stream categories the store subscription can be narrowed to (None: all)."""
+
+    @classmethod
+    def parse(
+        cls,
+        types: Sequence[str] = (),
+        agent_ids: Sequence[str] = (),
+        streams: Sequence[str] = (),
+        namespace: str | None = None,
+    ) -> "EventFilter":
+        """Validate a client's filter.
+
+        Raises:
+            FilterError: a pattern, id, stream or namespace is not valid.
+        """
+        if len(types) > MAX_PATTERNS:
+            raise FilterError(f"at most {MAX_PATTERNS} type patterns per filter")
+        for t in types:
+            if not isinstance(t, str):
+                raise FilterError(f"invalid type pattern {t!r}: expected a string")
+        globs = tuple(_glob(t) for t in types)
+        ids = _checked(agent_ids, "agent_id", _ID, "letters, digits, `_.:-`, up to 160")
+        names = _checked(streams, "stream", _STREAM, "use `<category>-<id>`, e.g. `agent-…`")
+        if namespace is not None and (
+            not isinstance(namespace, str) or not _NAMESPACE.match(namespace)
+        ):
+            raise FilterError(f"invalid namespace {namespace!r}")
+        return cls(
+            types=globs,
+            agent_ids=frozenset(ids),
+            streams=frozenset(names),
+            namespace=namespace,
+            categories=_categories(types, names),
+        )
+
+    def matches(self, event: Event) -> bool:
+        """Whether ``event`` passes every part of this filter."""
+        if self.namespace is not None and event.namespace != self.namespace:
+            return False
+        if self.streams and event.stream not in self.streams:
+            return False
+        if self.types and not any(g.match(event.type) for g in self.types):
+            return False
+        if self.agent_ids and event.subject not in self.agent_ids:
+            agent_id = event.data.get("agent_id") if isinstance(event.data, dict) else None
+            if agent_id not in self.agent_ids:
+                return False
+        return True
+
+
+def _categories(types: Sequence[str], streams: Sequence[str]) -> tuple[str, ...] | None:
+    if streams:
+        return tuple(sorted({s.partition("-")[0] for s in streams}))
+    if not types:
+        return None
+    found: set[str] = set()
+    for pattern in types:
+        first = pattern.split(".", 1)[0]
+        if not _LITERAL.match(first) or first not in _TYPE_CATEGORIES:
+            return None  # one pattern we cannot narrow means every stream
+        found.update(_TYPE_CATEGORIES[first])
+    return tuple(sorted(found))
+
+
+def decode_json(body: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """Decode a JSON request body without ever raising anything but :class:`BodyError`.
+
+    msgspec raises UnicodeDecodeError on invalid UTF-8 and RecursionError on deep nesting;
+    both would be a 500 if they escaped.
+    """
+    try:
+        value = msgspec.json.decode(body)
+    except RecursionError:
+        raise BodyError(f"JSON nested deeper than {max_depth} levels") from None
+    except (msgspec.DecodeError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        raise BodyError(f"malformed JSON: {exc}") from None
+    if _depth(value, max_depth) > max_depth:
+        raise BodyError(f"JSON nested deeper than {max_depth} levels")
+    return value
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of ``value``, iteratively; stops counting past ``limit``."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+class Pump:
+    """Moves the matching events of one store subscription onto a consumer's callback.
+
+    The subscription runs in its own task; :meth:`close` cancels it and releases the
+    store's resources. Closing twice is harmless.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        start: int,
+        event_filter: EventFilter,
+        deliver: Callable[[Event], Any],
+        on_error: Callable[[Exception], Any],
+    ) -> None:
+        self._subscription: Subscription = store.subscribe(start, event_filter.categories)
+        self._filter, self._deliver, self._on_error = event_filter, deliver, on_error
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "Pump":
+        """Start delivering."""
+        self._task = asyncio.get_running_loop().create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        matches, deliver = self._filter.matches, self._deliver
+        try:
+            async for event in self._subscription:
+                if matches(event):
+                    result = deliver(event)
+                    if result is not None:
+                        await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported to the client, never lost silently
+            self._on_error(exc)
+
+    async def close(self) -> None:
+        """Stop the task and close the store subscription."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        with contextlib.suppress(Exception):
+            await self._subscription.close()

@@ -15,14 +15,9 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from parley.aggregates.agent import Agent, CorruptStreamError, evolve
 from parley.contracts.envelope import Event
-from parley.contracts.registry import (
-    AgentCreated,
-    AgentState,
-    AgentStateChanged,
-    AgentUpdated,
-    AgentView,
-)
+from parley.contracts.registry import AgentView
 from parley.eventstore import EventStore, Subscription
 
 __all__ = ["AgentsProjection", "iso"]
@@ -45,6 +40,7 @@ class AgentsProjection:
         """Position of the last event folded (of any category)."""
         self.target_position = 0
         """The store's last position at start; the projection is ready once it gets there."""
+        self._agents: dict[str, Agent] = {}
         self._by_ns: dict[str, dict[str, AgentView]] = {}
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -106,44 +102,22 @@ class AgentsProjection:
         if event.stream.startswith("agent-"):
             try:
                 self._fold(event)
-            except (msgspec.ValidationError, KeyError, TypeError, ValueError):
+            except (msgspec.ValidationError, CorruptStreamError):
                 log.exception("skipped unreadable event %s (%s)", event.id, event.type)
         if event.position:
             self.applied_position = event.position
             self._wake()
 
     def _fold(self, event: Event) -> None:
-        views = self._by_ns.setdefault(event.namespace, {})
-        when = iso(event.time)
-        if event.type == "agent.created":
-            created = msgspec.convert(event.data, AgentCreated)
-            views[created.agent_id] = AgentView(
-                id=created.agent_id,
-                namespace=event.namespace,
-                state=AgentState.CREATED,
-                version=event.version,
-                created_at=when,
-                updated_at=when,
-                spec=created.spec,
-            )
+        agent = evolve(self._agents.get(event.subject), event)
+        if agent is None:
             return
-        current = views.get(event.subject)
-        if current is None:
-            return
-        if event.type == "agent.updated":
-            spec = msgspec.convert(event.data, AgentUpdated).spec
-            views[current.id] = msgspec.structs.replace(
-                current, spec=spec, version=event.version, updated_at=when
-            )
-        elif event.type == "agent.state_changed":
-            state = msgspec.convert(event.data, AgentStateChanged).to_state
-            views[current.id] = msgspec.structs.replace(
-                current, state=state, version=event.version, updated_at=when
-            )
-        elif event.type == "agent.deleted":
-            del views[current.id]
-        else:  # a newer event type: keep the view, follow the stream's version
-            views[current.id] = msgspec.structs.replace(current, version=event.version)
+        self._agents[agent.id] = agent
+        views = self._by_ns.setdefault(agent.namespace, {})
+        if agent.deleted:
+            views.pop(agent.id, None)
+        else:
+            views[agent.id] = _view(agent)
 
     def _wake(self) -> None:
         waiters, applied = self._waiters, self.applied_position
@@ -168,3 +142,15 @@ class AgentsProjection:
                 await self._sub.close()
             if not self._stopping:
                 await asyncio.sleep(_RETRY_S)  # back off before resubscribing
+
+
+def _view(agent: Agent) -> AgentView:
+    return AgentView(
+        id=agent.id,
+        namespace=agent.namespace,
+        state=agent.state,
+        version=agent.version,
+        created_at=iso(agent.created_at),
+        updated_at=iso(agent.updated_at),
+        spec=agent.spec,
+    )

@@ -4,7 +4,7 @@ from typing import Any
 
 from parley.contracts.errors import ErrorBody, ErrorCode
 
-__all__ = ["CorruptStreamError", "DomainError", "RegistryError"]
+__all__ = ["DomainError", "RegistryError"]
 
 
 class RegistryError(Exception):
@@ -34,7 +34,3 @@ class DomainError(RegistryError):
 
     def __repr__(self) -> str:
         return f"DomainError({self.code.value}, {self.message!r}, details={self.details!r})"
-
-
-class CorruptStreamError(RegistryError):
-    """A stream holds events no valid history produces (e.g. an update before the create)."""

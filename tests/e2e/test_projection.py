@@ -1,6 +1,5 @@
 """The agents projection: a rebuild from position 0 equals the live view."""
 
-import asyncio
 import uuid
 
 import msgspec
@@ -40,9 +39,8 @@ async def test_a_projection_rebuilt_from_position_zero_equals_the_live_one(stack
     rebuilt = AgentsProjection(store)
     try:
         await rebuilt.start()
-        async with asyncio.timeout(10):
-            while not rebuilt.ready:
-                await asyncio.sleep(0.01)
+        assert await rebuilt.wait_for(rebuilt.target_position, within=10)
+        assert rebuilt.ready
         views = msgspec.to_builtins(list(rebuilt.agents("default")))
     finally:
         await rebuilt.stop()

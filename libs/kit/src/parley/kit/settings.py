@@ -38,6 +38,9 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
 
     nats_url: str = "nats://127.0.0.1:4222"
     """NATS server URL (`PARLEY_NATS_URL`)."""
+    max_in_flight: int = 64
+    """Messages each subscriber handles at once (`PARLEY_MAX_IN_FLIGHT`); FastStream's
+    default of one at a time caps a service at one command per event-store round trip."""
     log_level: str = "INFO"
     """Log level (`PARLEY_LOG_LEVEL`)."""
     otlp_endpoint: str | None = None

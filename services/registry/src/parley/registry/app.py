@@ -41,6 +41,7 @@ def create_app(settings: ServiceSettings) -> FastStream:
         @broker.subscriber(
             subjects.cmd(SERVICE, verb),
             queue=subjects.queue(SERVICE),
+            max_workers=settings.max_in_flight,
             title=f"registry.{verb}",
             description=f"Command: {command_type.__doc__}",
         )

@@ -32,6 +32,7 @@ from parley.eventstore._codec import (
 from parley.eventstore._jsfeed import JetStreamFeed, TapRouter
 from parley.eventstore.port import (
     ANY_VERSION,
+    NO_STREAM,
     AppendResult,
     ConcurrencyConflict,
     EventStoreError,
@@ -53,6 +54,10 @@ _BATCH_INCOMPLETE = 10176
 # The server keeps at most 50 batches in flight per stream and drops the excess.
 _BATCHES_IN_FLIGHT = 32
 _DRIVER_ERRORS = (nats.errors.Error, TimeoutError)
+
+
+_TAILS_KEPT = 50_000
+"""Stream tails remembered to skip a lookup before an append (about 100 bytes each)."""
 
 
 class _Last(msgspec.Struct, frozen=True):
@@ -83,6 +88,7 @@ class JetStreamEventStore:
         self._bucket = checkpoint_bucket
         self._timeout = timeout
         self._atomic = False
+        self._tails: dict[str, _Last] = {}
         self._kv: KeyValue | None = None
         self._router = TapRouter(nc)
         self._feeds: set[JetStreamFeed] = set()
@@ -133,8 +139,10 @@ class JetStreamEventStore:
                 "nats-server 2.12+ and allow_atomic); append one event per call"
             )
         subject = subjects.events(stream)
-        for _ in range(_ATTEMPTS):
-            last = await self._last(subject)
+        for attempt in range(_ATTEMPTS):
+            hinted, last = self._hint(subject, expected_version) if attempt == 0 else (False, None)
+            if not hinted:
+                last = await self._last(subject)
             current = last.version if last else 0
             if last is not None and last.id == events[-1].id:
                 return AppendResult(last.version, last.seq)  # already stored: a retry
@@ -154,7 +162,9 @@ class JetStreamEventStore:
             if error is None:
                 if ack.get("duplicate"):
                     return await self._recorded_at(int(ack["seq"]), stream)
-                return AppendResult(current + len(events), int(ack["seq"]))
+                result = AppendResult(current + len(events), int(ack["seq"]))
+                self._remember(subject, _Last(events[-1].id, result.version, result.position))
+                return result
             if error.get("err_code") not in _MAYBE_RETRY:
                 raise EventStoreError(f"JetStream refused the append to {stream!r}: {error}")
             last = await self._last(subject)
@@ -193,6 +203,9 @@ class JetStreamEventStore:
                         if event.version >= from_version:
                             out.append(replace(event, position=seq))
                     if status != "204" or headers.get("Nats-Num-Pending", "0") == "0":
+                        if out and out[-1].version >= from_version:
+                            tail = out[-1]
+                            self._remember(subject, _Last(tail.id, tail.version, tail.position))
                         return out
                     seq += 1
             finally:
@@ -296,6 +309,24 @@ class JetStreamEventStore:
             with contextlib.suppress(EventStoreError):
                 config = (await self._api(f"STREAM.UPDATE.{self._stream}", update))["config"]
         self._atomic = bool(config.get("allow_atomic"))
+
+    def _hint(self, subject: str, expected_version: int) -> tuple[bool, _Last | None]:
+        """The stream's tail as this process last saw it, if it matches ``expected_version``.
+
+        Saves the direct get before a publish. A stale hint is harmless: the server checks
+        ``Nats-Expected-Last-Subject-Sequence`` and the append falls back to a fresh look.
+        """
+        known = self._tails.get(subject)
+        if known is None:
+            return expected_version == NO_STREAM, None
+        return known.version == expected_version, known if known.version else None
+
+    def _remember(self, subject: str, last: _Last) -> None:
+        tails = self._tails
+        tails.pop(subject, None)
+        tails[subject] = last
+        if len(tails) > _TAILS_KEPT:
+            del tails[next(iter(tails))]  # the least recently written
 
     async def _last(self, subject: str) -> _Last | None:
         try:

@@ -55,15 +55,18 @@ async def execute(
     *,
     expected_version: int | None = None,
     retries: int = 5,
+    loaded: Loaded[S] | None = None,
 ) -> Outcome[S]:
     """Load ``stream``, ``decide`` on its state, append the events, fold them in.
 
     With ``expected_version`` (a client's ``If-Match``) a stale state is the caller's conflict
     and raises ``ConcurrencyConflict`` at once. Without it, a writer that lost a race
-    reloads and decides again, up to ``retries`` times.
+    reloads and decides again, up to ``retries`` times. ``loaded`` is the stream as the
+    caller already read it, saving the first read.
     """
     for attempt in range(retries + 1):
-        loaded = await load(store, stream, evolve)
+        if loaded is None or attempt:
+            loaded = await load(store, stream, evolve)
         events = decide(loaded.state)  # first: a missing aggregate is the decider's error
         if expected_version is not None and loaded.version != expected_version:
             raise ConcurrencyConflict(stream, expected_version, loaded.version)

@@ -74,7 +74,11 @@ class Registry:
         decide(command, None, now=utcnow())  # validate before claiming the name
         await self._claim(command.namespace, command.spec.name, agent_id)
         outcome = await execute(
-            self.store, agent_stream(agent_id), self._decider(command, agent_id), evolve
+            self.store,
+            agent_stream(agent_id),
+            self._decider(command, agent_id),
+            evolve,
+            loaded=existing,
         )
         return _ok(agent_id, outcome.version, outcome.position)
 
@@ -93,6 +97,7 @@ class Registry:
             self._decider(command, command.agent_id),
             evolve,
             expected_version=command.expected_version,
+            loaded=current,
         )
         if rename and outcome.state is not None:
             kept = rename[1] if outcome.state.spec.name == rename[0] else rename[0]

@@ -25,7 +25,7 @@ async def _edge(tmp: Path, scale: int) -> None:
     stack = Stack(tmp / "stack")
     await asyncio.to_thread(stack.start)
     try:
-        await edge.create_agents(stack.edge_url, count=2_000 // scale)
+        await edge.create_agents(stack.edge_url, count=4_000 // scale)
     finally:
         await asyncio.to_thread(stack.stop)
 

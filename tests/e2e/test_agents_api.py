@@ -290,3 +290,15 @@ async def test_readiness_health_and_openapi_are_served(stack: Stack) -> None:
         assert "AgentView" in schema["components"]["schemas"]
         assert "AgentPatch" in schema["components"]["schemas"]
         assert (await http.get("/schema")).status_code == 200
+
+
+async def test_an_action_without_a_body_works_whatever_content_type_the_client_sends(
+    client,
+) -> None:
+    created = await client.post("/api/v1/agents", json={"name": f"bodiless-{uuid.uuid4().hex[:8]}"})
+    agent_id = created.json()["data"]["id"]
+    started = await client.post(
+        f"/api/v1/agents/{agent_id}/start", headers={"content-type": "application/octet-stream"}
+    )
+    assert started.status_code == 200, started.text
+    assert started.json()["data"]["state"] == "running"

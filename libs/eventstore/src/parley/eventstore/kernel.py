@@ -60,22 +60,31 @@ async def execute(
     """Load ``stream``, ``decide`` on its state, append the events, fold them in.
 
     With ``expected_version`` (a client's ``If-Match``) a stale state is the caller's conflict
-    and raises ``ConcurrencyConflict`` at once. Without it, a writer that lost a race
-    reloads and decides again, up to ``retries`` times. ``loaded`` is the stream as the
-    caller already read it, saving the first read.
+    and raises ``ConcurrencyConflict``. Without it, a writer that lost a race reloads and
+    decides again, up to ``retries`` times.
+
+    ``loaded`` is the stream as the caller last saw it (e.g. a cache), saving the read. It
+    may be stale: the append's expected version catches that, and any refusal on that copy
+    (a conflict, a domain error) is retried once on a fresh read before it counts.
     """
     for attempt in range(retries + 1):
-        if loaded is None or attempt:
+        trusted = loaded is None or attempt > 0
+        if trusted:
             loaded = await load(store, stream, evolve)
-        events = decide(loaded.state)  # first: a missing aggregate is the decider's error
-        if expected_version is not None and loaded.version != expected_version:
-            raise ConcurrencyConflict(stream, expected_version, loaded.version)
-        if not events:
-            return Outcome(loaded.state, loaded.version, loaded.position, 0)
+        assert loaded is not None
         try:
+            events = decide(loaded.state)  # first: a missing aggregate is the decider's error
+            if expected_version is not None and loaded.version != expected_version:
+                raise ConcurrencyConflict(stream, expected_version, loaded.version)
+            if not events:
+                return Outcome(loaded.state, loaded.version, loaded.position, 0)
             result = await store.append(stream, events, loaded.version or NO_STREAM)
         except ConcurrencyConflict:
-            if expected_version is not None or attempt == retries:
+            if trusted and (expected_version is not None or attempt == retries):
+                raise
+            continue
+        except Exception:
+            if trusted:
                 raise
             continue
         state = loaded.state

@@ -34,13 +34,17 @@ async def decode_body(
     Args:
         request: The request.
         target: A msgspec Struct type.
-        optional: An empty body decodes as ``target()`` instead of an error.
+        optional: An empty body decodes as ``target()`` instead of an error, whatever its
+            Content-Type.
 
     Raises:
         ApiError: ``PAYLOAD_TOO_LARGE`` (via the body limit), ``UNSUPPORTED_MEDIA_TYPE``,
             ``INVALID_REQUEST`` (empty, malformed, not UTF-8, nested too deeply) or
             ``VALIDATION_ERROR`` (wrong types, unknown or missing fields).
     """
+    raw = await request.body()  # enforces the body limit on announced and streamed bytes
+    if optional and not raw.strip():
+        return target()  # no body: its Content-Type (clients often send one anyway) is moot
     media_type, options = request.content_type
     media_type = media_type.lower() if request.headers.get("content-type") else "application/json"
     toml = target is AgentSpec and media_type in TOML_TYPES
@@ -56,10 +60,7 @@ async def decode_body(
         raise ApiError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, f"unsupported charset {charset!r}; send UTF-8"
         )
-    raw = await request.body()  # enforces the body limit on announced and streamed bytes
     if not raw.strip():
-        if optional:
-            return target()
         raise ApiError(ErrorCode.INVALID_REQUEST, "the request needs a body")
     if toml:
         return _from_toml(raw)  # type: ignore[return-value]

@@ -29,7 +29,7 @@ from parley.eventstore import (
     EventStoreUnavailable,
     EventTooLarge,
 )
-from parley.eventstore.kernel import Loaded, execute, load
+from parley.eventstore.kernel import Loaded, Outcome, execute, load
 from parley.kit.telemetry import current_traceparent
 from parley.registry.domain import (
     Agent,
@@ -52,17 +52,54 @@ CLAIM_GRACE = timedelta(seconds=30)
 """A name claimed this recently by an agent not yet created is in flight, not abandoned."""
 
 
+AGENTS_CACHED = 100_000
+"""Agents whose folded state the registry keeps between commands."""
+
+
 class Registry:
-    """Agent commands over an event store."""
+    """Agent commands over an event store.
+
+    It keeps each agent's folded state between commands, so a command costs one append, not a
+    read of the whole stream and an append. Another registry instance may have moved the
+    agent on since: the append's expected version catches that and the kernel reads again.
+    """
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
+        self._agents: dict[str, Loaded[Agent]] = {}
+
+    async def _agent(self, agent_id: str) -> Loaded[Agent]:
+        stream = agent_stream(agent_id)
+        cached = self._agents.get(stream)
+        return cached if cached is not None else await load(self.store, stream, evolve)
+
+    def _keep(self, agent_id: str, outcome: Outcome[Agent]) -> None:
+        stream = agent_stream(agent_id)
+        self._agents.pop(stream, None)
+        self._agents[stream] = Loaded(outcome.state, outcome.version, outcome.position)
+        if len(self._agents) > AGENTS_CACHED:
+            del self._agents[next(iter(self._agents))]  # the least recently changed
+
+    async def _run(
+        self, command: RegistryCommand, agent_id: str, current: Loaded[Agent] | None = None
+    ) -> Outcome[Agent]:
+        """Decide ``command`` on the agent and append; keep the new state."""
+        outcome = await execute(
+            self.store,
+            agent_stream(agent_id),
+            self._decider(command, agent_id),
+            evolve,
+            expected_version=getattr(command, "expected_version", None),
+            loaded=current or await self._agent(agent_id),
+        )
+        self._keep(agent_id, outcome)
+        return outcome
 
     async def create_agent(self, command: CreateAgent) -> CommandReply:
         """Register an agent; a retry with the same id and definition succeeds once."""
         agent_id = command.agent_id or new_id()
         command = msgspec.structs.replace(command, agent_id=agent_id)
-        existing = await load(self.store, agent_stream(agent_id), evolve)
+        existing = await self._agent(agent_id)
         if (agent := existing.state) is not None:
             if not agent.deleted and agent.spec == command.spec:
                 return _ok(agent_id, existing.version, existing.position)
@@ -73,32 +110,18 @@ class Registry:
             )
         decide(command, None, now=utcnow())  # validate before claiming the name
         await self._claim(command.namespace, command.spec.name, agent_id)
-        outcome = await execute(
-            self.store,
-            agent_stream(agent_id),
-            self._decider(command, agent_id),
-            evolve,
-            loaded=existing,
-        )
+        outcome = await self._run(command, agent_id, existing)
         return _ok(agent_id, outcome.version, outcome.position)
 
     async def update_agent(self, command: UpdateAgent) -> CommandReply:
         """Change an agent's definition; a rename claims the new name, then frees the old."""
-        stream = agent_stream(command.agent_id)
-        current = await load(self.store, stream, evolve)
+        current = await self._agent(command.agent_id)
         rename = None
         if current.state is not None:
             rename = name_change(current.state, decide(command, current.state, now=utcnow()))
         if rename:
             await self._claim(command.namespace, rename[1], command.agent_id)
-        outcome = await execute(
-            self.store,
-            stream,
-            self._decider(command, command.agent_id),
-            evolve,
-            expected_version=command.expected_version,
-            loaded=current,
-        )
+        outcome = await self._run(command, command.agent_id, current)
         if rename and outcome.state is not None:
             kept = rename[1] if outcome.state.spec.name == rename[0] else rename[0]
             await self._release(command.namespace, kept, command.agent_id)
@@ -106,24 +129,12 @@ class Registry:
 
     async def agent_action(self, command: AgentActionCommand) -> CommandReply:
         """Drive the agent's lifecycle."""
-        outcome = await execute(
-            self.store,
-            agent_stream(command.agent_id),
-            self._decider(command, command.agent_id),
-            evolve,
-            expected_version=command.expected_version,
-        )
+        outcome = await self._run(command, command.agent_id)
         return _ok(command.agent_id, outcome.version, outcome.position)
 
     async def delete_agent(self, command: DeleteAgent) -> CommandReply:
         """Tombstone the agent and free its name."""
-        outcome = await execute(
-            self.store,
-            agent_stream(command.agent_id),
-            self._decider(command, command.agent_id),
-            evolve,
-            expected_version=command.expected_version,
-        )
+        outcome = await self._run(command, command.agent_id)
         if outcome.state is not None:
             await self._release(command.namespace, outcome.state.spec.name, command.agent_id)
         return _ok(command.agent_id, outcome.version, outcome.position)

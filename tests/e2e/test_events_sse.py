@@ -189,9 +189,7 @@ async def test_an_invalid_custom_event_is_a_validation_error(client, body) -> No
     ids=["malformed JSON", "invalid UTF-8", "deep nesting"],
 )
 async def test_an_unreadable_body_is_a_400_never_a_500(client, raw) -> None:
-    response = await client.post(
-        EVENTS, content=raw, headers={"Content-Type": "application/json"}
-    )
+    response = await client.post(EVENTS, content=raw, headers={"Content-Type": "application/json"})
 
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
@@ -244,7 +242,7 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
             await _take(sse.aiter_sse(), 1)  # the subscription is live server-side
             assert await _consumer_count(nc) > baseline
         async with asyncio.timeout(5):  # well under the store's 30 s inactivity cleanup
-            while await _consumer_count(nc) > baseline:
+            while await _consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
                 await asyncio.sleep(0.05)
     finally:
         await nc.close()

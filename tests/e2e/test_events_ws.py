@@ -78,7 +78,12 @@ async def test_a_subscriber_receives_an_agents_lifecycle_in_position_order(stack
 
     events = _events(frames, "life")
     assert [e["type"] for e in events] == ["agent.created"] + ["agent.state_changed"] * 4
-    assert [e["data"]["to_state"] for e in events[1:]] == ["running", "paused", "running", "stopped"]
+    assert [e["data"]["to_state"] for e in events[1:]] == [
+        "running",
+        "paused",
+        "running",
+        "stopped",
+    ]
     assert {e["subject"] for e in events} == {agent}
     positions = [e["position"] for e in events]
     assert positions == sorted(set(positions))
@@ -88,8 +93,12 @@ async def test_two_subscriptions_on_one_socket_each_get_their_own_events(stack, 
     agent = await _create_agent(client)
     topic = f"ws-two-{uuid.uuid4().hex[:8]}"
     async with connect(_ws_url(stack)) as ws:
-        await _subscribe(ws, "agents", filter={"types": ["agent.state_changed"], "agent_ids": [agent]})
-        await _subscribe(ws, "custom", filter={"types": ["custom.*"], "streams": [f"custom-{topic}"]})
+        await _subscribe(
+            ws, "agents", filter={"types": ["agent.state_changed"], "agent_ids": [agent]}
+        )
+        await _subscribe(
+            ws, "custom", filter={"types": ["custom.*"], "streams": [f"custom-{topic}"]}
+        )
         await _act(client, agent, "start")
         posted = await _publish(client, topic, "custom.bell_rang", loud=True)
         frames = await _until(
@@ -215,7 +224,7 @@ async def test_closing_the_socket_releases_every_store_subscription(stack, clien
             await _until(ws, lambda f: all(_events(f, f"s{n}") for n in range(3)))
             assert await _consumer_count(nc) >= baseline + 3
         async with asyncio.timeout(5):  # well under the store's 30 s inactivity cleanup
-            while await _consumer_count(nc) > baseline:
+            while await _consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
                 await asyncio.sleep(0.05)
     finally:
         await nc.close()

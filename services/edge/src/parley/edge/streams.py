@@ -261,9 +261,18 @@ class Pump:
     async def close(self) -> None:
         """Stop the task and close the store subscription."""
         task, self._task = self._task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Closing the feed first ends its iteration cleanly. Cancelling alone is not enough:
+        # on 3.11 `asyncio.wait_for` inside a feed can swallow a cancellation that races a
+        # wake-up, leaving the task parked forever; so cancel until it is really done.
         with contextlib.suppress(Exception):
             await self._subscription.close()
+        if task is not None:
+            for _ in range(20):
+                if task.done():
+                    break
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved, so asyncio does not log it as never seen
+        with contextlib.suppress(Exception):
+            await self._subscription.close()  # a setup racing the first close is undone here

@@ -189,7 +189,8 @@ class _SseFeed:
                     yield _error_message(self._error)
                     return
                 try:
-                    item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                    async with asyncio.timeout(KEEPALIVE_S):  # unlike wait_for, never
+                        item = await queue.get()  # swallows a disconnect's cancellation
                 except TimeoutError:
                     yield ServerSentEventMessage(data=None, comment="keep-alive")
                     continue

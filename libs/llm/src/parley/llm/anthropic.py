@@ -1,0 +1,71 @@
+"""Anthropic Messages API adapter (``anthropic`` SDK, async client, raw SSE events)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anthropic
+import httpx2
+
+from parley.llm._anthropic_wire import deltas, params
+from parley.llm._base import GuardedProvider
+from parley.llm._mapping import error_for_status
+from parley.llm.breaker import CircuitBreaker
+from parley.llm.errors import ProviderAuthError, ProviderError, ProviderTimeout, ProviderUnavailable
+from parley.llm.port import ChatRequest, Delta
+from parley.llm.settings import ProviderSettings, resolve_api_key
+
+__all__ = ["AnthropicProvider"]
+
+
+class AnthropicProvider(GuardedProvider):
+    """Streams Anthropic's Messages API; key from ``ANTHROPIC_API_KEY`` or a secret file."""
+
+    name = "anthropic"
+
+    def __init__(
+        self, settings: ProviderSettings | None = None, breaker: CircuitBreaker | None = None
+    ) -> None:
+        super().__init__(settings or ProviderSettings(), breaker)
+        self._client: anthropic.AsyncAnthropic | None = None
+
+    def _get_client(self) -> anthropic.AsyncAnthropic:
+        if self._client is None:
+            key = resolve_api_key(self.name, self.settings, "ANTHROPIC_API_KEY")
+            if key is None:
+                raise ProviderAuthError(
+                    self.name, "no API key: set ANTHROPIC_API_KEY or PARLEY_ANTHROPIC_API_KEY_FILE"
+                )
+            s = self.settings
+            self._client = anthropic.AsyncAnthropic(
+                api_key=key.reveal(),
+                base_url=s.base_url,
+                timeout=httpx2.Timeout(s.idle_timeout, connect=s.connect_timeout),
+                max_retries=0,  # ours are bounded and stop at the first delta
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+    async def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
+        try:
+            events = await self._get_client().messages.create(**params(request), stream=True)
+            async with events:
+                async for delta in deltas(events):
+                    yield delta
+        except anthropic.APIStatusError as err:
+            raise error_for_status(
+                self.name, err.status_code, err.type, err.api_message, err.response.headers
+            ) from None
+        except (anthropic.APITimeoutError, httpx2.TimeoutException):
+            raise ProviderTimeout(self.name, "timed out (connect or idle)") from None
+        except (anthropic.APIConnectionError, httpx2.TransportError) as err:
+            raise ProviderUnavailable(
+                self.name, f"connection failed: {type(err).__name__}"
+            ) from None
+        except (anthropic.AnthropicError, ValueError) as err:
+            raise ProviderError(self.name, f"bad response: {type(err).__name__}") from None

@@ -1,0 +1,176 @@
+"""A loopback server that speaks Anthropic's and OpenAI's streaming wire, with scripted faults.
+
+Each request pops the next scenario from the script of its API (``anthropic`` or ``openai``);
+when the script is empty it answers ``text``. Scenarios: ``text``, ``tools``, ``429``, ``500``,
+``529``, ``midstream_error``, ``hang`` (headers, then silence), ``stall`` (some text, then
+silence).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+TEXT = ["Hello", " there,", " world"]
+CALLS = [
+    ("toolu_1", "calculator", ['{"expres', 'sion": "2', '+3"}']),
+    ("toolu_2", "weather", ['{"city":', ' "Paris"}']),
+]
+
+
+class WireServer:
+    """Fake provider endpoints on 127.0.0.1 and a free port."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, deque[str]] = {"anthropic": deque(), "openai": deque()}
+        self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
+        self.retry_after = "0.2"
+        self._release = asyncio.Event()
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1/chat/completions", self._openai)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        self.url = ""
+
+    async def start(self) -> WireServer:
+        """Bind a free loopback port."""
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        """Let hung handlers go and close the server."""
+        self._release.set()
+        await self._runner.cleanup()
+
+    def script(self, api: str, *scenarios: str) -> None:
+        """Queue the scenarios the next requests to ``api`` get, in order."""
+        self.scripts[api].clear()
+        self.scripts[api].extend(scenarios)
+
+    def count(self, api: str) -> int:
+        """Requests received by ``api`` so far."""
+        return sum(1 for name, _, _ in self.requests if name == api)
+
+    async def _next(self, api: str, request: web.Request) -> str:
+        self.requests.append((api, await request.json(), dict(request.headers)))
+        return self.scripts[api].popleft() if self.scripts[api] else "text"
+
+    def _failure(self, scenario: str, anthropic: bool) -> web.Response | None:
+        status = {"429": 429, "500": 500, "529": 529}.get(scenario)
+        if status is None:
+            return None
+        kind = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}[status]
+        body = {"type": "error", "error": {"type": kind, "message": f"scripted {status}"}}
+        if not anthropic:
+            body = {"error": {"type": kind, "message": f"scripted {status}", "code": None}}
+        headers = {"retry-after": self.retry_after} if status == 429 else {}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _open(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        return response
+
+    async def _hang(self) -> None:
+        await self._release.wait()
+
+    async def _anthropic(self, request: web.Request) -> web.StreamResponse:
+        scenario = await self._next("anthropic", request)
+        if (failure := self._failure(scenario, anthropic=True)) is not None:
+            return failure
+        response = await self._open(request)
+
+        async def send(event: str, data: dict[str, Any]) -> None:
+            data = {"type": event, **data}
+            await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+
+        if scenario == "hang":
+            await self._hang()
+            return response
+        message = {
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-test",
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": 11, "output_tokens": 1},
+        }  # fmt: skip
+        await send("message_start", {"message": message})
+        if scenario == "tools":
+            for index, (call_id, name, parts) in enumerate(CALLS):
+                block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
+                await send("content_block_start", {"index": index, "content_block": block})
+                for part in parts:
+                    delta = {"type": "input_json_delta", "partial_json": part}
+                    await send("content_block_delta", {"index": index, "delta": delta})
+                await send("content_block_stop", {"index": index})
+            stop = "tool_use"
+        else:
+            block = {"type": "text", "text": ""}
+            await send("content_block_start", {"index": 0, "content_block": block})
+            for piece in TEXT[:2] if scenario in ("midstream_error", "stall") else TEXT:
+                delta = {"type": "text_delta", "text": piece}
+                await send("content_block_delta", {"index": 0, "delta": delta})
+            if scenario == "stall":
+                await self._hang()
+                return response
+            if scenario == "midstream_error":
+                error = {"type": "overloaded_error", "message": "Overloaded"}
+                await send("error", {"error": error})
+                return response
+            await send("content_block_stop", {"index": 0})
+            stop = "end_turn"
+        delta = {"stop_reason": stop, "stop_sequence": None}
+        await send("message_delta", {"delta": delta, "usage": {"output_tokens": 7}})
+        await send("message_stop", {})
+        return response
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        scenario = await self._next("openai", request)
+        if (failure := self._failure(scenario, anthropic=False)) is not None:
+            return failure
+        response = await self._open(request)
+
+        async def chunk(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any):
+            choices = [] if delta is None else [
+                {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+            ]  # fmt: skip
+            data = {
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+                "model": "gpt-test", "choices": choices, **extra,
+            }  # fmt: skip
+            await response.write(f"data: {json.dumps(data)}\n\n".encode())
+
+        if scenario == "hang":
+            await self._hang()
+            return response
+        await chunk({"role": "assistant", "content": ""})
+        if scenario == "tools":
+            for index, (call_id, name, parts) in enumerate(CALLS):
+                for n, part in enumerate(parts):
+                    call: dict[str, Any] = {"index": index, "function": {"arguments": part}}
+                    if n == 0:
+                        call.update(id=call_id, type="function")
+                        call["function"]["name"] = name
+                    await chunk({"tool_calls": [call]})
+            await chunk({}, "tool_calls")
+        else:
+            for piece in TEXT[:2] if scenario in ("midstream_error", "stall") else TEXT:
+                await chunk({"content": piece})
+            if scenario == "stall":
+                await self._hang()
+                return response
+            if scenario == "midstream_error":
+                error = {"error": {"message": "Overloaded", "type": "server_error"}}
+                await response.write(f"data: {json.dumps(error)}\n\n".encode())
+                return response
+            await chunk({}, "stop")
+        usage = {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+        await chunk(None, usage=usage)
+        await response.write(b"data: [DONE]\n\n")
+        return response

@@ -7,6 +7,7 @@ import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
+from typing import Any
 
 from parley.llm.breaker import CircuitBreaker
 from parley.llm.errors import ProviderError, StreamInterrupted
@@ -80,6 +81,15 @@ class GuardedProvider:
         self.breaker = breaker or CircuitBreaker(
             self.name, threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown
         )
+
+    _client: Any = None
+    """The SDK client, made on first use by the subclass."""
+
+    async def aclose(self) -> None:
+        """Close the SDK client and its connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
         """One HTTP call streamed as deltas; SDK failures raised as ``ProviderError``."""

@@ -45,12 +45,6 @@ class AnthropicProvider(GuardedProvider):
             )
         return self._client
 
-    async def aclose(self) -> None:
-        """Close the SDK client and its connections."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
     async def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
         try:
             events = await self._get_client().messages.create(**params(request), stream=True)

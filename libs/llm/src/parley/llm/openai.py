@@ -68,12 +68,6 @@ class OpenAIProvider(GuardedProvider):
             )
         return self._client
 
-    async def aclose(self) -> None:
-        """Close the SDK client and its connections."""
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
     async def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
         try:
             chunks = await self._get_client().chat.completions.create(

@@ -1,0 +1,530 @@
+"""The runtime's bounded context: sessions, chat turns, executions, budgets, instances.
+
+Streams:
+
+- ``session-<id>``: a conversation; its settings, files and turns (``turn.*``, ``tool.*``).
+- ``execution-<id>``: one triggered run of an agent (``execution.*``, ``tool.*``).
+- ``budget-<agent id>``: what an agent has spent (``budget.*``).
+- ``instance-<agent id>``: warm instances of an agent coming and going (``instance.*``).
+
+A *run* is a chat turn or an execution. Each of its steps is recorded before the run moves
+on: a model answer as ``turn.step_recorded``/``execution.step_recorded`` (kind ``model``), a
+tool call as ``tool.called`` then ``tool.completed`` or ``tool.failed``. Replaying a run's
+recorded steps rebuilds it exactly, so a crashed execution resumes without calling a model or
+a tool again for a step that has a result.
+
+Token deltas are not events: they go to ``parley.stream.turn.<turn id>`` as
+:class:`TurnDelta` (kept a few minutes for resume), and the finished answer is one event.
+"""
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from parley.contracts.errors import ErrorBody
+from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
+
+__all__ = [
+    "EVENT_TYPES",
+    "SERVICE",
+    "CancelExecution",
+    "CancelTurn",
+    "Chat",
+    "ChatResult",
+    "ConcurrencyPolicy",
+    "CreateSession",
+    "DeleteFile",
+    "DeleteSession",
+    "DeleteSessions",
+    "ExecutionInput",
+    "ExecutionOptions",
+    "RuntimeReply",
+    "SessionPatch",
+    "SessionSettings",
+    "SetSessionTools",
+    "TriggerExecution",
+    "TurnDelta",
+    "UpdateSession",
+    "UploadFile",
+    "Usage",
+    "budget_stream",
+    "execution_stream",
+    "instance_stream",
+    "session_stream",
+    "turn_subject",
+]
+
+SERVICE = "runtime"
+
+Id = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Namespace = Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+ConcurrencyPolicy = Literal["reject", "enqueue", "interrupt"]
+"""What a message does when its session already has a turn running: `reject` (409
+`SESSION_BUSY`), `enqueue` (wait for it, bounded), `interrupt` (cancel it, then run)."""
+RunOutcome = Literal["completed", "failed", "cancelled", "interrupted", "input_required"]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Tokens and cost of a call or a run."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    estimated: bool = False
+    """True when a cut stream's usage was estimated from the text received."""
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class SessionSettings(_Strict):
+    """How a session's turns run. For an agent's session, unset fields follow the agent."""
+
+    provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    model: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    persona: Annotated[str, Meta(max_length=128)] | None = None
+    system_prompt: Annotated[str, Meta(max_length=100_000)] | None = None
+    params: ModelParams | None = None
+    tools: Annotated[list[ToolSpec], Meta(max_length=64)] | None = None
+    strategy: StrategySpec | None = None
+    concurrency: ConcurrencyPolicy = "reject"
+    """Default policy for a message that arrives while a turn runs."""
+
+
+class SessionPatch(_Strict):
+    """Fields to change; absent fields stay. All or nothing: one bad field changes none."""
+
+    provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
+    model: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
+    persona: Annotated[str, Meta(max_length=128)] | None = None
+    system_prompt: Annotated[str, Meta(max_length=100_000)] | None = None
+    params: ModelParams | None = None
+    strategy: StrategySpec | None = None
+    concurrency: ConcurrencyPolicy | None = None
+
+
+class ExecutionOptions(_Strict):
+    """How a triggered execution runs."""
+
+    timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 300
+    """Whole-run deadline; past it the execution fails with `TIMEOUT`."""
+    max_attempts: Annotated[int, Meta(ge=1, le=10)] = 3
+    """Attempts when a run fails for a retryable reason (provider errors)."""
+    retry_backoff_seconds: Annotated[float, Meta(ge=0, le=600)] = 2
+    """Wait before a retry, doubled each attempt."""
+
+
+# --- commands (parley.cmd.runtime.<verb>) ------------------------------------------------
+
+
+class _Command(_Strict, kw_only=True):
+    namespace: Namespace = "default"
+    request_id: str | None = None
+    """The edge's request id, kept as the events' correlation id."""
+    traceparent: str | None = None
+
+
+class CreateSession(_Command, kw_only=True):
+    """Open a conversation, for an agent or ad hoc with its own settings."""
+
+    session_id: Id | None = None
+    agent_id: Id | None = None
+    settings: SessionSettings = msgspec.field(default_factory=SessionSettings)
+    title: Annotated[str, Meta(max_length=256)] | None = None
+    min_position: int = 0
+    """The edge's view position; the runtime waits until its own view has it."""
+
+
+class UpdateSession(_Command, kw_only=True):
+    """Change a session's settings; the reply reports changed, skipped and failed fields."""
+
+    session_id: Id
+    patch: SessionPatch
+    expected_version: int | None = None
+
+
+class SetSessionTools(_Command, kw_only=True):
+    """Replace a session's tools."""
+
+    session_id: Id
+    tools: Annotated[list[ToolSpec], Meta(max_length=64)]
+    expected_version: int | None = None
+
+
+class DeleteSession(_Command, kw_only=True):
+    """Delete one session (its events stay; it leaves every view)."""
+
+    session_id: Id
+
+
+class DeleteSessions(_Command, kw_only=True):
+    """Delete every session of the namespace (or of one agent)."""
+
+    agent_id: Id | None = None
+
+
+class Chat(_Command, kw_only=True):
+    """One user message → one turn of the model (plus tool rounds)."""
+
+    message: Annotated[str, Meta(min_length=1, max_length=200_000)]
+    agent_id: Id | None = None
+    session_id: Id | None = None
+    """The conversation; a new one is opened for an agent when absent."""
+    turn_id: Id
+    """Chosen by the caller, so it can subscribe to the turn's deltas first."""
+    context: dict[str, Any] = {}
+    """Extra facts for this turn, given to the model as data."""
+    files: Annotated[list[Annotated[str, Meta(max_length=256)]], Meta(max_length=16)] = []
+    """Session files (ids or names) whose text is added to the message."""
+    policy: ConcurrencyPolicy | None = None
+    """Overrides the session's concurrency policy for this message."""
+    stream: bool = False
+    """Reply as soon as the turn starts; the answer comes as deltas."""
+    min_position: int = 0
+
+
+class CancelTurn(_Command, kw_only=True):
+    """Cancel the running turn of a session (or of an agent's sessions)."""
+
+    session_id: Id | None = None
+    agent_id: Id | None = None
+    turn_id: Id | None = None
+
+
+class UploadFile(_Command, kw_only=True):
+    """Attach a file to a session."""
+
+    session_id: Id
+    name: Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f/\\]+$")]
+    content_type: Annotated[str, Meta(max_length=128)]
+    data: bytes
+
+
+class DeleteFile(_Command, kw_only=True):
+    """Remove a session file."""
+
+    session_id: Id
+    file_id: Id
+
+
+class TriggerExecution(_Command, kw_only=True):
+    """Queue a durable execution of an agent."""
+
+    agent_id: Id
+    execution_id: Id | None = None
+    input_data: dict[str, Any] = {}
+    options: ExecutionOptions = msgspec.field(default_factory=ExecutionOptions)
+    trigger: Literal["webhook", "periodic", "manual"] = "webhook"
+    min_position: int = 0
+
+
+class ExecutionInput(_Command, kw_only=True):
+    """Answer an execution waiting in `input_required`."""
+
+    agent_id: Id
+    execution_id: Id
+    approved: bool = True
+    response: Annotated[str, Meta(max_length=100_000)] | None = None
+    """Given to the model as the tool's result instead of running the tool."""
+
+
+class CancelExecution(_Command, kw_only=True):
+    """Cancel a queued, running or waiting execution."""
+
+    agent_id: Id
+    execution_id: Id
+
+
+class ChatResult(msgspec.Struct, kw_only=True):
+    """A finished turn, as the sync chat answers."""
+
+    session_id: str
+    turn_id: str
+    response: str
+    outcome: RunOutcome
+    tokens_used: int
+    usage: Usage
+    response_time_ms: float
+    tool_calls: list[dict[str, Any]] = []
+
+
+class RuntimeReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Reply to every runtime command."""
+
+    ok: bool
+    session_id: str | None = None
+    turn_id: str | None = None
+    execution_id: str | None = None
+    file_id: str | None = None
+    version: int = 0
+    position: int = 0
+    chat: ChatResult | None = None
+    report: dict[str, Any] | None = None
+    """For settings changes: `changed`, `skipped`, `failed`."""
+    error: ErrorBody | None = None
+
+
+# --- token stream (core NATS, not stored as events) -------------------------------------
+
+
+class TurnDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One frame of a turn's live stream; ``seq`` counts from 1 per turn."""
+
+    seq: int
+    type: Literal["start", "token", "tool_call", "tool_result", "end", "error"]
+    turn_id: str
+    data: dict[str, Any] = {}
+
+
+def turn_subject(turn_id: str) -> str:
+    """Core NATS subject of a turn's deltas."""
+    return f"parley.stream.turn.{turn_id}"
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+class SessionCreated(msgspec.Struct, kw_only=True):
+    """A conversation was opened."""
+
+    session_id: str
+    agent_id: str | None
+    settings: SessionSettings
+    title: str | None = None
+
+
+class SessionSettingsChanged(msgspec.Struct, kw_only=True):
+    """A session's settings changed."""
+
+    session_id: str
+    settings: SessionSettings
+    changed: list[str]
+
+
+class SessionDeleted(msgspec.Struct, kw_only=True):
+    """A session was deleted."""
+
+    session_id: str
+
+
+class FileUploaded(msgspec.Struct, kw_only=True):
+    """A file was attached to a session (its bytes are in the object store)."""
+
+    session_id: str
+    file_id: str
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class FileDeleted(msgspec.Struct, kw_only=True):
+    """A session file was removed."""
+
+    session_id: str
+    file_id: str
+
+
+class TurnStarted(msgspec.Struct, kw_only=True):
+    """A user message started a turn."""
+
+    turn_id: str
+    session_id: str
+    agent_id: str | None
+    message: str
+    context: dict[str, Any] = {}
+    files: list[str] = []
+
+
+class StepRecorded(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A run's step result: a model answer (`model`), a plan (`plan`) or a plan step."""
+
+    run_id: str
+    step: int
+    kind: Literal["model", "plan", "plan_step"]
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = []
+    usage: Usage | None = None
+    stop_reason: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    plan: list[str] = []
+    index: int | None = None
+    duration_ms: float = 0.0
+
+
+class ToolCalled(msgspec.Struct, kw_only=True):
+    """A run is about to call a tool."""
+
+    run_id: str
+    step: int
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+class ToolCompleted(msgspec.Struct, kw_only=True):
+    """A tool call returned."""
+
+    run_id: str
+    step: int
+    call_id: str
+    name: str
+    content: str
+    data: Any = None
+    duration_ms: float
+
+
+class ToolFailed(msgspec.Struct, kw_only=True):
+    """A tool call failed; the model is told why."""
+
+    run_id: str
+    step: int
+    call_id: str
+    name: str
+    code: str
+    message: str
+    duration_ms: float
+
+
+class RunFinished(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A run ended: `turn.completed`/`failed`/`cancelled`/`interrupted`, `execution.*`."""
+
+    run_id: str
+    outcome: RunOutcome
+    output: str = ""
+    usage: Usage = msgspec.field(default_factory=Usage)
+    response_time_ms: float = 0.0
+    steps: int = 0
+    error: ErrorBody | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+class ExecutionRequested(msgspec.Struct, kw_only=True):
+    """An execution was queued."""
+
+    execution_id: str
+    agent_id: str
+    trigger: str
+    input_data: dict[str, Any]
+    options: ExecutionOptions
+
+
+class ExecutionStarted(msgspec.Struct, kw_only=True):
+    """A runtime took the execution (again, after a crash: ``attempt`` > 1)."""
+
+    execution_id: str
+    agent_id: str
+    attempt: int
+    worker: str
+
+
+class ExecutionInputRequired(msgspec.Struct, kw_only=True):
+    """The run stopped before a tool that needs approval."""
+
+    execution_id: str
+    agent_id: str
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+
+
+class ExecutionInputReceived(msgspec.Struct, kw_only=True):
+    """Someone answered the approval request."""
+
+    execution_id: str
+    agent_id: str
+    call_id: str
+    approved: bool
+    response: str | None = None
+
+
+class BudgetConsumed(msgspec.Struct, kw_only=True):
+    """A model call's usage was settled against the agent's budget."""
+
+    agent_id: str
+    period: str
+    usage: Usage
+    total_tokens: int
+    total_cost_usd: float
+
+
+class BudgetThreshold(msgspec.Struct, kw_only=True):
+    """`budget.warning` (80 %) or `budget.critical` (100 %) was crossed."""
+
+    agent_id: str
+    period: str
+    kind: Literal["tokens", "cost"]
+    used: float
+    limit: float
+    ratio: float
+
+
+class InstanceChanged(msgspec.Struct, kw_only=True):
+    """`instance.started` (cold start) or `instance.stopped` (idle, scale to zero)."""
+
+    agent_id: str
+    worker: str
+    reason: str
+    cold_start_ms: float = 0.0
+
+
+EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    "session.created": SessionCreated,
+    "session.settings_changed": SessionSettingsChanged,
+    "session.deleted": SessionDeleted,
+    "file.uploaded": FileUploaded,
+    "file.deleted": FileDeleted,
+    "turn.started": TurnStarted,
+    "turn.step_recorded": StepRecorded,
+    "turn.completed": RunFinished,
+    "turn.failed": RunFinished,
+    "turn.cancelled": RunFinished,
+    "turn.interrupted": RunFinished,
+    "tool.called": ToolCalled,
+    "tool.completed": ToolCompleted,
+    "tool.failed": ToolFailed,
+    "execution.requested": ExecutionRequested,
+    "execution.started": ExecutionStarted,
+    "execution.step_recorded": StepRecorded,
+    "execution.input_required": ExecutionInputRequired,
+    "execution.input_received": ExecutionInputReceived,
+    "execution.completed": RunFinished,
+    "execution.failed": RunFinished,
+    "execution.cancelled": RunFinished,
+    "budget.consumed": BudgetConsumed,
+    "budget.warning": BudgetThreshold,
+    "budget.critical": BudgetThreshold,
+    "instance.started": InstanceChanged,
+    "instance.stopped": InstanceChanged,
+}
+"""Event type name → payload type, for every event the runtime emits."""
+
+
+def session_stream(session_id: str) -> str:
+    """Stream of a session's events."""
+    return f"session-{session_id}"
+
+
+def execution_stream(execution_id: str) -> str:
+    """Stream of an execution's events."""
+    return f"execution-{execution_id}"
+
+
+def budget_stream(agent_id: str) -> str:
+    """Stream of an agent's budget settlements."""
+    return f"budget-{agent_id}"
+
+
+def instance_stream(agent_id: str) -> str:
+    """Stream of an agent's warm instances coming and going."""
+    return f"instance-{agent_id}"

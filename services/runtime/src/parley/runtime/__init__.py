@@ -1,0 +1,1 @@
+"""The runtime service: sessions, chat turns, tools, strategies, executions, budgets."""

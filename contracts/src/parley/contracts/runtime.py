@@ -165,9 +165,9 @@ class DeleteSession(_Command, kw_only=True):
 
 
 class DeleteSessions(_Command, kw_only=True):
-    """Delete every session of the namespace (or of one agent)."""
+    """Delete several sessions at once (the edge lists them from its view)."""
 
-    agent_id: Id | None = None
+    session_ids: Annotated[list[Id], Meta(max_length=10_000)]
 
 
 class Chat(_Command, kw_only=True):
@@ -278,7 +278,7 @@ class TurnDelta(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One frame of a turn's live stream; ``seq`` counts from 1 per turn."""
 
     seq: int
-    type: Literal["start", "token", "tool_call", "tool_result", "end", "error"]
+    type: Literal["start", "token", "plan", "tool_call", "tool_result", "end", "error"]
     turn_id: str
     data: dict[str, Any] = {}
 

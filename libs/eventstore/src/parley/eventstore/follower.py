@@ -1,0 +1,109 @@
+"""A follower: folds the store's events in position order, catch-up then live.
+
+Subclasses say which categories they read and how to fold one event; the follower keeps
+``applied_position``, wakes read-your-writes waiters, and resubscribes after a failed feed.
+"""
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Sequence
+
+from parley.contracts.envelope import Event
+from parley.eventstore.port import EventStore, Subscription
+
+__all__ = ["Follower"]
+
+log = logging.getLogger(__name__)
+_RETRY_S = 0.5
+
+
+class Follower:
+    """Base of in-memory views kept up to date from the event store."""
+
+    categories: Sequence[str] | None = None
+    """Stream categories to read; None reads every stream."""
+    name = "follower"
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.applied_position = 0
+        self.target_position = 0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._stopping = False
+
+    def fold(self, event: Event) -> None:
+        """Fold one event of the followed categories (overridden by subclasses)."""
+        raise NotImplementedError
+
+    @property
+    def ready(self) -> bool:
+        """Whether the catch-up reached the store's last position as it was at start."""
+        return self._task is not None and self.applied_position >= self.target_position
+
+    async def start(self) -> None:
+        """Note the store's last position and start following from position 0."""
+        self.target_position = await self.store.last_position()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop following; pending waiters are cancelled."""
+        self._stopping = True
+        if self._sub is not None:
+            await self._sub.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for _, _, future in self._waiters:
+            if not future.done():
+                future.cancel()
+        self._waiters.clear()
+
+    async def wait_for(self, position: int, within: float) -> bool:
+        """Wait until ``position`` is applied; False if ``within`` seconds pass first."""
+        if self.applied_position >= position:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (position, next(self._seq), future))
+        try:
+            await asyncio.wait_for(asyncio.shield(future), within)
+        except TimeoutError:
+            return self.applied_position >= position
+        return True
+
+    def apply(self, event: Event) -> None:
+        """Fold ``event`` unless already applied; a bad event is logged and skipped."""
+        if event.position and event.position <= self.applied_position:
+            return
+        try:
+            self.fold(event)
+        except Exception:
+            log.exception("%s skipped unreadable event %s (%s)", self.name, event.id, event.type)
+        if event.position:
+            self.applied_position = event.position
+            waiters = self._waiters
+            while waiters and waiters[0][0] <= event.position:
+                _, _, future = heapq.heappop(waiters)
+                if not future.done():
+                    future.set_result(None)
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            self._sub = self.store.subscribe(self.applied_position, self.categories)
+            try:
+                async for event in self._sub:
+                    self.apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("%s feed failed; resubscribing", self.name)
+            finally:
+                await self._sub.close()
+            if not self._stopping:
+                await asyncio.sleep(_RETRY_S)

@@ -1,0 +1,201 @@
+"""Instances: an agent's concurrency slots across runtime processes, and scale to zero.
+
+A slot is a key ``<agent id>.<n>`` (n < the agent's ``instances``) in the JetStream KV
+bucket ``parley-slots``; taking one is a create that fails when the key exists, so any number
+of runtimes share the limit. Keys live ``lease_ttl`` seconds unless renewed, so a killed
+runtime's slots come back by themselves. A request that finds every slot busy waits in a
+bounded queue, then gets ``RATE_LIMITED`` with the reason.
+
+An agent is *warm* in a process from its first request (``instance.started``, a cold start)
+until it has been idle ``idle_timeout`` seconds (``instance.stopped``: scaled to zero).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.api import KeyValueConfig, StorageType
+from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from parley.contracts.envelope import NewEvent
+from parley.contracts.errors import ErrorCode
+from parley.contracts.runtime import InstanceChanged, instance_stream
+from parley.eventstore import ANY_VERSION, EventStore
+from parley.runtime.errors import RuntimeFault
+
+__all__ = ["Capacity"]
+
+log = logging.getLogger(__name__)
+
+BUCKET = "parley-slots"
+
+
+class Capacity:
+    """Slot leases (shared by every runtime) and this process's warm instances."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: EventStore,
+        *,
+        worker: str,
+        queue_limit: int,
+        queue_timeout: float,
+        lease_ttl: float,
+        idle_timeout: float,
+    ) -> None:
+        self.js, self.store, self.worker = js, store, worker
+        self.queue_limit, self.queue_timeout = queue_limit, queue_timeout
+        self.lease_ttl, self.idle_timeout = lease_ttl, idle_timeout
+        self._kv: KeyValue | None = None
+        self._queued: dict[str, int] = {}
+        self._warm: dict[str, float] = {}
+        self._namespaces: dict[str, str] = {}
+        self._busy: dict[str, int] = {}
+        self._reaper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the slot bucket and start the idle reaper."""
+        self._kv = await self.js.create_key_value(
+            KeyValueConfig(bucket=BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY)
+        )
+        self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
+
+    async def stop(self) -> None:
+        """Stop the reaper; warm instances stop with the process."""
+        if self._reaper is not None:
+            self._reaper.cancel()
+            await asyncio.gather(self._reaper, return_exceptions=True)
+        for agent_id in list(self._warm):
+            await self._scale_down(agent_id, "runtime stopped")
+
+    @contextlib.asynccontextmanager
+    async def slot(self, agent_id: str, instances: int, namespace: str) -> AsyncIterator[int]:
+        """Hold one of the agent's slots for the duration of the block.
+
+        Raises:
+            RuntimeFault: ``RATE_LIMITED`` when the agent has no instances, or every slot stayed
+                busy for the queue timeout, or the queue is full.
+        """
+        if instances <= 0:
+            raise RuntimeFault(
+                ErrorCode.RATE_LIMITED,
+                "the agent has 0 instances; set instances to 1 or more to serve requests",
+            )
+        index = await self._take(agent_id, instances)
+        key = f"{agent_id}.{index}"
+        renew = asyncio.create_task(self._renew(key), name=f"renew-{key}")
+        self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
+        await self._warm_up(agent_id, namespace)
+        try:
+            yield index
+        finally:
+            self._busy[agent_id] -= 1
+            self._warm[agent_id] = time.monotonic()
+            renew.cancel()
+            await asyncio.gather(renew, return_exceptions=True)
+            assert self._kv is not None
+            with contextlib.suppress(Exception):
+                await self._kv.delete(key)
+
+    async def _take(self, agent_id: str, instances: int) -> int:
+        assert self._kv is not None
+        index = await self._try(agent_id, instances)
+        if index is not None:
+            return index
+        queued = self._queued.get(agent_id, 0)
+        if queued >= self.queue_limit:
+            raise RuntimeFault(
+                ErrorCode.RATE_LIMITED,
+                f"all {instances} instance(s) of the agent are busy and {queued} requests are"
+                " already queued; retry later or raise its instances",
+            )
+        self._queued[agent_id] = queued + 1
+        try:
+            deadline = time.monotonic() + self.queue_timeout
+            pause = 0.005
+            while time.monotonic() < deadline:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 0.1)
+                index = await self._try(agent_id, instances)
+                if index is not None:
+                    return index
+        finally:
+            self._queued[agent_id] -= 1
+        raise RuntimeFault(
+            ErrorCode.RATE_LIMITED,
+            f"all {instances} instance(s) of the agent stayed busy for"
+            f" {self.queue_timeout:g}s; retry later or raise its instances",
+        )
+
+    async def _try(self, agent_id: str, instances: int) -> int | None:
+        assert self._kv is not None
+        for index in range(instances):
+            try:
+                await self._kv.create(f"{agent_id}.{index}", self.worker.encode())
+            except KeyWrongLastSequenceError:
+                continue
+            return index
+        return None
+
+    async def _renew(self, key: str) -> None:
+        assert self._kv is not None
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            with contextlib.suppress(Exception):
+                await self._kv.put(key, self.worker.encode())
+
+    async def _warm_up(self, agent_id: str, namespace: str) -> None:
+        if agent_id in self._warm:
+            return
+        started = time.monotonic()
+        self._warm[agent_id] = started
+        self._namespaces[agent_id] = namespace
+        await self._record(
+            agent_id,
+            namespace,
+            "instance.started",
+            InstanceChanged(
+                agent_id=agent_id,
+                worker=self.worker,
+                reason="cold start",
+                cold_start_ms=round((time.monotonic() - started) * 1000, 3),
+            ),
+        )
+
+    async def _scale_down(self, agent_id: str, reason: str) -> None:
+        self._warm.pop(agent_id, None)
+        await self._record(
+            agent_id,
+            self._namespaces.get(agent_id, "default"),
+            "instance.stopped",
+            InstanceChanged(agent_id=agent_id, worker=self.worker, reason=reason),
+        )
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, min(self.idle_timeout / 4, 5.0)))
+            now = time.monotonic()
+            for agent_id, last in list(self._warm.items()):
+                if self._busy.get(agent_id, 0) == 0 and now - last >= self.idle_timeout:
+                    await self._scale_down(agent_id, f"idle for {self.idle_timeout:g}s")
+
+    async def _record(
+        self, agent_id: str, namespace: str, kind: str, payload: InstanceChanged
+    ) -> None:
+        event = NewEvent(
+            type=kind,
+            subject=agent_id,
+            data=msgspec.to_builtins(payload),
+            namespace=namespace,
+            source="/parley/runtime",
+        )
+        try:
+            await self.store.append(instance_stream(agent_id), [event], ANY_VERSION)
+        except Exception:
+            log.exception("could not record %s for agent %s", kind, agent_id)

@@ -1,0 +1,468 @@
+"""Chat turns: a user message becomes a recorded run, streamed live as deltas.
+
+A turn holds one of its agent's slots for its whole life. While it runs, its runtime answers
+on ``parley.ctl.turn.<turn id>`` (``ping``, ``cancel``), so any runtime can tell a live turn
+from one whose process died (no responders) and cancel it wherever it runs.
+
+Concurrent messages on one session follow the policy: ``reject`` (409 ``SESSION_BUSY``),
+``enqueue`` (wait for the running turn, bounded) or ``interrupt`` (cancel it, then run).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+
+from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.ids import new_id
+from parley.contracts.runtime import (
+    CancelTurn,
+    Chat,
+    ChatResult,
+    FileUploaded,
+    RunFinished,
+    RuntimeReply,
+    SessionCreated,
+    SessionSettings,
+    TurnStarted,
+    session_stream,
+)
+from parley.eventstore import NO_STREAM, ConcurrencyConflict
+from parley.eventstore.kernel import Loaded, load
+from parley.kit.telemetry import current_traceparent
+from parley.runtime.context import (
+    DeltaPublisher,
+    Deps,
+    RunMeter,
+    StreamRecorder,
+    effective,
+    running_agent,
+)
+from parley.runtime.errors import RuntimeFault, error_body
+from parley.runtime.files import SessionFiles, is_text
+from parley.runtime.journal import Journal
+from parley.runtime.runs import Interrupted, Run, RunSpec
+from parley.runtime.session import Session, evolve, turn_prompt
+from parley.runtime.strategies import run_strategy
+from parley.runtime.tools import ToolContext
+
+__all__ = ["Turns", "ctl_subject", "load_session"]
+
+log = logging.getLogger(__name__)
+
+_encode = msgspec.json.Encoder().encode
+_PING_TIMEOUT_S = 0.5
+_FILE_TEXT_LIMIT = 100_000
+
+
+def ctl_subject(turn_id: str) -> str:
+    """Control subject of a running turn (answered only by the runtime running it)."""
+    return f"parley.ctl.turn.{turn_id}"
+
+
+async def load_session(deps: Deps, session_id: str, namespace: str) -> Loaded[Session]:
+    """A session folded from its stream.
+
+    Raises:
+        RuntimeFault: ``SESSION_NOT_FOUND`` when absent, deleted or in another namespace.
+    """
+    loaded = await load(deps.store, session_stream(session_id), evolve)
+    session = loaded.state
+    if session is None or session.deleted or session.namespace != namespace:
+        raise RuntimeFault(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id!r}")
+    return loaded
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """How a turn ended: the answer, the position of its last event, its error if any."""
+
+    result: ChatResult
+    position: int
+    error: ErrorBody | None
+
+
+class Turns:
+    """Runs chat turns and answers for the ones running in this process."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self.running: dict[str, asyncio.Task[TurnEnd]] = {}
+
+    async def chat(self, cmd: Chat) -> RuntimeReply:
+        """Start a turn; reply when it ends, or at once for a streamed turn."""
+        deps = self.deps
+        if cmd.min_position:
+            await deps.directory.wait_for(cmd.min_position, 2.0)
+        loaded = await self._session(cmd)
+        session = loaded.state
+        assert session is not None
+        agent = running_agent(deps, session.agent_id, cmd.namespace) if session.agent_id else None
+        settings = effective(agent, session.settings)
+        if agent is not None and (reason := await deps.budgets.refusal(agent.id, settings.budget)):
+            raise RuntimeFault(ErrorCode.BUDGET_EXCEEDED, reason)
+        for ref in cmd.files:
+            _text_file(session, ref)
+        policy = cmd.policy or session.settings.concurrency
+        stack = contextlib.AsyncExitStack()
+        try:
+            if agent is not None:
+                await stack.enter_async_context(
+                    deps.capacity.slot(agent.id, settings.instances, cmd.namespace)
+                )
+            loaded, started_position = await self._start(cmd, loaded, policy)
+        except BaseException:
+            await stack.aclose()
+            raise
+        session = loaded.state
+        assert session is not None
+        task = asyncio.create_task(self._run(cmd, session, stack), name=f"turn-{cmd.turn_id}")
+        self.running[cmd.turn_id] = task
+        task.add_done_callback(lambda _: self.running.pop(cmd.turn_id, None))
+        if cmd.stream:
+            return RuntimeReply(
+                ok=True,
+                session_id=session.id,
+                turn_id=cmd.turn_id,
+                version=loaded.version,
+                position=started_position,
+            )
+        end = await asyncio.shield(task)
+        result = end.result
+        if end.error is not None and result.outcome in ("failed", "interrupted"):
+            error = end.error
+            details = dict(error.details) if isinstance(error.details, dict) else {}
+            details.update(
+                turn_id=cmd.turn_id,
+                conversation_id=session.id,
+                outcome=result.outcome,
+                partial_response=result.response,
+            )
+            return RuntimeReply(
+                ok=False,
+                error=ErrorBody(code=error.code, message=error.message, details=details),
+            )
+        return RuntimeReply(
+            ok=True, session_id=session.id, turn_id=cmd.turn_id, chat=result, position=end.position
+        )
+
+    async def cancel(self, cmd: CancelTurn) -> RuntimeReply:
+        """Cancel a session's running turn, wherever it runs."""
+        turn_id = cmd.turn_id
+        session_id = cmd.session_id
+        if turn_id is None:
+            if session_id is None:
+                raise RuntimeFault(
+                    ErrorCode.VALIDATION_ERROR, "name the conversation_id or the turn_id"
+                )
+            session = (await load_session(self.deps, session_id, cmd.namespace)).state
+            assert session is not None
+            if session.active is None:
+                raise RuntimeFault(
+                    ErrorCode.NO_ACTIVE_TURN, f"session {session_id!r} has no running turn"
+                )
+            turn_id = session.active.turn_id
+        position = await self._cancel_turn(turn_id, session_id, cmd.namespace)
+        return RuntimeReply(ok=True, session_id=session_id, turn_id=turn_id, position=position)
+
+    # --- starting --------------------------------------------------------------------
+
+    async def _session(self, cmd: Chat) -> Loaded[Session]:
+        if cmd.session_id is not None:
+            loaded = await load_session(self.deps, cmd.session_id, cmd.namespace)
+            session = loaded.state
+            assert session is not None
+            if cmd.agent_id is not None and session.agent_id != cmd.agent_id:
+                raise RuntimeFault(
+                    ErrorCode.SESSION_NOT_FOUND,
+                    f"agent {cmd.agent_id!r} has no conversation {cmd.session_id!r}",
+                )
+            return loaded
+        if cmd.agent_id is None:
+            raise RuntimeFault(ErrorCode.VALIDATION_ERROR, "name an agent or a session")
+        running_agent(self.deps, cmd.agent_id, cmd.namespace)
+        session_id = new_id()
+        recorder = self._recorder(session_id, cmd, expected_version=NO_STREAM)
+        await recorder.record(
+            "session.created",
+            SessionCreated(
+                session_id=session_id, agent_id=cmd.agent_id, settings=SessionSettings()
+            ),
+        )
+        return await load_session(self.deps, session_id, cmd.namespace)
+
+    async def _start(
+        self, cmd: Chat, loaded: Loaded[Session], policy: str
+    ) -> tuple[Loaded[Session], int]:
+        """Make room by the policy, then append ``turn.started`` at the session's version."""
+        deadline = time.monotonic() + self.deps.settings.session_wait
+        while True:
+            session = loaded.state
+            assert session is not None
+            if session.active is not None:
+                await self._make_room(session, policy, deadline, cmd.namespace)
+                loaded = await load_session(self.deps, session.id, cmd.namespace)
+                continue
+            started = TurnStarted(
+                turn_id=cmd.turn_id,
+                session_id=session.id,
+                agent_id=session.agent_id,
+                message=cmd.message,
+                context=cmd.context,
+                files=cmd.files,
+            )
+            recorder = self._recorder(session.id, cmd, expected_version=loaded.version)
+            try:
+                await recorder.record("turn.started", started)
+            except ConcurrencyConflict:
+                loaded = await load_session(self.deps, session.id, cmd.namespace)
+                continue
+            return Loaded(session, loaded.version, loaded.position), recorder.position
+
+    async def _make_room(self, session: Session, policy: str, deadline: float, ns: str) -> None:
+        assert session.active is not None
+        turn_id = session.active.turn_id
+        if not await self._alive(turn_id):
+            await self._finish_orphan(session, turn_id, ns)
+            return
+        if policy == "reject":
+            raise RuntimeFault(
+                ErrorCode.SESSION_BUSY,
+                f"turn {turn_id} is still running in this conversation; send with policy"
+                " `enqueue` or `interrupt`, or cancel it",
+                {"turn_id": turn_id},
+            )
+        if policy == "interrupt":
+            await self._cancel_turn(turn_id, session.id, ns)
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeFault(
+                ErrorCode.SESSION_BUSY,
+                f"turn {turn_id} was still running after {self.deps.settings.session_wait:g}s",
+                {"turn_id": turn_id},
+            )
+        local = self.running.get(turn_id)
+        if local is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(local), remaining)
+        else:
+            await asyncio.sleep(min(0.05, remaining))
+
+    async def _alive(self, turn_id: str) -> bool:
+        if turn_id in self.running:
+            return True
+        try:
+            await self.deps.nc.request(ctl_subject(turn_id), b"ping", timeout=_PING_TIMEOUT_S)
+        except nats.errors.NoRespondersError:
+            return False
+        except (nats.errors.TimeoutError, TimeoutError):
+            return True  # the owner may be busy; do not take its turn away
+        return True
+
+    async def _finish_orphan(self, session: Session, turn_id: str, ns: str) -> int:
+        """Record the end of a turn whose runtime died."""
+        recorder = StreamRecorder(
+            self.deps.store,
+            session_stream(session.id),
+            subject=session.id,
+            namespace=ns,
+            correlation_id=None,
+            traceparent=current_traceparent(),
+        )
+        await recorder.record(
+            "turn.failed",
+            RunFinished(
+                run_id=turn_id,
+                outcome="failed",
+                error=ErrorBody(
+                    code=ErrorCode.INTERNAL_ERROR,
+                    message="the runtime running this turn stopped before it ended",
+                ),
+                agent_id=session.agent_id,
+                session_id=session.id,
+            ),
+        )
+        return recorder.position
+
+    async def _cancel_turn(self, turn_id: str, session_id: str | None, ns: str) -> int:
+        try:
+            msg = await self.deps.nc.request(ctl_subject(turn_id), b"cancel", timeout=10.0)
+        except nats.errors.NoRespondersError:
+            if session_id is None:
+                raise RuntimeFault(
+                    ErrorCode.NO_ACTIVE_TURN, f"turn {turn_id!r} is not running"
+                ) from None
+            session = (await load_session(self.deps, session_id, ns)).state
+            assert session is not None
+            if session.active is None or session.active.turn_id != turn_id:
+                raise RuntimeFault(
+                    ErrorCode.NO_ACTIVE_TURN, f"turn {turn_id!r} is not running"
+                ) from None
+            return await self._finish_orphan(session, turn_id, ns)
+        return int(msg.data or b"0")
+
+    # --- running ---------------------------------------------------------------------
+
+    async def _run(self, cmd: Chat, session: Session, stack: contextlib.AsyncExitStack) -> TurnEnd:
+        deps = self.deps
+        async with stack:
+            sub = await deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self._control)
+            try:
+                return await self._turn(cmd, session)
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+    async def _control(self, msg: Msg) -> None:
+        turn_id = msg.subject.rsplit(".", 1)[-1]
+        task = self.running.get(turn_id)
+        position = 0
+        if msg.data == b"cancel" and task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                position = (await asyncio.shield(task)).position
+        await msg.respond(str(position).encode())
+
+    async def _turn(self, cmd: Chat, session: Session) -> TurnEnd:
+        deps = self.deps
+        began = time.monotonic()
+        agent = deps.directory.get(session.agent_id) if session.agent_id else None
+        settings = effective(agent, session.settings)
+        sink = DeltaPublisher(deps.nc, cmd.turn_id, {"conversation_id": session.id})
+        recorder = self._recorder(session.id, cmd)
+        run: Run | None = None
+        error: ErrorBody | None = None
+        output = ""
+        outcome = "completed"
+        try:
+            await sink.emit("start", {"agent_id": session.agent_id})
+            system = settings.system_prompt
+            if system is None and settings.persona is not None:
+                system = await deps.persona_text(cmd.namespace, settings.persona)
+            message = await self._with_files(session, cmd)
+            spec = RunSpec(
+                run_id=cmd.turn_id,
+                kind="turn",
+                provider=deps.provider(settings.provider),
+                model=settings.model,
+                system=system,
+                params=settings.params,
+                tools=settings.tools,
+                strategy=settings.strategy,
+                history=session.history,
+                input=message,
+                tool_context=ToolContext(
+                    namespace=cmd.namespace,
+                    agent_id=session.agent_id,
+                    session_id=session.id,
+                    files=SessionFiles(deps.files, session),
+                ),
+            )
+            meter = RunMeter(
+                deps.budgets,
+                agent_id=session.agent_id,
+                budget=settings.budget,
+                provider=settings.provider,
+                model=settings.model,
+                namespace=cmd.namespace,
+            )
+            run = Run(spec, Journal(), recorder, sink, meter)
+            output = await run_strategy(run)
+        except asyncio.CancelledError:
+            outcome, output = "cancelled", "".join(sink.text)
+        except Interrupted as exc:
+            outcome, output = "interrupted", exc.partial
+            error = ErrorBody(
+                code=ErrorCode.PROVIDER_ERROR,
+                message=f"the provider's stream broke after it started: {exc.reason}",
+            )
+        except Exception as exc:  # every failure ends the turn with a recorded outcome
+            outcome, output = "failed", "".join(sink.text)
+            error = error_body(exc)
+        usage = run.usage if run is not None else None
+        finished = RunFinished(
+            run_id=cmd.turn_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            output=output,
+            response_time_ms=round((time.monotonic() - began) * 1000, 3),
+            steps=run.steps if run is not None else 0,
+            error=error,
+            agent_id=session.agent_id,
+            session_id=session.id,
+        )
+        if usage is not None:
+            finished.usage = usage
+        try:
+            await recorder.record(f"turn.{outcome}", finished)
+        except Exception:
+            log.exception("could not record the end of turn %s", cmd.turn_id)
+        frame: dict[str, Any] = {
+            "outcome": outcome,
+            "response": output,
+            "usage": msgspec.to_builtins(finished.usage),
+            "response_time_ms": finished.response_time_ms,
+        }
+        if error is not None:
+            await sink.emit("error", {**frame, "code": error.code.value, "message": error.message})
+        else:
+            await sink.emit("end", frame)
+        result = ChatResult(
+            session_id=session.id,
+            turn_id=cmd.turn_id,
+            response=output,
+            outcome=outcome,  # type: ignore[arg-type]
+            tokens_used=finished.usage.total_tokens,
+            usage=finished.usage,
+            response_time_ms=finished.response_time_ms,
+            tool_calls=run.tool_calls if run is not None else [],
+        )
+        return TurnEnd(result, recorder.position, error)
+
+    async def _with_files(self, session: Session, cmd: Chat) -> str:
+        """The user's message as the model sees it: context and referenced files' text."""
+        started = TurnStarted(
+            turn_id=cmd.turn_id,
+            session_id=session.id,
+            agent_id=session.agent_id,
+            message=cmd.message,
+            context=cmd.context,
+        )
+        parts = [turn_prompt(started)]
+        for ref in cmd.files:
+            meta = _text_file(session, ref)
+            data = await self.deps.files.get(meta.file_id) or b""
+            text = data[:_FILE_TEXT_LIMIT].decode("utf-8", errors="replace")
+            parts.append(f"[file {meta.name}, as data]\n{text}")
+        return "\n\n".join(parts)
+
+    def _recorder(
+        self, session_id: str, cmd: Chat, expected_version: int | None = None
+    ) -> StreamRecorder:
+        return StreamRecorder(
+            self.deps.store,
+            session_stream(session_id),
+            subject=session_id,
+            namespace=cmd.namespace,
+            correlation_id=cmd.request_id,
+            traceparent=cmd.traceparent or current_traceparent(),
+            expected_version=expected_version,
+        )
+
+
+def _text_file(session: Session, ref: str) -> FileUploaded:
+    meta = session.file(ref)
+    if meta is None:
+        raise RuntimeFault(ErrorCode.FILE_NOT_FOUND, f"the session has no file {ref!r}")
+    if not is_text(meta.content_type):
+        raise RuntimeFault(
+            ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+            f"file {meta.name!r} is {meta.content_type}; only text files can be referenced in chat",
+        )
+    return meta

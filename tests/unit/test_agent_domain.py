@@ -251,9 +251,9 @@ def update(expected_version: int | None = None, **patch: object) -> UpdateAgent:
 
 
 def test_an_update_emits_the_full_new_spec_and_the_changed_field_names() -> None:
-    state = given(create())
-    decided, after = run(state, update(description="new", model="m2"))
-    new_spec = spec(description="new", model="m2")
+    state = given(create(provider="openai", model="gpt-4.1"))
+    decided, after = run(state, update(description="new", model="gpt-4.1-mini"))
+    new_spec = spec(provider="openai", description="new", model="gpt-4.1-mini")
     assert decided == [
         (
             "agent.updated",
@@ -334,13 +334,14 @@ def test_an_update_can_change_every_spec_field_at_once() -> None:
         update(
             name="other",
             provider="anthropic",
+            model="claude-sonnet-4-5",
             strategy=StrategySpec(name="plan_and_execute", config={"max_iterations": 5}),
             instances=3,
         ),
     )
     assert after is not None and after.spec.instances == 3
     assert isinstance(decided[0][1], AgentUpdated)
-    assert decided[0][1].changed == ["instances", "name", "provider", "strategy"]
+    assert decided[0][1].changed == ["instances", "model", "name", "provider", "strategy"]
 
 
 # --- delete and missing agents ---------------------------------------------------------------

@@ -24,7 +24,7 @@ def errors_of(candidate: AgentSpec) -> DomainError:
     "candidate",
     [
         spec(),
-        spec(provider="anthropic", model="claude", system_prompt="hi"),
+        spec(provider="anthropic", model="claude-sonnet-4-5", system_prompt="hi"),
         spec(persona="pirate"),
         spec(tools=[ToolSpec(name="calculator"), ToolSpec(name="http_request")]),
         spec(strategy=StrategySpec(name="plan_and_execute")),

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from parley.contracts import registry, subjects
+from parley.contracts import models, personas, registry, strategies, subjects, tools
 from parley.contracts.envelope import Event, NewEvent
 from parley.contracts.errors import ErrorBody
 
@@ -39,8 +39,21 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         registry.DeleteAgent,
         registry.CommandReply,
     ),
+    "registry.create_persona": (
+        subjects.cmd("registry", "create_persona"),
+        personas.CreatePersona,
+        registry.CommandReply,
+    ),
+    "registry.delete_persona": (
+        subjects.cmd("registry", "delete_persona"),
+        personas.DeletePersona,
+        registry.CommandReply,
+    ),
 }
 """Command name → (subject, request type, reply type)."""
+
+EVENT_TYPES: dict[str, type[msgspec.Struct]] = {**registry.EVENT_TYPES, **personas.EVENT_TYPES}
+"""Event type name → payload type, over every exported context."""
 
 TYPES: dict[str, type[Any]] = {
     "event": Event,
@@ -49,6 +62,13 @@ TYPES: dict[str, type[Any]] = {
     "agent_spec": registry.AgentSpec,
     "agent_patch": registry.AgentPatch,
     "agent_view": registry.AgentView,
+    "model_info": models.ModelInfo,
+    "persona_spec": personas.PersonaSpec,
+    "persona_view": personas.PersonaView,
+    "tool_descriptor": tools.ToolDescriptor,
+    "strategy_descriptor": strategies.StrategyDescriptor,
+    **{f"tool_config.{name}": tp for name, tp in tools.TOOL_CONFIGS.items()},
+    **{f"strategy_config.{name}": tp for name, tp in strategies.STRATEGY_CONFIGS.items()},
 }
 
 
@@ -75,7 +95,7 @@ def _asyncapi() -> dict[str, Any]:
             "summary": f"{name}: NATS request/reply, queue group {subjects.queue('registry')}",
             "reply": {"channel": {"$ref": f"#/channels/{key}"}},
         }
-    for event_type in registry.EVENT_TYPES:
+    for event_type in EVENT_TYPES:
         key = "event_" + event_type.replace(".", "_")
         channels[key] = {
             "address": subjects.EVENTS_ALL,
@@ -102,7 +122,7 @@ def render() -> dict[str, dict[str, Any]]:
     for name, (_, request, reply) in COMMANDS.items():
         docs[f"commands/{name}.json"] = _schema(request)
         docs[f"replies/{name}.json"] = _schema(reply)
-    for event_type, payload in registry.EVENT_TYPES.items():
+    for event_type, payload in EVENT_TYPES.items():
         docs[f"events/{event_type}.json"] = _schema(payload)
     for name, tp in TYPES.items():
         docs[f"types/{name}.json"] = _schema(tp)

@@ -1,8 +1,9 @@
 """Wiring: the edge's Litestar app. No connections at import time.
 
 On start-up the app connects to NATS, opens the event store on that connection, and starts
-the agents projection; on shutdown it stops them in reverse. ``app.state`` holds
-``settings``, ``nc``, ``store``, ``projection`` and ``commands`` for the route handlers.
+the agents and personas projections; on shutdown it stops them in reverse. ``app.state``
+holds ``settings``, ``nc``, ``store``, ``projection``, ``personas`` and ``commands`` for the
+route handlers.
 """
 
 import logging
@@ -18,11 +19,15 @@ from parley.edge.commands import CommandClient
 from parley.edge.errors import exception_handlers
 from parley.edge.guards import HostGuard
 from parley.edge.openapi import document_bodies, openapi_config
+from parley.edge.personas_projection import PersonasProjection
 from parley.edge.projection import AgentsProjection
 from parley.edge.request_ids import add_request_id_header
 from parley.edge.routes.agents import agent_router
+from parley.edge.routes.catalogue_models import model_router
+from parley.edge.routes.catalogue_tools import strategy_router, tool_router
 from parley.edge.routes.events import event_routes
 from parley.edge.routes.health import health_routes
+from parley.edge.routes.personas import persona_router
 from parley.edge.routes.ws import ws_routes
 from parley.edge.settings import EdgeSettings
 from parley.eventstore.factory import open_store
@@ -53,11 +58,14 @@ def create_app(settings: EdgeSettings) -> Litestar:
             )
             projection = AgentsProjection(store)
             app.state.nc, app.state.store, app.state.projection = nc, store, projection
+            app.state.personas = personas = PersonasProjection(store)
             app.state.commands = CommandClient(nc, settings.command_timeout)
             await projection.start()
+            await personas.start()
             try:
                 yield
             finally:
+                await personas.stop()
                 await projection.stop()
                 await store.close()
         finally:
@@ -66,7 +74,16 @@ def create_app(settings: EdgeSettings) -> Litestar:
 
     cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
     app = Litestar(
-        route_handlers=[*health_routes, agent_router, *event_routes, *ws_routes],
+        route_handlers=[
+            *health_routes,
+            agent_router,
+            model_router,
+            tool_router,
+            strategy_router,
+            persona_router,
+            *event_routes,
+            *ws_routes,
+        ],
         lifespan=[connections],
         on_startup=[document_bodies],
         state=State({"settings": settings}),

@@ -8,6 +8,7 @@ from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 
 from parley.contracts import subjects
+from parley.contracts.personas import CreatePersona, DeletePersona
 from parley.contracts.registry import (
     SERVICE,
     AgentActionCommand,
@@ -20,6 +21,7 @@ from parley.eventstore.factory import open_store
 from parley.kit.service import create_service
 from parley.kit.settings import ServiceSettings
 from parley.registry.handlers import Registry, reply_for_error
+from parley.registry.personas import create_persona, delete_persona
 
 __all__ = ["create_app"]
 
@@ -57,6 +59,8 @@ def create_app(settings: ServiceSettings) -> FastStream:
         route(broker, "update_agent", UpdateAgent, Registry.update_agent)
         route(broker, "agent_action", AgentActionCommand, Registry.agent_action)
         route(broker, "delete_agent", DeleteAgent, Registry.delete_agent)
+        route(broker, "create_persona", CreatePersona, lambda r, c: create_persona(r.store, c))
+        route(broker, "delete_persona", DeletePersona, lambda r, c: delete_persona(r.store, c))
 
     app = create_service(SERVICE, settings, register, description="Agents and their lifecycle.")
 

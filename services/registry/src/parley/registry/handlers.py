@@ -43,6 +43,7 @@ from parley.registry.domain import (
     evolve_claim,
     name_change,
 )
+from parley.registry.personas import check_persona
 
 __all__ = ["CLAIM_GRACE", "Registry", "reply_for_error"]
 
@@ -109,6 +110,7 @@ class Registry:
                 {"agent_id": agent_id},
             )
         decide(command, None, now=utcnow())  # validate before claiming the name
+        await check_persona(self.store, command.namespace, command.spec.persona)
         await self._claim(command.namespace, command.spec.name, agent_id)
         outcome = await self._run(command, agent_id, existing)
         return _ok(agent_id, outcome.version, outcome.position)
@@ -119,6 +121,7 @@ class Registry:
         rename = None
         if current.state is not None:
             rename = name_change(current.state, decide(command, current.state, now=utcnow()))
+            await check_persona(self.store, command.namespace, command.patch.persona)
         if rename:
             await self._claim(command.namespace, rename[1], command.agent_id)
         outcome = await self._run(command, command.agent_id, current)

@@ -5,16 +5,15 @@ catalogues or span several fields. Every problem is reported at once, each with 
 is about, so a user fixes a definition in one round trip.
 """
 
-from typing import Any
-
 from parley.contracts.catalogue import PROVIDERS, STRATEGIES, TOOLS
 from parley.contracts.errors import ErrorCode
+from parley.contracts.models import validate_model_params
 from parley.contracts.registry import AgentSpec
+from parley.contracts.strategies import validate_strategy_config
+from parley.contracts.tools import validate_tool_config
 from parley.registry._errors import DomainError
 
 __all__ = ["validate_cron", "validate_spec"]
-
-_MAX_ITERATIONS = (1, 100)
 
 # (field name, low, high, names); day-of-week allows 7 for Sunday as cron does.
 _CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
@@ -49,6 +48,8 @@ def validate_spec(spec: AgentSpec) -> None:
             "provider",
             f"unknown provider {spec.provider!r}; use one of {_listed(PROVIDERS)}",
         )
+    else:
+        errors.extend(validate_model_params(spec.provider, spec.model, spec.params))
     seen: set[str] = set()
     for i, tool in enumerate(spec.tools):
         if tool.name not in TOOLS:
@@ -63,6 +64,11 @@ def validate_spec(spec: AgentSpec) -> None:
                 f"tools[{i}].name",
                 f"tool {tool.name!r} is listed twice",
             )
+        else:
+            for problem in validate_tool_config(tool.name, tool.config):
+                fail(
+                    ErrorCode.VALIDATION_ERROR, f"tools[{i}].{problem['field']}", problem["message"]
+                )
         seen.add(tool.name)
     if spec.strategy.name not in STRATEGIES:
         fail(
@@ -70,13 +76,9 @@ def validate_spec(spec: AgentSpec) -> None:
             "strategy.name",
             f"unknown strategy {spec.strategy.name!r}; use one of {_listed(STRATEGIES)}",
         )
-    elif spec.strategy.name == "plan_and_execute" and "max_iterations" in spec.strategy.config:
-        if not _int_between(spec.strategy.config["max_iterations"], *_MAX_ITERATIONS):
-            fail(
-                ErrorCode.VALIDATION_ERROR,
-                "strategy.config.max_iterations",
-                "max_iterations must be an integer from 1 to 100",
-            )
+    else:
+        for problem in validate_strategy_config(spec.strategy.name, spec.strategy.config):
+            fail(ErrorCode.VALIDATION_ERROR, problem["field"], problem["message"])
     trigger = spec.trigger
     has_interval, has_cron = trigger.interval_seconds is not None, trigger.cron is not None
     if trigger.type == "periodic":
@@ -152,11 +154,6 @@ def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int |
     if text.isdigit() and low <= int(text) <= high:
         return int(text)
     return None
-
-
-def _int_between(value: Any, low: int, high: int) -> bool:
-    # bool is an int subclass; `max_iterations = true` is a mistake, not 1.
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
 def _listed(names: frozenset[str]) -> str:

@@ -29,6 +29,8 @@ class WireServer:
         self.scripts: dict[str, deque[str]] = {"anthropic": deque(), "openai": deque()}
         self.requests: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self.retry_after = "0.2"
+        self.calls: list[tuple[str, str, list[str]]] = list(CALLS)
+        """Tool calls the ``tools`` scenario streams: (id, name, argument JSON pieces)."""
         self._release = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/messages", self._anthropic)
@@ -102,7 +104,7 @@ class WireServer:
         }  # fmt: skip
         await send("message_start", {"message": message})
         if scenario == "tools":
-            for index, (call_id, name, parts) in enumerate(CALLS):
+            for index, (call_id, name, parts) in enumerate(self.calls):
                 block = {"type": "tool_use", "id": call_id, "name": name, "input": {}}
                 await send("content_block_start", {"index": index, "content_block": block})
                 for part in parts:
@@ -151,7 +153,7 @@ class WireServer:
             return response
         await chunk({"role": "assistant", "content": ""})
         if scenario == "tools":
-            for index, (call_id, name, parts) in enumerate(CALLS):
+            for index, (call_id, name, parts) in enumerate(self.calls):
                 for n, part in enumerate(parts):
                     call: dict[str, Any] = {"index": index, "function": {"arguments": part}}
                     if n == 0:

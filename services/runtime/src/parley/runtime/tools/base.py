@@ -1,0 +1,81 @@
+"""What a tool is: its interface, the context a call runs in, its outcome and its errors."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import msgspec
+
+from parley.contracts.tools import ToolDescriptor
+
+__all__ = ["FileReader", "Tool", "ToolContext", "ToolError", "ToolOutcome", "utcnow"]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class ToolError(Exception):
+    """An expected failure of a tool call, reported to the model and recorded.
+
+    Codes: ``invalid_arguments``, ``refused`` (a policy said no), ``timeout``, ``too_large``,
+    ``not_found``, ``failed``.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class FileReader(Protocol):
+    """The session files a tool may read."""
+
+    async def read(self, name_or_id: str) -> tuple[str, str, bytes]:
+        """``(file name, content type, bytes)``; raises ``ToolError("not_found")`` if absent."""
+        ...
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Where a call runs: the agent and session it serves, and what it may reach."""
+
+    namespace: str
+    """Tenant of the agent."""
+    agent_id: str | None
+    """The agent making the call, if any."""
+    session_id: str | None
+    """The session of the call, if any."""
+    files: FileReader | None
+    """The session's files (None when the call has no session)."""
+    now: Callable[[], datetime] = utcnow
+    """Clock (aware UTC datetimes); tests pass a fixed one."""
+
+
+class ToolOutcome(msgspec.Struct, frozen=True):
+    """The result of a successful call."""
+
+    content: str
+    """Text given back to the model (JSON text for structured results)."""
+    data: Any = None
+    """Structured result, recorded in the `tool.completed` event."""
+
+
+class Tool(Protocol):
+    """A built-in tool: its descriptor, its config and argument types, and ``run``."""
+
+    descriptor: ToolDescriptor
+    """Name, description and schemas (from the contracts' catalogue)."""
+    config_type: type[Any]
+    """Struct of the tool's config."""
+    arguments_type: type[Any]
+    """Struct of the call arguments."""
+
+    async def run(self, arguments: Any, config: Any, ctx: ToolContext) -> ToolOutcome:
+        """Run one call with validated ``arguments`` and ``config`` (instances of the types).
+
+        Raises:
+            ToolError: For every expected failure.
+        """
+        ...

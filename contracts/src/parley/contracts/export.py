@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from parley.contracts import models, personas, registry, strategies, subjects, tools
+from parley.contracts import models, personas, registry, runtime, strategies, subjects, tools
 from parley.contracts.envelope import Event, NewEvent
 from parley.contracts.errors import ErrorBody
 
@@ -49,10 +49,31 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         personas.DeletePersona,
         registry.CommandReply,
     ),
+    **{
+        f"runtime.{verb}": (subjects.cmd("runtime", verb), command, runtime.RuntimeReply)
+        for verb, command in (
+            ("create_session", runtime.CreateSession),
+            ("update_session", runtime.UpdateSession),
+            ("set_session_tools", runtime.SetSessionTools),
+            ("delete_session", runtime.DeleteSession),
+            ("delete_sessions", runtime.DeleteSessions),
+            ("upload_file", runtime.UploadFile),
+            ("delete_file", runtime.DeleteFile),
+            ("chat", runtime.Chat),
+            ("cancel_turn", runtime.CancelTurn),
+            ("trigger_execution", runtime.TriggerExecution),
+            ("execution_input", runtime.ExecutionInput),
+            ("cancel_execution", runtime.CancelExecution),
+        )
+    },
 }
 """Command name → (subject, request type, reply type)."""
 
-EVENT_TYPES: dict[str, type[msgspec.Struct]] = {**registry.EVENT_TYPES, **personas.EVENT_TYPES}
+EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    **registry.EVENT_TYPES,
+    **personas.EVENT_TYPES,
+    **runtime.EVENT_TYPES,
+}
 """Event type name → payload type, over every exported context."""
 
 TYPES: dict[str, type[Any]] = {
@@ -65,6 +86,8 @@ TYPES: dict[str, type[Any]] = {
     "model_info": models.ModelInfo,
     "persona_spec": personas.PersonaSpec,
     "persona_view": personas.PersonaView,
+    "turn_delta": runtime.TurnDelta,
+    "session_settings": runtime.SessionSettings,
     "tool_descriptor": tools.ToolDescriptor,
     "strategy_descriptor": strategies.StrategyDescriptor,
     **{f"tool_config.{name}": tp for name, tp in tools.TOOL_CONFIGS.items()},
@@ -79,7 +102,8 @@ def _schema(tp: type[Any]) -> dict[str, Any]:
 def _asyncapi() -> dict[str, Any]:
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}
-    for name, (subject, request, reply) in COMMANDS.items():
+    for name, (subject, request, _reply) in COMMANDS.items():
+        service = name.split(".")[0]
         key = name.replace(".", "_")
         channels[key] = {
             "address": subject,
@@ -92,7 +116,7 @@ def _asyncapi() -> dict[str, Any]:
         operations[key] = {
             "action": "receive",
             "channel": {"$ref": f"#/channels/{key}"},
-            "summary": f"{name}: NATS request/reply, queue group {subjects.queue('registry')}",
+            "summary": f"{name}: NATS request/reply, queue group {subjects.queue(service)}",
             "reply": {"channel": {"$ref": f"#/channels/{key}"}},
         }
     for event_type in EVENT_TYPES:

@@ -5,12 +5,9 @@ catalogues or span several fields. Every problem is reported at once, each with 
 is about, so a user fixes a definition in one round trip.
 """
 
-from parley.contracts.catalogue import PROVIDERS, STRATEGIES, TOOLS
 from parley.contracts.errors import ErrorCode
-from parley.contracts.models import validate_model_params
 from parley.contracts.registry import AgentSpec
-from parley.contracts.strategies import validate_strategy_config
-from parley.contracts.tools import validate_tool_config
+from parley.contracts.run_settings import run_settings_problems
 from parley.registry._errors import DomainError
 
 __all__ = ["validate_cron", "validate_spec"]
@@ -42,43 +39,15 @@ def validate_spec(spec: AgentSpec) -> None:
     def fail(code: ErrorCode, field: str, message: str) -> None:
         errors.append({"field": field, "code": code.value, "message": message})
 
-    if spec.provider not in PROVIDERS:
-        fail(
-            ErrorCode.PROVIDER_NOT_AVAILABLE,
-            "provider",
-            f"unknown provider {spec.provider!r}; use one of {_listed(PROVIDERS)}",
+    errors.extend(
+        run_settings_problems(
+            provider=spec.provider,
+            model=spec.model,
+            params=spec.params,
+            tools=spec.tools,
+            strategy=spec.strategy,
         )
-    else:
-        errors.extend(validate_model_params(spec.provider, spec.model, spec.params))
-    seen: set[str] = set()
-    for i, tool in enumerate(spec.tools):
-        if tool.name not in TOOLS:
-            fail(
-                ErrorCode.TOOL_NOT_AVAILABLE,
-                f"tools[{i}].name",
-                f"unknown tool {tool.name!r}; use one of {_listed(TOOLS)}",
-            )
-        elif tool.name in seen:
-            fail(
-                ErrorCode.VALIDATION_ERROR,
-                f"tools[{i}].name",
-                f"tool {tool.name!r} is listed twice",
-            )
-        else:
-            for problem in validate_tool_config(tool.name, tool.config):
-                fail(
-                    ErrorCode.VALIDATION_ERROR, f"tools[{i}].{problem['field']}", problem["message"]
-                )
-        seen.add(tool.name)
-    if spec.strategy.name not in STRATEGIES:
-        fail(
-            ErrorCode.STRATEGY_NOT_AVAILABLE,
-            "strategy.name",
-            f"unknown strategy {spec.strategy.name!r}; use one of {_listed(STRATEGIES)}",
-        )
-    else:
-        for problem in validate_strategy_config(spec.strategy.name, spec.strategy.config):
-            fail(ErrorCode.VALIDATION_ERROR, problem["field"], problem["message"])
+    )
     trigger = spec.trigger
     has_interval, has_cron = trigger.interval_seconds is not None, trigger.cron is not None
     if trigger.type == "periodic":
@@ -154,7 +123,3 @@ def _cron_value(text: str, low: int, high: int, names: tuple[str, ...]) -> int |
     if text.isdigit() and low <= int(text) <= high:
         return int(text)
     return None
-
-
-def _listed(names: frozenset[str]) -> str:
-    return ", ".join(sorted(names))

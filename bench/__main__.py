@@ -5,7 +5,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import edge, eventstore
+from bench import edge, eventstore, runtime
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -30,6 +30,22 @@ async def _edge(tmp: Path, scale: int) -> None:
         await asyncio.to_thread(stack.stop)
 
 
+async def _runtime(tmp: Path, scale: int) -> None:
+    print(
+        "== runtime (edge, registry, runtime, nats-server; offline/local provider) ==", flush=True
+    )
+    provider = await runtime.LocalProvider().start()
+    stack = Stack(tmp / "runtime", env={"PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url})
+    await asyncio.to_thread(stack.start)
+    try:
+        await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
+        await runtime.first_token(stack.edge_url, provider.url, samples=300 // scale)
+        await runtime.executions(stack.edge_url, count=1_000 // scale)
+    finally:
+        await asyncio.to_thread(stack.stop)
+        await provider.stop()
+
+
 async def main(quick: bool, only: str | None) -> None:
     scale = 10 if quick else 1
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
@@ -37,11 +53,15 @@ async def main(quick: bool, only: str | None) -> None:
             await _eventstore(Path(tmp), scale)
         if only in (None, "edge"):
             await _edge(Path(tmp), scale)
+        if only in (None, "runtime"):
+            await _runtime(Path(tmp), scale)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke run")
-    parser.add_argument("--only", choices=["eventstore", "edge"], help="one group of figures")
+    parser.add_argument(
+        "--only", choices=["eventstore", "edge", "runtime"], help="one group of figures"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.quick, args.only))

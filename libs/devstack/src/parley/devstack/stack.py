@@ -17,7 +17,7 @@ from parley.devstack.nats import NatsServer, free_port
 
 __all__ = ["SERVICES", "Stack", "StackError"]
 
-SERVICES: tuple[str, ...] = ("registry",)
+SERVICES: tuple[str, ...] = ("registry", "runtime")
 """Services started before the edge, each as ``python -m parley.<name>``."""
 
 
@@ -83,26 +83,36 @@ class Stack:
             raise
         return self
 
-    def start_process(self, name: str) -> subprocess.Popen[bytes]:
-        """Start ``python -m parley.<name>`` as a process of this stack."""
+    def start_process(
+        self, name: str, key: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``python -m parley.<name>`` as a process of this stack.
+
+        Args:
+            name: The service (``runtime``, ``edge``, …).
+            key: The process's name in :attr:`processes` and its log file (default
+                ``name``); a second ``runtime`` is e.g. ``key="runtime-2"``.
+            env: Variables added for this process only (e.g. ``PARLEY_WORKER``).
+        """
+        key = key or name
         out: IO[bytes] | None = None
         if self.log_to_files:
             (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
-            out = (self.state_dir / "logs" / f"{name}.log").open("ab")
+            out = (self.state_dir / "logs" / f"{key}.log").open("ab")
             self._logs.append(out)
         process = subprocess.Popen(
             [sys.executable, "-m", f"parley.{name}"],
-            env=self.env(),
+            env={**self.env(), **(env or {})},
             stdout=out,
             stderr=out,
             start_new_session=True,  # Ctrl-C reaches the launcher only; it stops us in order
         )
-        self.processes[name] = process
+        self.processes[key] = process
         return process
 
-    def stop_process(self, name: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-        """Stop one process (SIGTERM by default; SIGKILL after ``timeout``)."""
-        process = self.processes.pop(name, None)
+    def stop_process(self, key: str, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        """Stop one process with ``sig`` (SIGTERM, then SIGKILL after ``timeout``; or SIGKILL)."""
+        process = self.processes.pop(key, None)
         if process is None or process.poll() is not None:
             return
         process.send_signal(sig)
@@ -116,6 +126,8 @@ class Stack:
         """Stop the edge, then the services, then nats-server."""
         for name in ["edge", *reversed(SERVICES)]:
             self.stop_process(name)
+        for key in list(self.processes):  # replicas a test started
+            self.stop_process(key)
         self.nats.stop()
         for log in self._logs:
             log.close()

@@ -1,9 +1,9 @@
 """Wiring: the edge's Litestar app. No connections at import time.
 
 On start-up the app connects to NATS, opens the event store on that connection, and starts
-the agents and personas projections; on shutdown it stops them in reverse. ``app.state``
-holds ``settings``, ``nc``, ``store``, ``projection``, ``personas`` and ``commands`` for the
-route handlers.
+the agents, personas and runtime projections; on shutdown it stops them in reverse.
+``app.state`` holds ``settings``, ``nc``, ``store``, ``projection``, ``personas``, ``runtime``
+and ``commands`` for the route handlers.
 """
 
 import logging
@@ -25,10 +25,16 @@ from parley.edge.request_ids import add_request_id_header
 from parley.edge.routes.agents import agent_router
 from parley.edge.routes.catalogue_models import model_router
 from parley.edge.routes.catalogue_tools import strategy_router, tool_router
+from parley.edge.routes.chat import chat_router
+from parley.edge.routes.chat_ws import chat_ws_routes
 from parley.edge.routes.events import event_routes
+from parley.edge.routes.executions import execution_router, metrics_router
+from parley.edge.routes.files import file_router
 from parley.edge.routes.health import health_routes
 from parley.edge.routes.personas import persona_router
+from parley.edge.routes.sessions import session_router
 from parley.edge.routes.ws import ws_routes
+from parley.edge.runtime_projection import RuntimeProjection
 from parley.edge.settings import EdgeSettings
 from parley.eventstore.factory import open_store
 
@@ -59,12 +65,15 @@ def create_app(settings: EdgeSettings) -> Litestar:
             projection = AgentsProjection(store)
             app.state.nc, app.state.store, app.state.projection = nc, store, projection
             app.state.personas = personas = PersonasProjection(store)
+            app.state.runtime = runtime = RuntimeProjection(store)
             app.state.commands = CommandClient(nc, settings.command_timeout)
             await projection.start()
             await personas.start()
+            await runtime.start()
             try:
                 yield
             finally:
+                await runtime.stop()
                 await personas.stop()
                 await projection.stop()
                 await store.close()
@@ -81,6 +90,12 @@ def create_app(settings: EdgeSettings) -> Litestar:
             tool_router,
             strategy_router,
             persona_router,
+            chat_router,
+            *chat_ws_routes,
+            execution_router,
+            metrics_router,
+            session_router,
+            file_router,
             *event_routes,
             *ws_routes,
         ],

@@ -1,11 +1,13 @@
 """The command client: NATS request/reply to ``parley.cmd.<service>.<verb>``.
 
 The request carries the command as msgspec JSON, the W3C ``traceparent`` of the current span
-and ``Parley-Request-Id``; the reply is a :class:`CommandReply`. Error replies, missing
-services and timeouts all come back as :class:`ApiError`.
+and ``Parley-Request-Id``; the reply is the service's reply type (:class:`CommandReply` from
+the registry, :class:`RuntimeReply` from the runtime). Error replies, missing services and
+timeouts all come back as :class:`ApiError`.
 """
 
 import logging
+from typing import Any, TypeVar
 
 import msgspec
 import nats.errors
@@ -13,9 +15,10 @@ from nats.aio.client import Client
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from parley.contracts import subjects
+from parley.contracts import runtime, subjects
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import SERVICE, CommandReply, RegistryCommand
+from parley.contracts.runtime import RuntimeReply
 from parley.edge.errors import ApiError
 from parley.kit.telemetry import extract, inject
 
@@ -25,12 +28,16 @@ log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "Parley-Request-Id"
 _encode = msgspec.json.Encoder().encode
-_decode_reply = msgspec.json.Decoder(CommandReply).decode
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    CommandReply: msgspec.json.Decoder(CommandReply),
+    RuntimeReply: msgspec.json.Decoder(RuntimeReply),
+}
+Reply = TypeVar("Reply", CommandReply, RuntimeReply)
 _tracer = trace.get_tracer("parley.edge")
 
 
 class CommandClient:
-    """Sends registry commands and turns their replies into results or API errors."""
+    """Sends commands to services and turns their replies into results or API errors."""
 
     def __init__(self, nc: Client, timeout: float) -> None:
         self.nc, self.timeout = nc, timeout
@@ -42,14 +49,60 @@ class CommandClient:
         *,
         request_id: str,
         traceparent: str | None = None,
+        within: float | None = None,
     ) -> CommandReply:
-        """Send ``command`` to ``parley.cmd.registry.<verb>`` and wait for its reply.
+        """Send a registry ``command`` to ``parley.cmd.registry.<verb>`` (see :meth:`request`)."""
+        return await self.request(
+            SERVICE,
+            verb,
+            command,
+            CommandReply,
+            request_id=request_id,
+            traceparent=traceparent,
+            within=within,
+        )
+
+    async def send_runtime(
+        self,
+        verb: str,
+        command: msgspec.Struct,
+        *,
+        request_id: str,
+        traceparent: str | None = None,
+        within: float | None = None,
+    ) -> RuntimeReply:
+        """Send a runtime ``command`` to ``parley.cmd.runtime.<verb>`` (see :meth:`request`)."""
+        return await self.request(
+            runtime.SERVICE,
+            verb,
+            command,
+            RuntimeReply,
+            request_id=request_id,
+            traceparent=traceparent,
+            within=within,
+        )
+
+    async def request(
+        self,
+        service: str,
+        verb: str,
+        command: msgspec.Struct,
+        reply_type: type[Reply],
+        *,
+        request_id: str,
+        traceparent: str | None = None,
+        within: float | None = None,
+    ) -> Reply:
+        """Send ``command`` to ``parley.cmd.<service>.<verb>`` and wait for its reply.
 
         Args:
-            verb: ``create_agent``, ``update_agent``, ``agent_action`` or ``delete_agent``.
+            service: ``registry`` or ``runtime``.
+            verb: The command's verb, e.g. ``create_agent`` or ``chat``.
             command: The command struct.
+            reply_type: The service's reply type (``CommandReply`` or ``RuntimeReply``).
             request_id: The HTTP request's id, sent as ``Parley-Request-Id``.
             traceparent: The caller's W3C trace context, continued by this hop's span.
+            within: Seconds to wait for the reply (default: the client's).
 
         Returns:
             The successful reply (``ok`` is true).
@@ -58,7 +111,8 @@ class CommandClient:
             ApiError: the service's error, ``SERVICE_UNAVAILABLE`` (no responders or NATS
                 down), ``TIMEOUT`` or ``INTERNAL_ERROR`` (an unreadable reply).
         """
-        subject = subjects.cmd(SERVICE, verb)
+        wait = self.timeout if within is None else within
+        subject = subjects.cmd(service, verb)
         try:
             payload = _encode(command)
         except (UnicodeEncodeError, ValueError, TypeError) as exc:
@@ -73,17 +127,17 @@ class CommandClient:
             if traceparent and "traceparent" not in headers:
                 headers["traceparent"] = traceparent
             try:
-                msg = await self.nc.request(subject, payload, timeout=self.timeout, headers=headers)
+                msg = await self.nc.request(subject, payload, timeout=wait, headers=headers)
             except nats.errors.NoRespondersError:
                 raise ApiError(
                     ErrorCode.SERVICE_UNAVAILABLE,
-                    f"the {SERVICE} service is not running; retry shortly",
+                    f"the {service} service is not running; retry shortly",
                     headers={"Retry-After": "1"},
                 ) from None
             except (nats.errors.TimeoutError, TimeoutError):
                 raise ApiError(
                     ErrorCode.TIMEOUT,
-                    f"the {SERVICE} service did not answer within {self.timeout:g}s; the change"
+                    f"the {service} service did not answer within {wait:g}s; the change"
                     " may still be applied: read the resource before retrying",
                 ) from None
             except nats.errors.Error as exc:
@@ -94,7 +148,7 @@ class CommandClient:
                     headers={"Retry-After": "1"},
                 ) from None
         try:
-            reply = _decode_reply(msg.data)
+            reply: Reply = _decoders[reply_type].decode(msg.data)
         except msgspec.DecodeError:
             log.error("unreadable reply on %s: %r", subject, msg.data[:200])
             raise ApiError(ErrorCode.INTERNAL_ERROR, "internal error") from None

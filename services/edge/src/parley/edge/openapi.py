@@ -35,22 +35,23 @@ def openapi_config() -> OpenAPIConfig:
 
 def document_bodies(app: Litestar) -> None:
     """Add each self-decoding handler's body type to the app's OpenAPI document."""
-    handlers: list[tuple[str, str, type[Any]]] = []
+    handlers: list[tuple[str, str, type[Any], bool]] = []
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
             if isinstance(handler, HTTPRouteHandler) and (body := handler.opt.get("body")):
+                optional = bool(handler.opt.get("body_optional")) or body is ActionBody
                 for method in handler.http_methods:
-                    handlers.append((route.path_format, method.lower(), body))
+                    handlers.append((route.path_format, method.lower(), body, optional))
     if not handlers:
         return
     openapi = app.openapi_schema
-    types = sorted({body for _, _, body in handlers}, key=lambda t: t.__name__)
+    types = sorted({body for _, _, body, _ in handlers}, key=lambda t: t.__name__)
     (_, components) = msgspec.json.schema_components(types, ref_template=_REF)
     schemas = openapi.components.schemas if openapi.components.schemas is not None else {}
     for name, schema in components.items():
         schemas.setdefault(name, schema)  # raw JSON Schema: valid in OpenAPI 3.1
     openapi.components.schemas = schemas
-    for path, method, body in handlers:
+    for path, method, body, optional in handlers:
         item = (openapi.paths or {}).get(path)
         operation = getattr(item, method, None) if item is not None else None
         if operation is None:
@@ -59,4 +60,4 @@ def document_bodies(app: Litestar) -> None:
         content = {"application/json": OpenAPIMediaType(schema=ref)}
         if body is AgentSpec:
             content["application/toml"] = OpenAPIMediaType(schema=ref)
-        operation.request_body = RequestBody(content=content, required=body is not ActionBody)
+        operation.request_body = RequestBody(content=content, required=not optional)

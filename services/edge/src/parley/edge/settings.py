@@ -31,10 +31,23 @@ class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
     """Seconds a command's response waits for the projection to show the change."""
     command_timeout: Annotated[float, Meta(gt=0)] = 5.0
     """Seconds to wait for a service to answer a command (then `504 TIMEOUT`)."""
+    chat_timeout: Annotated[float, Meta(gt=0)] = 120.0
+    """Seconds a sync chat waits for its turn to end (`PARLEY_EDGE_CHAT_TIMEOUT`)."""
+    stream_idle_timeout: Annotated[float, Meta(gt=0)] = 60.0
+    """Seconds without a frame before a token stream ends with an `error` event
+    (`PARLEY_EDGE_STREAM_IDLE_TIMEOUT`)."""
+    max_file_bytes: Annotated[int, Meta(ge=1)] = 524_288
+    """Largest session file accepted (`PARLEY_EDGE_MAX_FILE_BYTES`); larger is `413`."""
 
 
-# Env names that differ from `PARLEY_<FIELD>`: the listen address is the edge's own.
-_ENV_NAMES = {"host": "PARLEY_EDGE_HOST", "port": "PARLEY_EDGE_PORT"}
+# Env names that differ from `PARLEY_<FIELD>`: these settings are the edge's own.
+_ENV_NAMES = {
+    "host": "PARLEY_EDGE_HOST",
+    "port": "PARLEY_EDGE_PORT",
+    "chat_timeout": "PARLEY_EDGE_CHAT_TIMEOUT",
+    "stream_idle_timeout": "PARLEY_EDGE_STREAM_IDLE_TIMEOUT",
+    "max_file_bytes": "PARLEY_EDGE_MAX_FILE_BYTES",
+}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:

@@ -110,13 +110,17 @@ class Turns:
         for ref in cmd.files:
             _text_file(session, ref)
         policy = cmd.policy or session.settings.concurrency
+        deadline = time.monotonic() + deps.settings.session_wait
+        # Room first (a running turn may hold the agent's only slot), then a slot, then the
+        # append, which settles a race with another message at the session's version.
+        loaded = await self._room(cmd, loaded, policy, deadline)
         stack = contextlib.AsyncExitStack()
         try:
             if agent is not None:
                 await stack.enter_async_context(
                     deps.capacity.slot(agent.id, settings.instances, cmd.namespace)
                 )
-            loaded, started_position = await self._start(cmd, loaded, policy)
+            loaded, started_position = await self._start(cmd, loaded, policy, deadline)
         except BaseException:
             await stack.aclose()
             raise
@@ -197,18 +201,23 @@ class Turns:
         )
         return await load_session(self.deps, session_id, cmd.namespace)
 
+    async def _room(
+        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
+    ) -> Loaded[Session]:
+        """The session once no turn runs in it, by the policy."""
+        while (session := loaded.state) is not None and session.active is not None:
+            await self._make_room(session, policy, deadline, cmd.namespace)
+            loaded = await load_session(self.deps, session.id, cmd.namespace)
+        return loaded
+
     async def _start(
-        self, cmd: Chat, loaded: Loaded[Session], policy: str
+        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
     ) -> tuple[Loaded[Session], int]:
-        """Make room by the policy, then append ``turn.started`` at the session's version."""
-        deadline = time.monotonic() + self.deps.settings.session_wait
+        """Append ``turn.started`` at the session's version (making room again on a race)."""
         while True:
+            loaded = await self._room(cmd, loaded, policy, deadline)
             session = loaded.state
             assert session is not None
-            if session.active is not None:
-                await self._make_room(session, policy, deadline, cmd.namespace)
-                loaded = await load_session(self.deps, session.id, cmd.namespace)
-                continue
             started = TurnStarted(
                 turn_id=cmd.turn_id,
                 session_id=session.id,

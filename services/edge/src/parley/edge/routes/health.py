@@ -35,18 +35,21 @@ def health() -> HealthResponse:
 
 @get(["/ready", "/readyz"], tags=["health"], summary="Readiness", sync_to_thread=False)
 def ready(state: State) -> HealthResponse:
-    """200 once NATS is connected and the projection has caught up with the store."""
+    """200 once NATS is connected and the projections have caught up with the store."""
     projection = getattr(state, "projection", None)
+    runtime = getattr(state, "runtime", None)
     nc = getattr(state, "nc", None)
     connected = nc is not None and nc.is_connected
-    if projection is None or not connected or not projection.ready:
+    caught_up = projection is not None and projection.ready and (runtime is None or runtime.ready)
+    if projection is None or not connected or not caught_up:
         raise ApiError(
             ErrorCode.SERVICE_UNAVAILABLE,
-            "not ready: waiting for NATS and the agents projection to catch up",
+            "not ready: waiting for NATS and the projections to catch up",
             {
                 "nats_connected": connected,
                 "applied_position": projection.applied_position if projection else None,
                 "target_position": projection.target_position if projection else None,
+                "runtime_applied_position": runtime.applied_position if runtime else None,
             },
             headers={"Retry-After": "1"},
         )

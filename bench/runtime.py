@@ -1,0 +1,195 @@
+"""Agents doing work through the whole stack: chat turns, time to first token, executions.
+
+- Chat turns per second on the offline provider, one session, then 64 sessions at once.
+- Time to first token through the stack (edge → runtime → provider → delta → SSE) minus the
+  time to first token calling the same local provider directly: the platform's overhead. The
+  provider is a local OpenAI-compatible streaming server, so both paths pay the same HTTP.
+- Webhook executions per second through the durable JetStream work queue.
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bench._stats import Timer, percentile, report
+from parley.llm import ChatRequest, Message, ProviderSettings, TextDelta, provider_for
+
+__all__ = ["LocalProvider", "chat_turns", "executions", "first_token"]
+
+
+class LocalProvider:
+    """A minimal OpenAI-compatible streaming endpoint on loopback (answers at once)."""
+
+    def __init__(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completions)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        self.url = ""
+
+    async def start(self) -> "LocalProvider":
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+        return self
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        base = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "local"}
+        for piece in ("Hello", " from", " local"):
+            chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}}]}
+            await response.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        done = {
+            **base,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+        }
+        await response.write(f"data: {json.dumps(done)}\n\ndata: [DONE]\n\n".encode())
+        return response
+
+
+async def _post(http: aiohttp.ClientSession, path: str, body: dict | None = None) -> dict:
+    async with http.post(path, json=body) as response:
+        payload = await response.json()
+        if response.status >= 300:
+            raise RuntimeError(f"{path}: {response.status} {payload}")
+        return payload
+
+
+async def _agent(http: aiohttp.ClientSession, **spec: object) -> str:
+    body = {"name": f"bench-{uuid.uuid4().hex[:8]}", **spec}
+    agent_id = (await _post(http, "/api/v1/agents", body))["data"]["id"]
+    await _post(http, f"/api/v1/agents/{agent_id}/start")
+    return agent_id
+
+
+async def chat_turns(edge_url: str, turns: int = 2_000, sessions: int = 64) -> None:
+    """Sync chat turns on the offline provider: one session, then many at once."""
+    connector = aiohttp.TCPConnector(limit=sessions)
+    async with aiohttp.ClientSession(edge_url, connector=connector) as http:
+        agent_id = await _agent(http, instances=sessions)
+        path = f"/api/v1/agents/{agent_id}/chat"
+        first = await _post(http, path, {"message": "warm up"})
+        conversation = first["data"]["conversation_id"]
+        latencies: list[float] = []
+        with Timer() as t:
+            for i in range(turns // 8):
+                start = time.perf_counter()
+                await _post(http, path, {"message": f"turn {i}", "conversation_id": conversation})
+                latencies.append(time.perf_counter() - start)
+        report("chat turn (offline provider), 1 session", turns // 8, t.seconds, latencies)
+
+        conversations = [
+            (await _post(http, path, {"message": "hello"}))["data"]["conversation_id"]
+            for _ in range(sessions)
+        ]
+        per_session = max(1, turns // sessions)
+        concurrent: list[float] = []
+
+        async def talk(conversation_id: str) -> None:
+            for i in range(per_session):
+                start = time.perf_counter()
+                await _post(
+                    http, path, {"message": f"turn {i}", "conversation_id": conversation_id}
+                )
+                concurrent.append(time.perf_counter() - start)
+
+        with Timer() as t:
+            await asyncio.gather(*(talk(c) for c in conversations))
+        report(
+            f"chat turns (offline provider), {sessions} sessions at once",
+            len(concurrent),
+            t.seconds,
+            concurrent,
+        )
+
+
+async def _sse_first_token(http: aiohttp.ClientSession, path: str, body: dict) -> float:
+    start = time.perf_counter()
+    async with http.post(path, json=body) as response:
+        if response.status >= 300:
+            raise RuntimeError(f"{path}: {response.status} {await response.text()}")
+        first = None
+        async for line in _lines(response.content):
+            if first is None and line == "event: token":
+                first = time.perf_counter() - start
+            if line in ("event: end", "event: error"):
+                break
+    if first is None:
+        raise RuntimeError("the stream ended without a token")
+    return first
+
+
+async def _lines(content: aiohttp.StreamReader) -> AsyncIterator[str]:
+    async for raw in content:
+        yield raw.decode().rstrip("\r\n")
+
+
+async def first_token(edge_url: str, provider_url: str, samples: int = 300) -> None:
+    """Time to first token through the stack minus calling the same provider directly."""
+    direct = provider_for("openai_compatible", ProviderSettings(base_url=provider_url, api_key="x"))
+    request = ChatRequest(model="local", messages=(Message("user", "hello"),))
+    direct_ttft: list[float] = []
+    try:
+        for _ in range(samples):
+            start = time.perf_counter()
+            async for delta in direct.stream(request):
+                if isinstance(delta, TextDelta):
+                    direct_ttft.append(time.perf_counter() - start)
+                    break
+    finally:
+        await direct.aclose()
+    async with aiohttp.ClientSession(edge_url) as http:
+        agent_id = await _agent(http, provider="openai_compatible", model="local")
+        path = f"/api/v1/agents/{agent_id}/chat/stream"
+        body = {"message": "hello"}
+        await _sse_first_token(http, path, body)  # warm up the adapter's connection
+        stack_ttft = [await _sse_first_token(http, path, body) for _ in range(samples)]
+    for name, values in (("direct", direct_ttft), ("through the stack", stack_ttft)):
+        print(
+            f"time to first token, {name:<40} p50 {percentile(values, 50) * 1e3:7.2f} ms"
+            f"  p99 {percentile(values, 99) * 1e3:7.2f} ms",
+            flush=True,
+        )
+    print(
+        f"platform overhead on time to first token{'':<19} p50"
+        f" {(percentile(stack_ttft, 50) - percentile(direct_ttft, 50)) * 1e3:7.2f} ms  p99"
+        f" {(percentile(stack_ttft, 99) - percentile(direct_ttft, 99)) * 1e3:7.2f} ms",
+        flush=True,
+    )
+
+
+async def executions(edge_url: str, count: int = 1_000) -> None:
+    """Webhook executions through the durable work queue, until all have completed."""
+    connector = aiohttp.TCPConnector(limit=64)
+    async with aiohttp.ClientSession(edge_url, connector=connector) as http:
+        agent_id = await _agent(http, instances=64)
+        path = f"/api/v1/agents/{agent_id}/webhook"
+        queue = list(range(count))
+
+        async def fire() -> None:
+            while queue:
+                i = queue.pop()
+                await _post(http, path, {"input_data": {"message": f"job {i}"}})
+
+        with Timer() as t:
+            await asyncio.gather(*(fire() for _ in range(32)))
+            while True:
+                async with http.get(
+                    f"/api/v1/agents/{agent_id}/executions", params={"status": "completed"}
+                ) as response:
+                    done = (await response.json())["pagination"]["total_count"]
+                if done >= count:
+                    break
+                await asyncio.sleep(0.05)
+        report("webhook executions through the durable queue (offline)", count, t.seconds)

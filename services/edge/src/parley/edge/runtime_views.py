@@ -1,0 +1,222 @@
+"""What the API shows of the runtime: sessions, executions, logs and metrics of agents.
+
+These are read shapes built by :mod:`parley.edge.runtime_projection` from the runtime's
+events; settings and errors are kept as the events carry them, so an edge older than the
+runtime still shows fields it does not know.
+"""
+
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "ActiveTurnView",
+    "AgentMetrics",
+    "BudgetView",
+    "ExecutionStatus",
+    "ExecutionStep",
+    "ExecutionView",
+    "FileView",
+    "HistoryEntry",
+    "InstancesView",
+    "LogEntry",
+    "LogLevel",
+    "PendingInput",
+    "SessionDetail",
+    "SessionView",
+    "TokenTotals",
+]
+
+ExecutionStatus = Literal["queued", "running", "input_required", "completed", "failed", "cancelled"]
+LogLevel = Literal["info", "warning", "error"]
+
+
+class FileView(msgspec.Struct, kw_only=True):
+    """A session file's metadata (its bytes are at `.../files/{id}/content`)."""
+
+    id: str
+    """File id."""
+    name: str
+    """File name as uploaded."""
+    content_type: str
+    """Media type."""
+    size: int
+    """Bytes."""
+    sha256: str
+    """Hex SHA-256 of the bytes."""
+    uploaded_at: str
+    """UTC ISO-8601."""
+
+
+class ActiveTurnView(msgspec.Struct, kw_only=True):
+    """The turn running in a session."""
+
+    turn_id: str
+    started_at: str
+
+
+class HistoryEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One message of a conversation: `user`, `assistant` (maybe with tool calls) or `tool`."""
+
+    role: Literal["user", "assistant", "tool"]
+    content: str = ""
+    turn_id: str
+    time: str
+    context: dict[str, Any] | None = None
+    """User messages: the turn's extra facts."""
+    files: list[str] | None = None
+    """User messages: referenced session files."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """Assistant messages that asked for tools."""
+    call_id: str | None = None
+    """Tool results: the call answered."""
+    name: str | None = None
+    """Tool results: the tool."""
+    error: dict[str, Any] | None = None
+    """Failed tool calls and turns: `{code, message}`."""
+    outcome: str | None = None
+    """A turn's final answer: `completed`, `failed`, `cancelled` or `interrupted`."""
+    usage: dict[str, Any] | None = None
+    """A turn's final answer: tokens and cost of the whole turn."""
+    response_time_ms: float | None = None
+
+
+class SessionView(msgspec.Struct, kw_only=True):
+    """A conversation, without its history (lists)."""
+
+    id: str
+    namespace: str
+    agent_id: str | None
+    """The agent it talks to; null for an ad-hoc session."""
+    title: str | None
+    settings: dict[str, Any]
+    """Provider, model, persona, system prompt, params, tools, strategy, concurrency."""
+    created_at: str
+    updated_at: str
+    version: int
+    """Stream version (the `ETag`)."""
+    turn_count: int
+    message_count: int
+    active_turn: ActiveTurnView | None
+    last_turn_at: str | None
+    files: list[FileView]
+
+
+class SessionDetail(SessionView, kw_only=True):
+    """A conversation with its history."""
+
+    history: list[HistoryEntry]
+
+
+class ExecutionStep(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A recorded step of an execution: a model answer, a plan, or a tool call's progress."""
+
+    step: int
+    type: Literal["model", "plan", "plan_step", "tool_called", "tool_completed", "tool_failed"]
+    time: str
+    text: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    plan: list[str] | None = None
+    call_id: str | None = None
+    name: str | None = None
+    arguments: dict[str, Any] | None = None
+    content: str | None = None
+    error: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+    duration_ms: float | None = None
+
+
+class PendingInput(msgspec.Struct, kw_only=True):
+    """What an execution in `input_required` waits for."""
+
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    since: str
+
+
+class ExecutionView(msgspec.Struct, kw_only=True):
+    """One triggered run of an agent."""
+
+    id: str
+    agent_id: str
+    namespace: str
+    status: ExecutionStatus
+    trigger: str
+    input_data: dict[str, Any]
+    options: dict[str, Any]
+    """`timeout_seconds`, `max_attempts`, `retry_backoff_seconds`."""
+    attempts: int
+    steps: list[ExecutionStep]
+    output: str | None
+    error: dict[str, Any] | None
+    usage: dict[str, Any]
+    response_time_ms: float | None
+    pending_input: PendingInput | None
+    created_at: str
+    started_at: str | None
+    updated_at: str
+    finished_at: str | None
+
+
+class LogEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One line of an agent's log, derived from an event."""
+
+    time: str
+    level: LogLevel
+    message: str
+    event_type: str
+    position: int
+    execution_id: str | None = None
+    session_id: str | None = None
+    turn_id: str | None = None
+
+
+class TokenTotals(msgspec.Struct, kw_only=True):
+    """Tokens of finished runs."""
+
+    input: int = 0
+    output: int = 0
+    total: int = 0
+
+
+class BudgetView(msgspec.Struct, kw_only=True):
+    """An agent's spend as its budget counts it (the latest settlement's period)."""
+
+    period: str | None = None
+    total_tokens: int = 0
+    total_cost_usd: float = 0.0
+    last_threshold: dict[str, Any] | None = None
+    """The latest `budget.warning`/`budget.critical`: kind, used, limit, ratio, level."""
+
+
+class InstancesView(msgspec.Struct, kw_only=True):
+    """An agent's warm instances."""
+
+    count: int = 0
+    workers: list[str] = msgspec.field(default_factory=list)
+    cold_starts: int = 0
+    last_cold_start_ms: float | None = None
+
+
+class AgentMetrics(msgspec.Struct, kw_only=True):
+    """What an agent's runs added up to."""
+
+    agent_id: str
+    total_requests: int
+    """Finished turns plus finished executions."""
+    turns: int
+    executions: int
+    succeeded: int
+    failed: int
+    success_rate: float | None
+    """`succeeded / total_requests`; null before the first request."""
+    average_response_time_ms: float | None
+    active_conversations: int
+    """Sessions with a turn in the last 15 minutes."""
+    sessions: int
+    tokens: TokenTotals
+    cost_usd: float
+    budget: BudgetView
+    instances: InstancesView

@@ -1,0 +1,129 @@
+"""Chat through the whole stack on the Anthropic and OpenAI adapters (the real SDKs), with the
+runtime pointed at a local wire-compatible server: tool calls, 529, a mid-stream error.
+
+The stack here is this module's own: its runtime gets the wire server's URL and fake keys.
+"""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from tests_support import stream_events
+from wire_server import WireServer
+
+from parley.devstack.stack import Stack
+
+KEY = "sk-test-SECRET-e2e-0123456789"
+MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1-mini"}
+
+
+@pytest.fixture(scope="module")
+async def wire() -> AsyncIterator[WireServer]:
+    server = await WireServer().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def provider_stack(
+    wire: WireServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    env = {
+        "PARLEY_ANTHROPIC_BASE_URL": wire.url,
+        "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
+        "ANTHROPIC_API_KEY": KEY,
+        "OPENAI_API_KEY": KEY,
+        "PARLEY_ANTHROPIC_IDLE_TIMEOUT": "1",
+        "PARLEY_OPENAI_IDLE_TIMEOUT": "1",
+        "PARLEY_ANTHROPIC_MAX_RETRIES": "1",
+        "PARLEY_OPENAI_MAX_RETRIES": "1",
+    }
+    stack = Stack(tmp_path_factory.mktemp("providers"), env=env)
+    await asyncio.to_thread(stack.start)
+    yield stack
+    await asyncio.to_thread(stack.stop)
+
+
+@pytest.fixture
+async def http(provider_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=provider_stack.edge_url, timeout=20) as client:
+        yield client
+
+
+async def running_agent(http: httpx.AsyncClient, provider: str) -> str:
+    body = {
+        "name": f"{provider}-{uuid.uuid4().hex[:8]}",
+        "provider": provider,
+        "model": MODELS[provider],
+        "tools": [{"name": "calculator"}, {"name": "current_time"}],
+    }
+    created = await http.post("/api/v1/agents", json=body)
+    assert created.status_code == 201, created.text
+    agent_id = created.json()["data"]["id"]
+    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
+    return agent_id
+
+
+@pytest.fixture(params=["anthropic", "openai"])
+def api(request: pytest.FixtureRequest, wire: WireServer) -> str:
+    wire.script(request.param)
+    wire.calls = [
+        ("call_a", "calculator", ['{"expres', 'sion": "6*7"}']),
+        ("call_b", "current_time", ["{", "}"]),
+    ]
+    return request.param
+
+
+async def test_a_turn_with_two_tool_calls_runs_both_tools_and_answers(api, http, wire):
+    agent_id = await running_agent(http, api)
+    wire.script(api, "tools", "text")
+    response = await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "what now?"})
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["response"] == "Hello there, world"
+    assert data["outcome"] == "completed"
+    calls = {c["name"]: c for c in data["tool_calls"]}
+    assert calls["calculator"]["result"]["content"] == "42"
+    assert calls["current_time"]["result"]["ok"] is True
+    # usage comes from the wire: two calls, each with its reported tokens
+    assert data["tokens_used"] > 0 and data["usage"]["input_tokens"] > 0
+    # the second model call saw both tool results
+    last_request = wire.requests[-1][1]
+    text = str(last_request)
+    assert "42" in text
+    # the key reached the provider and nothing else
+    assert KEY in str(wire.requests[-1][2])
+    session = await http.get(f"/api/v1/sessions/{data['conversation_id']}")
+    assert KEY not in session.text
+
+
+async def test_a_provider_overloaded_529_is_a_502_provider_error_with_its_reason(api, http, wire):
+    agent_id = await running_agent(http, api)
+    wire.script(api, "529", "529", "529")
+    response = await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "PROVIDER_ERROR"
+    assert api in error["message"]
+    assert KEY not in response.text
+
+
+async def test_a_stream_that_breaks_after_it_started_ends_interrupted_and_is_recorded(
+    api, http, wire, provider_stack
+):
+    agent_id = await running_agent(http, api)
+    wire.script(api, "midstream_error")
+    response = await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
+    assert response.status_code == 502, response.text
+    error = response.json()["error"]
+    assert error["code"] == "PROVIDER_ERROR"
+    assert error["details"]["outcome"] == "interrupted"
+    assert error["details"]["partial_response"] == "Hello there,"
+    conversation = error["details"]["conversation_id"]
+    events = await stream_events(provider_stack, f"session-{conversation}")
+    ended = [e for e in events if e.type.startswith("turn.") and e.type != "turn.started"]
+    assert [e.type for e in ended] == ["turn.interrupted"]
+    assert ended[0].data["output"] == "Hello there,"
+    assert ended[0].data["usage"]["input_tokens"] > 0

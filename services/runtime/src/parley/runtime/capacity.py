@@ -1,8 +1,10 @@
 """Instances: an agent's concurrency slots across runtime processes, and scale to zero.
 
 A slot is a key ``<agent id>.<n>`` (n < the agent's ``instances``) in the JetStream KV
-bucket ``parley-slots``; taking one is a create that fails when the key exists, so any number
-of runtimes share the limit. Keys live ``lease_ttl`` seconds unless renewed, so a killed
+bucket ``parley-slots``. Its value is the holder's name, or empty when free. Taking a slot is
+a compare-and-set on the revision last seen free (one round trip; a create when the key is
+gone), releasing it writes the empty value and remembers its revision, so any number of
+runtimes share the limit. Entries live ``lease_ttl`` seconds unless renewed, so a killed
 runtime's slots come back by themselves. A request that finds every slot busy waits in a
 bounded queue, then gets ``RATE_LIMITED`` with the reason.
 
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator
 import msgspec
 from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyWrongLastSequenceError
+from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from parley.contracts.envelope import NewEvent
@@ -58,6 +60,8 @@ class Capacity:
         self._namespaces: dict[str, str] = {}
         self._busy: dict[str, int] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._free: dict[str, int] = {}
+        """Revision of each slot key when this process last saw it free."""
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
@@ -87,9 +91,9 @@ class Capacity:
                 ErrorCode.RATE_LIMITED,
                 "the agent has 0 instances; set instances to 1 or more to serve requests",
             )
-        index = await self._take(agent_id, instances)
+        index, revision = await self._take(agent_id, instances)
         key = f"{agent_id}.{index}"
-        renew = asyncio.create_task(self._renew(key), name=f"renew-{key}")
+        renew = asyncio.create_task(self._renew(key, revision), name=f"renew-{key}")
         self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
         await self._warm_up(agent_id, namespace)
         try:
@@ -100,10 +104,12 @@ class Capacity:
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
             assert self._kv is not None
-            with contextlib.suppress(Exception):
-                await self._kv.delete(key)
+            try:
+                self._free[key] = await self._kv.put(key, b"")
+            except Exception:
+                log.warning("could not release slot %s; it expires by itself", key)
 
-    async def _take(self, agent_id: str, instances: int) -> int:
+    async def _take(self, agent_id: str, instances: int) -> tuple[int, int]:
         assert self._kv is not None
         index = await self._try(agent_id, instances)
         if index is not None:
@@ -133,22 +139,41 @@ class Capacity:
             f" {self.queue_timeout:g}s; retry later or raise its instances",
         )
 
-    async def _try(self, agent_id: str, instances: int) -> int | None:
-        assert self._kv is not None
+    async def _try(self, agent_id: str, instances: int) -> tuple[int, int] | None:
         for index in range(instances):
-            try:
-                await self._kv.create(f"{agent_id}.{index}", self.worker.encode())
-            except KeyWrongLastSequenceError:
-                continue
-            return index
+            revision = await self._claim(f"{agent_id}.{index}")
+            if revision is not None:
+                return index, revision
         return None
 
-    async def _renew(self, key: str) -> None:
+    async def _claim(self, key: str) -> int | None:
+        """Take ``key`` if it is free: the revision taken, or None when it is held."""
+        assert self._kv is not None
+        mine = self.worker.encode()
+        known = self._free.pop(key, None)
+        if known is not None:
+            with contextlib.suppress(KeyWrongLastSequenceError):
+                return await self._kv.update(key, mine, last=known)
+        try:
+            entry = await self._kv.get(key)
+        except (KeyNotFoundError, KeyDeletedError):
+            try:
+                return await self._kv.create(key, mine)
+            except KeyWrongLastSequenceError:
+                return None
+        if entry.value:
+            return None  # held by a live runtime (or by a dead one until its lease expires)
+        try:
+            return await self._kv.update(key, mine, last=entry.revision)
+        except KeyWrongLastSequenceError:
+            return None
+
+    async def _renew(self, key: str, revision: int) -> None:
         assert self._kv is not None
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             with contextlib.suppress(Exception):
-                await self._kv.put(key, self.worker.encode())
+                revision = await self._kv.update(key, self.worker.encode(), last=revision)
 
     async def _warm_up(self, agent_id: str, namespace: str) -> None:
         if agent_id in self._warm:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
+from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.runtime import (
@@ -79,6 +81,49 @@ async def load_session(deps: Deps, session_id: str, namespace: str) -> Loaded[Se
     return loaded
 
 
+class SessionCache:
+    """Sessions folded by this process, kept current with the events it appends.
+
+    A cached copy may miss another process's appends; every turn starts with an append at the
+    cached version, so a stale copy fails that append and is read again.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._items: OrderedDict[str, Loaded[Session]] = OrderedDict()
+        self.size = size
+
+    def get(self, session_id: str) -> Loaded[Session] | None:
+        """The cached fold, if any."""
+        loaded = self._items.get(session_id)
+        if loaded is not None:
+            self._items.move_to_end(session_id)
+        return loaded
+
+    def put(self, loaded: Loaded[Session]) -> None:
+        """Keep a fold."""
+        assert loaded.state is not None
+        self._items[loaded.state.id] = loaded
+        self._items.move_to_end(loaded.state.id)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def drop(self, session_id: str) -> None:
+        """Forget a session (its next use reads it again)."""
+        self._items.pop(session_id, None)
+
+    def recorded(self, event: Event) -> None:
+        """Fold an event this process appended, if it follows the cached version."""
+        cached = self._items.get(event.subject)
+        if cached is None:
+            if event.type == "session.created":
+                self.put(Loaded(evolve(None, event), event.version, event.position))
+            return
+        if event.version != cached.version + 1:
+            self.drop(event.subject)
+            return
+        self.put(Loaded(evolve(cached.state, event), event.version, event.position))
+
+
 @dataclass(frozen=True)
 class TurnEnd:
     """How a turn ended: the answer, the position of its last event, its error if any."""
@@ -94,6 +139,7 @@ class Turns:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.running: dict[str, asyncio.Task[TurnEnd]] = {}
+        self.cache = SessionCache()
 
     async def chat(self, cmd: Chat) -> RuntimeReply:
         """Start a turn; reply when it ends, or at once for a streamed turn."""
@@ -177,9 +223,21 @@ class Turns:
 
     # --- starting --------------------------------------------------------------------
 
+    async def _load(
+        self, session_id: str, namespace: str, *, fresh: bool = False
+    ) -> Loaded[Session]:
+        cached = None if fresh else self.cache.get(session_id)
+        if cached is not None and cached.state is not None:
+            session = cached.state
+            if not session.deleted and session.namespace == namespace:
+                return cached
+        loaded = await load_session(self.deps, session_id, namespace)
+        self.cache.put(loaded)
+        return loaded
+
     async def _session(self, cmd: Chat) -> Loaded[Session]:
         if cmd.session_id is not None:
-            loaded = await load_session(self.deps, cmd.session_id, cmd.namespace)
+            loaded = await self._load(cmd.session_id, cmd.namespace, fresh=bool(cmd.files))
             session = loaded.state
             assert session is not None
             if cmd.agent_id is not None and session.agent_id != cmd.agent_id:
@@ -199,7 +257,8 @@ class Turns:
                 session_id=session_id, agent_id=cmd.agent_id, settings=SessionSettings()
             ),
         )
-        return await load_session(self.deps, session_id, cmd.namespace)
+        loaded = self.cache.get(session_id)
+        return loaded if loaded is not None else await self._load(session_id, cmd.namespace)
 
     async def _room(
         self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
@@ -207,7 +266,7 @@ class Turns:
         """The session once no turn runs in it, by the policy."""
         while (session := loaded.state) is not None and session.active is not None:
             await self._make_room(session, policy, deadline, cmd.namespace)
-            loaded = await load_session(self.deps, session.id, cmd.namespace)
+            loaded = await self._load(session.id, cmd.namespace, fresh=True)
         return loaded
 
     async def _start(
@@ -230,7 +289,7 @@ class Turns:
             try:
                 await recorder.record("turn.started", started)
             except ConcurrencyConflict:
-                loaded = await load_session(self.deps, session.id, cmd.namespace)
+                loaded = await self._load(session.id, cmd.namespace, fresh=True)
                 continue
             return Loaded(session, loaded.version, loaded.position), recorder.position
 
@@ -344,7 +403,9 @@ class Turns:
         began = time.monotonic()
         agent = deps.directory.get(session.agent_id) if session.agent_id else None
         settings = effective(agent, session.settings)
-        sink = DeltaPublisher(deps.nc, cmd.turn_id, {"conversation_id": session.id})
+        sink = DeltaPublisher(
+            deps.nc, cmd.turn_id, {"conversation_id": session.id}, live=cmd.stream
+        )
         recorder = self._recorder(session.id, cmd)
         run: Run | None = None
         error: ErrorBody | None = None
@@ -454,7 +515,7 @@ class Turns:
     def _recorder(
         self, session_id: str, cmd: Chat, expected_version: int | None = None
     ) -> StreamRecorder:
-        return StreamRecorder(
+        recorder = StreamRecorder(
             self.deps.store,
             session_stream(session_id),
             subject=session_id,
@@ -463,6 +524,8 @@ class Turns:
             traceparent=cmd.traceparent or current_traceparent(),
             expected_version=expected_version,
         )
+        recorder.on_recorded = self.cache.recorded
+        return recorder
 
 
 def _text_file(session: Session, ref: str) -> FileUploaded:

@@ -7,6 +7,7 @@
 """
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from parley.aggregates.agent import Agent
-from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import Event, NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.contracts.models import load_catalogue
 from parley.contracts.personas import PersonaCreated, load_builtin_personas, persona_stream
@@ -167,6 +168,8 @@ class StreamRecorder:
         )
         self.version = expected_version
         self.position = 0
+        self.on_recorded: Callable[[Event], None] | None = None
+        """Called with each recorded event (e.g. to keep a cached fold current)."""
 
     def event(self, type: str, payload: msgspec.Struct | dict[str, Any]) -> NewEvent:
         """The envelope for one of this run's events."""
@@ -184,17 +187,26 @@ class StreamRecorder:
     async def record(self, type: str, payload: msgspec.Struct | dict[str, Any]) -> None:
         """Append one event (with the expected version when the run owns the stream)."""
         expected = ANY_VERSION if self.version is None else self.version
-        result = await self.store.append(self.stream, [self.event(type, payload)], expected)
+        new = self.event(type, payload)
+        result = await self.store.append(self.stream, [new], expected)
         if self.version is not None:
             self.version = result.version
         self.position = result.position
+        if self.on_recorded is not None:
+            self.on_recorded(
+                Event.record(
+                    new, stream=self.stream, version=result.version, position=result.position
+                )
+            )
 
 
 class DeltaPublisher:
     """Publishes a turn's frames on its subject; keeps the text for a partial answer."""
 
-    def __init__(self, nc: Client, turn_id: str, extra: dict[str, Any] | None = None) -> None:
-        self.nc, self.turn_id = nc, turn_id
+    def __init__(
+        self, nc: Client, turn_id: str, extra: dict[str, Any] | None = None, *, live: bool = True
+    ) -> None:
+        self.nc, self.turn_id, self.live = nc, turn_id, live
         self.subject = turn_subject(turn_id)
         self.seq = 0
         self.text: list[str] = []
@@ -205,6 +217,8 @@ class DeltaPublisher:
         self.seq += 1
         if type == "token":
             self.text.append(data.get("text", ""))
+        if not self.live:
+            return  # a sync turn: nobody follows its frames
         frame = TurnDelta(
             seq=self.seq, type=type, turn_id=self.turn_id, data={**self.extra, **data}
         )  # type: ignore[arg-type]

@@ -275,6 +275,7 @@ async def test_lists_filter_by_state_capability_label_trigger_and_name(
     assert await ids(trigger="periodic") == {b["id"]}
     assert await ids(name="f-c") == {c["id"]}
     assert await ids(capability="write", label="team=blue") == {b["id"]}
+    await _act(api, b["id"], "stop")  # a running periodic agent would fire during later tests
 
 
 async def test_readiness_health_and_openapi_are_served(stack: Stack) -> None:

@@ -6,12 +6,14 @@
   ``<category>-<id>`` (``agent-0193…`` → ``parley.evt.agent.0193…``).
 - ``parley.stream.<...>``: ephemeral streams (token deltas), never stored.
 - ``parley.health.<service>``: each service answers a health request here.
+- ``parley.work.<kind>``: durable work items (JetStream work queue), e.g. executions.
 """
 
 __all__ = [
     "EVENTS_ALL",
     "EVENTS_PREFIX",
     "QUEUE_PREFIX",
+    "WORK_ALL",
     "cmd",
     "event_stream_name",
     "events",
@@ -19,11 +21,13 @@ __all__ = [
     "health",
     "qry",
     "queue",
+    "work",
 ]
 
 EVENTS_PREFIX = "parley.evt"
 EVENTS_ALL = f"{EVENTS_PREFIX}.>"
 QUEUE_PREFIX = "parley"
+WORK_ALL = "parley.work.>"
 
 
 def cmd(service: str, verb: str) -> str:
@@ -61,3 +65,8 @@ def health(service: str) -> str:
 def queue(service: str) -> str:
     """Queue group name shared by every instance of ``service``."""
     return f"{QUEUE_PREFIX}-{service}"
+
+
+def work(kind: str) -> str:
+    """Subject of durable work items of one ``kind`` (a JetStream work queue)."""
+    return f"parley.work.{kind}"

@@ -349,3 +349,34 @@ async def test_ssrf_attempts_through_http_request_are_refused(client, world: Wor
     assert world.hits.get("ssrf", 0) == before  # nothing reached the loopback server
     events = await stream_events(stack, f"session-{data['conversation_id']}")
     assert "tool.failed" in [e.type for e in events]
+
+
+async def test_messages_racing_for_one_session_never_interleave(client, stack: Stack):
+    agent_id = await agent(client, instances=8)
+    first = (await chat(client, agent_id, message="hello")).json()["data"]
+    conversation = first["conversation_id"]
+
+    async def send(i: int, policy: str) -> httpx.Response:
+        return await chat(
+            client, agent_id, message=f"m{i}", conversation_id=conversation, policy=policy
+        )
+
+    rejected = await asyncio.gather(*(send(i, "reject") for i in range(6)))
+    codes = sorted(r.status_code for r in rejected)
+    assert 200 in codes and set(codes) <= {200, 409}, codes
+    queued = await asyncio.gather(*(send(i, "enqueue") for i in range(6, 12)))
+    assert [r.status_code for r in queued] == [200] * 6
+    events = await stream_events(stack, f"session-{conversation}")
+    starts = [e for e in events if e.type == "turn.started"]
+    assert len(starts) == 1 + codes.count(200) + 6  # a refused message leaves no event
+    # turns never overlap: each start is followed by its own end before the next start
+    open_turn = None
+    for event in events:
+        if event.type == "turn.started":
+            assert open_turn is None, "two turns ran at once in one session"
+            open_turn = event.data["turn_id"]
+        elif event.type in ("turn.completed", "turn.failed", "turn.cancelled"):
+            assert event.data["run_id"] == open_turn
+            open_turn = None
+        elif event.type.startswith(("turn.", "tool.")):
+            assert event.data["run_id"] == open_turn

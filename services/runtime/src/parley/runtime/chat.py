@@ -138,7 +138,7 @@ class Turns:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.running: dict[str, asyncio.Task[TurnEnd]] = {}
+        self.running: dict[str, asyncio.Task[TurnEnd | None]] = {}
         self.cache = SessionCache()
 
     async def chat(self, cmd: Chat) -> RuntimeReply:
@@ -166,15 +166,14 @@ class Turns:
                 await stack.enter_async_context(
                     deps.capacity.slot(agent.id, settings.instances, cmd.namespace)
                 )
-            loaded, started_position = await self._start(cmd, loaded, policy, deadline)
+            task, loaded, started_position = await self._launch(
+                cmd, loaded, policy, deadline, stack
+            )
         except BaseException:
             await stack.aclose()
             raise
         session = loaded.state
         assert session is not None
-        task = asyncio.create_task(self._run(cmd, session, stack), name=f"turn-{cmd.turn_id}")
-        self.running[cmd.turn_id] = task
-        task.add_done_callback(lambda _: self.running.pop(cmd.turn_id, None))
         if cmd.stream:
             return RuntimeReply(
                 ok=True,
@@ -184,6 +183,7 @@ class Turns:
                 position=started_position,
             )
         end = await asyncio.shield(task)
+        assert end is not None  # a started turn always ends with a result
         result = end.result
         if end.error is not None and result.outcome in ("failed", "interrupted"):
             error = end.error
@@ -249,16 +249,68 @@ class Turns:
         if cmd.agent_id is None:
             raise RuntimeFault(ErrorCode.VALIDATION_ERROR, "name an agent or a session")
         running_agent(self.deps, cmd.agent_id, cmd.namespace)
-        session_id = new_id()
-        recorder = self._recorder(session_id, cmd, expected_version=NO_STREAM)
-        await recorder.record(
-            "session.created",
-            SessionCreated(
-                session_id=session_id, agent_id=cmd.agent_id, settings=SessionSettings()
-            ),
+        # A new conversation: appended together with its first turn's start (version 0).
+        fresh = Session(
+            id=new_id(), namespace=cmd.namespace, agent_id=cmd.agent_id, settings=SessionSettings()
         )
-        loaded = self.cache.get(session_id)
-        return loaded if loaded is not None else await self._load(session_id, cmd.namespace)
+        return Loaded(fresh, 0, 0)
+
+    async def _launch(
+        self,
+        cmd: Chat,
+        loaded: Loaded[Session],
+        policy: str,
+        deadline: float,
+        stack: contextlib.AsyncExitStack,
+    ) -> tuple[asyncio.Task[TurnEnd | None], Loaded[Session], int]:
+        """Start the run and append its start at the same time.
+
+        The run calls the model at once, but appends nothing and publishes no frame until
+        ``turn.started`` is recorded (its gate), so the provider's latency overlaps the
+        append. If the append loses a race, the run is dropped without a trace and the turn
+        starts again the careful way: make room by the policy, append, then run.
+        """
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = self._spawn(cmd, loaded, stack, gate)
+        try:
+            position = await self._append_start(cmd, loaded)
+        except ConcurrencyConflict:
+            gate.cancel()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert loaded.state is not None
+            loaded = await self._load(loaded.state.id, cmd.namespace, fresh=True)
+            loaded, position = await self._start(cmd, loaded, policy, deadline)
+            gate = asyncio.get_running_loop().create_future()
+            task = self._spawn(cmd, loaded, stack, gate)
+        except BaseException:
+            gate.cancel()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        gate.set_result(None)
+        return task, loaded, position
+
+    def _spawn(
+        self,
+        cmd: Chat,
+        loaded: Loaded[Session],
+        stack: contextlib.AsyncExitStack,
+        gate: asyncio.Future[None],
+    ) -> asyncio.Task[TurnEnd | None]:
+        assert loaded.state is not None
+        task = asyncio.create_task(
+            self._run(cmd, loaded.state, stack, gate), name=f"turn-{cmd.turn_id}"
+        )
+        self.running[cmd.turn_id] = task
+        task.add_done_callback(
+            lambda done: (
+                self.running.pop(cmd.turn_id, None)
+                if self.running.get(cmd.turn_id) is done
+                else None
+            )
+        )
+        return task
 
     async def _room(
         self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
@@ -275,23 +327,34 @@ class Turns:
         """Append ``turn.started`` at the session's version (making room again on a race)."""
         while True:
             loaded = await self._room(cmd, loaded, policy, deadline)
-            session = loaded.state
-            assert session is not None
-            started = TurnStarted(
-                turn_id=cmd.turn_id,
-                session_id=session.id,
-                agent_id=session.agent_id,
-                message=cmd.message,
-                context=cmd.context,
-                files=cmd.files,
-            )
-            recorder = self._recorder(session.id, cmd, expected_version=loaded.version)
             try:
-                await recorder.record("turn.started", started)
+                return loaded, await self._append_start(cmd, loaded)
             except ConcurrencyConflict:
-                loaded = await self._load(session.id, cmd.namespace, fresh=True)
-                continue
-            return Loaded(session, loaded.version, loaded.position), recorder.position
+                assert loaded.state is not None
+                loaded = await self._load(loaded.state.id, cmd.namespace, fresh=True)
+
+    async def _append_start(self, cmd: Chat, loaded: Loaded[Session]) -> int:
+        """Append ``turn.started`` (with ``session.created`` for a new conversation)."""
+        session = loaded.state
+        assert session is not None
+        events: list[tuple[str, Any]] = []
+        if loaded.version == 0:
+            created = SessionCreated(
+                session_id=session.id, agent_id=session.agent_id, settings=session.settings
+            )
+            events.append(("session.created", created))
+        started = TurnStarted(
+            turn_id=cmd.turn_id,
+            session_id=session.id,
+            agent_id=session.agent_id,
+            message=cmd.message,
+            context=cmd.context,
+            files=cmd.files,
+        )
+        events.append(("turn.started", started))
+        recorder = self._recorder(session.id, cmd, expected_version=loaded.version or NO_STREAM)
+        await recorder.record_many(events)
+        return recorder.position
 
     async def _make_room(self, session: Session, policy: str, deadline: float, ns: str) -> None:
         assert session.active is not None
@@ -335,7 +398,11 @@ class Turns:
         return True
 
     async def _finish_orphan(self, session: Session, turn_id: str, ns: str) -> int:
-        """Record the end of a turn whose runtime died."""
+        """Record the end of a turn whose runtime died.
+
+        Appended at the version the turn was seen running at: if it ended meanwhile (its
+        runtime was only between its last event and its unsubscribe), nothing is recorded.
+        """
         recorder = StreamRecorder(
             self.deps.store,
             session_stream(session.id),
@@ -343,20 +410,23 @@ class Turns:
             namespace=ns,
             correlation_id=None,
             traceparent=current_traceparent(),
+            expected_version=session.version,
         )
-        await recorder.record(
-            "turn.failed",
-            RunFinished(
-                run_id=turn_id,
-                outcome="failed",
-                error=ErrorBody(
-                    code=ErrorCode.INTERNAL_ERROR,
-                    message="the runtime running this turn stopped before it ended",
+        recorder.on_recorded = self.cache.recorded
+        with contextlib.suppress(ConcurrencyConflict):
+            await recorder.record(
+                "turn.failed",
+                RunFinished(
+                    run_id=turn_id,
+                    outcome="failed",
+                    error=ErrorBody(
+                        code=ErrorCode.INTERNAL_ERROR,
+                        message="the runtime running this turn stopped before it ended",
+                    ),
+                    agent_id=session.agent_id,
+                    session_id=session.id,
                 ),
-                agent_id=session.agent_id,
-                session_id=session.id,
-            ),
-        )
+            )
         return recorder.position
 
     async def _cancel_turn(self, turn_id: str, session_id: str | None, ns: str) -> int:
@@ -378,15 +448,22 @@ class Turns:
 
     # --- running ---------------------------------------------------------------------
 
-    async def _run(self, cmd: Chat, session: Session, stack: contextlib.AsyncExitStack) -> TurnEnd:
-        deps = self.deps
-        async with stack:
-            sub = await deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self._control)
-            try:
-                return await self._turn(cmd, session)
-            finally:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+    async def _run(
+        self,
+        cmd: Chat,
+        session: Session,
+        stack: contextlib.AsyncExitStack,
+        gate: asyncio.Future[None],
+    ) -> TurnEnd | None:
+        """The turn; None when it was dropped before it started (the slot stays held)."""
+        sub = await self.deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self._control)
+        try:
+            return await self._turn(cmd, session, gate)
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+            if not gate.cancelled():
+                await stack.aclose()
 
     async def _control(self, msg: Msg) -> None:
         turn_id = msg.subject.rsplit(".", 1)[-1]
@@ -395,18 +472,22 @@ class Turns:
         if msg.data == b"cancel" and task is not None:
             task.cancel()
             with contextlib.suppress(BaseException):
-                position = (await asyncio.shield(task)).position
+                end = await asyncio.shield(task)
+                position = end.position if end is not None else 0
         await msg.respond(str(position).encode())
 
-    async def _turn(self, cmd: Chat, session: Session) -> TurnEnd:
+    async def _turn(
+        self, cmd: Chat, session: Session, gate: asyncio.Future[None]
+    ) -> TurnEnd | None:
         deps = self.deps
         began = time.monotonic()
         agent = deps.directory.get(session.agent_id) if session.agent_id else None
         settings = effective(agent, session.settings)
         sink = DeltaPublisher(
-            deps.nc, cmd.turn_id, {"conversation_id": session.id}, live=cmd.stream
+            deps.nc, cmd.turn_id, {"conversation_id": session.id}, live=cmd.stream, gate=gate
         )
         recorder = self._recorder(session.id, cmd)
+        recorder.gate = gate
         run: Run | None = None
         error: ErrorBody | None = None
         output = ""
@@ -446,6 +527,8 @@ class Turns:
             run = Run(spec, Journal(), recorder, sink, meter)
             output = await run_strategy(run)
         except asyncio.CancelledError:
+            if gate.cancelled():
+                return None  # dropped before it started: nothing to record
             outcome, output = "cancelled", "".join(sink.text)
         except Interrupted as exc:
             outcome, output = "interrupted", exc.partial

@@ -6,6 +6,7 @@
   and meter a :class:`~parley.runtime.runs.Run` writes to.
 """
 
+import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -170,6 +171,8 @@ class StreamRecorder:
         self.position = 0
         self.on_recorded: Callable[[Event], None] | None = None
         """Called with each recorded event (e.g. to keep a cached fold current)."""
+        self.gate: asyncio.Future[None] | None = None
+        """Nothing is appended before this resolves (a turn started before its start event)."""
 
     def event(self, type: str, payload: msgspec.Struct | dict[str, Any]) -> NewEvent:
         """The envelope for one of this run's events."""
@@ -186,27 +189,48 @@ class StreamRecorder:
 
     async def record(self, type: str, payload: msgspec.Struct | dict[str, Any]) -> None:
         """Append one event (with the expected version when the run owns the stream)."""
+        await self.record_many([(type, payload)])
+
+    async def record_many(self, events: list[tuple[str, msgspec.Struct | dict[str, Any]]]) -> None:
+        """Append events atomically, once the gate (if any) is open."""
+        if self.gate is not None and not self.gate.done():
+            await asyncio.shield(self.gate)
         expected = ANY_VERSION if self.version is None else self.version
-        new = self.event(type, payload)
-        result = await self.store.append(self.stream, [new], expected)
+        new = [self.event(type, payload) for type, payload in events]
+        result = await self.store.append(self.stream, new, expected)
         if self.version is not None:
             self.version = result.version
         self.position = result.position
         if self.on_recorded is not None:
-            self.on_recorded(
-                Event.record(
-                    new, stream=self.stream, version=result.version, position=result.position
+            back = len(new) - 1
+            for offset, event in enumerate(new):
+                self.on_recorded(
+                    Event.record(
+                        event,
+                        stream=self.stream,
+                        version=result.version - back + offset,
+                        position=result.position - back + offset,
+                    )
                 )
-            )
 
 
 class DeltaPublisher:
     """Publishes a turn's frames on its subject; keeps the text for a partial answer."""
 
     def __init__(
-        self, nc: Client, turn_id: str, extra: dict[str, Any] | None = None, *, live: bool = True
+        self,
+        nc: Client,
+        turn_id: str,
+        extra: dict[str, Any] | None = None,
+        *,
+        live: bool = True,
+        gate: asyncio.Future[None] | None = None,
     ) -> None:
-        self.nc, self.turn_id, self.live = nc, turn_id, live
+        self.nc, self.turn_id, self.live, self.gate = nc, turn_id, live, gate
+        self._held: list[bytes] = []
+        self._flusher: asyncio.Task[None] | None = None
+        if gate is not None:
+            gate.add_done_callback(self._opened)
         self.subject = turn_subject(turn_id)
         self.seq = 0
         self.text: list[str] = []
@@ -222,7 +246,22 @@ class DeltaPublisher:
         frame = TurnDelta(
             seq=self.seq, type=type, turn_id=self.turn_id, data={**self.extra, **data}
         )  # type: ignore[arg-type]
+        if self.gate is not None and not self.gate.done():
+            self._held.append(_encode(frame))  # published once the turn has started
+            return
+        await self._flush()
         await self.nc.publish(self.subject, _encode(frame))
+
+    def _opened(self, gate: asyncio.Future[None]) -> None:
+        if gate.cancelled() or gate.exception() is not None:
+            self._held.clear()  # the turn never started: nobody sees its frames
+        elif self._held:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        held, self._held = self._held, []
+        for frame in held:
+            await self.nc.publish(self.subject, frame)
 
 
 class NullSink:

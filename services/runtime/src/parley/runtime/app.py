@@ -58,7 +58,7 @@ class Runtime:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
         self.turns = Turns(deps)
-        self.sessions = Sessions(deps)
+        self.sessions = Sessions(deps, self.turns.cache)
         self.executions = Executions(deps)
         self.scheduler = Scheduler(deps, self.executions)
 

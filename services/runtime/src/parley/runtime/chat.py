@@ -41,20 +41,20 @@ from parley.kit.telemetry import current_traceparent
 from parley.runtime.context import (
     DeltaPublisher,
     Deps,
-    RunMeter,
     StreamRecorder,
+    build_run,
     effective,
     running_agent,
 )
 from parley.runtime.errors import RuntimeFault, error_body
 from parley.runtime.files import SessionFiles, is_text
 from parley.runtime.journal import Journal
-from parley.runtime.runs import Interrupted, Run, RunSpec
+from parley.runtime.runs import Interrupted, Run
 from parley.runtime.session import Session, evolve, turn_prompt
 from parley.runtime.strategies import run_strategy
 from parley.runtime.tools import ToolContext
 
-__all__ = ["Turns", "ctl_subject", "load_session"]
+__all__ = ["SessionCache", "Turns", "ctl_subject", "load_session"]
 
 log = logging.getLogger(__name__)
 
@@ -494,19 +494,14 @@ class Turns:
         outcome = "completed"
         try:
             await sink.emit("start", {"agent_id": session.agent_id})
-            system = settings.system_prompt
-            if system is None and settings.persona is not None:
-                system = await deps.persona_text(cmd.namespace, settings.persona)
             message = await self._with_files(session, cmd)
-            spec = RunSpec(
+            run = await build_run(
+                deps,
+                settings,
                 run_id=cmd.turn_id,
                 kind="turn",
-                provider=deps.provider(settings.provider),
-                model=settings.model,
-                system=system,
-                params=settings.params,
-                tools=settings.tools,
-                strategy=settings.strategy,
+                namespace=cmd.namespace,
+                agent_id=session.agent_id,
                 history=session.history,
                 input=message,
                 tool_context=ToolContext(
@@ -515,16 +510,10 @@ class Turns:
                     session_id=session.id,
                     files=SessionFiles(deps.files, session),
                 ),
+                journal=Journal(),
+                recorder=recorder,
+                sink=sink,
             )
-            meter = RunMeter(
-                deps.budgets,
-                agent_id=session.agent_id,
-                budget=settings.budget,
-                provider=settings.provider,
-                model=settings.model,
-                namespace=cmd.namespace,
-            )
-            run = Run(spec, Journal(), recorder, sink, meter)
             output = await run_strategy(run)
         except asyncio.CancelledError:
             if gate.cancelled():

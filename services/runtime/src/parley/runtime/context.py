@@ -10,7 +10,7 @@ import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from nats.aio.client import Client
@@ -24,14 +24,17 @@ from parley.contracts.personas import PersonaCreated, load_builtin_personas, per
 from parley.contracts.registry import AgentState, Budget, ModelParams, StrategySpec, ToolSpec
 from parley.contracts.runtime import SessionSettings, TurnDelta, Usage, turn_subject
 from parley.eventstore import ANY_VERSION, EventStore
-from parley.llm import Provider, ProviderSettings, provider_for
+from parley.llm import Message, Provider, ProviderSettings, provider_for
 from parley.llm import Usage as CallUsage
 from parley.runtime.budgets import BudgetKeeper
 from parley.runtime.capacity import Capacity
 from parley.runtime.directory import AgentDirectory
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.files import FileStore
+from parley.runtime.journal import Journal
+from parley.runtime.runs import Run, RunSpec, Sink
 from parley.runtime.settings import RuntimeSettings
+from parley.runtime.tools import ToolContext
 
 __all__ = [
     "DeltaPublisher",
@@ -39,6 +42,7 @@ __all__ = [
     "Effective",
     "RunMeter",
     "StreamRecorder",
+    "build_run",
     "effective",
     "running_agent",
 ]
@@ -310,3 +314,51 @@ class RunMeter:
             cost_usd=round(cost, 8),
             estimated=estimated,
         )
+
+
+async def build_run(
+    deps: Deps,
+    settings: Effective,
+    *,
+    run_id: str,
+    kind: Literal["turn", "execution"],
+    namespace: str,
+    agent_id: str | None,
+    history: tuple[Message, ...],
+    input: str,
+    tool_context: ToolContext,
+    journal: Journal,
+    recorder: StreamRecorder,
+    sink: Sink,
+) -> Run:
+    """A run of ``settings``: its provider, system prompt (or persona), tools and meter.
+
+    Raises:
+        RuntimeFault: ``VALIDATION_ERROR`` when the persona no longer exists.
+    """
+    system = settings.system_prompt
+    if system is None and settings.persona is not None:
+        system = await deps.persona_text(namespace, settings.persona)
+    spec = RunSpec(
+        run_id=run_id,
+        kind=kind,
+        provider=deps.provider(settings.provider),
+        model=settings.model,
+        system=system,
+        params=settings.params,
+        tools=settings.tools,
+        strategy=settings.strategy,
+        history=history,
+        input=input,
+        tool_context=tool_context,
+        approvals=kind == "execution",
+    )
+    meter = RunMeter(
+        deps.budgets,
+        agent_id=agent_id,
+        budget=settings.budget,
+        provider=settings.provider,
+        model=settings.model,
+        namespace=namespace,
+    )
+    return Run(spec, journal, recorder, sink, meter)

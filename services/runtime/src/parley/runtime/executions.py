@@ -73,15 +73,15 @@ from parley.runtime.context import (
     Deps,
     Effective,
     NullSink,
-    RunMeter,
     StreamRecorder,
+    build_run,
     effective,
     running_agent,
 )
 from parley.runtime.errors import RuntimeFault, error_body
 from parley.runtime.execution import Execution, evolve
 from parley.runtime.journal import Journal
-from parley.runtime.runs import InputRequired, Interrupted, Run, RunSpec
+from parley.runtime.runs import InputRequired, Interrupted, Run
 from parley.runtime.strategies import run_strategy
 from parley.runtime.tools import ToolContext
 
@@ -537,46 +537,34 @@ class Executions:
     ) -> _Verdict:
         deps = self.deps
         began = time.monotonic()
-        system = settings.system_prompt
-        if system is None and settings.persona is not None:
-            try:
-                system = await deps.persona_text(execution.namespace, settings.persona)
-            except RuntimeFault as exc:  # e.g. the persona was deleted
-                end = RunFinished(
-                    run_id=execution.id,
-                    outcome="failed",
-                    error=exc.to_body(),
-                    agent_id=execution.agent_id,
-                )
-                return await self._record_end(recorder, end, attempt)
-        spec = RunSpec(
-            run_id=execution.id,
-            kind="execution",
-            provider=deps.provider(settings.provider),
-            model=settings.model,
-            system=system,
-            params=settings.params,
-            tools=settings.tools,
-            strategy=settings.strategy,
-            history=(),
-            input=input_text(execution.input_data),
-            tool_context=ToolContext(
+        try:
+            run = await build_run(
+                deps,
+                settings,
+                run_id=execution.id,
+                kind="execution",
                 namespace=execution.namespace,
                 agent_id=execution.agent_id,
-                session_id=None,
-                files=None,
-            ),
-            approvals=True,
-        )
-        meter = RunMeter(
-            deps.budgets,
-            agent_id=execution.agent_id,
-            budget=settings.budget,
-            provider=settings.provider,
-            model=settings.model,
-            namespace=execution.namespace,
-        )
-        run = Run(spec, Journal.of(events, execution.id), recorder, NullSink(), meter)
+                history=(),
+                input=input_text(execution.input_data),
+                tool_context=ToolContext(
+                    namespace=execution.namespace,
+                    agent_id=execution.agent_id,
+                    session_id=None,
+                    files=None,
+                ),
+                journal=Journal.of(events, execution.id),
+                recorder=recorder,
+                sink=NullSink(),
+            )
+        except RuntimeFault as exc:  # e.g. the persona was deleted
+            end = RunFinished(
+                run_id=execution.id,
+                outcome="failed",
+                error=exc.to_body(),
+                agent_id=execution.agent_id,
+            )
+            return await self._record_end(recorder, end, attempt)
         task = asyncio.create_task(
             self._bounded(run, execution.options.timeout_seconds), name=f"execution-{execution.id}"
         )

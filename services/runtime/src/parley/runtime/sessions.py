@@ -32,7 +32,7 @@ from parley.contracts.runtime import (
 )
 from parley.eventstore import NO_STREAM, ConcurrencyConflict
 from parley.kit.telemetry import current_traceparent
-from parley.runtime.chat import load_session
+from parley.runtime.chat import SessionCache, load_session
 from parley.runtime.context import Deps, StreamRecorder, effective
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.files import check_upload
@@ -46,8 +46,10 @@ _PATCH_FIELDS = tuple(f.name for f in msgspec.structs.fields(SessionSettings))
 class Sessions:
     """Handlers of the session commands."""
 
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, cache: SessionCache | None = None) -> None:
         self.deps = deps
+        self.cache = cache
+        """The chat turns' cache, kept current with what these commands append."""
 
     async def create(self, cmd: CreateSession) -> RuntimeReply:
         """Open a session for an agent, or an ad-hoc one."""
@@ -251,7 +253,7 @@ class Sessions:
             raise RuntimeFault(ErrorCode(first["code"]), message, {"errors": problems})
 
     def _recorder(self, session_id: str, cmd: Any, expected: int | None) -> StreamRecorder:
-        return StreamRecorder(
+        recorder = StreamRecorder(
             self.deps.store,
             session_stream(session_id),
             subject=session_id,
@@ -260,3 +262,6 @@ class Sessions:
             traceparent=cmd.traceparent or current_traceparent(),
             expected_version=expected,
         )
+        if self.cache is not None:
+            recorder.on_recorded = self.cache.recorded
+        return recorder

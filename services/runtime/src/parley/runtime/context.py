@@ -192,30 +192,22 @@ class StreamRecorder:
         )
 
     async def record(self, type: str, payload: msgspec.Struct | dict[str, Any]) -> None:
-        """Append one event (with the expected version when the run owns the stream)."""
-        await self.record_many([(type, payload)])
-
-    async def record_many(self, events: list[tuple[str, msgspec.Struct | dict[str, Any]]]) -> None:
-        """Append events atomically, once the gate (if any) is open."""
+        """Append one event, once the gate (if any) is open, at the expected version when the
+        run owns the stream."""
         if self.gate is not None and not self.gate.done():
             await asyncio.shield(self.gate)
         expected = ANY_VERSION if self.version is None else self.version
-        new = [self.event(type, payload) for type, payload in events]
-        result = await self.store.append(self.stream, new, expected)
+        new = self.event(type, payload)
+        result = await self.store.append(self.stream, [new], expected)
         if self.version is not None:
             self.version = result.version
         self.position = result.position
         if self.on_recorded is not None:
-            back = len(new) - 1
-            for offset, event in enumerate(new):
-                self.on_recorded(
-                    Event.record(
-                        event,
-                        stream=self.stream,
-                        version=result.version - back + offset,
-                        position=result.position - back + offset,
-                    )
+            self.on_recorded(
+                Event.record(
+                    new, stream=self.stream, version=result.version, position=result.position
                 )
+            )
 
 
 class DeltaPublisher:

@@ -44,6 +44,7 @@ async def send(
     *,
     within: float | None = None,
     strict: bool = True,
+    wait: bool = True,
 ) -> RuntimeReply:
     """Send a runtime command, then wait until this edge's runtime view has its effect.
 
@@ -55,6 +56,8 @@ async def send(
         within: Seconds to wait for the reply (default: the command timeout).
         strict: Raise ``TIMEOUT`` when the view lags; otherwise answer anyway (for replies
             that carry the result themselves, such as a finished chat turn).
+        wait: Whether to wait for the view at all (not for a streamed turn: its stream is
+            the answer, and the first token should not wait for a projection).
 
     Raises:
         ApiError: the runtime's error, or the command client's.
@@ -68,6 +71,8 @@ async def send(
         traceparent=request.headers.get("traceparent"),
         within=within,
     )
+    if not wait:
+        return reply
     view: RuntimeProjection = state.runtime
     seen = await view.wait_for(reply.position, state.settings.read_your_writes_timeout)
     if not seen and strict:

@@ -191,7 +191,13 @@ async def start_stream(
     feed = await TurnFeed.live(state.nc, turn_id)  # before the command: no frame missed
     try:
         reply = await send(
-            request, state, "chat", command, within=state.settings.chat_timeout, strict=False
+            request,
+            state,
+            "chat",
+            command,
+            within=state.settings.chat_timeout,
+            strict=False,
+            wait=False,
         )
     except BaseException:
         await feed.close()

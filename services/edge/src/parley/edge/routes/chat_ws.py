@@ -170,6 +170,7 @@ class _ChatSocket:
                     command,
                     within=self.state.settings.chat_timeout,
                     strict=False,
+                    wait=False,
                 )
                 self.conversation = reply.session_id or session_id
         except ApiError as exc:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 from nats.js import JetStreamContext
@@ -58,6 +58,7 @@ class Capacity:
         self._queued: dict[str, int] = {}
         self._warm: dict[str, float] = {}
         self._namespaces: dict[str, str] = {}
+        self._seen: dict[str, bool] = {}
         self._busy: dict[str, int] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._free: dict[str, int] = {}
@@ -79,8 +80,17 @@ class Capacity:
             await self._scale_down(agent_id, "runtime stopped")
 
     @contextlib.asynccontextmanager
-    async def slot(self, agent_id: str, instances: int, namespace: str) -> AsyncIterator[int]:
+    async def slot(
+        self,
+        agent_id: str,
+        instances: int,
+        namespace: str,
+        prepare: Callable[[], object] | None = None,
+    ) -> AsyncIterator[int]:
         """Hold one of the agent's slots for the duration of the block.
+
+        ``prepare`` readies what the agent needs (its provider's client) on a cold start;
+        its duration is the cold start's.
 
         Raises:
             RuntimeFault: ``RATE_LIMITED`` when the agent has no instances, or every slot stayed
@@ -95,7 +105,7 @@ class Capacity:
         key = f"{agent_id}.{index}"
         renew = asyncio.create_task(self._renew(key, revision), name=f"renew-{key}")
         self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
-        await self._warm_up(agent_id, namespace)
+        await self._warm_up(agent_id, namespace, prepare)
         try:
             yield index
         finally:
@@ -175,10 +185,14 @@ class Capacity:
             with contextlib.suppress(Exception):
                 revision = await self._kv.update(key, self.worker.encode(), last=revision)
 
-    async def _warm_up(self, agent_id: str, namespace: str) -> None:
+    async def _warm_up(
+        self, agent_id: str, namespace: str, prepare: Callable[[], object] | None
+    ) -> None:
         if agent_id in self._warm:
             return
         started = time.monotonic()
+        if prepare is not None:
+            prepare()
         self._warm[agent_id] = started
         self._namespaces[agent_id] = namespace
         await self._record(
@@ -188,10 +202,13 @@ class Capacity:
             InstanceChanged(
                 agent_id=agent_id,
                 worker=self.worker,
-                reason="cold start",
+                reason="first request"
+                if self._seen.get(agent_id) is None
+                else "request after idle",
                 cold_start_ms=round((time.monotonic() - started) * 1000, 3),
             ),
         )
+        self._seen[agent_id] = True
 
     async def _scale_down(self, agent_id: str, reason: str) -> None:
         self._warm.pop(agent_id, None)

@@ -164,7 +164,12 @@ class Turns:
         try:
             if agent is not None:
                 await stack.enter_async_context(
-                    deps.capacity.slot(agent.id, settings.instances, cmd.namespace)
+                    deps.capacity.slot(
+                        agent.id,
+                        settings.instances,
+                        cmd.namespace,
+                        prepare=lambda: deps.provider(settings.provider),
+                    )
                 )
             task, loaded, started_position = await self._launch(
                 cmd, loaded, policy, deadline, stack

@@ -30,6 +30,7 @@ execution already started or finished and drops it).
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -488,7 +489,12 @@ class Executions:
                 stack.push_async_callback(_unsubscribe, ctl)
                 try:
                     await stack.enter_async_context(
-                        deps.capacity.slot(agent.id, settings.instances, execution.namespace)
+                        deps.capacity.slot(
+                            agent.id,
+                            settings.instances,
+                            execution.namespace,
+                            prepare=functools.partial(deps.provider, settings.provider),
+                        )
                     )
                 except RuntimeFault as exc:
                     if exc.code is ErrorCode.RATE_LIMITED:  # every instance busy: later

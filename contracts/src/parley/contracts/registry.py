@@ -26,6 +26,7 @@ __all__ = [
     "AgentStateChanged",
     "AgentUpdated",
     "AgentView",
+    "Bidding",
     "Budget",
     "CommandReply",
     "CreateAgent",
@@ -142,6 +143,26 @@ class Memory(_Strict):
     """Who shares the memory."""
 
 
+class Bidding(_Strict):
+    """How the agent answers a Contract Net `cfp` (deterministic unless `llm`).
+
+    The deterministic policy refuses a task whose required capabilities the agent lacks, or
+    when its load is at `max_load`; otherwise it proposes `cost = base_cost + cost_per_second
+    × estimated time`, `estimated_time_s` = its measured average response time (or
+    `default_time_s`) scaled up by its load, and `confidence` = its success rate (or
+    `confidence` when set).
+    """
+
+    policy: Literal["deterministic", "llm"] = "deterministic"
+    base_cost: Annotated[float, Meta(ge=0)] = 1.0
+    cost_per_second: Annotated[float, Meta(ge=0)] = 0.0
+    default_time_s: Annotated[float, Meta(gt=0)] = 1.0
+    confidence: Annotated[float, Meta(ge=0, le=1)] | None = None
+    max_load: Annotated[int, Meta(ge=1)] | None = None
+    refuse: bool = False
+    """Always refuse (an agent that never takes tendered work)."""
+
+
 class Budget(_Strict):
     """Spending limits; calls past them are refused with `BUDGET_EXCEEDED`."""
 
@@ -188,6 +209,8 @@ class AgentSpec(_Strict):
     """Parent agent, for hierarchies."""
     instances: Annotated[int, Meta(ge=0, le=1024)] = 1
     """Concurrency slots across runtime processes."""
+    bidding: Bidding = msgspec.field(default_factory=Bidding)
+    """How the agent bids for tendered tasks."""
 
 
 class AgentPatch(_Strict):
@@ -209,6 +232,7 @@ class AgentPatch(_Strict):
     labels: dict[LabelKey, LabelValue | None] | None = None
     parent_id: AgentId | None = None
     instances: Annotated[int, Meta(ge=0, le=1024)] | None = None
+    bidding: Bidding | None = None
 
 
 # --- commands (request bodies on parley.cmd.registry.<verb>) ---------------------------

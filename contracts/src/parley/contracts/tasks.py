@@ -1,0 +1,268 @@
+"""The tasks service: FIPA Contract Net rounds and cluster group runs.
+
+A **task** (stream ``task-<id>``) is put out to tender: ``cfp`` messages (conversation id =
+task id, protocol ``fipa-contract-net``, sender ``task:<id>``, ``reply-by`` = the deadline) to
+its candidates; ``propose`` (content :class:`Proposal`) or ``refuse`` back; after the deadline
+or once all have answered, ``accept-proposal`` to the winner and ``reject-proposal`` to the
+rest; the winner answers ``inform`` (the result) or ``failure`` (re-awarded to the next best
+proposal). A proposal after ``reply-by`` is rejected as late.
+
+A **group run** (stream ``grouprun-<id>``) sends the cluster's agents ``request`` messages
+(sender ``run:<id>``) by a strategy: ``parallel``, ``map-reduce``, ``pipeline``, ``race``.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from parley.contracts.errors import ErrorBody
+from parley.contracts.registry import Budget
+
+__all__ = [
+    "EVENT_TYPES",
+    "RUN_EVENT_TYPES",
+    "SERVICE",
+    "AwardStrategy",
+    "CancelTask",
+    "CreateTask",
+    "DistributeTask",
+    "GroupStrategy",
+    "Proposal",
+    "Requirements",
+    "StartRun",
+    "TaskReply",
+    "TaskSpec",
+    "run_stream",
+    "task_stream",
+]
+
+SERVICE = "tasks"
+
+AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+AwardStrategy = Literal["best_bid", "lowest_cost", "fastest", "highest_confidence"]
+GroupStrategy = Literal["parallel", "map-reduce", "pipeline", "race"]
+TaskStatus = Literal[
+    "created", "announced", "awarded", "completed", "failed", "cancelled"
+]
+
+
+class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Requirements(_Strict):
+    """Who may bid: agents with every capability and at least this performance score."""
+
+    capabilities: Annotated[list[Capability], Meta(max_length=32)] = []
+    min_performance_score: Annotated[float, Meta(ge=0, le=1)] = 0.0
+    """An agent's success rate over its finished turns and executions (1.0 with none)."""
+
+
+class TaskSpec(_Strict):
+    """A piece of work to put out to tender."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+    description: Annotated[str, Meta(max_length=10_000)] = ""
+    data: Any = None
+    participants: Annotated[list[AgentId], Meta(max_length=1000)] = []
+    """Explicit candidates; otherwise `requirements` pick them."""
+    requirements: Requirements | None = None
+    timeout_seconds: Annotated[float, Meta(gt=0, le=86_400)] = 300
+    """How long the awarded agent has to report a result."""
+
+
+class Proposal(msgspec.Struct, kw_only=True):
+    """The content of a `propose`: what the bidder offers."""
+
+    estimated_time_s: Annotated[float, Meta(ge=0)]
+    cost: Annotated[float, Meta(ge=0)]
+    confidence: Annotated[float, Meta(ge=0, le=1)]
+
+
+class _Command(_Strict, kw_only=True):
+    namespace: str = "default"
+    request_id: str | None = None
+    traceparent: str | None = None
+
+
+class CreateTask(_Command, kw_only=True):
+    """Record a task (status `created`)."""
+
+    spec: TaskSpec
+    task_id: AgentId | None = None
+    min_position: int = 0
+
+
+class DistributeTask(_Command, kw_only=True):
+    """Run the Contract Net for a task."""
+
+    task_id: AgentId
+    strategy: AwardStrategy = "best_bid"
+    max_wait_seconds: Annotated[float, Meta(gt=0, le=600)] = 5.0
+    """The cfp's `reply-by`: proposals after it are rejected as late."""
+
+
+class CancelTask(_Command, kw_only=True):
+    """Cancel a task; the contractor gets a FIPA `cancel`."""
+
+    task_id: AgentId
+    reason: Annotated[str, Meta(max_length=1024)] | None = None
+
+
+class StartRun(_Command, kw_only=True):
+    """Run a cluster's agents on one input by a group strategy."""
+
+    cluster: Annotated[str, Meta(min_length=1, max_length=128)]
+    agent_ids: Annotated[list[AgentId], Meta(min_length=1, max_length=1000)]
+    """The cluster's agents, in manifest order (the edge resolves them)."""
+    input: Any
+    strategy: GroupStrategy = "parallel"
+    budget: Budget | None = None
+    timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 120
+    run_id: AgentId | None = None
+
+
+class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Reply to every tasks command."""
+
+    ok: bool
+    task_id: str | None = None
+    run_id: str | None = None
+    status: str | None = None
+    position: int = 0
+    error: ErrorBody | None = None
+
+
+# --- task events (task-<id>) -------------------------------------------------------------
+
+
+class TaskCreated(msgspec.Struct, kw_only=True):
+    task_id: str
+    spec: TaskSpec
+
+
+class CfpSent(msgspec.Struct, kw_only=True):
+    task_id: str
+    candidates: list[str]
+    strategy: AwardStrategy
+    reply_by: datetime
+    message_id: str
+
+
+class ProposalReceived(msgspec.Struct, kw_only=True):
+    task_id: str
+    agent_id: str
+    proposal: Proposal
+    message_id: str
+
+
+class TaskRefused(msgspec.Struct, kw_only=True):
+    task_id: str
+    agent_id: str
+    reason: str
+
+
+class TaskAwarded(msgspec.Struct, kw_only=True):
+    task_id: str
+    agent_id: str
+    proposal: Proposal
+    score: float
+    round: int = 1
+    """1 for the first award; each re-award after a failure adds one."""
+
+
+class TaskRejected(msgspec.Struct, kw_only=True):
+    task_id: str
+    agent_id: str
+    reason: Literal["lost", "late", "invalid"]
+
+
+class TaskProgress(msgspec.Struct, kw_only=True):
+    task_id: str
+    agent_id: str
+    percent: float | None = None
+    note: str = ""
+
+
+class TaskCompleted(msgspec.Struct, kw_only=True):
+    task_id: str
+    agent_id: str
+    result: Any
+
+
+class TaskFailed(msgspec.Struct, kw_only=True):
+    task_id: str
+    reason: str
+    refusals: dict[str, str] = {}
+    failures: dict[str, str] = {}
+
+
+class TaskCancelled(msgspec.Struct, kw_only=True):
+    task_id: str
+    reason: str | None = None
+
+
+EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    "task.created": TaskCreated,
+    "task.cfp_sent": CfpSent,
+    "task.proposal_received": ProposalReceived,
+    "task.refused": TaskRefused,
+    "task.awarded": TaskAwarded,
+    "task.rejected": TaskRejected,
+    "task.progress": TaskProgress,
+    "task.completed": TaskCompleted,
+    "task.failed": TaskFailed,
+    "task.cancelled": TaskCancelled,
+}
+
+
+# --- group run events (grouprun-<id>) ----------------------------------------------------
+
+
+class RunStarted(msgspec.Struct, kw_only=True):
+    run_id: str
+    cluster: str
+    strategy: GroupStrategy
+    agent_ids: list[str]
+    input: Any
+
+
+class RunAgentResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    run_id: str
+    agent_id: str
+    stage: str
+    """`parallel`, `map`, `reduce`, `pipeline[<n>]`, `race`."""
+    ok: bool
+    output: Any = None
+    error: str | None = None
+
+
+class RunFinishedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """`grouprun.completed` / `grouprun.failed`."""
+
+    run_id: str
+    result: Any = None
+    winner: str | None = None
+    cancelled: list[str] = []
+    error: str | None = None
+
+
+RUN_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
+    "grouprun.started": RunStarted,
+    "grouprun.agent_result": RunAgentResult,
+    "grouprun.completed": RunFinishedEvent,
+    "grouprun.failed": RunFinishedEvent,
+}
+
+
+def task_stream(task_id: str) -> str:
+    """Stream of a task's events."""
+    return f"task-{task_id}"
+
+
+def run_stream(run_id: str) -> str:
+    """Stream of a group run's events."""
+    return f"grouprun-{run_id}"

@@ -1,0 +1,1 @@
+"""The messaging service: FIPA-ACL messages between agents, routed, recorded, delivered."""

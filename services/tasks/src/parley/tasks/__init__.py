@@ -1,0 +1,1 @@
+"""The tasks service: FIPA Contract Net rounds and cluster group runs."""

@@ -15,12 +15,19 @@ async def test_the_tools_catalogue_lists_every_built_in_tool_with_its_schemas(
     assert response.status_code == 200, response.text
     body = response.json()
     names = [t["name"] for t in body["data"]]
-    assert names == ["calculator", "current_time", "http_request", "json_query", "read_file"]
+    assert names == [
+        "calculator",
+        "current_time",
+        "http_request",
+        "json_query",
+        "read_file",
+        "send_message",
+    ]
     assert body["pagination"] == {
         "limit": 50,
         "next_cursor": None,
         "has_more": False,
-        "total_count": 5,
+        "total_count": 6,
     }
     http = next(t for t in body["data"] if t["name"] == "http_request")
     assert http["category"] == "web" and http["reaches_network"] is True
@@ -50,7 +57,7 @@ async def test_one_tool_is_read_by_name_and_an_unknown_one_is_404(
     response = await client.get("/api/v1/tools/calculator")
     assert response.status_code == 200
     assert response.json()["data"]["name"] == "calculator"
-    missing = await client.get("/api/v1/tools/send_message")
+    missing = await client.get("/api/v1/tools/teleport")
     assert missing.status_code == 404
     error = missing.json()["error"]
     assert error["code"] == "NOT_FOUND"
@@ -82,7 +89,11 @@ async def _create(client: httpx.AsyncClient, **spec: Any) -> httpx.Response:
     ("spec", "code", "field"),
     [
         ({"tools": [{"name": "teleport"}]}, "TOOL_NOT_AVAILABLE", "tools[0].name"),
-        ({"tools": [{"name": "send_message"}]}, "TOOL_NOT_AVAILABLE", "tools[0].name"),
+        (
+            {"tools": [{"name": "calculator"}, {"name": "calculator"}]},
+            "VALIDATION_ERROR",
+            "tools[1].name",
+        ),
         (
             {
                 "tools": [

@@ -14,26 +14,65 @@ import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
-from parley.contracts.registry import AgentSpec, Budget
+from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
 
 __all__ = [
     "EVENT_TYPES",
     "CLUSTER_LABEL",
+    "SERVICE",
     "ClusterAction",
+    "ClusterCommand",
+    "ClusterCreated",
+    "ClusterDeleted",
     "ClusterManifest",
+    "ClusterName",
     "ClusterReply",
+    "ClusterScaleFailed",
+    "ClusterScaleStarted",
+    "ClusterScaled",
+    "ClusterSpec",
+    "ClusterStateChanged",
     "ClusterView",
     "CreateCluster",
     "DeleteCluster",
+    "Metadata",
+    "ResourcePolicy",
     "ScaleCluster",
+    "Template",
     "UpdateCluster",
     "cluster_stream",
+    "duration_seconds",
 ]
+
+SERVICE = "registry"
+"""Cluster commands are served by the registry (`parley.cmd.registry.<verb>_cluster`)."""
 
 CLUSTER_LABEL = "parley.dev/cluster"
 """Label every agent of a cluster carries, with the cluster's name."""
 
-ClusterName = Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+ClusterName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="Unique per namespace: lowercase letters, digits and `-`, 1–63 characters.",
+    ),
+]
+Duration = Annotated[
+    str,
+    Meta(
+        pattern=r"^[0-9]{1,6}(\.[0-9]{1,3})?(ms|s|m|h)$",
+        description="A duration such as `300s`, `5m`, `1h` or `500ms`.",
+    ),
+]
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: float | str) -> float:
+    """Seconds of a duration given as a number of seconds or as text (`300s`, `5m`)."""
+    if not isinstance(value, str):
+        return float(value)
+    unit = "ms" if value.endswith("ms") else value[-1]
+    return float(value[: -len(unit)]) * _UNIT_SECONDS[unit]
 
 
 class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -44,51 +83,67 @@ class ResourcePolicy(_Strict):
     """How the cluster's agents use resources."""
 
     max_concurrent_agents: Annotated[int, Meta(ge=1, le=10_000)] | None = None
-    idle_timeout: Annotated[float, Meta(gt=0, le=86_400)] | None = None
-    """Seconds before an idle agent scales to zero (when `scale_to_zero`)."""
+    """At most this many agents in the cluster (they all run at once when started)."""
+    idle_timeout: Annotated[float, Meta(gt=0, le=86_400)] | Duration | None = None
+    """Seconds (or `300s`, `5m`) before an idle agent scales to zero (when `scale_to_zero`).
+    Recorded on the cluster; the runtime's idle timeout is still the process-wide one."""
     scale_to_zero: bool = True
+    """Whether idle agents drop their warm instances (recorded on the cluster)."""
 
 
 class Template(_Strict):
     """An agent definition replicated N times (names get `-1`, `-2`, …)."""
 
     spec: AgentSpec
+    """The definition; replica `k` is named `<spec.name>-<k>`."""
     replicas: Annotated[int, Meta(ge=1, le=1000)] = 1
+    """How many agents to create from it."""
 
 
 class ClusterSpec(_Strict):
     """What the cluster holds."""
 
     resource_policy: ResourcePolicy = msgspec.field(default_factory=ResourcePolicy)
+    """How the agents use resources."""
     agents: Annotated[list[AgentSpec], Meta(max_length=1000)] = []
+    """Explicit agent definitions (names unique); or give a `template`, not both."""
     template: Template | None = None
+    """One definition replicated `replicas` times."""
     strategy: Literal["parallel", "map-reduce", "pipeline", "race"] = "parallel"
+    """Default strategy of the cluster's group runs."""
     budget: Budget | None = None
+    """Spending limits; each agent without a budget of its own gets this one."""
 
 
 class Metadata(_Strict):
     """Name, namespace and labels."""
 
     name: ClusterName
-    namespace: Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")] = (
-        "default"
-    )
-    labels: dict[str, str] = {}
+    """The cluster's name."""
+    namespace: Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")] = "default"
+    """Tenant; must match the request's namespace when that is given."""
+    labels: dict[LabelKey, LabelValue] = {}
+    """Labels of the cluster; its agents get them too (their own win)."""
 
 
 class ClusterManifest(_Strict):
     """The whole manifest."""
 
     apiVersion: Literal["parley.dev/v1"]  # noqa: N815 - the manifest's field name
+    """Always `parley.dev/v1`."""
     kind: Literal["AgentCluster"]
+    """Always `AgentCluster`."""
     metadata: Metadata
+    """Name, namespace and labels."""
     spec: ClusterSpec
+    """What the cluster holds."""
 
 
 class ClusterAction(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """`PATCH`: pause or resume every agent of the cluster."""
 
     action: Literal["pause", "resume"]
+    """`pause` running agents, or `resume` paused (and start created) ones."""
 
 
 class _Command(_Strict, kw_only=True):
@@ -101,7 +156,9 @@ class CreateCluster(_Command, kw_only=True):
     """Record the cluster and create (and start) its agents."""
 
     manifest: ClusterManifest
+    """The manifest; its `metadata.namespace` equals `namespace`."""
     start: bool = True
+    """Start every agent once all are created."""
 
 
 class UpdateCluster(_Command, kw_only=True):
@@ -125,14 +182,20 @@ class ScaleCluster(_Command, kw_only=True):
     instances: Annotated[int, Meta(ge=0, le=1024)]
 
 
+ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster
+
+
 class ClusterReply(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Reply to every cluster command."""
+    """Reply to every cluster command (its error shape is `CommandReply`'s)."""
 
     ok: bool
     name: str | None = None
     agent_ids: list[str] = []
+    """The cluster's agents, in manifest order."""
     version: int = 0
+    """Version of the cluster's stream after the command."""
     position: int = 0
+    """Global position of the last event the command appended (agents' included)."""
     error: ErrorBody | None = None
 
 
@@ -143,22 +206,30 @@ class ClusterView(msgspec.Struct, kw_only=True):
     namespace: str
     manifest: ClusterManifest
     agent_ids: list[str]
+    """Ids of the agents the cluster created, in manifest order."""
     state: Literal["active", "paused", "deleted"]
     version: int
     created_at: str
     updated_at: str
+    scaling: bool = False
+    """Whether a scale is in progress (`SCALING_IN_PROGRESS` for another)."""
 
 
 # --- events (cluster-<namespace>-<hash>) -------------------------------------------------
 
 
 class ClusterCreated(msgspec.Struct, kw_only=True):
+    """`cluster.created`: after its agents were created (and started)."""
+
     name: str
     manifest: ClusterManifest
     agent_ids: list[str]
+    """One per expanded agent, in manifest order (template replicas `-1`…`-N`)."""
 
 
 class ClusterScaleStarted(msgspec.Struct, kw_only=True):
+    """`cluster.scale_started`: opens the scaling window (other scales get 409)."""
+
     name: str
     agent_id: str
     agent_name: str
@@ -166,10 +237,22 @@ class ClusterScaleStarted(msgspec.Struct, kw_only=True):
 
 
 class ClusterScaled(msgspec.Struct, kw_only=True):
+    """`cluster.scaled`: the agent's `instances` was set; closes the window."""
+
     name: str
     agent_id: str
     agent_name: str
     instances: int
+
+
+class ClusterScaleFailed(msgspec.Struct, kw_only=True):
+    """`cluster.scale_failed`: setting the agent's `instances` failed; closes the window."""
+
+    name: str
+    agent_id: str
+    agent_name: str
+    instances: int
+    error: ErrorBody | None = None
 
 
 class ClusterStateChanged(msgspec.Struct, kw_only=True):
@@ -180,6 +263,8 @@ class ClusterStateChanged(msgspec.Struct, kw_only=True):
 
 
 class ClusterDeleted(msgspec.Struct, kw_only=True):
+    """`cluster.deleted`: after its agents were stopped and deleted."""
+
     name: str
     agent_ids: list[str]
 
@@ -188,6 +273,7 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "cluster.created": ClusterCreated,
     "cluster.scale_started": ClusterScaleStarted,
     "cluster.scaled": ClusterScaled,
+    "cluster.scale_failed": ClusterScaleFailed,
     "cluster.paused": ClusterStateChanged,
     "cluster.resumed": ClusterStateChanged,
     "cluster.deleted": ClusterDeleted,

@@ -10,7 +10,16 @@ from typing import Any
 
 import msgspec
 
-from parley.contracts import models, personas, registry, runtime, strategies, subjects, tools
+from parley.contracts import (
+    clusters,
+    models,
+    personas,
+    registry,
+    runtime,
+    strategies,
+    subjects,
+    tools,
+)
 from parley.contracts.envelope import Event, NewEvent
 from parley.contracts.errors import ErrorBody
 
@@ -50,6 +59,15 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         registry.CommandReply,
     ),
     **{
+        f"registry.{verb}": (subjects.cmd("registry", verb), command, clusters.ClusterReply)
+        for verb, command in (
+            ("create_cluster", clusters.CreateCluster),
+            ("update_cluster", clusters.UpdateCluster),
+            ("delete_cluster", clusters.DeleteCluster),
+            ("scale_cluster", clusters.ScaleCluster),
+        )
+    },
+    **{
         f"runtime.{verb}": (subjects.cmd("runtime", verb), command, runtime.RuntimeReply)
         for verb, command in (
             ("create_session", runtime.CreateSession),
@@ -72,6 +90,7 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     **registry.EVENT_TYPES,
     **personas.EVENT_TYPES,
+    **clusters.EVENT_TYPES,
     **runtime.EVENT_TYPES,
 }
 """Event type name → payload type, over every exported context."""
@@ -86,6 +105,8 @@ TYPES: dict[str, type[Any]] = {
     "model_info": models.ModelInfo,
     "persona_spec": personas.PersonaSpec,
     "persona_view": personas.PersonaView,
+    "cluster_manifest": clusters.ClusterManifest,
+    "cluster_view": clusters.ClusterView,
     "turn_delta": runtime.TurnDelta,
     "session_settings": runtime.SessionSettings,
     "tool_descriptor": tools.ToolDescriptor,

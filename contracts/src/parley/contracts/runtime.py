@@ -188,6 +188,9 @@ class Chat(_Command, kw_only=True):
     stream: bool = False
     """Reply as soon as the turn starts; the answer comes as deltas."""
     min_position: int = 0
+    hops: Annotated[int, Meta(ge=0)] = 0
+    """For a turn answering an agent's message: that message's hop count (the messages the
+    turn's agent sends carry one more)."""
 
 
 class CancelTurn(_Command, kw_only=True):

@@ -24,29 +24,46 @@ __all__ = [
     "EVENT_TYPES",
     "RUN_EVENT_TYPES",
     "SERVICE",
+    "TASKS_INBOX",
     "AwardStrategy",
     "CancelTask",
+    "CfpSent",
     "CreateTask",
     "DistributeTask",
     "GroupStrategy",
     "Proposal",
+    "ProposalReceived",
     "Requirements",
+    "RunAgentResult",
+    "RunFinishedEvent",
+    "RunRequested",
+    "RunStarted",
     "StartRun",
+    "TaskAwarded",
+    "TaskCancelled",
+    "TaskCompleted",
+    "TaskCreated",
+    "TaskFailed",
+    "TaskProgress",
+    "TaskRefused",
+    "TaskRejected",
     "TaskReply",
     "TaskSpec",
+    "TaskStatus",
+    "WinningBid",
     "run_stream",
     "task_stream",
 ]
 
 SERVICE = "tasks"
+TASKS_INBOX = "parley.inbox.tasks"
+"""Work-queue subject (stream ``PARLEY_INBOX``) of every message to a ``task:``/``run:``."""
 
 AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AwardStrategy = Literal["best_bid", "lowest_cost", "fastest", "highest_confidence"]
 GroupStrategy = Literal["parallel", "map-reduce", "pipeline", "race"]
-TaskStatus = Literal[
-    "created", "announced", "awarded", "completed", "failed", "cancelled"
-]
+TaskStatus = Literal["created", "announced", "awarded", "completed", "failed", "cancelled"]
 
 
 class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -103,6 +120,11 @@ class DistributeTask(_Command, kw_only=True):
     strategy: AwardStrategy = "best_bid"
     max_wait_seconds: Annotated[float, Meta(gt=0, le=600)] = 5.0
     """The cfp's `reply-by`: proposals after it are rejected as late."""
+    wait: bool = False
+    """Answer once the round has ended (awarded or failed) instead of at once."""
+    min_position: int = 0
+    """The caller's view of the agents: candidates are chosen from a directory at least this
+    far along."""
 
 
 class CancelTask(_Command, kw_only=True):
@@ -122,7 +144,19 @@ class StartRun(_Command, kw_only=True):
     strategy: GroupStrategy = "parallel"
     budget: Budget | None = None
     timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 120
+    """The whole run; outstanding requests are then cancelled and the run fails."""
     run_id: AgentId | None = None
+    min_position: int = 0
+
+
+class WinningBid(msgspec.Struct, kw_only=True):
+    """The proposal a task was awarded on."""
+
+    agent_id: str
+    estimated_time_s: float
+    cost: float
+    confidence: float
+    score: float
 
 
 class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -132,6 +166,13 @@ class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     task_id: str | None = None
     run_id: str | None = None
     status: str | None = None
+    assigned_to: str | None = None
+    """`distribute` with `wait`: the awarded agent."""
+    proposals_received: int | None = None
+    winning_bid: WinningBid | None = None
+    reason: str | None = None
+    """`distribute` with `wait`: why the round failed."""
+    version: int = 0
     position: int = 0
     error: ErrorBody | None = None
 
@@ -157,6 +198,8 @@ class ProposalReceived(msgspec.Struct, kw_only=True):
     agent_id: str
     proposal: Proposal
     message_id: str
+    reply_with: str | None = None
+    """The `propose`'s `reply-with`: the `in-reply-to` of the answer to it."""
 
 
 class TaskRefused(msgspec.Struct, kw_only=True):
@@ -172,12 +215,18 @@ class TaskAwarded(msgspec.Struct, kw_only=True):
     score: float
     round: int = 1
     """1 for the first award; each re-award after a failure adds one."""
+    message_id: str | None = None
+    """Id of the `accept-proposal` sent to the agent."""
+    previous_failure: str | None = None
+    """On a re-award: why the previous contractor failed."""
 
 
 class TaskRejected(msgspec.Struct, kw_only=True):
     task_id: str
     agent_id: str
     reason: Literal["lost", "late", "invalid"]
+    message_id: str | None = None
+    """Id of the `reject-proposal` sent to the agent."""
 
 
 class TaskProgress(msgspec.Struct, kw_only=True):
@@ -203,6 +252,10 @@ class TaskFailed(msgspec.Struct, kw_only=True):
 class TaskCancelled(msgspec.Struct, kw_only=True):
     task_id: str
     reason: str | None = None
+    contractor: str | None = None
+    """The agent that was working the task, sent a FIPA `cancel`."""
+    message_id: str | None = None
+    """Id of that `cancel`."""
 
 
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -228,6 +281,18 @@ class RunStarted(msgspec.Struct, kw_only=True):
     strategy: GroupStrategy
     agent_ids: list[str]
     input: Any
+    budget: Budget | None = None
+    timeout_seconds: float = 120
+
+
+class RunRequested(msgspec.Struct, kw_only=True):
+    """A `request` went to one agent (its `message_id` is the reply's `in-reply-to`)."""
+
+    run_id: str
+    agent_id: str
+    stage: str
+    message_id: str
+    input: Any = None
 
 
 class RunAgentResult(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -238,6 +303,8 @@ class RunAgentResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     ok: bool
     output: Any = None
     error: str | None = None
+    usage: dict[str, float] = {}
+    """What the agent reported spending (`tokens`, `cost_usd`), when it did."""
 
 
 class RunFinishedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -252,6 +319,7 @@ class RunFinishedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 RUN_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "grouprun.started": RunStarted,
+    "grouprun.requested": RunRequested,
     "grouprun.agent_result": RunAgentResult,
     "grouprun.completed": RunFinishedEvent,
     "grouprun.failed": RunFinishedEvent,

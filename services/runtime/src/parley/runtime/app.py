@@ -42,6 +42,7 @@ from parley.runtime.directory import AgentDirectory
 from parley.runtime.errors import error_body
 from parley.runtime.executions import Executions
 from parley.runtime.files import FileStore
+from parley.runtime.inbox import Inbox
 from parley.runtime.scheduler import Scheduler
 from parley.runtime.sessions import Sessions
 from parley.runtime.settings import RuntimeSettings
@@ -61,6 +62,7 @@ class Runtime:
         self.sessions = Sessions(deps, self.turns.cache)
         self.executions = Executions(deps)
         self.scheduler = Scheduler(deps, self.executions)
+        self.inbox = Inbox(deps, self.turns, self.sessions)
 
 
 Handler = Callable[[Runtime, Any], Awaitable[RuntimeReply]]
@@ -162,6 +164,8 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         closers.append(runtime.executions.stop)
         await runtime.scheduler.start()
         closers.append(runtime.scheduler.stop)
+        await runtime.inbox.start()
+        closers.append(runtime.inbox.stop)
 
     @app.after_shutdown
     async def close_connections() -> None:

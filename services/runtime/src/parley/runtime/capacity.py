@@ -79,6 +79,10 @@ class Capacity:
         for agent_id in list(self._warm):
             await self._scale_down(agent_id, "runtime stopped")
 
+    def load(self, agent_id: str) -> int:
+        """Turns of the agent running in this process."""
+        return self._busy.get(agent_id, 0)
+
     @contextlib.asynccontextmanager
     async def slot(
         self,

@@ -49,6 +49,7 @@ from parley.runtime.context import (
 from parley.runtime.errors import RuntimeFault, error_body
 from parley.runtime.files import SessionFiles, is_text
 from parley.runtime.journal import Journal
+from parley.runtime.messenger import AgentMessenger
 from parley.runtime.runs import Interrupted, Run
 from parley.runtime.session import Session, evolve, turn_prompt
 from parley.runtime.strategies import run_strategy
@@ -519,6 +520,14 @@ class Turns:
                     agent_id=session.agent_id,
                     session_id=session.id,
                     files=SessionFiles(deps.files, session),
+                    messenger=AgentMessenger(
+                        deps.nc,
+                        namespace=cmd.namespace,
+                        agent_id=session.agent_id,
+                        hops=cmd.hops,
+                    )
+                    if session.agent_id
+                    else None,
                 ),
                 journal=Journal(),
                 recorder=recorder,
@@ -551,6 +560,10 @@ class Turns:
         )
         if usage is not None:
             finished.usage = usage
+        if session.agent_id is not None and outcome in ("completed", "failed", "interrupted"):
+            deps.stats.record(
+                session.agent_id, outcome == "completed", finished.response_time_ms / 1000
+            )
         try:
             await recorder.record(f"turn.{outcome}", finished)
         except Exception:

@@ -26,6 +26,7 @@ from parley.contracts.runtime import SessionSettings, TurnDelta, Usage, turn_sub
 from parley.eventstore import ANY_VERSION, EventStore
 from parley.llm import Message, Provider, ProviderSettings, provider_for
 from parley.llm import Usage as CallUsage
+from parley.runtime.bidding import AgentStats
 from parley.runtime.budgets import BudgetKeeper
 from parley.runtime.capacity import Capacity
 from parley.runtime.directory import AgentDirectory
@@ -64,6 +65,8 @@ class Deps:
     capacity: Capacity
     files: FileStore
     providers: dict[str, Provider] = field(default_factory=dict)
+    stats: AgentStats = field(default_factory=AgentStats)
+    """What this process measured of each agent's turns (for bids)."""
 
     def provider(self, name: str) -> Provider:
         """The process's adapter for ``name`` (one per provider: one circuit breaker)."""

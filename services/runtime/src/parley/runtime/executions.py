@@ -82,6 +82,7 @@ from parley.runtime.context import (
 from parley.runtime.errors import RuntimeFault, error_body
 from parley.runtime.execution import Execution, evolve
 from parley.runtime.journal import Journal
+from parley.runtime.messenger import AgentMessenger
 from parley.runtime.runs import InputRequired, Interrupted, Run
 from parley.runtime.strategies import run_strategy
 from parley.runtime.tools import ToolContext
@@ -558,6 +559,9 @@ class Executions:
                     agent_id=execution.agent_id,
                     session_id=None,
                     files=None,
+                    messenger=AgentMessenger(
+                        deps.nc, namespace=execution.namespace, agent_id=execution.agent_id, hops=0
+                    ),
                 ),
                 journal=Journal.of(events, execution.id),
                 recorder=recorder,

@@ -9,7 +9,15 @@ import msgspec
 
 from parley.contracts.tools import ToolDescriptor
 
-__all__ = ["FileReader", "Tool", "ToolContext", "ToolError", "ToolOutcome", "utcnow"]
+__all__ = [
+    "FileReader",
+    "Messenger",
+    "Tool",
+    "ToolContext",
+    "ToolError",
+    "ToolOutcome",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -37,6 +45,26 @@ class FileReader(Protocol):
         ...
 
 
+class Messenger(Protocol):
+    """Sends an agent's FIPA-ACL message (the `send_message` tool's way out)."""
+
+    async def send(
+        self,
+        *,
+        performative: str,
+        receiver: str | None,
+        capability: str | None,
+        content: Any,
+        wait_seconds: float,
+    ) -> dict[str, Any]:
+        """Send and (when ``wait_seconds``) wait; the outcome as plain data.
+
+        Raises:
+            ToolError: ``refused`` when the platform refused the message.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Where a call runs: the agent and session it serves, and what it may reach."""
@@ -51,6 +79,8 @@ class ToolContext:
     """The session's files (None when the call has no session)."""
     now: Callable[[], datetime] = utcnow
     """Clock (aware UTC datetimes); tests pass a fixed one."""
+    messenger: Messenger | None = None
+    """How the agent sends messages (None where it cannot, e.g. in a unit test)."""
 
 
 class ToolOutcome(msgspec.Struct, frozen=True):

@@ -11,6 +11,7 @@ from parley.runtime.tools.current_time import CurrentTime
 from parley.runtime.tools.http_request import HttpRequest
 from parley.runtime.tools.json_query import JsonQuery
 from parley.runtime.tools.read_file import ReadFile
+from parley.runtime.tools.send_message import SendMessage
 
 __all__ = ["TOOLS", "get_tool", "run_tool"]
 
@@ -18,7 +19,14 @@ log = logging.getLogger(__name__)
 
 TOOLS: dict[str, Tool] = {
     tool.descriptor.name: tool
-    for tool in (HttpRequest(), Calculator(), CurrentTime(), ReadFile(), JsonQuery())
+    for tool in (
+        HttpRequest(),
+        Calculator(),
+        CurrentTime(),
+        ReadFile(),
+        JsonQuery(),
+        SendMessage(),
+    )
 }
 """Tool name → implementation, one per entry of the contracts' ``TOOL_CATALOGUE``."""
 

@@ -1,0 +1,301 @@
+"""Agents answer their messages: the inbox work queue becomes turns and reply messages.
+
+Every runtime pulls agents' deliveries from the work queue ``PARLEY_INBOX``
+(``parley.inbox.agent.<agent id>``; durable consumer ``runtime-inbox``). For each it appends
+``message.delivered``, works out the answer, sends the reply through the messaging service,
+and only then acknowledges the item, so a delivery survives a killed runtime (a redelivered
+item finds its reply already recorded: the reply's message id is derived from the inbound
+one, and the messaging service de-duplicates by message id).
+
+How an agent answers (its provider, tools and strategy do the work; the offline provider's
+rule makes the answer `echo: <message>`):
+
+- `request`, `query-if`, `query-ref`, `request-when`, `request-whenever`, `subscribe`: a
+  turn of the agent in the conversation's session → `inform` `{"result": <answer>}`, or
+  `failure` `{"reason"}`;
+- `cfp`: the agent's bidding policy (no model call) → `propose` (estimated time, cost,
+  confidence) or `refuse` `{"reason"}`;
+- `accept-proposal`: a turn working the tendered task (the cfp's content) → `inform`
+  `{"result"}` or `failure`;
+- `cancel`: cancels the conversation's running turn; no answer;
+- anything else (`inform`, `agree`, `refuse`, …): recorded as delivered; no answer;
+- empty content, or `language: json` content that is not JSON: `not-understood` `{"reason"}`.
+
+The message's content reaches the model as the user message, with the ACL envelope as
+context *data*; it cannot change the agent's tools, who it may message, or its budget (those
+come from its definition). A turn's own messages carry the inbound hop count plus one.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+
+from parley.contracts.acl import (
+    AclMessage,
+    MessageDelivered,
+    OutgoingMessage,
+    Performative,
+    SendMessage,
+    conversation_stream,
+)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.ids import new_id
+from parley.contracts.registry import AgentState
+from parley.contracts.runtime import CancelTurn, Chat, CreateSession
+from parley.contracts.tasks import Proposal
+from parley.eventstore import ANY_VERSION
+from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.runtime.bidding import bid
+from parley.runtime.chat import Turns
+from parley.runtime.context import Deps, StreamRecorder
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.messenger import send_message_command
+from parley.runtime.sessions import Sessions
+
+__all__ = ["INBOX_STREAM", "Inbox"]
+
+log = logging.getLogger(__name__)
+
+INBOX_STREAM = "PARLEY_INBOX"
+DURABLE = "runtime-inbox"
+_P = Performative
+_TURN_PERFORMATIVES = frozenset(
+    {_P.REQUEST, _P.QUERY_IF, _P.QUERY_REF, _P.REQUEST_WHEN, _P.REQUEST_WHENEVER, _P.SUBSCRIBE}
+)
+_NAMESPACE = uuid.UUID("6f1d7a52-52f4-4c1e-9d0e-7d7f3c1a2b90")
+_REPLY_TIMEOUT_S = 10.0
+_decode = msgspec.json.Decoder(AclMessage).decode
+
+Answer = tuple[Performative, dict[str, Any]]
+
+
+def derived_id(*parts: str) -> str:
+    """A stable id from ``parts`` (the same inbound message always maps to the same ids)."""
+    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+def content_text(message: AclMessage) -> str | None:
+    """The content as text for the model, or None when it is missing or malformed."""
+    content = message.content
+    if content is None or content == "" or content == {} or content == []:
+        return None
+    if message.language == "json" and isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return None
+    if isinstance(content, str):
+        return content
+    return msgspec.json.encode(content).decode()
+
+
+class Inbox:
+    """Takes agents' deliveries and answers them."""
+
+    def __init__(self, deps: Deps, turns: Turns, sessions: Sessions) -> None:
+        self.deps, self.turns, self.sessions = deps, turns, sessions
+        self._queue: WorkQueue | None = None
+
+    async def start(self) -> None:
+        """Create the inbox stream if needed and start pulling."""
+        deps = self.deps
+        await ensure_work_stream(deps.js, INBOX_STREAM, ["parley.inbox.>"])
+        self._queue = WorkQueue(
+            deps.js,
+            stream=INBOX_STREAM,
+            durable=DURABLE,
+            filter_subject="parley.inbox.agent.>",
+            handle=self._handle,
+            ack_wait=deps.settings.ack_wait,
+            concurrency=max(1, deps.settings.max_in_flight),
+        )
+        await self._queue.start()
+
+    async def stop(self) -> None:
+        """Stop pulling (unfinished items come back to another runtime)."""
+        if self._queue is not None:
+            await self._queue.stop()
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            message = _decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.error("dropping an unreadable inbox item on %s", msg.subject)
+            await msg.term()
+            return
+        agent_id = msg.subject.rsplit(".", 1)[-1]
+        keep = asyncio.create_task(self._keep(msg))
+        try:
+            await self._delivered(message, agent_id)
+            answer = await self._answer(message, agent_id)
+            if answer is not None and not await self._reply(message, agent_id, *answer):
+                await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
+                return
+        finally:
+            keep.cancel()
+        await msg.ack()
+
+    async def _keep(self, msg: Msg) -> None:
+        while True:
+            await asyncio.sleep(self.deps.settings.ack_wait / 3)
+            with contextlib.suppress(Exception):
+                await msg.in_progress()
+
+    async def _delivered(self, message: AclMessage, agent_id: str) -> None:
+        recorder = StreamRecorder(
+            self.deps.store,
+            conversation_stream(message.conversation_id),
+            subject=message.conversation_id,
+            namespace=message.namespace,
+            correlation_id=message.message_id,
+            traceparent=None,
+        )
+        event = recorder.event(
+            "message.delivered",
+            MessageDelivered(
+                message_id=message.message_id, receiver=agent_id, worker=self.deps.settings.worker
+            ),
+        )
+        event = msgspec.structs.replace(
+            event, id=derived_id(message.message_id, agent_id, "delivered")
+        )
+        await self.deps.store.append(recorder.stream, [event], ANY_VERSION)
+
+    async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
+        agent = self.deps.directory.get(agent_id)
+        performative = message.performative
+        expects_answer = performative in _TURN_PERFORMATIVES or performative in (
+            _P.CFP,
+            _P.ACCEPT_PROPOSAL,
+        )
+        if agent is None or agent.state is not AgentState.RUNNING:
+            state = "unknown" if agent is None else agent.state.value
+            if not expects_answer:
+                return None
+            reason = f"agent {agent_id} is {state}"
+            return (_P.REFUSE if performative is _P.CFP else _P.FAILURE), {"reason": reason}
+        if performative is _P.CANCEL:
+            await self._cancel(message, agent_id)
+            return None
+        if not expects_answer:
+            return None
+        if performative is _P.CFP:
+            return self._bid(message, agent_id)
+        text = content_text(message)
+        if performative is _P.ACCEPT_PROPOSAL:
+            text = await self._tendered(message) or text
+        if text is None:
+            reason = "the content is empty or not valid for its language"
+            return _P.NOT_UNDERSTOOD, {"reason": reason}
+        return await self._turn(message, agent_id, text)
+
+    def _bid(self, message: AclMessage, agent_id: str) -> Answer:
+        agent = self.deps.directory.get(agent_id)
+        assert agent is not None
+        content = message.content if isinstance(message.content, dict) else {}
+        offer = bid(
+            agent.spec, content, self.deps.stats.get(agent_id), self.deps.capacity.load(agent_id)
+        )
+        if isinstance(offer, Proposal):
+            return _P.PROPOSE, msgspec.to_builtins(offer)
+        return _P.REFUSE, {"reason": offer}
+
+    async def _tendered(self, message: AclMessage) -> str | None:
+        """The task an `accept-proposal` awards: the content of the conversation's cfp."""
+        stream = conversation_stream(message.conversation_id)
+        for event in reversed(await self.deps.store.read(stream)):
+            if event.type == "message.sent" and event.data["message"]["performative"] == "cfp":
+                cfp = msgspec.convert(event.data["message"], AclMessage)
+                return content_text(cfp)
+        return None
+
+    async def _turn(self, message: AclMessage, agent_id: str, text: str) -> Answer:
+        session_id = derived_id(message.conversation_id, agent_id)
+        chat = Chat(
+            namespace=message.namespace,
+            agent_id=agent_id,
+            session_id=session_id,
+            turn_id=new_id(),
+            message=text,
+            context={
+                "acl": {
+                    "performative": message.performative.value,
+                    "sender": message.sender,
+                    "conversation_id": message.conversation_id,
+                    "protocol": message.protocol,
+                }
+            },
+            policy="enqueue",
+            hops=message.hops,
+            request_id=message.message_id,
+        )
+        reply = await self.turns.chat(chat) if await self._session(chat) else None
+        if reply is None or not reply.ok or reply.chat is None:
+            reason = reply.error.message if reply is not None and reply.error else "no answer"
+            return _P.FAILURE, {"reason": reason}
+        if reply.chat.outcome != "completed":
+            return _P.FAILURE, {"reason": f"the turn was {reply.chat.outcome}"}
+        return _P.INFORM, {"result": reply.chat.response}
+
+    async def _session(self, chat: Chat) -> bool:
+        """Open the conversation's session for the agent unless it exists."""
+        assert chat.session_id is not None
+        try:
+            await self.sessions.create(
+                CreateSession(
+                    namespace=chat.namespace, session_id=chat.session_id, agent_id=chat.agent_id
+                )
+            )
+        except RuntimeFault as fault:
+            if fault.code is not ErrorCode.CONCURRENCY_CONFLICT:
+                log.warning("could not open session %s: %s", chat.session_id, fault.message)
+                return False
+        return True
+
+    async def _cancel(self, message: AclMessage, agent_id: str) -> None:
+        session_id = derived_id(message.conversation_id, agent_id)
+        with contextlib.suppress(RuntimeFault):
+            await self.turns.cancel(CancelTurn(namespace=message.namespace, session_id=session_id))
+
+    async def _reply(
+        self, message: AclMessage, agent_id: str, performative: Performative, content: dict
+    ) -> bool:
+        """Send the answer; False when the messaging service could not be reached."""
+        outgoing = OutgoingMessage(
+            performative=performative,
+            sender=agent_id,
+            receivers=list(message.reply_to or [message.sender]),
+            content=content,
+            language="json",
+            protocol=message.protocol,
+            conversation_id=message.conversation_id,
+            in_reply_to=message.reply_with or message.message_id,
+            message_id=derived_id(message.message_id, agent_id, "reply"),
+        )
+        command = SendMessage(
+            message=outgoing,
+            namespace=message.namespace,
+            hops=message.hops + 1,
+            request_id=message.message_id,
+        )
+        try:
+            reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+            return False
+        if not reply.ok and reply.error is not None:
+            log.warning(
+                "agent %s's %s to %s was refused: %s %s",
+                agent_id,
+                performative.value,
+                message.message_id,
+                reply.error.code,
+                reply.error.message,
+            )
+        return True

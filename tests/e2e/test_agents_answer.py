@@ -1,0 +1,177 @@
+"""Agents answer FIPA-ACL messages through the whole platform (edge → messaging → inbox →
+runtime turn → reply → messaging → the waiting sender), on the offline provider.
+"""
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import httpx
+from tests_support import stream_events
+
+from parley.contracts.acl import HOP_LIMIT
+from parley.devstack.stack import Stack
+
+
+async def agent(client: httpx.AsyncClient, start: bool = True, **spec: Any) -> str:
+    created = await client.post(
+        "/api/v1/agents", json={"name": f"acl-{uuid.uuid4().hex[:8]}", **spec}
+    )
+    assert created.status_code == 201, created.text
+    agent_id = created.json()["data"]["id"]
+    if start:
+        assert (await client.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
+    return agent_id
+
+
+async def send(client: httpx.AsyncClient, **message: Any) -> httpx.Response:
+    return await client.post("/api/v1/messages", json=message, timeout=30)
+
+
+async def test_request_then_inform_round_trip(client, stack: Stack):
+    receiver = await agent(client)
+    response = await send(
+        client,
+        performative="request",
+        receivers=[receiver],
+        content="hello",
+        protocol="fipa-request",
+        reply_with="r-1",
+        wait=10,
+    )
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    reply = data["reply"]
+    assert reply["performative"] == "inform"
+    assert reply["sender"] == receiver
+    assert reply["in_reply_to"] == "r-1"
+    assert reply["conversation_id"] == data["conversation_id"]
+    assert reply["content"]["result"].startswith("echo: hello")
+    events = await stream_events(stack, f"conversation-{data['conversation_id']}")
+    types = [e.type for e in events]
+    assert types == ["message.sent", "message.delivered", "message.sent"]
+
+
+async def test_query_ref_is_answered_with_inform(client):
+    receiver = await agent(client, tools=[{"name": "calculator"}])
+    response = await send(
+        client,
+        performative="query-ref",
+        receivers=[receiver],
+        content='call calculator({"expression": "6*7"})',
+        protocol="fipa-query",
+        wait=10,
+    )
+    reply = response.json()["data"]["reply"]
+    assert reply["performative"] == "inform"
+    assert reply["content"]["result"] == "results: calculator: 42"
+
+
+async def test_malformed_content_gets_not_understood(client):
+    receiver = await agent(client)
+    response = await send(
+        client,
+        performative="request",
+        receivers=[receiver],
+        content="{this is not json",
+        language="json",
+        wait=10,
+    )
+    reply = response.json()["data"]["reply"]
+    assert reply["performative"] == "not-understood"
+    assert "not valid" in reply["content"]["reason"]
+
+
+async def test_a_cfp_gets_a_bid_from_the_agents_policy(client):
+    bidder = await agent(
+        client, capabilities=["translate"], bidding={"base_cost": 3, "default_time_s": 2}
+    )
+    response = await send(
+        client,
+        performative="cfp",
+        receivers=[bidder],
+        content={"task_id": "t1", "name": "translate", "requirements": {"capabilities": []}},
+        language="json",
+        protocol="fipa-contract-net",
+        wait=10,
+    )
+    reply = response.json()["data"]["reply"]
+    assert reply["performative"] == "propose"
+    assert reply["content"] == {"estimated_time_s": 2.0, "cost": 3.0, "confidence": 0.8}
+
+
+async def test_an_agent_asks_another_through_the_send_message_tool(client):
+    helper = await agent(client, capabilities=[f"c{uuid.uuid4().hex[:6]}"])
+    capability = (await client.get(f"/api/v1/agents/{helper}")).json()["data"]["spec"][
+        "capabilities"
+    ][0]
+    asker = await agent(client, tools=[{"name": "send_message"}])
+    arguments = {"capability": capability, "content": "what is new?", "wait_seconds": 10}
+    chat = await client.post(
+        f"/api/v1/agents/{asker}/chat",
+        json={"message": f"call send_message({json.dumps(arguments)})"},
+        timeout=30,
+    )
+    assert chat.status_code == 200, chat.text
+    result = chat.json()["data"]["tool_calls"][0]["result"]
+    assert result["ok"] is True, result
+    outcome = json.loads(result["content"])
+    assert outcome["delivered_to"] == [helper]
+    assert outcome["reply"]["performative"] == "inform"
+    assert outcome["reply"]["content"]["result"].startswith("echo: what is new?")
+
+
+def relay(chain: list[str], last: str) -> str:
+    """A message that makes each agent of ``chain`` pass the rest on to the next."""
+    content = last
+    for target in reversed(chain):
+        arguments = {"receiver": target, "content": content, "wait_seconds": 0}
+        content = f"call send_message({json.dumps(arguments)})"
+    return content
+
+
+async def test_a_message_loop_is_stopped_by_the_hop_limit(client, stack: Stack):
+    tools = [{"name": "send_message"}]
+    a = await agent(client, tools=tools)
+    b = await agent(client, tools=tools)
+    chain = [b, a] * (HOP_LIMIT // 2 + 2)  # a relay longer than the hop limit allows
+    first = await send(
+        client, performative="request", receivers=[a], content=relay(chain, "end"), wait=0
+    )
+    assert first.status_code in (200, 202), first.text
+    conversation_of_refusal = None
+    for _ in range(100):
+        refusals = await _refusals(client, a, b)
+        if refusals:
+            conversation_of_refusal = refusals
+            break
+        await asyncio.sleep(0.1)
+    assert conversation_of_refusal, "the relay was never stopped"
+    assert "HOP_LIMIT_EXCEEDED" in conversation_of_refusal[0]
+
+
+async def _refusals(client: httpx.AsyncClient, *agents: str) -> list[str]:
+    """Tool failures of the agents' chat sessions that mention the hop limit."""
+    found = []
+    for agent_id in agents:
+        sessions = (await client.get("/api/v1/sessions", params={"agent_id": agent_id})).json()
+        for session in sessions["data"]:
+            detail = (await client.get(f"/api/v1/sessions/{session['id']}")).json()["data"]
+            for message in detail["history"]:
+                text = json.dumps(message)
+                if "HOP_LIMIT_EXCEEDED" in text:
+                    found.append(text)
+    return found
+
+
+async def test_a_paused_agent_answers_nothing_and_the_sender_learns_why(client):
+    receiver = await agent(client)
+    assert (await client.post(f"/api/v1/agents/{receiver}/pause")).status_code == 200
+    response = await send(
+        client, performative="request", receivers=[receiver], content="hello", wait=2
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "MESSAGE_DELIVERY_FAILED"
+    assert "paused" in error["message"]

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from parley.contracts import (
+    acl,
     clusters,
     models,
     personas,
@@ -18,6 +19,7 @@ from parley.contracts import (
     runtime,
     strategies,
     subjects,
+    tasks,
     tools,
 )
 from parley.contracts.envelope import Event, NewEvent
@@ -67,6 +69,16 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
             ("scale_cluster", clusters.ScaleCluster),
         )
     },
+    "messaging.send": (subjects.cmd(acl.SERVICE, "send"), acl.SendMessage, acl.MessageReply),
+    **{
+        f"tasks.{verb}": (subjects.cmd(tasks.SERVICE, verb), command, tasks.TaskReply)
+        for verb, command in (
+            ("create_task", tasks.CreateTask),
+            ("distribute_task", tasks.DistributeTask),
+            ("cancel_task", tasks.CancelTask),
+            ("start_run", tasks.StartRun),
+        )
+    },
     **{
         f"runtime.{verb}": (subjects.cmd("runtime", verb), command, runtime.RuntimeReply)
         for verb, command in (
@@ -92,6 +104,9 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     **personas.EVENT_TYPES,
     **clusters.EVENT_TYPES,
     **runtime.EVENT_TYPES,
+    **acl.EVENT_TYPES,
+    **tasks.EVENT_TYPES,
+    **tasks.RUN_EVENT_TYPES,
 }
 """Event type name → payload type, over every exported context."""
 
@@ -108,6 +123,8 @@ TYPES: dict[str, type[Any]] = {
     "cluster_manifest": clusters.ClusterManifest,
     "cluster_view": clusters.ClusterView,
     "turn_delta": runtime.TurnDelta,
+    "acl_message": acl.AclMessage,
+    "task_spec": tasks.TaskSpec,
     "session_settings": runtime.SessionSettings,
     "tool_descriptor": tools.ToolDescriptor,
     "strategy_descriptor": strategies.StrategyDescriptor,

@@ -12,11 +12,13 @@ import msgspec
 from litestar import Request
 
 from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
+from parley.contracts.clusters import ClusterManifest
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import AgentSpec
+from parley.edge._yaml import YAML_TYPES, load_yaml
 from parley.edge.errors import ApiError, field_errors
 
-__all__ = ["JSON_TYPES", "TOML_TYPES", "decode_body"]
+__all__ = ["JSON_TYPES", "TOML_TYPES", "YAML_TYPES", "decode_body"]
 
 T = TypeVar("T")
 
@@ -48,8 +50,10 @@ async def decode_body(
     media_type, options = request.content_type
     media_type = media_type.lower() if request.headers.get("content-type") else "application/json"
     toml = target is AgentSpec and media_type in TOML_TYPES
-    if not toml and media_type not in JSON_TYPES:
-        accepted = sorted(JSON_TYPES | (TOML_TYPES if target is AgentSpec else frozenset()))
+    yaml = target is ClusterManifest and media_type in YAML_TYPES
+    if not (toml or yaml) and media_type not in JSON_TYPES:
+        extra = {AgentSpec: TOML_TYPES, ClusterManifest: YAML_TYPES}.get(target, frozenset())
+        accepted = sorted(JSON_TYPES | extra)
         raise ApiError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE,
             f"unsupported Content-Type {media_type!r}; send one of {', '.join(accepted)}",
@@ -64,6 +68,8 @@ async def decode_body(
         raise ApiError(ErrorCode.INVALID_REQUEST, "the request needs a body")
     if toml:
         return _from_toml(raw)  # type: ignore[return-value]
+    if yaml:
+        return _convert(await load_yaml(raw), target)
     try:
         tree = msgspec.json.decode(raw)
     except RecursionError:

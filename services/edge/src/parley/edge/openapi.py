@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import OpenAPIMediaType, Reference, RequestBody
 
+from parley.contracts.clusters import ClusterManifest
 from parley.contracts.registry import AgentSpec
 from parley.edge.schemas import ActionBody
 
@@ -60,4 +61,6 @@ def document_bodies(app: Litestar) -> None:
         content = {"application/json": OpenAPIMediaType(schema=ref)}
         if body is AgentSpec:
             content["application/toml"] = OpenAPIMediaType(schema=ref)
+        if body is ClusterManifest:
+            content["application/yaml"] = OpenAPIMediaType(schema=ref)
         operation.request_body = RequestBody(content=content, required=not optional)

@@ -8,11 +8,11 @@ from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 
 from parley.contracts import subjects
+from parley.contracts.clusters import CreateCluster, DeleteCluster, ScaleCluster, UpdateCluster
 from parley.contracts.personas import CreatePersona, DeletePersona
 from parley.contracts.registry import (
     SERVICE,
     AgentActionCommand,
-    CommandReply,
     CreateAgent,
     DeleteAgent,
     UpdateAgent,
@@ -20,6 +20,7 @@ from parley.contracts.registry import (
 from parley.eventstore.factory import open_store
 from parley.kit.service import create_service
 from parley.kit.settings import ServiceSettings
+from parley.registry.clusters import create_cluster, delete_cluster, scale_cluster, update_cluster
 from parley.registry.handlers import Registry, reply_for_error
 from parley.registry.personas import create_persona, delete_persona
 
@@ -36,7 +37,7 @@ def create_app(settings: ServiceSettings) -> FastStream:
         broker: NatsBroker,
         verb: str,
         command_type: type[Any],
-        handle: Callable[[Registry, Any], Awaitable[CommandReply]],
+        handle: Callable[[Registry, Any], Awaitable[msgspec.Struct]],
     ) -> None:
         decoder = msgspec.json.Decoder(command_type)
 
@@ -48,6 +49,7 @@ def create_app(settings: ServiceSettings) -> FastStream:
             description=f"Command: {command_type.__doc__}",
         )
         async def handler(msg: NatsMessage) -> bytes:
+            reply: msgspec.Struct
             try:
                 reply = await handle(holder["registry"], decoder.decode(msg.body))
             except Exception as exc:  # every failure becomes an error reply
@@ -61,6 +63,10 @@ def create_app(settings: ServiceSettings) -> FastStream:
         route(broker, "delete_agent", DeleteAgent, Registry.delete_agent)
         route(broker, "create_persona", CreatePersona, lambda r, c: create_persona(r.store, c))
         route(broker, "delete_persona", DeletePersona, lambda r, c: delete_persona(r.store, c))
+        route(broker, "create_cluster", CreateCluster, create_cluster)
+        route(broker, "update_cluster", UpdateCluster, update_cluster)
+        route(broker, "delete_cluster", DeleteCluster, delete_cluster)
+        route(broker, "scale_cluster", ScaleCluster, scale_cluster)
 
     app = create_service(SERVICE, settings, register, description="Agents and their lifecycle.")
 

@@ -38,9 +38,16 @@ def ready(state: State) -> HealthResponse:
     """200 once NATS is connected and the projections have caught up with the store."""
     projection = getattr(state, "projection", None)
     runtime = getattr(state, "runtime", None)
+    clusters = getattr(state, "clusters", None)
+    messages = getattr(state, "messages", None)
+    tasks = getattr(state, "tasks", None)
     nc = getattr(state, "nc", None)
     connected = nc is not None and nc.is_connected
-    caught_up = projection is not None and projection.ready and (runtime is None or runtime.ready)
+    caught_up = (
+        projection is not None
+        and projection.ready
+        and all(extra is None or extra.ready for extra in (runtime, clusters, messages, tasks))
+    )
     if projection is None or not connected or not caught_up:
         raise ApiError(
             ErrorCode.SERVICE_UNAVAILABLE,
@@ -50,6 +57,8 @@ def ready(state: State) -> HealthResponse:
                 "applied_position": projection.applied_position if projection else None,
                 "target_position": projection.target_position if projection else None,
                 "runtime_applied_position": runtime.applied_position if runtime else None,
+                "clusters_applied_position": clusters.applied_position if clusters else None,
+                "messages_applied_position": messages.applied_position if messages else None,
             },
             headers={"Retry-After": "1"},
         )

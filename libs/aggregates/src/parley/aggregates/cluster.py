@@ -1,0 +1,370 @@
+"""The cluster, folded from its stream ``cluster_stream(namespace, name)``, and its decider.
+
+The registry decides with :func:`decide` and creates or drives the agents around it; the
+edge's projection folds the same :func:`evolve`. Both are pure: time comes in as ``now``.
+
+A scale is a window: ``cluster.scale_started`` opens it (appended at the stream's expected
+version, so two concurrent scales cannot both open it), ``cluster.scaled`` or
+``cluster.scale_failed`` closes it. A window left open longer than :data:`SCALE_TIMEOUT` (the
+registry died in between) counts as abandoned and no longer blocks.
+"""
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from parley.aggregates.agent import CorruptStreamError
+from parley.contracts.clusters import (
+    CLUSTER_LABEL,
+    EVENT_TYPES,
+    ClusterCommand,
+    ClusterCreated,
+    ClusterDeleted,
+    ClusterManifest,
+    ClusterScaled,
+    ClusterScaleFailed,
+    ClusterScaleStarted,
+    ClusterStateChanged,
+    CreateCluster,
+    DeleteCluster,
+    ScaleCluster,
+    UpdateCluster,
+)
+from parley.contracts.envelope import Event
+from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.registry import AgentSpec
+
+__all__ = [
+    "SCALE_TIMEOUT",
+    "Cluster",
+    "ClusterRefused",
+    "Decided",
+    "Scaling",
+    "agent_specs",
+    "decide",
+    "decide_scale_end",
+    "evolve",
+    "field_of",
+    "manifest_problems",
+]
+
+SCALE_TIMEOUT = timedelta(seconds=30)
+"""A scale window open longer than this is abandoned (its registry died mid-scale)."""
+
+_NAME_MAX = 128
+Decided = list[tuple[str, msgspec.Struct]]
+"""``(event type, payload)`` pairs, in append order."""
+
+
+class ClusterRefused(Exception):
+    """A cluster command the domain refuses, with the API error code it maps to."""
+
+    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+    def to_body(self) -> ErrorBody:
+        """The error as a command reply carries it."""
+        return ErrorBody(code=self.code, message=self.message, details=self.details)
+
+
+class Scaling(msgspec.Struct, frozen=True, kw_only=True):
+    """An open scale window."""
+
+    agent_id: str
+    agent_name: str
+    instances: int
+    started_at: datetime
+
+
+class Cluster(msgspec.Struct, frozen=True, kw_only=True):
+    """A cluster as folded from its stream."""
+
+    name: str
+    namespace: str
+    manifest: ClusterManifest
+    agent_ids: tuple[str, ...]
+    """The agents it created, in manifest order (see :func:`agent_specs`)."""
+    state: Literal["active", "paused", "deleted"]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    scaling: Scaling | None = None
+    """The open scale window, if any (check :meth:`scaling_at` for abandonment)."""
+
+    @property
+    def live(self) -> bool:
+        """Not deleted."""
+        return self.state != "deleted"
+
+    def scaling_at(self, now: datetime) -> Scaling | None:
+        """The scale window still in progress at ``now`` (an abandoned one is None)."""
+        if self.scaling is not None and now - self.scaling.started_at < SCALE_TIMEOUT:
+            return self.scaling
+        return None
+
+    def agent_id(self, agent_name: str) -> str | None:
+        """Id of the agent the manifest names ``agent_name``."""
+        names = [spec.name for spec in agent_specs(self.manifest)]
+        for name, agent_id in zip(names, self.agent_ids, strict=False):
+            if name == agent_name:
+                return agent_id
+        return None
+
+
+# --- the manifest --------------------------------------------------------------------------
+
+
+def agent_specs(manifest: ClusterManifest) -> list[AgentSpec]:
+    """The agents a manifest declares, in order, as the registry creates them.
+
+    Template replicas are named ``<name>-1`` … ``<name>-N``. Every agent gets the cluster's
+    labels (its own win) and ``parley.dev/cluster=<cluster name>``, and the cluster's budget
+    when it has none of its own. ``idle_timeout`` and ``scale_to_zero`` have no agent field
+    and stay on the cluster.
+    """
+    spec = manifest.spec
+    if spec.template is not None:
+        base = spec.template.spec
+        declared = [
+            msgspec.structs.replace(base, name=f"{base.name}-{k}")
+            for k in range(1, spec.template.replicas + 1)
+        ]
+    else:
+        declared = list(spec.agents)
+    labels = manifest.metadata.labels
+    return [
+        msgspec.structs.replace(
+            agent,
+            labels={**labels, **agent.labels, CLUSTER_LABEL: manifest.metadata.name},
+            budget=agent.budget if agent.budget is not None else spec.budget,
+        )
+        for agent in declared
+    ]
+
+
+def field_of(manifest: ClusterManifest, index: int) -> str:
+    """Path of the definition of the ``index``-th expanded agent, e.g. ``spec.agents[1]``."""
+    return "spec.template.spec" if manifest.spec.template is not None else f"spec.agents[{index}]"
+
+
+def manifest_problems(manifest: ClusterManifest) -> list[dict[str, str]]:
+    """Problems of a manifest beyond its schema: ``[{"field", "code", "message"}]``."""
+    problems: list[dict[str, str]] = []
+
+    def fail(field: str, message: str) -> None:
+        problems.append({"field": field, "code": ErrorCode.VALIDATION_ERROR, "message": message})
+
+    spec = manifest.spec
+    if spec.template is not None and spec.agents:
+        fail("spec", "give either agents or a template, not both")
+        return problems
+    if spec.template is None and not spec.agents:
+        fail("spec", "give agents (a list of agent definitions) or a template with replicas")
+        return problems
+    if spec.template is not None:
+        template = spec.template
+        longest = f"{template.spec.name}-{template.replicas}"
+        if len(longest) > _NAME_MAX:
+            fail(
+                "spec.template.spec.name",
+                f"replica names like {longest[:40]!r}… exceed {_NAME_MAX} characters",
+            )
+    else:
+        seen: dict[str, int] = {}
+        for i, agent in enumerate(spec.agents):
+            if agent.name in seen:
+                first = f"spec.agents[{seen[agent.name]}]"
+                fail(f"spec.agents[{i}].name", f"{agent.name!r} is used twice (also {first})")
+            seen.setdefault(agent.name, i)
+    count = spec.template.replicas if spec.template is not None else len(spec.agents)
+    limit = spec.resource_policy.max_concurrent_agents
+    if limit is not None and count > limit:
+        fail(
+            "spec.resource_policy.max_concurrent_agents",
+            f"the cluster declares {count} agents, more than max_concurrent_agents={limit}",
+        )
+    return problems
+
+
+# --- decide --------------------------------------------------------------------------------
+
+
+def decide(
+    command: ClusterCommand,
+    state: Cluster | None,
+    *,
+    now: datetime,
+    agent_ids: tuple[str, ...] | list[str] = (),
+) -> Decided:
+    """The cluster events a command causes (the handler does the agents' part).
+
+    Args:
+        command: Create, update (pause/resume), delete or scale.
+        state: The cluster folded from its stream, or None for an empty stream.
+        now: Decision time (scale windows older than :data:`SCALE_TIMEOUT` are abandoned).
+        agent_ids: For a create, the ids of the agents created, one per :func:`agent_specs`.
+
+    Raises:
+        ClusterRefused: ``CLUSTER_EXISTS``, ``CLUSTER_NOT_FOUND``, ``SCALING_IN_PROGRESS``,
+            ``VALIDATION_ERROR`` (a bad manifest, or a scale of an agent not in the cluster).
+    """
+    if isinstance(command, CreateCluster):
+        return _create(command, state, list(agent_ids))
+    cluster = _live(state, command.name, command.namespace)
+    if (scaling := cluster.scaling_at(now)) is not None:
+        raise ClusterRefused(
+            ErrorCode.SCALING_IN_PROGRESS,
+            f"cluster {cluster.name!r} is scaling {scaling.agent_name!r}; retry when it ends",
+            {"name": cluster.name, "agent_name": scaling.agent_name},
+        )
+    ids = list(cluster.agent_ids)
+    if isinstance(command, UpdateCluster):
+        target = "paused" if command.action == "pause" else "active"
+        if cluster.state == target:
+            return []
+        event = "cluster.paused" if command.action == "pause" else "cluster.resumed"
+        return [(event, ClusterStateChanged(name=cluster.name, agent_ids=ids))]
+    if isinstance(command, DeleteCluster):
+        return [("cluster.deleted", ClusterDeleted(name=cluster.name, agent_ids=ids))]
+    if isinstance(command, ScaleCluster):
+        agent_id = cluster.agent_id(command.agent_name)
+        if agent_id is None:
+            names = [spec.name for spec in agent_specs(cluster.manifest)]
+            raise ClusterRefused(
+                ErrorCode.VALIDATION_ERROR,
+                f"agent_name: cluster {cluster.name!r} has no agent {command.agent_name[:128]!r}",
+                {
+                    "errors": [
+                        {
+                            "field": "agent_name",
+                            "code": ErrorCode.VALIDATION_ERROR,
+                            "message": f"not an agent of the cluster; one of {names[:20]}",
+                        }
+                    ]
+                },
+            )
+        started = ClusterScaleStarted(
+            name=cluster.name,
+            agent_id=agent_id,
+            agent_name=command.agent_name,
+            instances=command.instances,
+        )
+        return [("cluster.scale_started", started)]
+    raise TypeError(f"not a cluster command: {type(command).__name__}")
+
+
+def decide_scale_end(
+    state: Cluster | None, started: ClusterScaleStarted, error: ErrorBody | None = None
+) -> Decided:
+    """Close the scale window ``started`` opened: ``cluster.scaled`` or ``scale_failed``.
+
+    Nothing is decided when that window is no longer open (it was abandoned and another
+    scale took over, or the cluster was deleted): closing it would end someone else's.
+    """
+    scaling = state.scaling if state is not None else None
+    if scaling is None or (scaling.agent_id, scaling.instances) != (
+        started.agent_id,
+        started.instances,
+    ):
+        return []
+    fields = msgspec.structs.asdict(started)
+    if error is not None:
+        return [("cluster.scale_failed", ClusterScaleFailed(**fields, error=error))]
+    return [("cluster.scaled", ClusterScaled(**fields))]
+
+
+def _create(command: CreateCluster, state: Cluster | None, agent_ids: list[str]) -> Decided:
+    manifest = command.manifest
+    name = manifest.metadata.name
+    if state is not None and state.live:
+        raise ClusterRefused(
+            ErrorCode.CLUSTER_EXISTS,
+            f"a cluster named {name!r} already exists in namespace {command.namespace};"
+            " delete it first or choose another name",
+            {"name": name, "namespace": command.namespace},
+        )
+    problems = manifest_problems(manifest)
+    if manifest.metadata.namespace != command.namespace:
+        message = f"the command is for namespace {command.namespace!r}"
+        problems.insert(
+            0,
+            {"field": "metadata.namespace", "code": ErrorCode.VALIDATION_ERROR, "message": message},
+        )
+    if problems:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ClusterRefused(
+            ErrorCode.VALIDATION_ERROR,
+            f"{first['field']}: {first['message']}{more}",
+            {"errors": problems},
+        )
+    if len(agent_ids) != len(agent_specs(manifest)):
+        raise ClusterRefused(
+            ErrorCode.INVALID_REQUEST, "a create needs one agent id per agent of the manifest"
+        )
+    return [("cluster.created", ClusterCreated(name=name, manifest=manifest, agent_ids=agent_ids))]
+
+
+def _live(state: Cluster | None, name: str, namespace: str) -> Cluster:
+    if state is None or not state.live or state.namespace != namespace:
+        raise ClusterRefused(
+            ErrorCode.CLUSTER_NOT_FOUND,
+            f"no cluster {name!r} in namespace {namespace}",
+            {"name": name},
+        )
+    return state
+
+
+# --- evolve --------------------------------------------------------------------------------
+
+
+def evolve(state: Cluster | None, event: Event) -> Cluster | None:
+    """Fold one recorded event into a cluster.
+
+    A create after a delete starts the cluster afresh on the same stream; unknown event
+    types only advance ``version``.
+
+    Raises:
+        CorruptStreamError: On a create over a live cluster, or an event before any create.
+        msgspec.ValidationError: If ``event.data`` does not match its payload type.
+    """
+    if event.type == "cluster.created":
+        if state is not None and state.live:
+            raise CorruptStreamError(f"{event.stream}: cluster.created at version {event.version}")
+        created = msgspec.convert(event.data, ClusterCreated)
+        return Cluster(
+            name=created.name,
+            namespace=event.namespace,
+            manifest=created.manifest,
+            agent_ids=tuple(created.agent_ids),
+            state="active",
+            version=event.version,
+            created_at=event.time,
+            updated_at=event.time,
+        )
+    if state is None:
+        if event.type in EVENT_TYPES:
+            raise CorruptStreamError(f"{event.stream}: {event.type} before cluster.created")
+        return None
+    bump: dict[str, Any] = {"version": event.version, "updated_at": event.time}
+    if event.type == "cluster.paused":
+        bump["state"] = "paused"
+    elif event.type == "cluster.resumed":
+        bump["state"] = "active"
+    elif event.type == "cluster.scale_started":
+        started = msgspec.convert(event.data, ClusterScaleStarted)
+        bump["scaling"] = Scaling(
+            agent_id=started.agent_id,
+            agent_name=started.agent_name,
+            instances=started.instances,
+            started_at=event.time,
+        )
+    elif event.type in ("cluster.scaled", "cluster.scale_failed"):
+        bump["scaling"] = None
+    elif event.type == "cluster.deleted":
+        bump.update(state="deleted", scaling=None)
+    else:
+        del bump["updated_at"]  # not a change this aggregate knows about
+    return msgspec.structs.replace(state, **bump)

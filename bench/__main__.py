@@ -5,7 +5,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import edge, eventstore, runtime
+from bench import edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -46,6 +46,26 @@ async def _runtime(tmp: Path, scale: int) -> None:
         await provider.stop()
 
 
+async def _messaging(tmp: Path, scale: int) -> None:
+    print("== messaging (edge, registry, runtime, messaging, nats-server) ==", flush=True)
+    stack = Stack(tmp / "messaging")
+    await asyncio.to_thread(stack.start)
+    try:
+        await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+async def _tasks(tmp: Path, scale: int) -> None:
+    print("== tasks (edge, registry, runtime, messaging, tasks, nats-server) ==", flush=True)
+    stack = Stack(tmp / "tasks")
+    await asyncio.to_thread(stack.start)
+    try:
+        await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
 async def main(quick: bool, only: str | None) -> None:
     scale = 10 if quick else 1
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
@@ -55,13 +75,19 @@ async def main(quick: bool, only: str | None) -> None:
             await _edge(Path(tmp), scale)
         if only in (None, "runtime"):
             await _runtime(Path(tmp), scale)
+        if only in (None, "messaging"):
+            await _messaging(Path(tmp), scale)
+        if only in (None, "tasks"):
+            await _tasks(Path(tmp), scale)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke run")
     parser.add_argument(
-        "--only", choices=["eventstore", "edge", "runtime"], help="one group of figures"
+        "--only",
+        choices=["eventstore", "edge", "runtime", "messaging", "tasks"],
+        help="one group of figures",
     )
     args = parser.parse_args()
     asyncio.run(main(args.quick, args.only))

@@ -17,7 +17,7 @@ from parley.devstack.nats import NatsServer, free_port
 
 __all__ = ["SERVICES", "Stack", "StackError"]
 
-SERVICES: tuple[str, ...] = ("registry", "runtime")
+SERVICES: tuple[str, ...] = ("registry", "runtime", "messaging", "tasks")
 """Services started before the edge, each as ``python -m parley.<name>``."""
 
 

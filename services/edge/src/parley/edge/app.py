@@ -2,8 +2,8 @@
 
 On start-up the app connects to NATS, opens the event store on that connection, and starts
 the agents, personas and runtime projections; on shutdown it stops them in reverse.
-``app.state`` holds ``settings``, ``nc``, ``store``, ``projection``, ``personas``, ``runtime``
-and ``commands`` for the route handlers.
+``app.state`` holds ``settings``, ``nc``, ``store``, ``projection``, ``personas``, ``runtime``,
+``clusters``, ``messages``, ``tasks`` and ``commands`` for the route handlers.
 """
 
 import logging
@@ -15,9 +15,11 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
+from parley.edge.clusters_projection import ClustersProjection
 from parley.edge.commands import CommandClient
 from parley.edge.errors import exception_handlers
 from parley.edge.guards import HostGuard
+from parley.edge.messages_projection import MessagesProjection
 from parley.edge.openapi import document_bodies, openapi_config
 from parley.edge.personas_projection import PersonasProjection
 from parley.edge.projection import AgentsProjection
@@ -27,15 +29,19 @@ from parley.edge.routes.catalogue_models import model_router
 from parley.edge.routes.catalogue_tools import strategy_router, tool_router
 from parley.edge.routes.chat import chat_router
 from parley.edge.routes.chat_ws import chat_ws_routes
+from parley.edge.routes.clusters import cluster_router
 from parley.edge.routes.events import event_routes
 from parley.edge.routes.executions import execution_router, metrics_router
 from parley.edge.routes.files import file_router
 from parley.edge.routes.health import health_routes
+from parley.edge.routes.messages import message_router
 from parley.edge.routes.personas import persona_router
 from parley.edge.routes.sessions import session_router
+from parley.edge.routes.tasks import run_router, task_router
 from parley.edge.routes.ws import ws_routes
 from parley.edge.runtime_projection import RuntimeProjection
 from parley.edge.settings import EdgeSettings
+from parley.edge.tasks_projection import TasksProjection
 from parley.eventstore.factory import open_store
 
 __all__ = ["create_app"]
@@ -66,13 +72,22 @@ def create_app(settings: EdgeSettings) -> Litestar:
             app.state.nc, app.state.store, app.state.projection = nc, store, projection
             app.state.personas = personas = PersonasProjection(store)
             app.state.runtime = runtime = RuntimeProjection(store)
+            app.state.messages = messages = MessagesProjection(store)
+            app.state.clusters = clusters = ClustersProjection(store)
+            app.state.tasks = tasks = TasksProjection(store)
             app.state.commands = CommandClient(nc, settings.command_timeout)
             await projection.start()
             await personas.start()
             await runtime.start()
+            await clusters.start()
+            await messages.start()
+            await tasks.start()
             try:
                 yield
             finally:
+                await tasks.stop()
+                await messages.stop()
+                await clusters.stop()
                 await runtime.stop()
                 await personas.stop()
                 await projection.stop()
@@ -90,12 +105,16 @@ def create_app(settings: EdgeSettings) -> Litestar:
             tool_router,
             strategy_router,
             persona_router,
+            cluster_router,
             chat_router,
             *chat_ws_routes,
             execution_router,
             metrics_router,
             session_router,
             file_router,
+            message_router,
+            task_router,
+            run_router,
             *event_routes,
             *ws_routes,
         ],

@@ -16,9 +16,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from parley.contracts import runtime, subjects
+from parley.contracts.acl import MessageReply
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import SERVICE, CommandReply, RegistryCommand
 from parley.contracts.runtime import RuntimeReply
+from parley.contracts.tasks import TaskReply
 from parley.edge.errors import ApiError
 from parley.kit.telemetry import extract, inject
 
@@ -31,8 +33,10 @@ _encode = msgspec.json.Encoder().encode
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     CommandReply: msgspec.json.Decoder(CommandReply),
     RuntimeReply: msgspec.json.Decoder(RuntimeReply),
+    MessageReply: msgspec.json.Decoder(MessageReply),
+    TaskReply: msgspec.json.Decoder(TaskReply),
 }
-Reply = TypeVar("Reply", CommandReply, RuntimeReply)
+Reply = TypeVar("Reply", CommandReply, RuntimeReply, MessageReply, TaskReply)
 _tracer = trace.get_tracer("parley.edge")
 
 

@@ -1,7 +1,8 @@
 """Event streams shared by SSE and WebSocket: filters, wire encoding, safe body decoding, and
 the pump that moves a store subscription onto a bounded queue.
 
-A filter is what a client asks for (type globs, agent ids, streams, namespace). The store can
+A filter is what a client asks for (type globs, agent ids, performatives, streams,
+namespace). The store can
 narrow a subscription only by stream category, so :class:`EventFilter` keeps the categories it
 can prove and matches everything else in Python.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
 from parley.eventstore.port import EventStore, Subscription
 
@@ -43,6 +45,7 @@ _LITERAL = re.compile(r"^[a-z][a-z0-9_]*$")
 _STREAM = re.compile(r"^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-]{1,160}$")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,160}$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # contracts Namespace
+_PERFORMATIVE = re.compile("^(?:" + "|".join(re.escape(p.value) for p in Performative) + ")$")
 
 # Event types whose first segment names their stream's category. Only these narrow a
 # subscription by category; any other type is matched in Python over every stream, because
@@ -121,6 +124,8 @@ class EventFilter:
     agent_ids: frozenset[str] = frozenset()
     streams: frozenset[str] = frozenset()
     namespace: str | None = None
+    performatives: frozenset[str] = frozenset()
+    """FIPA performatives of a message event (`data.message.performative`)."""
     categories: tuple[str, ...] | None = None
     """Stream categories the store subscription can be narrowed to (None: all)."""
 
@@ -131,11 +136,12 @@ class EventFilter:
         agent_ids: Sequence[str] = (),
         streams: Sequence[str] = (),
         namespace: str | None = None,
+        performatives: Sequence[str] = (),
     ) -> "EventFilter":
         """Validate a client's filter.
 
         Raises:
-            FilterError: a pattern, id, stream or namespace is not valid.
+            FilterError: a pattern, id, stream, performative or namespace is not valid.
         """
         if len(types) > MAX_PATTERNS:
             raise FilterError(f"at most {MAX_PATTERNS} type patterns per filter")
@@ -145,6 +151,7 @@ class EventFilter:
         globs = tuple(_glob(t) for t in types)
         ids = _checked(agent_ids, "agent_id", _ID, "letters, digits, `_.:-`, up to 160")
         names = _checked(streams, "stream", _STREAM, "use `<category>-<id>`, e.g. `agent-…`")
+        acts = _checked(performatives, "performative", _PERFORMATIVE, "a FIPA act, e.g. `request`")
         if namespace is not None and (
             not isinstance(namespace, str) or not _NAMESPACE.match(namespace)
         ):
@@ -154,7 +161,8 @@ class EventFilter:
             agent_ids=frozenset(ids),
             streams=frozenset(names),
             namespace=namespace,
-            categories=_categories(types, names),
+            performatives=frozenset(acts),
+            categories=_categories(types, names, bool(acts)),
         )
 
     def matches(self, event: Event) -> bool:
@@ -165,16 +173,49 @@ class EventFilter:
             return False
         if self.types and not any(g.match(event.type) for g in self.types):
             return False
+        message = _message_of(event) if self.performatives or self.agent_ids else None
+        if self.performatives and (
+            message is None or not _one_of(message.get("performative"), self.performatives)
+        ):
+            return False
         if self.agent_ids and event.subject not in self.agent_ids:
-            agent_id = event.data.get("agent_id") if isinstance(event.data, dict) else None
-            if agent_id not in self.agent_ids:
-                return False
+            return self._names_an_agent(event, message)
         return True
 
+    def _names_an_agent(self, event: Event, message: dict[str, Any] | None) -> bool:
+        """Whether ``data.agent_id``, ``data.receiver`` or the message's sender or receivers
+        is one of the filter's agents."""
+        ids, data = self.agent_ids, event.data
+        if not isinstance(data, dict):
+            return False
+        if _one_of(data.get("agent_id"), ids) or _one_of(data.get("receiver"), ids):
+            return True
+        if message is None:
+            return False
+        receivers = message.get("receivers")
+        return _one_of(message.get("sender"), ids) or (
+            isinstance(receivers, list) and any(_one_of(r, ids) for r in receivers)
+        )
 
-def _categories(types: Sequence[str], streams: Sequence[str]) -> tuple[str, ...] | None:
+
+def _one_of(value: object, allowed: frozenset[str]) -> bool:
+    """``value`` is a string in ``allowed`` (event data is untrusted JSON)."""
+    return isinstance(value, str) and value in allowed
+
+
+def _message_of(event: Event) -> dict[str, Any] | None:
+    """``data.message`` of a message event, if any."""
+    message = event.data.get("message") if isinstance(event.data, dict) else None
+    return message if isinstance(message, dict) else None
+
+
+def _categories(
+    types: Sequence[str], streams: Sequence[str], messages_only: bool = False
+) -> tuple[str, ...] | None:
     if streams:
         return tuple(sorted({s.partition("-")[0] for s in streams}))
+    if messages_only:
+        return ("conversation",)  # only message events carry a performative
     if not types:
         return None
     found: set[str] = set()

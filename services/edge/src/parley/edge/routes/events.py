@@ -89,9 +89,11 @@ class PublishedEvent(msgspec.Struct, frozen=True):
 async def stream_events(request: Request[Any, Any, Any]) -> ServerSentEvent:
     """Events as Server-Sent Events, catch-up then live.
 
-    Query: ``type`` (globs, comma-separated or repeated), ``agent_id``, ``stream`` (each
-    repeatable), ``namespace``, ``from_position`` (exclusive; default: live only). The
-    ``Last-Event-ID`` header overrides ``from_position``.
+    Query: ``type`` (globs, comma-separated or repeated), ``agent_id`` (the event's subject,
+    ``data.agent_id``, ``data.receiver``, or a message's sender or receivers),
+    ``performative`` (a message's FIPA act), ``stream`` (each repeatable), ``namespace``,
+    ``from_position`` (exclusive; default: live only). The ``Last-Event-ID`` header overrides
+    ``from_position``.
     """
     query = request.query_params
     try:
@@ -100,6 +102,7 @@ async def stream_events(request: Request[Any, Any, Any]) -> ServerSentEvent:
             agent_ids=split_values(query.getall("agent_id", [])),
             streams=split_values(query.getall("stream", [])),
             namespace=_single(query.getall("namespace", []), "namespace"),
+            performatives=split_values(query.getall("performative", [])),
         )
         start = parse_position(request.headers.get("last-event-id"), "Last-Event-ID")
         if start is None:

@@ -3,7 +3,8 @@
 Client → server (JSON text frames)::
 
     {"type": "subscribe", "id": "s1", "filter": {"types": ["agent.*"], "agent_ids": [...],
-     "streams": [...], "namespace": "default"}, "from_position": 0}
+     "performatives": ["request"], "streams": [...], "namespace": "default"},
+     "from_position": 0}
     {"type": "unsubscribe", "id": "s1"}
     {"type": "ping"}
 
@@ -56,7 +57,10 @@ class Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     types: _Values = msgspec.field(default_factory=list)
     """Type globs: `agent.*`, `agent.state_changed`, `*.created`."""
     agent_ids: _Values = msgspec.field(default_factory=list)
-    """Agent ids (the event's subject or `data.agent_id`)."""
+    """Agent ids (the event's subject, `data.agent_id`, `data.receiver`, or a message's
+    sender or receivers)."""
+    performatives: _Values = msgspec.field(default_factory=list)
+    """FIPA performatives of message events (`data.message.performative`)."""
     streams: _Values = msgspec.field(default_factory=list)
     """Exact stream names, e.g. `agent-<id>`."""
     namespace: str | None = None
@@ -203,7 +207,7 @@ class _Session:
         given = command.filter
         try:
             event_filter = EventFilter.parse(
-                given.types, given.agent_ids, given.streams, given.namespace
+                given.types, given.agent_ids, given.streams, given.namespace, given.performatives
             )
         except FilterError as exc:
             self._error(ErrorCode.INVALID_REQUEST, str(exc), sub_id)

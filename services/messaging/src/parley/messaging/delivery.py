@@ -1,0 +1,105 @@
+"""Where recorded messages go: agents' inboxes (a JetStream work queue) and reply waiters.
+
+- Each receiving agent gets one work item on ``PARLEY_INBOX`` (subjects ``parley.inbox.>``,
+  work-queue retention, file storage) at ``parley.inbox.agent.<agent id>``; a task or run
+  receiver's item goes to ``parley.inbox.tasks``. The body is the :class:`AclMessage` as
+  JSON; ``Nats-Msg-Id`` is ``<message id>:<receiver>``, so a re-published item is stored once.
+- Every recorded reply is announced (core NATS, not stored) on
+  ``parley.notify.reply.<in-reply-to>``, and on ``parley.notify.reply.<original id>`` when
+  ``in-reply-to`` names the original by its ``reply-with``: a send-and-wait listens there.
+- :func:`redeliver` runs once at start: deliveries recorded but never taken by a runtime
+  (no ``message.delivered``/``message.failed``; e.g. a messaging process killed between the
+  append and the publish) are published again.
+"""
+
+import asyncio
+import logging
+import re
+from collections import defaultdict
+from datetime import timedelta
+
+import msgspec
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from parley.contracts.acl import AclMessage, conversation_stream, inbox_subject, reply_subject
+from parley.contracts.envelope import utcnow
+from parley.eventstore.port import EventStore
+from parley.kit.workqueue import ensure_work_stream
+from parley.messaging.conversation import Conversation, evolve
+from parley.messaging.directory import Directory
+
+__all__ = ["INBOX_STREAM", "INBOX_SUBJECTS", "Outbox", "redeliver"]
+
+log = logging.getLogger(__name__)
+
+INBOX_STREAM = "PARLEY_INBOX"
+INBOX_SUBJECTS = ["parley.inbox.>"]
+_SUBJECT_SAFE = re.compile(r"^[A-Za-z0-9_@:-]+(\.[A-Za-z0-9_@:-]+)*$")
+_encode = msgspec.json.Encoder().encode
+
+
+class Outbox:
+    """Publishes work items and reply announcements on one NATS connection."""
+
+    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+        self.nc, self.js = nc, js
+
+    async def start(self) -> None:
+        """Create (or keep) the inbox work-queue stream."""
+        await ensure_work_stream(self.js, INBOX_STREAM, INBOX_SUBJECTS)
+
+    async def enqueue(
+        self, message: AclMessage, receiver: str, body: bytes, traceparent: str | None = None
+    ) -> bool:
+        """Put ``message`` in ``receiver``'s inbox; False if JetStream kept refusing."""
+        headers = {"Nats-Msg-Id": f"{message.message_id}:{receiver}"}
+        if traceparent:
+            headers["traceparent"] = traceparent
+        for attempt in range(3):
+            try:
+                await self.js.publish(
+                    inbox_subject(receiver), body, stream=INBOX_STREAM, headers=headers
+                )
+                return True
+            except Exception:
+                if attempt == 2:
+                    log.exception("could not queue %s for %s", message.message_id, receiver)
+                    return False
+                await asyncio.sleep(0.05 * (attempt + 1))
+        return False
+
+    async def announce(self, reply: AclMessage, original_id: str | None, body: bytes) -> None:
+        """Tell waiters of the message ``reply`` answers that it came."""
+        names = {reply.in_reply_to, original_id} - {None}
+        for name in names:
+            if name and _SUBJECT_SAFE.match(name):
+                await self.nc.publish(reply_subject(name), body)
+
+
+async def redeliver(directory: Directory, store: EventStore, outbox: Outbox, window: float) -> int:
+    """Publish again the deliveries recorded within ``window`` seconds that none took."""
+    by_conversation: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for (message_id, receiver), conversation_id in directory.untaken().items():
+        by_conversation[conversation_id].append((message_id, receiver))
+    since = utcnow() - timedelta(seconds=window)
+    count = 0
+    for conversation_id, items in by_conversation.items():
+        conversation: Conversation | None = None
+        for event in await store.read(conversation_stream(conversation_id)):
+            conversation = evolve(conversation, event)
+        if conversation is None:
+            continue
+        for message_id, receiver in items:
+            message = conversation.messages.get(message_id)
+            if message is None or (message.sent_at is not None and message.sent_at < since):
+                continue
+            if receiver in conversation.delivered.get(message_id, ()):
+                continue
+            if receiver in conversation.failed.get(message_id, {}):
+                continue
+            if await outbox.enqueue(message, receiver, _encode(message)):
+                count += 1
+    if count:
+        log.info("re-published %d deliveries no runtime had taken", count)
+    return count

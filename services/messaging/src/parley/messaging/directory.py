@@ -1,0 +1,150 @@
+"""The messaging service's view: agents (the directory facilitator) and their message load.
+
+It follows every stream from position 0 (so its position compares with the edge's for
+``min_position``): agent streams give each agent's definition and state, conversation
+streams give each agent's *load* — deliveries it has not answered yet — and the deliveries
+no runtime has taken yet (re-published at start, see :mod:`parley.messaging.delivery`).
+"""
+
+from dataclasses import dataclass
+
+import msgspec
+
+from parley.aggregates.agent import Agent, evolve
+from parley.contracts.acl import (
+    PROTOCOL_REPLIES,
+    AclMessage,
+    MessageDelivered,
+    MessageFailed,
+    MessageSent,
+)
+from parley.contracts.envelope import Event
+from parley.contracts.registry import AgentState
+from parley.eventstore.follower import Follower
+from parley.eventstore.port import EventStore
+from parley.messaging.conversation import is_agent
+
+__all__ = ["Directory", "Pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A delivery an agent has not answered yet."""
+
+    conversation_id: str
+    reply_with: str | None
+    expects_reply: bool
+
+
+class Directory(Follower):
+    """Agents by id, their unanswered deliveries, and deliveries not yet taken."""
+
+    name = "messaging-directory"
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self._agents: dict[str, Agent] = {}
+        self._pending: dict[str, dict[str, Pending]] = {}
+        self._total: dict[str, int] = {}
+        self._untaken: dict[tuple[str, str], str] = {}
+        self._by_message: dict[tuple[str, str], str] = {}
+        self._by_key: dict[tuple[str, str], str] = {}
+
+    # --- reads -------------------------------------------------------------------------
+
+    def get(self, agent_id: str, namespace: str) -> Agent | None:
+        """The agent, unless unknown, deleted or of another namespace."""
+        agent = self._agents.get(agent_id)
+        if agent is None or agent.deleted or agent.namespace != namespace:
+            return None
+        return agent
+
+    def with_capability(self, namespace: str, capability: str) -> list[Agent]:
+        """Live agents of ``namespace`` that have ``capability``, in any state."""
+        return [
+            a
+            for a in self._agents.values()
+            if not a.deleted and a.namespace == namespace and capability in a.spec.capabilities
+        ]
+
+    def load(self, agent_id: str) -> tuple[int, int]:
+        """(deliveries not answered yet, deliveries ever) — lower is less loaded."""
+        return len(self._pending.get(agent_id, ())), self._total.get(agent_id, 0)
+
+    def conversation_of_message(self, namespace: str, message_id: str) -> str | None:
+        """The conversation a message id was recorded in (de-duplication by message id)."""
+        return self._by_message.get((namespace, message_id))
+
+    def conversation_of(self, namespace: str, key: str) -> str | None:
+        """The conversation of the message an ``in-reply-to`` names (its id or
+        ``reply-with``; the newest message with that ``reply-with`` wins)."""
+        return self._by_message.get((namespace, key)) or self._by_key.get((namespace, key))
+
+    def untaken(self) -> dict[tuple[str, str], str]:
+        """(message id, receiver) → conversation id, for deliveries no runtime has taken."""
+        return dict(self._untaken)
+
+    # --- the fold ----------------------------------------------------------------------
+
+    def fold(self, event: Event) -> None:
+        """Fold agent and conversation events; skip the rest."""
+        if event.stream.startswith("agent-"):
+            agent = evolve(self._agents.get(event.subject), event)
+            if agent is not None:
+                self._agents[agent.id] = agent
+        elif event.stream.startswith("conversation-"):
+            self._fold_message(event)
+
+    def _fold_message(self, event: Event) -> None:
+        if event.type == "message.sent":
+            message = msgspec.convert(event.data, MessageSent).message
+            self.queued(message, message.receivers)
+            self._by_message[(event.namespace, message.message_id)] = message.conversation_id
+            if message.reply_with:
+                self._by_key[(event.namespace, message.reply_with)] = message.conversation_id
+            if message.in_reply_to and is_agent(message.sender):
+                self.answered(message.sender, message.conversation_id, message.in_reply_to)
+        elif event.type == "message.delivered":
+            taken = msgspec.convert(event.data, MessageDelivered)
+            self._untaken.pop((taken.message_id, taken.receiver), None)
+            pending = self._pending.get(taken.receiver, {})
+            entry = pending.get(taken.message_id)
+            if entry is not None and not entry.expects_reply:
+                del pending[taken.message_id]
+        elif event.type == "message.failed":
+            failure = msgspec.convert(event.data, MessageFailed)
+            self._untaken.pop((failure.message_id, failure.receiver), None)
+            self._pending.get(failure.receiver, {}).pop(failure.message_id, None)
+
+    def queued(self, message: AclMessage, receivers: list[str]) -> None:
+        """Count deliveries of ``message`` to ``receivers`` (idempotent): from its event, or
+        at once on sending, so that capability routing sees them before the event is back."""
+        message_id, conversation_id = message.message_id, message.conversation_id
+        expects = message.performative in PROTOCOL_REPLIES
+        for receiver in receivers:
+            if receiver.startswith("user:"):
+                continue
+            self._untaken.setdefault((message_id, receiver), conversation_id)
+            if not is_agent(receiver):
+                continue
+            pending = self._pending.setdefault(receiver, {})
+            if message_id not in pending:
+                pending[message_id] = Pending(conversation_id, message.reply_with, expects)
+                self._total[receiver] = self._total.get(receiver, 0) + 1
+
+    def answered(self, agent_id: str, conversation_id: str, in_reply_to: str) -> None:
+        """``agent_id`` answered the message ``in_reply_to`` names: it no longer loads it."""
+        pending = self._pending.get(agent_id)
+        if not pending:
+            return
+        for message_id, entry in list(pending.items()):
+            if entry.conversation_id == conversation_id and in_reply_to in (
+                message_id,
+                entry.reply_with,
+            ):
+                del pending[message_id]
+
+    @staticmethod
+    def running(agent: Agent | None) -> bool:
+        """Whether ``agent`` takes deliveries."""
+        return agent is not None and agent.state is AgentState.RUNNING

@@ -1,0 +1,157 @@
+"""Wiring: the tasks service's FastStream app. No connections at import time.
+
+Commands arrive on ``parley.cmd.tasks.<verb>`` (queue group ``parley-tasks``); each handler
+gets a decoded command and returns a :class:`TaskReply`; every exception becomes an error
+reply in one place. On start-up the directory and the watch catch up with the store (the
+watch re-arms the deadlines of open rounds and runs), the messages a dead process failed to
+send are sent, and the inbox starts pulling.
+"""
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import nats
+from faststream import FastStream
+from faststream.nats import NatsBroker, NatsMessage
+
+from parley.contracts import subjects
+from parley.contracts.tasks import (
+    SERVICE,
+    CancelTask,
+    CreateTask,
+    DistributeTask,
+    StartRun,
+    TaskReply,
+)
+from parley.eventstore.factory import open_store
+from parley.kit.service import create_service
+from parley.tasks.contractnet import ContractNet
+from parley.tasks.directory import Directory
+from parley.tasks.errors import error_body
+from parley.tasks.inbox import Inbox
+from parley.tasks.runs import GroupRuns
+from parley.tasks.settings import TasksSettings
+from parley.tasks.shell import Mailer
+from parley.tasks.watch import Kind, Watch
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+_encode = msgspec.json.Encoder().encode
+_CATCH_UP_S = 60.0
+
+
+class Tasks:
+    """The process's handlers, built once its connections are open."""
+
+    def __init__(self, contract_net: ContractNet, runs: GroupRuns) -> None:
+        self.contract_net, self.runs = contract_net, runs
+
+
+Handler = Callable[[Tasks, Any], Awaitable[TaskReply]]
+
+ROUTES: dict[str, tuple[type[msgspec.Struct], Handler]] = {
+    "create_task": (CreateTask, lambda t, c: t.contract_net.create(c)),
+    "distribute_task": (DistributeTask, lambda t, c: t.contract_net.distribute(c)),
+    "cancel_task": (CancelTask, lambda t, c: t.contract_net.cancel(c)),
+    "start_run": (StartRun, lambda t, c: t.runs.start(c)),
+}
+"""Verb → (command type, handler)."""
+
+
+def create_app(settings: TasksSettings) -> FastStream:
+    """The tasks service."""
+    holder: dict[str, Tasks] = {}
+
+    def route(broker: NatsBroker, verb: str, command_type: type[Any], handle: Handler) -> None:
+        decoder = msgspec.json.Decoder(command_type)
+
+        @broker.subscriber(
+            subjects.cmd(SERVICE, verb),
+            queue=subjects.queue(SERVICE),
+            max_workers=settings.max_in_flight,
+            title=f"tasks.{verb}",
+            description=f"Command: {command_type.__doc__}",
+        )
+        async def handler(msg: NatsMessage) -> bytes:
+            try:
+                reply = await handle(holder["tasks"], decoder.decode(msg.body))
+            except Exception as exc:  # every failure becomes an error reply
+                reply = TaskReply(ok=False, error=error_body(exc))
+            return _encode(reply)
+
+    def register(broker: NatsBroker) -> None:
+        for verb, (command_type, handle) in ROUTES.items():
+            route(broker, verb, command_type, handle)
+
+    app = create_service(
+        SERVICE, settings, register, description="Contract Net rounds and cluster group runs."
+    )
+    closers: list[Callable[[], Awaitable[None]]] = []
+
+    @app.on_startup
+    async def open_connections() -> None:
+        nc = await nats.connect(
+            settings.nats_url,
+            name="parley-tasks",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+        closers.append(nc.drain)
+        store = await open_store(
+            backend=settings.eventstore,
+            nats_url=settings.nats_url,
+            kurrentdb_url=settings.kurrentdb_url,
+            nc=nc,
+        )
+        closers.append(store.close)
+        directory = Directory(store)
+        await directory.start()
+        closers.append(directory.stop)
+
+        async def on_due(kind: Kind, key: str) -> None:
+            tasks = holder.get("tasks")
+            if tasks is None:
+                return  # still starting: the recovery pass below handles it
+            if kind == "task":
+                await tasks.contract_net.on_due(key)
+            else:
+                await tasks.runs.on_due(key)
+
+        watch = Watch(store, on_due)
+        mailer = Mailer(nc, settings.tasks_send_timeout)
+        tasks = Tasks(
+            ContractNet(store, directory, watch, mailer, settings),
+            GroupRuns(store, directory, watch, mailer),
+        )
+        holder["tasks"] = tasks
+        await watch.start()
+        closers.append(watch.stop)
+        if not await watch.wait_for(watch.target_position, _CATCH_UP_S):
+            log.warning("the watch did not catch up in %ss; recovering what it has", _CATCH_UP_S)
+        await directory.wait_for(directory.target_position, _CATCH_UP_S)
+        await tasks.contract_net.recover()
+        await tasks.runs.recover()
+        inbox = Inbox(
+            nc.jetstream(),
+            tasks=tasks.contract_net.on_messages,
+            runs=tasks.runs.on_messages,
+            ack_wait=settings.tasks_ack_wait,
+            batch=settings.tasks_inbox_batch,
+        )
+        await inbox.start()
+        closers.append(inbox.stop)
+
+    @app.after_shutdown
+    async def close_connections() -> None:
+        holder.pop("tasks", None)
+        while closers:
+            close = closers.pop()
+            try:
+                await close()
+            except Exception:
+                log.exception("error while shutting down")
+
+    return app

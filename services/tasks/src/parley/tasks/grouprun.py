@@ -1,0 +1,463 @@
+"""The group run aggregate (stream ``grouprun-<id>``): pure ``decide`` and ``evolve``.
+
+A run sends its cluster's agents FIPA ``request`` messages whose content is the stage's
+input, and folds their ``inform`` (``{"result"}``) / ``failure`` answers:
+
+- ``parallel``: every agent gets the input; the result maps each agent that succeeded to
+  its output (the run fails only when every agent failed).
+- ``map-reduce`` (≥ 3 agents): the first n-1 agents map — a list input is split into n-1
+  contiguous parts (agents whose part is empty sit out), any other input goes whole to each
+  — then the last agent reduces the list of the mappers' outputs.
+- ``pipeline``: agent k gets agent k-1's output; the last output is the result.
+- ``race`` (≥ 2 agents): the first ``inform`` wins; the others get a FIPA ``cancel`` and
+  are listed in ``cancelled``.
+
+``timeout_seconds`` bounds the whole run (outstanding agents are cancelled). The budget is
+checked against the usage agents report in their answers (``usage``: ``tokens``,
+``cost_usd``); agents that report none are held to their own budgets.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from parley.contracts.acl import Performative
+from parley.contracts.envelope import Event
+from parley.contracts.errors import ErrorCode
+from parley.contracts.registry import Budget
+from parley.contracts.tasks import (
+    RUN_EVENT_TYPES,
+    GroupStrategy,
+    RunAgentResult,
+    RunFinishedEvent,
+    RunRequested,
+    RunStarted,
+)
+from parley.tasks.task import Mail, TaskRefusal
+
+__all__ = [
+    "MIN_AGENTS",
+    "Request",
+    "Run",
+    "RunDecision",
+    "RunReply",
+    "RunTick",
+    "Start",
+    "decide",
+    "evolve",
+    "pending_mail",
+    "split",
+]
+
+MIN_AGENTS: dict[str, int] = {"parallel": 1, "pipeline": 1, "race": 2, "map-reduce": 3}
+_P = Performative
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """A request sent to one agent."""
+
+    agent_id: str
+    stage: str
+    message_id: str
+    input: Any = None
+
+
+class Run(msgspec.Struct, frozen=True, kw_only=True):
+    """A group run as folded from its stream."""
+
+    id: str
+    namespace: str
+    cluster: str
+    strategy: GroupStrategy
+    agent_ids: tuple[str, ...]
+    input: Any
+    budget: Budget | None
+    timeout_seconds: float
+    started_at: datetime
+    version: int
+    updated_at: datetime
+    status: Literal["running", "completed", "failed"] = "running"
+    requests: dict[str, Request] = {}
+    """By message id, in the order sent."""
+    results: dict[str, RunAgentResult] = {}
+    """By the request's message id."""
+    result: Any = None
+    winner: str | None = None
+    cancelled: tuple[str, ...] = ()
+    error: str | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def outstanding(self) -> list[Request]:
+        """Requests without an answer yet."""
+        return [r for m, r in self.requests.items() if m not in self.results]
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When a running run times out."""
+        if self.status != "running":
+            return None
+        return self.started_at + timedelta(seconds=self.timeout_seconds)
+
+    @property
+    def spent(self) -> tuple[float, float]:
+        """Tokens and cost the agents reported."""
+        tokens = sum(r.usage.get("tokens", 0.0) for r in self.results.values())
+        cost = sum(r.usage.get("cost_usd", 0.0) for r in self.results.values())
+        return tokens, cost
+
+
+def evolve(state: Run | None, event: Event) -> Run | None:
+    """Fold one recorded event into a run."""
+    payload_type = RUN_EVENT_TYPES.get(event.type)
+    if event.type == "grouprun.started":
+        started = msgspec.convert(event.data, RunStarted)
+        return Run(
+            id=started.run_id,
+            namespace=event.namespace,
+            cluster=started.cluster,
+            strategy=started.strategy,
+            agent_ids=tuple(started.agent_ids),
+            input=started.input,
+            budget=started.budget,
+            timeout_seconds=started.timeout_seconds,
+            started_at=event.time,
+            version=event.version,
+            updated_at=event.time,
+        )
+    if state is None:
+        return None
+    if payload_type is None:
+        return msgspec.structs.replace(state, version=event.version)
+    bump: dict[str, Any] = {"version": event.version, "updated_at": event.time}
+    data = msgspec.convert(event.data, payload_type)
+    match data:
+        case RunRequested():
+            request = Request(
+                agent_id=data.agent_id,
+                stage=data.stage,
+                message_id=data.message_id,
+                input=data.input,
+            )
+            bump["requests"] = {**state.requests, data.message_id: request}
+        case RunAgentResult():
+            key = _request_of(state, data.agent_id, data.stage)
+            if key is not None:
+                bump["results"] = {**state.results, key: data}
+        case RunFinishedEvent():
+            bump |= {
+                "status": "completed" if event.type == "grouprun.completed" else "failed",
+                "result": data.result,
+                "winner": data.winner,
+                "cancelled": tuple(data.cancelled),
+                "error": data.error,
+                "finished_at": event.time,
+            }
+    return msgspec.structs.replace(state, **bump)
+
+
+def _request_of(state: Run, agent_id: str, stage: str) -> str | None:
+    for message_id, request in state.requests.items():
+        if request.agent_id == agent_id and request.stage == stage:
+            return message_id
+    return None
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+class Start(msgspec.Struct, frozen=True, kw_only=True):
+    """Start a run over ``agent_ids`` (the cluster's, in manifest order)."""
+
+    run_id: str
+    cluster: str
+    strategy: GroupStrategy
+    agent_ids: tuple[str, ...]
+    input: Any
+    budget: Budget | None = None
+    timeout_seconds: float = 120
+
+
+class RunReply(msgspec.Struct, frozen=True, kw_only=True):
+    """An agent's answer (from the inbox)."""
+
+    performative: str
+    sender: str
+    in_reply_to: str | None = None
+    content: Any = None
+
+
+class RunTick(msgspec.Struct, frozen=True, kw_only=True):
+    """The run's timer fired."""
+
+
+class RunDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """Events to append and messages to send after the append."""
+
+    events: list[tuple[str, msgspec.Struct]] = []
+    mail: list[Mail] = []
+
+
+_NOTHING = RunDecision()
+Change = tuple[str, msgspec.Struct]
+
+
+def decide(
+    state: Run | None, command: Start | RunReply | RunTick, now: datetime, mint: Callable[[], str]
+) -> RunDecision:
+    """What ``command`` does to the run at ``now``.
+
+    Raises:
+        TaskRefusal: ``VALIDATION_ERROR`` (too few agents for the strategy),
+            ``CONCURRENCY_CONFLICT`` (the id is taken) or ``RUN_NOT_FOUND``.
+    """
+    if isinstance(command, Start):
+        if state is not None:
+            raise TaskRefusal(ErrorCode.CONCURRENCY_CONFLICT, f"run id {command.run_id!r} is taken")
+        return _start(command, now, mint)
+    if state is None:
+        raise TaskRefusal(ErrorCode.RUN_NOT_FOUND, "no such run")
+    if state.status != "running":
+        return _NOTHING
+    if isinstance(command, RunTick):
+        deadline = state.deadline
+        if deadline is None or now < deadline:
+            return _NOTHING
+        return _finish(
+            state, [], ok=False, error=f"timed out after {state.timeout_seconds:g}s", mint=mint
+        )
+    return _reply(state, command, mint)
+
+
+def _start(cmd: Start, now: datetime, mint: Callable[[], str]) -> RunDecision:
+    agents = tuple(dict.fromkeys(cmd.agent_ids))
+    needed = MIN_AGENTS[cmd.strategy]
+    if len(agents) < needed:
+        raise TaskRefusal(
+            ErrorCode.VALIDATION_ERROR,
+            f"strategy {cmd.strategy} needs at least {needed} agents; the cluster has"
+            f" {len(agents)}",
+        )
+    started = RunStarted(
+        run_id=cmd.run_id,
+        cluster=cmd.cluster,
+        strategy=cmd.strategy,
+        agent_ids=list(agents),
+        input=cmd.input,
+        budget=cmd.budget,
+        timeout_seconds=cmd.timeout_seconds,
+    )
+    events: list[Change] = [("grouprun.started", started)]
+    mail: list[Mail] = []
+    if cmd.strategy in ("parallel", "race"):
+        wave = [(agent, cmd.strategy, cmd.input) for agent in agents]
+    elif cmd.strategy == "pipeline":
+        wave = [(agents[0], "pipeline[0]", cmd.input)]
+    else:
+        mappers = agents[:-1]
+        wave = [
+            (agent, "map", part)
+            for agent, part in zip(mappers, split(cmd.input, len(mappers)), strict=True)
+            if part is not _SKIP
+        ]
+    for agent, stage, value in wave:
+        _request(cmd.run_id, agent, stage, value, events, mail, mint)
+    return RunDecision(events=events, mail=mail)
+
+
+def _request(
+    run_id: str,
+    agent: str,
+    stage: str,
+    value: Any,
+    events: list[Change],
+    mail: list[Mail],
+    mint: Callable[[], str],
+) -> None:
+    message_id = mint()
+    event = RunRequested(
+        run_id=run_id, agent_id=agent, stage=stage, message_id=message_id, input=value
+    )
+    events.append(("grouprun.requested", event))
+    mail.append(_request_mail(event))
+
+
+def _request_mail(request: RunRequested | Request) -> Mail:
+    return Mail(
+        message_id=request.message_id,
+        performative=_P.REQUEST,
+        receivers=(request.agent_id,),
+        content=request.input,
+    )
+
+
+class _Skip:
+    pass
+
+
+_SKIP: Any = _Skip()
+
+
+def split(value: Any, parts: int) -> list[Any]:
+    """``value`` for each of ``parts`` mappers: list parts (``_SKIP`` when empty) or copies."""
+    if not isinstance(value, list) or not value:
+        return [value] * parts
+    size = len(value)
+    bounds = [-(-k * size // parts) for k in range(parts + 1)]  # ceil: earlier agents first
+    chunks = [value[bounds[k] : bounds[k + 1]] for k in range(parts)]
+    return [chunk if chunk else _SKIP for chunk in chunks]
+
+
+def _reply(state: Run, reply: RunReply, mint: Callable[[], str]) -> RunDecision:
+    if reply.performative not in (_P.INFORM, _P.FAILURE, _P.REFUSE, _P.NOT_UNDERSTOOD):
+        return _NOTHING
+    request = state.requests.get(reply.in_reply_to or "")
+    if request is None or request.agent_id != reply.sender:
+        request = next((r for r in state.outstanding if r.agent_id == reply.sender), None)
+    if request is None or request.message_id in state.results:
+        return _NOTHING
+    ok = reply.performative == _P.INFORM
+    content = reply.content
+    result = RunAgentResult(
+        run_id=state.id,
+        agent_id=request.agent_id,
+        stage=request.stage,
+        ok=ok,
+        output=(content.get("result") if isinstance(content, dict) else content) if ok else None,
+        error=None if ok else _reason(content, reply.performative),
+        usage=_usage(content),
+    )
+    events: list[Change] = [("grouprun.agent_result", result)]
+    after = msgspec.structs.replace(state, results={**state.results, request.message_id: result})
+    over = _over_budget(after)
+    if over:
+        return _finish(after, events, ok=False, error=over, mint=mint)
+    return _advance(after, events, request, result, mint)
+
+
+def _advance(
+    state: Run, events: list[Change], request: Request, result: RunAgentResult, mint: Callable[[], str]
+) -> RunDecision:
+    strategy = state.strategy
+    results = [state.results[m] for m in state.requests if m in state.results]
+    if strategy == "race":
+        if result.ok:
+            return _finish(
+                state, events, ok=True, result=result.output, winner=result.agent_id, mint=mint
+            )
+        if not state.outstanding:
+            return _finish(state, events, ok=False, error=_errors(results), mint=mint)
+        return RunDecision(events=events)
+    if strategy == "parallel":
+        if state.outstanding:
+            return RunDecision(events=events)
+        outputs = {r.agent_id: r.output for r in results if r.ok}
+        if not outputs:
+            return _finish(state, events, ok=False, error=_errors(results), mint=mint)
+        return _finish(state, events, ok=True, result=outputs, mint=mint)
+    if strategy == "pipeline":
+        if not result.ok:
+            return _finish(state, events, ok=False, error=_errors([result]), mint=mint)
+        index = int(request.stage.removeprefix("pipeline[").rstrip("]"))
+        if index + 1 >= len(state.agent_ids):
+            return _finish(state, events, ok=True, result=result.output, mint=mint)
+        mail: list[Mail] = []
+        _request(
+            state.id,
+            state.agent_ids[index + 1],
+            f"pipeline[{index + 1}]",
+            result.output,
+            events,
+            mail,
+            mint,
+        )
+        return RunDecision(events=events, mail=mail)
+    # map-reduce
+    if request.stage == "reduce":
+        if result.ok:
+            return _finish(state, events, ok=True, result=result.output, mint=mint)
+        return _finish(state, events, ok=False, error=_errors([result]), mint=mint)
+    if state.outstanding:
+        return RunDecision(events=events)
+    mapped = [r.output for r in results if r.ok and r.stage == "map"]
+    if not mapped:
+        return _finish(state, events, ok=False, error=_errors(results), mint=mint)
+    mail = []
+    _request(state.id, state.agent_ids[-1], "reduce", mapped, events, mail, mint)
+    return RunDecision(events=events, mail=mail)
+
+
+def _finish(
+    state: Run,
+    events: list[Change],
+    *,
+    ok: bool,
+    mint: Callable[[], str],
+    result: Any = None,
+    winner: str | None = None,
+    error: str | None = None,
+) -> RunDecision:
+    """End the run; agents still working get a FIPA `cancel`."""
+    cancelled = list(dict.fromkeys(r.agent_id for r in state.outstanding))
+    finished = RunFinishedEvent(
+        run_id=state.id, result=result, winner=winner, cancelled=cancelled, error=error
+    )
+    mail = [
+        Mail(
+            message_id=mint(),
+            performative=_P.CANCEL,
+            receivers=(agent,),
+            content={"run_id": state.id, "reason": "the run ended"},
+        )
+        for agent in cancelled
+    ]
+    kind = "grouprun.completed" if ok else "grouprun.failed"
+    return RunDecision(events=[*events, (kind, finished)], mail=mail)
+
+
+def pending_mail(state: Run) -> list[Mail]:
+    """Requests a running run must have sent (for a restart to send any that were lost)."""
+    if state.status != "running":
+        return []
+    return [_request_mail(r) for r in state.outstanding]
+
+
+def _over_budget(state: Run) -> str | None:
+    budget = state.budget
+    if budget is None:
+        return None
+    tokens, cost = state.spent
+    if budget.max_tokens is not None and tokens > budget.max_tokens:
+        return f"budget exceeded: {tokens:g} tokens of {budget.max_tokens}"
+    if budget.max_cost_usd is not None and cost > budget.max_cost_usd:
+        return f"budget exceeded: ${cost:g} of ${budget.max_cost_usd:g}"
+    return None
+
+
+def _usage(content: Any) -> dict[str, float]:
+    usage = content.get("usage") if isinstance(content, dict) else None
+    if not isinstance(usage, dict):
+        return {}
+    found: dict[str, float] = {}
+    tokens = usage.get("tokens")
+    if tokens is None and ("input_tokens" in usage or "output_tokens" in usage):
+        tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
+    if isinstance(tokens, int | float) and not isinstance(tokens, bool):
+        found["tokens"] = float(tokens)
+    cost = usage.get("cost_usd")
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        found["cost_usd"] = float(cost)
+    return found
+
+
+def _reason(content: Any, performative: str) -> str:
+    if isinstance(content, dict) and isinstance(content.get("reason"), str):
+        return str(content["reason"])[:1024]
+    return str(performative)
+
+
+def _errors(results: list[RunAgentResult]) -> str:
+    failed = [f"{r.agent_id}: {r.error}" for r in results if not r.ok]
+    return "; ".join(failed) or "no agent succeeded"

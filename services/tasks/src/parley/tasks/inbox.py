@@ -1,0 +1,161 @@
+"""The tasks inbox: every message to a ``task:`` or ``run:`` principal, from a work queue.
+
+The messaging service puts them on ``parley.inbox.tasks`` in the work-queue stream
+``PARLEY_INBOX``. Every tasks process binds the durable pull consumer ``tasks-inbox``; it
+fetches up to ``tasks_inbox_batch`` items at a time and hands each task's (or run's) items to
+one decision, so the 50 proposals of a round that arrive together are one append, not 50
+competing ones. An item is acknowledged only after its events are appended (or when it is
+unreadable or addressed to a task that does not exist); a failed decision leaves its items
+to come back after ``ack_wait`` — to this process or another, or to this one restarted.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import msgspec
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+
+from parley.contracts.acl import AclMessage
+from parley.contracts.errors import ErrorCode
+from parley.contracts.tasks import TASKS_INBOX
+from parley.tasks.task import TaskRefusal
+
+__all__ = ["DURABLE", "STREAM", "Inbox", "ensure_inbox_stream"]
+
+log = logging.getLogger(__name__)
+
+STREAM = "PARLEY_INBOX"
+DURABLE = "tasks-inbox"
+MAX_DELIVER = 100
+_decode = msgspec.json.Decoder(AclMessage).decode
+
+Handler = Callable[[str, Sequence[AclMessage]], Awaitable[None]]
+
+
+async def ensure_inbox_stream(js: JetStreamContext) -> None:
+    """Create ``PARLEY_INBOX`` as the messaging service does, unless it exists."""
+    config = StreamConfig(
+        name=STREAM,
+        subjects=["parley.inbox.>"],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=120.0,
+    )
+    with contextlib.suppress(BadRequestError):  # exists (created by messaging or the runtime)
+        await js.add_stream(config)
+
+
+def target(msg: Msg, message: AclMessage) -> str | None:
+    """The ``task:<id>`` or ``run:<id>`` principal an inbox item is for."""
+    dedup = (msg.headers or {}).get("Nats-Msg-Id", "")
+    _, _, receiver = dedup.partition(":")
+    if receiver.startswith(("task:", "run:")):
+        return receiver
+    return next((r for r in message.receivers if r.startswith(("task:", "run:"))), None)
+
+
+class Inbox:
+    """Pulls the tasks inbox in batches and routes each principal's items to its handler."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        tasks: Handler,
+        runs: Handler,
+        ack_wait: float,
+        batch: int,
+    ) -> None:
+        self.js, self.ack_wait, self.batch = js, ack_wait, batch
+        self._handlers: dict[str, Handler] = {"task": tasks, "run": runs}
+        self._sub: JetStreamContext.PullSubscription | None = None
+        self._loop: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Create the stream (if needed) and the consumer, and start pulling."""
+        await ensure_inbox_stream(self.js)
+        await self.js.add_consumer(
+            STREAM,
+            ConsumerConfig(
+                durable_name=DURABLE,
+                filter_subject=TASKS_INBOX,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=self.ack_wait,
+                max_deliver=MAX_DELIVER,
+                max_ack_pending=max(1000, self.batch * 4),
+            ),
+        )
+        self._sub = await self.js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
+        self._loop = asyncio.create_task(self._pull(), name="tasks-inbox")
+
+    async def stop(self) -> None:
+        """Stop pulling; unfinished items come back after ``ack_wait``."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+        for running in list(self._running):
+            running.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _pull(self) -> None:
+        assert self._sub is not None
+        while True:
+            try:
+                messages = await self._sub.fetch(self.batch, timeout=1.0)
+            except (nats.errors.TimeoutError, TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tasks inbox: fetch failed; retrying")
+                await asyncio.sleep(0.5)
+                continue
+            groups: dict[str, list[tuple[Msg, AclMessage]]] = {}
+            for msg in messages:
+                try:
+                    message = _decode(msg.data)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    log.error("tasks inbox: dropping an unreadable item")
+                    await msg.term()
+                    continue
+                principal = target(msg, message)
+                if principal is None:
+                    log.warning(
+                        "tasks inbox: dropping %s (no task or run receiver)", message.message_id
+                    )
+                    await msg.ack()
+                    continue
+                groups.setdefault(principal, []).append((msg, message))
+            for principal, items in groups.items():
+                running = asyncio.create_task(self._handle(principal, items))
+                self._running.add(running)
+                running.add_done_callback(self._running.discard)
+
+    async def _handle(self, principal: str, items: list[tuple[Msg, AclMessage]]) -> None:
+        kind, _, key = principal.partition(":")
+        try:
+            await self._handlers[kind](key, [message for _, message in items])
+        except asyncio.CancelledError:
+            raise
+        except TaskRefusal as refusal:
+            if refusal.code not in (ErrorCode.TASK_NOT_FOUND, ErrorCode.RUN_NOT_FOUND):
+                log.warning("%s: answers refused (%s); dropping them", principal, refusal)
+        except Exception:
+            log.exception("%s: answers not recorded; they will be redelivered", principal)
+            for msg, _ in items:
+                with contextlib.suppress(Exception):
+                    await msg.nak(delay=1.0)
+            return
+        for msg, _ in items:
+            with contextlib.suppress(Exception):
+                await msg.ack()

@@ -1,0 +1,711 @@
+"""The task aggregate (stream ``task-<id>``): pure ``decide`` and ``evolve``, no I/O.
+
+``decide(state, command, now, mint)`` returns a :class:`Decision`: the events to append and
+the ACL messages to send once they are appended (``mint`` makes message ids; the ids of the
+messages that matter for recovery are recorded in the events). ``evolve`` folds one recorded
+event. The service loads, decides and appends at the expected version, so two deciders (two
+timers, a restarted process) cannot both end a round: the second one's append conflicts, it
+reloads, and deciding again on the new state yields nothing.
+
+Award strategies (higher score wins; equal scores go to the earliest proposal):
+
+- ``best_bid``: ``0.4·cost_score + 0.3·time_score + 0.3·confidence``, where
+  ``cost_score = lowest cost / cost`` and ``time_score = shortest time / time`` over the
+  round's proposals (1.0 when both are 0), so each part lies in [0, 1].
+- ``lowest_cost``: ``1 / (1 + cost)``; ``fastest``: ``1 / (1 + estimated_time_s)``;
+  ``highest_confidence``: ``confidence``.
+"""
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import msgspec
+
+from parley.contracts.acl import Performative
+from parley.contracts.envelope import Event
+from parley.contracts.errors import ErrorCode
+from parley.contracts.tasks import (
+    EVENT_TYPES,
+    AwardStrategy,
+    CfpSent,
+    Proposal,
+    ProposalReceived,
+    TaskAwarded,
+    TaskCancelled,
+    TaskCompleted,
+    TaskCreated,
+    TaskFailed,
+    TaskProgress,
+    TaskRefused,
+    TaskRejected,
+    TaskSpec,
+    TaskStatus,
+)
+
+__all__ = [
+    "BEST_BID_WEIGHTS",
+    "GRACE",
+    "Bid",
+    "Cancel",
+    "Create",
+    "Decision",
+    "Distribute",
+    "Mail",
+    "Reply",
+    "Task",
+    "TaskRefusal",
+    "Tick",
+    "Undeliverable",
+    "decide",
+    "evolve",
+    "pending_mail",
+    "rank",
+    "score",
+]
+
+BEST_BID_WEIGHTS = (0.4, 0.3, 0.3)
+"""Weights of cost, time and confidence in ``best_bid``."""
+GRACE = timedelta(milliseconds=250)
+"""After ``reply-by``, how long the round stays open for proposals already on their way
+(a proposal counts when it was *sent* by ``reply-by``)."""
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+_P = Performative
+
+
+class TaskRefusal(Exception):
+    """A command the task refuses, with its API error code."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+# --- state -------------------------------------------------------------------------------
+
+
+class Bid(msgspec.Struct, frozen=True, kw_only=True):
+    """A proposal as the round holds it."""
+
+    agent_id: str
+    proposal: Proposal
+    message_id: str
+    reply_with: str | None
+    order: int
+    """Arrival order in the round (ties go to the earliest)."""
+
+
+class Task(msgspec.Struct, frozen=True, kw_only=True):
+    """A task as folded from its stream."""
+
+    id: str
+    namespace: str
+    spec: TaskSpec
+    status: TaskStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    strategy: AwardStrategy | None = None
+    candidates: tuple[str, ...] = ()
+    cfp_message_id: str | None = None
+    reply_by: datetime | None = None
+    bids: dict[str, Bid] = {}
+    refusals: dict[str, str] = {}
+    rejected: dict[str, str] = {}
+    """Agent → reason (`lost`, `late`, `invalid`)."""
+    reject_messages: dict[str, str] = {}
+    """Agent → id of the `reject-proposal` it was sent."""
+    failures: dict[str, str] = {}
+    """Contractors that failed (or ran out of time) → why."""
+    round: int = 0
+    contractor: str | None = None
+    award_message_id: str | None = None
+    awarded_at: datetime | None = None
+    award_score: float | None = None
+    result: Any = None
+    progress: float | None = None
+    progress_note: str = ""
+    reason: str | None = None
+    """Why the task failed or was cancelled."""
+
+    @property
+    def finished(self) -> bool:
+        """Completed, failed or cancelled."""
+        return self.status in TERMINAL
+
+    @property
+    def answered(self) -> set[str]:
+        """Candidates that proposed or refused (or whose answer was rejected)."""
+        return {*self.bids, *self.refusals, *self.rejected} & set(self.candidates)
+
+    @property
+    def deadline(self) -> datetime | None:
+        """When the next timer is due: the round's close, or the contractor's time limit."""
+        if self.status == "announced" and self.reply_by is not None:
+            return self.reply_by + GRACE
+        if self.status == "awarded" and self.awarded_at is not None:
+            return self.awarded_at + timedelta(seconds=self.spec.timeout_seconds)
+        return None
+
+
+def evolve(state: Task | None, event: Event) -> Task | None:
+    """Fold one recorded event into a task (unknown types only advance the version)."""
+    if event.type == "task.created":
+        created = msgspec.convert(event.data, TaskCreated)
+        return Task(
+            id=created.task_id,
+            namespace=event.namespace,
+            spec=created.spec,
+            status="created",
+            version=event.version,
+            created_at=event.time,
+            updated_at=event.time,
+        )
+    if state is None:
+        return None
+    payload_type = EVENT_TYPES.get(event.type)
+    bump: dict[str, Any] = {"version": event.version, "updated_at": event.time}
+    if payload_type is None:
+        return msgspec.structs.replace(state, version=event.version)
+    data = msgspec.convert(event.data, payload_type)
+    match data:
+        case CfpSent():
+            bump |= {
+                "status": "announced",
+                "strategy": data.strategy,
+                "candidates": tuple(data.candidates),
+                "cfp_message_id": data.message_id,
+                "reply_by": data.reply_by,
+            }
+        case ProposalReceived():
+            bid = Bid(
+                agent_id=data.agent_id,
+                proposal=data.proposal,
+                message_id=data.message_id,
+                reply_with=data.reply_with,
+                order=len(state.bids),
+            )
+            bump["bids"] = {**state.bids, data.agent_id: bid}
+        case TaskRefused():
+            bump["refusals"] = {**state.refusals, data.agent_id: data.reason}
+        case TaskRejected():
+            bump["rejected"] = {**state.rejected, data.agent_id: data.reason}
+            if data.message_id:
+                bump["reject_messages"] = {**state.reject_messages, data.agent_id: data.message_id}
+        case TaskAwarded():
+            failures = state.failures
+            if state.contractor is not None and data.previous_failure is not None:
+                failures = {**failures, state.contractor: data.previous_failure}
+            bump |= {
+                "status": "awarded",
+                "round": data.round,
+                "contractor": data.agent_id,
+                "award_message_id": data.message_id,
+                "awarded_at": event.time,
+                "award_score": data.score,
+                "failures": failures,
+                "progress": None,
+                "progress_note": "",
+            }
+        case TaskProgress():
+            bump |= {"progress": data.percent, "progress_note": data.note}
+        case TaskCompleted():
+            bump |= {"status": "completed", "result": data.result}
+        case TaskFailed():
+            bump |= {
+                "status": "failed",
+                "reason": data.reason,
+                "failures": {**state.failures, **data.failures},
+                "refusals": {**state.refusals, **data.refusals},
+            }
+        case TaskCancelled():
+            bump |= {"status": "cancelled", "reason": data.reason}
+    return msgspec.structs.replace(state, **bump)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+class Create(msgspec.Struct, frozen=True, kw_only=True):
+    """Record a new task."""
+
+    task_id: str
+    spec: TaskSpec
+
+
+class Distribute(msgspec.Struct, frozen=True, kw_only=True):
+    """Announce the task to ``candidates`` (resolved by the service)."""
+
+    candidates: tuple[str, ...]
+    strategy: AwardStrategy
+    max_wait_seconds: float
+    no_candidates_reason: str = "no agent matches the task's requirements"
+
+
+class Reply(msgspec.Struct, frozen=True, kw_only=True):
+    """An ACL message to the task (from the inbox)."""
+
+    performative: str
+    sender: str
+    message_id: str
+    content: Any = None
+    reply_with: str | None = None
+    sent_at: datetime | None = None
+
+
+class Undeliverable(msgspec.Struct, frozen=True, kw_only=True):
+    """The messaging service could not deliver the cfp to these agents (agent → why)."""
+
+    reasons: dict[str, str]
+
+
+class Tick(msgspec.Struct, frozen=True, kw_only=True):
+    """A timer fired: close the round, or fail a contractor past its time limit."""
+
+
+class Cancel(msgspec.Struct, frozen=True, kw_only=True):
+    """Cancel the task."""
+
+    reason: str | None = None
+
+
+Command = Create | Distribute | Reply | Undeliverable | Tick | Cancel
+
+
+class Mail(msgspec.Struct, frozen=True, kw_only=True):
+    """An ACL message to send once the decision's events are appended."""
+
+    message_id: str
+    performative: Performative
+    receivers: tuple[str, ...]
+    content: Any
+    in_reply_to: str | None = None
+    reply_by: datetime | None = None
+
+
+class Decision(msgspec.Struct, frozen=True, kw_only=True):
+    """Events to append (type, payload) and messages to send after the append."""
+
+    events: list[tuple[str, msgspec.Struct]] = []
+    mail: list[Mail] = []
+
+
+_NOTHING = Decision()
+
+
+def decide(
+    state: Task | None, command: Command, now: datetime, mint: Callable[[], str]
+) -> Decision:
+    """What ``command`` does to the task at ``now``.
+
+    Raises:
+        TaskRefusal: ``TASK_NOT_FOUND``, ``CONCURRENCY_CONFLICT`` (the id is taken) or
+            ``INVALID_STATE_TRANSITION``.
+    """
+    if isinstance(command, Create):
+        if state is not None:
+            raise TaskRefusal(
+                ErrorCode.CONCURRENCY_CONFLICT, f"task id {command.task_id!r} is taken"
+            )
+        return Decision(
+            events=[("task.created", TaskCreated(task_id=command.task_id, spec=command.spec))]
+        )
+    if state is None:
+        raise TaskRefusal(ErrorCode.TASK_NOT_FOUND, "no such task")
+    match command:
+        case Distribute():
+            return _distribute(state, command, now, mint)
+        case Reply():
+            return _reply(state, command, now, mint)
+        case Undeliverable():
+            return _undeliverable(state, command, now, mint)
+        case Tick():
+            return _tick(state, now, mint)
+        case Cancel():
+            return _cancel(state, command, mint)
+    raise TypeError(f"unknown command {command!r}")
+
+
+def _distribute(state: Task, cmd: Distribute, now: datetime, mint: Callable[[], str]) -> Decision:
+    if state.status != "created":
+        raise TaskRefusal(
+            ErrorCode.INVALID_STATE_TRANSITION,
+            f"task {state.id} is {state.status}; only a created task can be distributed",
+        )
+    if not cmd.candidates:
+        failed = TaskFailed(task_id=state.id, reason=cmd.no_candidates_reason)
+        return Decision(events=[("task.failed", failed)])
+    message_id = mint()
+    reply_by = now + timedelta(seconds=cmd.max_wait_seconds)
+    cfp = CfpSent(
+        task_id=state.id,
+        candidates=list(dict.fromkeys(cmd.candidates)),
+        strategy=cmd.strategy,
+        reply_by=reply_by,
+        message_id=message_id,
+    )
+    announced = msgspec.structs.replace(
+        state,
+        status="announced",
+        strategy=cmd.strategy,
+        candidates=tuple(cfp.candidates),
+        cfp_message_id=message_id,
+        reply_by=reply_by,
+    )
+    return Decision(events=[("task.cfp_sent", cfp)], mail=[_cfp_mail(announced)])
+
+
+def _reply(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) -> Decision:
+    agent = reply.sender
+    performative = reply.performative
+    if performative == _P.PROPOSE:
+        return _propose(state, reply, now, mint)
+    if performative in (_P.REFUSE, _P.NOT_UNDERSTOOD):
+        if state.status != "announced" or agent not in state.candidates:
+            return _NOTHING
+        if agent in state.answered:
+            return _NOTHING
+        reason = _reason(reply.content, default=performative)
+        events: list[tuple[str, msgspec.Struct]] = [
+            ("task.refused", TaskRefused(task_id=state.id, agent_id=agent, reason=reason))
+        ]
+        after = _with_refusal(state, agent, reason)
+        return _close_if_complete(after, events, mint)
+    if performative in (_P.INFORM, _P.FAILURE):
+        if state.status != "awarded" or agent != state.contractor:
+            return _NOTHING  # a late answer of a replaced contractor, or noise
+        if performative == _P.FAILURE:
+            return _contractor_failed(state, _reason(reply.content, default="failure"), mint)
+        content = reply.content
+        if isinstance(content, dict) and "progress" in content and "result" not in content:
+            progress = _progress(content)
+            if progress is None:
+                return _NOTHING
+            percent, note = progress
+            event = TaskProgress(task_id=state.id, agent_id=agent, percent=percent, note=note)
+            return Decision(events=[("task.progress", event)])
+        result = content.get("result") if isinstance(content, dict) else content
+        done = TaskCompleted(task_id=state.id, agent_id=agent, result=result)
+        return Decision(events=[("task.completed", done)])
+    return _NOTHING
+
+
+def _propose(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) -> Decision:
+    agent = reply.sender
+    if agent not in state.candidates or agent in state.answered:
+        return _NOTHING  # not asked, or a redelivered/second answer
+    if state.status == "created":
+        return _NOTHING
+    sent = reply.sent_at or now
+    on_time = state.status == "announced" and state.reply_by is not None and sent <= state.reply_by
+    answer_to = reply.reply_with or reply.message_id
+    if not on_time:
+        return _reject(state, agent, "late", answer_to, mint)
+    try:
+        proposal = msgspec.convert(reply.content, Proposal)
+    except msgspec.ValidationError:
+        return _reject(state, agent, "invalid", answer_to, mint)
+    received = ProposalReceived(
+        task_id=state.id,
+        agent_id=agent,
+        proposal=proposal,
+        message_id=reply.message_id,
+        reply_with=reply.reply_with,
+    )
+    bid = Bid(
+        agent_id=agent,
+        proposal=proposal,
+        message_id=reply.message_id,
+        reply_with=reply.reply_with,
+        order=len(state.bids),
+    )
+    after = msgspec.structs.replace(state, bids={**state.bids, agent: bid})
+    return _close_if_complete(after, [("task.proposal_received", received)], mint)
+
+
+def _reject(
+    state: Task, agent: str, reason: Literal["late", "invalid"], answer_to: str, mint: Callable[[], str]
+) -> Decision:
+    message_id = mint()
+    event = TaskRejected(task_id=state.id, agent_id=agent, reason=reason, message_id=message_id)
+    mail = Mail(
+        message_id=message_id,
+        performative=_P.REJECT_PROPOSAL,
+        receivers=(agent,),
+        content={"task_id": state.id, "reason": reason},
+        in_reply_to=answer_to,
+    )
+    return Decision(events=[("task.rejected", event)], mail=[mail])
+
+
+def _undeliverable(
+    state: Task, cmd: Undeliverable, now: datetime, mint: Callable[[], str]
+) -> Decision:
+    if state.status != "announced":
+        return _NOTHING
+    events: list[tuple[str, msgspec.Struct]] = []
+    after = state
+    for agent, why in cmd.reasons.items():
+        if agent in state.candidates and agent not in after.answered:
+            reason = f"not delivered: {why}"
+            events.append(
+                ("task.refused", TaskRefused(task_id=state.id, agent_id=agent, reason=reason))
+            )
+            after = _with_refusal(after, agent, reason)
+    if not events:
+        return _NOTHING
+    return _close_if_complete(after, events, mint)
+
+
+def _tick(state: Task, now: datetime, mint: Callable[[], str]) -> Decision:
+    deadline = state.deadline
+    if deadline is None or now < deadline:
+        return _NOTHING
+    if state.status == "announced":
+        return _close(state, [], mint)
+    limit = f"no result within {state.spec.timeout_seconds:g}s"
+    decision = _contractor_failed(state, limit, mint)
+    assert state.contractor is not None
+    stop = Mail(
+        message_id=mint(),
+        performative=_P.CANCEL,
+        receivers=(state.contractor,),
+        content={"task_id": state.id, "reason": limit},
+    )
+    return Decision(events=decision.events, mail=[stop, *decision.mail])
+
+
+def _cancel(state: Task, cmd: Cancel, mint: Callable[[], str]) -> Decision:
+    if state.finished:
+        raise TaskRefusal(
+            ErrorCode.INVALID_STATE_TRANSITION, f"task {state.id} is already {state.status}"
+        )
+    contractor = state.contractor if state.status == "awarded" else None
+    message_id = mint() if contractor else None
+    event = TaskCancelled(
+        task_id=state.id, reason=cmd.reason, contractor=contractor, message_id=message_id
+    )
+    mail = []
+    if contractor and message_id:
+        mail.append(
+            Mail(
+                message_id=message_id,
+                performative=_P.CANCEL,
+                receivers=(contractor,),
+                content={"task_id": state.id, "reason": cmd.reason or "cancelled"},
+            )
+        )
+    return Decision(events=[("task.cancelled", event)], mail=mail)
+
+
+# --- the round ---------------------------------------------------------------------------
+
+
+def _close_if_complete(
+    state: Task, events: list[tuple[str, msgspec.Struct]], mint: Callable[[], str]
+) -> Decision:
+    """Close the round now when every candidate has answered; else just record."""
+    if set(state.candidates) <= state.answered:
+        return _close(state, events, mint)
+    return Decision(events=events)
+
+
+def _close(state: Task, events: list[tuple[str, msgspec.Struct]], mint: Callable[[], str]) -> Decision:
+    """Award the best proposal and reject the rest, or fail with the refusals."""
+    ranked = rank(list(state.bids.values()), state.strategy or "best_bid")
+    if not ranked:
+        silent = [a for a in state.candidates if a not in state.answered]
+        reason = (
+            "every candidate refused"
+            if state.refusals and not silent
+            else "no proposal before the deadline"
+        )
+        failed = TaskFailed(task_id=state.id, reason=reason, refusals=dict(state.refusals))
+        return Decision(events=[*events, ("task.failed", failed)])
+    (winner, best), *rest = ranked
+    award, mail = _award(state, winner, best, 1, None, mint)
+    events = [*events, award]
+    for bid, _ in rest:
+        if bid.agent_id in state.rejected:
+            continue
+        message_id = mint()
+        events.append(
+            (
+                "task.rejected",
+                TaskRejected(
+                    task_id=state.id, agent_id=bid.agent_id, reason="lost", message_id=message_id
+                ),
+            )
+        )
+        mail.append(
+            Mail(
+                message_id=message_id,
+                performative=_P.REJECT_PROPOSAL,
+                receivers=(bid.agent_id,),
+                content={"task_id": state.id, "reason": "lost"},
+                in_reply_to=bid.reply_with or bid.message_id,
+            )
+        )
+    return Decision(events=events, mail=mail)
+
+
+def _award(
+    state: Task, bid: Bid, value: float, round_: int, failure: str | None, mint: Callable[[], str]
+) -> tuple[tuple[str, msgspec.Struct], list[Mail]]:
+    message_id = mint()
+    event = TaskAwarded(
+        task_id=state.id,
+        agent_id=bid.agent_id,
+        proposal=bid.proposal,
+        score=round(value, 6),
+        round=round_,
+        message_id=message_id,
+        previous_failure=failure,
+    )
+    mail = Mail(
+        message_id=message_id,
+        performative=_P.ACCEPT_PROPOSAL,
+        receivers=(bid.agent_id,),
+        content=_task_content(state),
+        in_reply_to=bid.reply_with or bid.message_id,
+    )
+    return ("task.awarded", event), [mail]
+
+
+def _contractor_failed(state: Task, why: str, mint: Callable[[], str]) -> Decision:
+    """Re-award to the next best proposal, or fail the task when none is left."""
+    assert state.contractor is not None
+    failures = {**state.failures, state.contractor: why}
+    # The order is the round's (best_bid scores are relative to all of its proposals).
+    ranked = [
+        (bid, value)
+        for bid, value in rank(list(state.bids.values()), state.strategy or "best_bid")
+        if bid.agent_id not in failures
+    ]
+    if not ranked:
+        failed = TaskFailed(
+            task_id=state.id,
+            reason="every awarded agent failed",
+            failures=failures,
+            refusals=dict(state.refusals),
+        )
+        return Decision(events=[("task.failed", failed)])
+    bid, value = ranked[0]
+    award, mail = _award(state, bid, value, state.round + 1, why, mint)
+    return Decision(events=[award], mail=mail)
+
+
+def score(bids: list[Bid], strategy: AwardStrategy) -> dict[str, float]:
+    """Each bid's score under ``strategy`` (higher is better; see the module docstring)."""
+    if not bids:
+        return {}
+    if strategy == "lowest_cost":
+        return {b.agent_id: 1 / (1 + b.proposal.cost) for b in bids}
+    if strategy == "fastest":
+        return {b.agent_id: 1 / (1 + b.proposal.estimated_time_s) for b in bids}
+    if strategy == "highest_confidence":
+        return {b.agent_id: b.proposal.confidence for b in bids}
+    w_cost, w_time, w_conf = BEST_BID_WEIGHTS
+    low_cost = min(b.proposal.cost for b in bids)
+    low_time = min(b.proposal.estimated_time_s for b in bids)
+    return {
+        b.agent_id: w_cost * _relative(low_cost, b.proposal.cost)
+        + w_time * _relative(low_time, b.proposal.estimated_time_s)
+        + w_conf * b.proposal.confidence
+        for b in bids
+    }
+
+
+def rank(bids: list[Bid], strategy: AwardStrategy) -> list[tuple[Bid, float]]:
+    """Bids best first, with their scores; equal scores keep arrival order."""
+    scores = score(bids, strategy)
+    ordered = sorted(bids, key=lambda b: (-scores[b.agent_id], b.order))
+    return [(b, scores[b.agent_id]) for b in ordered]
+
+
+def _relative(best: float, value: float) -> float:
+    if value <= 0:
+        return 1.0
+    return best / value
+
+
+# --- messages ----------------------------------------------------------------------------
+
+
+def _task_content(state: Task) -> dict[str, Any]:
+    spec = state.spec
+    return {
+        "task_id": state.id,
+        "name": spec.name,
+        "description": spec.description,
+        "data": spec.data,
+        "requirements": msgspec.to_builtins(spec.requirements) if spec.requirements else None,
+    }
+
+
+def _cfp_mail(state: Task) -> Mail:
+    assert state.cfp_message_id is not None
+    return Mail(
+        message_id=state.cfp_message_id,
+        performative=_P.CFP,
+        receivers=state.candidates,
+        content=_task_content(state),
+        reply_by=state.reply_by,
+    )
+
+
+def pending_mail(state: Task) -> list[Mail]:
+    """Messages an open task must have sent (for a restart to send any that were lost)."""
+    if state.status == "announced":
+        return [_cfp_mail(state)]
+    if state.status != "awarded" or state.contractor is None:
+        return []
+    bid = state.bids.get(state.contractor)
+    mail: list[Mail] = []
+    if bid is not None and state.award_message_id:
+        mail.append(
+            Mail(
+                message_id=state.award_message_id,
+                performative=_P.ACCEPT_PROPOSAL,
+                receivers=(bid.agent_id,),
+                content=_task_content(state),
+                in_reply_to=bid.reply_with or bid.message_id,
+            )
+        )
+    for agent, message_id in state.reject_messages.items():
+        rejected = state.bids.get(agent)
+        mail.append(
+            Mail(
+                message_id=message_id,
+                performative=_P.REJECT_PROPOSAL,
+                receivers=(agent,),
+                content={"task_id": state.id, "reason": state.rejected.get(agent, "lost")},
+                in_reply_to=(rejected.reply_with or rejected.message_id) if rejected else None,
+            )
+        )
+    return mail
+
+
+def _with_refusal(state: Task, agent: str, reason: str) -> Task:
+    return msgspec.structs.replace(state, refusals={**state.refusals, agent: reason})
+
+
+def _reason(content: Any, *, default: str) -> str:
+    if isinstance(content, dict) and isinstance(content.get("reason"), str):
+        return str(content["reason"])[:1024]
+    if isinstance(content, str) and content:
+        return content[:1024]
+    return str(default)
+
+
+def _progress(content: dict[str, Any]) -> tuple[float | None, str] | None:
+    value = content.get("progress")
+    note = content.get("note") if isinstance(content.get("note"), str) else ""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        percent = float(value) * 100 if 0 <= value <= 1 else float(value)
+        return max(0.0, min(100.0, percent)), str(note)
+    if isinstance(value, str):
+        return None, value[:1024]
+    return None

@@ -45,6 +45,7 @@ from parley.contracts.acl import (
     SendMessage,
     conversation_stream,
 )
+from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
@@ -71,6 +72,8 @@ _TURN_PERFORMATIVES = frozenset(
 )
 _NAMESPACE = uuid.UUID("6f1d7a52-52f4-4c1e-9d0e-7d7f3c1a2b90")
 _REPLY_TIMEOUT_S = 10.0
+_DEDUPE_WINDOW_S = 100.0
+"""A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
 
 Answer = tuple[Performative, dict[str, Any]]
@@ -131,6 +134,9 @@ class Inbox:
             await msg.term()
             return
         agent_id = msg.subject.rsplit(".", 1)[-1]
+        if self._maybe_seen(msg, message) and await self._answered(message, agent_id):
+            await msg.ack()  # a redelivery of work already done: no second turn
+            return
         keep = asyncio.create_task(self._keep(msg))
         try:
             await self._delivered(message, agent_id)
@@ -141,6 +147,23 @@ class Inbox:
         finally:
             keep.cancel()
         await msg.ack()
+
+    @staticmethod
+    def _maybe_seen(msg: Msg, message: AclMessage) -> bool:
+        """Whether this item may have been worked before: redelivered, or re-published after
+        JetStream's de-duplication window (the messaging service's restart sweep)."""
+        if msg.metadata.num_delivered > 1:
+            return True
+        sent = message.sent_at
+        return sent is not None and (utcnow() - sent).total_seconds() > _DEDUPE_WINDOW_S
+
+    async def _answered(self, message: AclMessage, agent_id: str) -> bool:
+        """Whether the agent's reply to ``message`` is already recorded."""
+        reply_id = derived_id(message.message_id, agent_id, "reply")
+        events = await self.deps.store.read(conversation_stream(message.conversation_id))
+        return any(
+            e.type == "message.sent" and e.data["message"]["message_id"] == reply_id for e in events
+        )
 
     async def _keep(self, msg: Msg) -> None:
         while True:

@@ -5,7 +5,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import edge, eventstore, messaging, runtime, tasks
+from bench import acl, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -52,6 +52,7 @@ async def _messaging(tmp: Path, scale: int) -> None:
     await asyncio.to_thread(stack.start)
     try:
         await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
+        await acl.round_trips(stack.edge_url, stack.nats_url, count=1_000 // scale)
     finally:
         await asyncio.to_thread(stack.stop)
 

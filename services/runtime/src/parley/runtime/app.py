@@ -62,7 +62,7 @@ class Runtime:
         self.sessions = Sessions(deps, self.turns.cache)
         self.executions = Executions(deps)
         self.scheduler = Scheduler(deps, self.executions)
-        self.inbox = Inbox(deps, self.turns, self.sessions)
+        self.inbox = Inbox(deps, self.turns)
 
 
 Handler = Callable[[Runtime, Any], Awaitable[RuntimeReply]]

@@ -142,12 +142,17 @@ class Turns:
         self.running: dict[str, asyncio.Task[TurnEnd | None]] = {}
         self.cache = SessionCache()
 
-    async def chat(self, cmd: Chat) -> RuntimeReply:
-        """Start a turn; reply when it ends, or at once for a streamed turn."""
+    async def chat(self, cmd: Chat, *, open_session: bool = False) -> RuntimeReply:
+        """Start a turn; reply when it ends, or at once for a streamed turn.
+
+        With ``open_session``, a ``session_id`` this process does not know is opened by the
+        turn's first append (a conversation the inbox derives an id for); if it exists after
+        all, that append fails and the turn starts again on the stored session.
+        """
         deps = self.deps
         if cmd.min_position:
             await deps.directory.wait_for(cmd.min_position, 2.0)
-        loaded = await self._session(cmd)
+        loaded = await self._session(cmd, open_session)
         session = loaded.state
         assert session is not None
         agent = running_agent(deps, session.agent_id, cmd.namespace) if session.agent_id else None
@@ -241,7 +246,17 @@ class Turns:
         self.cache.put(loaded)
         return loaded
 
-    async def _session(self, cmd: Chat) -> Loaded[Session]:
+    async def _session(self, cmd: Chat, open_session: bool = False) -> Loaded[Session]:
+        if cmd.session_id is not None and open_session and cmd.agent_id is not None:
+            if self.cache.get(cmd.session_id) is None:
+                running_agent(self.deps, cmd.agent_id, cmd.namespace)
+                fresh = Session(
+                    id=cmd.session_id,
+                    namespace=cmd.namespace,
+                    agent_id=cmd.agent_id,
+                    settings=SessionSettings(),
+                )
+                return Loaded(fresh, 0, 0)
         if cmd.session_id is not None:
             loaded = await self._load(cmd.session_id, cmd.namespace, fresh=bool(cmd.files))
             session = loaded.state

@@ -46,10 +46,9 @@ from parley.contracts.acl import (
     conversation_stream,
 )
 from parley.contracts.envelope import utcnow
-from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
-from parley.contracts.runtime import CancelTurn, Chat, CreateSession
+from parley.contracts.runtime import CancelTurn, Chat
 from parley.contracts.tasks import Proposal
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
@@ -58,7 +57,6 @@ from parley.runtime.chat import Turns
 from parley.runtime.context import Deps, StreamRecorder
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.messenger import send_message_command
-from parley.runtime.sessions import Sessions
 
 __all__ = ["INBOX_STREAM", "Inbox"]
 
@@ -102,8 +100,8 @@ def content_text(message: AclMessage) -> str | None:
 class Inbox:
     """Takes agents' deliveries and answers them."""
 
-    def __init__(self, deps: Deps, turns: Turns, sessions: Sessions) -> None:
-        self.deps, self.turns, self.sessions = deps, turns, sessions
+    def __init__(self, deps: Deps, turns: Turns) -> None:
+        self.deps, self.turns = deps, turns
         self._queue: WorkQueue | None = None
 
     async def start(self) -> None:
@@ -259,28 +257,16 @@ class Inbox:
             hops=message.hops,
             request_id=message.message_id,
         )
-        reply = await self.turns.chat(chat) if await self._session(chat) else None
-        if reply is None or not reply.ok or reply.chat is None:
-            reason = reply.error.message if reply is not None and reply.error else "no answer"
+        try:
+            reply = await self.turns.chat(chat, open_session=True)
+        except RuntimeFault as fault:
+            return _P.FAILURE, {"reason": fault.message}
+        if not reply.ok or reply.chat is None:
+            reason = reply.error.message if reply.error else "no answer"
             return _P.FAILURE, {"reason": reason}
         if reply.chat.outcome != "completed":
             return _P.FAILURE, {"reason": f"the turn was {reply.chat.outcome}"}
         return _P.INFORM, {"result": reply.chat.response}
-
-    async def _session(self, chat: Chat) -> bool:
-        """Open the conversation's session for the agent unless it exists."""
-        assert chat.session_id is not None
-        try:
-            await self.sessions.create(
-                CreateSession(
-                    namespace=chat.namespace, session_id=chat.session_id, agent_id=chat.agent_id
-                )
-            )
-        except RuntimeFault as fault:
-            if fault.code is not ErrorCode.CONCURRENCY_CONFLICT:
-                log.warning("could not open session %s: %s", chat.session_id, fault.message)
-                return False
-        return True
 
     async def _cancel(self, message: AclMessage, agent_id: str) -> None:
         session_id = derived_id(message.conversation_id, agent_id)

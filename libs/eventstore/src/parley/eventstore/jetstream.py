@@ -8,6 +8,7 @@ body (and the ``Parley-Version`` header). Optimistic concurrency is
 import asyncio
 import contextlib
 import json
+import random
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -50,7 +51,11 @@ _STREAM_NOT_FOUND = 10059
 # "wrong last sequence" (single and batch) and "batch contains duplicate message id": the
 # answer a retried append gets when its first try succeeded. Compare ids before conflicting.
 _MAYBE_RETRY = frozenset({10071, 10164, 10201})
-_ATTEMPTS = 8  # ANY_VERSION races, and batches the server dropped uncommitted
+_ATTEMPTS = 8  # batches the server dropped uncommitted
+_ANY_VERSION_ATTEMPTS = 64
+"""An ANY_VERSION append keeps versions dense, so it races the stream's other writers; it
+retries (with a short random pause) until it lands rather than reporting a conflict its
+caller never asked to check."""
 _BATCH_INCOMPLETE = 10176
 # The server keeps at most 50 batches in flight per stream and drops the excess.
 _BATCHES_IN_FLIGHT = 32
@@ -183,7 +188,10 @@ class JetStreamEventStore:
                 "nats-server 2.12+ and allow_atomic); append one event per call"
             )
         subject = subjects.events(stream)
-        for attempt in range(_ATTEMPTS):
+        attempts = _ANY_VERSION_ATTEMPTS if expected_version == ANY_VERSION else _ATTEMPTS
+        for attempt in range(attempts):
+            if attempt and expected_version == ANY_VERSION:
+                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
             hinted, last = self._hint(subject, expected_version) if attempt == 0 else (False, None)
             if not hinted:
                 last = await self._last(subject)

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import uuid
 from typing import Any
 
@@ -46,6 +47,7 @@ from parley.contracts.acl import (
     conversation_stream,
 )
 from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
@@ -70,6 +72,7 @@ _TURN_PERFORMATIVES = frozenset(
 )
 _NAMESPACE = uuid.UUID("6f1d7a52-52f4-4c1e-9d0e-7d7f3c1a2b90")
 _REPLY_TIMEOUT_S = 10.0
+_REPLY_ATTEMPTS = 20
 _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
@@ -294,10 +297,17 @@ class Inbox:
             hops=message.hops + 1,
             request_id=message.message_id,
         )
-        try:
-            reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
-        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-            return False
+        for attempt in range(_REPLY_ATTEMPTS):
+            try:
+                reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
+            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+                return False
+            busy = reply.error is not None and reply.error.code is ErrorCode.CONCURRENCY_CONFLICT
+            if not busy:
+                break
+            # A crowded conversation (many bidders answering one cfp): the same message id
+            # makes the retry land once.
+            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         if not reply.ok and reply.error is not None:
             log.warning(
                 "agent %s's %s to %s was refused: %s %s",

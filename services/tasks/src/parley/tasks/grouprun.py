@@ -338,7 +338,11 @@ def _reply(state: Run, reply: RunReply, mint: Callable[[], str]) -> RunDecision:
 
 
 def _advance(
-    state: Run, events: list[Change], request: Request, result: RunAgentResult, mint: Callable[[], str]
+    state: Run,
+    events: list[Change],
+    request: Request,
+    result: RunAgentResult,
+    mint: Callable[[], str],
 ) -> RunDecision:
     strategy = state.strategy
     results = [state.results[m] for m in state.requests if m in state.results]

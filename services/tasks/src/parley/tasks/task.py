@@ -424,7 +424,11 @@ def _propose(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) 
 
 
 def _reject(
-    state: Task, agent: str, reason: Literal["late", "invalid"], answer_to: str, mint: Callable[[], str]
+    state: Task,
+    agent: str,
+    reason: Literal["late", "invalid"],
+    answer_to: str,
+    mint: Callable[[], str],
 ) -> Decision:
     message_id = mint()
     event = TaskRejected(task_id=state.id, agent_id=agent, reason=reason, message_id=message_id)
@@ -510,7 +514,9 @@ def _close_if_complete(
     return Decision(events=events)
 
 
-def _close(state: Task, events: list[tuple[str, msgspec.Struct]], mint: Callable[[], str]) -> Decision:
+def _close(
+    state: Task, events: list[tuple[str, msgspec.Struct]], mint: Callable[[], str]
+) -> Decision:
     """Award the best proposal and reject the rest, or fail with the refusals."""
     ranked = rank(list(state.bids.values()), state.strategy or "best_bid")
     if not ranked:

@@ -19,6 +19,7 @@ count, are answered to the *sending agent* with a ``failure`` from ``user:parley
 import asyncio
 import contextlib
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -57,7 +58,9 @@ log = logging.getLogger(__name__)
 SYSTEM = "user:parley"
 """The principal the platform's own notices come from."""
 _IDS = uuid.UUID("0b9c7f3e-8d21-4e5a-9a61-3c2f1d7e6b54")
-_RETRIES = 8
+_RETRIES = 32
+"""Appends to a crowded conversation (agents' `message.delivered` interleave with the replies
+recorded here) retry this often, with a short random pause, before giving up."""
 _CATCH_UP_S = 1.0
 _encode = msgspec.json.Encoder().encode
 _decode_message = msgspec.json.Decoder(AclMessage).decode
@@ -151,6 +154,8 @@ class Messaging:
                 if fresh and attempt == 0:
                     conversation = self._remember(Conversation(id=conversation_id))
                 else:
+                    if attempt > 1:
+                        await asyncio.sleep(random.uniform(0, 0.001 * min(attempt, 10)))
                     conversation = await self._conversation(conversation_id, refresh=attempt > 0)
                 if (recorded := conversation.messages.get(message_id)) is not None:
                     if attempt == 0:  # the cache may miss what happened since: read the tail

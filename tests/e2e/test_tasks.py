@@ -480,3 +480,13 @@ async def test_runs_of_unknown_clusters_and_too_few_agents_are_refused(api) -> N
     assert refused.status_code == 422 and "at least 2" in refused.json()["error"]["message"]
     unknown = await api.get(f"/api/v1/clusters/{name}/runs/nope")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "RUN_NOT_FOUND"
+
+
+async def test_a_pipeline_past_its_budget_fails_with_the_reason(api) -> None:
+    name, _ = await cluster(api, strategy="pipeline")
+    # each offline turn reports its tokens; the echoes grow along the pipeline
+    view = await run(api, name, input="one two three four", budget={"max_tokens": 12})
+    assert view["status"] == "failed", view
+    assert "budget exceeded" in view["error"]
+    completed = [r for r in view["results"] if r["status"] == "completed"]
+    assert 1 <= len(completed) < 3  # it stopped before the last agent

@@ -269,7 +269,11 @@ class Inbox:
             return _P.FAILURE, {"reason": reason}
         if reply.chat.outcome != "completed":
             return _P.FAILURE, {"reason": f"the turn was {reply.chat.outcome}"}
-        return _P.INFORM, {"result": reply.chat.response}
+        usage = reply.chat.usage
+        return _P.INFORM, {
+            "result": reply.chat.response,
+            "usage": {"tokens": usage.total_tokens, "cost_usd": usage.cost_usd},
+        }
 
     async def _cancel(self, message: AclMessage, agent_id: str) -> None:
         session_id = derived_id(message.conversation_id, agent_id)

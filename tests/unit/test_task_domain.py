@@ -588,6 +588,17 @@ def test_reported_usage_past_the_budget_fails_the_run() -> None:
     assert world.run.status == "failed" and world.run.error.startswith("budget exceeded")
 
 
+def test_a_run_warns_once_at_80_percent_of_its_budget() -> None:
+    world = RunWorld("parallel", budget=Budget(max_tokens=100))
+    world.reply("a", content={"result": "x", "usage": {"tokens": 50}})
+    assert "grouprun.budget_warning" not in world.kinds
+    world.reply("b", content={"result": "x", "usage": {"tokens": 35}})
+    assert world.kinds.count("grouprun.budget_warning") == 1
+    world.reply("c", content={"result": "x", "usage": {"tokens": 5}})
+    assert world.kinds.count("grouprun.budget_warning") == 1
+    assert world.run.status == "completed"
+
+
 def test_run_events_are_registered() -> None:
     world = RunWorld("race")
     world.reply("a")

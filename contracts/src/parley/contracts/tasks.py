@@ -35,6 +35,7 @@ __all__ = [
     "ProposalReceived",
     "Requirements",
     "RunAgentResult",
+    "RunBudgetWarning",
     "RunFinishedEvent",
     "RunRequested",
     "RunStarted",
@@ -317,8 +318,19 @@ class RunFinishedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
     error: str | None = None
 
 
+class RunBudgetWarning(msgspec.Struct, kw_only=True):
+    """`grouprun.budget_warning`: the run has spent 80 % of a limit of its budget."""
+
+    run_id: str
+    kind: Literal["tokens", "cost"]
+    used: float
+    limit: float
+    ratio: float
+
+
 RUN_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "grouprun.started": RunStarted,
+    "grouprun.budget_warning": RunBudgetWarning,
     "grouprun.requested": RunRequested,
     "grouprun.agent_result": RunAgentResult,
     "grouprun.completed": RunFinishedEvent,

@@ -31,6 +31,7 @@ from parley.contracts.tasks import (
     RUN_EVENT_TYPES,
     GroupStrategy,
     RunAgentResult,
+    RunBudgetWarning,
     RunFinishedEvent,
     RunRequested,
     RunStarted,
@@ -88,6 +89,8 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     cancelled: tuple[str, ...] = ()
     error: str | None = None
     finished_at: datetime | None = None
+    warned: bool = False
+    """`grouprun.budget_warning` was recorded (once per run)."""
 
     @property
     def outstanding(self) -> list[Request]:
@@ -146,6 +149,8 @@ def evolve(state: Run | None, event: Event) -> Run | None:
             key = _request_of(state, data.agent_id, data.stage)
             if key is not None:
                 bump["results"] = {**state.results, key: data}
+        case RunBudgetWarning():
+            bump["warned"] = True
         case RunFinishedEvent():
             bump |= {
                 "status": "completed" if event.type == "grouprun.completed" else "failed",
@@ -300,6 +305,10 @@ class _Skip:
 _SKIP: Any = _Skip()
 
 
+WARNING_RATIO = 0.8
+"""Share of a run budget's limit at which `grouprun.budget_warning` is recorded."""
+
+
 def split(value: Any, parts: int) -> list[Any]:
     """``value`` for each of ``parts`` mappers: list parts (``_SKIP`` when empty) or copies."""
     if not isinstance(value, list) or not value:
@@ -334,6 +343,9 @@ def _reply(state: Run, reply: RunReply, mint: Callable[[], str]) -> RunDecision:
     over = _over_budget(after)
     if over:
         return _finish(after, events, ok=False, error=over, mint=mint)
+    if not after.warned and (warning := _budget_warning(after)) is not None:
+        events.append(("grouprun.budget_warning", warning))
+        after = msgspec.structs.replace(after, warned=True)
     return _advance(after, events, request, result, mint)
 
 
@@ -437,6 +449,23 @@ def _over_budget(state: Run) -> str | None:
         return f"budget exceeded: {tokens:g} tokens of {budget.max_tokens}"
     if budget.max_cost_usd is not None and cost > budget.max_cost_usd:
         return f"budget exceeded: ${cost:g} of ${budget.max_cost_usd:g}"
+    return None
+
+
+def _budget_warning(state: Run) -> RunBudgetWarning | None:
+    """The first limit the run has spent 80 % of, if any."""
+    budget = state.budget
+    if budget is None:
+        return None
+    tokens, cost = state.spent
+    for kind, used, limit in (
+        ("tokens", tokens, budget.max_tokens),
+        ("cost", cost, budget.max_cost_usd),
+    ):
+        if limit is not None and used >= WARNING_RATIO * limit:
+            return RunBudgetWarning(
+                run_id=state.id, kind=kind, used=used, limit=limit, ratio=round(used / limit, 4)
+            )
     return None
 
 

@@ -1,11 +1,18 @@
-"""FastStream bootstrap shared by every service: broker, health subject, tracing, logs."""
+"""FastStream bootstrap shared by every service: broker, health subject, tracing, logs.
+
+Also the two pieces every service's ``app.py`` wires the same way: a command route (decode,
+handle, every exception becomes an error reply) and the ordered shutdown of what start-up
+opened.
+"""
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import msgspec
 from faststream import FastStream
-from faststream.nats import NatsBroker
+from faststream.nats import NatsBroker, NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.specification import AsyncAPI
 
@@ -14,7 +21,9 @@ from parley.kit.logs import configure_logging
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import setup_tracing
 
-__all__ = ["create_service"]
+__all__ = ["Closers", "add_command_route", "create_service"]
+
+_encode = msgspec.json.Encoder().encode
 
 
 def create_service(
@@ -52,3 +61,63 @@ def create_service(
         logger=logging.getLogger(f"parley.{name}"),
         specification=AsyncAPI(title=f"parley-{name}", version="1", description=description),
     )
+
+
+def add_command_route(
+    broker: NatsBroker,
+    service: str,
+    verb: str,
+    command_type: type[Any],
+    handle: Callable[[Any], Awaitable[msgspec.Struct]],
+    *,
+    on_error: Callable[[Exception], msgspec.Struct],
+    max_workers: int,
+) -> None:
+    """Serve ``parley.cmd.<service>.<verb>`` in the service's queue group.
+
+    Args:
+        broker: The service's broker.
+        service: The service name (subject, queue group and AsyncAPI title).
+        verb: The command's verb.
+        command_type: The msgspec Struct the request body decodes to.
+        handle: Runs a decoded command and returns the reply.
+        on_error: The error reply for any exception raised decoding or handling.
+        max_workers: Requests handled at once by this process.
+    """
+    decoder = msgspec.json.Decoder(command_type)
+
+    @broker.subscriber(
+        subjects.cmd(service, verb),
+        queue=subjects.queue(service),
+        max_workers=max_workers,
+        title=f"{service}.{verb}",
+        description=f"Command: {command_type.__doc__}",
+    )
+    async def handler(msg: NatsMessage) -> bytes:
+        reply: msgspec.Struct
+        try:
+            reply = await handle(decoder.decode(msg.body))
+        except Exception as exc:  # every failure becomes an error reply
+            reply = on_error(exc)
+        return _encode(reply)
+
+
+class Closers:
+    """What start-up opened, closed in reverse order; one failure does not stop the rest."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        self._log = log
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def add(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Close ``close`` at shutdown, before everything added earlier."""
+        self._closers.append(close)
+
+    async def close(self) -> None:
+        """Run every closer, last added first, logging (not raising) their errors."""
+        while self._closers:
+            close = self._closers.pop()
+            try:
+                await close()
+            except Exception:
+                self._log.exception("error while shutting down")

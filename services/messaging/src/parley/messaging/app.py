@@ -15,7 +15,6 @@ caller's ``traceparent``. FastStream still runs the process and its health subje
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 import msgspec
 import nats
@@ -27,7 +26,7 @@ from opentelemetry.trace import SpanKind
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE, SendMessage
 from parley.eventstore.factory import open_store
-from parley.kit.service import create_service
+from parley.kit.service import Closers, create_service
 from parley.kit.telemetry import extract
 from parley.messaging.delivery import Outbox, redeliver
 from parley.messaging.directory import Directory
@@ -49,7 +48,7 @@ def create_app(settings: MessagingSettings) -> FastStream:
     app = create_service(
         SERVICE, settings, lambda broker: None, description="FIPA-ACL messages: record, route."
     )
-    closers: list[Callable[[], Awaitable[None]]] = []
+    closers = Closers(log)
     tasks: list[asyncio.Task[None]] = []
     in_flight: set[asyncio.Task[None]] = set()
     tracer = trace.get_tracer("parley.messaging")
@@ -75,19 +74,19 @@ def create_app(settings: MessagingSettings) -> FastStream:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
         )
-        closers.append(nc.drain)
+        closers.add(nc.drain)
         store = await open_store(
             backend=settings.eventstore,
             nats_url=settings.nats_url,
             kurrentdb_url=settings.kurrentdb_url,
             nc=nc,
         )
-        closers.append(store.close)
+        closers.add(store.close)
         outbox = Outbox(nc, nc.jetstream())
         await outbox.start()
         directory = Directory(store)
         await directory.start()
-        closers.append(directory.stop)
+        closers.add(directory.stop)
         messaging = Messaging(store, directory, outbox, nc, settings.conversations_cached)
 
         async def dispatch(msg: Msg) -> None:
@@ -102,7 +101,7 @@ def create_app(settings: MessagingSettings) -> FastStream:
             if in_flight:  # let running sends finish (bounded)
                 await asyncio.wait(set(in_flight), timeout=10.0)
 
-        closers.append(stop_serving)
+        closers.add(stop_serving)
 
         async def sweep() -> None:
             if not await directory.wait_for(directory.target_position, _SWEEP_CATCH_UP_S):
@@ -120,11 +119,6 @@ def create_app(settings: MessagingSettings) -> FastStream:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        while closers:
-            close = closers.pop()
-            try:
-                await close()
-            except Exception:
-                log.exception("error while shutting down")
+        await closers.close()
 
     return app

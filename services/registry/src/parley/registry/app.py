@@ -5,9 +5,8 @@ from typing import Any
 
 import msgspec
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker
 
-from parley.contracts import subjects
 from parley.contracts.clusters import CreateCluster, DeleteCluster, ScaleCluster, UpdateCluster
 from parley.contracts.personas import CreatePersona, DeletePersona
 from parley.contracts.registry import (
@@ -18,15 +17,13 @@ from parley.contracts.registry import (
     UpdateAgent,
 )
 from parley.eventstore.factory import open_store
-from parley.kit.service import create_service
+from parley.kit.service import add_command_route, create_service
 from parley.kit.settings import ServiceSettings
 from parley.registry.clusters import create_cluster, delete_cluster, scale_cluster, update_cluster
 from parley.registry.handlers import Registry, reply_for_error
 from parley.registry.personas import create_persona, delete_persona
 
 __all__ = ["create_app"]
-
-_encode = msgspec.json.Encoder().encode
 
 
 def create_app(settings: ServiceSettings) -> FastStream:
@@ -39,22 +36,15 @@ def create_app(settings: ServiceSettings) -> FastStream:
         command_type: type[Any],
         handle: Callable[[Registry, Any], Awaitable[msgspec.Struct]],
     ) -> None:
-        decoder = msgspec.json.Decoder(command_type)
-
-        @broker.subscriber(
-            subjects.cmd(SERVICE, verb),
-            queue=subjects.queue(SERVICE),
+        add_command_route(
+            broker,
+            SERVICE,
+            verb,
+            command_type,
+            lambda command: handle(holder["registry"], command),
+            on_error=reply_for_error,
             max_workers=settings.max_in_flight,
-            title=f"registry.{verb}",
-            description=f"Command: {command_type.__doc__}",
         )
-        async def handler(msg: NatsMessage) -> bytes:
-            reply: msgspec.Struct
-            try:
-                reply = await handle(holder["registry"], decoder.decode(msg.body))
-            except Exception as exc:  # every failure becomes an error reply
-                reply = reply_for_error(exc)
-            return _encode(reply)
 
     def register(broker: NatsBroker) -> None:
         route(broker, "create_agent", CreateAgent, Registry.create_agent)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import msgspec
 
 from parley.contracts.envelope import Event, NewEvent, utcnow
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import (
     AgentActionCommand,
@@ -26,10 +26,9 @@ from parley.eventstore import (
     NO_STREAM,
     ConcurrencyConflict,
     EventStore,
-    EventStoreUnavailable,
-    EventTooLarge,
 )
 from parley.eventstore.kernel import Loaded, Outcome, execute, load
+from parley.kit.errors import error_body_for
 from parley.kit.telemetry import current_traceparent
 from parley.registry.domain import (
     Agent,
@@ -216,25 +215,12 @@ def _ok(agent_id: str, version: int, position: int) -> CommandReply:
 
 def reply_for_error(exc: Exception) -> CommandReply:
     """The error reply for an exception raised while handling a command."""
-    match exc:
-        case DomainError():
-            body = exc.to_body()
-        case msgspec.ValidationError():
-            body = ErrorBody(code=ErrorCode.VALIDATION_ERROR, message=str(exc))
-        case msgspec.DecodeError():
-            body = ErrorBody(code=ErrorCode.INVALID_REQUEST, message=str(exc))
-        case ConcurrencyConflict():
-            body = ErrorBody(
-                code=ErrorCode.CONCURRENCY_CONFLICT,
-                message=f"the agent is at version {exc.actual}, not {exc.expected}: "
-                "read it again and retry",
-                details={"expected": exc.expected, "actual": exc.actual},
-            )
-        case EventTooLarge():
-            body = ErrorBody(code=ErrorCode.PAYLOAD_TOO_LARGE, message=str(exc))
-        case EventStoreUnavailable():
-            body = ErrorBody(code=ErrorCode.SERVICE_UNAVAILABLE, message=str(exc))
-        case _:
-            log.exception("command failed", exc_info=exc)
-            body = ErrorBody(code=ErrorCode.INTERNAL_ERROR, message="internal error")
+    if isinstance(exc, DomainError):
+        return CommandReply(ok=False, error=exc.to_body())
+    body = error_body_for(
+        exc,
+        conflict_message="the agent is at version {actual}, not {expected}: read it again"
+        " and retry",
+        log=log,
+    )
     return CommandReply(ok=False, error=body)

@@ -12,9 +12,8 @@ from typing import Any
 import msgspec
 import nats
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker
 
-from parley.contracts import subjects
 from parley.contracts.runtime import (
     SERVICE,
     CancelExecution,
@@ -33,7 +32,7 @@ from parley.contracts.runtime import (
 )
 from parley.eventstore.factory import open_store
 from parley.kit.deltas import ensure_delta_stream
-from parley.kit.service import create_service
+from parley.kit.service import Closers, add_command_route, create_service
 from parley.runtime.budgets import BudgetKeeper
 from parley.runtime.capacity import Capacity
 from parley.runtime.chat import Turns
@@ -50,7 +49,6 @@ from parley.runtime.settings import RuntimeSettings
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-_encode = msgspec.json.Encoder().encode
 
 
 class Runtime:
@@ -89,21 +87,15 @@ def create_app(settings: RuntimeSettings) -> FastStream:
     holder: dict[str, Runtime] = {}
 
     def route(broker: NatsBroker, verb: str, command_type: type[Any], handle: Handler) -> None:
-        decoder = msgspec.json.Decoder(command_type)
-
-        @broker.subscriber(
-            subjects.cmd(SERVICE, verb),
-            queue=subjects.queue(SERVICE),
+        add_command_route(
+            broker,
+            SERVICE,
+            verb,
+            command_type,
+            lambda command: handle(holder["runtime"], command),
+            on_error=lambda exc: RuntimeReply(ok=False, error=error_body(exc)),
             max_workers=settings.max_in_flight,
-            title=f"runtime.{verb}",
-            description=f"Command: {command_type.__doc__}",
         )
-        async def handler(msg: NatsMessage) -> bytes:
-            try:
-                reply = await handle(holder["runtime"], decoder.decode(msg.body))
-            except Exception as exc:  # every failure becomes an error reply
-                reply = RuntimeReply(ok=False, error=error_body(exc))
-            return _encode(reply)
 
     def register(broker: NatsBroker) -> None:
         for verb, (command_type, handle) in ROUTES.items():
@@ -112,7 +104,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
     app = create_service(
         SERVICE, settings, register, description="Sessions, chat turns, executions, budgets."
     )
-    closers: list[Callable[[], Awaitable[None]]] = []
+    closers = Closers(log)
 
     @app.on_startup
     async def open_connections() -> None:
@@ -122,7 +114,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
         )
-        closers.append(nc.drain)
+        closers.add(nc.drain)
         js = nc.jetstream()
         store = await open_store(
             backend=settings.eventstore,
@@ -130,11 +122,11 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             kurrentdb_url=settings.kurrentdb_url,
             nc=nc,
         )
-        closers.append(store.close)
+        closers.add(store.close)
         await ensure_delta_stream(js)
         directory = AgentDirectory(store)
         await directory.start()
-        closers.append(directory.stop)
+        closers.add(directory.stop)
         capacity = Capacity(
             js,
             store,
@@ -145,7 +137,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             idle_timeout=settings.idle_timeout,
         )
         await capacity.start()
-        closers.append(capacity.stop)
+        closers.add(capacity.stop)
         files = FileStore(js)
         await files.start()
         deps = Deps(
@@ -161,11 +153,11 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         runtime = Runtime(deps)
         holder["runtime"] = runtime
         await runtime.executions.start()
-        closers.append(runtime.executions.stop)
+        closers.add(runtime.executions.stop)
         await runtime.scheduler.start()
-        closers.append(runtime.scheduler.stop)
+        closers.add(runtime.scheduler.stop)
         await runtime.inbox.start()
-        closers.append(runtime.inbox.stop)
+        closers.add(runtime.inbox.stop)
 
     @app.after_shutdown
     async def close_connections() -> None:
@@ -173,11 +165,6 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         if runtime is not None:
             for provider in runtime.deps.providers.values():
                 await provider.aclose()
-        while closers:
-            close = closers.pop()
-            try:
-                await close()
-            except Exception:
-                log.exception("error while shutting down")
+        await closers.close()
 
     return app

@@ -40,14 +40,6 @@ from typing import Any, Literal
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
-from nats.js.errors import BadRequestError
 
 from parley.contracts import subjects
 from parley.contracts.envelope import Event
@@ -70,6 +62,7 @@ from parley.contracts.runtime import (
 from parley.eventstore import NO_STREAM, ConcurrencyConflict
 from parley.eventstore.follower import Follower
 from parley.kit.telemetry import current_traceparent
+from parley.kit.workqueue import WorkQueue, ensure_work_stream
 from parley.runtime.context import (
     Deps,
     Effective,
@@ -135,10 +128,8 @@ class Executions:
 
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self._sub: Any = None
-        self._loop: asyncio.Task[None] | None = None
+        self._queue: WorkQueue | None = None
         self._sweep: asyncio.Task[None] | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
         self._running: dict[str, asyncio.Task[str]] = {}
         self._claimed: set[str] = set()
         self._stopping = False
@@ -148,44 +139,28 @@ class Executions:
     async def start(self) -> None:
         """Create the work queue and its consumer, start pulling, sweep for lost items."""
         js, settings = self.deps.js, self.deps.settings
-        stream = StreamConfig(
-            name=STREAM,
-            subjects=[subjects.WORK_ALL],
-            retention=RetentionPolicy.WORK_QUEUE,
-            storage=StorageType.FILE,
-            duplicate_window=120.0,
+        await ensure_work_stream(js, STREAM, [subjects.WORK_ALL])
+        self._queue = WorkQueue(
+            js,
+            stream=STREAM,
+            durable=DURABLE,
+            filter_subject=SUBJECT,
+            handle=self._handle,
+            ack_wait=settings.ack_wait,
+            max_deliver=MAX_DELIVER,
+            concurrency=max(1, settings.executions_in_flight),
         )
-        try:
-            await js.add_stream(stream)
-        except BadRequestError:  # exists with another config (an older version's)
-            await js.update_stream(stream)
-        await js.add_consumer(
-            STREAM,
-            ConsumerConfig(
-                durable_name=DURABLE,
-                filter_subject=SUBJECT,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=settings.ack_wait,
-                max_deliver=MAX_DELIVER,
-            ),
-        )
-        self._sub = await js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
-        self._loop = asyncio.create_task(self._pull(), name="executions")
+        await self._queue.start()
         self._sweep = asyncio.create_task(self._requeue_lost(), name="executions-sweep")
 
     async def stop(self) -> None:
         """Stop pulling; hand running executions back to the queue for another runtime."""
         self._stopping = True
-        for task in (self._loop, self._sweep):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        for handler in list(self._handlers):
-            handler.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            await asyncio.gather(self._sweep, return_exceptions=True)
+        if self._queue is not None:
+            await self._queue.stop()
 
     # --- commands ----------------------------------------------------------------------
 
@@ -377,28 +352,6 @@ class Executions:
         )
 
     # --- the worker --------------------------------------------------------------------
-
-    async def _pull(self) -> None:
-        limit = max(1, self.deps.settings.executions_in_flight)
-        while True:
-            free = limit - len(self._handlers)
-            if free <= 0:
-                await asyncio.wait(self._handlers, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            try:
-                messages = await self._sub.fetch(free, timeout=1.0)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("fetching executions failed; retrying")
-                await asyncio.sleep(0.5)
-                continue
-            for msg in messages:
-                task = asyncio.create_task(self._handle(msg), name="execution-item")
-                self._handlers.add(task)
-                task.add_done_callback(self._handlers.discard)
 
     async def _handle(self, msg: Msg) -> None:
         beat = asyncio.create_task(self._keep(msg))

@@ -14,9 +14,8 @@ from typing import Any
 import msgspec
 import nats
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker
 
-from parley.contracts import subjects
 from parley.contracts.tasks import (
     SERVICE,
     CancelTask,
@@ -26,7 +25,7 @@ from parley.contracts.tasks import (
     TaskReply,
 )
 from parley.eventstore.factory import open_store
-from parley.kit.service import create_service
+from parley.kit.service import Closers, add_command_route, create_service
 from parley.tasks.contractnet import ContractNet
 from parley.tasks.directory import Directory
 from parley.tasks.errors import error_body
@@ -39,7 +38,6 @@ from parley.tasks.watch import Kind, Watch
 __all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
-_encode = msgspec.json.Encoder().encode
 _CATCH_UP_S = 60.0
 
 
@@ -66,21 +64,15 @@ def create_app(settings: TasksSettings) -> FastStream:
     holder: dict[str, Tasks] = {}
 
     def route(broker: NatsBroker, verb: str, command_type: type[Any], handle: Handler) -> None:
-        decoder = msgspec.json.Decoder(command_type)
-
-        @broker.subscriber(
-            subjects.cmd(SERVICE, verb),
-            queue=subjects.queue(SERVICE),
+        add_command_route(
+            broker,
+            SERVICE,
+            verb,
+            command_type,
+            lambda command: handle(holder["tasks"], command),
+            on_error=lambda exc: TaskReply(ok=False, error=error_body(exc)),
             max_workers=settings.max_in_flight,
-            title=f"tasks.{verb}",
-            description=f"Command: {command_type.__doc__}",
         )
-        async def handler(msg: NatsMessage) -> bytes:
-            try:
-                reply = await handle(holder["tasks"], decoder.decode(msg.body))
-            except Exception as exc:  # every failure becomes an error reply
-                reply = TaskReply(ok=False, error=error_body(exc))
-            return _encode(reply)
 
     def register(broker: NatsBroker) -> None:
         for verb, (command_type, handle) in ROUTES.items():
@@ -89,7 +81,7 @@ def create_app(settings: TasksSettings) -> FastStream:
     app = create_service(
         SERVICE, settings, register, description="Contract Net rounds and cluster group runs."
     )
-    closers: list[Callable[[], Awaitable[None]]] = []
+    closers = Closers(log)
 
     @app.on_startup
     async def open_connections() -> None:
@@ -99,17 +91,17 @@ def create_app(settings: TasksSettings) -> FastStream:
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
         )
-        closers.append(nc.drain)
+        closers.add(nc.drain)
         store = await open_store(
             backend=settings.eventstore,
             nats_url=settings.nats_url,
             kurrentdb_url=settings.kurrentdb_url,
             nc=nc,
         )
-        closers.append(store.close)
+        closers.add(store.close)
         directory = Directory(store)
         await directory.start()
-        closers.append(directory.stop)
+        closers.add(directory.stop)
 
         async def on_due(kind: Kind, key: str) -> None:
             tasks = holder.get("tasks")
@@ -128,7 +120,7 @@ def create_app(settings: TasksSettings) -> FastStream:
         )
         holder["tasks"] = tasks
         await watch.start()
-        closers.append(watch.stop)
+        closers.add(watch.stop)
         if not await watch.wait_for(watch.target_position, _CATCH_UP_S):
             log.warning("the watch did not catch up in %ss; recovering what it has", _CATCH_UP_S)
         await directory.wait_for(directory.target_position, _CATCH_UP_S)
@@ -142,16 +134,11 @@ def create_app(settings: TasksSettings) -> FastStream:
             batch=settings.tasks_inbox_batch,
         )
         await inbox.start()
-        closers.append(inbox.stop)
+        closers.add(inbox.stop)
 
     @app.after_shutdown
     async def close_connections() -> None:
         holder.pop("tasks", None)
-        while closers:
-            close = closers.pop()
-            try:
-                await close()
-            except Exception:
-                log.exception("error while shutting down")
+        await closers.close()
 
     return app

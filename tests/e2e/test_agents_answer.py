@@ -175,3 +175,31 @@ async def test_a_paused_agent_answers_nothing_and_the_sender_learns_why(client):
     error = response.json()["error"]
     assert error["code"] == "MESSAGE_DELIVERY_FAILED"
     assert "paused" in error["message"]
+
+
+async def test_an_llm_judged_bid_follows_the_models_verdict(client):
+    bidder = await agent(client, bidding={"policy": "llm", "base_cost": 3, "default_time_s": 2})
+
+    async def cfp(data: object) -> dict:
+        response = await send(
+            client,
+            performative="cfp",
+            receivers=[bidder],
+            content={"task_id": "t1", "name": "x", "data": data},
+            language="json",
+            protocol="fipa-contract-net",
+            wait=10,
+        )
+        return response.json()["data"]["reply"]
+
+    # the offline model echoes the tender, so a verdict written in it is the model's verdict
+    declined = await cfp({"bid": False, "reason": "not my field"})
+    assert declined["performative"] == "refuse"
+    assert declined["content"] == {"reason": "not my field"}
+    keen = await cfp({"bid": True, "confidence": 0.33})
+    assert keen["performative"] == "propose" and keen["content"]["confidence"] == 0.33
+    silent = await cfp("no verdict here")  # the policy's bid stands
+    assert silent["performative"] == "propose"
+    # its judging turns were measured: its own time and success rate now shape the bid
+    assert silent["content"]["cost"] == 3.0 and silent["content"]["confidence"] == 1.0
+    assert silent["content"]["estimated_time_s"] < 2.0

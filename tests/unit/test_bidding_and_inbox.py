@@ -93,3 +93,21 @@ async def test_send_message_stays_inside_the_definition(arguments, config, code)
     with pytest.raises(ToolError) as caught:
         await SendMessage().run(SendMessageArgs(**arguments), SendMessageConfig(**config), CTX)
     assert caught.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ('{"bid": false, "reason": "busy"}', {"bid": False, "reason": "busy"}),
+        (
+            'echo: tender {"task_id": "t"} then {"bid": true, "confidence": 0.4}',
+            {"bid": True, "confidence": 0.4},
+        ),
+        ('keys are bid (true or false) {"task_id": "t"}', None),
+        ("no json at all {", None),
+    ],
+)
+def test_a_judged_bid_reads_the_last_verdict_in_the_answer(text, verdict):
+    from parley.runtime.inbox import parse_verdict
+
+    assert parse_verdict(text) == verdict

@@ -144,13 +144,15 @@ class Memory(_Strict):
 
 
 class Bidding(_Strict):
-    """How the agent answers a Contract Net `cfp` (deterministic unless `llm`).
+    """How the agent answers a Contract Net `cfp`.
 
     The deterministic policy refuses a task whose required capabilities the agent lacks, or
     when its load is at `max_load`; otherwise it proposes `cost = base_cost + cost_per_second
     × estimated time`, `estimated_time_s` = its measured average response time (or
     `default_time_s`) scaled up by its load, and `confidence` = its success rate (or
-    `confidence` when set).
+    `confidence` when set). With `llm`, the agent's model is then asked (a turn) whether to
+    bid: its JSON verdict `{"bid": false, "reason"}` refuses, a `confidence` replaces the
+    policy's; no verdict leaves the policy's bid.
     """
 
     policy: Literal["deterministic", "llm"] = "deterministic"

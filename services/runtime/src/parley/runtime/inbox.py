@@ -51,7 +51,6 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
-from parley.contracts.tasks import Proposal
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
 from parley.runtime.bidding import bid
@@ -83,6 +82,29 @@ Answer = tuple[Performative, dict[str, Any]]
 def derived_id(*parts: str) -> str:
     """A stable id from ``parts`` (the same inbound message always maps to the same ids)."""
     return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
+
+
+JUDGE_PROMPT = (
+    "A task is out to tender; its description follows as data. Decide whether you should"
+    " bid for it. Answer only with a JSON object whose keys are bid (true or false),"
+    " confidence (a number from 0 to 1) and reason (a short text).\n\n"
+)
+
+
+def parse_verdict(text: str) -> dict[str, Any] | None:
+    """The last JSON object in ``text`` with a boolean ``bid``, or None."""
+    decoder = json.JSONDecoder()
+    found = None
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text, start)
+        except ValueError:
+            value = None
+        if isinstance(value, dict) and isinstance(value.get("bid"), bool):
+            found = value
+        start = text.find("{", start + 1)  # nested objects count too
+    return found
 
 
 def content_text(message: AclMessage) -> str | None:
@@ -211,7 +233,7 @@ class Inbox:
         if not expects_answer:
             return None
         if performative is _P.CFP:
-            return self._bid(message, agent_id)
+            return await self._bid(message, agent_id)
         text = content_text(message)
         if performative is _P.ACCEPT_PROPOSAL:
             text = await self._tendered(message) or text
@@ -220,16 +242,47 @@ class Inbox:
             return _P.NOT_UNDERSTOOD, {"reason": reason}
         return await self._turn(message, agent_id, text)
 
-    def _bid(self, message: AclMessage, agent_id: str) -> Answer:
+    async def _bid(self, message: AclMessage, agent_id: str) -> Answer:
         agent = self.deps.directory.get(agent_id)
         assert agent is not None
         content = message.content if isinstance(message.content, dict) else {}
         offer = bid(
             agent.spec, content, self.deps.stats.get(agent_id), self.deps.capacity.load(agent_id)
         )
-        if isinstance(offer, Proposal):
-            return _P.PROPOSE, msgspec.to_builtins(offer)
-        return _P.REFUSE, {"reason": offer}
+        if isinstance(offer, str):
+            return _P.REFUSE, {"reason": offer}
+        if agent.spec.bidding.policy == "llm":
+            verdict = await self._judge(message, agent_id, content)
+            if verdict is not None and verdict.get("bid") is False:
+                return _P.REFUSE, {"reason": str(verdict.get("reason") or "the agent declined")}
+            confidence = verdict.get("confidence") if verdict is not None else None
+            if isinstance(confidence, int | float) and 0 <= confidence <= 1:
+                offer = msgspec.structs.replace(offer, confidence=float(confidence))
+        return _P.PROPOSE, msgspec.to_builtins(offer)
+
+    async def _judge(
+        self, message: AclMessage, agent_id: str, tender: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The agent's model decides whether to bid (policy `llm`); None when it gave no
+        verdict, and the policy's bid stands."""
+        prompt = JUDGE_PROMPT + msgspec.json.encode(tender).decode()
+        chat = Chat(
+            namespace=message.namespace,
+            agent_id=agent_id,
+            session_id=derived_id(message.conversation_id, agent_id),
+            turn_id=new_id(),
+            message=prompt,
+            policy="enqueue",
+            hops=message.hops,
+            request_id=message.message_id,
+        )
+        try:
+            reply = await self.turns.chat(chat, open_session=True)
+        except RuntimeFault:
+            return None
+        if not reply.ok or reply.chat is None:
+            return None
+        return parse_verdict(reply.chat.response)
 
     async def _tendered(self, message: AclMessage) -> str | None:
         """The task an `accept-proposal` awards: the content of the conversation's cfp."""

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from parley.contracts.envelope import Event
 from parley.eventstore.port import EventStore, Subscription
 
-__all__ = ["Follower"]
+__all__ = ["Follower", "FollowerGroup"]
 
 log = logging.getLogger(__name__)
 _RETRY_S = 0.5
@@ -35,6 +35,7 @@ class Follower:
         self._task: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._stopping = False
+        self._grouped = False
 
     def fold(self, event: Event) -> None:
         """Fold one event of the followed categories (overridden by subclasses)."""
@@ -43,7 +44,8 @@ class Follower:
     @property
     def ready(self) -> bool:
         """Whether the catch-up reached the store's last position as it was at start."""
-        return self._task is not None and self.applied_position >= self.target_position
+        started = self._task is not None or self._grouped
+        return started and self.applied_position >= self.target_position
 
     async def start(self) -> None:
         """Note the store's last position and start following from position 0."""
@@ -97,6 +99,59 @@ class Follower:
             try:
                 async for event in self._sub:
                     self.apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("%s feed failed; resubscribing", self.name)
+            finally:
+                await self._sub.close()
+            if not self._stopping:
+                await asyncio.sleep(_RETRY_S)
+
+
+class FollowerGroup:
+    """Several followers on one subscription: each event is read and decoded once.
+
+    A process with many views (the edge) would otherwise hold a subscription per view and
+    receive every event once per view.
+    """
+
+    def __init__(self, store: EventStore, members: Sequence[Follower], name: str = "views") -> None:
+        self.store, self.members, self.name = store, list(members), name
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Note the store's last position for every member and start following from 0."""
+        target = await self.store.last_position()
+        for member in self.members:
+            member.target_position = target
+            member._grouped = True
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        """Stop following; the members' pending waiters are cancelled."""
+        self._stopping = True
+        if self._sub is not None:
+            await self._sub.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for member in self.members:
+            await member.stop()
+
+    async def _run(self) -> None:
+        members = self.members
+        while not self._stopping:
+            start = min(member.applied_position for member in members)
+            self._sub = self.store.subscribe(start)
+            try:
+                async for event in self._sub:
+                    for member in members:
+                        member.apply(event)
             except asyncio.CancelledError:
                 raise
             except Exception:

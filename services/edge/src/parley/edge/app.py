@@ -1,7 +1,8 @@
 """Wiring: the edge's Litestar app. No connections at import time.
 
 On start-up the app connects to NATS, opens the event store on that connection, and starts
-the agents, personas and runtime projections; on shutdown it stops them in reverse.
+its projections (agents, personas, runtime, clusters, messages, tasks) on one shared
+subscription; on shutdown it stops them, then the store.
 ``app.state`` holds ``settings``, ``nc``, ``store``, ``projection``, ``personas``, ``runtime``,
 ``clusters``, ``messages``, ``tasks`` and ``commands`` for the route handlers.
 """
@@ -43,6 +44,7 @@ from parley.edge.runtime_projection import RuntimeProjection
 from parley.edge.settings import EdgeSettings
 from parley.edge.tasks_projection import TasksProjection
 from parley.eventstore.factory import open_store
+from parley.eventstore.follower import FollowerGroup
 
 __all__ = ["create_app"]
 
@@ -76,21 +78,14 @@ def create_app(settings: EdgeSettings) -> Litestar:
             app.state.clusters = clusters = ClustersProjection(store)
             app.state.tasks = tasks = TasksProjection(store)
             app.state.commands = CommandClient(nc, settings.command_timeout)
-            await projection.start()
-            await personas.start()
-            await runtime.start()
-            await clusters.start()
-            await messages.start()
-            await tasks.start()
+            views = FollowerGroup(
+                store, [projection, personas, runtime, clusters, messages, tasks], name="edge-views"
+            )
+            await views.start()  # one subscription feeds every projection
             try:
                 yield
             finally:
-                await tasks.stop()
-                await messages.stop()
-                await clusters.stop()
-                await runtime.stop()
-                await personas.stop()
-                await projection.stop()
+                await views.stop()
                 await store.close()
         finally:
             if not nc.is_closed:

@@ -8,10 +8,9 @@ restarted process catching up — whoever appends ``task.awarded`` or ``task.fai
 wins, the others reload and find nothing left to decide.
 """
 
-import logging
 from collections.abc import Sequence
 
-from parley.contracts.acl import AclMessage, Performative
+from parley.contracts.acl import AclMessage, MessageReply, Performative
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
@@ -25,21 +24,20 @@ from parley.contracts.tasks import (
     task_stream,
 )
 from parley.eventstore import EventStore
-from parley.eventstore.kernel import Loaded, Outcome, load
+from parley.eventstore.kernel import Loaded, load
 from parley.tasks import task as domain
 from parley.tasks.directory import Directory
 from parley.tasks.settings import TasksSettings
-from parley.tasks.shell import KeyedLocks, Mailer, apply, failed_deliveries, sent_message_ids
+from parley.tasks.shell import Conversations, Mailer, failed_deliveries
 from parley.tasks.task import Mail, Task, TaskRefusal
 from parley.tasks.watch import Watch
 
 __all__ = ["ContractNet"]
 
-log = logging.getLogger(__name__)
 _DIRECTORY_WAIT_S = 2.0
 
 
-class ContractNet:
+class ContractNet(Conversations[Task]):
     """The tasks commands and the round's reactions to answers and deadlines."""
 
     def __init__(
@@ -50,9 +48,17 @@ class ContractNet:
         mailer: Mailer,
         settings: TasksSettings,
     ) -> None:
-        self.store, self.directory, self.watch = store, directory, watch
-        self.mailer, self.settings = mailer, settings
-        self._locks = KeyedLocks()
+        super().__init__(
+            store,
+            watch,
+            mailer,
+            kind="task",
+            stream=task_stream,
+            evolve=domain.evolve,
+            decide=domain.decide,
+            protocol="fipa-contract-net",
+        )
+        self.directory, self.settings = directory, settings
 
     # --- commands ------------------------------------------------------------------------
 
@@ -160,16 +166,8 @@ class ContractNet:
                 if m.performative != Performative.CFP
                 or (state.reply_by is not None and state.reply_by > now)
             ]
-            if not pending:
-                continue
-            try:
-                sent = await sent_message_ids(self.store, state.id)
-                missing = [m for m in pending if m.message_id not in sent]
-                if missing:
-                    log.info("task %s: sending %d lost message(s)", state.id, len(missing))
-                    await self._dispatch(state, missing)
-            except Exception:
-                log.exception("task %s: recovery failed", state.id)
+            if pending:
+                await self._resend(state, pending, "message(s)")
 
     # --- internals -----------------------------------------------------------------------
 
@@ -213,42 +211,9 @@ class ContractNet:
             reason += f" with a performance score of at least {min_score:g}"
         return found, reason
 
-    async def _decide(
-        self,
-        task_id: str,
-        namespace: str,
-        commands: Sequence[domain.Command],
-        *,
-        loaded: Loaded[Task] | None = None,
-        correlation: str | None = None,
-        traceparent: str | None = None,
-    ) -> Outcome[Task]:
-        async with self._locks.hold(task_id):
-            outcome, mail = await apply(
-                self.store,
-                task_stream(task_id),
-                evolve=domain.evolve,
-                decide=domain.decide,
-                commands=commands,
-                subject=task_id,
-                namespace=namespace,
-                loaded=loaded or self.watch.cached("task", task_id),
-                correlation=correlation,
-                traceparent=traceparent,
-            )
-        if mail:
-            await self._dispatch(outcome.state, mail)
-        return outcome
-
-    async def _dispatch(self, state: Task, mail: list[Mail]) -> None:
-        replies = await self.mailer.send_all(
-            mail,
-            sender=f"task:{state.id}",
-            conversation_id=state.id,
-            namespace=state.namespace,
-            protocol="fipa-contract-net",
-            correlation=state.id,
-        )
+    async def _undelivered(
+        self, state: Task, mail: list[Mail], replies: list[MessageReply | None]
+    ) -> None:
         for message, reply in zip(mail, replies, strict=True):
             if message.performative != Performative.CFP:
                 continue

@@ -7,35 +7,42 @@ one append at the expected version (:mod:`parley.tasks.grouprun` decides), and t
 or cancels it calls for are sent after it.
 """
 
-import logging
 from collections.abc import Sequence
 
-from parley.contracts.acl import AclMessage
+from parley.contracts.acl import AclMessage, MessageReply
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.tasks import StartRun, TaskReply, run_stream
 from parley.eventstore import EventStore
-from parley.eventstore.kernel import Loaded, Outcome
+from parley.eventstore.kernel import Loaded
 from parley.tasks import grouprun as domain
 from parley.tasks.directory import Directory
 from parley.tasks.grouprun import Run
-from parley.tasks.shell import KeyedLocks, Mailer, apply, failed_deliveries, sent_message_ids
+from parley.tasks.shell import Conversations, Mailer, failed_deliveries
 from parley.tasks.task import Mail, TaskRefusal
 from parley.tasks.watch import Watch
 
 __all__ = ["GroupRuns"]
 
-log = logging.getLogger(__name__)
 _DIRECTORY_WAIT_S = 2.0
 
 
-class GroupRuns:
+class GroupRuns(Conversations[Run]):
     """Starts runs and moves them on as their agents answer."""
 
     def __init__(self, store: EventStore, directory: Directory, watch: Watch, mailer: Mailer):
-        self.store, self.directory, self.watch, self.mailer = store, directory, watch, mailer
-        self._locks = KeyedLocks()
+        super().__init__(
+            store,
+            watch,
+            mailer,
+            kind="run",
+            stream=run_stream,
+            evolve=domain.evolve,
+            decide=domain.decide,
+            protocol="fipa-request",
+        )
+        self.directory = directory
 
     async def start(self, cmd: StartRun) -> TaskReply:
         """Record the run and send its first requests.
@@ -106,53 +113,12 @@ class GroupRuns:
         """Send the requests of running runs that never left (a process died in between)."""
         for state in self.watch.open_runs():
             pending = domain.pending_mail(state)
-            if not pending:
-                continue
-            try:
-                sent = await sent_message_ids(self.store, state.id)
-                missing = [m for m in pending if m.message_id not in sent]
-                if missing:
-                    log.info("run %s: sending %d lost request(s)", state.id, len(missing))
-                    await self._dispatch(state, missing)
-            except Exception:
-                log.exception("run %s: recovery failed", state.id)
+            if pending:
+                await self._resend(state, pending, "request(s)")
 
-    async def _decide(
-        self,
-        run_id: str,
-        namespace: str,
-        commands: Sequence[domain.Start | domain.RunReply | domain.RunTick],
-        *,
-        loaded: Loaded[Run] | None = None,
-        correlation: str | None = None,
-        traceparent: str | None = None,
-    ) -> Outcome[Run]:
-        async with self._locks.hold(run_id):
-            outcome, mail = await apply(
-                self.store,
-                run_stream(run_id),
-                evolve=domain.evolve,
-                decide=domain.decide,
-                commands=commands,
-                subject=run_id,
-                namespace=namespace,
-                loaded=loaded or self.watch.cached("run", run_id),
-                correlation=correlation,
-                traceparent=traceparent,
-            )
-        if mail:
-            await self._dispatch(outcome.state, mail)
-        return outcome
-
-    async def _dispatch(self, state: Run, mail: list[Mail]) -> None:
-        replies = await self.mailer.send_all(
-            mail,
-            sender=f"run:{state.id}",
-            conversation_id=state.id,
-            namespace=state.namespace,
-            protocol="fipa-request",
-            correlation=state.id,
-        )
+    async def _undelivered(
+        self, state: Run, mail: list[Mail], replies: list[MessageReply | None]
+    ) -> None:
         undelivered: list[domain.RunReply] = []
         for message, reply in zip(mail, replies, strict=True):
             if message.performative != "request":

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import msgspec
 import nats.errors
@@ -33,19 +33,36 @@ from parley.contracts.ids import new_id
 from parley.eventstore import EventStore
 from parley.eventstore.kernel import Loaded, Outcome, execute
 from parley.tasks.task import Mail
+from parley.tasks.watch import Kind, Watch
 
-__all__ = ["KeyedLocks", "Mailer", "apply", "failed_deliveries", "sent_message_ids"]
+__all__ = [
+    "Conversations",
+    "KeyedLocks",
+    "Mailer",
+    "apply",
+    "failed_deliveries",
+    "sent_message_ids",
+]
 
 log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _decode_reply = msgspec.json.Decoder(MessageReply).decode
 
-S = TypeVar("S")
 C = TypeVar("C")
 
 
 class _Versioned(Protocol):
     version: int
+
+
+class _Conversation(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def namespace(self) -> str: ...
+
+
+S = TypeVar("S", bound=_Conversation)
 
 
 class _Decision(Protocol):
@@ -231,3 +248,83 @@ class KeyedLocks:
             users[0] -= 1
             if not users[0]:
                 self._locks.pop(key, None)
+
+
+class Conversations(Generic[S]):
+    """Decide, append, then send: the shell of one kind of conversation (tasks or group runs).
+
+    Decisions on one conversation run one at a time in this process (:class:`KeyedLocks`);
+    subclasses say what to decide when messages are not delivered (:meth:`_undelivered`).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        watch: Watch,
+        mailer: Mailer,
+        *,
+        kind: Kind,
+        stream: Callable[[str], str],
+        evolve: Callable[[Any, Event], Any],
+        decide: Callable[[Any, Any, Any, Callable[[], str]], _Decision],
+        protocol: Literal["fipa-contract-net", "fipa-request"],
+    ) -> None:
+        self.store, self.watch, self.mailer = store, watch, mailer
+        self._kind, self._stream, self._evolve, self._decider = kind, stream, evolve, decide
+        self._protocol: Literal["fipa-contract-net", "fipa-request"] = protocol
+        self._locks = KeyedLocks()
+
+    async def _decide(
+        self,
+        key: str,
+        namespace: str,
+        commands: Sequence[Any],
+        *,
+        loaded: Loaded[S] | None = None,
+        correlation: str | None = None,
+        traceparent: str | None = None,
+    ) -> Outcome[S]:
+        async with self._locks.hold(key):
+            outcome, mail = await apply(
+                self.store,
+                self._stream(key),
+                evolve=self._evolve,
+                decide=self._decider,
+                commands=commands,
+                subject=key,
+                namespace=namespace,
+                loaded=loaded or self.watch.cached(self._kind, key),
+                correlation=correlation,
+                traceparent=traceparent,
+            )
+        if mail:
+            await self._dispatch(outcome.state, mail)
+        return outcome
+
+    async def _dispatch(self, state: S, mail: list[Mail]) -> None:
+        replies = await self.mailer.send_all(
+            mail,
+            sender=f"{self._kind}:{state.id}",
+            conversation_id=state.id,
+            namespace=state.namespace,
+            protocol=self._protocol,
+            correlation=state.id,
+        )
+        await self._undelivered(state, mail, replies)
+
+    async def _undelivered(
+        self, state: S, mail: list[Mail], replies: list[MessageReply | None]
+    ) -> None:
+        """Decide on what ``mail`` did not deliver (``replies`` in the same order)."""
+        raise NotImplementedError
+
+    async def _resend(self, state: S, pending: list[Mail], what: str) -> None:
+        """Send the ``pending`` messages the conversation's stream has no record of."""
+        try:
+            sent = await sent_message_ids(self.store, state.id)
+            missing = [m for m in pending if m.message_id not in sent]
+            if missing:
+                log.info("%s %s: sending %d lost %s", self._kind, state.id, len(missing), what)
+                await self._dispatch(state, missing)
+        except Exception:
+            log.exception("%s %s: recovery failed", self._kind, state.id)

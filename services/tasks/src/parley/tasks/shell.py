@@ -48,13 +48,6 @@ log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _decode_reply = msgspec.json.Decoder(MessageReply).decode
 
-C = TypeVar("C")
-
-
-class _Versioned(Protocol):
-    version: int
-
-
 class _Conversation(Protocol):
     @property
     def id(self) -> str: ...

@@ -7,16 +7,13 @@ sender. Every message is an event. Measured straight over NATS (the messaging co
 through the edge (`POST /api/v1/messages` with `wait`).
 """
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import msgspec
 import nats
 
-from bench._stats import Timer, report
+from bench._stats import measure, post
 from parley.contracts.acl import MessageReply, OutgoingMessage, Performative, SendMessage
 
 __all__ = ["round_trips"]
@@ -25,18 +22,10 @@ _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(MessageReply).decode
 
 
-async def _post(http: aiohttp.ClientSession, path: str, body: dict | None = None) -> dict:
-    async with http.post(path, json=body) as response:
-        payload = await response.json()
-        if response.status >= 300:
-            raise RuntimeError(f"{path}: {response.status} {payload}")
-        return payload
-
-
 async def _agent(http: aiohttp.ClientSession, instances: int) -> str:
     body = {"name": f"acl-{uuid.uuid4().hex[:8]}", "instances": instances}
-    agent_id = (await _post(http, "/api/v1/agents", body))["data"]["id"]
-    await _post(http, f"/api/v1/agents/{agent_id}/start")
+    agent_id = (await post(http, "/api/v1/agents", body))["data"]["id"]
+    await post(http, f"/api/v1/agents/{agent_id}/start")
     return agent_id
 
 
@@ -76,42 +65,17 @@ async def round_trips(
                     "protocol": "fipa-request",
                     "wait": 10,
                 }
-                data = (await _post(http, "/api/v1/messages", body))["data"]
+                data = (await post(http, "/api/v1/messages", body))["data"]
                 if not data.get("reply") or data["reply"]["performative"] != "inform":
                     raise RuntimeError(f"no inform: {data}")
 
             for name, trip in (("over NATS", over_nats), ("through the edge", over_edge)):
-                await _measure(name, trip, count, in_flight)
+                await measure(
+                    f"ACL request→inform {name}",
+                    trip,
+                    count,
+                    in_flight,
+                    concurrent_label="conversations",
+                )
         finally:
             await nc.close()
-
-
-async def _measure(
-    name: str, trip: Callable[[int], Awaitable[None]], count: int, in_flight: int
-) -> None:
-    await trip(-1)  # warm up
-    latencies: list[float] = []
-    with Timer() as t:
-        for i in range(count // 4):
-            start = time.perf_counter()
-            await trip(i)
-            latencies.append(time.perf_counter() - start)
-    report(f"ACL request→inform {name}, sequential", len(latencies), t.seconds, latencies)
-    queue = list(range(count))
-    concurrent: list[float] = []
-
-    async def conversation() -> None:
-        while queue:
-            i = queue.pop()
-            start = time.perf_counter()
-            await trip(i)
-            concurrent.append(time.perf_counter() - start)
-
-    with Timer() as t:
-        await asyncio.gather(*(conversation() for _ in range(in_flight)))
-    report(
-        f"ACL request→inform {name}, {in_flight} conversations",
-        len(concurrent),
-        t.seconds,
-        concurrent,
-    )

@@ -10,17 +10,9 @@ import uuid
 
 import aiohttp
 
-from bench._stats import Timer, report
+from bench._stats import Timer, post, report
 
 __all__ = ["create_agents"]
-
-
-async def _post(http: aiohttp.ClientSession, path: str, body: dict | None = None) -> dict:
-    async with http.post(path, json=body) as response:
-        payload = await response.json()
-        if response.status >= 300:
-            raise RuntimeError(f"{path}: {response.status} {payload}")
-        return payload
 
 
 async def create_agents(edge_url: str, count: int = 4_000, in_flight: int = 32) -> None:
@@ -32,7 +24,7 @@ async def create_agents(edge_url: str, count: int = 4_000, in_flight: int = 32) 
         with Timer() as t:
             for i in range(count // 8):
                 start = time.perf_counter()
-                await _post(http, "/api/v1/agents", {"name": f"b{run}-s{i}"})
+                await post(http, "/api/v1/agents", {"name": f"b{run}-s{i}"})
                 latencies.append(time.perf_counter() - start)
         report(
             "create agent (POST → event → visible), sequential", count // 8, t.seconds, latencies
@@ -42,8 +34,8 @@ async def create_agents(edge_url: str, count: int = 4_000, in_flight: int = 32) 
         with Timer() as t:
             for i in range(count // 8):
                 start = time.perf_counter()
-                created = await _post(http, "/api/v1/agents", {"name": f"b{run}-r{i}"})
-                await _post(http, f"/api/v1/agents/{created['data']['id']}/start")
+                created = await post(http, "/api/v1/agents", {"name": f"b{run}-r{i}"})
+                await post(http, f"/api/v1/agents/{created['data']['id']}/start")
                 start_latencies.append(time.perf_counter() - start)
         report("agent create + start → running, sequential", count // 8, t.seconds, start_latencies)
 
@@ -54,7 +46,7 @@ async def create_agents(edge_url: str, count: int = 4_000, in_flight: int = 32) 
             while queue:
                 i = queue.pop()
                 start = time.perf_counter()
-                await _post(http, "/api/v1/agents", {"name": f"b{run}-c{i}"})
+                await post(http, "/api/v1/agents", {"name": f"b{run}-c{i}"})
                 concurrent.append(time.perf_counter() - start)
 
         with Timer() as t:
@@ -64,17 +56,17 @@ async def create_agents(edge_url: str, count: int = 4_000, in_flight: int = 32) 
         )
 
         ids = [
-            (await _post(http, "/api/v1/agents", {"name": f"b{run}-l{i}"}))["data"]["id"]
+            (await post(http, "/api/v1/agents", {"name": f"b{run}-l{i}"}))["data"]["id"]
             for i in range(in_flight)
         ]
         actions = [("pause", "resume")[i % 2] for i in range(count // in_flight)]
-        await asyncio.gather(*(_post(http, f"/api/v1/agents/{a}/start") for a in ids))
+        await asyncio.gather(*(post(http, f"/api/v1/agents/{a}/start") for a in ids))
         lifecycle: list[float] = []
 
         async def cycle(agent_id: str) -> None:
             for action in actions:
                 start = time.perf_counter()
-                await _post(http, f"/api/v1/agents/{agent_id}/{action}")
+                await post(http, f"/api/v1/agents/{agent_id}/{action}")
                 lifecycle.append(time.perf_counter() - start)
 
         with Timer() as t:

@@ -7,16 +7,13 @@ not answer an `inform`). Each straight over NATS (`parley.cmd.messaging.send`) a
 the edge (`POST /api/v1/messages`, which also waits until its projection shows the message).
 """
 
-import asyncio
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import msgspec
 import nats
 
-from bench._stats import Timer, report
+from bench._stats import measure, post
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE, MessageReply, OutgoingMessage, Performative, SendMessage
 
@@ -27,21 +24,13 @@ _decode = msgspec.json.Decoder(MessageReply).decode
 _SEND = subjects.cmd(SERVICE, "send")
 
 
-async def _post(http: aiohttp.ClientSession, path: str, body: dict | None = None) -> dict:
-    async with http.post(path, json=body) as response:
-        payload = await response.json()
-        if response.status >= 300:
-            raise RuntimeError(f"{path}: {response.status} {payload}")
-        return payload
-
-
 async def one_way(edge_url: str, nats_url: str, count: int = 4_000, in_flight: int = 64) -> None:
     """Sequential and concurrent one-way messages over NATS and through the edge."""
     connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(edge_url, connector=connector) as http:
         body = {"name": f"bench-{uuid.uuid4().hex[:8]}"}
-        receiver = (await _post(http, "/api/v1/agents", body))["data"]["id"]
-        await _post(http, f"/api/v1/agents/{receiver}/start")
+        receiver = (await post(http, "/api/v1/agents", body))["data"]["id"]
+        await post(http, f"/api/v1/agents/{receiver}/start")
         nc = await nats.connect(nats_url)
         try:
             for target, label in (
@@ -63,35 +52,9 @@ async def one_way(edge_url: str, nats_url: str, count: int = 4_000, in_flight: i
 
                 async def over_edge(i: int, target: str = target) -> None:
                     message = {"performative": "inform", "receivers": [target], "content": f"n{i}"}
-                    await _post(http, "/api/v1/messages", message)
+                    await post(http, "/api/v1/messages", message)
 
-                await _measure(f"inform {label} over NATS", over_nats, count, in_flight)
-                await _measure(f"inform {label} through the edge", over_edge, count, in_flight)
+                await measure(f"inform {label} over NATS", over_nats, count, in_flight)
+                await measure(f"inform {label} through the edge", over_edge, count, in_flight)
         finally:
             await nc.close()
-
-
-async def _measure(
-    name: str, send: Callable[[int], Awaitable[None]], count: int, in_flight: int
-) -> None:
-    await send(-1)  # warm up
-    latencies: list[float] = []
-    with Timer() as t:
-        for i in range(count // 4):
-            start = time.perf_counter()
-            await send(i)
-            latencies.append(time.perf_counter() - start)
-    report(f"{name}, sequential", len(latencies), t.seconds, latencies)
-    queue = list(range(count))
-    concurrent: list[float] = []
-
-    async def sender() -> None:
-        while queue:
-            i = queue.pop()
-            start = time.perf_counter()
-            await send(i)
-            concurrent.append(time.perf_counter() - start)
-
-    with Timer() as t:
-        await asyncio.gather(*(sender() for _ in range(in_flight)))
-    report(f"{name}, {in_flight} in flight", len(concurrent), t.seconds, concurrent)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bench._stats import Timer, percentile, report
+from bench._stats import Timer, percentile, post, report
 from parley.llm import ChatRequest, Message, ProviderSettings, TextDelta, provider_for
 
 __all__ = ["LocalProvider", "chat_turns", "executions", "first_token"]
@@ -58,18 +58,10 @@ class LocalProvider:
         return response
 
 
-async def _post(http: aiohttp.ClientSession, path: str, body: dict | None = None) -> dict:
-    async with http.post(path, json=body) as response:
-        payload = await response.json()
-        if response.status >= 300:
-            raise RuntimeError(f"{path}: {response.status} {payload}")
-        return payload
-
-
 async def _agent(http: aiohttp.ClientSession, **spec: object) -> str:
     body = {"name": f"bench-{uuid.uuid4().hex[:8]}", **spec}
-    agent_id = (await _post(http, "/api/v1/agents", body))["data"]["id"]
-    await _post(http, f"/api/v1/agents/{agent_id}/start")
+    agent_id = (await post(http, "/api/v1/agents", body))["data"]["id"]
+    await post(http, f"/api/v1/agents/{agent_id}/start")
     return agent_id
 
 
@@ -79,18 +71,18 @@ async def chat_turns(edge_url: str, turns: int = 2_000, sessions: int = 64) -> N
     async with aiohttp.ClientSession(edge_url, connector=connector) as http:
         agent_id = await _agent(http, instances=sessions)
         path = f"/api/v1/agents/{agent_id}/chat"
-        first = await _post(http, path, {"message": "warm up"})
+        first = await post(http, path, {"message": "warm up"})
         conversation = first["data"]["conversation_id"]
         latencies: list[float] = []
         with Timer() as t:
             for i in range(turns // 8):
                 start = time.perf_counter()
-                await _post(http, path, {"message": f"turn {i}", "conversation_id": conversation})
+                await post(http, path, {"message": f"turn {i}", "conversation_id": conversation})
                 latencies.append(time.perf_counter() - start)
         report("chat turn (offline provider), 1 session", turns // 8, t.seconds, latencies)
 
         conversations = [
-            (await _post(http, path, {"message": "hello"}))["data"]["conversation_id"]
+            (await post(http, path, {"message": "hello"}))["data"]["conversation_id"]
             for _ in range(sessions)
         ]
         per_session = max(1, turns // sessions)
@@ -99,9 +91,7 @@ async def chat_turns(edge_url: str, turns: int = 2_000, sessions: int = 64) -> N
         async def talk(conversation_id: str) -> None:
             for i in range(per_session):
                 start = time.perf_counter()
-                await _post(
-                    http, path, {"message": f"turn {i}", "conversation_id": conversation_id}
-                )
+                await post(http, path, {"message": f"turn {i}", "conversation_id": conversation_id})
                 concurrent.append(time.perf_counter() - start)
 
         with Timer() as t:
@@ -209,7 +199,7 @@ async def executions(edge_url: str, count: int = 1_000) -> None:
         async def fire() -> None:
             while queue:
                 i = queue.pop()
-                await _post(http, path, {"input_data": {"message": f"job {i}"}})
+                await post(http, path, {"input_data": {"message": f"job {i}"}})
 
         with Timer() as t:
             await asyncio.gather(*(fire() for _ in range(32)))

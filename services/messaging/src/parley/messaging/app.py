@@ -17,7 +17,6 @@ import asyncio
 import logging
 
 import msgspec
-import nats
 from faststream import FastStream
 from nats.aio.msg import Msg
 from opentelemetry import trace
@@ -25,8 +24,7 @@ from opentelemetry.trace import SpanKind
 
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE, SendMessage
-from parley.eventstore.factory import open_store
-from parley.kit.service import Closers, create_service
+from parley.kit.service import Closers, connect_store, create_service
 from parley.kit.telemetry import extract
 from parley.messaging.delivery import Outbox, redeliver
 from parley.messaging.directory import Directory
@@ -68,20 +66,7 @@ def create_app(settings: MessagingSettings) -> FastStream:
 
     @app.on_startup
     async def open_connections() -> None:
-        nc = await nats.connect(
-            settings.nats_url,
-            name="parley-messaging",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        )
-        closers.add(nc.drain)
-        store = await open_store(
-            backend=settings.eventstore,
-            nats_url=settings.nats_url,
-            kurrentdb_url=settings.kurrentdb_url,
-            nc=nc,
-        )
-        closers.add(store.close)
+        nc, store = await connect_store(settings, "parley-messaging", closers)
         outbox = Outbox(nc, nc.jetstream())
         await outbox.start()
         directory = Directory(store)

@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import nats
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
@@ -30,9 +29,8 @@ from parley.contracts.runtime import (
     UpdateSession,
     UploadFile,
 )
-from parley.eventstore.factory import open_store
 from parley.kit.deltas import ensure_delta_stream
-from parley.kit.service import Closers, add_command_route, create_service
+from parley.kit.service import Closers, add_command_routes, connect_store, create_service
 from parley.runtime.budgets import BudgetKeeper
 from parley.runtime.capacity import Capacity
 from parley.runtime.chat import Turns
@@ -86,20 +84,15 @@ def create_app(settings: RuntimeSettings) -> FastStream:
     """The runtime service."""
     holder: dict[str, Runtime] = {}
 
-    def route(broker: NatsBroker, verb: str, command_type: type[Any], handle: Handler) -> None:
-        add_command_route(
+    def register(broker: NatsBroker) -> None:
+        add_command_routes(
             broker,
             SERVICE,
-            verb,
-            command_type,
-            lambda command: handle(holder["runtime"], command),
+            ROUTES,
+            lambda: holder["runtime"],
             on_error=lambda exc: RuntimeReply(ok=False, error=error_body(exc)),
             max_workers=settings.max_in_flight,
         )
-
-    def register(broker: NatsBroker) -> None:
-        for verb, (command_type, handle) in ROUTES.items():
-            route(broker, verb, command_type, handle)
 
     app = create_service(
         SERVICE, settings, register, description="Sessions, chat turns, executions, budgets."
@@ -108,21 +101,8 @@ def create_app(settings: RuntimeSettings) -> FastStream:
 
     @app.on_startup
     async def open_connections() -> None:
-        nc = await nats.connect(
-            settings.nats_url,
-            name=f"parley-runtime-{settings.worker}",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        )
-        closers.add(nc.drain)
+        nc, store = await connect_store(settings, f"parley-runtime-{settings.worker}", closers)
         js = nc.jetstream()
-        store = await open_store(
-            backend=settings.eventstore,
-            nats_url=settings.nats_url,
-            kurrentdb_url=settings.kurrentdb_url,
-            nc=nc,
-        )
-        closers.add(store.close)
         await ensure_delta_stream(js)
         directory = AgentDirectory(store)
         await directory.start()

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import nats
 from faststream import FastStream
 from faststream.nats import NatsBroker
 
@@ -24,8 +23,7 @@ from parley.contracts.tasks import (
     StartRun,
     TaskReply,
 )
-from parley.eventstore.factory import open_store
-from parley.kit.service import Closers, add_command_route, create_service
+from parley.kit.service import Closers, add_command_routes, connect_store, create_service
 from parley.tasks.contractnet import ContractNet
 from parley.tasks.directory import Directory
 from parley.tasks.errors import error_body
@@ -63,20 +61,15 @@ def create_app(settings: TasksSettings) -> FastStream:
     """The tasks service."""
     holder: dict[str, Tasks] = {}
 
-    def route(broker: NatsBroker, verb: str, command_type: type[Any], handle: Handler) -> None:
-        add_command_route(
+    def register(broker: NatsBroker) -> None:
+        add_command_routes(
             broker,
             SERVICE,
-            verb,
-            command_type,
-            lambda command: handle(holder["tasks"], command),
+            ROUTES,
+            lambda: holder["tasks"],
             on_error=lambda exc: TaskReply(ok=False, error=error_body(exc)),
             max_workers=settings.max_in_flight,
         )
-
-    def register(broker: NatsBroker) -> None:
-        for verb, (command_type, handle) in ROUTES.items():
-            route(broker, verb, command_type, handle)
 
     app = create_service(
         SERVICE, settings, register, description="Contract Net rounds and cluster group runs."
@@ -85,20 +78,7 @@ def create_app(settings: TasksSettings) -> FastStream:
 
     @app.on_startup
     async def open_connections() -> None:
-        nc = await nats.connect(
-            settings.nats_url,
-            name="parley-tasks",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-        )
-        closers.add(nc.drain)
-        store = await open_store(
-            backend=settings.eventstore,
-            nats_url=settings.nats_url,
-            kurrentdb_url=settings.kurrentdb_url,
-            nc=nc,
-        )
-        closers.add(store.close)
+        nc, store = await connect_store(settings, "parley-tasks", closers)
         directory = Directory(store)
         await directory.start()
         closers.add(directory.stop)

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _decode_reply = msgspec.json.Decoder(MessageReply).decode
 
+
 class _Conversation(Protocol):
     @property
     def id(self) -> str: ...

@@ -10,7 +10,7 @@ import pytest
 
 from parley.contracts.personas import persona_stream
 from parley.devstack.stack import Stack
-from parley.edge.personas_projection import PersonasProjection
+from parley.edge.projections.personas import PersonasProjection
 from parley.eventstore.factory import open_store
 
 BUILTINS = {"helpful-assistant", "code-reviewer", "concise-analyst"}

@@ -4,7 +4,7 @@ import uuid
 
 import msgspec
 
-from parley.edge.projection import AgentsProjection
+from parley.edge.projections.agents import AgentsProjection
 from parley.eventstore.factory import open_store
 
 

@@ -32,7 +32,7 @@ from parley.contracts.runtime import (
     TurnStarted,
     Usage,
 )
-from parley.edge.runtime_projection import RuntimeProjection
+from parley.edge.projections.runtime import RuntimeProjection
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 

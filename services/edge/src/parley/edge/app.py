@@ -16,14 +16,16 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
-from parley.edge.clusters_projection import ClustersProjection
 from parley.edge.commands import CommandClient
 from parley.edge.errors import exception_handlers
 from parley.edge.guards import HostGuard
-from parley.edge.messages_projection import MessagesProjection
 from parley.edge.openapi import document_bodies, openapi_config
-from parley.edge.personas_projection import PersonasProjection
-from parley.edge.projection import AgentsProjection
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.clusters import ClustersProjection
+from parley.edge.projections.messages import MessagesProjection
+from parley.edge.projections.personas import PersonasProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.tasks import TasksProjection
 from parley.edge.request_ids import add_request_id_header
 from parley.edge.routes.agents import agent_router
 from parley.edge.routes.catalogue_models import model_router
@@ -40,9 +42,7 @@ from parley.edge.routes.personas import persona_router
 from parley.edge.routes.sessions import session_router
 from parley.edge.routes.tasks import run_router, task_router
 from parley.edge.routes.ws import ws_routes
-from parley.edge.runtime_projection import RuntimeProjection
 from parley.edge.settings import EdgeSettings
-from parley.edge.tasks_projection import TasksProjection
 from parley.eventstore.factory import open_store
 from parley.eventstore.follower import FollowerGroup
 

@@ -13,9 +13,9 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import AgentView
 from parley.contracts.runtime import RuntimeReply
 from parley.edge.errors import ApiError, ErrorEnvelope
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.runtime_views import ExecutionView, SessionDetail
 from parley.edge.request_ids import request_id
-from parley.edge.runtime_projection import RuntimeProjection
-from parley.edge.runtime_views import ExecutionView, SessionDetail
 
 __all__ = [
     "error_responses",

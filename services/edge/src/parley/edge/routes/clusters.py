@@ -35,9 +35,9 @@ from parley.edge._paging import page_by_key
 from parley.edge.body import decode_body
 from parley.edge.errors import ApiError, ErrorEnvelope
 from parley.edge.listing import parse_labels
+from parley.edge.projections.runtime_views import AgentMetrics
 from parley.edge.request_ids import request_id
 from parley.edge.routes.agents import provide_namespace
-from parley.edge.runtime_views import AgentMetrics
 from parley.edge.schemas import Pagination
 
 __all__ = ["cluster_router"]

@@ -24,9 +24,9 @@ from parley.contracts.runtime import (
 from parley.edge._paging import page_by_key
 from parley.edge.body import decode_body
 from parley.edge.errors import ApiError
+from parley.edge.projections.runtime_views import AgentMetrics, ExecutionView, LogEntry, LogLevel
 from parley.edge.routes._runtime import error_responses, require_agent, require_execution, send
 from parley.edge.routes.agents import provide_namespace
-from parley.edge.runtime_views import AgentMetrics, ExecutionView, LogEntry, LogLevel
 from parley.edge.schemas import Pagination
 
 __all__ = ["execution_router", "metrics_router"]

@@ -20,9 +20,9 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import DeleteFile
 from parley.contracts.runtime import UploadFile as UploadFileCommand
 from parley.edge.errors import ApiError
+from parley.edge.projections.runtime_views import FileView
 from parley.edge.routes._runtime import error_responses, require_session, send
 from parley.edge.routes.agents import provide_namespace
-from parley.edge.runtime_views import FileView
 
 __all__ = ["ALLOWED_TYPES", "BUCKET", "file_router"]
 

@@ -35,7 +35,7 @@ from parley.contracts.errors import ErrorCode
 from parley.edge._paging import page_by_key
 from parley.edge.body import decode_body
 from parley.edge.errors import ApiError, ErrorEnvelope
-from parley.edge.messages_projection import MessageView
+from parley.edge.projections.messages import MessageView
 from parley.edge.request_ids import request_id
 from parley.edge.routes.agents import provide_namespace
 from parley.edge.schemas import Pagination

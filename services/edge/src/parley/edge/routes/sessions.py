@@ -29,6 +29,7 @@ from parley.contracts.runtime import (
 from parley.edge._paging import page_by_key
 from parley.edge.body import decode_body
 from parley.edge.errors import ApiError
+from parley.edge.projections.runtime_views import SessionDetail, SessionView
 from parley.edge.routes._runtime import error_responses, require_agent, require_session, send
 from parley.edge.routes.agents import provide_expected_version, provide_namespace
 from parley.edge.routes.chat import (
@@ -40,7 +41,6 @@ from parley.edge.routes.chat import (
     start_stream,
     sync_chat,
 )
-from parley.edge.runtime_views import SessionDetail, SessionView
 from parley.edge.schemas import Pagination
 
 __all__ = ["session_router"]

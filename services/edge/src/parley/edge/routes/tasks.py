@@ -32,11 +32,11 @@ from parley.contracts.tasks import (
 from parley.edge._paging import page_by_key
 from parley.edge.body import decode_body
 from parley.edge.errors import ApiError
+from parley.edge.projections.tasks import RunView, TaskView
 from parley.edge.request_ids import request_id
 from parley.edge.routes._runtime import error_responses
 from parley.edge.routes.agents import provide_namespace
 from parley.edge.schemas import Pagination
-from parley.edge.tasks_projection import RunView, TaskView
 
 __all__ = ["run_router", "task_router"]
 

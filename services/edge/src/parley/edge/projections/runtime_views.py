@@ -1,6 +1,6 @@
 """What the API shows of the runtime: sessions, executions, logs and metrics of agents.
 
-These are read shapes built by :mod:`parley.edge.runtime_projection` from the runtime's
+These are read shapes built by :mod:`parley.edge.projections.runtime` from the runtime's
 events; settings and errors are kept as the events carry them, so an edge older than the
 runtime still shows fields it does not know.
 """

@@ -29,8 +29,8 @@ from parley.contracts.tasks import (
     TaskSpec,
     WinningBid,
 )
-from parley.edge._projection import FoldingProjection
-from parley.edge.projection import iso
+from parley.edge.projections._base import FoldingProjection
+from parley.edge.projections.agents import iso
 from parley.eventstore import EventStore
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 It subscribes from position 0 at start (a rebuild; the store is the checkpoint), keeps
 ``applied_position`` and wakes read-your-writes waiters as positions are applied (the shared
-machinery is :class:`~parley.edge._projection.FoldingProjection`). Non-agent events only
+machinery is :class:`~parley.edge.projections._base.FoldingProjection`). Non-agent events only
 advance the position.
 """
 
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from parley.aggregates.agent import Agent, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import AgentView
-from parley.edge._projection import FoldingProjection
+from parley.edge.projections._base import FoldingProjection
 from parley.eventstore import EventStore
 
 __all__ = ["AgentsProjection", "iso"]

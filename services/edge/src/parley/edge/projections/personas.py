@@ -3,8 +3,8 @@
 from parley.aggregates.persona import Persona, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.personas import PersonaSpec, PersonaView, load_builtin_personas
-from parley.edge._projection import FoldingProjection
-from parley.edge.projection import iso
+from parley.edge.projections._base import FoldingProjection
+from parley.edge.projections.agents import iso
 from parley.eventstore import EventStore
 
 __all__ = ["PersonasProjection", "builtin_view"]

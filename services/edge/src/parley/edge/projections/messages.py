@@ -1,7 +1,7 @@
 """The messages projection: every FIPA-ACL message with what became of each delivery.
 
 It folds ``conversation-<id>`` streams (``message.sent|delivered|failed|rejected``) with the
-shared machinery of :class:`~parley.edge._projection.FoldingProjection`. History lists
+shared machinery of :class:`~parley.edge.projections._base.FoldingProjection`. History lists
 recorded messages in the order they were recorded (global position); a refused message is
 readable by id with its ``rejection``.
 """
@@ -20,7 +20,7 @@ from parley.contracts.acl import (
     MessageSent,
 )
 from parley.contracts.envelope import Event
-from parley.edge._projection import FoldingProjection
+from parley.edge.projections._base import FoldingProjection
 from parley.eventstore import EventStore
 
 __all__ = ["DeliveryView", "MessageView", "MessagesProjection", "Rejection"]

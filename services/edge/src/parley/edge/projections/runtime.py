@@ -1,7 +1,7 @@
 """The runtime projection: sessions, executions, logs, metrics, budgets and instances.
 
 It folds the runtime's streams (``session-``, ``execution-``, ``budget-``, ``instance-``) with
-the shared machinery of :class:`~parley.edge._projection.FoldingProjection` (from position 0,
+the shared machinery of :class:`~parley.edge.projections._base.FoldingProjection` (from position 0,
 ``applied_position``, read-your-writes waiters). The fold is pure: :meth:`apply` an
 :class:`Event`, read the views. A deleted session leaves every view, its log lines included.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 from parley.contracts.envelope import Event, utcnow
 from parley.contracts.runtime import EVENT_TYPES
-from parley.edge._projection import FoldingProjection
-from parley.edge.projection import iso
-from parley.edge.runtime_views import (
+from parley.edge.projections._base import FoldingProjection
+from parley.edge.projections.agents import iso
+from parley.edge.projections.runtime_views import (
     ActiveTurnView,
     AgentMetrics,
     BudgetView,

@@ -1,0 +1,1 @@
+"""The edge's read models: each maps the state folded by :mod:`parley.aggregates` to its view."""

@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["HTTP_STATUS", "ErrorBody", "ErrorCode"]
+__all__ = ["HTTP_STATUS", "ErrorBody", "ErrorCode", "ParleyError"]
 
 
 class ErrorCode(StrEnum):
@@ -108,3 +108,30 @@ class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
     """What went wrong and, where it helps, what to do about it."""
     details: dict[str, Any] | list[Any] | None = None
     """Structured detail, e.g. field-level validation errors."""
+
+
+class ParleyError(Exception):
+    """The root of every refusal Parley reports: a stable code, a message, optional details.
+
+    Services raise it (or a subclass) for anything a caller did wrong or cannot have; the
+    command route turns it into an :class:`ErrorBody`, the edge into the API's envelope with
+    the HTTP status of :data:`HTTP_STATUS`. Anything else is an internal error.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        details: dict[str, Any] | list[Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of :attr:`code`."""
+        return HTTP_STATUS[self.code]
+
+    def to_body(self) -> ErrorBody:
+        """The error as a service replies it."""
+        return ErrorBody(code=self.code, message=self.message, details=self.details)

@@ -9,7 +9,7 @@ import logging
 
 import msgspec
 
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.eventstore import ConcurrencyConflict, EventStoreUnavailable, EventTooLarge
 
 __all__ = ["error_body_for"]
@@ -34,6 +34,8 @@ def error_body_for(
         log: Where an unexpected exception is logged, with its traceback.
     """
     match exc:
+        case ParleyError():
+            return exc.to_body()
         case msgspec.ValidationError():
             return ErrorBody(code=ErrorCode.VALIDATION_ERROR, message=str(exc))
         case msgspec.DecodeError():

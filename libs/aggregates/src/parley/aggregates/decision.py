@@ -1,0 +1,80 @@
+"""The one shape of every aggregate, and how its decisions become events.
+
+Every aggregate module in :mod:`parley.aggregates` has three parts:
+
+- a state type (a frozen msgspec Struct), ``None`` before the stream's first event;
+- ``evolve(state, event) -> state``: fold one recorded event, the only fold of that stream;
+- ``decide(state, command, ctx) -> Decision``: what a command does, with time and id minting
+  injected through :class:`Context`, so a decider is pure and replayable in tests.
+
+A :class:`Decision` holds the events to append as ``(type, payload)`` pairs and the effects
+to perform once they are appended (messages to send, timers to arm). The service's handler
+wraps the events in envelopes (:func:`to_new_events`) and appends them through
+:class:`parley.eventstore.repository.Repository`.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import msgspec
+
+from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.ids import new_id
+
+__all__ = ["Context", "Decided", "Decision", "to_new_events"]
+
+F = TypeVar("F")
+
+Decided = list[tuple[str, msgspec.Struct]]
+"""Events a decider emits: ``(type, payload)`` pairs, in append order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a decider may know besides state and command: the time and fresh ids."""
+
+    now: datetime = field(default_factory=utcnow)
+    """The decision's time; every event it emits carries it."""
+    mint: Callable[[], str] = new_id
+    """Makes a fresh id (UUIDv7 in production, a counter in tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision(Generic[F]):
+    """Events to append and the effects to perform after they are appended."""
+
+    events: Decided = field(default_factory=list)
+    effects: Sequence[F] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.effects)
+
+
+def to_new_events(
+    decided: Sequence[tuple[str, msgspec.Struct]],
+    *,
+    subject: str,
+    namespace: str,
+    source: str,
+    now: datetime,
+    correlationid: str | None = None,
+    causationid: str | None = None,
+    traceparent: str | None = None,
+) -> list[NewEvent]:
+    """Wrap decided ``(type, payload)`` pairs in envelopes ready to append."""
+    return [
+        NewEvent(
+            type=event_type,
+            subject=subject,
+            data=msgspec.to_builtins(payload),
+            namespace=namespace,
+            source=source,
+            time=now,
+            correlationid=correlationid,
+            causationid=causationid,
+            traceparent=traceparent,
+        )
+        for event_type, payload in decided
+    ]

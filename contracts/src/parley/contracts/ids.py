@@ -1,8 +1,22 @@
-"""Identifiers: UUIDv7 (time-ordered) for events, agents and requests."""
+"""Identifiers: UUIDv7 (time-ordered) for events, agents and requests, and the id patterns.
+
+Every id and namespace the API accepts is validated by one of the aliases here.
+"""
+
+from typing import Annotated
 
 import uuid_utils
+from msgspec import Meta
 
-__all__ = ["new_id"]
+__all__ = ["ID_PATTERN", "NAMESPACE_PATTERN", "Id", "Namespace", "new_id"]
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+"""An id: up to 64 letters, digits, ``_`` or ``-`` (a UUIDv7 or a client's own)."""
+NAMESPACE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+"""A namespace: a DNS label (lowercase letters, digits and ``-``, at most 63)."""
+
+Id = Annotated[str, Meta(pattern=ID_PATTERN, description="An id.")]
+Namespace = Annotated[str, Meta(pattern=NAMESPACE_PATTERN, description="Tenant name.")]
 
 
 def new_id() -> str:

@@ -7,10 +7,30 @@
 - ``parley.stream.<...>``: ephemeral streams (token deltas), never stored.
 - ``parley.health.<service>``: each service answers a health request here.
 - ``parley.work.<kind>``: durable work items (JetStream work queue), e.g. executions.
+- ``parley.inbox.agent.<id>`` / ``parley.inbox.tasks``: ACL deliveries (work queue).
+- ``parley.notify.reply.<message id>``: a reply to a message was recorded (core NATS).
+- ``parley.ctl.<kind>.<id>``: control of a running turn or execution (ping, cancel).
+
+JetStream streams and KV buckets are named here too (:data:`EVENT_STREAM`, …).
 """
 
 __all__ = [
+    "DELTA_STREAM",
+    "DELTA_SUBJECTS",
     "EVENTS_ALL",
+    "EVENT_STREAM",
+    "FILES_BUCKET",
+    "INBOX_AGENTS",
+    "INBOX_ALL",
+    "INBOX_STREAM",
+    "INBOX_TASKS",
+    "LEASES_BUCKET",
+    "SLOTS_BUCKET",
+    "WORK_STREAM",
+    "control",
+    "inbox",
+    "reply_notice",
+    "stream",
     "EVENTS_PREFIX",
     "QUEUE_PREFIX",
     "WORK_ALL",
@@ -28,6 +48,28 @@ EVENTS_PREFIX = "parley.evt"
 EVENTS_ALL = f"{EVENTS_PREFIX}.>"
 QUEUE_PREFIX = "parley"
 WORK_ALL = "parley.work.>"
+STREAM_PREFIX = "parley.stream"
+
+EVENT_STREAM = "PARLEY_EVENTS"
+"""The JetStream stream that holds every event (subjects :data:`EVENTS_ALL`)."""
+WORK_STREAM = "PARLEY_WORK"
+"""The work-queue stream of durable work items (subjects :data:`WORK_ALL`)."""
+INBOX_STREAM = "PARLEY_INBOX"
+"""The work-queue stream of ACL deliveries (subjects :data:`INBOX_ALL`)."""
+INBOX_ALL = "parley.inbox.>"
+INBOX_AGENTS = "parley.inbox.agent.>"
+"""Every agent's deliveries (the runtime's consumer)."""
+INBOX_TASKS = "parley.inbox.tasks"
+"""Every message to a ``task:`` or ``run:`` participant (the tasks service's consumer)."""
+DELTA_STREAM = "PARLEY_DELTAS"
+"""The memory stream that keeps recent token deltas for resuming a turn's stream."""
+DELTA_SUBJECTS = [f"{STREAM_PREFIX}.>"]
+SLOTS_BUCKET = "parley-slots"
+"""KV bucket of agents' instance slots."""
+LEASES_BUCKET = "parley-leases"
+"""KV bucket of leader leases (the scheduler)."""
+FILES_BUCKET = "parley-files"
+"""Object store bucket of session files."""
 
 
 def cmd(service: str, verb: str) -> str:
@@ -70,3 +112,25 @@ def queue(service: str) -> str:
 def work(kind: str) -> str:
     """Subject of durable work items of one ``kind`` (a JetStream work queue)."""
     return f"parley.work.{kind}"
+
+
+def inbox(receiver: str) -> str:
+    """Work-queue subject a receiver's deliveries go to (``task:``/``run:`` → the tasks inbox)."""
+    if receiver.startswith(("task:", "run:")):
+        return INBOX_TASKS
+    return f"parley.inbox.agent.{receiver}"
+
+
+def reply_notice(message_id: str) -> str:
+    """Core NATS subject on which a reply to ``message_id`` is announced."""
+    return f"parley.notify.reply.{message_id}"
+
+
+def control(kind: str, ident: str) -> str:
+    """Control subject of a running ``kind`` (``turn``, ``execution``) with id ``ident``."""
+    return f"parley.ctl.{kind}.{ident}"
+
+
+def stream(kind: str, ident: str) -> str:
+    """Ephemeral (never stored) subject of one ``kind`` of stream, e.g. a turn's deltas."""
+    return f"{STREAM_PREFIX}.{kind}.{ident}"

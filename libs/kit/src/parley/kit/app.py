@@ -1,0 +1,204 @@
+"""One way to wire a service: :func:`service_app`.
+
+A service names its command table (verb → command type, handler) and how to build its
+handlers once NATS and the event store are open; this module does the rest the same way for
+every service: the FastStream app with its health subject and tracing, the NATS connection
+(reconnecting for ever), the event store on that connection, the command routes (FastStream,
+or raw nats-py for a hot path), one error reply for every failure, and the ordered shutdown
+of everything start-up opened (an :class:`contextlib.AsyncExitStack`).
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import msgspec
+import nats
+from faststream import FastStream
+from faststream.nats import NatsBroker
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from parley.contracts import subjects
+from parley.eventstore import EventStore
+from parley.eventstore.factory import open_store
+from parley.kit.service import add_command_route, create_service
+from parley.kit.settings import ServiceSettings
+from parley.kit.telemetry import extract
+
+__all__ = ["Connections", "Route", "service_app"]
+
+H = TypeVar("H")
+Route = tuple[type[Any], Callable[[H, Any], Awaitable[msgspec.Struct]]]
+"""A command's type and its handler, which gets the service's handlers and the command."""
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class Connections:
+    """What start-up opened for the service; ``stack`` closes what the service adds."""
+
+    nc: Client
+    js: JetStreamContext
+    store: EventStore
+    stack: contextlib.AsyncExitStack
+
+
+@dataclass(slots=True)
+class _Running(Generic[H]):
+    handlers: H | None = None
+
+
+def service_app(
+    name: str,
+    settings: ServiceSettings,
+    *,
+    routes: Mapping[str, Route[H]],
+    start: Callable[[Connections], Awaitable[H]],
+    reply_error: Callable[[Exception], msgspec.Struct],
+    description: str,
+    raw: bool = False,
+    max_workers: int | None = None,
+) -> FastStream:
+    """The FastStream app of service ``name``.
+
+    Args:
+        name: The service name: its command subjects ``parley.cmd.<name>.<verb>``, queue
+            group, health subject and AsyncAPI title.
+        settings: The service's settings (already parsed and checked).
+        routes: Its command table.
+        start: Builds the handlers once NATS and the store are open; whatever it opens it
+            registers on ``Connections.stack``, which closes it (last opened, first closed).
+        reply_error: The error reply for any exception raised decoding or handling.
+        description: One line for the AsyncAPI document.
+        raw: Serve the commands with raw nats-py subscriptions (one task per request, a span
+            continued from the caller's ``traceparent``) instead of FastStream handlers: for
+            hot paths, where FastStream's per-message machinery costs more than the work.
+        max_workers: Commands handled at once (default ``settings.max_in_flight``).
+    """
+    log = logging.getLogger(f"parley.{name}")
+    workers = max_workers or settings.max_in_flight
+    running: _Running[H] = _Running()
+    stack = contextlib.AsyncExitStack()
+
+    def handlers() -> H:
+        if running.handlers is None:
+            raise RuntimeError(f"the {name} service is not started")
+        return running.handlers
+
+    def register(broker: NatsBroker) -> None:
+        if raw:
+            return
+        for verb, (command_type, handle) in routes.items():
+            add_command_route(
+                broker,
+                name,
+                verb,
+                command_type,
+                _bind(handle, handlers),
+                on_error=reply_error,
+                max_workers=workers,
+            )
+
+    app = create_service(name, settings, register, description=description)
+
+    @app.on_startup
+    async def open_connections() -> None:
+        nc = await nats.connect(
+            settings.nats_url,
+            name=f"parley-{name}",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+        )
+        stack.push_async_callback(nc.drain)
+        store = await open_store(
+            backend=settings.eventstore,
+            nats_url=settings.nats_url,
+            kurrentdb_url=settings.kurrentdb_url,
+            nc=nc,
+        )
+        stack.push_async_callback(store.close)
+        running.handlers = await start(Connections(nc, nc.jetstream(), store, stack))
+        if raw:
+            await _serve_raw(nc, name, routes, handlers, reply_error, workers, stack)
+
+    @app.after_shutdown
+    async def close_connections() -> None:
+        running.handlers = None
+        try:
+            await stack.aclose()
+        except Exception:
+            log.exception("error while shutting down")
+
+    return app
+
+
+def _bind(
+    handle: Callable[[H, Any], Awaitable[msgspec.Struct]], handlers: Callable[[], H]
+) -> Callable[[Any], Awaitable[msgspec.Struct]]:
+    async def bound(command: Any) -> msgspec.Struct:
+        return await handle(handlers(), command)
+
+    return bound
+
+
+async def _serve_raw(
+    nc: Client,
+    name: str,
+    routes: Mapping[str, Route[H]],
+    handlers: Callable[[], H],
+    reply_error: Callable[[Exception], msgspec.Struct],
+    workers: int,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """Serve ``routes`` with raw nats-py subscriptions in the service's queue group."""
+    tracer = trace.get_tracer(f"parley.{name}")
+    limit = asyncio.Semaphore(workers)
+    in_flight: set[asyncio.Task[None]] = set()
+
+    def subscriber(verb: str, route: Route[H]) -> Callable[[Msg], Awaitable[None]]:
+        subject = subjects.cmd(name, verb)
+        decode = msgspec.json.Decoder(route[0]).decode
+        handle = route[1]
+
+        async def serve(msg: Msg) -> None:
+            async with limit:
+                with tracer.start_as_current_span(
+                    f"{subject} process", context=extract(msg.headers), kind=SpanKind.CONSUMER
+                ):
+                    reply: msgspec.Struct
+                    try:
+                        reply = await handle(handlers(), decode(msg.data))
+                    except Exception as exc:  # every failure becomes an error reply
+                        reply = reply_error(exc)
+                if msg.reply:
+                    await msg.respond(_encode(reply))
+
+        async def dispatch(msg: Msg) -> None:
+            task = asyncio.create_task(serve(msg))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
+        return dispatch
+
+    subs = [
+        await nc.subscribe(
+            subjects.cmd(name, verb), queue=subjects.queue(name), cb=subscriber(verb, route)
+        )
+        for verb, route in routes.items()
+    ]
+
+    async def stop_serving() -> None:
+        for sub in subs:
+            await sub.unsubscribe()
+        if in_flight:  # let running commands finish (bounded)
+            await asyncio.wait(set(in_flight), timeout=10.0)
+
+    stack.push_async_callback(stop_serving)

@@ -40,7 +40,7 @@ class _Data(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     pass
 
 
-class ParameterRange(_Data):
+class ParameterRange(_Data, frozen=True):
     """The values a numeric parameter may take."""
 
     min: int | float
@@ -51,7 +51,7 @@ class ParameterRange(_Data):
     """Value used when the agent sets none (None: the provider's default)."""
 
 
-class ChoiceParameter(_Data):
+class ChoiceParameter(_Data, frozen=True):
     """The values an enumerated parameter may take."""
 
     allowed: list[str]
@@ -60,7 +60,7 @@ class ChoiceParameter(_Data):
     """Value used when the agent sets none (None: the provider's default)."""
 
 
-class ModelParameters(_Data):
+class ModelParameters(_Data, frozen=True):
     """The parameters a model accepts; an absent one is not supported by the model."""
 
     temperature: ParameterRange | None = None
@@ -75,7 +75,7 @@ class ModelParameters(_Data):
     """Thinking-token budget (Anthropic extended thinking); must stay below max_tokens."""
 
 
-class Capabilities(_Data):
+class Capabilities(_Data, frozen=True):
     """What a model can do."""
 
     tools: bool = False
@@ -88,7 +88,7 @@ class Capabilities(_Data):
     """Thinks before answering (reasoning effort or a thinking budget)."""
 
 
-class Price(_Data):
+class Price(_Data, frozen=True):
     """List price in US dollars per million tokens."""
 
     input_per_mtok: float
@@ -103,7 +103,7 @@ class Price(_Data):
         return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
 
 
-class ModelInfo(_Data, kw_only=True):
+class ModelInfo(_Data, frozen=True, kw_only=True):
     """One model of one provider."""
 
     provider: str
@@ -142,7 +142,7 @@ class UnknownModelError(LookupError):
         self.provider, self.model = provider, model
 
 
-class ModelCatalogue(_Data):
+class ModelCatalogue(_Data, frozen=True):
     """Every model the platform knows, in catalogue order."""
 
     models: list[ModelInfo]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
@@ -91,7 +91,7 @@ class GuardedProvider:
             await self._client.close()
             self._client = None
 
-    def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    def _attempt(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         """One HTTP call streamed as deltas; SDK failures raised as ``ProviderError``."""
         raise NotImplementedError
 
@@ -139,7 +139,7 @@ class GuardedProvider:
         if not err.retryable or attempt >= self.settings.max_retries:
             return None
         if err.retry_after is None:
-            return min(self.settings.backoff * 2**attempt, self.settings.retry_after_cap)
+            return min(self.settings.backoff * 2.0**attempt, self.settings.retry_after_cap)
         # retrying before the provider's retry-after only earns another 429
         return err.retry_after if err.retry_after <= self.settings.retry_after_cap else None
 

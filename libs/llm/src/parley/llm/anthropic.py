@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import anthropic
 import httpx2
@@ -45,7 +45,7 @@ class AnthropicProvider(GuardedProvider):
             )
         return self._client
 
-    async def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         try:
             events = await self._get_client().messages.create(**params(request), stream=True)
             async with events:

@@ -29,6 +29,7 @@ from parley.llm.port import (
     Delta,
     Finished,
     Message,
+    StopReason,
     TextDelta,
     ToolCall,
     ToolCallDone,
@@ -73,7 +74,7 @@ class OfflineProvider:
             yield Finished("tool_calls", Usage(input_tokens, output))
             return
         words = re.findall(r"\s*\S+", _answer(request.messages))
-        stop = "end"
+        stop: StopReason = "end"
         if len(words) > request.max_tokens:
             words, stop = words[: request.max_tokens], "max_tokens"
         for word in words:

@@ -7,7 +7,7 @@ adapter with ``settings.base_url`` set and its key from ``PARLEY_OPENAI_COMPATIB
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import httpx2
 import openai
@@ -68,7 +68,7 @@ class OpenAIProvider(GuardedProvider):
             )
         return self._client
 
-    async def _attempt(self, request: ChatRequest) -> AsyncIterator[Delta]:
+    async def _attempt(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
         try:
             chunks = await self._get_client().chat.completions.create(
                 **params(request, self.name), stream=True, stream_options={"include_usage": True}

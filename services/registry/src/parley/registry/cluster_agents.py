@@ -14,12 +14,7 @@ from typing import TypeVar
 from parley.aggregates.agent import Agent
 from parley.aggregates.agent_spec import validate_spec
 from parley.aggregates.cluster import field_of
-from parley.contracts.clusters import (
-    CreateCluster,
-    DeleteCluster,
-    ScaleCluster,
-    UpdateCluster,
-)
+from parley.contracts.clusters import ClusterCommand, CreateCluster
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import (
@@ -37,8 +32,6 @@ __all__ = ["act", "check_agents", "discard", "each", "remove"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster
 
 
 async def each(work: Callable[[T], Awaitable[int]], items: Iterable[T]) -> list[int]:

@@ -20,6 +20,7 @@ from parley.aggregates import cluster
 from parley.aggregates.cluster import Cluster, CreateWithAgents, EndScale, agent_specs
 from parley.aggregates.decision import Context
 from parley.contracts.clusters import (
+    ClusterCommand,
     ClusterReply,
     ClusterScaleStarted,
     CreateCluster,
@@ -34,7 +35,7 @@ from parley.contracts.registry import AgentPatch, CreateAgent, UpdateAgent
 from parley.eventstore.repository import Outcome
 from parley.registry.cluster_agents import act, check_agents, discard, each, remove
 from parley.registry.domain import cluster_actions
-from parley.registry.handlers import Registry, emit, reply_for_error
+from parley.registry.handlers import Registry, execute, reply_for_error
 
 __all__ = ["create_cluster", "delete_cluster", "scale_cluster", "update_cluster"]
 
@@ -143,20 +144,17 @@ async def _checked(registry: Registry, command: UpdateCluster | DeleteCluster) -
 
 
 async def _decide(
-    registry: Registry,
-    command: CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster,
-    decided: cluster.Command,
+    registry: Registry, command: ClusterCommand, decided: cluster.Command
 ) -> Outcome[Cluster]:
     """Decide ``decided`` on the cluster ``command`` is about and append its events."""
     name = command.manifest.metadata.name if isinstance(command, CreateCluster) else command.name
-    return await registry.clusters.execute(
+    return await execute(
+        registry.clusters,
         cluster_stream(command.namespace, name),
-        emit(
-            lambda state, ctx: cluster.decide(state, decided, ctx),
-            subject=name,
-            namespace=command.namespace,
-            correlationid=command.request_id,
-        ),
+        cluster.decide,
+        decided,
+        subject=name,
+        origin=command,
     )
 
 

@@ -9,7 +9,8 @@ state between commands.
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
@@ -39,45 +40,71 @@ from parley.contracts.registry import (
     name_stream,
 )
 from parley.eventstore import EventStore
-from parley.eventstore.repository import Decide, Loaded, Outcome, Repository
+from parley.eventstore.repository import Loaded, Outcome, Repository
 from parley.kit.errors import error_body_for
 from parley.kit.telemetry import current_traceparent
 from parley.registry.domain import SOURCE, claim_in_flight
 
-__all__ = ["Registry", "emit", "reply_for_error"]
+__all__ = ["Registry", "execute", "reply_for_error"]
 
 log = logging.getLogger(__name__)
 
 S = TypeVar("S")
+C = TypeVar("C")
 
 AGENTS_CACHED = 100_000
 """Agents whose folded state the registry keeps between commands."""
 
 
-def emit(
-    decide: Callable[[S | None, Context], Decision[Any]],
+class Origin(Protocol):
+    """What caused a command: its namespace and the edge's request id (every wire command)."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def request_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Untraced:
+    """The origin of a name claim's events: a namespace, no correlation id, no trace."""
+
+    namespace: str
+    request_id: None = None
+
+
+async def execute(
+    repository: Repository[S],
+    stream: str,
+    decide: Callable[[S | None, C, Context], Decision[Any]],
+    command: C,
     *,
     subject: str,
-    namespace: str,
-    correlationid: str | None = None,
-    traced: bool = True,
-) -> Decide[S]:
-    """A repository decider: ``decide`` at the time of each try, its events in envelopes."""
-    traceparent = current_traceparent() if traced else None
+    origin: Origin,
+) -> Outcome[S]:
+    """Decide ``command`` on ``stream`` with the aggregate's ``decide`` and append.
+
+    Each try decides at its own time; the events carry ``subject``, the origin's namespace
+    and request id (as correlation id) and, unless :class:`Untraced`, the trace context.
+    The origin's ``expected_version`` (a client's ``If-Match``), when it has one, is checked.
+    """
+    traceparent = None if isinstance(origin, Untraced) else current_traceparent()
 
     def decider(state: S | None) -> list[NewEvent]:
         ctx = Context()
         return to_new_events(
-            decide(state, ctx).events,
+            decide(state, command, ctx).events,
             subject=subject,
-            namespace=namespace,
+            namespace=origin.namespace,
             source=SOURCE,
             now=ctx.now,
-            correlationid=correlationid,
+            correlationid=origin.request_id,
             traceparent=traceparent,
         )
 
-    return decider
+    expected_version: int | None = getattr(origin, "expected_version", None)
+    return await repository.execute(stream, decider, expected_version=expected_version)
 
 
 class Registry:
@@ -146,15 +173,13 @@ class Registry:
 
     async def _run(self, command: RegistryCommand, agent_id: str) -> Outcome[Agent]:
         """Decide ``command`` on the agent and append."""
-        return await self.agents.execute(
+        return await execute(
+            self.agents,
             agent_stream(agent_id),
-            emit(
-                lambda state, ctx: agent.decide(state, command, ctx),
-                subject=agent_id,
-                namespace=command.namespace,
-                correlationid=command.request_id,
-            ),
-            expected_version=getattr(command, "expected_version", None),
+            agent.decide,
+            command,
+            subject=agent_id,
+            origin=command,
         )
 
     # --- names ---------------------------------------------------------------------------
@@ -172,16 +197,16 @@ class Registry:
         checked = seen.state.holder if seen.state is not None else None
         live = await self._holds_name(stream, seen, agent_id)
 
-        def claim(state: NameClaim | None, ctx: Context) -> Decision[Any]:
+        def claim(state: NameClaim | None, command: Claim, ctx: Context) -> Decision[Any]:
             holder = state.holder if state is not None else None
             # A holder that claimed after the check is a create in flight: it holds the name.
             exists = live if holder == checked else True
-            command = Claim(agent_id=agent_id, name=name, namespace=namespace, agent_exists=exists)
+            command = msgspec.structs.replace(command, agent_exists=exists)
             return name_claim.decide(state, command, ctx)
 
-        await self.names.execute(
-            stream, emit(claim, subject=agent_id, namespace=namespace, traced=False)
-        )
+        command = Claim(agent_id=agent_id, name=name, namespace=namespace, agent_exists=live)
+        origin = Untraced(namespace)
+        await execute(self.names, stream, claim, command, subject=agent_id, origin=origin)
 
     async def _holds_name(self, stream: str, claim: Loaded[NameClaim], agent_id: str) -> bool:
         """Whether the claim's holder (not ``agent_id``) is live, or its create in flight."""
@@ -195,26 +220,24 @@ class Registry:
         return not found.deleted
 
     async def _release(self, namespace: str, name: str, agent_id: str) -> None:
-        command = Release(agent_id=agent_id, name=name)
-        await self.names.execute(
+        await execute(
+            self.names,
             name_stream(namespace, name),
-            emit(
-                lambda state, ctx: name_claim.decide(state, command, ctx),
-                subject=agent_id,
-                namespace=namespace,
-                traced=False,
-            ),
+            name_claim.decide,
+            Release(agent_id=agent_id, name=name),
+            subject=agent_id,
+            origin=Untraced(namespace),
         )
 
     # --- personas ------------------------------------------------------------------------
 
     async def create_persona(self, command: CreatePersona) -> CommandReply:
         """Create a persona in the command's namespace."""
-        return await self._persona(command, command.spec.name, None)
+        return await self._persona(command, command.spec.name)
 
     async def delete_persona(self, command: DeletePersona) -> CommandReply:
         """Delete a created persona."""
-        return await self._persona(command, command.name, command.expected_version)
+        return await self._persona(command, command.name)
 
     async def persona_exists(self, namespace: str, name: str) -> bool:
         """Whether ``name`` is a built-in persona or a live one of ``namespace``."""
@@ -241,18 +264,10 @@ class Registry:
             {"errors": [{"field": "persona", "code": "VALIDATION_ERROR", "message": message}]},
         )
 
-    async def _persona(
-        self, command: CreatePersona | DeletePersona, name: str, expected_version: int | None
-    ) -> CommandReply:
-        outcome = await self.personas.execute(
-            persona_stream(command.namespace, name),
-            emit(
-                lambda state, ctx: persona.decide(state, command, ctx),
-                subject=name,
-                namespace=command.namespace,
-                correlationid=command.request_id,
-            ),
-            expected_version=expected_version,
+    async def _persona(self, command: CreatePersona | DeletePersona, name: str) -> CommandReply:
+        stream = persona_stream(command.namespace, name)
+        outcome = await execute(
+            self.personas, stream, persona.decide, command, subject=name, origin=command
         )
         return CommandReply(ok=True, version=outcome.version, position=outcome.position)
 

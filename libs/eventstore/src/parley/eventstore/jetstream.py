@@ -24,6 +24,7 @@ from nats.js.kv import KeyValue
 from parley.contracts import subjects
 from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore._codec import (
+    check_append,
     check_stream,
     decode_event,
     decode_head,
@@ -184,9 +185,7 @@ class JetStreamEventStore:
         self, stream: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
         """Append ``events`` atomically if ``stream`` is at ``expected_version``."""
-        check_stream(stream)
-        if not events:
-            raise ValueError("append needs at least one event")
+        check_append(stream, events)
         if len(events) > 1 and not self._atomic:
             raise EventStoreError(
                 f"JetStream stream {self._stream} has no atomic batch publish (needs "

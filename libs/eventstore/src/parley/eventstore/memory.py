@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore._codec import check_stream, encode_event
+from parley.eventstore._codec import check_append, check_stream, encode_event
 from parley.eventstore.port import (
     ANY_VERSION,
     AppendResult,
@@ -45,9 +45,7 @@ class MemoryEventStore:
         self, stream: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
         """Append ``events`` atomically if ``stream`` is at ``expected_version``."""
-        check_stream(stream)
-        if not events:
-            raise ValueError("append needs at least one event")
+        check_append(stream, events)
         await self._round_trip()
         stored = self._streams.setdefault(stream, [])
         known = self._ids.setdefault(stream, {}).get(events[-1].id)

@@ -1,4 +1,4 @@
-"""One contract for every event store backend (ids: jetstream, kurrentdb)."""
+"""One contract for every event store backend (ids: memory, jetstream, kurrentdb)."""
 
 import asyncio
 import uuid

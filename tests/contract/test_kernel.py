@@ -6,7 +6,7 @@ import pytest
 
 from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore import ConcurrencyConflict, EventStore
-from parley.eventstore.kernel import Loaded, execute, load
+from parley.eventstore.repository import Loaded, execute, load
 
 
 def _count(state: int | None, event: Event) -> int:

@@ -16,12 +16,11 @@ import pytest
 
 from parley.contracts.clusters import CLUSTER_LABEL, ClusterManifest, CreateCluster, cluster_stream
 from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.devstack.stack import Stack
 from parley.eventstore import EventStore, EventStoreUnavailable
 from parley.eventstore.factory import open_store
 from parley.registry.clusters import create_cluster
-from parley.registry.domain import DomainError
 from parley.registry.handlers import Registry
 
 YAML = {"Content-Type": "application/yaml"}
@@ -546,7 +545,7 @@ async def test_a_registry_refusal_is_a_domain_error_with_the_cluster_code(
     body = manifest("direct", agents=[{"name": "a"}, {"name": "a"}])
     body["metadata"]["namespace"] = namespace
     command = CreateCluster(namespace=namespace, manifest=msgspec.convert(body, ClusterManifest))
-    with pytest.raises(DomainError) as info:
+    with pytest.raises(ParleyError) as info:
         await create_cluster(Registry(store), command)
     assert info.value.code is ErrorCode.VALIDATION_ERROR
     assert re.search(r"spec\.agents\[1\]\.name", info.value.message)

@@ -7,8 +7,18 @@ from itertools import product
 import msgspec
 import pytest
 
+from parley.aggregates.agent import (
+    TRANSITIONS,
+    Agent,
+    CorruptStreamError,
+    allowed_actions,
+    decide,
+    evolve,
+    name_change,
+)
+from parley.aggregates.decision import Context, Decided, to_new_events
 from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import (
     AgentAction,
     AgentActionCommand,
@@ -26,18 +36,6 @@ from parley.contracts.registry import (
     ToolSpec,
     UpdateAgent,
     agent_stream,
-)
-from parley.registry.domain import (
-    TRANSITIONS,
-    Agent,
-    CorruptStreamError,
-    Decided,
-    DomainError,
-    allowed_actions,
-    as_new_events,
-    decide,
-    evolve,
-    name_change,
 )
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -82,7 +80,9 @@ def act(action: AgentAction, **kwargs: object) -> AgentActionCommand:
 def record(decided: Decided, state: Agent | None, *, namespace: str = "default") -> list[Event]:
     """Record decided events as the store would, after the stream's current version."""
     start = state.version if state is not None else 0
-    new = as_new_events(decided, subject=AGENT_ID, namespace=namespace, now=NOW)
+    new = to_new_events(
+        decided, subject=AGENT_ID, namespace=namespace, source="/parley/registry", now=NOW
+    )
     return [
         Event.record(
             # Round-trip through JSON: evolve must accept what the store hands back.
@@ -97,7 +97,7 @@ def record(decided: Decided, state: Agent | None, *, namespace: str = "default")
 
 def run(state: Agent | None, command: RegistryCommand) -> tuple[Decided, Agent | None]:
     """Decide, then fold what was decided: the property every test relies on."""
-    decided = decide(command, state, now=NOW)
+    decided = decide(state, command, Context(NOW)).events
     for event in record(decided, state, namespace=command.namespace):
         state = evolve(state, event)
     return decided, state
@@ -116,9 +116,9 @@ def in_state(target: AgentState) -> Agent:
     return state
 
 
-def refused(command: RegistryCommand, state: Agent | None) -> DomainError:
-    with pytest.raises(DomainError) as info:
-        decide(command, state, now=NOW)
+def refused(command: RegistryCommand, state: Agent | None) -> ParleyError:
+    with pytest.raises(ParleyError) as info:
+        decide(state, command, Context(NOW))
     return info.value
 
 
@@ -184,7 +184,7 @@ def test_force_allows_nothing_beyond_stop_from_failed(
 ) -> None:
     state = in_state(from_state)
     if (from_state, action) in LEGAL:
-        assert decide(act(action, force=True), state, now=NOW)
+        assert decide(state, act(action, force=True), Context(NOW)).events
     else:
         assert refused(act(action, force=True), state).code is ErrorCode.INVALID_STATE_TRANSITION
 
@@ -265,8 +265,8 @@ def test_an_update_emits_the_full_new_spec_and_the_changed_field_names() -> None
 
 def test_an_update_that_changes_nothing_emits_no_event_and_keeps_the_version() -> None:
     state = given(create(description="same"))
-    assert decide(update(description="same"), state, now=NOW) == []
-    assert decide(update(), state, now=NOW) == []
+    assert decide(state, update(description="same"), Context(NOW)).events == []
+    assert decide(state, update(), Context(NOW)).events == []
 
 
 def test_each_effective_update_is_a_new_version() -> None:
@@ -282,7 +282,7 @@ def test_labels_merge_and_a_null_label_removes_the_key() -> None:
 
 
 def test_removing_a_label_that_is_not_there_changes_nothing() -> None:
-    assert decide(update(labels={"ghost": None}), given(create()), now=NOW) == []
+    assert decide(given(create()), update(labels={"ghost": None}), Context(NOW)).events == []
 
 
 def test_setting_a_persona_replaces_the_system_prompt() -> None:
@@ -299,7 +299,7 @@ def test_an_update_whose_result_is_invalid_is_refused() -> None:
 
 
 def test_an_update_with_the_current_expected_version_succeeds() -> None:
-    assert decide(update(expected_version=1, description="x"), given(create()), now=NOW)
+    assert decide(given(create()), update(expected_version=1, description="x"), Context(NOW)).events
 
 
 @pytest.mark.parametrize(
@@ -322,9 +322,12 @@ def test_a_stale_expected_version_is_a_concurrency_conflict_with_both_versions(
 def test_a_rename_is_reported_with_the_old_and_new_name() -> None:
     state = given(create(name="old"))
     assert state is not None
-    assert name_change(state, decide(update(name="new"), state, now=NOW)) == ("old", "new")
-    assert name_change(state, decide(update(description="x"), state, now=NOW)) is None
-    assert name_change(state, decide(update(name="old"), state, now=NOW)) is None
+    assert name_change(state, decide(state, update(name="new"), Context(NOW)).events) == (
+        "old",
+        "new",
+    )
+    assert name_change(state, decide(state, update(description="x"), Context(NOW)).events) is None
+    assert name_change(state, decide(state, update(name="old"), Context(NOW)).events) is None
 
 
 def test_an_update_can_change_every_spec_field_at_once() -> None:
@@ -422,7 +425,7 @@ def test_evolve_refuses_a_second_creation() -> None:
 def test_the_fold_records_when_the_agent_last_changed() -> None:
     state = given(create())
     assert state is not None
-    (event,) = record(decide(act(A.START), state, now=NOW), state)
+    (event,) = record(decide(state, act(A.START), Context(NOW)).events, state)
     later = msgspec.structs.replace(event, time=NOW + timedelta(hours=1))
     after = evolve(state, later)
     assert after is not None
@@ -452,7 +455,7 @@ def test_evolve_accepts_every_event_decide_emits_over_random_command_sequences(s
         before = state
         try:
             decided, state = run(state, command)
-        except DomainError:
+        except ParleyError:
             continue
         assert state is not None and before is not None
         assert state.version == before.version + len(decided)
@@ -464,6 +467,6 @@ def test_evolve_accepts_every_event_decide_emits_from_every_state(from_state: Ag
         state = in_state(from_state)
         try:
             decided, after = run(state, command)
-        except DomainError:
+        except ParleyError:
             continue
         assert after is not None and after.version == state.version + len(decided)

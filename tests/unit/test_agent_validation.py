@@ -4,18 +4,17 @@ from typing import Any
 
 import pytest
 
-from parley.contracts.errors import ErrorCode
+from parley.aggregates.agent_spec import validate_cron, validate_spec
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import AgentSpec, StrategySpec, ToolSpec, Trigger
-from parley.registry.domain import DomainError
-from parley.registry.validation import validate_cron, validate_spec
 
 
 def spec(**fields: Any) -> AgentSpec:
     return AgentSpec(name="helper", **fields)
 
 
-def errors_of(candidate: AgentSpec) -> DomainError:
-    with pytest.raises(DomainError) as info:
+def errors_of(candidate: AgentSpec) -> ParleyError:
+    with pytest.raises(ParleyError) as info:
         validate_spec(candidate)
     return info.value
 

@@ -10,13 +10,15 @@ from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
     SCALE_TIMEOUT,
     Cluster,
-    ClusterRefused,
+    Command,
+    CreateWithAgents,
+    EndScale,
     agent_specs,
     decide,
-    decide_scale_end,
     evolve,
     manifest_problems,
 )
+from parley.aggregates.decision import Context
 from parley.contracts.clusters import (
     CLUSTER_LABEL,
     EVENT_TYPES,
@@ -37,7 +39,7 @@ from parley.contracts.clusters import (
     duration_seconds,
 )
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 NS = "team-a"
@@ -63,6 +65,13 @@ def create(**spec: Any) -> CreateCluster:
 
 def ids_for(command: CreateCluster) -> list[str]:
     return [f"id-{i}" for i in range(len(agent_specs(command.manifest)))]
+
+
+def with_ids(command: ClusterCommand, ids: Any) -> Command:
+    """A create as the decider takes it: with the ids of its agents."""
+    if isinstance(command, CreateCluster):
+        return CreateWithAgents(command=command, agent_ids=list(ids))
+    return command
 
 
 PAUSE = UpdateCluster(namespace=NS, name=NAME, action="pause")
@@ -100,7 +109,7 @@ def record(
 def run(state: Cluster | None, command: ClusterCommand, at: datetime = NOW) -> Cluster | None:
     """Decide, then fold the decided events as the store would record them."""
     ids = ids_for(command) if isinstance(command, CreateCluster) else ()
-    return record(state, decide(command, state, now=at, agent_ids=ids), at)
+    return record(state, decide(state, with_ids(command, ids), Context(at)).events, at)
 
 
 def given(*commands: ClusterCommand) -> Cluster | None:
@@ -110,10 +119,10 @@ def given(*commands: ClusterCommand) -> Cluster | None:
     return state
 
 
-def refused(command: ClusterCommand, state: Cluster | None, at: datetime = NOW) -> ClusterRefused:
+def refused(command: ClusterCommand, state: Cluster | None, at: datetime = NOW) -> ParleyError:
     ids = ids_for(command) if isinstance(command, CreateCluster) else ()
-    with pytest.raises(ClusterRefused) as info:
-        decide(command, state, now=at, agent_ids=ids)
+    with pytest.raises(ParleyError) as info:
+        decide(state, with_ids(command, ids), Context(at))
     return info.value
 
 
@@ -122,7 +131,7 @@ def refused(command: ClusterCommand, state: Cluster | None, at: datetime = NOW) 
 
 def test_creating_a_cluster_records_its_manifest_and_agent_ids() -> None:
     command = create()
-    assert decide(command, None, now=NOW, agent_ids=["a", "b"]) == [
+    assert decide(None, with_ids(command, ["a", "b"]), Context(NOW)).events == [
         (
             "cluster.created",
             ClusterCreated(name=NAME, manifest=command.manifest, agent_ids=["a", "b"]),
@@ -217,8 +226,8 @@ def test_a_deleted_cluster_can_be_created_again_on_the_same_stream() -> None:
 
 
 def test_a_create_needs_one_agent_id_per_agent() -> None:
-    with pytest.raises(ClusterRefused) as info:
-        decide(create(), None, now=NOW, agent_ids=["only-one"])
+    with pytest.raises(ParleyError) as info:
+        decide(None, with_ids(create(), ["only-one"]), Context(NOW))
     assert info.value.code is ErrorCode.INVALID_REQUEST
 
 
@@ -248,7 +257,7 @@ DELETED = ("cluster.deleted", ClusterDeleted(name=NAME, agent_ids=IDS))
 def test_pause_resume_and_delete_decide_one_event_or_none(
     history: tuple[ClusterCommand, ...], command: ClusterCommand, events: list[Any]
 ) -> None:
-    assert decide(command, given(*history), now=NOW) == events
+    assert decide(given(*history), command, Context(NOW)).events == events
 
 
 def test_the_fold_follows_pause_resume_and_delete() -> None:
@@ -281,7 +290,7 @@ def test_another_namespaces_cluster_is_not_found() -> None:
 
 def test_a_scale_opens_a_window_naming_the_agent_and_its_target() -> None:
     state = given(create())
-    assert decide(scale(), state, now=NOW) == [
+    assert decide(state, scale(), Context(NOW)).events == [
         (
             "cluster.scale_started",
             ClusterScaleStarted(name=NAME, agent_id="id-1", agent_name="writer", instances=3),
@@ -294,7 +303,7 @@ def test_a_scale_opens_a_window_naming_the_agent_and_its_target() -> None:
 
 def test_a_template_replica_is_scaled_by_its_numbered_name() -> None:
     state = given(create(template={"spec": {"name": "w"}, "replicas": 3}))
-    [(_, started)] = decide(scale("w-3", 2), state, now=NOW)
+    [(_, started)] = decide(state, scale("w-3", 2), Context(NOW)).events
     assert isinstance(started, ClusterScaleStarted) and started.agent_id == "id-2"
 
 
@@ -320,30 +329,35 @@ def test_a_scale_window_older_than_the_timeout_is_abandoned_and_does_not_block()
     state = run(given(create()), scale())
     later = NOW + SCALE_TIMEOUT
     assert state is not None and state.scaling_at(later) is None
-    assert decide(scale("triage", 1), state, now=later)[0][0] == "cluster.scale_started"
+    assert decide(state, scale("triage", 1), Context(later)).events[0][0] == "cluster.scale_started"
 
 
 def test_a_scale_closes_with_scaled_or_scale_failed() -> None:
     state = run(given(create()), scale())
-    [(_, started)] = decide(scale(), given(create()), now=NOW)
+    [(_, started)] = decide(given(create()), scale(), Context(NOW)).events
     assert isinstance(started, ClusterScaleStarted)
     fields = msgspec.structs.asdict(started)
-    assert decide_scale_end(state, started) == [("cluster.scaled", ClusterScaled(**fields))]
+    assert decide(state, EndScale(started=started), Context(NOW)).events == [
+        ("cluster.scaled", ClusterScaled(**fields))
+    ]
     error = ErrorBody(code=ErrorCode.INTERNAL_ERROR, message="boom")
-    assert decide_scale_end(state, started, error) == [
+    assert decide(state, EndScale(started=started, error=error), Context(NOW)).events == [
         ("cluster.scale_failed", ClusterScaleFailed(**fields, error=error))
     ]
-    for outcome in (decide_scale_end(state, started), decide_scale_end(state, started, error)):
+    for outcome in (
+        decide(state, EndScale(started=started), Context(NOW)).events,
+        decide(state, EndScale(started=started, error=error), Context(NOW)).events,
+    ):
         closed = record(state, outcome, NOW)
         assert closed is not None and closed.scaling is None and closed.version == 3
 
 
 def test_closing_a_window_that_is_no_longer_open_decides_nothing() -> None:
     started = ClusterScaleStarted(name=NAME, agent_id="id-1", agent_name="writer", instances=3)
-    assert decide_scale_end(given(create()), started) == []
+    assert decide(given(create()), EndScale(started=started), Context(NOW)).events == []
     taken_over = run(run(given(create()), scale()), scale("triage", 1), at=NOW + SCALE_TIMEOUT)
-    assert decide_scale_end(taken_over, started) == []
-    assert decide_scale_end(None, started) == []
+    assert decide(taken_over, EndScale(started=started), Context(NOW)).events == []
+    assert decide(None, EndScale(started=started), Context(NOW)).events == []
 
 
 # --- the fold and properties ---------------------------------------------------------------
@@ -354,14 +368,14 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
     at = NOW
     for command in (create(), PAUSE, RESUME, scale(), DELETE, create()):
         ids = ids_for(command) if isinstance(command, CreateCluster) else ()
-        decided = decide(command, state, now=at, agent_ids=ids)
+        decided = decide(state, with_ids(command, ids), Context(at)).events
         for event_type, payload in decided:
             assert type(payload) is EVENT_TYPES[event_type]
         state = record(state, decided, at)
         if isinstance(command, ScaleCluster):
             assert state is not None and state.scaling is not None
             started = ClusterScaleStarted(**msgspec.structs.asdict(decided[0][1]))
-            end = decide_scale_end(state, started)
+            end = decide(state, EndScale(started=started), Context(NOW)).events
             assert type(end[0][1]) is EVENT_TYPES[end[0][0]]
             state = record(state, end, at)
         at += timedelta(seconds=1)

@@ -5,17 +5,13 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from parley.aggregates.decision import Context, Decided
+from parley.aggregates.name_claim import Claim, NameClaim, Release
+from parley.aggregates.name_claim import decide as decide_claim
+from parley.aggregates.name_claim import evolve as evolve_claim
 from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import AgentNameClaimed, AgentNameReleased, name_stream
-from parley.registry.domain import (
-    Decided,
-    DomainError,
-    NameClaim,
-    decide_claim,
-    decide_release,
-    evolve_claim,
-)
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 NAME, NS = "helper", "acme"
@@ -34,7 +30,8 @@ def fold(state: NameClaim | None, decided: Decided) -> NameClaim | None:
 
 
 def claim(state: NameClaim | None, agent_id: str, *, agent_exists: bool = True) -> Decided:
-    return decide_claim(state, agent_id, name=NAME, namespace=NS, agent_exists=agent_exists)
+    command = Claim(agent_id=agent_id, name=NAME, namespace=NS, agent_exists=agent_exists)
+    return decide_claim(state, command, Context(NOW)).events
 
 
 def held_by(agent_id: str) -> NameClaim | None:
@@ -48,7 +45,7 @@ def test_a_free_name_is_claimed_by_the_first_agent() -> None:
 
 
 def test_a_name_held_by_a_live_agent_is_refused_as_already_existing() -> None:
-    with pytest.raises(DomainError) as info:
+    with pytest.raises(ParleyError) as info:
         claim(held_by("a1"), "a2", agent_exists=True)
     assert info.value.code is ErrorCode.AGENT_ALREADY_EXISTS
     assert info.value.message == "an agent named 'helper' already exists in namespace acme"
@@ -67,20 +64,22 @@ def test_a_claim_whose_holder_was_never_created_is_taken_over() -> None:
 
 def test_a_released_name_can_be_claimed_by_another_agent() -> None:
     state = held_by("a1")
-    released = fold(state, decide_release(state, "a1", name=NAME))
+    released = fold(
+        state, decide_claim(state, Release(agent_id="a1", name=NAME), Context(NOW)).events
+    )
     assert released == NameClaim(holder=None, version=2)
     assert fold(released, claim(released, "a2")) == NameClaim(holder="a2", version=3)
 
 
 def test_releasing_emits_agent_name_released() -> None:
-    assert decide_release(held_by("a1"), "a1", name=NAME) == [
+    assert decide_claim(held_by("a1"), Release(agent_id="a1", name=NAME), Context(NOW)).events == [
         ("agent_name.released", AgentNameReleased(name=NAME, agent_id="a1"))
     ]
 
 
 @pytest.mark.parametrize("state", [None, NameClaim(), NameClaim(holder="a2", version=4)])
 def test_releasing_a_name_the_agent_does_not_hold_is_a_no_op(state: NameClaim | None) -> None:
-    assert decide_release(state, "a1", name=NAME) == []
+    assert decide_claim(state, Release(agent_id="a1", name=NAME), Context(NOW)).events == []
 
 
 def test_a_stale_release_does_not_free_a_name_taken_over_by_another_agent() -> None:

@@ -6,9 +6,10 @@ import msgspec
 import pytest
 
 from parley.aggregates.agent import CorruptStreamError
-from parley.aggregates.persona import Persona, evolve
+from parley.aggregates.decision import Context
+from parley.aggregates.persona import Persona, PersonaCommand, decide, evolve
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.personas import (
     EVENT_TYPES,
     CreatePersona,
@@ -19,8 +20,6 @@ from parley.contracts.personas import (
     load_builtin_personas,
     persona_stream,
 )
-from parley.registry.domain import DomainError
-from parley.registry.personas import PersonaCommand, decide
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 NS = "team-a"
@@ -41,7 +40,7 @@ def delete(name: str = "pirate", expected_version: int | None = None) -> DeleteP
 def run(state: Persona | None, command: PersonaCommand) -> Persona | None:
     """Decide, then fold the decided events as the store would record them."""
     version = state.version if state is not None else 0
-    for event_type, payload in decide(command, state):
+    for event_type, payload in decide(state, command, Context(NOW)).events:
         version += 1
         state = evolve(
             state,
@@ -67,14 +66,14 @@ def given(*commands: PersonaCommand) -> Persona | None:
     return state
 
 
-def refused(command: PersonaCommand, state: Persona | None) -> DomainError:
-    with pytest.raises(DomainError) as info:
-        decide(command, state)
+def refused(command: PersonaCommand, state: Persona | None) -> ParleyError:
+    with pytest.raises(ParleyError) as info:
+        decide(state, command, Context(NOW))
     return info.value
 
 
 def test_creating_a_new_persona_emits_persona_created_with_its_spec() -> None:
-    assert decide(create(), None) == [
+    assert decide(None, create(), Context(NOW)).events == [
         ("persona.created", PersonaCreated(name="pirate", spec=spec()))
     ]
     state = given(create(tags=["fun"]))
@@ -95,7 +94,9 @@ def test_a_built_in_name_cannot_be_created(name: str) -> None:
 
 def test_deleting_a_live_persona_emits_persona_deleted() -> None:
     state = given(create())
-    assert decide(delete(), state) == [("persona.deleted", PersonaDeleted(name="pirate"))]
+    assert decide(state, delete(), Context(NOW)).events == [
+        ("persona.deleted", PersonaDeleted(name="pirate"))
+    ]
     after = run(state, delete())
     assert after is not None and after.deleted and after.version == 2
 
@@ -117,7 +118,7 @@ def test_a_stale_expected_version_on_delete_is_a_concurrency_conflict() -> None:
     error = refused(delete(expected_version=7), given(create()))
     assert error.code is ErrorCode.CONCURRENCY_CONFLICT
     assert error.details == {"expected": 7, "actual": 1}
-    assert decide(delete(expected_version=1), given(create()))
+    assert decide(given(create()), delete(expected_version=1), Context(NOW)).events
 
 
 def test_a_deleted_name_can_be_created_again_on_the_same_stream() -> None:
@@ -129,7 +130,7 @@ def test_a_deleted_name_can_be_created_again_on_the_same_stream() -> None:
 def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
     state = None
     for command in (create(), delete(), create()):
-        for event_type, payload in decide(command, state):
+        for event_type, payload in decide(state, command, Context(NOW)).events:
             assert type(payload) is EVENT_TYPES[event_type]
         state = run(state, command)
 

@@ -7,18 +7,22 @@ A scale is a window: ``cluster.scale_started`` opens it (appended at the stream'
 version, so two concurrent scales cannot both open it), ``cluster.scaled`` or
 ``cluster.scale_failed`` closes it. A window left open longer than :data:`SCALE_TIMEOUT` (the
 registry died in between) counts as abandoned and no longer blocks.
+
+Besides the wire's cluster commands, :func:`decide` takes two of the registry's own:
+:class:`CreateWithAgents` (a create, once the ids of its agents are known) and
+:class:`EndScale` (close a scale window).
 """
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Never
 
 import msgspec
 
 from parley.aggregates.agent import CorruptStreamError
+from parley.aggregates.decision import Context, Decided, Decision
 from parley.contracts.clusters import (
     CLUSTER_LABEL,
     EVENT_TYPES,
-    ClusterCommand,
     ClusterCreated,
     ClusterDeleted,
     ClusterManifest,
@@ -32,18 +36,18 @@ from parley.contracts.clusters import (
     UpdateCluster,
 )
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.registry import AgentSpec
 
 __all__ = [
     "SCALE_TIMEOUT",
     "Cluster",
-    "ClusterRefused",
-    "Decided",
+    "Command",
+    "CreateWithAgents",
+    "EndScale",
     "Scaling",
     "agent_specs",
     "decide",
-    "decide_scale_end",
     "evolve",
     "field_of",
     "manifest_problems",
@@ -53,20 +57,26 @@ SCALE_TIMEOUT = timedelta(seconds=30)
 """A scale window open longer than this is abandoned (its registry died mid-scale)."""
 
 _NAME_MAX = 128
-Decided = list[tuple[str, msgspec.Struct]]
-"""``(event type, payload)`` pairs, in append order."""
 
 
-class ClusterRefused(Exception):
-    """A cluster command the domain refuses, with the API error code it maps to."""
+class CreateWithAgents(msgspec.Struct, frozen=True, kw_only=True):
+    """Record a cluster create once its agents are made."""
 
-    def __init__(self, code: ErrorCode, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.details = code, message, details
+    command: CreateCluster
+    agent_ids: list[str]
+    """The ids of the agents created, one per :func:`agent_specs`."""
 
-    def to_body(self) -> ErrorBody:
-        """The error as a command reply carries it."""
-        return ErrorBody(code=self.code, message=self.message, details=self.details)
+
+class EndScale(msgspec.Struct, frozen=True, kw_only=True):
+    """Close the scale window ``started`` opened: ``cluster.scaled`` or ``scale_failed``."""
+
+    started: ClusterScaleStarted
+    error: ErrorBody | None = None
+    """Why the scale failed; None when it succeeded."""
+
+
+Command = CreateWithAgents | UpdateCluster | DeleteCluster | ScaleCluster | EndScale
+"""What :func:`decide` takes (a bare ``CreateCluster`` comes as :class:`CreateWithAgents`)."""
 
 
 class Scaling(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,30 +201,31 @@ def manifest_problems(manifest: ClusterManifest) -> list[dict[str, str]]:
 # --- decide --------------------------------------------------------------------------------
 
 
-def decide(
-    command: ClusterCommand,
-    state: Cluster | None,
-    *,
-    now: datetime,
-    agent_ids: tuple[str, ...] | list[str] = (),
-) -> Decided:
+def decide(state: Cluster | None, command: Command, ctx: Context) -> Decision[Never]:
     """The cluster events a command causes (the handler does the agents' part).
 
     Args:
-        command: Create, update (pause/resume), delete or scale.
         state: The cluster folded from its stream, or None for an empty stream.
-        now: Decision time (scale windows older than :data:`SCALE_TIMEOUT` are abandoned).
-        agent_ids: For a create, the ids of the agents created, one per :func:`agent_specs`.
+        command: Create, update (pause/resume), delete, scale, or the end of a scale.
+        ctx: Decision time (scale windows older than :data:`SCALE_TIMEOUT` are abandoned).
 
     Raises:
-        ClusterRefused: ``CLUSTER_EXISTS``, ``CLUSTER_NOT_FOUND``, ``SCALING_IN_PROGRESS``,
+        ParleyError: ``CLUSTER_EXISTS``, ``CLUSTER_NOT_FOUND``, ``SCALING_IN_PROGRESS``,
             ``VALIDATION_ERROR`` (a bad manifest, or a scale of an agent not in the cluster).
     """
-    if isinstance(command, CreateCluster):
-        return _create(command, state, list(agent_ids))
+    if isinstance(command, CreateWithAgents):
+        return Decision(_create(command.command, state, command.agent_ids))
+    if isinstance(command, EndScale):
+        return Decision(_scale_end(state, command.started, command.error))
+    return Decision(_decided(state, command, ctx.now))
+
+
+def _decided(
+    state: Cluster | None, command: UpdateCluster | DeleteCluster | ScaleCluster, now: datetime
+) -> Decided:
     cluster = _live(state, command.name, command.namespace)
     if (scaling := cluster.scaling_at(now)) is not None:
-        raise ClusterRefused(
+        raise ParleyError(
             ErrorCode.SCALING_IN_PROGRESS,
             f"cluster {cluster.name!r} is scaling {scaling.agent_name!r}; retry when it ends",
             {"name": cluster.name, "agent_name": scaling.agent_name},
@@ -232,7 +243,7 @@ def decide(
         agent_id = cluster.agent_id(command.agent_name)
         if agent_id is None:
             names = [spec.name for spec in agent_specs(cluster.manifest)]
-            raise ClusterRefused(
+            raise ParleyError(
                 ErrorCode.VALIDATION_ERROR,
                 f"agent_name: cluster {cluster.name!r} has no agent {command.agent_name[:128]!r}",
                 {
@@ -255,13 +266,12 @@ def decide(
     raise TypeError(f"not a cluster command: {type(command).__name__}")
 
 
-def decide_scale_end(
-    state: Cluster | None, started: ClusterScaleStarted, error: ErrorBody | None = None
+def _scale_end(
+    state: Cluster | None, started: ClusterScaleStarted, error: ErrorBody | None
 ) -> Decided:
-    """Close the scale window ``started`` opened: ``cluster.scaled`` or ``scale_failed``.
-
-    Nothing is decided when that window is no longer open (it was abandoned and another
-    scale took over, or the cluster was deleted): closing it would end someone else's.
+    """Close the window ``started`` opened; nothing is decided when it is no longer open (it
+    was abandoned and another scale took over, or the cluster was deleted): closing it would
+    end someone else's.
     """
     scaling = state.scaling if state is not None else None
     if scaling is None or (scaling.agent_id, scaling.instances) != (
@@ -279,7 +289,7 @@ def _create(command: CreateCluster, state: Cluster | None, agent_ids: list[str])
     manifest = command.manifest
     name = manifest.metadata.name
     if state is not None and state.live:
-        raise ClusterRefused(
+        raise ParleyError(
             ErrorCode.CLUSTER_EXISTS,
             f"a cluster named {name!r} already exists in namespace {command.namespace};"
             " delete it first or choose another name",
@@ -295,13 +305,13 @@ def _create(command: CreateCluster, state: Cluster | None, agent_ids: list[str])
     if problems:
         first = problems[0]
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ClusterRefused(
+        raise ParleyError(
             ErrorCode.VALIDATION_ERROR,
             f"{first['field']}: {first['message']}{more}",
             {"errors": problems},
         )
     if len(agent_ids) != len(agent_specs(manifest)):
-        raise ClusterRefused(
+        raise ParleyError(
             ErrorCode.INVALID_REQUEST, "a create needs one agent id per agent of the manifest"
         )
     return [("cluster.created", ClusterCreated(name=name, manifest=manifest, agent_ids=agent_ids))]
@@ -309,7 +319,7 @@ def _create(command: CreateCluster, state: Cluster | None, agent_ids: list[str])
 
 def _live(state: Cluster | None, name: str, namespace: str) -> Cluster:
     if state is None or not state.live or state.namespace != namespace:
-        raise ClusterRefused(
+        raise ParleyError(
             ErrorCode.CLUSTER_NOT_FOUND,
             f"no cluster {name!r} in namespace {namespace}",
             {"name": name},

@@ -1,18 +1,30 @@
-"""A persona, folded from its stream ``persona_stream(namespace, name)``.
+"""A persona, folded from its stream ``persona_stream(namespace, name)``, and its decider.
 
-The registry decides on it; the edge's projection shows it. One fold, so the two never
-disagree.
+The registry decides with :func:`decide`; the edge's projection shows what :func:`evolve`
+folds. One fold, so the two never disagree.
 """
 
 from datetime import datetime
+from typing import Never
 
 import msgspec
 
 from parley.aggregates.agent import CorruptStreamError
+from parley.aggregates.decision import Context, Decision
 from parley.contracts.envelope import Event
-from parley.contracts.personas import PersonaCreated, PersonaSpec
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.personas import (
+    CreatePersona,
+    DeletePersona,
+    PersonaCreated,
+    PersonaDeleted,
+    PersonaSpec,
+    load_builtin_personas,
+)
 
-__all__ = ["Persona", "evolve"]
+__all__ = ["Persona", "PersonaCommand", "decide", "evolve"]
+
+PersonaCommand = CreatePersona | DeletePersona
 
 
 class Persona(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,3 +69,59 @@ def evolve(state: Persona | None, event: Event) -> Persona | None:
     if event.type == "persona.deleted":
         return msgspec.structs.replace(state, deleted=True, version=event.version)
     return msgspec.structs.replace(state, version=event.version)
+
+
+def decide(state: Persona | None, command: PersonaCommand, ctx: Context) -> Decision[Never]:
+    """Decide the events a persona command causes.
+
+    Args:
+        state: The persona folded from its stream, or None if the stream is empty.
+        command: A create or a delete.
+        ctx: Decision time and ids (the rules depend on neither).
+
+    Raises:
+        ParleyError: ``PERSONA_EXISTS`` (a live or built-in persona has the name),
+            ``PERSONA_READ_ONLY`` (deleting a built-in), ``PERSONA_NOT_FOUND`` or
+            ``CONCURRENCY_CONFLICT``.
+    """
+    del ctx
+    live = state is not None and not state.deleted
+    if isinstance(command, CreatePersona):
+        name = command.spec.name
+        if name in load_builtin_personas():
+            raise ParleyError(
+                ErrorCode.PERSONA_EXISTS,
+                f"{name!r} is a built-in persona; choose another name",
+                {"name": name, "builtin": True},
+            )
+        if live:
+            raise ParleyError(
+                ErrorCode.PERSONA_EXISTS,
+                f"a persona named {name!r} already exists in namespace {command.namespace};"
+                " delete it first or choose another name",
+                {"name": name},
+            )
+        return Decision([("persona.created", PersonaCreated(name=name, spec=command.spec))])
+    if isinstance(command, DeletePersona):
+        if command.name in load_builtin_personas():
+            raise ParleyError(
+                ErrorCode.PERSONA_READ_ONLY,
+                f"{command.name!r} is a built-in persona and cannot be deleted",
+                {"name": command.name, "builtin": True},
+            )
+        if not live or state is None:
+            raise ParleyError(
+                ErrorCode.PERSONA_NOT_FOUND,
+                f"no persona {command.name!r} in namespace {command.namespace}",
+                {"name": command.name},
+            )
+        if command.expected_version is not None and command.expected_version != state.version:
+            raise ParleyError(
+                ErrorCode.CONCURRENCY_CONFLICT,
+                f"persona {command.name!r} is at version {state.version}, not"
+                f" {command.expected_version}; read it again and retry",
+                {"expected": command.expected_version, "actual": state.version},
+            )
+        deleted = PersonaDeleted(name=command.name, reason=command.reason)
+        return Decision([("persona.deleted", deleted)])
+    raise TypeError(f"not a persona command: {type(command).__name__}")

@@ -1,4 +1,8 @@
-"""Parley's event store: one port, two backends (JetStream, KurrentDB)."""
+"""Parley's event store: one port, two backends (JetStream, KurrentDB), one in memory for
+tests (:mod:`parley.eventstore.memory`), and the one command path
+(:mod:`parley.eventstore.repository`)."""
+
+from typing import Any
 
 from parley.eventstore.port import (
     ANY_VERSION,
@@ -28,7 +32,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # noqa: ANN202 - lazy import keeps backends optional at import time
+def __getattr__(name: str) -> Any:  # a lazy import keeps the backends optional at import time
     if name == "open_store":
         from parley.eventstore.factory import open_store
 

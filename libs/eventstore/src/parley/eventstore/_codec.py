@@ -2,13 +2,22 @@
 
 import hashlib
 import re
+from collections.abc import Sequence
 
 import msgspec
 
-from parley.contracts.envelope import Event
+from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore.port import InvalidStreamName
 
-__all__ = ["EventHead", "check_stream", "decode_event", "decode_head", "encode_event", "safe_key"]
+__all__ = [
+    "EventHead",
+    "check_append",
+    "check_stream",
+    "decode_event",
+    "decode_head",
+    "encode_event",
+    "safe_key",
+]
 
 # The pattern of envelope.StreamName, compiled once; msgspec validates it only on decode.
 _STREAM = re.compile(r"^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-]{1,160}$")
@@ -35,6 +44,13 @@ def check_stream(stream: str) -> None:
             f"invalid stream name {stream!r}: use `<category>-<id>` "
             "(category: lowercase letters, digits, `_`; id: letters, digits, `_`, `-`)"
         )
+
+
+def check_append(stream: str, events: Sequence[NewEvent]) -> None:
+    """Raise InvalidStreamName for a bad ``stream``, ValueError for an empty append."""
+    check_stream(stream)
+    if not events:
+        raise ValueError("append needs at least one event")
 
 
 def safe_key(name: str) -> str:

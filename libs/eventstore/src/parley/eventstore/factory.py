@@ -44,13 +44,13 @@ async def open_store(
     if chosen == "kurrentdb":
         from parley.eventstore.kurrentdb import KurrentDBEventStore
 
-        url = kurrentdb_url or os.environ.get("PARLEY_KURRENTDB_URL")
-        if not url:
+        kurrent_url = kurrentdb_url or os.environ.get("PARLEY_KURRENTDB_URL")
+        if not kurrent_url:
             raise EventStoreError(
                 "the kurrentdb event store needs a URL: set PARLEY_KURRENTDB_URL "
                 "(e.g. kurrentdb://127.0.0.1:2113?tls=false) or use PARLEY_EVENTSTORE=jetstream"
             )
-        return await KurrentDBEventStore.open(url, max_event_bytes=max_event_bytes)
+        return await KurrentDBEventStore.open(kurrent_url, max_event_bytes=max_event_bytes)
     raise EventStoreError(
         f"unknown event store backend {chosen!r}: set PARLEY_EVENTSTORE to jetstream or kurrentdb"
     )

@@ -8,7 +8,6 @@ body (and the ``Parley-Version`` header). Optimistic concurrency is
 import asyncio
 import contextlib
 import json
-import random
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from nats.js.kv import KeyValue
 from parley.contracts import subjects
 from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore._codec import (
+    check_append,
     check_stream,
     decode_event,
     decode_head,
@@ -42,6 +42,7 @@ from parley.eventstore.port import (
     EventTooLarge,
     Subscription,
 )
+from parley.eventstore.repository import backoff
 
 __all__ = ["JetStreamEventStore"]
 
@@ -54,8 +55,13 @@ _MAYBE_RETRY = frozenset({10071, 10164, 10201})
 _ATTEMPTS = 8  # batches the server dropped uncommitted
 _ANY_VERSION_ATTEMPTS = 64
 """An ANY_VERSION append keeps versions dense, so it races the stream's other writers; it
-retries (with a short random pause) until it lands rather than reporting a conflict its
-caller never asked to check."""
+retries (with the repository's random pause, :func:`~parley.eventstore.repository.backoff`)
+until it lands rather than reporting a conflict its caller never asked to check.
+
+This loop stays in the adapter: the port promises that ANY_VERSION never conflicts, and
+JetStream has no "append at the end" that keeps a dense per-stream version, so the adapter
+builds it from expected-sequence appends. :class:`~parley.eventstore.repository.Repository`
+retries what callers asked to check (a decision on a stale state), which is another thing."""
 _BATCH_INCOMPLETE = 10176
 # The server keeps at most 50 batches in flight per stream and drops the excess.
 _BATCHES_IN_FLIGHT = 32
@@ -179,9 +185,7 @@ class JetStreamEventStore:
         self, stream: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
         """Append ``events`` atomically if ``stream`` is at ``expected_version``."""
-        check_stream(stream)
-        if not events:
-            raise ValueError("append needs at least one event")
+        check_append(stream, events)
         if len(events) > 1 and not self._atomic:
             raise EventStoreError(
                 f"JetStream stream {self._stream} has no atomic batch publish (needs "
@@ -191,7 +195,7 @@ class JetStreamEventStore:
         attempts = _ANY_VERSION_ATTEMPTS if expected_version == ANY_VERSION else _ATTEMPTS
         for attempt in range(attempts):
             if attempt and expected_version == ANY_VERSION:
-                await asyncio.sleep(random.uniform(0, 0.002 * min(attempt, 10)))
+                await backoff(attempt - 1)
             hinted, last = self._hint(subject, expected_version) if attempt == 0 else (False, None)
             if not hinted:
                 last = await self._last(subject)

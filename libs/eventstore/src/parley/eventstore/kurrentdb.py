@@ -17,7 +17,13 @@ from kurrentdbclient import AsyncKurrentDBClient, RecordedEvent, StreamState
 from kurrentdbclient import NewEvent as KNewEvent
 
 from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore._codec import check_stream, decode_event, encode_event, safe_key
+from parley.eventstore._codec import (
+    check_append,
+    check_stream,
+    decode_event,
+    encode_event,
+    safe_key,
+)
 from parley.eventstore.port import (
     ANY_VERSION,
     NO_STREAM,
@@ -86,9 +92,7 @@ class KurrentDBEventStore:
         self, stream: str, events: Sequence[NewEvent], expected_version: int
     ) -> AppendResult:
         """Append ``events`` atomically if ``stream`` is at ``expected_version``."""
-        check_stream(stream)
-        if not events:
-            raise ValueError("append needs at least one event")
+        check_append(stream, events)
         records = []
         for event in events:
             body = encode_event(Event.record(event, stream=stream, version=0))

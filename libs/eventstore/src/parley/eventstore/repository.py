@@ -24,7 +24,7 @@ import msgspec
 from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore.port import NO_STREAM, ConcurrencyConflict, EventStore
 
-__all__ = ["Decide", "Evolve", "Loaded", "Outcome", "Repository", "execute", "load"]
+__all__ = ["Decide", "Evolve", "Loaded", "Outcome", "Repository", "backoff", "execute", "load"]
 
 S = TypeVar("S")
 Evolve = Callable[[S | None, Event], S | None]
@@ -34,6 +34,18 @@ RETRIES = 5
 """How often a writer that lost a race decides again before the conflict is raised."""
 JITTER = 0.002
 """Upper bound (seconds) of the random pause before the first retry; doubles each retry."""
+JITTER_CAP = JITTER * 2**RETRIES
+"""The most the upper bound of one pause grows to, however many retries."""
+
+
+async def backoff(attempt: int) -> None:
+    """Pause before retry ``attempt`` (0 for the first) of a writer that lost a race.
+
+    Full jitter: a random pause up to :data:`JITTER`, doubling each retry up to
+    :data:`JITTER_CAP`, so writers racing on one stream do not retry in lock step. The one
+    retry pause of the event store, used by :func:`execute` and by the adapters.
+    """
+    await asyncio.sleep(random.uniform(0, min(JITTER * 2**attempt, JITTER_CAP)))
 
 
 class Loaded(msgspec.Struct, Generic[S]):
@@ -117,7 +129,7 @@ async def execute(
             if expected_version is not None or attempt >= retries:
                 raise
             loaded = fold(after, evolve, loaded)  # another writer's events: decide on them
-            await asyncio.sleep(random.uniform(0, JITTER * 2**attempt))
+            await backoff(attempt)
             attempt += 1
             continue
         except Exception:

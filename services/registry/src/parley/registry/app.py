@@ -1,4 +1,4 @@
-"""Wiring: the registry's FastStream app. No connections at import time."""
+"""Wiring: the registry's FastStream app and its command table. No connections at import time."""
 
 from faststream import FastStream
 
@@ -15,9 +15,8 @@ from parley.kit.app import Connections, Route, service_app
 from parley.kit.settings import ServiceSettings
 from parley.registry.clusters import create_cluster, delete_cluster, scale_cluster, update_cluster
 from parley.registry.handlers import Registry, reply_for_error
-from parley.registry.personas import create_persona, delete_persona
 
-__all__ = ["create_app"]
+__all__ = ["ROUTES", "create_app"]
 
 
 ROUTES: dict[str, Route[Registry]] = {
@@ -25,8 +24,8 @@ ROUTES: dict[str, Route[Registry]] = {
     "update_agent": (UpdateAgent, Registry.update_agent),
     "agent_action": (AgentActionCommand, Registry.agent_action),
     "delete_agent": (DeleteAgent, Registry.delete_agent),
-    "create_persona": (CreatePersona, lambda r, c: create_persona(r.store, c)),
-    "delete_persona": (DeletePersona, lambda r, c: delete_persona(r.store, c)),
+    "create_persona": (CreatePersona, Registry.create_persona),
+    "delete_persona": (DeletePersona, Registry.delete_persona),
     "create_cluster": (CreateCluster, create_cluster),
     "update_cluster": (UpdateCluster, update_cluster),
     "delete_cluster": (DeleteCluster, delete_cluster),

@@ -1,17 +1,34 @@
-"""The registry's command handlers: decode → load → decide → append → reply.
+"""The registry's agent and persona handlers: decode → repository.execute(decide) → reply.
 
-Each handler takes a decoded command and returns a :class:`CommandReply`; the app turns
-errors into error replies in one place (:func:`reply_for_error`).
+Each handler takes a decoded command and returns a reply; the app turns errors into error
+replies in one place (:func:`reply_for_error`). The deciders are the aggregates'
+(:mod:`parley.aggregates`); every load, append and retry goes through a
+:class:`~parley.eventstore.repository.Repository`, whose cache keeps each agent's folded
+state between commands.
 """
 
 import logging
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from parley.contracts.envelope import Event, NewEvent, utcnow
-from parley.contracts.errors import ErrorCode
+from parley.aggregates import agent, cluster, name_claim, persona
+from parley.aggregates.agent import Agent, name_change
+from parley.aggregates.cluster import Cluster
+from parley.aggregates.decision import Context, Decision, to_new_events
+from parley.aggregates.name_claim import Claim, NameClaim, Release
+from parley.aggregates.persona import Persona
+from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
+from parley.contracts.personas import (
+    CreatePersona,
+    DeletePersona,
+    load_builtin_personas,
+    persona_stream,
+)
 from parley.contracts.registry import (
     AgentActionCommand,
     CommandReply,
@@ -22,108 +39,116 @@ from parley.contracts.registry import (
     agent_stream,
     name_stream,
 )
-from parley.eventstore import (
-    NO_STREAM,
-    ConcurrencyConflict,
-    EventStore,
-)
-from parley.eventstore.kernel import Loaded, Outcome, execute, load
+from parley.eventstore import EventStore
+from parley.eventstore.repository import Loaded, Outcome, Repository
 from parley.kit.errors import error_body_for
 from parley.kit.telemetry import current_traceparent
-from parley.registry.domain import (
-    Agent,
-    DomainError,
-    NameClaim,
-    as_new_events,
-    decide,
-    decide_claim,
-    decide_release,
-    evolve,
-    evolve_claim,
-    name_change,
-)
-from parley.registry.personas import check_persona
+from parley.registry.domain import SOURCE, claim_in_flight
 
-__all__ = ["CLAIM_GRACE", "Registry", "reply_for_error"]
+__all__ = ["Registry", "execute", "reply_for_error"]
 
 log = logging.getLogger(__name__)
 
-CLAIM_GRACE = timedelta(seconds=30)
-"""A name claimed this recently by an agent not yet created is in flight, not abandoned."""
-
+S = TypeVar("S")
+C = TypeVar("C")
 
 AGENTS_CACHED = 100_000
 """Agents whose folded state the registry keeps between commands."""
 
 
-class Registry:
-    """Agent commands over an event store.
+class Origin(Protocol):
+    """What caused a command: its namespace and the edge's request id (every wire command)."""
 
-    It keeps each agent's folded state between commands, so a command costs one append, not a
-    read of the whole stream and an append. Another registry instance may have moved the
-    agent on since: the append's expected version catches that and the kernel reads again.
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def request_id(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Untraced:
+    """The origin of a name claim's events: a namespace, no correlation id, no trace."""
+
+    namespace: str
+    request_id: None = None
+
+
+async def execute(
+    repository: Repository[S],
+    stream: str,
+    decide: Callable[[S | None, C, Context], Decision[Any]],
+    command: C,
+    *,
+    subject: str,
+    origin: Origin,
+) -> Outcome[S]:
+    """Decide ``command`` on ``stream`` with the aggregate's ``decide`` and append.
+
+    Each try decides at its own time; the events carry ``subject``, the origin's namespace
+    and request id (as correlation id) and, unless :class:`Untraced`, the trace context.
+    The origin's ``expected_version`` (a client's ``If-Match``), when it has one, is checked.
     """
+    traceparent = None if isinstance(origin, Untraced) else current_traceparent()
+
+    def decider(state: S | None) -> list[NewEvent]:
+        ctx = Context()
+        return to_new_events(
+            decide(state, command, ctx).events,
+            subject=subject,
+            namespace=origin.namespace,
+            source=SOURCE,
+            now=ctx.now,
+            correlationid=origin.request_id,
+            traceparent=traceparent,
+        )
+
+    expected_version: int | None = getattr(origin, "expected_version", None)
+    return await repository.execute(stream, decider, expected_version=expected_version)
+
+
+class Registry:
+    """Agent, name and persona commands over an event store (clusters: :mod:`.clusters`)."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self._agents: dict[str, Loaded[Agent]] = {}
+        self.agents = Repository[Agent](store, agent.evolve, cache_size=AGENTS_CACHED)
+        self.names = Repository[NameClaim](store, name_claim.evolve)
+        self.personas = Repository[Persona](store, persona.evolve)
+        self.clusters = Repository[Cluster](store, cluster.evolve)
 
-    async def _agent(self, agent_id: str) -> Loaded[Agent]:
-        stream = agent_stream(agent_id)
-        cached = self._agents.get(stream)
-        return cached if cached is not None else await load(self.store, stream, evolve)
-
-    def _keep(self, agent_id: str, outcome: Outcome[Agent]) -> None:
-        stream = agent_stream(agent_id)
-        self._agents.pop(stream, None)
-        self._agents[stream] = Loaded(outcome.state, outcome.version, outcome.position)
-        if len(self._agents) > AGENTS_CACHED:
-            del self._agents[next(iter(self._agents))]  # the least recently changed
-
-    async def _run(
-        self, command: RegistryCommand, agent_id: str, current: Loaded[Agent] | None = None
-    ) -> Outcome[Agent]:
-        """Decide ``command`` on the agent and append; keep the new state."""
-        outcome = await execute(
-            self.store,
-            agent_stream(agent_id),
-            self._decider(command, agent_id),
-            evolve,
-            expected_version=getattr(command, "expected_version", None),
-            loaded=current or await self._agent(agent_id),
-        )
-        self._keep(agent_id, outcome)
-        return outcome
+    # --- agents --------------------------------------------------------------------------
 
     async def create_agent(self, command: CreateAgent) -> CommandReply:
         """Register an agent; a retry with the same id and definition succeeds once."""
         agent_id = command.agent_id or new_id()
         command = msgspec.structs.replace(command, agent_id=agent_id)
-        existing = await self._agent(agent_id)
-        if (agent := existing.state) is not None:
-            if not agent.deleted and agent.spec == command.spec:
+        existing = await self.agents.load(agent_stream(agent_id))
+        if (found := existing.state) is not None:
+            if not found.deleted and found.spec == command.spec:
                 return _ok(agent_id, existing.version, existing.position)
-            raise DomainError(
+            raise ParleyError(
                 ErrorCode.AGENT_ALREADY_EXISTS,
                 f"agent {agent_id} already exists with another definition",
                 {"agent_id": agent_id},
             )
-        decide(command, None, now=utcnow())  # validate before claiming the name
-        await check_persona(self.store, command.namespace, command.spec.persona)
+        agent.decide(None, command, Context())  # validate before claiming the name
+        await self.check_persona(command.namespace, command.spec.persona)
         await self._claim(command.namespace, command.spec.name, agent_id)
-        outcome = await self._run(command, agent_id, existing)
+        outcome = await self._run(command, agent_id)
         return _ok(agent_id, outcome.version, outcome.position)
 
     async def update_agent(self, command: UpdateAgent) -> CommandReply:
         """Change an agent's definition; a rename claims the new name, then frees the old."""
-        current = await self._agent(command.agent_id)
+        current = await self.agents.load(agent_stream(command.agent_id))
         rename = None
         if current.state is not None:
-            rename = name_change(current.state, decide(command, current.state, now=utcnow()))
-            await check_persona(self.store, command.namespace, command.patch.persona)
+            decided = agent.decide(current.state, command, Context()).events
+            rename = name_change(current.state, decided)
+            await self.check_persona(command.namespace, command.patch.persona)
         if rename:
             await self._claim(command.namespace, rename[1], command.agent_id)
-        outcome = await self._run(command, command.agent_id, current)
+        outcome = await self._run(command, command.agent_id)
         if rename and outcome.state is not None:
             kept = rename[1] if outcome.state.spec.name == rename[0] else rename[0]
             await self._release(command.namespace, kept, command.agent_id)
@@ -141,72 +166,110 @@ class Registry:
             await self._release(command.namespace, outcome.state.spec.name, command.agent_id)
         return _ok(command.agent_id, outcome.version, outcome.position)
 
-    def _decider(self, command: RegistryCommand, agent_id: str):  # noqa: ANN202
-        traceparent = current_traceparent()
+    async def live_agent(self, agent_id: str) -> Agent | None:
+        """The agent as stored now (None when deleted or never created)."""
+        found = (await self.agents.load(agent_stream(agent_id), fresh=True)).state
+        return found if found is not None and not found.deleted else None
 
-        def decider(state: Agent | None) -> list[NewEvent]:
-            now = utcnow()
-            return as_new_events(
-                decide(command, state, now=now),
-                subject=agent_id,
-                namespace=command.namespace,
-                now=now,
-                correlationid=command.request_id,
-                traceparent=traceparent,
-            )
-
-        return decider
-
-    async def _claim(self, namespace: str, name: str, agent_id: str, retries: int = 5) -> None:
-        stream = name_stream(namespace, name)
-        for attempt in range(retries + 1):
-            events = await self.store.read(stream)
-            claim = _fold_claim(events)
-            holder = claim.state.holder if claim.state else None
-            holder_live = False
-            if holder is not None and holder != agent_id:
-                holder_live = await self._holds_name(holder, events[-1])
-            decided = decide_claim(
-                claim.state, agent_id, name=name, namespace=namespace, agent_exists=holder_live
-            )
-            if not decided:
-                return
-            new = as_new_events(decided, subject=agent_id, namespace=namespace, now=utcnow())
-            try:
-                await self.store.append(stream, new, claim.version or NO_STREAM)
-                return
-            except ConcurrencyConflict:
-                if attempt == retries:
-                    raise
-
-    async def _holds_name(self, holder: str, claimed: Event) -> bool:
-        """Whether ``holder`` still holds its claim: it is live, or its create is in flight."""
-        agent = (await load(self.store, agent_stream(holder), evolve)).state
-        if agent is None:
-            return utcnow() - claimed.time < CLAIM_GRACE
-        return not agent.deleted
-
-    async def _release(self, namespace: str, name: str, agent_id: str) -> None:
-        stream = name_stream(namespace, name)
-        await execute(
-            self.store,
-            stream,
-            lambda state: as_new_events(
-                decide_release(state, agent_id, name=name),
-                subject=agent_id,
-                namespace=namespace,
-                now=utcnow(),
-            ),
-            evolve_claim,
+    async def _run(self, command: RegistryCommand, agent_id: str) -> Outcome[Agent]:
+        """Decide ``command`` on the agent and append."""
+        return await execute(
+            self.agents,
+            agent_stream(agent_id),
+            agent.decide,
+            command,
+            subject=agent_id,
+            origin=command,
         )
 
+    # --- names ---------------------------------------------------------------------------
 
-def _fold_claim(events: list[Event]) -> Loaded[NameClaim]:
-    state: NameClaim | None = None
-    for event in events:
-        state = evolve_claim(state, event)
-    last = events[-1] if events else None
-    return Loaded(state, last.version if last else 0, last.position if last else 0)
+    async def name_holder(self, namespace: str, name: str) -> Agent | None:
+        """The live agent holding ``name`` in ``namespace``, if any."""
+        claim = (await self.names.load(name_stream(namespace, name), fresh=True)).state
+        if claim is None or claim.holder is None:
+            return None
+        return await self.live_agent(claim.holder)
+
+    async def _claim(self, namespace: str, name: str, agent_id: str) -> None:
+        stream = name_stream(namespace, name)
+        seen = await self.names.load(stream, fresh=True)
+        checked = seen.state.holder if seen.state is not None else None
+        live = await self._holds_name(stream, seen, agent_id)
+
+        def claim(state: NameClaim | None, command: Claim, ctx: Context) -> Decision[Any]:
+            holder = state.holder if state is not None else None
+            # A holder that claimed after the check is a create in flight: it holds the name.
+            exists = live if holder == checked else True
+            command = msgspec.structs.replace(command, agent_exists=exists)
+            return name_claim.decide(state, command, ctx)
+
+        command = Claim(agent_id=agent_id, name=name, namespace=namespace, agent_exists=live)
+        origin = Untraced(namespace)
+        await execute(self.names, stream, claim, command, subject=agent_id, origin=origin)
+
+    async def _holds_name(self, stream: str, claim: Loaded[NameClaim], agent_id: str) -> bool:
+        """Whether the claim's holder (not ``agent_id``) is live, or its create in flight."""
+        holder = claim.state.holder if claim.state is not None else None
+        if holder is None or holder == agent_id:
+            return False
+        found = (await self.agents.load(agent_stream(holder), fresh=True)).state
+        if found is None:
+            last = (await self.store.read(stream, claim.version))[0]
+            return claim_in_flight(last.time, utcnow())
+        return not found.deleted
+
+    async def _release(self, namespace: str, name: str, agent_id: str) -> None:
+        await execute(
+            self.names,
+            name_stream(namespace, name),
+            name_claim.decide,
+            Release(agent_id=agent_id, name=name),
+            subject=agent_id,
+            origin=Untraced(namespace),
+        )
+
+    # --- personas ------------------------------------------------------------------------
+
+    async def create_persona(self, command: CreatePersona) -> CommandReply:
+        """Create a persona in the command's namespace."""
+        return await self._persona(command, command.spec.name)
+
+    async def delete_persona(self, command: DeletePersona) -> CommandReply:
+        """Delete a created persona."""
+        return await self._persona(command, command.name)
+
+    async def persona_exists(self, namespace: str, name: str) -> bool:
+        """Whether ``name`` is a built-in persona or a live one of ``namespace``."""
+        if name in load_builtin_personas():
+            return True
+        found = (await self.personas.load(persona_stream(namespace, name), fresh=True)).state
+        return found is not None and not found.deleted
+
+    async def check_persona(self, namespace: str, name: str | None) -> None:
+        """Refuse an agent definition that names a persona that does not exist.
+
+        Raises:
+            ParleyError: ``VALIDATION_ERROR`` with a ``persona`` field error.
+        """
+        if name is None or await self.persona_exists(namespace, name):
+            return
+        message = (
+            f"no persona {name!r} in namespace {namespace}; use a built-in or a created one"
+            " (see GET /api/v1/personas)"
+        )
+        raise ParleyError(
+            ErrorCode.VALIDATION_ERROR,
+            f"persona: {message}",
+            {"errors": [{"field": "persona", "code": "VALIDATION_ERROR", "message": message}]},
+        )
+
+    async def _persona(self, command: CreatePersona | DeletePersona, name: str) -> CommandReply:
+        stream = persona_stream(command.namespace, name)
+        outcome = await execute(
+            self.personas, stream, persona.decide, command, subject=name, origin=command
+        )
+        return CommandReply(ok=True, version=outcome.version, position=outcome.position)
 
 
 def _ok(agent_id: str, version: int, position: int) -> CommandReply:
@@ -215,8 +278,6 @@ def _ok(agent_id: str, version: int, position: int) -> CommandReply:
 
 def reply_for_error(exc: Exception) -> CommandReply:
     """The error reply for an exception raised while handling a command."""
-    if isinstance(exc, DomainError):
-        return CommandReply(ok=False, error=exc.to_body())
     body = error_body_for(
         exc,
         conflict_message="the agent is at version {actual}, not {expected}: read it again"

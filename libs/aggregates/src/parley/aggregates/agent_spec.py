@@ -1,14 +1,13 @@
-"""Rules an agent definition must satisfy beyond its wire schema.
+"""Rules an agent definition must satisfy beyond its wire schema (the agent decider checks them).
 
 The msgspec schema already checks shapes and ranges; these checks need the platform's
 catalogues or span several fields. Every problem is reported at once, each with the field it
 is about, so a user fixes a definition in one round trip.
 """
 
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import AgentSpec
 from parley.contracts.run_settings import run_settings_problems
-from parley.registry._errors import DomainError
 
 __all__ = ["validate_cron", "validate_spec"]
 
@@ -30,7 +29,7 @@ def validate_spec(spec: AgentSpec) -> None:
         spec: The definition, already valid against its msgspec schema.
 
     Raises:
-        DomainError: With ``details={"errors": [{"field", "code", "message"}, ...]}``. Its
+        ParleyError: With ``details={"errors": [{"field", "code", "message"}, ...]}``. Its
             code is the first problem's: ``PROVIDER_NOT_AVAILABLE``, ``TOOL_NOT_AVAILABLE``,
             ``STRATEGY_NOT_AVAILABLE`` or ``VALIDATION_ERROR``.
     """
@@ -78,7 +77,7 @@ def validate_spec(spec: AgentSpec) -> None:
         message = f"{first['field']}: {first['message']}"
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more)"
-        raise DomainError(ErrorCode(first["code"]), message, {"errors": errors})
+        raise ParleyError(ErrorCode(first["code"]), message, {"errors": errors})
 
 
 def validate_cron(expression: str) -> str | None:

@@ -34,6 +34,17 @@ SOURCE = "/parley/tasks"
 """The ``source`` of every event the service appends."""
 
 
+class _Request(Protocol):
+    """What every tasks command carries besides its own fields."""
+
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def traceparent(self) -> str | None: ...
+
+
 class _Conversation(Protocol):
     @property
     def id(self) -> str: ...
@@ -111,6 +122,19 @@ class Conversations(Generic[S, C]):
         if mail and outcome.state is not None:
             await self._dispatch(outcome.state, list(mail))
         return outcome
+
+    async def command(
+        self, key: str, request: _Request, command: C, *, new: bool = False
+    ) -> Outcome[S]:
+        """Decide a client's ``command``, correlated with its ``request`` (see :meth:`decide`)."""
+        return await self.decide(
+            key,
+            request.namespace,
+            [command],
+            new=new,
+            correlation=request.request_id,
+            traceparent=request.traceparent,
+        )
 
     async def on_messages(self, key: str, messages: Sequence[AclMessage]) -> None:
         """Fold the answers of one inbox batch to a conversation into one append.

@@ -110,17 +110,27 @@ def _task_answers(messages: Sequence[AclMessage]) -> list[task.Command]:
     ]
 
 
+def _undelivered(
+    mail: Sequence[Mail], replies: Sequence[MessageReply | None], performative: Performative
+) -> list[tuple[Mail, dict[str, str]]]:
+    """The messages of ``performative`` some receivers did not get, with who and why."""
+    found = []
+    for message, reply in zip(mail, replies, strict=True):
+        if message.performative == performative:
+            failed = failed_deliveries(reply, message.receivers)
+            if failed:
+                found.append((message, failed))
+    return found
+
+
 def _task_undelivered(
     mail: Sequence[Mail], replies: Sequence[MessageReply | None]
 ) -> list[task.Command]:
-    commands: list[task.Command] = []
-    for message, reply in zip(mail, replies, strict=True):
-        if message.performative != Performative.CFP:
-            continue
-        failed = failed_deliveries(reply, message.receivers)
-        if failed:
-            commands.append(task.Undeliverable(reasons=failed))
-    return commands
+    """A cfp that did not reach a candidate is that candidate's refusal."""
+    return [
+        task.Undeliverable(reasons=failed)
+        for _, failed in _undelivered(mail, replies, Performative.CFP)
+    ]
 
 
 def _task_pending(state: Task, now: datetime) -> list[Mail]:
@@ -159,18 +169,13 @@ def candidates(state: Task, agents: AgentLookup) -> tuple[list[str], str]:
     """
     spec = state.spec
     if spec.participants:
-        for agent_id in spec.participants:
-            agent = agents.get(state.namespace, agent_id)
-            if agent is None:
-                raise ParleyError(
-                    ErrorCode.AGENT_NOT_FOUND,
-                    f"participant {agent_id} is not an agent of namespace {state.namespace}",
-                )
-            if agent.state is not AgentState.RUNNING:
-                raise ParleyError(
-                    ErrorCode.AGENT_NOT_RUNNING,
-                    f"participant {agent_id} is {agent.state.value}; start it first",
-                )
+        _require_running(
+            agents,
+            state.namespace,
+            spec.participants,
+            missing=lambda a: f"participant {a} is not an agent of namespace {state.namespace}",
+            stopped=lambda a, now: f"participant {a} is {now}; start it first",
+        )
         return list(dict.fromkeys(spec.participants)), ""
     wanted = spec.requirements or None
     capabilities = wanted.capabilities if wanted else []
@@ -228,20 +233,16 @@ def _run_undelivered(
     mail: Sequence[Mail], replies: Sequence[MessageReply | None]
 ) -> list[grouprun.Command]:
     """A request that did not reach its agent is that agent's failure."""
-    commands: list[grouprun.Command] = []
-    for message, reply in zip(mail, replies, strict=True):
-        if message.performative != Performative.REQUEST:
-            continue
-        for agent, why in failed_deliveries(reply, message.receivers).items():
-            commands.append(
-                grouprun.RunReply(
-                    performative="failure",
-                    sender=agent,
-                    in_reply_to=message.message_id,
-                    content={"reason": f"not delivered: {why}"},
-                )
-            )
-    return commands
+    return [
+        grouprun.RunReply(
+            performative="failure",
+            sender=agent,
+            in_reply_to=message.message_id,
+            content={"reason": f"not delivered: {why}"},
+        )
+        for message, failed in _undelivered(mail, replies, Performative.REQUEST)
+        for agent, why in failed.items()
+    ]
 
 
 def _run_pending(state: Run, now: datetime) -> list[Mail]:
@@ -268,15 +269,32 @@ def check_run_agents(cmd: StartRun, agents: AgentLookup) -> None:
     Raises:
         ParleyError: ``AGENT_NOT_FOUND`` or ``AGENT_NOT_RUNNING``.
     """
-    for agent_id in cmd.agent_ids:
-        agent = agents.get(cmd.namespace, agent_id)
+    _require_running(
+        agents,
+        cmd.namespace,
+        cmd.agent_ids,
+        missing=lambda a: f"cluster {cmd.cluster}'s agent {a} does not exist",
+        stopped=lambda a, now: f"cluster {cmd.cluster}'s agent {a} is {now}",
+    )
+
+
+def _require_running(
+    agents: AgentLookup,
+    namespace: str,
+    agent_ids: Sequence[str],
+    *,
+    missing: Callable[[str], str],
+    stopped: Callable[[str, str], str],
+) -> None:
+    """Raise unless every agent exists in ``namespace`` and runs.
+
+    Args:
+        missing: The message for an agent that does not exist (given its id).
+        stopped: The message for an agent that does not run (given its id and state).
+    """
+    for agent_id in agent_ids:
+        agent = agents.get(namespace, agent_id)
         if agent is None:
-            raise ParleyError(
-                ErrorCode.AGENT_NOT_FOUND,
-                f"cluster {cmd.cluster}'s agent {agent_id} does not exist",
-            )
+            raise ParleyError(ErrorCode.AGENT_NOT_FOUND, missing(agent_id))
         if agent.state is not AgentState.RUNNING:
-            raise ParleyError(
-                ErrorCode.AGENT_NOT_RUNNING,
-                f"cluster {cmd.cluster}'s agent {agent_id} is {agent.state.value}",
-            )
+            raise ParleyError(ErrorCode.AGENT_NOT_RUNNING, stopped(agent_id, agent.state.value))

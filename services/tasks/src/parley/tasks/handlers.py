@@ -58,14 +58,8 @@ class Tasks:
     async def create_task(self, cmd: CreateTask) -> TaskReply:
         """Record a task (status ``created``)."""
         task_id = cmd.task_id or new_id()
-        outcome = await self.tasks.decide(
-            task_id,
-            cmd.namespace,
-            [task.Create(task_id=task_id, spec=cmd.spec)],
-            new=True,
-            correlation=cmd.request_id,
-            traceparent=cmd.traceparent,
-        )
+        create = task.Create(task_id=task_id, spec=cmd.spec)
+        outcome = await self.tasks.command(task_id, cmd, create, new=True)
         return TaskReply(
             ok=True,
             task_id=task_id,
@@ -86,13 +80,7 @@ class Tasks:
             max_wait_seconds=cmd.max_wait_seconds,
             no_candidates_reason=reason,
         )
-        outcome = await self.tasks.decide(
-            cmd.task_id,
-            cmd.namespace,
-            [distribute],
-            correlation=cmd.request_id,
-            traceparent=cmd.traceparent,
-        )
+        outcome = await self.tasks.command(cmd.task_id, cmd, distribute)
         state = _state(outcome)
         version, position = outcome.version, outcome.position
         if cmd.wait and state.status == "announced":
@@ -108,13 +96,7 @@ class Tasks:
     async def cancel_task(self, cmd: CancelTask) -> TaskReply:
         """Cancel the task; its contractor, if any, gets a FIPA ``cancel``."""
         await self._visible(cmd.task_id, cmd.namespace)
-        outcome = await self.tasks.decide(
-            cmd.task_id,
-            cmd.namespace,
-            [task.Cancel(reason=cmd.reason)],
-            correlation=cmd.request_id,
-            traceparent=cmd.traceparent,
-        )
+        outcome = await self.tasks.command(cmd.task_id, cmd, task.Cancel(reason=cmd.reason))
         return task_reply(_state(outcome), outcome.version, outcome.position)
 
     async def start_run(self, cmd: StartRun) -> TaskReply:
@@ -136,14 +118,7 @@ class Tasks:
             budget=cmd.budget,
             timeout_seconds=cmd.timeout_seconds,
         )
-        outcome = await self.runs.decide(
-            run_id,
-            cmd.namespace,
-            [start],
-            new=True,
-            correlation=cmd.request_id,
-            traceparent=cmd.traceparent,
-        )
+        outcome = await self.runs.command(run_id, cmd, start, new=True)
         return TaskReply(
             ok=True,
             run_id=run_id,

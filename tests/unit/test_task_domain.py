@@ -7,13 +7,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode
-from parley.contracts.registry import Budget
-from parley.contracts.tasks import EVENT_TYPES, RUN_EVENT_TYPES, Proposal, TaskSpec
-from parley.tasks import grouprun
-from parley.tasks.grouprun import RunReply, RunTick, Start, split
-from parley.tasks.task import (
+from parley.aggregates import grouprun
+from parley.aggregates.decision import Context
+from parley.aggregates.grouprun import RunReply, RunTick, Start, split
+from parley.aggregates.task import (
     GRACE,
     Bid,
     Cancel,
@@ -21,7 +18,6 @@ from parley.tasks.task import (
     Distribute,
     Reply,
     Task,
-    TaskRefusal,
     Tick,
     Undeliverable,
     decide,
@@ -29,6 +25,10 @@ from parley.tasks.task import (
     pending_mail,
     rank,
 )
+from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.registry import Budget
+from parley.contracts.tasks import EVENT_TYPES, RUN_EVENT_TYPES, Proposal, TaskSpec
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -50,7 +50,7 @@ class World:
 
     def when(self, command: Any, *, at: datetime | None = None) -> list[str]:
         now = at or self.now
-        decision = decide(self.state, command, now, self.mint)
+        decision = decide(self.state, command, Context(now, self.mint))
         for kind, payload in decision.events:
             self.version += 1
             new = NewEvent(type=kind, subject="t1", data=msgspec.to_builtins(payload), time=now)
@@ -58,7 +58,7 @@ class World:
                 self.state, Event.record(new, stream="task-t1", version=self.version)
             )
             self.events.append((kind, payload))
-        self.mail = list(decision.mail)
+        self.mail = list(decision.effects)
         return [kind for kind, _ in decision.events]
 
     def announce(self, agents: str, strategy: str = "best_bid", wait: float = 5.0) -> None:
@@ -104,7 +104,7 @@ class World:
 def test_create_records_the_task_and_a_second_create_of_the_id_is_refused() -> None:
     world = World()
     assert world.task.status == "created" and world.task.spec.name == "job"
-    with pytest.raises(TaskRefusal) as refused:
+    with pytest.raises(ParleyError) as refused:
         world.when(Create(task_id="t1", spec=TaskSpec(name="again")))
     assert refused.value.code is ErrorCode.CONCURRENCY_CONFLICT
 
@@ -115,8 +115,8 @@ def test_commands_on_a_missing_task_are_task_not_found() -> None:
         Cancel(),
         Distribute(candidates=("a",), strategy="fastest", max_wait_seconds=1),
     ):
-        with pytest.raises(TaskRefusal) as refused:
-            decide(None, command, T0, lambda: "x")
+        with pytest.raises(ParleyError) as refused:
+            decide(None, command, Context(T0, lambda: "x"))
         assert refused.value.code is ErrorCode.TASK_NOT_FOUND
 
 
@@ -157,7 +157,7 @@ def test_distribute_without_candidates_fails_the_task_with_the_reason() -> None:
 def test_only_a_created_task_can_be_distributed() -> None:
     world = World()
     world.announce("ab")
-    with pytest.raises(TaskRefusal) as refused:
+    with pytest.raises(ParleyError) as refused:
         world.announce("ab")
     assert refused.value.code is ErrorCode.INVALID_STATE_TRANSITION
 
@@ -434,7 +434,7 @@ def test_cancel_of_an_announced_task_sends_nothing_and_a_finished_one_refuses() 
     world = World()
     world.announce("a")
     assert world.when(Cancel()) == ["task.cancelled"] and world.mail == []
-    with pytest.raises(TaskRefusal) as refused:
+    with pytest.raises(ParleyError) as refused:
         world.when(Cancel())
     assert refused.value.code is ErrorCode.INVALID_STATE_TRANSITION
     assert world.answer("a", "propose", {"cost": 1, "estimated_time_s": 1, "confidence": 1}) == [
@@ -471,7 +471,7 @@ class RunWorld:
         )
 
     def when(self, command: Any, at: datetime = T0) -> list[str]:
-        decision = grouprun.decide(self.state, command, at, lambda: next(self.ids))
+        decision = grouprun.decide(self.state, command, Context(at, lambda: next(self.ids)))
         for kind, payload in decision.events:
             self.version += 1
             new = NewEvent(type=kind, subject="r1", data=msgspec.to_builtins(payload), time=T0)
@@ -479,7 +479,7 @@ class RunWorld:
                 self.state, Event.record(new, stream="grouprun-r1", version=self.version)
             )
             self.kinds.append(kind)
-        self.mail = list(decision.mail)
+        self.mail = list(decision.effects)
         return [kind for kind, _ in decision.events]
 
     def reply(self, agent: str, performative: str = "inform", content: Any = None):
@@ -569,7 +569,7 @@ RunWorld.reply_late = _reply_late  # type: ignore[attr-defined]
 
 @pytest.mark.parametrize(("strategy", "agents"), [("race", "a"), ("map-reduce", "ab")])
 def test_strategies_refuse_too_few_agents(strategy: str, agents: str) -> None:
-    with pytest.raises(TaskRefusal) as refused:
+    with pytest.raises(ParleyError) as refused:
         RunWorld(strategy, agents=agents)
     assert refused.value.code is ErrorCode.VALIDATION_ERROR
 

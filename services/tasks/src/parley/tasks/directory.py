@@ -1,5 +1,7 @@
-"""The directory facilitator: who may bid, folded from the store.
+"""The directory facilitator: which agents a task or run may address, folded from the store.
 
+Every lookup takes the namespace first, then what is looked up in it (``get(namespace,
+agent_id)``, ``match(namespace, capabilities, min_score)``), as the edge's projections do.
 Agents (definition, lifecycle state, namespace) come from ``agent-*`` streams; each agent's
 performance score is its success rate over finished runs — ``turn.completed`` and
 ``execution.completed`` count as successes, ``turn.failed`` and ``execution.failed`` as
@@ -25,7 +27,7 @@ _OUTCOMES = {
 
 
 class Directory(Follower):
-    """Agents by id, with their success counts."""
+    """Agents by id, with their success counts (an :class:`~parley.tasks.domain.AgentLookup`)."""
 
     name = "tasks-directory"
 
@@ -64,8 +66,10 @@ class Directory(Follower):
     def match(
         self, namespace: str, capabilities: Sequence[str], min_score: float = 0.0
     ) -> list[str]:
-        """Running agents of ``namespace`` with every capability and at least ``min_score``,
-        oldest first."""
+        """Running agents of ``namespace`` with every capability and at least ``min_score``.
+
+        Oldest first (in the order they were created).
+        """
         wanted = set(capabilities)
         return [
             agent.id

@@ -1,34 +1,23 @@
-"""The tasks projection: Contract Net tasks and cluster group runs, folded for the API.
+"""The tasks projection: Contract Net tasks and cluster group runs, as the API shows them.
 
-Tasks come from ``task-`` streams, group runs from ``grouprun-`` streams; both are views
-(status, proposals, the winning bid, results), so the fold here is the view's own.
+Tasks come from ``task-`` streams, group runs from ``grouprun-`` streams. Both are folded by
+the aggregates' own ``evolve`` (:mod:`parley.aggregates.task`, :mod:`parley.aggregates.grouprun`),
+the same fold the tasks service decides on; this module only maps the folded state to its
+view (built when read, kept until the next event of that task or run), plus a task's recent
+events in short.
 """
 
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
 
+from parley.aggregates import grouprun, task
+from parley.aggregates.award import Bid
+from parley.aggregates.grouprun import Run
+from parley.aggregates.task import Task
 from parley.contracts.envelope import Event
-from parley.contracts.tasks import (
-    EVENT_TYPES,
-    RUN_EVENT_TYPES,
-    CfpSent,
-    ProposalReceived,
-    RunAgentResult,
-    RunFinishedEvent,
-    RunRequested,
-    RunStarted,
-    TaskAwarded,
-    TaskCancelled,
-    TaskCompleted,
-    TaskCreated,
-    TaskFailed,
-    TaskProgress,
-    TaskRefused,
-    TaskRejected,
-    TaskSpec,
-    WinningBid,
-)
+from parley.contracts.tasks import EVENT_TYPES, WinningBid
 from parley.edge.projections._base import FoldingProjection
 from parley.edge.projections.agents import iso
 from parley.eventstore import EventStore
@@ -138,6 +127,17 @@ class RunView(msgspec.Struct, kw_only=True):
     version: int
 
 
+class _Folded:
+    """A task or run as folded, its recent events in short, and its view once built."""
+
+    __slots__ = ("events", "state", "view")
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.events: list[TaskEventSummary] = []
+        self.view: Any = None
+
+
 class TasksProjection(FoldingProjection):
     """Tasks and group runs by namespace and id."""
 
@@ -146,164 +146,169 @@ class TasksProjection(FoldingProjection):
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
-        self._tasks: dict[str, TaskView] = {}
-        self._runs: dict[str, RunView] = {}
+        self._tasks: dict[str, _Folded] = {}
+        self._runs: dict[str, _Folded] = {}
 
     def task(self, namespace: str, task_id: str) -> TaskView | None:
         """The task, if it exists in ``namespace``."""
-        view = self._tasks.get(task_id)
-        return view if view is not None and view.namespace == namespace else None
+        folded = self._tasks.get(task_id)
+        if folded is None or folded.state.namespace != namespace:
+            return None
+        return _task_view(folded)
 
     def tasks(self, namespace: str) -> list[TaskView]:
         """Every task of ``namespace``."""
-        return [v for v in self._tasks.values() if v.namespace == namespace]
+        return [_task_view(f) for f in self._tasks.values() if f.state.namespace == namespace]
 
     def run(self, namespace: str, cluster: str, run_id: str) -> RunView | None:
         """The group run of ``cluster``, if it exists in ``namespace``."""
-        view = self._runs.get(run_id)
-        if view is None or view.namespace != namespace or view.cluster != cluster:
+        folded = self._runs.get(run_id)
+        if folded is None:
             return None
-        return view
+        state: Run = folded.state
+        if state.namespace != namespace or state.cluster != cluster:
+            return None
+        return _run_view(folded)
 
     def fold(self, event: Event) -> None:
-        """Fold task and group-run events."""
+        """Fold task and group-run events with the aggregates' ``evolve``."""
         if event.stream.startswith("task-"):
-            self._fold_task(event)
+            folded = _evolve(self._tasks, task.evolve, event)
+            if folded is not None and event.type in EVENT_TYPES:
+                agent = event.data.get("agent_id")
+                summary = TaskEventSummary(
+                    type=event.type,
+                    time=iso(event.time),
+                    version=event.version,
+                    agent_id=agent if isinstance(agent, str) else None,
+                )
+                folded.events.append(summary)
+                del folded.events[:-_EVENTS_KEPT]
         elif event.stream.startswith("grouprun-"):
-            self._fold_run(event)
+            _evolve(self._runs, grouprun.evolve, event)
 
-    def _fold_task(self, event: Event) -> None:
-        payload_type = EVENT_TYPES.get(event.type)
-        if payload_type is None:
-            return
-        data = msgspec.convert(event.data, payload_type)
-        at = iso(event.time)
-        if isinstance(data, TaskCreated):
-            self._tasks[data.task_id] = _new_task(data.task_id, event, data.spec)
-        view = self._tasks.get(event.subject)
-        if view is None:
-            return
-        view.version, view.updated_at = event.version, at
-        agent = getattr(data, "agent_id", None)
-        view.events.append(
-            TaskEventSummary(type=event.type, time=at, version=event.version, agent_id=agent)
+
+def _evolve(known: dict[str, _Folded], evolve: Any, event: Event) -> _Folded | None:
+    """Fold ``event`` into its task or run (a create starts it afresh)."""
+    before = known.get(event.subject)
+    state = evolve(before.state if before is not None else None, event)
+    if state is None:
+        return None
+    folded = before
+    if folded is None or event.version == 1:
+        folded = known[state.id] = _Folded(state)
+    folded.state, folded.view = state, None
+    return folded
+
+
+def _task_view(folded: _Folded) -> TaskView:
+    if folded.view is not None:
+        return folded.view  # type: ignore[no-any-return]
+    state: Task = folded.state
+    spec = state.spec
+    bid = state.bids.get(state.contractor) if state.contractor else None
+    winning = None
+    if bid is not None and state.award_score is not None:
+        winning = WinningBid(
+            agent_id=bid.agent_id,
+            estimated_time_s=bid.proposal.estimated_time_s,
+            cost=bid.proposal.cost,
+            confidence=bid.proposal.confidence,
+            score=state.award_score,
         )
-        del view.events[:-_EVENTS_KEPT]
-        by_agent = {p.agent_id: p for p in view.proposals}
-        match data:
-            case CfpSent():
-                view.status, view.strategy = "announced", data.strategy
-                view.candidates, view.reply_by = list(data.candidates), iso(data.reply_by)
-            case ProposalReceived():
-                p = data.proposal
-                view.proposals.append(
-                    ProposalView(
-                        agent_id=data.agent_id,
-                        estimated_time_s=p.estimated_time_s,
-                        cost=p.cost,
-                        confidence=p.confidence,
-                        received_at=at,
-                    )
-                )
-                view.proposals_received = len(view.proposals)
-            case TaskRefused():
-                view.refusals[data.agent_id] = data.reason
-            case TaskRejected():
-                if (rejected := by_agent.get(data.agent_id)) is not None:
-                    rejected.status, rejected.reason = "rejected", data.reason
-            case TaskAwarded():
-                if view.assigned_to and (previous := by_agent.get(view.assigned_to)):
-                    previous.status = "failed"
-                    previous.reason = data.previous_failure
-                    view.failures[view.assigned_to] = data.previous_failure or "failed"
-                if (won := by_agent.get(data.agent_id)) is not None:
-                    won.status, won.reason = "accepted", None
-                view.status, view.assigned_to, view.round = "awarded", data.agent_id, data.round
-                view.awarded_at, view.progress, view.progress_note = at, None, None
-                view.winning_bid = WinningBid(
-                    agent_id=data.agent_id,
-                    estimated_time_s=data.proposal.estimated_time_s,
-                    cost=data.proposal.cost,
-                    confidence=data.proposal.confidence,
-                    score=data.score,
-                )
-            case TaskProgress():
-                view.progress, view.progress_note = data.percent, data.note or None
-            case TaskCompleted():
-                view.status, view.result, view.finished_at = "completed", data.result, at
-                view.progress = 100.0
-            case TaskFailed():
-                view.status, view.failure_reason, view.finished_at = "failed", data.reason, at
-                view.refusals.update(data.refusals)
-                view.failures.update(data.failures)
-                for agent_id, why in data.failures.items():
-                    if (failed := by_agent.get(agent_id)) is not None:
-                        failed.status, failed.reason = "failed", why
-            case TaskCancelled():
-                view.status, view.failure_reason, view.finished_at = "cancelled", data.reason, at
-
-    def _fold_run(self, event: Event) -> None:
-        payload_type = RUN_EVENT_TYPES.get(event.type)
-        if payload_type is None:
-            return
-        data = msgspec.convert(event.data, payload_type)
-        at = iso(event.time)
-        if isinstance(data, RunStarted):
-            self._runs[data.run_id] = RunView(
-                run_id=data.run_id,
-                namespace=event.namespace,
-                cluster=data.cluster,
-                strategy=data.strategy,
-                agent_ids=list(data.agent_ids),
-                input=data.input,
-                status="running",
-                budget=msgspec.to_builtins(data.budget) if data.budget else None,
-                created_at=at,
-                updated_at=at,
-                version=event.version,
-            )
-            return
-        view = self._runs.get(event.subject)
-        if view is None:
-            return
-        view.version, view.updated_at = event.version, at
-        match data:
-            case RunRequested():
-                view.results.append(
-                    AgentRunResult(
-                        agent_id=data.agent_id,
-                        stage=data.stage,
-                        status="requested",
-                        input=data.input,
-                    )
-                )
-            case RunAgentResult():
-                for part in view.results:
-                    if part.agent_id == data.agent_id and part.stage == data.stage:
-                        part.status = "completed" if data.ok else "failed"
-                        part.output, part.error = data.output, data.error
-            case RunFinishedEvent():
-                view.status = "completed" if event.type == "grouprun.completed" else "failed"
-                view.result, view.winner, view.error = data.result, data.winner, data.error
-                view.cancelled, view.finished_at = list(data.cancelled), at
-                for part in view.results:
-                    if part.status == "requested" and part.agent_id in data.cancelled:
-                        part.status = "cancelled"
-
-
-def _new_task(task_id: str, event: Event, spec: TaskSpec) -> TaskView:
-    at = iso(event.time)
-    return TaskView(
-        task_id=task_id,
-        namespace=event.namespace,
+    folded.view = view = TaskView(
+        task_id=state.id,
+        namespace=state.namespace,
         name=spec.name,
         description=spec.description,
         data=spec.data,
         participants=list(spec.participants),
         requirements=msgspec.to_builtins(spec.requirements) if spec.requirements else None,
         timeout_seconds=spec.timeout_seconds,
-        status="created",
-        created_at=at,
-        updated_at=at,
-        version=event.version,
+        status=state.status,
+        strategy=state.strategy,
+        candidates=list(state.candidates),
+        reply_by=_iso(state.reply_by),
+        assigned_to=state.contractor,
+        round=state.round,
+        proposals_received=len(state.bids),
+        proposals=[_proposal_view(state, b) for b in state.bids.values()],
+        refusals=dict(state.refusals),
+        winning_bid=winning,
+        progress=100.0 if state.status == "completed" else state.progress,
+        progress_note=state.progress_note or None,
+        result=state.result,
+        failure_reason=state.reason,
+        failures=dict(state.failures),
+        events=list(folded.events),
+        created_at=iso(state.created_at),
+        updated_at=iso(state.updated_at),
+        awarded_at=_iso(state.awarded_at),
+        finished_at=_iso(state.finished_at),
+        version=state.version,
     )
+    return view
+
+
+def _proposal_view(state: Task, bid: Bid) -> ProposalView:
+    """A bid and what became of it: failed, accepted (the contractor), rejected or pending."""
+    agent = bid.agent_id
+    status: Literal["pending", "accepted", "rejected", "failed"] = "pending"
+    reason = None
+    if agent in state.failures:
+        status, reason = "failed", state.failures[agent]
+    elif agent == state.contractor:
+        status = "accepted"
+    elif agent in state.rejected:
+        status, reason = "rejected", state.rejected[agent]
+    return ProposalView(
+        agent_id=agent,
+        estimated_time_s=bid.proposal.estimated_time_s,
+        cost=bid.proposal.cost,
+        confidence=bid.proposal.confidence,
+        received_at=iso(bid.received_at or state.created_at),
+        status=status,
+        reason=reason,
+    )
+
+
+def _run_view(folded: _Folded) -> RunView:
+    if folded.view is not None:
+        return folded.view  # type: ignore[no-any-return]
+    state: Run = folded.state
+    parts: list[AgentRunResult] = []
+    for message_id, request in state.requests.items():
+        part = AgentRunResult(
+            agent_id=request.agent_id, stage=request.stage, status="requested", input=request.input
+        )
+        result = state.results.get(message_id)
+        if result is not None:
+            part.status = "completed" if result.ok else "failed"
+            part.output, part.error = result.output, result.error
+        elif state.status != "running" and request.agent_id in state.cancelled:
+            part.status = "cancelled"
+        parts.append(part)
+    folded.view = view = RunView(
+        run_id=state.id,
+        namespace=state.namespace,
+        cluster=state.cluster,
+        strategy=state.strategy,
+        agent_ids=list(state.agent_ids),
+        input=state.input,
+        status=state.status,
+        results=parts,
+        result=state.result,
+        winner=state.winner,
+        cancelled=list(state.cancelled),
+        error=state.error,
+        budget=msgspec.to_builtins(state.budget) if state.budget else None,
+        created_at=iso(state.started_at),
+        updated_at=iso(state.updated_at),
+        finished_at=_iso(state.finished_at),
+        version=state.version,
+    )
+    return view
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None

@@ -1,18 +1,19 @@
 """The tasks inbox: every message to a ``task:`` or ``run:`` principal, from a work queue.
 
-The messaging service puts them on ``parley.inbox.tasks`` in the work-queue stream
-``PARLEY_INBOX``. Every tasks process binds the durable pull consumer ``tasks-inbox``; it
-fetches up to ``tasks_inbox_batch`` items at a time and hands each task's (or run's) items to
-one decision, so the 50 proposals of a round that arrive together are one append, not 50
-competing ones. An item is acknowledged only after its events are appended (or when it is
-unreadable or addressed to a task that does not exist); a failed decision leaves its items
-to come back after ``ack_wait`` — to this process or another, or to this one restarted.
+The messaging service puts them on :data:`~parley.contracts.subjects.INBOX_TASKS` in the
+work-queue stream :data:`~parley.contracts.subjects.INBOX_STREAM`. Every tasks process binds
+the durable pull consumer ``tasks-inbox``; it fetches up to ``tasks_inbox_batch`` items at a
+time and hands each task's (or run's) items to one decision, so the 50 proposals of a round
+that arrive together are one append, not 50 competing ones. An item is acknowledged only
+after its events are appended (or when it is unreadable or addressed to a task that does not
+exist); a failed decision leaves its items to come back after ``ack_wait`` — to this process
+or another, or to this one restarted.
 """
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
 import nats.errors
@@ -22,27 +23,28 @@ from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType,
 from nats.js.errors import BadRequestError
 
 from parley.contracts.acl import AclMessage
-from parley.contracts.errors import ErrorCode
-from parley.contracts.tasks import TASKS_INBOX
-from parley.tasks.task import TaskRefusal
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.subjects import INBOX_ALL, INBOX_STREAM, INBOX_TASKS
+from parley.tasks.domain import Kind
 
-__all__ = ["DURABLE", "STREAM", "Inbox", "ensure_inbox_stream"]
+__all__ = ["DURABLE", "Handler", "Inbox", "ensure_inbox_stream", "target"]
 
 log = logging.getLogger(__name__)
 
-STREAM = "PARLEY_INBOX"
 DURABLE = "tasks-inbox"
+"""The durable pull consumer every tasks process binds."""
 MAX_DELIVER = 100
 _decode = msgspec.json.Decoder(AclMessage).decode
 
 Handler = Callable[[str, Sequence[AclMessage]], Awaitable[None]]
+"""Decides on one task's (or run's) batch of messages, given its id."""
 
 
 async def ensure_inbox_stream(js: JetStreamContext) -> None:
-    """Create ``PARLEY_INBOX`` as the messaging service does, unless it exists."""
+    """Create the inbox stream as the messaging service does, unless it exists."""
     config = StreamConfig(
-        name=STREAM,
-        subjects=["parley.inbox.>"],
+        name=INBOX_STREAM,
+        subjects=[INBOX_ALL],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=120.0,
@@ -66,14 +68,13 @@ class Inbox:
     def __init__(
         self,
         js: JetStreamContext,
+        handlers: Mapping[Kind, Handler],
         *,
-        tasks: Handler,
-        runs: Handler,
         ack_wait: float,
         batch: int,
     ) -> None:
         self.js, self.ack_wait, self.batch = js, ack_wait, batch
-        self._handlers: dict[str, Handler] = {"task": tasks, "run": runs}
+        self._handlers: dict[str, Handler] = {str(kind): h for kind, h in handlers.items()}
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -82,17 +83,17 @@ class Inbox:
         """Create the stream (if needed) and the consumer, and start pulling."""
         await ensure_inbox_stream(self.js)
         await self.js.add_consumer(
-            STREAM,
+            INBOX_STREAM,
             ConsumerConfig(
                 durable_name=DURABLE,
-                filter_subject=TASKS_INBOX,
+                filter_subject=INBOX_TASKS,
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=self.ack_wait,
                 max_deliver=MAX_DELIVER,
                 max_ack_pending=max(1000, self.batch * 4),
             ),
         )
-        self._sub = await self.js.pull_subscribe_bind(durable=DURABLE, stream=STREAM)
+        self._sub = await self.js.pull_subscribe_bind(durable=DURABLE, stream=INBOX_STREAM)
         self._loop = asyncio.create_task(self._pull(), name="tasks-inbox")
 
     async def stop(self) -> None:
@@ -147,7 +148,7 @@ class Inbox:
             await self._handlers[kind](key, [message for _, message in items])
         except asyncio.CancelledError:
             raise
-        except TaskRefusal as refusal:
+        except ParleyError as refusal:
             if refusal.code not in (ErrorCode.TASK_NOT_FOUND, ErrorCode.RUN_NOT_FOUND):
                 log.warning("%s: answers refused (%s); dropping them", principal, refusal)
         except Exception:

@@ -1,30 +1,26 @@
-"""The task aggregate (stream ``task-<id>``): pure ``decide`` and ``evolve``, no I/O.
+"""The task aggregate (stream ``task-<id>``): a Contract Net round, pure, no I/O.
 
-``decide(state, command, now, mint)`` returns a :class:`Decision`: the events to append and
-the ACL messages to send once they are appended (``mint`` makes message ids; the ids of the
-messages that matter for recovery are recorded in the events). ``evolve`` folds one recorded
-event. The service loads, decides and appends at the expected version, so two deciders (two
+``decide(state, command, ctx)`` returns a :class:`Decision`: the events to append and the
+ACL messages (:class:`~parley.aggregates.mail.Mail`) to send once they are appended
+(``ctx.mint`` makes message ids; the ids of the messages that matter for recovery are recorded
+in the events). ``evolve`` folds one recorded event; the tasks service decides on it and the
+edge's projection shows it. The service appends at the expected version, so two deciders (two
 timers, a restarted process) cannot both end a round: the second one's append conflicts, it
-reloads, and deciding again on the new state yields nothing.
-
-Award strategies (higher score wins; equal scores go to the earliest proposal):
-
-- ``best_bid``: ``0.4·cost_score + 0.3·time_score + 0.3·confidence``, where
-  ``cost_score = lowest cost / cost`` and ``time_score = shortest time / time`` over the
-  round's proposals (1.0 when both are 0), so each part lies in [0, 1].
-- ``lowest_cost``: ``1 / (1 + cost)``; ``fastest``: ``1 / (1 + estimated_time_s)``;
-  ``highest_confidence``: ``confidence``.
+reloads, and deciding again on the new state yields nothing. Bids are ranked by
+:mod:`parley.aggregates.award`.
 """
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
 
+from parley.aggregates.award import BEST_BID_WEIGHTS, Bid, rank, score
+from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.mail import Mail
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.tasks import (
     EVENT_TYPES,
     AwardStrategy,
@@ -48,13 +44,12 @@ __all__ = [
     "GRACE",
     "Bid",
     "Cancel",
+    "Command",
     "Create",
-    "Decision",
     "Distribute",
     "Mail",
     "Reply",
     "Task",
-    "TaskRefusal",
     "Tick",
     "Undeliverable",
     "decide",
@@ -64,53 +59,46 @@ __all__ = [
     "score",
 ]
 
-BEST_BID_WEIGHTS = (0.4, 0.3, 0.3)
-"""Weights of cost, time and confidence in ``best_bid``."""
 GRACE = timedelta(milliseconds=250)
 """After ``reply-by``, how long the round stays open for proposals already on their way
 (a proposal counts when it was *sent* by ``reply-by``)."""
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 _P = Performative
-
-
-class TaskRefusal(Exception):
-    """A command the task refuses, with its API error code."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+TaskDecision = Decision[Mail]
 
 
 # --- state -------------------------------------------------------------------------------
-
-
-class Bid(msgspec.Struct, frozen=True, kw_only=True):
-    """A proposal as the round holds it."""
-
-    agent_id: str
-    proposal: Proposal
-    message_id: str
-    reply_with: str | None
-    order: int
-    """Arrival order in the round (ties go to the earliest)."""
 
 
 class Task(msgspec.Struct, frozen=True, kw_only=True):
     """A task as folded from its stream."""
 
     id: str
+    """The task id (the stream is ``task-<id>``)."""
     namespace: str
+    """Tenant the task lives in."""
     spec: TaskSpec
+    """What is to be done, by whom."""
     status: TaskStatus
+    """Where the round stands."""
     version: int
+    """Stream version of the last folded event."""
     created_at: datetime
+    """Time of ``task.created``."""
     updated_at: datetime
+    """Time of the last folded event of a known type."""
     strategy: AwardStrategy | None = None
+    """How the round's bids are ranked (set by the cfp)."""
     candidates: tuple[str, ...] = ()
+    """Agents the cfp went to."""
     cfp_message_id: str | None = None
+    """Id of the cfp."""
     reply_by: datetime | None = None
+    """When proposals are due."""
     bids: dict[str, Bid] = {}
+    """Agent → its proposal, in arrival order."""
     refusals: dict[str, str] = {}
+    """Agent → why it refused (or why the cfp did not reach it)."""
     rejected: dict[str, str] = {}
     """Agent → reason (`lost`, `late`, `invalid`)."""
     reject_messages: dict[str, str] = {}
@@ -118,15 +106,25 @@ class Task(msgspec.Struct, frozen=True, kw_only=True):
     failures: dict[str, str] = {}
     """Contractors that failed (or ran out of time) → why."""
     round: int = 0
+    """Award round: 1 for the first award, +1 for each re-award after a failure."""
     contractor: str | None = None
+    """The agent awarded last."""
     award_message_id: str | None = None
+    """Id of the last ``accept-proposal``."""
     awarded_at: datetime | None = None
+    """Time of the last award."""
     award_score: float | None = None
+    """The awarded bid's score."""
     result: Any = None
+    """The contractor's result."""
     progress: float | None = None
+    """Percent done, as the contractor last reported it."""
     progress_note: str = ""
+    """The contractor's last progress note."""
     reason: str | None = None
     """Why the task failed or was cancelled."""
+    finished_at: datetime | None = None
+    """When it completed, failed or was cancelled."""
 
     @property
     def finished(self) -> bool:
@@ -184,6 +182,7 @@ def evolve(state: Task | None, event: Event) -> Task | None:
                 message_id=data.message_id,
                 reply_with=data.reply_with,
                 order=len(state.bids),
+                received_at=event.time,
             )
             bump["bids"] = {**state.bids, data.agent_id: bid}
         case TaskRefused():
@@ -210,16 +209,17 @@ def evolve(state: Task | None, event: Event) -> Task | None:
         case TaskProgress():
             bump |= {"progress": data.percent, "progress_note": data.note}
         case TaskCompleted():
-            bump |= {"status": "completed", "result": data.result}
+            bump |= {"status": "completed", "result": data.result, "finished_at": event.time}
         case TaskFailed():
             bump |= {
                 "status": "failed",
                 "reason": data.reason,
                 "failures": {**state.failures, **data.failures},
                 "refusals": {**state.refusals, **data.refusals},
+                "finished_at": event.time,
             }
         case TaskCancelled():
-            bump |= {"status": "cancelled", "reason": data.reason}
+            bump |= {"status": "cancelled", "reason": data.reason, "finished_at": event.time}
     return msgspec.structs.replace(state, **bump)
 
 
@@ -270,73 +270,51 @@ class Cancel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Command = Create | Distribute | Reply | Undeliverable | Tick | Cancel
+_NOTHING: TaskDecision = Decision()
 
 
-class Mail(msgspec.Struct, frozen=True, kw_only=True):
-    """An ACL message to send once the decision's events are appended."""
-
-    message_id: str
-    performative: Performative
-    receivers: tuple[str, ...]
-    content: Any
-    in_reply_to: str | None = None
-    reply_by: datetime | None = None
-
-
-class Decision(msgspec.Struct, frozen=True, kw_only=True):
-    """Events to append (type, payload) and messages to send after the append."""
-
-    events: list[tuple[str, msgspec.Struct]] = []
-    mail: list[Mail] = []
-
-
-_NOTHING = Decision()
-
-
-def decide(
-    state: Task | None, command: Command, now: datetime, mint: Callable[[], str]
-) -> Decision:
-    """What ``command`` does to the task at ``now``.
+def decide(state: Task | None, command: Command, ctx: Context) -> TaskDecision:
+    """What ``command`` does to the task at ``ctx.now``.
 
     Raises:
-        TaskRefusal: ``TASK_NOT_FOUND``, ``CONCURRENCY_CONFLICT`` (the id is taken) or
+        ParleyError: ``TASK_NOT_FOUND``, ``CONCURRENCY_CONFLICT`` (the id is taken) or
             ``INVALID_STATE_TRANSITION``.
     """
     if isinstance(command, Create):
         if state is not None:
-            raise TaskRefusal(
+            raise ParleyError(
                 ErrorCode.CONCURRENCY_CONFLICT, f"task id {command.task_id!r} is taken"
             )
         return Decision(
             events=[("task.created", TaskCreated(task_id=command.task_id, spec=command.spec))]
         )
     if state is None:
-        raise TaskRefusal(ErrorCode.TASK_NOT_FOUND, "no such task")
+        raise ParleyError(ErrorCode.TASK_NOT_FOUND, "no such task")
     match command:
         case Distribute():
-            return _distribute(state, command, now, mint)
+            return _distribute(state, command, ctx)
         case Reply():
-            return _reply(state, command, now, mint)
+            return _reply(state, command, ctx)
         case Undeliverable():
-            return _undeliverable(state, command, now, mint)
+            return _undeliverable(state, command, ctx)
         case Tick():
-            return _tick(state, now, mint)
+            return _tick(state, ctx)
         case Cancel():
-            return _cancel(state, command, mint)
+            return _cancel(state, command, ctx)
     raise TypeError(f"unknown command {command!r}")
 
 
-def _distribute(state: Task, cmd: Distribute, now: datetime, mint: Callable[[], str]) -> Decision:
+def _distribute(state: Task, cmd: Distribute, ctx: Context) -> TaskDecision:
     if state.status != "created":
-        raise TaskRefusal(
+        raise ParleyError(
             ErrorCode.INVALID_STATE_TRANSITION,
             f"task {state.id} is {state.status}; only a created task can be distributed",
         )
     if not cmd.candidates:
         failed = TaskFailed(task_id=state.id, reason=cmd.no_candidates_reason)
         return Decision(events=[("task.failed", failed)])
-    message_id = mint()
-    reply_by = now + timedelta(seconds=cmd.max_wait_seconds)
+    message_id = ctx.mint()
+    reply_by = ctx.now + timedelta(seconds=cmd.max_wait_seconds)
     cfp = CfpSent(
         task_id=state.id,
         candidates=list(dict.fromkeys(cmd.candidates)),
@@ -352,30 +330,29 @@ def _distribute(state: Task, cmd: Distribute, now: datetime, mint: Callable[[], 
         cfp_message_id=message_id,
         reply_by=reply_by,
     )
-    return Decision(events=[("task.cfp_sent", cfp)], mail=[_cfp_mail(announced)])
+    return Decision(events=[("task.cfp_sent", cfp)], effects=[_cfp_mail(announced)])
 
 
-def _reply(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) -> Decision:
+def _reply(state: Task, reply: Reply, ctx: Context) -> TaskDecision:
     agent = reply.sender
     performative = reply.performative
     if performative == _P.PROPOSE:
-        return _propose(state, reply, now, mint)
+        return _propose(state, reply, ctx)
     if performative in (_P.REFUSE, _P.NOT_UNDERSTOOD):
         if state.status != "announced" or agent not in state.candidates:
             return _NOTHING
         if agent in state.answered:
             return _NOTHING
         reason = _reason(reply.content, default=performative)
-        events: list[tuple[str, msgspec.Struct]] = [
+        events: Decided = [
             ("task.refused", TaskRefused(task_id=state.id, agent_id=agent, reason=reason))
         ]
-        after = _with_refusal(state, agent, reason)
-        return _close_if_complete(after, events, mint)
+        return _close_if_complete(_with_refusal(state, agent, reason), events, ctx)
     if performative in (_P.INFORM, _P.FAILURE):
         if state.status != "awarded" or agent != state.contractor:
             return _NOTHING  # a late answer of a replaced contractor, or noise
         if performative == _P.FAILURE:
-            return _contractor_failed(state, _reason(reply.content, default="failure"), mint)
+            return _contractor_failed(state, _reason(reply.content, default="failure"), ctx)
         content = reply.content
         if isinstance(content, dict) and "progress" in content and "result" not in content:
             progress = _progress(content)
@@ -390,21 +367,21 @@ def _reply(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) ->
     return _NOTHING
 
 
-def _propose(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) -> Decision:
+def _propose(state: Task, reply: Reply, ctx: Context) -> TaskDecision:
     agent = reply.sender
     if agent not in state.candidates or agent in state.answered:
         return _NOTHING  # not asked, or a redelivered/second answer
     if state.status == "created":
         return _NOTHING
-    sent = reply.sent_at or now
+    sent = reply.sent_at or ctx.now
     on_time = state.status == "announced" and state.reply_by is not None and sent <= state.reply_by
     answer_to = reply.reply_with or reply.message_id
     if not on_time:
-        return _reject(state, agent, "late", answer_to, mint)
+        return _reject(state, agent, "late", answer_to, ctx)
     try:
         proposal = msgspec.convert(reply.content, Proposal)
     except msgspec.ValidationError:
-        return _reject(state, agent, "invalid", answer_to, mint)
+        return _reject(state, agent, "invalid", answer_to, ctx)
     received = ProposalReceived(
         task_id=state.id,
         agent_id=agent,
@@ -418,36 +395,25 @@ def _propose(state: Task, reply: Reply, now: datetime, mint: Callable[[], str]) 
         message_id=reply.message_id,
         reply_with=reply.reply_with,
         order=len(state.bids),
+        received_at=ctx.now,
     )
     after = msgspec.structs.replace(state, bids={**state.bids, agent: bid})
-    return _close_if_complete(after, [("task.proposal_received", received)], mint)
+    return _close_if_complete(after, [("task.proposal_received", received)], ctx)
 
 
 def _reject(
-    state: Task,
-    agent: str,
-    reason: Literal["late", "invalid"],
-    answer_to: str,
-    mint: Callable[[], str],
-) -> Decision:
-    message_id = mint()
+    state: Task, agent: str, reason: Literal["late", "invalid"], answer_to: str, ctx: Context
+) -> TaskDecision:
+    message_id = ctx.mint()
     event = TaskRejected(task_id=state.id, agent_id=agent, reason=reason, message_id=message_id)
-    mail = Mail(
-        message_id=message_id,
-        performative=_P.REJECT_PROPOSAL,
-        receivers=(agent,),
-        content={"task_id": state.id, "reason": reason},
-        in_reply_to=answer_to,
-    )
-    return Decision(events=[("task.rejected", event)], mail=[mail])
+    mail = _reject_mail(state, agent, message_id, reason, answer_to)
+    return Decision(events=[("task.rejected", event)], effects=[mail])
 
 
-def _undeliverable(
-    state: Task, cmd: Undeliverable, now: datetime, mint: Callable[[], str]
-) -> Decision:
+def _undeliverable(state: Task, cmd: Undeliverable, ctx: Context) -> TaskDecision:
     if state.status != "announced":
         return _NOTHING
-    events: list[tuple[str, msgspec.Struct]] = []
+    events: Decided = []
     after = state
     for agent, why in cmd.reasons.items():
         if agent in state.candidates and agent not in after.answered:
@@ -458,65 +424,49 @@ def _undeliverable(
             after = _with_refusal(after, agent, reason)
     if not events:
         return _NOTHING
-    return _close_if_complete(after, events, mint)
+    return _close_if_complete(after, events, ctx)
 
 
-def _tick(state: Task, now: datetime, mint: Callable[[], str]) -> Decision:
+def _tick(state: Task, ctx: Context) -> TaskDecision:
     deadline = state.deadline
-    if deadline is None or now < deadline:
+    if deadline is None or ctx.now < deadline:
         return _NOTHING
     if state.status == "announced":
-        return _close(state, [], mint)
+        return _close(state, [], ctx)
     limit = f"no result within {state.spec.timeout_seconds:g}s"
-    decision = _contractor_failed(state, limit, mint)
+    decision = _contractor_failed(state, limit, ctx)
     assert state.contractor is not None
-    stop = Mail(
-        message_id=mint(),
-        performative=_P.CANCEL,
-        receivers=(state.contractor,),
-        content={"task_id": state.id, "reason": limit},
-    )
-    return Decision(events=decision.events, mail=[stop, *decision.mail])
+    stop = _cancel_mail(state, state.contractor, ctx.mint(), limit)
+    return Decision(events=decision.events, effects=[stop, *decision.effects])
 
 
-def _cancel(state: Task, cmd: Cancel, mint: Callable[[], str]) -> Decision:
+def _cancel(state: Task, cmd: Cancel, ctx: Context) -> TaskDecision:
     if state.finished:
-        raise TaskRefusal(
+        raise ParleyError(
             ErrorCode.INVALID_STATE_TRANSITION, f"task {state.id} is already {state.status}"
         )
     contractor = state.contractor if state.status == "awarded" else None
-    message_id = mint() if contractor else None
+    message_id = ctx.mint() if contractor else None
     event = TaskCancelled(
         task_id=state.id, reason=cmd.reason, contractor=contractor, message_id=message_id
     )
     mail = []
     if contractor and message_id:
-        mail.append(
-            Mail(
-                message_id=message_id,
-                performative=_P.CANCEL,
-                receivers=(contractor,),
-                content={"task_id": state.id, "reason": cmd.reason or "cancelled"},
-            )
-        )
-    return Decision(events=[("task.cancelled", event)], mail=mail)
+        mail.append(_cancel_mail(state, contractor, message_id, cmd.reason or "cancelled"))
+    return Decision(events=[("task.cancelled", event)], effects=mail)
 
 
 # --- the round ---------------------------------------------------------------------------
 
 
-def _close_if_complete(
-    state: Task, events: list[tuple[str, msgspec.Struct]], mint: Callable[[], str]
-) -> Decision:
+def _close_if_complete(state: Task, events: Decided, ctx: Context) -> TaskDecision:
     """Close the round now when every candidate has answered; else just record."""
     if set(state.candidates) <= state.answered:
-        return _close(state, events, mint)
+        return _close(state, events, ctx)
     return Decision(events=events)
 
 
-def _close(
-    state: Task, events: list[tuple[str, msgspec.Struct]], mint: Callable[[], str]
-) -> Decision:
+def _close(state: Task, events: Decided, ctx: Context) -> TaskDecision:
     """Award the best proposal and reject the rest, or fail with the refusals."""
     ranked = rank(list(state.bids.values()), state.strategy or "best_bid")
     if not ranked:
@@ -529,36 +479,25 @@ def _close(
         failed = TaskFailed(task_id=state.id, reason=reason, refusals=dict(state.refusals))
         return Decision(events=[*events, ("task.failed", failed)])
     (winner, best), *rest = ranked
-    award, mail = _award(state, winner, best, 1, None, mint)
+    award, mail = _award(state, winner, best, 1, None, ctx)
     events = [*events, award]
     for bid, _ in rest:
         if bid.agent_id in state.rejected:
             continue
-        message_id = mint()
-        events.append(
-            (
-                "task.rejected",
-                TaskRejected(
-                    task_id=state.id, agent_id=bid.agent_id, reason="lost", message_id=message_id
-                ),
-            )
+        message_id = ctx.mint()
+        lost = TaskRejected(
+            task_id=state.id, agent_id=bid.agent_id, reason="lost", message_id=message_id
         )
-        mail.append(
-            Mail(
-                message_id=message_id,
-                performative=_P.REJECT_PROPOSAL,
-                receivers=(bid.agent_id,),
-                content={"task_id": state.id, "reason": "lost"},
-                in_reply_to=bid.reply_with or bid.message_id,
-            )
-        )
-    return Decision(events=events, mail=mail)
+        events.append(("task.rejected", lost))
+        answer_to = bid.reply_with or bid.message_id
+        mail.append(_reject_mail(state, bid.agent_id, message_id, "lost", answer_to))
+    return Decision(events=events, effects=mail)
 
 
 def _award(
-    state: Task, bid: Bid, value: float, round_: int, failure: str | None, mint: Callable[[], str]
+    state: Task, bid: Bid, value: float, round_: int, failure: str | None, ctx: Context
 ) -> tuple[tuple[str, msgspec.Struct], list[Mail]]:
-    message_id = mint()
+    message_id = ctx.mint()
     event = TaskAwarded(
         task_id=state.id,
         agent_id=bid.agent_id,
@@ -568,17 +507,10 @@ def _award(
         message_id=message_id,
         previous_failure=failure,
     )
-    mail = Mail(
-        message_id=message_id,
-        performative=_P.ACCEPT_PROPOSAL,
-        receivers=(bid.agent_id,),
-        content=_task_content(state),
-        in_reply_to=bid.reply_with or bid.message_id,
-    )
-    return ("task.awarded", event), [mail]
+    return ("task.awarded", event), [_accept_mail(state, bid, message_id)]
 
 
-def _contractor_failed(state: Task, why: str, mint: Callable[[], str]) -> Decision:
+def _contractor_failed(state: Task, why: str, ctx: Context) -> TaskDecision:
     """Re-award to the next best proposal, or fail the task when none is left."""
     assert state.contractor is not None
     failures = {**state.failures, state.contractor: why}
@@ -597,45 +529,29 @@ def _contractor_failed(state: Task, why: str, mint: Callable[[], str]) -> Decisi
         )
         return Decision(events=[("task.failed", failed)])
     bid, value = ranked[0]
-    award, mail = _award(state, bid, value, state.round + 1, why, mint)
-    return Decision(events=[award], mail=mail)
-
-
-def score(bids: list[Bid], strategy: AwardStrategy) -> dict[str, float]:
-    """Each bid's score under ``strategy`` (higher is better; see the module docstring)."""
-    if not bids:
-        return {}
-    if strategy == "lowest_cost":
-        return {b.agent_id: 1 / (1 + b.proposal.cost) for b in bids}
-    if strategy == "fastest":
-        return {b.agent_id: 1 / (1 + b.proposal.estimated_time_s) for b in bids}
-    if strategy == "highest_confidence":
-        return {b.agent_id: b.proposal.confidence for b in bids}
-    w_cost, w_time, w_conf = BEST_BID_WEIGHTS
-    low_cost = min(b.proposal.cost for b in bids)
-    low_time = min(b.proposal.estimated_time_s for b in bids)
-    return {
-        b.agent_id: w_cost * _relative(low_cost, b.proposal.cost)
-        + w_time * _relative(low_time, b.proposal.estimated_time_s)
-        + w_conf * b.proposal.confidence
-        for b in bids
-    }
-
-
-def rank(bids: list[Bid], strategy: AwardStrategy) -> list[tuple[Bid, float]]:
-    """Bids best first, with their scores; equal scores keep arrival order."""
-    scores = score(bids, strategy)
-    ordered = sorted(bids, key=lambda b: (-scores[b.agent_id], b.order))
-    return [(b, scores[b.agent_id]) for b in ordered]
-
-
-def _relative(best: float, value: float) -> float:
-    if value <= 0:
-        return 1.0
-    return best / value
+    award, mail = _award(state, bid, value, state.round + 1, why, ctx)
+    return Decision(events=[award], effects=mail)
 
 
 # --- messages ----------------------------------------------------------------------------
+
+
+def pending_mail(state: Task) -> list[Mail]:
+    """Messages an open task must have sent (for a restart to send any that were lost)."""
+    if state.status == "announced":
+        return [_cfp_mail(state)]
+    if state.status != "awarded" or state.contractor is None:
+        return []
+    bid = state.bids.get(state.contractor)
+    mail: list[Mail] = []
+    if bid is not None and state.award_message_id:
+        mail.append(_accept_mail(state, bid, state.award_message_id))
+    for agent, message_id in state.reject_messages.items():
+        rejected = state.bids.get(agent)
+        answer_to = (rejected.reply_with or rejected.message_id) if rejected else None
+        reason = state.rejected.get(agent, "lost")
+        mail.append(_reject_mail(state, agent, message_id, reason, answer_to))
+    return mail
 
 
 def _task_content(state: Task) -> dict[str, Any]:
@@ -660,36 +576,35 @@ def _cfp_mail(state: Task) -> Mail:
     )
 
 
-def pending_mail(state: Task) -> list[Mail]:
-    """Messages an open task must have sent (for a restart to send any that were lost)."""
-    if state.status == "announced":
-        return [_cfp_mail(state)]
-    if state.status != "awarded" or state.contractor is None:
-        return []
-    bid = state.bids.get(state.contractor)
-    mail: list[Mail] = []
-    if bid is not None and state.award_message_id:
-        mail.append(
-            Mail(
-                message_id=state.award_message_id,
-                performative=_P.ACCEPT_PROPOSAL,
-                receivers=(bid.agent_id,),
-                content=_task_content(state),
-                in_reply_to=bid.reply_with or bid.message_id,
-            )
-        )
-    for agent, message_id in state.reject_messages.items():
-        rejected = state.bids.get(agent)
-        mail.append(
-            Mail(
-                message_id=message_id,
-                performative=_P.REJECT_PROPOSAL,
-                receivers=(agent,),
-                content={"task_id": state.id, "reason": state.rejected.get(agent, "lost")},
-                in_reply_to=(rejected.reply_with or rejected.message_id) if rejected else None,
-            )
-        )
-    return mail
+def _accept_mail(state: Task, bid: Bid, message_id: str) -> Mail:
+    return Mail(
+        message_id=message_id,
+        performative=_P.ACCEPT_PROPOSAL,
+        receivers=(bid.agent_id,),
+        content=_task_content(state),
+        in_reply_to=bid.reply_with or bid.message_id,
+    )
+
+
+def _reject_mail(
+    state: Task, agent: str, message_id: str, reason: str, answer_to: str | None
+) -> Mail:
+    return Mail(
+        message_id=message_id,
+        performative=_P.REJECT_PROPOSAL,
+        receivers=(agent,),
+        content={"task_id": state.id, "reason": reason},
+        in_reply_to=answer_to,
+    )
+
+
+def _cancel_mail(state: Task, agent: str, message_id: str, reason: str) -> Mail:
+    return Mail(
+        message_id=message_id,
+        performative=_P.CANCEL,
+        receivers=(agent,),
+        content={"task_id": state.id, "reason": reason},
+    )
 
 
 def _with_refusal(state: Task, agent: str, reason: str) -> Task:

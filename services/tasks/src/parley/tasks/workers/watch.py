@@ -1,32 +1,37 @@
 """The watch: open tasks and runs folded from the store, their timers, and outcome waiters.
 
-Every tasks process follows ``task-*`` and ``grouprun-*`` streams from position 0. Each
-open task or run has one timer at its deadline (a round's ``reply-by`` plus the grace, a
+Every tasks process follows ``task-*`` and ``grouprun-*`` streams from position 0. Each open
+task or run has one timer at its deadline (a round's ``reply-by`` plus the grace, a
 contractor's time limit, a run's timeout); when it fires, ``on_due`` decides on the stream
-as stored. Timers come from events, not from the process that wrote them, so a restarted
-process — or any other instance — re-arms them by catching up, and a deadline that passed
-while no process ran fires at once. Two processes firing for one deadline are safe: the
-decision appends at the expected version, so only one of them ends the round.
+as stored. What it folds it also hands to the service's repositories, so a command on an
+open task or run starts from this copy instead of reading the stream. Timers come from
+events, not from the process that wrote them, so a restarted process — or any other instance
+— re-arms them by catching up, and a deadline that passed while no process ran fires at
+once. Two processes firing for one deadline are safe: the decision appends at the expected
+version, so only one of them ends the round.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any
 
+from parley.aggregates import grouprun, task
+from parley.aggregates.task import Task
 from parley.contracts.envelope import Event, utcnow
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
-from parley.eventstore.kernel import Loaded
-from parley.tasks import grouprun, task
-from parley.tasks.grouprun import Run
-from parley.tasks.task import Task
+from parley.eventstore.repository import Loaded, Repository
+from parley.tasks.domain import Kind
 
-__all__ = ["Kind", "Watch"]
+__all__ = ["OnDue", "Watch"]
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["task", "run"]
+OnDue = Callable[[Kind, str, str], Awaitable[None]]
+"""Called with the kind, id and namespace of a task or run whose deadline passed."""
+
 _EPSILON_S = 0.005
 """Timers fire this much after a deadline (loop timers may run a little early)."""
 _RECHECK_S = 0.05
@@ -38,9 +43,15 @@ class Watch(Follower):
 
     name = "tasks-watch"
 
-    def __init__(self, store: EventStore, on_due: Callable[[Kind, str], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        on_due: OnDue,
+        repositories: Mapping[Kind, Repository[Any]] | None = None,
+    ) -> None:
         super().__init__(store)
         self.on_due = on_due
+        self._repositories = dict(repositories or {})
         self._open: dict[Kind, dict[str, Loaded[Any]]] = {"task": {}, "run": {}}
         self._timers: dict[tuple[Kind, str], asyncio.TimerHandle] = {}
         self._outcome_waiters: dict[tuple[Kind, str], list[asyncio.Future[Any]]] = {}
@@ -61,25 +72,19 @@ class Watch(Follower):
         state = _EVOLVE[kind](known.state if known else None, event)
         if state is None:
             return
-        self._open[kind][key] = Loaded(state, event.version, event.position)
-        self._notify(kind, key, self._open[kind][key])
+        loaded = self._open[kind][key] = Loaded(state, event.version, event.position)
+        if (repository := self._repositories.get(kind)) is not None:
+            repository.remember(event.stream, loaded)
+        self._notify(kind, key, loaded)
         if _finished(state):
             del self._open[kind][key]
             self._disarm(kind, key)
         else:
             self._arm(kind, key, state.deadline)
 
-    def cached(self, kind: Kind, key: str) -> Loaded[Any] | None:
-        """The open task or run as last folded (may be stale: use as the kernel's cache)."""
-        return self._open[kind].get(key)
-
-    def open_tasks(self) -> list[Task]:
-        """Every open task."""
-        return [loaded.state for loaded in self._open["task"].values()]
-
-    def open_runs(self) -> list[Run]:
-        """Every running group run."""
-        return [loaded.state for loaded in self._open["run"].values()]
+    def open(self, kind: Kind) -> list[Any]:
+        """Every open task (or running group run), as last folded."""
+        return [loaded.state for loaded in self._open[kind].values()]
 
     async def settled(self, kind: Kind, key: str, within: float) -> Loaded[Any] | None:
         """Wait until the task leaves ``announced`` (or the run ends); None after ``within``."""
@@ -117,7 +122,7 @@ class Watch(Follower):
             if not future.done():
                 future.set_result(loaded)
 
-    def _arm(self, kind: Kind, key: str, deadline: Any) -> None:
+    def _arm(self, kind: Kind, key: str, deadline: datetime | None) -> None:
         self._disarm(kind, key)
         if deadline is None:
             return
@@ -139,7 +144,9 @@ class Watch(Follower):
     async def _due(self, kind: Kind, key: str) -> None:
         retry = _RECHECK_S
         try:
-            await self.on_due(kind, key)
+            current = self._open[kind].get(key)
+            if current is not None and current.state is not None:
+                await self.on_due(kind, key, current.state.namespace)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -147,8 +154,8 @@ class Watch(Follower):
             retry = 1.0
         # Still open with no newer timer (the decision was a no-op, or failed): look again.
         loaded = self._open[kind].get(key)
-        if loaded is not None and (kind, key) not in self._timers:
-            deadline = loaded.state.deadline
+        if loaded is not None and loaded.state is not None and (kind, key) not in self._timers:
+            deadline: datetime | None = loaded.state.deadline
             if deadline is not None:
                 delay = max(retry, (deadline - utcnow()).total_seconds() + _EPSILON_S)
                 loop = asyncio.get_running_loop()

@@ -15,17 +15,22 @@ input, and folds their ``inform`` (``{"result"}``) / ``failure`` answers:
 ``timeout_seconds`` bounds the whole run (outstanding agents are cancelled). The budget is
 checked against the usage agents report in their answers (``usage``: ``tokens``,
 ``cost_usd``); agents that report none are held to their own budgets.
+
+``decide(state, command, ctx)`` returns the events to append and the requests and cancels
+(:class:`~parley.aggregates.mail.Mail`) to send after the append; ``evolve`` folds one
+recorded event, for the tasks service and the edge's projection alike.
 """
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
 
+from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.mail import Mail
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import Budget
 from parley.contracts.tasks import (
     RUN_EVENT_TYPES,
@@ -36,10 +41,10 @@ from parley.contracts.tasks import (
     RunRequested,
     RunStarted,
 )
-from parley.tasks.task import Mail, TaskRefusal
 
 __all__ = [
     "MIN_AGENTS",
+    "Command",
     "Request",
     "Run",
     "RunDecision",
@@ -198,49 +203,42 @@ class RunTick(msgspec.Struct, frozen=True, kw_only=True):
     """The run's timer fired."""
 
 
-class RunDecision(msgspec.Struct, frozen=True, kw_only=True):
-    """Events to append and messages to send after the append."""
-
-    events: list[tuple[str, msgspec.Struct]] = []
-    mail: list[Mail] = []
-
-
-_NOTHING = RunDecision()
-Change = tuple[str, msgspec.Struct]
+Command = Start | RunReply | RunTick
+RunDecision = Decision[Mail]
+"""Events to append and messages to send after the append."""
+_NOTHING: RunDecision = Decision()
 
 
-def decide(
-    state: Run | None, command: Start | RunReply | RunTick, now: datetime, mint: Callable[[], str]
-) -> RunDecision:
-    """What ``command`` does to the run at ``now``.
+def decide(state: Run | None, command: Command, ctx: Context) -> RunDecision:
+    """What ``command`` does to the run at ``ctx.now``.
 
     Raises:
-        TaskRefusal: ``VALIDATION_ERROR`` (too few agents for the strategy),
+        ParleyError: ``VALIDATION_ERROR`` (too few agents for the strategy),
             ``CONCURRENCY_CONFLICT`` (the id is taken) or ``RUN_NOT_FOUND``.
     """
     if isinstance(command, Start):
         if state is not None:
-            raise TaskRefusal(ErrorCode.CONCURRENCY_CONFLICT, f"run id {command.run_id!r} is taken")
-        return _start(command, now, mint)
+            raise ParleyError(ErrorCode.CONCURRENCY_CONFLICT, f"run id {command.run_id!r} is taken")
+        return _start(command, ctx)
     if state is None:
-        raise TaskRefusal(ErrorCode.RUN_NOT_FOUND, "no such run")
+        raise ParleyError(ErrorCode.RUN_NOT_FOUND, "no such run")
     if state.status != "running":
         return _NOTHING
     if isinstance(command, RunTick):
         deadline = state.deadline
-        if deadline is None or now < deadline:
+        if deadline is None or ctx.now < deadline:
             return _NOTHING
         return _finish(
-            state, [], ok=False, error=f"timed out after {state.timeout_seconds:g}s", mint=mint
+            state, [], ok=False, error=f"timed out after {state.timeout_seconds:g}s", ctx=ctx
         )
-    return _reply(state, command, mint)
+    return _reply(state, command, ctx)
 
 
-def _start(cmd: Start, now: datetime, mint: Callable[[], str]) -> RunDecision:
+def _start(cmd: Start, ctx: Context) -> RunDecision:
     agents = tuple(dict.fromkeys(cmd.agent_ids))
     needed = MIN_AGENTS[cmd.strategy]
     if len(agents) < needed:
-        raise TaskRefusal(
+        raise ParleyError(
             ErrorCode.VALIDATION_ERROR,
             f"strategy {cmd.strategy} needs at least {needed} agents; the cluster has"
             f" {len(agents)}",
@@ -254,8 +252,9 @@ def _start(cmd: Start, now: datetime, mint: Callable[[], str]) -> RunDecision:
         budget=cmd.budget,
         timeout_seconds=cmd.timeout_seconds,
     )
-    events: list[Change] = [("grouprun.started", started)]
+    events: Decided = [("grouprun.started", started)]
     mail: list[Mail] = []
+    wave: list[tuple[str, str, Any]]
     if cmd.strategy in ("parallel", "race"):
         wave = [(agent, cmd.strategy, cmd.input) for agent in agents]
     elif cmd.strategy == "pipeline":
@@ -268,8 +267,8 @@ def _start(cmd: Start, now: datetime, mint: Callable[[], str]) -> RunDecision:
             if part is not _SKIP
         ]
     for agent, stage, value in wave:
-        _request(cmd.run_id, agent, stage, value, events, mail, mint)
-    return RunDecision(events=events, mail=mail)
+        _request(cmd.run_id, agent, stage, value, events, mail, ctx)
+    return Decision(events=events, effects=mail)
 
 
 def _request(
@@ -277,11 +276,11 @@ def _request(
     agent: str,
     stage: str,
     value: Any,
-    events: list[Change],
+    events: Decided,
     mail: list[Mail],
-    mint: Callable[[], str],
+    ctx: Context,
 ) -> None:
-    message_id = mint()
+    message_id = ctx.mint()
     event = RunRequested(
         run_id=run_id, agent_id=agent, stage=stage, message_id=message_id, input=value
     )
@@ -319,7 +318,7 @@ def split(value: Any, parts: int) -> list[Any]:
     return [chunk if chunk else _SKIP for chunk in chunks]
 
 
-def _reply(state: Run, reply: RunReply, mint: Callable[[], str]) -> RunDecision:
+def _reply(state: Run, reply: RunReply, ctx: Context) -> RunDecision:
     if reply.performative not in (_P.INFORM, _P.FAILURE, _P.REFUSE, _P.NOT_UNDERSTOOD):
         return _NOTHING
     request = state.requests.get(reply.in_reply_to or "")
@@ -338,47 +337,47 @@ def _reply(state: Run, reply: RunReply, mint: Callable[[], str]) -> RunDecision:
         error=None if ok else _reason(content, reply.performative),
         usage=_usage(content),
     )
-    events: list[Change] = [("grouprun.agent_result", result)]
+    events: Decided = [("grouprun.agent_result", result)]
     after = msgspec.structs.replace(state, results={**state.results, request.message_id: result})
     over = _over_budget(after)
     if over:
-        return _finish(after, events, ok=False, error=over, mint=mint)
+        return _finish(after, events, ok=False, error=over, ctx=ctx)
     if not after.warned and (warning := _budget_warning(after)) is not None:
         events.append(("grouprun.budget_warning", warning))
         after = msgspec.structs.replace(after, warned=True)
-    return _advance(after, events, request, result, mint)
+    return _advance(after, events, request, result, ctx)
 
 
 def _advance(
     state: Run,
-    events: list[Change],
+    events: Decided,
     request: Request,
     result: RunAgentResult,
-    mint: Callable[[], str],
+    ctx: Context,
 ) -> RunDecision:
     strategy = state.strategy
     results = [state.results[m] for m in state.requests if m in state.results]
     if strategy == "race":
         if result.ok:
             return _finish(
-                state, events, ok=True, result=result.output, winner=result.agent_id, mint=mint
+                state, events, ok=True, result=result.output, winner=result.agent_id, ctx=ctx
             )
         if not state.outstanding:
-            return _finish(state, events, ok=False, error=_errors(results), mint=mint)
-        return RunDecision(events=events)
+            return _finish(state, events, ok=False, error=_errors(results), ctx=ctx)
+        return Decision(events=events)
     if strategy == "parallel":
         if state.outstanding:
-            return RunDecision(events=events)
+            return Decision(events=events)
         outputs = {r.agent_id: r.output for r in results if r.ok}
         if not outputs:
-            return _finish(state, events, ok=False, error=_errors(results), mint=mint)
-        return _finish(state, events, ok=True, result=outputs, mint=mint)
+            return _finish(state, events, ok=False, error=_errors(results), ctx=ctx)
+        return _finish(state, events, ok=True, result=outputs, ctx=ctx)
     if strategy == "pipeline":
         if not result.ok:
-            return _finish(state, events, ok=False, error=_errors([result]), mint=mint)
+            return _finish(state, events, ok=False, error=_errors([result]), ctx=ctx)
         index = int(request.stage.removeprefix("pipeline[").rstrip("]"))
         if index + 1 >= len(state.agent_ids):
-            return _finish(state, events, ok=True, result=result.output, mint=mint)
+            return _finish(state, events, ok=True, result=result.output, ctx=ctx)
         mail: list[Mail] = []
         _request(
             state.id,
@@ -387,30 +386,30 @@ def _advance(
             result.output,
             events,
             mail,
-            mint,
+            ctx,
         )
-        return RunDecision(events=events, mail=mail)
+        return Decision(events=events, effects=mail)
     # map-reduce
     if request.stage == "reduce":
         if result.ok:
-            return _finish(state, events, ok=True, result=result.output, mint=mint)
-        return _finish(state, events, ok=False, error=_errors([result]), mint=mint)
+            return _finish(state, events, ok=True, result=result.output, ctx=ctx)
+        return _finish(state, events, ok=False, error=_errors([result]), ctx=ctx)
     if state.outstanding:
-        return RunDecision(events=events)
+        return Decision(events=events)
     mapped = [r.output for r in results if r.ok and r.stage == "map"]
     if not mapped:
-        return _finish(state, events, ok=False, error=_errors(results), mint=mint)
+        return _finish(state, events, ok=False, error=_errors(results), ctx=ctx)
     mail = []
-    _request(state.id, state.agent_ids[-1], "reduce", mapped, events, mail, mint)
-    return RunDecision(events=events, mail=mail)
+    _request(state.id, state.agent_ids[-1], "reduce", mapped, events, mail, ctx)
+    return Decision(events=events, effects=mail)
 
 
 def _finish(
     state: Run,
-    events: list[Change],
+    events: Decided,
     *,
     ok: bool,
-    mint: Callable[[], str],
+    ctx: Context,
     result: Any = None,
     winner: str | None = None,
     error: str | None = None,
@@ -422,7 +421,7 @@ def _finish(
     )
     mail = [
         Mail(
-            message_id=mint(),
+            message_id=ctx.mint(),
             performative=_P.CANCEL,
             receivers=(agent,),
             content={"run_id": state.id, "reason": "the run ended"},
@@ -430,7 +429,7 @@ def _finish(
         for agent in cancelled
     ]
     kind = "grouprun.completed" if ok else "grouprun.failed"
-    return RunDecision(events=[*events, (kind, finished)], mail=mail)
+    return Decision(events=[*events, (kind, finished)], effects=mail)
 
 
 def pending_mail(state: Run) -> list[Mail]:
@@ -458,10 +457,11 @@ def _budget_warning(state: Run) -> RunBudgetWarning | None:
     if budget is None:
         return None
     tokens, cost = state.spent
-    for kind, used, limit in (
+    limits: tuple[tuple[Literal["tokens", "cost"], float, float | None], ...] = (
         ("tokens", tokens, budget.max_tokens),
         ("cost", cost, budget.max_cost_usd),
-    ):
+    )
+    for kind, used, limit in limits:
         if limit is not None and used >= WARNING_RATIO * limit:
             return RunBudgetWarning(
                 run_id=state.id, kind=kind, used=used, limit=limit, ratio=round(used / limit, 4)

@@ -1,0 +1,1 @@
+"""The tasks service's adapters: how it talks to the messaging service."""

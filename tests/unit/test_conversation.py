@@ -6,6 +6,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from parley.aggregates.conversation import Conversation, check, evolve
 from parley.contracts.acl import (
     HOP_LIMIT,
     PROTOCOL_REPLIES,
@@ -18,7 +19,6 @@ from parley.contracts.acl import (
 )
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
-from parley.messaging.conversation import Conversation, check, evolve
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 P = Performative

@@ -137,9 +137,17 @@ async def execute(
                 raise
             loaded, trusted = None, True  # refused on a stale copy: ask the real state
             continue
+        if result.version != loaded.version + len(events):
+            # the store already held these event ids (a retried append): fold what it holds
+            landed = await load(store, stream, evolve)
+            return Outcome(landed.state, landed.version, landed.position, len(events))
         state = loaded.state
         for offset, new in enumerate(events, start=1):
-            state = evolve(state, Event.record(new, stream=stream, version=loaded.version + offset))
+            version = loaded.version + offset
+            position = result.position if version == result.version else 0
+            state = evolve(
+                state, Event.record(new, stream=stream, version=version, position=position)
+            )
         return Outcome(state, result.version, result.position, len(events))
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import msgspec
 
 from parley.aggregates.agent import Agent, evolve
+from parley.aggregates.conversation import is_agent
 from parley.contracts.acl import (
     PROTOCOL_REPLIES,
     AclMessage,
@@ -19,10 +20,8 @@ from parley.contracts.acl import (
     MessageSent,
 )
 from parley.contracts.envelope import Event
-from parley.contracts.registry import AgentState
 from parley.eventstore.follower import Follower
 from parley.eventstore.port import EventStore
-from parley.messaging.conversation import is_agent
 
 __all__ = ["Directory", "Pending"]
 
@@ -143,8 +142,3 @@ class Directory(Follower):
                 entry.reply_with,
             ):
                 del pending[message_id]
-
-    @staticmethod
-    def running(agent: Agent | None) -> bool:
-        """Whether ``agent`` takes deliveries."""
-        return agent is not None and agent.state is AgentState.RUNNING

@@ -1,24 +1,20 @@
 """The messages projection: every FIPA-ACL message with what became of each delivery.
 
-It folds ``conversation-<id>`` streams (``message.sent|delivered|failed|rejected``) with the
-shared machinery of :class:`~parley.edge.projections._base.FoldingProjection`. History lists
-recorded messages in the order they were recorded (global position); a refused message is
-readable by id with its ``rejection``.
+It folds ``conversation-<id>`` streams with the conversation aggregate's own fold
+(:func:`parley.aggregates.conversation.evolve`, the one the messaging service decides on)
+and only maps the folded conversations to views. History lists recorded messages in the
+order they were recorded (global position); a refused message is readable by id with its
+``rejection``.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from parley.contracts.acl import (
-    AclMessage,
-    MessageDelivered,
-    MessageFailed,
-    MessageRejected,
-    MessageSent,
-)
+from parley.aggregates.conversation import Conversation, evolve
+from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import Event
 from parley.edge.projections._base import FoldingProjection
 from parley.eventstore import EventStore
@@ -64,12 +60,13 @@ class MessageView(AclMessage, kw_only=True, omit_defaults=True):
     """Global position of the event that recorded it."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
-    message: AclMessage
-    position: int
-    deliveries: dict[str, DeliveryView] = field(default_factory=dict)
-    rejection: Rejection | None = None
+    """Where a message's first recording (or refusal) lives."""
+
+    conversation: Conversation
+    message_id: str
+    rejected: bool = False
 
 
 class MessagesProjection(FoldingProjection):
@@ -80,6 +77,7 @@ class MessagesProjection(FoldingProjection):
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
+        self._conversations: dict[str, Conversation] = {}
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._order: list[_Entry] = []
         self._by_conversation: dict[tuple[str, str], list[_Entry]] = {}
@@ -110,72 +108,98 @@ class MessagesProjection(FoldingProjection):
             entries = self._order
         found = []
         for entry in entries:
-            message = entry.message
-            if entry.rejection is not None or message.namespace != namespace:
+            if entry.rejected:
+                continue
+            message = entry.conversation.messages[entry.message_id]
+            if message.namespace != namespace:
                 continue
             if performatives and message.performative.value not in performatives:
                 continue
             if agent_ids and message.sender not in agent_ids:
                 if agent_ids.isdisjoint(message.receivers):
                     continue
-            found.append((entry.position, message))
+            found.append((entry.conversation.sent_at[entry.message_id], message))
         return found
 
     # --- the fold ----------------------------------------------------------------------
 
     def _fold(self, event: Event) -> None:
-        match event.type:
-            case "message.sent":
-                message = msgspec.convert(event.data, MessageSent).message
-                key = (event.namespace, message.message_id)
-                if key in self._entries:
-                    return
-                entry = _Entry(message=message, position=event.position)
-                for receiver in message.receivers:
-                    status = "recorded" if receiver.startswith("user:") else "queued"
-                    entry.deliveries[receiver] = DeliveryView(receiver=receiver, status=status)
-                self._add(key, entry)
-            case "message.delivered":
-                taken = msgspec.convert(event.data, MessageDelivered)
-                entry = self._entries.get((event.namespace, taken.message_id))
-                if entry is not None:
-                    entry.deliveries[taken.receiver] = DeliveryView(
-                        receiver=taken.receiver,
-                        status="delivered",
-                        at=event.time,
-                        worker=taken.worker,
-                    )
-            case "message.failed":
-                failure = msgspec.convert(event.data, MessageFailed)
-                entry = self._entries.get((event.namespace, failure.message_id))
-                if entry is not None:
-                    entry.deliveries[failure.receiver] = DeliveryView(
-                        receiver=failure.receiver,
-                        status="failed",
-                        code=failure.code,
-                        reason=failure.reason,
-                        at=event.time,
-                    )
-            case "message.rejected":
-                refused = msgspec.convert(event.data, MessageRejected)
-                key = (event.namespace, refused.message.message_id)
-                if key not in self._entries:
-                    rejection = Rejection(code=refused.code, reason=refused.reason)
-                    self._add(key, _Entry(refused.message, event.position, rejection=rejection))
+        conversation = self._conversations.get(event.stream)
+        recorded = len(conversation.messages) if conversation is not None else 0
+        refused = len(conversation.rejected) if conversation is not None else 0
+        conversation = self._conversations[event.stream] = evolve(conversation, event)
+        if len(conversation.messages) > recorded:  # a new message.sent: the newest key
+            self._add(event.namespace, _Entry(conversation, next(reversed(conversation.messages))))
+        elif len(conversation.rejected) > refused:
+            message_id = next(reversed(conversation.rejected))
+            self._add(event.namespace, _Entry(conversation, message_id, rejected=True))
 
-    def _add(self, key: tuple[str, str], entry: _Entry) -> None:
+    def _add(self, namespace: str, entry: _Entry) -> None:
+        key = (namespace, entry.message_id)
+        if key in self._entries:  # recorded before (in another conversation): the first counts
+            return
         self._entries[key] = entry
         self._order.append(entry)
-        conversation = (key[0], entry.message.conversation_id)
+        conversation = (namespace, entry.conversation.id)
         self._by_conversation.setdefault(conversation, []).append(entry)
 
 
 def _view(entry: _Entry) -> MessageView:
-    fields = {name: getattr(entry.message, name) for name in AclMessage.__struct_fields__}
+    conversation, message_id = entry.conversation, entry.message_id
+    if entry.rejected:
+        refused = conversation.rejected[message_id]
+        return _message_view(
+            refused.message,
+            status="rejected",
+            rejection=Rejection(code=refused.code, reason=refused.reason),
+            position=conversation.rejected_at[message_id],
+        )
+    message = conversation.messages[message_id]
+    return _message_view(
+        message,
+        deliveries=_deliveries(message, conversation),
+        position=conversation.sent_at[message_id],
+    )
+
+
+def _deliveries(message: AclMessage, conversation: Conversation) -> list[DeliveryView]:
+    """Each receiver's delivery in receiver order, then any other receipt of the message."""
+    receipts = conversation.receipts.get(message.message_id, {})
+    views: dict[str, DeliveryView] = {}
+    for receiver in message.receivers:
+        status: Literal["queued", "recorded"] = (
+            "recorded" if receiver.startswith("user:") else "queued"
+        )
+        views[receiver] = DeliveryView(receiver=receiver, status=status)
+    for receiver, receipt in receipts.items():
+        if receipt.taken is not None:
+            views[receiver] = DeliveryView(
+                receiver=receiver, status="delivered", at=receipt.at, worker=receipt.taken.worker
+            )
+        elif receipt.failed is not None:
+            views[receiver] = DeliveryView(
+                receiver=receiver,
+                status="failed",
+                code=receipt.failed.code,
+                reason=receipt.failed.reason,
+                at=receipt.at,
+            )
+    return list(views.values())
+
+
+def _message_view(
+    message: AclMessage,
+    *,
+    status: Literal["recorded", "rejected"] = "recorded",
+    deliveries: list[DeliveryView] | None = None,
+    rejection: Rejection | None = None,
+    position: int,
+) -> MessageView:
+    fields = {name: getattr(message, name) for name in AclMessage.__struct_fields__}
     return MessageView(
         **fields,
-        status="rejected" if entry.rejection is not None else "recorded",
-        deliveries=list(entry.deliveries.values()),
-        rejection=entry.rejection,
-        position=entry.position,
+        status=status,
+        deliveries=deliveries or [],
+        rejection=rejection,
+        position=position,
     )

@@ -1,12 +1,12 @@
 """Where recorded messages go: agents' inboxes (a JetStream work queue) and reply waiters.
 
-- Each receiving agent gets one work item on ``PARLEY_INBOX`` (subjects ``parley.inbox.>``,
-  work-queue retention, file storage) at ``parley.inbox.agent.<agent id>``; a task or run
-  receiver's item goes to ``parley.inbox.tasks``. The body is the :class:`AclMessage` as
-  JSON; ``Nats-Msg-Id`` is ``<message id>:<receiver>``, so a re-published item is stored once.
+- Each receiving agent gets one work item on :data:`~parley.contracts.subjects.INBOX_STREAM`
+  (work-queue retention, file storage) at ``subjects.inbox(<agent id>)``; a task or run
+  receiver's item goes to the tasks inbox. The body is the :class:`AclMessage` as JSON;
+  ``Nats-Msg-Id`` is ``<message id>:<receiver>``, so a re-published item is stored once.
 - Every recorded reply is announced (core NATS, not stored) on
-  ``parley.notify.reply.<in-reply-to>``, and on ``parley.notify.reply.<original id>`` when
-  ``in-reply-to`` names the original by its ``reply-with``: a send-and-wait listens there.
+  ``subjects.reply_notice(<in-reply-to>)``, and on the original's id when ``in-reply-to``
+  names the original by its ``reply-with``: a send-and-wait listens there.
 - :func:`redeliver` runs once at start: deliveries recorded but never taken by a runtime
   (no ``message.delivered``/``message.failed``; e.g. a messaging process killed between the
   append and the publish) are published again.
@@ -22,20 +22,21 @@ import msgspec
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from parley.contracts.acl import AclMessage, conversation_stream, inbox_subject, reply_subject
+from parley.aggregates.conversation import evolve
+from parley.contracts import subjects
+from parley.contracts.acl import AclMessage, conversation_stream
 from parley.contracts.envelope import utcnow
 from parley.eventstore.port import EventStore
+from parley.eventstore.repository import load
 from parley.kit.workqueue import ensure_work_stream
-from parley.messaging.conversation import Conversation, evolve
 from parley.messaging.directory import Directory
 
-__all__ = ["INBOX_STREAM", "INBOX_SUBJECTS", "Outbox", "redeliver"]
+__all__ = ["Outbox", "redeliver"]
 
 log = logging.getLogger(__name__)
 
-INBOX_STREAM = "PARLEY_INBOX"
-INBOX_SUBJECTS = ["parley.inbox.>"]
 _SUBJECT_SAFE = re.compile(r"^[A-Za-z0-9_@:-]+(\.[A-Za-z0-9_@:-]+)*$")
+_PUBLISH_TRIES = 3
 _encode = msgspec.json.Encoder().encode
 
 
@@ -47,7 +48,7 @@ class Outbox:
 
     async def start(self) -> None:
         """Create (or keep) the inbox work-queue stream."""
-        await ensure_work_stream(self.js, INBOX_STREAM, INBOX_SUBJECTS)
+        await ensure_work_stream(self.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
 
     async def enqueue(
         self, message: AclMessage, receiver: str, body: bytes, traceparent: str | None = None
@@ -56,14 +57,13 @@ class Outbox:
         headers = {"Nats-Msg-Id": f"{message.message_id}:{receiver}"}
         if traceparent:
             headers["traceparent"] = traceparent
-        for attempt in range(3):
+        subject = subjects.inbox(receiver)
+        for attempt in range(_PUBLISH_TRIES):
             try:
-                await self.js.publish(
-                    inbox_subject(receiver), body, stream=INBOX_STREAM, headers=headers
-                )
+                await self.js.publish(subject, body, stream=subjects.INBOX_STREAM, headers=headers)
                 return True
             except Exception:
-                if attempt == 2:
+                if attempt == _PUBLISH_TRIES - 1:
                     log.exception("could not queue %s for %s", message.message_id, receiver)
                     return False
                 await asyncio.sleep(0.05 * (attempt + 1))
@@ -71,10 +71,9 @@ class Outbox:
 
     async def announce(self, reply: AclMessage, original_id: str | None, body: bytes) -> None:
         """Tell waiters of the message ``reply`` answers that it came."""
-        names = {reply.in_reply_to, original_id} - {None}
-        for name in names:
+        for name in {reply.in_reply_to, original_id}:
             if name and _SUBJECT_SAFE.match(name):
-                await self.nc.publish(reply_subject(name), body)
+                await self.nc.publish(subjects.reply_notice(name), body)
 
 
 async def redeliver(directory: Directory, store: EventStore, outbox: Outbox, window: float) -> int:
@@ -85,19 +84,15 @@ async def redeliver(directory: Directory, store: EventStore, outbox: Outbox, win
     since = utcnow() - timedelta(seconds=window)
     count = 0
     for conversation_id, items in by_conversation.items():
-        conversation: Conversation | None = None
-        for event in await store.read(conversation_stream(conversation_id)):
-            conversation = evolve(conversation, event)
+        conversation = (await load(store, conversation_stream(conversation_id), evolve)).state
         if conversation is None:
             continue
         for message_id, receiver in items:
             message = conversation.messages.get(message_id)
             if message is None or (message.sent_at is not None and message.sent_at < since):
                 continue
-            if receiver in conversation.delivered.get(message_id, ()):
-                continue
-            if receiver in conversation.failed.get(message_id, {}):
-                continue
+            if receiver in conversation.receipts.get(message_id, {}):
+                continue  # taken, or failed
             if await outbox.enqueue(message, receiver, _encode(message)):
                 count += 1
     if count:

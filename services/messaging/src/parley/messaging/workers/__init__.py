@@ -1,0 +1,1 @@
+"""The messaging service's long-running work: the outbox and its start-up redelivery."""

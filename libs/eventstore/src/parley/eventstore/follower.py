@@ -8,7 +8,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from parley.contracts.envelope import Event
 from parley.eventstore.port import EventStore, Subscription
@@ -19,7 +19,47 @@ log = logging.getLogger(__name__)
 _RETRY_S = 0.5
 
 
-class Follower:
+class _Feeding:
+    """A task reading one subscription until stopped; a failed feed is opened again."""
+
+    name = "feed"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription | None = None
+        self._stopping = False
+
+    async def _halt(self) -> None:
+        """Close the subscription and end the task."""
+        self._stopping = True
+        if self._sub is not None:
+            await self._sub.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _feed(
+        self, open_feed: Callable[[], Subscription], apply: Callable[[Event], None]
+    ) -> None:
+        """Apply every event of ``open_feed()``; after a failure, wait and open it again."""
+        while not self._stopping:
+            self._sub = open_feed()
+            try:
+                async for event in self._sub:
+                    apply(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if self._stopping:
+                    return
+                log.exception("%s feed failed; resubscribing", self.name)
+            finally:
+                await self._sub.close()
+            if not self._stopping:
+                await asyncio.sleep(_RETRY_S)
+
+
+class Follower(_Feeding):
     """Base of in-memory views kept up to date from the event store."""
 
     categories: Sequence[str] | None = None
@@ -27,14 +67,12 @@ class Follower:
     name = "follower"
 
     def __init__(self, store: EventStore) -> None:
+        super().__init__()
         self.store = store
         self.applied_position = 0
         self.target_position = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
-        self._task: asyncio.Task[None] | None = None
-        self._sub: Subscription | None = None
-        self._stopping = False
         self._grouped = False
 
     def fold(self, event: Event) -> None:
@@ -54,12 +92,7 @@ class Follower:
 
     async def stop(self) -> None:
         """Stop following; pending waiters are cancelled."""
-        self._stopping = True
-        if self._sub is not None:
-            await self._sub.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._halt()
         for _, _, future in self._waiters:
             if not future.done():
                 future.cancel()
@@ -94,24 +127,12 @@ class Follower:
                     future.set_result(None)
 
     async def _run(self) -> None:
-        while not self._stopping:
-            self._sub = self.store.subscribe(self.applied_position, self.categories)
-            try:
-                async for event in self._sub:
-                    self.apply(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._stopping:
-                    return
-                log.exception("%s feed failed; resubscribing", self.name)
-            finally:
-                await self._sub.close()
-            if not self._stopping:
-                await asyncio.sleep(_RETRY_S)
+        await self._feed(
+            lambda: self.store.subscribe(self.applied_position, self.categories), self.apply
+        )
 
 
-class FollowerGroup:
+class FollowerGroup(_Feeding):
     """Several followers on one subscription: each event is read and decoded once.
 
     A process with many views (the edge) would otherwise hold a subscription per view and
@@ -119,10 +140,8 @@ class FollowerGroup:
     """
 
     def __init__(self, store: EventStore, members: Sequence[Follower], name: str = "views") -> None:
+        super().__init__()
         self.store, self.members, self.name = store, list(members), name
-        self._task: asyncio.Task[None] | None = None
-        self._sub: Subscription | None = None
-        self._stopping = False
 
     async def start(self) -> None:
         """Note the store's last position for every member and start following from 0."""
@@ -134,31 +153,18 @@ class FollowerGroup:
 
     async def stop(self) -> None:
         """Stop following; the members' pending waiters are cancelled."""
-        self._stopping = True
-        if self._sub is not None:
-            await self._sub.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._halt()
         for member in self.members:
             await member.stop()
 
     async def _run(self) -> None:
         members = self.members
-        while not self._stopping:
-            start = min(member.applied_position for member in members)
-            self._sub = self.store.subscribe(start)
-            try:
-                async for event in self._sub:
-                    for member in members:
-                        member.apply(event)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if self._stopping:
-                    return
-                log.exception("%s feed failed; resubscribing", self.name)
-            finally:
-                await self._sub.close()
-            if not self._stopping:
-                await asyncio.sleep(_RETRY_S)
+
+        def apply(event: Event) -> None:
+            for member in members:
+                member.apply(event)
+
+        await self._feed(
+            lambda: self.store.subscribe(min(member.applied_position for member in members)),
+            apply,
+        )

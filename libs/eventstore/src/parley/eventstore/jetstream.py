@@ -12,12 +12,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
@@ -26,11 +24,10 @@ from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore._codec import (
     check_append,
     check_stream,
-    decode_event,
-    decode_head,
     encode_event,
     safe_key,
 )
+from parley.eventstore._jsdirect import DRIVER_ERRORS, DirectGet, Tail
 from parley.eventstore._jsfeed import JetStreamFeed, TapRouter
 from parley.eventstore.port import (
     ANY_VERSION,
@@ -65,59 +62,10 @@ retries what callers asked to check (a decision on a stale state), which is anot
 _BATCH_INCOMPLETE = 10176
 # The server keeps at most 50 batches in flight per stream and drops the excess.
 _BATCHES_IN_FLIGHT = 32
-_DRIVER_ERRORS = (nats.errors.Error, TimeoutError)
 
 
 _TAILS_KEPT = 50_000
 """Stream tails remembered to skip a lookup before an append (about 100 bytes each)."""
-
-
-class _ReplyRouter:
-    """One wildcard inbox subscription for every read's replies, routed by the last token.
-
-    A read used to subscribe and unsubscribe an inbox of its own: two extra protocol writes
-    per read, which on these machines cost more than the read itself.
-    """
-
-    def __init__(self, nc: Client) -> None:
-        self._nc = nc
-        self._prefix = ""
-        self._sub: Any = None
-        self._queues: dict[str, asyncio.Queue[Msg]] = {}
-        self._next = 0
-
-    async def open(self) -> tuple[str, asyncio.Queue[Msg]]:
-        """A fresh reply subject and the queue its messages arrive on."""
-        if self._sub is None:
-            self._prefix = self._nc.new_inbox()
-            self._sub = await self._nc.subscribe(f"{self._prefix}.*", cb=self._route)
-        self._next += 1
-        token = str(self._next)
-        queue: asyncio.Queue[Msg] = asyncio.Queue()
-        self._queues[token] = queue
-        return f"{self._prefix}.{token}", queue
-
-    def close(self, inbox: str) -> None:
-        """Forget a reply subject (late replies to it are dropped)."""
-        self._queues.pop(inbox.rsplit(".", 1)[-1], None)
-
-    async def stop(self) -> None:
-        """Drop the subscription."""
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-            self._sub = None
-
-    async def _route(self, msg: Msg) -> None:
-        queue = self._queues.get(msg.subject.rsplit(".", 1)[-1])
-        if queue is not None:
-            queue.put_nowait(msg)
-
-
-class _Last(msgspec.Struct, frozen=True):
-    id: str
-    version: int
-    seq: int
 
 
 class JetStreamEventStore:
@@ -142,12 +90,12 @@ class JetStreamEventStore:
         self._bucket = checkpoint_bucket
         self._timeout = timeout
         self._atomic = False
-        self._tails: dict[str, _Last] = {}
+        self._tails: dict[str, Tail] = {}
         self._kv: KeyValue | None = None
         self._router = TapRouter(nc)
         self._feeds: set[JetStreamFeed] = set()
         self._batches = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
-        self._reads = _ReplyRouter(nc)
+        self._direct = DirectGet(nc, stream_name, timeout)
 
     @classmethod
     async def open(
@@ -164,7 +112,7 @@ class JetStreamEventStore:
         if nc is None:
             try:
                 nc = await nats.connect(url or "nats://127.0.0.1:4222", connect_timeout=5)
-            except (*_DRIVER_ERRORS, OSError) as exc:
+            except (*DRIVER_ERRORS, OSError) as exc:
                 raise EventStoreUnavailable(
                     f"cannot reach NATS at {url}: {exc!r}; start nats-server with JetStream "
                     "or set PARLEY_NATS_URL"
@@ -198,7 +146,7 @@ class JetStreamEventStore:
                 await backoff(attempt - 1)
             hinted, last = self._hint(subject, expected_version) if attempt == 0 else (False, None)
             if not hinted:
-                last = await self._last(subject)
+                last = await self._direct.last(subject)
             current = last.version if last else 0
             if last is not None and last.id == events[-1].id:
                 return AppendResult(last.version, last.seq)  # already stored: a retry
@@ -217,13 +165,13 @@ class JetStreamEventStore:
                 continue  # the server dropped the batch uncommitted: safe to send again
             if error is None:
                 if ack.get("duplicate"):
-                    return await self._recorded_at(int(ack["seq"]), stream)
+                    return await self._direct.recorded_at(int(ack["seq"]), stream)
                 result = AppendResult(current + len(events), int(ack["seq"]))
-                self._remember(subject, _Last(events[-1].id, result.version, result.position))
+                self._remember(subject, Tail(events[-1].id, result.version, result.position))
                 return result
             if error.get("err_code") not in _MAYBE_RETRY:
                 raise EventStoreError(f"JetStream refused the append to {stream!r}: {error}")
-            last = await self._last(subject)
+            last = await self._direct.last(subject)
             if last is not None and last.id == events[-1].id:
                 return AppendResult(last.version, last.seq)
             if expected_version != ANY_VERSION:
@@ -236,38 +184,11 @@ class JetStreamEventStore:
         """Events of ``stream`` from ``from_version`` on, in version order ([] if none)."""
         check_stream(stream)
         subject = subjects.events(stream)
-        out: list[Event] = []
-        seq = 1
-        replace = msgspec.structs.replace
-        try:
-            inbox, replies = await self._reads.open()
-            try:
-                while True:
-                    request = json.dumps({"seq": seq, "next_by_subj": subject, "batch": 1024})
-                    await self._nc.publish(
-                        f"$JS.API.DIRECT.GET.{self._stream}", request.encode(), reply=inbox
-                    )
-                    while True:
-                        async with asyncio.timeout(self._timeout):
-                            msg = await replies.get()
-                        headers = msg.headers or {}
-                        status = headers.get("Status")
-                        if status is not None:
-                            break
-                        seq = int(headers["Nats-Sequence"])
-                        event = decode_event(msg.data)
-                        if event.version >= from_version:
-                            out.append(replace(event, position=seq))
-                    if status != "204" or headers.get("Nats-Num-Pending", "0") == "0":
-                        if out and out[-1].version >= from_version:
-                            tail = out[-1]
-                            self._remember(subject, _Last(tail.id, tail.version, tail.position))
-                        return out
-                    seq += 1
-            finally:
-                self._reads.close(inbox)
-        except (*_DRIVER_ERRORS, TimeoutError) as exc:
-            raise EventStoreUnavailable(f"could not read {stream!r}: {exc!r}") from exc
+        events = await self._direct.events(stream, subject, from_version)
+        if events:
+            tail = events[-1]
+            self._remember(subject, Tail(tail.id, tail.version, tail.position))
+        return events
 
     async def last_position(self) -> int:
         """Global position of the newest event in the store (0 when empty)."""
@@ -291,7 +212,7 @@ class JetStreamEventStore:
             entry = await kv.get(safe_key(name))
         except nats.js.errors.KeyNotFoundError:
             return 0
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(f"could not load checkpoint {name!r}: {exc!r}") from exc
         return int(entry.value or b"0")
 
@@ -300,14 +221,14 @@ class JetStreamEventStore:
         kv = await self._checkpoints()
         try:
             await kv.put(safe_key(name), str(int(position)).encode())
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(f"could not save checkpoint {name!r}: {exc!r}") from exc
 
     async def close(self) -> None:
         """Stop open subscriptions; close the connection if this store opened it."""
         for feed in list(self._feeds):
             await feed.close()
-        await self._reads.stop()
+        await self._direct.stop()
         if self._owns and not self._nc.is_closed:
             await self._nc.close()
 
@@ -317,7 +238,7 @@ class JetStreamEventStore:
         body = json.dumps(payload).encode() if payload is not None else b""
         try:
             msg = await self._nc.request(f"$JS.API.{verb}", body, timeout=self._timeout)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(f"JetStream did not answer {verb}: {exc!r}") from exc
         reply: dict[str, Any] = json.loads(msg.data)
         if "error" in reply and verb != f"STREAM.INFO.{self._stream}":
@@ -366,7 +287,7 @@ class JetStreamEventStore:
                 config = (await self._api(f"STREAM.UPDATE.{self._stream}", update))["config"]
         self._atomic = bool(config.get("allow_atomic"))
 
-    def _hint(self, subject: str, expected_version: int) -> tuple[bool, _Last | None]:
+    def _hint(self, subject: str, expected_version: int) -> tuple[bool, Tail | None]:
         """The stream's tail as this process last saw it, if it matches ``expected_version``.
 
         Saves the direct get before a publish. A stale hint is harmless: the server checks
@@ -377,44 +298,12 @@ class JetStreamEventStore:
             return expected_version == NO_STREAM, None
         return known.version == expected_version, known if known.version else None
 
-    def _remember(self, subject: str, last: _Last) -> None:
+    def _remember(self, subject: str, last: Tail) -> None:
         tails = self._tails
         tails.pop(subject, None)
         tails[subject] = last
         if len(tails) > _TAILS_KEPT:
             del tails[next(iter(tails))]  # the least recently written
-
-    async def _last(self, subject: str) -> _Last | None:
-        try:
-            msg = await self._nc.request(
-                f"$JS.API.DIRECT.GET.{self._stream}.{subject}", b"", timeout=self._timeout
-            )
-        except _DRIVER_ERRORS as exc:
-            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
-        headers = msg.headers or {}
-        if "Status" in headers:
-            if headers["Status"] == "404":
-                return None
-            raise EventStoreError(f"JetStream direct get failed: {headers}")
-        head = decode_head(msg.data)
-        return _Last(head.id, head.version, int(headers["Nats-Sequence"]))
-
-    async def _recorded_at(self, seq: int, stream: str) -> AppendResult:
-        """Where a de-duplicated append was first stored."""
-        try:
-            msg = await self._nc.request(
-                f"$JS.API.DIRECT.GET.{self._stream}",
-                json.dumps({"seq": seq}).encode(),
-                timeout=self._timeout,
-            )
-        except _DRIVER_ERRORS as exc:
-            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
-        headers = msg.headers or {}
-        if "Status" in headers or headers.get("Nats-Subject") != subjects.events(stream):
-            raise EventStoreError(
-                f"event id already used at position {seq} outside stream {stream!r}"
-            )
-        return AppendResult(decode_head(msg.data).version, seq)
 
     async def _publish(
         self,
@@ -439,7 +328,7 @@ class JetStreamEventStore:
             else:
                 async with self._batches:
                     msg = await self._publish_batch(subject, events, bodies, current, expected)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(
                 f"JetStream did not acknowledge the append: {exc!r}"
             ) from exc
@@ -480,7 +369,7 @@ class JetStreamEventStore:
                         bucket=self._bucket, history=1, storage=StorageType.FILE
                     )
                     self._kv = await self._js.create_key_value(config)
-            except _DRIVER_ERRORS as exc:
+            except DRIVER_ERRORS as exc:
                 raise EventStoreUnavailable(
                     f"could not open checkpoint bucket {self._bucket!r}: {exc!r}"
                 ) from exc

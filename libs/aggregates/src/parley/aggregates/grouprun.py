@@ -14,7 +14,8 @@ input, and folds their ``inform`` (``{"result"}``) / ``failure`` answers:
 
 ``timeout_seconds`` bounds the whole run (outstanding agents are cancelled). The budget is
 checked against the usage agents report in their answers (``usage``: ``tokens``,
-``cost_usd``); agents that report none are held to their own budgets.
+``cost_usd``; :mod:`parley.aggregates.runbudget`); agents that report none are held to
+their own budgets.
 
 ``decide(state, command, ctx)`` returns the events to append and the requests and cancels
 (:class:`~parley.aggregates.mail.Mail`) to send after the append; ``evolve`` folds one
@@ -27,7 +28,8 @@ from typing import Any, Literal
 import msgspec
 
 from parley.aggregates.decision import Context, Decided, Decision
-from parley.aggregates.mail import Mail
+from parley.aggregates.mail import Mail, reason_of, usage_of
+from parley.aggregates.runbudget import budget_warning, over_budget
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -304,10 +306,6 @@ class _Skip:
 _SKIP: Any = _Skip()
 
 
-WARNING_RATIO = 0.8
-"""Share of a run budget's limit at which `grouprun.budget_warning` is recorded."""
-
-
 def split(value: Any, parts: int) -> list[Any]:
     """``value`` for each of ``parts`` mappers: list parts (``_SKIP`` when empty) or copies."""
     if not isinstance(value, list) or not value:
@@ -334,15 +332,17 @@ def _reply(state: Run, reply: RunReply, ctx: Context) -> RunDecision:
         stage=request.stage,
         ok=ok,
         output=(content.get("result") if isinstance(content, dict) else content) if ok else None,
-        error=None if ok else _reason(content, reply.performative),
-        usage=_usage(content),
+        error=None if ok else reason_of(content, default=reply.performative, text=False),
+        usage=usage_of(content),
     )
     events: Decided = [("grouprun.agent_result", result)]
     after = msgspec.structs.replace(state, results={**state.results, request.message_id: result})
-    over = _over_budget(after)
+    tokens, cost = after.spent
+    over = over_budget(after.budget, tokens, cost)
     if over:
         return _finish(after, events, ok=False, error=over, ctx=ctx)
-    if not after.warned and (warning := _budget_warning(after)) is not None:
+    warning = budget_warning(after.id, after.budget, tokens, cost)
+    if not after.warned and warning is not None:
         events.append(("grouprun.budget_warning", warning))
         after = msgspec.structs.replace(after, warned=True)
     return _advance(after, events, request, result, ctx)
@@ -437,58 +437,6 @@ def pending_mail(state: Run) -> list[Mail]:
     if state.status != "running":
         return []
     return [_request_mail(r) for r in state.outstanding]
-
-
-def _over_budget(state: Run) -> str | None:
-    budget = state.budget
-    if budget is None:
-        return None
-    tokens, cost = state.spent
-    if budget.max_tokens is not None and tokens > budget.max_tokens:
-        return f"budget exceeded: {tokens:g} tokens of {budget.max_tokens}"
-    if budget.max_cost_usd is not None and cost > budget.max_cost_usd:
-        return f"budget exceeded: ${cost:g} of ${budget.max_cost_usd:g}"
-    return None
-
-
-def _budget_warning(state: Run) -> RunBudgetWarning | None:
-    """The first limit the run has spent 80 % of, if any."""
-    budget = state.budget
-    if budget is None:
-        return None
-    tokens, cost = state.spent
-    limits: tuple[tuple[Literal["tokens", "cost"], float, float | None], ...] = (
-        ("tokens", tokens, budget.max_tokens),
-        ("cost", cost, budget.max_cost_usd),
-    )
-    for kind, used, limit in limits:
-        if limit is not None and used >= WARNING_RATIO * limit:
-            return RunBudgetWarning(
-                run_id=state.id, kind=kind, used=used, limit=limit, ratio=round(used / limit, 4)
-            )
-    return None
-
-
-def _usage(content: Any) -> dict[str, float]:
-    usage = content.get("usage") if isinstance(content, dict) else None
-    if not isinstance(usage, dict):
-        return {}
-    found: dict[str, float] = {}
-    tokens = usage.get("tokens")
-    if tokens is None and ("input_tokens" in usage or "output_tokens" in usage):
-        tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0)
-    if isinstance(tokens, int | float) and not isinstance(tokens, bool):
-        found["tokens"] = float(tokens)
-    cost = usage.get("cost_usd")
-    if isinstance(cost, int | float) and not isinstance(cost, bool):
-        found["cost_usd"] = float(cost)
-    return found
-
-
-def _reason(content: Any, performative: str) -> str:
-    if isinstance(content, dict) and isinstance(content.get("reason"), str):
-        return str(content["reason"])[:1024]
-    return str(performative)
 
 
 def _errors(results: list[RunAgentResult]) -> str:

@@ -11,13 +11,23 @@ reloads, and deciding again on the new state yields nothing. Bids are ranked by
 """
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from parley.aggregates.award import BEST_BID_WEIGHTS, Bid, rank, score
+from parley.aggregates.contractnet import (
+    TaskDecision,
+    cancel_mail,
+    cfp_mail,
+    close_if_complete,
+    contractor_failed,
+    pending_mail,
+    reject,
+    tick,
+)
 from parley.aggregates.decision import Context, Decided, Decision
-from parley.aggregates.mail import Mail
+from parley.aggregates.mail import Mail, progress_of, reason_of
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -64,7 +74,6 @@ GRACE = timedelta(milliseconds=250)
 (a proposal counts when it was *sent* by ``reply-by``)."""
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 _P = Performative
-TaskDecision = Decision[Mail]
 
 
 # --- state -------------------------------------------------------------------------------
@@ -298,7 +307,7 @@ def decide(state: Task | None, command: Command, ctx: Context) -> TaskDecision:
         case Undeliverable():
             return _undeliverable(state, command, ctx)
         case Tick():
-            return _tick(state, ctx)
+            return tick(state, ctx)
         case Cancel():
             return _cancel(state, command, ctx)
     raise TypeError(f"unknown command {command!r}")
@@ -330,7 +339,7 @@ def _distribute(state: Task, cmd: Distribute, ctx: Context) -> TaskDecision:
         cfp_message_id=message_id,
         reply_by=reply_by,
     )
-    return Decision(events=[("task.cfp_sent", cfp)], effects=[_cfp_mail(announced)])
+    return Decision(events=[("task.cfp_sent", cfp)], effects=[cfp_mail(announced)])
 
 
 def _reply(state: Task, reply: Reply, ctx: Context) -> TaskDecision:
@@ -343,19 +352,19 @@ def _reply(state: Task, reply: Reply, ctx: Context) -> TaskDecision:
             return _NOTHING
         if agent in state.answered:
             return _NOTHING
-        reason = _reason(reply.content, default=performative)
+        reason = reason_of(reply.content, default=performative)
         events: Decided = [
             ("task.refused", TaskRefused(task_id=state.id, agent_id=agent, reason=reason))
         ]
-        return _close_if_complete(_with_refusal(state, agent, reason), events, ctx)
+        return close_if_complete(_with_refusal(state, agent, reason), events, ctx)
     if performative in (_P.INFORM, _P.FAILURE):
         if state.status != "awarded" or agent != state.contractor:
             return _NOTHING  # a late answer of a replaced contractor, or noise
         if performative == _P.FAILURE:
-            return _contractor_failed(state, _reason(reply.content, default="failure"), ctx)
+            return contractor_failed(state, reason_of(reply.content, default="failure"), ctx)
         content = reply.content
         if isinstance(content, dict) and "progress" in content and "result" not in content:
-            progress = _progress(content)
+            progress = progress_of(content)
             if progress is None:
                 return _NOTHING
             percent, note = progress
@@ -377,11 +386,11 @@ def _propose(state: Task, reply: Reply, ctx: Context) -> TaskDecision:
     on_time = state.status == "announced" and state.reply_by is not None and sent <= state.reply_by
     answer_to = reply.reply_with or reply.message_id
     if not on_time:
-        return _reject(state, agent, "late", answer_to, ctx)
+        return reject(state, agent, "late", answer_to, ctx)
     try:
         proposal = msgspec.convert(reply.content, Proposal)
     except msgspec.ValidationError:
-        return _reject(state, agent, "invalid", answer_to, ctx)
+        return reject(state, agent, "invalid", answer_to, ctx)
     received = ProposalReceived(
         task_id=state.id,
         agent_id=agent,
@@ -398,16 +407,7 @@ def _propose(state: Task, reply: Reply, ctx: Context) -> TaskDecision:
         received_at=ctx.now,
     )
     after = msgspec.structs.replace(state, bids={**state.bids, agent: bid})
-    return _close_if_complete(after, [("task.proposal_received", received)], ctx)
-
-
-def _reject(
-    state: Task, agent: str, reason: Literal["late", "invalid"], answer_to: str, ctx: Context
-) -> TaskDecision:
-    message_id = ctx.mint()
-    event = TaskRejected(task_id=state.id, agent_id=agent, reason=reason, message_id=message_id)
-    mail = _reject_mail(state, agent, message_id, reason, answer_to)
-    return Decision(events=[("task.rejected", event)], effects=[mail])
+    return close_if_complete(after, [("task.proposal_received", received)], ctx)
 
 
 def _undeliverable(state: Task, cmd: Undeliverable, ctx: Context) -> TaskDecision:
@@ -424,20 +424,7 @@ def _undeliverable(state: Task, cmd: Undeliverable, ctx: Context) -> TaskDecisio
             after = _with_refusal(after, agent, reason)
     if not events:
         return _NOTHING
-    return _close_if_complete(after, events, ctx)
-
-
-def _tick(state: Task, ctx: Context) -> TaskDecision:
-    deadline = state.deadline
-    if deadline is None or ctx.now < deadline:
-        return _NOTHING
-    if state.status == "announced":
-        return _close(state, [], ctx)
-    limit = f"no result within {state.spec.timeout_seconds:g}s"
-    decision = _contractor_failed(state, limit, ctx)
-    assert state.contractor is not None
-    stop = _cancel_mail(state, state.contractor, ctx.mint(), limit)
-    return Decision(events=decision.events, effects=[stop, *decision.effects])
+    return close_if_complete(after, events, ctx)
 
 
 def _cancel(state: Task, cmd: Cancel, ctx: Context) -> TaskDecision:
@@ -452,181 +439,9 @@ def _cancel(state: Task, cmd: Cancel, ctx: Context) -> TaskDecision:
     )
     mail = []
     if contractor and message_id:
-        mail.append(_cancel_mail(state, contractor, message_id, cmd.reason or "cancelled"))
+        mail.append(cancel_mail(state, contractor, message_id, cmd.reason or "cancelled"))
     return Decision(events=[("task.cancelled", event)], effects=mail)
-
-
-# --- the round ---------------------------------------------------------------------------
-
-
-def _close_if_complete(state: Task, events: Decided, ctx: Context) -> TaskDecision:
-    """Close the round now when every candidate has answered; else just record."""
-    if set(state.candidates) <= state.answered:
-        return _close(state, events, ctx)
-    return Decision(events=events)
-
-
-def _close(state: Task, events: Decided, ctx: Context) -> TaskDecision:
-    """Award the best proposal and reject the rest, or fail with the refusals."""
-    ranked = rank(list(state.bids.values()), state.strategy or "best_bid")
-    if not ranked:
-        silent = [a for a in state.candidates if a not in state.answered]
-        reason = (
-            "every candidate refused"
-            if state.refusals and not silent
-            else "no proposal before the deadline"
-        )
-        failed = TaskFailed(task_id=state.id, reason=reason, refusals=dict(state.refusals))
-        return Decision(events=[*events, ("task.failed", failed)])
-    (winner, best), *rest = ranked
-    award, mail = _award(state, winner, best, 1, None, ctx)
-    events = [*events, award]
-    for bid, _ in rest:
-        if bid.agent_id in state.rejected:
-            continue
-        message_id = ctx.mint()
-        lost = TaskRejected(
-            task_id=state.id, agent_id=bid.agent_id, reason="lost", message_id=message_id
-        )
-        events.append(("task.rejected", lost))
-        answer_to = bid.reply_with or bid.message_id
-        mail.append(_reject_mail(state, bid.agent_id, message_id, "lost", answer_to))
-    return Decision(events=events, effects=mail)
-
-
-def _award(
-    state: Task, bid: Bid, value: float, round_: int, failure: str | None, ctx: Context
-) -> tuple[tuple[str, msgspec.Struct], list[Mail]]:
-    message_id = ctx.mint()
-    event = TaskAwarded(
-        task_id=state.id,
-        agent_id=bid.agent_id,
-        proposal=bid.proposal,
-        score=round(value, 6),
-        round=round_,
-        message_id=message_id,
-        previous_failure=failure,
-    )
-    return ("task.awarded", event), [_accept_mail(state, bid, message_id)]
-
-
-def _contractor_failed(state: Task, why: str, ctx: Context) -> TaskDecision:
-    """Re-award to the next best proposal, or fail the task when none is left."""
-    assert state.contractor is not None
-    failures = {**state.failures, state.contractor: why}
-    # The order is the round's (best_bid scores are relative to all of its proposals).
-    ranked = [
-        (bid, value)
-        for bid, value in rank(list(state.bids.values()), state.strategy or "best_bid")
-        if bid.agent_id not in failures
-    ]
-    if not ranked:
-        failed = TaskFailed(
-            task_id=state.id,
-            reason="every awarded agent failed",
-            failures=failures,
-            refusals=dict(state.refusals),
-        )
-        return Decision(events=[("task.failed", failed)])
-    bid, value = ranked[0]
-    award, mail = _award(state, bid, value, state.round + 1, why, ctx)
-    return Decision(events=[award], effects=mail)
-
-
-# --- messages ----------------------------------------------------------------------------
-
-
-def pending_mail(state: Task) -> list[Mail]:
-    """Messages an open task must have sent (for a restart to send any that were lost)."""
-    if state.status == "announced":
-        return [_cfp_mail(state)]
-    if state.status != "awarded" or state.contractor is None:
-        return []
-    bid = state.bids.get(state.contractor)
-    mail: list[Mail] = []
-    if bid is not None and state.award_message_id:
-        mail.append(_accept_mail(state, bid, state.award_message_id))
-    for agent, message_id in state.reject_messages.items():
-        rejected = state.bids.get(agent)
-        answer_to = (rejected.reply_with or rejected.message_id) if rejected else None
-        reason = state.rejected.get(agent, "lost")
-        mail.append(_reject_mail(state, agent, message_id, reason, answer_to))
-    return mail
-
-
-def _task_content(state: Task) -> dict[str, Any]:
-    spec = state.spec
-    return {
-        "task_id": state.id,
-        "name": spec.name,
-        "description": spec.description,
-        "data": spec.data,
-        "requirements": msgspec.to_builtins(spec.requirements) if spec.requirements else None,
-    }
-
-
-def _cfp_mail(state: Task) -> Mail:
-    assert state.cfp_message_id is not None
-    return Mail(
-        message_id=state.cfp_message_id,
-        performative=_P.CFP,
-        receivers=state.candidates,
-        content=_task_content(state),
-        reply_by=state.reply_by,
-    )
-
-
-def _accept_mail(state: Task, bid: Bid, message_id: str) -> Mail:
-    return Mail(
-        message_id=message_id,
-        performative=_P.ACCEPT_PROPOSAL,
-        receivers=(bid.agent_id,),
-        content=_task_content(state),
-        in_reply_to=bid.reply_with or bid.message_id,
-    )
-
-
-def _reject_mail(
-    state: Task, agent: str, message_id: str, reason: str, answer_to: str | None
-) -> Mail:
-    return Mail(
-        message_id=message_id,
-        performative=_P.REJECT_PROPOSAL,
-        receivers=(agent,),
-        content={"task_id": state.id, "reason": reason},
-        in_reply_to=answer_to,
-    )
-
-
-def _cancel_mail(state: Task, agent: str, message_id: str, reason: str) -> Mail:
-    return Mail(
-        message_id=message_id,
-        performative=_P.CANCEL,
-        receivers=(agent,),
-        content={"task_id": state.id, "reason": reason},
-    )
 
 
 def _with_refusal(state: Task, agent: str, reason: str) -> Task:
     return msgspec.structs.replace(state, refusals={**state.refusals, agent: reason})
-
-
-def _reason(content: Any, *, default: str) -> str:
-    if isinstance(content, dict) and isinstance(content.get("reason"), str):
-        return str(content["reason"])[:1024]
-    if isinstance(content, str) and content:
-        return content[:1024]
-    return str(default)
-
-
-def _progress(content: dict[str, Any]) -> tuple[float | None, str] | None:
-    value = content.get("progress")
-    note = content.get("note") if isinstance(content.get("note"), str) else ""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        percent = float(value) * 100 if 0 <= value <= 1 else float(value)
-        return max(0.0, min(100.0, percent)), str(note)
-    if isinstance(value, str):
-        return None, value[:1024]
-    return None

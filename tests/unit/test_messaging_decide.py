@@ -21,7 +21,7 @@ from parley.aggregates.conversation import (
     evolve,
     notice,
 )
-from parley.aggregates.decision import Context
+from parley.aggregates.decision import Context, to_new_events
 from parley.contracts.acl import (
     HOP_LIMIT,
     AclMessage,
@@ -54,20 +54,11 @@ def acl(message_id: str, performative: P, sender: str, receivers: list[str], **m
     )
 
 
-def events(decided: list[tuple[str, msgspec.Struct]], start: int = 1) -> list[Event]:
+def events(decided: list[tuple[str, msgspec.Struct]]) -> list[Event]:
+    new = to_new_events(decided, subject="c1", namespace="default", source="/test", now=NOW)
     return [
-        Event(
-            id=f"e{version}",
-            source="/parley/messaging",
-            type=event_type,
-            subject="c1",
-            time=NOW,
-            data=msgspec.to_builtins(payload),
-            stream="conversation-c1",
-            version=version,
-            position=100 + version,
-        )
-        for version, (event_type, payload) in enumerate(decided, start=start)
+        Event.record(e, stream="conversation-c1", version=v, position=100 + v)
+        for v, e in enumerate(new, start=1)
     ]
 
 

@@ -26,6 +26,13 @@ __all__ = [
     "wait_seconds",
 ]
 
+_AS_SENT = tuple(
+    name
+    for name in AclMessage.__struct_fields__
+    if name in OutgoingMessage.__struct_fields__
+    and name not in {"message_id", "receivers", "conversation_id", "reply_by"}
+)
+"""The fields a recorded message takes from the outgoing one as they are."""
 _STATE_HINT = {
     "created": "start it",
     "paused": "resume it",
@@ -124,19 +131,10 @@ def compose(
     """The message ``cmd`` sends, as it is recorded (sent now, ``reply-by`` in UTC)."""
     out = cmd.message
     return AclMessage(
+        **{name: getattr(out, name) for name in _AS_SENT},
         message_id=message_id,
-        performative=out.performative,
-        sender=out.sender,
         receivers=receivers,
         conversation_id=conversation_id,
-        content=out.content,
-        reply_to=out.reply_to,
-        language=out.language,
-        encoding=out.encoding,
-        ontology=out.ontology,
-        protocol=out.protocol,
-        reply_with=out.reply_with,
-        in_reply_to=out.in_reply_to,
         reply_by=utc(out.reply_by),
         namespace=cmd.namespace,
         hops=cmd.hops,

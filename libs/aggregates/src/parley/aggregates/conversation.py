@@ -16,11 +16,13 @@ decides on it.
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 import msgspec
 
 from parley.aggregates.decision import Context, Decided, Decision
 from parley.contracts.acl import (
+    EVENT_TYPES,
     HOP_LIMIT,
     PROTOCOL_REPLIES,
     AclMessage,
@@ -37,6 +39,7 @@ __all__ = [
     "SYSTEM",
     "Conversation",
     "Effect",
+    "Payload",
     "Receipt",
     "Record",
     "Recorded",
@@ -49,6 +52,7 @@ __all__ = [
     "is_agent",
     "knows",
     "notice",
+    "payload",
 ]
 
 SYSTEM = "user:parley"
@@ -110,13 +114,26 @@ class Conversation:
         return self.messages.get(message_id) if message_id is not None else None
 
 
+Payload = MessageSent | MessageDelivered | MessageFailed | MessageRejected
+"""What a conversation's events carry."""
+
+
+def payload(event: Event) -> Payload | None:
+    """The typed payload of a conversation event (None for a type this code does not know):
+    the one place ``message.*`` events are read, for this fold and for views across
+    conversations (the messaging directory's agent load)."""
+    payload_type = EVENT_TYPES.get(event.type)
+    if payload_type is None:
+        return None
+    return cast(Payload, msgspec.convert(event.data, payload_type))
+
+
 def evolve(state: Conversation | None, event: Event) -> Conversation:
     """Fold one recorded event of ``conversation-<id>``; unknown types only bump the version."""
     conversation = state if state is not None else Conversation(id=event.subject)
     conversation.version, conversation.position = event.version, event.position
-    match event.type:
-        case "message.sent":
-            message = msgspec.convert(event.data, MessageSent).message
+    match payload(event):
+        case MessageSent(message=message):
             if message.message_id in conversation.messages:
                 return conversation  # stored twice by racing processes: the first one counts
             conversation.messages[message.message_id] = message
@@ -127,20 +144,17 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
             if message.in_reply_to:
                 original = conversation.keys.get(message.in_reply_to, message.in_reply_to)
                 conversation.first_reply.setdefault(original, message)
-        case "message.failed":
-            failure = msgspec.convert(event.data, MessageFailed)
+        case MessageFailed() as failure:
             conversation.failed.setdefault(failure.message_id, {})[failure.receiver] = failure
             conversation.receipts.setdefault(failure.message_id, {})[failure.receiver] = Receipt(
                 at=event.time, failed=failure
             )
-        case "message.delivered":
-            taken = msgspec.convert(event.data, MessageDelivered)
+        case MessageDelivered() as taken:
             conversation.delivered.setdefault(taken.message_id, set()).add(taken.receiver)
             conversation.receipts.setdefault(taken.message_id, {})[taken.receiver] = Receipt(
                 at=event.time, taken=taken
             )
-        case "message.rejected":
-            refused = msgspec.convert(event.data, MessageRejected)
+        case MessageRejected() as refused:
             conversation.rejected.setdefault(refused.message.message_id, refused)
             conversation.rejected_at.setdefault(refused.message.message_id, event.position)
     return conversation

@@ -101,8 +101,10 @@ async def execute(
     decides again, up to ``retries`` times, with jitter.
 
     ``loaded`` is the stream as the caller last saw it (e.g. a cache), saving the read. It
-    may be stale: the append's expected version catches that, and any refusal on that copy
-    (a conflict, a domain error) is retried once on a fresh read before it counts.
+    may be stale: the append's expected version catches that, the events the copy misses are
+    read and folded on (a tail read, not the whole stream: a long, busy stream stays cheap),
+    and any other refusal on that copy (a domain error) is retried once on a fresh read
+    before it counts.
     """
     trusted = loaded is None
     attempt = 0
@@ -118,8 +120,10 @@ async def execute(
                 return Outcome(loaded.state, loaded.version, loaded.position, 0)
             result = await store.append(stream, events, loaded.version or NO_STREAM)
         except ConcurrencyConflict:
-            if not trusted:  # a stale copy: read and decide again
-                loaded, trusted = None, True
+            if not trusted:  # a stale copy: read what it misses (or all) and decide again
+                after = await store.read(stream, loaded.version + 1)
+                continues = bool(after) and after[0].version == loaded.version + 1
+                loaded, trusted = (fold(after, evolve, loaded) if continues else None), True
                 continue
             after = await store.read(stream, loaded.version + 1)
             if events and [e.id for e in after[: len(events)]] == [e.id for e in events]:

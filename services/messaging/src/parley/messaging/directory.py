@@ -8,10 +8,8 @@ no runtime has taken yet (re-published at start, see :mod:`parley.messaging.deli
 
 from dataclasses import dataclass
 
-import msgspec
-
 from parley.aggregates.agent import Agent, evolve
-from parley.aggregates.conversation import is_agent
+from parley.aggregates.conversation import is_agent, payload
 from parley.contracts.acl import (
     PROTOCOL_REPLIES,
     AclMessage,
@@ -95,25 +93,23 @@ class Directory(Follower):
             self._fold_message(event)
 
     def _fold_message(self, event: Event) -> None:
-        if event.type == "message.sent":
-            message = msgspec.convert(event.data, MessageSent).message
-            self.queued(message, message.receivers)
-            self._by_message[(event.namespace, message.message_id)] = message.conversation_id
-            if message.reply_with:
-                self._by_key[(event.namespace, message.reply_with)] = message.conversation_id
-            if message.in_reply_to and is_agent(message.sender):
-                self.answered(message.sender, message.conversation_id, message.in_reply_to)
-        elif event.type == "message.delivered":
-            taken = msgspec.convert(event.data, MessageDelivered)
-            self._untaken.pop((taken.message_id, taken.receiver), None)
-            pending = self._pending.get(taken.receiver, {})
-            entry = pending.get(taken.message_id)
-            if entry is not None and not entry.expects_reply:
-                del pending[taken.message_id]
-        elif event.type == "message.failed":
-            failure = msgspec.convert(event.data, MessageFailed)
-            self._untaken.pop((failure.message_id, failure.receiver), None)
-            self._pending.get(failure.receiver, {}).pop(failure.message_id, None)
+        match payload(event):
+            case MessageSent(message=message):
+                self.queued(message, message.receivers)
+                self._by_message[(event.namespace, message.message_id)] = message.conversation_id
+                if message.reply_with:
+                    self._by_key[(event.namespace, message.reply_with)] = message.conversation_id
+                if message.in_reply_to and is_agent(message.sender):
+                    self.answered(message.sender, message.conversation_id, message.in_reply_to)
+            case MessageDelivered() as taken:
+                self._untaken.pop((taken.message_id, taken.receiver), None)
+                pending = self._pending.get(taken.receiver, {})
+                entry = pending.get(taken.message_id)
+                if entry is not None and not entry.expects_reply:
+                    del pending[taken.message_id]
+            case MessageFailed() as failure:
+                self._untaken.pop((failure.message_id, failure.receiver), None)
+                self._pending.get(failure.receiver, {}).pop(failure.message_id, None)
 
     def queued(self, message: AclMessage, receivers: list[str]) -> None:
         """Count deliveries of ``message`` to ``receivers`` (idempotent): from its event, or

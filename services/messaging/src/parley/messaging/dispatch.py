@@ -25,8 +25,9 @@ from parley.contracts.envelope import NewEvent, utcnow
 from parley.contracts.errors import ErrorCode
 from parley.eventstore import ANY_VERSION, EventStore
 from parley.kit.telemetry import current_traceparent
-from parley.messaging import domain
+from parley.messaging import domain, replies
 from parley.messaging.directory import Directory
+from parley.messaging.events import new_event
 from parley.messaging.workers.delivery import Outbox
 
 __all__ = ["Dispatch"]
@@ -63,7 +64,7 @@ class Dispatch:
             if receiver.startswith("user:"):
                 continue
             if (failure := failed_before.get(receiver)) is not None:
-                outcomes[receiver] = domain.failed(receiver, failure.reason, failure.code)
+                outcomes[receiver] = replies.failed(receiver, failure.reason, failure.code)
                 continue
             if receiver in taken:
                 outcomes[receiver] = Delivery(receiver=receiver, status="queued")
@@ -72,7 +73,7 @@ class Dispatch:
                 reason = domain.unreachable(receiver, self.directory.get(receiver, ns), ns)
                 if reason is not None:
                     failures.append((receiver, reason))
-                    outcomes[receiver] = domain.failed(receiver, reason)
+                    outcomes[receiver] = replies.failed(receiver, reason)
                     continue
             to_queue.append(receiver)
         body = _encode(message)
@@ -82,7 +83,7 @@ class Dispatch:
         )
         lost = [r for r, ok in zip(to_queue, queued, strict=True) if not ok]
         if lost:
-            raise domain.SendRefused(
+            raise replies.SendRefused(
                 ErrorCode.SERVICE_UNAVAILABLE,
                 f"message {message_id} is recorded but could not be queued for "
                 f"{', '.join(lost)}; retry with the same message_id",
@@ -95,7 +96,7 @@ class Dispatch:
         for receiver, reason in failures:
             position = max(position, await self._record_failure(message, receiver, reason))
         deliveries = [outcomes[r] for r in message.receivers if r in outcomes]
-        return domain.outcome(message, deliveries, position)
+        return replies.outcome(message, deliveries, position)
 
     async def _record_failure(self, message: AclMessage, receiver: str, reason: str) -> int:
         failure = MessageFailed(
@@ -104,7 +105,7 @@ class Dispatch:
             code=ErrorCode.MESSAGE_DELIVERY_FAILED.value,
             reason=reason,
         )
-        event = domain.new_event(
+        event = new_event(
             message,
             "message.failed",
             failure,
@@ -124,7 +125,7 @@ class Dispatch:
         if not is_agent(sender):
             return
         note = notice(message, receiver, refusal, utcnow())
-        event = domain.new_event(
+        event = new_event(
             note,
             "message.sent",
             MessageSent(message=note),

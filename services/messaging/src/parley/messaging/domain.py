@@ -1,6 +1,6 @@
 """Pure policies of a send that are not the conversation's: what a send may ask, who gets a
 message (direct, by capability to the least loaded agent, or broadcast), why a receiver is
-unreachable, what the reply says, how long a send-and-wait waits.
+unreachable, what is recorded, how long a send-and-wait waits.
 
 The protocol rules a message must keep in its conversation (replies, reply-by, hop limit)
 are the conversation aggregate's: :mod:`parley.aggregates.conversation`.
@@ -8,24 +8,16 @@ are the conversation aggregate's: :mod:`parley.aggregates.conversation`.
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
-
-import msgspec
 
 from parley.aggregates.agent import Agent
-from parley.aggregates.conversation import Refusal, event_id
-from parley.contracts.acl import AclMessage, Delivery, MessageReply, OutgoingMessage, SendMessage
-from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.acl import AclMessage, OutgoingMessage, SendMessage
+from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import AgentState
+from parley.messaging.replies import SendRefused
 
 __all__ = [
-    "SOURCE",
-    "SendRefused",
-    "failed",
-    "new_event",
-    "outcome",
-    "refusal_error",
+    "compose",
     "route",
     "running",
     "unreachable",
@@ -34,29 +26,19 @@ __all__ = [
     "wait_seconds",
 ]
 
-SOURCE = "/parley/messaging"
-"""The ``source`` of the events messaging records."""
+_AS_SENT = tuple(
+    name
+    for name in AclMessage.__struct_fields__
+    if name in OutgoingMessage.__struct_fields__
+    and name not in {"message_id", "receivers", "conversation_id", "reply_by"}
+)
+"""The fields a recorded message takes from the outgoing one as they are."""
 _STATE_HINT = {
     "created": "start it",
     "paused": "resume it",
     "stopped": "start it",
     "failed": "restart it",
 }
-
-
-class SendRefused(ParleyError):
-    """A send the service refuses; ``reply`` keeps the reply fields that still apply (a
-    recorded message that reached nobody)."""
-
-    def __init__(
-        self,
-        code: ErrorCode,
-        message: str,
-        details: dict[str, Any] | None = None,
-        reply: MessageReply | None = None,
-    ) -> None:
-        super().__init__(code, message, details)
-        self.reply = reply
 
 
 def validate(out: OutgoingMessage) -> None:
@@ -135,97 +117,26 @@ def utc(moment: datetime | None) -> datetime | None:
     return moment
 
 
-def new_event(
-    message: AclMessage,
-    event_type: str,
-    payload: msgspec.Struct,
-    *id_parts: str,
-    traceparent: str | None,
-    causation: str | None = None,
-    correlation: str | None = None,
-) -> NewEvent:
-    """An event of ``message``'s conversation, its id derived from the message and
-    ``id_parts`` (a retried send derives the same event, which the store keeps once)."""
-    return NewEvent(
-        type=event_type,
-        subject=message.conversation_id,
-        data=msgspec.to_builtins(payload),
-        namespace=message.namespace,
-        source=SOURCE,
-        id=event_id(message.namespace, message.conversation_id, message.message_id, *id_parts),
-        correlationid=correlation,
-        causationid=causation,
-        traceparent=traceparent,
-    )
-
-
-def failed(receiver: str, reason: str, code: str | None = None) -> Delivery:
-    """A receiver's failed delivery."""
-    return Delivery(
-        receiver=receiver,
-        status="failed",
-        code=code or ErrorCode.MESSAGE_DELIVERY_FAILED.value,
-        reason=reason,
-    )
-
-
-def outcome(message: AclMessage, deliveries: list[Delivery], position: int) -> MessageReply:
-    """The reply to a send: recorded (no receiver to deliver to), delivered, partially.
-
-    Raises:
-        SendRefused: ``MESSAGE_DELIVERY_FAILED`` when the message reached no receiver (the
-            message stays recorded; the error keeps the reply).
-    """
-    queued = [d.receiver for d in deliveries if d.status == "queued"]
-    failures = [d for d in deliveries if d.status == "failed"]
-    status: Literal["delivered", "partially_delivered", "failed", "recorded"]
-    if not deliveries:
-        status = "recorded"
-    elif not failures:
-        status = "delivered"
-    elif queued:
-        status = "partially_delivered"
-    else:
-        status = "failed"
-    reply = MessageReply(
-        ok=True,
-        message_id=message.message_id,
-        conversation_id=message.conversation_id,
-        status=status,
-        delivered_to=queued,
-        delivered_at=message.sent_at if queued else None,
-        deliveries=deliveries,
-        position=position,
-    )
-    if status == "failed":
-        reasons = "; ".join(d.reason or d.receiver for d in failures)
-        raise SendRefused(
-            ErrorCode.MESSAGE_DELIVERY_FAILED,
-            f"message {message.message_id} reached no receiver: {reasons}",
-            {
-                "message_id": message.message_id,
-                "conversation_id": message.conversation_id,
-                "status": status,
-                "position": position,
-                "deliveries": msgspec.to_builtins(deliveries),
-            },
-            reply,
-        )
-    return reply
-
-
-def refusal_error(message: AclMessage, refusal: Refusal) -> SendRefused:
-    """The error a refused message answers with."""
-    return SendRefused(
-        refusal.code,
-        refusal.reason,
-        {"message_id": message.message_id, "conversation_id": message.conversation_id},
-    )
-
-
 def wait_seconds(cmd: SendMessage, message: AclMessage) -> float:
     """How long a send-and-wait waits: its ``wait_seconds``, at most until ``reply-by``."""
     wait = cmd.wait_seconds or 0.0
     if message.reply_by is not None:
         wait = min(wait, (message.reply_by - utcnow()).total_seconds())
     return max(0.0, wait)
+
+
+def compose(
+    cmd: SendMessage, message_id: str, conversation_id: str, receivers: list[str]
+) -> AclMessage:
+    """The message ``cmd`` sends, as it is recorded (sent now, ``reply-by`` in UTC)."""
+    out = cmd.message
+    return AclMessage(
+        **{name: getattr(out, name) for name in _AS_SENT},
+        message_id=message_id,
+        receivers=receivers,
+        conversation_id=conversation_id,
+        reply_by=utc(out.reply_by),
+        namespace=cmd.namespace,
+        hops=cmd.hops,
+        sent_at=utcnow(),
+    )

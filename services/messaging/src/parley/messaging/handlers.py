@@ -23,14 +23,12 @@ from parley.aggregates.conversation import Conversation, Record, Refused, is_age
 from parley.aggregates.decision import Context
 from parley.contracts.acl import (
     AclMessage,
-    MessageRejected,
     MessageReply,
-    MessageSent,
     OutgoingMessage,
     SendMessage,
     conversation_stream,
 )
-from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.eventstore import EventStore
@@ -38,9 +36,10 @@ from parley.eventstore.repository import Loaded, Repository
 from parley.kit.errors import error_body_for
 from parley.kit.locks import KeyedLock
 from parley.kit.telemetry import current_traceparent
-from parley.messaging import domain
+from parley.messaging import domain, replies
 from parley.messaging.directory import Directory
 from parley.messaging.dispatch import Dispatch
+from parley.messaging.events import decided_event
 from parley.messaging.waiting import Waiter
 
 __all__ = ["Messaging", "reply_for_error"]
@@ -117,11 +116,12 @@ class Messaging:
 
         def decide(state: Conversation | None) -> list[NewEvent]:
             if not built and not knows(state, message_id):
-                built.append(self._message(cmd, message_id, conversation_id))
+                built.append(self._compose(cmd, message_id, conversation_id))
             command = Record(message_id=message_id, message=built[0] if built else None)
             decision = conversation.decide(state, command, Context())
             effects[:] = decision.effects
-            return [self._event(cmd, state, decided) for decided in decision.events]
+            traceparent = current_traceparent()
+            return [decided_event(cmd, state, d, traceparent) for d in decision.events]
 
         async with self._locks.hold(conversation_id):
             if fresh:
@@ -134,67 +134,25 @@ class Messaging:
                     await self.dispatch.notify_sender(
                         effect.message, effect.message.sender, effect.refusal
                     )
-                raise domain.refusal_error(effect.message, effect.refusal)
+                raise replies.refusal_error(effect.message, effect.refusal)
             state = outcome.state
             if effect.replayed:  # the copy may miss what became of its deliveries since
                 state = (await self.conversations.load(stream, fresh=True)).state
         assert state is not None
         return effect.message, state, effect.replayed
 
-    def _event(
-        self, cmd: SendMessage, state: Conversation | None, decided: tuple[str, msgspec.Struct]
-    ) -> NewEvent:
-        match decided:
-            case ("message.sent", MessageSent(message=message) as payload):
-                original = state.original(message.in_reply_to or "") if state else None
-                return domain.new_event(
-                    message,
-                    "message.sent",
-                    payload,
-                    "sent",
-                    causation=original.message_id if original else None,
-                    correlation=cmd.request_id,
-                    traceparent=cmd.traceparent or current_traceparent(),
-                )
-            case ("message.rejected", MessageRejected(message=message) as payload):
-                return domain.new_event(
-                    message,
-                    "message.rejected",
-                    payload,
-                    "rejected",
-                    traceparent=current_traceparent(),
-                )
-        raise TypeError(f"messaging records no {decided[0]} event")
-
-    def _message(self, cmd: SendMessage, message_id: str, conversation_id: str) -> AclMessage:
+    def _compose(self, cmd: SendMessage, message_id: str, conversation_id: str) -> AclMessage:
         out, ns = cmd.message, cmd.namespace
         capable = self.directory.with_capability(ns, out.capability) if out.capability else []
-        return AclMessage(
-            message_id=message_id,
-            performative=out.performative,
-            sender=out.sender,
-            receivers=domain.route(out, ns, capable, self.directory.load),
-            conversation_id=conversation_id,
-            content=out.content,
-            reply_to=out.reply_to,
-            language=out.language,
-            encoding=out.encoding,
-            ontology=out.ontology,
-            protocol=out.protocol,
-            reply_with=out.reply_with,
-            in_reply_to=out.in_reply_to,
-            reply_by=domain.utc(out.reply_by),
-            namespace=ns,
-            hops=cmd.hops,
-            sent_at=utcnow(),
-        )
+        receivers = domain.route(out, ns, capable, self.directory.load)
+        return domain.compose(cmd, message_id, conversation_id, receivers)
 
     async def _check_sender(self, sender: str, ns: str) -> None:
         if not is_agent(sender) or self.directory.get(sender, ns) is not None:
             return
         await self._catch_up()
         if self.directory.get(sender, ns) is None:
-            raise domain.SendRefused(
+            raise replies.SendRefused(
                 ErrorCode.AGENT_NOT_FOUND,
                 f"the sender {sender} is no agent of namespace {ns}; send as an agent of the "
                 "namespace or as a `user:<name>` principal",
@@ -218,6 +176,6 @@ class Messaging:
 
 def reply_for_error(exc: Exception) -> MessageReply:
     """The error reply for an exception raised while handling a send."""
-    base = exc.reply if isinstance(exc, domain.SendRefused) and exc.reply else None
+    base = exc.reply if isinstance(exc, replies.SendRefused) and exc.reply else None
     body = error_body_for(exc, conflict_message=_CONFLICT, log=log)
     return msgspec.structs.replace(base or MessageReply(ok=False), ok=False, error=body)

@@ -12,13 +12,14 @@
   append and the publish) are published again.
 """
 
-import asyncio
 import logging
 import re
 from collections import defaultdict
 from datetime import timedelta
+from typing import Any
 
 import msgspec
+import stamina
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
@@ -36,7 +37,15 @@ __all__ = ["Outbox", "redeliver"]
 log = logging.getLogger(__name__)
 
 _SUBJECT_SAFE = re.compile(r"^[A-Za-z0-9_@:-]+(\.[A-Za-z0-9_@:-]+)*$")
-_PUBLISH_TRIES = 3
+_RETRY: dict[str, Any] = {
+    "attempts": 2,
+    "timeout": None,
+    "wait_initial": 0.05,
+    "wait_max": 0.1,
+    "wait_jitter": 0.05,
+}
+"""A publish JetStream refused is tried twice more, briefly (then the send answers
+``SERVICE_UNAVAILABLE`` and the caller retries with the same message id)."""
 _encode = msgspec.json.Encoder().encode
 
 
@@ -58,16 +67,21 @@ class Outbox:
         if traceparent:
             headers["traceparent"] = traceparent
         subject = subjects.inbox(receiver)
-        for attempt in range(_PUBLISH_TRIES):
-            try:
-                await self.js.publish(subject, body, stream=subjects.INBOX_STREAM, headers=headers)
-                return True
-            except Exception:
-                if attempt == _PUBLISH_TRIES - 1:
-                    log.exception("could not queue %s for %s", message.message_id, receiver)
-                    return False
-                await asyncio.sleep(0.05 * (attempt + 1))
-        return False
+        try:  # the hot path: one publish, no retry machinery
+            await self.js.publish(subject, body, stream=subjects.INBOX_STREAM, headers=headers)
+            return True
+        except Exception:
+            log.warning("queueing %s for %s failed; retrying", message.message_id, receiver)
+        try:
+            async for attempt in stamina.retry_context(on=Exception, **_RETRY):
+                with attempt:
+                    await self.js.publish(
+                        subject, body, stream=subjects.INBOX_STREAM, headers=headers
+                    )
+        except Exception:
+            log.exception("could not queue %s for %s", message.message_id, receiver)
+            return False
+        return True
 
     async def announce(self, reply: AclMessage, original_id: str | None, body: bytes) -> None:
         """Tell waiters of the message ``reply`` answers that it came."""

@@ -26,11 +26,12 @@ test *args: sync
 bench *args: sync
     uv run --locked python -m bench {{ args }}
 
-# lint and type-check
+# lint and type-check (ruff, then mypy --strict over contracts, libs and services)
 [group('lint')]
 lint: sync
     uv run --locked ruff check .
     uv run --locked ruff format --check .
+    uv run --locked mypy
 
 # format the code
 [group('lint')]

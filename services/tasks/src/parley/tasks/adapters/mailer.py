@@ -15,11 +15,13 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client
 
+from parley.aggregates import conversation
 from parley.aggregates.mail import Mail
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE as MESSAGING
 from parley.contracts.acl import MessageReply, OutgoingMessage, SendMessage, conversation_stream
 from parley.eventstore import EventStore
+from parley.eventstore.repository import load
 
 __all__ = ["Mailer", "Protocol", "sent_message_ids"]
 
@@ -114,10 +116,5 @@ class Mailer:
 
 async def sent_message_ids(store: EventStore, conversation_id: str) -> set[str]:
     """Ids of the messages the messaging service recorded in a conversation."""
-    ids: set[str] = set()
-    for event in await store.read(conversation_stream(conversation_id)):
-        if event.type == "message.sent":
-            message = event.data.get("message") or {}
-            if isinstance(message.get("message_id"), str):
-                ids.add(message["message_id"])
-    return ids
+    folded = await load(store, conversation_stream(conversation_id), conversation.evolve)
+    return set(folded.state.messages) if folded.state is not None else set()

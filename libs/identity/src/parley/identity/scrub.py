@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "REDACTED",
     "SENSITIVE_KEYS",
     "Scrubber",
+    "Shape",
     "secrets_from_environment",
 ]
 
@@ -37,24 +38,40 @@ REDACTED = "[REDACTED]"
 MIN_SECRET = 8
 """Known secrets shorter than this are not scrubbed."""
 
-PATTERNS: tuple[re.Pattern[str], ...] = (
+
+class Shape(NamedTuple):
+    """A credential shape, and the words (lowercase) without which the text cannot hold it:
+    a pattern runs only on text containing one of them (``in`` is far cheaper than a regex
+    scan, and most text holds no credential)."""
+
+    pattern: re.Pattern[str]
+    triggers: tuple[str, ...]
+
+
+PATTERNS: tuple[Shape, ...] = (
     # "Bearer x" / "Basic x": keep the scheme, redact the credential.
-    re.compile(r"(?P<keep>\b(?:Bearer|Basic)\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}", re.I),
-    # header or field: value, for the names that carry credentials
-    re.compile(
-        r"(?P<keep>\b(?:x-api-key|api[-_]?key|x-caxton-token|access[-_]token|client[-_]secret"
-        r"|password|authorization)[\"']?\s*[:=]\s*[\"']?)"
-        r"(?!Bearer\b|Basic\b|\[REDACTED\])[^\s\"',;&]{6,}",
-        re.I,
+    Shape(
+        re.compile(r"(?P<keep>\b(?:Bearer|Basic)\s+)(?!\[REDACTED\])[A-Za-z0-9._~+/=-]{6,}", re.I),
+        ("bearer", "basic"),
     ),
-    re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"),  # OpenAI / Anthropic keys
-    re.compile(r"\bpk_[A-Za-z0-9-]{1,64}_[A-Za-z0-9_-]{20,}"),  # Parley API keys
-    re.compile(r"\bpt_[A-Za-z0-9_-]{20,}"),  # Parley WebSocket tickets
-    re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),  # JWTs
-    re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"),  # GitHub tokens
-    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),  # Slack tokens
-    re.compile(r"\bAKIA[0-9A-Z]{16}\b"),  # AWS access key ids
-    re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),  # Google API keys
+    # header or field: value, for the names that carry credentials
+    Shape(
+        re.compile(
+            r"(?P<keep>\b(?:x-api-key|api[-_]?key|x-caxton-token|access[-_]token|client[-_]secret"
+            r"|password|authorization)[\"']?\s*[:=]\s*[\"']?)"
+            r"(?!Bearer\b|Basic\b|\[REDACTED\])[^\s\"',;&]{6,}",
+            re.I,
+        ),
+        ("key", "token", "secret", "password", "authorization"),
+    ),
+    Shape(re.compile(r"\bsk-(?:ant-|proj-)?[A-Za-z0-9_-]{16,}"), ("sk-",)),  # OpenAI, Anthropic
+    Shape(re.compile(r"\bpk_[A-Za-z0-9-]{1,64}_[A-Za-z0-9_-]{20,}"), ("pk_",)),  # Parley keys
+    Shape(re.compile(r"\bpt_[A-Za-z0-9_-]{20,}"), ("pt_",)),  # Parley WebSocket tickets
+    Shape(re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"), ("eyj",)),
+    Shape(re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}"), ("gh",)),  # GitHub tokens
+    Shape(re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), ("xox",)),  # Slack tokens
+    Shape(re.compile(r"\bAKIA[0-9A-Z]{16}\b"), ("akia",)),  # AWS access key ids
+    Shape(re.compile(r"\bAIza[0-9A-Za-z_-]{35}"), ("aiza",)),  # Google API keys
 )
 """Shapes of credentials, scrubbed whether or not the secret is known."""
 
@@ -89,9 +106,7 @@ def _pattern_sub(match: re.Match[str]) -> str:
 class Scrubber:
     """Replaces known secrets and credential shapes with :data:`REDACTED`."""
 
-    def __init__(
-        self, secrets: Iterable[str] = (), patterns: Sequence[re.Pattern[str]] = PATTERNS
-    ) -> None:
+    def __init__(self, secrets: Iterable[str] = (), patterns: Sequence[Shape] = PATTERNS) -> None:
         self._secrets: set[str] = set()
         self._known: re.Pattern[str] | None = None
         self.patterns = tuple(patterns)
@@ -128,8 +143,10 @@ class Scrubber:
         """``text`` with every known secret and credential shape replaced."""
         if self._known is not None:
             text = self._known.sub(REDACTED, text)
-        for pattern in self.patterns:
-            text = pattern.sub(_pattern_sub, text)
+        lowered = text.lower()
+        for pattern, triggers in self.patterns:
+            if any(trigger in lowered for trigger in triggers):
+                text = pattern.sub(_pattern_sub, text)
         return text
 
     __call__ = scrub

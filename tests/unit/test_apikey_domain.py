@@ -118,7 +118,7 @@ def test_a_created_key_folds_to_its_roles_namespaces_and_expiry() -> None:
     key = given(
         issue(roles=["viewer", "admin", "viewer"], namespaces=["b", "a"], expires_at=expiry)
     )
-    assert key.roles == (Role.ADMIN, Role.VIEWER) and key.namespaces == ("a", "b")
+    assert key.roles == [Role.ADMIN, Role.VIEWER] and key.namespaces == ["a", "b"]
     assert key.namespace == NS and key.expires_at == expiry and key.version == 1
     assert key.created_at == NOW and not key.revoked and usable(key, NOW) is None
     assert usable(key, expiry) == "expired"

@@ -56,8 +56,8 @@ class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
     """Hex SHA-256 of the current secret."""
     prefix: str
     """Display prefix of the current secret."""
-    roles: tuple[Role, ...]
-    namespaces: tuple[str, ...]
+    roles: list[Role]
+    namespaces: list[str]
     """Namespaces the key may act in; ``*`` is all."""
     created_at: datetime
     created_by: str | None = None
@@ -118,16 +118,9 @@ def evolve(state: ApiKey | None, event: Event) -> ApiKey | None:
             raise CorruptStreamError(f"{event.stream}: apikey.created at version {event.version}")
         created = msgspec.convert(event.data, ApiKeyCreated)
         return ApiKey(
-            key_id=created.key_id,
-            name=created.name,
+            **msgspec.structs.asdict(created),
             namespace=event.namespace,
-            digest=created.digest,
-            prefix=created.prefix,
-            roles=tuple(created.roles),
-            namespaces=tuple(created.namespaces),
             created_at=event.time,
-            created_by=created.created_by,
-            expires_at=created.expires_at,
             version=event.version,
         )
     if state is None:

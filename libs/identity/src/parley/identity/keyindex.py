@@ -8,6 +8,8 @@ presented key costs one SHA-256 and one dict lookup.
 
 from datetime import datetime
 
+import msgspec
+
 from parley.aggregates import apikey
 from parley.aggregates.apikey import USE_INTERVAL, ApiKey, usable
 from parley.contracts.envelope import Event, utcnow
@@ -37,21 +39,7 @@ def principal_of(key: ApiKey) -> Principal:
 
 def view(key: ApiKey) -> ApiKeyView:
     """A key as the API shows it (no digest)."""
-    return ApiKeyView(
-        key_id=key.key_id,
-        name=key.name,
-        prefix=key.prefix,
-        namespace=key.namespace,
-        roles=list(key.roles),
-        namespaces=list(key.namespaces),
-        created_at=key.created_at,
-        created_by=key.created_by,
-        expires_at=key.expires_at,
-        rotated_at=key.rotated_at,
-        revoked_at=key.revoked_at,
-        last_used_at=key.last_used_at,
-        version=key.version,
-    )
+    return msgspec.convert(key, ApiKeyView, from_attributes=True)
 
 
 class KeyIndex(Follower):

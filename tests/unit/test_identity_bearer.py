@@ -4,6 +4,7 @@ Keys are made here with ``cryptography``; the JWKS URL is served by a real HTTP 
 loopback.
 """
 
+import asyncio
 import json
 import threading
 import time
@@ -233,7 +234,12 @@ async def test_a_jwks_url_is_fetched_at_start_and_again_for_a_new_key(
     first, first_public = rsa_jwk("k1")
     jwks_server.keys = [first_public]
     verifier = await BearerVerifier.start(
-        JwtSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_url=jwks_server.url)
+        JwtSettings(
+            jwt_issuer=ISSUER,
+            jwt_audience=AUDIENCE,
+            jwt_jwks_url=jwks_server.url,
+            jwt_jwks_cooldown_s=0,
+        )
     )
     assert verifier is not None and jwks_server.fetches == 1
     for _ in range(3):
@@ -244,6 +250,23 @@ async def test_a_jwks_url_is_fetched_at_start_and_again_for_a_new_key(
     token = jwt.encode(claims(sub="bob"), second, "RS256", headers={"kid": "k2"})
     assert (await verifier.verify(token)).id == f"jwt:{ISSUER}#bob"
     assert jwks_server.fetches == 2
+
+
+async def test_made_up_key_ids_fetch_the_jwks_at_most_once_per_cooldown(
+    jwks_server: _Jwks,
+) -> None:
+    private, public = rsa_jwk("k1")
+    jwks_server.keys = [public]
+    verifier = await BearerVerifier.start(
+        JwtSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_url=jwks_server.url)
+    )
+    assert verifier is not None
+    tokens = [
+        jwt.encode(claims(), private, "RS256", headers={"kid": f"made-up-{i}"}) for i in range(20)
+    ]
+    reasons = await asyncio.gather(*(reason(verifier, token) for token in tokens))
+    assert set(reasons) == {"unknown signing key"}
+    assert jwks_server.fetches == 1  # the start's fetch; the cooldown holds the rest
 
 
 # --- settings --------------------------------------------------------------------------------

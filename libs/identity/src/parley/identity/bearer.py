@@ -7,8 +7,8 @@ to at least one Parley role and one namespace. Keys come from exactly one source
 - an HMAC secret file (HS256; read once at start, at least 32 bytes), or
 - a JWKS file (RS256/ES256 public keys; read once at start), or
 - a JWKS URL (fetched with PyJWT's :class:`jwt.PyJWKClient`: at start, again when the set is
-  older than ``jwt_jwks_refresh_s``, and on an unknown ``kid`` at most once per 30 s, in a
-  thread so the event loop never waits on the network).
+  older than ``jwt_jwks_refresh_s``, and on an unknown ``kid`` at most once per
+  ``jwt_jwks_cooldown_s``, in a thread so the event loop never blocks on the network).
 
 Symmetric and asymmetric algorithms never mix, so a public key can never be used as an HMAC
 secret (the classic algorithm-confusion attack). Settings are read at start-up with
@@ -69,6 +69,9 @@ class JwtSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Clock skew tolerated on ``exp``/``nbf``/``iat`` (`PARLEY_JWT_LEEWAY_S`)."""
     jwt_jwks_refresh_s: float = 300.0
     """Age after which a JWKS URL is fetched again (`PARLEY_JWT_JWKS_REFRESH_S`)."""
+    jwt_jwks_cooldown_s: float = 30.0
+    """Least time between two fetches of a JWKS URL for a token with an unknown ``kid``
+    (`PARLEY_JWT_JWKS_COOLDOWN_S`)."""
 
     @property
     def enabled(self) -> bool:
@@ -92,46 +95,70 @@ class _Secret(_Keys):
 
 
 class _KeySet(_Keys):
-    """A JWKS read once (a file), or kept fresh from a URL."""
+    """A JWKS read once (a file), or kept fresh from a URL.
 
-    def __init__(self, keys: jwt.PyJWKSet, client: jwt.PyJWKClient | None = None) -> None:
-        self._keys, self._client = keys, client
-        self._fetched = time.monotonic()
-        self.refresh_s = 300.0
+    From a URL, the set is fetched again when it is older than ``refresh_s``, or when a
+    token names a ``kid`` it lacks (the provider rotated its keys) but at most once per
+    ``cooldown_s``, so tokens with made-up ``kid``s cannot make the edge hammer the provider.
+    One fetch at a time; requests that wait for it use its result.
+    """
+
+    def __init__(
+        self,
+        keys: jwt.PyJWKSet,
+        client: jwt.PyJWKClient | None = None,
+        refresh_s: float = 300.0,
+        cooldown_s: float = 30.0,
+    ) -> None:
+        self._client, self.refresh_s, self.cooldown_s = client, refresh_s, cooldown_s
+        self._use(keys)
+        self._lock = asyncio.Lock()
 
     @classmethod
-    async def fetch(cls, url: str, refresh_s: float) -> "_KeySet":
+    async def fetch(cls, url: str, refresh_s: float, cooldown_s: float) -> "_KeySet":
         client = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=refresh_s, timeout=10)
         try:
             keys = await asyncio.to_thread(client.get_jwk_set)
         except jwt.PyJWKClientError as exc:
             raise SettingsError(f"PARLEY_JWT_JWKS_URL: could not fetch {url}: {exc}") from exc
-        found = cls(keys, client)
-        found.refresh_s = refresh_s
-        return found
+        return cls(keys, client, refresh_s, cooldown_s)
 
     async def key_for(self, header: Mapping[str, Any]) -> Any:
         kid = header.get("kid")
         key = self._find(kid)
-        stale = time.monotonic() - self._fetched > self.refresh_s
-        if self._client is not None and (key is None or stale):
-            try:
-                self._keys = await asyncio.to_thread(self._client.get_jwk_set, key is None)
-                self._fetched = time.monotonic()
-            except jwt.PyJWKClientError:
-                if key is None:
-                    reason = "the signing keys could not be fetched"
-                    raise AuthenticationError(reason, "Bearer") from None
-            key = self._find(kid)
+        age = time.monotonic() - self._fetched
+        if self._client is not None and (key is None or age > self.refresh_s):
+            key = await self._refresh(kid, known=key)
         if key is None:
             raise AuthenticationError("unknown signing key", "Bearer")
         return key
 
+    async def _refresh(self, kid: object, known: jwt.PyJWK | None) -> jwt.PyJWK | None:
+        assert self._client is not None
+        async with self._lock:
+            age = time.monotonic() - self._fetched
+            due = self.cooldown_s if known is None else self.refresh_s
+            if age < due:  # fetched meanwhile, or too recently to fetch again
+                return self._find(kid)
+            try:
+                self._use(await asyncio.to_thread(self._client.get_jwk_set, True))
+            except jwt.PyJWKClientError:
+                if known is None:
+                    reason = "the signing keys could not be fetched"
+                    raise AuthenticationError(reason, "Bearer") from None
+                return known  # keep serving the keys we have
+            return self._find(kid)
+
+    def _use(self, keys: jwt.PyJWKSet) -> None:
+        signing = [k for k in keys.keys if k.public_key_use in (None, "sig")]
+        self._by_kid = {k.key_id: k for k in signing if k.key_id}
+        self._only = signing[0] if len(signing) == 1 else None
+        self._fetched = time.monotonic()
+
     def _find(self, kid: object) -> jwt.PyJWK | None:
-        signing = [k for k in self._keys.keys if k.public_key_use in (None, "sig")]
         if kid is None:
-            return signing[0] if len(signing) == 1 else None
-        return next((k for k in signing if k.key_id == kid), None)
+            return self._only
+        return self._by_kid.get(kid) if isinstance(kid, str) else None
 
 
 class BearerVerifier:
@@ -172,7 +199,11 @@ class BearerVerifier:
         elif settings.jwt_jwks_file:
             keys = _KeySet(_read_jwks(Path(settings.jwt_jwks_file)))
         else:
-            keys = await _KeySet.fetch(settings.jwt_jwks_url or "", settings.jwt_jwks_refresh_s)
+            keys = await _KeySet.fetch(
+                settings.jwt_jwks_url or "",
+                settings.jwt_jwks_refresh_s,
+                settings.jwt_jwks_cooldown_s,
+            )
         return cls(settings, keys, algorithms)
 
     async def verify(self, token: str) -> Principal:

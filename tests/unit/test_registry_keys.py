@@ -93,12 +93,15 @@ async def test_a_revoked_key_is_refused_by_the_index_within_a_second(
 ) -> None:
     reply = await create(registry)
     await seen(index, reply)
-    assert index.authenticate(reply.secret)
+    principal = index.authenticate(reply.secret)
+    index.recheck(principal)
     revoked = await send(registry, "revoke_api_key", key_id=reply.key_id, reason="leaked")
     assert revoked.ok and revoked.version == 2 and revoked.secret is None
     await seen(index, revoked)
     with pytest.raises(AuthenticationError, match="API key revoked"):
         index.authenticate(reply.secret)
+    with pytest.raises(AuthenticationError, match="API key revoked"):
+        index.recheck(principal)  # e.g. a WebSocket opened before the revocation
     again = await send(registry, "revoke_api_key", key_id=reply.key_id)
     assert again.error.code == ErrorCode.INVALID_STATE_TRANSITION
 

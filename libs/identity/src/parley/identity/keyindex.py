@@ -84,6 +84,23 @@ class KeyIndex(Follower):
             raise AuthenticationError(f"API key {why}")
         return self._principals[key_id]
 
+    def recheck(self, principal: Principal, now: datetime | None = None) -> None:
+        """Refuse a principal authenticated earlier by a key that has since been revoked or
+        has expired (a redeemed ticket, an open WebSocket); principals of other kinds pass.
+        A rotation does not end what the old secret opened; a revocation does.
+
+        Raises:
+            AuthenticationError: The key no longer authenticates.
+        """
+        if principal.kind not in ("key", "bootstrap"):
+            return
+        key = self._keys.get(principal.id.removeprefix("key:"))
+        if key is None:
+            raise AuthenticationError("unknown API key")
+        why = usable(key, now or utcnow())
+        if why is not None:
+            raise AuthenticationError(f"API key {why}")
+
     def get(self, key_id: str) -> ApiKey | None:
         """The key ``key_id`` as folded so far, if any."""
         return self._keys.get(key_id)

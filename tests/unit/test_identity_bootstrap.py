@@ -7,8 +7,10 @@ from pathlib import Path
 import msgspec
 
 from parley.contracts.identity import ALL_NAMESPACES, RevokeApiKey, Role, apikey_stream
+from parley.devstack.nats import NatsServer
+from parley.eventstore.factory import open_store
 from parley.eventstore.memory import MemoryEventStore
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key
+from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key, bootstrap_admin_key_at
 from parley.identity.keyindex import BOOTSTRAP_KEY_ID, KeyIndex
 from parley.identity.principal import Action
 from parley.registry.app import ROUTES
@@ -82,3 +84,19 @@ async def test_a_start_that_died_before_renaming_the_secret_file_is_finished_nex
     assert await bootstrap_admin_key(store, tmp_path) == secret
     assert final.read_text().strip() == secret
     assert not pending(tmp_path)
+
+
+async def test_a_launcher_bootstraps_a_fresh_jetstream_store_by_its_url(tmp_path: Path) -> None:
+    server = await asyncio.to_thread(NatsServer(tmp_path / "nats").start)  # its own, fresh
+    try:
+        secret = await bootstrap_admin_key_at(server.url, tmp_path / "state")
+        assert secret is not None
+        assert await bootstrap_admin_key_at(server.url, tmp_path / "state") is None
+        store = await open_store(backend="jetstream", nats_url=server.url)
+        try:
+            [event] = await store.read(apikey_stream(BOOTSTRAP_KEY_ID))
+            assert event.type == "apikey.created" and secret not in str(event.data)
+        finally:
+            await store.close()
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -24,11 +24,12 @@ from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ParleyError
 from parley.contracts.identity import ALL_NAMESPACES, CreateApiKey, Role, apikey_stream
 from parley.eventstore import EventStore
+from parley.eventstore.factory import open_store
 from parley.eventstore.repository import Repository
 from parley.identity.keyindex import BOOTSTRAP_KEY_ID
 from parley.identity.keys import digest, issue_secret
 
-__all__ = ["ADMIN_KEY_FILE", "SOURCE", "bootstrap_admin_key"]
+__all__ = ["ADMIN_KEY_FILE", "SOURCE", "bootstrap_admin_key", "bootstrap_admin_key_at"]
 
 ADMIN_KEY_FILE = "admin.key"
 """Name of the file, under the state folder, that holds the bootstrap admin secret."""
@@ -84,6 +85,19 @@ async def bootstrap_admin_key(
         return None
     os.replace(pending, final)
     return issued.secret
+
+
+async def bootstrap_admin_key_at(
+    nats_url: str, state_dir: Path, *, backend: str | None = None, kurrentdb_url: str | None = None
+) -> str | None:
+    """:func:`bootstrap_admin_key` on the store at ``nats_url`` (or KurrentDB), opened and
+    closed here: for a launcher that holds no store (``asyncio.run(...)`` from the dev stack).
+    """
+    store = await open_store(backend=backend, nats_url=nats_url, kurrentdb_url=kurrentdb_url)
+    try:
+        return await bootstrap_admin_key(store, state_dir)
+    finally:
+        await store.close()
 
 
 def _finish_pending(key: ApiKey, state_dir: Path, final: Path) -> str | None:

@@ -15,6 +15,7 @@ import pytest
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
 from parley.contracts.identity import Role, apikey_stream
+from parley.eventstore.follower import FollowerGroup
 from parley.eventstore.memory import MemoryEventStore
 from parley.identity.keyindex import KeyIndex, view
 from parley.identity.keys import SECRET_PATTERN, digest
@@ -199,3 +200,26 @@ async def test_a_second_index_started_later_catches_up(
         assert late.authenticate(reply.secret).id == f"key:{reply.key_id}"
     finally:
         await late.stop()
+
+
+async def test_the_index_is_ready_at_the_store_s_last_position_whatever_stream_holds_it(
+    registry: Registry, store: MemoryEventStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    reply = await create(registry)
+    await send(registry, "create_agent", spec={"name": "after-the-key"})  # the last event
+    late = KeyIndex(store)
+    await late.start()
+    try:
+        assert await late.wait_for(await store.last_position(), within=1.0) and late.ready
+        assert late.authenticate(reply.secret) and len(late) == 1
+    finally:
+        await late.stop()
+    grouped = KeyIndex(store)
+    group = FollowerGroup(store, [grouped])  # as the edge's views share one feed
+    await group.start()
+    try:
+        assert await grouped.wait_for(await store.last_position(), within=1.0)
+        assert grouped.authenticate(reply.secret)
+    finally:
+        await group.stop()
+    assert "skipped unreadable event" not in caplog.text

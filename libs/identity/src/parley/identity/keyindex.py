@@ -13,7 +13,7 @@ import msgspec
 from parley.aggregates import apikey
 from parley.aggregates.apikey import USE_INTERVAL, ApiKey, usable
 from parley.contracts.envelope import Event, utcnow
-from parley.contracts.identity import ApiKeyView
+from parley.contracts.identity import ApiKeyView, apikey_stream
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 from parley.identity.keys import KEY_PREFIX, digest
@@ -24,6 +24,7 @@ __all__ = ["BOOTSTRAP_KEY_ID", "KeyIndex", "principal_of", "view"]
 BOOTSTRAP_KEY_ID = "bootstrap"
 """Key id of the admin key the dev stack makes on first start."""
 _MAX_SECRET = 256
+_STREAM_PREFIX = apikey_stream("")
 
 
 def principal_of(key: ApiKey) -> Principal:
@@ -43,9 +44,16 @@ def view(key: ApiKey) -> ApiKeyView:
 
 
 class KeyIndex(Follower):
-    """Every API key of the store, by id and by the digest of its current secret."""
+    """Every API key of the store, by id and by the digest of its current secret.
 
-    categories = ("apikey",)
+    It reads every stream (and folds only ``apikey-*`` ones) so that its applied position
+    follows the store's: ``ready`` and ``wait_for(position)`` then hold for any position,
+    which a category-filtered feed cannot promise (it never sees the other streams'
+    positions). In the edge, make it a member of the views' ``FollowerGroup`` so every event
+    is still read and decoded once.
+    """
+
+    categories = None
     name = "key-index"
 
     def __init__(self, store: EventStore) -> None:
@@ -57,7 +65,9 @@ class KeyIndex(Follower):
 
     def fold(self, event: Event) -> None:
         """Fold one ``apikey.*`` event with the aggregate's own :func:`~apikey.evolve`."""
-        before = self._keys.get(event.stream.removeprefix("apikey-"))
+        if not event.stream.startswith(_STREAM_PREFIX):
+            return
+        before = self._keys.get(event.stream.removeprefix(_STREAM_PREFIX))
         after = apikey.evolve(before, event)
         if after is None:
             return

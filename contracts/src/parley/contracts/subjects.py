@@ -26,6 +26,7 @@ __all__ = [
     "INBOX_TASKS",
     "LEASES_BUCKET",
     "SLOTS_BUCKET",
+    "TICKETS_BUCKET",
     "WORK_STREAM",
     "control",
     "inbox",
@@ -70,6 +71,8 @@ LEASES_BUCKET = "parley-leases"
 """KV bucket of leader leases (the scheduler)."""
 FILES_BUCKET = "parley-files"
 """Object store bucket of session files."""
+TICKETS_BUCKET = "parley-tickets"
+"""KV bucket of single-use WebSocket tickets (``parley.identity.tickets``)."""
 
 
 def cmd(service: str, verb: str) -> str:

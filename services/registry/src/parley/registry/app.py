@@ -3,6 +3,7 @@
 from faststream import FastStream
 
 from parley.contracts.clusters import CreateCluster, DeleteCluster, ScaleCluster, UpdateCluster
+from parley.contracts.identity import CreateApiKey, RecordApiKeyUse, RevokeApiKey, RotateApiKey
 from parley.contracts.personas import CreatePersona, DeletePersona
 from parley.contracts.registry import (
     SERVICE,
@@ -15,6 +16,12 @@ from parley.kit.app import Connections, Route, service_app
 from parley.kit.settings import ServiceSettings
 from parley.registry.clusters import create_cluster, delete_cluster, scale_cluster, update_cluster
 from parley.registry.handlers import Registry, reply_for_error
+from parley.registry.keys import (
+    create_api_key,
+    record_api_key_use,
+    revoke_api_key,
+    rotate_api_key,
+)
 
 __all__ = ["ROUTES", "create_app"]
 
@@ -30,6 +37,10 @@ ROUTES: dict[str, Route[Registry]] = {
     "update_cluster": (UpdateCluster, update_cluster),
     "delete_cluster": (DeleteCluster, delete_cluster),
     "scale_cluster": (ScaleCluster, scale_cluster),
+    "create_api_key": (CreateApiKey, create_api_key),
+    "rotate_api_key": (RotateApiKey, rotate_api_key),
+    "revoke_api_key": (RevokeApiKey, revoke_api_key),
+    "record_api_key_use": (RecordApiKeyUse, record_api_key_use),
 }
 """Verb → (command type, handler)."""
 
@@ -39,12 +50,13 @@ async def _start(connections: Connections) -> Registry:
 
 
 def create_app(settings: ServiceSettings) -> FastStream:
-    """The registry service: agent commands on ``parley.cmd.registry.<verb>``."""
+    """The registry service: agent, persona, cluster and API key commands on
+    ``parley.cmd.registry.<verb>``."""
     return service_app(
         SERVICE,
         settings,
         routes=ROUTES,
         start=_start,
         reply_error=reply_for_error,
-        description="Agents and their lifecycle.",
+        description="Agents and their lifecycle, personas, clusters and API keys.",
     )

@@ -14,8 +14,9 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from parley.aggregates import agent, cluster, name_claim, persona
+from parley.aggregates import agent, apikey, cluster, name_claim, persona
 from parley.aggregates.agent import Agent, name_change
+from parley.aggregates.apikey import ApiKey
 from parley.aggregates.cluster import Cluster
 from parley.aggregates.decision import Context, Decision, to_new_events
 from parley.aggregates.name_claim import Claim, NameClaim, Release
@@ -108,7 +109,8 @@ async def execute(
 
 
 class Registry:
-    """Agent, name and persona commands over an event store (clusters: :mod:`.clusters`)."""
+    """Agent, name and persona commands over an event store (clusters: :mod:`.clusters`,
+    API keys: :mod:`.keys`)."""
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
@@ -116,6 +118,7 @@ class Registry:
         self.names = Repository[NameClaim](store, name_claim.evolve)
         self.personas = Repository[Persona](store, persona.evolve)
         self.clusters = Repository[Cluster](store, cluster.evolve)
+        self.keys = Repository[ApiKey](store, apikey.evolve)
 
     # --- agents --------------------------------------------------------------------------
 

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import uuid
 from typing import Any
 
@@ -46,7 +45,8 @@ from parley.contracts.acl import (
     SendMessage,
     conversation_stream,
 )
-from parley.contracts.envelope import utcnow
+from parley.contracts import subjects
+from parley.contracts.envelope import NewEvent, utcnow
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
@@ -54,16 +54,16 @@ from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
 from parley.runtime.bidding import bid
-from parley.runtime.chat import Turns
-from parley.runtime.context import Deps, StreamRecorder
+from parley.runtime.adapters.messenger import send_message_command
+from parley.runtime.deps import Deps
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.messenger import send_message_command
+from parley.runtime.recording import SOURCE
+from parley.runtime.turns import Turns
 
-__all__ = ["INBOX_STREAM", "Inbox"]
+__all__ = ["Inbox", "content_text", "derived_id", "parse_verdict"]
 
 log = logging.getLogger(__name__)
 
-INBOX_STREAM = "PARLEY_INBOX"
 DURABLE = "runtime-inbox"
 _P = Performative
 _TURN_PERFORMATIVES = frozenset(
@@ -71,7 +71,6 @@ _TURN_PERFORMATIVES = frozenset(
 )
 _NAMESPACE = uuid.UUID("6f1d7a52-52f4-4c1e-9d0e-7d7f3c1a2b90")
 _REPLY_TIMEOUT_S = 10.0
-_REPLY_ATTEMPTS = 20
 _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
@@ -132,12 +131,12 @@ class Inbox:
     async def start(self) -> None:
         """Create the inbox stream if needed and start pulling."""
         deps = self.deps
-        await ensure_work_stream(deps.js, INBOX_STREAM, ["parley.inbox.>"])
+        await ensure_work_stream(deps.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
         self._queue = WorkQueue(
             deps.js,
-            stream=INBOX_STREAM,
+            stream=subjects.INBOX_STREAM,
             durable=DURABLE,
-            filter_subject="parley.inbox.agent.>",
+            filter_subject=subjects.INBOX_AGENTS,
             handle=self._handle,
             ack_wait=deps.settings.ack_wait,
             concurrency=max(1, deps.settings.max_in_flight),
@@ -195,24 +194,20 @@ class Inbox:
                 await msg.in_progress()
 
     async def _delivered(self, message: AclMessage, agent_id: str) -> None:
-        recorder = StreamRecorder(
-            self.deps.store,
-            conversation_stream(message.conversation_id),
+        delivered = MessageDelivered(
+            message_id=message.message_id, receiver=agent_id, worker=self.deps.settings.worker
+        )
+        event = NewEvent(
+            id=derived_id(message.message_id, agent_id, "delivered"),
+            type="message.delivered",
             subject=message.conversation_id,
+            data=msgspec.to_builtins(delivered),
             namespace=message.namespace,
-            correlation_id=message.message_id,
-            traceparent=None,
+            source=SOURCE,
+            correlationid=message.message_id,
         )
-        event = recorder.event(
-            "message.delivered",
-            MessageDelivered(
-                message_id=message.message_id, receiver=agent_id, worker=self.deps.settings.worker
-            ),
-        )
-        event = msgspec.structs.replace(
-            event, id=derived_id(message.message_id, agent_id, "delivered")
-        )
-        await self.deps.store.append(recorder.stream, [event], ANY_VERSION)
+        stream = conversation_stream(message.conversation_id)
+        await self.deps.store.append(stream, [event], ANY_VERSION)
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
         agent = self.deps.directory.get(agent_id)
@@ -354,17 +349,10 @@ class Inbox:
             hops=message.hops + 1,
             request_id=message.message_id,
         )
-        for attempt in range(_REPLY_ATTEMPTS):
-            try:
-                reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-                return False
-            busy = reply.error is not None and reply.error.code is ErrorCode.CONCURRENCY_CONFLICT
-            if not busy:
-                break
-            # A crowded conversation (many bidders answering one cfp): the same message id
-            # makes the retry land once.
-            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        try:
+            reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+            return False
         if not reply.ok and reply.error is not None:
             log.warning(
                 "agent %s's %s to %s was refused: %s %s",

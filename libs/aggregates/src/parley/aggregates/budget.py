@@ -6,6 +6,7 @@ then on :func:`exhausted` says why the agent's calls are refused.
 """
 
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
@@ -97,7 +98,10 @@ def decide(state: BudgetState | None, command: Consume, ctx: Context) -> Decisio
         agent_id=agent_id, period=period, usage=usage, total_tokens=tokens, total_cost_usd=cost
     )
     events: Decided = [("budget.consumed", consumed)]
-    limits = (("tokens", tokens, budget.max_tokens), ("cost", cost, budget.max_cost_usd))
+    limits: tuple[tuple[Literal["tokens", "cost"], float, float | None], ...] = (
+        ("tokens", tokens, budget.max_tokens),
+        ("cost", cost, budget.max_cost_usd),
+    )
     for kind, used, limit in limits:
         if limit is None:
             continue

@@ -12,7 +12,7 @@ them, so a view shows fields an older reader does not know.
 """
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -65,7 +65,7 @@ class ActiveTurn(msgspec.Struct, frozen=True):
 class Said(msgspec.Struct, frozen=True):
     """One message of the history a model sees."""
 
-    role: str
+    role: Literal["user", "assistant"]
     content: str
 
 
@@ -314,7 +314,9 @@ class EndOrphanTurn(msgspec.Struct, frozen=True, kw_only=True):
     seen_version: int
 
 
-SessionCommand = Open | ChangeSettings | Delete | AttachFile | RemoveFile | StartTurn | EndOrphanTurn
+SessionCommand = (
+    Open | ChangeSettings | Delete | AttachFile | RemoveFile | StartTurn | EndOrphanTurn
+)
 
 
 def decide(state: Session | None, command: SessionCommand, ctx: Context) -> Decision[None]:

@@ -132,7 +132,11 @@ def settings_problems(
                 )
     if persona_problem is not None:
         problems.append(
-            {"field": "persona", "code": ErrorCode.VALIDATION_ERROR.value, "message": persona_problem}
+            {
+                "field": "persona",
+                "code": ErrorCode.VALIDATION_ERROR.value,
+                "message": persona_problem,
+            }
         )
     if settings.persona is not None and settings.system_prompt is not None:
         problems.append(
@@ -204,7 +208,9 @@ def triage(execution: Execution | None, *, owned: bool, ack_wait: float) -> Tria
 def agent_triage(execution: Execution, agent: Agent | None, instances: int) -> Triage:
     """Once the agent is looked at: whether it can run the execution now."""
     if agent is None or agent.namespace != execution.namespace:
-        return Triage("fail", code=ErrorCode.AGENT_NOT_FOUND, message=f"no agent {execution.agent_id!r}")
+        return Triage(
+            "fail", code=ErrorCode.AGENT_NOT_FOUND, message=f"no agent {execution.agent_id!r}"
+        )
     if agent.state is not AgentState.RUNNING:
         return Triage(
             "fail",

@@ -96,7 +96,8 @@ class Sessions:
         try:
             await self._check(cmd.namespace, self._agent(session), updated)
         except RuntimeFault as fault:
-            failed = (fault.details or {}).get("errors", [])
+            details = fault.details if isinstance(fault.details, dict) else {}
+            failed = details.get("errors", [])
             raise RuntimeFault(
                 fault.code,
                 fault.message,

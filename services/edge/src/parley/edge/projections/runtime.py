@@ -14,34 +14,31 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
-
-import msgspec
 
 from parley.aggregates import execution as executions
 from parley.aggregates import session as sessions
 from parley.aggregates.execution import Execution
-from parley.aggregates.session import Entry, Session
+from parley.aggregates.session import Session
 from parley.contracts.envelope import Event, utcnow
 from parley.contracts.runtime import EVENT_TYPES
 from parley.edge.projections._base import FoldingProjection
 from parley.edge.projections.agents import iso
 from parley.edge.projections.runtime_views import (
-    ActiveTurnView,
+    T0,
     AgentMetrics,
     BudgetView,
-    ExecutionStep,
     ExecutionView,
-    FileView,
-    HistoryEntry,
     InstancesView,
     LogEntry,
     LogLevel,
-    PendingInput,
     SessionDetail,
     SessionView,
     TokenTotals,
+    execution_view,
+    history_entry,
+    session_fields,
 )
 from parley.eventstore import EventStore
 
@@ -57,8 +54,6 @@ LOG_LEVELS: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 log = logging.getLogger(__name__)
 
 _CATEGORIES = ("session-", "execution-", "budget-", "instance-")
-T0 = datetime.fromtimestamp(0, UTC)
-"""Stands in for a time a state lacks (never, for states folded from events)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +105,13 @@ class RuntimeProjection(FoldingProjection):
         state = self._sessions.get(session_id)
         if state is None or state.namespace != namespace:
             return None
-        history = [_history_entry(entry) for entry in state.entries]
-        return SessionDetail(**_session_fields(state), history=history)
+        history = [history_entry(entry) for entry in state.entries]
+        return SessionDetail(**session_fields(state), history=history)
 
     def sessions(self, namespace: str, agent_id: str | None = None) -> list[SessionView]:
         """The live sessions of ``namespace`` (of ``agent_id`` when given), unordered."""
         return [
-            SessionView(**_session_fields(s))
+            SessionView(**session_fields(s))
             for s in self._sessions.values()
             if s.namespace == namespace and (agent_id is None or s.agent_id == agent_id)
         ]
@@ -142,7 +137,7 @@ class RuntimeProjection(FoldingProjection):
         state = self._executions.get(execution_id)
         if state is None or state.agent_id != agent_id or state.namespace != namespace:
             return None
-        return _execution_view(state)
+        return execution_view(state)
 
     def executions(
         self,
@@ -151,7 +146,7 @@ class RuntimeProjection(FoldingProjection):
         predicate: Callable[[ExecutionView], bool] | None = None,
     ) -> list[ExecutionView]:
         """The executions of ``agent_id`` for which ``predicate`` holds, oldest first."""
-        views = (_execution_view(e) for e in self._of_agent(agent_id) if e.namespace == namespace)
+        views = (execution_view(e) for e in self._of_agent(agent_id) if e.namespace == namespace)
         return [v for v in views if predicate is None or predicate(v)]
 
     def latest_output(self, namespace: str, agent_id: str) -> ExecutionView | None:
@@ -163,7 +158,7 @@ class RuntimeProjection(FoldingProjection):
         ]
         if not done:
             return None
-        return _execution_view(max(done, key=lambda e: (e.finished_at or e.updated_at or T0, e.id)))
+        return execution_view(max(done, key=lambda e: (e.finished_at or e.updated_at or T0, e.id)))
 
     def logs(
         self,
@@ -445,103 +440,3 @@ def _finished_message(kind: str, outcome: str, data: dict[str, Any]) -> str:
     if isinstance(error, dict):
         message += f": {error.get('code')}: {error.get('message')}"
     return message
-
-
-def _history_entry(entry: Entry) -> HistoryEntry:
-    return HistoryEntry(
-        role=entry.role,  # type: ignore[arg-type]
-        content=entry.content,
-        turn_id=entry.turn_id,
-        time=iso(entry.time),
-        context=entry.context,
-        files=entry.files,
-        tool_calls=entry.tool_calls,
-        call_id=entry.call_id,
-        name=entry.name,
-        error=entry.error,
-        outcome=entry.outcome,
-        usage=entry.usage,
-        response_time_ms=entry.response_time_ms,
-    )
-
-
-def _session_fields(s: Session) -> dict[str, Any]:
-    created = s.created_at or T0
-    return {
-        "id": s.id,
-        "namespace": s.namespace,
-        "agent_id": s.agent_id,
-        "title": s.title,
-        "settings": msgspec.to_builtins(s.settings),
-        "created_at": iso(created),
-        "updated_at": iso(s.updated_at or created),
-        "version": s.version,
-        "turn_count": s.turn_count,
-        "message_count": len(s.entries),
-        "active_turn": ActiveTurnView(turn_id=s.active.turn_id, started_at=iso(s.active.started_at))
-        if s.active is not None
-        else None,
-        "last_turn_at": iso(s.last_turn_at) if s.last_turn_at else None,
-        "files": [
-            FileView(
-                id=f.file_id,
-                name=f.name,
-                content_type=f.content_type,
-                size=f.size,
-                sha256=f.sha256,
-                uploaded_at=iso(s.uploaded_at.get(f.file_id, created)),
-            )
-            for f in s.files.values()
-        ],
-    }
-
-
-def _execution_view(e: Execution) -> ExecutionView:
-    created = e.created_at or T0
-    pending = e.pending
-    return ExecutionView(
-        id=e.id,
-        agent_id=e.agent_id,
-        namespace=e.namespace,
-        status=e.status,
-        trigger=e.trigger,
-        input_data=e.input_data,
-        options=msgspec.to_builtins(e.options),
-        attempts=e.attempts,
-        steps=[_step(s) for s in e.steps],
-        output=e.output,
-        error=e.error,
-        usage=e.usage,
-        response_time_ms=e.response_time_ms,
-        pending_input=PendingInput(
-            step=pending.step,
-            call_id=pending.call_id,
-            tool=pending.tool,
-            arguments=dict(pending.arguments),
-            since=iso(e.pending_since or created),
-        )
-        if pending is not None
-        else None,
-        created_at=iso(created),
-        started_at=iso(e.started_at) if e.started_at else None,
-        updated_at=iso(e.updated_at or created),
-        finished_at=iso(e.finished_at) if e.finished_at else None,
-    )
-
-
-def _step(step: executions.Step) -> ExecutionStep:
-    return ExecutionStep(
-        step=step.step,
-        type=step.type,  # type: ignore[arg-type]
-        time=iso(step.time),
-        text=step.text,
-        tool_calls=step.tool_calls,
-        plan=step.plan,
-        call_id=step.call_id,
-        name=step.name,
-        arguments=step.arguments,
-        content=step.content,
-        error=step.error,
-        usage=step.usage,
-        duration_ms=step.duration_ms,
-    )

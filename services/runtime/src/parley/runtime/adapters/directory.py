@@ -7,6 +7,7 @@ has caught up with what the caller saw.
 
 from parley.aggregates.agent import Agent, evolve
 from parley.contracts.envelope import Event
+from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 
 __all__ = ["AgentDirectory"]
@@ -17,7 +18,7 @@ class AgentDirectory(Follower):
 
     name = "runtime-agents"
 
-    def __init__(self, store) -> None:  # noqa: ANN001 - EventStore
+    def __init__(self, store: EventStore) -> None:
         super().__init__(store)
         self._agents: dict[str, Agent] = {}
 

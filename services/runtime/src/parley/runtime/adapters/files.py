@@ -10,10 +10,10 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
+from parley.aggregates.session import Session
 from parley.contracts import subjects
 from parley.contracts.errors import ErrorCode
 from parley.runtime.errors import RuntimeFault
-from parley.aggregates.session import Session
 from parley.runtime.tools import ToolError
 
 __all__ = ["ALLOWED_TYPES", "FileStore", "SessionFiles", "check_upload"]

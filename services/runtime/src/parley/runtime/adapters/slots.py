@@ -36,7 +36,6 @@ __all__ = ["Capacity"]
 log = logging.getLogger(__name__)
 
 
-
 class Capacity:
     """Slot leases (shared by every runtime) and this process's warm instances."""
 
@@ -67,7 +66,9 @@ class Capacity:
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
         self._kv = await self.js.create_key_value(
-            KeyValueConfig(bucket=subjects.SLOTS_BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY)
+            KeyValueConfig(
+                bucket=subjects.SLOTS_BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY
+            )
         )
         self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
 

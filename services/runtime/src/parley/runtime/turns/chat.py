@@ -127,9 +127,7 @@ class Turns:
                 running_agent(deps.directory.get(cmd.agent_id), cmd.agent_id, cmd.namespace)
                 return _unopened(cmd.session_id, cmd)
         if cmd.session_id is not None:
-            loaded = await load_session(
-                deps, cmd.session_id, cmd.namespace, fresh=bool(cmd.files)
-            )
+            loaded = await load_session(deps, cmd.session_id, cmd.namespace, fresh=bool(cmd.files))
             session = loaded.state
             assert session is not None
             if cmd.agent_id is not None and session.agent_id != cmd.agent_id:
@@ -195,7 +193,9 @@ class Turns:
         )
         running[cmd.turn_id] = task
         task.add_done_callback(
-            lambda done: running.pop(cmd.turn_id, None) if running.get(cmd.turn_id) is done else None
+            lambda done: (
+                running.pop(cmd.turn_id, None) if running.get(cmd.turn_id) is done else None
+            )
         )
         return task
 
@@ -235,7 +235,9 @@ class Turns:
         envelope = Envelope(session.id, cmd.namespace, cmd.request_id, cmd.traceparent)
         version = loaded.version
         if version == 0:
-            opened = Open(session_id=session.id, agent_id=session.agent_id, settings=session.settings)
+            opened = Open(
+                session_id=session.id, agent_id=session.agent_id, settings=session.settings
+            )
             created = await execute(self.deps.sessions, stream, decide, opened, envelope, new=True)
             version = created.outcome.version
         started = TurnStarted(

@@ -31,7 +31,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import SessionSettings, execution_stream
 from parley.eventstore.repository import fold
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
-from parley.runtime.decisions import Envelope, execute
+from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import agent_triage, effective, triage
 from parley.runtime.errors import RuntimeFault
@@ -239,4 +239,3 @@ class ExecutionWorker:
 async def _unsubscribe(sub: Any) -> None:
     with contextlib.suppress(Exception):
         await sub.unsubscribe()
-

@@ -37,6 +37,7 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
+from parley.contracts import subjects
 from parley.contracts.acl import (
     AclMessage,
     MessageDelivered,
@@ -45,16 +46,14 @@ from parley.contracts.acl import (
     SendMessage,
     conversation_stream,
 )
-from parley.contracts import subjects
 from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
-from parley.runtime.bidding import bid
 from parley.runtime.adapters.messenger import send_message_command
+from parley.runtime.bidding import bid
 from parley.runtime.deps import Deps
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.recording import SOURCE
@@ -329,7 +328,11 @@ class Inbox:
             await self.turns.cancel(CancelTurn(namespace=message.namespace, session_id=session_id))
 
     async def _reply(
-        self, message: AclMessage, agent_id: str, performative: Performative, content: dict
+        self,
+        message: AclMessage,
+        agent_id: str,
+        performative: Performative,
+        content: dict[str, Any],
     ) -> bool:
         """Send the answer; False when the messaging service could not be reached."""
         outgoing = OutgoingMessage(

@@ -94,7 +94,12 @@ class Scheduler:
     async def start(self) -> None:
         """Open the lease bucket and start ticking."""
         self._kv = await self.deps.js.create_key_value(
-            KeyValueConfig(bucket=subjects.LEASES_BUCKET, ttl=LEASE_TTL_S, storage=StorageType.MEMORY, history=1)
+            KeyValueConfig(
+                bucket=subjects.LEASES_BUCKET,
+                ttl=LEASE_TTL_S,
+                storage=StorageType.MEMORY,
+                history=1,
+            )
         )
         self._task = asyncio.create_task(self._run(), name="scheduler")
 

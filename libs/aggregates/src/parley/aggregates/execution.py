@@ -19,6 +19,8 @@ from parley.aggregates.decision import Context, Decided, Decision
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
+    CancelExecution,
+    ExecutionInput,
     ExecutionInputReceived,
     ExecutionInputRequired,
     ExecutionOptions,
@@ -29,9 +31,7 @@ from parley.contracts.runtime import (
 
 __all__ = [
     "FINAL",
-    "Answer",
     "Begin",
-    "Cancel",
     "Execution",
     "ExecutionCommand",
     "ExecutionStatus",
@@ -263,24 +263,6 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     requested: ExecutionRequested
 
 
-class Answer(msgspec.Struct, frozen=True, kw_only=True):
-    """Answer the approval request of an ``input_required`` execution."""
-
-    execution_id: str
-    namespace: str
-    agent_id: str
-    approved: bool
-    response: str | None = None
-
-
-class Cancel(msgspec.Struct, frozen=True, kw_only=True):
-    """Cancel a queued, waiting or running execution."""
-
-    execution_id: str
-    namespace: str
-    agent_id: str
-
-
 class Begin(msgspec.Struct, frozen=True, kw_only=True):
     """A worker starts the next attempt of the execution it saw at ``seen_version``."""
 
@@ -317,7 +299,8 @@ class StopWorker(msgspec.Struct, frozen=True):
     execution_id: str
 
 
-ExecutionCommand = Request | Answer | Cancel | Begin | Record | Finish | Fail
+ExecutionCommand = Request | ExecutionInput | CancelExecution | Begin | Record | Finish | Fail
+"""What :func:`decide` takes: an answer and a cancel are the API's own commands."""
 
 
 def decide(
@@ -335,9 +318,9 @@ def decide(
     del ctx
     if isinstance(command, Request):
         return Decision(_request(state, command))
-    if isinstance(command, Answer | Cancel):
+    if isinstance(command, ExecutionInput | CancelExecution):
         execution = _visible(state, command.execution_id, command.agent_id, command.namespace)
-        if isinstance(command, Answer):
+        if isinstance(command, ExecutionInput):
             return Decision(_answer(execution, command))
         return _cancel(execution)
     if isinstance(command, Begin):
@@ -391,7 +374,7 @@ def _visible(
     return state
 
 
-def _answer(execution: Execution, command: Answer) -> Decided:
+def _answer(execution: Execution, command: ExecutionInput) -> Decided:
     pending = execution.pending
     if execution.status != "input_required" or pending is None:
         raise ParleyError(

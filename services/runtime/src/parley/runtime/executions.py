@@ -20,8 +20,6 @@ import logging
 import msgspec
 
 from parley.aggregates.execution import (
-    Answer,
-    Cancel,
     Execution,
     ExecutionCommand,
     Request,
@@ -90,16 +88,9 @@ class ExecutionCommands:
 
     async def answer(self, cmd: ExecutionInput) -> RuntimeReply:
         """Answer the approval request of an ``input_required`` execution; it runs on."""
-        command = Answer(
-            execution_id=cmd.execution_id,
-            namespace=cmd.namespace,
-            agent_id=cmd.agent_id,
-            approved=cmd.approved,
-            response=cmd.response,
-        )
         executed = await self._execute(
             cmd.execution_id,
-            command,
+            cmd,
             Envelope(cmd.execution_id, cmd.namespace, cmd.request_id, cmd.traceparent),
         )
         outcome = executed.outcome
@@ -113,12 +104,9 @@ class ExecutionCommands:
 
     async def cancel(self, cmd: CancelExecution) -> RuntimeReply:
         """Cancel a queued, waiting or running execution (its worker stops at once)."""
-        command = Cancel(
-            execution_id=cmd.execution_id, namespace=cmd.namespace, agent_id=cmd.agent_id
-        )
         executed = await self._execute(
             cmd.execution_id,
-            command,
+            cmd,
             Envelope(cmd.execution_id, cmd.namespace, cmd.request_id, cmd.traceparent),
         )
         for effect in executed.effects:

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import time
 
+from nats.aio.subscription import Subscription
+
 from parley.aggregates.session import Moved, Open, Session, StartTurn, decide
 from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.ids import new_id
@@ -18,7 +20,6 @@ from parley.contracts.runtime import (
     Chat,
     RuntimeReply,
     SessionSettings,
-    TurnStarted,
     session_stream,
 )
 from parley.eventstore.repository import Loaded
@@ -28,7 +29,7 @@ from parley.runtime.domain import effective, running_agent
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.sessions import load_session
 from parley.runtime.turns.control import TurnControl, ctl_subject
-from parley.runtime.turns.run import TurnEnd, run_turn, text_file
+from parley.runtime.turns.run import TurnEnd, run_turn, text_file, turn_started
 
 __all__ = ["Turns"]
 
@@ -158,6 +159,10 @@ class Turns:
         dropped without a trace and the turn starts again the careful way: make room by the
         policy, append, then run.
         """
+        # Answer pings before the start is recorded: a runtime that sees the turn in the
+        # session must find it alive, or it would end it as an orphan while it runs.
+        ctl = await self.deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self.control.serve)
+        stack.push_async_callback(_unsubscribe, ctl)
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         task = self._spawn(cmd, loaded, stack, gate)
         try:
@@ -240,14 +245,7 @@ class Turns:
             )
             created = await execute(self.deps.sessions, stream, decide, opened, envelope, new=True)
             version = created.outcome.version
-        started = TurnStarted(
-            turn_id=cmd.turn_id,
-            session_id=session.id,
-            agent_id=session.agent_id,
-            message=cmd.message,
-            context=cmd.context,
-            files=cmd.files,
-        )
+        started = turn_started(cmd, session)
         command = StartTurn(namespace=cmd.namespace, started=started, seen_version=version)
         executed = await execute(self.deps.sessions, stream, decide, command, envelope)
         return executed.outcome.position
@@ -292,14 +290,16 @@ class Turns:
         gate: asyncio.Future[None],
     ) -> TurnEnd | None:
         """The turn; None when it was dropped before it started (the slot stays held)."""
-        sub = await self.deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self.control.serve)
         try:
             return await run_turn(self.deps, cmd, session, gate)
         finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
             if not gate.cancelled():
-                await stack.aclose()
+                await stack.aclose()  # its control subscription, then its slot
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()
 
 
 def _unopened(session_id: str, cmd: Chat) -> Loaded[Session]:

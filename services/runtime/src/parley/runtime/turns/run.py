@@ -32,7 +32,7 @@ from parley.runtime.run_setup import build_run
 from parley.runtime.strategies import run_strategy
 from parley.runtime.tools import ToolContext
 
-__all__ = ["TurnEnd", "run_turn", "text_file"]
+__all__ = ["TurnEnd", "run_turn", "text_file", "turn_started"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,18 @@ class TurnEnd:
     result: ChatResult
     position: int
     error: ErrorBody | None
+
+
+def turn_started(cmd: Chat, session: Session) -> TurnStarted:
+    """The start of the turn ``cmd`` asks for in ``session``."""
+    return TurnStarted(
+        turn_id=cmd.turn_id,
+        session_id=session.id,
+        agent_id=session.agent_id,
+        message=cmd.message,
+        context=cmd.context,
+        files=cmd.files,
+    )
 
 
 def text_file(session: Session, ref: str) -> FileUploaded:
@@ -179,14 +191,7 @@ async def _last_frame(sink: DeltaPublisher, finished: RunFinished, error: ErrorB
 
 async def _with_files(deps: Deps, session: Session, cmd: Chat) -> str:
     """The user's message as the model sees it: context and referenced files' text."""
-    started = TurnStarted(
-        turn_id=cmd.turn_id,
-        session_id=session.id,
-        agent_id=session.agent_id,
-        message=cmd.message,
-        context=cmd.context,
-    )
-    parts = [turn_prompt(started)]
+    parts = [turn_prompt(turn_started(cmd, session))]
     for ref in cmd.files:
         meta = text_file(session, ref)
         data = await deps.files.get(meta.file_id) or b""

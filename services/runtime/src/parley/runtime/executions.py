@@ -28,7 +28,6 @@ from parley.aggregates.execution import (
     evolve,
 )
 from parley.contracts import subjects
-from parley.contracts.envelope import Event
 from parley.contracts.ids import new_id
 from parley.contracts.runtime import (
     CancelExecution,
@@ -38,8 +37,7 @@ from parley.contracts.runtime import (
     TriggerExecution,
     execution_stream,
 )
-from parley.eventstore import EventStore
-from parley.eventstore.follower import Follower
+from parley.runtime.adapters.directory import Folded
 from parley.runtime.decisions import Envelope, Executed, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import running_agent
@@ -154,7 +152,8 @@ async def enqueue(deps: Deps, execution_id: str, namespace: str, version: int) -
 
 async def requeue_lost(deps: Deps) -> None:
     """Queue again every execution recorded as ``queued`` (a publish may have been lost)."""
-    sweep = _QueuedSweep(deps.store)
+    sweep: Folded[Execution] = Folded(deps.store, "execution", evolve)
+    sweep.name = "executions-sweep"
     await sweep.start()
     try:
         if not await sweep.wait_for(sweep.target_position, 60.0):
@@ -162,25 +161,5 @@ async def requeue_lost(deps: Deps) -> None:
             return
     finally:
         await sweep.stop()
-    for execution in sweep.queued():
+    for execution in [e for e in sweep.states.values() if e.status == "queued"]:
         await enqueue(deps, execution.id, execution.namespace, execution.version)
-
-
-class _QueuedSweep(Follower):
-    """Reads the store once at start-up to find executions left ``queued``."""
-
-    name = "executions-sweep"
-
-    def __init__(self, store: EventStore) -> None:
-        super().__init__(store)
-        self._executions: dict[str, Execution] = {}
-
-    def fold(self, event: Event) -> None:
-        """Fold execution events; skip the rest."""
-        if not event.stream.startswith("execution-"):
-            return
-        self._executions[event.subject] = evolve(self._executions.get(event.subject), event)
-
-    def queued(self) -> list[Execution]:
-        """Executions waiting for a worker."""
-        return [e for e in self._executions.values() if e.status == "queued"]

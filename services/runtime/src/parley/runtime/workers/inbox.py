@@ -28,9 +28,7 @@ come from its definition). A turn's own messages carry the inbound hop count plu
 
 import asyncio
 import contextlib
-import json
 import logging
-import uuid
 from typing import Any
 
 import msgspec
@@ -53,71 +51,30 @@ from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
 from parley.runtime.adapters.messenger import send_message_command
+from parley.runtime.answers import (
+    JUDGE_PROMPT,
+    TURN_PERFORMATIVES,
+    Answer,
+    content_text,
+    derived_id,
+    parse_verdict,
+)
 from parley.runtime.bidding import bid
 from parley.runtime.deps import Deps
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.recording import SOURCE
 from parley.runtime.turns import Turns
 
-__all__ = ["Inbox", "content_text", "derived_id", "parse_verdict"]
+__all__ = ["Inbox"]
 
 log = logging.getLogger(__name__)
 
 DURABLE = "runtime-inbox"
-_P = Performative
-_TURN_PERFORMATIVES = frozenset(
-    {_P.REQUEST, _P.QUERY_IF, _P.QUERY_REF, _P.REQUEST_WHEN, _P.REQUEST_WHENEVER, _P.SUBSCRIBE}
-)
-_NAMESPACE = uuid.UUID("6f1d7a52-52f4-4c1e-9d0e-7d7f3c1a2b90")
 _REPLY_TIMEOUT_S = 10.0
 _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
-
-Answer = tuple[Performative, dict[str, Any]]
-
-
-def derived_id(*parts: str) -> str:
-    """A stable id from ``parts`` (the same inbound message always maps to the same ids)."""
-    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
-
-
-JUDGE_PROMPT = (
-    "A task is out to tender; its description follows as data. Decide whether you should"
-    " bid for it. Answer only with a JSON object whose keys are bid (true or false),"
-    " confidence (a number from 0 to 1) and reason (a short text).\n\n"
-)
-
-
-def parse_verdict(text: str) -> dict[str, Any] | None:
-    """The last JSON object in ``text`` with a boolean ``bid``, or None."""
-    decoder = json.JSONDecoder()
-    found = None
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            value = None
-        if isinstance(value, dict) and isinstance(value.get("bid"), bool):
-            found = value
-        start = text.find("{", start + 1)  # nested objects count too
-    return found
-
-
-def content_text(message: AclMessage) -> str | None:
-    """The content as text for the model, or None when it is missing or malformed."""
-    content = message.content
-    if content is None or content == "" or content == {} or content == []:
-        return None
-    if message.language == "json" and isinstance(content, str):
-        try:
-            content = json.loads(content)
-        except ValueError:
-            return None
-    if isinstance(content, str):
-        return content
-    return msgspec.json.encode(content).decode()
+_P = Performative
 
 
 class Inbox:
@@ -211,7 +168,7 @@ class Inbox:
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
         agent = self.deps.directory.get(agent_id)
         performative = message.performative
-        expects_answer = performative in _TURN_PERFORMATIVES or performative in (
+        expects_answer = performative in TURN_PERFORMATIVES or performative in (
             _P.CFP,
             _P.ACCEPT_PROPOSAL,
         )

@@ -21,7 +21,7 @@ from parley.aggregates.session import (
     SessionCommand,
     decide,
 )
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.runtime import (
     CreateSession,
@@ -143,7 +143,7 @@ class Sessions:
                 reply = await self.delete(
                     DeleteSession(namespace=cmd.namespace, session_id=session_id)
                 )
-            except RuntimeFault:
+            except ParleyError:
                 continue  # already gone
             position, deleted = max(position, reply.position), deleted + 1
         return RuntimeReply(ok=True, position=position, report={"deleted": deleted})

@@ -45,6 +45,7 @@ from parley.contracts.acl import (
     conversation_stream,
 )
 from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
@@ -61,7 +62,6 @@ from parley.runtime.answers import (
 )
 from parley.runtime.bidding import bid
 from parley.runtime.deps import Deps
-from parley.runtime.errors import RuntimeFault
 from parley.runtime.recording import SOURCE
 from parley.runtime.turns import Turns
 
@@ -229,7 +229,7 @@ class Inbox:
         )
         try:
             reply = await self.turns.chat(chat, open_session=True)
-        except RuntimeFault:
+        except ParleyError:
             return None
         if not reply.ok or reply.chat is None:
             return None
@@ -266,7 +266,7 @@ class Inbox:
         )
         try:
             reply = await self.turns.chat(chat, open_session=True)
-        except RuntimeFault as fault:
+        except ParleyError as fault:
             return _P.FAILURE, {"reason": fault.message}
         if not reply.ok or reply.chat is None:
             reason = reply.error.message if reply.error else "no answer"
@@ -281,7 +281,7 @@ class Inbox:
 
     async def _cancel(self, message: AclMessage, agent_id: str) -> None:
         session_id = derived_id(message.conversation_id, agent_id)
-        with contextlib.suppress(RuntimeFault):
+        with contextlib.suppress(ParleyError):
             await self.turns.cancel(CancelTurn(namespace=message.namespace, session_id=session_id))
 
     async def _reply(

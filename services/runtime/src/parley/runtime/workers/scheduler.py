@@ -27,10 +27,10 @@ from nats.js.kv import KeyValue
 
 from parley.aggregates.agent import Agent
 from parley.contracts import subjects
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentState, Trigger, agent_stream
 from parley.contracts.runtime import TriggerExecution
 from parley.runtime.deps import Deps
-from parley.runtime.errors import RuntimeFault
 from parley.runtime.executions import ExecutionCommands
 
 __all__ = ["LEASE_TTL_S", "Scheduler", "due_slot", "latest_slot", "slot_execution_id"]
@@ -171,7 +171,7 @@ class Scheduler:
         )
         try:
             await self.executions.trigger(command)
-        except RuntimeFault as exc:  # paused or deleted since the look: skip the slot
+        except ParleyError as exc:  # paused or deleted since the look: skip the slot
             log.info("periodic trigger of %s skipped: %s", agent.id, exc.message)
         self._fired[agent.id] = slot
 

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from parley.aggregates._chain import Chain, append, items
 from parley.aggregates.decision import Context, Decided, Decision
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
@@ -98,7 +99,8 @@ class Execution(msgspec.Struct, frozen=True, kw_only=True):
     pending: ExecutionInputRequired | None = None
     """The approval request an ``input_required`` execution waits on."""
     pending_since: datetime | None = None
-    steps: tuple[Step, ...] = ()
+    trail: Chain[Step] | None = None
+    """The recorded steps, newest last (see :attr:`steps`)."""
     output: str | None = None
     error: dict[str, Any] | None = None
     usage: dict[str, Any] = {}
@@ -112,6 +114,11 @@ class Execution(msgspec.Struct, frozen=True, kw_only=True):
     requested_position: int = 0
     correlation_id: str | None = None
     traceparent: str | None = None
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The recorded steps, oldest first."""
+        return items(self.trail)
 
     @property
     def finished(self) -> bool:
@@ -179,7 +186,7 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             usage=data.get("usage"),
             duration_ms=data.get("duration_ms"),
         )
-        return msgspec.structs.replace(state, steps=(*state.steps, step))
+        return msgspec.structs.replace(state, trail=append(state.trail, step))
     if kind.startswith("tool."):
         step = Step(
             step=int(data.get("step", 0)),
@@ -194,7 +201,7 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             else None,
             duration_ms=data.get("duration_ms"),
         )
-        return msgspec.structs.replace(state, steps=(*state.steps, step))
+        return msgspec.structs.replace(state, trail=append(state.trail, step))
     if kind == "execution.input_required":
         pending = msgspec.convert(data, ExecutionInputRequired)
         return msgspec.structs.replace(

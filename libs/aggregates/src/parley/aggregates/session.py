@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from parley.aggregates._chain import Chain, append, items
 from parley.aggregates.decision import Context, Decided, Decision
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
@@ -103,7 +104,8 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
     deleted: bool = False
     files: dict[str, FileUploaded] = {}
     uploaded_at: dict[str, datetime] = {}
-    entries: tuple[Entry, ...] = ()
+    trail: Chain[Entry] | None = None
+    """The messages, newest last (see :attr:`entries`)."""
     active: ActiveTurn | None = None
     outcomes: dict[str, str | None] = {}
     """Turn id → how it ended (None while it runs)."""
@@ -117,6 +119,16 @@ class Session(msgspec.Struct, frozen=True, kw_only=True):
             return self.files[name_or_id]
         named = [f for f in self.files.values() if f.name == name_or_id]
         return named[-1] if named else None
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """The conversation's messages as the API shows them, oldest first."""
+        return items(self.trail)
+
+    @property
+    def entry_count(self) -> int:
+        """How many messages :attr:`entries` holds."""
+        return self.trail.length if self.trail is not None else 0
 
     @property
     def history(self) -> tuple[Said, ...]:
@@ -192,7 +204,7 @@ def evolve(state: Session | None, event: Event) -> Session:
         return msgspec.structs.replace(
             state,
             active=ActiveTurn(started.turn_id, at),
-            entries=(*state.entries, entry),
+            trail=append(state.trail, entry),
             outcomes={**state.outcomes, started.turn_id: None},
             turn_count=state.turn_count + 1,
             last_turn_at=at,
@@ -207,7 +219,7 @@ def evolve(state: Session | None, event: Event) -> Session:
             time=at,
             tool_calls=list(data["tool_calls"]),
         )
-        return msgspec.structs.replace(state, entries=(*state.entries, asked))
+        return msgspec.structs.replace(state, trail=append(state.trail, asked))
     if kind in ("tool.completed", "tool.failed"):
         failed = kind == "tool.failed"
         result = Entry(
@@ -219,7 +231,7 @@ def evolve(state: Session | None, event: Event) -> Session:
             name=data.get("name"),
             error={"code": data.get("code"), "message": data.get("message")} if failed else None,
         )
-        return msgspec.structs.replace(state, entries=(*state.entries, result))
+        return msgspec.structs.replace(state, trail=append(state.trail, result))
     if kind in FINISHED:
         outcome = kind.removeprefix("turn.")
         answer = Entry(
@@ -239,7 +251,7 @@ def evolve(state: Session | None, event: Event) -> Session:
         if run_id in outcomes:
             outcomes = {**outcomes, run_id: outcome}
         return msgspec.structs.replace(
-            state, active=active, outcomes=outcomes, entries=(*state.entries, answer)
+            state, active=active, outcomes=outcomes, trail=append(state.trail, answer)
         )
     return state
 

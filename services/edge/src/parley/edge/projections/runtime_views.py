@@ -268,7 +268,7 @@ def session_fields(s: Session) -> dict[str, Any]:
         "updated_at": iso(s.updated_at or created),
         "version": s.version,
         "turn_count": s.turn_count,
-        "message_count": len(s.entries),
+        "message_count": s.entry_count,
         "active_turn": ActiveTurnView(turn_id=s.active.turn_id, started_at=iso(s.active.started_at))
         if s.active is not None
         else None,

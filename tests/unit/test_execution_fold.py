@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from parley.aggregates.execution import Execution, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import Trigger
-from parley.aggregates.execution import Execution, evolve
 from parley.runtime.domain import input_text
 from parley.runtime.workers.scheduler import due_slot, latest_slot, slot_execution_id
 

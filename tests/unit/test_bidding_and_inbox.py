@@ -6,8 +6,8 @@ from parley.contracts.acl import AclMessage, Performative
 from parley.contracts.registry import AgentSpec, Bidding
 from parley.contracts.tasks import Proposal
 from parley.contracts.tools import SendMessageArgs, SendMessageConfig
+from parley.runtime.answers import content_text, derived_id
 from parley.runtime.bidding import AgentStats, bid
-from parley.runtime.inbox import content_text, derived_id
 from parley.runtime.tools import ToolContext, ToolError
 from parley.runtime.tools.send_message import SendMessage
 
@@ -108,6 +108,6 @@ async def test_send_message_stays_inside_the_definition(arguments, config, code)
     ],
 )
 def test_a_judged_bid_reads_the_last_verdict_in_the_answer(text, verdict):
-    from parley.runtime.inbox import parse_verdict
+    from parley.runtime.answers import parse_verdict
 
     assert parse_verdict(text) == verdict

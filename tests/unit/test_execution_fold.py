@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from parley.aggregates.execution import Execution, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import Trigger
-from parley.runtime.execution import Execution, evolve
-from parley.runtime.executions import input_text
-from parley.runtime.scheduler import due_slot, latest_slot, slot_execution_id
+from parley.runtime.domain import input_text
+from parley.runtime.workers.scheduler import due_slot, latest_slot, slot_execution_id
 
 NOW = datetime(2026, 11, 23, 12, 0, 7, 250_000, tzinfo=UTC)
 

@@ -5,13 +5,13 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
+from parley.aggregates.budget import decide_consume, exhausted, period_of
+from parley.aggregates.budget import evolve as evolve_budget
+from parley.aggregates.session import evolve as evolve_session
 from parley.contracts.envelope import Event
 from parley.contracts.registry import Budget
 from parley.contracts.runtime import SessionSettings, Usage
-from parley.runtime.budgets import decide_consume, exhausted, period_of
-from parley.runtime.budgets import evolve as evolve_budget
 from parley.runtime.journal import Journal
-from parley.runtime.session import evolve as evolve_session
 from parley.runtime.strategies import parse_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -2,9 +2,8 @@
 
 import asyncio
 
-from parley.kit.settings import from_env
 from parley.runtime.app import create_app
-from parley.runtime.settings import RuntimeSettings
+from parley.runtime.settings import load_settings
 
 if __name__ == "__main__":
-    asyncio.run(create_app(from_env(RuntimeSettings)).run())
+    asyncio.run(create_app(load_settings()).run())

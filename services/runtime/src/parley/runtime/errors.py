@@ -3,15 +3,16 @@
 import logging
 from typing import Any
 
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.contracts.runtime import RuntimeReply
 from parley.kit.errors import error_body_for
 
-__all__ = ["RuntimeFault", "error_body"]
+__all__ = ["RuntimeFault", "error_body", "reply_for_error"]
 
 log = logging.getLogger(__name__)
 
 
-class RuntimeFault(Exception):
+class RuntimeFault(ParleyError):
     """A request or run the runtime refuses or cannot finish, with its API error code.
 
     ``retryable`` tells an execution whether another attempt may succeed (provider trouble).
@@ -25,16 +26,15 @@ class RuntimeFault(Exception):
         *,
         retryable: bool = False,
     ) -> None:
-        super().__init__(message)
-        self.code, self.message, self.details, self.retryable = code, message, details, retryable
-
-    def to_body(self) -> ErrorBody:
-        """The error as a reply or event carries it."""
-        return ErrorBody(code=self.code, message=self.message, details=self.details)
+        super().__init__(code, message, details)
+        self.retryable = retryable
 
 
 def error_body(exc: BaseException) -> ErrorBody:
     """The error body for an exception raised while handling a command."""
-    if isinstance(exc, RuntimeFault):
-        return exc.to_body()
     return error_body_for(exc, log=log)
+
+
+def reply_for_error(exc: Exception) -> RuntimeReply:
+    """The reply to a command that raised ``exc``."""
+    return RuntimeReply(ok=False, error=error_body(exc))

@@ -10,46 +10,65 @@ from typing import Any
 
 import msgspec
 
-from parley.contracts.errors import ErrorCode
+from parley.aggregates.agent import Agent
+from parley.aggregates.session import (
+    AttachFile,
+    ChangeSettings,
+    Delete,
+    Open,
+    RemoveFile,
+    Session,
+    SessionCommand,
+    decide,
+)
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.run_settings import run_settings_problems
 from parley.contracts.runtime import (
     CreateSession,
     DeleteFile,
     DeleteSession,
     DeleteSessions,
-    FileDeleted,
     FileUploaded,
     RuntimeReply,
-    SessionCreated,
-    SessionDeleted,
     SessionSettings,
-    SessionSettingsChanged,
     SetSessionTools,
     UpdateSession,
     UploadFile,
     session_stream,
 )
-from parley.eventstore import NO_STREAM, ConcurrencyConflict
-from parley.kit.telemetry import current_traceparent
-from parley.runtime.chat import SessionCache, load_session
-from parley.runtime.context import Deps, StreamRecorder, effective
+from parley.eventstore import ConcurrencyConflict
+from parley.eventstore.repository import Loaded, Outcome
+from parley.runtime.adapters.files import check_upload
+from parley.runtime.decisions import Envelope, execute
+from parley.runtime.deps import Deps
+from parley.runtime.domain import patched, raise_problems, settings_problems
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.files import check_upload
-from parley.runtime.session import Session
 
-__all__ = ["Sessions"]
+__all__ = ["Sessions", "load_session"]
 
-_PATCH_FIELDS = tuple(f.name for f in msgspec.structs.fields(SessionSettings))
+
+async def load_session(
+    deps: Deps, session_id: str, namespace: str, *, fresh: bool = True
+) -> Loaded[Session]:
+    """A session folded from its stream (read afresh unless ``fresh`` is False).
+
+    Raises:
+        RuntimeFault: ``SESSION_NOT_FOUND`` when absent, deleted or in another namespace.
+    """
+    loaded = await deps.sessions.load(session_stream(session_id), fresh=fresh)
+    session = loaded.state
+    if session is None or not session.live_in(namespace):
+        if not fresh:
+            return await load_session(deps, session_id, namespace)
+        raise RuntimeFault(ErrorCode.SESSION_NOT_FOUND, f"no session {session_id!r}")
+    return loaded
 
 
 class Sessions:
     """Handlers of the session commands."""
 
-    def __init__(self, deps: Deps, cache: SessionCache | None = None) -> None:
+    def __init__(self, deps: Deps) -> None:
         self.deps = deps
-        self.cache = cache
-        """The chat turns' cache, kept current with what these commands append."""
 
     async def create(self, cmd: CreateSession) -> RuntimeReply:
         """Open a session for an agent, or an ad-hoc one."""
@@ -62,45 +81,23 @@ class Sessions:
                 raise RuntimeFault(ErrorCode.AGENT_NOT_FOUND, f"no agent {cmd.agent_id!r}")
         await self._check(cmd.namespace, agent, cmd.settings)
         session_id = cmd.session_id or new_id()
-        recorder = self._recorder(session_id, cmd, NO_STREAM)
-        try:
-            await recorder.record(
-                "session.created",
-                SessionCreated(
-                    session_id=session_id,
-                    agent_id=cmd.agent_id,
-                    settings=cmd.settings,
-                    title=cmd.title,
-                ),
-            )
-        except ConcurrencyConflict:
-            raise RuntimeFault(
-                ErrorCode.CONCURRENCY_CONFLICT, f"session {session_id!r} already exists"
-            ) from None
+        opened = Open(
+            session_id=session_id, agent_id=cmd.agent_id, settings=cmd.settings, title=cmd.title
+        )
+        outcome = await self._execute(session_id, opened, cmd, new=True)
         return RuntimeReply(
-            ok=True,
-            session_id=session_id,
-            version=recorder.version or 1,
-            position=recorder.position,
+            ok=True, session_id=session_id, version=outcome.version, position=outcome.position
         )
 
     async def update(self, cmd: UpdateSession) -> RuntimeReply:
         """Change settings; report changed, skipped (same value) and failed fields."""
         session, version = await self._load(cmd.session_id, cmd.namespace, cmd.expected_version)
-        current = msgspec.structs.asdict(session.settings)
-        wanted = {
-            name: getattr(cmd.patch, name)
-            for name in _PATCH_FIELDS
-            if getattr(cmd.patch, name, None) is not None
-        }
-        changed = [n for n, v in wanted.items() if current.get(n) != v]
-        skipped = [n for n in wanted if n not in changed]
-        updated = msgspec.structs.replace(session.settings, **{n: wanted[n] for n in changed})
-        agent = self.deps.directory.get(session.agent_id) if session.agent_id else None
+        updated, changed, skipped = patched(session.settings, cmd.patch)
         try:
-            await self._check(cmd.namespace, agent, updated)
+            await self._check(cmd.namespace, self._agent(session), updated)
         except RuntimeFault as fault:
-            failed = (fault.details or {}).get("errors", [])
+            details = fault.details if isinstance(fault.details, dict) else {}
+            failed = details.get("errors", [])
             raise RuntimeFault(
                 fault.code,
                 fault.message,
@@ -109,16 +106,13 @@ class Sessions:
         report: dict[str, Any] = {"changed": changed, "skipped": skipped, "failed": []}
         if not changed:
             return RuntimeReply(ok=True, session_id=session.id, version=version, report=report)
-        recorder = self._recorder(session.id, cmd, version)
-        await recorder.record(
-            "session.settings_changed",
-            SessionSettingsChanged(session_id=session.id, settings=updated, changed=changed),
-        )
+        change = ChangeSettings(namespace=cmd.namespace, settings=updated, changed=changed)
+        outcome = await self._execute(session.id, change, cmd, expected_version=version)
         return RuntimeReply(
             ok=True,
             session_id=session.id,
-            version=recorder.version or version,
-            position=recorder.position,
+            version=outcome.version,
+            position=outcome.position,
             report=report,
         )
 
@@ -126,28 +120,20 @@ class Sessions:
         """Replace the session's tools."""
         session, version = await self._load(cmd.session_id, cmd.namespace, cmd.expected_version)
         updated = msgspec.structs.replace(session.settings, tools=cmd.tools)
-        agent = self.deps.directory.get(session.agent_id) if session.agent_id else None
-        await self._check(cmd.namespace, agent, updated)
-        recorder = self._recorder(session.id, cmd, version)
-        await recorder.record(
-            "session.settings_changed",
-            SessionSettingsChanged(session_id=session.id, settings=updated, changed=["tools"]),
-        )
+        await self._check(cmd.namespace, self._agent(session), updated)
+        change = ChangeSettings(namespace=cmd.namespace, settings=updated, changed=["tools"])
+        outcome = await self._execute(session.id, change, cmd, expected_version=version)
         return RuntimeReply(
-            ok=True,
-            session_id=session.id,
-            version=recorder.version or 0,
-            position=recorder.position,
+            ok=True, session_id=session.id, version=outcome.version, position=outcome.position
         )
 
     async def delete(self, cmd: DeleteSession) -> RuntimeReply:
         """Delete one session: it leaves every view (its events stay)."""
-        session, version = await self._load(cmd.session_id, cmd.namespace, None)
-        recorder = self._recorder(session.id, cmd, None)
-        await recorder.record("session.deleted", SessionDeleted(session_id=session.id))
+        session, _ = await self._load(cmd.session_id, cmd.namespace, None)
+        outcome = await self._execute(session.id, Delete(namespace=cmd.namespace), cmd)
         for file_id in session.files:
             await self.deps.files.delete(file_id)
-        return RuntimeReply(ok=True, session_id=session.id, position=recorder.position)
+        return RuntimeReply(ok=True, session_id=session.id, position=outcome.position)
 
     async def delete_all(self, cmd: DeleteSessions) -> RuntimeReply:
         """Delete the given sessions of the namespace (the edge lists them from its view)."""
@@ -157,7 +143,7 @@ class Sessions:
                 reply = await self.delete(
                     DeleteSession(namespace=cmd.namespace, session_id=session_id)
                 )
-            except RuntimeFault:
+            except ParleyError:
                 continue  # already gone
             position, deleted = max(position, reply.position), deleted + 1
         return RuntimeReply(ok=True, position=position, report={"deleted": deleted})
@@ -170,20 +156,19 @@ class Sessions:
         )
         file_id = new_id()
         await self.deps.files.put(file_id, cmd.data)
-        recorder = self._recorder(session.id, cmd, None)
-        await recorder.record(
-            "file.uploaded",
-            FileUploaded(
-                session_id=session.id,
-                file_id=file_id,
-                name=cmd.name,
-                content_type=cmd.content_type,
-                size=len(cmd.data),
-                sha256=digest,
-            ),
+        uploaded = FileUploaded(
+            session_id=session.id,
+            file_id=file_id,
+            name=cmd.name,
+            content_type=cmd.content_type,
+            size=len(cmd.data),
+            sha256=digest,
+        )
+        outcome = await self._execute(
+            session.id, AttachFile(namespace=cmd.namespace, file=uploaded), cmd
         )
         return RuntimeReply(
-            ok=True, session_id=session.id, file_id=file_id, position=recorder.position
+            ok=True, session_id=session.id, file_id=file_id, position=outcome.position
         )
 
     async def delete_file(self, cmd: DeleteFile) -> RuntimeReply:
@@ -191,13 +176,11 @@ class Sessions:
         session, _ = await self._load(cmd.session_id, cmd.namespace, None)
         if cmd.file_id not in session.files:
             raise RuntimeFault(ErrorCode.FILE_NOT_FOUND, f"the session has no file {cmd.file_id!r}")
-        recorder = self._recorder(session.id, cmd, None)
-        await recorder.record(
-            "file.deleted", FileDeleted(session_id=session.id, file_id=cmd.file_id)
-        )
+        removal = RemoveFile(namespace=cmd.namespace, file_id=cmd.file_id)
+        outcome = await self._execute(session.id, removal, cmd)
         await self.deps.files.delete(cmd.file_id)
         return RuntimeReply(
-            ok=True, session_id=session.id, file_id=cmd.file_id, position=recorder.position
+            ok=True, session_id=session.id, file_id=cmd.file_id, position=outcome.position
         )
 
     async def _load(
@@ -209,59 +192,35 @@ class Sessions:
             raise ConcurrencyConflict(session_stream(session_id), expected_version, loaded.version)
         return loaded.state, loaded.version
 
-    async def _check(self, namespace: str, agent: Any, settings: SessionSettings) -> None:
-        eff = effective(agent, settings)
-        problems = run_settings_problems(
-            provider=eff.provider,
-            model=eff.model,
-            params=eff.params,
-            tools=eff.tools,
-            strategy=eff.strategy,
+    def _agent(self, session: Session) -> Agent | None:
+        return self.deps.directory.get(session.agent_id) if session.agent_id else None
+
+    async def _execute(
+        self,
+        session_id: str,
+        command: SessionCommand,
+        cmd: Any,
+        *,
+        expected_version: int | None = None,
+        new: bool = False,
+    ) -> Outcome[Session]:
+        envelope = Envelope(session_id, cmd.namespace, cmd.request_id, cmd.traceparent)
+        executed = await execute(
+            self.deps.sessions,
+            session_stream(session_id),
+            decide,
+            command,
+            envelope,
+            expected_version=expected_version,
+            new=new,
         )
-        if agent is not None and settings.tools is not None:
-            allowed = {t.name for t in agent.spec.tools}
-            for i, tool in enumerate(settings.tools):
-                if tool.name not in allowed:
-                    problems.append(
-                        {
-                            "field": f"tools[{i}].name",
-                            "code": ErrorCode.TOOL_NOT_AVAILABLE.value,
-                            "message": f"tool {tool.name!r} is not among the agent's tools"
-                            f" ({', '.join(sorted(allowed)) or 'none'})",
-                        }
-                    )
+        return executed.outcome
+
+    async def _check(self, namespace: str, agent: Agent | None, settings: SessionSettings) -> None:
+        persona_problem = None
         if settings.persona is not None:
             try:
                 await self.deps.persona_text(namespace, settings.persona)
             except RuntimeFault as fault:
-                problems.append(
-                    {"field": "persona", "code": fault.code.value, "message": fault.message}
-                )
-        if settings.persona is not None and settings.system_prompt is not None:
-            problems.append(
-                {
-                    "field": "persona",
-                    "code": ErrorCode.VALIDATION_ERROR.value,
-                    "message": "set system_prompt or persona, not both",
-                }
-            )
-        if problems:
-            first = problems[0]
-            message = f"{first['field']}: {first['message']}"
-            if len(problems) > 1:
-                message += f" (and {len(problems) - 1} more)"
-            raise RuntimeFault(ErrorCode(first["code"]), message, {"errors": problems})
-
-    def _recorder(self, session_id: str, cmd: Any, expected: int | None) -> StreamRecorder:
-        recorder = StreamRecorder(
-            self.deps.store,
-            session_stream(session_id),
-            subject=session_id,
-            namespace=cmd.namespace,
-            correlation_id=cmd.request_id,
-            traceparent=cmd.traceparent or current_traceparent(),
-            expected_version=expected,
-        )
-        if self.cache is not None:
-            recorder.on_recorded = self.cache.recorded
-        return recorder
+                persona_problem = fault.message
+        raise_problems(settings_problems(agent, settings, persona_problem))

@@ -1,17 +1,42 @@
-"""The runtime's settings, from ``PARLEY_*`` environment variables."""
+"""The runtime's settings, from ``PARLEY_*`` environment variables, checked at start-up."""
 
 import os
 import socket
+from collections.abc import Mapping
 
 import msgspec
 
-from parley.kit.settings import ServiceSettings
+from parley.kit.settings import ServiceSettings, from_env
+from parley.llm import ProviderSettings
+from parley.llm.factory import PROVIDERS
 
-__all__ = ["RuntimeSettings"]
+__all__ = ["ProviderEndpoint", "RuntimeSettings", "load_settings"]
 
 
 def _worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ProviderEndpoint(msgspec.Struct, kw_only=True, frozen=True):
+    """How this process reaches one provider (`PARLEY_<PROVIDER>_<FIELD>`)."""
+
+    base_url: str | None = None
+    """Endpoint override (`PARLEY_<PROVIDER>_BASE_URL`)."""
+    connect_timeout: float = 5.0
+    """Seconds to connect (`PARLEY_<PROVIDER>_CONNECT_TIMEOUT`)."""
+    idle_timeout: float = 60.0
+    """Seconds without a byte before a read fails (`PARLEY_<PROVIDER>_IDLE_TIMEOUT`)."""
+    max_retries: int = 2
+    """Retries before the first delta (`PARLEY_<PROVIDER>_MAX_RETRIES`)."""
+
+    def provider_settings(self) -> ProviderSettings:
+        """The adapter's settings."""
+        return ProviderSettings(
+            base_url=self.base_url,
+            connect_timeout=self.connect_timeout,
+            idle_timeout=self.idle_timeout,
+            max_retries=self.max_retries,
+        )
 
 
 class RuntimeSettings(ServiceSettings, kw_only=True, frozen=True):
@@ -37,3 +62,24 @@ class RuntimeSettings(ServiceSettings, kw_only=True, frozen=True):
     """Executions one runtime works at once (`PARLEY_EXECUTIONS_IN_FLIGHT`)."""
     scheduler_tick: float = 0.5
     """Seconds between the scheduler's looks at periodic triggers (`PARLEY_SCHEDULER_TICK`)."""
+    providers: dict[str, ProviderEndpoint] = msgspec.field(default_factory=dict)
+    """Each provider's endpoint (`PARLEY_<PROVIDER>_BASE_URL`, …); see :func:`load_settings`."""
+
+    def endpoint(self, provider: str) -> ProviderEndpoint:
+        """How to reach ``provider`` (the defaults when nothing is set for it)."""
+        return self.providers.get(provider) or ProviderEndpoint()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
+    """The runtime's settings, each provider's endpoint included, from the environment.
+
+    Raises:
+        SettingsError: Naming the variable that has a value its setting cannot take.
+    """
+    env = os.environ if environ is None else environ
+    settings = from_env(RuntimeSettings, env)
+    providers = {
+        name: from_env(ProviderEndpoint, env, prefix=f"PARLEY_{name.upper()}_")
+        for name in PROVIDERS
+    }
+    return msgspec.structs.replace(settings, providers=providers)

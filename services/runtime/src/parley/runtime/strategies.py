@@ -16,7 +16,7 @@ import msgspec
 from parley.contracts.runtime import StepRecorded
 from parley.contracts.strategies import PlanAndExecuteConfig, ReactiveConfig
 from parley.llm import Message, ToolCall
-from parley.runtime.runs import Run
+from parley.runtime.run_loop import Run
 
 __all__ = ["STRATEGIES", "parse_plan", "run_strategy"]
 

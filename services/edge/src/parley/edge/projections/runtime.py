@@ -1,9 +1,13 @@
 """The runtime projection: sessions, executions, logs, metrics, budgets and instances.
 
-It folds the runtime's streams (``session-``, ``execution-``, ``budget-``, ``instance-``) with
-the shared machinery of :class:`~parley.edge.projections._base.FoldingProjection` (from position 0,
-``applied_position``, read-your-writes waiters). The fold is pure: :meth:`apply` an
-:class:`Event`, read the views. A deleted session leaves every view, its log lines included.
+Sessions and executions are folded by their aggregates' own ``evolve``
+(:mod:`parley.aggregates.session`, :mod:`parley.aggregates.execution`), the fold the runtime
+decides with; this projection keeps the folded states and maps them to views
+(:mod:`.runtime_views`). Besides, it keeps each agent's activity: a log line per event,
+run counts, budget and instances. It follows the store with the shared machinery of
+:class:`~parley.edge.projections._base.FoldingProjection` (from position 0,
+``applied_position``, read-your-writes waiters): :meth:`apply` an :class:`Event`, read the
+views. A deleted session leaves every view, its log lines included.
 """
 
 import logging
@@ -13,26 +17,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from parley.aggregates import execution as executions
+from parley.aggregates import session as sessions
+from parley.aggregates.execution import Execution
+from parley.aggregates.session import Session
 from parley.contracts.envelope import Event, utcnow
 from parley.contracts.runtime import EVENT_TYPES
 from parley.edge.projections._base import FoldingProjection
 from parley.edge.projections.agents import iso
 from parley.edge.projections.runtime_views import (
-    ActiveTurnView,
+    T0,
     AgentMetrics,
     BudgetView,
-    ExecutionStatus,
-    ExecutionStep,
     ExecutionView,
-    FileView,
-    HistoryEntry,
     InstancesView,
     LogEntry,
     LogLevel,
-    PendingInput,
     SessionDetail,
     SessionView,
     TokenTotals,
+    execution_view,
+    history_entry,
+    session_fields,
 )
 from parley.eventstore import EventStore
 
@@ -61,45 +67,6 @@ class TurnRef:
 
 
 @dataclass(slots=True)
-class _Session:
-    id: str
-    namespace: str
-    agent_id: str | None
-    title: str | None
-    settings: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    version: int
-    files: dict[str, FileView] = field(default_factory=dict)
-    history: list[HistoryEntry] = field(default_factory=list)
-    turn_count: int = 0
-    active: ActiveTurnView | None = None
-    last_turn_at: datetime | None = None
-
-
-@dataclass(slots=True)
-class _Execution:
-    id: str
-    agent_id: str
-    namespace: str
-    trigger: str
-    input_data: dict[str, Any]
-    options: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-    status: ExecutionStatus = "queued"
-    attempts: int = 0
-    steps: list[ExecutionStep] = field(default_factory=list)
-    output: str | None = None
-    error: dict[str, Any] | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    response_time_ms: float | None = None
-    pending: PendingInput | None = None
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-
-
-@dataclass(slots=True)
 class _Stats:
     turns: int = 0
     executions: int = 0
@@ -124,10 +91,11 @@ class RuntimeProjection(FoldingProjection):
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
-        self._sessions: dict[str, _Session] = {}
-        self._turns: dict[str, TurnRef] = {}
-        self._executions: dict[str, _Execution] = {}
-        self._by_agent: dict[str, dict[str, _Execution]] = {}
+        self._sessions: dict[str, Session] = {}
+        self._turns: dict[str, str] = {}
+        """Turn id → its session's id."""
+        self._executions: dict[str, Execution] = {}
+        self._by_agent: dict[str, dict[str, None]] = {}
         self._stats: dict[str, _Stats] = {}
 
     # --- reads ---------------------------------------------------------------------------
@@ -137,12 +105,13 @@ class RuntimeProjection(FoldingProjection):
         state = self._sessions.get(session_id)
         if state is None or state.namespace != namespace:
             return None
-        return SessionDetail(**_session_fields(state), history=list(state.history))
+        history = [history_entry(entry) for entry in state.entries]
+        return SessionDetail(**session_fields(state), history=history)
 
     def sessions(self, namespace: str, agent_id: str | None = None) -> list[SessionView]:
         """The live sessions of ``namespace`` (of ``agent_id`` when given), unordered."""
         return [
-            SessionView(**_session_fields(s))
+            SessionView(**session_fields(s))
             for s in self._sessions.values()
             if s.namespace == namespace and (agent_id is None or s.agent_id == agent_id)
         ]
@@ -157,14 +126,18 @@ class RuntimeProjection(FoldingProjection):
 
     def turn(self, turn_id: str) -> TurnRef | None:
         """The turn ``turn_id`` of a live session, if known."""
-        return self._turns.get(turn_id)
+        session_id = self._turns.get(turn_id)
+        state = self._sessions.get(session_id) if session_id is not None else None
+        if state is None or turn_id not in state.outcomes:
+            return None
+        return TurnRef(turn_id, state.id, state.agent_id, state.outcomes[turn_id])
 
     def execution(self, namespace: str, agent_id: str, execution_id: str) -> ExecutionView | None:
         """One execution of ``agent_id``, if any."""
-        state = self._by_agent.get(agent_id, {}).get(execution_id)
-        if state is None or state.namespace != namespace:
+        state = self._executions.get(execution_id)
+        if state is None or state.agent_id != agent_id or state.namespace != namespace:
             return None
-        return _execution_view(state)
+        return execution_view(state)
 
     def executions(
         self,
@@ -173,23 +146,19 @@ class RuntimeProjection(FoldingProjection):
         predicate: Callable[[ExecutionView], bool] | None = None,
     ) -> list[ExecutionView]:
         """The executions of ``agent_id`` for which ``predicate`` holds, oldest first."""
-        views = (
-            _execution_view(e)
-            for e in self._by_agent.get(agent_id, {}).values()
-            if e.namespace == namespace
-        )
+        views = (execution_view(e) for e in self._of_agent(agent_id) if e.namespace == namespace)
         return [v for v in views if predicate is None or predicate(v)]
 
     def latest_output(self, namespace: str, agent_id: str) -> ExecutionView | None:
         """The most recently finished completed execution of ``agent_id``."""
         done = [
             e
-            for e in self._by_agent.get(agent_id, {}).values()
+            for e in self._of_agent(agent_id)
             if e.namespace == namespace and e.status == "completed"
         ]
         if not done:
             return None
-        return _execution_view(max(done, key=lambda e: (e.finished_at or e.updated_at, e.id)))
+        return execution_view(max(done, key=lambda e: (e.finished_at or e.updated_at or T0, e.id)))
 
     def logs(
         self,
@@ -273,94 +242,41 @@ class RuntimeProjection(FoldingProjection):
             self._fold_instance(event)
 
     def _fold_session(self, event: Event) -> None:
-        data, kind, at = event.data, event.type, event.time
-        if kind == "session.created":
-            self._sessions[event.subject] = _Session(
-                id=event.subject,
-                namespace=event.namespace,
-                agent_id=data.get("agent_id"),
-                title=data.get("title"),
-                settings=dict(data.get("settings") or {}),
-                created_at=at,
-                updated_at=at,
-                version=event.version,
-            )
-            return
-        session = self._sessions.get(event.subject)
-        if session is None:
+        before = self._sessions.get(event.subject)
+        if before is None and event.type != "session.created":
             return  # deleted, or a stream that never opened
-        session.updated_at, session.version = at, event.version
-        agent_id = session.agent_id
-        run_id = str(data.get("run_id") or data.get("turn_id") or "")
-        if kind == "session.settings_changed":
-            session.settings = dict(data.get("settings") or {})
-        elif kind == "session.deleted":
-            del self._sessions[session.id]
-            for turn_id in [t for t, ref in self._turns.items() if ref.session_id == session.id]:
-                del self._turns[turn_id]
-        elif kind == "file.uploaded":
-            file_id = str(data["file_id"])
-            session.files[file_id] = FileView(
-                id=file_id,
-                name=str(data.get("name", "")),
-                content_type=str(data.get("content_type", "")),
-                size=int(data.get("size", 0)),
-                sha256=str(data.get("sha256", "")),
-                uploaded_at=iso(at),
-            )
-        elif kind == "file.deleted":
-            session.files.pop(str(data.get("file_id")), None)
-        elif kind == "turn.started":
-            session.turn_count += 1
-            session.active = ActiveTurnView(turn_id=run_id, started_at=iso(at))
-            session.last_turn_at = at
-            self._turns[run_id] = TurnRef(run_id, session.id, agent_id)
-            session.history.append(
-                HistoryEntry(
-                    role="user",
-                    content=str(data.get("message", "")),
-                    turn_id=run_id,
-                    time=iso(at),
-                    context=data.get("context") or None,
-                    files=data.get("files") or None,
-                )
-            )
+        after = sessions.evolve(before, event)
+        if after.deleted:
+            del self._sessions[after.id]
+            for turn_id in after.outcomes:
+                self._turns.pop(turn_id, None)
+            return
+        self._sessions[after.id] = after
+        if after.active is not None:
+            self._turns[after.active.turn_id] = after.id
+        self._session_activity(event, after)
+
+    def _fold_execution(self, event: Event) -> None:
+        before = self._executions.get(event.subject)
+        if before is not None and before.finished:
+            return  # nothing moves a finished execution (a late writer lost its race)
+        if before is None and event.type != "execution.requested":
+            return
+        after = executions.evolve(before, event)
+        self._executions[after.id] = after
+        self._by_agent.setdefault(after.agent_id, {})[after.id] = None
+        self._execution_activity(event, after)
+
+    # --- each agent's activity: a log line per event, run counts ---------------------------
+
+    def _session_activity(self, event: Event, session: Session) -> None:
+        data, kind, agent_id = event.data, event.type, session.agent_id
+        if kind == "turn.started":
             self._log(agent_id, event, "info", "turn started", session_id=session.id)
-        elif kind == "turn.step_recorded":
-            if data.get("kind") == "model" and data.get("tool_calls"):
-                session.history.append(
-                    HistoryEntry(
-                        role="assistant",
-                        content=str(data.get("text", "")),
-                        turn_id=run_id,
-                        time=iso(at),
-                        tool_calls=list(data["tool_calls"]),
-                    )
-                )
         elif kind.startswith("tool."):
-            if kind != "tool.called":
-                session.history.append(_tool_entry(kind, data, run_id, at))
             self._log_tool(agent_id, event, session_id=session.id)
-        elif kind.startswith("turn."):
+        elif kind in sessions.FINISHED:
             outcome = kind.removeprefix("turn.")
-            if session.active is not None and session.active.turn_id == run_id:
-                session.active = None
-            ref = self._turns.get(run_id)
-            if ref is not None:
-                self._turns[run_id] = TurnRef(run_id, ref.session_id, ref.agent_id, outcome)
-            usage = data.get("usage") or {}
-            session.history.append(
-                HistoryEntry(
-                    role="assistant",
-                    content=str(data.get("output", "")),
-                    turn_id=run_id,
-                    time=iso(at),
-                    outcome=outcome,
-                    error=data.get("error"),
-                    usage=usage,
-                    response_time_ms=data.get("response_time_ms"),
-                )
-            )
             self._count_run(agent_id or data.get("agent_id"), data, outcome, turn=True)
             self._log(
                 agent_id,
@@ -370,38 +286,13 @@ class RuntimeProjection(FoldingProjection):
                 session_id=session.id,
             )
 
-    def _fold_execution(self, event: Event) -> None:
-        data, kind, at = event.data, event.type, event.time
-        if kind == "execution.requested":
-            execution = _Execution(
-                id=event.subject,
-                agent_id=str(data["agent_id"]),
-                namespace=event.namespace,
-                trigger=str(data.get("trigger", "webhook")),
-                input_data=dict(data.get("input_data") or {}),
-                options=dict(data.get("options") or {}),
-                created_at=at,
-                updated_at=at,
-            )
-            self._executions[execution.id] = execution
-            self._by_agent.setdefault(execution.agent_id, {})[execution.id] = execution
-            self._log(
-                execution.agent_id,
-                event,
-                "info",
-                f"execution queued (trigger {execution.trigger})",
-                execution_id=execution.id,
-            )
-            return
-        execution = self._executions.get(event.subject)
-        if execution is None or execution.finished_at is not None:
-            return  # nothing moves a finished execution (a late writer lost its race)
-        execution.updated_at = at
+    def _execution_activity(self, event: Event, execution: Execution) -> None:
+        data, kind = event.data, event.type
         agent_id, eid = execution.agent_id, execution.id
-        if kind == "execution.started":
-            execution.attempts += 1
-            execution.status = "running"
-            execution.started_at = execution.started_at or at
+        if kind == "execution.requested":
+            message = f"execution queued (trigger {execution.trigger})"
+            self._log(agent_id, event, "info", message, execution_id=eid)
+        elif kind == "execution.started":
             worker = data.get("worker", "?")
             if execution.attempts > 1:
                 message = f"execution restarted on {worker} (attempt {execution.attempts})"
@@ -409,59 +300,16 @@ class RuntimeProjection(FoldingProjection):
             else:
                 message = f"execution started on {worker}"
                 self._log(agent_id, event, "info", message, execution_id=eid)
-        elif kind == "execution.step_recorded":
-            execution.steps.append(
-                ExecutionStep(
-                    step=int(data.get("step", 0)),
-                    type=data.get("kind", "model"),
-                    time=iso(at),
-                    text=data.get("text") or None,
-                    tool_calls=data.get("tool_calls") or None,
-                    plan=data.get("plan") or None,
-                    usage=data.get("usage"),
-                    duration_ms=data.get("duration_ms"),
-                )
-            )
         elif kind.startswith("tool."):
-            execution.steps.append(
-                ExecutionStep(
-                    step=int(data.get("step", 0)),
-                    type=kind.replace(".", "_"),  # type: ignore[arg-type]
-                    time=iso(at),
-                    call_id=data.get("call_id"),
-                    name=data.get("name"),
-                    arguments=data.get("arguments"),
-                    content=data.get("content"),
-                    error=_tool_error(data) if kind == "tool.failed" else None,
-                    duration_ms=data.get("duration_ms"),
-                )
-            )
             self._log_tool(agent_id, event, execution_id=eid)
         elif kind == "execution.input_required":
-            execution.status = "input_required"
-            execution.pending = PendingInput(
-                step=int(data.get("step", 0)),
-                call_id=str(data.get("call_id", "")),
-                tool=str(data.get("tool", "")),
-                arguments=dict(data.get("arguments") or {}),
-                since=iso(at),
-            )
             message = f"waiting for input: tool {data.get('tool')} needs approval"
             self._log(agent_id, event, "warning", message, execution_id=eid)
         elif kind == "execution.input_received":
-            execution.pending = None
-            execution.status = "queued"  # until a worker takes it up again
             answer = "approved" if data.get("approved", True) else "denied"
             self._log(agent_id, event, "info", f"input received: {answer}", execution_id=eid)
-        else:  # execution.completed | failed | cancelled
-            outcome = kind.removeprefix("execution.")
-            execution.status = outcome  # type: ignore[assignment]
-            execution.pending = None
-            execution.output = data.get("output", "")
-            execution.error = data.get("error")
-            execution.usage = dict(data.get("usage") or {})
-            execution.response_time_ms = data.get("response_time_ms")
-            execution.finished_at = at
+        elif execution.finished:
+            outcome = execution.status
             self._count_run(agent_id, data, outcome, turn=False)
             self._log(
                 agent_id,
@@ -507,6 +355,9 @@ class RuntimeProjection(FoldingProjection):
         self._log(agent_id, event, "info", message)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    def _of_agent(self, agent_id: str) -> list[Execution]:
+        return [self._executions[e] for e in self._by_agent.get(agent_id, {})]
 
     def _agent(self, agent_id: str) -> _Stats:
         stats = self._stats.get(agent_id)
@@ -589,61 +440,3 @@ def _finished_message(kind: str, outcome: str, data: dict[str, Any]) -> str:
     if isinstance(error, dict):
         message += f": {error.get('code')}: {error.get('message')}"
     return message
-
-
-def _tool_error(data: dict[str, Any]) -> dict[str, Any]:
-    return {"code": data.get("code"), "message": data.get("message")}
-
-
-def _tool_entry(kind: str, data: dict[str, Any], run_id: str, at: datetime) -> HistoryEntry:
-    failed = kind == "tool.failed"
-    return HistoryEntry(
-        role="tool",
-        content=str(data.get("message" if failed else "content", "")),
-        turn_id=run_id,
-        time=iso(at),
-        call_id=data.get("call_id"),
-        name=data.get("name"),
-        error=_tool_error(data) if failed else None,
-    )
-
-
-def _session_fields(s: _Session) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "namespace": s.namespace,
-        "agent_id": s.agent_id,
-        "title": s.title,
-        "settings": s.settings,
-        "created_at": iso(s.created_at),
-        "updated_at": iso(s.updated_at),
-        "version": s.version,
-        "turn_count": s.turn_count,
-        "message_count": len(s.history),
-        "active_turn": s.active,
-        "last_turn_at": iso(s.last_turn_at) if s.last_turn_at else None,
-        "files": list(s.files.values()),
-    }
-
-
-def _execution_view(e: _Execution) -> ExecutionView:
-    return ExecutionView(
-        id=e.id,
-        agent_id=e.agent_id,
-        namespace=e.namespace,
-        status=e.status,
-        trigger=e.trigger,
-        input_data=e.input_data,
-        options=e.options,
-        attempts=e.attempts,
-        steps=list(e.steps),
-        output=e.output,
-        error=e.error,
-        usage=e.usage,
-        response_time_ms=e.response_time_ms,
-        pending_input=e.pending,
-        created_at=iso(e.created_at),
-        started_at=iso(e.started_at) if e.started_at else None,
-        updated_at=iso(e.updated_at),
-        finished_at=iso(e.finished_at) if e.finished_at else None,
-    )

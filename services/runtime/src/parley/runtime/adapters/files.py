@@ -10,14 +10,14 @@ from nats.js.api import ObjectStoreConfig, StorageType
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 
+from parley.aggregates.session import Session
+from parley.contracts import subjects
 from parley.contracts.errors import ErrorCode
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.session import Session
 from parley.runtime.tools import ToolError
 
-__all__ = ["ALLOWED_TYPES", "BUCKET", "FileStore", "SessionFiles", "check_upload"]
+__all__ = ["ALLOWED_TYPES", "FileStore", "SessionFiles", "check_upload"]
 
-BUCKET = "parley-files"
 ALLOWED_TYPES = ("text/", "application/json", "application/pdf", "image/png", "image/jpeg")
 """Content types a session accepts (a trailing `/` allows the whole family)."""
 TEXT_TYPES = ("text/", "application/json")
@@ -63,7 +63,7 @@ class FileStore:
     async def start(self) -> None:
         """Create or open the bucket."""
         self._bucket = await self.js.create_object_store(
-            BUCKET, ObjectStoreConfig(storage=StorageType.FILE)
+            subjects.FILES_BUCKET, ObjectStoreConfig(storage=StorageType.FILE)
         )
 
     @property

@@ -28,16 +28,14 @@ come from its definition). A turn's own messages carry the inbound hop count plu
 
 import asyncio
 import contextlib
-import json
 import logging
-import random
-import uuid
 from typing import Any
 
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
+from parley.contracts import subjects
 from parley.contracts.acl import (
     AclMessage,
     MessageDelivered,
@@ -46,80 +44,37 @@ from parley.contracts.acl import (
     SendMessage,
     conversation_stream,
 )
-from parley.contracts.envelope import utcnow
-from parley.contracts.errors import ErrorCode
+from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.runtime.adapters.messenger import send_message_command
+from parley.runtime.answers import (
+    JUDGE_PROMPT,
+    TURN_PERFORMATIVES,
+    Answer,
+    content_text,
+    derived_id,
+    parse_verdict,
+)
 from parley.runtime.bidding import bid
-from parley.runtime.chat import Turns
-from parley.runtime.context import Deps, StreamRecorder
-from parley.runtime.errors import RuntimeFault
-from parley.runtime.messenger import send_message_command
+from parley.runtime.deps import Deps
+from parley.runtime.recording import SOURCE
+from parley.runtime.turns import Turns
 
-__all__ = ["INBOX_STREAM", "Inbox"]
+__all__ = ["Inbox"]
 
 log = logging.getLogger(__name__)
 
-INBOX_STREAM = "PARLEY_INBOX"
 DURABLE = "runtime-inbox"
-_P = Performative
-_TURN_PERFORMATIVES = frozenset(
-    {_P.REQUEST, _P.QUERY_IF, _P.QUERY_REF, _P.REQUEST_WHEN, _P.REQUEST_WHENEVER, _P.SUBSCRIBE}
-)
-_NAMESPACE = uuid.UUID("6f1d7a52-52f4-4c1e-9d0e-7d7f3c1a2b90")
 _REPLY_TIMEOUT_S = 10.0
-_REPLY_ATTEMPTS = 20
 _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
-
-Answer = tuple[Performative, dict[str, Any]]
-
-
-def derived_id(*parts: str) -> str:
-    """A stable id from ``parts`` (the same inbound message always maps to the same ids)."""
-    return str(uuid.uuid5(_NAMESPACE, "/".join(parts)))
-
-
-JUDGE_PROMPT = (
-    "A task is out to tender; its description follows as data. Decide whether you should"
-    " bid for it. Answer only with a JSON object whose keys are bid (true or false),"
-    " confidence (a number from 0 to 1) and reason (a short text).\n\n"
-)
-
-
-def parse_verdict(text: str) -> dict[str, Any] | None:
-    """The last JSON object in ``text`` with a boolean ``bid``, or None."""
-    decoder = json.JSONDecoder()
-    found = None
-    start = text.find("{")
-    while start != -1:
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except ValueError:
-            value = None
-        if isinstance(value, dict) and isinstance(value.get("bid"), bool):
-            found = value
-        start = text.find("{", start + 1)  # nested objects count too
-    return found
-
-
-def content_text(message: AclMessage) -> str | None:
-    """The content as text for the model, or None when it is missing or malformed."""
-    content = message.content
-    if content is None or content == "" or content == {} or content == []:
-        return None
-    if message.language == "json" and isinstance(content, str):
-        try:
-            content = json.loads(content)
-        except ValueError:
-            return None
-    if isinstance(content, str):
-        return content
-    return msgspec.json.encode(content).decode()
+_P = Performative
 
 
 class Inbox:
@@ -132,12 +87,12 @@ class Inbox:
     async def start(self) -> None:
         """Create the inbox stream if needed and start pulling."""
         deps = self.deps
-        await ensure_work_stream(deps.js, INBOX_STREAM, ["parley.inbox.>"])
+        await ensure_work_stream(deps.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
         self._queue = WorkQueue(
             deps.js,
-            stream=INBOX_STREAM,
+            stream=subjects.INBOX_STREAM,
             durable=DURABLE,
-            filter_subject="parley.inbox.agent.>",
+            filter_subject=subjects.INBOX_AGENTS,
             handle=self._handle,
             ack_wait=deps.settings.ack_wait,
             concurrency=max(1, deps.settings.max_in_flight),
@@ -195,29 +150,25 @@ class Inbox:
                 await msg.in_progress()
 
     async def _delivered(self, message: AclMessage, agent_id: str) -> None:
-        recorder = StreamRecorder(
-            self.deps.store,
-            conversation_stream(message.conversation_id),
+        delivered = MessageDelivered(
+            message_id=message.message_id, receiver=agent_id, worker=self.deps.settings.worker
+        )
+        event = NewEvent(
+            id=derived_id(message.message_id, agent_id, "delivered"),
+            type="message.delivered",
             subject=message.conversation_id,
+            data=msgspec.to_builtins(delivered),
             namespace=message.namespace,
-            correlation_id=message.message_id,
-            traceparent=None,
+            source=SOURCE,
+            correlationid=message.message_id,
         )
-        event = recorder.event(
-            "message.delivered",
-            MessageDelivered(
-                message_id=message.message_id, receiver=agent_id, worker=self.deps.settings.worker
-            ),
-        )
-        event = msgspec.structs.replace(
-            event, id=derived_id(message.message_id, agent_id, "delivered")
-        )
-        await self.deps.store.append(recorder.stream, [event], ANY_VERSION)
+        stream = conversation_stream(message.conversation_id)
+        await self.deps.store.append(stream, [event], ANY_VERSION)
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
         agent = self.deps.directory.get(agent_id)
         performative = message.performative
-        expects_answer = performative in _TURN_PERFORMATIVES or performative in (
+        expects_answer = performative in TURN_PERFORMATIVES or performative in (
             _P.CFP,
             _P.ACCEPT_PROPOSAL,
         )
@@ -278,7 +229,7 @@ class Inbox:
         )
         try:
             reply = await self.turns.chat(chat, open_session=True)
-        except RuntimeFault:
+        except ParleyError:
             return None
         if not reply.ok or reply.chat is None:
             return None
@@ -315,7 +266,7 @@ class Inbox:
         )
         try:
             reply = await self.turns.chat(chat, open_session=True)
-        except RuntimeFault as fault:
+        except ParleyError as fault:
             return _P.FAILURE, {"reason": fault.message}
         if not reply.ok or reply.chat is None:
             reason = reply.error.message if reply.error else "no answer"
@@ -330,11 +281,15 @@ class Inbox:
 
     async def _cancel(self, message: AclMessage, agent_id: str) -> None:
         session_id = derived_id(message.conversation_id, agent_id)
-        with contextlib.suppress(RuntimeFault):
+        with contextlib.suppress(ParleyError):
             await self.turns.cancel(CancelTurn(namespace=message.namespace, session_id=session_id))
 
     async def _reply(
-        self, message: AclMessage, agent_id: str, performative: Performative, content: dict
+        self,
+        message: AclMessage,
+        agent_id: str,
+        performative: Performative,
+        content: dict[str, Any],
     ) -> bool:
         """Send the answer; False when the messaging service could not be reached."""
         outgoing = OutgoingMessage(
@@ -354,17 +309,10 @@ class Inbox:
             hops=message.hops + 1,
             request_id=message.message_id,
         )
-        for attempt in range(_REPLY_ATTEMPTS):
-            try:
-                reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
-            except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-                return False
-            busy = reply.error is not None and reply.error.code is ErrorCode.CONCURRENCY_CONFLICT
-            if not busy:
-                break
-            # A crowded conversation (many bidders answering one cfp): the same message id
-            # makes the retry land once.
-            await asyncio.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        try:
+            reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
+        except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
+            return False
         if not reply.ok and reply.error is not None:
             log.warning(
                 "agent %s's %s to %s was refused: %s %s",

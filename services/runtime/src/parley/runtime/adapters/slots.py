@@ -24,6 +24,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
+from parley.contracts import subjects
 from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import InstanceChanged, instance_stream
@@ -33,8 +34,6 @@ from parley.runtime.errors import RuntimeFault
 __all__ = ["Capacity"]
 
 log = logging.getLogger(__name__)
-
-BUCKET = "parley-slots"
 
 
 class Capacity:
@@ -67,7 +66,9 @@ class Capacity:
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
         self._kv = await self.js.create_key_value(
-            KeyValueConfig(bucket=BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY)
+            KeyValueConfig(
+                bucket=subjects.SLOTS_BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY
+            )
         )
         self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
 

@@ -26,17 +26,17 @@ from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from parley.aggregates.agent import Agent
+from parley.contracts import subjects
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentState, Trigger, agent_stream
 from parley.contracts.runtime import TriggerExecution
-from parley.runtime.context import Deps
-from parley.runtime.errors import RuntimeFault
-from parley.runtime.executions import Executions
+from parley.runtime.deps import Deps
+from parley.runtime.executions import ExecutionCommands
 
-__all__ = ["BUCKET", "LEASE_TTL_S", "Scheduler", "due_slot", "latest_slot", "slot_execution_id"]
+__all__ = ["LEASE_TTL_S", "Scheduler", "due_slot", "latest_slot", "slot_execution_id"]
 
 log = logging.getLogger(__name__)
 
-BUCKET = "parley-leases"
 KEY = "scheduler"
 LEASE_TTL_S = 3.0
 """How long a dead leader blocks the schedule (the longest gap a hand-over can leave)."""
@@ -77,7 +77,7 @@ def slot_execution_id(agent_id: str, slot: datetime) -> str:
 class Scheduler:
     """Holds the lease when it can and, while it does, fires periodic triggers."""
 
-    def __init__(self, deps: Deps, executions: Executions) -> None:
+    def __init__(self, deps: Deps, executions: ExecutionCommands) -> None:
         self.deps, self.executions = deps, executions
         self._kv: KeyValue | None = None
         self._revision: int | None = None
@@ -94,7 +94,12 @@ class Scheduler:
     async def start(self) -> None:
         """Open the lease bucket and start ticking."""
         self._kv = await self.deps.js.create_key_value(
-            KeyValueConfig(bucket=BUCKET, ttl=LEASE_TTL_S, storage=StorageType.MEMORY, history=1)
+            KeyValueConfig(
+                bucket=subjects.LEASES_BUCKET,
+                ttl=LEASE_TTL_S,
+                storage=StorageType.MEMORY,
+                history=1,
+            )
         )
         self._task = asyncio.create_task(self._run(), name="scheduler")
 
@@ -166,7 +171,7 @@ class Scheduler:
         )
         try:
             await self.executions.trigger(command)
-        except RuntimeFault as exc:  # paused or deleted since the look: skip the slot
+        except ParleyError as exc:  # paused or deleted since the look: skip the slot
             log.info("periodic trigger of %s skipped: %s", agent.id, exc.message)
         self._fired[agent.id] = slot
 

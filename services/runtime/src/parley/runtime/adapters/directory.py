@@ -1,0 +1,57 @@
+"""Views of the store this process keeps: streams of one category folded by their aggregate.
+
+:class:`AgentDirectory` is the runtime's view of agents (definitions and lifecycle states).
+It reads every stream (skipping other categories after one string check) so its position
+can be compared with the edge's: a command carrying ``min_position`` waits until this view
+has caught up with what the caller saw.
+"""
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from parley.aggregates import agent
+from parley.aggregates.agent import Agent
+from parley.contracts.envelope import Event
+from parley.eventstore import EventStore
+from parley.eventstore.follower import Follower
+
+__all__ = ["AgentDirectory", "Folded"]
+
+S = TypeVar("S")
+
+
+class Folded(Follower, Generic[S]):
+    """The streams ``<category>-<id>`` folded by ``evolve``, by id (the events' subject)."""
+
+    def __init__(
+        self, store: EventStore, category: str, evolve: Callable[[S | None, Event], S | None]
+    ) -> None:
+        super().__init__(store)
+        self.prefix, self.evolve = f"{category}-", evolve
+        self.states: dict[str, S] = {}
+
+    def fold(self, event: Event) -> None:
+        """Fold an event of the category; skip the rest."""
+        if not event.stream.startswith(self.prefix):
+            return
+        state = self.evolve(self.states.get(event.subject), event)
+        if state is not None:
+            self.states[event.subject] = state
+
+
+class AgentDirectory(Folded[Agent]):
+    """Live agents by id."""
+
+    name = "runtime-agents"
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store, "agent", agent.evolve)
+
+    def get(self, agent_id: str) -> Agent | None:
+        """The agent, unless unknown or deleted."""
+        found = self.states.get(agent_id)
+        return None if found is None or found.deleted else found
+
+    def agents(self) -> list[Agent]:
+        """Every live agent."""
+        return [a for a in self.states.values() if not a.deleted]

@@ -1,0 +1,73 @@
+"""The runtime process's shared parts, built once at start-up by :mod:`parley.runtime.app`."""
+
+from dataclasses import dataclass, field
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from parley.aggregates import execution, persona, session
+from parley.aggregates.execution import Execution
+from parley.aggregates.session import Session
+from parley.contracts.errors import ErrorCode
+from parley.contracts.personas import load_builtin_personas, persona_stream
+from parley.eventstore import EventStore
+from parley.eventstore.repository import Repository, load
+from parley.llm import Provider, provider_for
+from parley.runtime.adapters.budgets import BudgetKeeper
+from parley.runtime.adapters.directory import AgentDirectory
+from parley.runtime.adapters.files import FileStore
+from parley.runtime.adapters.slots import Capacity
+from parley.runtime.bidding import AgentStats
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.settings import RuntimeSettings
+
+__all__ = ["Deps"]
+
+
+@dataclass
+class Deps:
+    """The runtime process's shared parts."""
+
+    settings: RuntimeSettings
+    nc: Client
+    js: JetStreamContext
+    store: EventStore
+    directory: AgentDirectory
+    budgets: BudgetKeeper
+    capacity: Capacity
+    files: FileStore
+    sessions: Repository[Session] = field(init=False)
+    """Sessions as this process last folded them (turns start from this copy)."""
+    executions: Repository[Execution] = field(init=False)
+    providers: dict[str, Provider] = field(default_factory=dict)
+    stats: AgentStats = field(default_factory=AgentStats)
+    """What this process measured of each agent's turns (for bids)."""
+
+    def __post_init__(self) -> None:
+        self.sessions = Repository(self.store, session.evolve)
+        self.executions = Repository(self.store, execution.evolve)
+
+    def provider(self, name: str) -> Provider:
+        """The process's adapter for ``name`` (one per provider: one circuit breaker)."""
+        if name not in self.providers:
+            endpoint = self.settings.endpoint(name)
+            self.providers[name] = provider_for(name, endpoint.provider_settings())
+        return self.providers[name]
+
+    async def close_providers(self) -> None:
+        """Close every provider adapter this process opened."""
+        for provider in self.providers.values():
+            await provider.aclose()
+
+    async def persona_text(self, namespace: str, name: str) -> str:
+        """A persona's content: a built-in, or the namespace's created one."""
+        builtin = load_builtin_personas().get(name)
+        if builtin is not None:
+            return builtin.content
+        created = (await load(self.store, persona_stream(namespace, name), persona.evolve)).state
+        if created is None or created.deleted:
+            raise RuntimeFault(
+                ErrorCode.VALIDATION_ERROR,
+                f"persona {name!r} does not exist; see GET /api/v1/personas",
+            )
+        return created.spec.content

@@ -1,0 +1,110 @@
+"""What a run is built of: its provider, system prompt (or persona), tools, and meter."""
+
+from collections.abc import Sequence
+from typing import Literal
+
+from parley.aggregates.session import Said
+from parley.contracts.errors import ErrorCode
+from parley.contracts.models import load_catalogue
+from parley.contracts.registry import Budget
+from parley.contracts.runtime import Usage
+from parley.llm import Message
+from parley.llm import Usage as CallUsage
+from parley.runtime.adapters.budgets import BudgetKeeper
+from parley.runtime.deps import Deps
+from parley.runtime.domain import Effective
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.journal import Journal
+from parley.runtime.run_loop import Recorder, Run, RunSpec, Sink
+from parley.runtime.tools import ToolContext
+
+__all__ = ["RunMeter", "build_run"]
+
+
+class RunMeter:
+    """Prices a run's calls from the catalogue and enforces the agent's budget."""
+
+    def __init__(
+        self,
+        budgets: BudgetKeeper,
+        *,
+        agent_id: str | None,
+        budget: Budget | None,
+        provider: str,
+        model: str,
+        namespace: str,
+    ) -> None:
+        self.budgets, self.agent_id, self.budget = budgets, agent_id, budget
+        self.namespace = namespace
+        info = load_catalogue().find(provider, model)
+        self._price = info.price if info is not None else None
+
+    async def before_call(self) -> None:
+        """Refuse with ``BUDGET_EXCEEDED`` once the agent's budget is spent."""
+        if self.agent_id is None:
+            return
+        if reason := await self.budgets.refusal(self.agent_id, self.budget):
+            raise RuntimeFault(ErrorCode.BUDGET_EXCEEDED, reason)
+
+    async def after_call(self, usage: Usage) -> None:
+        """Settle the call against the budget (budget events when a threshold is crossed)."""
+        if self.agent_id is not None:
+            await self.budgets.settle(self.agent_id, self.budget, usage, self.namespace)
+
+    def price(self, usage: CallUsage, *, estimated: bool = False) -> Usage:
+        """The call's usage with its cost (0 when the catalogue has no price)."""
+        cost = self._price.cost(usage.input_tokens, usage.output_tokens) if self._price else 0.0
+        return Usage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=round(cost, 8),
+            estimated=estimated,
+        )
+
+
+async def build_run(
+    deps: Deps,
+    settings: Effective,
+    *,
+    run_id: str,
+    kind: Literal["turn", "execution"],
+    namespace: str,
+    agent_id: str | None,
+    history: Sequence[Said],
+    input: str,
+    tool_context: ToolContext,
+    journal: Journal,
+    recorder: Recorder,
+    sink: Sink,
+) -> Run:
+    """A run of ``settings``: its provider, system prompt (or persona), tools and meter.
+
+    Raises:
+        RuntimeFault: ``VALIDATION_ERROR`` when the persona no longer exists.
+    """
+    system = settings.system_prompt
+    if system is None and settings.persona is not None:
+        system = await deps.persona_text(namespace, settings.persona)
+    spec = RunSpec(
+        run_id=run_id,
+        kind=kind,
+        provider=deps.provider(settings.provider),
+        model=settings.model,
+        system=system,
+        params=settings.params,
+        tools=settings.tools,
+        strategy=settings.strategy,
+        history=tuple(Message(said.role, said.content) for said in history),
+        input=input,
+        tool_context=tool_context,
+        approvals=kind == "execution",
+    )
+    meter = RunMeter(
+        deps.budgets,
+        agent_id=agent_id,
+        budget=settings.budget,
+        provider=settings.provider,
+        model=settings.model,
+        namespace=namespace,
+    )
+    return Run(spec, journal, recorder, sink, meter)

@@ -1,0 +1,223 @@
+"""Starting a chat turn: room by the session's policy, one of its agent's slots, its start.
+
+Concurrent messages on one session follow the policy: ``reject`` (409 ``SESSION_BUSY``),
+``enqueue`` (wait for the running turn, bounded) or ``interrupt`` (cancel it, then run).
+Which message starts is settled by the session's decider: ``turn.started`` is appended only
+on the session exactly as the message saw it, idle (:class:`~parley.aggregates.session.StartTurn`).
+A turn holds its slot for its whole life.
+"""
+
+import asyncio
+import contextlib
+import time
+
+from nats.aio.subscription import Subscription
+
+from parley.aggregates.agent import Agent
+from parley.aggregates.session import Moved, Open, Session, StartTurn, decide
+from parley.contracts.errors import ErrorCode
+from parley.contracts.runtime import Chat, session_stream
+from parley.eventstore.repository import Loaded
+from parley.runtime.decisions import Envelope, execute
+from parley.runtime.deps import Deps
+from parley.runtime.domain import Effective
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.sessions import load_session
+from parley.runtime.turns.control import TurnControl, ctl_subject
+from parley.runtime.turns.run import TurnEnd, run_turn, turn_started
+
+__all__ = ["Starter"]
+
+Started = tuple["asyncio.Task[TurnEnd | None]", Loaded[Session], int]
+"""The running turn, the session it started on, and the position of its start."""
+
+
+class Starter:
+    """Starts turns in this process."""
+
+    def __init__(self, deps: Deps, control: TurnControl) -> None:
+        self.deps, self.control = deps, control
+
+    async def start(
+        self, cmd: Chat, loaded: Loaded[Session], agent: Agent | None, settings: Effective
+    ) -> Started:
+        """Make room, take a slot, and start the turn (its run and its recorded start)."""
+        deps = self.deps
+        session = loaded.state
+        assert session is not None
+        policy = cmd.policy or session.settings.concurrency
+        deadline = time.monotonic() + deps.settings.session_wait
+        # Room first (a running turn may hold the agent's only slot), then a slot, then the
+        # append, which settles a race with another message at the session's version.
+        loaded = await self._room(cmd, loaded, policy, deadline)
+        stack = contextlib.AsyncExitStack()
+        try:
+            if agent is not None:
+                await stack.enter_async_context(
+                    deps.capacity.slot(
+                        agent.id,
+                        settings.instances,
+                        cmd.namespace,
+                        prepare=lambda: deps.provider(settings.provider),
+                    )
+                )
+            return await self._launch(cmd, loaded, policy, deadline, stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+
+    async def _launch(
+        self,
+        cmd: Chat,
+        loaded: Loaded[Session],
+        policy: str,
+        deadline: float,
+        stack: contextlib.AsyncExitStack,
+    ) -> Started:
+        """Start the run and append its start at the same time.
+
+        The run calls the model at once, but appends nothing and publishes no frame until
+        ``turn.started`` is recorded (its gate), so the provider's latency overlaps the
+        append. If the start is refused (another message won the session), the run is
+        dropped without a trace and the turn starts again the careful way: make room by the
+        policy, append, then run.
+        """
+        # Answer pings before the start is recorded: a runtime that sees the turn in the
+        # session must find it alive, or it would end it as an orphan while it runs.
+        ctl = await self.deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self.control.serve)
+        stack.push_async_callback(_unsubscribe, ctl)
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = self._spawn(cmd, loaded, stack, gate)
+        try:
+            position = await self._append_start(cmd, loaded)
+        except Moved:
+            gate.cancel()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            assert loaded.state is not None
+            loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
+            loaded, position = await self._start(cmd, loaded, policy, deadline)
+            gate = asyncio.get_running_loop().create_future()
+            task = self._spawn(cmd, loaded, stack, gate)
+        except BaseException:
+            gate.cancel()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        gate.set_result(None)
+        return task, loaded, position
+
+    def _spawn(
+        self,
+        cmd: Chat,
+        loaded: Loaded[Session],
+        stack: contextlib.AsyncExitStack,
+        gate: asyncio.Future[None],
+    ) -> "asyncio.Task[TurnEnd | None]":
+        assert loaded.state is not None
+        running = self.control.running
+        task = asyncio.create_task(
+            self._run(cmd, loaded.state, stack, gate), name=f"turn-{cmd.turn_id}"
+        )
+        running[cmd.turn_id] = task
+        task.add_done_callback(
+            lambda done: (
+                running.pop(cmd.turn_id, None) if running.get(cmd.turn_id) is done else None
+            )
+        )
+        return task
+
+    async def _room(
+        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
+    ) -> Loaded[Session]:
+        """The session once no turn runs in it, by the policy."""
+        while (session := loaded.state) is not None and session.active is not None:
+            await self._make_room(session, policy, deadline, cmd.namespace)
+            loaded = await load_session(self.deps, session.id, cmd.namespace)
+        return loaded
+
+    async def _start(
+        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
+    ) -> tuple[Loaded[Session], int]:
+        """Append ``turn.started`` on the session as seen (making room again on a race)."""
+        while True:
+            loaded = await self._room(cmd, loaded, policy, deadline)
+            try:
+                return loaded, await self._append_start(cmd, loaded)
+            except Moved:
+                assert loaded.state is not None
+                loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
+
+    async def _append_start(self, cmd: Chat, loaded: Loaded[Session]) -> int:
+        """Append ``turn.started`` (after ``session.created`` for a new conversation).
+
+        Two single appends, not one atomic batch: a JetStream batch commit costs about ten
+        times a single publish, and a new stream's first event can only race with itself.
+
+        Raises:
+            Moved: When the session is not as ``loaded`` shows it, or busy.
+        """
+        session = loaded.state
+        assert session is not None
+        stream = session_stream(session.id)
+        envelope = Envelope(session.id, cmd.namespace, cmd.request_id, cmd.traceparent)
+        version = loaded.version
+        if version == 0:
+            opened = Open(
+                session_id=session.id, agent_id=session.agent_id, settings=session.settings
+            )
+            created = await execute(self.deps.sessions, stream, decide, opened, envelope, new=True)
+            version = created.outcome.version
+        started = turn_started(cmd, session)
+        command = StartTurn(namespace=cmd.namespace, started=started, seen_version=version)
+        executed = await execute(self.deps.sessions, stream, decide, command, envelope)
+        return executed.outcome.position
+
+    async def _make_room(self, session: Session, policy: str, deadline: float, ns: str) -> None:
+        assert session.active is not None
+        turn_id = session.active.turn_id
+        if not await self.control.alive(turn_id):
+            await self.control.finish_orphan(session, turn_id, ns)
+            return
+        if policy == "reject":
+            raise RuntimeFault(
+                ErrorCode.SESSION_BUSY,
+                f"turn {turn_id} is still running in this conversation; send with policy"
+                " `enqueue` or `interrupt`, or cancel it",
+                {"turn_id": turn_id},
+            )
+        if policy == "interrupt":
+            await self.control.cancel(turn_id, session.id, ns)
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RuntimeFault(
+                ErrorCode.SESSION_BUSY,
+                f"turn {turn_id} was still running after {self.deps.settings.session_wait:g}s",
+                {"turn_id": turn_id},
+            )
+        local = self.control.running.get(turn_id)
+        if local is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(asyncio.shield(local), remaining)
+        else:
+            await asyncio.sleep(min(0.05, remaining))
+
+    async def _run(
+        self,
+        cmd: Chat,
+        session: Session,
+        stack: contextlib.AsyncExitStack,
+        gate: asyncio.Future[None],
+    ) -> TurnEnd | None:
+        """The turn; None when it was dropped before it started (the slot stays held)."""
+        try:
+            return await run_turn(self.deps, cmd, session, gate)
+        finally:
+            if not gate.cancelled():
+                await stack.aclose()  # its control subscription, then its slot
+
+
+async def _unsubscribe(sub: Subscription) -> None:
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()

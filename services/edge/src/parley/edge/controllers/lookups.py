@@ -1,0 +1,65 @@
+"""Lookups the controllers share: a resource from its projection, or its `404`, answered
+before any command is sent."""
+
+import re
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.registry import AgentView
+from parley.edge.http.errors import ApiError
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.runtime_views import ExecutionView, SessionDetail
+
+__all__ = ["ID", "agent_not_found", "require_agent", "require_execution", "require_session"]
+
+ID = re.compile(ID_PATTERN)
+"""An id as the API accepts it; anything else cannot name a resource."""
+
+
+def agent_not_found(agent_id: str, namespace: str) -> ApiError:
+    """``404 AGENT_NOT_FOUND``."""
+    return ApiError(
+        ErrorCode.AGENT_NOT_FOUND,
+        f"no agent {agent_id[:64]} in namespace {namespace}",
+        {"agent_id": agent_id[:64]},
+    )
+
+
+def require_agent(agents: AgentsProjection, namespace: str, agent_id: str) -> AgentView:
+    """The live agent ``agent_id``, or ``404 AGENT_NOT_FOUND``."""
+    view = agents.get(namespace, agent_id) if ID.match(agent_id) else None
+    if view is None:
+        raise agent_not_found(agent_id, namespace)
+    return view
+
+
+def require_session(
+    runtime: RuntimeProjection, namespace: str, session_id: str, *, agent_id: str | None = None
+) -> SessionDetail:
+    """The live session ``session_id`` (of ``agent_id`` when given), or ``404
+    SESSION_NOT_FOUND``."""
+    view = runtime.session(namespace, session_id) if ID.match(session_id) else None
+    if view is not None and agent_id is not None and view.agent_id != agent_id:
+        view = None  # another agent's conversation does not exist for this one
+    if view is None:
+        raise ApiError(
+            ErrorCode.SESSION_NOT_FOUND,
+            f"no session {session_id[:64]} in namespace {namespace}",
+            {"session_id": session_id[:64]},
+        )
+    return view
+
+
+def require_execution(
+    runtime: RuntimeProjection, namespace: str, agent_id: str, execution_id: str
+) -> ExecutionView:
+    """The execution ``execution_id`` of ``agent_id``, or ``404 EXECUTION_NOT_FOUND``."""
+    view = runtime.execution(namespace, agent_id, execution_id) if ID.match(execution_id) else None
+    if view is None:
+        raise ApiError(
+            ErrorCode.EXECUTION_NOT_FOUND,
+            f"agent {agent_id[:64]} has no execution {execution_id[:64]}",
+            {"execution_id": execution_id[:64]},
+        )
+    return view

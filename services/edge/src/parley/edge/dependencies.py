@@ -14,7 +14,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.params import Dependency, Parameter
 from nats.aio.client import Client
 
 from parley.contracts.errors import ErrorCode
@@ -38,6 +38,7 @@ __all__ = [
     "DEPENDENCIES",
     "NAMESPACE",
     "Edge",
+    "Store",
     "Writes",
     "provide_expected_version",
     "provide_namespace",
@@ -45,6 +46,9 @@ __all__ = [
 
 NAMESPACE = re.compile(NAMESPACE_PATTERN)
 _VERSION = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+Store = Annotated[EventStore, Dependency(skip_validation=True)]
+"""The event store as a dependency (a Protocol: Litestar cannot check it by isinstance)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,13 +12,13 @@ from msgspec import Meta
 
 from parley.contracts.envelope import Event, EventType, NewEvent
 from parley.contracts.errors import ErrorCode
+from parley.edge.dependencies import Store
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
 from parley.edge.http.request_ids import request_id
 from parley.eventstore.port import (
     ANY_VERSION,
-    EventStore,
     EventStoreError,
     EventStoreUnavailable,
     EventTooLarge,
@@ -59,7 +59,7 @@ class CustomEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @post("/api/v1/events", status_code=201, summary="Record a custom event")
-async def publish_event(request: Request[Any, Any, Any], store: EventStore) -> Data[Event]:
+async def publish_event(request: Request[Any, Any, Any], store: Store) -> Data[Event]:
     """Append a custom event to ``custom-<subject>``; ``Idempotency-Key`` appends once."""
     body = await decode_body(request, CustomEvent)
     if body.type.startswith(RESERVED_PREFIXES):

@@ -16,6 +16,7 @@ from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from parley.contracts.errors import ErrorCode
+from parley.edge.dependencies import Store
 from parley.edge.http.errors import ApiError
 from parley.edge.streams.filters import (
     EventFilter,
@@ -36,7 +37,7 @@ _END = object()
 
 
 @get("/api/v1/events", summary="Stream events (Server-Sent Events)")
-async def stream_events(request: Request[Any, Any, Any], store: EventStore) -> ServerSentEvent:
+async def stream_events(request: Request[Any, Any, Any], store: Store) -> ServerSentEvent:
     """Events as Server-Sent Events, catch-up then live.
 
     Query: ``type`` (globs, comma-separated or repeated), ``agent_id`` (the event's subject,

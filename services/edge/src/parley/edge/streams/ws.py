@@ -26,6 +26,7 @@ from msgspec import Meta
 
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
+from parley.edge.dependencies import Store
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.filters import MAX_PATTERNS, EventFilter, FilterError, encode_event
 from parley.edge.streams.pump import Pump
@@ -91,7 +92,7 @@ _encode = msgspec.json.encode
 
 
 @websocket("/ws")
-async def events_socket(socket: WebSocket[Any, Any, Any], store: EventStore) -> None:
+async def events_socket(socket: WebSocket[Any, Any, Any], store: Store) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()
     await _Session(socket, store).run()

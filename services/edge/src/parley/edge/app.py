@@ -21,10 +21,11 @@ from parley.edge.controllers.catalogue import model_router, strategy_router, too
 from parley.edge.controllers.chat import chat_router
 from parley.edge.controllers.clusters import cluster_router
 from parley.edge.controllers.events import publish_event
-from parley.edge.controllers.executions import execution_router, metrics_router
+from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
 from parley.edge.controllers.health import health_routes
 from parley.edge.controllers.messages import message_router
+from parley.edge.controllers.observability import metrics_router, output_router
 from parley.edge.controllers.personas import persona_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import run_router, task_router
@@ -118,6 +119,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             chat_router,
             *chat_ws_routes,
             execution_router,
+            output_router,
             metrics_router,
             session_router,
             file_router,

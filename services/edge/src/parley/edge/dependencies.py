@@ -218,36 +218,16 @@ def _settings(state: State) -> EdgeSettings:
     return cast(EdgeSettings, state.settings)
 
 
-def _nc(state: State) -> Client:
-    return Edge.of(state).nc
+_PARTS = ("nc", "store", "agents", "personas", "runtime", "clusters", "messages", "tasks")
 
 
-def _store(state: State) -> EventStore:
-    return Edge.of(state).store
+def _part(name: str) -> Provide:
+    """Provide the :class:`Edge` attribute ``name`` (its type is the handler's annotation)."""
 
+    def provide(state: State) -> object:
+        return getattr(Edge.of(state), name)
 
-def _agents(state: State) -> AgentsProjection:
-    return Edge.of(state).agents
-
-
-def _personas(state: State) -> PersonasProjection:
-    return Edge.of(state).personas
-
-
-def _runtime(state: State) -> RuntimeProjection:
-    return Edge.of(state).runtime
-
-
-def _clusters(state: State) -> ClustersProjection:
-    return Edge.of(state).clusters
-
-
-def _messages(state: State) -> MessagesProjection:
-    return Edge.of(state).messages
-
-
-def _tasks(state: State) -> TasksProjection:
-    return Edge.of(state).tasks
+    return Provide(provide, sync_to_thread=False)
 
 
 def _writes(request: Request[Any, Any, Any], state: State) -> Writes:
@@ -257,19 +237,19 @@ def _writes(request: Request[Any, Any, Any], state: State) -> Writes:
 DEPENDENCIES: dict[str, Provide] = {
     "ns": Provide(provide_namespace),
     "expected_version": Provide(provide_expected_version),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "writes": Provide(_writes, sync_to_thread=False),
     **{
-        name: Provide(provider, sync_to_thread=False)
-        for name, provider in (
-            ("settings", _settings),
-            ("nc", _nc),
-            ("store", _store),
-            ("agents", _agents),
-            ("personas", _personas),
-            ("runtime", _runtime),
-            ("clusters", _clusters),
-            ("messages", _messages),
-            ("tasks", _tasks),
-            ("writes", _writes),
+        name: _part(name)
+        for name in (
+            "nc",
+            "store",
+            "agents",
+            "personas",
+            "runtime",
+            "clusters",
+            "messages",
+            "tasks",
         )
     },
 }

@@ -35,6 +35,7 @@ from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, Pagination
 from parley.edge.http.errors import error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id
+from parley.edge.http.paging import Cursor, Limit
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 
@@ -174,8 +175,8 @@ async def list_agents(
     ] = None,
     name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
     sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Parameter(required=False, description="`next_cursor`.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""
     if trigger is not None and trigger not in ("manual", "webhook", "periodic"):

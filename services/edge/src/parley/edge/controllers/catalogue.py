@@ -16,15 +16,13 @@ from parley.contracts.strategies import STRATEGY_CATALOGUE, StrategyDescriptor
 from parley.contracts.tools import TOOL_CATALOGUE, ToolDescriptor
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
-from parley.edge.http.paging import page_by_key
+from parley.edge.http.paging import Cursor, Limit, page_by_key
 
 __all__ = ["model_router", "strategy_router", "tool_router"]
 
 _CAPABILITIES: tuple[str, ...] = get_args(Capability)
 _MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 _CATEGORIES = sorted({t.category for t in TOOL_CATALOGUE.values()})
-Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size.")]
-Cursor = Annotated[str | None, Parameter(required=False, description="`next_cursor`.")]
 
 
 def _check(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> None:

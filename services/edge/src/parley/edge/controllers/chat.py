@@ -9,21 +9,19 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, post
-from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import Id, new_id
 from parley.contracts.runtime import CancelTurn, Chat, ConcurrencyPolicy, Usage
-from parley.edge.controllers.lookups import require_agent, require_session
+from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError, error_responses
-from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
-from parley.edge.streams.turn_sse import resume_stream, start_stream
+from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
 
 __all__ = [
     "CancelBody",
@@ -173,18 +171,12 @@ async def cancel_turns(
 # --- agent routes --------------------------------------------------------------------------
 
 
-async def _agent_chat(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    runtime: RuntimeProjection,
-    ns: str,
-    agent_id: str,
-) -> Chat:
-    require_agent(agents, ns, agent_id)
+async def _agent_chat(request: Request[Any, Any, Any], agent: AgentScope) -> Chat:
+    agent.live()
     body = await decode_body(request, ChatBody)
     if body.conversation_id is not None:
-        require_session(runtime, ns, body.conversation_id, agent_id=agent_id)
-    return chat_command(ns, body, agent_id=agent_id)
+        agent.session(body.conversation_id)
+    return chat_command(agent.ns, body, agent_id=agent.id)
 
 
 @post(
@@ -195,16 +187,9 @@ async def _agent_chat(
     opt={"body": ChatBody},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 502, 503, 504),
 )
-async def agent_chat(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-) -> Data[ChatAnswer]:
+async def agent_chat(request: Request[Any, Any, Any], agent: AgentScope) -> Data[ChatAnswer]:
     """Send a message to an agent and wait for its answer."""
-    return await sync_chat(writes, await _agent_chat(request, agents, runtime, ns, agent_id))
+    return await sync_chat(agent.writes, await _agent_chat(request, agent))
 
 
 @post(
@@ -216,16 +201,9 @@ async def agent_chat(
     opt={"body": ChatBody},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
 )
-async def agent_chat_stream(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-) -> ServerSentEvent:
+async def agent_chat_stream(request: Request[Any, Any, Any], agent: AgentScope) -> ServerSentEvent:
     """Send a message to an agent and stream the turn as Server-Sent Events."""
-    return await start_stream(writes, await _agent_chat(request, agents, runtime, ns, agent_id))
+    return await start_stream(agent.writes, await _agent_chat(request, agent))
 
 
 @get(
@@ -237,17 +215,14 @@ async def agent_chat_stream(
 )
 async def agent_chat_resume(
     request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-    turn_id: Annotated[str | None, Parameter(required=False)] = None,
-    last_event_id: Annotated[str | None, Parameter(required=False)] = None,
+    agent: AgentScope,
+    turn_id: TurnId = None,
+    last_event_id: LastEventId = None,
 ) -> ServerSentEvent:
     """Resume an agent's streamed turn."""
-    require_agent(agents, ns, agent_id)
+    agent.live()
     return await resume_stream(
-        request, writes, turn_id=turn_id, last_event_id=last_event_id, agent_id=agent_id
+        request, agent.writes, turn_id=turn_id, last_event_id=last_event_id, agent_id=agent.id
     )
 
 
@@ -260,24 +235,17 @@ async def agent_chat_resume(
     opt={"body": CancelBody, "body_optional": True},
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
-async def agent_cancel(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-) -> Data[CancelResult]:
+async def agent_cancel(request: Request[Any, Any, Any], agent: AgentScope) -> Data[CancelResult]:
     """Cancel a running turn."""
-    require_agent(agents, ns, agent_id)
+    agent.live()
     body = await decode_body(request, CancelBody, optional=True)
     if body.conversation_id is not None:
-        require_session(runtime, ns, body.conversation_id, agent_id=agent_id)
+        agent.session(body.conversation_id)
     return await cancel_turns(
-        writes,
-        runtime,
-        ns,
-        agent_id=agent_id,
+        agent.writes,
+        agent.runtime,
+        agent.ns,
+        agent_id=agent.id,
         session_id=body.conversation_id,
         turn_id=body.turn_id,
     )
@@ -286,6 +254,7 @@ async def agent_cancel(
 chat_router = Router(
     path="/api/v1/agents",
     route_handlers=[agent_chat, agent_chat_stream, agent_chat_resume, agent_cancel],
+    dependencies=AGENT_SCOPE,
     tags=["chat"],
 )
 """The agent chat routes."""

@@ -40,7 +40,7 @@ from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
-from parley.edge.http.paging import page_by_key
+from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
@@ -187,8 +187,8 @@ async def list_clusters(
     label: Annotated[
         list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
     ] = None,
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Parameter(required=False, description="`next_cursor`.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[ClusterSummary]:
     """A page of the namespace's clusters."""
     if cluster_state is not None and cluster_state not in ("active", "paused"):

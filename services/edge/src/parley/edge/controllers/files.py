@@ -19,11 +19,9 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import DeleteFile
 from parley.contracts.runtime import UploadFile as UploadFileCommand
 from parley.contracts.subjects import FILES_BUCKET
-from parley.edge.controllers.lookups import require_session
-from parley.edge.dependencies import Writes
+from parley.edge.controllers.lookups import SESSION_SCOPE, SessionScope
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError, error_responses
-from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import FileView
 from parley.edge.settings import EdgeSettings
 
@@ -34,14 +32,13 @@ ALLOWED_TYPES = ("text/", "application/json", "application/pdf", "image/png", "i
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
-def _file(runtime: RuntimeProjection, ns: str, session_id: str, file_id: str) -> FileView:
-    session = require_session(runtime, ns, session_id)
-    for view in session.files:
+def _file(session: SessionScope, file_id: str) -> FileView:
+    for view in session.live().files:
         if view.id == file_id:
             return view
     raise ApiError(
         ErrorCode.FILE_NOT_FOUND,
-        f"session {session_id} has no file {file_id[:64]}",
+        f"session {session.id} has no file {file_id[:64]}",
         {"file_id": file_id[:64]},
     )
 
@@ -68,15 +65,10 @@ def _accepted(content_type: str) -> bool:
     responses=error_responses(400, 404, 413, 415, 422, 503, 504),
 )
 async def upload_file(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeProjection,
-    writes: Writes,
-    settings: EdgeSettings,
-    ns: str,
-    session_id: str,
+    request: Request[Any, Any, Any], session: SessionScope, settings: EdgeSettings
 ) -> Response[Data[FileView]]:
     """Attach a file to a session."""
-    require_session(runtime, ns, session_id)
+    session.live()
     media_type, _ = request.content_type
     if media_type.lower() != "multipart/form-data":
         raise ApiError(
@@ -119,25 +111,25 @@ async def upload_file(
             {"accepted": list(ALLOWED_TYPES)},
         )
     command = UploadFileCommand(
-        namespace=ns,
-        session_id=session_id,
+        namespace=session.ns,
+        session_id=session.id,
         name=_safe_name(upload.filename),
         content_type=content_type,
         data=data,
     )
-    reply = await writes.runtime("upload_file", command)
-    view = _file(runtime, ns, session_id, reply.file_id or "")
+    reply = await session.writes.runtime("upload_file", command)
+    view = _file(session, reply.file_id or "")
     return Response(
         Data(data=view),
         status_code=201,
-        headers={"Location": f"/api/v1/sessions/{session_id}/files/{view.id}"},
+        headers={"Location": f"/api/v1/sessions/{session.id}/files/{view.id}"},
     )
 
 
 @get("/{session_id:str}/files", summary="List a session's files", responses=error_responses(404))
-async def list_files(runtime: RuntimeProjection, ns: str, session_id: str) -> Data[list[FileView]]:
+async def list_files(session: SessionScope) -> Data[list[FileView]]:
     """Every file of the session, in upload order."""
-    return Data(data=list(require_session(runtime, ns, session_id).files))
+    return Data(data=list(session.live().files))
 
 
 @get(
@@ -145,11 +137,9 @@ async def list_files(runtime: RuntimeProjection, ns: str, session_id: str) -> Da
     summary="Read a file's metadata",
     responses=error_responses(404),
 )
-async def get_file(
-    runtime: RuntimeProjection, ns: str, session_id: str, file_id: str
-) -> Data[FileView]:
+async def get_file(session: SessionScope, file_id: str) -> Data[FileView]:
     """Name, type, size, sha256 and upload time."""
-    return Data(data=_file(runtime, ns, session_id, file_id))
+    return Data(data=_file(session, file_id))
 
 
 @get(
@@ -158,11 +148,9 @@ async def get_file(
     responses=error_responses(404, 503),
     media_type="application/octet-stream",
 )
-async def file_content(
-    runtime: RuntimeProjection, nc: Client, ns: str, session_id: str, file_id: str
-) -> Response[bytes]:
+async def file_content(session: SessionScope, nc: Client, file_id: str) -> Response[bytes]:
     """The file's bytes, with its content type."""
-    view = _file(runtime, ns, session_id, file_id)
+    view = _file(session, file_id)
     try:
         bucket = await nc.jetstream().object_store(FILES_BUCKET)
         result = await bucket.get(view.id)
@@ -196,18 +184,17 @@ async def file_content(
     summary="Delete a file",
     responses=error_responses(404, 503, 504),
 )
-async def delete_file(
-    runtime: RuntimeProjection, writes: Writes, ns: str, session_id: str, file_id: str
-) -> None:
+async def delete_file(session: SessionScope, file_id: str) -> None:
     """Remove a file from the session."""
-    _file(runtime, ns, session_id, file_id)
-    command = DeleteFile(namespace=ns, session_id=session_id, file_id=file_id)
-    await writes.runtime("delete_file", command)
+    _file(session, file_id)
+    command = DeleteFile(namespace=session.ns, session_id=session.id, file_id=file_id)
+    await session.writes.runtime("delete_file", command)
 
 
 file_router = Router(
     path="/api/v1/sessions",
     route_handlers=[upload_file, list_files, get_file, file_content, delete_file],
+    dependencies=SESSION_SCOPE,
     tags=["sessions"],
 )
 """The session file routes."""

@@ -1,17 +1,30 @@
 """Lookups the controllers share: a resource from its projection, or its `404`, answered
-before any command is sent."""
+before any command is sent; and the scopes of the routes under one agent or one session."""
 
 import re
+
+from litestar.di import Provide
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import AgentView
+from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import ExecutionView, SessionDetail
 
-__all__ = ["ID", "agent_not_found", "require_agent", "require_execution", "require_session"]
+__all__ = [
+    "ID",
+    "AGENT_SCOPE",
+    "SESSION_SCOPE",
+    "AgentScope",
+    "SessionScope",
+    "agent_not_found",
+    "require_agent",
+    "require_execution",
+    "require_session",
+]
 
 ID = re.compile(ID_PATTERN)
 """An id as the API accepts it; anything else cannot name a resource."""
@@ -63,3 +76,53 @@ def require_execution(
             {"execution_id": execution_id[:64]},
         )
     return view
+
+
+class AgentScope:
+    """What the routes under `/agents/{agent_id}` share: the agent, its sessions and executions.
+
+    A typed dependency (one per request); lookups happen when a handler asks, so a handler
+    decides the order of its checks.
+    """
+
+    def __init__(
+        self,
+        agents: AgentsProjection,
+        runtime: RuntimeProjection,
+        writes: Writes,
+        ns: str,
+        agent_id: str,
+    ) -> None:
+        self.agents, self.runtime, self.writes = agents, runtime, writes
+        self.ns, self.id = ns, agent_id
+
+    def live(self) -> AgentView:
+        """The live agent, or ``404 AGENT_NOT_FOUND``."""
+        return require_agent(self.agents, self.ns, self.id)
+
+    def session(self, session_id: str) -> SessionDetail:
+        """The agent's session ``session_id``, or ``404 SESSION_NOT_FOUND``."""
+        return require_session(self.runtime, self.ns, session_id, agent_id=self.id)
+
+    def execution(self, execution_id: str) -> ExecutionView:
+        """The agent's execution ``execution_id``, or ``404 EXECUTION_NOT_FOUND``."""
+        return require_execution(self.runtime, self.ns, self.id, execution_id)
+
+
+class SessionScope:
+    """What the routes under `/sessions/{session_id}` share: the session and its writes."""
+
+    def __init__(
+        self, runtime: RuntimeProjection, writes: Writes, ns: str, session_id: str
+    ) -> None:
+        self.runtime, self.writes, self.ns, self.id = runtime, writes, ns, session_id
+
+    def live(self) -> SessionDetail:
+        """The live session, or ``404 SESSION_NOT_FOUND``."""
+        return require_session(self.runtime, self.ns, self.id)
+
+
+AGENT_SCOPE = {"agent": Provide(AgentScope, sync_to_thread=False)}
+"""The dependencies of a router under `/agents/{agent_id}`: ``agent: AgentScope``."""
+SESSION_SCOPE = {"session": Provide(SessionScope, sync_to_thread=False)}
+"""The dependencies of a router under `/sessions/{session_id}`: ``session: SessionScope``."""

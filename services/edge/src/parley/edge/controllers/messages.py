@@ -34,7 +34,7 @@ from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id
-from parley.edge.http.paging import page_by_key
+from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.messages import MessagesProjection, MessageView
@@ -179,8 +179,8 @@ async def list_messages(
     performative: Annotated[
         list[str] | None, Parameter(required=False, description="FIPA performative.")
     ] = None,
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Parameter(required=False, description="`next_cursor`.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[AclMessage]:
     """A page of the namespace's message history."""
     performatives = frozenset(split_values(performative or ()))

@@ -18,7 +18,7 @@ from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses
-from parley.edge.http.paging import page_by_key
+from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.personas import PersonasProjection
 
@@ -61,8 +61,8 @@ async def list_personas(
     personas: PersonasProjection,
     ns: str,
     tag: Annotated[str | None, Parameter(required=False, description="Only with this tag.")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Parameter(required=False, description="`next_cursor`.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[PersonaView]:
     """Built-in personas and the namespace's created ones."""
     found = [p for p in personas.personas(ns) if tag is None or tag in p.tags]

@@ -17,6 +17,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import Id
 from parley.contracts.registry import ToolSpec
 from parley.contracts.runtime import (
+    Chat,
     CreateSession,
     DeleteSession,
     DeleteSessions,
@@ -33,16 +34,21 @@ from parley.edge.controllers.chat import (
     chat_command,
     sync_chat,
 )
-from parley.edge.controllers.lookups import require_agent, require_session
+from parley.edge.controllers.lookups import (
+    SESSION_SCOPE,
+    SessionScope,
+    require_agent,
+    require_session,
+)
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses
-from parley.edge.http.paging import page_by_key
+from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import SessionDetail, SessionView
-from parley.edge.streams.turn_sse import resume_stream, start_stream
+from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
 
 __all__ = ["session_router"]
 
@@ -123,8 +129,8 @@ async def list_sessions(
     runtime: RuntimeProjection,
     ns: str,
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Parameter(required=False, description="`next_cursor`.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[SessionView]:
     """A page of the namespace's sessions, oldest first."""
     views = runtime.sessions(ns, agent_id)
@@ -132,11 +138,9 @@ async def list_sessions(
 
 
 @get("/{session_id:str}", summary="Read a session", responses=error_responses(404))
-async def get_session(
-    runtime: RuntimeProjection, ns: str, session_id: str
-) -> Response[Data[SessionDetail]]:
+async def get_session(session: SessionScope) -> Response[Data[SessionDetail]]:
     """A session's settings, files and history; its version is the `ETag`."""
-    return _respond(require_session(runtime, ns, session_id))
+    return _respond(session.live())
 
 
 @patch(
@@ -147,26 +151,21 @@ async def get_session(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_session(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    session_id: str,
-    expected_version: int | None,
+    request: Request[Any, Any, Any], session: SessionScope, expected_version: int | None
 ) -> SessionPatchResponse:
     """Change settings; the answer reports changed, skipped and failed fields."""
-    require_session(runtime, ns, session_id)
+    session.live()
     change = await decode_body(request, SessionPatch)
     command = UpdateSession(
-        namespace=ns, session_id=session_id, patch=change, expected_version=expected_version
+        namespace=session.ns, session_id=session.id, patch=change, expected_version=expected_version
     )
-    reply = await writes.runtime("update_session", command)
+    reply = await session.writes.runtime("update_session", command)
     report = reply.report or {"changed": [], "skipped": [], "failed": []}
     if report.get("failed"):
         raise ApiError(
             ErrorCode.VALIDATION_ERROR, "some settings could not change; none did", report
         )
-    return SessionPatchResponse(data=require_session(runtime, ns, session_id), report=report)
+    return SessionPatchResponse(data=session.live(), report=report)
 
 
 @put(
@@ -176,21 +175,19 @@ async def update_session(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def set_tools(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    session_id: str,
-    expected_version: int | None,
+    request: Request[Any, Any, Any], session: SessionScope, expected_version: int | None
 ) -> Response[Data[SessionDetail]]:
     """`{"tools": [...]}` replaces the session's tools."""
-    require_session(runtime, ns, session_id)
+    session.live()
     body = await decode_body(request, ToolsBody)
     command = SetSessionTools(
-        namespace=ns, session_id=session_id, tools=body.tools, expected_version=expected_version
+        namespace=session.ns,
+        session_id=session.id,
+        tools=body.tools,
+        expected_version=expected_version,
     )
-    await writes.runtime("set_session_tools", command)
-    return _respond(require_session(runtime, ns, session_id))
+    await session.writes.runtime("set_session_tools", command)
+    return _respond(session.live())
 
 
 @delete(
@@ -199,12 +196,11 @@ async def set_tools(
     summary="Delete a session",
     responses=error_responses(404, 503, 504),
 )
-async def delete_session(
-    runtime: RuntimeProjection, writes: Writes, ns: str, session_id: str
-) -> None:
+async def delete_session(session: SessionScope) -> None:
     """Delete a session: its events stay, it leaves every view."""
-    require_session(runtime, ns, session_id)
-    await writes.runtime("delete_session", DeleteSession(namespace=ns, session_id=session_id))
+    session.live()
+    command = DeleteSession(namespace=session.ns, session_id=session.id)
+    await session.writes.runtime("delete_session", command)
 
 
 @delete(
@@ -231,11 +227,10 @@ async def delete_sessions(
     return Data(data=DeletedCount(deleted=deleted))
 
 
-async def _chat_in(
-    request: Request[Any, Any, Any], runtime: RuntimeProjection, ns: str, session_id: str
-) -> SessionChatBody:
-    require_session(runtime, ns, session_id)
-    return await decode_body(request, SessionChatBody)
+async def _chat_in(request: Request[Any, Any, Any], session: SessionScope) -> Chat:
+    session.live()
+    body = await decode_body(request, SessionChatBody)
+    return chat_command(session.ns, body, agent_id=None, session_id=session.id)
 
 
 @post(
@@ -245,16 +240,9 @@ async def _chat_in(
     opt={"body": SessionChatBody},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 502, 503, 504),
 )
-async def session_chat(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    session_id: str,
-) -> Data[ChatAnswer]:
+async def session_chat(request: Request[Any, Any, Any], session: SessionScope) -> Data[ChatAnswer]:
     """Send a message in a session and wait for the answer."""
-    body = await _chat_in(request, runtime, ns, session_id)
-    return await sync_chat(writes, chat_command(ns, body, agent_id=None, session_id=session_id))
+    return await sync_chat(session.writes, await _chat_in(request, session))
 
 
 @post(
@@ -265,15 +253,10 @@ async def session_chat(
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
 )
 async def session_chat_stream(
-    request: Request[Any, Any, Any],
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    session_id: str,
+    request: Request[Any, Any, Any], session: SessionScope
 ) -> ServerSentEvent:
     """Send a message in a session and stream the turn."""
-    body = await _chat_in(request, runtime, ns, session_id)
-    return await start_stream(writes, chat_command(ns, body, agent_id=None, session_id=session_id))
+    return await start_stream(session.writes, await _chat_in(request, session))
 
 
 @get(
@@ -283,17 +266,14 @@ async def session_chat_stream(
 )
 async def session_chat_resume(
     request: Request[Any, Any, Any],
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
-    session_id: str,
-    turn_id: Annotated[str | None, Parameter(required=False)] = None,
-    last_event_id: Annotated[str | None, Parameter(required=False)] = None,
+    session: SessionScope,
+    turn_id: TurnId = None,
+    last_event_id: LastEventId = None,
 ) -> ServerSentEvent:
     """Resume a streamed turn from `Last-Event-ID`."""
-    require_session(runtime, ns, session_id)
+    session.live()
     return await resume_stream(
-        request, writes, turn_id=turn_id, last_event_id=last_event_id, session_id=session_id
+        request, session.writes, turn_id=turn_id, last_event_id=last_event_id, session_id=session.id
     )
 
 
@@ -303,13 +283,16 @@ async def session_chat_resume(
     summary="Cancel a session's running turn",
     responses=error_responses(404, 409, 503, 504),
 )
-async def session_cancel(
-    runtime: RuntimeProjection, writes: Writes, ns: str, session_id: str
-) -> Data[CancelResult]:
+async def session_cancel(session: SessionScope) -> Data[CancelResult]:
     """Cancel the running turn; `409 NO_ACTIVE_TURN` when none runs."""
-    require_session(runtime, ns, session_id)
+    session.live()
     return await cancel_turns(
-        writes, runtime, ns, agent_id=None, session_id=session_id, turn_id=None
+        session.writes,
+        session.runtime,
+        session.ns,
+        agent_id=None,
+        session_id=session.id,
+        turn_id=None,
     )
 
 
@@ -328,6 +311,7 @@ session_router = Router(
         session_chat_resume,
         session_cancel,
     ],
+    dependencies=SESSION_SCOPE,
     tags=["sessions"],
 )
 """Every `/api/v1/sessions` route except files."""

@@ -33,7 +33,7 @@ from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid
-from parley.edge.http.paging import page_by_key
+from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.tasks import RunView, TasksProjection, TaskView
@@ -196,8 +196,8 @@ async def list_tasks(
         str | None, Parameter(required=False, description="The awarded agent's id.")
     ] = None,
     name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=200, description="Page size.")] = 50,
-    cursor: Annotated[str | None, Parameter(required=False, description="`next_cursor`.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> Page[TaskView]:
     """A page of the namespace's tasks, oldest first."""
     if status is not None and status not in _STATUSES:

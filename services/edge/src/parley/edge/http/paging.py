@@ -7,17 +7,23 @@ lists, the sort), so a page never repeats or skips an item while items are added
 import base64
 import binascii
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
+from litestar.params import Parameter
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.envelopes import Page, Pagination
 from parley.edge.http.errors import ApiError
 
-__all__ = ["decode_cursor", "encode_cursor", "page_by_key"]
+__all__ = ["Cursor", "Limit", "decode_cursor", "encode_cursor", "page_by_key"]
 
 T = TypeVar("T")
+
+Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size.")]
+"""The `limit` query parameter of a list."""
+Cursor = Annotated[str | None, Parameter(required=False, description="`next_cursor`.")]
+"""The `cursor` query parameter of a list."""
 
 
 def encode_cursor(*parts: str) -> str:

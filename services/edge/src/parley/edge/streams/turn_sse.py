@@ -7,12 +7,13 @@ error reply is the HTTP error envelope, sent before any SSE byte. Each SSE event
 """
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import nats.js.errors
 from litestar import Request
 from litestar.background_tasks import BackgroundTask
+from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -22,11 +23,16 @@ from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError
 from parley.edge.streams.turn import TurnFeed, client_frame, parse_last_event_id
 
-__all__ = ["KEEPALIVE_S", "resume_stream", "start_stream"]
+__all__ = ["KEEPALIVE_S", "LastEventId", "TurnId", "resume_stream", "start_stream"]
 
 KEEPALIVE_S = 15.0
 """Seconds of silence after which a stream sends a `: keep-alive` comment."""
 _FINISHED_IDLE_S = 3.0
+
+TurnId = Annotated[str | None, Parameter(required=False)]
+"""The `turn_id` query parameter of a resume."""
+LastEventId = Annotated[str | None, Parameter(required=False)]
+"""The `last_event_id` query parameter of a resume (the `Last-Event-ID` header wins)."""
 
 
 async def start_stream(writes: Writes, command: Chat) -> ServerSentEvent:

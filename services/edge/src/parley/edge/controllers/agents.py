@@ -7,7 +7,7 @@ stale data. `DELETE` answers `200` with `{"data": {"id", "deleted": true, "versi
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
@@ -29,7 +29,7 @@ from parley.contracts.registry import (
     UpdateAgent,
 )
 from parley.edge.controllers.agent_list import AgentFilter, paginate, parse_labels
-from parley.edge.controllers.lookups import ID, agent_not_found
+from parley.edge.controllers.lookups import AGENT_SCOPE, ID, AgentScope, agent_not_found
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, Pagination
@@ -224,25 +224,20 @@ async def get_agent(agents: AgentsProjection, ns: str, agent_id: str) -> Respons
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_agent(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-    expected_version: int | None,
+    request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
 ) -> Response[Data[AgentView]]:
     """Change an agent's definition (a new version)."""
-    _checked_id(agent_id, ns)
+    _checked_id(agent.id, agent.ns)
     change = await decode_body(request, AgentPatch)
     command = UpdateAgent(
-        namespace=ns,
+        namespace=agent.ns,
         request_id=request_id(request.scope),
-        agent_id=agent_id,
+        agent_id=agent.id,
         patch=change,
         expected_version=expected_version,
     )
-    await _run(writes, agents, "update_agent", command)
-    return _agent_response(_view_after(agents, ns, agent_id))
+    await _run(agent.writes, agent.agents, "update_agent", command)
+    return _agent_response(_view_after(agent.agents, agent.ns, agent.id))
 
 
 @delete(
@@ -254,94 +249,68 @@ async def update_agent(
     responses=error_responses(400, 404, 409, 503, 504),
 )
 async def delete_agent(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-    expected_version: int | None,
+    request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
 ) -> Data[DeletedAgent]:
     """Delete an agent."""
-    _checked_id(agent_id, ns)
+    _checked_id(agent.id, agent.ns)
     command = DeleteAgent(
-        namespace=ns,
+        namespace=agent.ns,
         request_id=request_id(request.scope),
-        agent_id=agent_id,
+        agent_id=agent.id,
         expected_version=expected_version,
     )
-    reply = await _run(writes, agents, "delete_agent", command)
-    return Data(data=DeletedAgent(id=agent_id, deleted=True, version=reply.version))
+    reply = await _run(agent.writes, agent.agents, "delete_agent", command)
+    return Data(data=DeletedAgent(id=agent.id, deleted=True, version=reply.version))
 
 
-async def _act(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-    expected_version: int | None,
-    body: ActionBody | ActionRequest,
-    action: AgentAction,
-) -> Response[Data[AgentView]]:
-    command = AgentActionCommand(
-        namespace=ns,
-        request_id=request_id(request.scope),
-        agent_id=agent_id,
-        action=action,
-        reason=body.reason,
-        force=body.force,
-        expected_version=expected_version,
-    )
-    await _run(writes, agents, "agent_action", command)
-    return _agent_response(_view_after(agents, ns, agent_id))
+def _action_route(path: str, action: AgentAction | None, **route: Any) -> Any:
+    """The handler of ``POST /{agent_id}/<path>``: ``action``, or the body's (`/actions`)."""
+    body_type: type[ActionBody | ActionRequest] = ActionRequest if action is None else ActionBody
 
-
-def _lifecycle(action: AgentAction) -> Any:
     async def handler(
-        request: Request[Any, Any, Any],
-        agents: AgentsProjection,
-        writes: Writes,
-        ns: str,
-        agent_id: str,
-        expected_version: int | None,
+        request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
     ) -> Response[Data[AgentView]]:
-        _checked_id(agent_id, ns)
-        body = await decode_body(request, ActionBody, optional=True)
-        return await _act(request, agents, writes, ns, agent_id, expected_version, body, action)
+        _checked_id(agent.id, agent.ns)
+        body: ActionBody | ActionRequest = await decode_body(
+            request, body_type, optional=action is not None
+        )
+        command = AgentActionCommand(
+            namespace=agent.ns,
+            request_id=request_id(request.scope),
+            agent_id=agent.id,
+            action=body.action if isinstance(body, ActionRequest) else cast(AgentAction, action),
+            reason=body.reason,
+            force=body.force,
+            expected_version=expected_version,
+        )
+        await _run(agent.writes, agent.agents, "agent_action", command)
+        return _agent_response(_view_after(agent.agents, agent.ns, agent.id))
 
-    handler.__doc__ = f"{action.value.capitalize()} the agent."
+    handler.__name__ = handler.__qualname__ = f"agent_{action.value if action else 'action'}"
     return post(
-        f"/{{agent_id:str}}/{action.value}",
+        f"/{{agent_id:str}}/{path}",
         status_code=200,
-        summary=f"{action.value.capitalize()} an agent",
-        description='Optional body `{"reason", "force"}`. Illegal transitions are'
-        " `409 INVALID_STATE_TRANSITION`.",
-        opt={"body": ActionBody, "body_optional": True},
-        name=f"agent-{action.value}",
-        operation_id=f"{action.value}Agent",
+        opt={"body": body_type, "body_optional": action is not None},
         responses=error_responses(400, 404, 409, 415, 422, 503, 504),
+        **route,
     )(handler)
 
 
-@post(
-    "/{agent_id:str}/actions",
-    status_code=200,
-    summary="Apply a lifecycle action",
-    opt={"body": ActionRequest},
-    responses=error_responses(400, 404, 409, 415, 422, 503, 504),
-)
-async def agent_action(
-    request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    writes: Writes,
-    ns: str,
-    agent_id: str,
-    expected_version: int | None,
-) -> Response[Data[AgentView]]:
-    """`{"action": "start|pause|resume|stop|fail", "reason", "force"}`."""
-    _checked_id(agent_id, ns)
-    body = await decode_body(request, ActionRequest)
-    return await _act(request, agents, writes, ns, agent_id, expected_version, body, body.action)
+def _lifecycle(action: AgentAction) -> Any:
+    verb = action.value.capitalize()
+    return _action_route(
+        action.value,
+        action,
+        summary=f"{verb} an agent",
+        description='Optional body `{"reason", "force"}`. Illegal transitions are'
+        " `409 INVALID_STATE_TRANSITION`.",
+        name=f"agent-{action.value}",
+        operation_id=f"{action.value}Agent",
+    )
+
+
+agent_action = _action_route("actions", None, summary="Apply a lifecycle action")
+"""`{"action": "start|pause|resume|stop|fail", "reason", "force"}`."""
 
 
 agent_router = Router(
@@ -358,6 +327,7 @@ agent_router = Router(
             for a in (AgentAction.START, AgentAction.PAUSE, AgentAction.RESUME, AgentAction.STOP)
         ),
     ],
+    dependencies=AGENT_SCOPE,
     tags=["agents"],
 )
 """Every `/api/v1/agents` route."""

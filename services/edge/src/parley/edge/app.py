@@ -16,6 +16,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
 from parley.edge.commands import CommandClient
+from parley.edge.controllers.agent_actions import agent_action_router
 from parley.edge.controllers.agents import agent_router
 from parley.edge.controllers.catalogue import model_router, strategy_router, tool_router
 from parley.edge.controllers.chat import chat_router
@@ -27,8 +28,10 @@ from parley.edge.controllers.health import health_routes
 from parley.edge.controllers.messages import message_router
 from parley.edge.controllers.observability import metrics_router, output_router
 from parley.edge.controllers.personas import persona_router
+from parley.edge.controllers.runs import run_router
+from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
-from parley.edge.controllers.tasks import run_router, task_router
+from parley.edge.controllers.tasks import task_router
 from parley.edge.dependencies import DEPENDENCIES, Edge
 from parley.edge.http.errors import exception_handlers
 from parley.edge.http.guards import HostGuard
@@ -111,6 +114,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         route_handlers=[
             *health_routes,
             agent_router,
+            agent_action_router,
             model_router,
             tool_router,
             strategy_router,
@@ -122,6 +126,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             output_router,
             metrics_router,
             session_router,
+            session_chat_router,
             file_router,
             message_router,
             task_router,

@@ -1,4 +1,4 @@
-"""`/api/v1/agents`: create, list, read, patch, delete, and drive the lifecycle.
+"""`/api/v1/agents`: create, list, read, patch and delete (the lifecycle is :mod:`.agent_actions`).
 
 Writes are commands to the registry over NATS; after a successful command the response waits
 (bounded by ``read_your_writes_timeout``) until this edge's projection has applied the
@@ -7,17 +7,14 @@ stale data. `DELETE` answers `200` with `{"data": {"id", "deleted": true, "versi
 """
 
 import uuid
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.params import Parameter
-from msgspec import Meta
 
 from parley.contracts.registry import (
     SERVICE,
-    AgentAction,
-    AgentActionCommand,
     AgentPatch,
     AgentSpec,
     AgentState,
@@ -39,32 +36,17 @@ from parley.edge.http.paging import Cursor, Limit
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 
-__all__ = ["ActionBody", "ActionRequest", "DeletedAgent", "agent_router"]
+__all__ = [
+    "DeletedAgent",
+    "agent_response",
+    "agent_router",
+    "checked_id",
+    "send_registry",
+    "view_after",
+]
 
 PREFIX = "/api/v1/agents"
 _IDEMPOTENCY_NS = uuid.UUID("6f1c1d2e-7a0b-5c3d-9e4f-5061a2b3c4d5")
-
-Reason = Annotated[str, Meta(max_length=1024, description="Why; recorded in the event.")]
-
-
-class ActionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Optional body of `POST /agents/{id}/start|pause|resume|stop`."""
-
-    reason: Reason | None = None
-    """Why; recorded in the event."""
-    force: bool = False
-    """Allow `stop` from `failed`."""
-
-
-class ActionRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of `POST /agents/{id}/actions`."""
-
-    action: AgentAction
-    """`start`, `pause`, `resume`, `stop` or `fail`."""
-    reason: Reason | None = None
-    """Why; recorded in the event."""
-    force: bool = False
-    """Allow `stop` from `failed`."""
 
 
 class DeletedAgent(msgspec.Struct, kw_only=True):
@@ -78,15 +60,15 @@ class DeletedAgent(msgspec.Struct, kw_only=True):
     """Stream version of the `agent.deleted` event."""
 
 
-def _checked_id(agent_id: str, namespace: str) -> str:
+def checked_id(agent_id: str, namespace: str) -> str:
+    """``agent_id`` if it can name an agent, else ``404 AGENT_NOT_FOUND``."""
     if not ID.match(agent_id):
         raise agent_not_found(agent_id, namespace)
     return agent_id
 
 
-def _agent_response(
-    view: AgentView, status: int = 200, **headers: str
-) -> Response[Data[AgentView]]:
+def agent_response(view: AgentView, status: int = 200, **headers: str) -> Response[Data[AgentView]]:
+    """An agent, with its version as the `ETag`."""
     return Response(
         Data(data=view),
         status_code=status,
@@ -94,14 +76,15 @@ def _agent_response(
     )
 
 
-async def _run(
+async def send_registry(
     writes: Writes, agents: AgentsProjection, verb: str, command: RegistryCommand
 ) -> CommandReply:
     """Send ``command``, then wait until this edge's projection shows its effect."""
     return await writes.send(SERVICE, verb, command, CommandReply, views=(agents,), what="agent")
 
 
-def _view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> AgentView:
+def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> AgentView:
+    """The agent after a write, or ``404`` if someone deleted it meanwhile."""
     view = agents.get(namespace, agent_id)
     if view is None:  # deleted by someone else between the command and now
         raise agent_not_found(agent_id, namespace)
@@ -139,13 +122,13 @@ async def create_agent(
     command = CreateAgent(
         namespace=ns, request_id=request_id(request.scope), spec=spec, agent_id=agent_id
     )
-    reply = await _run(writes, agents, "create_agent", command)
-    view = _view_after(agents, ns, reply.agent_id or "")
+    reply = await send_registry(writes, agents, "create_agent", command)
+    view = view_after(agents, ns, reply.agent_id or "")
     replayed = existed or reply.version > 1
     headers = {"Location": f"{PREFIX}/{view.id}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return _agent_response(view, 200 if replayed else 201, **headers)
+    return agent_response(view, 200 if replayed else 201, **headers)
 
 
 @get(
@@ -210,10 +193,10 @@ async def list_agents(
 @get("/{agent_id:str}", summary="Read an agent", responses=error_responses(404))
 async def get_agent(agents: AgentsProjection, ns: str, agent_id: str) -> Response[Data[AgentView]]:
     """One agent, with its version as the `ETag`."""
-    view = agents.get(ns, _checked_id(agent_id, ns))
+    view = agents.get(ns, checked_id(agent_id, ns))
     if view is None:
         raise agent_not_found(agent_id, ns)
-    return _agent_response(view)
+    return agent_response(view)
 
 
 @patch(
@@ -227,7 +210,7 @@ async def update_agent(
     request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
 ) -> Response[Data[AgentView]]:
     """Change an agent's definition (a new version)."""
-    _checked_id(agent.id, agent.ns)
+    checked_id(agent.id, agent.ns)
     change = await decode_body(request, AgentPatch)
     command = UpdateAgent(
         namespace=agent.ns,
@@ -236,8 +219,8 @@ async def update_agent(
         patch=change,
         expected_version=expected_version,
     )
-    await _run(agent.writes, agent.agents, "update_agent", command)
-    return _agent_response(_view_after(agent.agents, agent.ns, agent.id))
+    await send_registry(agent.writes, agent.agents, "update_agent", command)
+    return agent_response(view_after(agent.agents, agent.ns, agent.id))
 
 
 @delete(
@@ -252,65 +235,15 @@ async def delete_agent(
     request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
 ) -> Data[DeletedAgent]:
     """Delete an agent."""
-    _checked_id(agent.id, agent.ns)
+    checked_id(agent.id, agent.ns)
     command = DeleteAgent(
         namespace=agent.ns,
         request_id=request_id(request.scope),
         agent_id=agent.id,
         expected_version=expected_version,
     )
-    reply = await _run(agent.writes, agent.agents, "delete_agent", command)
+    reply = await send_registry(agent.writes, agent.agents, "delete_agent", command)
     return Data(data=DeletedAgent(id=agent.id, deleted=True, version=reply.version))
-
-
-def _action_route(path: str, action: AgentAction | None, **route: Any) -> Any:
-    """The handler of ``POST /{agent_id}/<path>``: ``action``, or the body's (`/actions`)."""
-    body_type: type[ActionBody | ActionRequest] = ActionRequest if action is None else ActionBody
-
-    async def handler(
-        request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
-    ) -> Response[Data[AgentView]]:
-        _checked_id(agent.id, agent.ns)
-        body: ActionBody | ActionRequest = await decode_body(
-            request, body_type, optional=action is not None
-        )
-        command = AgentActionCommand(
-            namespace=agent.ns,
-            request_id=request_id(request.scope),
-            agent_id=agent.id,
-            action=body.action if isinstance(body, ActionRequest) else cast(AgentAction, action),
-            reason=body.reason,
-            force=body.force,
-            expected_version=expected_version,
-        )
-        await _run(agent.writes, agent.agents, "agent_action", command)
-        return _agent_response(_view_after(agent.agents, agent.ns, agent.id))
-
-    handler.__name__ = handler.__qualname__ = f"agent_{action.value if action else 'action'}"
-    return post(
-        f"/{{agent_id:str}}/{path}",
-        status_code=200,
-        opt={"body": body_type, "body_optional": action is not None},
-        responses=error_responses(400, 404, 409, 415, 422, 503, 504),
-        **route,
-    )(handler)
-
-
-def _lifecycle(action: AgentAction) -> Any:
-    verb = action.value.capitalize()
-    return _action_route(
-        action.value,
-        action,
-        summary=f"{verb} an agent",
-        description='Optional body `{"reason", "force"}`. Illegal transitions are'
-        " `409 INVALID_STATE_TRANSITION`.",
-        name=f"agent-{action.value}",
-        operation_id=f"{action.value}Agent",
-    )
-
-
-agent_action = _action_route("actions", None, summary="Apply a lifecycle action")
-"""`{"action": "start|pause|resume|stop|fail", "reason", "force"}`."""
 
 
 agent_router = Router(
@@ -321,11 +254,6 @@ agent_router = Router(
         get_agent,
         update_agent,
         delete_agent,
-        agent_action,
-        *(
-            _lifecycle(a)
-            for a in (AgentAction.START, AgentAction.PAUSE, AgentAction.RESUME, AgentAction.STOP)
-        ),
     ],
     dependencies=AGENT_SCOPE,
     tags=["agents"],

@@ -10,14 +10,12 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
 from litestar.params import Parameter
-from litestar.response import ServerSentEvent
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import Id
 from parley.contracts.registry import ToolSpec
 from parley.contracts.runtime import (
-    Chat,
     CreateSession,
     DeleteSession,
     DeleteSessions,
@@ -25,14 +23,6 @@ from parley.contracts.runtime import (
     SessionSettings,
     SetSessionTools,
     UpdateSession,
-)
-from parley.edge.controllers.chat import (
-    CancelResult,
-    ChatAnswer,
-    SessionChatBody,
-    cancel_turns,
-    chat_command,
-    sync_chat,
 )
 from parley.edge.controllers.lookups import (
     SESSION_SCOPE,
@@ -48,7 +38,6 @@ from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import SessionDetail, SessionView
-from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
 
 __all__ = ["session_router"]
 
@@ -227,75 +216,6 @@ async def delete_sessions(
     return Data(data=DeletedCount(deleted=deleted))
 
 
-async def _chat_in(request: Request[Any, Any, Any], session: SessionScope) -> Chat:
-    session.live()
-    body = await decode_body(request, SessionChatBody)
-    return chat_command(session.ns, body, agent_id=None, session_id=session.id)
-
-
-@post(
-    "/{session_id:str}/chat",
-    status_code=200,
-    summary="Chat in a session",
-    opt={"body": SessionChatBody},
-    responses=error_responses(400, 402, 404, 409, 413, 415, 422, 502, 503, 504),
-)
-async def session_chat(request: Request[Any, Any, Any], session: SessionScope) -> Data[ChatAnswer]:
-    """Send a message in a session and wait for the answer."""
-    return await sync_chat(session.writes, await _chat_in(request, session))
-
-
-@post(
-    "/{session_id:str}/chat/stream",
-    status_code=200,
-    summary="Chat in a session, streamed (SSE)",
-    opt={"body": SessionChatBody},
-    responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
-)
-async def session_chat_stream(
-    request: Request[Any, Any, Any], session: SessionScope
-) -> ServerSentEvent:
-    """Send a message in a session and stream the turn."""
-    return await start_stream(session.writes, await _chat_in(request, session))
-
-
-@get(
-    "/{session_id:str}/chat/stream",
-    summary="Resume a session's streamed turn (SSE)",
-    responses=error_responses(400, 404, 503),
-)
-async def session_chat_resume(
-    request: Request[Any, Any, Any],
-    session: SessionScope,
-    turn_id: TurnId = None,
-    last_event_id: LastEventId = None,
-) -> ServerSentEvent:
-    """Resume a streamed turn from `Last-Event-ID`."""
-    session.live()
-    return await resume_stream(
-        request, session.writes, turn_id=turn_id, last_event_id=last_event_id, session_id=session.id
-    )
-
-
-@post(
-    "/{session_id:str}/cancel",
-    status_code=200,
-    summary="Cancel a session's running turn",
-    responses=error_responses(404, 409, 503, 504),
-)
-async def session_cancel(session: SessionScope) -> Data[CancelResult]:
-    """Cancel the running turn; `409 NO_ACTIVE_TURN` when none runs."""
-    session.live()
-    return await cancel_turns(
-        session.writes,
-        session.runtime,
-        session.ns,
-        agent_id=None,
-        session_id=session.id,
-        turn_id=None,
-    )
-
-
 session_router = Router(
     path=PREFIX,
     route_handlers=[
@@ -306,12 +226,8 @@ session_router = Router(
         set_tools,
         delete_session,
         delete_sessions,
-        session_chat,
-        session_chat_stream,
-        session_chat_resume,
-        session_cancel,
     ],
     dependencies=SESSION_SCOPE,
     tags=["sessions"],
 )
-"""Every `/api/v1/sessions` route except files."""
+"""The `/api/v1/sessions` routes but chat (:mod:`.session_chat`) and files (:mod:`.files`)."""

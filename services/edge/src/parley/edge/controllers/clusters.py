@@ -26,7 +26,7 @@ from parley.contracts.clusters import (
     ScaleCluster,
     UpdateCluster,
 )
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import NAMESPACE_PATTERN
 from parley.contracts.registry import CommandReply
 from parley.edge.controllers.agent_list import parse_labels
@@ -39,7 +39,7 @@ from parley.edge.controllers.cluster_views import (
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import ApiError, error_responses, invalid_value
+from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
 from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
@@ -73,13 +73,9 @@ class ScaleResult(msgspec.Struct, kw_only=True):
     target_instances: int
 
 
-def cluster_not_found(name: str, namespace: str) -> ApiError:
+def cluster_not_found(name: str, namespace: str) -> ParleyError:
     """``404 CLUSTER_NOT_FOUND``."""
-    return ApiError(
-        ErrorCode.CLUSTER_NOT_FOUND,
-        f"no cluster {name[:64]!r} in namespace {namespace}",
-        {"name": name[:64]},
-    )
+    return not_found(ErrorCode.CLUSTER_NOT_FOUND, "cluster", "name", name, namespace, quote=True)
 
 
 class ClusterOps:

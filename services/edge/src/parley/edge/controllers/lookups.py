@@ -5,11 +5,11 @@ import re
 
 from litestar.di import Provide
 
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import AgentView
 from parley.edge.dependencies import Writes
-from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import ApiError, not_found
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import ExecutionView, SessionDetail
@@ -30,13 +30,9 @@ ID = re.compile(ID_PATTERN)
 """An id as the API accepts it; anything else cannot name a resource."""
 
 
-def agent_not_found(agent_id: str, namespace: str) -> ApiError:
+def agent_not_found(agent_id: str, namespace: str) -> ParleyError:
     """``404 AGENT_NOT_FOUND``."""
-    return ApiError(
-        ErrorCode.AGENT_NOT_FOUND,
-        f"no agent {agent_id[:64]} in namespace {namespace}",
-        {"agent_id": agent_id[:64]},
-    )
+    return not_found(ErrorCode.AGENT_NOT_FOUND, "agent", "agent_id", agent_id, namespace)
 
 
 def require_agent(agents: AgentsProjection, namespace: str, agent_id: str) -> AgentView:
@@ -56,11 +52,8 @@ def require_session(
     if view is not None and agent_id is not None and view.agent_id != agent_id:
         view = None  # another agent's conversation does not exist for this one
     if view is None:
-        raise ApiError(
-            ErrorCode.SESSION_NOT_FOUND,
-            f"no session {session_id[:64]} in namespace {namespace}",
-            {"session_id": session_id[:64]},
-        )
+        code = ErrorCode.SESSION_NOT_FOUND
+        raise not_found(code, "session", "session_id", session_id, namespace)
     return view
 
 

@@ -32,7 +32,7 @@ from parley.edge.controllers.lookups import ID
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import ApiError, error_responses, invalid_value
+from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
 from parley.edge.http.guards import idempotent_id
 from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.http.request_ids import request_id
@@ -202,11 +202,7 @@ async def get_message(messages: MessagesProjection, ns: str, message_id: str) ->
     """One message with each receiver's delivery (or why it was rejected)."""
     view = messages.get(ns, message_id) if ID.match(message_id) else None
     if view is None:
-        raise ApiError(
-            ErrorCode.NOT_FOUND,
-            f"no message {message_id[:64]} in namespace {ns}",
-            {"message_id": message_id[:64]},
-        )
+        raise not_found(ErrorCode.NOT_FOUND, "message", "message_id", message_id, ns)
     return Data(data=view)
 
 

@@ -11,13 +11,13 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, post
 from litestar.params import Parameter
 
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.personas import CreatePersona, DeletePersona, PersonaSpec, PersonaView
 from parley.contracts.registry import SERVICE, CommandReply
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import ApiError, error_responses
+from parley.edge.http.errors import error_responses, not_found
 from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.personas import PersonasProjection
@@ -39,12 +39,8 @@ class DeletedPersona(msgspec.Struct, kw_only=True):
     """Stream version of the `persona.deleted` event."""
 
 
-def _not_found(name: str, namespace: str) -> ApiError:
-    return ApiError(
-        ErrorCode.PERSONA_NOT_FOUND,
-        f"no persona {name[:64]!r} in namespace {namespace}",
-        {"name": name[:64]},
-    )
+def _not_found(name: str, namespace: str) -> ParleyError:
+    return not_found(ErrorCode.PERSONA_NOT_FOUND, "persona", "name", name, namespace, quote=True)
 
 
 async def _run(

@@ -27,7 +27,7 @@ from parley.contracts.tasks import (
 from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import ApiError, error_responses, invalid
+from parley.edge.http.errors import error_responses, invalid, not_found
 from parley.edge.http.paging import Cursor, Limit, page_by_key
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.tasks import TasksProjection, TaskView
@@ -91,11 +91,7 @@ async def send_task_command(
 def _task(tasks: TasksProjection, ns: str, task_id: str) -> TaskView:
     view = tasks.task(ns, task_id)
     if view is None:
-        raise ApiError(
-            ErrorCode.TASK_NOT_FOUND,
-            f"no task {task_id[:64]} in namespace {ns}",
-            {"task_id": task_id[:64]},
-        )
+        raise not_found(ErrorCode.TASK_NOT_FOUND, "task", "task_id", task_id, ns)
     return view
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "field_errors",
     "invalid",
     "invalid_value",
+    "not_found",
 ]
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,14 @@ class ApiError(ParleyError):
     def from_body(cls, body: ErrorBody) -> "ApiError":
         """The API error for an error a service replied with."""
         return cls(body.code, body.message, body.details)
+
+
+def not_found(
+    code: ErrorCode, kind: str, key: str, ident: str, namespace: str, *, quote: bool = False
+) -> ParleyError:
+    """``404``: no ``kind`` ``ident`` in ``namespace`` (details ``{key: ident}``)."""
+    shown = repr(ident[:64]) if quote else ident[:64]
+    return ParleyError(code, f"no {kind} {shown} in namespace {namespace}", {key: ident[:64]})
 
 
 def invalid(field: str, message: str) -> ParleyError:

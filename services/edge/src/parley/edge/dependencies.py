@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import msgspec
-from litestar import Request
+from litestar import Request, WebSocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -37,6 +37,7 @@ from parley.eventstore.port import EventStore
 __all__ = [
     "DEPENDENCIES",
     "NAMESPACE",
+    "SOCKET_WRITES",
     "Edge",
     "Store",
     "Writes",
@@ -232,6 +233,14 @@ def _part(name: str) -> Provide:
 
 def _writes(request: Request[Any, Any, Any], state: State) -> Writes:
     return Writes(Edge.of(state), request)
+
+
+def _socket_writes(socket: WebSocket[Any, Any, Any], state: State) -> Writes:
+    return Writes(Edge.of(state), socket)
+
+
+SOCKET_WRITES = {"writes": Provide(_socket_writes, sync_to_thread=False)}
+"""The dependencies of a WebSocket handler that sends commands: ``writes: Writes``."""
 
 
 DEPENDENCIES: dict[str, Provide] = {

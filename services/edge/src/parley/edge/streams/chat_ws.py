@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import WebSocket, websocket
-from litestar.datastructures import State
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 from msgspec import Meta
 
@@ -27,7 +26,7 @@ from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import Id, new_id
 from parley.contracts.runtime import CancelTurn, Chat, ConcurrencyPolicy
 from parley.edge.controllers.lookups import require_agent, require_session
-from parley.edge.dependencies import NAMESPACE, Edge, Writes
+from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.turn import TurnFeed, client_frame
 from parley.edge.streams.ws import frame_bytes
@@ -65,18 +64,17 @@ ClientFrame = SendMessage | Cancel | Ping
 _encode = msgspec.json.encode
 
 
-@websocket("/api/v1/agents/{agent_id:str}/ws")
-async def chat_socket(socket: WebSocket[Any, Any, Any], state: State, agent_id: str) -> None:
+@websocket("/api/v1/agents/{agent_id:str}/ws", dependencies=SOCKET_WRITES)
+async def chat_socket(socket: WebSocket[Any, Any, Any], writes: Writes, agent_id: str) -> None:
     """Chat with an agent: messages in, turn frames out, cancel at any time."""
     await socket.accept()
     ns = socket.headers.get("x-parley-namespace") or socket.query_params.get("namespace")
-    ns = ns or "default"
-    edge = Edge.of(state)
-    chat = _ChatSocket(Writes(edge, socket), socket, ns, agent_id)
+    ns = ns or "default"  # not the `ns` dependency: a bad one is an error frame, not a 422
+    chat = _ChatSocket(writes, socket, ns, agent_id)
     try:
         if not NAMESPACE.match(ns):
             raise ParleyError(ErrorCode.VALIDATION_ERROR, f"invalid namespace {ns[:80]!r}")
-        require_agent(edge.agents, ns, agent_id)
+        require_agent(writes.edge.agents, ns, agent_id)
     except ParleyError as exc:
         await chat.error(exc)
         await socket.close(WS_1008_POLICY_VIOLATION, exc.code.value)

@@ -15,16 +15,16 @@ A bad frame gets an ``error`` frame and the socket stays open.
 
 import asyncio
 import contextlib
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
-from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.ids import Id, new_id
-from parley.contracts.runtime import CancelTurn, Chat, ConcurrencyPolicy
+from parley.contracts.ids import new_id
+from parley.contracts.runtime import CancelTurn, Chat
+from parley.edge.controllers.chat import CancelBody, ChatBody
 from parley.edge.controllers.lookups import require_agent, require_session
 from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
 from parley.edge.http.body import BodyError, decode_json
@@ -37,21 +37,12 @@ MAX_CHAT_FRAME_BYTES = 1_048_576
 """Largest client frame accepted."""
 
 
-class SendMessage(msgspec.Struct, tag="message", tag_field="type", forbid_unknown_fields=True):
-    """A user message: one turn."""
-
-    message: Annotated[str, Meta(min_length=1, max_length=200_000)]
-    conversation_id: Id | None = None
-    context: dict[str, Any] = {}
-    files: Annotated[list[Annotated[str, Meta(max_length=256)]], Meta(max_length=16)] = []
-    policy: ConcurrencyPolicy | None = None
+class SendMessage(ChatBody, tag="message", tag_field="type", forbid_unknown_fields=True):
+    """A user message: one turn (the body of `POST /agents/{id}/chat`)."""
 
 
-class Cancel(msgspec.Struct, tag="cancel", tag_field="type", forbid_unknown_fields=True):
+class Cancel(CancelBody, tag="cancel", tag_field="type", forbid_unknown_fields=True):
     """Cancel the conversation's running turn."""
-
-    conversation_id: Id | None = None
-    turn_id: Id | None = None
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=True):

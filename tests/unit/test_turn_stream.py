@@ -4,7 +4,7 @@ import msgspec
 import pytest
 
 from parley.contracts.runtime import TurnDelta
-from parley.edge.turn_stream import TurnFeed, client_frame, parse_last_event_id
+from parley.edge.streams.turn import TurnFeed, client_frame, parse_last_event_id
 
 
 def _feed(*frames: TurnDelta | bytes) -> TurnFeed:

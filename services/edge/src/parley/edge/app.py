@@ -2,9 +2,8 @@
 
 On start-up the app connects to NATS, opens the event store on that connection, and starts
 its projections (agents, personas, runtime, clusters, messages, tasks) on one shared
-subscription; on shutdown it stops them, then the store.
-``app.state`` holds ``settings``, ``nc``, ``store``, ``projection``, ``personas``, ``runtime``,
-``clusters``, ``messages``, ``tasks`` and ``commands`` for the route handlers.
+subscription; on shutdown it stops them, then the store. ``app.state.edge`` holds them all
+(:class:`~parley.edge.dependencies.Edge`); handlers get its parts as typed dependencies.
 """
 
 import logging
@@ -17,32 +16,37 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
 from parley.edge.commands import CommandClient
-from parley.edge.errors import exception_handlers
-from parley.edge.guards import HostGuard
-from parley.edge.openapi import document_bodies, openapi_config
+from parley.edge.controllers.agent_actions import agent_action_router
+from parley.edge.controllers.agents import agent_router
+from parley.edge.controllers.catalogue import model_router, strategy_router, tool_router
+from parley.edge.controllers.chat import chat_router
+from parley.edge.controllers.clusters import cluster_router
+from parley.edge.controllers.events import publish_event
+from parley.edge.controllers.executions import execution_router
+from parley.edge.controllers.files import file_router
+from parley.edge.controllers.health import health_routes
+from parley.edge.controllers.messages import message_router
+from parley.edge.controllers.observability import metrics_router, output_router
+from parley.edge.controllers.personas import persona_router
+from parley.edge.controllers.runs import run_router
+from parley.edge.controllers.session_chat import session_chat_router
+from parley.edge.controllers.sessions import session_router
+from parley.edge.controllers.tasks import task_router
+from parley.edge.dependencies import DEPENDENCIES, Edge
+from parley.edge.http.errors import exception_handlers
+from parley.edge.http.guards import HostGuard
+from parley.edge.http.openapi import document_bodies, openapi_config
+from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
-from parley.edge.request_ids import add_request_id_header
-from parley.edge.routes.agents import agent_router
-from parley.edge.routes.catalogue_models import model_router
-from parley.edge.routes.catalogue_tools import strategy_router, tool_router
-from parley.edge.routes.chat import chat_router
-from parley.edge.routes.chat_ws import chat_ws_routes
-from parley.edge.routes.clusters import cluster_router
-from parley.edge.routes.events import event_routes
-from parley.edge.routes.executions import execution_router, metrics_router
-from parley.edge.routes.files import file_router
-from parley.edge.routes.health import health_routes
-from parley.edge.routes.messages import message_router
-from parley.edge.routes.personas import persona_router
-from parley.edge.routes.sessions import session_router
-from parley.edge.routes.tasks import run_router, task_router
-from parley.edge.routes.ws import ws_routes
 from parley.edge.settings import EdgeSettings
+from parley.edge.streams.chat_ws import chat_ws_routes
+from parley.edge.streams.sse import event_routes
+from parley.edge.streams.ws import ws_routes
 from parley.eventstore.factory import open_store
 from parley.eventstore.follower import FollowerGroup
 
@@ -70,17 +74,31 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 kurrentdb_url=settings.kurrentdb_url,
                 nc=nc,
             )
-            projection = AgentsProjection(store)
-            app.state.nc, app.state.store, app.state.projection = nc, store, projection
-            app.state.personas = personas = PersonasProjection(store)
-            app.state.runtime = runtime = RuntimeProjection(store)
-            app.state.messages = messages = MessagesProjection(store)
-            app.state.clusters = clusters = ClustersProjection(store)
-            app.state.tasks = tasks = TasksProjection(store)
-            app.state.commands = CommandClient(nc, settings.command_timeout)
-            views = FollowerGroup(
-                store, [projection, personas, runtime, clusters, messages, tasks], name="edge-views"
+            edge = Edge(
+                settings=settings,
+                nc=nc,
+                store=store,
+                commands=CommandClient(nc, settings.command_timeout),
+                agents=AgentsProjection(store),
+                personas=PersonasProjection(store),
+                runtime=RuntimeProjection(store),
+                clusters=ClustersProjection(store),
+                messages=MessagesProjection(store),
+                tasks=TasksProjection(store),
             )
+            views = FollowerGroup(
+                store,
+                [
+                    edge.agents,
+                    edge.personas,
+                    edge.runtime,
+                    edge.clusters,
+                    edge.messages,
+                    edge.tasks,
+                ],
+                name="edge-views",
+            )
+            app.state.edge = edge
             await views.start()  # one subscription feeds every projection
             try:
                 yield
@@ -92,10 +110,11 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 await nc.drain()
 
     cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
-    app = Litestar(
+    return Litestar(
         route_handlers=[
             *health_routes,
             agent_router,
+            agent_action_router,
             model_router,
             tool_router,
             strategy_router,
@@ -104,15 +123,19 @@ def create_app(settings: EdgeSettings) -> Litestar:
             chat_router,
             *chat_ws_routes,
             execution_router,
+            output_router,
             metrics_router,
             session_router,
+            session_chat_router,
             file_router,
             message_router,
             task_router,
             run_router,
             *event_routes,
+            publish_event,
             *ws_routes,
         ],
+        dependencies=DEPENDENCIES,
         lifespan=[connections],
         on_startup=[document_bodies],
         state=State({"settings": settings}),
@@ -124,4 +147,3 @@ def create_app(settings: EdgeSettings) -> Litestar:
         openapi_config=openapi_config(),
         logging_config=None,
     )
-    return app

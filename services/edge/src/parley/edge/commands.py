@@ -15,16 +15,16 @@ from nats.aio.client import Client
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from parley.contracts import runtime, subjects
+from parley.contracts import subjects
 from parley.contracts.acl import MessageReply
 from parley.contracts.errors import ErrorCode
-from parley.contracts.registry import SERVICE, CommandReply, RegistryCommand
+from parley.contracts.registry import CommandReply
 from parley.contracts.runtime import RuntimeReply
 from parley.contracts.tasks import TaskReply
-from parley.edge.errors import ApiError
+from parley.edge.http.errors import ApiError
 from parley.kit.telemetry import extract, inject
 
-__all__ = ["REQUEST_ID_HEADER", "CommandClient"]
+__all__ = ["REQUEST_ID_HEADER", "CommandClient", "Reply"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     TaskReply: msgspec.json.Decoder(TaskReply),
 }
 Reply = TypeVar("Reply", CommandReply, RuntimeReply, MessageReply, TaskReply)
+"""A service's reply type."""
 _tracer = trace.get_tracer("parley.edge")
 
 
@@ -45,46 +46,6 @@ class CommandClient:
 
     def __init__(self, nc: Client, timeout: float) -> None:
         self.nc, self.timeout = nc, timeout
-
-    async def send(
-        self,
-        verb: str,
-        command: RegistryCommand,
-        *,
-        request_id: str,
-        traceparent: str | None = None,
-        within: float | None = None,
-    ) -> CommandReply:
-        """Send a registry ``command`` to ``parley.cmd.registry.<verb>`` (see :meth:`request`)."""
-        return await self.request(
-            SERVICE,
-            verb,
-            command,
-            CommandReply,
-            request_id=request_id,
-            traceparent=traceparent,
-            within=within,
-        )
-
-    async def send_runtime(
-        self,
-        verb: str,
-        command: msgspec.Struct,
-        *,
-        request_id: str,
-        traceparent: str | None = None,
-        within: float | None = None,
-    ) -> RuntimeReply:
-        """Send a runtime ``command`` to ``parley.cmd.runtime.<verb>`` (see :meth:`request`)."""
-        return await self.request(
-            runtime.SERVICE,
-            verb,
-            command,
-            RuntimeReply,
-            request_id=request_id,
-            traceparent=traceparent,
-            within=within,
-        )
 
     async def request(
         self,
@@ -100,10 +61,10 @@ class CommandClient:
         """Send ``command`` to ``parley.cmd.<service>.<verb>`` and wait for its reply.
 
         Args:
-            service: ``registry`` or ``runtime``.
+            service: ``registry``, ``runtime``, ``messaging`` or ``tasks``.
             verb: The command's verb, e.g. ``create_agent`` or ``chat``.
             command: The command struct.
-            reply_type: The service's reply type (``CommandReply`` or ``RuntimeReply``).
+            reply_type: The service's reply type, e.g. ``CommandReply``.
             request_id: The HTTP request's id, sent as ``Parley-Request-Id``.
             traceparent: The caller's W3C trace context, continued by this hop's span.
             within: Seconds to wait for the reply (default: the client's).

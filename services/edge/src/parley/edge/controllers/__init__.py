@@ -1,0 +1,1 @@
+"""The REST controllers, one module per resource (the app lists their routers)."""

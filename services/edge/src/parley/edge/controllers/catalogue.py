@@ -1,0 +1,150 @@
+"""`/api/v1/models`, `/api/v1/tools` and `/api/v1/strategies`: the catalogues.
+
+Served from the catalogues shipped in contracts (models with their limits, parameters and
+prices; built-in tools; execution strategies), the same ones the registry validates agent
+definitions against; they need no service and no event.
+"""
+
+from typing import Annotated, get_args
+
+from litestar import Router, get
+from litestar.params import Parameter
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.models import Capability, ModelInfo, ModelType, load_catalogue
+from parley.contracts.strategies import STRATEGY_CATALOGUE, StrategyDescriptor
+from parley.contracts.tools import TOOL_CATALOGUE, ToolDescriptor
+from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.errors import ApiError, error_responses, invalid_value
+from parley.edge.http.paging import Cursor, Limit, page_by_key
+
+__all__ = ["model_router", "strategy_router", "tool_router"]
+
+_CAPABILITIES: tuple[str, ...] = get_args(Capability)
+_MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+_CATEGORIES = sorted({t.category for t in TOOL_CATALOGUE.values()})
+
+
+def _check(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> None:
+    if value is not None and value not in allowed:
+        raise invalid_value(name, value, f"expected one of {', '.join(allowed)}")
+
+
+def _not_found(kind: str, name: str, names: list[str]) -> ApiError:
+    return ApiError(
+        ErrorCode.NOT_FOUND,
+        f"no {kind} {name[:64]!r}; use one of {', '.join(sorted(names))}",
+        {kind: name[:64]},
+    )
+
+
+# --- models ------------------------------------------------------------------------------
+
+
+@get(
+    "/",
+    summary="List models",
+    description='Filters combine with AND. `model = "*"` stands for any model of its'
+    " provider (OpenAI-compatible servers). Ordered by provider, then model.",
+    responses=error_responses(400, 422),
+)
+async def list_models(
+    provider: Annotated[str | None, Parameter(required=False, description="Provider.")] = None,
+    capability: Annotated[
+        str | None, Parameter(required=False, description=", ".join(_CAPABILITIES) + ".")
+    ] = None,
+    model_type: Annotated[
+        str | None, Parameter(required=False, description=", ".join(_MODEL_TYPES) + ".")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ModelInfo]:
+    """A page of the models catalogue."""
+    catalogue = load_catalogue()
+    _check("provider", provider, catalogue.providers())
+    _check("capability", capability, _CAPABILITIES)
+    _check("model_type", model_type, _MODEL_TYPES)
+    found = catalogue.select(
+        provider=provider,
+        capability=capability,  # type: ignore[arg-type]
+        model_type=model_type,  # type: ignore[arg-type]
+    )
+    return page_by_key(found, lambda m: f"{m.provider}/{m.model}", limit=limit, cursor=cursor)
+
+
+@get(
+    "/{provider:str}/{model:path}",
+    summary="Read a model",
+    description="Model names may contain `/`. A provider with a wildcard entry answers it for"
+    " any model name.",
+    responses=error_responses(404),
+)
+async def get_model(provider: str, model: str) -> Data[ModelInfo]:
+    """One model of one provider."""
+    name = model.lstrip("/")
+    info = load_catalogue().find(provider, name)
+    if info is None:
+        raise ApiError(
+            ErrorCode.NOT_FOUND,
+            f"no model {name[:128]!r} of provider {provider[:32]!r}; list them with"
+            " GET /api/v1/models",
+            {"provider": provider[:32], "model": name[:128]},
+        )
+    return Data(data=info)
+
+
+# --- tools and strategies ----------------------------------------------------------------
+
+
+@get("/", summary="List tools", description="Ordered by name.", responses=error_responses(400, 422))
+async def list_tools(
+    category: Annotated[
+        str | None, Parameter(required=False, description=", ".join(_CATEGORIES) + ".")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ToolDescriptor]:
+    """Built-in tools an agent may list, with their config and parameter schemas."""
+    _check("category", category, _CATEGORIES)
+    found = [t for t in TOOL_CATALOGUE.values() if category is None or t.category == category]
+    return page_by_key(found, lambda t: t.name, limit=limit, cursor=cursor)
+
+
+@get("/{name:str}", summary="Read a tool", responses=error_responses(404))
+async def get_tool(name: str) -> Data[ToolDescriptor]:
+    """One built-in tool."""
+    descriptor = TOOL_CATALOGUE.get(name)
+    if descriptor is None:
+        raise _not_found("tool", name, list(TOOL_CATALOGUE))
+    return Data(data=descriptor)
+
+
+@get("/", summary="List strategies", description="Ordered by name.", responses=error_responses(400))
+async def list_strategies(limit: Limit = 50, cursor: Cursor = None) -> Page[StrategyDescriptor]:
+    """Execution strategies, with their config schemas."""
+    return page_by_key(STRATEGY_CATALOGUE.values(), lambda s: s.name, limit=limit, cursor=cursor)
+
+
+@get("/{name:str}", summary="Read a strategy", responses=error_responses(404))
+async def get_strategy(name: str) -> Data[StrategyDescriptor]:
+    """One execution strategy."""
+    descriptor = STRATEGY_CATALOGUE.get(name)
+    if descriptor is None:
+        raise _not_found("strategy", name, list(STRATEGY_CATALOGUE))
+    return Data(data=descriptor)
+
+
+model_router = Router(
+    path="/api/v1/models", route_handlers=[list_models, get_model], tags=["models"]
+)
+"""Every `/api/v1/models` route."""
+
+tool_router = Router(path="/api/v1/tools", route_handlers=[list_tools, get_tool], tags=["tools"])
+"""Every `/api/v1/tools` route."""
+
+strategy_router = Router(
+    path="/api/v1/strategies",
+    route_handlers=[list_strategies, get_strategy],
+    tags=["strategies"],
+)
+"""Every `/api/v1/strategies` route."""

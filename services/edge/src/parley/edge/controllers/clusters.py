@@ -1,0 +1,296 @@
+"""`/api/v1/clusters`: deploy a manifest (JSON or YAML), list, read, pause/resume, delete, scale.
+
+Writes are registry commands; a write answers once this edge's clusters *and* agents
+projections show it (read your writes), so the response lists the agents as they now are.
+A cluster's agents are ordinary agents (label `parley.dev/cluster=<name>`): the read joins
+the agents projection (status, instances) and the runtime projection (metrics).
+"""
+
+import re
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import Parameter
+from msgspec import Meta
+
+from parley.aggregates.cluster import agent_specs
+from parley.contracts.clusters import (
+    SERVICE,
+    ClusterAction,
+    ClusterManifest,
+    ClusterView,
+    CreateCluster,
+    DeleteCluster,
+    ScaleCluster,
+    UpdateCluster,
+)
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.registry import CommandReply
+from parley.edge.controllers.agent_list import parse_labels
+from parley.edge.controllers.cluster_views import (
+    ClusterDetail,
+    ClusterSummary,
+    cluster_detail,
+    cluster_summary,
+)
+from parley.edge.dependencies import Writes
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
+from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.http.request_ids import request_id
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.clusters import ClustersProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.settings import EdgeSettings
+
+__all__ = ["ClusterOps", "ScaleRequest", "ScaleResult", "cluster_not_found", "cluster_router"]
+
+PREFIX = "/api/v1/clusters"
+_NAME = re.compile(NAMESPACE_PATTERN)  # a cluster's name is a DNS label, like a namespace
+_PER_AGENT_S = 0.05
+"""Extra seconds a cluster command may take per agent, on top of the command timeout."""
+
+
+class ScaleRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /clusters/{name}/scale`."""
+
+    agent_name: Annotated[str, Meta(min_length=1, max_length=128)]
+    """The agent's name in the cluster (template replicas: `<name>-<k>`)."""
+    instances: Annotated[int, Meta(ge=0, le=1024)]
+    """Concurrency slots to give it."""
+
+
+class ScaleResult(msgspec.Struct, kw_only=True):
+    """What a scale did."""
+
+    agent_name: str
+    agent_id: str
+    current_instances: int
+    target_instances: int
+
+
+def cluster_not_found(name: str, namespace: str) -> ParleyError:
+    """``404 CLUSTER_NOT_FOUND``."""
+    return not_found(ErrorCode.CLUSTER_NOT_FOUND, "cluster", "name", name, namespace, quote=True)
+
+
+class ClusterOps:
+    """The cluster routes' reads and writes (one per request, from its dependencies)."""
+
+    def __init__(
+        self,
+        agents: AgentsProjection,
+        clusters: ClustersProjection,
+        runtime: RuntimeProjection,
+        writes: Writes,
+        settings: EdgeSettings,
+        ns: str,
+    ) -> None:
+        self.agents, self.clusters, self.runtime = agents, clusters, runtime
+        self.writes, self.settings, self.ns = writes, settings, ns
+
+    def get(self, name: str, namespace: str | None = None) -> ClusterView:
+        namespace = namespace or self.ns
+        view = self.clusters.get(namespace, name) if _NAME.match(name) else None
+        if view is None:
+            raise cluster_not_found(name, namespace)
+        return view
+
+    def detail(self, name: str, namespace: str | None = None) -> ClusterDetail:
+        return cluster_detail(self.agents, self.runtime, self.get(name, namespace))
+
+    async def run(self, verb: str, command: msgspec.Struct, agents: int) -> CommandReply:
+        """Send ``command``; wait until the clusters and agents projections show its effect.
+
+        The reply is a `ClusterReply`; read as a `CommandReply` (same `ok`, `version`,
+        `position`, `error`) since only those are needed here.
+        """
+        return await self.writes.send(
+            SERVICE,
+            verb,
+            command,
+            CommandReply,
+            views=(self.clusters, self.agents),
+            within=self.settings.command_timeout + _PER_AGENT_S * agents,
+            what="cluster",
+        )
+
+
+def _explicit_namespace(request: Request[Any, Any, Any]) -> str | None:
+    return request.headers.get("x-parley-namespace") or request.query_params.get("namespace")
+
+
+# --- handlers ------------------------------------------------------------------------------
+
+
+@post(
+    "/",
+    status_code=201,
+    summary="Deploy a cluster",
+    description="The manifest as JSON or, with `Content-Type: application/yaml` (or"
+    " `application/x-yaml`, `text/yaml`), as YAML. Its agents are created (and started unless"
+    " `start=false`); a name in use is `409 CLUSTER_EXISTS`. A bad manifest appends nothing.",
+    opt={"body": ClusterManifest},
+    responses=error_responses(400, 409, 413, 415, 422, 503, 504),
+)
+async def create_cluster(
+    request: Request[Any, Any, Any],
+    ops: ClusterOps,
+    ns: str,
+    start: Annotated[bool, Parameter(description="Start the agents once created.")] = True,
+) -> Response[Data[ClusterDetail]]:
+    """Deploy a cluster from its manifest."""
+    manifest = await decode_body(request, ClusterManifest)
+    explicit = _explicit_namespace(request)
+    declared = manifest.metadata.namespace
+    if explicit is not None and declared not in ("default", explicit):
+        message = f"the manifest says {declared!r} but the request is for {explicit!r}"
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"metadata.namespace: {message}",
+            [{"field": "body.metadata.namespace", "message": message}],
+        )
+    namespace = ns if explicit is not None else declared
+    manifest = msgspec.structs.replace(
+        manifest, metadata=msgspec.structs.replace(manifest.metadata, namespace=namespace)
+    )
+    command = CreateCluster(
+        namespace=namespace, request_id=request_id(request.scope), manifest=manifest, start=start
+    )
+    await ops.run("create_cluster", command, len(agent_specs(manifest)))
+    detail = ops.detail(manifest.metadata.name, namespace)
+    return Response(
+        Data(data=detail), status_code=201, headers={"Location": f"{PREFIX}/{detail.name}"}
+    )
+
+
+@get(
+    "/",
+    summary="List clusters",
+    description="By name; `state=active|paused` and `label=key=value` (repeatable) filter.",
+    responses=error_responses(400, 422),
+)
+async def list_clusters(
+    clusters: ClustersProjection,
+    ns: str,
+    cluster_state: Annotated[
+        str | None, Parameter(query="state", required=False, description="`active`, `paused`.")
+    ] = None,
+    label: Annotated[
+        list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ClusterSummary]:
+    """A page of the namespace's clusters."""
+    if cluster_state is not None and cluster_state not in ("active", "paused"):
+        raise invalid_value("state", cluster_state, "expected active or paused")
+    labels = parse_labels(label or ())
+    found = [
+        view
+        for view in clusters.clusters(ns)
+        if (cluster_state is None or view.state == cluster_state)
+        and all(view.manifest.metadata.labels.get(k) == v for k, v in labels)
+    ]
+    page = page_by_key(found, lambda v: v.name, limit=limit, cursor=cursor)
+    return Page(data=[cluster_summary(v) for v in page.data], pagination=page.pagination)
+
+
+@get("/{name:str}", summary="Read a cluster", responses=error_responses(404))
+async def get_cluster(ops: ClusterOps, name: str) -> Data[ClusterDetail]:
+    """The manifest, state, and each agent's status, instances and metrics."""
+    return Data(data=ops.detail(name))
+
+
+@patch(
+    "/{name:str}",
+    summary="Pause or resume a cluster",
+    description='`{"action": "pause"|"resume"}` applies to every agent; agents already in'
+    " that state are skipped (resume also starts agents never started).",
+    opt={"body": ClusterAction},
+    responses=error_responses(400, 404, 409, 415, 422, 503, 504),
+)
+async def update_cluster(
+    request: Request[Any, Any, Any], ops: ClusterOps, ns: str, name: str
+) -> Data[ClusterDetail]:
+    """Pause or resume every agent of the cluster."""
+    view = ops.get(name)
+    body = await decode_body(request, ClusterAction)
+    command = UpdateCluster(
+        namespace=ns, request_id=request_id(request.scope), name=name, action=body.action
+    )
+    await ops.run("update_cluster", command, len(view.agent_ids))
+    return Data(data=ops.detail(name))
+
+
+@delete(
+    "/{name:str}",
+    status_code=204,
+    summary="Delete a cluster",
+    description="Stops and deletes every agent of the cluster, then the cluster.",
+    responses=error_responses(404, 409, 503, 504),
+)
+async def delete_cluster(
+    request: Request[Any, Any, Any], ops: ClusterOps, ns: str, name: str
+) -> None:
+    """Delete the cluster and its agents."""
+    view = ops.get(name)
+    command = DeleteCluster(namespace=ns, request_id=request_id(request.scope), name=name)
+    await ops.run("delete_cluster", command, 2 * len(view.agent_ids))
+
+
+@post(
+    "/{name:str}/scale",
+    status_code=200,
+    summary="Scale an agent of a cluster",
+    description="Sets the agent's `instances`. While another scale of the same cluster is in"
+    " progress the answer is `409 SCALING_IN_PROGRESS`.",
+    opt={"body": ScaleRequest},
+    responses=error_responses(400, 404, 409, 415, 422, 503, 504),
+)
+async def scale_cluster(
+    request: Request[Any, Any, Any], ops: ClusterOps, ns: str, name: str
+) -> Data[ScaleResult]:
+    """Set one agent's instances."""
+    ops.get(name)
+    body = await decode_body(request, ScaleRequest)
+    command = ScaleCluster(
+        namespace=ns,
+        request_id=request_id(request.scope),
+        name=name,
+        agent_name=body.agent_name,
+        instances=body.instances,
+    )
+    await ops.run("scale_cluster", command, 1)
+    detail = ops.detail(name)
+    agent = next((a for a in detail.agents if a.name == body.agent_name), None)
+    if agent is None:  # deleted by someone else between the command and now
+        raise cluster_not_found(name, ns)
+    return Data(
+        data=ScaleResult(
+            agent_name=agent.name,
+            agent_id=agent.id,
+            current_instances=agent.instances if agent.instances is not None else 0,
+            target_instances=body.instances,
+        )
+    )
+
+
+cluster_router = Router(
+    path=PREFIX,
+    route_handlers=[
+        create_cluster,
+        list_clusters,
+        get_cluster,
+        update_cluster,
+        delete_cluster,
+        scale_cluster,
+    ],
+    dependencies={"ops": Provide(ClusterOps, sync_to_thread=False)},
+    tags=["clusters"],
+)
+"""Every `/api/v1/clusters` route."""

@@ -1,0 +1,177 @@
+"""Executions of an agent: `/webhook` and `/executions` (read, answer, cancel).
+
+A webhook queues a durable execution (`202` with `Location`); its progress is read from the
+runtime projection. An agent's output, log and metrics are :mod:`.observability`.
+"""
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.params import Parameter
+from msgspec import Meta
+
+from parley.contracts.runtime import (
+    CancelExecution,
+    ExecutionInput,
+    ExecutionOptions,
+    TriggerExecution,
+)
+from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.errors import error_responses, invalid
+from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.projections.runtime_views import ExecutionView
+
+__all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]
+
+PREFIX = "/api/v1/agents"
+_STATUSES = ("queued", "running", "input_required", "completed", "failed", "cancelled")
+_TRIGGERS = ("webhook", "periodic", "manual")
+
+
+class WebhookBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /agents/{id}/webhook` (optional)."""
+
+    input_data: dict[str, Any] = {}
+    """What the execution works on, given to the model as data."""
+    execution_options: ExecutionOptions | None = None
+    """`timeout_seconds`, `max_attempts`, `retry_backoff_seconds`."""
+
+
+class InputBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST .../executions/{id}/input`: the answer to an approval request."""
+
+    approved: bool = True
+    response: Annotated[str, Meta(max_length=100_000)] | None = None
+    """Given to the model as the tool's result instead of running the tool."""
+
+
+class Queued(msgspec.Struct, kw_only=True):
+    """A queued execution."""
+
+    execution_id: str
+    status: Literal["queued"] = "queued"
+
+
+@post(
+    "/{agent_id:str}/webhook",
+    status_code=202,
+    summary="Trigger an execution",
+    description="Queues a durable execution; poll `Location` for its progress.",
+    opt={"body": WebhookBody, "body_optional": True},
+    responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
+)
+async def webhook(request: Request[Any, Any, Any], agent: AgentScope) -> Response[Data[Queued]]:
+    """Queue an execution of the agent with `input_data`."""
+    agent.live()
+    body = await decode_body(request, WebhookBody, optional=True)
+    command = TriggerExecution(
+        namespace=agent.ns,
+        agent_id=agent.id,
+        input_data=body.input_data,
+        options=body.execution_options or ExecutionOptions(),
+        trigger="webhook",
+        min_position=agent.agents.applied_position,
+    )
+    reply = await agent.writes.runtime("trigger_execution", command)
+    execution_id = reply.execution_id or ""
+    return Response(
+        Data(data=Queued(execution_id=execution_id)),
+        status_code=202,
+        headers={"Location": f"{PREFIX}/{agent.id}/executions/{execution_id}"},
+    )
+
+
+@get(
+    "/{agent_id:str}/executions",
+    summary="List an agent's executions",
+    responses=error_responses(400, 404, 422),
+)
+async def list_executions(
+    agent: AgentScope,
+    status: Annotated[
+        str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
+    ] = None,
+    trigger: Annotated[
+        str | None, Parameter(required=False, description=", ".join(_TRIGGERS) + ".")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[ExecutionView]:
+    """A page of the agent's executions, oldest first."""
+    agent.live()
+    if status is not None and status not in _STATUSES:
+        raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
+    if trigger is not None and trigger not in _TRIGGERS:
+        raise invalid("query.trigger", "expected one of " + ", ".join(_TRIGGERS))
+    views = agent.runtime.executions(
+        agent.ns,
+        agent.id,
+        lambda v: (
+            (status is None or v.status == status) and (trigger is None or v.trigger == trigger)
+        ),
+    )
+    return page_by_key(views, lambda v: f"{v.created_at}\x00{v.id}", limit=limit, cursor=cursor)
+
+
+@get(
+    "/{agent_id:str}/executions/{execution_id:str}",
+    summary="Read an execution",
+    responses=error_responses(404),
+)
+async def get_execution(agent: AgentScope, execution_id: str) -> Data[ExecutionView]:
+    """Status, steps, output, usage and any pending input of one execution."""
+    agent.live()
+    return Data(data=agent.execution(execution_id))
+
+
+@post(
+    "/{agent_id:str}/executions/{execution_id:str}/input",
+    status_code=200,
+    summary="Answer an execution waiting for input",
+    description="`409 INPUT_NOT_EXPECTED` unless the execution is in `input_required`.",
+    opt={"body": InputBody, "body_optional": True},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def execution_input(
+    request: Request[Any, Any, Any], agent: AgentScope, execution_id: str
+) -> Data[ExecutionView]:
+    """Approve or deny the pending tool call, optionally with a response."""
+    agent.live()
+    agent.execution(execution_id)
+    body = await decode_body(request, InputBody, optional=True)
+    command = ExecutionInput(
+        namespace=agent.ns,
+        agent_id=agent.id,
+        execution_id=execution_id,
+        approved=body.approved,
+        response=body.response,
+    )
+    await agent.writes.runtime("execution_input", command)
+    return Data(data=agent.execution(execution_id))
+
+
+@post(
+    "/{agent_id:str}/executions/{execution_id:str}/cancel",
+    status_code=200,
+    summary="Cancel an execution",
+    responses=error_responses(404, 409, 503, 504),
+)
+async def cancel_execution(agent: AgentScope, execution_id: str) -> Data[ExecutionView]:
+    """Cancel a queued, running or waiting execution."""
+    agent.live()
+    agent.execution(execution_id)
+    command = CancelExecution(namespace=agent.ns, agent_id=agent.id, execution_id=execution_id)
+    await agent.writes.runtime("cancel_execution", command)
+    return Data(data=agent.execution(execution_id))
+
+
+execution_router = Router(
+    path=PREFIX,
+    route_handlers=[webhook, list_executions, get_execution, execution_input, cancel_execution],
+    dependencies=AGENT_SCOPE,
+    tags=["executions"],
+)
+"""The execution routes of agents."""

@@ -1,0 +1,121 @@
+"""Lookups the controllers share: a resource from its projection, or its `404`, answered
+before any command is sent; and the scopes of the routes under one agent or one session."""
+
+import re
+
+from litestar.di import Provide
+
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.registry import AgentView
+from parley.edge.dependencies import Writes
+from parley.edge.http.errors import ApiError, not_found
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.runtime_views import ExecutionView, SessionDetail
+
+__all__ = [
+    "ID",
+    "AGENT_SCOPE",
+    "SESSION_SCOPE",
+    "AgentScope",
+    "SessionScope",
+    "agent_not_found",
+    "require_agent",
+    "require_execution",
+    "require_session",
+]
+
+ID = re.compile(ID_PATTERN)
+"""An id as the API accepts it; anything else cannot name a resource."""
+
+
+def agent_not_found(agent_id: str, namespace: str) -> ParleyError:
+    """``404 AGENT_NOT_FOUND``."""
+    return not_found(ErrorCode.AGENT_NOT_FOUND, "agent", "agent_id", agent_id, namespace)
+
+
+def require_agent(agents: AgentsProjection, namespace: str, agent_id: str) -> AgentView:
+    """The live agent ``agent_id``, or ``404 AGENT_NOT_FOUND``."""
+    view = agents.get(namespace, agent_id) if ID.match(agent_id) else None
+    if view is None:
+        raise agent_not_found(agent_id, namespace)
+    return view
+
+
+def require_session(
+    runtime: RuntimeProjection, namespace: str, session_id: str, *, agent_id: str | None = None
+) -> SessionDetail:
+    """The live session ``session_id`` (of ``agent_id`` when given), or ``404
+    SESSION_NOT_FOUND``."""
+    view = runtime.session(namespace, session_id) if ID.match(session_id) else None
+    if view is not None and agent_id is not None and view.agent_id != agent_id:
+        view = None  # another agent's conversation does not exist for this one
+    if view is None:
+        code = ErrorCode.SESSION_NOT_FOUND
+        raise not_found(code, "session", "session_id", session_id, namespace)
+    return view
+
+
+def require_execution(
+    runtime: RuntimeProjection, namespace: str, agent_id: str, execution_id: str
+) -> ExecutionView:
+    """The execution ``execution_id`` of ``agent_id``, or ``404 EXECUTION_NOT_FOUND``."""
+    view = runtime.execution(namespace, agent_id, execution_id) if ID.match(execution_id) else None
+    if view is None:
+        raise ApiError(
+            ErrorCode.EXECUTION_NOT_FOUND,
+            f"agent {agent_id[:64]} has no execution {execution_id[:64]}",
+            {"execution_id": execution_id[:64]},
+        )
+    return view
+
+
+class AgentScope:
+    """What the routes under `/agents/{agent_id}` share: the agent, its sessions and executions.
+
+    A typed dependency (one per request); lookups happen when a handler asks, so a handler
+    decides the order of its checks.
+    """
+
+    def __init__(
+        self,
+        agents: AgentsProjection,
+        runtime: RuntimeProjection,
+        writes: Writes,
+        ns: str,
+        agent_id: str,
+    ) -> None:
+        self.agents, self.runtime, self.writes = agents, runtime, writes
+        self.ns, self.id = ns, agent_id
+
+    def live(self) -> AgentView:
+        """The live agent, or ``404 AGENT_NOT_FOUND``."""
+        return require_agent(self.agents, self.ns, self.id)
+
+    def session(self, session_id: str) -> SessionDetail:
+        """The agent's session ``session_id``, or ``404 SESSION_NOT_FOUND``."""
+        return require_session(self.runtime, self.ns, session_id, agent_id=self.id)
+
+    def execution(self, execution_id: str) -> ExecutionView:
+        """The agent's execution ``execution_id``, or ``404 EXECUTION_NOT_FOUND``."""
+        return require_execution(self.runtime, self.ns, self.id, execution_id)
+
+
+class SessionScope:
+    """What the routes under `/sessions/{session_id}` share: the session and its writes."""
+
+    def __init__(
+        self, runtime: RuntimeProjection, writes: Writes, ns: str, session_id: str
+    ) -> None:
+        self.runtime, self.writes, self.ns, self.id = runtime, writes, ns, session_id
+
+    def live(self) -> SessionDetail:
+        """The live session, or ``404 SESSION_NOT_FOUND``."""
+        return require_session(self.runtime, self.ns, self.id)
+
+
+AGENT_SCOPE = {"agent": Provide(AgentScope, sync_to_thread=False)}
+"""The dependencies of a router under `/agents/{agent_id}`: ``agent: AgentScope``."""
+SESSION_SCOPE = {"session": Provide(SessionScope, sync_to_thread=False)}
+"""The dependencies of a router under `/sessions/{session_id}`: ``session: SessionScope``."""

@@ -1,0 +1,107 @@
+"""Group runs of a cluster: `POST /clusters/{name}/runs` starts one over the cluster's agents
+(202), `GET .../runs/{id}` shows each agent's part and the result."""
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from msgspec import Meta
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.registry import Budget
+from parley.contracts.tasks import GroupStrategy, StartRun
+from parley.edge.controllers.clusters import cluster_not_found
+from parley.edge.controllers.tasks import send_task_command
+from parley.edge.dependencies import Writes
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data
+from parley.edge.http.errors import ApiError, error_responses, invalid
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.clusters import ClustersProjection
+from parley.edge.projections.tasks import RunView, TasksProjection
+
+__all__ = ["RunBody", "run_router"]
+
+
+class RunBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /clusters/{name}/runs`."""
+
+    input: Any
+    """What the agents work on (a list is split over the mappers of a `map-reduce`)."""
+    strategy: GroupStrategy | None = None
+    """`parallel`, `map-reduce`, `pipeline`, `race`; default the cluster's."""
+    budget: Budget | None = None
+    """Checked against the usage agents report; default the cluster's."""
+    timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 120
+
+
+@post(
+    "/{name:str}/runs",
+    status_code=202,
+    summary="Start a group run",
+    description="Runs the cluster's agents on `input` by a strategy: `parallel` (everyone),"
+    " `map-reduce` (≥ 3 agents: the last reduces), `pipeline` (each gets the previous"
+    " output), `race` (≥ 2 agents: first result wins, the rest are cancelled).",
+    opt={"body": RunBody},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def start_run(
+    request: Request[Any, Any, Any],
+    agents: AgentsProjection,
+    clusters: ClustersProjection,
+    tasks: TasksProjection,
+    writes: Writes,
+    ns: str,
+    name: str,
+) -> Response[Data[RunView]]:
+    """Start a run over the cluster's agents."""
+    cluster = clusters.get(ns, name) if len(name) <= 63 else None
+    agent_ids = clusters.agent_ids(ns, name) if cluster is not None else None
+    if cluster is None or agent_ids is None:
+        raise cluster_not_found(name, ns)
+    body = await decode_body(request, RunBody)
+    spec = cluster.manifest.spec
+    live = [a for a in agent_ids if agents.get(ns, a) is not None]
+    if not live:
+        raise invalid("cluster", f"cluster {name} has no agents")
+    command = StartRun(
+        namespace=ns,
+        cluster=name,
+        agent_ids=live,
+        input=body.input,
+        strategy=body.strategy or spec.strategy,
+        budget=body.budget or spec.budget,
+        timeout_seconds=body.timeout_seconds,
+        min_position=agents.applied_position,
+    )
+    reply = await send_task_command(writes, tasks, "start_run", command)
+    run_id = reply.run_id or ""
+    view = tasks.run(ns, name, run_id)
+    if view is None:  # pragma: no cover - the wait above makes it visible
+        raise ApiError(ErrorCode.TIMEOUT, "the run started but is not visible yet")
+    return Response(
+        Data(data=view),
+        status_code=202,
+        headers={"Location": f"/api/v1/clusters/{name}/runs/{run_id}"},
+    )
+
+
+@get("/{name:str}/runs/{run_id:str}", summary="Read a group run", responses=error_responses(404))
+async def get_run(tasks: TasksProjection, ns: str, name: str, run_id: str) -> Data[RunView]:
+    """Each agent's part (input, output, error) and the run's result."""
+    view = tasks.run(ns, name, run_id)
+    if view is None:
+        raise ApiError(
+            ErrorCode.RUN_NOT_FOUND,
+            f"cluster {name[:64]} has no run {run_id[:64]}",
+            {"run_id": run_id[:64]},
+        )
+    return Data(data=view)
+
+
+run_router = Router(
+    path="/api/v1/clusters",
+    route_handlers=[start_run, get_run],
+    tags=["clusters"],
+)
+"""`POST /clusters/{name}/runs`, `GET /clusters/{name}/runs/{id}`."""

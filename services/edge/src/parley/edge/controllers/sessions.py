@@ -1,0 +1,233 @@
+"""`/api/v1/sessions`: conversations, for an agent or ad hoc with their own settings.
+
+Writes are runtime commands; reads come from the runtime projection, after waiting for the
+command's position (read-your-writes). Chat on a session works like the agent chat
+(:mod:`parley.edge.controllers.chat`); files are in :mod:`parley.edge.controllers.files`.
+"""
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar.params import Parameter
+from msgspec import Meta
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.ids import Id
+from parley.contracts.registry import ToolSpec
+from parley.contracts.runtime import (
+    CreateSession,
+    DeleteSession,
+    DeleteSessions,
+    SessionPatch,
+    SessionSettings,
+    SetSessionTools,
+    UpdateSession,
+)
+from parley.edge.controllers.lookups import (
+    SESSION_SCOPE,
+    SessionScope,
+    require_agent,
+    require_session,
+)
+from parley.edge.dependencies import Writes
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.errors import ApiError, error_responses
+from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.runtime_views import SessionDetail, SessionView
+
+__all__ = ["session_router"]
+
+PREFIX = "/api/v1/sessions"
+_DELETE_BATCH = 10_000
+
+
+class CreateSessionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /sessions`: an agent's conversation, or ad-hoc `settings`."""
+
+    agent_id: Id | None = None
+    """The agent to talk to; its settings apply where `settings` leaves a field unset."""
+    settings: SessionSettings | None = None
+    """Provider, model, persona, system prompt, params, tools, strategy, concurrency."""
+    title: Annotated[str, Meta(max_length=256)] | None = None
+
+
+class ToolsBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `PUT /sessions/{id}/tools`: the session's new tools."""
+
+    tools: Annotated[list[ToolSpec], Meta(max_length=64)]
+
+
+class SessionPatchResponse(msgspec.Struct, kw_only=True):
+    """The session after a settings change, and what changed."""
+
+    data: SessionDetail
+    report: dict[str, Any]
+    """`changed`, `skipped` and `failed` fields."""
+
+
+class DeletedCount(msgspec.Struct, kw_only=True):
+    """How many sessions were deleted."""
+
+    deleted: int
+
+
+def _respond(view: SessionDetail, status: int = 200, **headers: str) -> Response[Any]:
+    return Response(
+        Data(data=view),
+        status_code=status,
+        headers={"ETag": f'"{view.version}"', **headers},
+    )
+
+
+@post(
+    "/",
+    status_code=201,
+    summary="Open a session",
+    opt={"body": CreateSessionBody, "body_optional": True},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def create_session(
+    request: Request[Any, Any, Any],
+    agents: AgentsProjection,
+    runtime: RuntimeProjection,
+    writes: Writes,
+    ns: str,
+) -> Response[Data[SessionDetail]]:
+    """Open a conversation with an agent, or ad hoc with its own settings."""
+    body = await decode_body(request, CreateSessionBody, optional=True)
+    if body.agent_id is not None:
+        require_agent(agents, ns, body.agent_id)
+    command = CreateSession(
+        namespace=ns,
+        agent_id=body.agent_id,
+        settings=body.settings or SessionSettings(),
+        title=body.title,
+        min_position=agents.applied_position,
+    )
+    reply = await writes.runtime("create_session", command)
+    view = require_session(runtime, ns, reply.session_id or "")
+    return _respond(view, 201, Location=f"{PREFIX}/{view.id}")
+
+
+@get("/", summary="List sessions", responses=error_responses(400, 422))
+async def list_sessions(
+    runtime: RuntimeProjection,
+    ns: str,
+    agent_id: Annotated[str | None, Parameter(required=False)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[SessionView]:
+    """A page of the namespace's sessions, oldest first."""
+    views = runtime.sessions(ns, agent_id)
+    return page_by_key(views, lambda v: f"{v.created_at}\x00{v.id}", limit=limit, cursor=cursor)
+
+
+@get("/{session_id:str}", summary="Read a session", responses=error_responses(404))
+async def get_session(session: SessionScope) -> Response[Data[SessionDetail]]:
+    """A session's settings, files and history; its version is the `ETag`."""
+    return _respond(session.live())
+
+
+@patch(
+    "/{session_id:str}",
+    summary="Change a session's settings",
+    description="All or nothing: a field that cannot change is `422` with the report in `details`.",
+    opt={"body": SessionPatch},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def update_session(
+    request: Request[Any, Any, Any], session: SessionScope, expected_version: int | None
+) -> SessionPatchResponse:
+    """Change settings; the answer reports changed, skipped and failed fields."""
+    session.live()
+    change = await decode_body(request, SessionPatch)
+    command = UpdateSession(
+        namespace=session.ns, session_id=session.id, patch=change, expected_version=expected_version
+    )
+    reply = await session.writes.runtime("update_session", command)
+    report = reply.report or {"changed": [], "skipped": [], "failed": []}
+    if report.get("failed"):
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR, "some settings could not change; none did", report
+        )
+    return SessionPatchResponse(data=session.live(), report=report)
+
+
+@put(
+    "/{session_id:str}/tools",
+    summary="Replace a session's tools",
+    opt={"body": ToolsBody},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def set_tools(
+    request: Request[Any, Any, Any], session: SessionScope, expected_version: int | None
+) -> Response[Data[SessionDetail]]:
+    """`{"tools": [...]}` replaces the session's tools."""
+    session.live()
+    body = await decode_body(request, ToolsBody)
+    command = SetSessionTools(
+        namespace=session.ns,
+        session_id=session.id,
+        tools=body.tools,
+        expected_version=expected_version,
+    )
+    await session.writes.runtime("set_session_tools", command)
+    return _respond(session.live())
+
+
+@delete(
+    "/{session_id:str}",
+    status_code=204,
+    summary="Delete a session",
+    responses=error_responses(404, 503, 504),
+)
+async def delete_session(session: SessionScope) -> None:
+    """Delete a session: its events stay, it leaves every view."""
+    session.live()
+    command = DeleteSession(namespace=session.ns, session_id=session.id)
+    await session.writes.runtime("delete_session", command)
+
+
+@delete(
+    "/",
+    status_code=200,
+    summary="Delete every session of the namespace",
+    description="`agent_id` limits it to one agent's sessions. Answers the count deleted.",
+    responses=error_responses(422, 503, 504),
+)
+async def delete_sessions(
+    runtime: RuntimeProjection,
+    writes: Writes,
+    ns: str,
+    agent_id: Annotated[str | None, Parameter(required=False)] = None,
+) -> Data[DeletedCount]:
+    """Delete all the namespace's sessions (or one agent's)."""
+    ids = runtime.session_ids(ns, agent_id)
+    deleted = 0
+    for start in range(0, len(ids), _DELETE_BATCH):
+        batch = ids[start : start + _DELETE_BATCH]
+        command = DeleteSessions(namespace=ns, session_ids=batch)
+        reply = await writes.runtime("delete_sessions", command)
+        deleted += int((reply.report or {}).get("deleted", len(batch)))
+    return Data(data=DeletedCount(deleted=deleted))
+
+
+session_router = Router(
+    path=PREFIX,
+    route_handlers=[
+        create_session,
+        list_sessions,
+        get_session,
+        update_session,
+        set_tools,
+        delete_session,
+        delete_sessions,
+    ],
+    dependencies=SESSION_SCOPE,
+    tags=["sessions"],
+)
+"""The `/api/v1/sessions` routes but chat (:mod:`.session_chat`) and files (:mod:`.files`)."""

@@ -1,0 +1,226 @@
+"""Tasks (FIPA Contract Net): `/api/v1/tasks`.
+
+`POST /tasks` records a task; `/distribute` puts it out to tender (202: the round runs on;
+with `"wait": true`, 200 once it is awarded or failed); `GET` shows the proposals, the
+winning bid, progress and the result. Group runs of a cluster are :mod:`.runs`.
+"""
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.params import Parameter
+from msgspec import Meta
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.ids import Id
+from parley.contracts.tasks import (
+    SERVICE,
+    AwardStrategy,
+    CancelTask,
+    CreateTask,
+    DistributeTask,
+    Requirements,
+    TaskReply,
+    TaskSpec,
+)
+from parley.edge.dependencies import Writes
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.errors import error_responses, invalid, not_found
+from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.tasks import TasksProjection, TaskView
+
+__all__ = ["send_task_command", "task_router"]
+
+_STATUSES = ("created", "announced", "awarded", "completed", "failed", "cancelled")
+_WAIT_SLACK_S = 6.0
+
+
+class CreateTaskBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /tasks`."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=256)]
+    description: Annotated[str, Meta(max_length=10_000)] = ""
+    data: Any = None
+    """What the task works on."""
+    participants: Annotated[list[Id], Meta(max_length=1000)] = []
+    """Agent ids to tender to; otherwise `requirements` pick the candidates."""
+    requirements: Requirements | None = None
+    timeout_seconds: Annotated[float, Meta(gt=0, le=86_400)] = 300
+    """How long the awarded agent has to report a result (then the next bid gets it)."""
+    protocol: Literal["contract_net"] = "contract_net"
+    task_id: Id | None = None
+    """Chosen by the caller (idempotent creation); a new id otherwise."""
+
+
+class DistributeBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /tasks/{id}/distribute` (optional)."""
+
+    strategy: AwardStrategy = "best_bid"
+    """`best_bid` (weighted cost, time, confidence), `lowest_cost`, `fastest`,
+    `highest_confidence`."""
+    max_wait_seconds: Annotated[float, Meta(gt=0, le=600)] = 5.0
+    """How long bids are taken (the cfp's `reply-by`)."""
+    wait: bool = False
+    """Answer once the task is awarded or has failed (200) instead of at once (202)."""
+
+
+class CancelBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /tasks/{id}/cancel` (optional)."""
+
+    reason: Annotated[str, Meta(max_length=1024)] | None = None
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+async def send_task_command(
+    writes: Writes,
+    tasks: TasksProjection,
+    verb: str,
+    command: msgspec.Struct,
+    *,
+    within: float | None = None,
+) -> TaskReply:
+    """Send a tasks command; wait until the tasks projection shows its effect."""
+    return await writes.send(SERVICE, verb, command, TaskReply, views=(tasks,), within=within)
+
+
+def _task(tasks: TasksProjection, ns: str, task_id: str) -> TaskView:
+    view = tasks.task(ns, task_id)
+    if view is None:
+        raise not_found(ErrorCode.TASK_NOT_FOUND, "task", "task_id", task_id, ns)
+    return view
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+@post(
+    "/",
+    status_code=201,
+    summary="Create a task",
+    description="Records the task (`created`); distribute it to put it out to tender.",
+    opt={"body": CreateTaskBody},
+    responses=error_responses(400, 409, 413, 415, 422, 503, 504),
+)
+async def create_task(
+    request: Request[Any, Any, Any], tasks: TasksProjection, writes: Writes, ns: str
+) -> Response[Data[TaskView]]:
+    """Create a task with participants or requirements."""
+    body = await decode_body(request, CreateTaskBody)
+    spec = TaskSpec(
+        name=body.name,
+        description=body.description,
+        data=body.data,
+        participants=body.participants,
+        requirements=body.requirements,
+        timeout_seconds=body.timeout_seconds,
+    )
+    command = CreateTask(namespace=ns, spec=spec, task_id=body.task_id)
+    reply = await send_task_command(writes, tasks, "create_task", command)
+    task_id = reply.task_id or ""
+    return Response(
+        Data(data=_task(tasks, ns, task_id)),
+        status_code=201,
+        headers={"Location": f"/api/v1/tasks/{task_id}"},
+    )
+
+
+@post(
+    "/{task_id:str}/distribute",
+    status_code=202,
+    summary="Distribute a task (Contract Net)",
+    description="Sends a `cfp` to the candidates and collects bids until `max_wait_seconds` or"
+    " until all have answered; then `accept-proposal` to the best bid by `strategy` and"
+    " `reject-proposal` to the rest. 202 at once, or 200 with `wait` once it is decided.",
+    opt={"body": DistributeBody, "body_optional": True},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def distribute_task(
+    request: Request[Any, Any, Any],
+    agents: AgentsProjection,
+    tasks: TasksProjection,
+    writes: Writes,
+    ns: str,
+    task_id: str,
+) -> Response[Data[TaskView]]:
+    """Put the task out to tender."""
+    _task(tasks, ns, task_id)
+    body = await decode_body(request, DistributeBody, optional=True)
+    command = DistributeTask(
+        namespace=ns,
+        task_id=task_id,
+        strategy=body.strategy,
+        max_wait_seconds=body.max_wait_seconds,
+        wait=body.wait,
+        min_position=agents.applied_position,
+    )
+    within = body.max_wait_seconds + _WAIT_SLACK_S if body.wait else None
+    await send_task_command(writes, tasks, "distribute_task", command, within=within)
+    return Response(Data(data=_task(tasks, ns, task_id)), status_code=200 if body.wait else 202)
+
+
+@get("/", summary="List tasks", responses=error_responses(400, 422))
+async def list_tasks(
+    tasks: TasksProjection,
+    ns: str,
+    status: Annotated[
+        str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
+    ] = None,
+    assigned_to: Annotated[
+        str | None, Parameter(required=False, description="The awarded agent's id.")
+    ] = None,
+    name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[TaskView]:
+    """A page of the namespace's tasks, oldest first."""
+    if status is not None and status not in _STATUSES:
+        raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
+    views = [
+        v
+        for v in tasks.tasks(ns)
+        if (status is None or v.status == status)
+        and (assigned_to is None or v.assigned_to == assigned_to)
+        and (name is None or v.name == name)
+    ]
+    return page_by_key(
+        views, lambda v: f"{v.created_at}\x00{v.task_id}", limit=limit, cursor=cursor
+    )
+
+
+@get("/{task_id:str}", summary="Read a task", responses=error_responses(404))
+async def get_task(tasks: TasksProjection, ns: str, task_id: str) -> Data[TaskView]:
+    """Status, candidates, proposals, the winning bid, progress, result and events."""
+    return Data(data=_task(tasks, ns, task_id))
+
+
+@post(
+    "/{task_id:str}/cancel",
+    status_code=200,
+    summary="Cancel a task",
+    description="The contractor, if the task was awarded, gets a FIPA `cancel`. `409` when"
+    " the task has already finished.",
+    opt={"body": CancelBody, "body_optional": True},
+    responses=error_responses(404, 409, 413, 415, 422, 503, 504),
+)
+async def cancel_task(
+    request: Request[Any, Any, Any], tasks: TasksProjection, writes: Writes, ns: str, task_id: str
+) -> Data[TaskView]:
+    """Cancel the task."""
+    _task(tasks, ns, task_id)
+    body = await decode_body(request, CancelBody, optional=True)
+    command = CancelTask(namespace=ns, task_id=task_id, reason=body.reason)
+    await send_task_command(writes, tasks, "cancel_task", command)
+    return Data(data=_task(tasks, ns, task_id))
+
+
+task_router = Router(
+    path="/api/v1/tasks",
+    route_handlers=[create_task, distribute_task, list_tasks, get_task, cancel_task],
+    tags=["tasks"],
+)
+"""The task routes (Contract Net)."""

@@ -1,0 +1,265 @@
+"""The handlers' typed dependencies: namespace, `If-Match`, the projections, send-and-wait.
+
+The app keeps one :class:`Edge` (its connections and projections) in ``app.state.edge``;
+:data:`DEPENDENCIES` provides its parts by name to any handler that asks for them
+(``agents: AgentsProjection``, ``writes: Writes``, ...), so no handler reads the app state.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+import msgspec
+from litestar import Request, WebSocket
+from litestar.connection import ASGIConnection
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Dependency, Parameter
+from nats.aio.client import Client
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.runtime import SERVICE as RUNTIME
+from parley.contracts.runtime import RuntimeReply
+from parley.edge.commands import CommandClient, Reply
+from parley.edge.http.errors import ApiError
+from parley.edge.http.request_ids import request_id
+from parley.edge.projections._base import FoldingProjection
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.clusters import ClustersProjection
+from parley.edge.projections.messages import MessagesProjection
+from parley.edge.projections.personas import PersonasProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.tasks import TasksProjection
+from parley.edge.settings import EdgeSettings
+from parley.eventstore.port import EventStore
+
+__all__ = [
+    "DEPENDENCIES",
+    "NAMESPACE",
+    "SOCKET_WRITES",
+    "Edge",
+    "Store",
+    "Writes",
+    "provide_expected_version",
+    "provide_namespace",
+]
+
+NAMESPACE = re.compile(NAMESPACE_PATTERN)
+_VERSION = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+Store = Annotated[EventStore, Dependency(skip_validation=True)]
+"""The event store as a dependency (a Protocol: Litestar cannot check it by isinstance)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """What the edge opened at start-up: its connections, command client and projections."""
+
+    settings: EdgeSettings
+    nc: Client
+    store: EventStore
+    commands: CommandClient
+    agents: AgentsProjection
+    personas: PersonasProjection
+    runtime: RuntimeProjection
+    clusters: ClustersProjection
+    messages: MessagesProjection
+    tasks: TasksProjection
+
+    @classmethod
+    def of(cls, state: State) -> "Edge":
+        """The app's :class:`Edge` (set by the app's lifespan)."""
+        return cast(Edge, state.edge)
+
+
+class Writes:
+    """Read your writes: send a command, then wait until projections show its position."""
+
+    def __init__(self, edge: Edge, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        self.edge, self.connection = edge, connection
+
+    async def send(
+        self,
+        service: str,
+        verb: str,
+        command: msgspec.Struct,
+        reply_type: type[Reply],
+        *,
+        views: tuple[FoldingProjection, ...],
+        within: float | None = None,
+        strict: bool = True,
+        what: str | None = None,
+    ) -> Reply:
+        """Send ``command`` to ``parley.cmd.<service>.<verb>``; wait for ``views`` to apply it.
+
+        Args:
+            service: The service, e.g. ``registry``.
+            verb: The command's verb, e.g. ``create_agent``.
+            command: The command.
+            reply_type: The service's reply type.
+            views: The projections that must show the reply's position (none: do not wait,
+                e.g. for a streamed turn, whose stream is the answer).
+            within: Seconds to wait for the reply (default: the command timeout).
+            strict: Raise ``TIMEOUT`` when a view lags; otherwise answer anyway (for replies
+                that carry the result themselves, such as a finished chat turn).
+            what: The resource the ``TIMEOUT`` message tells the client to read again.
+
+        Raises:
+            ApiError: the service's error, the command client's, or ``TIMEOUT``.
+        """
+        reply = await self.edge.commands.request(
+            service,
+            verb,
+            command,
+            reply_type,
+            request_id=request_id(self.connection.scope),
+            traceparent=self.connection.headers.get("traceparent"),
+            within=within,
+        )
+        await self.wait(reply, views, strict=strict, what=what)
+        return reply
+
+    async def runtime(
+        self,
+        verb: str,
+        command: msgspec.Struct,
+        *,
+        within: float | None = None,
+        strict: bool = True,
+        wait: bool = True,
+    ) -> RuntimeReply:
+        """Send a runtime command; wait for the runtime view unless ``wait`` is false (a
+        streamed turn: its stream is the answer, and the first token should not wait)."""
+        if getattr(command, "request_id", "") is None:  # runtime commands carry the id
+            command.request_id = request_id(self.connection.scope)  # type: ignore[attr-defined]
+        views = (self.edge.runtime,) if wait else ()
+        return await self.send(
+            RUNTIME, verb, command, RuntimeReply, views=views, within=within, strict=strict
+        )
+
+    async def wait(
+        self,
+        reply: Reply,
+        views: tuple[FoldingProjection, ...],
+        *,
+        strict: bool = True,
+        what: str | None = None,
+    ) -> None:
+        """Wait until ``views`` have applied ``reply.position`` (see :meth:`send`)."""
+        timeout = self.edge.settings.read_your_writes_timeout
+        for view in views:
+            if not await view.wait_for(reply.position, timeout) and strict:
+                raise _not_visible(reply, what)
+
+
+def _not_visible(reply: Reply, what: str | None) -> ApiError:
+    version = getattr(reply, "version", 0)
+    if what is None:
+        message = "the change was recorded but is not visible yet; read the resource again shortly"
+        details: dict[str, Any] = {"position": reply.position, "version": version}
+    else:
+        message = (
+            f"the change was recorded (version {version}) but is not visible yet; read the"
+            f" {what} again shortly"
+        )
+        details = {"agent_id": getattr(reply, "agent_id", None)} if what == "agent" else {}
+        details.update(version=version, position=reply.position)
+    return ApiError(ErrorCode.TIMEOUT, message, details)
+
+
+async def provide_namespace(
+    x_parley_namespace: Annotated[
+        str | None,
+        Parameter(
+            header="X-Parley-Namespace", required=False, description="Tenant; default `default`."
+        ),
+    ] = None,
+    namespace_query: Annotated[
+        str | None,
+        Parameter(
+            query="namespace", required=False, description="Tenant, if the header is absent."
+        ),
+    ] = None,
+) -> str:
+    """The request's namespace: header, then query, then `default`."""
+    namespace = x_parley_namespace or namespace_query or "default"
+    if not NAMESPACE.match(namespace):
+        message = "lowercase letters, digits and `-`, 1–63 characters"
+        raise ApiError(
+            ErrorCode.VALIDATION_ERROR,
+            f"invalid namespace {namespace[:80]!r}: {message}",
+            [{"field": "header.X-Parley-Namespace", "message": message}],
+        )
+    return namespace
+
+
+async def provide_expected_version(
+    if_match: Annotated[
+        str | None,
+        Parameter(
+            header="If-Match", required=False, description='Expected version: `"<version>"`.'
+        ),
+    ] = None,
+) -> int | None:
+    """The version named by `If-Match` (`"3"`, `W/"3"` or `3`); `*` or none means any."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    match = _VERSION.match(if_match.strip())
+    if not match:
+        raise ApiError(
+            ErrorCode.INVALID_REQUEST,
+            'If-Match must be the ETag of the agent, e.g. "3"',
+            [{"field": "header.If-Match", "message": "expected a quoted version number"}],
+        )
+    return int(match.group(1))
+
+
+def _settings(state: State) -> EdgeSettings:
+    return cast(EdgeSettings, state.settings)
+
+
+_PARTS = ("nc", "store", "agents", "personas", "runtime", "clusters", "messages", "tasks")
+
+
+def _part(name: str) -> Provide:
+    """Provide the :class:`Edge` attribute ``name`` (its type is the handler's annotation)."""
+
+    def provide(state: State) -> object:
+        return getattr(Edge.of(state), name)
+
+    return Provide(provide, sync_to_thread=False)
+
+
+def _writes(request: Request[Any, Any, Any], state: State) -> Writes:
+    return Writes(Edge.of(state), request)
+
+
+def _socket_writes(socket: WebSocket[Any, Any, Any], state: State) -> Writes:
+    return Writes(Edge.of(state), socket)
+
+
+SOCKET_WRITES = {"writes": Provide(_socket_writes, sync_to_thread=False)}
+"""The dependencies of a WebSocket handler that sends commands: ``writes: Writes``."""
+
+
+DEPENDENCIES: dict[str, Provide] = {
+    "ns": Provide(provide_namespace),
+    "expected_version": Provide(provide_expected_version),
+    "settings": Provide(_settings, sync_to_thread=False),
+    "writes": Provide(_writes, sync_to_thread=False),
+    **{
+        name: _part(name)
+        for name in (
+            "nc",
+            "store",
+            "agents",
+            "personas",
+            "runtime",
+            "clusters",
+            "messages",
+            "tasks",
+        )
+    },
+}
+"""Every dependency a handler may ask for, by parameter name."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every controller: bodies, errors, guards, OpenAPI, envelopes, paging."""

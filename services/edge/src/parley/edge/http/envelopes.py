@@ -1,0 +1,39 @@
+"""The response envelopes: `{"data": …}` and `{"data": [...], "pagination": {...}}`.
+
+Every answer of the API is one of these two generics (Litestar names their OpenAPI schemas
+`Data[AgentView]`, `Page[AgentView]`, ...), so no route spells its own envelope.
+"""
+
+from typing import Generic, TypeVar
+
+import msgspec
+
+__all__ = ["Data", "Page", "Pagination"]
+
+T = TypeVar("T")
+
+
+class Pagination(msgspec.Struct, kw_only=True):
+    """Cursor pagination of a list."""
+
+    limit: int
+    """Page size asked for."""
+    next_cursor: str | None
+    """Pass as `cursor` for the next page; null on the last page."""
+    has_more: bool
+    """Whether another page follows."""
+    total_count: int
+    """Items matching the filters, over all pages."""
+
+
+class Data(msgspec.Struct, Generic[T], kw_only=True):
+    """`{"data": …}`: one resource (or one list that is not paged)."""
+
+    data: T
+
+
+class Page(msgspec.Struct, Generic[T], kw_only=True):
+    """`{"data": [...], "pagination": {...}}`: one page of a list."""
+
+    data: list[T]
+    pagination: Pagination

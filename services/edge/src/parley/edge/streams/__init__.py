@@ -1,0 +1,1 @@
+"""Streams: events over SSE and WebSocket (filters, pump), and chat turns' frames."""

@@ -109,8 +109,9 @@ async def replay_events(nats_url: str, events: Iterable[Event]) -> None:
         await store.close()
 
 
-VOLATILE_KEYS = frozenset({"request_id", "trace_id"})
-"""Keys whose values differ per request, not per stored history."""
+VOLATILE_KEYS = frozenset({"request_id", "trace_id", "active_conversations"})
+"""Keys whose values depend on the request or the time of reading, not on the stored history
+(``active_conversations`` counts the sessions active in the 15 minutes before the read)."""
 
 
 def normalise(value: Any) -> Any:

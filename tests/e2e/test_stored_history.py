@@ -10,7 +10,9 @@ yesterday's event shapes.
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -35,6 +37,18 @@ def _recorded() -> tuple[list[Event], dict[str, dict]]:
 def _request(key: str) -> tuple[str, str]:
     namespace, path = key.split(" ", 1)
     return namespace, path
+
+
+def _differences(path: str, recorded: Any, served: Any) -> Iterator[str]:
+    """One line per leaf where ``served`` is not ``recorded``."""
+    if isinstance(recorded, dict) and isinstance(served, dict):
+        for key in sorted(recorded.keys() | served.keys()):
+            yield from _differences(f"{path}.{key}", recorded.get(key), served.get(key))
+    elif isinstance(recorded, list) and isinstance(served, list) and len(recorded) == len(served):
+        for i, (was, now) in enumerate(zip(recorded, served, strict=True)):
+            yield from _differences(f"{path}[{i}]", was, now)
+    elif recorded != served:
+        yield f"{path}: recorded {json.dumps(recorded)}, served {json.dumps(served)}"
 
 
 @pytest.mark.timeout(180)
@@ -64,6 +78,7 @@ async def test_a_stack_on_a_stored_history_serves_the_views_recorded_with_it(tmp
     finally:
         await asyncio.to_thread(stack.stop)
 
-    differing = sorted(key for key in recorded if served.get(key) != recorded[key])
-    assert not differing, differing
-    assert served == recorded
+    differences = [
+        line for key in recorded for line in _differences(key, recorded[key], served[key])
+    ]
+    assert not differences, "\n".join(differences)

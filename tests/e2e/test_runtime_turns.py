@@ -404,13 +404,18 @@ async def test_messages_racing_for_one_session_never_interleave(client, stack: S
     starts = [e for e in events if e.type == "turn.started"]
     assert len(starts) == 1 + codes.count(200) + 6  # a refused message leaves no event
     # turns never overlap: each start is followed by its own end before the next start
+    trace = "\n".join(
+        f"{e.version} {e.type} {e.data.get('turn_id') or e.data.get('run_id')}"
+        f" {(e.data.get('error') or {}).get('message', '')}"
+        for e in events
+    )
     open_turn = None
     for event in events:
         if event.type == "turn.started":
-            assert open_turn is None, "two turns ran at once in one session"
+            assert open_turn is None, f"two turns ran at once in one session:\n{trace}"
             open_turn = event.data["turn_id"]
         elif event.type in ("turn.completed", "turn.failed", "turn.cancelled"):
-            assert event.data["run_id"] == open_turn
+            assert event.data["run_id"] == open_turn, trace
             open_turn = None
         elif event.type.startswith(("turn.", "tool.")):
-            assert event.data["run_id"] == open_turn
+            assert event.data["run_id"] == open_turn, trace

@@ -88,18 +88,7 @@ async def replay_events(nats_url: str, events: Iterable[Event]) -> None:
     store = await open_store(backend="jetstream", nats_url=nats_url)
     try:
         for event in events:
-            new = NewEvent(
-                type=event.type,
-                subject=event.subject,
-                data=event.data,
-                namespace=event.namespace,
-                source=event.source,
-                id=event.id,
-                time=event.time,
-                correlationid=event.correlationid,
-                causationid=event.causationid,
-                traceparent=event.traceparent,
-            )
+            new = NewEvent(**{name: getattr(event, name) for name in NewEvent.__struct_fields__})
             landed = await store.append(event.stream, [new], expected_version=event.version - 1)
             assert (landed.version, landed.position) == (event.version, event.position), (
                 f"{event.type} of {event.stream} landed at {landed}, recorded at "

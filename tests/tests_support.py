@@ -1,12 +1,29 @@
 """Helpers shared by the end-to-end tests (importable: `tests/` is on sys.path)."""
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
 import nats
 
-from parley.contracts.envelope import Event
+from parley.contracts.envelope import Event, NewEvent
 from parley.devstack.stack import Stack
 from parley.eventstore.factory import open_store
 
-__all__ = ["stream_events"]
+__all__ = [
+    "VOLATILE_KEYS",
+    "capture_views",
+    "eventually",
+    "export_events",
+    "normalise",
+    "replay_events",
+    "stream_events",
+]
+
+T = TypeVar("T")
 
 
 async def stream_events(stack: Stack, stream: str) -> list[Event]:
@@ -20,3 +37,88 @@ async def stream_events(stack: Stack, stream: str) -> list[Event]:
             await store.close()
     finally:
         await nc.close()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, within: float = 15.0, every: float = 0.05
+) -> T:
+    """The first truthy answer of ``probe``, polled until ``within`` seconds have passed."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = await probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within}s (last: {answer!r})")
+        await asyncio.sleep(every)
+
+
+# --- stored history: export a store, append it into a fresh one, compare views --------------
+
+
+async def export_events(nats_url: str) -> list[Event]:
+    """Every event of the store from position 0 to its newest, in position order."""
+    store = await open_store(backend="jetstream", nats_url=nats_url)
+    try:
+        last = await store.last_position()
+        events: list[Event] = []
+        if last == 0:
+            return events
+        feed = store.subscribe(0)
+        try:
+            async with asyncio.timeout(60):
+                async for event in feed:
+                    events.append(event)
+                    if event.position >= last:
+                        break
+        finally:
+            await feed.close()
+        return events
+    finally:
+        await store.close()
+
+
+async def replay_events(nats_url: str, events: Iterable[Event]) -> None:
+    """Append recorded ``events`` into the store at ``nats_url`` exactly as recorded.
+
+    One append per event, to the recorded stream at the recorded version, with every
+    :class:`NewEvent` field taken from the record; into an empty store this puts each event
+    at its recorded position too (checked).
+    """
+    store = await open_store(backend="jetstream", nats_url=nats_url)
+    try:
+        for event in events:
+            new = NewEvent(**{name: getattr(event, name) for name in NewEvent.__struct_fields__})
+            landed = await store.append(event.stream, [new], expected_version=event.version - 1)
+            assert (landed.version, landed.position) == (event.version, event.position), (
+                f"{event.type} of {event.stream} landed at {landed}, recorded at "
+                f"version {event.version}, position {event.position}"
+            )
+    finally:
+        await store.close()
+
+
+VOLATILE_KEYS = frozenset({"request_id", "trace_id", "active_conversations"})
+"""Keys whose values depend on the request or the time of reading, not on the stored history
+(``active_conversations`` counts the sessions active in the 15 minutes before the read)."""
+
+
+def normalise(value: Any) -> Any:
+    """``value`` with the :data:`VOLATILE_KEYS` replaced by a placeholder, at any depth."""
+    if isinstance(value, dict):
+        return {k: "<volatile>" if k in VOLATILE_KEYS else normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    return value
+
+
+async def capture_views(
+    client: httpx.AsyncClient, requests: Iterable[tuple[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """``{"<namespace> <path>": {"status", "body"}}`` for each ``(namespace, path)`` GET."""
+    views: dict[str, dict[str, Any]] = {}
+    for namespace, path in requests:
+        response = await client.get(path, headers={"X-Parley-Namespace": namespace})
+        body = msgspec.json.decode(response.content) if response.content else None
+        views[f"{namespace} {path}"] = {"status": response.status_code, "body": normalise(body)}
+    return views

@@ -16,7 +16,7 @@ from wire_server import WireServer
 from parley.devstack.stack import Stack
 
 KEY = "sk-test-SECRET-e2e-0123456789"
-MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1-mini"}
+MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}  # current models
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ import nats
 import pytest
 from aiohttp import web
 from nats.aio.msg import Msg
-from tests_support import stream_events
+from tests_support import eventually, stream_events
 
 from parley.contracts import subjects
 from parley.devstack.stack import Stack
@@ -166,6 +166,39 @@ async def wait_status(
     raise AssertionError(f"execution not {statuses} after {within}s: {view}")
 
 
+async def periodic_slots(
+    client: httpx.AsyncClient, agent_id: str, at_least: int = 0, within: float = 15.0
+) -> list[str]:
+    """The slots an agent's periodic executions were fired for, once there are ``at_least``."""
+
+    async def slots() -> list[str] | None:
+        listing = await client.get(
+            f"/api/v1/agents/{agent_id}/executions", params={"trigger": "periodic", "limit": 200}
+        )
+        assert listing.status_code == 200, listing.text
+        found = [e["input_data"]["scheduled_for"] for e in listing.json()["data"]]
+        return found if len(found) >= at_least else None
+
+    return await eventually(slots, within=within) if at_least else (await slots() or [])
+
+
+async def let_go(stack: Stack, execution_id: str, within: float = 10.0) -> None:
+    """Wait until no runtime holds the execution (none answers on its control subject)."""
+    nc = await nats.connect(stack.nats_url)
+    try:
+
+        async def nobody_holds_it() -> bool:
+            try:
+                await nc.request(subjects.control("execution", execution_id), b"ping", timeout=1)
+            except nats.errors.NoRespondersError:
+                return True
+            return False
+
+        await eventually(nobody_holds_it, within=within)
+    finally:
+        await nc.close()
+
+
 def approval_agent() -> dict[str, Any]:
     return {"tools": [{"name": "calculator", "config": {"requires_approval": True}}]}
 
@@ -289,7 +322,7 @@ async def test_cancel_stops_a_waiting_or_running_execution_and_refuses_a_finishe
     response = await client.post(f"/api/v1/agents/{web}/executions/{running}/cancel")
     assert response.status_code == 200, response.text
     await wait_status(client, web, running, "cancelled")
-    await asyncio.sleep(0.5)  # a worker that did not stop would record more by now
+    await let_go(two_runtimes, running)  # no worker holds it: none can record more
     events = await stream_events(two_runtimes, f"execution-{running}")
     assert events[-1].type == "execution.cancelled"
     assert not {"execution.completed", "execution.failed", "tool.completed"} & {
@@ -317,12 +350,9 @@ async def test_an_execution_past_its_timeout_fails_with_timeout(client, two_runt
 
 
 async def test_a_periodic_agent_fires_once_per_slot_across_two_runtimes_until_paused(client):
-    agent_id = await agent(client, trigger={"type": "periodic", "interval_seconds": 1})
-    await asyncio.sleep(3.4)
-    listing = await client.get(
-        f"/api/v1/agents/{agent_id}/executions", params={"trigger": "periodic", "limit": 200}
-    )
-    slots = [e["input_data"]["scheduled_for"] for e in listing.json()["data"]]
+    every_second = {"trigger": {"type": "periodic", "interval_seconds": 1}}
+    agent_id = await agent(client, **every_second)
+    slots = await periodic_slots(client, agent_id, at_least=3)
     assert 3 <= len(slots) <= 4, slots
     assert len(set(slots)) == len(slots)
     times = sorted(datetime.fromisoformat(s) for s in slots)
@@ -330,8 +360,12 @@ async def test_a_periodic_agent_fires_once_per_slot_across_two_runtimes_until_pa
 
     paused = await client.post(f"/api/v1/agents/{agent_id}/pause")
     assert paused.status_code == 200, paused.text
-    await asyncio.sleep(0.3)
-    before = len((await client.get(f"/api/v1/agents/{agent_id}/executions")).json()["data"])
-    await asyncio.sleep(1.6)
-    after = len((await client.get(f"/api/v1/agents/{agent_id}/executions")).json()["data"])
+    # A witness started after the pause: the scheduler fires it only once it has seen the
+    # start, so the pause too. The tick after the one that fired its first slot looks at the
+    # paused agent with the pause known; each later slot of the witness is a tick past it.
+    witness = await agent(client, **every_second)
+    await periodic_slots(client, witness, at_least=2)
+    before = await periodic_slots(client, agent_id)
+    await periodic_slots(client, witness, at_least=4)
+    after = await periodic_slots(client, agent_id)
     assert after == before

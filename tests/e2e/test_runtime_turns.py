@@ -6,17 +6,21 @@ tool reaches; its `/slow` path holds a turn mid-flight until the test releases i
 """
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from aiohttp import web
 from httpx_sse import aconnect_sse
+from nats.aio.msg import Msg
 from tests_support import stream_events
 
+from parley.contracts import subjects
 from parley.devstack.stack import Stack
 
 
@@ -235,6 +239,24 @@ async def busy_session(client: httpx.AsyncClient, world: World, name: str) -> tu
 busy_session.tasks = []  # type: ignore[attr-defined]
 
 
+@contextlib.asynccontextmanager
+async def commands_seen(stack: Stack, verb: str, containing: bytes) -> AsyncIterator[asyncio.Event]:
+    """An event set once a runtime ``verb`` command containing ``containing`` was sent."""
+    nc = await nats.connect(stack.nats_url)
+    seen = asyncio.Event()
+
+    async def look(msg: Msg) -> None:
+        if containing in msg.data:
+            seen.set()
+
+    try:
+        await nc.subscribe(subjects.cmd("runtime", verb), cb=look)
+        await nc.flush()
+        yield seen
+    finally:
+        await nc.close()
+
+
 async def test_concurrent_messages_follow_the_policy(client, world: World, stack: Stack):
     world.reset()
     agent_id, conversation = await busy_session(client, world, "slow-policy")
@@ -246,15 +268,27 @@ async def test_concurrent_messages_follow_the_policy(client, world: World, stack
     assert rejected.status_code == 409
     assert rejected.json()["error"]["code"] == "SESSION_BUSY"
 
-    queued = asyncio.create_task(
-        chat(client, agent_id, message="after you", conversation_id=conversation, policy="enqueue")
-    )
-    await asyncio.sleep(0.3)
+    async with commands_seen(stack, "chat", b"after you") as delivered:
+        message = {"message": "after you", "conversation_id": conversation, "policy": "enqueue"}
+        queued = asyncio.create_task(chat(client, agent_id, **message))
+        await asyncio.wait_for(delivered.wait(), 10)  # the runtime has the message too
     assert not queued.done()  # waits for the running turn
     world.release.set()
     first, second = await held, await queued
     assert first.status_code == 200 and second.status_code == 200
     assert second.json()["data"]["response"] == "echo: after you"
+    events = await stream_events(stack, f"session-{conversation}")
+    ended = next(
+        e.position
+        for e in events
+        if e.type == "turn.completed" and e.data["run_id"] == first.json()["data"]["turn_id"]
+    )
+    began = next(
+        e.position
+        for e in events
+        if e.type == "turn.started" and e.data["turn_id"] == second.json()["data"]["turn_id"]
+    )
+    assert ended < began  # it started once the running turn had ended
 
     world.reset()
     held = asyncio.create_task(
@@ -370,13 +404,18 @@ async def test_messages_racing_for_one_session_never_interleave(client, stack: S
     starts = [e for e in events if e.type == "turn.started"]
     assert len(starts) == 1 + codes.count(200) + 6  # a refused message leaves no event
     # turns never overlap: each start is followed by its own end before the next start
+    trace = "\n".join(
+        f"{e.version} {e.type} {e.data.get('turn_id') or e.data.get('run_id')}"
+        f" {(e.data.get('error') or {}).get('message', '')}"
+        for e in events
+    )
     open_turn = None
     for event in events:
         if event.type == "turn.started":
-            assert open_turn is None, "two turns ran at once in one session"
+            assert open_turn is None, f"two turns ran at once in one session:\n{trace}"
             open_turn = event.data["turn_id"]
         elif event.type in ("turn.completed", "turn.failed", "turn.cancelled"):
-            assert event.data["run_id"] == open_turn
+            assert event.data["run_id"] == open_turn, trace
             open_turn = None
         elif event.type.startswith(("turn.", "tool.")):
-            assert event.data["run_id"] == open_turn
+            assert event.data["run_id"] == open_turn, trace

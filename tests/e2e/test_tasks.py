@@ -18,21 +18,24 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import msgspec
 import nats
 import pytest
-from tests_support import stream_events
+from tests_support import eventually, stream_events
 
 from parley.contracts import subjects
 from parley.contracts.acl import AclMessage, OutgoingMessage, Performative, SendMessage
+from parley.contracts.envelope import Event
 from parley.contracts.tasks import TASKS_INBOX
 from parley.devstack.stack import Stack
 
 ENV = {"PARLEY_TASKS_ACK_WAIT": "2"}
+GRACE_MS = 500
+"""A round closes this long after its reply-by at the latest (the tasks service waits 250 ms)."""
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +154,39 @@ async def say(
         await nc.close()
     reply = msgspec.json.decode(msg.data)
     assert reply["ok"], reply
+
+
+async def recorded(stack: Stack, stream: str, event_type: str, within: float = 10.0) -> Event:
+    """The first ``event_type`` event of ``stream``, once it is stored."""
+
+    async def look() -> Event | None:
+        return next((e for e in await stream_events(stack, stream) if e.type == event_type), None)
+
+    return await eventually(look, within=within)
+
+
+async def round_closed(stack: Stack, task_id: str) -> None:
+    """Return once the round's reply-by (as its cfp recorded it), and the grace after it, passed."""
+    cfp = await recorded(stack, f"task-{task_id}", "task.cfp_sent")
+    closes = datetime.fromisoformat(cfp.data["reply_by"]) + timedelta(milliseconds=GRACE_MS)
+    await asyncio.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()))
+
+
+async def inbox_drained(stack: Stack, within: float = 20.0) -> None:
+    """Wait until the tasks' inbox consumer has nothing pending nor unacknowledged."""
+    nc = await nats.connect(stack.nats_url)
+    try:
+        js = nc.jetstream()
+
+        async def drained() -> bool:
+            for info in await js.consumers_info(subjects.INBOX_STREAM):
+                if info.config.filter_subject == subjects.INBOX_TASKS:
+                    return info.num_pending == 0 and info.num_ack_pending == 0
+            return False
+
+        await eventually(drained, within=within)
+    finally:
+        await nc.close()
 
 
 def offer(cost: float, time_s: float = 1.0, confidence: float = 0.9) -> dict[str, float]:
@@ -380,14 +416,19 @@ async def test_a_tasks_process_killed_mid_round_ends_the_round_exactly_once(
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 2})
         cfp = await cfp_id(tasks_stack, task_id)
         await say(tasks_stack, namespace, first, "propose", task_id, cfp, offer(5))
-        await asyncio.sleep(0.2)
+        await recorded(tasks_stack, f"task-{task_id}", "task.proposal_received")
         tasks_stack.stop_process("tasks", signal.SIGKILL)
         # While it is down: another bid (waits in the inbox) and the deadline passes.
         await say(tasks_stack, namespace, second, "propose", task_id, cfp, offer(1))
-        await asyncio.sleep(2.5)
+        await round_closed(tasks_stack, task_id)
         tasks_stack.start_process("tasks")
         view = await wait_task(api, task_id, "awarded", "failed", within=30)
-        await asyncio.sleep(3)  # redeliveries (ack wait 2 s) and any second timer have run
+        # Every answer (and redelivery) the inbox held has been taken and acknowledged, and
+        # the restarted process has followed the store past the award and run a timer since.
+        await inbox_drained(tasks_stack)
+        probe = await create_task(api, participants=[silent])
+        await api.post(f"/api/v1/tasks/{probe}/distribute", json={"max_wait_seconds": 0.2})
+        await wait_task(api, probe, "failed")
     kinds = await event_types(tasks_stack, f"task-{task_id}")
     assert kinds.count("task.awarded") == 1 and "task.failed" not in kinds, kinds
     assert view["assigned_to"] in (first, second)

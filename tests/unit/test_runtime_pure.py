@@ -7,11 +7,11 @@ import pytest
 
 from parley.aggregates.budget import decide_consume, exhausted, period_of
 from parley.aggregates.budget import evolve as evolve_budget
+from parley.aggregates.journal import Journal
 from parley.aggregates.session import evolve as evolve_session
 from parley.contracts.envelope import Event
 from parley.contracts.registry import Budget
 from parley.contracts.runtime import SessionSettings, Usage
-from parley.runtime.journal import Journal
 from parley.runtime.strategies import parse_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -32,6 +32,8 @@ from parley.contracts.registry import (
 )
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "TRANSITIONS",
     "Agent",
     "CorruptStreamError",
@@ -41,6 +43,13 @@ __all__ = [
     "evolve",
     "name_change",
 ]
+
+CATEGORY = "agent"
+"""The stream category this aggregate folds (``agent-<id>``)."""
+FOLDS: frozenset[str] = frozenset(
+    {"agent.created", "agent.updated", "agent.state_changed", "agent.deleted"}
+)
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 _S, _A = AgentState, AgentAction
 TRANSITIONS: dict[tuple[AgentState, AgentAction], AgentState] = {

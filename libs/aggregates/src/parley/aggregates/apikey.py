@@ -31,6 +31,8 @@ from parley.contracts.identity import (
 )
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "USE_INTERVAL",
     "ApiKey",
     "Issue",
@@ -40,6 +42,13 @@ __all__ = [
     "evolve",
     "usable",
 ]
+
+CATEGORY = "apikey"
+"""The stream category this aggregate folds (``apikey-<id>``)."""
+FOLDS: frozenset[str] = frozenset(
+    {"apikey.created", "apikey.rotated", "apikey.revoked", "apikey.used"}
+)
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 USE_INTERVAL = timedelta(minutes=1)
 """A key's use is recorded at most once per this interval (``apikey.used``)."""

@@ -16,6 +16,8 @@ from parley.contracts.registry import Budget
 from parley.contracts.runtime import BudgetConsumed, BudgetThreshold, Usage
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "WARNING_RATIO",
     "BudgetState",
     "Consume",
@@ -25,6 +27,11 @@ __all__ = [
     "exhausted",
     "period_of",
 ]
+
+CATEGORY = "budget"
+"""The stream category this aggregate folds (``budget-<id>``)."""
+FOLDS: frozenset[str] = frozenset({"budget.consumed", "budget.warning", "budget.critical"})
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 WARNING_RATIO = 0.8
 SOURCE = "/parley/runtime"

@@ -40,6 +40,8 @@ from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.registry import AgentSpec
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "SCALE_TIMEOUT",
     "Cluster",
     "Command",
@@ -52,6 +54,21 @@ __all__ = [
     "field_of",
     "manifest_problems",
 ]
+
+CATEGORY = "cluster"
+"""The stream category this aggregate folds (``cluster-<id>``)."""
+FOLDS: frozenset[str] = frozenset(
+    {
+        "cluster.created",
+        "cluster.paused",
+        "cluster.resumed",
+        "cluster.scale_started",
+        "cluster.scaled",
+        "cluster.scale_failed",
+        "cluster.deleted",
+    }
+)
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 SCALE_TIMEOUT = timedelta(seconds=30)
 """A scale window open longer than this is abandoned (its registry died mid-scale)."""

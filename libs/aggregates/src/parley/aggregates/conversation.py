@@ -36,6 +36,8 @@ from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "SYSTEM",
     "Conversation",
     "Effect",
@@ -54,6 +56,13 @@ __all__ = [
     "notice",
     "payload",
 ]
+
+CATEGORY = "conversation"
+"""The stream category this aggregate folds (``conversation-<id>``)."""
+FOLDS: frozenset[str] = frozenset(
+    {"message.sent", "message.delivered", "message.failed", "message.rejected"}
+)
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 SYSTEM = "user:parley"
 """The principal the platform's own notices come from."""

@@ -31,6 +31,8 @@ from parley.contracts.runtime import (
 )
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "FINAL",
     "Begin",
     "Execution",
@@ -49,6 +51,25 @@ __all__ = [
     "retry_delay",
     "superseded",
 ]
+
+CATEGORY = "execution"
+"""The stream category this aggregate folds (``execution-<id>``)."""
+FOLDS: frozenset[str] = frozenset(
+    {
+        "execution.requested",
+        "execution.started",
+        "execution.step_recorded",
+        "execution.input_required",
+        "execution.input_received",
+        "execution.completed",
+        "execution.failed",
+        "execution.cancelled",
+        "tool.called",
+        "tool.completed",
+        "tool.failed",
+    }
+)
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 ExecutionStatus = Literal["queued", "running", "input_required", "completed", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})

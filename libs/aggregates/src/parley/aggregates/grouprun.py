@@ -45,6 +45,8 @@ from parley.contracts.tasks import (
 )
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "MIN_AGENTS",
     "Command",
     "Request",
@@ -58,6 +60,11 @@ __all__ = [
     "pending_mail",
     "split",
 ]
+
+CATEGORY = "grouprun"
+"""The stream category this aggregate folds (``grouprun-<id>``)."""
+FOLDS: frozenset[str] = frozenset({*RUN_EVENT_TYPES})
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 MIN_AGENTS: dict[str, int] = {"parallel": 1, "pipeline": 1, "race": 2, "map-reduce": 3}
 _P = Performative

@@ -14,7 +14,12 @@ from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import AgentNameClaimed, AgentNameReleased
 
-__all__ = ["Claim", "NameClaim", "NameCommand", "Release", "decide", "evolve"]
+__all__ = ["CATEGORY", "FOLDS", "Claim", "NameClaim", "NameCommand", "Release", "decide", "evolve"]
+
+CATEGORY = "agentname"
+"""The stream category this aggregate folds (``agentname-<id>``)."""
+FOLDS: frozenset[str] = frozenset({"agent_name.claimed", "agent_name.released"})
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 
 class NameClaim(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,7 +22,12 @@ from parley.contracts.personas import (
     load_builtin_personas,
 )
 
-__all__ = ["Persona", "PersonaCommand", "decide", "evolve"]
+__all__ = ["CATEGORY", "FOLDS", "Persona", "PersonaCommand", "decide", "evolve"]
+
+CATEGORY = "persona"
+"""The stream category this aggregate folds (``persona-<id>``)."""
+FOLDS: frozenset[str] = frozenset({"persona.created", "persona.deleted"})
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 PersonaCommand = CreatePersona | DeletePersona
 

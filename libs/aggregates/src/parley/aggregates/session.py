@@ -32,6 +32,8 @@ from parley.contracts.runtime import (
 )
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "FINISHED",
     "ActiveTurn",
     "AttachFile",
@@ -50,6 +52,28 @@ __all__ = [
     "evolve",
     "turn_prompt",
 ]
+
+CATEGORY = "session"
+"""The stream category this aggregate folds (``session-<id>``)."""
+FOLDS: frozenset[str] = frozenset(
+    {
+        "session.created",
+        "session.settings_changed",
+        "session.deleted",
+        "file.uploaded",
+        "file.deleted",
+        "turn.started",
+        "turn.step_recorded",
+        "turn.completed",
+        "turn.failed",
+        "turn.cancelled",
+        "turn.interrupted",
+        "tool.called",
+        "tool.completed",
+        "tool.failed",
+    }
+)
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 FINISHED = frozenset({"turn.completed", "turn.failed", "turn.cancelled", "turn.interrupted"})
 """Events that end a turn."""

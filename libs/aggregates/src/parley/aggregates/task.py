@@ -50,6 +50,8 @@ from parley.contracts.tasks import (
 )
 
 __all__ = [
+    "CATEGORY",
+    "FOLDS",
     "BEST_BID_WEIGHTS",
     "GRACE",
     "Bid",
@@ -68,6 +70,11 @@ __all__ = [
     "rank",
     "score",
 ]
+
+CATEGORY = "task"
+"""The stream category this aggregate folds (``task-<id>``)."""
+FOLDS: frozenset[str] = frozenset({*EVENT_TYPES})
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 GRACE = timedelta(milliseconds=250)
 """After ``reply-by``, how long the round stays open for proposals already on their way

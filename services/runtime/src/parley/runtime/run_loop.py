@@ -1,7 +1,7 @@
 """A run: model rounds and tool calls, each recorded before the run moves on.
 
 :class:`Run` holds the two step kinds (a model call, a tool call) and replays a step from the
-:class:`~parley.runtime.journal.Journal` when it was recorded before. The strategies in
+:class:`~parley.aggregates.journal.Journal` when it was recorded before. The strategies in
 :mod:`parley.runtime.strategies` compose these steps.
 """
 
@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
+from parley.aggregates.journal import Journal
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
 from parley.contracts.runtime import StepRecorded, ToolCalled, ToolCompleted, ToolFailed, Usage
@@ -31,7 +32,6 @@ from parley.llm import (
 )
 from parley.llm import Usage as CallUsage
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.journal import Journal
 from parley.runtime.tools import ToolContext, ToolError, run_tool
 
 __all__ = [

@@ -3,6 +3,7 @@
 from collections.abc import Sequence
 from typing import Literal
 
+from parley.aggregates.journal import Journal
 from parley.aggregates.session import Said
 from parley.contracts.errors import ErrorCode
 from parley.contracts.models import load_catalogue
@@ -14,7 +15,6 @@ from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.journal import Journal
 from parley.runtime.run_loop import Recorder, Run, RunSpec, Sink
 from parley.runtime.tools import ToolContext
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import msgspec
 
 from parley.aggregates import session as sessions
+from parley.aggregates.journal import Journal
 from parley.aggregates.session import Session, turn_prompt
 from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.runtime import (
@@ -25,7 +26,6 @@ from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.deps import Deps
 from parley.runtime.domain import effective
 from parley.runtime.errors import RuntimeFault, error_body
-from parley.runtime.journal import Journal
 from parley.runtime.recording import DeltaPublisher, StreamRecorder, keep_current
 from parley.runtime.run_loop import Interrupted, Run
 from parley.runtime.run_setup import build_run

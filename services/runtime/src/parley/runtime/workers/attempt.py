@@ -30,6 +30,7 @@ from parley.aggregates.execution import (
     decide,
     retry_delay,
 )
+from parley.aggregates.journal import Journal
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.runtime import ExecutionInputRequired, RunFinished, execution_stream
@@ -38,7 +39,6 @@ from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective, input_text
 from parley.runtime.errors import RuntimeFault, error_body
-from parley.runtime.journal import Journal
 from parley.runtime.recording import NullSink
 from parley.runtime.run_loop import InputRequired, Interrupted, Run
 from parley.runtime.run_setup import build_run

@@ -3,7 +3,7 @@
 Every runtime pulls from one durable consumer (``runtime-executions``) on ``PARLEY_WORK``; a
 message is acknowledged only after the execution's outcome (or ``input_required``) is
 appended, so the item of a runtime killed mid-run comes back after ``ack_wait`` and another
-runtime resumes it: the run replays its recorded steps (:class:`~parley.runtime.journal.Journal`)
+runtime resumes it: the run replays its recorded steps (:class:`~parley.aggregates.journal.Journal`)
 and never repeats a tool call that has a result. A live worker keeps its message with
 ``in_progress`` every ``ack_wait / 3``, and answers pings on ``parley.ctl.execution.<id>``
 so no other runtime takes it over as orphaned.

@@ -1,11 +1,13 @@
 """Every event names the acting principal: the ``Parley-Actor`` header, ``current_actor``,
-and both kinds of command route (FastStream and raw nats-py) against a real nats-server."""
+and both kinds of command route (FastStream and raw nats-py) against a real nats-server
+(one of the module's own)."""
 
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 import nats
@@ -21,6 +23,7 @@ from parley.contracts.envelope import (
     current_actor,
     valid_actor,
 )
+from parley.devstack.nats import NatsServer
 from parley.eventstore._codec import decode_event
 from parley.kit.app import Connections, service_app
 from parley.kit.settings import ServiceSettings
@@ -154,13 +157,22 @@ async def _start(connections: Connections) -> Client:
 
 
 @pytest.fixture(scope="module")
-async def services(nats_url: str) -> AsyncIterator[dict[str, str]]:
+def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A nats-server of this module's own: the services open the default event stream,
+    whose subjects would overlap the contract suite's stream on the session's server."""
+    server = NatsServer(Path(tmp_path_factory.mktemp("actor-nats"))).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+async def services(own_nats: str) -> AsyncIterator[dict[str, str]]:
     """Two running services with a ``see`` command: one on FastStream routes, one raw."""
     names = {kind: f"actor{kind}{uuid.uuid4().hex[:8]}" for kind in ("faststream", "raw")}
     apps = [
         service_app(
             name,
-            ServiceSettings(nats_url=nats_url, log_level="WARNING"),
+            ServiceSettings(nats_url=own_nats, log_level="WARNING"),
             routes={"see": (_Ask, _see)},
             start=_start,
             reply_error=lambda exc: _Failed(repr(exc)),
@@ -180,8 +192,8 @@ async def services(nats_url: str) -> AsyncIterator[dict[str, str]]:
 
 
 @pytest.fixture
-async def client(nats_url: str) -> AsyncIterator[Client]:
-    nc = await nats.connect(nats_url)
+async def client(own_nats: str) -> AsyncIterator[Client]:
+    nc = await nats.connect(own_nats)
     yield nc
     await nc.close()
 

@@ -1,6 +1,6 @@
 """Every event names the acting principal: the ``Parley-Actor`` header, ``current_actor``,
-and both kinds of command route (FastStream and raw nats-py) against a real nats-server
-(one of the module's own)."""
+both kinds of command route (FastStream and raw nats-py) and the work queue, against a real
+nats-server (one of the module's own)."""
 
 import asyncio
 import logging
@@ -13,6 +13,7 @@ import msgspec
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 
 from parley.aggregates.decision import to_new_events
 from parley.contracts import subjects
@@ -28,6 +29,7 @@ from parley.eventstore._codec import decode_event
 from parley.kit.app import Connections, service_app
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, inject
+from parley.kit.workqueue import WorkQueue, ensure_work_stream
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -240,3 +242,33 @@ async def test_a_chain_of_commands_keeps_naming_the_principal_who_started_it(
         client, services[first], {ACTOR_HEADER: "jwt:carol"}, forward_to=services[then]
     )
     assert (seen.actor, seen.forwarded) == ("jwt:carol", "jwt:carol")
+
+
+async def test_queued_work_acts_for_the_principal_who_queued_it(
+    own_nats: str, client: Client
+) -> None:
+    kind = f"actor{uuid.uuid4().hex[:8]}"
+    stream, subject = f"ACTORTEST_{kind.upper()}", subjects.work(kind)
+    js = client.jetstream()
+    await ensure_work_stream(js, stream, [subject])
+    seen: dict[bytes, str | None] = {}
+    done = asyncio.Event()
+
+    async def handle(msg: Msg) -> None:
+        seen[msg.data] = current_actor.get()
+        await msg.ack()
+        if len(seen) == 2:
+            done.set()
+
+    queue = WorkQueue(
+        js, stream=stream, durable=kind, filter_subject=subject, handle=handle, ack_wait=30
+    )
+    await queue.start()
+    try:
+        with acting_as("key:queuer"):
+            await js.publish(subject, b"named", stream=stream, headers=inject())
+        await js.publish(subject, b"anonymous", stream=stream, headers=inject())
+        await asyncio.wait_for(done.wait(), 10)
+    finally:
+        await queue.stop()
+    assert seen == {b"named": "key:queuer", b"anonymous": None}

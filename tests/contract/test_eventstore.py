@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.envelope import Event, NewEvent, acting_as
 from parley.eventstore import (
     ANY_VERSION,
     NO_STREAM,
@@ -85,10 +85,41 @@ async def test_appended_event_keeps_its_envelope(store: EventStore) -> None:
         correlationid="corr",
         causationid="cause",
         traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        actor="key:0193abcd",
     )
     await store.append(stream, [sent], NO_STREAM)
     [got] = await store.read(stream)
     assert got == Event.record(sent, stream=stream, version=1, position=got.position)
+
+
+async def test_the_acting_principal_reads_back_and_comes_through_subscribe(
+    store: EventStore,
+) -> None:
+    cat = category()
+    stream = stream_of(cat)
+    start = await store.last_position()
+    named = NewEvent(type="test.happened", subject="s", data={"n": 1}, actor="key:alice")
+    with acting_as("jwt:bob@example.com"):
+        from_context = new(2)  # takes the running command's principal
+    nobody = new(3)
+    await store.append(stream, [named, from_context, nobody], NO_STREAM)
+    read = await store.read(stream)
+    sub = store.subscribe(from_position=start, categories=[cat])
+    try:
+        delivered = await take(sub, 3)
+    finally:
+        await sub.close()
+    expected = ["key:alice", "jwt:bob@example.com", None]
+    assert [e.actor for e in read] == expected
+    assert [e.actor for e in delivered] == expected
+
+
+async def test_a_malformed_actor_is_refused_and_nothing_is_stored(store: EventStore) -> None:
+    stream = stream_of()
+    bad = NewEvent(type="test.happened", subject="s", data={}, actor="key:x\nforged: line")
+    with pytest.raises(ValueError, match="actor"):
+        await store.append(stream, [new(1), bad], NO_STREAM)
+    assert await store.read(stream) == []
 
 
 async def test_no_stream_on_an_existing_stream_conflicts(store: EventStore) -> None:

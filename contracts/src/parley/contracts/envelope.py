@@ -2,8 +2,18 @@
 
 A :class:`NewEvent` is what a decider emits; the event store records it as an :class:`Event`,
 adding ``stream``, ``version`` (dense per stream, from 1) and ``position`` (global, monotonic).
+
+Every event names the principal that caused it in the ``actor`` extension attribute, so the
+event log is the audit log. The actor travels like the trace context: the edge sends each
+command with the :data:`ACTOR_HEADER` NATS header, the command routes of ``parley.kit`` hold it
+in :data:`current_actor` while the handler runs (and in the tasks it starts), and a
+:class:`NewEvent` made meanwhile takes it as its ``actor`` unless given one.
 """
 
+import contextlib
+import re
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,7 +22,17 @@ from msgspec import Meta
 
 from parley.contracts.ids import new_id
 
-__all__ = ["Event", "EventType", "NewEvent", "StreamName", "utcnow"]
+__all__ = [
+    "ACTOR_HEADER",
+    "Event",
+    "EventType",
+    "NewEvent",
+    "StreamName",
+    "acting_as",
+    "current_actor",
+    "valid_actor",
+    "utcnow",
+]
 
 EventType = Annotated[
     str,
@@ -34,6 +54,30 @@ StreamName = Annotated[
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
+
+
+ACTOR_HEADER = "Parley-Actor"
+"""The NATS header naming the principal a command (and all it causes) acts for."""
+
+_ACTOR = re.compile(r"[^\x00-\x1f\x7f]{1,256}")
+
+current_actor: ContextVar[str | None] = ContextVar("parley_actor", default=None)
+"""The principal the running work acts for (None: nobody named, e.g. the system itself)."""
+
+
+def valid_actor(value: str | None) -> str | None:
+    """``value`` if it is a well-formed principal id (1-256 printable characters), else None."""
+    return value if value is not None and _ACTOR.fullmatch(value) else None
+
+
+@contextlib.contextmanager
+def acting_as(actor: str | None) -> Iterator[None]:
+    """Make ``actor`` the :data:`current_actor` for the ``with`` block (and tasks it starts)."""
+    token = current_actor.set(actor)
+    try:
+        yield
+    finally:
+        current_actor.reset(token)
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +103,9 @@ class NewEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Id of the message or event that caused this one."""
     traceparent: str | None = None
     """W3C trace context of the request that caused this event."""
+    actor: str | None = msgspec.field(default_factory=current_actor.get)
+    """Id of the principal that caused this event (1-256 printable characters, e.g.
+    `key:0193…`); defaults to :data:`current_actor`."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +141,9 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
     """Id of the message or event that caused this one."""
     traceparent: str | None = None
     """W3C trace context of the request that caused this event."""
+    actor: str | None = None
+    """Id of the principal that caused this event (CloudEvents extension); None for events
+    of the system itself and for events recorded before principals were named."""
 
     @classmethod
     def record(cls, new: NewEvent, *, stream: str, version: int, position: int = 0) -> "Event":
@@ -112,4 +162,5 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
             correlationid=new.correlationid,
             causationid=new.causationid,
             traceparent=new.traceparent,
+            actor=new.actor,
         )

@@ -9,8 +9,8 @@ Every aggregate module in :mod:`parley.aggregates` has three parts:
 
 A :class:`Decision` holds the events to append as ``(type, payload)`` pairs and the effects
 to perform once they are appended (messages to send, timers to arm). The service's handler
-wraps the events in envelopes (:func:`to_new_events`) and appends them through
-:class:`parley.eventstore.repository.Repository`.
+wraps the events in envelopes (:func:`to_new_events`, which names the acting principal) and
+appends them through :class:`parley.eventstore.repository.Repository`.
 """
 
 from collections.abc import Callable, Sequence
@@ -20,7 +20,7 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.envelope import NewEvent, current_actor, utcnow
 from parley.contracts.ids import new_id
 
 __all__ = ["Context", "Decided", "Decision", "to_new_events"]
@@ -62,8 +62,14 @@ def to_new_events(
     correlationid: str | None = None,
     causationid: str | None = None,
     traceparent: str | None = None,
+    actor: str | None = None,
 ) -> list[NewEvent]:
-    """Wrap decided ``(type, payload)`` pairs in envelopes ready to append."""
+    """Wrap decided ``(type, payload)`` pairs in envelopes ready to append.
+
+    Every envelope names ``actor``, by default the principal the running command acts for
+    (:data:`parley.contracts.envelope.current_actor`).
+    """
+    named = actor if actor is not None else current_actor.get()
     return [
         NewEvent(
             type=event_type,
@@ -75,6 +81,7 @@ def to_new_events(
             correlationid=correlationid,
             causationid=causationid,
             traceparent=traceparent,
+            actor=named,
         )
         for event_type, payload in decided
     ]

@@ -1,4 +1,8 @@
-"""What both backends share: the stored form of an event and name checks."""
+"""What both backends share: the stored form of an event and name checks.
+
+The stored form is the :class:`Event`'s JSON. Fields added to the envelope later (``actor``)
+have defaults, so events stored before them still decode (``actor`` is then None).
+"""
 
 import hashlib
 import re
@@ -6,7 +10,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.envelope import Event, NewEvent, valid_actor
 from parley.eventstore.port import InvalidStreamName
 
 __all__ = [
@@ -47,10 +51,14 @@ def check_stream(stream: str) -> None:
 
 
 def check_append(stream: str, events: Sequence[NewEvent]) -> None:
-    """Raise InvalidStreamName for a bad ``stream``, ValueError for an empty append."""
+    """Raise InvalidStreamName for a bad ``stream``, ValueError for an empty append or an
+    event whose ``actor`` is not a principal id (1-256 printable characters)."""
     check_stream(stream)
     if not events:
         raise ValueError("append needs at least one event")
+    for event in events:
+        if event.actor is not None and valid_actor(event.actor) is None:
+            raise ValueError(f"invalid actor {event.actor!r}: 1-256 printable characters")
 
 
 def safe_key(name: str) -> str:

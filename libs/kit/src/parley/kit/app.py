@@ -26,11 +26,12 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from parley.contracts import subjects
+from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
 from parley.kit.service import add_command_route, create_service
 from parley.kit.settings import ServiceSettings
-from parley.kit.telemetry import extract
+from parley.kit.telemetry import carried_actor, extract
 
 __all__ = ["Connections", "Route", "service_app"]
 
@@ -81,6 +82,8 @@ def service_app(
         raw: Serve the commands with raw nats-py subscriptions (one task per request, a span
             continued from the caller's ``traceparent``) instead of FastStream handlers: for
             hot paths, where FastStream's per-message machinery costs more than the work.
+            Either way the handler runs as the principal of the ``Parley-Actor`` header
+            (:data:`~parley.contracts.envelope.current_actor`).
         max_workers: Commands handled at once (default ``settings.max_in_flight``).
     """
     log = logging.getLogger(f"parley.{name}")
@@ -170,8 +173,11 @@ async def _serve_raw(
 
         async def serve(msg: Msg) -> None:
             async with limit:
-                with tracer.start_as_current_span(
-                    f"{subject} process", context=extract(msg.headers), kind=SpanKind.CONSUMER
+                with (
+                    tracer.start_as_current_span(
+                        f"{subject} process", context=extract(msg.headers), kind=SpanKind.CONSUMER
+                    ),
+                    acting_as(carried_actor(msg.headers)),
                 ):
                     reply: msgspec.Struct
                     try:

@@ -20,11 +20,12 @@ from faststream.specification import AsyncAPI
 from nats.aio.client import Client
 
 from parley.contracts import subjects
+from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
 from parley.kit.logs import configure_logging
 from parley.kit.settings import ServiceSettings
-from parley.kit.telemetry import setup_tracing
+from parley.kit.telemetry import carried_actor, setup_tracing
 
 __all__ = [
     "Closers",
@@ -87,6 +88,10 @@ def add_command_route(
 ) -> None:
     """Serve ``parley.cmd.<service>.<verb>`` in the service's queue group.
 
+    The principal named by the message's ``Parley-Actor`` header is the
+    :data:`~parley.contracts.envelope.current_actor` while ``handle`` runs (and in the tasks
+    it starts), so the events it records name it.
+
     Args:
         broker: The service's broker.
         service: The service name (subject, queue group and AsyncAPI title).
@@ -107,10 +112,11 @@ def add_command_route(
     )
     async def handler(msg: NatsMessage) -> bytes:
         reply: msgspec.Struct
-        try:
-            reply = await handle(decoder.decode(msg.body))
-        except Exception as exc:  # every failure becomes an error reply
-            reply = on_error(exc)
+        with acting_as(carried_actor(msg.headers)):
+            try:
+                reply = await handle(decoder.decode(msg.body))
+            except Exception as exc:  # every failure becomes an error reply
+                reply = on_error(exc)
         return _encode(reply)
 
 

@@ -1,13 +1,23 @@
-"""OpenTelemetry tracing with W3C ``traceparent`` carried in NATS headers."""
+"""OpenTelemetry tracing with W3C ``traceparent`` carried in NATS headers, and the acting
+principal carried beside it (the ``Parley-Actor`` header, :data:`ACTOR_HEADER`).
+
+:func:`inject` adds both to an outgoing message's headers; a command route restores the span
+from :func:`extract` and the actor from :func:`carried_actor` (held in
+:data:`parley.contracts.envelope.current_actor`), so every event a chain of commands records
+names the principal who started it.
+"""
 
 from collections.abc import Mapping
+from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-__all__ = ["current_traceparent", "extract", "inject", "setup_tracing"]
+from parley.contracts.envelope import ACTOR_HEADER, current_actor, valid_actor
+
+__all__ = ["carried_actor", "current_traceparent", "extract", "inject", "setup_tracing"]
 
 
 def setup_tracing(
@@ -26,9 +36,13 @@ def setup_tracing(
 
 
 def inject(headers: dict[str, str] | None = None) -> dict[str, str]:
-    """``headers`` plus the current span's W3C ``traceparent`` (and ``tracestate``)."""
+    """``headers`` plus the current span's W3C ``traceparent`` (and ``tracestate``) and the
+    current actor's ``Parley-Actor`` (unless ``headers`` already name one)."""
     carrier = dict(headers or {})
     propagate.inject(carrier)
+    actor = current_actor.get()
+    if actor is not None:
+        carrier.setdefault(ACTOR_HEADER, actor)
     return carrier
 
 
@@ -37,6 +51,14 @@ def extract(headers: Mapping[str, str] | None) -> context.Context:
     return propagate.extract(dict(headers or {}))
 
 
+def carried_actor(headers: Mapping[str, Any] | None) -> str | None:
+    """The principal named by message ``headers`` (``Parley-Actor``), None if none or malformed."""
+    value = headers.get(ACTOR_HEADER) if headers else None
+    return valid_actor(value) if isinstance(value, str) else None
+
+
 def current_traceparent() -> str | None:
     """The current span's ``traceparent``, or None outside a recording span."""
-    return inject().get("traceparent")
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")

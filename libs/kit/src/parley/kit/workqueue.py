@@ -4,7 +4,9 @@ Work that must survive a crash (an agent's inbox, executions) is a message on a 
 stream. Every instance binds the same durable pull consumer; each message goes to one of
 them and comes back after ``ack_wait`` unless the handler acknowledges it, so a killed
 process's work is redelivered to another. The handler acks, naks or keeps the message (the
-worker only catches what it raises and leaves the message to be redelivered).
+worker only catches what it raises and leaves the message to be redelivered). The handler
+acts for the principal of the message's ``Parley-Actor`` header (put there by
+:func:`parley.kit.telemetry.inject` when the work was queued), like a command route.
 """
 
 import asyncio
@@ -17,6 +19,9 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
+
+from parley.contracts.envelope import acting_as
+from parley.kit.telemetry import carried_actor
 
 __all__ = ["WorkQueue", "ensure_work_stream"]
 
@@ -111,7 +116,8 @@ class WorkQueue:
 
     async def _run(self, msg: Msg) -> None:
         try:
-            await self.handle(msg)
+            with acting_as(carried_actor(msg.headers)):
+                await self.handle(msg)
         except asyncio.CancelledError:
             raise
         except Exception:

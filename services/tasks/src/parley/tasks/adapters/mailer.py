@@ -22,6 +22,7 @@ from parley.contracts.acl import SERVICE as MESSAGING
 from parley.contracts.acl import MessageReply, OutgoingMessage, SendMessage, conversation_stream
 from parley.eventstore import EventStore
 from parley.eventstore.repository import load
+from parley.kit.telemetry import inject
 
 __all__ = ["Mailer", "Protocol", "sent_message_ids"]
 
@@ -66,7 +67,10 @@ class Mailer:
         command = SendMessage(message=message, namespace=namespace, request_id=correlation)
         try:
             msg = await self.nc.request(
-                subjects.cmd(MESSAGING, "send"), _encode(command), timeout=self.timeout
+                subjects.cmd(MESSAGING, "send"),
+                _encode(command),
+                timeout=self.timeout,
+                headers=inject(),  # the trace and the acting principal go on
             )
             reply = _decode_reply(msg.data)
         except (nats.errors.Error, TimeoutError, msgspec.DecodeError) as exc:

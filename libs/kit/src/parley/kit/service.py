@@ -1,39 +1,27 @@
-"""FastStream bootstrap shared by every service: broker, health subject, tracing, logs.
+"""FastStream bootstrap shared by every service: broker, health subject, tracing, logs, and
+the command route (decode, handle as the carried actor, every exception an error reply).
 
-Also the two pieces every service's ``app.py`` wires the same way: a command route (decode,
-handle, every exception becomes an error reply) and the ordered shutdown of what start-up
-opened.
+Services do not call this directly: :func:`parley.kit.app.service_app` wires them.
 """
 
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
-import nats
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsMessage
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.specification import AsyncAPI
-from nats.aio.client import Client
 
 from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
-from parley.eventstore import EventStore
-from parley.eventstore.factory import open_store
 from parley.kit.logs import configure_logging
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, setup_tracing
 
-__all__ = [
-    "Closers",
-    "add_command_route",
-    "add_command_routes",
-    "connect_store",
-    "create_service",
-]
+__all__ = ["add_command_route", "create_service"]
 
 _encode = msgspec.json.Encoder().encode
 H = TypeVar("H")
@@ -118,72 +106,3 @@ def add_command_route(
             except Exception as exc:  # every failure becomes an error reply
                 reply = on_error(exc)
         return _encode(reply)
-
-
-def add_command_routes(
-    broker: NatsBroker,
-    service: str,
-    routes: Mapping[str, tuple[type[Any], Callable[[H, Any], Awaitable[msgspec.Struct]]]],
-    handlers: Callable[[], H],
-    *,
-    on_error: Callable[[Exception], msgspec.Struct],
-    max_workers: int,
-) -> None:
-    """Serve every ``verb → (command type, handle)`` of ``routes``; ``handle`` gets the
-    service's handlers (built at start-up, hence ``handlers()``) and the decoded command."""
-    for verb, (command_type, handle) in routes.items():
-        add_command_route(
-            broker,
-            service,
-            verb,
-            command_type,
-            functools.partial(_with_handlers, handle, handlers),
-            on_error=on_error,
-            max_workers=max_workers,
-        )
-
-
-async def _with_handlers(
-    handle: Callable[[H, Any], Awaitable[msgspec.Struct]], handlers: Callable[[], H], command: Any
-) -> msgspec.Struct:
-    return await handle(handlers(), command)
-
-
-async def connect_store(
-    settings: ServiceSettings, name: str, closers: "Closers"
-) -> tuple[Client, EventStore]:
-    """Connect to NATS (reconnecting for ever) and open the event store on that connection;
-    both are closed by ``closers`` at shutdown."""
-    nc = await nats.connect(
-        settings.nats_url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5
-    )
-    closers.add(nc.drain)
-    store = await open_store(
-        backend=settings.eventstore,
-        nats_url=settings.nats_url,
-        kurrentdb_url=settings.kurrentdb_url,
-        nc=nc,
-    )
-    closers.add(store.close)
-    return nc, store
-
-
-class Closers:
-    """What start-up opened, closed in reverse order; one failure does not stop the rest."""
-
-    def __init__(self, log: logging.Logger) -> None:
-        self._log = log
-        self._closers: list[Callable[[], Awaitable[None]]] = []
-
-    def add(self, close: Callable[[], Awaitable[None]]) -> None:
-        """Close ``close`` at shutdown, before everything added earlier."""
-        self._closers.append(close)
-
-    async def close(self) -> None:
-        """Run every closer, last added first, logging (not raising) their errors."""
-        while self._closers:
-            close = self._closers.pop()
-            try:
-                await close()
-            except Exception:
-                self._log.exception("error while shutting down")

@@ -7,7 +7,7 @@ Services do not call this directly: :func:`parley.kit.app.service_app` wires the
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from faststream import FastStream
@@ -24,7 +24,6 @@ from parley.kit.telemetry import carried_actor, setup_tracing
 __all__ = ["add_command_route", "create_service"]
 
 _encode = msgspec.json.Encoder().encode
-H = TypeVar("H")
 
 
 def create_service(

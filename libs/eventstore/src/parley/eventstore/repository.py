@@ -80,13 +80,17 @@ async def execute(
     *,
     expected_version: int | None = None,
     retries: int = RETRIES,
+    jitter: float = JITTER,
+    jitter_cap: float | None = None,
     loaded: Loaded[S] | None = None,
 ) -> Outcome[S]:
     """Load ``stream``, ``decide`` on its state, append the events, fold them in.
 
     With ``expected_version`` (a client's ``If-Match``) a stale state is the caller's conflict
     and raises ``ConcurrencyConflict``. Without it, a writer that lost a race reloads and
-    decides again, up to ``retries`` times, with jitter.
+    decides again, up to ``retries`` times, after a random pause of up to ``jitter`` seconds
+    that doubles each retry (up to ``jitter_cap``, if given: a writer that holds a lock
+    while it retries keeps its pauses short).
 
     ``loaded`` is the stream as the caller last saw it (e.g. a cache), saving the read. It
     may be stale: the append's expected version catches that, the events the copy misses are
@@ -113,15 +117,18 @@ async def execute(
                 continues = bool(after) and after[0].version == loaded.version + 1
                 loaded, trusted = (fold(after, evolve, loaded) if continues else None), True
                 continue
+            retry = expected_version is None and attempt < retries
+            if retry:  # pause before reading, so the decision is on the freshest state
+                pause = jitter * 2**attempt
+                await asyncio.sleep(random.uniform(0, min(pause, jitter_cap or pause)))
             after = await store.read(stream, loaded.version + 1)
             if events and [e.id for e in after[: len(events)]] == [e.id for e in events]:
                 # our own append, whose first answer was lost: the success it was
                 landed = fold(after[: len(events)], evolve, loaded)
                 return Outcome(landed.state, landed.version, landed.position, len(events))
-            if expected_version is not None or attempt >= retries:
+            if not retry:
                 raise
             loaded = fold(after, evolve, loaded)  # another writer's events: decide on them
-            await asyncio.sleep(random.uniform(0, JITTER * 2**attempt))
             attempt += 1
             continue
         except Exception:
@@ -175,6 +182,8 @@ class Repository(Generic[S]):
         *,
         expected_version: int | None = None,
         retries: int = RETRIES,
+        jitter: float = JITTER,
+        jitter_cap: float | None = None,
     ) -> Outcome[S]:
         """Decide on the stream's (cached) state and append; see :func:`execute`."""
         try:
@@ -185,6 +194,8 @@ class Repository(Generic[S]):
                 self.evolve,
                 expected_version=expected_version,
                 retries=retries,
+                jitter=jitter,
+                jitter_cap=jitter_cap,
                 loaded=self._cache.get(stream),
             )
         except BaseException:

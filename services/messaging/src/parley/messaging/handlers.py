@@ -46,9 +46,12 @@ __all__ = ["Messaging", "reply_for_error"]
 
 log = logging.getLogger(__name__)
 
-RETRIES = 12
+RETRIES = 32
 """Appends to a crowded conversation (agents' `message.delivered` interleave with the replies
-recorded here) decide again this often, with a growing random pause, before giving up."""
+recorded here) decide again this often before giving up."""
+JITTER = (0.001, 0.01)
+"""The random pause before deciding again: up to 1 ms, doubling, at most 10 ms (short: the
+conversation's lock is held meanwhile, and the other replies to it wait)."""
 _CATCH_UP_S = 1.0
 _CONFLICT = (
     "the conversation kept changing while the message was recorded; retry with the same message_id"
@@ -126,11 +129,13 @@ class Messaging:
         async with self._locks.hold(conversation_id):
             if fresh:
                 self.conversations.remember(stream, Loaded(None, 0, 0))
-            outcome = await self.conversations.execute(stream, decide, retries=RETRIES)
+            outcome = await self.conversations.execute(
+                stream, decide, retries=RETRIES, jitter=JITTER[0], jitter_cap=JITTER[1]
+            )
             (effect,) = effects
             if isinstance(effect, Refused):
-                hops = effect.refusal.code is ErrorCode.HOP_LIMIT_EXCEEDED
-                if effect.new and hops:
+                looping = effect.refusal.code is ErrorCode.HOP_LIMIT_EXCEEDED
+                if effect.new and looping:  # the sending agent hears why at once
                     await self.dispatch.notify_sender(
                         effect.message, effect.message.sender, effect.refusal
                     )

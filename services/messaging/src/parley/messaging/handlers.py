@@ -83,13 +83,16 @@ class Messaging:
             or await self._replied_conversation(out, ns)
             or message_id
         )
+        traceparent = cmd.traceparent or current_traceparent()  # the caller's, else this span
         waiter = None
         if cmd.wait_seconds:
             waiter = await Waiter(conversation_id).listen(self.nc, message_id)
         try:
             fresh = out.message_id is None and conversation_id == message_id
-            message, state, replayed = await self._record(cmd, message_id, conversation_id, fresh)
-            reply = await self.dispatch.deliver(message, state, replayed, cmd.traceparent)
+            message, state, replayed = await self._record(
+                cmd, message_id, conversation_id, fresh, traceparent
+            )
+            reply = await self.dispatch.deliver(message, state, replayed, traceparent)
             if message.in_reply_to:
                 original = state.original(message.in_reply_to)
                 await self.dispatch.outbox.announce(
@@ -106,7 +109,12 @@ class Messaging:
                 await waiter.close()
 
     async def _record(
-        self, cmd: SendMessage, message_id: str, conversation_id: str, fresh: bool
+        self,
+        cmd: SendMessage,
+        message_id: str,
+        conversation_id: str,
+        fresh: bool,
+        traceparent: str | None,
     ) -> tuple[AclMessage, Conversation, bool]:
         """Record the message (or its refusal); the message, its conversation with it folded
         in, and whether an earlier send recorded it.
@@ -123,7 +131,6 @@ class Messaging:
             command = Record(message_id=message_id, message=built[0] if built else None)
             decision = conversation.decide(state, command, Context())
             effects[:] = decision.effects
-            traceparent = current_traceparent()
             return [decided_event(cmd, state, d, traceparent) for d in decision.events]
 
         async with self._locks.hold(conversation_id):

@@ -43,15 +43,9 @@ CTX = Context(now=NOW, mint=lambda: "minted")
 
 
 def acl(message_id: str, performative: P, sender: str, receivers: list[str], **more: Any):
-    return AclMessage(
-        message_id=message_id,
-        performative=performative,
-        sender=sender,
-        receivers=receivers,
-        conversation_id=more.pop("conversation_id", "c1"),
-        sent_at=NOW,
-        **more,
-    )
+    fields = {"conversation_id": "c1", "sent_at": NOW, **more}
+    named = {"message_id": message_id, "performative": performative, "sender": sender}
+    return AclMessage(**named, receivers=receivers, **fields)
 
 
 def events(decided: list[tuple[str, msgspec.Struct]]) -> list[Event]:

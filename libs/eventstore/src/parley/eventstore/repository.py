@@ -38,14 +38,15 @@ JITTER_CAP = JITTER * 2**RETRIES
 """The most the upper bound of one pause grows to, however many retries."""
 
 
-async def backoff(attempt: int) -> None:
+async def backoff(attempt: int, jitter: float = JITTER, cap: float | None = None) -> None:
     """Pause before retry ``attempt`` (0 for the first) of a writer that lost a race.
 
-    Full jitter: a random pause up to :data:`JITTER`, doubling each retry up to
-    :data:`JITTER_CAP`, so writers racing on one stream do not retry in lock step. The one
-    retry pause of the event store, used by :func:`execute` and by the adapters.
+    Full jitter: a random pause up to ``jitter``, doubling each retry up to ``cap``
+    (:data:`JITTER_CAP` when None), so writers racing on one stream do not retry in lock
+    step. The one retry pause of the event store, used by :func:`execute` and the adapters.
     """
-    await asyncio.sleep(random.uniform(0, min(JITTER * 2**attempt, JITTER_CAP)))
+    bound = min(jitter * 2.0**attempt, JITTER_CAP if cap is None else cap)
+    await asyncio.sleep(random.uniform(0, bound))
 
 
 class Loaded(msgspec.Struct, Generic[S]):
@@ -92,13 +93,17 @@ async def execute(
     *,
     expected_version: int | None = None,
     retries: int = RETRIES,
+    jitter: float = JITTER,
+    jitter_cap: float | None = None,
     loaded: Loaded[S] | None = None,
 ) -> Outcome[S]:
     """Load ``stream``, ``decide`` on its state, append the events, fold them in.
 
     With ``expected_version`` (a client's ``If-Match``) a stale state is the caller's conflict
     and raises ``ConcurrencyConflict``. Without it, a writer that lost a race reloads and
-    decides again, up to ``retries`` times, with jitter.
+    decides again, up to ``retries`` times, after a random pause of up to ``jitter`` seconds
+    that doubles each retry (up to ``jitter_cap``, if given: a writer that holds a lock
+    while it retries keeps its pauses short).
 
     ``loaded`` is the stream as the caller last saw it (e.g. a cache), saving the read. It
     may be stale: the append's expected version catches that, the events the copy misses are
@@ -125,15 +130,17 @@ async def execute(
                 continues = bool(after) and after[0].version == loaded.version + 1
                 loaded, trusted = (fold(after, evolve, loaded) if continues else None), True
                 continue
+            retry = expected_version is None and attempt < retries
+            if retry:  # pause before reading, so the decision is on the freshest state
+                await backoff(attempt, jitter, jitter_cap)
             after = await store.read(stream, loaded.version + 1)
             if events and [e.id for e in after[: len(events)]] == [e.id for e in events]:
                 # our own append, whose first answer was lost: the success it was
                 landed = fold(after[: len(events)], evolve, loaded)
                 return Outcome(landed.state, landed.version, landed.position, len(events))
-            if expected_version is not None or attempt >= retries:
+            if not retry:
                 raise
             loaded = fold(after, evolve, loaded)  # another writer's events: decide on them
-            await backoff(attempt)
             attempt += 1
             continue
         except Exception:
@@ -187,6 +194,8 @@ class Repository(Generic[S]):
         *,
         expected_version: int | None = None,
         retries: int = RETRIES,
+        jitter: float = JITTER,
+        jitter_cap: float | None = None,
     ) -> Outcome[S]:
         """Decide on the stream's (cached) state and append; see :func:`execute`."""
         try:
@@ -197,6 +206,8 @@ class Repository(Generic[S]):
                 self.evolve,
                 expected_version=expected_version,
                 retries=retries,
+                jitter=jitter,
+                jitter_cap=jitter_cap,
                 loaded=self._cache.get(stream),
             )
         except BaseException:

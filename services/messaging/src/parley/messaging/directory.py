@@ -3,7 +3,7 @@
 It follows every stream from position 0 (so its position compares with the edge's for
 ``min_position``): agent streams give each agent's definition and state, conversation
 streams give each agent's *load* — deliveries it has not answered yet — and the deliveries
-no runtime has taken yet (re-published at start, see :mod:`parley.messaging.delivery`).
+no runtime has taken yet (re-published at start, see :mod:`parley.messaging.workers.delivery`).
 """
 
 from dataclasses import dataclass

@@ -77,7 +77,6 @@ class Dispatch:
                     continue
             to_queue.append(receiver)
         body = _encode(message)
-        traceparent = traceparent or current_traceparent()
         queued = await asyncio.gather(
             *(self.outbox.enqueue(message, r, body, traceparent) for r in to_queue)
         )

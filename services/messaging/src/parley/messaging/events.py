@@ -6,6 +6,7 @@ import msgspec
 from parley.aggregates.conversation import Conversation, event_id
 from parley.contracts.acl import AclMessage, MessageRejected, MessageSent, SendMessage
 from parley.contracts.envelope import NewEvent
+from parley.kit.telemetry import current_traceparent
 
 __all__ = ["SOURCE", "decided_event", "new_event"]
 
@@ -44,8 +45,9 @@ def decided_event(
     traceparent: str | None,
 ) -> NewEvent:
     """The envelope of an event the conversation decided on ``cmd``: a recorded message is
-    caused by the message it answers and correlated with the request; a refusal is neither.
-    """
+    caused by the message it answers, correlated with the request and carries the send's
+    ``traceparent`` (the caller's, else this span's); a refusal is neither, and carries this
+    span's."""
     match decided:
         case ("message.sent", MessageSent(message=message) as payload):
             original = state.original(message.in_reply_to or "") if state else None
@@ -56,10 +58,14 @@ def decided_event(
                 "sent",
                 causation=original.message_id if original else None,
                 correlation=cmd.request_id,
-                traceparent=cmd.traceparent or traceparent,
+                traceparent=traceparent,
             )
         case ("message.rejected", MessageRejected(message=message) as payload):
             return new_event(
-                message, "message.rejected", payload, "rejected", traceparent=traceparent
+                message,
+                "message.rejected",
+                payload,
+                "rejected",
+                traceparent=current_traceparent(),  # this span's (a refusal happens here)
             )
     raise TypeError(f"messaging records no {decided[0]} event")

@@ -46,9 +46,12 @@ __all__ = ["Messaging", "reply_for_error"]
 
 log = logging.getLogger(__name__)
 
-RETRIES = 12
+RETRIES = 32
 """Appends to a crowded conversation (agents' `message.delivered` interleave with the replies
-recorded here) decide again this often, with a growing random pause, before giving up."""
+recorded here) decide again this often before giving up."""
+JITTER = (0.001, 0.01)
+"""The random pause before deciding again: up to 1 ms, doubling, at most 10 ms (short: the
+conversation's lock is held meanwhile, and the other replies to it wait)."""
 _CATCH_UP_S = 1.0
 _CONFLICT = (
     "the conversation kept changing while the message was recorded; retry with the same message_id"
@@ -80,13 +83,16 @@ class Messaging:
             or await self._replied_conversation(out, ns)
             or message_id
         )
+        traceparent = cmd.traceparent or current_traceparent()  # the caller's, else this span
         waiter = None
         if cmd.wait_seconds:
             waiter = await Waiter(conversation_id).listen(self.nc, message_id)
         try:
             fresh = out.message_id is None and conversation_id == message_id
-            message, state, replayed = await self._record(cmd, message_id, conversation_id, fresh)
-            reply = await self.dispatch.deliver(message, state, replayed, cmd.traceparent)
+            message, state, replayed = await self._record(
+                cmd, message_id, conversation_id, fresh, traceparent
+            )
+            reply = await self.dispatch.deliver(message, state, replayed, traceparent)
             if message.in_reply_to:
                 original = state.original(message.in_reply_to)
                 await self.dispatch.outbox.announce(
@@ -103,7 +109,12 @@ class Messaging:
                 await waiter.close()
 
     async def _record(
-        self, cmd: SendMessage, message_id: str, conversation_id: str, fresh: bool
+        self,
+        cmd: SendMessage,
+        message_id: str,
+        conversation_id: str,
+        fresh: bool,
+        traceparent: str | None,
     ) -> tuple[AclMessage, Conversation, bool]:
         """Record the message (or its refusal); the message, its conversation with it folded
         in, and whether an earlier send recorded it.
@@ -120,17 +131,18 @@ class Messaging:
             command = Record(message_id=message_id, message=built[0] if built else None)
             decision = conversation.decide(state, command, Context())
             effects[:] = decision.effects
-            traceparent = current_traceparent()
             return [decided_event(cmd, state, d, traceparent) for d in decision.events]
 
         async with self._locks.hold(conversation_id):
             if fresh:
                 self.conversations.remember(stream, Loaded(None, 0, 0))
-            outcome = await self.conversations.execute(stream, decide, retries=RETRIES)
+            outcome = await self.conversations.execute(
+                stream, decide, retries=RETRIES, jitter=JITTER[0], jitter_cap=JITTER[1]
+            )
             (effect,) = effects
             if isinstance(effect, Refused):
-                hops = effect.refusal.code is ErrorCode.HOP_LIMIT_EXCEEDED
-                if effect.new and hops:
+                looping = effect.refusal.code is ErrorCode.HOP_LIMIT_EXCEEDED
+                if effect.new and looping:  # the sending agent hears why at once
                     await self.dispatch.notify_sender(
                         effect.message, effect.message.sender, effect.refusal
                     )

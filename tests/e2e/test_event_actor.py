@@ -103,3 +103,40 @@ async def test_a_chain_of_commands_across_services_names_the_principal_who_start
     assert sent[0].type == "message.sent"
     assert sent[0].data["message"]["performative"] == "cfp"
     assert sent[0].actor == actor
+
+
+async def test_an_agent_answering_a_message_acts_for_the_principal_who_sent_it(stack) -> None:
+    # messaging → inbox work queue → runtime turn → reply through messaging: three hops.
+    actor = "key:dave"
+    created = await _command(
+        stack.nats_url, "create_agent", {"spec": {"name": f"a-{uuid.uuid4().hex[:8]}"}}, actor
+    )
+    agent_id = created["agent_id"]
+    await _command(stack.nats_url, "agent_action", {"agent_id": agent_id, "action": "start"}, actor)
+    conversation = f"audit-{uuid.uuid4().hex[:10]}"
+    message = {
+        "performative": "request",
+        "receivers": [agent_id],
+        "content": "hello",
+        "conversation_id": conversation,
+    }
+    await _command(
+        stack.nats_url,
+        "send",
+        {"message": message, "min_position": created["position"]},
+        actor,
+        service="messaging",
+    )
+    async with asyncio.timeout(15):
+        while True:
+            events = await stream_events(stack, conversation_stream(conversation))
+            replies = [
+                e
+                for e in events
+                if e.type == "message.sent" and e.data["message"]["sender"] == agent_id
+            ]
+            if replies:
+                break
+            await asyncio.sleep(0.05)
+    assert replies[0].data["message"]["performative"] == "inform"
+    assert {e.actor for e in events} == {actor}

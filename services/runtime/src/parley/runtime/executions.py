@@ -37,6 +37,7 @@ from parley.contracts.runtime import (
     TriggerExecution,
     execution_stream,
 )
+from parley.kit.telemetry import inject
 from parley.runtime.adapters.directory import Folded
 from parley.runtime.decisions import Envelope, Executed, execute
 from parley.runtime.deps import Deps
@@ -136,7 +137,7 @@ class ExecutionCommands:
 async def enqueue(deps: Deps, execution_id: str, namespace: str, version: int) -> None:
     """Publish the execution's work item (once per version: ``Nats-Msg-Id``)."""
     body = _encode({"execution_id": execution_id, "namespace": namespace})
-    headers = {"Nats-Msg-Id": f"{execution_id}:{version}"}
+    headers = inject({"Nats-Msg-Id": f"{execution_id}:{version}"})  # trace and actor go on
     for attempt in range(3):
         try:
             await deps.js.publish(SUBJECT, body, stream=subjects.WORK_STREAM, headers=headers)

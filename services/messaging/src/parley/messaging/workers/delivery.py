@@ -26,7 +26,7 @@ from nats.js import JetStreamContext
 from parley.aggregates.conversation import evolve
 from parley.contracts import subjects
 from parley.contracts.acl import AclMessage, conversation_stream
-from parley.contracts.envelope import utcnow
+from parley.contracts.envelope import ACTOR_HEADER, current_actor, utcnow
 from parley.eventstore.port import EventStore
 from parley.eventstore.repository import load
 from parley.kit.workqueue import ensure_work_stream
@@ -66,6 +66,10 @@ class Outbox:
         headers = {"Nats-Msg-Id": f"{message.message_id}:{receiver}"}
         if traceparent:
             headers["traceparent"] = traceparent
+        if (
+            actor := current_actor.get()
+        ):  # the receiving agent's turn acts for the sender's principal
+            headers[ACTOR_HEADER] = actor
         subject = subjects.inbox(receiver)
         try:  # the hot path: one publish, no retry machinery
             await self.js.publish(subject, body, stream=subjects.INBOX_STREAM, headers=headers)

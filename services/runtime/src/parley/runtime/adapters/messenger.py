@@ -12,6 +12,7 @@ from nats.aio.client import Client
 
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE, MessageReply, OutgoingMessage, Performative, SendMessage
+from parley.kit.telemetry import inject
 from parley.runtime.tools import ToolError
 
 __all__ = ["AgentMessenger", "send_message_command"]
@@ -27,7 +28,9 @@ async def send_message_command(nc: Client, command: SendMessage, within: float) 
     Raises:
         nats.errors.NoRespondersError, nats.errors.TimeoutError: messaging is unreachable.
     """
-    msg = await nc.request(subjects.cmd(SERVICE, "send"), _encode(command), timeout=within)
+    msg = await nc.request(
+        subjects.cmd(SERVICE, "send"), _encode(command), timeout=within, headers=inject()
+    )
     return _decode_reply(msg.data)
 
 

@@ -12,7 +12,7 @@ no CORS is right, but no security headers and a host check that ignores ports ar
   ``Access-Control-Allow-Origin``.
 - :func:`add_security_headers` puts the security headers on every HTTP response: errors, SSE,
   files, the docs. API responses get the strict ``Content-Security-Policy`` and ``Cache-Control:
-  no-store``; the docs pages (``/schema``) get a CSP that lets them load Scalar / Swagger UI
+  no-store``; the docs' HTML pages (``/schema``, ``/schema/swagger``) get a CSP that lets them load Scalar / Swagger UI
   from ``cdn.jsdelivr.net`` (where Litestar's render plugins fetch them).
 """
 
@@ -166,7 +166,9 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     path = scope.get("path", "")
-    docs = path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")
+    docs = (path == DOCS_PREFIX or path.startswith(DOCS_PREFIX + "/")) and not path.endswith(
+        (".json", ".yaml", ".yml")
+    )  # the docs' HTML pages; the OpenAPI document itself is data like any API answer
     extra = (
         *_COMMON,
         (b"content-security-policy", (DOCS_CSP if docs else API_CSP).encode()),

@@ -179,6 +179,41 @@ async def test_an_agent_over_the_namespace_quota_is_refused_before_it_is_created
         assert room.status_code == 201, room.text
 
 
+def _cluster(name: str, replicas: int, namespace: str | None = None) -> dict[str, Any]:
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {})}
+    template = {"replicas": replicas, "spec": {"name": "worker"}}
+    return {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": metadata,
+        "spec": {"template": template},
+    }
+
+
+async def test_a_cluster_that_would_exceed_the_agents_quota_is_refused(tuned: str) -> None:
+    namespace = f"quota-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=tuned, timeout=10) as http:
+        # the manifest names the namespace; the request does not
+        refused = await http.post(
+            "/api/v1/clusters", json=_cluster("big", QUOTA + 1, namespace), params={"start": False}
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["code"] == "QUOTA_EXCEEDED"
+        listed = await http.get("/api/v1/clusters", headers={"X-Parley-Namespace": namespace})
+        assert listed.json()["data"] == []
+        fits = await http.post(
+            "/api/v1/clusters",
+            json=_cluster("fits", QUOTA),
+            params={"start": False},
+            headers={"X-Parley-Namespace": namespace},
+        )
+        assert fits.status_code == 201, fits.text
+        more = await http.post(
+            "/api/v1/agents", json={"name": "extra"}, headers={"X-Parley-Namespace": namespace}
+        )
+        assert more.status_code == 403, more.text
+
+
 LISTS = [
     "/api/v1/agents",
     "/api/v1/personas",

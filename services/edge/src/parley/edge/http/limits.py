@@ -13,10 +13,11 @@ authentication middleware has already put the caller's principal in ``scope["use
   ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (seconds until the window ends); a
   request over the limit is ``429 RATE_LIMITED`` with ``Retry-After``. Health, readiness and
   the docs are never limited.
-- **Agents per namespace** (``PARLEY_QUOTA_MAX_AGENTS``): creating an agent in a namespace
-  that already holds that many is ``403 QUOTA_EXCEEDED``, checked against the agents
-  projection before the command is sent. It is a soft limit: creates in flight at the same
-  moment may each see room (the registry's decide is where an exact one would live).
+- **Agents per namespace** (``PARLEY_QUOTA_MAX_AGENTS``): creating an agent, or deploying a
+  cluster whose manifest expands to agents, in a namespace that would then hold more than
+  that many is ``403 QUOTA_EXCEEDED``, checked against the agents projection before any
+  command is sent. It is a soft limit: creates in flight at the same moment may each see
+  room (the registry's decide is where an exact one would live).
 """
 
 import logging
@@ -24,12 +25,16 @@ import re
 from typing import Any
 
 import nats.errors
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Message, Scope
 
+from parley.aggregates.cluster import agent_specs
+from parley.contracts.clusters import ClusterManifest
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Edge, provide_namespace
+from parley.edge.http.body import decode_body
 from parley.edge.http.errors import ApiError
 from parley.edge.http.ratelimit import Rate, Verdict, WindowCounter, caller_key
 from parley.edge.http.security import DOCS_PREFIX
@@ -53,7 +58,7 @@ MODEL_ROUTES = re.compile(
 UNLIMITED = ("/health", "/livez", "/ready", "/readyz", DOCS_PREFIX)
 """Paths (and, for the docs, everything below) that are never rate limited."""
 
-_AGENTS = re.compile(r"^/api/v1/agents/?$")
+_CREATES_AGENTS = re.compile(r"^/api/v1/(?:agents|clusters)/?$")
 _SCOPE_KEY = "parley_rate_limit"
 
 
@@ -109,7 +114,7 @@ class Limits:
                     {"limit": verdict.limit, "period_s": rate.period},
                     headers=verdict.headers(),
                 )
-        if self.max_agents and method == "POST" and _AGENTS.match(path):
+        if self.max_agents and method == "POST" and _CREATES_AGENTS.match(path):
             await self._check_agents_quota(connection)
 
     async def _count(
@@ -134,18 +139,30 @@ class Limits:
         return self._counter
 
     async def _check_agents_quota(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
-        namespace = await provide_namespace(
-            connection.headers.get("x-parley-namespace"),
-            connection.query_params.get("namespace"),
-        )
+        namespace, wanted = await _agents_wanted(connection)
         held = sum(1 for _ in Edge.of(connection.app.state).agents.agents(namespace))
-        if held >= self.max_agents:
+        if held + wanted > self.max_agents:
             raise ApiError(
                 ErrorCode.QUOTA_EXCEEDED,
-                f"namespace {namespace} already holds {held} agents, its quota is"
-                f" {self.max_agents}; delete one first (PARLEY_QUOTA_MAX_AGENTS)",
+                f"namespace {namespace} holds {held} agents and its quota is {self.max_agents};"
+                f" {wanted} more would exceed it (PARLEY_QUOTA_MAX_AGENTS)",
                 {"quota": "agents", "limit": self.max_agents, "namespace": namespace},
             )
+
+
+async def _agents_wanted(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, int]:
+    """The namespace a create is for, and how many agents it would add."""
+    explicit = connection.headers.get("x-parley-namespace")
+    query = connection.query_params.get("namespace")
+    if not connection.scope["path"].startswith("/api/v1/clusters") or not isinstance(
+        connection, Request
+    ):
+        return await provide_namespace(explicit, query), 1
+    # A cluster's namespace is the request's, else its manifest's (as create_cluster reads
+    # it); the body is cached in the scope, so the handler decodes the same bytes again.
+    manifest = await decode_body(connection, ClusterManifest)
+    namespace = (explicit or query) and await provide_namespace(explicit, query)
+    return namespace or manifest.metadata.namespace, len(agent_specs(manifest))
 
 
 async def add_rate_limit_headers(message: Message, scope: Scope) -> None:

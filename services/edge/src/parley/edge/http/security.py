@@ -11,9 +11,10 @@ no CORS is right, but no security headers and a host check that ignores ports ar
   unless ``PARLEY_CORS_ORIGINS`` lists origins; a preflight from any other origin gets no
   ``Access-Control-Allow-Origin``.
 - :func:`add_security_headers` puts the security headers on every HTTP response: errors, SSE,
-  files, the docs. API responses get the strict ``Content-Security-Policy`` and ``Cache-Control:
-  no-store``; the docs' HTML pages (``/schema``, ``/schema/swagger``) get a CSP that lets them load Scalar / Swagger UI
-  from ``cdn.jsdelivr.net`` (where Litestar's render plugins fetch them).
+  files, the docs. API responses get the strict ``Content-Security-Policy`` and
+  ``Cache-Control: no-store``; the docs' HTML pages (``/schema``, ``/schema/swagger``) get a
+  CSP that lets them load Scalar / Swagger UI from ``cdn.jsdelivr.net`` (where Litestar's
+  render plugins fetch them).
 """
 
 from litestar.config.cors import CORSConfig

@@ -247,10 +247,12 @@ async def test_a_body_over_the_cap_is_413(client: httpx.AsyncClient) -> None:
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
-def _half_send(port: int, path: str = "/api/v1/agents") -> socket.socket:
+def _half_send(port: int, path: str = "/api/v1/agents", namespace: str = "") -> socket.socket:
+    """A connection that announces a 1000-byte body and sends 10 bytes of it."""
+    namespace = namespace or f"slow-{uuid.uuid4().hex[:10]}"  # room under the agents quota
     sock = socket.create_connection(("127.0.0.1", port), timeout=BODY_TIMEOUT_S + 10)
     sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Parley-Namespace: {namespace}\r\n"
         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode()
         + b'{"name": "'
     )
@@ -299,6 +301,32 @@ async def test_a_trickled_body_times_out_in_total(tuned: str) -> None:
         sock.close()
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert time.monotonic() - started < BODY_TIMEOUT_S + BODY_IDLE_S * 4
+
+
+async def test_a_body_refused_unread_cannot_be_trickled_for_ever(tuned: str) -> None:
+    port = int(tuned.rsplit(":", 1)[1])
+    namespace = f"full-{uuid.uuid4().hex[:10]}"
+    async with httpx.AsyncClient(base_url=tuned, timeout=10) as http:
+        for i in range(QUOTA):
+            made = await http.post(
+                "/api/v1/agents", json={"name": f"f{i}"}, headers={"X-Parley-Namespace": namespace}
+            )
+            assert made.status_code == 201, made.text
+    sock = _half_send(port, namespace=namespace)  # refused by the quota before it is read
+    started = time.monotonic()
+    try:
+        for _ in range(12):  # a byte every half second would hold a keep-alive open
+            await asyncio.sleep(0.5)
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                break
+        answer = await asyncio.to_thread(_answer, sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
+    assert b"connection: close" in answer.lower()
+    assert time.monotonic() - started < 5
 
 
 # --- security misconfiguration -------------------------------------------------------------

@@ -277,3 +277,28 @@ async def test_a_new_window_begins_when_the_last_one_ends(connections: list[Clie
     again = await counters[1].hit("k", rate)
     assert again.allowed and again.remaining == 1
     assert not (await counters[0].hit("k", Rate(1, 0.3))).allowed  # its cache is refreshed
+
+
+async def _answer_headers(scope_headers: list[tuple[bytes, bytes]], read: bool) -> list[Any]:
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if read:
+            await receive()
+        await send({"type": "http.response.start", "status": 403, "headers": []})
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope: Any = {"type": "http", "headers": scope_headers}
+    await BodyTimeout(1.0, 1.0).handle(scope, _receiver((0.0, b"{}", False)), send, app)
+    return list(sent[0]["headers"])
+
+
+async def test_an_answer_before_the_body_is_read_closes_the_connection() -> None:
+    closes = (b"connection", b"close")
+    assert closes in await _answer_headers([(b"content-length", b"1000")], read=False)
+    assert closes in await _answer_headers([(b"transfer-encoding", b"chunked")], read=False)
+    assert closes not in await _answer_headers([(b"content-length", b"2")], read=True)
+    assert closes not in await _answer_headers([(b"content-length", b"0")], read=False)
+    assert closes not in await _answer_headers([], read=False)

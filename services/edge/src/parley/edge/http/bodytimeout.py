@@ -9,15 +9,17 @@ longer than ``idle`` seconds. Otherwise reading it raises ``408 REQUEST_TIMEOUT`
 complete, ``receive`` is passed through untouched: a streaming response (SSE) waits on it for
 the client's disconnect for as long as it likes.
 
-A handler that never reads its body answers without waiting for it; uvicorn then closes the
-half-sent connection after its keep-alive timeout (see :mod:`parley.edge.__main__`).
+A request refused before its body is read (a guard's 429 or 403, a 404, a 413 on the
+announced length) is answered with ``Connection: close``: uvicorn closes the connection after
+the answer. Otherwise a client could go on trickling the unread body, and every byte would
+postpone uvicorn's keep-alive timeout, for ever.
 """
 
 import asyncio
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError
@@ -58,4 +60,22 @@ class BodyTimeout(ASGIMiddleware):
                 complete = True
             return message
 
-        await next_app(scope, timed_receive, send)
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and has_body and not complete:
+                headers = list(message.get("headers") or [])
+                if not any(key.lower() == b"connection" for key, _ in headers):
+                    headers.append((b"connection", b"close"))
+                message["headers"] = headers
+            await send(message)
+
+        has_body = _has_body(scope)
+        await next_app(scope, timed_receive, closing_send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a non-zero length, or a chunked one)."""
+    for key, value in scope.get("headers", ()):
+        name = key.lower()
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False

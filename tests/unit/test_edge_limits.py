@@ -11,7 +11,7 @@ import pytest
 from nats.aio.client import Client
 
 from parley.contracts.errors import HTTP_STATUS, ErrorCode
-from parley.edge.http.bodytimeout import BodyTimeout
+from parley.edge.http.bodytimeout import DRAIN_MAX, BodyTimeout
 from parley.edge.http.errors import ApiError
 from parley.edge.http.limits import MODEL_ROUTES, UNLIMITED, caller
 from parley.edge.http.ratelimit import Rate, Verdict, WindowCounter
@@ -215,7 +215,8 @@ async def _read_body(guard: BodyTimeout, receive: Any) -> bytes:
     async def send(message: Any) -> None:
         return None
 
-    await guard.handle({"type": "http"}, receive, send, app)  # type: ignore[arg-type, typeddict-item]
+    scope: Any = {"type": "http", "headers": [(b"transfer-encoding", b"chunked")]}
+    await guard.handle(scope, receive, send, app)
     return body
 
 
@@ -279,7 +280,9 @@ async def test_a_new_window_begins_when_the_last_one_ends(connections: list[Clie
     assert not (await counters[0].hit("k", Rate(1, 0.3))).allowed  # its cache is refreshed
 
 
-async def _answer_headers(scope_headers: list[tuple[bytes, bytes]], read: bool) -> list[Any]:
+async def _answer_headers(
+    scope_headers: list[tuple[bytes, bytes]], read: bool, *chunks: tuple[float, bytes, bool]
+) -> list[Any]:
     sent: list[Any] = []
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
@@ -291,14 +294,27 @@ async def _answer_headers(scope_headers: list[tuple[bytes, bytes]], read: bool) 
         sent.append(message)
 
     scope: Any = {"type": "http", "headers": scope_headers}
-    await BodyTimeout(1.0, 1.0).handle(scope, _receiver((0.0, b"{}", False)), send, app)
+    await BodyTimeout(1.0, 0.2).handle(scope, _receiver(*chunks), send, app)
     return list(sent[0]["headers"])
 
 
-async def test_an_answer_before_the_body_is_read_closes_the_connection() -> None:
-    closes = (b"connection", b"close")
-    assert closes in await _answer_headers([(b"content-length", b"1000")], read=False)
-    assert closes in await _answer_headers([(b"transfer-encoding", b"chunked")], read=False)
-    assert closes not in await _answer_headers([(b"content-length", b"2")], read=True)
-    assert closes not in await _answer_headers([(b"content-length", b"0")], read=False)
-    assert closes not in await _answer_headers([], read=False)
+CLOSE = (b"connection", b"close")
+WHOLE = (0.0, b"{}", False)
+
+
+async def test_an_unread_body_that_arrives_is_dropped_and_the_connection_kept() -> None:
+    assert CLOSE not in await _answer_headers([(b"content-length", b"2")], False, WHOLE)
+    assert CLOSE not in await _answer_headers([(b"content-length", b"2")], True, WHOLE)
+    assert CLOSE not in await _answer_headers([(b"content-length", b"0")], False)
+    assert CLOSE not in await _answer_headers([], False)
+    chunked = [(b"transfer-encoding", b"chunked")]
+    assert CLOSE not in await _answer_headers(chunked, False, (0.0, b"a", True), WHOLE)
+
+
+async def test_an_unread_body_that_stalls_or_is_huge_closes_the_connection() -> None:
+    stalls = (0.0, b"a", True)
+    assert CLOSE in await _answer_headers([(b"content-length", b"1000")], False, stalls)
+    trickle = [(0.1, b"x", True)] * 30
+    assert CLOSE in await _answer_headers([(b"transfer-encoding", b"chunked")], False, *trickle)
+    huge = [(b"content-length", str(DRAIN_MAX + 1).encode())]
+    assert CLOSE in await _answer_headers(huge, False, WHOLE)

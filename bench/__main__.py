@@ -9,6 +9,12 @@ from bench import acl, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
+LIMITS = {
+    "PARLEY_RATE_LIMIT": "1000000/1s",  # counted (its cost is in the figures), never refused
+    "PARLEY_MODEL_RATE_LIMIT": "1000000/1s",
+    "PARLEY_QUOTA_MAX_AGENTS": "0",  # thousands of agents in one namespace
+}
+
 
 async def _eventstore(tmp: Path, scale: int) -> None:
     print("== event store (JetStream, R1, one nats-server) ==", flush=True)
@@ -22,7 +28,7 @@ async def _eventstore(tmp: Path, scale: int) -> None:
 
 async def _edge(tmp: Path, scale: int) -> None:
     print("== edge (one edge worker, registry, nats-server; loopback) ==", flush=True)
-    stack = Stack(tmp / "stack")
+    stack = Stack(tmp / "stack", env=LIMITS)
     await asyncio.to_thread(stack.start)
     try:
         await edge.create_agents(stack.edge_url, count=4_000 // scale)
@@ -35,7 +41,9 @@ async def _runtime(tmp: Path, scale: int) -> None:
         "== runtime (edge, registry, runtime, nats-server; offline/local provider) ==", flush=True
     )
     provider = await runtime.LocalProvider().start()
-    stack = Stack(tmp / "runtime", env={"PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url})
+    stack = Stack(
+        tmp / "runtime", env={**LIMITS, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url}
+    )
     await asyncio.to_thread(stack.start)
     try:
         await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
@@ -48,7 +56,7 @@ async def _runtime(tmp: Path, scale: int) -> None:
 
 async def _messaging(tmp: Path, scale: int) -> None:
     print("== messaging (edge, registry, runtime, messaging, nats-server) ==", flush=True)
-    stack = Stack(tmp / "messaging")
+    stack = Stack(tmp / "messaging", env=LIMITS)
     await asyncio.to_thread(stack.start)
     try:
         await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
@@ -59,7 +67,7 @@ async def _messaging(tmp: Path, scale: int) -> None:
 
 async def _tasks(tmp: Path, scale: int) -> None:
     print("== tasks (edge, registry, runtime, messaging, tasks, nats-server) ==", flush=True)
-    stack = Stack(tmp / "tasks")
+    stack = Stack(tmp / "tasks", env=LIMITS)
     await asyncio.to_thread(stack.start)
     try:
         await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))

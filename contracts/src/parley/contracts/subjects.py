@@ -25,6 +25,7 @@ __all__ = [
     "INBOX_STREAM",
     "INBOX_TASKS",
     "LEASES_BUCKET",
+    "RATE_BUCKET",
     "SLOTS_BUCKET",
     "TICKETS_BUCKET",
     "WORK_STREAM",
@@ -71,6 +72,8 @@ LEASES_BUCKET = "parley-leases"
 """KV bucket of leader leases (the scheduler)."""
 FILES_BUCKET = "parley-files"
 """Object store bucket of session files."""
+RATE_BUCKET = "parley-ratelimits"
+"""KV bucket of the edge's rate-limit windows, shared by every edge process."""
 TICKETS_BUCKET = "parley-tickets"
 """KV bucket of single-use WebSocket tickets (``parley.identity.tickets``)."""
 

@@ -2,6 +2,10 @@
 
 uvicorn handles both signals: it stops accepting, lets in-flight requests finish (up to
 10 s), then runs the app's shutdown (projection, store, NATS drain).
+
+Idle connections close after 5 s (also a half-sent body no handler read: its answer is
+already sent); request heads are capped at 16 KiB. Slow bodies that a handler does read are
+timed out by :class:`~parley.edge.http.bodytimeout.BodyTimeout`.
 """
 
 import uvicorn
@@ -26,6 +30,8 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
         server_header=False,
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,
     )
     uvicorn.Server(config).run()
 

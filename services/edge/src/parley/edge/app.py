@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 
 import nats
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 
 from parley.edge.commands import CommandClient
@@ -33,10 +32,12 @@ from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import task_router
 from parley.edge.dependencies import DEPENDENCIES, Edge
+from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import exception_handlers
-from parley.edge.http.guards import HostGuard
+from parley.edge.http.limits import Limits, add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies, openapi_config
 from parley.edge.http.request_ids import add_request_id_header
+from parley.edge.http.security import HostPolicy, add_security_headers, cors_config
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
@@ -109,7 +110,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             if not nc.is_closed:
                 await nc.drain()
 
-    cors = CORSConfig(allow_origins=settings.cors_origins) if settings.cors_origins else None
+    limits = Limits(settings)  # rate limits per principal, quotas per namespace
     return Litestar(
         route_handlers=[
             *health_routes,
@@ -140,9 +141,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
         on_startup=[document_bodies],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,
-        before_send=[add_request_id_header],
-        cors_config=cors,
-        middleware=[HostGuard(settings.allowed_hosts)],
+        before_send=[add_request_id_header, add_security_headers, add_rate_limit_headers],
+        cors_config=cors_config(settings.cors_origins),  # closed unless origins are listed
+        middleware=[
+            BodyTimeout(settings.body_timeout_s, settings.body_idle_timeout_s),
+            HostPolicy(settings.hosts()),  # ports included
+        ],
+        guards=[limits.guard],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         logging_config=None,

@@ -23,10 +23,11 @@ class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
     """Largest request body accepted; larger ones are `413 PAYLOAD_TOO_LARGE`."""
     cors_origins: list[str] = []
     """Origins allowed by CORS, comma-separated; empty turns CORS off."""
-    allowed_hosts: list[str] = msgspec.field(
-        default_factory=lambda: ["127.0.0.1", "localhost", "::1", "[::1]"]
-    )
-    """Accepted `Host` header values, comma-separated (`*.example.com` wildcards; `*` any)."""
+    allowed_hosts: list[str] = []
+    """Accepted `Host` header values, comma-separated, port included (`api.example.com`
+    matches only a `Host` without a port; `api.example.com:8443`, `*.example.com`, `host:*`
+    any port, `*` any host). Empty: the loopback names with the edge's own port
+    (`127.0.0.1:<port>`, `localhost:<port>`, `[::1]:<port>`)."""
     read_your_writes_timeout: Annotated[float, Meta(gt=0)] = 2.0
     """Seconds a command's response waits for the projection to show the change."""
     command_timeout: Annotated[float, Meta(gt=0)] = 5.0
@@ -38,6 +39,23 @@ class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
     (`PARLEY_EDGE_STREAM_IDLE_TIMEOUT`)."""
     max_file_bytes: Annotated[int, Meta(ge=1)] = 524_288
     """Largest session file accepted (`PARLEY_EDGE_MAX_FILE_BYTES`); larger is `413`."""
+    body_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
+    """Seconds a request body may take to arrive in full (`PARLEY_BODY_TIMEOUT_S`); then `408`."""
+    body_idle_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
+    """Seconds a request body may pause between two chunks (`PARLEY_BODY_IDLE_TIMEOUT_S`)."""
+    rate_limit: str = "300/1s"
+    """Requests per window and principal (`PARLEY_RATE_LIMIT`, `<count>/<n><s|m|h>`; `off`)."""
+    model_rate_limit: str = "60/1s"
+    """Requests per window and principal to the routes that call models (chat, webhook,
+    messages, task distribution, cluster runs) (`PARLEY_MODEL_RATE_LIMIT`; `off`)."""
+    quota_max_agents: Annotated[int, Meta(ge=0)] = 1000
+    """Most agents one namespace may hold (`PARLEY_QUOTA_MAX_AGENTS`; 0: no limit)."""
+
+    def hosts(self) -> list[str]:
+        """The accepted `Host` values: :attr:`allowed_hosts`, else loopback with our port."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        return [f"{name}:{self.port}" for name in ("127.0.0.1", "localhost", "[::1]")]
 
 
 # Env names that differ from `PARLEY_<FIELD>`: these settings are the edge's own.

@@ -137,7 +137,8 @@ class NatsServer:
 
     def url_for(self, user: str) -> str:
         """Client URL of the server with ``user``'s credentials."""
-        return f"nats://{quote(user, safe='')}:{quote(self.password(user), safe='')}@127.0.0.1:{self.port}"
+        userinfo = f"{quote(user, safe='')}:{quote(self.password(user), safe='')}"
+        return f"nats://{userinfo}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "NatsServer":
         """Start the server and wait until it accepts connections."""

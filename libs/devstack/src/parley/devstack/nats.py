@@ -76,14 +76,17 @@ def users_config(services_password: str, external_password: str) -> str:
     """The ``authorization`` block of the server's configuration (values are config
     literals: quoted strings, or ``$VARIABLE`` references as in ``deploy/nats``)."""
     command = subjects.cmd("*", "*")
-    deny = ", ".join(json.dumps(subject) for subject in SERVICES_ONLY_COMMANDS)
+    deny = "".join(f"          {json.dumps(subject)}\n" for subject in SERVICES_ONLY_COMMANDS)
     return (
         "authorization {\n"
         "  users = [\n"
         f"    {{ user: {SERVICES_USER}, password: {services_password} }}\n"
         f"    {{ user: {EXTERNAL_USER}, password: {external_password}, permissions: {{\n"
-        f'        publish: {{ allow: ["{command}"], deny: [{deny}] }}\n'
-        '        subscribe: { allow: ["_INBOX.>"] }\n'
+        "      publish: {\n"
+        f'        allow: ["{command}"]\n'
+        f"        deny: [\n{deny}        ]\n"
+        "      }\n"
+        '      subscribe: { allow: ["_INBOX.>"] }\n'
         "    } }\n"
         "  ]\n"
         "}\n"

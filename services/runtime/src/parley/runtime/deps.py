@@ -12,7 +12,8 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.personas import load_builtin_personas, persona_stream
 from parley.eventstore import EventStore
 from parley.eventstore.repository import Repository, load
-from parley.llm import Provider, provider_for
+from parley.identity.scrub import Scrubber
+from parley.llm import Provider, ScrubbedProvider, provider_for
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
@@ -36,6 +37,9 @@ class Deps:
     budgets: BudgetKeeper
     capacity: Capacity
     files: FileStore
+    scrubber: Scrubber
+    """The process's one scrubber: known secrets (provider keys, secret files) and
+    credential shapes, removed from whatever a provider or a tool sends back."""
     sessions: Repository[Session] = field(init=False)
     """Sessions as this process last folded them (turns start from this copy)."""
     executions: Repository[Execution] = field(init=False)
@@ -48,10 +52,12 @@ class Deps:
         self.executions = Repository(self.store, execution.evolve)
 
     def provider(self, name: str) -> Provider:
-        """The process's adapter for ``name`` (one per provider: one circuit breaker)."""
+        """The process's adapter for ``name`` (one per provider: one circuit breaker),
+        its text and errors scrubbed of secrets."""
         if name not in self.providers:
             endpoint = self.settings.endpoint(name)
-            self.providers[name] = provider_for(name, endpoint.provider_settings())
+            adapter = provider_for(name, endpoint.provider_settings())
+            self.providers[name] = ScrubbedProvider(adapter, self.scrubber.scrub)
         return self.providers[name]
 
     async def close_providers(self) -> None:

@@ -34,10 +34,13 @@ class WireServer:
         self.retry_after = "0.2"
         self.calls: list[tuple[str, str, list[str]]] = list(CALLS)
         """Tool calls the ``tools`` scenario streams: (id, name, argument JSON pieces)."""
+        self.leak = ""
+        """What ``GET /leak`` answers (a page that shows a secret, for a tool to fetch)."""
         self._release = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_get("/leak", self._leak)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         self.url = ""
 
@@ -106,6 +109,9 @@ class WireServer:
             key = self._credential()[1]
             return ["Your key is ", key[:9], key[9:], ", keep it safe."]
         return TEXT[:2] if scenario in ("midstream_error", "stall") else TEXT
+
+    async def _leak(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.leak)
 
     async def _hang(self) -> None:
         await self._release.wait()

@@ -77,11 +77,14 @@ class Responses:
         return response
 
 
-async def running_agent(http: httpx.AsyncClient, provider: str) -> str:
+async def running_agent(
+    http: httpx.AsyncClient, provider: str, tools: list[dict[str, Any]] | None = None
+) -> str:
     body = {
         "name": f"{provider}-{uuid.uuid4().hex[:8]}",
         "provider": provider,
         "model": MODELS[provider],
+        "tools": tools or [],
     }
     created = await http.post("/api/v1/agents", json=body)
     assert created.status_code == 201, created.text
@@ -130,6 +133,27 @@ async def test_an_answer_that_spells_the_key_out_is_recorded_and_returned_withou
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert data["response"] == "Your key is [REDACTED], keep it safe."
+    Responses.keep(await http.get(f"/api/v1/sessions/{data['conversation_id']}"))
+
+
+async def test_a_tool_result_that_shows_the_key_is_recorded_and_returned_without_it(
+    api: str, http: httpx.AsyncClient, wire: WireServer
+) -> None:
+    agent_id = await running_agent(
+        http, api, tools=[{"name": "http_request", "config": {"allowed_hosts": ["127.0.0.1"]}}]
+    )
+    wire.leak = f"ANTHROPIC_API_KEY={ANTHROPIC_KEY}\nOPENAI_API_KEY={OPENAI_KEY}\n"
+    wire.calls = [("call_leak", "http_request", [json.dumps({"url": f"{wire.url}/leak"})])]
+    wire.script(api, "tools", "text")
+    response = Responses.keep(
+        await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "fetch it"})
+    )
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    [call] = data["tool_calls"]
+    assert call["result"]["ok"] is True and "[REDACTED]" in call["result"]["content"]
+    fed_back = json.dumps(wire.requests[-1][1])  # what the model was given next
+    assert "[REDACTED]" in fed_back and not any(key in fed_back for key in KEYS)
     Responses.keep(await http.get(f"/api/v1/sessions/{data['conversation_id']}"))
 
 

@@ -96,7 +96,7 @@ class Stack:
                 self.start_process(name)
             asyncio.run(self._wait_for_services(deadline))
             self.admin_key = asyncio.run(bootstrap_admin_key_at(self.nats_url, self.state_dir))
-            self.start_process("edge", env=_edge_env(self))
+            self.start_process("edge")
             self._wait_for_edge(deadline)
         except BaseException:
             self.stop()
@@ -115,6 +115,8 @@ class Stack:
             env: Variables added for this process only (e.g. ``PARLEY_WORKER``).
         """
         key = key or name
+        if name == "edge":
+            env = {**_edge_env(self), **(env or {})}
         out: IO[bytes] | None = None
         if self.log_to_files:
             (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,11 @@
 from collections.abc import AsyncIterator
 
 import pytest
+from llm_support import SECRET_KEY
 from wire_server import WireServer
 
 from parley.llm import ProviderSettings, provider_for
 from parley.llm._base import GuardedProvider
-
-SECRET_KEY = "sk-test-SECRET-0123456789"
 
 
 @pytest.fixture(scope="session")

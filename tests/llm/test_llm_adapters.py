@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import SECRET_KEY
+from llm_support import SECRET_KEY
 from wire_server import WireServer
 
 from parley.llm import (

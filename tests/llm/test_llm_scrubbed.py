@@ -4,7 +4,7 @@ import traceback
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import SECRET_KEY
+from llm_support import SECRET_KEY
 from wire_server import WireServer
 
 from parley.identity.scrub import Scrubber

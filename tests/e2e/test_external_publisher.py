@@ -5,6 +5,7 @@ their replies, and nothing else: the server itself refuses the rest (NATS is no 
 """
 
 import asyncio
+import gc
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -139,9 +140,17 @@ async def test_the_server_refuses_external_subscriptions_to_events(external: Ext
 async def test_nats_refuses_anonymous_and_wrong_password_clients(stack: Stack) -> None:
     wrong = stack.nats.address.replace("nats://", f"nats://{EXTERNAL_USER}:not-the-password@")
     for url in (stack.nats.address, wrong):
-        with pytest.raises(NatsError) as refused:
-            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+        nc = Client()
+        try:
+            with pytest.raises(NatsError) as refused:
+                await nc.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+        finally:
+            await nc.close()
+            if nc._transport is not None:  # nats-py leaves a refused socket open
+                nc._transport.close()
+                await nc._transport.wait_closed()
         assert "authorization violation" in str(refused.value).lower()
+    gc.collect()  # an unclosed socket would warn here, in this test, not in a later one
 
 
 async def _eventually_get(client: httpx.AsyncClient, agent_id: str) -> dict:

@@ -95,13 +95,22 @@ class Stack:
             for name in SERVICES:
                 self.start_process(name)
             asyncio.run(self._wait_for_services(deadline))
-            self.admin_key = asyncio.run(bootstrap_admin_key_at(self.nats_url, self.state_dir))
+            self.admin_key = self._bootstrap_admin_key()
             self.start_process("edge")
             self._wait_for_edge(deadline)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _bootstrap_admin_key(self) -> str | None:
+        """The first admin key of a fresh store (None when the store had one already)."""
+        try:
+            return asyncio.run(bootstrap_admin_key_at(self.nats_url, self.state_dir))
+        except Exception as exc:  # its message could quote the URL, with the password
+            raise StackError(
+                f"could not make the bootstrap admin key ({type(exc).__name__})"
+            ) from None
 
     def start_process(
         self, name: str, key: str | None = None, env: dict[str, str] | None = None

@@ -135,6 +135,13 @@ async def test_an_answer_that_spells_the_key_out_is_recorded_and_returned_withou
     assert data["response"] == "Your key is [REDACTED], keep it safe."
     Responses.keep(await http.get(f"/api/v1/sessions/{data['conversation_id']}"))
 
+    wire.script(api, "echo_text")  # live: the key arrives in two deltas
+    streamed = Responses.keep(
+        await http.post(f"/api/v1/agents/{agent_id}/chat/stream", json={"message": "hi"})
+    )
+    tokens = "".join(frame["text"] for frame in _frames(streamed.text, "token"))
+    assert tokens == "Your key is [REDACTED], keep it safe.", streamed.text
+
 
 async def test_a_tool_result_that_shows_the_key_is_recorded_and_returned_without_it(
     api: str, http: httpx.AsyncClient, wire: WireServer
@@ -210,6 +217,19 @@ async def test_the_keys_are_in_no_event_no_log_file_and_no_store_file(
     assert any(p.suffix == ".blk" for p in store_files)
     for path in store_files:
         _assert_no_key(path.read_bytes(), str(path))
+
+
+def _frames(sse: str, event: str) -> list[dict[str, Any]]:
+    """The data of the ``event`` frames of an SSE body."""
+    found, current = [], None
+    for line in sse.splitlines():
+        if line.startswith("event:"):
+            current = line.removeprefix("event:").strip()
+        elif line.startswith("data:") and current == event:
+            found.append(json.loads(line.removeprefix("data:")))
+        elif not line.strip():
+            current = None
+    return found
 
 
 def _assert_no_key(content: str | bytes, where: str) -> None:

@@ -104,3 +104,46 @@ async def test_a_real_adapter_whose_gateway_echoes_the_key_raises_it_scrubbed(
     assert "invalid credentials [REDACTED]" in raised.value.message
     shown = "".join(traceback.format_exception(raised.value))
     assert SECRET_KEY not in shown
+
+
+async def pieces(provider: ScrubbedProvider) -> list[str]:
+    """The text deltas ``provider`` streams, one string each."""
+    return [d.text async for d in provider.stream(REQUEST) if isinstance(d, TextDelta)]
+
+
+@pytest.mark.parametrize("secret", [PLAIN, SECRET_KEY, "sk-unknownKEY-abcdefghijklmnop123"])
+async def test_a_secret_split_across_text_deltas_is_scrubbed_wherever_it_is_cut(
+    secret: str,
+) -> None:
+    for cut in range(1, len(secret)):
+        deltas: list[Delta] = [
+            TextDelta("the key is "),
+            TextDelta(secret[:cut]),
+            TextDelta(secret[cut:]),
+            TextDelta(" ok"),
+            Finished("end", Usage(1, 1)),
+        ]
+        provider = ScrubbedProvider(Scripted(deltas), scrubber.scrub, [SECRET_KEY, PLAIN])
+        streamed = await pieces(provider)
+        assert "".join(streamed) == "the key is [REDACTED] ok", (cut, streamed)
+
+
+async def test_ordinary_text_passes_at_once_delta_by_delta() -> None:
+    deltas: list[Delta] = [TextDelta(t) for t in ("Hello", " there,", " world")]
+    provider = ScrubbedProvider(
+        Scripted([*deltas, Finished("end", Usage(1, 1))]), scrubber.scrub, [SECRET_KEY, PLAIN]
+    )
+    assert await pieces(provider) == ["Hello", " there,", " world"]
+
+
+async def test_held_text_is_released_before_an_error_so_the_partial_answer_is_whole() -> None:
+    error = StreamInterrupted("scripted", "broke", partial_text="Hello sk-")
+    provider = ScrubbedProvider(
+        Scripted([TextDelta("Hello "), TextDelta("sk-")], error), scrubber.scrub
+    )
+    streamed: list[str] = []
+    with pytest.raises(StreamInterrupted):
+        async for delta in provider.stream(REQUEST):
+            assert isinstance(delta, TextDelta)
+            streamed.append(delta.text)
+    assert streamed == ["Hello ", "sk-"]

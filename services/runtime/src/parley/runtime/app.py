@@ -31,8 +31,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: RuntimeSettings) -> FastStream:
     """The runtime service."""
-    secrets = secrets_from_environment()
-    scrubber = Scrubber(secrets)  # Scrubber.from_environment(), its secrets kept for the logs
+    secrets = frozenset(secrets_from_environment())  # one Scrubber of them: Deps.scrubber
 
     async def start(connections: Connections) -> Runtime:
         js, store, stack = connections.js, connections.store, connections.stack
@@ -62,7 +61,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             budgets=BudgetKeeper(store),
             capacity=capacity,
             files=files,
-            scrubber=scrubber,
+            secrets=secrets,
         )
         stack.push_async_callback(deps.close_providers)
         runtime = Runtime(deps)
@@ -89,7 +88,7 @@ class _Scrubbing(logging.Formatter):
     already redacts credential shapes; this adds the known secrets, e.g. a provider key
     that has no recognisable shape)."""
 
-    def __init__(self, inner: logging.Formatter, secrets: set[str]) -> None:
+    def __init__(self, inner: logging.Formatter, secrets: frozenset[str]) -> None:
         super().__init__()
         self.inner = inner
         self.known = Scrubber(secrets, patterns=())  # known secrets only: JSON stays JSON

@@ -37,12 +37,14 @@ class Deps:
     budgets: BudgetKeeper
     capacity: Capacity
     files: FileStore
-    scrubber: Scrubber
-    """The process's one scrubber: known secrets (provider keys, secret files) and
-    credential shapes, removed from whatever a provider or a tool sends back."""
+    secrets: frozenset[str]
+    """The secrets this process knows (provider keys, secret files: from its environment)."""
     sessions: Repository[Session] = field(init=False)
     """Sessions as this process last folded them (turns start from this copy)."""
     executions: Repository[Execution] = field(init=False)
+    scrubber: Scrubber = field(init=False)
+    """The process's one scrubber: the known secrets and credential shapes, removed from
+    whatever a provider or a tool sends back."""
     providers: dict[str, Provider] = field(default_factory=dict)
     stats: AgentStats = field(default_factory=AgentStats)
     """What this process measured of each agent's turns (for bids)."""
@@ -50,6 +52,7 @@ class Deps:
     def __post_init__(self) -> None:
         self.sessions = Repository(self.store, session.evolve)
         self.executions = Repository(self.store, execution.evolve)
+        self.scrubber = Scrubber(self.secrets)
 
     def provider(self, name: str) -> Provider:
         """The process's adapter for ``name`` (one per provider: one circuit breaker),
@@ -57,7 +60,7 @@ class Deps:
         if name not in self.providers:
             endpoint = self.settings.endpoint(name)
             adapter = provider_for(name, endpoint.provider_settings())
-            self.providers[name] = ScrubbedProvider(adapter, self.scrubber.scrub)
+            self.providers[name] = ScrubbedProvider(adapter, self.scrubber.scrub, self.secrets)
         return self.providers[name]
 
     async def close_providers(self) -> None:

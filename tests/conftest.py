@@ -18,5 +18,5 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 @pytest.fixture(scope="session")
 def nats_url(nats_server: NatsServer) -> str:
-    """Client URL of the session's nats-server."""
+    """Client URL of the session's nats-server, with the services' credentials."""
     return nats_server.url

@@ -3,7 +3,10 @@
 Each request pops the next scenario from the script of its API (``anthropic`` or ``openai``);
 when the script is empty it answers ``text``. Scenarios: ``text``, ``tools``, ``429``, ``500``,
 ``529``, ``midstream_error``, ``hang`` (headers, then silence), ``stall`` (some text, then
-silence).
+silence), and two that send the caller's credential back, as a careless gateway would:
+``401_echo`` (a 401 whose error body quotes the request's ``Authorization``/``x-api-key``
+header and the bare key) and ``echo_text`` (an answer that spells the key out, split
+across two text deltas).
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ class WireServer:
         self.retry_after = "0.2"
         self.calls: list[tuple[str, str, list[str]]] = list(CALLS)
         """Tool calls the ``tools`` scenario streams: (id, name, argument JSON pieces)."""
+        self.leak = ""
+        """What ``GET /leak`` answers (a page that shows a secret, for a tool to fetch)."""
         self._release = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_get("/leak", self._leak)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
         self.url = ""
 
@@ -65,7 +71,23 @@ class WireServer:
         self.requests.append((api, await request.json(), dict(request.headers)))
         return self.scripts[api].popleft() if self.scripts[api] else "text"
 
+    def _credential(self) -> tuple[str, str]:
+        """The last request's credential header (``name: value``) and the bare key."""
+        headers = {name.lower(): value for name, value in self.requests[-1][2].items()}
+        if "x-api-key" in headers:
+            return f"x-api-key: {headers['x-api-key']}", headers["x-api-key"]
+        authorization = headers.get("authorization", "")
+        return f"Authorization: {authorization}", authorization.removeprefix("Bearer ")
+
     def _failure(self, scenario: str, anthropic: bool) -> web.Response | None:
+        if scenario == "401_echo":
+            header, key = self._credential()
+            message = f"invalid credentials {key} (you sent {header})"
+            kind = "authentication_error"
+            body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+            if not anthropic:
+                body = {"error": {"type": "invalid_request_error", "message": message}}
+            return web.json_response(body, status=401)
         status = {"429": 429, "500": 500, "529": 529}.get(scenario)
         if status is None:
             return None
@@ -80,6 +102,16 @@ class WireServer:
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         return response
+
+    def _pieces(self, scenario: str) -> list[str]:
+        """The answer's text deltas for ``scenario``."""
+        if scenario == "echo_text":
+            key = self._credential()[1]
+            return ["Your key is ", key[:9], key[9:], ", keep it safe."]
+        return TEXT[:2] if scenario in ("midstream_error", "stall") else TEXT
+
+    async def _leak(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.leak)
 
     async def _hang(self) -> None:
         await self._release.wait()
@@ -115,7 +147,7 @@ class WireServer:
         else:
             block = {"type": "text", "text": ""}
             await send("content_block_start", {"index": 0, "content_block": block})
-            for piece in TEXT[:2] if scenario in ("midstream_error", "stall") else TEXT:
+            for piece in self._pieces(scenario):
                 delta = {"type": "text_delta", "text": piece}
                 await send("content_block_delta", {"index": 0, "delta": delta})
             if scenario == "stall":
@@ -162,7 +194,7 @@ class WireServer:
                     await chunk({"tool_calls": [call]})
             await chunk({}, "tool_calls")
         else:
-            for piece in TEXT[:2] if scenario in ("midstream_error", "stall") else TEXT:
+            for piece in self._pieces(scenario):
                 await chunk({"content": piece})
             if scenario == "stall":
                 await self._hang()

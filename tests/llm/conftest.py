@@ -3,12 +3,11 @@
 from collections.abc import AsyncIterator
 
 import pytest
+from llm_support import settings_for
 from wire_server import WireServer
 
-from parley.llm import ProviderSettings, provider_for
+from parley.llm import provider_for
 from parley.llm._base import GuardedProvider
-
-SECRET_KEY = "sk-test-SECRET-0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -17,22 +16,6 @@ async def wire() -> AsyncIterator[WireServer]:
     server = await WireServer().start()
     yield server
     await server.stop()
-
-
-def settings_for(wire: WireServer, api: str, **overrides: object) -> ProviderSettings:
-    """Fast test settings: 0.5 s idle timeout, tiny backoff, key set explicitly."""
-    values: dict[str, object] = {
-        "api_key": SECRET_KEY,
-        "base_url": wire.url if api == "anthropic" else f"{wire.url}/v1",
-        "connect_timeout": 1.0,
-        "idle_timeout": 0.5,
-        "backoff": 0.01,
-        "retry_after_cap": 1.0,
-        "breaker_threshold": 3,
-        "breaker_cooldown": 60.0,
-    }
-    values.update(overrides)
-    return ProviderSettings(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=["anthropic", "openai"])

@@ -3,7 +3,7 @@
 import time
 
 import pytest
-from conftest import SECRET_KEY
+from llm_support import SECRET_KEY, settings_for
 from wire_server import WireServer
 
 from parley.llm import (
@@ -171,8 +171,6 @@ async def test_a_missing_key_is_an_auth_error_that_says_what_to_set(monkeypatch,
 
 
 async def test_the_key_can_come_from_a_secret_file(monkeypatch, tmp_path, wire: WireServer):
-    from conftest import settings_for
-
     from parley.llm import provider_for
 
     secret = tmp_path / "key"

@@ -9,6 +9,21 @@ from pathlib import Path
 from parley.devstack.stack import SERVICES, Stack, StackError
 
 
+def admin_key_notice(stack: Stack) -> str:
+    """What to tell about the bootstrap admin key: the key itself on the start that made it
+    (the only time it is shown), where it is on every later start."""
+    where = stack.admin_key_file
+    if stack.admin_key is not None:
+        return (
+            f"parley: bootstrap admin key (shown once; also in {where}, readable by you only):\n"
+            f"\n    {stack.admin_key}\n\n"
+            "parley: send it as X-API-Key, or make your own keys with POST /api/v1/keys."
+        )
+    if where.exists():
+        return f"parley: the bootstrap admin key is in {where}"
+    return f"parley: the bootstrap admin key was made earlier and {where} is gone"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="parley-devstack", description=__doc__)
     parser.add_argument("command", choices=["up"], help="up: start everything, Ctrl-C stops")
@@ -31,9 +46,10 @@ def main() -> int:
     except StackError as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 1
+    print(admin_key_notice(stack), file=sys.stderr, flush=True)
     print(
         f"parley: up — edge {stack.edge_url} (docs {stack.edge_url}/schema), "
-        f"nats {stack.nats_url}, services {', '.join(SERVICES)}, state {args.state_dir}/. "
+        f"nats {stack.nats.address}, services {', '.join(SERVICES)}, state {args.state_dir}/. "
         "Ctrl-C stops.",
         file=sys.stderr,
         flush=True,

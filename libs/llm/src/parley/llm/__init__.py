@@ -25,6 +25,7 @@ from parley.llm.port import (
     ToolDef,
     Usage,
 )
+from parley.llm.scrubbed import ScrubbedProvider
 from parley.llm.settings import ProviderSettings
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "ProviderSettings",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "ScrubbedProvider",
     "StreamInterrupted",
     "TextDelta",
     "ToolCall",

@@ -62,7 +62,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
         nc = await nats.connect(
-            settings.nats_url,
+            **settings.nats_connect_options(),
             name="parley-edge",
             connect_timeout=5,
             max_reconnect_attempts=-1,

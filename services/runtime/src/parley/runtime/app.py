@@ -2,11 +2,19 @@
 
 Start-up opens, in order, the delta stream, the agents' view, the slots, the file store,
 then the workers (executions, scheduler, inbox); shutdown closes them in reverse.
+
+The process holds one :class:`~parley.identity.scrub.Scrubber` of the secrets in its
+environment (provider keys, ``*_KEY_FILE`` and other secret files): providers' text and
+errors, tool results and run outcomes pass it before they are recorded or returned, and
+every log line passes it before it is written.
 """
+
+import logging
 
 from faststream import FastStream
 
 from parley.contracts.runtime import SERVICE
+from parley.identity.scrub import Scrubber, secrets_from_environment
 from parley.kit.app import Connections, service_app
 from parley.kit.deltas import ensure_delta_stream
 from parley.runtime.adapters.budgets import BudgetKeeper
@@ -23,6 +31,7 @@ __all__ = ["create_app"]
 
 def create_app(settings: RuntimeSettings) -> FastStream:
     """The runtime service."""
+    secrets = frozenset(secrets_from_environment())  # one Scrubber of them: Deps.scrubber
 
     async def start(connections: Connections) -> Runtime:
         js, store, stack = connections.js, connections.store, connections.stack
@@ -52,6 +61,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             budgets=BudgetKeeper(store),
             capacity=capacity,
             files=files,
+            secrets=secrets,
         )
         stack.push_async_callback(deps.close_providers)
         runtime = Runtime(deps)
@@ -60,7 +70,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             stack.push_async_callback(worker.stop)
         return runtime
 
-    return service_app(
+    app = service_app(
         SERVICE,
         settings,
         routes=ROUTES,
@@ -68,3 +78,20 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         reply_error=reply_for_error,
         description="Sessions, chat turns, executions, budgets.",
     )
+    for handler in logging.getLogger().handlers:  # set up by service_app
+        handler.setFormatter(_Scrubbing(handler.formatter or logging.Formatter(), secrets))
+    return app
+
+
+class _Scrubbing(logging.Formatter):
+    """A log formatter whose lines carry no secret this process knows (the kit's formatter
+    already redacts credential shapes; this adds the known secrets, e.g. a provider key
+    that has no recognisable shape)."""
+
+    def __init__(self, inner: logging.Formatter, secrets: frozenset[str]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.known = Scrubber(secrets, patterns=())  # known secrets only: JSON stays JSON
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.known.scrub(self.inner.format(record))

@@ -12,7 +12,8 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.personas import load_builtin_personas, persona_stream
 from parley.eventstore import EventStore
 from parley.eventstore.repository import Repository, load
-from parley.llm import Provider, provider_for
+from parley.identity.scrub import Scrubber
+from parley.llm import Provider, ScrubbedProvider, provider_for
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
@@ -36,9 +37,14 @@ class Deps:
     budgets: BudgetKeeper
     capacity: Capacity
     files: FileStore
+    secrets: frozenset[str]
+    """The secrets this process knows (provider keys, secret files: from its environment)."""
     sessions: Repository[Session] = field(init=False)
     """Sessions as this process last folded them (turns start from this copy)."""
     executions: Repository[Execution] = field(init=False)
+    scrubber: Scrubber = field(init=False)
+    """The process's one scrubber: the known secrets and credential shapes, removed from
+    whatever a provider or a tool sends back."""
     providers: dict[str, Provider] = field(default_factory=dict)
     stats: AgentStats = field(default_factory=AgentStats)
     """What this process measured of each agent's turns (for bids)."""
@@ -46,12 +52,15 @@ class Deps:
     def __post_init__(self) -> None:
         self.sessions = Repository(self.store, session.evolve)
         self.executions = Repository(self.store, execution.evolve)
+        self.scrubber = Scrubber(self.secrets)
 
     def provider(self, name: str) -> Provider:
-        """The process's adapter for ``name`` (one per provider: one circuit breaker)."""
+        """The process's adapter for ``name`` (one per provider: one circuit breaker),
+        its text and errors scrubbed of secrets."""
         if name not in self.providers:
             endpoint = self.settings.endpoint(name)
-            self.providers[name] = provider_for(name, endpoint.provider_settings())
+            adapter = provider_for(name, endpoint.provider_settings())
+            self.providers[name] = ScrubbedProvider(adapter, self.scrubber.scrub, self.secrets)
         return self.providers[name]
 
     async def close_providers(self) -> None:

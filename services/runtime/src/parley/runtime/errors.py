@@ -5,9 +5,10 @@ from typing import Any
 
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import RuntimeReply
+from parley.identity.scrub import Scrubber
 from parley.kit.errors import error_body_for
 
-__all__ = ["RuntimeFault", "error_body", "reply_for_error"]
+__all__ = ["RuntimeFault", "error_body", "reply_for_error", "scrubbed"]
 
 log = logging.getLogger(__name__)
 
@@ -38,3 +39,15 @@ def error_body(exc: BaseException) -> ErrorBody:
 def reply_for_error(exc: Exception) -> RuntimeReply:
     """The reply to a command that raised ``exc``."""
     return RuntimeReply(ok=False, error=error_body(exc))
+
+
+def scrubbed(error: ErrorBody | None, scrubber: Scrubber) -> ErrorBody | None:
+    """``error`` with its message and details scrubbed of secrets (a run's outcome error
+    can quote what a provider or a tool sent back)."""
+    if error is None:
+        return None
+    return ErrorBody(
+        code=error.code,
+        message=scrubber.scrub(error.message),
+        details=scrubber.scrub_data(error.details),
+    )

@@ -7,7 +7,7 @@
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -31,6 +31,7 @@ from parley.llm import (
     ToolDef,
 )
 from parley.llm import Usage as CallUsage
+from parley.llm.scrubbed import scrub_values
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.tools import ToolContext, ToolError, run_tool
 
@@ -110,6 +111,8 @@ class RunSpec:
     history: tuple[Message, ...]
     input: str
     tool_context: ToolContext
+    scrub: Callable[[str], str]
+    """Removes known secrets and credential shapes from text a provider or tool sent back."""
     approvals: bool = False
     """Whether a tool needing approval stops the run (executions) or fails the call (chat)."""
 
@@ -182,17 +185,17 @@ class Run:
                 elif isinstance(delta, Finished):
                     finished = delta
         except StreamInterrupted as exc:
-            partial = "".join(parts) or exc.partial_text
+            partial = spec.scrub("".join(parts) or exc.partial_text)
             usage = self.meter.price(
                 exc.usage or _estimate(request, partial), estimated=exc.usage is None
             )
             self._add_usage(usage)
             await self.meter.after_call(usage)
-            raise Interrupted(partial, usage, exc.message) from exc
+            raise Interrupted(partial, usage, spec.scrub(exc.message)) from exc
         except ProviderError as exc:
             raise RuntimeFault(
                 ErrorCode.PROVIDER_ERROR,
-                f"{exc.provider}: {exc.message}",
+                spec.scrub(f"{exc.provider}: {exc.message}"),
                 retryable=exc.retryable,
             ) from exc
         if finished is None:  # a provider that ended without its last frame
@@ -204,7 +207,7 @@ class Run:
             run_id=spec.run_id,
             step=step,
             kind=kind,
-            text="".join(parts),
+            text=spec.scrub("".join(parts)),  # a secret split across deltas
             tool_calls=[msgspec.to_builtins(c) for c in calls],
             usage=usage,
             stop_reason=stop,
@@ -310,7 +313,7 @@ class Run:
                     call.name, call.arguments, tool_spec.config, self.spec.tool_context
                 )
         except ToolError as exc:
-            return self._failed(step, call, exc.code, exc.message, started)
+            return self._failed(step, call, exc.code, self.spec.scrub(exc.message), started)
         except TimeoutError:
             return self._failed(step, call, "timeout", f"no result in {TOOL_TIMEOUT_S:g}s", started)
         return ToolCompleted(
@@ -318,8 +321,8 @@ class Run:
             step=step,
             call_id=call.id,
             name=call.name,
-            content=result.content,
-            data=result.data,
+            content=self.spec.scrub(result.content),
+            data=scrub_values(result.data, self.spec.scrub),
             duration_ms=_ms_since(started),
         )
 

@@ -97,6 +97,7 @@ async def build_run(
         history=tuple(Message(said.role, said.content) for said in history),
         input=input,
         tool_context=tool_context,
+        scrub=deps.scrubber.scrub,
         approvals=kind == "execution",
     )
     meter = RunMeter(

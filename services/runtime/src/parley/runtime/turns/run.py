@@ -25,7 +25,7 @@ from parley.runtime.adapters.files import SessionFiles, is_text
 from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.deps import Deps
 from parley.runtime.domain import effective
-from parley.runtime.errors import RuntimeFault, error_body
+from parley.runtime.errors import RuntimeFault, error_body, scrubbed
 from parley.runtime.recording import DeltaPublisher, StreamRecorder, keep_current
 from parley.runtime.run_loop import Interrupted, Run
 from parley.runtime.run_setup import build_run
@@ -142,6 +142,7 @@ async def run_turn(
     except Exception as exc:  # every failure ends the turn with a recorded outcome
         outcome, output = "failed", "".join(sink.text)
         error = error_body(exc)
+    output, error = deps.scrubber.scrub(output), scrubbed(error, deps.scrubber)
     finished = RunFinished(
         run_id=cmd.turn_id,
         outcome=outcome,

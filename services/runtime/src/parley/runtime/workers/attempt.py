@@ -38,7 +38,7 @@ from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective, input_text
-from parley.runtime.errors import RuntimeFault, error_body
+from parley.runtime.errors import RuntimeFault, error_body, scrubbed
 from parley.runtime.recording import NullSink
 from parley.runtime.run_loop import InputRequired, Interrupted, Run
 from parley.runtime.run_setup import build_run
@@ -216,6 +216,8 @@ class Attempt:
                 error = exc.to_body()
         except Exception as exc:  # every other failure ends the execution, recorded
             outcome, error = "failed", error_body(exc)
+        scrubber = self.deps.scrubber
+        output, error = scrubber.scrub(output), scrubbed(error, scrubber)
         finished = RunFinished(
             run_id=execution.id,
             outcome=outcome,

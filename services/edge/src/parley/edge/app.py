@@ -25,6 +25,7 @@ from parley.edge.controllers.events import publish_event
 from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
 from parley.edge.controllers.health import health_routes
+from parley.edge.controllers.keys import identity_routes, record_key_use
 from parley.edge.controllers.messages import message_router
 from parley.edge.controllers.observability import metrics_router, output_router
 from parley.edge.controllers.personas import persona_router
@@ -33,9 +34,10 @@ from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import task_router
 from parley.edge.dependencies import DEPENDENCIES, Edge
+from parley.edge.http.auth import auth_middleware, authorize
 from parley.edge.http.errors import exception_handlers
 from parley.edge.http.guards import HostGuard
-from parley.edge.http.openapi import document_bodies, openapi_config
+from parley.edge.http.openapi import document_bodies, document_security, openapi_config
 from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
@@ -43,12 +45,17 @@ from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
-from parley.edge.settings import EdgeSettings
+from parley.edge.settings import EdgeSettings, check_auth
 from parley.edge.streams.chat_ws import chat_ws_routes
 from parley.edge.streams.sse import event_routes
 from parley.edge.streams.ws import ws_routes
 from parley.eventstore.factory import open_store
 from parley.eventstore.follower import FollowerGroup
+from parley.identity.authn import Authenticator
+from parley.identity.bearer import BearerVerifier, JwtSettings
+from parley.identity.keyindex import KeyIndex
+from parley.identity.tickets import TicketStore
+from parley.kit.settings import from_env
 
 __all__ = ["create_app"]
 
@@ -56,7 +63,12 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: EdgeSettings) -> Litestar:
-    """The edge: REST, SSE and WebSocket over the platform's commands and projections."""
+    """The edge: REST, SSE and WebSocket over the platform's commands and projections.
+
+    Raises:
+        SettingsError: authentication off on an address that is not loopback.
+    """
+    check_auth(settings)
 
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
@@ -74,17 +86,28 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 kurrentdb_url=settings.kurrentdb_url,
                 nc=nc,
             )
+            commands = CommandClient(nc, settings.command_timeout)
+            keys, tickets = KeyIndex(store), TicketStore(nc.jetstream())
+            await tickets.start()
+            authenticator = Authenticator(
+                keys,
+                await BearerVerifier.start(from_env(JwtSettings)),
+                on_key_use=lambda key_id: record_key_use(commands, keys, key_id),
+            )
             edge = Edge(
                 settings=settings,
                 nc=nc,
                 store=store,
-                commands=CommandClient(nc, settings.command_timeout),
+                commands=commands,
                 agents=AgentsProjection(store),
                 personas=PersonasProjection(store),
                 runtime=RuntimeProjection(store),
                 clusters=ClustersProjection(store),
                 messages=MessagesProjection(store),
                 tasks=TasksProjection(store),
+                keys=keys,
+                authenticator=authenticator,
+                tickets=tickets,
             )
             views = FollowerGroup(
                 store,
@@ -95,6 +118,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                     edge.clusters,
                     edge.messages,
                     edge.tasks,
+                    edge.keys,
                 ],
                 name="edge-views",
             )
@@ -104,6 +128,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 yield
             finally:
                 await views.stop()
+                await authenticator.close()
                 await store.close()
         finally:
             if not nc.is_closed:
@@ -134,15 +159,17 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *event_routes,
             publish_event,
             *ws_routes,
+            *identity_routes,
         ],
         dependencies=DEPENDENCIES,
+        guards=[authorize],
         lifespan=[connections],
-        on_startup=[document_bodies],
+        on_startup=[document_bodies, document_security],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,
         before_send=[add_request_id_header],
         cors_config=cors,
-        middleware=[HostGuard(settings.allowed_hosts)],
+        middleware=[HostGuard(settings.allowed_hosts), auth_middleware()],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         logging_config=None,

@@ -45,7 +45,9 @@ def admin_key(stack: Stack) -> str:
         return known
     if not path.exists():
         with concurrent.futures.ThreadPoolExecutor(1) as pool:  # callable from a running loop
-            pool.submit(asyncio.run, bootstrap_admin_key_at(stack.nats_url, stack.state_dir)).result()
+            pool.submit(
+                asyncio.run, bootstrap_admin_key_at(stack.nats_url, stack.state_dir)
+            ).result()
     key = path.read_text().strip()
     _wait_accepted(stack.edge_url, key)
     _KEYS[path] = key

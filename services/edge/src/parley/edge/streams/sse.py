@@ -17,6 +17,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
+from parley.edge.http.auth import principal
 from parley.edge.http.errors import ApiError
 from parley.edge.streams.filters import (
     EventFilter,
@@ -42,9 +43,10 @@ async def stream_events(request: Request[Any, Any, Any], store: Store) -> Server
 
     Query: ``type`` (globs, comma-separated or repeated), ``agent_id`` (the event's subject,
     ``data.agent_id``, ``data.receiver``, or a message's sender or receivers),
-    ``performative`` (a message's FIPA act), ``stream`` (each repeatable), ``namespace``,
+    ``performative`` (a message's FIPA act), ``stream``, ``actor`` (the acting principal's
+    id: the audit log) (each repeatable), ``namespace``,
     ``from_position`` (exclusive; default: live only). The ``Last-Event-ID`` header overrides
-    ``from_position``.
+    ``from_position``. Only events of the caller's namespaces are sent, whatever the filter.
     """
     query = request.query_params
     event_filter = EventFilter.parse(  # a FilterError is 400 INVALID_REQUEST
@@ -53,7 +55,8 @@ async def stream_events(request: Request[Any, Any, Any], store: Store) -> Server
         streams=split_values(query.getall("stream", [])),
         namespace=_single(query.getall("namespace", []), "namespace"),
         performatives=split_values(query.getall("performative", [])),
-    )
+        actors=split_values(query.getall("actor", [])),
+    ).within(principal(request))
     start = parse_position(request.headers.get("last-event-id"), "Last-Event-ID")
     if start is None:
         start = parse_position(

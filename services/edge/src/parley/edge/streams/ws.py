@@ -8,6 +8,9 @@ Client → server (JSON text frames)::
     {"type": "unsubscribe", "id": "s1"}
     {"type": "ping"}
 
+Every subscription carries only events of the caller's namespaces (and ``apikey.*`` events
+only to key managers), whatever its filter says.
+
 Server → client: ``subscribed`` (with the start position), ``event`` (per matching event, in
 position order per subscription), ``unsubscribed``, ``pong``, ``error``. A bad message gets an
 ``error`` frame and the socket stays open. Each socket has a bounded send queue: a consumer
@@ -27,10 +30,12 @@ from msgspec import Meta
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
+from parley.edge.http.auth import principal
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.filters import MAX_PATTERNS, EventFilter, FilterError, encode_event
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
+from parley.identity.principal import Principal
 
 __all__ = ["MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "SEND_QUEUE", "frame_bytes", "ws_routes"]
 
@@ -60,7 +65,9 @@ class Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     streams: _Values = msgspec.field(default_factory=list)
     """Exact stream names, e.g. `agent-<id>`."""
     namespace: str | None = None
-    """Only events of this namespace."""
+    """Only events of this namespace (one of the caller's: no filter reaches past them)."""
+    actors: _Values = msgspec.field(default_factory=list)
+    """Ids of acting principals (the events' `actor`)."""
 
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=True):
@@ -95,7 +102,7 @@ _encode = msgspec.json.encode
 async def events_socket(socket: WebSocket[Any, Any, Any], store: Store) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()
-    await _Session(socket, store).run()
+    await _Session(socket, store, principal(socket)).run()
 
 
 ws_routes = [events_socket]
@@ -104,8 +111,8 @@ ws_routes = [events_socket]
 class _Session:
     """One socket: its subscriptions and its bounded send queue."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], store: EventStore) -> None:
-        self._socket, self._store = socket, store
+    def __init__(self, socket: WebSocket[Any, Any, Any], store: EventStore, who: Principal) -> None:
+        self._socket, self._store, self._who = socket, store, who
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
         self._pumps: dict[str, Pump] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -202,8 +209,13 @@ class _Session:
         given = command.filter
         try:
             event_filter = EventFilter.parse(
-                given.types, given.agent_ids, given.streams, given.namespace, given.performatives
-            )
+                given.types,
+                given.agent_ids,
+                given.streams,
+                given.namespace,
+                given.performatives,
+                given.actors,
+            ).within(self._who)
         except FilterError as exc:
             self._error(ErrorCode.INVALID_REQUEST, str(exc), sub_id)
             return

@@ -32,7 +32,7 @@ from parley.contracts.ids import new_id
 from parley.contracts.registry import SERVICE as REGISTRY
 from parley.edge.commands import CommandClient
 from parley.edge.dependencies import Writes
-from parley.edge.http.auth import ACTION, principal
+from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, Pagination
 from parley.edge.http.errors import error_responses
@@ -42,7 +42,9 @@ from parley.identity.tickets import TICKET_TTL, TicketStore
 
 __all__ = ["identity_routes", "record_key_use"]
 
-_KEYS = {ACTION: Action.MANAGE_KEYS}
+_KEYS = {ACTION: Action.MANAGE_KEYS, EVERY_NAMESPACE: True}
+"""A key route acts on the key's own namespace (checked by the handler), whatever the
+request's; only the create makes a key in the request's namespace."""
 
 
 class NewKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -80,7 +82,12 @@ class Ticket(msgspec.Struct, kw_only=True):
     expires_in: int
 
 
-@post("/", status_code=201, opt={**_KEYS, "body": NewKey}, responses=error_responses(403, 422))
+@post(
+    "/",
+    status_code=201,
+    opt={ACTION: Action.MANAGE_KEYS, "body": NewKey},
+    responses=error_responses(403, 422),
+)
 async def create_key(
     request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, ns: str
 ) -> Data[IssuedKey]:
@@ -169,7 +176,12 @@ key_router = Router(
 )
 
 
-@post("/api/v1/ws-tickets", status_code=201, opt={ACTION: Action.SUBSCRIBE}, tags=["keys"])
+@post(
+    "/api/v1/ws-tickets",
+    status_code=201,
+    opt={ACTION: Action.SUBSCRIBE, EVERY_NAMESPACE: True},
+    tags=["keys"],
+)
 async def mint_ticket(request: Request[Any, Any, Any], tickets: TicketStore) -> Data[Ticket]:
     """A single-use ticket for a browser's WebSocket (`?ticket=`), valid 30 seconds: it
     acts as the caller, so keys never travel in URLs."""

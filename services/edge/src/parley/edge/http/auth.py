@@ -34,6 +34,7 @@ from parley.identity.principal import Action, AuthenticationError, Principal
 
 __all__ = [
     "ACTION",
+    "EVERY_NAMESPACE",
     "LOCAL_ADMIN",
     "PUBLIC_PATHS",
     "AuthMiddleware",
@@ -47,6 +48,10 @@ PUBLIC_PATHS = ("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/schema(/|$)
 """Paths served without credentials: the probes and the OpenAPI docs."""
 ACTION = "action"
 """The handler ``opt`` key naming its :class:`Action` (when the method does not say it)."""
+EVERY_NAMESPACE = "every_namespace"
+"""The handler ``opt`` key of a route that spans all the caller's namespaces unless the
+request names one (the event streams, tickets, the key list): without a namespace it needs
+only the action in one of them; it narrows what it serves to the caller's namespaces."""
 LOCAL_ADMIN = Principal(
     id="local", kind="bootstrap", roles=frozenset({Role.ADMIN}),
     namespaces=frozenset({ALL_NAMESPACES}), name="authentication off (loopback)",
@@ -156,6 +161,10 @@ def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRoute
         return
     who = principal(connection)
     action = handler.opt.get(ACTION) or _action_of(connection)
+    if handler.opt.get(EVERY_NAMESPACE) and not _named_namespace(connection):
+        if action not in who.actions:
+            raise _forbidden(who, action, "any namespace")
+        return
     namespace = request_namespace(connection)
     if not _NAMESPACE.match(namespace):
         return  # no such namespace can exist; the `ns` dependency answers 422
@@ -165,12 +174,21 @@ def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRoute
             f"no such resource: {connection.scope['path'][:120]} in namespace {namespace}",
         )
     if not who.can(action, namespace):
-        raise ParleyError(
-            ErrorCode.FORBIDDEN,
-            f"{who.id} may not {action.value} in namespace {namespace}"
-            f" (roles: {', '.join(sorted(who.roles))})",
-            {"action": action.value, "roles": sorted(who.roles)},
-        )
+        raise _forbidden(who, action, f"namespace {namespace}")
+
+
+def _forbidden(who: Principal, action: Action, where: str) -> ParleyError:
+    return ParleyError(
+        ErrorCode.FORBIDDEN,
+        f"{who.id} may not {action.value} in {where} (roles: {', '.join(sorted(who.roles))})",
+        {"action": action.value, "roles": sorted(who.roles)},
+    )
+
+
+def _named_namespace(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    return bool(
+        connection.headers.get("x-parley-namespace") or connection.query_params.get("namespace")
+    )
 
 
 def _action_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Action:

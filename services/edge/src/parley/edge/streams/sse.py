@@ -17,7 +17,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
-from parley.edge.http.auth import principal
+from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.errors import ApiError
 from parley.edge.streams.filters import (
     EventFilter,
@@ -28,6 +28,7 @@ from parley.edge.streams.filters import (
 )
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore, EventStoreUnavailable
+from parley.identity.principal import Action
 
 __all__ = ["event_routes"]
 
@@ -37,7 +38,11 @@ _QUEUE = 256
 _END = object()
 
 
-@get("/api/v1/events", summary="Stream events (Server-Sent Events)")
+@get(
+    "/api/v1/events",
+    summary="Stream events (Server-Sent Events)",
+    opt={ACTION: Action.SUBSCRIBE, EVERY_NAMESPACE: True},
+)
 async def stream_events(request: Request[Any, Any, Any], store: Store) -> ServerSentEvent:
     """Events as Server-Sent Events, catch-up then live.
 

@@ -30,7 +30,7 @@ from msgspec import Meta
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
-from parley.edge.http.auth import principal
+from parley.edge.http.auth import EVERY_NAMESPACE, principal
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.filters import MAX_PATTERNS, EventFilter, FilterError, encode_event
 from parley.edge.streams.pump import Pump
@@ -98,7 +98,7 @@ ClientMessage = Subscribe | Unsubscribe | Ping
 _encode = msgspec.json.encode
 
 
-@websocket("/ws")
+@websocket("/ws", opt={EVERY_NAMESPACE: True})
 async def events_socket(socket: WebSocket[Any, Any, Any], store: Store) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()

@@ -5,7 +5,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import acl, edge, eventstore, messaging, runtime, tasks
+from bench import acl, auth, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -22,7 +22,7 @@ async def _eventstore(tmp: Path, scale: int) -> None:
 
 async def _edge(tmp: Path, scale: int) -> None:
     print("== edge (one edge worker, registry, nats-server; loopback) ==", flush=True)
-    stack = Stack(tmp / "stack")
+    stack = Stack(tmp / "stack", env=_OPEN)
     await asyncio.to_thread(stack.start)
     try:
         await edge.create_agents(stack.edge_url, count=4_000 // scale)
@@ -35,7 +35,7 @@ async def _runtime(tmp: Path, scale: int) -> None:
         "== runtime (edge, registry, runtime, nats-server; offline/local provider) ==", flush=True
     )
     provider = await runtime.LocalProvider().start()
-    stack = Stack(tmp / "runtime", env={"PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url})
+    stack = Stack(tmp / "runtime", env={**_OPEN, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url})
     await asyncio.to_thread(stack.start)
     try:
         await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
@@ -48,7 +48,7 @@ async def _runtime(tmp: Path, scale: int) -> None:
 
 async def _messaging(tmp: Path, scale: int) -> None:
     print("== messaging (edge, registry, runtime, messaging, nats-server) ==", flush=True)
-    stack = Stack(tmp / "messaging")
+    stack = Stack(tmp / "messaging", env=_OPEN)
     await asyncio.to_thread(stack.start)
     try:
         await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
@@ -59,12 +59,27 @@ async def _messaging(tmp: Path, scale: int) -> None:
 
 async def _tasks(tmp: Path, scale: int) -> None:
     print("== tasks (edge, registry, runtime, messaging, tasks, nats-server) ==", flush=True)
-    stack = Stack(tmp / "tasks")
+    stack = Stack(tmp / "tasks", env=_OPEN)
     await asyncio.to_thread(stack.start)
     try:
         await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+async def _auth(tmp: Path, scale: int) -> None:
+    print("== auth (edge with and without the key check, registry, nats-server) ==", flush=True)
+    stack = Stack(tmp / "auth")
+    await asyncio.to_thread(stack.start)
+    try:
+        await auth.auth_overhead(stack, count=2_000 // scale)
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+# The other groups measure the platform, not the key check: their loopback stacks run with
+# authentication off (`auth` above gives its cost).
+_OPEN = {"PARLEY_AUTH": "off"}
 
 
 async def main(quick: bool, only: str | None) -> None:
@@ -80,6 +95,8 @@ async def main(quick: bool, only: str | None) -> None:
             await _messaging(Path(tmp), scale)
         if only in (None, "tasks"):
             await _tasks(Path(tmp), scale)
+        if only in (None, "auth"):
+            await _auth(Path(tmp), scale)
 
 
 if __name__ == "__main__":
@@ -87,7 +104,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["eventstore", "edge", "runtime", "messaging", "tasks"],
+        choices=["eventstore", "edge", "runtime", "messaging", "tasks", "auth"],
         help="one group of figures",
     )
     args = parser.parse_args()

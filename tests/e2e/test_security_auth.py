@@ -27,7 +27,7 @@ import pytest
 from httpx_sse import aconnect_sse
 from tests_support import admin_key, auth_headers
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack
@@ -139,6 +139,21 @@ async def test_a_revoked_key_stops_working_within_a_second(client, stack: Stack)
             assert time.monotonic() - started < 1.0
             await asyncio.sleep(0.02)
         _error(await viewer.get(AGENTS), 401, "UNAUTHORIZED")
+
+
+async def test_an_open_websocket_ends_when_its_key_is_revoked(client, stack: Stack) -> None:
+    secret, key = await make_key(client, ["viewer"], ["default"])
+    url = stack.edge_url.replace("http://", "ws://", 1) + "/ws"
+    async with connect(url, additional_headers={"X-API-Key": secret}) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "s"}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"
+        await client.post(f"{KEYS}/{key['key_id']}/revoke")
+        async with asyncio.timeout(5):
+            frame = json.loads(await ws.recv())
+            assert frame["type"] == "error" and frame["code"] == "UNAUTHORIZED"
+            with pytest.raises(ConnectionClosed) as closed:
+                await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
 
 
 async def test_an_expired_key_is_refused(client, stack: Stack) -> None:
@@ -261,6 +276,30 @@ async def test_another_namespaces_session_is_404(client, stack, tenants) -> None
             assert (await other.get(path)).status_code == 404, path
         chat = await other.post(f"/api/v1/sessions/{session_id}/chat", json={"message": "hi"})
         assert chat.status_code == 404, chat.text
+
+
+async def test_names_of_another_namespace_are_neither_visible_nor_taken(stack, tenants) -> None:
+    name = f"n-{uuid.uuid4().hex[:8]}"
+    persona = {"name": name, "content": "the secret persona"}
+    cluster = {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": {"name": name},
+        "spec": {"agents": [{"name": "worker"}]},
+    }
+    async with as_key(stack, tenants["a_operator"], tenants["a"]) as owner:
+        assert (await owner.post("/api/v1/personas", json=persona)).status_code == 201
+        made = await owner.post("/api/v1/clusters", params={"start": "false"}, json=cluster)
+        assert made.status_code == 201, made.text
+    async with as_key(stack, tenants["b_operator"], tenants["b"]) as other:
+        for path in (f"/api/v1/personas/{name}", f"/api/v1/clusters/{name}"):
+            assert (await other.get(path)).status_code == 404, path
+        listed = (await other.get("/api/v1/clusters")).json()["data"]
+        assert name not in json.dumps(listed)
+        # the same names are free in B: nothing says A has them
+        assert (await other.post("/api/v1/personas", json=persona)).status_code == 201
+        again = await other.post("/api/v1/clusters", params={"start": "false"}, json=cluster)
+        assert again.status_code == 201, again.text
 
 
 @pytest.mark.xfail(

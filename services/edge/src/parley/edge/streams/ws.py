@@ -19,7 +19,7 @@ that falls that far behind gets a ``SLOW_CONSUMER`` error and the socket is clos
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -35,7 +35,8 @@ from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.filters import MAX_PATTERNS, EventFilter, FilterError, encode_event
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
-from parley.identity.principal import Principal
+from parley.identity.keyindex import KeyIndex
+from parley.identity.principal import AuthenticationError, Principal
 
 __all__ = ["MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "SEND_QUEUE", "frame_bytes", "ws_routes"]
 
@@ -46,6 +47,8 @@ MAX_SUBSCRIPTIONS = 64
 MAX_MESSAGE_BYTES = 65_536
 """Largest client message accepted."""
 SLOW_CONSUMER = "SLOW_CONSUMER"
+RECHECK_S = 1.0
+"""Seconds between two checks that a key-authenticated socket's key still works."""
 
 SubscriptionId = Annotated[str, Meta(min_length=1, max_length=128)]
 _Values = Annotated[list[str], Meta(max_length=MAX_PATTERNS)]
@@ -99,10 +102,11 @@ _encode = msgspec.json.encode
 
 
 @websocket("/ws", opt={EVERY_NAMESPACE: True})
-async def events_socket(socket: WebSocket[Any, Any, Any], store: Store) -> None:
+async def events_socket(socket: WebSocket[Any, Any, Any], store: Store, keys: KeyIndex) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()
-    await _Session(socket, store, principal(socket)).run()
+    who = principal(socket)
+    await _Session(socket, store, who, lambda: keys.recheck(who)).run()
 
 
 ws_routes = [events_socket]
@@ -111,8 +115,14 @@ ws_routes = [events_socket]
 class _Session:
     """One socket: its subscriptions and its bounded send queue."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], store: EventStore, who: Principal) -> None:
-        self._socket, self._store, self._who = socket, store, who
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        store: EventStore,
+        who: Principal,
+        recheck: Callable[[], None],
+    ) -> None:
+        self._socket, self._store, self._who, self._recheck = socket, store, who, recheck
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
         self._pumps: dict[str, Pump] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -123,18 +133,38 @@ class _Session:
         receiver = asyncio.create_task(self._receive())
         sender = asyncio.create_task(self._send())
         overflow = asyncio.create_task(self._overflow.wait())
+        watch = asyncio.create_task(self._watch())
         try:
-            await asyncio.wait({receiver, sender, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {receiver, sender, overflow, watch}, return_when=asyncio.FIRST_COMPLETED
+            )
             if self._overflow.is_set() and not sender.done():
                 await self._close_pumps()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         await sender  # sends the error frame, then closes the socket
         finally:
-            for task in (receiver, sender, overflow):
+            for task in (receiver, sender, overflow, watch):
                 task.cancel()
-            await asyncio.gather(receiver, sender, overflow, return_exceptions=True)
+            await asyncio.gather(receiver, sender, overflow, watch, return_exceptions=True)
             await self._close_pumps()
+
+    async def _watch(self) -> None:
+        """End the socket once its key is revoked or expires (checked every second)."""
+        if not self._who.id.startswith("key:"):
+            await asyncio.Event().wait()  # a JWT (or auth off) has no key to lose
+        while True:
+            await asyncio.sleep(RECHECK_S)
+            try:
+                self._recheck()
+            except AuthenticationError as exc:
+                await self._close_pumps()
+                with contextlib.suppress(Exception):
+                    await self._socket.send_text(
+                        _error_frame(ErrorCode.UNAUTHORIZED, exc.message, None).decode()
+                    )
+                    await self._socket.close(4401, "credentials revoked or expired")
+                return
 
     def _put(self, frame: bytes) -> None:
         if self._overflow.is_set():

@@ -543,6 +543,7 @@ def jwt_edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Any:
     path.write_text(secret)
     port = free_port()
     env = {
+        "PARLEY_NATS_URL": stack.nats_url,  # with the stack's NATS credentials, if it has any
         "PARLEY_EDGE_PORT": str(port),
         "PARLEY_JWT_SECRET_FILE": str(path),
         "PARLEY_JWT_ISSUER": "https://idp.test",

@@ -520,6 +520,26 @@ async def test_a_ticket_opens_one_websocket_once_and_a_url_key_none(client, stac
                 pass
 
 
+async def test_the_chat_socket_takes_a_ticket_and_needs_the_message_role(
+    client, stack: Stack
+) -> None:
+    agent_id = await _agent(client)
+    url = stack.edge_url.replace("http://", "ws://", 1) + f"/api/v1/agents/{agent_id}/ws"
+    ticket = (await client.post("/api/v1/ws-tickets")).json()["data"]["ticket"]
+    async with connect(f"{url}?ticket={ticket}") as ws:
+        await ws.send(json.dumps({"type": "ping", "id": "p"}))
+        assert json.loads(await ws.recv())["type"] == "pong"
+    viewer, _ = await make_key(client, ["viewer"], ["default"])
+    for refused in (
+        {"X-API-Key": viewer},  # a viewer may not message
+        {**auth_headers(stack), "Origin": "http://evil.example"},
+        {},
+    ):
+        with pytest.raises(InvalidStatus):
+            async with connect(url, additional_headers=refused):
+                pass
+
+
 async def test_a_cross_site_form_post_without_a_key_changes_nothing(client, stack) -> None:
     before = (await client.get(AGENTS, params={"limit": 200})).json()["pagination"]
     agent_id = await _agent(client)

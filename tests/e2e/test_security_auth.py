@@ -619,3 +619,18 @@ async def test_jwt_bearer_tokens_are_verified(jwt_edge) -> None:
             assert response.status_code == 401, (why, response.text)
             assert response.headers["www-authenticate"].startswith("Bearer"), why
             assert token not in response.text
+
+
+async def test_a_revocation_reaches_every_edge_process_within_a_second(client, jwt_edge) -> None:
+    url, _ = jwt_edge  # a second edge process on the same store
+    secret, key = await make_key(client, ["viewer"], ["default"])
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": secret}, timeout=10) as far:
+        started = time.monotonic()
+        while (await far.get(AGENTS)).status_code == 401:  # the create reaches it, too
+            assert time.monotonic() - started < 1.0
+            await asyncio.sleep(0.02)
+        assert (await client.post(f"{KEYS}/{key['key_id']}/revoke")).status_code == 200
+        started = time.monotonic()
+        while (await far.get(AGENTS)).status_code != 401:
+            assert time.monotonic() - started < 1.0
+            await asyncio.sleep(0.02)

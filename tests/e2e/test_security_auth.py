@@ -197,6 +197,15 @@ async def test_a_viewer_reads_but_cannot_write(stack: Stack, tenants) -> None:
         assert (await viewer.get(AGENTS)).json()["data"] == []
 
 
+async def test_a_key_of_other_namespaces_reads_the_catalogue_and_streams(stack, tenants) -> None:
+    async with as_key(stack, tenants["a_viewer"]) as viewer:  # no namespace named
+        for path in ("/api/v1/models", "/api/v1/tools", "/api/v1/strategies", KEYS):
+            expected = 403 if path == KEYS else 200
+            assert (await viewer.get(path)).status_code == expected, path
+        assert (await viewer.post("/api/v1/ws-tickets")).status_code == 201
+        assert (await viewer.get(AGENTS)).status_code == 404  # `default` is not its own
+
+
 async def test_an_operator_writes_but_cannot_manage_keys(stack: Stack, tenants) -> None:
     async with as_key(stack, tenants["a_operator"], tenants["a"]) as operator:
         await _agent(operator)

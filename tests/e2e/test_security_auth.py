@@ -274,6 +274,26 @@ async def test_another_namespaces_resources_are_404_whoever_asks(client, stack, 
     ).status_code == 200  # noqa: E501
 
 
+async def test_messages_and_tasks_cannot_reach_another_namespaces_agent(stack, tenants) -> None:
+    a, b = tenants["a"], tenants["b"]
+    async with as_key(stack, tenants["a_operator"], a) as owner:
+        victim = await _agent(owner)
+        assert (await owner.post(f"{AGENTS}/{victim}/start")).status_code == 200
+    async with as_key(stack, tenants["b_operator"], b) as other:
+        message = {"performative": "inform", "sender": "user:b", "receivers": [victim]}
+        sent = await other.post("/api/v1/messages", json={**message, "content": "psst"})
+        assert sent.status_code == 422, sent.text  # "does not exist in namespace b"
+        assert b in sent.json()["error"]["message"]
+        task = await other.post("/api/v1/tasks", json={"name": "t", "participants": [victim]})
+        task_id = task.json()["data"]["task_id"]
+        body = {"wait": True, "max_wait_seconds": 1}
+        tendered = await other.post(f"/api/v1/tasks/{task_id}/distribute", json=body)
+        _error(tendered, 404, "AGENT_NOT_FOUND")
+    async with as_key(stack, tenants["a_viewer"], a) as watcher:
+        inbox = await watcher.get("/api/v1/messages", params={"agent_id": victim})
+        assert inbox.json()["data"] == []
+
+
 async def test_another_namespaces_session_is_404(client, stack, tenants) -> None:
     a, b = tenants["a"], tenants["b"]
     async with as_key(stack, tenants["a_operator"], a) as owner:

@@ -442,6 +442,27 @@ async def test_sse_carries_only_the_callers_namespaces(client, stack, tenants) -
     assert not any(event["type"].startswith("apikey.") for event in seen)
 
 
+async def test_a_named_namespace_narrows_a_stream_of_several(client, stack, tenants) -> None:
+    a, b = tenants["a"], tenants["b"]
+    both, _ = await make_key(client, ["viewer"], [a, b])
+    start = (await client.get("/ready")).json()["data"]["applied_position"]
+    await _created_in(stack, tenants["a_operator"], a)
+    marker = await _created_in(stack, tenants["b_operator"], b)
+    seen = set()
+    async with as_key(stack, both, b) as viewer:
+        params = {"from_position": str(start), "type": "agent.created"}
+        async with aconnect_sse(
+            viewer, "GET", "/api/v1/events", params=params, timeout=STREAM_TIMEOUT
+        ) as source:
+            async for sse in source.aiter_sse():
+                if sse.data:
+                    event = json.loads(sse.data)
+                    seen.add(event["namespace"])
+                    if event["subject"] == marker:
+                        break
+    assert seen == {b}
+
+
 async def test_ws_carries_only_the_callers_namespaces_whatever_the_filter(
     client, stack, tenants
 ) -> None:

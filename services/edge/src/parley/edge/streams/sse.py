@@ -51,14 +51,16 @@ async def stream_events(request: Request[Any, Any, Any], store: Store) -> Server
     ``performative`` (a message's FIPA act), ``stream``, ``actor`` (the acting principal's
     id: the audit log) (each repeatable), ``namespace``,
     ``from_position`` (exclusive; default: live only). The ``Last-Event-ID`` header overrides
-    ``from_position``. Only events of the caller's namespaces are sent, whatever the filter.
+    ``from_position``. Only events of the caller's namespaces are sent, whatever the filter;
+    a namespace named by ``X-Parley-Namespace`` (when the query names none) narrows to it.
     """
     query = request.query_params
     event_filter = EventFilter.parse(  # a FilterError is 400 INVALID_REQUEST
         types=split_values(query.getall("type", [])),
         agent_ids=split_values(query.getall("agent_id", [])),
         streams=split_values(query.getall("stream", [])),
-        namespace=_single(query.getall("namespace", []), "namespace"),
+        namespace=_single(query.getall("namespace", []), "namespace")
+        or request.headers.get("x-parley-namespace"),
         performatives=split_values(query.getall("performative", [])),
         actors=split_values(query.getall("actor", [])),
     ).within(principal(request))

@@ -9,7 +9,8 @@ Client → server (JSON text frames)::
     {"type": "ping"}
 
 Every subscription carries only events of the caller's namespaces (and ``apikey.*`` events
-only to key managers), whatever its filter says.
+only to key managers), whatever its filter says; a handshake's ``X-Parley-Namespace`` is the
+default of its subscriptions' ``namespace``.
 
 Server → client: ``subscribed`` (with the start position), ``event`` (per matching event, in
 position order per subscription), ``unsubscribed``, ``pong``, ``error``. A bad message gets an
@@ -242,7 +243,7 @@ class _Session:
                 given.types,
                 given.agent_ids,
                 given.streams,
-                given.namespace,
+                given.namespace or self._socket.headers.get("x-parley-namespace"),
                 given.performatives,
                 given.actors,
             ).within(self._who)

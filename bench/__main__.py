@@ -5,7 +5,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import acl, edge, eventstore, messaging, runtime, tasks
+from bench import acl, auth, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -14,6 +14,8 @@ LIMITS = {
     "PARLEY_MODEL_RATE_LIMIT": "1000000/1s",
     "PARLEY_QUOTA_MAX_AGENTS": "0",  # thousands of agents in one namespace
 }
+OPEN = {**LIMITS, "PARLEY_AUTH": "off"}
+"""The figures measure the platform, not the key check (``bench --only auth`` measures that)."""
 
 
 async def _eventstore(tmp: Path, scale: int) -> None:
@@ -28,7 +30,7 @@ async def _eventstore(tmp: Path, scale: int) -> None:
 
 async def _edge(tmp: Path, scale: int) -> None:
     print("== edge (one edge worker, registry, nats-server; loopback) ==", flush=True)
-    stack = Stack(tmp / "stack", env=LIMITS)
+    stack = Stack(tmp / "stack", env=OPEN)
     await asyncio.to_thread(stack.start)
     try:
         await edge.create_agents(stack.edge_url, count=4_000 // scale)
@@ -41,9 +43,7 @@ async def _runtime(tmp: Path, scale: int) -> None:
         "== runtime (edge, registry, runtime, nats-server; offline/local provider) ==", flush=True
     )
     provider = await runtime.LocalProvider().start()
-    stack = Stack(
-        tmp / "runtime", env={**LIMITS, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url}
-    )
+    stack = Stack(tmp / "runtime", env={**OPEN, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url})
     await asyncio.to_thread(stack.start)
     try:
         await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
@@ -56,7 +56,7 @@ async def _runtime(tmp: Path, scale: int) -> None:
 
 async def _messaging(tmp: Path, scale: int) -> None:
     print("== messaging (edge, registry, runtime, messaging, nats-server) ==", flush=True)
-    stack = Stack(tmp / "messaging", env=LIMITS)
+    stack = Stack(tmp / "messaging", env=OPEN)
     await asyncio.to_thread(stack.start)
     try:
         await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
@@ -67,12 +67,26 @@ async def _messaging(tmp: Path, scale: int) -> None:
 
 async def _tasks(tmp: Path, scale: int) -> None:
     print("== tasks (edge, registry, runtime, messaging, tasks, nats-server) ==", flush=True)
-    stack = Stack(tmp / "tasks", env=LIMITS)
+    stack = Stack(tmp / "tasks", env=OPEN)
     await asyncio.to_thread(stack.start)
     try:
         await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+async def _auth(tmp: Path, scale: int) -> None:
+    print("== auth (edge with and without the key check, registry, nats-server) ==", flush=True)
+    stack = Stack(tmp / "auth")
+    await asyncio.to_thread(stack.start)
+    try:
+        await auth.auth_overhead(stack, count=2_000 // scale)
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
+# The other groups measure the platform, not the key check: their loopback stacks run with
+# authentication off (`auth` above gives its cost).
 
 
 async def main(quick: bool, only: str | None) -> None:
@@ -88,6 +102,8 @@ async def main(quick: bool, only: str | None) -> None:
             await _messaging(Path(tmp), scale)
         if only in (None, "tasks"):
             await _tasks(Path(tmp), scale)
+        if only in (None, "auth"):
+            await _auth(Path(tmp), scale)
 
 
 if __name__ == "__main__":
@@ -95,7 +111,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["eventstore", "edge", "runtime", "messaging", "tasks"],
+        choices=["eventstore", "edge", "runtime", "messaging", "tasks", "auth"],
         help="one group of figures",
     )
     args = parser.parse_args()

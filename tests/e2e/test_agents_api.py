@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests_support import edge_client
 
 from parley.devstack.stack import Stack
 
@@ -15,9 +16,7 @@ from parley.devstack.stack import Stack
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """A client bound to a namespace of its own, so tests never see each other's agents."""
     namespace = f"t-{uuid.uuid4().hex[:12]}"
-    async with httpx.AsyncClient(
-        base_url=stack.edge_url, timeout=10, headers={"X-Parley-Namespace": namespace}
-    ) as http:
+    async with edge_client(stack, timeout=10, headers={"X-Parley-Namespace": namespace}) as http:
         yield http
 
 
@@ -180,7 +179,7 @@ async def test_an_agent_is_invisible_from_another_namespace(
     api: httpx.AsyncClient, stack: Stack
 ) -> None:
     agent = await _create(api, "private")
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as other:
+    async with edge_client(stack, timeout=10) as other:
         response = await other.get(
             f"/api/v1/agents/{agent['id']}", params={"namespace": "someone-else"}
         )
@@ -279,7 +278,7 @@ async def test_lists_filter_by_state_capability_label_trigger_and_name(
 
 
 async def test_readiness_health_and_openapi_are_served(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
+    async with edge_client(stack, timeout=10) as http:
         for path in ("/health", "/livez", "/ready", "/readyz"):
             assert (await http.get(path)).status_code == 200
         schema = (await http.get("/schema/openapi.json")).json()

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests_support import edge_client
 
 from parley.devstack.stack import Stack
 from parley.eventstore.factory import open_store
@@ -392,7 +393,7 @@ CASES = [
 async def victim(stack: Stack) -> AsyncIterator[tuple[str, str]]:
     """A namespace with one agent that the bad requests aim at."""
     namespace = f"bad-{uuid.uuid4().hex[:12]}"
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
+    async with edge_client(stack, timeout=10) as http:
         created = await http.post(
             "/api/v1/agents", json={"name": "victim"}, headers={"X-Parley-Namespace": namespace}
         )
@@ -459,7 +460,7 @@ async def test_bad_input_gets_its_error_in_the_envelope_and_leaves_no_event(
 ) -> None:
     namespace, agent_id = victim
     before = await _last_position(stack)
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=30) as http:
+    async with edge_client(stack, timeout=30) as http:
         response = await http.request(
             method,
             path.replace(AGENT, agent_id),
@@ -478,7 +479,7 @@ async def test_bad_input_gets_its_error_in_the_envelope_and_leaves_no_event(
 
 
 async def test_validation_errors_name_the_field_path(stack: Stack) -> None:
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
+    async with edge_client(stack, timeout=10) as http:
         response = await http.post(
             "/api/v1/agents", json={"name": "x", "params": {"temperature": "hot"}}
         )
@@ -494,7 +495,7 @@ async def test_a_chunked_body_over_the_limit_is_413_without_an_event(stack: Stac
         yield b'"}'
 
     before = await _last_position(stack)
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=30) as http:
+    async with edge_client(stack, timeout=30) as http:
         response = await http.post("/api/v1/agents", content=chunks(), headers=JSON)
     assert "content-length" not in response.request.headers
     _assert_envelope(response, 413, "PAYLOAD_TOO_LARGE")
@@ -508,7 +509,7 @@ async def test_a_client_request_id_is_echoed_and_a_traceparent_gives_the_trace_i
     stack: Stack,
 ) -> None:
     trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
+    async with edge_client(stack, timeout=10) as http:
         response = await http.get(
             "/api/v1/agents/missing",
             headers={"X-Request-Id": "req-123", "traceparent": f"00-{trace}-00f067aa0ba902b7-01"},

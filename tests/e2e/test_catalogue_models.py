@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from tests_support import edge_client
 
 from parley.devstack.stack import Stack
 
@@ -13,9 +14,7 @@ from parley.devstack.stack import Stack
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """A client bound to a namespace of its own."""
     namespace = f"t-{uuid.uuid4().hex[:12]}"
-    async with httpx.AsyncClient(
-        base_url=stack.edge_url, timeout=10, headers={"X-Parley-Namespace": namespace}
-    ) as http:
+    async with edge_client(stack, timeout=10, headers={"X-Parley-Namespace": namespace}) as http:
         yield http
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import aconnect_sse
+from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection, connect
 
 from parley.devstack.stack import Stack
@@ -178,7 +179,7 @@ async def _until(ws: ClientConnection, kind: str) -> list[dict[str, Any]]:
 
 async def test_websocket_chat_streams_turns_and_keeps_the_conversation(client, stack: Stack):
     agent_id = await _agent(client)
-    async with connect(_ws_url(stack, agent_id)) as ws:
+    async with connect(_ws_url(stack, agent_id), additional_headers=auth_headers(stack)) as ws:
         await ws.send(json.dumps({"type": "message", "message": "first"}))
         first = await _until(ws, "end")
         assert [f["seq"] for f in first] == list(range(1, len(first) + 1))
@@ -194,7 +195,7 @@ async def test_websocket_chat_streams_turns_and_keeps_the_conversation(client, s
 
 async def test_websocket_bad_frames_get_errors_and_the_socket_stays_open(client, stack: Stack):
     agent_id = await _agent(client)
-    async with connect(_ws_url(stack, agent_id)) as ws:
+    async with connect(_ws_url(stack, agent_id), additional_headers=auth_headers(stack)) as ws:
         for bad in [
             "{nope",
             "[]",
@@ -215,7 +216,7 @@ async def test_websocket_bad_frames_get_errors_and_the_socket_stays_open(client,
 
 async def test_websocket_to_an_agent_not_running_refuses_the_message(client, stack: Stack):
     agent_id = await _agent(client, start=False)
-    async with connect(_ws_url(stack, agent_id)) as ws:
+    async with connect(_ws_url(stack, agent_id), additional_headers=auth_headers(stack)) as ws:
         await ws.send(json.dumps({"type": "message", "message": "hi"}))
         frame = json.loads(await ws.recv())
         assert frame == {
@@ -229,7 +230,7 @@ async def test_websocket_to_an_agent_not_running_refuses_the_message(client, sta
 
 
 async def test_websocket_to_an_unknown_agent_says_so_and_closes(stack: Stack):
-    async with connect(_ws_url(stack, "nope")) as ws:
+    async with connect(_ws_url(stack, "nope"), additional_headers=auth_headers(stack)) as ws:
         frame = json.loads(await ws.recv())
         assert frame["data"]["code"] == "AGENT_NOT_FOUND"
         await ws.wait_closed()

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from tests_support import stream_events
+from tests_support import edge_client, stream_events
 from wire_server import WireServer
 
 from parley.devstack.stack import Stack
@@ -48,7 +48,7 @@ async def provider_stack(
 
 @pytest.fixture
 async def http(provider_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=provider_stack.edge_url, timeout=20) as client:
+    async with edge_client(provider_stack, timeout=20) as client:
         yield client
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from tests_support import edge_client
 
 from parley.contracts.clusters import CLUSTER_LABEL, ClusterManifest, CreateCluster, cluster_stream
 from parley.contracts.envelope import NewEvent, utcnow
@@ -65,9 +66,7 @@ def namespace() -> str:
 @pytest.fixture
 async def api(stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client bound to a namespace of its own."""
-    async with httpx.AsyncClient(
-        base_url=stack.edge_url, timeout=20, headers={"X-Parley-Namespace": namespace}
-    ) as http:
+    async with edge_client(stack, timeout=20, headers={"X-Parley-Namespace": namespace}) as http:
         yield http
 
 
@@ -492,7 +491,7 @@ async def test_the_list_pages_by_name_and_filters_by_label(api: httpx.AsyncClien
 
 async def test_clusters_are_per_namespace(api: httpx.AsyncClient, stack: Stack) -> None:
     await _deploy(api, manifest("mine"))
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as other:
+    async with edge_client(stack, timeout=10) as other:
         response = await other.get(
             "/api/v1/clusters/mine", headers={"X-Parley-Namespace": "c-elsewhere"}
         )

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection, connect
 
 
@@ -67,7 +68,7 @@ def _events(frames: list[dict[str, Any]], sub_id: str) -> list[dict[str, Any]]:
 
 async def test_a_subscriber_receives_an_agents_lifecycle_in_position_order(stack, client) -> None:
     agent = await _create_agent(client)
-    async with connect(_ws_url(stack)) as ws:
+    async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         reply = await _subscribe(
             ws, "life", filter={"types": ["agent.*"], "agent_ids": [agent]}, from_position=0
         )
@@ -92,7 +93,7 @@ async def test_a_subscriber_receives_an_agents_lifecycle_in_position_order(stack
 async def test_two_subscriptions_on_one_socket_each_get_their_own_events(stack, client) -> None:
     agent = await _create_agent(client)
     topic = f"ws-two-{uuid.uuid4().hex[:8]}"
-    async with connect(_ws_url(stack)) as ws:
+    async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         await _subscribe(
             ws, "agents", filter={"types": ["agent.state_changed"], "agent_ids": [agent]}
         )
@@ -114,7 +115,7 @@ async def test_two_subscriptions_on_one_socket_each_get_their_own_events(stack, 
 async def test_unsubscribing_stops_delivery_to_that_subscription(stack, client) -> None:
     topic = f"ws-unsub-{uuid.uuid4().hex[:8]}"
     only_topic = {"streams": [f"custom-{topic}"]}
-    async with connect(_ws_url(stack)) as ws:
+    async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         await _subscribe(ws, "first", filter=only_topic)
         one = await _publish(client, topic, "custom.tick_sent", n=1)
         frames = await _until(ws, lambda f: len(_events(f, "first")) == 1)
@@ -139,7 +140,7 @@ async def test_a_subscriber_resumes_after_a_position_without_gaps_or_repeats(
 ) -> None:
     topic = f"ws-resume-{uuid.uuid4().hex[:8]}"
     posted = [await _publish(client, topic, "custom.step_done", n=n) for n in range(4)]
-    async with connect(_ws_url(stack)) as ws:
+    async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         reply = await _subscribe(
             ws, "again", filter={"streams": [f"custom-{topic}"]}, **{field: posted[1]["position"]}
         )
@@ -185,7 +186,7 @@ async def test_a_subscriber_resumes_after_a_position_without_gaps_or_repeats(
 async def test_a_bad_message_gets_an_error_frame_and_the_socket_stays_open(
     stack, message, sub_id
 ) -> None:
-    async with connect(_ws_url(stack), max_size=None) as ws:
+    async with connect(_ws_url(stack), additional_headers=auth_headers(stack), max_size=None) as ws:
         await ws.send(message)
         error = await _recv(ws)
         assert error["type"] == "error", error
@@ -201,7 +202,7 @@ async def test_a_duplicate_subscription_id_is_refused_and_the_first_keeps_workin
     stack, client
 ) -> None:
     topic = f"ws-dup-{uuid.uuid4().hex[:8]}"
-    async with connect(_ws_url(stack)) as ws:
+    async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         await _subscribe(ws, "same", filter={"streams": [f"custom-{topic}"]})
         await _send(ws, {"type": "subscribe", "id": "same"})
         error = await _recv(ws)
@@ -217,7 +218,7 @@ async def test_closing_the_socket_releases_every_store_subscription(stack, clien
     nc = await nats.connect(stack.nats_url)
     try:
         baseline = await _consumer_count(nc)
-        async with connect(_ws_url(stack)) as ws:
+        async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
             for n in range(3):
                 await _subscribe(ws, f"s{n}", filter={"streams": [f"custom-{topic}"]})
             await _publish(client, topic, "custom.hello_said")

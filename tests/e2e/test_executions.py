@@ -24,7 +24,7 @@ import nats
 import pytest
 from aiohttp import web
 from nats.aio.msg import Msg
-from tests_support import eventually, stream_events
+from tests_support import edge_client, eventually, stream_events
 
 from parley.contracts import subjects
 from parley.devstack.stack import Stack
@@ -97,7 +97,7 @@ async def two_runtimes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 @pytest.fixture
 async def client(two_runtimes: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=two_runtimes.edge_url, timeout=20) as http:
+    async with edge_client(two_runtimes, timeout=20) as http:
         yield http
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from tests_support import stream_events
+from tests_support import edge_client, stream_events
 
 from parley.devstack.stack import Stack
 
@@ -66,7 +66,7 @@ async def small_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 
 @pytest.fixture
 async def http(small_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=small_stack.edge_url, timeout=20) as client:
+    async with edge_client(small_stack, timeout=20) as client:
         yield client
 
 

@@ -11,7 +11,7 @@ import httpx
 import msgspec
 import nats
 from httpx_sse import aconnect_sse
-from tests_support import stream_events
+from tests_support import auth_headers, stream_events
 from websockets.asyncio.client import connect
 
 from parley.contracts.acl import AclMessage, MessageSent, conversation_stream
@@ -337,7 +337,7 @@ async def test_the_event_stream_follows_one_agents_messages_of_one_performative(
 async def test_a_websocket_subscription_follows_one_agents_requests(client, stack) -> None:
     watched = await agent(client)
     url = stack.edge_url.replace("http://", "ws://", 1) + "/ws"
-    async with connect(url) as ws:
+    async with connect(url, additional_headers=auth_headers(stack)) as ws:
         subscribe = {
             "type": "subscribe",
             "id": "s1",

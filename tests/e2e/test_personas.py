@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import msgspec
 import pytest
+from tests_support import edge_client
 
 from parley.contracts.personas import persona_stream
 from parley.devstack.stack import Stack
@@ -25,9 +26,7 @@ def namespace() -> str:
 @pytest.fixture
 async def api(stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
     """A client bound to a namespace of its own."""
-    async with httpx.AsyncClient(
-        base_url=stack.edge_url, timeout=10, headers={"X-Parley-Namespace": namespace}
-    ) as http:
+    async with edge_client(stack, timeout=10, headers={"X-Parley-Namespace": namespace}) as http:
         yield http
 
 
@@ -75,7 +74,7 @@ async def test_a_created_persona_is_readable_at_once_and_only_in_its_namespace(
     assert [p["name"] for p in listed][-1] == "pirate" and len(listed) == 4
     assert [p["name"] for p in (await api.get("/api/v1/personas", params={"tag": "fun"})).json()[
         "data"]] == ["pirate"]  # fmt: skip
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as other:
+    async with edge_client(stack, timeout=10) as other:
         elsewhere = await other.get(
             "/api/v1/personas/pirate", headers={"X-Parley-Namespace": "elsewhere"}
         )

@@ -4,6 +4,7 @@ import asyncio
 
 import httpx
 import pytest
+from tests_support import edge_client
 
 from parley.devstack.stack import Stack
 
@@ -43,7 +44,7 @@ async def test_every_agent_and_its_state_survive_a_restart_of_the_stack(tmp_path
     first = Stack(tmp_path)
     await asyncio.to_thread(first.start)
     try:
-        async with httpx.AsyncClient(base_url=first.edge_url, timeout=10) as http:
+        async with edge_client(first, timeout=10) as http:
             await _create_fleet(http)
             before = await _list_all(http)
     finally:
@@ -54,7 +55,7 @@ async def test_every_agent_and_its_state_survive_a_restart_of_the_stack(tmp_path
     second = Stack(tmp_path)  # same state dir, new ports, new processes
     await asyncio.to_thread(second.start)
     try:
-        async with httpx.AsyncClient(base_url=second.edge_url, timeout=10) as http:
+        async with edge_client(second, timeout=10) as http:
             after = await _list_all(http)
     finally:
         await asyncio.to_thread(second.stop)

@@ -25,7 +25,7 @@ import httpx
 import msgspec
 import nats
 import pytest
-from tests_support import eventually, stream_events
+from tests_support import edge_client, eventually, stream_events
 
 from parley.contracts import subjects
 from parley.contracts.acl import AclMessage, OutgoingMessage, Performative, SendMessage
@@ -53,8 +53,8 @@ def namespace() -> str:
 
 @pytest.fixture
 async def api(tasks_stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=tasks_stack.edge_url, timeout=30, headers={"X-Parley-Namespace": namespace}
+    async with edge_client(
+        tasks_stack, timeout=30, headers={"X-Parley-Namespace": namespace}
     ) as http:
         yield http
 

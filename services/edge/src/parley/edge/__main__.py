@@ -13,16 +13,21 @@ import uvicorn
 from parley.edge.app import create_app
 from parley.edge.settings import load_settings
 from parley.kit.logs import configure_logging
+from parley.kit.settings import SettingsError
 from parley.kit.telemetry import setup_tracing
 
 
 def main() -> None:
     """Run the edge on ``PARLEY_EDGE_HOST``:``PARLEY_EDGE_PORT``."""
-    settings = load_settings()
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise SystemExit(f"parley edge: {exc}") from None
     configure_logging("edge", settings.log_level)
     setup_tracing("edge", settings.otlp_endpoint)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         lifespan="on",

@@ -24,6 +24,7 @@ from parley.edge.controllers.events import publish_event
 from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
 from parley.edge.controllers.health import health_routes
+from parley.edge.controllers.keys import identity_routes, record_key_use
 from parley.edge.controllers.messages import message_router
 from parley.edge.controllers.observability import metrics_router, output_router
 from parley.edge.controllers.personas import persona_router
@@ -32,10 +33,11 @@ from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import task_router
 from parley.edge.dependencies import DEPENDENCIES, Edge
+from parley.edge.http.auth import auth_middleware, authorize
 from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import exception_handlers
 from parley.edge.http.limits import Limits, add_rate_limit_headers
-from parley.edge.http.openapi import document_bodies, openapi_config
+from parley.edge.http.openapi import document_bodies, document_security, openapi_config
 from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.http.security import HostPolicy, add_security_headers, cors_config
 from parley.edge.projections.agents import AgentsProjection
@@ -44,12 +46,17 @@ from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
-from parley.edge.settings import EdgeSettings
+from parley.edge.settings import EdgeSettings, check_auth
 from parley.edge.streams.chat_ws import chat_ws_routes
 from parley.edge.streams.sse import event_routes
 from parley.edge.streams.ws import ws_routes
 from parley.eventstore.factory import open_store
 from parley.eventstore.follower import FollowerGroup
+from parley.identity.authn import Authenticator
+from parley.identity.bearer import BearerVerifier, JwtSettings
+from parley.identity.keyindex import KeyIndex
+from parley.identity.tickets import TicketStore
+from parley.kit.settings import from_env
 
 __all__ = ["create_app"]
 
@@ -57,7 +64,12 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: EdgeSettings) -> Litestar:
-    """The edge: REST, SSE and WebSocket over the platform's commands and projections."""
+    """The edge: REST, SSE and WebSocket over the platform's commands and projections.
+
+    Raises:
+        SettingsError: authentication off on an address that is not loopback.
+    """
+    check_auth(settings)
 
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
@@ -75,17 +87,28 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 kurrentdb_url=settings.kurrentdb_url,
                 nc=nc,
             )
+            commands = CommandClient(nc, settings.command_timeout)
+            keys, tickets = KeyIndex(store), TicketStore(nc.jetstream())
+            await tickets.start()
+            authenticator = Authenticator(
+                keys,
+                await BearerVerifier.start(from_env(JwtSettings)),
+                on_key_use=lambda key_id: record_key_use(commands, keys, key_id),
+            )
             edge = Edge(
                 settings=settings,
                 nc=nc,
                 store=store,
-                commands=CommandClient(nc, settings.command_timeout),
+                commands=commands,
                 agents=AgentsProjection(store),
                 personas=PersonasProjection(store),
                 runtime=RuntimeProjection(store),
                 clusters=ClustersProjection(store),
                 messages=MessagesProjection(store),
                 tasks=TasksProjection(store),
+                keys=keys,
+                authenticator=authenticator,
+                tickets=tickets,
             )
             views = FollowerGroup(
                 store,
@@ -96,6 +119,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                     edge.clusters,
                     edge.messages,
                     edge.tasks,
+                    edge.keys,
                 ],
                 name="edge-views",
             )
@@ -105,6 +129,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 yield
             finally:
                 await views.stop()
+                await authenticator.close()
                 await store.close()
         finally:
             if not nc.is_closed:
@@ -135,10 +160,12 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *event_routes,
             publish_event,
             *ws_routes,
+            *identity_routes,
         ],
         dependencies=DEPENDENCIES,
+        guards=[authorize, limits.guard],  # roles and namespaces first, then the counters
         lifespan=[connections],
-        on_startup=[document_bodies],
+        on_startup=[document_bodies, document_security],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,
         before_send=[add_request_id_header, add_security_headers, add_rate_limit_headers],
@@ -146,8 +173,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
         middleware=[
             BodyTimeout(settings.body_timeout_s, settings.body_idle_timeout_s),
             HostPolicy(settings.hosts()),  # ports included
+            auth_middleware(),  # the principal in scope["user"]: for the guards below
         ],
-        guards=[limits.guard],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         logging_config=None,

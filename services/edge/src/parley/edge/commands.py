@@ -17,7 +17,9 @@ from opentelemetry.trace import SpanKind
 
 from parley.contracts import subjects
 from parley.contracts.acl import MessageReply
+from parley.contracts.envelope import ACTOR_HEADER
 from parley.contracts.errors import ErrorCode
+from parley.contracts.identity import ApiKeyReply
 from parley.contracts.registry import CommandReply
 from parley.contracts.runtime import RuntimeReply
 from parley.contracts.tasks import TaskReply
@@ -35,8 +37,9 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     RuntimeReply: msgspec.json.Decoder(RuntimeReply),
     MessageReply: msgspec.json.Decoder(MessageReply),
     TaskReply: msgspec.json.Decoder(TaskReply),
+    ApiKeyReply: msgspec.json.Decoder(ApiKeyReply),
 }
-Reply = TypeVar("Reply", CommandReply, RuntimeReply, MessageReply, TaskReply)
+Reply = TypeVar("Reply", CommandReply, RuntimeReply, MessageReply, TaskReply, ApiKeyReply)
 """A service's reply type."""
 _tracer = trace.get_tracer("parley.edge")
 
@@ -57,6 +60,7 @@ class CommandClient:
         request_id: str,
         traceparent: str | None = None,
         within: float | None = None,
+        actor: str | None = None,
     ) -> Reply:
         """Send ``command`` to ``parley.cmd.<service>.<verb>`` and wait for its reply.
 
@@ -68,6 +72,7 @@ class CommandClient:
             request_id: The HTTP request's id, sent as ``Parley-Request-Id``.
             traceparent: The caller's W3C trace context, continued by this hop's span.
             within: Seconds to wait for the reply (default: the client's).
+            actor: Id of the principal the command acts for, sent as ``Parley-Actor``.
 
         Returns:
             The successful reply (``ok`` is true).
@@ -89,6 +94,8 @@ class CommandClient:
             span.set_attribute("messaging.system", "nats")
             span.set_attribute("messaging.destination.name", subject)
             headers = inject({REQUEST_ID_HEADER: request_id})
+            if actor is not None:
+                headers[ACTOR_HEADER] = actor
             if traceparent and "traceparent" not in headers:
                 headers["traceparent"] = traceparent
             try:

@@ -24,7 +24,6 @@ from parley.contracts.runtime import RuntimeReply
 from parley.edge.commands import CommandClient, Reply
 from parley.edge.http.errors import ApiError
 from parley.edge.http.request_ids import request_id
-from parley.edge.projections._base import FoldingProjection
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
@@ -32,7 +31,12 @@ from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
 from parley.edge.settings import EdgeSettings
+from parley.eventstore.follower import Follower
 from parley.eventstore.port import EventStore
+from parley.identity.authn import Authenticator
+from parley.identity.keyindex import KeyIndex
+from parley.identity.principal import Principal
+from parley.identity.tickets import TicketStore
 
 __all__ = [
     "DEPENDENCIES",
@@ -66,6 +70,12 @@ class Edge:
     clusters: ClustersProjection
     messages: MessagesProjection
     tasks: TasksProjection
+    keys: KeyIndex
+    """Every API key, followed from the store (revocations apply within milliseconds)."""
+    authenticator: Authenticator
+    """Credentials → principals (keys, JWTs)."""
+    tickets: TicketStore
+    """Single-use WebSocket tickets (NATS KV, shared by every edge process)."""
 
     @classmethod
     def of(cls, state: State) -> "Edge":
@@ -79,6 +89,12 @@ class Writes:
     def __init__(self, edge: Edge, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         self.edge, self.connection = edge, connection
 
+    @property
+    def actor(self) -> str | None:
+        """Id of the principal the commands act for (the ``Parley-Actor`` header)."""
+        user = self.connection.scope.get("user")
+        return user.id if isinstance(user, Principal) else None
+
     async def send(
         self,
         service: str,
@@ -86,7 +102,7 @@ class Writes:
         command: msgspec.Struct,
         reply_type: type[Reply],
         *,
-        views: tuple[FoldingProjection, ...],
+        views: tuple[Follower, ...],
         within: float | None = None,
         strict: bool = True,
         what: str | None = None,
@@ -116,6 +132,7 @@ class Writes:
             request_id=request_id(self.connection.scope),
             traceparent=self.connection.headers.get("traceparent"),
             within=within,
+            actor=self.actor,
         )
         await self.wait(reply, views, strict=strict, what=what)
         return reply
@@ -141,7 +158,7 @@ class Writes:
     async def wait(
         self,
         reply: Reply,
-        views: tuple[FoldingProjection, ...],
+        views: tuple[Follower, ...],
         *,
         strict: bool = True,
         what: str | None = None,
@@ -219,9 +236,6 @@ def _settings(state: State) -> EdgeSettings:
     return cast(EdgeSettings, state.settings)
 
 
-_PARTS = ("nc", "store", "agents", "personas", "runtime", "clusters", "messages", "tasks")
-
-
 def _part(name: str) -> Provide:
     """Provide the :class:`Edge` attribute ``name`` (its type is the handler's annotation)."""
 
@@ -259,6 +273,8 @@ DEPENDENCIES: dict[str, Provide] = {
             "clusters",
             "messages",
             "tasks",
+            "keys",
+            "tickets",
         )
     },
 }

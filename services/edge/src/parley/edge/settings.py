@@ -1,15 +1,16 @@
 """The edge's settings, from ``PARLEY_*`` environment variables."""
 
+import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from parley.kit.settings import ServiceSettings, SettingsError
 
-__all__ = ["EdgeSettings", "load_settings"]
+__all__ = ["EdgeSettings", "check_auth", "load_settings"]
 
 
 class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
@@ -39,6 +40,13 @@ class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
     (`PARLEY_EDGE_STREAM_IDLE_TIMEOUT`)."""
     max_file_bytes: Annotated[int, Meta(ge=1)] = 524_288
     """Largest session file accepted (`PARLEY_EDGE_MAX_FILE_BYTES`); larger is `413`."""
+    # --- authentication (see parley.edge.http.auth) ---
+    auth: Literal["on", "off"] = "on"
+    """`on`: every route but health and the docs needs a key or token (`PARLEY_AUTH`);
+    `off` is allowed only when the edge listens on a loopback address."""
+    allowed_origins: list[str] = []
+    """Origins a browser WebSocket may come from, comma-separated (`PARLEY_ALLOWED_ORIGINS`);
+    the edge's own `http://127.0.0.1:<port>` and `http://localhost:<port>` always may."""
     body_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
     """Seconds a request body may take to arrive in full (`PARLEY_BODY_TIMEOUT_S`); then `408`."""
     body_idle_timeout_s: Annotated[float, Meta(gt=0)] = 5.0
@@ -82,7 +90,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         raw = env.get(_ENV_NAMES.get(field.name, f"PARLEY_{field.name.upper()}"))
         if raw is None:
             continue
-        if field.name in ("cors_origins", "allowed_hosts"):
+        if field.name in ("cors_origins", "allowed_hosts", "allowed_origins"):
             values[field.name] = [part.strip() for part in raw.split(",") if part.strip()]
         else:
             values[field.name] = raw
@@ -90,3 +98,27 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
         return msgspec.convert(values, EdgeSettings, strict=False)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"invalid PARLEY_* setting: {exc}") from exc
+
+
+def check_auth(settings: EdgeSettings) -> None:
+    """Refuse authentication switched off on an address other hosts can reach.
+
+    Raises:
+        SettingsError: ``PARLEY_AUTH=off`` with ``PARLEY_EDGE_HOST`` not a loopback address.
+    """
+    if settings.auth == "on" or _loopback(settings.host):
+        return
+    raise SettingsError(
+        f"PARLEY_AUTH=off is allowed only on a loopback address, but PARLEY_EDGE_HOST is"
+        f" {settings.host!r}: anyone who can reach it would own the platform. Switch"
+        " authentication on (PARLEY_AUTH=on) or listen on 127.0.0.1"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -14,6 +14,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.models import Capability, ModelInfo, ModelType, load_catalogue
 from parley.contracts.strategies import STRATEGY_CATALOGUE, StrategyDescriptor
 from parley.contracts.tools import TOOL_CATALOGUE, ToolDescriptor
+from parley.edge.http.auth import EVERY_NAMESPACE
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
 from parley.edge.http.paging import Cursor, Limit, page_by_key
@@ -134,17 +135,22 @@ async def get_strategy(name: str) -> Data[StrategyDescriptor]:
     return Data(data=descriptor)
 
 
+_GLOBAL = {EVERY_NAMESPACE: True}  # the catalogue is the same in every namespace
+
 model_router = Router(
-    path="/api/v1/models", route_handlers=[list_models, get_model], tags=["models"]
+    path="/api/v1/models", route_handlers=[list_models, get_model], tags=["models"], opt=_GLOBAL
 )
 """Every `/api/v1/models` route."""
 
-tool_router = Router(path="/api/v1/tools", route_handlers=[list_tools, get_tool], tags=["tools"])
+tool_router = Router(
+    path="/api/v1/tools", route_handlers=[list_tools, get_tool], tags=["tools"], opt=_GLOBAL
+)
 """Every `/api/v1/tools` route."""
 
 strategy_router = Router(
     path="/api/v1/strategies",
     route_handlers=[list_strategies, get_strategy],
     tags=["strategies"],
+    opt=_GLOBAL,
 )
 """Every `/api/v1/strategies` route."""

@@ -222,7 +222,12 @@ async def agent_chat_resume(
     """Resume an agent's streamed turn."""
     agent.live()
     return await resume_stream(
-        request, agent.writes, turn_id=turn_id, last_event_id=last_event_id, agent_id=agent.id
+        request,
+        agent.writes,
+        turn_id=turn_id,
+        last_event_id=last_event_id,
+        namespace=agent.ns,
+        agent_id=agent.id,
     )
 
 

@@ -13,6 +13,7 @@ from msgspec import Meta
 from parley.contracts.envelope import Event, EventType, NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
+from parley.edge.http.auth import principal
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
@@ -59,8 +60,9 @@ class CustomEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @post("/api/v1/events", status_code=201, summary="Record a custom event")
-async def publish_event(request: Request[Any, Any, Any], store: Store) -> Data[Event]:
-    """Append a custom event to ``custom-<subject>``; ``Idempotency-Key`` appends once."""
+async def publish_event(request: Request[Any, Any, Any], store: Store, ns: str) -> Data[Event]:
+    """Append a custom event to ``custom-<subject>`` in the request's namespace (the caller
+    as its actor); ``Idempotency-Key`` appends once."""
     body = await decode_body(request, CustomEvent)
     if body.type.startswith(RESERVED_PREFIXES):
         raise ApiError(
@@ -77,9 +79,11 @@ async def publish_event(request: Request[Any, Any, Any], store: Store) -> Data[E
         subject=subject,
         data=body.data,
         source="/parley/edge",
+        namespace=ns,
         correlationid=request_id(request.scope),
         traceparent=_traceparent(request),
     )
+    new = _with_actor(new, request)
     if event_id:
         new = msgspec.structs.replace(new, id=event_id)
     try:
@@ -122,3 +126,11 @@ def _idempotent_id(request: Request[Any, Any, Any]) -> str | None:
 def _traceparent(request: Request[Any, Any, Any]) -> str | None:
     value = request.headers.get("traceparent")
     return value if value and _TRACEPARENT.match(value) else None
+
+
+def _with_actor(new: NewEvent, request: Request[Any, Any, Any]) -> NewEvent:
+    """``new`` naming the caller as its actor, once events carry one (the CloudEvents
+    extension)."""
+    if "actor" not in NewEvent.__struct_fields__:
+        return new
+    return msgspec.structs.replace(new, actor=principal(request).id)

@@ -39,7 +39,14 @@ def ready(state: State) -> Data[Health]:
         or not connected
         or not all(
             view.ready
-            for view in (edge.agents, edge.runtime, edge.clusters, edge.messages, edge.tasks)
+            for view in (
+                edge.agents,
+                edge.runtime,
+                edge.clusters,
+                edge.messages,
+                edge.tasks,
+                edge.keys,
+            )
         )
     ):
         raise ApiError(

@@ -70,7 +70,12 @@ async def session_chat_resume(
     """Resume a streamed turn from `Last-Event-ID`."""
     session.live()
     return await resume_stream(
-        request, session.writes, turn_id=turn_id, last_event_id=last_event_id, session_id=session.id
+        request,
+        session.writes,
+        turn_id=turn_id,
+        last_event_id=last_event_id,
+        namespace=session.ns,
+        session_id=session.id,
     )
 
 

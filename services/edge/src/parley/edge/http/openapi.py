@@ -12,14 +12,38 @@ from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import OpenAPIMediaType, Reference, RequestBody
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIMediaType,
+    Reference,
+    RequestBody,
+    SecurityScheme,
+)
 
 from parley.contracts.clusters import ClusterManifest
 from parley.contracts.registry import AgentSpec
 
-__all__ = ["document_bodies", "openapi_config"]
+__all__ = ["SECURITY", "document_bodies", "document_security", "openapi_config"]
 
 _REF = "#/components/schemas/{name}"
+SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}, {"BearerAuth": []}]
+"""Either credential: an API key in `X-API-Key`, or `Authorization: Bearer <key or JWT>`."""
+_SCHEMES = {
+    "ApiKeyAuth": SecurityScheme(
+        type="apiKey",
+        name="X-API-Key",
+        security_scheme_in="header",
+        description="An API key (`pk_…`): the bootstrap admin key, or one made with"
+        " `POST /api/v1/keys`.",
+    ),
+    "BearerAuth": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="JWT",
+        description="A JWT of the configured identity provider, or an API key as a bearer token.",
+    ),
+}
+_PUBLIC_TAGS = {"health"}
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -30,6 +54,8 @@ def openapi_config() -> OpenAPIConfig:
         description="REST, SSE and WebSocket surface of Parley. Errors use the envelope"
         ' `{"error": {"code", "message", "details", "request_id", "trace_id"}}`.',
         path="/schema",
+        components=Components(security_schemes=dict(_SCHEMES)),
+        security=SECURITY,
         render_plugins=[ScalarRenderPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
     )
 
@@ -66,3 +92,14 @@ def document_bodies(app: Litestar) -> None:
         if body is ClusterManifest:
             content["application/yaml"] = OpenAPIMediaType(schema=ref)
         operation.request_body = RequestBody(content=content, required=not optional)
+
+
+def document_security(app: Litestar) -> None:
+    """Every operation but the health probes names its security (the docs UI sends a key)."""
+    for item in (app.openapi_schema.paths or {}).values():
+        for method in ("get", "put", "post", "delete", "options", "head", "patch", "trace"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            public = _PUBLIC_TAGS.intersection(operation.tags or ())
+            operation.security = [] if public else list(SECURITY)

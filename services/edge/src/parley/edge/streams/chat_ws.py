@@ -27,9 +27,11 @@ from parley.contracts.runtime import CancelTurn, Chat
 from parley.edge.controllers.chat import CancelBody, ChatBody
 from parley.edge.controllers.lookups import require_agent, require_session
 from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
+from parley.edge.http.auth import ACTION
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.turn import TurnFeed, client_frame
 from parley.edge.streams.ws import frame_bytes
+from parley.identity.principal import Action
 
 __all__ = ["MAX_CHAT_FRAME_BYTES", "chat_ws_routes"]
 
@@ -55,7 +57,11 @@ ClientFrame = SendMessage | Cancel | Ping
 _encode = msgspec.json.encode
 
 
-@websocket("/api/v1/agents/{agent_id:str}/ws", dependencies=SOCKET_WRITES)
+@websocket(
+    "/api/v1/agents/{agent_id:str}/ws",
+    dependencies=SOCKET_WRITES,
+    opt={ACTION: Action.MESSAGE},
+)
 async def chat_socket(socket: WebSocket[Any, Any, Any], writes: Writes, agent_id: str) -> None:
     """Chat with an agent: messages in, turn frames out, cancel at any time."""
     await socket.accept()

@@ -1,14 +1,15 @@
 """Event filters shared by SSE and WebSocket, and the events' wire encoding.
 
 A filter is what a client asks for (type globs, agent ids, performatives, streams,
-namespace). The store can
+namespace, actors), put inside the principal's walls by the server (:meth:`EventFilter.within`:
+its namespaces only; ``apikey.*`` only for key managers). The store can
 narrow a subscription only by stream category, so :class:`EventFilter` keeps the categories it
 can prove and matches everything else in Python.
 """
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
@@ -17,6 +18,7 @@ from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.identity.principal import Action, Principal
 
 __all__ = [
     "MAX_PATTERNS",
@@ -38,6 +40,8 @@ _LITERAL = re.compile(r"^[a-z][a-z0-9_]*$")
 _STREAM = re.compile(r"^[a-z][a-z0-9_]{0,31}-[A-Za-z0-9_-]{1,160}$")
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,160}$")
 _NAMESPACE = re.compile(NAMESPACE_PATTERN)
+_ACTOR = re.compile(r"^[\x21-\x7e]{1,256}$")
+_KEY_EVENTS = "apikey."
 _PERFORMATIVE = re.compile("^(?:" + "|".join(re.escape(p.value) for p in Performative) + ")$")
 
 # Event types whose first segment names their stream's category. Only these narrow a
@@ -121,6 +125,13 @@ class EventFilter:
     """FIPA performatives of a message event (`data.message.performative`)."""
     categories: tuple[str, ...] | None = None
     """Stream categories the store subscription can be narrowed to (None: all)."""
+    actors: frozenset[str] = frozenset()
+    """Ids of the principals whose acts are wanted (the events' ``actor``): the audit log."""
+    walls: frozenset[str] | None = None
+    """The namespaces the subscriber sees (None: all). Set by the server from the
+    principal (:meth:`within`), never by the client: no filter can widen it."""
+    key_events: bool = True
+    """Whether ``apikey.*`` events may be delivered (only to those who manage keys)."""
 
     @classmethod
     def parse(
@@ -130,6 +141,7 @@ class EventFilter:
         streams: Sequence[str] = (),
         namespace: str | None = None,
         performatives: Sequence[str] = (),
+        actors: Sequence[str] = (),
     ) -> "EventFilter":
         """Validate a client's filter.
 
@@ -145,6 +157,7 @@ class EventFilter:
         ids = _checked(agent_ids, "agent_id", _ID, "letters, digits, `_.:-`, up to 160")
         names = _checked(streams, "stream", _STREAM, "use `<category>-<id>`, e.g. `agent-…`")
         acts = _checked(performatives, "performative", _PERFORMATIVE, "a FIPA act, e.g. `request`")
+        who = _checked(actors, "actor", _ACTOR, "a principal id, e.g. `key:<key id>`")
         if namespace is not None and (
             not isinstance(namespace, str) or not _NAMESPACE.match(namespace)
         ):
@@ -156,10 +169,26 @@ class EventFilter:
             namespace=namespace,
             performatives=frozenset(acts),
             categories=_categories(types, names, bool(acts)),
+            actors=frozenset(who),
+        )
+
+    def within(self, principal: Principal) -> "EventFilter":
+        """This filter inside ``principal``'s walls: only its namespaces' events, and
+        ``apikey.*`` events only when it may manage keys."""
+        return replace(
+            self,
+            walls=None if principal.everywhere else frozenset(principal.namespaces),
+            key_events=Action.MANAGE_KEYS in principal.actions,
         )
 
     def matches(self, event: Event) -> bool:
         """Whether ``event`` passes every part of this filter."""
+        if self.walls is not None and event.namespace not in self.walls:
+            return False
+        if not self.key_events and event.type.startswith(_KEY_EVENTS):
+            return False
+        if self.actors and getattr(event, "actor", None) not in self.actors:
+            return False
         if self.namespace is not None and event.namespace != self.namespace:
             return False
         if self.streams and event.stream not in self.streams:

@@ -17,6 +17,7 @@ from litestar.response.sse import ServerSentEventMessage
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
+from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.errors import ApiError
 from parley.edge.streams.filters import (
     EventFilter,
@@ -27,6 +28,7 @@ from parley.edge.streams.filters import (
 )
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore, EventStoreUnavailable
+from parley.identity.principal import Action
 
 __all__ = ["event_routes"]
 
@@ -36,24 +38,32 @@ _QUEUE = 256
 _END = object()
 
 
-@get("/api/v1/events", summary="Stream events (Server-Sent Events)")
+@get(
+    "/api/v1/events",
+    summary="Stream events (Server-Sent Events)",
+    opt={ACTION: Action.SUBSCRIBE, EVERY_NAMESPACE: True},
+)
 async def stream_events(request: Request[Any, Any, Any], store: Store) -> ServerSentEvent:
     """Events as Server-Sent Events, catch-up then live.
 
     Query: ``type`` (globs, comma-separated or repeated), ``agent_id`` (the event's subject,
     ``data.agent_id``, ``data.receiver``, or a message's sender or receivers),
-    ``performative`` (a message's FIPA act), ``stream`` (each repeatable), ``namespace``,
+    ``performative`` (a message's FIPA act), ``stream``, ``actor`` (the acting principal's
+    id: the audit log) (each repeatable), ``namespace``,
     ``from_position`` (exclusive; default: live only). The ``Last-Event-ID`` header overrides
-    ``from_position``.
+    ``from_position``. Only events of the caller's namespaces are sent, whatever the filter;
+    a namespace named by ``X-Parley-Namespace`` (when the query names none) narrows to it.
     """
     query = request.query_params
     event_filter = EventFilter.parse(  # a FilterError is 400 INVALID_REQUEST
         types=split_values(query.getall("type", [])),
         agent_ids=split_values(query.getall("agent_id", [])),
         streams=split_values(query.getall("stream", [])),
-        namespace=_single(query.getall("namespace", []), "namespace"),
+        namespace=_single(query.getall("namespace", []), "namespace")
+        or request.headers.get("x-parley-namespace"),
         performatives=split_values(query.getall("performative", [])),
-    )
+        actors=split_values(query.getall("actor", [])),
+    ).within(principal(request))
     start = parse_position(request.headers.get("last-event-id"), "Last-Event-ID")
     if start is None:
         start = parse_position(

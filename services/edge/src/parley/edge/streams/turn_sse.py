@@ -59,10 +59,12 @@ async def resume_stream(
     *,
     turn_id: str | None,
     last_event_id: str | None,
+    namespace: str,
     agent_id: str | None = None,
     session_id: str | None = None,
 ) -> ServerSentEvent:
-    """Replay a turn's frames after ``last_event_id``, then follow it to its end."""
+    """Replay a turn's frames after ``last_event_id``, then follow it to its end (a turn of
+    another namespace's session is ``404``, like any other resource of it)."""
     edge = writes.edge
     raw = request.headers.get("last-event-id") or last_event_id
     try:
@@ -74,6 +76,7 @@ async def resume_stream(
     ref = edge.runtime.turn(turn_id) if turn_id else None
     if (
         ref is None
+        or edge.runtime.session(namespace, ref.session_id) is None
         or (agent_id is not None and ref.agent_id != agent_id)
         or (session_id is not None and ref.session_id != session_id)
     ):

@@ -8,6 +8,10 @@ Client → server (JSON text frames)::
     {"type": "unsubscribe", "id": "s1"}
     {"type": "ping"}
 
+Every subscription carries only events of the caller's namespaces (and ``apikey.*`` events
+only to key managers), whatever its filter says; a handshake's ``X-Parley-Namespace`` is the
+default of its subscriptions' ``namespace``.
+
 Server → client: ``subscribed`` (with the start position), ``event`` (per matching event, in
 position order per subscription), ``unsubscribed``, ``pong``, ``error``. A bad message gets an
 ``error`` frame and the socket stays open. Each socket has a bounded send queue: a consumer
@@ -16,7 +20,7 @@ that falls that far behind gets a ``SLOW_CONSUMER`` error and the socket is clos
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -27,10 +31,13 @@ from msgspec import Meta
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
+from parley.edge.http.auth import EVERY_NAMESPACE, principal
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.streams.filters import MAX_PATTERNS, EventFilter, FilterError, encode_event
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
+from parley.identity.keyindex import KeyIndex
+from parley.identity.principal import AuthenticationError, Principal
 
 __all__ = ["MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "SEND_QUEUE", "frame_bytes", "ws_routes"]
 
@@ -41,6 +48,8 @@ MAX_SUBSCRIPTIONS = 64
 MAX_MESSAGE_BYTES = 65_536
 """Largest client message accepted."""
 SLOW_CONSUMER = "SLOW_CONSUMER"
+RECHECK_S = 1.0
+"""Seconds between two checks that a key-authenticated socket's key still works."""
 
 SubscriptionId = Annotated[str, Meta(min_length=1, max_length=128)]
 _Values = Annotated[list[str], Meta(max_length=MAX_PATTERNS)]
@@ -60,7 +69,9 @@ class Filter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     streams: _Values = msgspec.field(default_factory=list)
     """Exact stream names, e.g. `agent-<id>`."""
     namespace: str | None = None
-    """Only events of this namespace."""
+    """Only events of this namespace (one of the caller's: no filter reaches past them)."""
+    actors: _Values = msgspec.field(default_factory=list)
+    """Ids of acting principals (the events' `actor`)."""
 
 
 class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknown_fields=True):
@@ -91,11 +102,12 @@ ClientMessage = Subscribe | Unsubscribe | Ping
 _encode = msgspec.json.encode
 
 
-@websocket("/ws")
-async def events_socket(socket: WebSocket[Any, Any, Any], store: Store) -> None:
+@websocket("/ws", opt={EVERY_NAMESPACE: True})
+async def events_socket(socket: WebSocket[Any, Any, Any], store: Store, keys: KeyIndex) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()
-    await _Session(socket, store).run()
+    who = principal(socket)
+    await _Session(socket, store, who, lambda: keys.recheck(who)).run()
 
 
 ws_routes = [events_socket]
@@ -104,8 +116,14 @@ ws_routes = [events_socket]
 class _Session:
     """One socket: its subscriptions and its bounded send queue."""
 
-    def __init__(self, socket: WebSocket[Any, Any, Any], store: EventStore) -> None:
-        self._socket, self._store = socket, store
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        store: EventStore,
+        who: Principal,
+        recheck: Callable[[], None],
+    ) -> None:
+        self._socket, self._store, self._who, self._recheck = socket, store, who, recheck
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
         self._pumps: dict[str, Pump] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -116,18 +134,38 @@ class _Session:
         receiver = asyncio.create_task(self._receive())
         sender = asyncio.create_task(self._send())
         overflow = asyncio.create_task(self._overflow.wait())
+        watch = asyncio.create_task(self._watch())
         try:
-            await asyncio.wait({receiver, sender, overflow}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {receiver, sender, overflow, watch}, return_when=asyncio.FIRST_COMPLETED
+            )
             if self._overflow.is_set() and not sender.done():
                 await self._close_pumps()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         await sender  # sends the error frame, then closes the socket
         finally:
-            for task in (receiver, sender, overflow):
+            for task in (receiver, sender, overflow, watch):
                 task.cancel()
-            await asyncio.gather(receiver, sender, overflow, return_exceptions=True)
+            await asyncio.gather(receiver, sender, overflow, watch, return_exceptions=True)
             await self._close_pumps()
+
+    async def _watch(self) -> None:
+        """End the socket once its key is revoked or expires (checked every second)."""
+        if not self._who.id.startswith("key:"):
+            await asyncio.Event().wait()  # a JWT (or auth off) has no key to lose
+        while True:
+            await asyncio.sleep(RECHECK_S)
+            try:
+                self._recheck()
+            except AuthenticationError as exc:
+                await self._close_pumps()
+                with contextlib.suppress(Exception):
+                    await self._socket.send_text(
+                        _error_frame(ErrorCode.UNAUTHORIZED, exc.message, None).decode()
+                    )
+                    await self._socket.close(4401, "credentials revoked or expired")
+                return
 
     def _put(self, frame: bytes) -> None:
         if self._overflow.is_set():
@@ -202,8 +240,13 @@ class _Session:
         given = command.filter
         try:
             event_filter = EventFilter.parse(
-                given.types, given.agent_ids, given.streams, given.namespace, given.performatives
-            )
+                given.types,
+                given.agent_ids,
+                given.streams,
+                given.namespace or self._socket.headers.get("x-parley-namespace"),
+                given.performatives,
+                given.actors,
+            ).within(self._who)
         except FilterError as exc:
             self._error(ErrorCode.INVALID_REQUEST, str(exc), sub_id)
             return

@@ -1,0 +1,234 @@
+"""`/api/v1/keys`: API keys (admins only), and `/api/v1/ws-tickets`: WebSocket tickets.
+
+A key is created, rotated and revoked by the registry's commands; its secret is in the ``201``
+answer to the create (or the rotate) and nowhere else, ever. Lists and reads come from the
+edge's :class:`~parley.identity.keyindex.KeyIndex`, shown without digest. An admin may create,
+rotate or revoke only keys whose namespaces it holds itself
+(:meth:`~parley.identity.principal.Principal.can_grant`); a key of a namespace it does not
+see is ``404``.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Router, delete, get, post
+from litestar.handlers import HTTPRouteHandler
+from msgspec import Meta
+
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.identity import (
+    ApiKeyReply,
+    ApiKeyView,
+    CreateApiKey,
+    KeyName,
+    NamespaceGrant,
+    RecordApiKeyUse,
+    RevokeApiKey,
+    Role,
+    RotateApiKey,
+)
+from parley.contracts.ids import new_id
+from parley.contracts.registry import SERVICE as REGISTRY
+from parley.edge.commands import CommandClient
+from parley.edge.dependencies import Writes
+from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data, Page, Pagination
+from parley.edge.http.errors import error_responses
+from parley.identity.keyindex import KeyIndex, view
+from parley.identity.principal import Action, Principal
+from parley.identity.tickets import TICKET_TTL, TicketStore
+
+__all__ = ["identity_routes", "record_key_use"]
+
+_KEYS = {ACTION: Action.MANAGE_KEYS, EVERY_NAMESPACE: True}
+"""A key route acts on the key's own namespace (checked by the handler), whatever the
+request's; only the create makes a key in the request's namespace."""
+
+
+class NewKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a new key may do (`POST /api/v1/keys`); it belongs to the request's namespace."""
+
+    name: KeyName
+    """What or who the key is for."""
+    roles: Annotated[list[Role], Meta(min_length=1, max_length=3)]
+    """`admin`, `operator`, `viewer`."""
+    namespaces: Annotated[list[NamespaceGrant], Meta(max_length=256)] = []
+    """Namespaces it may act in (`*`: all; only an admin holding `*` may grant it); empty:
+    the request's namespace."""
+    expires_at: datetime | None = None
+    """When it stops working (timezone-aware); null: never."""
+
+
+class KeyChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A rotation (`expires_at`: a new expiry) or a revocation (`reason`)."""
+
+    expires_at: datetime | None = None
+    reason: Annotated[str, Meta(max_length=1024)] | None = None
+
+
+class IssuedKey(msgspec.Struct, kw_only=True):
+    """A key and its secret: shown this once, stored nowhere. Keep it safe."""
+
+    key: ApiKeyView
+    secret: str
+
+
+class Ticket(msgspec.Struct, kw_only=True):
+    """A single-use WebSocket ticket: open `/ws?ticket=<ticket>` within `expires_in` seconds."""
+
+    ticket: str
+    expires_in: int
+
+
+@post(
+    "/",
+    status_code=201,
+    opt={ACTION: Action.MANAGE_KEYS, "body": NewKey},
+    responses=error_responses(403, 422),
+)
+async def create_key(
+    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, ns: str
+) -> Data[IssuedKey]:
+    """Create an API key; the answer holds its secret, shown this once."""
+    body = await decode_body(request, NewKey)
+    who = principal(request)
+    _may_grant(who, body.namespaces or [ns])
+    command = CreateApiKey(
+        namespace=ns,
+        name=body.name,
+        roles=body.roles,
+        namespaces=body.namespaces,
+        expires_at=body.expires_at,
+        actor=who.id,
+    )
+    return await _issued(writes, keys, "create_api_key", command)
+
+
+@get("/", opt=_KEYS)
+async def list_keys(request: Request[Any, Any, Any], keys: KeyIndex) -> Page[ApiKeyView]:
+    """Every key of the namespaces the caller sees (never a secret or digest)."""
+    found = [view(key) for key in keys.keys(principal(request))]
+    pagination = Pagination(
+        limit=len(found), next_cursor=None, has_more=False, total_count=len(found)
+    )
+    return Page(data=found, pagination=pagination)
+
+
+@get("/{key_id:str}", opt=_KEYS, responses=error_responses(404))
+async def get_key(request: Request[Any, Any, Any], keys: KeyIndex, key_id: str) -> Data[ApiKeyView]:
+    """One key."""
+    return Data(data=view(_key(keys, principal(request), key_id)))
+
+
+@post("/{key_id:str}/rotate", opt={**_KEYS, "body": KeyChange, "body_optional": True})
+async def rotate_key(
+    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str
+) -> Data[IssuedKey]:
+    """Give a key a new secret (shown this once); the old secret stops working at once."""
+    body = await decode_body(request, KeyChange, optional=True)
+    who = principal(request)
+    key = _key(keys, who, key_id)
+    _may_grant(who, key.namespaces)
+    command = RotateApiKey(
+        namespace=key.namespace, key_id=key_id, expires_at=body.expires_at, actor=who.id
+    )
+    return await _issued(writes, keys, "rotate_api_key", command)
+
+
+@post(
+    "/{key_id:str}/revoke",
+    status_code=200,
+    opt={**_KEYS, "body": KeyChange, "body_optional": True},
+)
+async def revoke_key(
+    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str
+) -> Data[ApiKeyView]:
+    """Revoke a key for good: every edge refuses it within a second."""
+    body = await decode_body(request, KeyChange, optional=True)
+    return await _revoke(request, writes, keys, key_id, body.reason)
+
+
+@delete("/{key_id:str}", status_code=200, opt=_KEYS)
+async def delete_key(
+    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str
+) -> Data[ApiKeyView]:
+    """Revoke a key (the same as `POST /{key_id}/revoke`)."""
+    return await _revoke(request, writes, keys, key_id, None)
+
+
+async def _revoke(
+    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str, reason: str | None
+) -> Data[ApiKeyView]:
+    who = principal(request)
+    key = _key(keys, who, key_id)
+    _may_grant(who, key.namespaces)
+    command = RevokeApiKey(namespace=key.namespace, key_id=key_id, reason=reason, actor=who.id)
+    await writes.send(REGISTRY, "revoke_api_key", command, ApiKeyReply, views=(keys,))
+    return Data(data=view(_key(keys, who, key_id)))
+
+
+key_router = Router(
+    path="/api/v1/keys",
+    route_handlers=[create_key, list_keys, get_key, rotate_key, revoke_key, delete_key],
+    tags=["keys"],
+)
+
+
+@post(
+    "/api/v1/ws-tickets",
+    status_code=201,
+    opt={ACTION: Action.SUBSCRIBE, EVERY_NAMESPACE: True},
+    tags=["keys"],
+)
+async def mint_ticket(request: Request[Any, Any, Any], tickets: TicketStore) -> Data[Ticket]:
+    """A single-use ticket for a browser's WebSocket (`?ticket=`), valid 30 seconds: it
+    acts as the caller, so keys never travel in URLs."""
+    ticket = await tickets.mint(principal(request))
+    return Data(data=Ticket(ticket=ticket, expires_in=int(TICKET_TTL.total_seconds())))
+
+
+identity_routes: list[Router | HTTPRouteHandler] = [key_router, mint_ticket]
+
+
+async def _issued(
+    writes: Writes, keys: KeyIndex, verb: str, command: CreateApiKey | RotateApiKey
+) -> Data[IssuedKey]:
+    reply = await writes.send(REGISTRY, verb, command, ApiKeyReply, views=(keys,))
+    key = keys.get(reply.key_id or "")
+    if key is None or reply.secret is None:
+        raise ParleyError(ErrorCode.INTERNAL_ERROR, "the key was made but cannot be shown")
+    return Data(data=IssuedKey(key=view(key), secret=reply.secret))
+
+
+def _key(keys: KeyIndex, who: Principal, key_id: str) -> Any:
+    key = keys.get(key_id)
+    if key is None or not who.sees(key.namespace):
+        raise ParleyError(ErrorCode.NOT_FOUND, f"no API key {key_id[:64]}", {"key_id": key_id[:64]})
+    return key
+
+
+def _may_grant(who: Principal, namespaces: list[str]) -> None:
+    if not who.can_grant(namespaces):
+        raise ParleyError(
+            ErrorCode.FORBIDDEN,
+            "an admin may manage only keys of namespaces it holds itself",
+            {"namespaces": namespaces},
+        )
+
+
+async def record_key_use(commands: CommandClient, keys: KeyIndex, key_id: str) -> None:
+    """Tell the registry a key was used (the authenticator calls this at most once a minute)."""
+    key = keys.get(key_id)
+    if key is None:
+        return
+    command = RecordApiKeyUse(namespace=key.namespace, key_id=key_id, actor=f"key:{key_id}")
+    await commands.request(
+        REGISTRY,
+        "record_api_key_use",
+        command,
+        ApiKeyReply,
+        request_id=new_id(),
+        actor=command.actor,
+    )

@@ -13,12 +13,6 @@ import textwrap
 
 import pytest
 
-_EDGE_DEPRECATIONS = (
-    "edge: Litestar 2.25 deprecates inferred path parameters and dependencies and "
-    "`Parameter(header=/query=)`; remove this marker once the edge declares them with "
-    "FromPath / NamedDependency / HeaderParameter / QueryParameter"
-)
-
 _START_UP = textwrap.dedent(
     """
     import importlib, pkgutil
@@ -58,6 +52,5 @@ def test_no_module_outside_the_edge_uses_a_deprecated_api(warned: list[str]) -> 
     assert [line for line in warned if not line.startswith("parley.edge")] == []
 
 
-@pytest.mark.xfail(strict=True, reason=_EDGE_DEPRECATIONS)
 def test_the_edge_uses_no_deprecated_api(warned: list[str]) -> None:
     assert [line for line in warned if line.startswith("parley.edge")] == []

@@ -13,8 +13,8 @@ import msgspec
 from litestar import Request, WebSocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Dependency, Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import HeaderParameter, QueryParameter, SkipValidation
 from nats.aio.client import Client
 
 from parley.contracts.errors import ErrorCode
@@ -52,7 +52,7 @@ __all__ = [
 NAMESPACE = re.compile(NAMESPACE_PATTERN)
 _VERSION = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
 
-Store = Annotated[EventStore, Dependency(skip_validation=True)]
+Store = NamedDependency[SkipValidation[EventStore]]
 """The event store as a dependency (a Protocol: Litestar cannot check it by isinstance)."""
 
 
@@ -188,14 +188,14 @@ def _not_visible(reply: Reply, what: str | None) -> ApiError:
 async def provide_namespace(
     x_parley_namespace: Annotated[
         str | None,
-        Parameter(
-            header="X-Parley-Namespace", required=False, description="Tenant; default `default`."
+        HeaderParameter(
+            name="X-Parley-Namespace", required=False, description="Tenant; default `default`."
         ),
     ] = None,
     namespace_query: Annotated[
         str | None,
-        Parameter(
-            query="namespace", required=False, description="Tenant, if the header is absent."
+        QueryParameter(
+            name="namespace", required=False, description="Tenant, if the header is absent."
         ),
     ] = None,
 ) -> str:
@@ -214,8 +214,8 @@ async def provide_namespace(
 async def provide_expected_version(
     if_match: Annotated[
         str | None,
-        Parameter(
-            header="If-Match", required=False, description='Expected version: `"<version>"`.'
+        HeaderParameter(
+            name="If-Match", required=False, description='Expected version: `"<version>"`.'
         ),
     ] = None,
 ) -> int | None:

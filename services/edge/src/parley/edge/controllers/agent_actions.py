@@ -7,6 +7,7 @@ from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Request, Response, Router, post
+from litestar.di import NamedDependency
 from msgspec import Meta
 
 from parley.contracts.registry import AgentAction, AgentActionCommand, AgentView
@@ -53,7 +54,9 @@ def _action_route(path: str, action: AgentAction | None, **route: Any) -> Any:
     body_type: type[ActionBody | ActionRequest] = ActionRequest if action is None else ActionBody
 
     async def handler(
-        request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
+        request: Request[Any, Any, Any],
+        agent: NamedDependency[AgentScope],
+        expected_version: NamedDependency[int | None],
     ) -> Response[Data[AgentView]]:
         checked_id(agent.id, agent.ns)
         body: ActionBody | ActionRequest = await decode_body(

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
 
 from parley.contracts.registry import (
     SERVICE,
@@ -105,12 +106,12 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
 )
 async def create_agent(
     request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    writes: Writes,
-    ns: str,
+    agents: NamedDependency[AgentsProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
     idempotency_key: Annotated[
         str | None,
-        Parameter(header="Idempotency-Key", required=False, description="Retry-safe create."),
+        HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe create."),
     ] = None,
 ) -> Response[Data[AgentView]]:
     """Register an agent; it starts in state `created`."""
@@ -139,12 +140,12 @@ async def create_agent(
     responses=error_responses(400, 422),
 )
 async def list_agents(
-    agents: AgentsProjection,
-    ns: str,
+    agents: NamedDependency[AgentsProjection],
+    ns: NamedDependency[str],
     agent_state: Annotated[
         list[str] | None,
-        Parameter(
-            query="state",
+        QueryParameter(
+            name="state",
             required=False,
             description="Lifecycle state: " + ", ".join(s.value for s in AgentState) + ".",
         ),
@@ -191,7 +192,9 @@ async def list_agents(
 
 
 @get("/{agent_id:str}", summary="Read an agent", responses=error_responses(404))
-async def get_agent(agents: AgentsProjection, ns: str, agent_id: str) -> Response[Data[AgentView]]:
+async def get_agent(
+    agents: NamedDependency[AgentsProjection], ns: NamedDependency[str], agent_id: FromPath[str]
+) -> Response[Data[AgentView]]:
     """One agent, with its version as the `ETag`."""
     view = agents.get(ns, checked_id(agent_id, ns))
     if view is None:
@@ -207,7 +210,9 @@ async def get_agent(agents: AgentsProjection, ns: str, agent_id: str) -> Respons
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_agent(
-    request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
+    request: Request[Any, Any, Any],
+    agent: NamedDependency[AgentScope],
+    expected_version: NamedDependency[int | None],
 ) -> Response[Data[AgentView]]:
     """Change an agent's definition (a new version)."""
     checked_id(agent.id, agent.ns)
@@ -232,7 +237,9 @@ async def update_agent(
     responses=error_responses(400, 404, 409, 503, 504),
 )
 async def delete_agent(
-    request: Request[Any, Any, Any], agent: AgentScope, expected_version: int | None
+    request: Request[Any, Any, Any],
+    agent: NamedDependency[AgentScope],
+    expected_version: NamedDependency[int | None],
 ) -> Data[DeletedAgent]:
     """Delete an agent."""
     checked_id(agent.id, agent.ns)

@@ -8,7 +8,7 @@ definitions against; they need no service and no event.
 from typing import Annotated, get_args
 
 from litestar import Router, get
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.models import Capability, ModelInfo, ModelType, load_catalogue
@@ -80,7 +80,7 @@ async def list_models(
     " any model name.",
     responses=error_responses(404),
 )
-async def get_model(provider: str, model: str) -> Data[ModelInfo]:
+async def get_model(provider: FromPath[str], model: FromPath[str]) -> Data[ModelInfo]:
     """One model of one provider."""
     name = model.lstrip("/")
     info = load_catalogue().find(provider, name)
@@ -112,7 +112,7 @@ async def list_tools(
 
 
 @get("/{name:str}", summary="Read a tool", responses=error_responses(404))
-async def get_tool(name: str) -> Data[ToolDescriptor]:
+async def get_tool(name: FromPath[str]) -> Data[ToolDescriptor]:
     """One built-in tool."""
     descriptor = TOOL_CATALOGUE.get(name)
     if descriptor is None:
@@ -127,7 +127,7 @@ async def list_strategies(limit: Limit = 50, cursor: Cursor = None) -> Page[Stra
 
 
 @get("/{name:str}", summary="Read a strategy", responses=error_responses(404))
-async def get_strategy(name: str) -> Data[StrategyDescriptor]:
+async def get_strategy(name: FromPath[str]) -> Data[StrategyDescriptor]:
     """One execution strategy."""
     descriptor = STRATEGY_CATALOGUE.get(name)
     if descriptor is None:

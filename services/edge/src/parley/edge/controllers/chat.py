@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, get, post
+from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent
 from msgspec import Meta
 
@@ -187,7 +188,9 @@ async def _agent_chat(request: Request[Any, Any, Any], agent: AgentScope) -> Cha
     opt={"body": ChatBody},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 502, 503, 504),
 )
-async def agent_chat(request: Request[Any, Any, Any], agent: AgentScope) -> Data[ChatAnswer]:
+async def agent_chat(
+    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope]
+) -> Data[ChatAnswer]:
     """Send a message to an agent and wait for its answer."""
     return await sync_chat(agent.writes, await _agent_chat(request, agent))
 
@@ -201,7 +204,9 @@ async def agent_chat(request: Request[Any, Any, Any], agent: AgentScope) -> Data
     opt={"body": ChatBody},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
 )
-async def agent_chat_stream(request: Request[Any, Any, Any], agent: AgentScope) -> ServerSentEvent:
+async def agent_chat_stream(
+    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope]
+) -> ServerSentEvent:
     """Send a message to an agent and stream the turn as Server-Sent Events."""
     return await start_stream(agent.writes, await _agent_chat(request, agent))
 
@@ -215,7 +220,7 @@ async def agent_chat_stream(request: Request[Any, Any, Any], agent: AgentScope) 
 )
 async def agent_chat_resume(
     request: Request[Any, Any, Any],
-    agent: AgentScope,
+    agent: NamedDependency[AgentScope],
     turn_id: TurnId = None,
     last_event_id: LastEventId = None,
 ) -> ServerSentEvent:
@@ -240,7 +245,9 @@ async def agent_chat_resume(
     opt={"body": CancelBody, "body_optional": True},
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
-async def agent_cancel(request: Request[Any, Any, Any], agent: AgentScope) -> Data[CancelResult]:
+async def agent_cancel(
+    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope]
+) -> Data[CancelResult]:
     """Cancel a running turn."""
     agent.live()
     body = await decode_body(request, CancelBody, optional=True)

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, Parameter, QueryParameter
 from msgspec import Meta
 
 from parley.aggregates.cluster import agent_specs
@@ -83,12 +83,12 @@ class ClusterOps:
 
     def __init__(
         self,
-        agents: AgentsProjection,
-        clusters: ClustersProjection,
-        runtime: RuntimeProjection,
-        writes: Writes,
-        settings: EdgeSettings,
-        ns: str,
+        agents: NamedDependency[AgentsProjection],
+        clusters: NamedDependency[ClustersProjection],
+        runtime: NamedDependency[RuntimeProjection],
+        writes: NamedDependency[Writes],
+        settings: NamedDependency[EdgeSettings],
+        ns: NamedDependency[str],
     ) -> None:
         self.agents, self.clusters, self.runtime = agents, clusters, runtime
         self.writes, self.settings, self.ns = writes, settings, ns
@@ -139,8 +139,8 @@ def _explicit_namespace(request: Request[Any, Any, Any]) -> str | None:
 )
 async def create_cluster(
     request: Request[Any, Any, Any],
-    ops: ClusterOps,
-    ns: str,
+    ops: NamedDependency[ClusterOps],
+    ns: NamedDependency[str],
     start: Annotated[bool, Parameter(description="Start the agents once created.")] = True,
 ) -> Response[Data[ClusterDetail]]:
     """Deploy a cluster from its manifest."""
@@ -175,10 +175,10 @@ async def create_cluster(
     responses=error_responses(400, 422),
 )
 async def list_clusters(
-    clusters: ClustersProjection,
-    ns: str,
+    clusters: NamedDependency[ClustersProjection],
+    ns: NamedDependency[str],
     cluster_state: Annotated[
-        str | None, Parameter(query="state", required=False, description="`active`, `paused`.")
+        str | None, QueryParameter(name="state", required=False, description="`active`, `paused`.")
     ] = None,
     label: Annotated[
         list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
@@ -201,7 +201,7 @@ async def list_clusters(
 
 
 @get("/{name:str}", summary="Read a cluster", responses=error_responses(404))
-async def get_cluster(ops: ClusterOps, name: str) -> Data[ClusterDetail]:
+async def get_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> Data[ClusterDetail]:
     """The manifest, state, and each agent's status, instances and metrics."""
     return Data(data=ops.detail(name))
 
@@ -215,7 +215,10 @@ async def get_cluster(ops: ClusterOps, name: str) -> Data[ClusterDetail]:
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
 async def update_cluster(
-    request: Request[Any, Any, Any], ops: ClusterOps, ns: str, name: str
+    request: Request[Any, Any, Any],
+    ops: NamedDependency[ClusterOps],
+    ns: NamedDependency[str],
+    name: FromPath[str],
 ) -> Data[ClusterDetail]:
     """Pause or resume every agent of the cluster."""
     view = ops.get(name)
@@ -235,7 +238,10 @@ async def update_cluster(
     responses=error_responses(404, 409, 503, 504),
 )
 async def delete_cluster(
-    request: Request[Any, Any, Any], ops: ClusterOps, ns: str, name: str
+    request: Request[Any, Any, Any],
+    ops: NamedDependency[ClusterOps],
+    ns: NamedDependency[str],
+    name: FromPath[str],
 ) -> None:
     """Delete the cluster and its agents."""
     view = ops.get(name)
@@ -253,7 +259,10 @@ async def delete_cluster(
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
 async def scale_cluster(
-    request: Request[Any, Any, Any], ops: ClusterOps, ns: str, name: str
+    request: Request[Any, Any, Any],
+    ops: NamedDependency[ClusterOps],
+    ns: NamedDependency[str],
+    name: FromPath[str],
 ) -> Data[ScaleResult]:
     """Set one agent's instances."""
     ops.get(name)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, post
+from litestar.di import NamedDependency
 from msgspec import Meta
 
 from parley.contracts.envelope import Event, EventType, NewEvent
@@ -60,7 +61,9 @@ class CustomEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 @post("/api/v1/events", status_code=201, summary="Record a custom event")
-async def publish_event(request: Request[Any, Any, Any], store: Store, ns: str) -> Data[Event]:
+async def publish_event(
+    request: Request[Any, Any, Any], store: Store, ns: NamedDependency[str]
+) -> Data[Event]:
     """Append a custom event to ``custom-<subject>`` in the request's namespace (the caller
     as its actor); ``Idempotency-Key`` appends once."""
     body = await decode_body(request, CustomEvent)

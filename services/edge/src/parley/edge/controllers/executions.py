@@ -8,7 +8,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 from msgspec import Meta
 
 from parley.contracts.runtime import (
@@ -63,7 +64,9 @@ class Queued(msgspec.Struct, kw_only=True):
     opt={"body": WebhookBody, "body_optional": True},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
 )
-async def webhook(request: Request[Any, Any, Any], agent: AgentScope) -> Response[Data[Queued]]:
+async def webhook(
+    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope]
+) -> Response[Data[Queued]]:
     """Queue an execution of the agent with `input_data`."""
     agent.live()
     body = await decode_body(request, WebhookBody, optional=True)
@@ -90,7 +93,7 @@ async def webhook(request: Request[Any, Any, Any], agent: AgentScope) -> Respons
     responses=error_responses(400, 404, 422),
 )
 async def list_executions(
-    agent: AgentScope,
+    agent: NamedDependency[AgentScope],
     status: Annotated[
         str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
     ] = None,
@@ -121,7 +124,9 @@ async def list_executions(
     summary="Read an execution",
     responses=error_responses(404),
 )
-async def get_execution(agent: AgentScope, execution_id: str) -> Data[ExecutionView]:
+async def get_execution(
+    agent: NamedDependency[AgentScope], execution_id: FromPath[str]
+) -> Data[ExecutionView]:
     """Status, steps, output, usage and any pending input of one execution."""
     agent.live()
     return Data(data=agent.execution(execution_id))
@@ -136,7 +141,7 @@ async def get_execution(agent: AgentScope, execution_id: str) -> Data[ExecutionV
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def execution_input(
-    request: Request[Any, Any, Any], agent: AgentScope, execution_id: str
+    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope], execution_id: FromPath[str]
 ) -> Data[ExecutionView]:
     """Approve or deny the pending tool call, optionally with a response."""
     agent.live()
@@ -159,7 +164,9 @@ async def execution_input(
     summary="Cancel an execution",
     responses=error_responses(404, 409, 503, 504),
 )
-async def cancel_execution(agent: AgentScope, execution_id: str) -> Data[ExecutionView]:
+async def cancel_execution(
+    agent: NamedDependency[AgentScope], execution_id: FromPath[str]
+) -> Data[ExecutionView]:
     """Cancel a queued, running or waiting execution."""
     agent.live()
     agent.execution(execution_id)

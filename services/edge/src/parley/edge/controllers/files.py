@@ -13,6 +13,8 @@ import nats.errors
 import nats.js.errors
 from litestar import Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from nats.aio.client import Client
 
 from parley.contracts.errors import ErrorCode
@@ -65,7 +67,9 @@ def _accepted(content_type: str) -> bool:
     responses=error_responses(400, 404, 413, 415, 422, 503, 504),
 )
 async def upload_file(
-    request: Request[Any, Any, Any], session: SessionScope, settings: EdgeSettings
+    request: Request[Any, Any, Any],
+    session: NamedDependency[SessionScope],
+    settings: NamedDependency[EdgeSettings],
 ) -> Response[Data[FileView]]:
     """Attach a file to a session."""
     session.live()
@@ -127,7 +131,7 @@ async def upload_file(
 
 
 @get("/{session_id:str}/files", summary="List a session's files", responses=error_responses(404))
-async def list_files(session: SessionScope) -> Data[list[FileView]]:
+async def list_files(session: NamedDependency[SessionScope]) -> Data[list[FileView]]:
     """Every file of the session, in upload order."""
     return Data(data=list(session.live().files))
 
@@ -137,7 +141,9 @@ async def list_files(session: SessionScope) -> Data[list[FileView]]:
     summary="Read a file's metadata",
     responses=error_responses(404),
 )
-async def get_file(session: SessionScope, file_id: str) -> Data[FileView]:
+async def get_file(
+    session: NamedDependency[SessionScope], file_id: FromPath[str]
+) -> Data[FileView]:
     """Name, type, size, sha256 and upload time."""
     return Data(data=_file(session, file_id))
 
@@ -148,7 +154,9 @@ async def get_file(session: SessionScope, file_id: str) -> Data[FileView]:
     responses=error_responses(404, 503),
     media_type="application/octet-stream",
 )
-async def file_content(session: SessionScope, nc: Client, file_id: str) -> Response[bytes]:
+async def file_content(
+    session: NamedDependency[SessionScope], nc: NamedDependency[Client], file_id: FromPath[str]
+) -> Response[bytes]:
     """The file's bytes, with its content type."""
     view = _file(session, file_id)
     try:
@@ -184,7 +192,7 @@ async def file_content(session: SessionScope, nc: Client, file_id: str) -> Respo
     summary="Delete a file",
     responses=error_responses(404, 503, 504),
 )
-async def delete_file(session: SessionScope, file_id: str) -> None:
+async def delete_file(session: NamedDependency[SessionScope], file_id: FromPath[str]) -> None:
     """Remove a file from the session."""
     _file(session, file_id)
     command = DeleteFile(namespace=session.ns, session_id=session.id, file_id=file_id)

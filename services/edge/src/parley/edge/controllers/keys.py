@@ -13,7 +13,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, delete, get, post
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -89,7 +91,10 @@ class Ticket(msgspec.Struct, kw_only=True):
     responses=error_responses(403, 422),
 )
 async def create_key(
-    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, ns: str
+    request: Request[Any, Any, Any],
+    writes: NamedDependency[Writes],
+    keys: NamedDependency[KeyIndex],
+    ns: NamedDependency[str],
 ) -> Data[IssuedKey]:
     """Create an API key; the answer holds its secret, shown this once."""
     body = await decode_body(request, NewKey)
@@ -107,7 +112,9 @@ async def create_key(
 
 
 @get("/", opt=_KEYS)
-async def list_keys(request: Request[Any, Any, Any], keys: KeyIndex) -> Page[ApiKeyView]:
+async def list_keys(
+    request: Request[Any, Any, Any], keys: NamedDependency[KeyIndex]
+) -> Page[ApiKeyView]:
     """Every key of the namespaces the caller sees (never a secret or digest)."""
     found = [view(key) for key in keys.keys(principal(request))]
     pagination = Pagination(
@@ -117,14 +124,19 @@ async def list_keys(request: Request[Any, Any, Any], keys: KeyIndex) -> Page[Api
 
 
 @get("/{key_id:str}", opt=_KEYS, responses=error_responses(404))
-async def get_key(request: Request[Any, Any, Any], keys: KeyIndex, key_id: str) -> Data[ApiKeyView]:
+async def get_key(
+    request: Request[Any, Any, Any], keys: NamedDependency[KeyIndex], key_id: FromPath[str]
+) -> Data[ApiKeyView]:
     """One key."""
     return Data(data=view(_key(keys, principal(request), key_id)))
 
 
 @post("/{key_id:str}/rotate", opt={**_KEYS, "body": KeyChange, "body_optional": True})
 async def rotate_key(
-    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str
+    request: Request[Any, Any, Any],
+    writes: NamedDependency[Writes],
+    keys: NamedDependency[KeyIndex],
+    key_id: FromPath[str],
 ) -> Data[IssuedKey]:
     """Give a key a new secret (shown this once); the old secret stops working at once."""
     body = await decode_body(request, KeyChange, optional=True)
@@ -143,7 +155,10 @@ async def rotate_key(
     opt={**_KEYS, "body": KeyChange, "body_optional": True},
 )
 async def revoke_key(
-    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str
+    request: Request[Any, Any, Any],
+    writes: NamedDependency[Writes],
+    keys: NamedDependency[KeyIndex],
+    key_id: FromPath[str],
 ) -> Data[ApiKeyView]:
     """Revoke a key for good: every edge refuses it within a second."""
     body = await decode_body(request, KeyChange, optional=True)
@@ -152,7 +167,10 @@ async def revoke_key(
 
 @delete("/{key_id:str}", status_code=200, opt=_KEYS)
 async def delete_key(
-    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str
+    request: Request[Any, Any, Any],
+    writes: NamedDependency[Writes],
+    keys: NamedDependency[KeyIndex],
+    key_id: FromPath[str],
 ) -> Data[ApiKeyView]:
     """Revoke a key (the same as `POST /{key_id}/revoke`)."""
     return await _revoke(request, writes, keys, key_id, None)
@@ -182,7 +200,9 @@ key_router = Router(
     opt={ACTION: Action.SUBSCRIBE, EVERY_NAMESPACE: True},
     tags=["keys"],
 )
-async def mint_ticket(request: Request[Any, Any, Any], tickets: TicketStore) -> Data[Ticket]:
+async def mint_ticket(
+    request: Request[Any, Any, Any], tickets: NamedDependency[TicketStore]
+) -> Data[Ticket]:
     """A single-use ticket for a browser's WebSocket (`?ticket=`), valid 30 seconds: it
     acts as the caller, so keys never travel in URLs."""
     ticket = await tickets.mint(principal(request))

@@ -3,7 +3,8 @@ before any command is sent; and the scopes of the routes under one agent or one 
 
 import re
 
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
 
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import ID_PATTERN
@@ -80,11 +81,11 @@ class AgentScope:
 
     def __init__(
         self,
-        agents: AgentsProjection,
-        runtime: RuntimeProjection,
-        writes: Writes,
-        ns: str,
-        agent_id: str,
+        agents: NamedDependency[AgentsProjection],
+        runtime: NamedDependency[RuntimeProjection],
+        writes: NamedDependency[Writes],
+        ns: NamedDependency[str],
+        agent_id: FromPath[str],
     ) -> None:
         self.agents, self.runtime, self.writes = agents, runtime, writes
         self.ns, self.id = ns, agent_id
@@ -106,7 +107,11 @@ class SessionScope:
     """What the routes under `/sessions/{session_id}` share: the session and its writes."""
 
     def __init__(
-        self, runtime: RuntimeProjection, writes: Writes, ns: str, session_id: str
+        self,
+        runtime: NamedDependency[RuntimeProjection],
+        writes: NamedDependency[Writes],
+        ns: NamedDependency[str],
+        session_id: FromPath[str],
     ) -> None:
         self.runtime, self.writes, self.ns, self.id = runtime, writes, ns, session_id
 

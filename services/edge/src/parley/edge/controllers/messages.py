@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, Parameter
 from msgspec import Meta
 
 from parley.contracts.acl import SERVICE as MESSAGING
@@ -107,14 +108,14 @@ def _message_id(body: SendRequest, ns: str, idempotency_key: str | None) -> str 
 )
 async def send_message(
     request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    messages: MessagesProjection,
-    writes: Writes,
-    settings: EdgeSettings,
-    ns: str,
+    agents: NamedDependency[AgentsProjection],
+    messages: NamedDependency[MessagesProjection],
+    writes: NamedDependency[Writes],
+    settings: NamedDependency[EdgeSettings],
+    ns: NamedDependency[str],
     idempotency_key: Annotated[
         str | None,
-        Parameter(header="Idempotency-Key", required=False, description="Retry-safe send."),
+        HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe send."),
     ] = None,
 ) -> Response[Data[SentMessage]]:
     """Record and deliver one message."""
@@ -167,8 +168,8 @@ async def send_message(
     responses=error_responses(400, 422),
 )
 async def list_messages(
-    messages: MessagesProjection,
-    ns: str,
+    messages: NamedDependency[MessagesProjection],
+    ns: NamedDependency[str],
     conversation_id: Annotated[
         str | None, Parameter(required=False, description="One conversation.")
     ] = None,
@@ -198,7 +199,11 @@ async def list_messages(
 
 
 @get("/{message_id:str}", summary="Read a message", responses=error_responses(404))
-async def get_message(messages: MessagesProjection, ns: str, message_id: str) -> Data[MessageView]:
+async def get_message(
+    messages: NamedDependency[MessagesProjection],
+    ns: NamedDependency[str],
+    message_id: FromPath[str],
+) -> Data[MessageView]:
     """One message with each receiver's delivery (or why it was rejected)."""
     view = messages.get(ns, message_id) if ID.match(message_id) else None
     if view is None:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Router, get
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from parley.contracts.errors import ErrorCode
@@ -34,7 +35,7 @@ class Output(msgspec.Struct, kw_only=True):
     responses=error_responses(404),
 )
 async def agent_output(
-    agent: AgentScope,
+    agent: NamedDependency[AgentScope],
     execution_id: Annotated[str | None, Parameter(required=False)] = None,
 ) -> Data[Output]:
     """An execution's output."""
@@ -69,7 +70,7 @@ async def agent_output(
     responses=error_responses(404, 422),
 )
 async def agent_logs(
-    agent: AgentScope,
+    agent: NamedDependency[AgentScope],
     level: Annotated[str, Parameter(description="`info`, `warning` or `error`.")] = "info",
     since: Annotated[
         str | None, Parameter(required=False, description="ISO-8601 time (inclusive).")
@@ -100,7 +101,7 @@ async def agent_logs(
     " warm instances.",
     responses=error_responses(404),
 )
-async def agent_metrics(agent: AgentScope) -> Data[AgentMetrics]:
+async def agent_metrics(agent: NamedDependency[AgentScope]) -> Data[AgentMetrics]:
     """One agent's metrics."""
     agent.live()
     return Data(data=agent.runtime.metrics(agent.id))

@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.personas import CreatePersona, DeletePersona, PersonaSpec, PersonaView
@@ -54,8 +55,8 @@ async def _run(
 
 @get("/", summary="List personas", responses=error_responses(400, 422))
 async def list_personas(
-    personas: PersonasProjection,
-    ns: str,
+    personas: NamedDependency[PersonasProjection],
+    ns: NamedDependency[str],
     tag: Annotated[str | None, Parameter(required=False, description="Only with this tag.")] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -68,7 +69,9 @@ async def list_personas(
 
 
 @get("/{name:str}", summary="Read a persona", responses=error_responses(404))
-async def get_persona(personas: PersonasProjection, ns: str, name: str) -> Data[PersonaView]:
+async def get_persona(
+    personas: NamedDependency[PersonasProjection], ns: NamedDependency[str], name: FromPath[str]
+) -> Data[PersonaView]:
     """One persona, built-in or created."""
     view = personas.get(ns, name)
     if view is None:
@@ -85,7 +88,10 @@ async def get_persona(personas: PersonasProjection, ns: str, name: str) -> Data[
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_persona(
-    request: Request[Any, Any, Any], personas: PersonasProjection, writes: Writes, ns: str
+    request: Request[Any, Any, Any],
+    personas: NamedDependency[PersonasProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
 ) -> Response[Data[PersonaView]]:
     """Create a persona in the namespace."""
     spec = await decode_body(request, PersonaSpec)
@@ -106,10 +112,10 @@ async def create_persona(
 )
 async def delete_persona(
     request: Request[Any, Any, Any],
-    personas: PersonasProjection,
-    writes: Writes,
-    ns: str,
-    name: str,
+    personas: NamedDependency[PersonasProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    name: FromPath[str],
 ) -> Data[DeletedPersona]:
     """Delete a created persona."""
     if not _NAME.match(name):

@@ -5,6 +5,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode
@@ -47,12 +49,12 @@ class RunBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 )
 async def start_run(
     request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    clusters: ClustersProjection,
-    tasks: TasksProjection,
-    writes: Writes,
-    ns: str,
-    name: str,
+    agents: NamedDependency[AgentsProjection],
+    clusters: NamedDependency[ClustersProjection],
+    tasks: NamedDependency[TasksProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    name: FromPath[str],
 ) -> Response[Data[RunView]]:
     """Start a run over the cluster's agents."""
     cluster = clusters.get(ns, name) if len(name) <= 63 else None
@@ -87,7 +89,12 @@ async def start_run(
 
 
 @get("/{name:str}/runs/{run_id:str}", summary="Read a group run", responses=error_responses(404))
-async def get_run(tasks: TasksProjection, ns: str, name: str, run_id: str) -> Data[RunView]:
+async def get_run(
+    tasks: NamedDependency[TasksProjection],
+    ns: NamedDependency[str],
+    name: FromPath[str],
+    run_id: FromPath[str],
+) -> Data[RunView]:
     """Each agent's part (input, output, error) and the run's result."""
     view = tasks.run(ns, name, run_id)
     if view is None:

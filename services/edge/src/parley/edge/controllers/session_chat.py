@@ -4,6 +4,7 @@
 from typing import Any
 
 from litestar import Request, Router, get, post
+from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent
 
 from parley.contracts.runtime import Chat
@@ -37,7 +38,9 @@ async def _chat_in(request: Request[Any, Any, Any], session: SessionScope) -> Ch
     opt={"body": SessionChatBody},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 502, 503, 504),
 )
-async def session_chat(request: Request[Any, Any, Any], session: SessionScope) -> Data[ChatAnswer]:
+async def session_chat(
+    request: Request[Any, Any, Any], session: NamedDependency[SessionScope]
+) -> Data[ChatAnswer]:
     """Send a message in a session and wait for the answer."""
     return await sync_chat(session.writes, await _chat_in(request, session))
 
@@ -50,7 +53,7 @@ async def session_chat(request: Request[Any, Any, Any], session: SessionScope) -
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
 )
 async def session_chat_stream(
-    request: Request[Any, Any, Any], session: SessionScope
+    request: Request[Any, Any, Any], session: NamedDependency[SessionScope]
 ) -> ServerSentEvent:
     """Send a message in a session and stream the turn."""
     return await start_stream(session.writes, await _chat_in(request, session))
@@ -63,7 +66,7 @@ async def session_chat_stream(
 )
 async def session_chat_resume(
     request: Request[Any, Any, Any],
-    session: SessionScope,
+    session: NamedDependency[SessionScope],
     turn_id: TurnId = None,
     last_event_id: LastEventId = None,
 ) -> ServerSentEvent:
@@ -85,7 +88,7 @@ async def session_chat_resume(
     summary="Cancel a session's running turn",
     responses=error_responses(404, 409, 503, 504),
 )
-async def session_cancel(session: SessionScope) -> Data[CancelResult]:
+async def session_cancel(session: NamedDependency[SessionScope]) -> Data[CancelResult]:
     """Cancel the running turn; `409 NO_ACTIVE_TURN` when none runs."""
     session.live()
     return await cancel_turns(

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar.di import NamedDependency
 from litestar.params import Parameter
 from msgspec import Meta
 
@@ -92,10 +93,10 @@ def _respond(view: SessionDetail, status: int = 200, **headers: str) -> Response
 )
 async def create_session(
     request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
+    agents: NamedDependency[AgentsProjection],
+    runtime: NamedDependency[RuntimeProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
 ) -> Response[Data[SessionDetail]]:
     """Open a conversation with an agent, or ad hoc with its own settings."""
     body = await decode_body(request, CreateSessionBody, optional=True)
@@ -115,8 +116,8 @@ async def create_session(
 
 @get("/", summary="List sessions", responses=error_responses(400, 422))
 async def list_sessions(
-    runtime: RuntimeProjection,
-    ns: str,
+    runtime: NamedDependency[RuntimeProjection],
+    ns: NamedDependency[str],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -127,7 +128,7 @@ async def list_sessions(
 
 
 @get("/{session_id:str}", summary="Read a session", responses=error_responses(404))
-async def get_session(session: SessionScope) -> Response[Data[SessionDetail]]:
+async def get_session(session: NamedDependency[SessionScope]) -> Response[Data[SessionDetail]]:
     """A session's settings, files and history; its version is the `ETag`."""
     return _respond(session.live())
 
@@ -140,7 +141,9 @@ async def get_session(session: SessionScope) -> Response[Data[SessionDetail]]:
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_session(
-    request: Request[Any, Any, Any], session: SessionScope, expected_version: int | None
+    request: Request[Any, Any, Any],
+    session: NamedDependency[SessionScope],
+    expected_version: NamedDependency[int | None],
 ) -> SessionPatchResponse:
     """Change settings; the answer reports changed, skipped and failed fields."""
     session.live()
@@ -164,7 +167,9 @@ async def update_session(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def set_tools(
-    request: Request[Any, Any, Any], session: SessionScope, expected_version: int | None
+    request: Request[Any, Any, Any],
+    session: NamedDependency[SessionScope],
+    expected_version: NamedDependency[int | None],
 ) -> Response[Data[SessionDetail]]:
     """`{"tools": [...]}` replaces the session's tools."""
     session.live()
@@ -185,7 +190,7 @@ async def set_tools(
     summary="Delete a session",
     responses=error_responses(404, 503, 504),
 )
-async def delete_session(session: SessionScope) -> None:
+async def delete_session(session: NamedDependency[SessionScope]) -> None:
     """Delete a session: its events stay, it leaves every view."""
     session.live()
     command = DeleteSession(namespace=session.ns, session_id=session.id)
@@ -200,9 +205,9 @@ async def delete_session(session: SessionScope) -> None:
     responses=error_responses(422, 503, 504),
 )
 async def delete_sessions(
-    runtime: RuntimeProjection,
-    writes: Writes,
-    ns: str,
+    runtime: NamedDependency[RuntimeProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
 ) -> Data[DeletedCount]:
     """Delete all the namespace's sessions (or one agent's)."""

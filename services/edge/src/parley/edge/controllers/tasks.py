@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode
@@ -107,7 +108,10 @@ def _task(tasks: TasksProjection, ns: str, task_id: str) -> TaskView:
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_task(
-    request: Request[Any, Any, Any], tasks: TasksProjection, writes: Writes, ns: str
+    request: Request[Any, Any, Any],
+    tasks: NamedDependency[TasksProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
 ) -> Response[Data[TaskView]]:
     """Create a task with participants or requirements."""
     body = await decode_body(request, CreateTaskBody)
@@ -141,11 +145,11 @@ async def create_task(
 )
 async def distribute_task(
     request: Request[Any, Any, Any],
-    agents: AgentsProjection,
-    tasks: TasksProjection,
-    writes: Writes,
-    ns: str,
-    task_id: str,
+    agents: NamedDependency[AgentsProjection],
+    tasks: NamedDependency[TasksProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    task_id: FromPath[str],
 ) -> Response[Data[TaskView]]:
     """Put the task out to tender."""
     _task(tasks, ns, task_id)
@@ -165,8 +169,8 @@ async def distribute_task(
 
 @get("/", summary="List tasks", responses=error_responses(400, 422))
 async def list_tasks(
-    tasks: TasksProjection,
-    ns: str,
+    tasks: NamedDependency[TasksProjection],
+    ns: NamedDependency[str],
     status: Annotated[
         str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
     ] = None,
@@ -193,7 +197,9 @@ async def list_tasks(
 
 
 @get("/{task_id:str}", summary="Read a task", responses=error_responses(404))
-async def get_task(tasks: TasksProjection, ns: str, task_id: str) -> Data[TaskView]:
+async def get_task(
+    tasks: NamedDependency[TasksProjection], ns: NamedDependency[str], task_id: FromPath[str]
+) -> Data[TaskView]:
     """Status, candidates, proposals, the winning bid, progress, result and events."""
     return Data(data=_task(tasks, ns, task_id))
 
@@ -208,7 +214,11 @@ async def get_task(tasks: TasksProjection, ns: str, task_id: str) -> Data[TaskVi
     responses=error_responses(404, 409, 413, 415, 422, 503, 504),
 )
 async def cancel_task(
-    request: Request[Any, Any, Any], tasks: TasksProjection, writes: Writes, ns: str, task_id: str
+    request: Request[Any, Any, Any],
+    tasks: NamedDependency[TasksProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    task_id: FromPath[str],
 ) -> Data[TaskView]:
     """Cancel the task."""
     _task(tasks, ns, task_id)

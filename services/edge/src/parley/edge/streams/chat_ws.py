@@ -19,6 +19,8 @@ from typing import Any
 
 import msgspec
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -62,7 +64,9 @@ _encode = msgspec.json.encode
     dependencies=SOCKET_WRITES,
     opt={ACTION: Action.MESSAGE},
 )
-async def chat_socket(socket: WebSocket[Any, Any, Any], writes: Writes, agent_id: str) -> None:
+async def chat_socket(
+    socket: WebSocket[Any, Any, Any], writes: NamedDependency[Writes], agent_id: FromPath[str]
+) -> None:
     """Chat with an agent: messages in, turn frames out, cancel at any time."""
     await socket.accept()
     ns = socket.headers.get("x-parley-namespace") or socket.query_params.get("namespace")

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.status_codes import WS_1013_TRY_AGAIN_LATER
 from msgspec import Meta
 
@@ -103,7 +104,9 @@ _encode = msgspec.json.encode
 
 
 @websocket("/ws", opt={EVERY_NAMESPACE: True})
-async def events_socket(socket: WebSocket[Any, Any, Any], store: Store, keys: KeyIndex) -> None:
+async def events_socket(
+    socket: WebSocket[Any, Any, Any], store: Store, keys: NamedDependency[KeyIndex]
+) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()
     who = principal(socket)

@@ -5,6 +5,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _builders import fold_decided, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
@@ -86,24 +87,17 @@ def scale(agent: str = "writer", instances: int = 3) -> ScaleCluster:
 def record(
     state: Cluster | None, decided: list[tuple[str, msgspec.Struct]], at: datetime
 ) -> Cluster | None:
-    version = state.version if state is not None else 0
-    for event_type, payload in decided:
-        version += 1
-        state = evolve(
-            state,
-            Event(
-                id=f"e{version}",
-                source="/parley/registry",
-                type=event_type,
-                subject=NAME,
-                time=at,
-                data=msgspec.to_builtins(payload),
-                stream=cluster_stream(NS, NAME),
-                version=version,
-                namespace=NS,
-            ),
-        )
-    return state
+    return fold_decided(
+        evolve,
+        state,
+        decided,
+        version=state.version if state is not None else 0,
+        source="/parley/registry",
+        subject=NAME,
+        time=at,
+        stream=cluster_stream(NS, NAME),
+        namespace=NS,
+    )
 
 
 def run(state: Cluster | None, command: ClusterCommand, at: datetime = NOW) -> Cluster | None:
@@ -383,13 +377,13 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, Any], version: int = 1) -> Event:
-    return Event(
+    return stored(
+        event_type,
+        data,
         id="e",
         source="/parley/registry",
-        type=event_type,
         subject=NAME,
         time=NOW,
-        data=data,
         stream=cluster_stream(NS, NAME),
         version=version,
         namespace=NS,

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from _builders import stored
 
 from parley.aggregates.execution import Execution, evolve
 from parley.contracts.envelope import Event
@@ -14,13 +15,11 @@ NOW = datetime(2026, 11, 23, 12, 0, 7, 250_000, tzinfo=UTC)
 
 
 def event(type: str, data: dict, version: int) -> Event:
-    return Event(
-        id=f"e{version}",
+    return stored(
+        type,
+        {"execution_id": "x1", "agent_id": "a1", **data},
         source="/parley/runtime",
-        type=type,
-        subject="x1",
         time=NOW,
-        data={"execution_id": "x1", "agent_id": "a1", **data},
         stream="execution-x1",
         version=version,
         position=100 + version,

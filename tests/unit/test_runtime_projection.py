@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _builders import stored
 
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode
@@ -61,14 +62,12 @@ class Feed:
     ) -> Event:
         self.clock += after
         version = self.versions[stream] = self.versions.get(stream, 0) + 1
-        data = payload if isinstance(payload, dict) else msgspec.to_builtins(payload)
-        event = Event(
+        event = stored(
+            type,
+            payload,
             id=f"e{version}-{stream}",
             source="/parley/runtime",
-            type=type,
-            subject=stream.partition("-")[2],
             time=self.clock,
-            data=data,
             stream=stream,
             version=version,
             position=next(self.positions),

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
+from _builders import stored
 
 from parley.aggregates.budget import decide_consume, exhausted, period_of
 from parley.aggregates.budget import evolve as evolve_budget
@@ -18,13 +19,11 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def event(type: str, data: dict, version: int, stream: str = "session-s1") -> Event:
-    return Event(
-        id=f"e{version}",
+    return stored(
+        type,
+        data,
         source="/parley/runtime",
-        type=type,
-        subject=stream.partition("-")[2],
         time=NOW,
-        data=data,
         stream=stream,
         version=version,
         position=version,

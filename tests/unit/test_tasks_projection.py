@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from _builders import stored
 
 from parley.contracts.envelope import Event
 from parley.edge.projections.tasks import TasksProjection
@@ -181,13 +182,12 @@ def _recorded() -> list[Event]:
         for version, (kind, data) in enumerate(history, start=1):
             position += 1
             events.append(
-                Event(
+                stored(
+                    kind,
+                    data,
                     id=f"e{position}",
-                    type=kind,
                     source="/parley/tasks",
-                    subject=stream.partition("-")[2],
                     time=T0 + timedelta(seconds=position),
-                    data=data,
                     namespace="ns",
                     stream=stream,
                     version=version,

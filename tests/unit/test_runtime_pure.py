@@ -101,19 +101,7 @@ def test_a_session_stream_must_start_with_its_creation():
 def fold_budget(events):
     state = None
     for i, new in enumerate(events, start=1):
-        state = evolve_budget(
-            state,
-            Event(
-                id=new.id,
-                source=new.source,
-                type=new.type,
-                subject=new.subject,
-                time=new.time,
-                data=new.data,
-                stream="budget-a1",
-                version=i,
-            ),
-        )
+        state = evolve_budget(state, Event.record(new, stream="budget-a1", version=i))
     return state
 
 

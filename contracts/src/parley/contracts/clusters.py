@@ -227,46 +227,42 @@ class ClusterCreated(msgspec.Struct, kw_only=True):
     """One per expanded agent, in manifest order (template replicas `-1`…`-N`)."""
 
 
-class ClusterScaleStarted(msgspec.Struct, kw_only=True):
+class _ScaleEvent(msgspec.Struct, kw_only=True):
+    """The fields of every event of a scale: the cluster, its agent, the instances asked for."""
+
+    name: str
+    agent_id: str
+    agent_name: str
+    instances: int
+
+
+class ClusterScaleStarted(_ScaleEvent, kw_only=True):
     """`cluster.scale_started`: opens the scaling window (other scales get 409)."""
 
-    name: str
-    agent_id: str
-    agent_name: str
-    instances: int
 
-
-class ClusterScaled(msgspec.Struct, kw_only=True):
+class ClusterScaled(_ScaleEvent, kw_only=True):
     """`cluster.scaled`: the agent's `instances` was set; closes the window."""
 
-    name: str
-    agent_id: str
-    agent_name: str
-    instances: int
 
-
-class ClusterScaleFailed(msgspec.Struct, kw_only=True):
+class ClusterScaleFailed(_ScaleEvent, kw_only=True):
     """`cluster.scale_failed`: setting the agent's `instances` failed; closes the window."""
 
-    name: str
-    agent_id: str
-    agent_name: str
-    instances: int
     error: ErrorBody | None = None
 
 
-class ClusterStateChanged(msgspec.Struct, kw_only=True):
+class _ClusterAgentsEvent(msgspec.Struct, kw_only=True):
+    """The fields of an event about all of a cluster's agents."""
+
+    name: str
+    agent_ids: list[str]
+
+
+class ClusterStateChanged(_ClusterAgentsEvent, kw_only=True):
     """`cluster.paused` / `cluster.resumed`."""
 
-    name: str
-    agent_ids: list[str]
 
-
-class ClusterDeleted(msgspec.Struct, kw_only=True):
+class ClusterDeleted(_ClusterAgentsEvent, kw_only=True):
     """`cluster.deleted`: after its agents were stopped and deleted."""
-
-    name: str
-    agent_ids: list[str]
 
 
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {

@@ -337,18 +337,19 @@ class AgentDeleted(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
-class AgentNameClaimed(msgspec.Struct, kw_only=True):
+class _NameClaimEvent(msgspec.Struct, kw_only=True):
+    """The fields of an event about an agent name: the name and the agent holding it."""
+
+    name: str
+    agent_id: str
+
+
+class AgentNameClaimed(_NameClaimEvent, kw_only=True):
     """A name taken in a namespace (stream `agentname-<namespace>-<hash>`)."""
 
-    name: str
-    agent_id: str
 
-
-class AgentNameReleased(msgspec.Struct, kw_only=True):
+class AgentNameReleased(_NameClaimEvent, kw_only=True):
     """A name was freed by a delete or a rename."""
-
-    name: str
-    agent_id: str
 
 
 AgentEvent = AgentCreated | AgentUpdated | AgentStateChanged | AgentDeleted

@@ -363,35 +363,32 @@ class StepRecorded(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float = 0.0
 
 
-class ToolCalled(msgspec.Struct, kw_only=True):
-    """A run is about to call a tool."""
+class _ToolCallEvent(msgspec.Struct, kw_only=True):
+    """The fields every ``tool.*`` event starts with: which call of which run."""
 
     run_id: str
     step: int
     call_id: str
     name: str
+
+
+class ToolCalled(_ToolCallEvent, kw_only=True):
+    """A run is about to call a tool."""
+
     arguments: dict[str, Any]
 
 
-class ToolCompleted(msgspec.Struct, kw_only=True):
+class ToolCompleted(_ToolCallEvent, kw_only=True):
     """A tool call returned."""
 
-    run_id: str
-    step: int
-    call_id: str
-    name: str
     content: str
     data: Any = None
     duration_ms: float
 
 
-class ToolFailed(msgspec.Struct, kw_only=True):
+class ToolFailed(_ToolCallEvent, kw_only=True):
     """A tool call failed; the model is told why."""
 
-    run_id: str
-    step: int
-    call_id: str
-    name: str
     code: str
     message: str
     duration_ms: float

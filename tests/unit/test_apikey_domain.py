@@ -1,6 +1,7 @@
 """API keys: given events, when a command, then events or a refusal; and the fold."""
 
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 import msgspec
 import pytest
@@ -73,9 +74,7 @@ def run(state: ApiKey | None, command: KeyCommand, at: datetime = NOW) -> ApiKey
 
 
 def given(*commands: KeyCommand) -> ApiKey:
-    state = None
-    for command in commands:
-        state = run(state, command)
+    state = reduce(run, commands, None)
     assert state is not None
     return state
 

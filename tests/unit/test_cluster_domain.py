@@ -1,6 +1,7 @@
 """The cluster aggregate: given events, when a command, then events or a refusal; the fold."""
 
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 import msgspec
@@ -107,10 +108,7 @@ def run(state: Cluster | None, command: ClusterCommand, at: datetime = NOW) -> C
 
 
 def given(*commands: ClusterCommand) -> Cluster | None:
-    state = None
-    for command in commands:
-        state = run(state, command)
-    return state
+    return reduce(run, commands, None)
 
 
 def refused(command: ClusterCommand, state: Cluster | None, at: datetime = NOW) -> ParleyError:

@@ -1,6 +1,7 @@
 """The execution fold, the run's input text, and the scheduler's fire times."""
 
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 import pytest
 from _builders import stored
@@ -41,9 +42,7 @@ PARKED = {"step": 2, "call_id": "call_0", "tool": "calculator", "arguments": {"e
 
 
 def fold(*events: Event) -> Execution:
-    state = None
-    for e in events:
-        state = evolve(state, e)
+    state = reduce(evolve, events, None)
     assert state is not None
     return state
 

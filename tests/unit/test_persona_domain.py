@@ -1,6 +1,7 @@
 """Personas: given events, when a command, then events or a refusal; built-ins; the fold."""
 
 from datetime import UTC, datetime
+from functools import reduce
 
 import msgspec
 import pytest
@@ -54,10 +55,7 @@ def run(state: Persona | None, command: PersonaCommand) -> Persona | None:
 
 
 def given(*commands: PersonaCommand) -> Persona | None:
-    state = None
-    for command in commands:
-        state = run(state, command)
-    return state
+    return reduce(run, commands, None)
 
 
 def refused(command: PersonaCommand, state: Persona | None) -> ParleyError:

@@ -230,30 +230,19 @@ def test_settings_changes_and_files_are_tracked(feed: Feed) -> None:
             session_id="s1", settings=SessionSettings(model="m2"), changed=["model"]
         ),
     )
-    feed(
-        "session-s1",
-        "file.uploaded",
-        FileUploaded(
-            session_id="s1",
-            file_id="f1",
-            name="a.txt",
-            content_type="text/plain",
-            size=3,
-            sha256="ab",
-        ),
-    )
-    feed(
-        "session-s1",
-        "file.uploaded",
-        FileUploaded(
-            session_id="s1",
-            file_id="f2",
-            name="b.txt",
-            content_type="text/plain",
-            size=4,
-            sha256="cd",
-        ),
-    )
+    for file_id, name, size, sha256 in (("f1", "a.txt", 3, "ab"), ("f2", "b.txt", 4, "cd")):
+        feed(
+            "session-s1",
+            "file.uploaded",
+            FileUploaded(
+                session_id="s1",
+                file_id=file_id,
+                name=name,
+                content_type="text/plain",
+                size=size,
+                sha256=sha256,
+            ),
+        )
     feed("session-s1", "file.deleted", FileDeleted(session_id="s1", file_id="f1"))
     view = feed.projection.session("default", "s1")
     assert view is not None

@@ -1,6 +1,7 @@
 """Pure parts of the runtime: the session fold, budgets, plans and the journal."""
 
 from datetime import UTC, datetime
+from functools import reduce
 
 import msgspec
 import pytest
@@ -31,10 +32,7 @@ def event(type: str, data: dict, version: int, stream: str = "session-s1") -> Ev
 
 
 def fold(events: list[Event]):
-    state = None
-    for e in events:
-        state = evolve_session(state, e)
-    return state
+    return reduce(evolve_session, events, None)
 
 
 def created() -> Event:

@@ -5,10 +5,12 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
+import pytest
 
 from parley.contracts.envelope import Event
+from parley.contracts.errors import ParleyError
 
-__all__ = ["fold_decided", "stored"]
+__all__ = ["fold_decided", "refusal", "stored"]
 
 S = TypeVar("S")
 
@@ -66,3 +68,10 @@ def fold_decided(
             state, stored(event_type, payload, version=version, position=position, **where)
         )
     return state
+
+
+def refusal(decide: Callable[..., object], *arguments: object) -> ParleyError:
+    """The :class:`ParleyError` that ``decide(*arguments)`` raises (the test fails if none)."""
+    with pytest.raises(ParleyError) as info:
+        decide(*arguments)
+    return info.value

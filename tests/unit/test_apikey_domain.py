@@ -5,7 +5,7 @@ from functools import reduce
 
 import msgspec
 import pytest
-from _builders import fold_decided, stored
+from _builders import fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.apikey import (
@@ -80,9 +80,7 @@ def given(*commands: KeyCommand) -> ApiKey:
 
 
 def refused(state: ApiKey | None, command: KeyCommand) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        decide(state, command, Context(NOW))
-    return info.value
+    return refusal(decide, state, command, Context(NOW))
 
 
 # --- create ----------------------------------------------------------------------------------

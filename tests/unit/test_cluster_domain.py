@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from _builders import fold_decided, stored
+from _builders import fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
@@ -113,9 +113,7 @@ def given(*commands: ClusterCommand) -> Cluster | None:
 
 def refused(command: ClusterCommand, state: Cluster | None, at: datetime = NOW) -> ParleyError:
     ids = ids_for(command) if isinstance(command, CreateCluster) else ()
-    with pytest.raises(ParleyError) as info:
-        decide(state, with_ids(command, ids), Context(at))
-    return info.value
+    return refusal(decide, state, with_ids(command, ids), Context(at))
 
 
 # --- create --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from functools import reduce
 
 import msgspec
 import pytest
-from _builders import fold_decided, stored
+from _builders import fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context
@@ -59,9 +59,7 @@ def given(*commands: PersonaCommand) -> Persona | None:
 
 
 def refused(command: PersonaCommand, state: Persona | None) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        decide(state, command, Context(NOW))
-    return info.value
+    return refusal(decide, state, command, Context(NOW))
 
 
 def test_creating_a_new_persona_emits_persona_created_with_its_spec() -> None:

@@ -7,13 +7,13 @@ on ``cluster-<namespace>-<hash of name>`` and creates its agents (labelled
 ``parley.dev/cluster=<name>``).
 """
 
-import hashlib
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import named_stream
 from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
 
 __all__ = [
@@ -278,5 +278,4 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 
 def cluster_stream(namespace: str, name: str) -> str:
     """Stream of a cluster's events."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return f"cluster-{namespace}-{digest}"
+    return named_stream("cluster", namespace, name)

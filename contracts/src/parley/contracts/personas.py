@@ -5,7 +5,6 @@ personas ship with this package (``data/personas/*.md``), are visible in every n
 cannot be created over or deleted. An agent's ``persona`` names one of either kind.
 """
 
-import hashlib
 import tomllib
 from functools import cache
 from importlib.resources import files
@@ -14,6 +13,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.ids import named_stream
 from parley.contracts.registry import Namespace
 
 __all__ = [
@@ -128,8 +128,7 @@ class PersonaView(msgspec.Struct, kw_only=True):
 
 def persona_stream(namespace: str, name: str) -> str:
     """Stream name of a persona's events (the name hashed, as in ``name_stream``)."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return f"persona-{namespace}-{digest}"
+    return named_stream("persona", namespace, name)
 
 
 @cache

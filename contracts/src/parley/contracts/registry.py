@@ -4,7 +4,6 @@ Commands come from outside and forbid unknown fields; events do not (old readers
 fields). Event payloads are the ``data`` of an :class:`~parley.contracts.envelope.Event`.
 """
 
-import hashlib
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -12,6 +11,7 @@ import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import named_stream
 
 __all__ = [
     "SERVICE",
@@ -383,5 +383,4 @@ def agent_stream(agent_id: str) -> str:
 
 def name_stream(namespace: str, name: str) -> str:
     """Stream name of the claims on an agent name in a namespace."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return f"agentname-{namespace}-{digest}"
+    return named_stream("agentname", namespace, name)

@@ -84,28 +84,28 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.input_tokens + self.output_tokens
 
 
-class SessionSettings(_Strict):
-    """How a session's turns run. For an agent's session, unset fields follow the agent."""
+class _SessionModel(_Strict):
+    """The fields settings and patches of a session start with: its model and its prompt."""
 
     provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
     model: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
     persona: Annotated[str, Meta(max_length=128)] | None = None
     system_prompt: Annotated[str, Meta(max_length=100_000)] | None = None
     params: ModelParams | None = None
+
+
+class SessionSettings(_SessionModel):
+    """How a session's turns run. For an agent's session, unset fields follow the agent."""
+
     tools: Annotated[list[ToolSpec], Meta(max_length=64)] | None = None
     strategy: StrategySpec | None = None
     concurrency: ConcurrencyPolicy = "reject"
     """Default policy for a message that arrives while a turn runs."""
 
 
-class SessionPatch(_Strict):
+class SessionPatch(_SessionModel):
     """Fields to change; absent fields stay. All or nothing: one bad field changes none."""
 
-    provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
-    model: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
-    persona: Annotated[str, Meta(max_length=128)] | None = None
-    system_prompt: Annotated[str, Meta(max_length=100_000)] | None = None
-    params: ModelParams | None = None
     strategy: StrategySpec | None = None
     concurrency: ConcurrencyPolicy | None = None
 

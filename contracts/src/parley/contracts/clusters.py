@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import named_stream
 from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
@@ -75,11 +76,7 @@ def duration_seconds(value: float | str) -> float:
     return float(value[: -len(unit)]) * _UNIT_SECONDS[unit]
 
 
-class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class ResourcePolicy(_Strict):
+class ResourcePolicy(Strict):
     """How the cluster's agents use resources."""
 
     max_concurrent_agents: Annotated[int, Meta(ge=1, le=10_000)] | None = None
@@ -91,7 +88,7 @@ class ResourcePolicy(_Strict):
     """Whether idle agents drop their warm instances (recorded on the cluster)."""
 
 
-class Template(_Strict):
+class Template(Strict):
     """An agent definition replicated N times (names get `-1`, `-2`, …)."""
 
     spec: AgentSpec
@@ -100,7 +97,7 @@ class Template(_Strict):
     """How many agents to create from it."""
 
 
-class ClusterSpec(_Strict):
+class ClusterSpec(Strict):
     """What the cluster holds."""
 
     resource_policy: ResourcePolicy = msgspec.field(default_factory=ResourcePolicy)
@@ -115,7 +112,7 @@ class ClusterSpec(_Strict):
     """Spending limits; each agent without a budget of its own gets this one."""
 
 
-class Metadata(_Strict):
+class Metadata(Strict):
     """Name, namespace and labels."""
 
     name: ClusterName
@@ -126,7 +123,7 @@ class Metadata(_Strict):
     """Labels of the cluster; its agents get them too (their own win)."""
 
 
-class ClusterManifest(_Strict):
+class ClusterManifest(Strict):
     """The whole manifest."""
 
     apiVersion: Literal["parley.dev/v1"]  # noqa: N815 - the manifest's field name
@@ -146,13 +143,7 @@ class ClusterAction(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """`pause` running agents, or `resume` paused (and start created) ones."""
 
 
-class _Command(_Strict, kw_only=True):
-    namespace: str = "default"
-    request_id: str | None = None
-    traceparent: str | None = None
-
-
-class CreateCluster(_Command, kw_only=True):
+class CreateCluster(TracedCommand, kw_only=True):
     """Record the cluster and create (and start) its agents."""
 
     manifest: ClusterManifest
@@ -161,20 +152,20 @@ class CreateCluster(_Command, kw_only=True):
     """Start every agent once all are created."""
 
 
-class UpdateCluster(_Command, kw_only=True):
+class UpdateCluster(TracedCommand, kw_only=True):
     """Pause or resume all agents."""
 
     name: ClusterName
     action: Literal["pause", "resume"]
 
 
-class DeleteCluster(_Command, kw_only=True):
+class DeleteCluster(TracedCommand, kw_only=True):
     """Stop and delete the cluster's agents, then the cluster."""
 
     name: ClusterName
 
 
-class ScaleCluster(_Command, kw_only=True):
+class ScaleCluster(TracedCommand, kw_only=True):
     """Set one agent's instances (`SCALING_IN_PROGRESS` while another scale runs)."""
 
     name: ClusterName

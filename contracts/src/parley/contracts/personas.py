@@ -13,8 +13,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Command
 from parley.contracts.ids import named_stream
-from parley.contracts.registry import Namespace
 
 __all__ = [
     "EVENT_TYPES",
@@ -55,21 +55,14 @@ class PersonaSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 # --- commands (request bodies on parley.cmd.registry.<verb>) ---------------------------
 
 
-class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    namespace: Namespace = "default"
-    """Tenant the persona lives in."""
-    request_id: str | None = None
-    """The edge's request id, kept as the events' correlation id."""
-
-
-class CreatePersona(_Command, kw_only=True):
+class CreatePersona(Command, kw_only=True):
     """Create a persona; a live persona of the same name is `PERSONA_EXISTS`."""
 
     spec: PersonaSpec
     """The definition."""
 
 
-class DeletePersona(_Command, kw_only=True):
+class DeletePersona(Command, kw_only=True):
     """Delete a persona; its name can then be used again. Built-ins cannot be deleted."""
 
     name: Annotated[str, Meta(min_length=1, max_length=128)]

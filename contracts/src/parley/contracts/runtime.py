@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Strict
 from parley.contracts.errors import ErrorBody
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
 
@@ -65,10 +66,6 @@ ConcurrencyPolicy = Literal["reject", "enqueue", "interrupt"]
 RunOutcome = Literal["completed", "failed", "cancelled", "interrupted", "input_required"]
 
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
 class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Tokens and cost of a call or a run."""
 
@@ -84,7 +81,7 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.input_tokens + self.output_tokens
 
 
-class _SessionModel(_Strict):
+class _SessionModel(Strict):
     """The fields settings and patches of a session start with: its model and its prompt."""
 
     provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
@@ -110,7 +107,7 @@ class SessionPatch(_SessionModel):
     concurrency: ConcurrencyPolicy | None = None
 
 
-class ExecutionOptions(_Strict):
+class ExecutionOptions(Strict):
     """How a triggered execution runs."""
 
     timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 300
@@ -124,7 +121,7 @@ class ExecutionOptions(_Strict):
 # --- commands (parley.cmd.runtime.<verb>) ------------------------------------------------
 
 
-class _Command(_Strict, kw_only=True):
+class _Command(Strict, kw_only=True):
     namespace: Namespace = "default"
     request_id: str | None = None
     """The edge's request id, kept as the events' correlation id."""

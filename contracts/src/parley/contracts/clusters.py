@@ -14,7 +14,7 @@ from msgspec import Meta
 
 from parley.contracts.commands import Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import named_stream
+from parley.contracts.ids import NAMESPACE_PATTERN, named_stream
 from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
 
 __all__ = [
@@ -54,7 +54,7 @@ CLUSTER_LABEL = "parley.dev/cluster"
 ClusterName = Annotated[
     str,
     Meta(
-        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        pattern=NAMESPACE_PATTERN,
         description="Unique per namespace: lowercase letters, digits and `-`, 1–63 characters.",
     ),
 ]
@@ -117,7 +117,7 @@ class Metadata(Strict):
 
     name: ClusterName
     """The cluster's name."""
-    namespace: Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")] = "default"
+    namespace: Annotated[str, Meta(pattern=NAMESPACE_PATTERN)] = "default"
     """Tenant; must match the request's namespace when that is given."""
     labels: dict[LabelKey, LabelValue] = {}
     """Labels of the cluster; its agents get them too (their own win)."""

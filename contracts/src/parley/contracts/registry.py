@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from parley.contracts.commands import Command, Strict
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import Namespace, named_stream
+from parley.contracts.ids import ID_PATTERN, Namespace, named_stream
 
 __all__ = [
     "SERVICE",
@@ -61,7 +61,7 @@ AgentName = Annotated[
 Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 LabelKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_./-]{1,63}$")]
 LabelValue = Annotated[str, Meta(max_length=256)]
-AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Agent id.")]
+AgentId = Annotated[str, Meta(pattern=ID_PATTERN, description="Agent id.")]
 
 
 class AgentState(StrEnum):

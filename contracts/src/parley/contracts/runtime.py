@@ -24,6 +24,7 @@ from msgspec import Meta
 
 from parley.contracts.commands import Strict
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import ID_PATTERN, NAMESPACE_PATTERN
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
 
 __all__ = [
@@ -58,8 +59,8 @@ __all__ = [
 
 SERVICE = "runtime"
 
-Id = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Namespace = Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
+Namespace = Annotated[str, Meta(pattern=NAMESPACE_PATTERN)]
 ConcurrencyPolicy = Literal["reject", "enqueue", "interrupt"]
 """What a message does when its session already has a turn running: `reject` (409
 `SESSION_BUSY`), `enqueue` (wait for it, bounded), `interrupt` (cancel it, then run)."""

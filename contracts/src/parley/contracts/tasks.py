@@ -19,6 +19,7 @@ from msgspec import Meta
 
 from parley.contracts.commands import Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import Budget
 
 __all__ = [
@@ -61,7 +62,7 @@ SERVICE = "tasks"
 TASKS_INBOX = "parley.inbox.tasks"
 """Work-queue subject (stream ``PARLEY_INBOX``) of every message to a ``task:``/``run:``."""
 
-AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+AgentId = Annotated[str, Meta(pattern=ID_PATTERN)]
 Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AwardStrategy = Literal["best_bid", "lowest_cost", "fastest", "highest_confidence"]
 GroupStrategy = Literal["parallel", "map-reduce", "pipeline", "race"]

@@ -6,6 +6,7 @@ from itertools import product
 
 import msgspec
 import pytest
+from _builders import refusal
 
 from parley.aggregates.agent import (
     TRANSITIONS,
@@ -117,9 +118,7 @@ def in_state(target: AgentState) -> Agent:
 
 
 def refused(command: RegistryCommand, state: Agent | None) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        decide(state, command, Context(NOW))
-    return info.value
+    return refusal(decide, state, command, Context(NOW))
 
 
 # --- lifecycle -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from typing import Any
 
 import pytest
+from _builders import refusal
 
 from parley.aggregates.agent_spec import validate_cron, validate_spec
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -14,9 +15,7 @@ def spec(**fields: Any) -> AgentSpec:
 
 
 def errors_of(candidate: AgentSpec) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        validate_spec(candidate)
-    return info.value
+    return refusal(validate_spec, candidate)
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,11 @@
 """API keys: given events, when a command, then events or a refusal; and the fold."""
 
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 import msgspec
 import pytest
+from _builders import fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.apikey import (
@@ -17,7 +19,6 @@ from parley.aggregates.apikey import (
     usable,
 )
 from parley.aggregates.decision import Context
-from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.identity import (
     EVENT_TYPES,
@@ -59,36 +60,27 @@ def use(namespace: str = NS) -> RecordApiKeyUse:
 
 def run(state: ApiKey | None, command: KeyCommand, at: datetime = NOW) -> ApiKey | None:
     """Decide at ``at``, then fold the decided events as the store would record them."""
-    version = state.version if state is not None else 0
-    for event_type, payload in decide(state, command, Context(at)).events:
-        version += 1
-        event = Event(
-            id=f"e{version}",
-            source="/parley/registry",
-            type=event_type,
-            subject=KEY,
-            time=at,
-            data=msgspec.to_builtins(payload),
-            stream=apikey_stream(KEY),
-            version=version,
-            namespace=NS,
-        )
-        state = evolve(state, event)
-    return state
+    return fold_decided(
+        evolve,
+        state,
+        decide(state, command, Context(at)).events,
+        version=state.version if state is not None else 0,
+        source="/parley/registry",
+        subject=KEY,
+        time=at,
+        stream=apikey_stream(KEY),
+        namespace=NS,
+    )
 
 
 def given(*commands: KeyCommand) -> ApiKey:
-    state = None
-    for command in commands:
-        state = run(state, command)
+    state = reduce(run, commands, None)
     assert state is not None
     return state
 
 
 def refused(state: ApiKey | None, command: KeyCommand) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        decide(state, command, Context(NOW))
-    return info.value
+    return refusal(decide, state, command, Context(NOW))
 
 
 # --- create ----------------------------------------------------------------------------------
@@ -236,13 +228,12 @@ def test_evolve_accepts_every_event_decide_emits_and_every_event_type_has_a_payl
 
 
 def test_a_corrupt_stream_is_refused_by_the_fold() -> None:
-    created = Event(
-        id="e1",
+    created = stored(
+        "apikey.created",
+        decide(None, issue(), Context(NOW)).events[0][1],
         source="/parley/registry",
-        type="apikey.created",
         subject=KEY,
         time=NOW,
-        data=msgspec.to_builtins(decide(None, issue(), Context(NOW)).events[0][1]),
         stream=apikey_stream(KEY),
         version=1,
     )

@@ -1,10 +1,12 @@
 """The cluster aggregate: given events, when a command, then events or a refusal; the fold."""
 
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 
 import msgspec
 import pytest
+from _builders import fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
@@ -86,24 +88,17 @@ def scale(agent: str = "writer", instances: int = 3) -> ScaleCluster:
 def record(
     state: Cluster | None, decided: list[tuple[str, msgspec.Struct]], at: datetime
 ) -> Cluster | None:
-    version = state.version if state is not None else 0
-    for event_type, payload in decided:
-        version += 1
-        state = evolve(
-            state,
-            Event(
-                id=f"e{version}",
-                source="/parley/registry",
-                type=event_type,
-                subject=NAME,
-                time=at,
-                data=msgspec.to_builtins(payload),
-                stream=cluster_stream(NS, NAME),
-                version=version,
-                namespace=NS,
-            ),
-        )
-    return state
+    return fold_decided(
+        evolve,
+        state,
+        decided,
+        version=state.version if state is not None else 0,
+        source="/parley/registry",
+        subject=NAME,
+        time=at,
+        stream=cluster_stream(NS, NAME),
+        namespace=NS,
+    )
 
 
 def run(state: Cluster | None, command: ClusterCommand, at: datetime = NOW) -> Cluster | None:
@@ -113,17 +108,12 @@ def run(state: Cluster | None, command: ClusterCommand, at: datetime = NOW) -> C
 
 
 def given(*commands: ClusterCommand) -> Cluster | None:
-    state = None
-    for command in commands:
-        state = run(state, command)
-    return state
+    return reduce(run, commands, None)
 
 
 def refused(command: ClusterCommand, state: Cluster | None, at: datetime = NOW) -> ParleyError:
     ids = ids_for(command) if isinstance(command, CreateCluster) else ()
-    with pytest.raises(ParleyError) as info:
-        decide(state, with_ids(command, ids), Context(at))
-    return info.value
+    return refusal(decide, state, with_ids(command, ids), Context(at))
 
 
 # --- create --------------------------------------------------------------------------------
@@ -383,13 +373,13 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, Any], version: int = 1) -> Event:
-    return Event(
+    return stored(
+        event_type,
+        data,
         id="e",
         source="/parley/registry",
-        type=event_type,
         subject=NAME,
         time=NOW,
-        data=data,
         stream=cluster_stream(NS, NAME),
         version=version,
         namespace=NS,

@@ -5,6 +5,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _builders import fold_decided
 
 from parley.aggregates.conversation import Conversation, check, evolve
 from parley.contracts.acl import (
@@ -17,7 +18,6 @@ from parley.contracts.acl import (
     MessageSent,
     Performative,
 )
-from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -36,20 +36,16 @@ def message(message_id: str, performative: P, sender: str, receivers: list[str],
 
 
 def record(events: list[tuple[str, msgspec.Struct]]) -> Conversation:
-    state = None
-    for version, (event_type, payload) in enumerate(events, start=1):
-        event = Event(
-            id=f"e{version}",
-            source="/parley/messaging",
-            type=event_type,
-            subject="c1",
-            time=NOW,
-            data=msgspec.to_builtins(payload),
-            stream="conversation-c1",
-            version=version,
-            position=100 + version,
-        )
-        state = evolve(state, event)
+    state = fold_decided(
+        evolve,
+        None,
+        events,
+        version=0,
+        positions=100,
+        source="/parley/messaging",
+        time=NOW,
+        stream="conversation-c1",
+    )
     assert state is not None
     return state
 

@@ -1,8 +1,10 @@
 """The execution fold, the run's input text, and the scheduler's fire times."""
 
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 
 import pytest
+from _builders import stored
 
 from parley.aggregates.execution import Execution, evolve
 from parley.contracts.envelope import Event
@@ -14,13 +16,11 @@ NOW = datetime(2026, 11, 23, 12, 0, 7, 250_000, tzinfo=UTC)
 
 
 def event(type: str, data: dict, version: int) -> Event:
-    return Event(
-        id=f"e{version}",
+    return stored(
+        type,
+        {"execution_id": "x1", "agent_id": "a1", **data},
         source="/parley/runtime",
-        type=type,
-        subject="x1",
         time=NOW,
-        data={"execution_id": "x1", "agent_id": "a1", **data},
         stream="execution-x1",
         version=version,
         position=100 + version,
@@ -42,9 +42,7 @@ PARKED = {"step": 2, "call_id": "call_0", "tool": "calculator", "arguments": {"e
 
 
 def fold(*events: Event) -> Execution:
-    state = None
-    for e in events:
-        state = evolve(state, e)
+    state = reduce(evolve, events, None)
     assert state is not None
     return state
 

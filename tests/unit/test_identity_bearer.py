@@ -50,17 +50,17 @@ def secret_file(tmp_path: Path) -> Path:
     return path
 
 
-async def hs_verifier(secret_file: Path, **settings: Any) -> BearerVerifier:
+async def started(**settings: Any) -> BearerVerifier:
+    """A verifier for the test's issuer and audience with ``settings``; it must be on."""
     verifier = await BearerVerifier.start(
-        JwtSettings(
-            jwt_issuer=ISSUER,
-            jwt_audience=AUDIENCE,
-            jwt_secret_file=str(secret_file),
-            **settings,
-        )
+        JwtSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, **settings)
     )
     assert verifier is not None
     return verifier
+
+
+async def hs_verifier(secret_file: Path, **settings: Any) -> BearerVerifier:
+    return await started(jwt_secret_file=str(secret_file), **settings)
 
 
 async def reason(verifier: BearerVerifier, token: str) -> str:
@@ -166,10 +166,8 @@ async def test_an_rs256_token_is_verified_with_a_jwks_file(tmp_path: Path) -> No
     _, other = rsa_jwk("k2")
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [public, other]}))
-    verifier = await BearerVerifier.start(
-        JwtSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_file=str(jwks))
-    )
-    assert verifier is not None and verifier.algorithms == ["RS256", "ES256"]
+    verifier = await started(jwt_jwks_file=str(jwks))
+    assert verifier.algorithms == ["RS256", "ES256"]
     token = jwt.encode(claims(), private, "RS256", headers={"kid": "k1"})
     assert (await verifier.verify(token)).roles == {Role.OPERATOR}
     wrong_kid = jwt.encode(claims(), private, "RS256", headers={"kid": "k2"})
@@ -186,10 +184,7 @@ async def test_an_es256_token_is_verified_with_a_jwks_file(tmp_path: Path) -> No
     public: dict[str, Any] = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
     jwks = tmp_path / "jwks.json"
     jwks.write_text(json.dumps({"keys": [{**public, "kid": "ec1", "alg": "ES256"}]}))
-    verifier = await BearerVerifier.start(
-        JwtSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_file=str(jwks))
-    )
-    assert verifier is not None
+    verifier = await started(jwt_jwks_file=str(jwks))
     token = jwt.encode(claims(roles="viewer"), private, "ES256", headers={"kid": "ec1"})
     assert (await verifier.verify(token)).roles == {Role.VIEWER}
 
@@ -233,15 +228,8 @@ async def test_a_jwks_url_is_fetched_at_start_and_again_for_a_new_key(
 ) -> None:
     first, first_public = rsa_jwk("k1")
     jwks_server.keys = [first_public]
-    verifier = await BearerVerifier.start(
-        JwtSettings(
-            jwt_issuer=ISSUER,
-            jwt_audience=AUDIENCE,
-            jwt_jwks_url=jwks_server.url,
-            jwt_jwks_cooldown_s=0,
-        )
-    )
-    assert verifier is not None and jwks_server.fetches == 1
+    verifier = await started(jwt_jwks_url=jwks_server.url, jwt_jwks_cooldown_s=0)
+    assert jwks_server.fetches == 1
     for _ in range(3):
         await verifier.verify(jwt.encode(claims(), first, "RS256", headers={"kid": "k1"}))
     assert jwks_server.fetches == 1  # served from the fetched set
@@ -257,10 +245,7 @@ async def test_made_up_key_ids_fetch_the_jwks_at_most_once_per_cooldown(
 ) -> None:
     private, public = rsa_jwk("k1")
     jwks_server.keys = [public]
-    verifier = await BearerVerifier.start(
-        JwtSettings(jwt_issuer=ISSUER, jwt_audience=AUDIENCE, jwt_jwks_url=jwks_server.url)
-    )
-    assert verifier is not None
+    verifier = await started(jwt_jwks_url=jwks_server.url)
     tokens = [
         jwt.encode(claims(), private, "RS256", headers={"kid": f"made-up-{i}"}) for i in range(20)
     ]

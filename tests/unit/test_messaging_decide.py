@@ -5,6 +5,7 @@ and the edge's view of the same fold.
 """
 
 from datetime import UTC, datetime
+from functools import reduce
 from typing import Any
 
 import msgspec
@@ -57,10 +58,7 @@ def events(decided: list[tuple[str, msgspec.Struct]]) -> list[Event]:
 
 
 def given(*decided: tuple[str, msgspec.Struct]) -> Conversation | None:
-    state = None
-    for event in events(list(decided)):
-        state = evolve(state, event)
-    return state
+    return reduce(evolve, events(list(decided)), None)
 
 
 REQUEST = acl("m1", P.REQUEST, "user:alice", ["a1"], reply_with="ask")

@@ -1,9 +1,11 @@
 """Personas: given events, when a command, then events or a refusal; built-ins; the fold."""
 
 from datetime import UTC, datetime
+from functools import reduce
 
 import msgspec
 import pytest
+from _builders import fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context
@@ -39,37 +41,25 @@ def delete(name: str = "pirate", expected_version: int | None = None) -> DeleteP
 
 def run(state: Persona | None, command: PersonaCommand) -> Persona | None:
     """Decide, then fold the decided events as the store would record them."""
-    version = state.version if state is not None else 0
-    for event_type, payload in decide(state, command, Context(NOW)).events:
-        version += 1
-        state = evolve(
-            state,
-            Event(
-                id=f"e{version}",
-                source="/parley/registry",
-                type=event_type,
-                subject=command.spec.name if isinstance(command, CreatePersona) else command.name,
-                time=NOW,
-                data=msgspec.to_builtins(payload),
-                stream=persona_stream(NS, "pirate"),
-                version=version,
-                namespace=NS,
-            ),
-        )
-    return state
+    return fold_decided(
+        evolve,
+        state,
+        decide(state, command, Context(NOW)).events,
+        version=state.version if state is not None else 0,
+        source="/parley/registry",
+        subject=command.spec.name if isinstance(command, CreatePersona) else command.name,
+        time=NOW,
+        stream=persona_stream(NS, "pirate"),
+        namespace=NS,
+    )
 
 
 def given(*commands: PersonaCommand) -> Persona | None:
-    state = None
-    for command in commands:
-        state = run(state, command)
-    return state
+    return reduce(run, commands, None)
 
 
 def refused(command: PersonaCommand, state: Persona | None) -> ParleyError:
-    with pytest.raises(ParleyError) as info:
-        decide(state, command, Context(NOW))
-    return info.value
+    return refusal(decide, state, command, Context(NOW))
 
 
 def test_creating_a_new_persona_emits_persona_created_with_its_spec() -> None:
@@ -136,13 +126,13 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, object], version: int = 1) -> Event:
-    return Event(
+    return stored(
+        event_type,
+        data,
         id="e",
         source="/parley/registry",
-        type=event_type,
         subject="pirate",
         time=NOW,
-        data=data,
         stream=persona_stream(NS, "pirate"),
         version=version,
         namespace=NS,

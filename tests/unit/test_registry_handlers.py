@@ -9,33 +9,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from _registry import NS, send
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import agent_stream
 from parley.eventstore.memory import MemoryEventStore
 from parley.registry.app import ROUTES
 from parley.registry.handlers import Registry, reply_for_error
-
-NS = "acme"
-
-
-@pytest.fixture
-def store() -> MemoryEventStore:
-    return MemoryEventStore()
-
-
-@pytest.fixture
-def registry(store: MemoryEventStore) -> Registry:
-    return Registry(store)
-
-
-async def send(registry: Registry, verb: str, **body: Any) -> Any:
-    """Serve one command as the service does; the reply, an error reply on a refusal."""
-    command_type, handler = ROUTES[verb]
-    try:
-        return await handler(registry, msgspec.convert({"namespace": NS, **body}, command_type))
-    except Exception as exc:
-        return reply_for_error(exc)
 
 
 async def create(registry: Registry, name: str, **spec: Any) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _registry import NS, send
 
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
@@ -23,18 +24,6 @@ from parley.identity.principal import AuthenticationError
 from parley.registry.app import ROUTES
 from parley.registry.handlers import Registry, reply_for_error
 
-NS = "acme"
-
-
-@pytest.fixture
-def store() -> MemoryEventStore:
-    return MemoryEventStore()
-
-
-@pytest.fixture
-def registry(store: MemoryEventStore) -> Registry:
-    return Registry(store)
-
 
 @pytest.fixture
 async def index(store: MemoryEventStore) -> AsyncIterator[KeyIndex]:
@@ -42,15 +31,6 @@ async def index(store: MemoryEventStore) -> AsyncIterator[KeyIndex]:
     await index.start()
     yield index
     await index.stop()
-
-
-async def send(registry: Registry, verb: str, **body: Any) -> Any:
-    """Serve one command as the service does; the reply, an error reply on a refusal."""
-    command_type, handler = ROUTES[verb]
-    try:
-        return await handler(registry, msgspec.convert({"namespace": NS, **body}, command_type))
-    except Exception as exc:
-        return reply_for_error(exc)
 
 
 async def create(registry: Registry, **body: Any) -> Any:

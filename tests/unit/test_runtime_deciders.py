@@ -1,10 +1,14 @@
 """The session and execution deciders, and the worker's triage: given a state, when a
 command, then these events (or this refusal). Pure: no store, no processes."""
 
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import chain
+from typing import TypeVar
 
 import msgspec
 import pytest
+from _builders import fold_decided
 
 from parley.aggregates import execution, session
 from parley.aggregates.decision import Context
@@ -26,33 +30,28 @@ from parley.runtime.domain import triage
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 CTX = Context(NOW, lambda: "id-1")
+S = TypeVar("S")
+Decided = list[tuple[str, msgspec.Struct]]
 
 
-def recorded(stream: str, decided: list[tuple[str, msgspec.Struct]], start: int) -> list[Event]:
-    return [
-        Event(
-            id=f"e{start + i}",
-            source="/parley/runtime",
-            type=kind,
-            subject=stream.partition("-")[2],
-            time=NOW,
-            data=msgspec.to_builtins(payload),
-            stream=stream,
-            version=start + i,
-            position=start + i,
-        )
-        for i, (kind, payload) in enumerate(decided)
-    ]
-
-
-def fold_session(*decided: list[tuple[str, msgspec.Struct]]) -> session.Session:
-    state, version = None, 1
-    for events in decided:
-        for event in recorded("session-s1", events, version):
-            state = session.evolve(state, event)
-            version += 1
+def folded(evolve: Callable[[S | None, Event], S], stream: str, decided: Iterable[Decided]) -> S:
+    """Fold the batches of ``decided`` events from a new ``stream``, as the store records them."""
+    state = fold_decided(
+        evolve,
+        None,
+        chain.from_iterable(decided),
+        version=0,
+        positions=0,
+        source="/parley/runtime",
+        time=NOW,
+        stream=stream,
+    )
     assert state is not None
     return state
+
+
+def fold_session(*decided: Decided) -> session.Session:
+    return folded(session.evolve, "session-s1", decided)
 
 
 OPEN = Open(session_id="s1", agent_id="a1", settings=SessionSettings())
@@ -116,14 +115,8 @@ REQUEST = Request(
 )
 
 
-def fold_execution(*decided: list[tuple[str, msgspec.Struct]]) -> execution.Execution:
-    state, version = None, 1
-    for events in decided:
-        for event in recorded("execution-x1", events, version):
-            state = execution.evolve(state, event)
-            version += 1
-    assert state is not None
-    return state
+def fold_execution(*decided: Decided) -> execution.Execution:
+    return folded(execution.evolve, "execution-x1", decided)
 
 
 def test_a_repeated_request_is_idempotent_and_a_taken_id_is_refused():

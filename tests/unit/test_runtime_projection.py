@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from _builders import stored
 
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode
@@ -61,14 +62,12 @@ class Feed:
     ) -> Event:
         self.clock += after
         version = self.versions[stream] = self.versions.get(stream, 0) + 1
-        data = payload if isinstance(payload, dict) else msgspec.to_builtins(payload)
-        event = Event(
+        event = stored(
+            type,
+            payload,
             id=f"e{version}-{stream}",
             source="/parley/runtime",
-            type=type,
-            subject=stream.partition("-")[2],
             time=self.clock,
-            data=data,
             stream=stream,
             version=version,
             position=next(self.positions),
@@ -78,13 +77,20 @@ class Feed:
         return event
 
 
+def _start_turn(
+    feed: Feed, session: str, turn: str, message: str = "hi", agent: str | None = "a1"
+) -> Event:
+    """Feed ``turn.started`` of ``turn`` on ``session``."""
+    return feed(
+        f"session-{session}",
+        "turn.started",
+        TurnStarted(turn_id=turn, session_id=session, agent_id=agent, message=message),
+    )
+
+
 def _chat_turn(feed: Feed, session: str, turn: str, agent: str | None = "a1") -> None:
     stream = f"session-{session}"
-    feed(
-        stream,
-        "turn.started",
-        TurnStarted(turn_id=turn, session_id=session, agent_id=agent, message="what time is it?"),
-    )
+    _start_turn(feed, session, turn, "what time is it?", agent)
     feed(
         stream,
         "turn.step_recorded",
@@ -181,11 +187,7 @@ def test_a_turn_folds_into_history_in_order(feed: Feed) -> None:
 
 def test_a_running_turn_is_the_sessions_active_turn(feed: Feed) -> None:
     _open(feed, "s1")
-    feed(
-        "session-s1",
-        "turn.started",
-        TurnStarted(turn_id="t1", session_id="s1", agent_id="a1", message="hi"),
-    )
+    _start_turn(feed, "s1", "t1")
     view = feed.projection.session("default", "s1")
     assert view is not None and view.active_turn is not None
     assert view.active_turn.turn_id == "t1"
@@ -195,11 +197,7 @@ def test_a_running_turn_is_the_sessions_active_turn(feed: Feed) -> None:
 
 def test_a_failed_tool_is_a_tool_entry_with_its_error(feed: Feed) -> None:
     _open(feed, "s1")
-    feed(
-        "session-s1",
-        "turn.started",
-        TurnStarted(turn_id="t1", session_id="s1", agent_id="a1", message="hi"),
-    )
+    _start_turn(feed, "s1", "t1")
     feed(
         "session-s1",
         "tool.failed",
@@ -232,30 +230,19 @@ def test_settings_changes_and_files_are_tracked(feed: Feed) -> None:
             session_id="s1", settings=SessionSettings(model="m2"), changed=["model"]
         ),
     )
-    feed(
-        "session-s1",
-        "file.uploaded",
-        FileUploaded(
-            session_id="s1",
-            file_id="f1",
-            name="a.txt",
-            content_type="text/plain",
-            size=3,
-            sha256="ab",
-        ),
-    )
-    feed(
-        "session-s1",
-        "file.uploaded",
-        FileUploaded(
-            session_id="s1",
-            file_id="f2",
-            name="b.txt",
-            content_type="text/plain",
-            size=4,
-            sha256="cd",
-        ),
-    )
+    for file_id, name, size, sha256 in (("f1", "a.txt", 3, "ab"), ("f2", "b.txt", 4, "cd")):
+        feed(
+            "session-s1",
+            "file.uploaded",
+            FileUploaded(
+                session_id="s1",
+                file_id=file_id,
+                name=name,
+                content_type="text/plain",
+                size=size,
+                sha256=sha256,
+            ),
+        )
     feed("session-s1", "file.deleted", FileDeleted(session_id="s1", file_id="f1"))
     view = feed.projection.session("default", "s1")
     assert view is not None
@@ -508,11 +495,7 @@ def test_budget_and_instances_are_tracked_per_agent(feed: Feed) -> None:
 def test_logs_filter_by_level_time_and_limit(feed: Feed) -> None:
     _open(feed, "s1")
     _chat_turn(feed, "s1", "t1")
-    feed(
-        "session-s1",
-        "turn.started",
-        TurnStarted(turn_id="t2", session_id="s1", agent_id="a1", message="again"),
-    )
+    _start_turn(feed, "s1", "t2", "again")
     feed(
         "session-s1",
         "turn.failed",
@@ -559,11 +542,7 @@ def test_an_unreadable_runtime_event_is_skipped_not_fatal(feed: Feed) -> None:
 
 def test_a_replayed_event_is_ignored(feed: Feed) -> None:
     _open(feed, "s1")
-    event = feed(
-        "session-s1",
-        "turn.started",
-        TurnStarted(turn_id="t1", session_id="s1", agent_id="a1", message="hi"),
-    )
+    event = _start_turn(feed, "s1", "t1")
     feed.projection.apply(event)
     view = feed.projection.session("default", "s1")
     assert view is not None and view.turn_count == 1 and len(view.history) == 1

@@ -1,9 +1,11 @@
 """Pure parts of the runtime: the session fold, budgets, plans and the journal."""
 
 from datetime import UTC, datetime
+from functools import reduce
 
 import msgspec
 import pytest
+from _builders import stored
 
 from parley.aggregates.budget import decide_consume, exhausted, period_of
 from parley.aggregates.budget import evolve as evolve_budget
@@ -18,13 +20,11 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def event(type: str, data: dict, version: int, stream: str = "session-s1") -> Event:
-    return Event(
-        id=f"e{version}",
+    return stored(
+        type,
+        data,
         source="/parley/runtime",
-        type=type,
-        subject=stream.partition("-")[2],
         time=NOW,
-        data=data,
         stream=stream,
         version=version,
         position=version,
@@ -32,10 +32,7 @@ def event(type: str, data: dict, version: int, stream: str = "session-s1") -> Ev
 
 
 def fold(events: list[Event]):
-    state = None
-    for e in events:
-        state = evolve_session(state, e)
-    return state
+    return reduce(evolve_session, events, None)
 
 
 def created() -> Event:
@@ -102,19 +99,7 @@ def test_a_session_stream_must_start_with_its_creation():
 def fold_budget(events):
     state = None
     for i, new in enumerate(events, start=1):
-        state = evolve_budget(
-            state,
-            Event(
-                id=new.id,
-                source=new.source,
-                type=new.type,
-                subject=new.subject,
-                time=new.time,
-                data=new.data,
-                stream="budget-a1",
-                version=i,
-            ),
-        )
+        state = evolve_budget(state, Event.record(new, stream="budget-a1", version=i))
     return state
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from _builders import stored
 
 from parley.contracts.envelope import Event
 from parley.edge.projections.tasks import TasksProjection
@@ -181,13 +182,12 @@ def _recorded() -> list[Event]:
         for version, (kind, data) in enumerate(history, start=1):
             position += 1
             events.append(
-                Event(
+                stored(
+                    kind,
+                    data,
                     id=f"e{position}",
-                    type=kind,
                     source="/parley/tasks",
-                    subject=stream.partition("-")[2],
                     time=T0 + timedelta(seconds=position),
-                    data=data,
                     namespace="ns",
                     stream=stream,
                     version=version,
@@ -195,6 +195,20 @@ def _recorded() -> list[Event]:
                 )
             )
     return events
+
+
+def _log(first_second: int, *entries: tuple[str, str | None]) -> list[dict[str, Any]]:
+    """A view's expected event log: ``(type, agent_id)`` entries from version 1, one a
+    second from 12:00:``first_second`` (an entry names its agent only when it has one)."""
+    return [
+        {
+            "type": kind,
+            "time": f"2026-01-01T12:00:{first_second + offset:02d}.000000Z",
+            "version": offset + 1,
+            **({"agent_id": agent} if agent is not None else {}),
+        }
+        for offset, (kind, agent) in enumerate(entries)
+    ]
 
 
 EXPECTED: dict[str, Any] = {
@@ -248,70 +262,21 @@ EXPECTED: dict[str, Any] = {
         "failure_reason": None,
         "failures": {"a": "no result within 30s"},
         "subtasks": [],
-        "events": [
-            {"type": "task.created", "time": "2026-01-01T12:00:01.000000Z", "version": 1},
-            {"type": "task.cfp_sent", "time": "2026-01-01T12:00:02.000000Z", "version": 2},
-            {
-                "type": "task.proposal_received",
-                "time": "2026-01-01T12:00:03.000000Z",
-                "version": 3,
-                "agent_id": "a",
-            },
-            {
-                "type": "task.proposal_received",
-                "time": "2026-01-01T12:00:04.000000Z",
-                "version": 4,
-                "agent_id": "b",
-            },
-            {
-                "type": "task.refused",
-                "time": "2026-01-01T12:00:05.000000Z",
-                "version": 5,
-                "agent_id": "c",
-            },
-            {
-                "type": "task.rejected",
-                "time": "2026-01-01T12:00:06.000000Z",
-                "version": 6,
-                "agent_id": "d",
-            },
-            {
-                "type": "task.awarded",
-                "time": "2026-01-01T12:00:07.000000Z",
-                "version": 7,
-                "agent_id": "a",
-            },
-            {
-                "type": "task.rejected",
-                "time": "2026-01-01T12:00:08.000000Z",
-                "version": 8,
-                "agent_id": "b",
-            },
-            {
-                "type": "task.progress",
-                "time": "2026-01-01T12:00:09.000000Z",
-                "version": 9,
-                "agent_id": "a",
-            },
-            {
-                "type": "task.awarded",
-                "time": "2026-01-01T12:00:10.000000Z",
-                "version": 10,
-                "agent_id": "b",
-            },
-            {
-                "type": "task.progress",
-                "time": "2026-01-01T12:00:11.000000Z",
-                "version": 11,
-                "agent_id": "b",
-            },
-            {
-                "type": "task.completed",
-                "time": "2026-01-01T12:00:12.000000Z",
-                "version": 12,
-                "agent_id": "b",
-            },
-        ],
+        "events": _log(
+            1,
+            ("task.created", None),
+            ("task.cfp_sent", None),
+            ("task.proposal_received", "a"),
+            ("task.proposal_received", "b"),
+            ("task.refused", "c"),
+            ("task.rejected", "d"),
+            ("task.awarded", "a"),
+            ("task.rejected", "b"),
+            ("task.progress", "a"),
+            ("task.awarded", "b"),
+            ("task.progress", "b"),
+            ("task.completed", "b"),
+        ),
         "created_at": "2026-01-01T12:00:01.000000Z",
         "updated_at": "2026-01-01T12:00:12.000000Z",
         "awarded_at": "2026-01-01T12:00:10.000000Z",
@@ -359,29 +324,15 @@ EXPECTED: dict[str, Any] = {
         "failure_reason": "every awarded agent failed",
         "failures": {"a": "crashed"},
         "subtasks": [],
-        "events": [
-            {"type": "task.created", "time": "2026-01-01T12:00:13.000000Z", "version": 1},
-            {"type": "task.cfp_sent", "time": "2026-01-01T12:00:14.000000Z", "version": 2},
-            {
-                "type": "task.proposal_received",
-                "time": "2026-01-01T12:00:15.000000Z",
-                "version": 3,
-                "agent_id": "a",
-            },
-            {
-                "type": "task.refused",
-                "time": "2026-01-01T12:00:16.000000Z",
-                "version": 4,
-                "agent_id": "b",
-            },
-            {
-                "type": "task.awarded",
-                "time": "2026-01-01T12:00:17.000000Z",
-                "version": 5,
-                "agent_id": "a",
-            },
-            {"type": "task.failed", "time": "2026-01-01T12:00:18.000000Z", "version": 6},
-        ],
+        "events": _log(
+            13,
+            ("task.created", None),
+            ("task.cfp_sent", None),
+            ("task.proposal_received", "a"),
+            ("task.refused", "b"),
+            ("task.awarded", "a"),
+            ("task.failed", None),
+        ),
         "created_at": "2026-01-01T12:00:13.000000Z",
         "updated_at": "2026-01-01T12:00:18.000000Z",
         "awarded_at": "2026-01-01T12:00:17.000000Z",
@@ -413,10 +364,7 @@ EXPECTED: dict[str, Any] = {
         "failure_reason": "changed my mind",
         "failures": {},
         "subtasks": [],
-        "events": [
-            {"type": "task.created", "time": "2026-01-01T12:00:19.000000Z", "version": 1},
-            {"type": "task.cancelled", "time": "2026-01-01T12:00:20.000000Z", "version": 2},
-        ],
+        "events": _log(19, ("task.created", None), ("task.cancelled", None)),
         "created_at": "2026-01-01T12:00:19.000000Z",
         "updated_at": "2026-01-01T12:00:20.000000Z",
         "awarded_at": None,

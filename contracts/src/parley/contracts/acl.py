@@ -27,6 +27,7 @@ import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import ID_PATTERN
 
 __all__ = [
     "EVENT_TYPES",
@@ -59,7 +60,7 @@ Principal = Annotated[
         description="An agent id, or `user:<name>`, `task:<id>`, `run:<id>`.",
     ),
 ]
-ConversationId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ConversationId = Annotated[str, Meta(pattern=ID_PATTERN)]
 Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
 
@@ -155,7 +156,7 @@ class OutgoingMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reply_with: Annotated[str, Meta(max_length=128)] | None = None
     in_reply_to: Annotated[str, Meta(max_length=128)] | None = None
     reply_by: datetime | None = None
-    message_id: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    message_id: Annotated[str, Meta(pattern=ID_PATTERN)] | None = None
     """Chosen by the caller for de-duplication (e.g. from an `Idempotency-Key`)."""
 
 

@@ -7,13 +7,14 @@ on ``cluster-<namespace>-<hash of name>`` and creates its agents (labelled
 ``parley.dev/cluster=<name>``).
 """
 
-import hashlib
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import NAMESPACE_PATTERN, named_stream
 from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
 
 __all__ = [
@@ -53,7 +54,7 @@ CLUSTER_LABEL = "parley.dev/cluster"
 ClusterName = Annotated[
     str,
     Meta(
-        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        pattern=NAMESPACE_PATTERN,
         description="Unique per namespace: lowercase letters, digits and `-`, 1–63 characters.",
     ),
 ]
@@ -75,11 +76,7 @@ def duration_seconds(value: float | str) -> float:
     return float(value[: -len(unit)]) * _UNIT_SECONDS[unit]
 
 
-class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class ResourcePolicy(_Strict):
+class ResourcePolicy(Strict):
     """How the cluster's agents use resources."""
 
     max_concurrent_agents: Annotated[int, Meta(ge=1, le=10_000)] | None = None
@@ -91,7 +88,7 @@ class ResourcePolicy(_Strict):
     """Whether idle agents drop their warm instances (recorded on the cluster)."""
 
 
-class Template(_Strict):
+class Template(Strict):
     """An agent definition replicated N times (names get `-1`, `-2`, …)."""
 
     spec: AgentSpec
@@ -100,7 +97,7 @@ class Template(_Strict):
     """How many agents to create from it."""
 
 
-class ClusterSpec(_Strict):
+class ClusterSpec(Strict):
     """What the cluster holds."""
 
     resource_policy: ResourcePolicy = msgspec.field(default_factory=ResourcePolicy)
@@ -115,18 +112,18 @@ class ClusterSpec(_Strict):
     """Spending limits; each agent without a budget of its own gets this one."""
 
 
-class Metadata(_Strict):
+class Metadata(Strict):
     """Name, namespace and labels."""
 
     name: ClusterName
     """The cluster's name."""
-    namespace: Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")] = "default"
+    namespace: Annotated[str, Meta(pattern=NAMESPACE_PATTERN)] = "default"
     """Tenant; must match the request's namespace when that is given."""
     labels: dict[LabelKey, LabelValue] = {}
     """Labels of the cluster; its agents get them too (their own win)."""
 
 
-class ClusterManifest(_Strict):
+class ClusterManifest(Strict):
     """The whole manifest."""
 
     apiVersion: Literal["parley.dev/v1"]  # noqa: N815 - the manifest's field name
@@ -146,13 +143,7 @@ class ClusterAction(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """`pause` running agents, or `resume` paused (and start created) ones."""
 
 
-class _Command(_Strict, kw_only=True):
-    namespace: str = "default"
-    request_id: str | None = None
-    traceparent: str | None = None
-
-
-class CreateCluster(_Command, kw_only=True):
+class CreateCluster(TracedCommand, kw_only=True):
     """Record the cluster and create (and start) its agents."""
 
     manifest: ClusterManifest
@@ -161,20 +152,20 @@ class CreateCluster(_Command, kw_only=True):
     """Start every agent once all are created."""
 
 
-class UpdateCluster(_Command, kw_only=True):
+class UpdateCluster(TracedCommand, kw_only=True):
     """Pause or resume all agents."""
 
     name: ClusterName
     action: Literal["pause", "resume"]
 
 
-class DeleteCluster(_Command, kw_only=True):
+class DeleteCluster(TracedCommand, kw_only=True):
     """Stop and delete the cluster's agents, then the cluster."""
 
     name: ClusterName
 
 
-class ScaleCluster(_Command, kw_only=True):
+class ScaleCluster(TracedCommand, kw_only=True):
     """Set one agent's instances (`SCALING_IN_PROGRESS` while another scale runs)."""
 
     name: ClusterName
@@ -227,46 +218,42 @@ class ClusterCreated(msgspec.Struct, kw_only=True):
     """One per expanded agent, in manifest order (template replicas `-1`…`-N`)."""
 
 
-class ClusterScaleStarted(msgspec.Struct, kw_only=True):
+class _ScaleEvent(msgspec.Struct, kw_only=True):
+    """The fields of every event of a scale: the cluster, its agent, the instances asked for."""
+
+    name: str
+    agent_id: str
+    agent_name: str
+    instances: int
+
+
+class ClusterScaleStarted(_ScaleEvent, kw_only=True):
     """`cluster.scale_started`: opens the scaling window (other scales get 409)."""
 
-    name: str
-    agent_id: str
-    agent_name: str
-    instances: int
 
-
-class ClusterScaled(msgspec.Struct, kw_only=True):
+class ClusterScaled(_ScaleEvent, kw_only=True):
     """`cluster.scaled`: the agent's `instances` was set; closes the window."""
 
-    name: str
-    agent_id: str
-    agent_name: str
-    instances: int
 
-
-class ClusterScaleFailed(msgspec.Struct, kw_only=True):
+class ClusterScaleFailed(_ScaleEvent, kw_only=True):
     """`cluster.scale_failed`: setting the agent's `instances` failed; closes the window."""
 
-    name: str
-    agent_id: str
-    agent_name: str
-    instances: int
     error: ErrorBody | None = None
 
 
-class ClusterStateChanged(msgspec.Struct, kw_only=True):
+class _ClusterAgentsEvent(msgspec.Struct, kw_only=True):
+    """The fields of an event about all of a cluster's agents."""
+
+    name: str
+    agent_ids: list[str]
+
+
+class ClusterStateChanged(_ClusterAgentsEvent, kw_only=True):
     """`cluster.paused` / `cluster.resumed`."""
 
-    name: str
-    agent_ids: list[str]
 
-
-class ClusterDeleted(msgspec.Struct, kw_only=True):
+class ClusterDeleted(_ClusterAgentsEvent, kw_only=True):
     """`cluster.deleted`: after its agents were stopped and deleted."""
-
-    name: str
-    agent_ids: list[str]
 
 
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -282,5 +269,4 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 
 def cluster_stream(namespace: str, name: str) -> str:
     """Stream of a cluster's events."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return f"cluster-{namespace}-{digest}"
+    return named_stream("cluster", namespace, name)

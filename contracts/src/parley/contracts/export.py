@@ -29,73 +29,61 @@ __all__ = ["SCHEMA_DIR", "render", "write"]
 
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 
+
+def _commands(
+    service: str, reply: type[msgspec.Struct], *commands: tuple[str, type[msgspec.Struct]]
+) -> dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]]:
+    """``<service>.<verb>`` → (its subject, its command type, ``reply``), for each command."""
+    return {
+        f"{service}.{verb}": (subjects.cmd(service, verb), command, reply)
+        for verb, command in commands
+    }
+
+
 COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
-    "registry.create_agent": (
-        subjects.cmd("registry", "create_agent"),
-        registry.CreateAgent,
+    **_commands(
+        "registry",
         registry.CommandReply,
+        ("create_agent", registry.CreateAgent),
+        ("update_agent", registry.UpdateAgent),
+        ("agent_action", registry.AgentActionCommand),
+        ("delete_agent", registry.DeleteAgent),
+        ("create_persona", personas.CreatePersona),
+        ("delete_persona", personas.DeletePersona),
     ),
-    "registry.update_agent": (
-        subjects.cmd("registry", "update_agent"),
-        registry.UpdateAgent,
-        registry.CommandReply,
+    **_commands(
+        "registry",
+        clusters.ClusterReply,
+        ("create_cluster", clusters.CreateCluster),
+        ("update_cluster", clusters.UpdateCluster),
+        ("delete_cluster", clusters.DeleteCluster),
+        ("scale_cluster", clusters.ScaleCluster),
     ),
-    "registry.agent_action": (
-        subjects.cmd("registry", "agent_action"),
-        registry.AgentActionCommand,
-        registry.CommandReply,
+    **_commands(acl.SERVICE, acl.MessageReply, ("send", acl.SendMessage)),
+    **_commands(
+        tasks.SERVICE,
+        tasks.TaskReply,
+        ("create_task", tasks.CreateTask),
+        ("distribute_task", tasks.DistributeTask),
+        ("cancel_task", tasks.CancelTask),
+        ("start_run", tasks.StartRun),
     ),
-    "registry.delete_agent": (
-        subjects.cmd("registry", "delete_agent"),
-        registry.DeleteAgent,
-        registry.CommandReply,
+    **_commands(
+        "runtime",
+        runtime.RuntimeReply,
+        ("create_session", runtime.CreateSession),
+        ("update_session", runtime.UpdateSession),
+        ("set_session_tools", runtime.SetSessionTools),
+        ("delete_session", runtime.DeleteSession),
+        ("delete_sessions", runtime.DeleteSessions),
+        ("upload_file", runtime.UploadFile),
+        ("delete_file", runtime.DeleteFile),
+        ("chat", runtime.Chat),
+        ("cancel_turn", runtime.CancelTurn),
+        ("trigger_execution", runtime.TriggerExecution),
+        ("execution_input", runtime.ExecutionInput),
+        ("cancel_execution", runtime.CancelExecution),
     ),
-    "registry.create_persona": (
-        subjects.cmd("registry", "create_persona"),
-        personas.CreatePersona,
-        registry.CommandReply,
-    ),
-    "registry.delete_persona": (
-        subjects.cmd("registry", "delete_persona"),
-        personas.DeletePersona,
-        registry.CommandReply,
-    ),
-    **{
-        f"registry.{verb}": (subjects.cmd("registry", verb), command, clusters.ClusterReply)
-        for verb, command in (
-            ("create_cluster", clusters.CreateCluster),
-            ("update_cluster", clusters.UpdateCluster),
-            ("delete_cluster", clusters.DeleteCluster),
-            ("scale_cluster", clusters.ScaleCluster),
-        )
-    },
-    "messaging.send": (subjects.cmd(acl.SERVICE, "send"), acl.SendMessage, acl.MessageReply),
-    **{
-        f"tasks.{verb}": (subjects.cmd(tasks.SERVICE, verb), command, tasks.TaskReply)
-        for verb, command in (
-            ("create_task", tasks.CreateTask),
-            ("distribute_task", tasks.DistributeTask),
-            ("cancel_task", tasks.CancelTask),
-            ("start_run", tasks.StartRun),
-        )
-    },
-    **{
-        f"runtime.{verb}": (subjects.cmd("runtime", verb), command, runtime.RuntimeReply)
-        for verb, command in (
-            ("create_session", runtime.CreateSession),
-            ("update_session", runtime.UpdateSession),
-            ("set_session_tools", runtime.SetSessionTools),
-            ("delete_session", runtime.DeleteSession),
-            ("delete_sessions", runtime.DeleteSessions),
-            ("upload_file", runtime.UploadFile),
-            ("delete_file", runtime.DeleteFile),
-            ("chat", runtime.Chat),
-            ("cancel_turn", runtime.CancelTurn),
-            ("trigger_execution", runtime.TriggerExecution),
-            ("execution_input", runtime.ExecutionInput),
-            ("cancel_execution", runtime.CancelExecution),
-        )
-    },
 }
 """Command name → (subject, request type, reply type)."""
 

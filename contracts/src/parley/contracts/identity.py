@@ -18,8 +18,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Command
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import ID_PATTERN, Id, Namespace
+from parley.contracts.ids import ID_PATTERN, Id
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -83,11 +84,7 @@ def apikey_stream(key_id: str) -> str:
 # --- commands (request bodies on parley.cmd.registry.<verb>) ---------------------------
 
 
-class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    namespace: Namespace = "default"
-    """The namespace the key belongs to (the events' namespace)."""
-    request_id: str | None = None
-    """The edge's request id, kept as the events' correlation id."""
+class _Command(Command, kw_only=True):
     actor: Principal | None = None
     """Id of the principal that sent the command (set by the edge, recorded in the event)."""
 

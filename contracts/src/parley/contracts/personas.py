@@ -5,7 +5,6 @@ personas ship with this package (``data/personas/*.md``), are visible in every n
 cannot be created over or deleted. An agent's ``persona`` names one of either kind.
 """
 
-import hashlib
 import tomllib
 from functools import cache
 from importlib.resources import files
@@ -14,7 +13,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.registry import Namespace
+from parley.contracts.commands import Command
+from parley.contracts.ids import named_stream
 
 __all__ = [
     "EVENT_TYPES",
@@ -55,21 +55,14 @@ class PersonaSpec(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 # --- commands (request bodies on parley.cmd.registry.<verb>) ---------------------------
 
 
-class _Command(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    namespace: Namespace = "default"
-    """Tenant the persona lives in."""
-    request_id: str | None = None
-    """The edge's request id, kept as the events' correlation id."""
-
-
-class CreatePersona(_Command, kw_only=True):
+class CreatePersona(Command, kw_only=True):
     """Create a persona; a live persona of the same name is `PERSONA_EXISTS`."""
 
     spec: PersonaSpec
     """The definition."""
 
 
-class DeletePersona(_Command, kw_only=True):
+class DeletePersona(Command, kw_only=True):
     """Delete a persona; its name can then be used again. Built-ins cannot be deleted."""
 
     name: Annotated[str, Meta(min_length=1, max_length=128)]
@@ -128,8 +121,7 @@ class PersonaView(msgspec.Struct, kw_only=True):
 
 def persona_stream(namespace: str, name: str) -> str:
     """Stream name of a persona's events (the name hashed, as in ``name_stream``)."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return f"persona-{namespace}-{digest}"
+    return named_stream("persona", namespace, name)
 
 
 @cache

@@ -4,14 +4,15 @@ Commands come from outside and forbid unknown fields; events do not (old readers
 fields). Event payloads are the ``data`` of an :class:`~parley.contracts.envelope.Event`.
 """
 
-import hashlib
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Command, Strict
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import ID_PATTERN, Namespace, named_stream
 
 __all__ = [
     "SERVICE",
@@ -57,13 +58,10 @@ AgentName = Annotated[
         description="Unique per namespace; any printable characters except `/`.",
     ),
 ]
-Namespace = Annotated[
-    str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", description="Tenant name.")
-]
 Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 LabelKey = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_./-]{1,63}$")]
 LabelValue = Annotated[str, Meta(max_length=256)]
-AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Agent id.")]
+AgentId = Annotated[str, Meta(pattern=ID_PATTERN, description="Agent id.")]
 
 
 class AgentState(StrEnum):
@@ -86,11 +84,7 @@ class AgentAction(StrEnum):
     FAIL = "fail"
 
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
-
-
-class ModelParams(_Strict):
+class ModelParams(Strict):
     """Model parameters, passed to the provider."""
 
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
@@ -105,7 +99,7 @@ class ModelParams(_Strict):
     """Thinking-token budget for models that support it."""
 
 
-class ToolSpec(_Strict):
+class ToolSpec(Strict):
     """A tool the agent may call, with its configuration."""
 
     name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
@@ -114,7 +108,7 @@ class ToolSpec(_Strict):
     """Tool configuration, validated against the tool's JSON Schema."""
 
 
-class StrategySpec(_Strict):
+class StrategySpec(Strict):
     """How the agent works a request."""
 
     name: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")] = "reactive"
@@ -123,7 +117,7 @@ class StrategySpec(_Strict):
     """Strategy options, e.g. `max_iterations`."""
 
 
-class Trigger(_Strict):
+class Trigger(Strict):
     """What starts the agent's work."""
 
     type: Literal["manual", "webhook", "periodic"] = "manual"
@@ -134,7 +128,7 @@ class Trigger(_Strict):
     """For `periodic`: a five-field cron expression instead of an interval."""
 
 
-class Memory(_Strict):
+class Memory(Strict):
     """Semantic memory settings."""
 
     enabled: bool = False
@@ -143,7 +137,7 @@ class Memory(_Strict):
     """Who shares the memory."""
 
 
-class Bidding(_Strict):
+class Bidding(Strict):
     """How the agent answers a Contract Net `cfp`.
 
     The deterministic policy refuses a task whose required capabilities the agent lacks, or
@@ -165,7 +159,7 @@ class Bidding(_Strict):
     """Always refuse (an agent that never takes tendered work)."""
 
 
-class Budget(_Strict):
+class Budget(Strict):
     """Spending limits; calls past them are refused with `BUDGET_EXCEEDED`."""
 
     max_tokens: Annotated[int, Meta(ge=1)] | None = None
@@ -176,7 +170,7 @@ class Budget(_Strict):
     """Window the budget applies to."""
 
 
-class AgentSpec(_Strict):
+class AgentSpec(Strict):
     """An agent's definition: everything a user configures."""
 
     name: AgentName
@@ -215,7 +209,7 @@ class AgentSpec(_Strict):
     """How the agent bids for tendered tasks."""
 
 
-class AgentPatch(_Strict):
+class AgentPatch(Strict):
     """A partial update: fields present replace the definition's (labels merge; null removes)."""
 
     name: AgentName | None = None
@@ -240,14 +234,7 @@ class AgentPatch(_Strict):
 # --- commands (request bodies on parley.cmd.registry.<verb>) ---------------------------
 
 
-class _Command(_Strict, kw_only=True):
-    namespace: Namespace = "default"
-    """Tenant the agent lives in."""
-    request_id: str | None = None
-    """The edge's request id, kept as the events' correlation id."""
-
-
-class CreateAgent(_Command, kw_only=True):
+class CreateAgent(Command, kw_only=True):
     """Register a new agent (state `created`)."""
 
     spec: AgentSpec
@@ -256,7 +243,7 @@ class CreateAgent(_Command, kw_only=True):
     """Id to use; derived from an idempotency key so a retried create lands once."""
 
 
-class UpdateAgent(_Command, kw_only=True):
+class UpdateAgent(Command, kw_only=True):
     """Change an agent's definition; each change is a new version."""
 
     agent_id: AgentId
@@ -265,7 +252,7 @@ class UpdateAgent(_Command, kw_only=True):
     """`If-Match`: refuse with `CONCURRENCY_CONFLICT` unless the agent is at this version."""
 
 
-class AgentActionCommand(_Command, kw_only=True):
+class AgentActionCommand(Command, kw_only=True):
     """Drive the lifecycle: start, pause, resume, stop, fail."""
 
     agent_id: AgentId
@@ -276,7 +263,7 @@ class AgentActionCommand(_Command, kw_only=True):
     expected_version: int | None = None
 
 
-class DeleteAgent(_Command, kw_only=True):
+class DeleteAgent(Command, kw_only=True):
     """Tombstone an agent: its events stay, it disappears from views, its name is freed."""
 
     agent_id: AgentId
@@ -337,18 +324,19 @@ class AgentDeleted(msgspec.Struct, kw_only=True):
     reason: str | None = None
 
 
-class AgentNameClaimed(msgspec.Struct, kw_only=True):
+class _NameClaimEvent(msgspec.Struct, kw_only=True):
+    """The fields of an event about an agent name: the name and the agent holding it."""
+
+    name: str
+    agent_id: str
+
+
+class AgentNameClaimed(_NameClaimEvent, kw_only=True):
     """A name taken in a namespace (stream `agentname-<namespace>-<hash>`)."""
 
-    name: str
-    agent_id: str
 
-
-class AgentNameReleased(msgspec.Struct, kw_only=True):
+class AgentNameReleased(_NameClaimEvent, kw_only=True):
     """A name was freed by a delete or a rename."""
-
-    name: str
-    agent_id: str
 
 
 AgentEvent = AgentCreated | AgentUpdated | AgentStateChanged | AgentDeleted
@@ -382,5 +370,4 @@ def agent_stream(agent_id: str) -> str:
 
 def name_stream(namespace: str, name: str) -> str:
     """Stream name of the claims on an agent name in a namespace."""
-    digest = hashlib.sha256(name.encode()).hexdigest()[:32]
-    return f"agentname-{namespace}-{digest}"
+    return named_stream("agentname", namespace, name)

@@ -22,7 +22,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Strict
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import ID_PATTERN, NAMESPACE_PATTERN
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
 
 __all__ = [
@@ -57,16 +59,12 @@ __all__ = [
 
 SERVICE = "runtime"
 
-Id = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-Namespace = Annotated[str, Meta(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
+Namespace = Annotated[str, Meta(pattern=NAMESPACE_PATTERN)]
 ConcurrencyPolicy = Literal["reject", "enqueue", "interrupt"]
 """What a message does when its session already has a turn running: `reject` (409
 `SESSION_BUSY`), `enqueue` (wait for it, bounded), `interrupt` (cancel it, then run)."""
 RunOutcome = Literal["completed", "failed", "cancelled", "interrupted", "input_required"]
-
-
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
 
 
 class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -84,33 +82,33 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.input_tokens + self.output_tokens
 
 
-class SessionSettings(_Strict):
-    """How a session's turns run. For an agent's session, unset fields follow the agent."""
+class _SessionModel(Strict):
+    """The fields settings and patches of a session start with: its model and its prompt."""
 
     provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
     model: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
     persona: Annotated[str, Meta(max_length=128)] | None = None
     system_prompt: Annotated[str, Meta(max_length=100_000)] | None = None
     params: ModelParams | None = None
+
+
+class SessionSettings(_SessionModel):
+    """How a session's turns run. For an agent's session, unset fields follow the agent."""
+
     tools: Annotated[list[ToolSpec], Meta(max_length=64)] | None = None
     strategy: StrategySpec | None = None
     concurrency: ConcurrencyPolicy = "reject"
     """Default policy for a message that arrives while a turn runs."""
 
 
-class SessionPatch(_Strict):
+class SessionPatch(_SessionModel):
     """Fields to change; absent fields stay. All or nothing: one bad field changes none."""
 
-    provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")] | None = None
-    model: Annotated[str, Meta(min_length=1, max_length=128)] | None = None
-    persona: Annotated[str, Meta(max_length=128)] | None = None
-    system_prompt: Annotated[str, Meta(max_length=100_000)] | None = None
-    params: ModelParams | None = None
     strategy: StrategySpec | None = None
     concurrency: ConcurrencyPolicy | None = None
 
 
-class ExecutionOptions(_Strict):
+class ExecutionOptions(Strict):
     """How a triggered execution runs."""
 
     timeout_seconds: Annotated[float, Meta(gt=0, le=3600)] = 300
@@ -124,7 +122,7 @@ class ExecutionOptions(_Strict):
 # --- commands (parley.cmd.runtime.<verb>) ------------------------------------------------
 
 
-class _Command(_Strict, kw_only=True):
+class _Command(Strict, kw_only=True):
     namespace: Namespace = "default"
     request_id: str | None = None
     """The edge's request id, kept as the events' correlation id."""
@@ -363,35 +361,32 @@ class StepRecorded(msgspec.Struct, kw_only=True, omit_defaults=True):
     duration_ms: float = 0.0
 
 
-class ToolCalled(msgspec.Struct, kw_only=True):
-    """A run is about to call a tool."""
+class _ToolCallEvent(msgspec.Struct, kw_only=True):
+    """The fields every ``tool.*`` event starts with: which call of which run."""
 
     run_id: str
     step: int
     call_id: str
     name: str
+
+
+class ToolCalled(_ToolCallEvent, kw_only=True):
+    """A run is about to call a tool."""
+
     arguments: dict[str, Any]
 
 
-class ToolCompleted(msgspec.Struct, kw_only=True):
+class ToolCompleted(_ToolCallEvent, kw_only=True):
     """A tool call returned."""
 
-    run_id: str
-    step: int
-    call_id: str
-    name: str
     content: str
     data: Any = None
     duration_ms: float
 
 
-class ToolFailed(msgspec.Struct, kw_only=True):
+class ToolFailed(_ToolCallEvent, kw_only=True):
     """A tool call failed; the model is told why."""
 
-    run_id: str
-    step: int
-    call_id: str
-    name: str
     code: str
     message: str
     duration_ms: float

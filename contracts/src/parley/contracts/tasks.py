@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.commands import Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
+from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import Budget
 
 __all__ = [
@@ -60,18 +62,14 @@ SERVICE = "tasks"
 TASKS_INBOX = "parley.inbox.tasks"
 """Work-queue subject (stream ``PARLEY_INBOX``) of every message to a ``task:``/``run:``."""
 
-AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+AgentId = Annotated[str, Meta(pattern=ID_PATTERN)]
 Capability = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 AwardStrategy = Literal["best_bid", "lowest_cost", "fastest", "highest_confidence"]
 GroupStrategy = Literal["parallel", "map-reduce", "pipeline", "race"]
 TaskStatus = Literal["created", "announced", "awarded", "completed", "failed", "cancelled"]
 
 
-class _Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class Requirements(_Strict):
+class Requirements(Strict):
     """Who may bid: agents with every capability and at least this performance score."""
 
     capabilities: Annotated[list[Capability], Meta(max_length=32)] = []
@@ -79,7 +77,7 @@ class Requirements(_Strict):
     """An agent's success rate over its finished turns and executions (1.0 with none)."""
 
 
-class TaskSpec(_Strict):
+class TaskSpec(Strict):
     """A piece of work to put out to tender."""
 
     name: Annotated[str, Meta(min_length=1, max_length=256)]
@@ -100,13 +98,7 @@ class Proposal(msgspec.Struct, kw_only=True):
     confidence: Annotated[float, Meta(ge=0, le=1)]
 
 
-class _Command(_Strict, kw_only=True):
-    namespace: str = "default"
-    request_id: str | None = None
-    traceparent: str | None = None
-
-
-class CreateTask(_Command, kw_only=True):
+class CreateTask(TracedCommand, kw_only=True):
     """Record a task (status `created`)."""
 
     spec: TaskSpec
@@ -114,7 +106,7 @@ class CreateTask(_Command, kw_only=True):
     min_position: int = 0
 
 
-class DistributeTask(_Command, kw_only=True):
+class DistributeTask(TracedCommand, kw_only=True):
     """Run the Contract Net for a task."""
 
     task_id: AgentId
@@ -128,14 +120,14 @@ class DistributeTask(_Command, kw_only=True):
     far along."""
 
 
-class CancelTask(_Command, kw_only=True):
+class CancelTask(TracedCommand, kw_only=True):
     """Cancel a task; the contractor gets a FIPA `cancel`."""
 
     task_id: AgentId
     reason: Annotated[str, Meta(max_length=1024)] | None = None
 
 
-class StartRun(_Command, kw_only=True):
+class StartRun(TracedCommand, kw_only=True):
     """Run a cluster's agents on one input by a group strategy."""
 
     cluster: Annotated[str, Meta(min_length=1, max_length=128)]

@@ -76,6 +76,16 @@ _EXCLUSIVE = {"system_prompt": "persona", "persona": "system_prompt"}
 class CorruptStreamError(Exception):
     """A stream holds events no valid history produces (e.g. an update before the create)."""
 
+    @classmethod
+    def again(cls, event: Event) -> "CorruptStreamError":
+        """``event`` (a create) comes where its aggregate already exists."""
+        return cls(f"{event.stream}: {event.type} at version {event.version}")
+
+    @classmethod
+    def before(cls, event: Event, created: str) -> "CorruptStreamError":
+        """``event`` comes before the aggregate's ``created`` event."""
+        return cls(f"{event.stream}: {event.type} before {created}")
+
 
 class Agent(msgspec.Struct, frozen=True, kw_only=True):
     """An agent as folded from its stream."""
@@ -111,7 +121,7 @@ def evolve(state: Agent | None, event: Event) -> Agent | None:
     payload_type = EVENT_TYPES.get(event.type)
     if event.type == "agent.created":
         if state is not None:
-            raise CorruptStreamError(f"{event.stream}: agent.created at version {event.version}")
+            raise CorruptStreamError.again(event)
         created = msgspec.convert(event.data, AgentCreated)
         return Agent(
             id=created.agent_id,
@@ -125,7 +135,7 @@ def evolve(state: Agent | None, event: Event) -> Agent | None:
     if state is None:
         if payload_type is None:
             return None
-        raise CorruptStreamError(f"{event.stream}: {event.type} before agent.created")
+        raise CorruptStreamError.before(event, "agent.created")
     bump: dict[str, Any] = {"version": event.version, "updated_at": event.time}
     if event.type == "agent.updated":
         bump["spec"] = msgspec.convert(event.data, AgentUpdated).spec

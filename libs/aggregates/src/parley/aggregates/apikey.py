@@ -124,7 +124,7 @@ def evolve(state: ApiKey | None, event: Event) -> ApiKey | None:
     """
     if event.type == "apikey.created":
         if state is not None:
-            raise CorruptStreamError(f"{event.stream}: apikey.created at version {event.version}")
+            raise CorruptStreamError.again(event)
         created = msgspec.convert(event.data, ApiKeyCreated)
         return ApiKey(
             **msgspec.structs.asdict(created),
@@ -133,7 +133,7 @@ def evolve(state: ApiKey | None, event: Event) -> ApiKey | None:
             version=event.version,
         )
     if state is None:
-        raise CorruptStreamError(f"{event.stream}: {event.type} before apikey.created")
+        raise CorruptStreamError.before(event, "apikey.created")
     replace = msgspec.structs.replace
     if event.type == "apikey.rotated":
         rotated = msgspec.convert(event.data, ApiKeyRotated)

@@ -359,7 +359,7 @@ def evolve(state: Cluster | None, event: Event) -> Cluster | None:
     """
     if event.type == "cluster.created":
         if state is not None and state.live:
-            raise CorruptStreamError(f"{event.stream}: cluster.created at version {event.version}")
+            raise CorruptStreamError.again(event)
         created = msgspec.convert(event.data, ClusterCreated)
         return Cluster(
             name=created.name,
@@ -373,7 +373,7 @@ def evolve(state: Cluster | None, event: Event) -> Cluster | None:
         )
     if state is None:
         if event.type in EVENT_TYPES:
-            raise CorruptStreamError(f"{event.stream}: {event.type} before cluster.created")
+            raise CorruptStreamError.before(event, "cluster.created")
         return None
     bump: dict[str, Any] = {"version": event.version, "updated_at": event.time}
     if event.type == "cluster.paused":

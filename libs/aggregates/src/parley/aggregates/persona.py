@@ -59,7 +59,7 @@ def evolve(state: Persona | None, event: Event) -> Persona | None:
     """
     if event.type == "persona.created":
         if state is not None and not state.deleted:
-            raise CorruptStreamError(f"{event.stream}: persona.created at version {event.version}")
+            raise CorruptStreamError.again(event)
         created = msgspec.convert(event.data, PersonaCreated)
         return Persona(
             namespace=event.namespace,
@@ -69,7 +69,7 @@ def evolve(state: Persona | None, event: Event) -> Persona | None:
         )
     if state is None:
         if event.type == "persona.deleted":
-            raise CorruptStreamError(f"{event.stream}: persona.deleted before persona.created")
+            raise CorruptStreamError.before(event, "persona.created")
         return None
     if event.type == "persona.deleted":
         return msgspec.structs.replace(state, deleted=True, version=event.version)

@@ -1,0 +1,77 @@
+"""Builders shared by the unit tests: events as the store records them, and folding them."""
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+
+from parley.contracts.envelope import Event
+from parley.contracts.errors import ParleyError
+
+__all__ = ["fold_decided", "refusal", "stored"]
+
+S = TypeVar("S")
+
+
+def stored(
+    event_type: str,
+    payload: msgspec.Struct | dict[str, Any],
+    *,
+    stream: str,
+    version: int,
+    source: str,
+    time: datetime,
+    subject: str | None = None,
+    id: str | None = None,
+    namespace: str = "default",
+    position: int = 0,
+) -> Event:
+    """``payload`` recorded at ``version`` of ``stream``, as the store hands it back.
+
+    ``subject`` defaults to the stream's id (what follows the category), ``id`` to
+    ``e<version>``; a Struct payload is stored as its builtins, a dict as it is.
+    """
+    return Event(
+        id=f"e{version}" if id is None else id,
+        source=source,
+        type=event_type,
+        subject=stream.partition("-")[2] if subject is None else subject,
+        time=time,
+        data=payload if isinstance(payload, dict) else msgspec.to_builtins(payload),
+        stream=stream,
+        version=version,
+        position=position,
+        namespace=namespace,
+    )
+
+
+def fold_decided(
+    evolve: Callable[[S | None, Event], S],
+    state: S | None,
+    decided: Iterable[tuple[str, msgspec.Struct]],
+    *,
+    version: int,
+    positions: int | None = None,
+    **where: Any,
+) -> S | None:
+    """Fold ``decided`` onto ``state`` (at ``version``), each recorded by :func:`stored`.
+
+    With ``positions``, an event's global position is its version plus ``positions``
+    (else 0, not yet recorded).
+    """
+    for event_type, payload in decided:
+        version += 1
+        position = 0 if positions is None else version + positions
+        state = evolve(
+            state, stored(event_type, payload, version=version, position=position, **where)
+        )
+    return state
+
+
+def refusal(decide: Callable[..., object], *arguments: object) -> ParleyError:
+    """The :class:`ParleyError` that ``decide(*arguments)`` raises (the test fails if none)."""
+    with pytest.raises(ParleyError) as info:
+        decide(*arguments)
+    return info.value

@@ -4,8 +4,8 @@ Against the session's stack, plus edge processes this module starts on the same 
 their own settings: a "tuned" edge (short body timeouts, a CORS allow-list, an agents quota)
 and two edges with a rate limit of 20/s that share their counters through NATS KV.
 
-Rate-limited clients bind their own loopback address (127.0.0.x): until a request carries a
-principal, the limit is keyed by the client address, so each test gets a caller of its own.
+Limits count per principal: each rate-limit test gets a key of its own (and binds its own
+loopback address, 127.0.0.x, which is what counts for a request without a principal).
 """
 
 import asyncio
@@ -13,10 +13,12 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+from tests_support import auth_headers
 
 from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack
@@ -70,18 +72,39 @@ def limited(stack: Stack) -> Iterator[tuple[str, str]]:
         stack.stop_process(key)
 
 
+@pytest.fixture(scope="module")
+def key(stack: Stack) -> dict[str, str]:
+    """The stack's admin key, as the header every edge of the stack accepts."""
+    return auth_headers(stack)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A fresh rate-limit caller: a key of its own (limits count per principal), from a
+    loopback address no other test uses."""
+
+    transport: httpx.AsyncHTTPTransport
+    headers: dict[str, str]
+
+
 @pytest.fixture
-async def caller() -> AsyncIterator[httpx.AsyncHTTPTransport]:
-    """A transport bound to a loopback address no other test uses: a fresh rate-limit caller."""
+async def caller(client: httpx.AsyncClient) -> AsyncIterator[Caller]:
+    made = await client.post(
+        "/api/v1/keys",
+        json={"name": f"caller-{uuid.uuid4().hex[:8]}", "roles": ["admin"], "namespaces": ["*"]},
+    )
+    assert made.status_code == 201, made.text
     transport = httpx.AsyncHTTPTransport(local_address=f"127.0.0.{next(_next_address)}")
-    yield transport
+    yield Caller(transport, {"X-API-Key": made.json()["data"]["secret"]})
     await transport.aclose()
 
 
 async def _burst(
-    transport: httpx.AsyncHTTPTransport, urls: list[str], path: str, method: str = "GET"
+    caller: Caller, urls: list[str], path: str, method: str = "GET"
 ) -> list[httpx.Response]:
-    async with httpx.AsyncClient(transport=transport, timeout=20) as http:
+    async with httpx.AsyncClient(
+        transport=caller.transport, timeout=20, headers=caller.headers
+    ) as http:
         return list(await asyncio.gather(*(http.request(method, url + path) for url in urls)))
 
 
@@ -104,7 +127,7 @@ def _assert_exact_limit(responses: list[httpx.Response], limit: int) -> None:
 
 
 async def test_fifty_concurrent_requests_at_twenty_per_second_let_exactly_twenty_pass(
-    limited: tuple[str, str], caller: httpx.AsyncHTTPTransport
+    limited: tuple[str, str], caller: Caller
 ) -> None:
     responses = await _burst(caller, [limited[0]] * 50, "/api/v1/agents")
     _assert_exact_limit(responses, RATE)
@@ -112,7 +135,7 @@ async def test_fifty_concurrent_requests_at_twenty_per_second_let_exactly_twenty
 
 
 async def test_the_limit_holds_across_two_edge_processes(
-    limited: tuple[str, str], caller: httpx.AsyncHTTPTransport
+    limited: tuple[str, str], caller: Caller
 ) -> None:
     responses = await _burst(caller, [limited[0], limited[1]] * 25, "/api/v1/agents")
     _assert_exact_limit(responses, RATE)
@@ -121,7 +144,7 @@ async def test_the_limit_holds_across_two_edge_processes(
 
 
 async def test_a_window_ends_and_the_caller_may_go_on(
-    limited: tuple[str, str], caller: httpx.AsyncHTTPTransport
+    limited: tuple[str, str], caller: Caller
 ) -> None:
     first = await _burst(caller, [limited[0]] * (RATE + 5), "/api/v1/agents")
     assert sum(r.status_code == 429 for r in first) == 5
@@ -131,7 +154,7 @@ async def test_a_window_ends_and_the_caller_may_go_on(
 
 
 async def test_model_calling_routes_have_their_own_lower_limit(
-    limited: tuple[str, str], caller: httpx.AsyncHTTPTransport
+    limited: tuple[str, str], caller: Caller
 ) -> None:
     agent = f"/api/v1/agents/{uuid.uuid4().hex}"
     model = await _burst(caller, [limited[0], limited[1]] * 5, f"{agent}/chat", method="POST")
@@ -143,7 +166,7 @@ async def test_model_calling_routes_have_their_own_lower_limit(
 
 
 async def test_health_and_the_docs_are_not_limited(
-    limited: tuple[str, str], caller: httpx.AsyncHTTPTransport
+    limited: tuple[str, str], caller: Caller
 ) -> None:
     for path in ("/health", "/ready", "/schema/openapi.json"):
         responses = await _burst(caller, [limited[0]] * (RATE + 10), path)
@@ -155,10 +178,10 @@ async def test_health_and_the_docs_are_not_limited(
 
 
 async def test_an_agent_over_the_namespace_quota_is_refused_before_it_is_created(
-    tuned: str,
+    tuned: str, key: dict[str, str]
 ) -> None:
     namespace = f"quota-{uuid.uuid4().hex[:10]}"
-    headers = {"X-Parley-Namespace": namespace}
+    headers = {"X-Parley-Namespace": namespace, **key}
     async with httpx.AsyncClient(base_url=tuned, timeout=10, headers=headers) as http:
         made = [await http.post("/api/v1/agents", json={"name": f"q{i}"}) for i in range(QUOTA)]
         assert [r.status_code for r in made] == [201] * QUOTA, made[-1].text
@@ -190,9 +213,11 @@ def _cluster(name: str, replicas: int, namespace: str | None = None) -> dict[str
     }
 
 
-async def test_a_cluster_that_would_exceed_the_agents_quota_is_refused(tuned: str) -> None:
+async def test_a_cluster_that_would_exceed_the_agents_quota_is_refused(
+    tuned: str, key: dict[str, str]
+) -> None:
     namespace = f"quota-{uuid.uuid4().hex[:10]}"
-    async with httpx.AsyncClient(base_url=tuned, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=tuned, timeout=10, headers=key) as http:
         # the manifest names the namespace; the request does not
         refused = await http.post(
             "/api/v1/clusters", json=_cluster("big", QUOTA + 1, namespace), params={"start": False}
@@ -247,12 +272,15 @@ async def test_a_body_over_the_cap_is_413(client: httpx.AsyncClient) -> None:
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
 
-def _half_send(port: int, path: str = "/api/v1/agents", namespace: str = "") -> socket.socket:
+def _half_send(
+    port: int, key: dict[str, str], path: str = "/api/v1/agents", namespace: str = ""
+) -> socket.socket:
     """A connection that announces a 1000-byte body and sends 10 bytes of it."""
     namespace = namespace or f"slow-{uuid.uuid4().hex[:10]}"  # room under the agents quota
     sock = socket.create_connection(("127.0.0.1", port), timeout=BODY_TIMEOUT_S + 10)
     sock.sendall(
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Parley-Namespace: {namespace}\r\n"
+        f"X-API-Key: {key['X-API-Key']}\r\n"
         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode()
         + b'{"name": "'
     )
@@ -267,12 +295,14 @@ def _answer(sock: socket.socket) -> bytes:
     return received
 
 
-async def test_half_sent_bodies_time_out_while_normal_requests_go_on(tuned: str) -> None:
+async def test_half_sent_bodies_time_out_while_normal_requests_go_on(
+    tuned: str, key: dict[str, str]
+) -> None:
     port = int(tuned.rsplit(":", 1)[1])
     started = time.monotonic()
-    sockets = [_half_send(port) for _ in range(20)]
+    sockets = [_half_send(port, key) for _ in range(20)]
     try:
-        async with httpx.AsyncClient(base_url=tuned, timeout=10) as http:
+        async with httpx.AsyncClient(base_url=tuned, timeout=10, headers=key) as http:
             assert (await http.get("/api/v1/agents")).status_code == 200
         answers = await asyncio.gather(*(asyncio.to_thread(_answer, s) for s in sockets))
     finally:
@@ -285,9 +315,9 @@ async def test_half_sent_bodies_time_out_while_normal_requests_go_on(tuned: str)
         assert b'"code":"REQUEST_TIMEOUT"' in answer
 
 
-async def test_a_trickled_body_times_out_in_total(tuned: str) -> None:
+async def test_a_trickled_body_times_out_in_total(tuned: str, key: dict[str, str]) -> None:
     port = int(tuned.rsplit(":", 1)[1])
-    sock = _half_send(port)
+    sock = _half_send(port, key)
     started = time.monotonic()
     try:
         for _ in range(int(BODY_TIMEOUT_S / (BODY_IDLE_S / 2)) + 4):  # never idle too long
@@ -303,16 +333,18 @@ async def test_a_trickled_body_times_out_in_total(tuned: str) -> None:
     assert time.monotonic() - started < BODY_TIMEOUT_S + BODY_IDLE_S * 4
 
 
-async def test_a_body_refused_unread_cannot_be_trickled_for_ever(tuned: str) -> None:
+async def test_a_body_refused_unread_cannot_be_trickled_for_ever(
+    tuned: str, key: dict[str, str]
+) -> None:
     port = int(tuned.rsplit(":", 1)[1])
     namespace = f"full-{uuid.uuid4().hex[:10]}"
-    async with httpx.AsyncClient(base_url=tuned, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=tuned, timeout=10, headers=key) as http:
         for i in range(QUOTA):
             made = await http.post(
                 "/api/v1/agents", json={"name": f"f{i}"}, headers={"X-Parley-Namespace": namespace}
             )
             assert made.status_code == 201, made.text
-    sock = _half_send(port, namespace=namespace)  # refused by the quota before it is read
+    sock = _half_send(port, key, namespace=namespace)  # refused by the quota before it is read
     started = time.monotonic()
     try:
         for _ in range(12):  # a byte every half second would hold a keep-alive open
@@ -346,9 +378,9 @@ async def test_cors_is_closed_by_default(client: httpx.AsyncClient) -> None:
     assert "Access-Control-Allow-Origin" not in plain.headers
 
 
-async def test_cors_opens_only_to_the_listed_origins(tuned: str) -> None:
+async def test_cors_opens_only_to_the_listed_origins(tuned: str, key: dict[str, str]) -> None:
     ask = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
-    async with httpx.AsyncClient(base_url=tuned, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=tuned, timeout=10, headers=key) as http:
         allowed = await http.options("/api/v1/agents", headers={"Origin": ALLOWED_ORIGIN, **ask})
         assert allowed.headers.get("Access-Control-Allow-Origin") == ALLOWED_ORIGIN
         assert "x-api-key" in allowed.headers.get("Access-Control-Allow-Headers", "").lower()
@@ -363,16 +395,20 @@ async def test_cors_opens_only_to_the_listed_origins(tuned: str) -> None:
 @pytest.mark.parametrize(
     "host", ["evil.example", "127.0.0.1:9999", "localhost:1", "[::1]:2", "127.0.0.1", ""]
 )
-async def test_a_foreign_host_or_port_is_refused(stack: Stack, host: str) -> None:
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
+async def test_a_foreign_host_or_port_is_refused(
+    stack: Stack, host: str, key: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10, headers=key) as http:
         response = await http.get("/api/v1/agents", headers={"Host": host})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "INVALID_REQUEST"
 
 
 @pytest.mark.parametrize("name", ["127.0.0.1", "localhost", "[::1]", "LOCALHOST"])
-async def test_the_loopback_names_with_the_edges_port_are_served(stack: Stack, name: str) -> None:
-    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as http:
+async def test_the_loopback_names_with_the_edges_port_are_served(
+    stack: Stack, name: str, key: dict[str, str]
+) -> None:
+    async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10, headers=key) as http:
         response = await http.get("/api/v1/agents", headers={"Host": f"{name}:{stack.edge_port}"})
     assert response.status_code == 200, response.text
 

@@ -43,7 +43,7 @@ class Directory(Follower):
         self._agents: dict[str, Agent] = {}
         self._pending: dict[str, dict[str, Pending]] = {}
         self._total: dict[str, int] = {}
-        self._untaken: dict[tuple[str, str], str] = {}
+        self._untaken: dict[tuple[str, str], tuple[str, str]] = {}
         self._by_message: dict[tuple[str, str], str] = {}
         self._by_key: dict[tuple[str, str], str] = {}
 
@@ -77,8 +77,9 @@ class Directory(Follower):
         ``reply-with``; the newest message with that ``reply-with`` wins)."""
         return self._by_message.get((namespace, key)) or self._by_key.get((namespace, key))
 
-    def untaken(self) -> dict[tuple[str, str], str]:
-        """(message id, receiver) → conversation id, for deliveries no runtime has taken."""
+    def untaken(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """(message id, receiver) → (namespace, conversation id), for deliveries no runtime
+        has taken."""
         return dict(self._untaken)
 
     # --- the fold ----------------------------------------------------------------------
@@ -119,7 +120,7 @@ class Directory(Follower):
         for receiver in receivers:
             if receiver.startswith("user:"):
                 continue
-            self._untaken.setdefault((message_id, receiver), conversation_id)
+            self._untaken.setdefault((message_id, receiver), (message.namespace, conversation_id))
             if not is_agent(receiver):
                 continue
             pending = self._pending.setdefault(receiver, {})

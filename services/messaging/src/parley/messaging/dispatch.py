@@ -144,5 +144,5 @@ class Dispatch:
     async def _append(self, message: AclMessage, event: NewEvent) -> int:
         """Append to the conversation whatever its version (failures and notices do not
         depend on its state); the event's global position."""
-        stream = conversation_stream(message.conversation_id)
+        stream = conversation_stream(message.namespace, message.conversation_id)
         return (await self.store.append(stream, [event], ANY_VERSION)).position

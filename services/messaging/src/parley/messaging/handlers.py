@@ -121,7 +121,7 @@ class Messaging:
 
         ``fresh``: the conversation is named after a message id minted here, so it cannot
         exist yet and is not read (the append at version 0 would catch it if it did)."""
-        stream = conversation_stream(conversation_id)
+        stream = conversation_stream(cmd.namespace, conversation_id)
         built: list[AclMessage] = []
         effects: list[conversation.Effect] = []
 
@@ -133,7 +133,7 @@ class Messaging:
             effects[:] = decision.effects
             return [decided_event(cmd, state, d, traceparent) for d in decision.events]
 
-        async with self._locks.hold(conversation_id):
+        async with self._locks.hold(stream):
             if fresh:
                 self.conversations.remember(stream, Loaded(None, 0, 0))
             outcome = await self.conversations.execute(

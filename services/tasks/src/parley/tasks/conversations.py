@@ -89,7 +89,7 @@ class Conversations(Generic[S, C]):
         Returns:
             The outcome (new state, version, position, events appended).
         """
-        stream = self.rules.stream(key)
+        stream = self.rules.stream(namespace, key)
         mail: list[Mail] = []
 
         def decide_all(state: S | None) -> list[NewEvent]:
@@ -115,7 +115,7 @@ class Conversations(Generic[S, C]):
                 mail.extend(decision.effects)
             return events
 
-        async with self._locks.hold(key):
+        async with self._locks.hold(stream):
             if new:
                 self.repository.remember(stream, Loaded(None, 0, 0))
             outcome = await self.repository.execute(stream, decide_all)
@@ -136,14 +136,15 @@ class Conversations(Generic[S, C]):
             traceparent=request.traceparent,
         )
 
-    async def on_messages(self, key: str, messages: Sequence[AclMessage]) -> None:
-        """Fold the answers of one inbox batch to a conversation into one append.
+    async def on_messages(self, key: str, namespace: str, messages: Sequence[AclMessage]) -> None:
+        """Fold the answers of one inbox batch to a conversation of ``namespace`` into one
+        append.
 
         Raises:
             ParleyError: ``TASK_NOT_FOUND``/``RUN_NOT_FOUND`` when it does not exist.
         """
         answers = self.rules.answers(messages)
-        await self.decide(key, messages[0].namespace, answers, correlation=key)
+        await self.decide(key, namespace, answers, correlation=key)
 
     async def on_due(self, key: str, namespace: str) -> None:
         """A deadline of the conversation passed."""
@@ -157,7 +158,7 @@ class Conversations(Generic[S, C]):
             if not pending:
                 continue
             try:
-                sent = await sent_message_ids(self.repository.store, state.id)
+                sent = await sent_message_ids(self.repository.store, state.namespace, state.id)
                 missing = [m for m in pending if m.message_id not in sent]
                 if missing:
                     log.info("%s %s: sending %d lost message(s)", self.kind, state.id, len(missing))

@@ -63,8 +63,8 @@ class Rules(Generic[S, C]):
 
     kind: Kind
     """Its principals are ``<kind>:<id>``; the watch and the inbox key on it."""
-    stream: Callable[[str], str]
-    """Its stream name from its id."""
+    stream: Callable[[str, str], str]
+    """Its stream name from its namespace and id."""
     evolve: Callable[[S | None, Event], S | None]
     decide: Callable[[S | None, C, Context], Decision[Mail]]
     protocol: Literal["fipa-contract-net", "fipa-request"]

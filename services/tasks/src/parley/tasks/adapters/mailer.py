@@ -118,7 +118,8 @@ class Mailer:
         return list(await asyncio.gather(*sends))
 
 
-async def sent_message_ids(store: EventStore, conversation_id: str) -> set[str]:
-    """Ids of the messages the messaging service recorded in a conversation."""
-    folded = await load(store, conversation_stream(conversation_id), conversation.evolve)
+async def sent_message_ids(store: EventStore, namespace: str, conversation_id: str) -> set[str]:
+    """Ids of the messages the messaging service recorded in a conversation of ``namespace``."""
+    stream = conversation_stream(namespace, conversation_id)
+    folded = await load(store, stream, conversation.evolve)
     return set(folded.state.messages) if folded.state is not None else set()

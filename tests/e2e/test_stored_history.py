@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
-from tests_support import capture_views, replay_events
+from tests_support import capture_views, edge_client, replay_events
 
 from parley.contracts.envelope import Event
 from parley.devstack.nats import NatsServer
@@ -65,7 +64,7 @@ async def test_a_stack_on_a_stored_history_serves_the_views_recorded_with_it(tmp
     stack = Stack(tmp_path)
     await asyncio.to_thread(stack.start)
     try:
-        async with httpx.AsyncClient(base_url=stack.edge_url, timeout=10) as client:
+        async with edge_client(stack, timeout=10) as client:
             requests = [_request(key) for key in recorded]
             # The projections catch up on their own: read until they have, or time runs out.
             loop = asyncio.get_running_loop()

@@ -16,7 +16,6 @@ __all__ = [
     "Namespace",
     "new_id",
     "scoped",
-    "unscoped",
 ]
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -41,15 +40,12 @@ def scoped(namespace: str, ident: str) -> str:
 
     ``<namespace>_<ident>``; in :data:`DEFAULT_NAMESPACE` the id itself, so the streams stored
     before namespaces scoped them keep their names. A namespace holds no ``_``, so the part
-    before the first ``_`` is the namespace; which of the two forms a stream has is told by
-    its events' namespace (:func:`unscoped`).
+    before the first ``_`` is the namespace. Every event also names its namespace and its
+    subject (the id), which is how a fold keys what it reads: that also covers a stream
+    stored before, whose events are of another namespace than ``default``.
+
+    A ``default`` id of the form ``<namespace>_<id>`` (ids may hold ``_``) would share its
+    stream with that namespace's ``<id>``; the append at version 0 of whichever comes second
+    refuses it (409), so the two never mix.
     """
     return ident if namespace == DEFAULT_NAMESPACE else f"{namespace}_{ident}"
-
-
-def unscoped(namespace: str, key: str) -> str | None:
-    """The id :func:`scoped` made ``key`` from in ``namespace``; None if not made there."""
-    if namespace == DEFAULT_NAMESPACE:
-        return key
-    head, sep, ident = key.partition("_")
-    return ident if sep and head == namespace and ident else None

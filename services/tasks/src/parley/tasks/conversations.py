@@ -24,7 +24,7 @@ from parley.contracts.envelope import Event, NewEvent, utcnow
 from parley.eventstore.repository import Loaded, Outcome, Repository
 from parley.kit.locks import KeyedLock
 from parley.tasks.adapters.mailer import Mailer, sent_message_ids
-from parley.tasks.domain import Rules
+from parley.tasks.domain import Kind, Rules, Streams
 
 __all__ = ["Conversations", "SOURCE"]
 
@@ -61,8 +61,10 @@ C = TypeVar("C")
 class Conversations(Generic[S, C]):
     """The conversations of one kind (tasks or group runs): commands, answers, timers."""
 
-    def __init__(self, rules: Rules[S, C], repository: Repository[S], mailer: Mailer) -> None:
-        self.rules, self.repository, self.mailer = rules, repository, mailer
+    def __init__(
+        self, rules: Rules[S, C], repository: Repository[S], mailer: Mailer, streams: Streams
+    ) -> None:
+        self.rules, self.repository, self.mailer, self.streams = rules, repository, mailer, streams
         self._locks = KeyedLock()
 
     async def decide(
@@ -89,7 +91,7 @@ class Conversations(Generic[S, C]):
         Returns:
             The outcome (new state, version, position, events appended).
         """
-        stream = self.rules.stream(namespace, key)
+        stream = self.stream(namespace, key)
         mail: list[Mail] = []
 
         def decide_all(state: S | None) -> list[NewEvent]:
@@ -158,7 +160,8 @@ class Conversations(Generic[S, C]):
             if not pending:
                 continue
             try:
-                sent = await sent_message_ids(self.repository.store, state.namespace, state.id)
+                conversation = self.streams.conversation(self.kind, state.namespace, state.id)
+                sent = await sent_message_ids(self.repository.store, conversation)
                 missing = [m for m in pending if m.message_id not in sent]
                 if missing:
                     log.info("%s %s: sending %d lost message(s)", self.kind, state.id, len(missing))
@@ -167,9 +170,13 @@ class Conversations(Generic[S, C]):
                 log.exception("%s %s: recovery failed", self.kind, state.id)
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         """``task`` or ``run``."""
         return self.rules.kind
+
+    def stream(self, namespace: str, key: str) -> str:
+        """The stream of the task or run ``key`` of ``namespace``."""
+        return self.streams.of(self.kind, namespace, key)
 
     async def _dispatch(self, state: S, mail: list[Mail]) -> None:
         """Send ``mail``, then decide on what it did not deliver."""

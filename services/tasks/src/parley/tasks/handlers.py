@@ -20,7 +20,6 @@ from parley.contracts.tasks import (
     DistributeTask,
     StartRun,
     TaskReply,
-    task_stream,
 )
 from parley.eventstore.repository import Loaded, Outcome
 from parley.kit.app import Route
@@ -90,7 +89,7 @@ class Tasks:
                 "task", cmd.namespace, cmd.task_id, within
             )
             if settled is None:  # already finished (and dropped), or out of time
-                stream = task_stream(cmd.namespace, cmd.task_id)
+                stream = self.tasks.stream(cmd.namespace, cmd.task_id)
                 settled = await self.tasks.repository.load(stream, fresh=True)
             if settled.state is not None:
                 state, version, position = settled.state, settled.version, settled.position
@@ -136,7 +135,7 @@ class Tasks:
         Raises:
             ParleyError: ``TASK_NOT_FOUND``.
         """
-        loaded = await self.tasks.repository.load(task_stream(namespace, task_id), fresh=True)
+        loaded = await self.tasks.repository.load(self.tasks.stream(namespace, task_id), fresh=True)
         if loaded.state is None or loaded.state.namespace != namespace:
             raise ParleyError(
                 ErrorCode.TASK_NOT_FOUND, f"no task {task_id} in namespace {namespace}"

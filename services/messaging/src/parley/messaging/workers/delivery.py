@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 
 from parley.aggregates.conversation import evolve
 from parley.contracts import subjects
-from parley.contracts.acl import AclMessage, conversation_stream
+from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import ACTOR_HEADER, current_actor, utcnow
 from parley.eventstore.port import EventStore
 from parley.eventstore.repository import load
@@ -102,7 +102,7 @@ async def redeliver(directory: Directory, store: EventStore, outbox: Outbox, win
     since = utcnow() - timedelta(seconds=window)
     count = 0
     for (namespace, conversation_id), items in by_conversation.items():
-        stream = conversation_stream(namespace, conversation_id)
+        stream = directory.conversation_stream(namespace, conversation_id)
         conversation = (await load(store, stream, evolve)).state
         if conversation is None:
             continue

@@ -20,11 +20,10 @@ from typing import Any
 from parley.aggregates import grouprun, task
 from parley.aggregates.task import Task
 from parley.contracts.envelope import Event, utcnow
-from parley.contracts.ids import unscoped
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 from parley.eventstore.repository import Loaded, Repository
-from parley.tasks.domain import Kind
+from parley.tasks.domain import Kind, Streams
 
 __all__ = ["Key", "OnDue", "Watch"]
 
@@ -53,8 +52,10 @@ class Watch(Follower):
         store: EventStore,
         on_due: OnDue,
         repositories: Mapping[Kind, Repository[Any]] | None = None,
+        streams: Streams | None = None,
     ) -> None:
         super().__init__(store)
+        self.streams = streams or Streams()
         self.on_due = on_due
         self._repositories = dict(repositories or {})
         self._open: dict[Kind, dict[Key, Loaded[Any]]] = {"task": {}, "run": {}}
@@ -70,10 +71,9 @@ class Watch(Follower):
             kind = "run"
         else:
             return
-        ident = unscoped(event.namespace, event.stream.partition("-")[2])
-        if ident is None:
-            return  # not a stream of its namespace (never written so)
-        key = (event.namespace, ident)
+        if event.version == 1:
+            self.streams.note(kind, event)
+        key = (event.namespace, event.subject)  # a task's (or run's) events name it
         known = self._open[kind].get(key)
         if known is None and event.version != 1:
             return  # a finished one's late event (we dropped it), or unknown history

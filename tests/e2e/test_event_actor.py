@@ -70,7 +70,7 @@ async def test_a_message_sent_over_nats_names_its_principal(stack) -> None:
         "key:test-actor",
         service="messaging",
     )
-    events = await stream_events(stack, conversation_stream(conversation))
+    events = await stream_events(stack, conversation_stream("default", conversation))
     assert [(e.type, e.actor) for e in events] == [("message.sent", "key:test-actor")]
 
 
@@ -96,7 +96,7 @@ async def test_a_chain_of_commands_across_services_names_the_principal_who_start
     )
     async with asyncio.timeout(10):  # the cfp may be sent after the reply
         while True:
-            sent = await stream_events(stack, conversation_stream(task_id))
+            sent = await stream_events(stack, conversation_stream("default", task_id))
             if sent:
                 break
             await asyncio.sleep(0.05)
@@ -129,7 +129,7 @@ async def test_an_agent_answering_a_message_acts_for_the_principal_who_sent_it(s
     )
     async with asyncio.timeout(15):
         while True:
-            events = await stream_events(stack, conversation_stream(conversation))
+            events = await stream_events(stack, conversation_stream("default", conversation))
             replies = [
                 e
                 for e in events

@@ -74,7 +74,7 @@ async def test_a_direct_message_is_recorded_with_each_receivers_delivery(client,
     deliveries = {d["receiver"]: d["status"] for d in read["deliveries"]}
     assert deliveries["user:bob"] == "recorded"
     assert deliveries[receiver] in ("queued", "delivered")
-    events = await stream_events(stack, conversation_stream(data["conversation_id"]))
+    events = await stream_events(stack, conversation_stream("default", data["conversation_id"]))
     assert events[0].type == "message.sent"
     assert events[0].data["message"]["receivers"] == [receiver, "user:bob"]
 
@@ -136,7 +136,9 @@ async def test_delivery_to_a_paused_stopped_or_unknown_agent_fails_and_is_record
         assert words in body["message"]
         [delivery] = body["details"]["deliveries"]
         assert delivery["status"] == "failed" and words in delivery["reason"]
-        events = await stream_events(stack, conversation_stream(body["details"]["conversation_id"]))
+        events = await stream_events(
+            stack, conversation_stream("default", body["details"]["conversation_id"])
+        )
         assert [e.type for e in events] == ["message.sent", "message.failed"]
         assert events[1].data["receiver"] == receiver
         assert events[1].data["code"] == "MESSAGE_DELIVERY_FAILED"
@@ -180,7 +182,7 @@ async def test_a_reply_to_an_inform_breaks_the_protocol(client, stack) -> None:
     assert body["code"] == "PROTOCOL_VIOLATION"
     assert "expects no reply" in body["message"]
     assert body["details"]["conversation_id"] == original["conversation_id"]
-    events = await stream_events(stack, conversation_stream(original["conversation_id"]))
+    events = await stream_events(stack, conversation_stream("default", original["conversation_id"]))
     assert [e.type for e in events] == ["message.sent", "message.rejected"]
     assert events[1].data["code"] == "PROTOCOL_VIOLATION"
 
@@ -265,7 +267,7 @@ async def test_a_retried_send_is_recorded_once(client, stack) -> None:
     assert again.json()["data"]["message_id"] == first.json()["data"]["message_id"]
     assert again.json()["data"]["delivered_to"] == [receiver]
     events = await stream_events(
-        stack, conversation_stream(first.json()["data"]["conversation_id"])
+        stack, conversation_stream("default", first.json()["data"]["conversation_id"])
     )
     assert [e.type for e in events].count("message.sent") == 1
 
@@ -431,7 +433,7 @@ async def test_an_agent_whose_message_cannot_be_delivered_gets_a_failure_notice(
 
     assert response.status_code == 422, response.text  # at once: nobody can answer
     details = error(response)["details"]
-    events = await stream_events(stack, conversation_stream(details["conversation_id"]))
+    events = await stream_events(stack, conversation_stream("default", details["conversation_id"]))
     notices = [
         e.data["message"]
         for e in events
@@ -458,7 +460,7 @@ async def test_a_recorded_delivery_lost_before_its_publish_is_redelivered_after_
         content="are you there?",
         sent_at=datetime.now(UTC),
     )
-    stream = conversation_stream(message.conversation_id)
+    stream = conversation_stream(message.namespace, message.conversation_id)
     nc = await nats.connect(stack.nats_url)
     try:
         store = await open_store(backend="jetstream", nats_url=stack.nats_url, nc=nc)

@@ -25,10 +25,12 @@ import httpx
 import jwt
 import pytest
 from httpx_sse import aconnect_sse
-from tests_support import admin_key, auth_headers
+from tests_support import admin_key, auth_headers, stream_events
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from parley.contracts.acl import conversation_stream
+from parley.contracts.tasks import task_stream
 from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack
 
@@ -331,18 +333,63 @@ async def test_names_of_another_namespace_are_neither_visible_nor_taken(stack, t
         assert again.status_code == 201, again.text
 
 
-@pytest.mark.xfail(
-    reason="task ids are global (stream task-<id>): the tasks service must scope them by"
-    " namespace; see the edgeauth report",
-    strict=False,
-)
 async def test_a_task_id_of_another_namespace_can_be_reused(stack: Stack, tenants) -> None:
+    # Task ids are scoped by namespace: no 409 "task id is taken" reveals another's task.
     task_id = f"shared-{uuid.uuid4().hex[:8]}"
     for tenant in ("a", "b"):
         async with as_key(stack, tenants[f"{tenant}_operator"], tenants[tenant]) as http:
-            body = {"name": "mine", "task_id": task_id}
+            body = {"name": f"{tenant}'s work", "task_id": task_id}
             response = await http.post("/api/v1/tasks", json=body)
             assert response.status_code == 201, response.text
+            assert response.json()["data"]["name"] == f"{tenant}'s work"
+            again = await http.post("/api/v1/tasks", json=body)
+            assert again.status_code == 409, again.text  # taken in its own namespace
+    async with as_key(stack, tenants["a_operator"], tenants["a"]) as http:
+        cancelled = await http.post(f"/api/v1/tasks/{task_id}/cancel")
+        assert cancelled.status_code == 200, cancelled.text
+    for tenant, status in (("a", "cancelled"), ("b", "created")):
+        async with as_key(stack, tenants[f"{tenant}_viewer"], tenants[tenant]) as http:
+            read = await http.get(f"/api/v1/tasks/{task_id}")
+            assert read.status_code == 200, read.text
+            data = read.json()["data"]
+            assert (data["name"], data["namespace"]) == (f"{tenant}'s work", tenants[tenant])
+            assert data["status"] == status
+            listed = (await http.get("/api/v1/tasks", params={"limit": 200})).json()["data"]
+            assert [t["name"] for t in listed if t["task_id"] == task_id] == [f"{tenant}'s work"]
+    tasks = [await stream_events(stack, task_stream(tenants[t], task_id)) for t in ("a", "b")]
+    assert [[e.namespace for e in events] for events in tasks] == [
+        [tenants["a"]] * 2,
+        [tenants["b"]],
+    ]
+    assert await stream_events(stack, task_stream("default", task_id)) == []
+
+
+async def test_a_conversation_id_of_another_namespace_is_another_conversation(
+    stack: Stack, tenants
+) -> None:
+    conversation = f"shared-{uuid.uuid4().hex[:8]}"
+    for tenant in ("a", "b", "a"):
+        async with as_key(stack, tenants[f"{tenant}_operator"], tenants[tenant]) as http:
+            message = {
+                "performative": "inform",
+                "sender": f"user:{tenant}",
+                "receivers": [f"user:{tenant}-friend"],
+                "content": f"for {tenant} only",
+                "conversation_id": conversation,
+            }
+            sent = await http.post("/api/v1/messages", json=message)
+            assert sent.status_code == 202, sent.text
+            assert sent.json()["data"]["conversation_id"] == conversation
+    for tenant, count in (("a", 2), ("b", 1)):
+        async with as_key(stack, tenants[f"{tenant}_viewer"], tenants[tenant]) as http:
+            history = await http.get("/api/v1/messages", params={"conversation_id": conversation})
+            assert history.status_code == 200, history.text
+            data = history.json()["data"]
+            assert [m["content"] for m in data] == [f"for {tenant} only"] * count
+            assert {m["namespace"] for m in data} == {tenants[tenant]}
+        events = await stream_events(stack, conversation_stream(tenants[tenant], conversation))
+        assert [e.namespace for e in events] == [tenants[tenant]] * count
+    assert await stream_events(stack, conversation_stream("default", conversation)) == []
 
 
 # --- API3: broken object property level authorisation -----------------------------------

@@ -28,9 +28,15 @@ import pytest
 from tests_support import edge_client, eventually, stream_events
 
 from parley.contracts import subjects
-from parley.contracts.acl import AclMessage, OutgoingMessage, Performative, SendMessage
+from parley.contracts.acl import (
+    AclMessage,
+    OutgoingMessage,
+    Performative,
+    SendMessage,
+    conversation_stream,
+)
 from parley.contracts.envelope import Event
-from parley.contracts.tasks import TASKS_INBOX
+from parley.contracts.tasks import TASKS_INBOX, task_stream
 from parley.devstack.stack import Stack
 
 ENV = {"PARLEY_TASKS_ACK_WAIT": "2"}
@@ -112,10 +118,10 @@ async def event_types(stack: Stack, stream: str) -> list[str]:
     return [e.type for e in await stream_events(stack, stream)]
 
 
-async def cfp_id(stack: Stack, task_id: str, within: float = 5.0) -> str:
+async def cfp_id(stack: Stack, namespace: str, task_id: str, within: float = 5.0) -> str:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        for event in await stream_events(stack, f"task-{task_id}"):
+        for event in await stream_events(stack, task_stream(namespace, task_id)):
             if event.type == "task.cfp_sent":
                 return str(event.data["message_id"])
         await asyncio.sleep(0.05)
@@ -165,9 +171,9 @@ async def recorded(stack: Stack, stream: str, event_type: str, within: float = 1
     return await eventually(look, within=within)
 
 
-async def round_closed(stack: Stack, task_id: str) -> None:
+async def round_closed(stack: Stack, namespace: str, task_id: str) -> None:
     """Return once the round's reply-by (as its cfp recorded it), and the grace after it, passed."""
-    cfp = await recorded(stack, f"task-{task_id}", "task.cfp_sent")
+    cfp = await recorded(stack, task_stream(namespace, task_id), "task.cfp_sent")
     closes = datetime.fromisoformat(cfp.data["reply_by"]) + timedelta(milliseconds=GRACE_MS)
     await asyncio.sleep(max(0.0, (closes - datetime.now(UTC)).total_seconds()))
 
@@ -306,7 +312,9 @@ async def test_requirements_pick_the_candidates_by_capability(api) -> None:
     assert view["candidates"] == [able] and view["assigned_to"] == able
 
 
-async def test_a_failing_winner_is_replaced_by_the_next_best_bid(api, tasks_stack) -> None:
+async def test_a_failing_winner_is_replaced_by_the_next_best_bid(
+    api, tasks_stack, namespace
+) -> None:
     failing = await agent(api, instances=0, **bidding(1, 1, 0.9))  # bids, cannot work
     second = await agent(api, **bidding(2, 1, 0.9))
     # It answers `failure` (no slot), or — should its runtime hold the work instead — runs
@@ -319,7 +327,9 @@ async def test_a_failing_winner_is_replaced_by_the_next_best_bid(api, tasks_stac
     assert view["status"] == "completed" and view["assigned_to"] == second, view
     assert view["round"] == 2 and failing in view["failures"]
     awards = [
-        e for e in await stream_events(tasks_stack, f"task-{task_id}") if e.type == "task.awarded"
+        e
+        for e in await stream_events(tasks_stack, task_stream(namespace, task_id))
+        if e.type == "task.awarded"
     ]
     assert [(e.data["agent_id"], e.data["round"]) for e in awards] == [(failing, 1), (second, 2)]
 
@@ -335,12 +345,12 @@ async def test_every_candidate_refusing_fails_the_task_with_their_reasons(api) -
     assert all("tendered work" in reason for reason in view["refusals"].values())
 
 
-async def test_cancel_of_an_awarded_task_tells_the_contractor(api, tasks_stack) -> None:
+async def test_cancel_of_an_awarded_task_tells_the_contractor(api, tasks_stack, namespace) -> None:
     worker = await agent(api, **bidding(1, 1, 0.9))
     task_id = await create_task(api, participants=[worker])
     with runtime_stopped(tasks_stack):
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 5})
-        cfp = await cfp_id(tasks_stack, task_id)
+        cfp = await cfp_id(tasks_stack, namespace, task_id)
         await say(
             tasks_stack,
             api.headers["X-Parley-Namespace"],
@@ -353,9 +363,9 @@ async def test_cancel_of_an_awarded_task_tells_the_contractor(api, tasks_stack) 
         await wait_task(api, task_id, "awarded")
         cancelled = await api.post(f"/api/v1/tasks/{task_id}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["data"]["status"] == "cancelled"
-    events = await stream_events(tasks_stack, f"task-{task_id}")
+    events = await stream_events(tasks_stack, task_stream(namespace, task_id))
     assert events[-1].type == "task.cancelled" and events[-1].data["contractor"] == worker
-    conversation = await stream_events(tasks_stack, f"conversation-{task_id}")
+    conversation = await stream_events(tasks_stack, conversation_stream(namespace, task_id))
     sent = [e.data["message"]["performative"] for e in conversation if e.type == "message.sent"]
     assert sent.count("cancel") == 1
 
@@ -369,7 +379,7 @@ async def test_a_silent_agent_leaves_the_round_to_the_deadline_and_a_late_bid_is
     with runtime_stopped(tasks_stack):
         started = time.monotonic()
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 1.5})
-        cfp = await cfp_id(tasks_stack, task_id)
+        cfp = await cfp_id(tasks_stack, namespace, task_id)
         await say(tasks_stack, namespace, talker, "propose", task_id, cfp, offer(3))
         view = await wait_task(api, task_id, "awarded", "failed")
         assert time.monotonic() - started >= 1.5  # waited for the silent one
@@ -401,7 +411,9 @@ async def test_a_silent_agent_leaves_the_round_to_the_deadline_and_a_late_bid_is
                 break
             await asyncio.sleep(0.05)
     rejected = [
-        e for e in await stream_events(tasks_stack, f"task-{task_id}") if e.type == "task.rejected"
+        e
+        for e in await stream_events(tasks_stack, task_stream(namespace, task_id))
+        if e.type == "task.rejected"
     ]
     assert [(e.data["agent_id"], e.data["reason"]) for e in rejected] == [(silent, "late")]
     assert view["assigned_to"] == talker
@@ -414,13 +426,13 @@ async def test_a_tasks_process_killed_mid_round_ends_the_round_exactly_once(
     task_id = await create_task(api, participants=[first, second, silent])
     with runtime_stopped(tasks_stack):
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 2})
-        cfp = await cfp_id(tasks_stack, task_id)
+        cfp = await cfp_id(tasks_stack, namespace, task_id)
         await say(tasks_stack, namespace, first, "propose", task_id, cfp, offer(5))
-        await recorded(tasks_stack, f"task-{task_id}", "task.proposal_received")
+        await recorded(tasks_stack, task_stream(namespace, task_id), "task.proposal_received")
         tasks_stack.stop_process("tasks", signal.SIGKILL)
         # While it is down: another bid (waits in the inbox) and the deadline passes.
         await say(tasks_stack, namespace, second, "propose", task_id, cfp, offer(1))
-        await round_closed(tasks_stack, task_id)
+        await round_closed(tasks_stack, namespace, task_id)
         tasks_stack.start_process("tasks")
         view = await wait_task(api, task_id, "awarded", "failed", within=30)
         # Every answer (and redelivery) the inbox held has been taken and acknowledged, and
@@ -429,7 +441,7 @@ async def test_a_tasks_process_killed_mid_round_ends_the_round_exactly_once(
         probe = await create_task(api, participants=[silent])
         await api.post(f"/api/v1/tasks/{probe}/distribute", json={"max_wait_seconds": 0.2})
         await wait_task(api, probe, "failed")
-    kinds = await event_types(tasks_stack, f"task-{task_id}")
+    kinds = await event_types(tasks_stack, task_stream(namespace, task_id))
     assert kinds.count("task.awarded") == 1 and "task.failed" not in kinds, kinds
     assert view["assigned_to"] in (first, second)
     assert kinds.count("task.proposal_received") + kinds.count("task.rejected") >= 2

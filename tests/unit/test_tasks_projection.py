@@ -417,3 +417,26 @@ def test_views_are_scoped_to_their_namespace_and_cluster() -> None:
     assert projection.task("other", "t1") is None
     assert projection.run("ns", "other", "r1") is None
     assert [v.task_id for v in projection.tasks("ns")] == ["t1", "t2", "t3"]
+
+
+def test_one_task_id_in_two_namespaces_is_two_tasks() -> None:
+    projection = TasksProjection(None)  # type: ignore[arg-type]
+    recorded = _recorded()
+    for event in recorded:
+        projection.fold(event)
+    last = recorded[-1].position
+    theirs = [e for e in recorded if e.stream == "task-t1"][:1]  # created, nothing more
+    for i, event in enumerate(theirs, start=1):
+        projection.fold(
+            msgspec.structs.replace(
+                event, namespace="other", stream="task-other_t1", position=last + i
+            )
+        )
+    assert _views(projection) == EXPECTED  # the first namespace's t1 is untouched
+    other = projection.task("other", "t1")
+    assert other is not None and (other.namespace, other.status, other.version) == (
+        "other",
+        "created",
+        1,
+    )
+    assert [v.task_id for v in projection.tasks("other")] == ["t1"]

@@ -27,7 +27,7 @@ import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import ID_PATTERN, scoped
 
 __all__ = [
     "EVENT_TYPES",
@@ -243,9 +243,10 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def conversation_stream(conversation_id: str) -> str:
-    """Stream of a conversation's messages."""
-    return f"conversation-{conversation_id}"
+def conversation_stream(namespace: str, conversation_id: str) -> str:
+    """Stream of a conversation's messages: ``conversation-<id>`` in ``default``, else
+    ``conversation-<namespace>_<id>`` (a conversation id is only unique in its namespace)."""
+    return f"conversation-{scoped(namespace, conversation_id)}"
 
 
 def inbox_subject(receiver: str) -> str:

@@ -9,12 +9,24 @@ from typing import Annotated
 import uuid_utils
 from msgspec import Meta
 
-__all__ = ["ID_PATTERN", "NAMESPACE_PATTERN", "Id", "Namespace", "named_stream", "new_id"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "ID_PATTERN",
+    "NAMESPACE_PATTERN",
+    "Id",
+    "Namespace",
+    "named_stream",
+    "new_id",
+    "scoped",
+]
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 """An id: up to 64 letters, digits, ``_`` or ``-`` (a UUIDv7 or a client's own)."""
 NAMESPACE_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 """A namespace: a DNS label (lowercase letters, digits and ``-``, at most 63)."""
+
+DEFAULT_NAMESPACE = "default"
+"""The namespace of a request that names none."""
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN, description="An id.")]
 Namespace = Annotated[str, Meta(pattern=NAMESPACE_PATTERN, description="Tenant name.")]
@@ -32,3 +44,19 @@ def named_stream(category: str, namespace: str, name: str) -> str:
     """
     digest = hashlib.sha256(name.encode()).hexdigest()[:32]
     return f"{category}-{namespace}-{digest}"
+
+
+def scoped(namespace: str, ident: str) -> str:
+    """``ident`` made unique across namespaces, for a stream name (``task-<scoped>``).
+
+    ``<namespace>_<ident>``; in :data:`DEFAULT_NAMESPACE` the id itself, so the streams stored
+    before namespaces scoped them keep their names. A namespace holds no ``_``, so the part
+    before the first ``_`` is the namespace. Every event also names its namespace and its
+    subject (the id), which is how a fold keys what it reads: that also covers a stream
+    stored before, whose events are of another namespace than ``default``.
+
+    A ``default`` id of the form ``<namespace>_<id>`` (ids may hold ``_``) would share its
+    stream with that namespace's ``<id>``; the append at version 0 of whichever comes second
+    refuses it (409), so the two never mix.
+    """
+    return ident if namespace == DEFAULT_NAMESPACE else f"{namespace}_{ident}"

@@ -19,7 +19,7 @@ from msgspec import Meta
 
 from parley.contracts.commands import Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import ID_PATTERN, scoped
 from parley.contracts.registry import Budget
 
 __all__ = [
@@ -330,11 +330,11 @@ RUN_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def task_stream(task_id: str) -> str:
-    """Stream of a task's events."""
-    return f"task-{task_id}"
+def task_stream(namespace: str, task_id: str) -> str:
+    """Stream of a task's events: ``task-<id>`` in ``default``, else ``task-<namespace>_<id>``."""
+    return f"task-{scoped(namespace, task_id)}"
 
 
-def run_stream(run_id: str) -> str:
-    """Stream of a group run's events."""
-    return f"grouprun-{run_id}"
+def run_stream(namespace: str, run_id: str) -> str:
+    """Stream of a group run's events (scoped by namespace as :func:`task_stream`)."""
+    return f"grouprun-{scoped(namespace, run_id)}"

@@ -1,5 +1,7 @@
 """A conversation, folded from its stream ``conversation-<id>``, and the protocol rules.
 
+Its stream is :func:`~parley.contracts.acl.conversation_stream` (scoped by namespace).
+
 The messaging service decides on it; the edge's messages projection shows it. One fold, so
 the two never disagree.
 

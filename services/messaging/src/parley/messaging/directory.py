@@ -3,7 +3,8 @@
 It follows every stream from position 0 (so its position compares with the edge's for
 ``min_position``): agent streams give each agent's definition and state, conversation
 streams give each agent's *load* — deliveries it has not answered yet — and the deliveries
-no runtime has taken yet (re-published at start, see :mod:`parley.messaging.workers.delivery`).
+no runtime has taken yet (re-published at start, see :mod:`parley.messaging.workers.delivery`),
+and where each conversation is stored (:meth:`Directory.conversation_stream`).
 """
 
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from parley.contracts.acl import (
     MessageDelivered,
     MessageFailed,
     MessageSent,
+    conversation_stream,
 )
 from parley.contracts.envelope import Event
+from parley.contracts.ids import DEFAULT_NAMESPACE
 from parley.eventstore.follower import Follower
 from parley.eventstore.port import EventStore
 
@@ -43,9 +46,10 @@ class Directory(Follower):
         self._agents: dict[str, Agent] = {}
         self._pending: dict[str, dict[str, Pending]] = {}
         self._total: dict[str, int] = {}
-        self._untaken: dict[tuple[str, str], str] = {}
+        self._untaken: dict[tuple[str, str], tuple[str, str]] = {}
         self._by_message: dict[tuple[str, str], str] = {}
         self._by_key: dict[tuple[str, str], str] = {}
+        self._unscoped: set[tuple[str, str]] = set()
 
     # --- reads -------------------------------------------------------------------------
 
@@ -77,8 +81,17 @@ class Directory(Follower):
         ``reply-with``; the newest message with that ``reply-with`` wins)."""
         return self._by_message.get((namespace, key)) or self._by_key.get((namespace, key))
 
-    def untaken(self) -> dict[tuple[str, str], str]:
-        """(message id, receiver) → conversation id, for deliveries no runtime has taken."""
+    def conversation_stream(self, namespace: str, conversation_id: str) -> str:
+        """The stream of a conversation: :func:`~parley.contracts.acl.conversation_stream`,
+        or ``conversation-<id>`` for one of another namespace than ``default`` stored before
+        streams were scoped by namespace."""
+        if (namespace, conversation_id) in self._unscoped:
+            namespace = DEFAULT_NAMESPACE
+        return conversation_stream(namespace, conversation_id)
+
+    def untaken(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """(message id, receiver) → (namespace, conversation id), for deliveries no runtime
+        has taken."""
         return dict(self._untaken)
 
     # --- the fold ----------------------------------------------------------------------
@@ -95,6 +108,7 @@ class Directory(Follower):
     def _fold_message(self, event: Event) -> None:
         match payload(event):
             case MessageSent(message=message):
+                self._locate(event, message)
                 self.queued(message, message.receivers)
                 self._by_message[(event.namespace, message.message_id)] = message.conversation_id
                 if message.reply_with:
@@ -111,6 +125,12 @@ class Directory(Follower):
                 self._untaken.pop((failure.message_id, failure.receiver), None)
                 self._pending.get(failure.receiver, {}).pop(failure.message_id, None)
 
+    def _locate(self, event: Event, message: AclMessage) -> None:
+        namespace, conversation_id = event.namespace, message.conversation_id
+        if event.version == 1 and namespace != DEFAULT_NAMESPACE:
+            if event.stream == conversation_stream(DEFAULT_NAMESPACE, conversation_id):
+                self._unscoped.add((namespace, conversation_id))
+
     def queued(self, message: AclMessage, receivers: list[str]) -> None:
         """Count deliveries of ``message`` to ``receivers`` (idempotent): from its event, or
         at once on sending, so that capability routing sees them before the event is back."""
@@ -119,7 +139,7 @@ class Directory(Follower):
         for receiver in receivers:
             if receiver.startswith("user:"):
                 continue
-            self._untaken.setdefault((message_id, receiver), conversation_id)
+            self._untaken.setdefault((message_id, receiver), (message.namespace, conversation_id))
             if not is_agent(receiver):
                 continue
             pending = self._pending.setdefault(receiver, {})

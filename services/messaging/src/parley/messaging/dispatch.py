@@ -19,7 +19,6 @@ from parley.contracts.acl import (
     MessageFailed,
     MessageReply,
     MessageSent,
-    conversation_stream,
 )
 from parley.contracts.envelope import NewEvent, utcnow
 from parley.contracts.errors import ErrorCode
@@ -144,5 +143,5 @@ class Dispatch:
     async def _append(self, message: AclMessage, event: NewEvent) -> int:
         """Append to the conversation whatever its version (failures and notices do not
         depend on its state); the event's global position."""
-        stream = conversation_stream(message.conversation_id)
+        stream = self.directory.conversation_stream(message.namespace, message.conversation_id)
         return (await self.store.append(stream, [event], ANY_VERSION)).position

@@ -26,10 +26,9 @@ from parley.contracts.acl import (
     MessageReply,
     OutgoingMessage,
     SendMessage,
-    conversation_stream,
 )
 from parley.contracts.envelope import NewEvent
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 from parley.eventstore import EventStore
 from parley.eventstore.repository import Loaded, Repository
@@ -121,11 +120,12 @@ class Messaging:
 
         ``fresh``: the conversation is named after a message id minted here, so it cannot
         exist yet and is not read (the append at version 0 would catch it if it did)."""
-        stream = conversation_stream(conversation_id)
+        stream = self.directory.conversation_stream(cmd.namespace, conversation_id)
         built: list[AclMessage] = []
         effects: list[conversation.Effect] = []
 
         def decide(state: Conversation | None) -> list[NewEvent]:
+            _check_namespace(state, cmd.namespace)
             if not built and not knows(state, message_id):
                 built.append(self._compose(cmd, message_id, conversation_id))
             command = Record(message_id=message_id, message=built[0] if built else None)
@@ -133,7 +133,7 @@ class Messaging:
             effects[:] = decision.effects
             return [decided_event(cmd, state, d, traceparent) for d in decision.events]
 
-        async with self._locks.hold(conversation_id):
+        async with self._locks.hold(stream):
             if fresh:
                 self.conversations.remember(stream, Loaded(None, 0, 0))
             outcome = await self.conversations.execute(
@@ -184,6 +184,27 @@ class Messaging:
         """Let the directory reach the store's newest event (bounded)."""
         with contextlib.suppress(Exception):
             await self.directory.wait_for(await self.store.last_position(), _CATCH_UP_S)
+
+
+def _check_namespace(state: Conversation | None, namespace: str) -> None:
+    """Refuse to add to a conversation of another namespace.
+
+    Streams are scoped by namespace, so this only happens when a ``default`` conversation id
+    ``<namespace>_<id>`` meets that namespace's ``<id>``, or in a stream stored before.
+
+    Raises:
+        ParleyError: ``CONCURRENCY_CONFLICT``: the conversation id is taken.
+    """
+    if state is None:
+        return
+    first = next(iter(state.messages.values()), None) or next(
+        (r.message for r in state.rejected.values()), None
+    )
+    if first is not None and first.namespace != namespace:
+        raise ParleyError(
+            ErrorCode.CONCURRENCY_CONFLICT,
+            f"conversation id {state.id!r} is taken; choose another",
+        )
 
 
 def reply_for_error(exc: Exception) -> MessageReply:

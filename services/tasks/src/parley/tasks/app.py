@@ -17,7 +17,7 @@ from parley.kit.app import Connections, service_app
 from parley.tasks.adapters.mailer import Mailer
 from parley.tasks.conversations import Conversations
 from parley.tasks.directory import Directory
-from parley.tasks.domain import RUNS, TASKS, Kind
+from parley.tasks.domain import RUNS, TASKS, Kind, Streams
 from parley.tasks.handlers import ROUTES, Tasks, reply_error
 from parley.tasks.settings import TasksSettings
 from parley.tasks.workers.inbox import Inbox
@@ -40,14 +40,16 @@ def create_app(settings: TasksSettings) -> FastStream:
         await directory.start()
         stack.push_async_callback(directory.stop)
         mailer = Mailer(connections.nc, settings.tasks_send_timeout)
-        tasks = Conversations(TASKS, Repository(store, TASKS.evolve), mailer)
-        runs = Conversations(RUNS, Repository(store, RUNS.evolve), mailer)
+        streams = Streams()  # filled by the watch: where tasks stored before namespaces are
+        tasks = Conversations(TASKS, Repository(store, TASKS.evolve), mailer, streams)
+        runs = Conversations(RUNS, Repository(store, RUNS.evolve), mailer, streams)
         conversations: dict[Kind, Conversations[Any, Any]] = {"task": tasks, "run": runs}
 
         async def on_due(kind: Kind, key: str, namespace: str) -> None:
             await conversations[kind].on_due(key, namespace)
 
-        watch = Watch(store, on_due, {k: c.repository for k, c in conversations.items()})
+        repositories = {k: c.repository for k, c in conversations.items()}
+        watch = Watch(store, on_due, repositories, streams)
         await watch.start()
         stack.push_async_callback(watch.stop)
         if not await watch.wait_for(watch.target_position, _CATCH_UP_S):

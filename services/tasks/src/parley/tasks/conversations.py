@@ -24,7 +24,7 @@ from parley.contracts.envelope import Event, NewEvent, utcnow
 from parley.eventstore.repository import Loaded, Outcome, Repository
 from parley.kit.locks import KeyedLock
 from parley.tasks.adapters.mailer import Mailer, sent_message_ids
-from parley.tasks.domain import Rules
+from parley.tasks.domain import Kind, Rules, Streams
 
 __all__ = ["Conversations", "SOURCE"]
 
@@ -61,8 +61,10 @@ C = TypeVar("C")
 class Conversations(Generic[S, C]):
     """The conversations of one kind (tasks or group runs): commands, answers, timers."""
 
-    def __init__(self, rules: Rules[S, C], repository: Repository[S], mailer: Mailer) -> None:
-        self.rules, self.repository, self.mailer = rules, repository, mailer
+    def __init__(
+        self, rules: Rules[S, C], repository: Repository[S], mailer: Mailer, streams: Streams
+    ) -> None:
+        self.rules, self.repository, self.mailer, self.streams = rules, repository, mailer, streams
         self._locks = KeyedLock()
 
     async def decide(
@@ -89,7 +91,7 @@ class Conversations(Generic[S, C]):
         Returns:
             The outcome (new state, version, position, events appended).
         """
-        stream = self.rules.stream(key)
+        stream = self.stream(namespace, key)
         mail: list[Mail] = []
 
         def decide_all(state: S | None) -> list[NewEvent]:
@@ -115,7 +117,7 @@ class Conversations(Generic[S, C]):
                 mail.extend(decision.effects)
             return events
 
-        async with self._locks.hold(key):
+        async with self._locks.hold(stream):
             if new:
                 self.repository.remember(stream, Loaded(None, 0, 0))
             outcome = await self.repository.execute(stream, decide_all)
@@ -136,14 +138,15 @@ class Conversations(Generic[S, C]):
             traceparent=request.traceparent,
         )
 
-    async def on_messages(self, key: str, messages: Sequence[AclMessage]) -> None:
-        """Fold the answers of one inbox batch to a conversation into one append.
+    async def on_messages(self, key: str, namespace: str, messages: Sequence[AclMessage]) -> None:
+        """Fold the answers of one inbox batch to a conversation of ``namespace`` into one
+        append.
 
         Raises:
             ParleyError: ``TASK_NOT_FOUND``/``RUN_NOT_FOUND`` when it does not exist.
         """
         answers = self.rules.answers(messages)
-        await self.decide(key, messages[0].namespace, answers, correlation=key)
+        await self.decide(key, namespace, answers, correlation=key)
 
     async def on_due(self, key: str, namespace: str) -> None:
         """A deadline of the conversation passed."""
@@ -157,7 +160,8 @@ class Conversations(Generic[S, C]):
             if not pending:
                 continue
             try:
-                sent = await sent_message_ids(self.repository.store, state.id)
+                conversation = self.streams.conversation(self.kind, state.namespace, state.id)
+                sent = await sent_message_ids(self.repository.store, conversation)
                 missing = [m for m in pending if m.message_id not in sent]
                 if missing:
                     log.info("%s %s: sending %d lost message(s)", self.kind, state.id, len(missing))
@@ -166,9 +170,13 @@ class Conversations(Generic[S, C]):
                 log.exception("%s %s: recovery failed", self.kind, state.id)
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> Kind:
         """``task`` or ``run``."""
         return self.rules.kind
+
+    def stream(self, namespace: str, key: str) -> str:
+        """The stream of the task or run ``key`` of ``namespace``."""
+        return self.streams.of(self.kind, namespace, key)
 
     async def _dispatch(self, state: S, mail: list[Mail]) -> None:
         """Send ``mail``, then decide on what it did not deliver."""

@@ -18,9 +18,10 @@ from parley.aggregates.decision import Context, Decision
 from parley.aggregates.grouprun import Run
 from parley.aggregates.mail import Mail
 from parley.aggregates.task import Task
-from parley.contracts.acl import AclMessage, MessageReply, Performative
+from parley.contracts.acl import AclMessage, MessageReply, Performative, conversation_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.ids import DEFAULT_NAMESPACE
 from parley.contracts.registry import AgentState
 from parley.contracts.tasks import StartRun, TaskReply, WinningBid, run_stream, task_stream
 
@@ -30,6 +31,7 @@ __all__ = [
     "AgentLookup",
     "Kind",
     "Rules",
+    "Streams",
     "candidates",
     "check_run_agents",
     "failed_deliveries",
@@ -38,6 +40,8 @@ __all__ = [
 
 Kind = Literal["task", "run"]
 """The two kinds of conversation: also the prefix of their principals (``task:<id>``)."""
+
+_STREAMS: dict[Kind, Callable[[str, str], str]] = {"task": task_stream, "run": run_stream}
 
 S = TypeVar("S")
 C = TypeVar("C")
@@ -63,8 +67,6 @@ class Rules(Generic[S, C]):
 
     kind: Kind
     """Its principals are ``<kind>:<id>``; the watch and the inbox key on it."""
-    stream: Callable[[str], str]
-    """Its stream name from its id."""
     evolve: Callable[[S | None, Event], S | None]
     decide: Callable[[S | None, C, Context], Decision[Mail]]
     protocol: Literal["fipa-contract-net", "fipa-request"]
@@ -77,6 +79,38 @@ class Rules(Generic[S, C]):
     """What to decide about sent messages that did not reach their receivers."""
     pending: Callable[[S, datetime], list[Mail]]
     """Messages an open conversation must have sent by ``now`` (resent after a restart)."""
+
+
+class Streams:
+    """Where each task's (and run's) stream, and its conversation's, is.
+
+    :func:`~parley.contracts.tasks.task_stream` of its namespace and id, except for one
+    stored before streams were scoped by namespace: a task of another namespace than
+    ``default`` whose events are in ``task-<id>`` (and its messages in ``conversation-<id>``).
+    The watch notes those as it folds the store from the start (:meth:`note`).
+    """
+
+    def __init__(self) -> None:
+        self._unscoped: set[tuple[Kind, str, str]] = set()
+
+    def note(self, kind: Kind, event: Event) -> None:
+        """Remember where the task or run ``event`` belongs to is stored."""
+        namespace, ident = event.namespace, event.subject
+        if namespace != DEFAULT_NAMESPACE and event.stream == _STREAMS[kind](
+            DEFAULT_NAMESPACE, ident
+        ):
+            self._unscoped.add((kind, namespace, ident))
+
+    def of(self, kind: Kind, namespace: str, ident: str) -> str:
+        """The stream of the task or run ``ident`` of ``namespace``."""
+        return _STREAMS[kind](self._scope(kind, namespace, ident), ident)
+
+    def conversation(self, kind: Kind, namespace: str, ident: str) -> str:
+        """The stream of its messages (the conversation is named after it)."""
+        return conversation_stream(self._scope(kind, namespace, ident), ident)
+
+    def _scope(self, kind: Kind, namespace: str, ident: str) -> str:
+        return DEFAULT_NAMESPACE if (kind, namespace, ident) in self._unscoped else namespace
 
 
 def failed_deliveries(reply: MessageReply | None, receivers: Sequence[str]) -> dict[str, str]:
@@ -145,7 +179,6 @@ def _task_pending(state: Task, now: datetime) -> list[Mail]:
 
 TASKS: Rules[Task, task.Command] = Rules(
     kind="task",
-    stream=task_stream,
     evolve=task.evolve,
     decide=task.decide,
     protocol="fipa-contract-net",
@@ -251,7 +284,6 @@ def _run_pending(state: Run, now: datetime) -> list[Mail]:
 
 RUNS: Rules[Run, grouprun.Command] = Rules(
     kind="run",
-    stream=run_stream,
     evolve=grouprun.evolve,
     decide=grouprun.decide,
     protocol="fipa-request",

@@ -20,7 +20,6 @@ from parley.contracts.tasks import (
     DistributeTask,
     StartRun,
     TaskReply,
-    task_stream,
 )
 from parley.eventstore.repository import Loaded, Outcome
 from parley.kit.app import Route
@@ -86,9 +85,12 @@ class Tasks:
         if cmd.wait and state.status == "announced":
             within = cmd.max_wait_seconds + self.settings.tasks_wait_slack
             await self.watch.wait_for(position, _DIRECTORY_WAIT_S)
-            settled: Loaded[Task] | None = await self.watch.settled("task", cmd.task_id, within)
+            settled: Loaded[Task] | None = await self.watch.settled(
+                "task", cmd.namespace, cmd.task_id, within
+            )
             if settled is None:  # already finished (and dropped), or out of time
-                settled = await self.tasks.repository.load(task_stream(cmd.task_id), fresh=True)
+                stream = self.tasks.stream(cmd.namespace, cmd.task_id)
+                settled = await self.tasks.repository.load(stream, fresh=True)
             if settled.state is not None:
                 state, version, position = settled.state, settled.version, settled.position
         return task_reply(state, version, position)
@@ -133,7 +135,7 @@ class Tasks:
         Raises:
             ParleyError: ``TASK_NOT_FOUND``.
         """
-        loaded = await self.tasks.repository.load(task_stream(task_id), fresh=True)
+        loaded = await self.tasks.repository.load(self.tasks.stream(namespace, task_id), fresh=True)
         if loaded.state is None or loaded.state.namespace != namespace:
             raise ParleyError(
                 ErrorCode.TASK_NOT_FOUND, f"no task {task_id} in namespace {namespace}"

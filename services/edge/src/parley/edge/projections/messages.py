@@ -1,7 +1,8 @@
 """The messages projection: every FIPA-ACL message with what became of each delivery.
 
-It folds ``conversation-<id>`` streams with the conversation aggregate's own fold
-(:func:`parley.aggregates.conversation.evolve`, the one the messaging service decides on)
+It folds ``conversation-`` streams (one per namespace and conversation id) with the
+conversation aggregate's own fold (:func:`parley.aggregates.conversation.evolve`, the one
+the messaging service decides on)
 and only maps the folded conversations to views. History lists recorded messages in the
 order they were recorded (global position); a refused message is readable by id with its
 ``rejection``.

@@ -146,13 +146,13 @@ class TasksProjection(FoldingProjection):
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
-        self._tasks: dict[str, _Folded] = {}
-        self._runs: dict[str, _Folded] = {}
+        self._tasks: dict[tuple[str, str], _Folded] = {}  # by (namespace, id): an id is
+        self._runs: dict[tuple[str, str], _Folded] = {}  # only unique in its namespace
 
     def task(self, namespace: str, task_id: str) -> TaskView | None:
         """The task, if it exists in ``namespace``."""
-        folded = self._tasks.get(task_id)
-        if folded is None or folded.state.namespace != namespace:
+        folded = self._tasks.get((namespace, task_id))
+        if folded is None:
             return None
         return _task_view(folded)
 
@@ -162,11 +162,11 @@ class TasksProjection(FoldingProjection):
 
     def run(self, namespace: str, cluster: str, run_id: str) -> RunView | None:
         """The group run of ``cluster``, if it exists in ``namespace``."""
-        folded = self._runs.get(run_id)
+        folded = self._runs.get((namespace, run_id))
         if folded is None:
             return None
         state: Run = folded.state
-        if state.namespace != namespace or state.cluster != cluster:
+        if state.cluster != cluster:
             return None
         return _run_view(folded)
 
@@ -188,15 +188,15 @@ class TasksProjection(FoldingProjection):
             _evolve(self._runs, grouprun.evolve, event)
 
 
-def _evolve(known: dict[str, _Folded], evolve: Any, event: Event) -> _Folded | None:
+def _evolve(known: dict[tuple[str, str], _Folded], evolve: Any, event: Event) -> _Folded | None:
     """Fold ``event`` into its task or run (a create starts it afresh)."""
-    before = known.get(event.subject)
+    before = known.get((event.namespace, event.subject))
     state = evolve(before.state if before is not None else None, event)
     if state is None:
         return None
     folded = before
     if folded is None or event.version == 1:
-        folded = known[state.id] = _Folded(state)
+        folded = known[(state.namespace, state.id)] = _Folded(state)
     folded.state, folded.view = state, None
     return folded
 

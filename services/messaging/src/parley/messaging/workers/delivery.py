@@ -25,7 +25,7 @@ from nats.js import JetStreamContext
 
 from parley.aggregates.conversation import evolve
 from parley.contracts import subjects
-from parley.contracts.acl import AclMessage, conversation_stream
+from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import ACTOR_HEADER, current_actor, utcnow
 from parley.eventstore.port import EventStore
 from parley.eventstore.repository import load
@@ -96,13 +96,14 @@ class Outbox:
 
 async def redeliver(directory: Directory, store: EventStore, outbox: Outbox, window: float) -> int:
     """Publish again the deliveries recorded within ``window`` seconds that none took."""
-    by_conversation: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for (message_id, receiver), conversation_id in directory.untaken().items():
-        by_conversation[conversation_id].append((message_id, receiver))
+    by_conversation: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for (message_id, receiver), scope in directory.untaken().items():
+        by_conversation[scope].append((message_id, receiver))
     since = utcnow() - timedelta(seconds=window)
     count = 0
-    for conversation_id, items in by_conversation.items():
-        conversation = (await load(store, conversation_stream(conversation_id), evolve)).state
+    for (namespace, conversation_id), items in by_conversation.items():
+        stream = directory.conversation_stream(namespace, conversation_id)
+        conversation = (await load(store, stream, evolve)).state
         if conversation is None:
             continue
         for message_id, receiver in items:

@@ -138,7 +138,8 @@ class Inbox:
     async def _answered(self, message: AclMessage, agent_id: str) -> bool:
         """Whether the agent's reply to ``message`` is already recorded."""
         reply_id = derived_id(message.message_id, agent_id, "reply")
-        events = await self.deps.store.read(conversation_stream(message.conversation_id))
+        stream = conversation_stream(message.namespace, message.conversation_id)
+        events = await self.deps.store.read(stream)
         return any(
             e.type == "message.sent" and e.data["message"]["message_id"] == reply_id for e in events
         )
@@ -162,7 +163,7 @@ class Inbox:
             source=SOURCE,
             correlationid=message.message_id,
         )
-        stream = conversation_stream(message.conversation_id)
+        stream = conversation_stream(message.namespace, message.conversation_id)
         await self.deps.store.append(stream, [event], ANY_VERSION)
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
@@ -237,7 +238,7 @@ class Inbox:
 
     async def _tendered(self, message: AclMessage) -> str | None:
         """The task an `accept-proposal` awards: the content of the conversation's cfp."""
-        stream = conversation_stream(message.conversation_id)
+        stream = conversation_stream(message.namespace, message.conversation_id)
         for event in reversed(await self.deps.store.read(stream)):
             if event.type == "message.sent" and event.data["message"]["performative"] == "cfp":
                 cfp = msgspec.convert(event.data["message"], AclMessage)

@@ -19,7 +19,7 @@ from parley.aggregates import conversation
 from parley.aggregates.mail import Mail
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE as MESSAGING
-from parley.contracts.acl import MessageReply, OutgoingMessage, SendMessage, conversation_stream
+from parley.contracts.acl import MessageReply, OutgoingMessage, SendMessage
 from parley.eventstore import EventStore
 from parley.eventstore.repository import load
 from parley.kit.telemetry import inject
@@ -118,7 +118,7 @@ class Mailer:
         return list(await asyncio.gather(*sends))
 
 
-async def sent_message_ids(store: EventStore, conversation_id: str) -> set[str]:
-    """Ids of the messages the messaging service recorded in a conversation."""
-    folded = await load(store, conversation_stream(conversation_id), conversation.evolve)
+async def sent_message_ids(store: EventStore, stream: str) -> set[str]:
+    """Ids of the messages the messaging service recorded in a conversation (its stream)."""
+    folded = await load(store, stream, conversation.evolve)
     return set(folded.state.messages) if folded.state is not None else set()

@@ -36,8 +36,9 @@ DURABLE = "tasks-inbox"
 MAX_DELIVER = 100
 _decode = msgspec.json.Decoder(AclMessage).decode
 
-Handler = Callable[[str, Sequence[AclMessage]], Awaitable[None]]
-"""Decides on one task's (or run's) batch of messages, given its id."""
+Handler = Callable[[str, str, Sequence[AclMessage]], Awaitable[None]]
+"""Decides on one task's (or run's) batch of messages, given its id and namespace (a task
+id is only unique in its namespace: the messages carry theirs)."""
 
 
 async def ensure_inbox_stream(js: JetStreamContext) -> None:
@@ -121,7 +122,7 @@ class Inbox:
                 log.exception("tasks inbox: fetch failed; retrying")
                 await asyncio.sleep(0.5)
                 continue
-            groups: dict[str, list[tuple[Msg, AclMessage]]] = {}
+            groups: dict[tuple[str, str], list[tuple[Msg, AclMessage]]] = {}
             for msg in messages:
                 try:
                     message = _decode(msg.data)
@@ -136,16 +137,18 @@ class Inbox:
                     )
                     await msg.ack()
                     continue
-                groups.setdefault(principal, []).append((msg, message))
-            for principal, items in groups.items():
-                running = asyncio.create_task(self._handle(principal, items))
+                groups.setdefault((principal, message.namespace), []).append((msg, message))
+            for (principal, namespace), items in groups.items():
+                running = asyncio.create_task(self._handle(principal, namespace, items))
                 self._running.add(running)
                 running.add_done_callback(self._running.discard)
 
-    async def _handle(self, principal: str, items: list[tuple[Msg, AclMessage]]) -> None:
+    async def _handle(
+        self, principal: str, namespace: str, items: list[tuple[Msg, AclMessage]]
+    ) -> None:
         kind, _, key = principal.partition(":")
         try:
-            await self._handlers[kind](key, [message for _, message in items])
+            await self._handlers[kind](key, namespace, [message for _, message in items])
         except asyncio.CancelledError:
             raise
         except ParleyError as refusal:

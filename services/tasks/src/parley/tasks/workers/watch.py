@@ -23,14 +23,17 @@ from parley.contracts.envelope import Event, utcnow
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 from parley.eventstore.repository import Loaded, Repository
-from parley.tasks.domain import Kind
+from parley.tasks.domain import Kind, Streams
 
-__all__ = ["OnDue", "Watch"]
+__all__ = ["Key", "OnDue", "Watch"]
 
 log = logging.getLogger(__name__)
 
 OnDue = Callable[[Kind, str, str], Awaitable[None]]
 """Called with the kind, id and namespace of a task or run whose deadline passed."""
+
+Key = tuple[str, str]
+"""A task or run: (namespace, id) — an id is only unique in its namespace."""
 
 _EPSILON_S = 0.005
 """Timers fire this much after a deadline (loop timers may run a little early)."""
@@ -39,7 +42,8 @@ _EVOLVE: dict[Kind, Callable[[Any, Event], Any]] = {"task": task.evolve, "run": 
 
 
 class Watch(Follower):
-    """Open tasks and runs by id; finished ones are dropped (their waiters answered)."""
+    """Open tasks and runs by namespace and id; finished ones are dropped (their waiters
+    answered)."""
 
     name = "tasks-watch"
 
@@ -48,13 +52,15 @@ class Watch(Follower):
         store: EventStore,
         on_due: OnDue,
         repositories: Mapping[Kind, Repository[Any]] | None = None,
+        streams: Streams | None = None,
     ) -> None:
         super().__init__(store)
+        self.streams = streams or Streams()
         self.on_due = on_due
         self._repositories = dict(repositories or {})
-        self._open: dict[Kind, dict[str, Loaded[Any]]] = {"task": {}, "run": {}}
-        self._timers: dict[tuple[Kind, str], asyncio.TimerHandle] = {}
-        self._outcome_waiters: dict[tuple[Kind, str], list[asyncio.Future[Any]]] = {}
+        self._open: dict[Kind, dict[Key, Loaded[Any]]] = {"task": {}, "run": {}}
+        self._timers: dict[tuple[Kind, Key], asyncio.TimerHandle] = {}
+        self._outcome_waiters: dict[tuple[Kind, Key], list[asyncio.Future[Any]]] = {}
         self._firing: set[asyncio.Task[None]] = set()
 
     def fold(self, event: Event) -> None:
@@ -65,7 +71,9 @@ class Watch(Follower):
             kind = "run"
         else:
             return
-        key = event.stream.partition("-")[2]
+        if event.version == 1:
+            self.streams.note(kind, event)
+        key = (event.namespace, event.subject)  # a task's (or run's) events name it
         known = self._open[kind].get(key)
         if known is None and event.version != 1:
             return  # a finished one's late event (we dropped it), or unknown history
@@ -86,8 +94,11 @@ class Watch(Follower):
         """Every open task (or running group run), as last folded."""
         return [loaded.state for loaded in self._open[kind].values()]
 
-    async def settled(self, kind: Kind, key: str, within: float) -> Loaded[Any] | None:
+    async def settled(
+        self, kind: Kind, namespace: str, ident: str, within: float
+    ) -> Loaded[Any] | None:
         """Wait until the task leaves ``announced`` (or the run ends); None after ``within``."""
+        key = (namespace, ident)
         loaded = self._open[kind].get(key)
         if loaded is None:
             return None  # unknown here, or finished and dropped: read the stream
@@ -115,14 +126,14 @@ class Watch(Follower):
             running.cancel()
         await super().stop()
 
-    def _notify(self, kind: Kind, key: str, loaded: Loaded[Any]) -> None:
+    def _notify(self, kind: Kind, key: Key, loaded: Loaded[Any]) -> None:
         if _pending(loaded.state):
             return
         for future in self._outcome_waiters.pop((kind, key), []):
             if not future.done():
                 future.set_result(loaded)
 
-    def _arm(self, kind: Kind, key: str, deadline: datetime | None) -> None:
+    def _arm(self, kind: Kind, key: Key, deadline: datetime | None) -> None:
         self._disarm(kind, key)
         if deadline is None:
             return
@@ -130,23 +141,23 @@ class Watch(Follower):
         loop = asyncio.get_running_loop()
         self._timers[(kind, key)] = loop.call_later(delay, self._fire, kind, key)
 
-    def _disarm(self, kind: Kind, key: str) -> None:
+    def _disarm(self, kind: Kind, key: Key) -> None:
         handle = self._timers.pop((kind, key), None)
         if handle is not None:
             handle.cancel()
 
-    def _fire(self, kind: Kind, key: str) -> None:
+    def _fire(self, kind: Kind, key: Key) -> None:
         self._timers.pop((kind, key), None)
-        running = asyncio.create_task(self._due(kind, key), name=f"due-{kind}-{key}")
+        running = asyncio.create_task(self._due(kind, key), name=f"due-{kind}-{key[0]}-{key[1]}")
         self._firing.add(running)
         running.add_done_callback(self._firing.discard)
 
-    async def _due(self, kind: Kind, key: str) -> None:
+    async def _due(self, kind: Kind, key: Key) -> None:
         retry = _RECHECK_S
         try:
             current = self._open[kind].get(key)
             if current is not None and current.state is not None:
-                await self.on_due(kind, key, current.state.namespace)
+                await self.on_due(kind, key[1], key[0])
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -130,6 +130,11 @@ async def test_a_namespace_past_its_daily_spend_is_refused_before_any_model_call
         "spent": pytest.approx(CALL_COST_USD),
         "limit": DAILY_SPEND_USD,
     }
+    webhook = await http.post(
+        f"/api/v1/agents/{agent}/webhook", json={"input_data": {"message": "later"}}, headers=tenant
+    )
+    assert webhook.status_code == 403, webhook.text  # an execution is not even queued
+    assert webhook.json()["error"]["details"]["quota"] == "daily_spend_usd"
     assert wire.count("openai") == calls  # no model call was made
 
     assert (await _chat(http, elsewhere, other)).status_code == 200

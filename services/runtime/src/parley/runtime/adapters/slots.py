@@ -8,9 +8,10 @@ runtimes share the limit. Entries live ``lease_ttl`` seconds unless renewed, so 
 runtime's slots come back by themselves. A request that finds every slot busy waits in a
 bounded queue, then gets ``RATE_LIMITED`` with the reason.
 
-With a namespace quota (``PARLEY_QUOTA_MAX_INSTANCES``), a request first takes one of its
-namespace's slots ``ns.<namespace>.<n>`` (n < the quota) the same way, and holds it with the
-agent's; when every one is held the request is refused at once with ``QUOTA_EXCEEDED`` (not
+With a namespace quota (``PARLEY_QUOTA_MAX_INSTANCES``), a request that has its agent's slot
+also takes one of its namespace's slots ``ns.<namespace>.<n>`` (n < the quota) the same way,
+and holds it with the agent's (a request queued for its agent holds none); when every one is
+held the request is refused at once with ``QUOTA_EXCEEDED`` and frees the agent's slot (not
 queued: the namespace has reached what it is allowed, waiting would not change that).
 
 An agent is *warm* in a process from its first request (``instance.started``, a cold start)
@@ -115,10 +116,12 @@ class Capacity:
                 "the agent has 0 instances; set instances to 1 or more to serve requests",
             )
         async with contextlib.AsyncExitStack() as held:
-            if self.namespace_quota > 0:
-                await held.enter_async_context(self._lease(await self._take_namespace(namespace)))
             index, revision = await self._take(agent_id, instances)
             await held.enter_async_context(self._lease((f"{agent_id}.{index}", revision)))
+            # The namespace's slot after the agent's: a request queued for its agent holds
+            # none of its namespace's quota while it waits.
+            if self.namespace_quota > 0:
+                await held.enter_async_context(self._lease(await self._take_namespace(namespace)))
             self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
             try:
                 await self._warm_up(agent_id, namespace, prepare)

@@ -54,6 +54,7 @@ __all__ = [
     "execution_stream",
     "instance_stream",
     "session_stream",
+    "spend_stream",
     "turn_subject",
 ]
 
@@ -467,6 +468,18 @@ class BudgetThreshold(msgspec.Struct, kw_only=True):
     ratio: float
 
 
+class SpendRecorded(msgspec.Struct, kw_only=True):
+    """A model call's cost was added to its namespace's spend of the day (the daily quota)."""
+
+    namespace: str
+    day: str
+    """The UTC day, ``2026-11-27``."""
+    agent_id: str | None
+    cost_usd: float
+    total_cost_usd: float
+    """The namespace's spend that day, this call included."""
+
+
 class InstanceChanged(msgspec.Struct, kw_only=True):
     """`instance.started` (cold start) or `instance.stopped` (idle, scale to zero)."""
 
@@ -502,6 +515,7 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "budget.consumed": BudgetConsumed,
     "budget.warning": BudgetThreshold,
     "budget.critical": BudgetThreshold,
+    "spend.recorded": SpendRecorded,
     "instance.started": InstanceChanged,
     "instance.stopped": InstanceChanged,
 }
@@ -521,6 +535,11 @@ def execution_stream(execution_id: str) -> str:
 def budget_stream(agent_id: str) -> str:
     """Stream of an agent's budget settlements."""
     return f"budget-{agent_id}"
+
+
+def spend_stream(namespace: str, day: str) -> str:
+    """Stream of a namespace's model spend on one UTC day (``day`` as ``yyyymmdd``)."""
+    return f"spend-{namespace}-{day}"
 
 
 def instance_stream(agent_id: str) -> str:

@@ -21,6 +21,7 @@ from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
 from parley.runtime.adapters.slots import Capacity
+from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.errors import reply_for_error
 from parley.runtime.handlers import ROUTES, Runtime
@@ -47,6 +48,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             queue_timeout=settings.queue_timeout,
             lease_ttl=settings.lease_ttl,
             idle_timeout=settings.idle_timeout,
+            namespace_quota=settings.quota_max_instances,
         )
         await capacity.start()
         stack.push_async_callback(capacity.stop)
@@ -59,6 +61,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             store=store,
             directory=directory,
             budgets=BudgetKeeper(store),
+            spend=SpendKeeper(store, daily_limit_usd=settings.quota_daily_spend_usd),
             capacity=capacity,
             files=files,
             secrets=secrets,

@@ -18,6 +18,7 @@ from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
 from parley.runtime.adapters.slots import Capacity
+from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.bidding import AgentStats
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.settings import RuntimeSettings
@@ -35,6 +36,7 @@ class Deps:
     store: EventStore
     directory: AgentDirectory
     budgets: BudgetKeeper
+    spend: SpendKeeper
     capacity: Capacity
     files: FileStore
     secrets: frozenset[str]

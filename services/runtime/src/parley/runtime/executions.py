@@ -63,6 +63,7 @@ class ExecutionCommands:
         if cmd.min_position:
             await deps.directory.wait_for(cmd.min_position, 2.0)
         running_agent(deps.directory.get(cmd.agent_id), cmd.agent_id, cmd.namespace)
+        await deps.spend.check(cmd.namespace)  # no work queued that could only be refused
         execution_id = cmd.execution_id or new_id()
         requested = ExecutionRequested(
             execution_id=execution_id,

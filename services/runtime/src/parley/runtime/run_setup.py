@@ -12,6 +12,7 @@ from parley.contracts.runtime import Usage
 from parley.llm import Message
 from parley.llm import Usage as CallUsage
 from parley.runtime.adapters.budgets import BudgetKeeper
+from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
 from parley.runtime.errors import RuntimeFault
@@ -22,11 +23,13 @@ __all__ = ["RunMeter", "build_run"]
 
 
 class RunMeter:
-    """Prices a run's calls from the catalogue and enforces the agent's budget."""
+    """Prices a run's calls from the catalogue and enforces the agent's budget and the
+    namespace's daily spend quota."""
 
     def __init__(
         self,
         budgets: BudgetKeeper,
+        spend: SpendKeeper,
         *,
         agent_id: str | None,
         budget: Budget | None,
@@ -34,20 +37,24 @@ class RunMeter:
         model: str,
         namespace: str,
     ) -> None:
-        self.budgets, self.agent_id, self.budget = budgets, agent_id, budget
+        self.budgets, self.spend, self.agent_id, self.budget = budgets, spend, agent_id, budget
         self.namespace = namespace
         info = load_catalogue().find(provider, model)
         self._price = info.price if info is not None else None
 
     async def before_call(self) -> None:
-        """Refuse with ``BUDGET_EXCEEDED`` once the agent's budget is spent."""
+        """Refuse with ``QUOTA_EXCEEDED`` once the namespace's spend of the day reached its
+        quota, with ``BUDGET_EXCEEDED`` once the agent's budget is spent."""
+        await self.spend.check(self.namespace)
         if self.agent_id is None:
             return
         if reason := await self.budgets.refusal(self.agent_id, self.budget):
             raise RuntimeFault(ErrorCode.BUDGET_EXCEEDED, reason)
 
     async def after_call(self, usage: Usage) -> None:
-        """Settle the call against the budget (budget events when a threshold is crossed)."""
+        """Settle the call against the budget (budget events when a threshold is crossed)
+        and add its cost to the namespace's spend of the day."""
+        await self.spend.record(self.namespace, self.agent_id, usage.cost_usd)
         if self.agent_id is not None:
             await self.budgets.settle(self.agent_id, self.budget, usage, self.namespace)
 
@@ -102,6 +109,7 @@ async def build_run(
     )
     meter = RunMeter(
         deps.budgets,
+        deps.spend,
         agent_id=agent_id,
         budget=settings.budget,
         provider=settings.provider,

@@ -3,6 +3,7 @@
 import os
 import socket
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
 
@@ -62,6 +63,12 @@ class RuntimeSettings(ServiceSettings, kw_only=True, frozen=True):
     """Executions one runtime works at once (`PARLEY_EXECUTIONS_IN_FLIGHT`)."""
     scheduler_tick: float = 0.5
     """Seconds between the scheduler's looks at periodic triggers (`PARLEY_SCHEDULER_TICK`)."""
+    quota_max_instances: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Turns and executions one namespace may run at once, across runtimes
+    (`PARLEY_QUOTA_MAX_INSTANCES`; 0: no limit)."""
+    quota_daily_spend_usd: Annotated[float, msgspec.Meta(ge=0)] = 0.0
+    """Model spend one namespace may reach per UTC day, priced from the model catalogue
+    (`PARLEY_QUOTA_DAILY_SPEND_USD`; 0: no limit)."""
     providers: dict[str, ProviderEndpoint] = msgspec.field(default_factory=dict)
     """Each provider's endpoint (`PARLEY_<PROVIDER>_BASE_URL`, …); see :func:`load_settings`."""
 

@@ -12,7 +12,8 @@ authentication middleware has already put the caller's principal in ``scope["use
   every edge process. Each limited response carries ``X-RateLimit-Limit``,
   ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` (seconds until the window ends); a
   request over the limit is ``429 RATE_LIMITED`` with ``Retry-After``. Health, readiness and
-  the docs are never limited.
+  the docs are never limited. A chat WebSocket's handshake counts against the general limit
+  and each message it carries against the model limit (:func:`count_model_use`).
 - **Agents per namespace** (``PARLEY_QUOTA_MAX_AGENTS``): creating an agent, or deploying a
   cluster whose manifest expands to agents, in a namespace that would then hold more than
   that many is ``403 QUOTA_EXCEEDED``, checked against the agents projection before any
@@ -40,7 +41,14 @@ from parley.edge.http.ratelimit import Rate, Verdict, WindowCounter, caller_key
 from parley.edge.http.security import DOCS_PREFIX
 from parley.edge.settings import EdgeSettings
 
-__all__ = ["MODEL_ROUTES", "UNLIMITED", "Limits", "add_rate_limit_headers", "caller"]
+__all__ = [
+    "MODEL_ROUTES",
+    "UNLIMITED",
+    "Limits",
+    "add_rate_limit_headers",
+    "caller",
+    "count_model_use",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,7 @@ UNLIMITED = ("/health", "/livez", "/ready", "/readyz", DOCS_PREFIX)
 
 _CREATES_AGENTS = re.compile(r"^/api/v1/(?:agents|clusters)/?$")
 _SCOPE_KEY = "parley_rate_limit"
+_LIMITS_KEY = "parley_limits"
 
 
 def caller(scope: Scope) -> str:
@@ -99,6 +108,7 @@ class Limits:
         path = connection.scope["path"]
         if _unlimited(path):
             return
+        connection.scope[_LIMITS_KEY] = self  # type: ignore[literal-required]
         method = connection.scope.get("method", "GET")
         model = method == "POST" and MODEL_ROUTES.match(path) is not None
         rate = self.model_rate if model else self.rate
@@ -106,16 +116,22 @@ class Limits:
             verdict = await self._count(connection, "model" if model else "api", rate)
             connection.scope[_SCOPE_KEY] = verdict  # type: ignore[literal-required]
             if not verdict.allowed:
-                raise ApiError(
-                    ErrorCode.RATE_LIMITED,
-                    f"rate limit exceeded: {verdict.limit} requests per"
-                    f" {rate.period:g} s{' to model-calling routes' if model else ''};"
-                    " retry after the Retry-After seconds",
-                    {"limit": verdict.limit, "period_s": rate.period},
-                    headers=verdict.headers(),
-                )
+                raise _limited(verdict, rate, " to model-calling routes" if model else "")
         if self.max_agents and method == "POST" and _CREATES_AGENTS.match(path):
             await self._check_agents_quota(connection)
+
+    async def count_model_use(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        """Count one model call started within an open connection (a chat socket's message)
+        against the caller's model limit.
+
+        Raises:
+            ApiError: ``429 RATE_LIMITED`` (``details.retry_after_s``: when to try again),
+                or ``503 SERVICE_UNAVAILABLE`` when the shared counters cannot be reached.
+        """
+        if self.model_rate is not None:
+            verdict = await self._count(connection, "model", self.model_rate)
+            if not verdict.allowed:
+                raise _limited(verdict, self.model_rate, " to models")
 
     async def _count(
         self, connection: ASGIConnection[Any, Any, Any, Any], kind: str, rate: Rate
@@ -148,6 +164,32 @@ class Limits:
                 f" {wanted} more would exceed it (PARLEY_QUOTA_MAX_AGENTS)",
                 {"quota": "agents", "limit": self.max_agents, "namespace": namespace},
             )
+
+
+async def count_model_use(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """:meth:`Limits.count_model_use` with the app's limits (none: nothing to count).
+
+    Raises:
+        ApiError: ``429 RATE_LIMITED`` or ``503 SERVICE_UNAVAILABLE``.
+    """
+    limits = connection.scope.get(_LIMITS_KEY)
+    if isinstance(limits, Limits):
+        await limits.count_model_use(connection)
+
+
+def _limited(verdict: Verdict, rate: Rate, what: str) -> ApiError:
+    headers = verdict.headers()
+    return ApiError(
+        ErrorCode.RATE_LIMITED,
+        f"rate limit exceeded: {verdict.limit} requests per {rate.period:g} s{what};"
+        " retry after the Retry-After seconds",
+        {
+            "limit": verdict.limit,
+            "period_s": rate.period,
+            "retry_after_s": int(headers["X-RateLimit-Reset"]),
+        },
+        headers=headers,
+    )
 
 
 async def _agents_wanted(connection: ASGIConnection[Any, Any, Any, Any]) -> tuple[str, int]:

@@ -10,7 +10,10 @@ Server → client: each turn's frames as ``{"type", "seq", "turn_id", "data"}`` 
 ``token``, ``plan``, ``tool_call``, ``tool_result``, then ``end`` or ``error``), ``pong``, and
 ``{"type": "error", "data": {"code", "message", "details"}}`` for refused input. The socket
 keeps its conversation: after the first turn, messages without ``conversation_id`` continue it.
-A bad frame gets an ``error`` frame and the socket stays open.
+A bad frame gets an ``error`` frame and the socket stays open. The handshake counts against
+the caller's general rate limit, and each ``message`` against its model rate limit
+(``PARLEY_MODEL_RATE_LIMIT``, shared with the model-calling routes): one over it gets an
+``error`` frame ``RATE_LIMITED`` (``details.retry_after_s``) and starts no turn.
 """
 
 import asyncio
@@ -31,6 +34,7 @@ from parley.edge.controllers.lookups import require_agent, require_session
 from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
 from parley.edge.http.auth import ACTION
 from parley.edge.http.body import BodyError, decode_json
+from parley.edge.http.limits import count_model_use
 from parley.edge.streams.turn import TurnFeed, client_frame
 from parley.edge.streams.ws import frame_bytes
 from parley.identity.principal import Action
@@ -132,6 +136,11 @@ class _ChatSocket:
         if isinstance(frame, Ping):
             await self._send({"type": "pong", "id": frame.id})
         elif isinstance(frame, SendMessage):
+            try:
+                await count_model_use(self.socket)
+            except ParleyError as exc:
+                await self.error(exc)
+                return
             self._spawn(self._turn(frame))
         else:
             self._spawn(self._cancel(frame))

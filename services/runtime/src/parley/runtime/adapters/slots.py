@@ -8,6 +8,12 @@ runtimes share the limit. Entries live ``lease_ttl`` seconds unless renewed, so 
 runtime's slots come back by themselves. A request that finds every slot busy waits in a
 bounded queue, then gets ``RATE_LIMITED`` with the reason.
 
+With a namespace quota (``PARLEY_QUOTA_MAX_INSTANCES``), a request that has its agent's slot
+also takes one of its namespace's slots ``ns.<namespace>.<n>`` (n < the quota) the same way,
+and holds it with the agent's (a request queued for its agent holds none); when every one is
+held the request is refused at once with ``QUOTA_EXCEEDED`` and frees the agent's slot (not
+queued: the namespace has reached what it is allowed, waiting would not change that).
+
 An agent is *warm* in a process from its first request (``instance.started``, a cold start)
 until it has been idle ``idle_timeout`` seconds (``instance.stopped``: scaled to zero).
 """
@@ -49,8 +55,11 @@ class Capacity:
         queue_timeout: float,
         lease_ttl: float,
         idle_timeout: float,
+        namespace_quota: int = 0,
     ) -> None:
         self.js, self.store, self.worker = js, store, worker
+        self.namespace_quota = namespace_quota
+        """Slots one namespace may hold at once across runtimes (0: no limit)."""
         self.queue_limit, self.queue_timeout = queue_limit, queue_timeout
         self.lease_ttl, self.idle_timeout = lease_ttl, idle_timeout
         self._kv: KeyValue | None = None
@@ -106,16 +115,29 @@ class Capacity:
                 ErrorCode.RATE_LIMITED,
                 "the agent has 0 instances; set instances to 1 or more to serve requests",
             )
-        index, revision = await self._take(agent_id, instances)
-        key = f"{agent_id}.{index}"
+        async with contextlib.AsyncExitStack() as held:
+            index, revision = await self._take(agent_id, instances)
+            await held.enter_async_context(self._lease((f"{agent_id}.{index}", revision)))
+            # The namespace's slot after the agent's: a request queued for its agent holds
+            # none of its namespace's quota while it waits.
+            if self.namespace_quota > 0:
+                await held.enter_async_context(self._lease(await self._take_namespace(namespace)))
+            self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
+            try:
+                await self._warm_up(agent_id, namespace, prepare)
+                yield index
+            finally:
+                self._busy[agent_id] -= 1
+                self._warm[agent_id] = time.monotonic()
+
+    @contextlib.asynccontextmanager
+    async def _lease(self, taken: tuple[str, int]) -> AsyncIterator[None]:
+        """Renew a taken slot while the block runs, then free it."""
+        key, revision = taken
         renew = asyncio.create_task(self._renew(key, revision), name=f"renew-{key}")
-        self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
-        await self._warm_up(agent_id, namespace, prepare)
         try:
-            yield index
+            yield
         finally:
-            self._busy[agent_id] -= 1
-            self._warm[agent_id] = time.monotonic()
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
             assert self._kv is not None
@@ -123,6 +145,21 @@ class Capacity:
                 self._free[key] = await self._kv.put(key, b"")
             except Exception:
                 log.warning("could not release slot %s; it expires by itself", key)
+
+    async def _take_namespace(self, namespace: str) -> tuple[str, int]:
+        """One of the namespace's slots, or ``QUOTA_EXCEEDED`` at once when all are held."""
+        quota = self.namespace_quota
+        for index in range(quota):
+            key = f"ns.{namespace}.{index}"
+            revision = await self._claim(key)
+            if revision is not None:
+                return key, revision
+        raise RuntimeFault(
+            ErrorCode.QUOTA_EXCEEDED,
+            f"namespace {namespace!r} already runs {quota} instance(s), its quota"
+            " (PARLEY_QUOTA_MAX_INSTANCES); retry when one ends",
+            {"quota": "max_instances", "namespace": namespace, "limit": quota},
+        )
 
     async def _take(self, agent_id: str, instances: int) -> tuple[int, int]:
         assert self._kv is not None

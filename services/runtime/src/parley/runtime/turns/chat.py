@@ -49,6 +49,7 @@ class Turns:
             else None
         )
         settings = effective(agent, session.settings)
+        await deps.spend.check(cmd.namespace)  # QUOTA_EXCEEDED before any model call
         if agent is not None and (reason := await deps.budgets.refusal(agent.id, settings.budget)):
             raise RuntimeFault(ErrorCode.BUDGET_EXCEEDED, reason)
         for ref in cmd.files:

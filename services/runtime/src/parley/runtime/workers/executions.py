@@ -168,7 +168,8 @@ class ExecutionWorker:
                     )
                 )
             except RuntimeFault as exc:
-                if exc.code is ErrorCode.RATE_LIMITED:  # every instance busy: later
+                # Every instance of the agent (or of its namespace's quota) busy: later.
+                if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.QUOTA_EXCEEDED):
                     return Verdict(False, _SLOT_RETRY_S)
                 raise
             begin = Begin(worker=deps.settings.worker, seen_version=execution.version)

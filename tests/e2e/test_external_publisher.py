@@ -1,7 +1,9 @@
 """Other systems can publish: a plain nats-py client, knowing only the documented JSON.
 
-It connects as the ``external`` NATS user, which may send the documented commands and read
-their replies, and nothing else: the server itself refuses the rest (NATS is no side door).
+It connects as the ``external`` NATS user, which may send the documented commands of its
+namespace (``parley.ext.default.cmd.<service>.<verb>``) and read its own replies, and nothing
+else: the server itself refuses the rest (NATS is no side door), and the services act in the
+subject's namespace whatever the body says (a namespace is a wall).
 """
 
 import asyncio
@@ -16,8 +18,10 @@ import pytest
 from nats.aio.client import Client
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
+from tests_support import stream_events
 
-from parley.devstack.nats import EXTERNAL_USER
+from parley.contracts import subjects
+from parley.devstack.nats import EXTERNAL_NAMESPACE, EXTERNAL_USER
 from parley.devstack.stack import Stack
 
 
@@ -46,7 +50,10 @@ class External:
 async def external(stack: Stack) -> AsyncIterator[External]:
     conn = External()
     conn.nc = await nats.connect(
-        stack.nats.url_for(EXTERNAL_USER), error_cb=conn.on_error, allow_reconnect=False
+        stack.nats.url_for(EXTERNAL_USER),
+        error_cb=conn.on_error,
+        allow_reconnect=False,
+        inbox_prefix=subjects.ext_inbox(EXTERNAL_NAMESPACE),
     )
     yield conn
     await conn.nc.close()
@@ -59,7 +66,7 @@ async def test_a_plain_nats_client_creates_an_agent_visible_over_rest(
     assert external.nc is not None
     name = f"from-nats-{uuid.uuid4().hex[:8]}"
     message = await external.nc.request(
-        "parley.cmd.registry.create_agent",
+        "parley.ext.default.cmd.registry.create_agent",
         json.dumps({"spec": {"name": name, "capabilities": ["translate"]}}).encode(),
         timeout=10,
     )
@@ -79,7 +86,7 @@ async def test_a_plain_nats_client_gets_a_validation_error_for_unknown_fields(
 ) -> None:
     assert external.nc is not None
     message = await external.nc.request(
-        "parley.cmd.registry.create_agent",
+        "parley.ext.default.cmd.registry.create_agent",
         json.dumps({"spec": {"name": "x", "colour": "red"}}).encode(),
         timeout=10,
     )
@@ -113,10 +120,12 @@ async def test_the_server_refuses_an_external_event_publish(
         "$JS.API.INFO",  # the JetStream API: streams, KV and object stores
         "$JS.API.STREAM.MSG.GET.PARLEY_EVENTS",
         "$KV.parley-tickets.x",
-        "parley.cmd.registry.create_api_key",  # API keys are made through the edge only
-        "parley.cmd.registry.revoke_api_key",
-        "parley.cmd.registry.record_api_key_use",
+        "parley.ext.default.cmd.registry.create_api_key",  # keys are made through the edge only
+        "parley.ext.default.cmd.registry.revoke_api_key",
+        "parley.ext.default.cmd.registry.record_api_key_use",
         "parley.work.executions",
+        "parley.cmd.registry.create_agent",  # the services' own subjects: no namespace wall
+        "parley.ext.other.cmd.registry.create_agent",  # another namespace's subjects
     ],
 )
 async def test_the_server_refuses_external_requests_beyond_the_commands(
@@ -129,9 +138,36 @@ async def test_the_server_refuses_external_requests_beyond_the_commands(
     assert "publish" in await external.refused(subject)
 
 
+async def test_an_external_command_acts_in_its_namespace_whatever_its_body_says(
+    external: External, client: httpx.AsyncClient, stack: Stack
+) -> None:
+    assert external.nc is not None
+    name = f"walled-{uuid.uuid4().hex[:8]}"
+    body = {"namespace": "other-tenant", "spec": {"name": name}}
+    message = await external.nc.request(
+        "parley.ext.default.cmd.registry.create_agent", json.dumps(body).encode(), timeout=10
+    )
+    reply = json.loads(message.data)
+    assert reply["ok"] is True, reply
+    agent = await _eventually_get(client, reply["agent_id"])
+    assert agent["namespace"] == "default"
+    elsewhere = await client.get(
+        f"/api/v1/agents/{reply['agent_id']}", headers={"X-Parley-Namespace": "other-tenant"}
+    )
+    assert elsewhere.status_code == 404
+    events = await stream_events(stack, f"agent-{reply['agent_id']}")
+    assert [(e.namespace, e.actor) for e in events] == [("default", "nats:default")]
+
+
 async def test_the_server_refuses_external_subscriptions_to_events(external: External) -> None:
     assert external.nc is not None
-    for subject in ("parley.evt.>", "parley.stream.>", "$JS.API.>"):
+    for subject in (
+        "parley.evt.>",
+        "parley.stream.>",
+        "$JS.API.>",
+        "_INBOX.>",
+        "_INBOX_ext.other.>",
+    ):
         await external.nc.subscribe(subject)
         await external.nc.flush()
         assert "subscription" in await external.refused(subject)

@@ -1,6 +1,8 @@
 """NATS subject names. Named here once; handlers never spell a subject literal.
 
 - ``parley.cmd.<service>.<verb>``: commands, request/reply, served by a queue group.
+- ``parley.ext.<namespace>.cmd.<service>.<verb>``: the same commands from other systems (the
+  NATS ``external`` user), acting in the subject's namespace whatever the body says.
 - ``parley.qry.<service>.<name>``: queries that are not projections of events.
 - ``parley.evt.<category>.<id>``: the event store's subjects, one per aggregate stream
   ``<category>-<id>`` (``agent-0193…`` → ``parley.evt.agent.0193…``).
@@ -30,6 +32,9 @@ __all__ = [
     "TICKETS_BUCKET",
     "WORK_STREAM",
     "control",
+    "ext_cmd",
+    "ext_inbox",
+    "ext_namespace",
     "inbox",
     "reply_notice",
     "stream",
@@ -140,3 +145,22 @@ def control(kind: str, ident: str) -> str:
 def stream(kind: str, ident: str) -> str:
     """Ephemeral (never stored) subject of one ``kind`` of stream, e.g. a turn's deltas."""
     return f"{STREAM_PREFIX}.{kind}.{ident}"
+
+
+EXTERNAL_PREFIX = "parley.ext"
+
+
+def ext_cmd(namespace: str, service: str, verb: str) -> str:
+    """Subject of a command from another system, acting in ``namespace`` (``*``: any)."""
+    return f"{EXTERNAL_PREFIX}.{namespace}.cmd.{service}.{verb}"
+
+
+def ext_namespace(subject: str) -> str:
+    """The namespace an external command subject (:func:`ext_cmd`) acts in."""
+    return subject.split(".")[2]
+
+
+def ext_inbox(namespace: str) -> str:
+    """The reply-subject prefix (``inbox_prefix`` of nats-py) of external clients of
+    ``namespace``: their replies, and nobody else's, are readable to them."""
+    return f"_INBOX_ext.{namespace}"

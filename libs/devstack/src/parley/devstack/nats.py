@@ -4,9 +4,12 @@ NATS is no side door: the server runs with two users (the same as ``deploy/nats`
 
 - :data:`SERVICES_USER` (``parley``): the services, the edge and the launcher; everything.
 - :data:`EXTERNAL_USER` (``external``): the documented "NATS publishers from other
-  systems". It may publish only the command subjects ``parley.cmd.<service>.<verb>``
-  (minus the services-only API key commands, :data:`SERVICES_ONLY_COMMANDS`) and subscribe
-  only to ``_INBOX.>`` for the replies: no events, no JetStream API, no KV or object store.
+  systems", in one namespace (:data:`EXTERNAL_NAMESPACE`). It may publish only the command
+  subjects of its namespace, ``parley.ext.<namespace>.cmd.<service>.<verb>`` (minus the
+  services-only API key commands, :data:`SERVICES_ONLY_COMMANDS`) — the services act on them
+  in that namespace whatever the body says — and subscribe only to its own reply prefix
+  ``_INBOX_ext.<namespace>.>`` (nats-py ``inbox_prefix``): no other tenant's replies, no
+  events, no JetStream API, no KV or object store.
 
 Each user's password is generated on the first start into ``<store dir>/<user>.password``
 (mode 0600) and reused afterwards; it is never printed or logged.
@@ -26,6 +29,7 @@ from urllib.parse import quote
 from parley.contracts import subjects
 
 __all__ = [
+    "EXTERNAL_NAMESPACE",
     "EXTERNAL_USER",
     "SERVICES_ONLY_COMMANDS",
     "SERVICES_USER",
@@ -39,8 +43,10 @@ SERVICES_USER = "parley"
 """The user every Parley process connects as."""
 EXTERNAL_USER = "external"
 """The user for other systems that send commands over NATS."""
+EXTERNAL_NAMESPACE = "default"
+"""The namespace the external user acts in."""
 SERVICES_ONLY_COMMANDS: tuple[str, ...] = tuple(
-    subjects.cmd("registry", verb)
+    subjects.ext_cmd(EXTERNAL_NAMESPACE, "registry", verb)
     for verb in ("create_api_key", "rotate_api_key", "revoke_api_key", "record_api_key_use")
 )
 """Command subjects the external user may not publish (API keys are made through the edge)."""
@@ -75,7 +81,8 @@ def _wait_for_port(port: int, deadline: float) -> None:
 def users_config(services_password: str, external_password: str) -> str:
     """The ``authorization`` block of the server's configuration (values are config
     literals: quoted strings, or ``$VARIABLE`` references as in ``deploy/nats``)."""
-    command = subjects.cmd("*", "*")
+    command = subjects.ext_cmd(EXTERNAL_NAMESPACE, "*", "*")
+    replies = subjects.ext_inbox(EXTERNAL_NAMESPACE) + ".>"
     deny = "".join(f"          {json.dumps(subject)}\n" for subject in SERVICES_ONLY_COMMANDS)
     return (
         "authorization {\n"
@@ -86,7 +93,7 @@ def users_config(services_password: str, external_password: str) -> str:
         f'        allow: ["{command}"]\n'
         f"        deny: [\n{deny}        ]\n"
         "      }\n"
-        '      subscribe: { allow: ["_INBOX.>"] }\n'
+        f'      subscribe: {{ allow: ["{replies}"] }}\n'
         "    } }\n"
         "  ]\n"
         "}\n"

@@ -29,7 +29,7 @@ from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
-from parley.kit.service import add_command_route, create_service
+from parley.kit.service import add_command_route, create_service, from_outside
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, extract
 
@@ -178,15 +178,17 @@ async def _serve_raw(
 
         async def serve(msg: Msg) -> None:
             async with limit:
-                with (
-                    tracer.start_as_current_span(
-                        f"{subject} process", context=extract(msg.headers), kind=SpanKind.CONSUMER
-                    ),
-                    acting_as(carried_actor(msg.headers)),
+                with tracer.start_as_current_span(
+                    f"{subject} process", context=extract(msg.headers), kind=SpanKind.CONSUMER
                 ):
                     reply: msgspec.Struct
                     try:
-                        reply = await handle(handlers(), decode(msg.data))
+                        command = decode(msg.data)
+                        actor = carried_actor(msg.headers)
+                        if msg.subject != subject:  # parley.ext.<namespace>.cmd.…
+                            command, actor = from_outside(msg.subject, command)
+                        with acting_as(actor):
+                            reply = await handle(handlers(), command)
                     except Exception as exc:  # every failure becomes an error reply
                         reply = reply_error(exc)
                 if msg.reply:
@@ -199,12 +201,11 @@ async def _serve_raw(
 
         return dispatch
 
-    subs = [
-        await nc.subscribe(
-            subjects.cmd(name, verb), queue=subjects.queue(name), cb=subscriber(verb, route)
-        )
-        for verb, route in routes.items()
-    ]
+    subs = []
+    for verb, route in routes.items():
+        serve = subscriber(verb, route)
+        for subject in (subjects.cmd(name, verb), subjects.ext_cmd("*", name, verb)):
+            subs.append(await nc.subscribe(subject, queue=subjects.queue(name), cb=serve))
 
     async def stop_serving() -> None:
         for sub in subs:

@@ -7,7 +7,7 @@ Services do not call this directly: :func:`parley.kit.app.service_app` wires the
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from faststream import FastStream
@@ -21,7 +21,9 @@ from parley.kit.logs import configure_logging
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, setup_tracing
 
-__all__ = ["add_command_route", "create_service"]
+__all__ = ["add_command_route", "create_service", "from_outside"]
+
+C = TypeVar("C", bound=msgspec.Struct)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -105,3 +107,32 @@ def add_command_route(
             except Exception as exc:  # every failure becomes an error reply
                 reply = on_error(exc)
         return _encode(reply)
+
+    @broker.subscriber(
+        subjects.ext_cmd("*", service, verb),
+        queue=subjects.queue(service),
+        max_workers=max_workers,
+        title=f"{service}.{verb} (external)",
+        description=f"Command from another system, in the subject's namespace: "
+        f"{command_type.__doc__}",
+    )
+    async def external(msg: NatsMessage) -> bytes:
+        reply: msgspec.Struct
+        try:
+            command, actor = from_outside(msg.raw_message.subject, decoder.decode(msg.body))
+            with acting_as(actor):
+                reply = await handle(command)
+        except Exception as exc:  # every failure becomes an error reply
+            reply = on_error(exc)
+        return _encode(reply)
+
+
+def from_outside(subject: str, command: C) -> tuple[C, str]:
+    """A command that came on an external subject (:func:`subjects.ext_cmd`), made to act
+    in the subject's namespace, whatever its body said, for the principal ``nats:<namespace>``.
+
+    The NATS server lets the ``external`` user publish only on its namespace's subjects, so
+    the subject, not the body or a header, is what can be trusted.
+    """
+    namespace = subjects.ext_namespace(subject)
+    return msgspec.structs.replace(command, namespace=namespace), f"nats:{namespace}"

@@ -269,6 +269,29 @@ async def test_two_processes_share_one_window_exactly(connections: list[Client])
     assert other.allowed and other.remaining == 19
 
 
+async def test_one_process_counts_a_burst_in_arrival_order(connections: list[Client]) -> None:
+    counters = await _counters(connections)
+    rate = Rate(20, 5.0)
+    verdicts = await asyncio.gather(*(counters[0].hit("k", rate) for _ in range(30)))
+    assert [v.allowed for v in verdicts] == [True] * 20 + [False] * 10
+    assert [v.remaining for v in verdicts] == [*range(19, -1, -1)] + [0] * 10
+    again = await counters[1].hit("k", rate)  # the other process sees the full window
+    assert not again.allowed and again.remaining == 0
+
+
+async def test_a_cancelled_request_is_not_counted_while_it_waits(
+    connections: list[Client],
+) -> None:
+    counters = await _counters(connections)
+    rate = Rate(3, 5.0)
+    first = asyncio.ensure_future(counters[0].hit("k", rate))
+    waiting = [asyncio.ensure_future(counters[0].hit("k", rate)) for _ in range(3)]
+    await asyncio.sleep(0)
+    waiting[0].cancel()  # still queued behind the first request's compare-and-set
+    assert (await first).remaining == 2
+    assert [(await w).remaining for w in waiting[1:]] == [1, 0]
+
+
 async def test_a_new_window_begins_when_the_last_one_ends(connections: list[Client]) -> None:
     counters = await _counters(connections)
     rate = Rate(2, 0.3)

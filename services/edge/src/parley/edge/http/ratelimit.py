@@ -12,13 +12,19 @@ reads the count, then writes it back (get, then set), which is not atomic; two p
 two requests of one) read the same count and both pass. NATS is already every process's
 shared state, and its per-subject expected-sequence check is the compare-and-set we need.
 
-Within one process a :class:`~parley.kit.locks.KeyedLock` lets one request per window at a
-time talk to NATS (no process races itself), and the last entry seen is cached with its
-revision: the usual hit is one round trip, and a caller already over its limit is refused
-without any. The bucket keeps entries for ``ttl`` seconds after their last write (at least
-two of the longest window), so idle callers cost nothing.
+Within one process the requests of one window never race each other for the entry: they
+queue, and one task per window counts them in batches. While one compare-and-set is in
+flight every later request joins the next batch, which is counted with a single
+compare-and-set that adds as many as the window still allows; the batch's requests pass in
+arrival order, each told its own position (``Remaining`` is the limit minus it), and the rest
+are refused. So many concurrent requests of one caller cost about one round trip per batch,
+not one each, and the count stays exact across processes. The last entry seen is cached
+with its revision: the usual batch is one round trip, and a caller already over its limit is
+refused without any. The bucket keeps entries for ``ttl`` seconds after their last write (at
+least two of the longest window), so idle callers cost nothing.
 """
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -37,7 +43,6 @@ from nats.js.errors import (
 from nats.js.kv import KeyValue
 
 from parley.contracts.subjects import RATE_BUCKET
-from parley.kit.locks import KeyedLock
 
 __all__ = ["Rate", "Verdict", "WindowCounter", "caller_key"]
 
@@ -46,7 +51,7 @@ log = logging.getLogger(__name__)
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _ATTEMPTS = 16
-"""Compare-and-set attempts per request before it is refused as contended."""
+"""Compare-and-set attempts per batch before it is refused as contended."""
 _CACHE_MAX = 10_000
 
 
@@ -127,8 +132,11 @@ class WindowCounter:
     def __init__(self, js: JetStreamContext, *, ttl: float, bucket: str = RATE_BUCKET) -> None:
         self.js, self.ttl, self.bucket = js, ttl, bucket
         self._kv: KeyValue | None = None
-        self._locks = KeyedLock()
         self._seen: dict[str, _Window] = {}
+        self._waiting: dict[str, list[tuple[Rate, asyncio.Future[Verdict]]]] = {}
+        """Requests waiting for their window's next batch, in arrival order."""
+        self._draining: dict[str, asyncio.Task[None]] = {}
+        """The task counting each window's batches (also keeps it referenced)."""
 
     async def start(self) -> None:
         """Open the bucket, creating it if it does not exist yet."""
@@ -147,27 +155,74 @@ class WindowCounter:
         Raises:
             nats.errors.Error: NATS did not answer (the caller decides what that means).
         """
-        async with self._locks.hold(key):
-            for _ in range(_ATTEMPTS):
-                now_ms = int(time.time() * 1000)
-                window = self._seen.get(key) or await self._read(key)
-                if window is None or window.reset_ms <= now_ms:  # a new window begins
-                    wanted = _Window(1, now_ms + int(rate.period * 1000), 0)
-                elif window.count >= rate.count:
-                    self._remember(key, window)
-                    return _verdict(False, rate, window, now_ms)
-                else:
-                    wanted = _Window(window.count + 1, window.reset_ms, 0)
-                try:
-                    revision = await self._write(key, wanted, window)
-                except KeyWrongLastSequenceError:
-                    self._seen.pop(key, None)  # another process counted: read, count again
+        seen = self._seen.get(key)
+        now_ms = int(time.time() * 1000)
+        if seen is not None and seen.reset_ms > now_ms and seen.count >= rate.count:
+            return _verdict(False, rate, seen, now_ms)  # counts only grow within a window
+        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append((rate, future))
+        if key not in self._draining:
+            self._draining[key] = asyncio.create_task(self._drain(key))
+        return await future
+
+    async def _drain(self, key: str) -> None:
+        """Count ``key``'s waiting requests, a batch per compare-and-set, until none wait."""
+        try:
+            while waiting := self._waiting.pop(key, None):
+                rate = waiting[0][0]
+                batch = [future for r, future in waiting if r == rate and not future.done()]
+                rest = [(r, future) for r, future in waiting if r != rate]
+                if rest:  # another rate on this key (a changed setting): its own batch
+                    self._waiting[key] = rest
+                if not batch:
                     continue
-                counted = _Window(wanted.count, wanted.reset_ms, revision)
-                self._remember(key, counted)
-                return _verdict(True, rate, counted, now_ms)
-        log.warning("rate-limit window %s too contended; request refused", key)
-        return Verdict(allowed=False, limit=rate.count, remaining=0, reset=1.0)
+                try:
+                    verdicts = await self._count(key, rate, len(batch))
+                except Exception as exc:  # NATS failed: each request of the batch raises it
+                    for future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for future, verdict in zip(batch, verdicts, strict=True):
+                    if not future.done():
+                        future.set_result(verdict)
+        finally:
+            del self._draining[key]
+            for _, future in self._waiting.pop(key, []):  # only when this task was cancelled
+                future.cancel()
+
+    async def _count(self, key: str, rate: Rate, asked: int) -> list[Verdict]:
+        """Count ``asked`` requests of ``key`` at once: the first ones that fit pass."""
+        for _ in range(_ATTEMPTS):
+            now_ms = int(time.time() * 1000)
+            window = self._seen.get(key) or await self._read(key)
+            if window is not None and window.reset_ms > now_ms:
+                before, reset_ms = window.count, window.reset_ms
+                if before >= rate.count:
+                    self._remember(key, window)
+                    return [_verdict(False, rate, window, now_ms)] * asked
+            else:  # a new window begins
+                before, reset_ms = 0, now_ms + int(rate.period * 1000)
+            granted = min(asked, rate.count - before)
+            wanted = _Window(before + granted, reset_ms, 0)
+            try:
+                revision = await self._write(key, wanted, window)
+            except KeyWrongLastSequenceError:
+                self._seen.pop(key, None)  # another process counted: read, count again
+                continue
+            self._remember(key, _Window(wanted.count, reset_ms, revision))
+            reset = max(0.0, (reset_ms - now_ms) / 1000)
+            return [
+                Verdict(
+                    allowed=i < granted,
+                    limit=rate.count,
+                    remaining=max(0, rate.count - before - i - 1) if i < granted else 0,
+                    reset=reset,
+                )
+                for i in range(asked)
+            ]
+        log.warning("rate-limit window %s too contended; requests refused", key)
+        return [Verdict(allowed=False, limit=rate.count, remaining=0, reset=1.0)] * asked
 
     async def _read(self, key: str) -> _Window | None:
         try:

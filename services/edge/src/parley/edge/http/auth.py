@@ -150,8 +150,13 @@ def _check_origin(connection: ASGIConnection[Any, Any, Any, Any], settings: Any)
     raise WebSocketException(detail="origin not allowed (see PARLEY_ALLOWED_ORIGINS)", code=4403)
 
 
-def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     """The app's guard: may this principal do this route's action in its namespace?
+
+    A coroutine, though it awaits nothing: Litestar runs a plain-function guard in a worker
+    thread, a thread hop on every request.
 
     Raises:
         ParleyError: ``NOT_FOUND`` in a namespace it does not see; ``FORBIDDEN`` for a role

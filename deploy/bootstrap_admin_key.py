@@ -4,19 +4,51 @@
 
 Connects like the services do (``PARLEY_NATS_URL``, ``PARLEY_NATS_USER``,
 ``PARLEY_NATS_PASSWORD_FILE``, ``PARLEY_EVENTSTORE``, ``PARLEY_KURRENTDB_URL``) and runs the
-dev launcher's bootstrap (:mod:`parley.identity.bootstrap`): once per store it creates one
-admin key for every namespace, writes it to ``<folder>/admin.key`` (mode 0600) and prints it
-that once. Later runs print only where it is. Exit code 1 with the reason on stderr when the
-store cannot be reached or a setting is wrong.
+dev launcher's bootstrap (:func:`parley.identity.bootstrap.bootstrap_admin_key`): once per
+store it creates one admin key for every namespace, writes it to ``<folder>/admin.key``
+(mode 0600) and prints it that once. Later runs print only where it is. Exit code 1 with the
+reason on stderr when the store cannot be reached, refuses the credentials, or a setting is
+wrong; one attempt, no retries.
 """
 
 import asyncio
 import sys
 from pathlib import Path
 
+import nats
+from nats.aio.client import Client
+
+from parley.eventstore.factory import open_store
 from parley.eventstore.port import EventStoreError
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
+from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key
 from parley.kit.settings import ServiceSettings, SettingsError, from_env
+
+
+async def _quiet(_: Exception) -> None:
+    """nats-py's default error callback logs a traceback; the failure is reported once, below."""
+
+
+async def _bootstrap(settings: ServiceSettings, folder: Path) -> str | None:
+    nc: Client | None = None
+    if settings.eventstore.strip().lower() == "jetstream":
+        nc = await nats.connect(
+            **settings.nats_connect_options(),
+            name="parley-bootstrap",
+            connect_timeout=5,
+            allow_reconnect=False,
+            error_cb=_quiet,
+        )
+    try:
+        store = await open_store(
+            backend=settings.eventstore, kurrentdb_url=settings.kurrentdb_url, nc=nc
+        )
+        try:
+            return await bootstrap_admin_key(store, folder)
+        finally:
+            await store.close()
+    finally:
+        if nc is not None:
+            await nc.close()
 
 
 def main(argv: list[str]) -> int:
@@ -25,17 +57,9 @@ def main(argv: list[str]) -> int:
         return 2
     folder = Path(argv[0])
     try:
-        settings = from_env(ServiceSettings)
-        key = asyncio.run(
-            bootstrap_admin_key_at(
-                settings.nats_url_with_credentials(),
-                folder,
-                backend=settings.eventstore,
-                kurrentdb_url=settings.kurrentdb_url,
-            )
-        )
-    except (SettingsError, EventStoreError, OSError) as exc:
-        print(f"parley: {exc}", file=sys.stderr)
+        key = asyncio.run(_bootstrap(from_env(ServiceSettings), folder))
+    except (SettingsError, EventStoreError, nats.errors.Error, OSError, TimeoutError) as exc:
+        print(f"parley: cannot make the admin key: {exc}", file=sys.stderr)
         return 1
     where = folder / ADMIN_KEY_FILE
     if key is None:

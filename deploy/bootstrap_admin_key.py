@@ -8,7 +8,7 @@ dev launcher's bootstrap (:func:`parley.identity.bootstrap.bootstrap_admin_key`)
 store it creates one admin key for every namespace, writes it to ``<folder>/admin.key``
 (mode 0600) and prints it that once. Later runs print only where it is. Exit code 1 with the
 reason on stderr when the store cannot be reached, refuses the credentials, or a setting is
-wrong; one attempt, no retries.
+wrong; it tries for about ten seconds, not forever.
 """
 
 import asyncio
@@ -36,6 +36,7 @@ async def _bootstrap(settings: ServiceSettings, folder: Path) -> str | None:
             name="parley-bootstrap",
             connect_timeout=5,
             allow_reconnect=False,
+            max_reconnect_attempts=5,  # NATS may still be starting: 5 tries, 2 s apart
             error_cb=_quiet,
         )
     try:

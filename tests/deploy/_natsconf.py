@@ -1,7 +1,7 @@
 """A reader of the NATS server config format, enough for deploy/'s files: blocks `{}`,
 arrays `[]`, `key: value` / `key = value` / `key value`, quoted and bare strings (a bare
-`nats-route://host:port` is one string), `#` and `//` comments. Keys are lower-cased, as
-nats-server treats them; values stay strings (`$VAR` references unresolved).
+`nats-route://host:port` is one string), `#` and `//` comments. Keys stay as written
+(account names are case-sensitive); values stay strings (`$VAR` references unresolved).
 nats-server itself checks the files (`nats-server -t`, test_nats_config.py)."""
 
 from typing import Any
@@ -63,7 +63,7 @@ class _Reader:
         if self.at == start:
             near = self.text[start : start + 20]
             raise NatsConfError(f"a key expected at offset {start}: {near!r}")
-        return self.text[start : self.at].lower()
+        return self.text[start : self.at]
 
     def value(self) -> Any:
         char = self.peek()
@@ -93,3 +93,14 @@ class _Reader:
         if self.at == start:
             raise NatsConfError(f"a value expected at offset {start}")
         return self.text[start : self.at]
+
+
+def values_of(config: Any, key: str) -> list[Any]:
+    """Every value of ``key`` anywhere in ``config`` (e.g. each user's ``password``, whether
+    under ``authorization`` or under ``accounts``)."""
+    if isinstance(config, dict):
+        found = [config[key]] if key in config else []
+        return found + [v for value in config.values() for v in values_of(value, key)]
+    if isinstance(config, list):
+        return [v for item in config for v in values_of(item, key)]
+    return []

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from _natsconf import parse
+from _natsconf import parse, values_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(path.name for path in (ROOT / "services").iterdir() if (path / "src").is_dir())
@@ -103,9 +103,10 @@ def test_streams_are_made_at_r3(compose: dict[str, Any]) -> None:
 
 def test_nats_gets_its_users_passwords_from_the_environment(compose: dict[str, Any]) -> None:
     for node, spec in _nats_nodes(compose).items():
-        config = _node_config(spec)
-        for user in config["authorization"]["users"]:
-            variable = user["password"].removeprefix("$")
+        passwords = values_of(_node_config(spec), "password")
+        assert passwords
+        for password in passwords:
+            variable = password.removeprefix("$")
             assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]*\}}", spec["environment"][variable]), (
                 f"{node}: {variable} must be required from the environment, never written here"
             )

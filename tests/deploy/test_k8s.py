@@ -154,7 +154,8 @@ def test_nats_is_a_three_node_jetstream_cluster_on_the_production_config(
     assert nats["spec"]["replicas"] == 3
     config_text = _by_kind(base, "ConfigMap")["nats-config"]["data"]["nats-server.conf"]
     assert config_text == (ROOT / "deploy/nats/nats-server.conf").read_text(), (
-        "deploy/k8s/base/config.yaml's nats-config must hold deploy/nats/nats-server.conf as is"
+        "deploy/k8s/base/nats-config.yaml must hold deploy/nats/nats-server.conf as is; its"
+        " first lines say how to copy it in"
     )
     config = parse(config_text)
     assert config["jetstream"]["sync_interval"] == "always"

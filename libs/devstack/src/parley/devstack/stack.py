@@ -2,6 +2,7 @@
 then the edge."""
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -190,13 +191,24 @@ class Stack:
     def stop(self, grace: float = 15.0) -> None:
         """Stop the edges, then the services, then nats-server: each group gets SIGTERM and
         ``grace`` seconds to finish before SIGKILL."""
-        edges = [key for key, (name, _) in self._specs.items() if name == "edge"]
-        for group in (edges, list(self.processes)):
-            _terminate([p for key in group if (p := self.processes.pop(key, None))], grace=grace)
+        self._stop_processes(grace)
         _terminate([node.process for node in self.nats_nodes if node.process], grace=grace)
         for log in self._logs:
             log.close()
         self._logs.clear()
+
+    def restart_processes(self, grace: float = 5.0) -> None:
+        """Stop every service and edge (as :meth:`stop` does) and start them again."""
+        keys = list(self.processes)
+        self._stop_processes(grace)
+        for key in sorted(keys, key=lambda key: self._specs[key][0] == "edge"):
+            name, env = self._specs[key]
+            self.start_process(name, key, env)
+
+    def _stop_processes(self, grace: float) -> None:
+        edges = [key for key, (name, _) in self._specs.items() if name == "edge"]
+        for group in (edges, list(self.processes)):
+            _terminate([p for key in group if (p := self.processes.pop(key, None))], grace=grace)
 
     def exited(self) -> dict[str, int]:
         """Exit code of each part of the stack (NATS node or process) that has exited."""
@@ -207,10 +219,12 @@ class Stack:
     def restart(self, key: str) -> int:
         """Start the exited part ``key`` again (as :meth:`exited` names it); return its pid.
 
-        A NATS node restarts on its port with its store, so acknowledged data is kept."""
+        A NATS node restarts on its port with its store, so acknowledged data is kept (it
+        is waited for, up to 10 s, so that clients find it)."""
         for node in self.nats_nodes:
             if node.name == key:
-                node.spawn()
+                with contextlib.suppress(TimeoutError):  # exited again: the next check sees it
+                    node.start()
                 assert node.process is not None
                 return node.process.pid
         name, env = self._specs[key]

@@ -1,5 +1,10 @@
 """Keep the dev stack running: restart any part that exits (a service, an edge, a NATS
-node) after an exponential backoff, and say so; the other parts keep running."""
+node) after an exponential backoff, and say so; the other parts keep running.
+
+One exception: a lone nats-server (not a cluster) comes back without its memory-storage
+streams (the edge's rate-limit windows, the runtime's scheduler lease and slots, chat
+tickets), which the services created at start-up and do not create again; so after it the
+services and edges are restarted too. In a cluster the other nodes keep those streams."""
 
 import signal
 import time
@@ -76,3 +81,13 @@ class Supervisor:
                 pid = self.stack.restart(key)
                 self._started[key] = time.monotonic()
                 self.say(f"parley: {key} restarted (pid {pid})")
+                if key == "nats" and not self.stack.cluster:
+                    self._restart_processes()
+
+    def _restart_processes(self) -> None:
+        self.say("parley: nats lost its memory streams; restarting the services and edges")
+        self.stack.restart_processes()
+        now = time.monotonic()
+        for key in self.stack.processes:
+            self._due.pop(key, None)
+            self._started[key] = now

@@ -8,6 +8,7 @@ One launcher serves the whole module (it starts many processes on a small machin
 import asyncio
 import os
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -88,12 +89,14 @@ async def test_a_killed_service_is_restarted_while_the_edge_keeps_serving(
     mark = len(launched.lines)
 
     os.kill(before["registry"], signal.SIGKILL)
+    killed_at = time.monotonic()
 
     assert (await http.get("/health")).status_code == 200
     read = await http.get(f"/api/v1/agents/{agent['id']}")
     assert read.status_code == 200 and read.json()["data"]["spec"] == agent["spec"]
     pid = await restarted(launched, "registry", mark)
     assert await eventually(lambda: create_agent(http), within=60, every=0.2)
+    print(f"\nregistry: creates work again {time.monotonic() - killed_at:.2f} s after the kill")
     after = launched.pids()
     assert pid == after["registry"] != before["registry"]
     before.pop("registry"), after.pop("registry")
@@ -109,12 +112,14 @@ async def test_a_killed_nats_server_is_restarted_with_its_data(
     mark = len(launched.lines)
 
     os.kill(before["nats"], signal.SIGKILL)
+    killed_at = time.monotonic()
 
     pid = await restarted(launched, "nats", mark)
     # a lone nats-server loses its memory streams (rate-limit windows, leases, tickets), so
     # the services and edges that made them are started again
     await asyncio.to_thread(launched.wait_for, r"restarting the services and edges", 30, mark)
     again = await eventually(lambda: create_agent(http), within=60, every=0.2)
+    print(f"\nnats: creates work again {time.monotonic() - killed_at:.2f} s after the kill")
     names = [agent["spec"]["name"], again["spec"]["name"]]
     assert await stored_names(launched, [agent["id"], again["id"]]) == names
     read = await http.get(f"/api/v1/agents/{agent['id']}")

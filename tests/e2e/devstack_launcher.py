@@ -2,6 +2,7 @@
 session on free ports, its output read as it comes, its processes found by their command
 lines, stopped with Ctrl-C."""
 
+import contextlib
 import os
 import re
 import signal
@@ -10,9 +11,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from parley.devstack.nats import free_port
+from parley.devstack.nats import SERVICES_USER, free_port
 
 
 def free_ports(count: int) -> int:
@@ -31,6 +34,18 @@ def free_ports(count: int) -> int:
         finally:
             for sock in sockets:
                 sock.close()
+
+
+@dataclass(frozen=True)
+class Killed:
+    """A part of the stack killed with SIGKILL by :meth:`Launcher.kill`."""
+
+    before: dict[str, int]
+    """The stack's pids just before."""
+    mark: int
+    """The launcher's lines printed before."""
+    at: float
+    """When (monotonic)."""
 
 
 class Launcher:
@@ -105,6 +120,15 @@ class Launcher:
         self.wait_for(r"^parley: up", within=180)
         return self
 
+    def nats_urls(self, nodes: int = 1) -> list[str]:
+        """The URL of each NATS node (``nodes``: 3 in a cluster), with the services'
+        credentials."""
+        password = (self.state / "nats" / f"{SERVICES_USER}.password").read_text().strip()
+        return [
+            f"nats://{SERVICES_USER}:{password}@127.0.0.1:{self.nats_port + i}"
+            for i in range(nodes)
+        ]
+
     def admin_key(self) -> str:
         return (self.state / "admin.key").read_text().strip()
 
@@ -132,6 +156,12 @@ class Launcher:
             found[key] = int(entry.name)
         return found
 
+    def kill(self, part: str) -> Killed:
+        """SIGKILL one part of the stack (``registry``, ``nats``, ``nats-2``…)."""
+        before, mark = self.pids(), len(self.lines)
+        os.kill(before[part], signal.SIGKILL)
+        return Killed(before, mark, time.monotonic())
+
     def stop(self) -> int:
         """Ctrl-C; the launcher's exit code."""
         if self.process.poll() is None:
@@ -156,6 +186,17 @@ class Launcher:
         self._reader.join(10)
         if self.process.stdout is not None and not self._reader.is_alive():
             self.process.stdout.close()
+
+
+@contextlib.contextmanager
+def running(state: Path, *args: str) -> Iterator[Launcher]:
+    """A launcher that is up, stopped with Ctrl-C (and anything left killed) at the end."""
+    launcher = Launcher(state, *args)
+    try:
+        yield launcher.up()
+    finally:
+        launcher.stop()
+        launcher.kill_all()
 
 
 def _part(args: list[str]) -> str | None:

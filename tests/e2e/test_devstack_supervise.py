@@ -6,8 +6,6 @@ still stops every process.
 One launcher serves the whole module (it starts many processes on a small machine)."""
 
 import asyncio
-import os
-import signal
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,11 +14,10 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from devstack_launcher import Launcher
+from devstack_launcher import Killed, Launcher, running
 from tests_support import eventually
 
 from parley.contracts.registry import agent_stream
-from parley.devstack.nats import SERVICES_USER
 from parley.eventstore.factory import open_store
 
 pytestmark = pytest.mark.timeout(240)
@@ -28,12 +25,8 @@ pytestmark = pytest.mark.timeout(240)
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
-    launcher = Launcher(tmp_path_factory.mktemp("supervised") / "state")
-    try:
-        yield launcher.up()
-    finally:
-        launcher.stop()
-        launcher.kill_all()
+    with running(tmp_path_factory.mktemp("supervised") / "state") as launcher:
+        yield launcher
 
 
 @pytest.fixture
@@ -52,8 +45,9 @@ async def create_agent(http: httpx.AsyncClient) -> dict[str, Any] | None:
     return created.json()["data"] if created.status_code == 201 else None
 
 
-async def restarted(launched: Launcher, part: str, mark: int) -> int:
+async def restarted(launched: Launcher, part: str, killed: Killed) -> int:
     """Wait for the launcher to report ``part`` killed and restarted; its new pid."""
+    mark = killed.mark
     await asyncio.to_thread(
         launched.wait_for, rf"^parley: {part} exited \(killed by SIGKILL\)", 30, mark
     )
@@ -65,8 +59,7 @@ async def restarted(launched: Launcher, part: str, mark: int) -> int:
 
 async def stored_names(launched: Launcher, agent_ids: list[str]) -> list[str]:
     """The name each agent was created with, read from the event store itself."""
-    password = (launched.state / "nats" / f"{SERVICES_USER}.password").read_text().strip()
-    url = f"nats://{SERVICES_USER}:{password}@127.0.0.1:{launched.nats_port}"
+    url = launched.nats_urls()[0]
     nc = await nats.connect(url)
     try:
         store = await open_store(backend="jetstream", nats_url=url, nc=nc)
@@ -85,19 +78,16 @@ async def test_a_killed_service_is_restarted_while_the_edge_keeps_serving(
 ) -> None:
     agent = await create_agent(http)
     assert agent is not None
-    before = launched.pids()
-    mark = len(launched.lines)
 
-    os.kill(before["registry"], signal.SIGKILL)
-    killed_at = time.monotonic()
+    killed = launched.kill("registry")
 
     assert (await http.get("/health")).status_code == 200
     read = await http.get(f"/api/v1/agents/{agent['id']}")
     assert read.status_code == 200 and read.json()["data"]["spec"] == agent["spec"]
-    pid = await restarted(launched, "registry", mark)
+    pid = await restarted(launched, "registry", killed)
     assert await eventually(lambda: create_agent(http), within=60, every=0.2)
-    print(f"\nregistry: creates work again {time.monotonic() - killed_at:.2f} s after the kill")
-    after = launched.pids()
+    print(f"\nregistry: creates work again {time.monotonic() - killed.at:.2f} s after the kill")
+    after, before = launched.pids(), dict(killed.before)
     assert pid == after["registry"] != before["registry"]
     before.pop("registry"), after.pop("registry")
     assert after == before  # nothing else was restarted
@@ -108,23 +98,22 @@ async def test_a_killed_nats_server_is_restarted_with_its_data(
 ) -> None:
     agent = await create_agent(http)
     assert agent is not None
-    before = launched.pids()
-    mark = len(launched.lines)
 
-    os.kill(before["nats"], signal.SIGKILL)
-    killed_at = time.monotonic()
+    killed = launched.kill("nats")
 
-    pid = await restarted(launched, "nats", mark)
+    pid = await restarted(launched, "nats", killed)
     # a lone nats-server loses its memory streams (rate-limit windows, leases, tickets), so
     # the services and edges that made them are started again
-    await asyncio.to_thread(launched.wait_for, r"restarting the services and edges", 30, mark)
+    await asyncio.to_thread(
+        launched.wait_for, r"restarting the services and edges", 30, killed.mark
+    )
     again = await eventually(lambda: create_agent(http), within=60, every=0.2)
-    print(f"\nnats: creates work again {time.monotonic() - killed_at:.2f} s after the kill")
+    print(f"\nnats: creates work again {time.monotonic() - killed.at:.2f} s after the kill")
     names = [agent["spec"]["name"], again["spec"]["name"]]
     assert await stored_names(launched, [agent["id"], again["id"]]) == names
     read = await http.get(f"/api/v1/agents/{agent['id']}")
     assert read.status_code == 200 and read.json()["data"]["spec"] == agent["spec"]
-    assert launched.pids()["nats"] == pid != before["nats"]
+    assert launched.pids()["nats"] == pid != killed.before["nats"]
 
 
 def test_ctrl_c_stops_every_process_of_the_stack(launched: Launcher) -> None:

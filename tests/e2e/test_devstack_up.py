@@ -6,19 +6,15 @@ import os
 import stat
 from pathlib import Path
 
-from devstack_launcher import Launcher
+from devstack_launcher import running
 
 from parley.devstack.nats import EXTERNAL_USER, SERVICES_USER
 
 
 def up(state: Path) -> str:
     """Run the launcher until it is up, stop it with Ctrl-C, and return what it printed."""
-    launcher = Launcher(state)
-    try:
-        launcher.up()
+    with running(state) as launcher:
         assert launcher.stop() == 0, launcher.output
-    finally:
-        launcher.kill_all()
     return launcher.output
 
 

@@ -5,8 +5,6 @@ agent creates is restarted; every create acknowledged with 2xx is stored once, n
 One launcher serves the whole module (it starts fifteen processes on a small machine)."""
 
 import asyncio
-import os
-import signal
 import time
 import uuid
 from collections import Counter
@@ -16,11 +14,9 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from devstack_launcher import Launcher
+from devstack_launcher import Launcher, running
 from nats.aio.client import Client
 from tests_support import eventually
-
-from parley.devstack.nats import SERVICES_USER
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,12 +25,8 @@ EVENTS = "PARLEY_EVENTS"
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
-    launcher = Launcher(tmp_path_factory.mktemp("cluster") / "state", "--cluster")
-    try:
-        yield launcher.up()
-    finally:
-        launcher.stop()
-        launcher.kill_all()
+    with running(tmp_path_factory.mktemp("cluster") / "state", "--cluster") as launcher:
+        yield launcher
 
 
 @pytest.fixture
@@ -51,11 +43,7 @@ async def edges(launched: Launcher) -> AsyncIterator[list[httpx.AsyncClient]]:
 
 @pytest.fixture
 async def nc(launched: Launcher) -> AsyncIterator[Client]:
-    password = (launched.state / "nats" / f"{SERVICES_USER}.password").read_text().strip()
-    servers = [
-        f"nats://{SERVICES_USER}:{password}@127.0.0.1:{launched.nats_port + i}" for i in range(3)
-    ]
-    client = await nats.connect(servers=servers, max_reconnect_attempts=-1)
+    client = await nats.connect(servers=launched.nats_urls(3), max_reconnect_attempts=-1)
     yield client
     await client.close()
 
@@ -132,10 +120,9 @@ async def test_a_killed_nats_node_loses_and_duplicates_no_acknowledged_create(
     load = [asyncio.create_task(create(worker)) for worker in range(4)]
     try:
         await eventually(lambda: asyncio.sleep(0, len(acked) >= 20), within=60)
-        mark = len(launched.lines)
-        killed_at = time.monotonic()
-        os.kill(launched.pids()[leader], signal.SIGKILL)
-        await asyncio.to_thread(launched.wait_for, rf"^parley: {leader} restarted", 30, mark)
+        killed = launched.kill(leader)
+        killed_at = killed.at
+        await asyncio.to_thread(launched.wait_for, rf"^parley: {leader} restarted", 30, killed.mark)
 
         async def caught_up() -> bool:
             try:

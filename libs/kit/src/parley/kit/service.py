@@ -44,7 +44,7 @@ def create_service(
     configure_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.otlp_endpoint)
     broker = NatsBroker(
-        settings.nats_url,
+        settings.nats_servers(),
         name=f"parley-{name}",
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)],
         logger=logging.getLogger(f"parley.{name}.broker"),

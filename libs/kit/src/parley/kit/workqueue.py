@@ -28,14 +28,18 @@ __all__ = ["WorkQueue", "ensure_work_stream"]
 log = logging.getLogger(__name__)
 
 
-async def ensure_work_stream(js: JetStreamContext, name: str, subjects: Sequence[str]) -> None:
-    """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window."""
+async def ensure_work_stream(
+    js: JetStreamContext, name: str, subjects: Sequence[str], *, replicas: int = 1
+) -> None:
+    """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window
+    and ``replicas`` copies."""
     config = StreamConfig(
         name=name,
         subjects=list(subjects),
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=120.0,
+        num_replicas=replicas,
     )
     try:
         await js.add_stream(config)

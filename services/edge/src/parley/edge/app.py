@@ -86,9 +86,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 nats_url=settings.nats_url,
                 kurrentdb_url=settings.kurrentdb_url,
                 nc=nc,
+                replicas=settings.nats_replicas,
             )
             commands = CommandClient(nc, settings.command_timeout)
-            keys, tickets = KeyIndex(store), TicketStore(nc.jetstream())
+            keys, tickets = (
+                KeyIndex(store),
+                TicketStore(nc.jetstream(), replicas=settings.nats_replicas),
+            )
             await tickets.start()
             authenticator = Authenticator(
                 keys,

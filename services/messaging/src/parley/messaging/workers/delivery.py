@@ -52,12 +52,14 @@ _encode = msgspec.json.Encoder().encode
 class Outbox:
     """Publishes work items and reply announcements on one NATS connection."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
-        self.nc, self.js = nc, js
+    def __init__(self, nc: Client, js: JetStreamContext, *, replicas: int = 1) -> None:
+        self.nc, self.js, self.replicas = nc, js, replicas
 
     async def start(self) -> None:
-        """Create (or keep) the inbox work-queue stream."""
-        await ensure_work_stream(self.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
+        """Create (or keep) the inbox work-queue stream (``replicas`` copies)."""
+        await ensure_work_stream(
+            self.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL], replicas=self.replicas
+        )
 
     async def enqueue(
         self, message: AclMessage, receiver: str, body: bytes, traceparent: str | None = None

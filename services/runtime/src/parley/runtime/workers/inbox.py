@@ -87,7 +87,12 @@ class Inbox:
     async def start(self) -> None:
         """Create the inbox stream if needed and start pulling."""
         deps = self.deps
-        await ensure_work_stream(deps.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
+        await ensure_work_stream(
+            deps.js,
+            subjects.INBOX_STREAM,
+            [subjects.INBOX_ALL],
+            replicas=deps.settings.nats_replicas,
+        )
         self._queue = WorkQueue(
             deps.js,
             stream=subjects.INBOX_STREAM,

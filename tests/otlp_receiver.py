@@ -94,13 +94,16 @@ class OtlpReceiver:
         return [s for s in self.spans if s.trace_id == trace_id]
 
     async def wait_for(self, trace_id: str, *names: str, within: float = 20.0) -> list[Span]:
-        """The spans of ``trace_id`` once a span of each of ``names`` has arrived."""
+        """The spans of ``trace_id`` once a span of each of ``names`` has arrived and every
+        span's parent has too (but the root's: the caller's span, never exported here)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
             spans = self.trace(trace_id)
             seen = {s.name for s in spans}
-            if all(name in seen for name in names):
+            ids = {s.span_id for s in spans}
+            orphans = {s.parent_id for s in spans} - ids
+            if all(name in seen for name in names) and len(orphans) == 1:
                 return spans
             if loop.time() > deadline:
                 raise AssertionError(

@@ -46,7 +46,7 @@ async def traced_stack(
         "PARLEY_ANTHROPIC_MAX_RETRIES": "0",
     }
     stack = Stack(tmp_path_factory.mktemp("traces"), env=env)
-    await asyncio.to_thread(stack.start)
+    await asyncio.to_thread(stack.start, 90)
     yield stack
     await asyncio.to_thread(stack.stop)
 
@@ -76,7 +76,8 @@ def assert_one_tree(spans: list[Span], caller_span: str) -> Span:
     """Every span's parent is a span of the trace, but one: the root, the caller's child."""
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if s.parent_id not in ids]
-    assert [r.parent_id for r in roots] == [caller_span], [(r.service, r.name) for r in roots]
+    tree = [(s.service, s.name, s.span_id, s.parent_id) for s in spans]
+    assert [r.parent_id for r in roots] == [caller_span], tree
     return roots[0]
 
 

@@ -42,7 +42,7 @@ def create_service(
     off: it costs about a third of the request rate (DESIGN.md, performance figures).
     """
     configure_logging(name, settings.log_level)
-    provider = setup_tracing(name, settings.otlp_endpoint)
+    provider = setup_tracing(name, settings.otlp_endpoint, record_content=settings.trace_content)
     broker = NatsBroker(
         settings.nats_servers(),
         name=f"parley-{name}",

@@ -59,6 +59,9 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Log level (`PARLEY_LOG_LEVEL`)."""
     otlp_endpoint: str | None = None
     """OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318 (`PARLEY_OTLP_ENDPOINT`)."""
+    trace_content: bool = False
+    """Record prompt, completion and tool text on model and tool spans
+    (`PARLEY_TRACE_CONTENT`); off, spans carry sizes, tokens and names only."""
     eventstore: str = "jetstream"
     """Event store backend: `jetstream` or `kurrentdb` (`PARLEY_EVENTSTORE`)."""
     kurrentdb_url: str | None = None

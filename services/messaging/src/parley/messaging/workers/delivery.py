@@ -29,6 +29,7 @@ from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import ACTOR_HEADER, current_actor, utcnow
 from parley.eventstore.port import EventStore
 from parley.eventstore.repository import load
+from parley.kit.telemetry import current_traceparent
 from parley.kit.workqueue import ensure_work_stream
 from parley.messaging.directory import Directory
 
@@ -66,8 +67,9 @@ class Outbox:
     ) -> bool:
         """Put ``message`` in ``receiver``'s inbox; False if JetStream kept refusing."""
         headers = {"Nats-Msg-Id": f"{message.message_id}:{receiver}"}
-        if traceparent:
-            headers["traceparent"] = traceparent
+        # the delivery continues the span that sent it (else the sender's trace)
+        if parent := current_traceparent() or traceparent:
+            headers["traceparent"] = parent
         if (
             actor := current_actor.get()
         ):  # the receiving agent's turn acts for the sender's principal

@@ -8,8 +8,12 @@ NATS is no side door: the server runs with two users (the same as ``deploy/nats`
   subjects of its namespace, ``parley.ext.<namespace>.cmd.<service>.<verb>`` (minus the
   services-only API key commands, :data:`SERVICES_ONLY_COMMANDS`) — the services act on them
   in that namespace whatever the body says — and subscribe only to its own reply prefix
-  ``_INBOX_ext.<namespace>.>`` (nats-py ``inbox_prefix``): no other tenant's replies, no
-  events, no JetStream API, no KV or object store.
+  ``_INBOX_ext.<namespace>.>`` (nats-py ``inbox_prefix``) and its namespace's events as the
+  registry relays them, ``parley.ext.<namespace>.evt.>``. To replay them it may create a
+  consumer of ``PARLEY_EXT_EVENTS`` through the filtered create subject only
+  (:func:`external_consumer_create`: the server holds the request's filter to the subject's)
+  and answer its flow control; no other tenant's replies or events, no ``PARLEY_EVENTS``, no
+  other JetStream API, no KV or object store.
 
 Each user's password is generated on the first start into ``<store dir>/<user>.password``
 (mode 0600) and reused afterwards; it is never printed or logged.
@@ -34,6 +38,7 @@ __all__ = [
     "SERVICES_ONLY_COMMANDS",
     "SERVICES_USER",
     "NatsServer",
+    "external_consumer_create",
     "free_port",
     "nats_server_binary",
     "users_config",
@@ -78,22 +83,41 @@ def _wait_for_port(port: int, deadline: float) -> None:
     raise TimeoutError(f"nats-server did not listen on port {port}")
 
 
+def external_consumer_create(namespace: str) -> str:
+    """The JetStream API subject (a permission: any consumer name) that creates a consumer of
+    ``PARLEY_EXT_EVENTS`` filtered on ``namespace``'s events; the server refuses a request
+    whose filter differs from the subject's (10131) or has several (10137)."""
+    api = f"$JS.API.CONSUMER.CREATE.{subjects.EXT_EVENT_STREAM}.*"
+    return f"{api}.{subjects.ext_events(namespace)}"
+
+
+def _list(values: list[str] | tuple[str, ...], indent: str) -> str:
+    """Config lines of a list of quoted strings, one a line."""
+    return "".join(f"{indent}{json.dumps(value)}\n" for value in values)
+
+
 def users_config(services_password: str, external_password: str) -> str:
     """The ``authorization`` block of the server's configuration (values are config
     literals: quoted strings, or ``$VARIABLE`` references as in ``deploy/nats``)."""
-    command = subjects.ext_cmd(EXTERNAL_NAMESPACE, "*", "*")
-    replies = subjects.ext_inbox(EXTERNAL_NAMESPACE) + ".>"
-    deny = "".join(f"          {json.dumps(subject)}\n" for subject in SERVICES_ONLY_COMMANDS)
+    publish = [
+        subjects.ext_cmd(EXTERNAL_NAMESPACE, "*", "*"),
+        external_consumer_create(EXTERNAL_NAMESPACE),
+        f"$JS.FC.{subjects.EXT_EVENT_STREAM}.>",  # flow control of its push consumers
+    ]
+    subscribe = [
+        subjects.ext_inbox(EXTERNAL_NAMESPACE) + ".>",
+        subjects.ext_events(EXTERNAL_NAMESPACE),
+    ]
     return (
         "authorization {\n"
         "  users = [\n"
         f"    {{ user: {SERVICES_USER}, password: {services_password} }}\n"
         f"    {{ user: {EXTERNAL_USER}, password: {external_password}, permissions: {{\n"
         "      publish: {\n"
-        f'        allow: ["{command}"]\n'
-        f"        deny: [\n{deny}        ]\n"
+        f"        allow: [\n{_list(publish, ' ' * 10)}        ]\n"
+        f"        deny: [\n{_list(SERVICES_ONLY_COMMANDS, ' ' * 10)}        ]\n"
         "      }\n"
-        f'      subscribe: {{ allow: ["{replies}"] }}\n'
+        f"      subscribe: {{ allow: [\n{_list(subscribe, ' ' * 8)}      ] }}\n"
         "    } }\n"
         "  ]\n"
         "}\n"

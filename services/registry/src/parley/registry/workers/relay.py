@@ -34,6 +34,7 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    PubAck,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -154,7 +155,7 @@ class Relay:
 
     async def _relay(self, messages: list[Msg]) -> None:
         """Publish ``messages`` in order; acknowledge the relayed prefix, hand back the rest."""
-        pending: list[asyncio.Future[object] | None] = []
+        pending: list[asyncio.Future[PubAck] | None] = []
         for msg in messages:
             try:
                 envelope = _decode(msg.data)
@@ -168,7 +169,6 @@ class Relay:
                 await self.js.publish_async(
                     subjects.ext_event(envelope.namespace, msg.subject),
                     msg.data,
-                    stream=subjects.EXT_EVENT_STREAM,
                     headers=relayed_headers(msg.headers, envelope),
                 )
             )

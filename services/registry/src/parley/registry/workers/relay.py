@@ -2,10 +2,14 @@
 
 An event's subject (``parley.evt.<category>.<id>``) names no namespace, so NATS permissions
 cannot hand another system the events of its namespace only. The relay re-publishes each
-event of ``PARLEY_EVENTS`` — the same CloudEvents JSON bytes and headers, with the event's
-``traceparent`` — to ``parley.ext.<namespace>.evt.<category>.<id>``, kept in the JetStream
-stream ``PARLEY_EXT_EVENTS`` (limits from the settings), where the NATS ``external`` user of a
-namespace may read its own subjects only, live or from the start.
+event of ``PARLEY_EVENTS`` whose namespace has an external NATS account (the settings'
+``ext_namespaces``) — the same CloudEvents JSON bytes and headers, with the event's
+``traceparent`` — to ``parley.ext.<namespace>.evt.<category>.<id>``. That subject is a
+service the namespace's account exports: the message lands in that account's JetStream stream
+``PARLEY_EXT_EVENTS`` (limits from the settings; the relay creates it through
+``$JS.ext.<namespace>.API``), where the account's ``external`` user reads it, live or from
+the start. Nothing the external user does in its account (a consumer pushing to any subject
+it likes) reaches the services' account.
 
 Once and in order, across restarts and any number of relay processes:
 
@@ -14,19 +18,20 @@ Once and in order, across restarts and any number of relay processes:
 - The consumer lets one batch be unacknowledged at a time (``max_ack_pending`` = the batch),
   so however many processes pull, batches are relayed one after another, in store order.
 - A batch is published in order, and acknowledged (``AckPolicy.ALL``, on its last message)
-  only once every publish was acknowledged by the stream; what failed is handed back.
+  only once every publish was acknowledged by its stream; what failed is handed back.
 - A batch relayed but not acknowledged (its process died) comes back after the ack wait and
-  is dropped by the stream's de-duplication: ``Nats-Msg-Id`` is the event id, and the window
+  is dropped by the streams' de-duplication: ``Nats-Msg-Id`` is the event id, and the window
   (2 minutes) is longer than the ack wait.
 """
 
 import asyncio
 import contextlib
 import logging
-import re
+from collections.abc import Iterable
 
 import msgspec
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -42,7 +47,6 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 
 from parley.contracts import subjects
-from parley.contracts.ids import NAMESPACE_PATTERN
 from parley.kit.app import Connections
 from parley.registry.settings import RegistrySettings
 
@@ -59,7 +63,6 @@ _PUBLISH_WAIT_S = 10.0
 _RETRY_PAUSE_S = 1.0
 _CONTROL_HEADERS = ("Nats-Expected-", "Nats-Batch-")
 """Headers that steered the original append and mean nothing (or harm) on the copy."""
-_NAMESPACE = re.compile(NAMESPACE_PATTERN)
 
 
 class _Envelope(msgspec.Struct):
@@ -84,20 +87,37 @@ def relayed_headers(headers: dict[str, str] | None, envelope: _Envelope) -> dict
 
 
 class Relay:
-    """Relays ``PARLEY_EVENTS`` to ``PARLEY_EXT_EVENTS`` until stopped."""
+    """Relays ``PARLEY_EVENTS`` to the ``PARLEY_EXT_EVENTS`` of ``namespaces`` until stopped."""
 
     def __init__(
-        self, js: JetStreamContext, *, max_age: float, max_bytes: int, batch: int = 256
+        self,
+        nc: Client,
+        *,
+        namespaces: Iterable[str],
+        max_age: float,
+        max_bytes: int,
+        batch: int = 256,
     ) -> None:
-        self.js, self.max_age, self.max_bytes, self.batch = js, max_age, max_bytes, batch
+        self.nc, self.js, self.namespaces = nc, nc.jetstream(), frozenset(namespaces)
+        self.max_age, self.max_bytes, self.batch = max_age, max_bytes, batch
         self.relayed = 0
         """Events published (or found already published) by this process."""
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Create (or update) the target stream and the durable consumer; start relaying."""
-        await self._ensure_stream()
+        """Create (or update) the namespaces' streams and the durable consumer; start."""
+        for namespace in sorted(self.namespaces):
+            try:
+                await self._ensure_stream(namespace)
+            except nats.errors.Error as exc:
+                log.error(
+                    "no events relay to namespace %s: its external NATS account did not "
+                    "answer (%r); see deploy/nats/nats-server.conf",
+                    namespace,
+                    exc,
+                )
+                self.namespaces -= {namespace}
         config = ConsumerConfig(
             name=subjects.EXT_RELAY_CONSUMER,
             durable_name=subjects.EXT_RELAY_CONSUMER,
@@ -122,10 +142,12 @@ class Relay:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 
-    async def _ensure_stream(self) -> None:
+    async def _ensure_stream(self, namespace: str) -> None:
+        """Create (or update to the settings' limits) ``namespace``'s stream in its account."""
+        js = self.nc.jetstream(prefix=subjects.ext_js_api(namespace))
         config = StreamConfig(
             name=subjects.EXT_EVENT_STREAM,
-            subjects=[subjects.EXT_EVENTS_ALL],
+            subjects=[subjects.ext_events(namespace)],
             retention=RetentionPolicy.LIMITS,
             storage=StorageType.FILE,
             discard=DiscardPolicy.OLD,
@@ -134,9 +156,9 @@ class Relay:
             duplicate_window=min(DUPLICATE_WINDOW_S, self.max_age or DUPLICATE_WINDOW_S),
         )
         try:
-            await self.js.add_stream(config)
+            await js.add_stream(config)
         except BadRequestError:  # it exists with other limits: take the settings'
-            await self.js.update_stream(config)
+            await js.update_stream(config)
 
     async def _pull(self) -> None:
         assert self._sub is not None
@@ -161,9 +183,10 @@ class Relay:
                 envelope = _decode(msg.data)
             except msgspec.DecodeError:
                 envelope = None
-            if envelope is None or not _NAMESPACE.match(envelope.namespace):
+            if envelope is None:
                 log.warning("the events relay skips an unreadable event on %s", msg.subject)
-                pending.append(None)
+            if envelope is None or envelope.namespace not in self.namespaces:
+                pending.append(None)  # nobody outside reads this namespace
                 continue
             pending.append(
                 await self.js.publish_async(
@@ -202,7 +225,8 @@ async def start_relay(connections: Connections, settings: RegistrySettings) -> R
         log.info("the external events relay is off")
         return None
     relay = Relay(
-        connections.js,
+        connections.nc,
+        namespaces=settings.external_namespaces(),
         max_age=settings.ext_events_max_age,
         max_bytes=settings.ext_events_max_bytes,
         batch=settings.ext_events_batch,

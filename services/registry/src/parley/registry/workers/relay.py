@@ -101,7 +101,7 @@ class Relay:
         self.nc, self.js, self.namespaces = nc, nc.jetstream(), frozenset(namespaces)
         self.max_age, self.max_bytes, self.batch = max_age, max_bytes, batch
         self.relayed = 0
-        """Events published (or found already published) by this process."""
+        """Events this process handed on: relayed, or passed over (no external account)."""
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
 
@@ -118,6 +118,8 @@ class Relay:
                     exc,
                 )
                 self.namespaces -= {namespace}
+        if not self.namespaces:  # keep the durable where it is until there is somewhere to go
+            return
         config = ConsumerConfig(
             name=subjects.EXT_RELAY_CONSUMER,
             durable_name=subjects.EXT_RELAY_CONSUMER,

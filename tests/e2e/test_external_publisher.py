@@ -56,6 +56,14 @@ class External:
 
 
 @pytest.fixture
+async def services(stack: Stack) -> AsyncIterator[Client]:
+    """A connection as the services' user, to look behind the external user's back."""
+    nc = await nats.connect(stack.nats_url)
+    yield nc
+    await nc.close()
+
+
+@pytest.fixture
 async def external(stack: Stack) -> AsyncIterator[External]:
     conn = External()
     conn.nc = await nats.connect(
@@ -106,21 +114,17 @@ async def test_a_plain_nats_client_gets_a_validation_error_for_unknown_fields(
 
 
 async def test_the_server_refuses_an_external_event_publish(
-    stack: Stack, external: External
+    services: Client, external: External
 ) -> None:
     assert external.nc is not None
     subject = f"parley.evt.agent.forged-{uuid.uuid4().hex[:8]}"
-    services = await nats.connect(stack.nats_url)
-    try:
-        seen = await services.subscribe(subject)
-        await services.flush()
-        await external.nc.publish(subject, b'{"type": "agent.created"}')
-        await external.nc.flush()
-        assert "publish" in await external.refused(subject)
-        with pytest.raises(NatsTimeout):  # the server dropped it: nobody received it
-            await seen.next_msg(timeout=0.5)
-    finally:
-        await services.close()
+    seen = await services.subscribe(subject)
+    await services.flush()
+    await external.nc.publish(subject, b'{"type": "agent.created"}')
+    await external.nc.flush()
+    assert "publish" in await external.refused(subject)
+    with pytest.raises(NatsTimeout):  # the server dropped it: nobody received it
+        await seen.next_msg(timeout=0.5)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +219,7 @@ async def test_nats_refuses_anonymous_and_wrong_password_clients(stack: Stack) -
 
 
 async def test_an_external_client_reads_its_namespaces_events_live_and_from_the_start(
-    external: External, client: httpx.AsyncClient, stack: Stack
+    external: External, client: httpx.AsyncClient
 ) -> None:
     assert external.nc is not None
     live = await external.nc.subscribe("parley.ext.default.evt.>")
@@ -249,7 +253,7 @@ async def test_an_external_client_reads_its_namespaces_events_live_and_from_the_
 
 
 async def test_a_relayed_event_is_the_stored_cloudevent_with_its_trace_context(
-    external: External, client: httpx.AsyncClient, stack: Stack
+    external: External, client: httpx.AsyncClient, services: Client
 ) -> None:
     assert external.nc is not None
     live = await external.nc.subscribe("parley.ext.default.evt.>")
@@ -265,13 +269,7 @@ async def test_a_relayed_event_is_the_stored_cloudevent_with_its_trace_context(
     event_id = posted.json()["data"]["id"]
     subject = f"parley.ext.default.evt.custom.{stream}"
     relayed = await _next_on(live, subject)
-    services = await nats.connect(stack.nats_url)
-    try:
-        stored = await services.jetstream().get_last_msg(
-            "PARLEY_EVENTS", f"parley.evt.custom.{stream}"
-        )
-    finally:
-        await services.close()
+    stored = await services.jetstream().get_last_msg("PARLEY_EVENTS", f"parley.evt.custom.{stream}")
     assert relayed.data == stored.data  # the same CloudEvents JSON bytes
     original = {k: v for k, v in (stored.headers or {}).items() if not k.startswith("Nats-Exp")}
     assert original["Nats-Msg-Id"] == event_id
@@ -292,56 +290,34 @@ async def test_the_server_refuses_a_consumer_whose_filter_is_not_the_permitted_o
     external: External, config: dict, code: int
 ) -> None:
     assert external.nc is not None
-    name = f"smuggler-{uuid.uuid4().hex[:8]}"
-    request = {
-        "stream_name": "PARLEY_EXT_EVENTS",
-        "config": {"name": name, "deliver_subject": "_INBOX_ext.default.x", **config},
-    }
-    answer = await external.nc.request(
-        f"$JS.API.CONSUMER.CREATE.PARLEY_EXT_EVENTS.{name}.parley.ext.default.evt.>",
-        json.dumps(request).encode(),
-        timeout=5,
-    )
-    assert json.loads(answer.data)["error"]["err_code"] == code
+    answer = await _create_consumer(external.nc, {"deliver_subject": "_INBOX_ext.x", **config})
+    assert answer["error"]["err_code"] == code
 
 
 async def test_what_an_external_consumer_delivers_stays_in_the_external_account(
-    external: External, client: httpx.AsyncClient, stack: Stack
+    external: External, services: Client
 ) -> None:
     # A push consumer delivers wherever its creator says: at a services' subject someone
     # listens to, in one account, it would be a side door (into the event store, even).
     assert external.nc is not None
     forged = f"parley.evt.agent.forged-{uuid.uuid4().hex[:8]}"
-    services = await nats.connect(stack.nats_url)
-    try:
-        listener = await services.subscribe(forged)
-        await services.flush()
-        probe = await external.nc.subscribe("_INBOX_ext.default.probe")
-        for deliver in (forged, "_INBOX_ext.default.probe"):  # the probe shows they deliver
-            name = f"pusher-{uuid.uuid4().hex[:8]}"
-            config = {"name": name, "deliver_subject": deliver, "ack_policy": "none"}
-            request = {
-                "stream_name": "PARLEY_EXT_EVENTS",
-                "config": {**config, "filter_subject": "parley.ext.default.evt.>"},
-            }
-            answer = await external.nc.request(
-                f"$JS.API.CONSUMER.CREATE.PARLEY_EXT_EVENTS.{name}.parley.ext.default.evt.>",
-                json.dumps(request).encode(),
-                timeout=5,
-            )
-            assert "error" not in json.loads(answer.data), answer.data
-        await probe.next_msg(timeout=10)
-        with pytest.raises(NatsTimeout):
-            await listener.next_msg(timeout=0.5)
-        with pytest.raises(nats.js.errors.NotFoundError):
-            await services.jetstream().get_last_msg("PARLEY_EVENTS", forged)
-    finally:
-        await services.close()
+    listener = await services.subscribe(forged)
+    await services.flush()
+    probe = await external.nc.subscribe("_INBOX_ext.default.probe")
+    for deliver in (forged, "_INBOX_ext.default.probe"):  # the probe shows they deliver
+        config = {"deliver_subject": deliver, "filter_subject": "parley.ext.default.evt.>"}
+        answer = await _create_consumer(external.nc, {**config, "ack_policy": "none"})
+        assert "error" not in answer, answer
+    await probe.next_msg(timeout=10)
+    with pytest.raises(NatsTimeout):
+        await listener.next_msg(timeout=0.5)
+    with pytest.raises(nats.js.errors.NotFoundError):
+        await services.jetstream().get_last_msg("PARLEY_EVENTS", forged)
 
 
 @pytest.mark.timeout(240)
 async def test_a_restarted_relay_resumes_and_relays_every_event_once(
-    external: External, client: httpx.AsyncClient, stack: Stack
+    external: External, client: httpx.AsyncClient, stack: Stack, services: Client
 ) -> None:
     assert external.nc is not None
     stack.stop_process("registry", signal.SIGKILL)  # no goodbye: a batch may be unacked
@@ -379,14 +355,10 @@ async def test_a_restarted_relay_resumes_and_relays_every_event_once(
     assert not set(ids[len(stored) :]) & set(stored)  # later events only, no copies
 
     # A second copy of a relayed event is dropped by the stream (its id is the Nats-Msg-Id).
-    services = await nats.connect(stack.nats_url)
-    try:
-        copy = await services.jetstream().publish(
-            relayed[0].subject, relayed[0].data, headers={"Nats-Msg-Id": ids[-1]}
-        )
-        assert copy.duplicate
-    finally:
-        await services.close()
+    copy = await services.jetstream().publish(
+        relayed[0].subject, relayed[0].data, headers={"Nats-Msg-Id": ids[-1]}
+    )
+    assert copy.duplicate
 
 
 async def _replay(nc: Client) -> "nats.js.JetStreamContext.PushSubscription":
@@ -399,6 +371,20 @@ async def _replay(nc: Client) -> "nats.js.JetStreamContext.PushSubscription":
         deliver_policy=DeliverPolicy.ALL,
         config=ConsumerConfig(name=f"reader-{uuid.uuid4().hex}"),
     )
+
+
+async def _create_consumer(nc: Client, config: dict) -> dict:
+    """The server's answer to a consumer of ``config`` created on the one create subject the
+    external user may use (filtered on its namespace's events)."""
+    name = f"consumer-{uuid.uuid4().hex[:8]}"
+    request = {"stream_name": "PARLEY_EXT_EVENTS", "config": {"name": name, **config}}
+    answer = await nc.request(
+        f"$JS.API.CONSUMER.CREATE.PARLEY_EXT_EVENTS.{name}.parley.ext.default.evt.>",
+        json.dumps(request).encode(),
+        timeout=5,
+    )
+    reply: dict = json.loads(answer.data)
+    return reply
 
 
 async def _until_agent(sub: "nats.aio.subscription.Subscription", agent_id: str) -> list[Msg]:

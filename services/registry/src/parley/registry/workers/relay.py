@@ -111,9 +111,9 @@ class Relay:
             try:
                 await self._ensure_stream(namespace)
             except nats.errors.Error as exc:
-                log.error(
-                    "no events relay to namespace %s: its external NATS account did not "
-                    "answer (%r); see deploy/nats/nats-server.conf",
+                log.warning(
+                    "no events relay to namespace %s: its external NATS account refused or "
+                    "did not answer (%r); see deploy/nats/nats-server.conf",
                     namespace,
                     exc,
                 )

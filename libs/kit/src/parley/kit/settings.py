@@ -3,7 +3,7 @@
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
@@ -57,6 +57,10 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Event store backend: `jetstream` or `kurrentdb` (`PARLEY_EVENTSTORE`)."""
     kurrentdb_url: str | None = None
     """KurrentDB connection string (`PARLEY_KURRENTDB_URL`)."""
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    """Port of a service's `/metrics` and `/healthz` (`PARLEY_METRICS_PORT`); unset: the
+    service's own default (`parley.kit.metrics.DEFAULT_PORTS`); 0: none. The edge serves
+    `/metrics` on its HTTP port instead."""
 
     def __post_init__(self) -> None:
         if (self.nats_user is None) != (self.nats_password_file is None):

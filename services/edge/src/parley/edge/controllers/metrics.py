@@ -171,7 +171,9 @@ async def system_metrics(
                 total=agents.total(), running=agents["running"], failed=agents["failed"]
             ),
             messages=MessageFigures(
-                total_processed=int(counts.counts.get(("parley_message_deliveries", ("delivered",)), 0)),
+                total_processed=int(
+                    counts.counts.get(("parley_message_deliveries", ("delivered",)), 0)
+                ),
                 rate_per_second=round(counts.since(counts.recent_deliveries, now) / 60, 3),
                 queue_size=metrics.queues.inbox_backlog,
             ),

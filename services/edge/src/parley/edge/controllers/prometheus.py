@@ -48,15 +48,14 @@ class PlatformCollector(Collector):
 
     def _counters(self) -> Iterator[Metric]:
         totals = self.metrics.counts.totals()
-        families = {
-            name: CounterMetricFamily(name, text, labels=labels)
-            for name, (text, labels) in COUNTERS.items()
-        }
-        for (name, labels), value in sorted(totals.items()):
-            families[name].add_metric(labels, value)
-        if not any(name == "parley_tasks_created" for name, _ in totals):
-            families["parley_tasks_created"].add_metric([], 0)
-        yield from families.values()
+        for name, (text, labels) in COUNTERS.items():
+            family = CounterMetricFamily(name, text, labels=labels)
+            found = sorted(
+                (key, value) for (counter, key), value in totals.items() if counter == name
+            )
+            for key, value in found or ([((), 0.0)] if not labels else []):
+                family.add_metric(key, value)
+            yield family
 
     def _states(self) -> Iterator[Metric]:
         metrics = self.metrics

@@ -13,10 +13,10 @@ the projections that already fold those streams, at read time.
 
 import time
 from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 from nats.js import JetStreamContext
 
@@ -27,7 +27,7 @@ from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.queues import QueueDepths
 from parley.eventstore import EventStore
 
-__all__ = ["COUNTERS", "Namespace", "Series", "PlatformCounts", "PlatformMetrics", "Sample"]
+__all__ = ["COUNTERS", "Namespace", "PlatformCounts", "PlatformMetrics", "Rule", "Series"]
 
 COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "parley_events": ("Events recorded, by stream category.", ("category",)),
@@ -46,7 +46,7 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "parley_tool_failures": ("Tool calls that failed, by tool.", ("tool",)),
     "parley_messages": ("FIPA-ACL messages sent, by performative.", ("performative",)),
     "parley_message_deliveries": (
-        "Message outcomes per receiver: delivered, failed, rejected.",
+        "Message outcomes: delivered or failed (per receiver), rejected (a reply refused).",
         ("outcome",),
     ),
     "parley_tasks_created": ("Tasks created.", ()),
@@ -61,14 +61,6 @@ _SENT_KEPT = 10_000
 
 Series = tuple[str, tuple[str, ...]]
 """A counter's name and label values."""
-
-
-class Sample(NamedTuple):
-    """One counter increment: counter name, label values, amount."""
-
-    counter: str
-    labels: tuple[str, ...]
-    amount: float = 1.0
 
 
 @dataclass(slots=True)
@@ -91,71 +83,105 @@ class Namespace:
     """Sent → delivered latencies of the latest deliveries."""
     cold_start_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
     """The latest instances' cold starts."""
+    sent_at: OrderedDict[str, datetime] = field(default_factory=OrderedDict)
+    """When the latest messages were sent, by message id (for the delivery latency)."""
+
+    def add(self, counter: str, labels: tuple[str, ...] = (), amount: float = 1.0) -> None:
+        """Add ``amount`` to one series of ``counter``."""
+        self.counts[counter, labels] += amount
 
     def since(self, times: Iterable[datetime], now: datetime) -> int:
         """How many of ``times`` fall in the last minute before ``now``."""
         return sum(1 for moment in times if now - moment <= _WINDOW)
 
 
+Rule = Callable[[Namespace, Event], None]
+"""What one event type adds to its namespace's counts."""
+
+
 def _suffix(event: Event) -> str:
     return event.type.rpartition(".")[2]
 
 
-def _model_call(event: Event) -> Iterator[Sample]:
+def _count(counter: str, label: Callable[[Event], str] | None = None) -> Rule:
+    def rule(ns: Namespace, event: Event) -> None:
+        ns.add(counter, (label(event),) if label else ())
+
+    return rule
+
+
+def _run_ended(counter: str) -> Rule:
+    def rule(ns: Namespace, event: Event) -> None:
+        ns.add(counter, (_suffix(event),))
+        ns.runs += 1
+        ns.runs_ok += _suffix(event) == "completed"
+        ns.response_ms += float(event.data.get("response_time_ms", 0.0))
+        ns.recent_runs.append(event.time)
+
+    return rule
+
+
+def _model_call(ns: Namespace, event: Event) -> None:
     data = event.data
     if data.get("kind") != "model":
         return
     provider, model = str(data.get("provider") or "unknown"), str(data.get("model") or "unknown")
     usage: dict[str, Any] = data.get("usage") or {}
-    yield Sample("parley_llm_calls", (provider, model))
-    yield Sample("parley_llm_tokens", (provider, model, "input"), usage.get("input_tokens", 0))
-    yield Sample("parley_llm_tokens", (provider, model, "output"), usage.get("output_tokens", 0))
-    yield Sample("parley_llm_cost_usd", (provider, model), usage.get("cost_usd", 0.0))
-
-
-def _one(
-    counter: str, label: Callable[[Event], str] | None = None
-) -> Callable[[Event], Iterator[Sample]]:
-    def rule(event: Event) -> Iterator[Sample]:
-        yield Sample(counter, (label(event),) if label else ())
-
-    return rule
+    ns.add("parley_llm_calls", (provider, model))
+    ns.add("parley_llm_tokens", (provider, model, "input"), usage.get("input_tokens", 0))
+    ns.add("parley_llm_tokens", (provider, model, "output"), usage.get("output_tokens", 0))
+    ns.add("parley_llm_cost_usd", (provider, model), usage.get("cost_usd", 0.0))
 
 
 def _tool(event: Event) -> str:
     return str(event.data.get("name", "unknown"))
 
 
-def _performative(event: Event) -> str:
-    return str(event.data.get("message", {}).get("performative", "unknown"))
+def _message_sent(ns: Namespace, event: Event) -> None:
+    message = event.data.get("message", {})
+    ns.add("parley_messages", (str(message.get("performative", "unknown")),))
+    ns.sent_at[str(message.get("message_id"))] = event.time
+    if len(ns.sent_at) > _SENT_KEPT:
+        ns.sent_at.popitem(last=False)
 
 
-_RULES: dict[str, Callable[[Event], Iterator[Sample]]] = {
+def _message_delivered(ns: Namespace, event: Event) -> None:
+    ns.add("parley_message_deliveries", ("delivered",))
+    ns.recent_deliveries.append(event.time)
+    sent = ns.sent_at.get(str(event.data.get("message_id")))
+    if sent is not None:
+        ns.delivery_ms.append((event.time - sent).total_seconds() * 1000)
+
+
+def _cold_start(ns: Namespace, event: Event) -> None:
+    ns.cold_start_ms.append(float(event.data.get("cold_start_ms", 0.0)))
+
+
+_RULES: dict[str, Rule] = {
     **{
-        f"turn.{o}": _one("parley_turns", _suffix)
-        for o in ("completed", "failed", "cancelled", "interrupted")
+        f"turn.{end}": _run_ended("parley_turns")
+        for end in ("completed", "failed", "cancelled", "interrupted")
     },
     **{
-        f"execution.{o}": _one("parley_executions", _suffix)
-        for o in ("completed", "failed", "cancelled")
+        f"execution.{end}": _run_ended("parley_executions")
+        for end in ("completed", "failed", "cancelled")
     },
     "turn.step_recorded": _model_call,
     "execution.step_recorded": _model_call,
-    "tool.called": _one("parley_tool_calls", _tool),
-    "tool.failed": _one("parley_tool_failures", _tool),
-    "message.sent": _one("parley_messages", _performative),
+    "tool.called": _count("parley_tool_calls", _tool),
+    "tool.failed": _count("parley_tool_failures", _tool),
+    "message.sent": _message_sent,
+    "message.delivered": _message_delivered,
+    "message.failed": _count("parley_message_deliveries", _suffix),
+    "message.rejected": _count("parley_message_deliveries", _suffix),
+    "task.created": _count("parley_tasks_created"),
     **{
-        f"message.{o}": _one("parley_message_deliveries", _suffix)
-        for o in ("delivered", "failed", "rejected")
+        f"task.{end}": _count("parley_tasks", _suffix)
+        for end in ("completed", "failed", "cancelled")
     },
-    "task.created": _one("parley_tasks_created"),
-    **{f"task.{o}": _one("parley_tasks", _suffix) for o in ("completed", "failed", "cancelled")},
+    "instance.started": _cold_start,
 }
-"""Event type → the counter samples it adds."""
-
-_RUN_ENDS = frozenset(
-    t for t in _RULES if t.startswith(("turn.", "execution.")) and "step" not in t
-)
+"""Event type → what it adds; other types are only counted in ``parley_events``."""
 
 
 class PlatformCounts(FoldingProjection):
@@ -170,7 +196,6 @@ class PlatformCounts(FoldingProjection):
         self.deployments: dict[str, str] = {}
         """Deployment id → state, the suffix of its latest ``deployment.*`` event: a hook for
         deployment events (none are recorded yet)."""
-        self._sent: OrderedDict[str, datetime] = OrderedDict()
 
     def totals(self) -> dict[Series, float]:
         """Every counter summed over namespaces."""
@@ -182,27 +207,10 @@ class PlatformCounts(FoldingProjection):
 
     def _fold(self, event: Event) -> None:
         ns = self.namespaces[event.namespace]
-        ns.counts["parley_events", (event.stream.partition("-")[0],)] += 1
+        ns.add("parley_events", (event.stream.partition("-")[0],))
         rule = _RULES.get(event.type)
         if rule is not None:
-            for sample in rule(event):
-                ns.counts[sample.counter, sample.labels] += sample.amount
-        if event.type in _RUN_ENDS:
-            ns.runs += 1
-            ns.runs_ok += event.type.endswith(".completed")
-            ns.response_ms += float(event.data.get("response_time_ms", 0.0))
-            ns.recent_runs.append(event.time)
-        elif event.type == "message.sent":
-            self._sent[str(event.data.get("message", {}).get("message_id"))] = event.time
-            if len(self._sent) > _SENT_KEPT:
-                self._sent.popitem(last=False)
-        elif event.type == "message.delivered":
-            ns.recent_deliveries.append(event.time)
-            sent = self._sent.get(str(event.data.get("message_id")))
-            if sent is not None:
-                ns.delivery_ms.append((event.time - sent).total_seconds() * 1000)
-        elif event.type == "instance.started":
-            ns.cold_start_ms.append(float(event.data.get("cold_start_ms", 0.0)))
+            rule(ns, event)
         elif event.type.startswith("deployment."):
             self.deployments[event.subject] = _suffix(event)
 

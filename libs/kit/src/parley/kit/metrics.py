@@ -28,7 +28,13 @@ from faststream.message import StreamMessage
 from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
 from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
 from nats.aio.msg import Msg
-from prometheus_client import REGISTRY, Counter, Histogram, make_wsgi_app
+from prometheus_client import (
+    REGISTRY,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    make_wsgi_app,
+)
 
 from parley.contracts import subjects
 
@@ -188,6 +194,7 @@ async def serve_metrics(
     """
     if port == 0:
         return None
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created: noise in text
     app = _app(service, asyncio.get_running_loop(), healthy)
     try:
         server = make_server(host, port, app, _Server, handler_class=_Quiet)

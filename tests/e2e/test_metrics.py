@@ -264,7 +264,10 @@ async def test_every_documented_series_is_served(metered) -> None:
 
 
 async def test_every_service_serves_its_metrics_and_health(metered, http) -> None:
-    await agent(http)  # a command each to the registry (create, start)
+    taken = f"twice-{uuid.uuid4().hex[:8]}"
+    assert (await http.post("/api/v1/agents", json={"name": taken})).status_code == 201
+    again = await http.post("/api/v1/agents", json={"name": taken})  # the registry refuses it
+    assert again.json()["error"]["code"] == "AGENT_ALREADY_EXISTS", again.text
     for name, port in metered.metrics_ports.items():
         samples = await scrape(f"http://127.0.0.1:{port}/metrics")
         handlers = series(samples, "faststream_received_messages_total", "handler")
@@ -276,6 +279,7 @@ async def test_every_service_serves_its_metrics_and_health(metered, http) -> Non
     registry = await scrape(f"http://127.0.0.1:{metered.metrics_ports['registry']}/metrics")
     commands = series(registry, "parley_commands_total", "service", "command", "outcome")
     assert commands[("registry", "create_agent", "ok")] >= 1
+    assert commands[("registry", "create_agent", "error")] >= 1
     assert ("parley.cmd.registry.create_agent",) in series(
         registry, "faststream_received_processed_messages_total", "handler"
     )

@@ -55,15 +55,15 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "messaging": 9466,
     "tasks": 9467,
 }
-"""Each service's metrics port when ``PARLEY_METRICS_PORT`` is unset (9464 is Prometheus'
-registered exporter port); any other service takes 9464."""
+"""Each service's metrics port when ``PARLEY_METRICS_PORT`` is unset (9464 is the default of
+OpenTelemetry's Prometheus exporter); any other service takes 9464."""
 HEALTH_CHECK_TIMEOUT_S = 2.0
 """A health check slower than this (a stuck event loop, NATS gone) answers 503."""
 
 COMMANDS = Counter(
     "parley_commands_total",
-    "Commands handled, by service, command verb and outcome (ok: a reply; error: the"
-    " handler raised and an error reply was sent).",
+    "Commands handled, by service, command verb and outcome (error: the reply was an error,"
+    " raised by the handler or answered with ok false).",
     ["service", "command", "outcome"],
 )
 COMMAND_SECONDS = Histogram(
@@ -87,7 +87,8 @@ def metered(
     service: str, verb: str, handle: Callable[P, Awaitable[R]]
 ) -> Callable[P, Awaitable[R]]:
     """``handle``, counted in ``parley_commands_total`` and timed in
-    ``parley_command_duration_seconds`` (an exception counts as ``error`` and propagates)."""
+    ``parley_command_duration_seconds``: a reply with ``ok`` false, or an exception (which
+    propagates), counts as ``error``."""
     ok, error = COMMANDS.labels(service, verb, "ok"), COMMANDS.labels(service, verb, "error")
     seconds = COMMAND_SECONDS.labels(service, verb)
 
@@ -101,7 +102,7 @@ def metered(
             raise
         finally:
             seconds.observe(time.perf_counter() - started)
-        ok.inc()
+        (ok if getattr(result, "ok", True) else error).inc()
         return result
 
     return counted

@@ -351,3 +351,31 @@ async def test_the_json_views_have_goagents_and_caxtons_shapes(metered, http, wi
     assert system["resources"]["disk_used_gb"] > 0
     bad = await http.get("/api/v1/metrics/system", headers={"X-Parley-Namespace": "Not OK"})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_an_edge_started_later_rebuilds_the_same_counters(metered) -> None:
+    port = free_port()
+    metered.start_process("edge", key="edge-rebuilt", env={"PARLEY_EDGE_PORT": str(port)})
+    try:
+
+        async def both() -> bool:
+            try:
+                first, second = await asyncio.gather(
+                    scrape(f"{metered.edge_url}/metrics"),
+                    scrape(f"http://127.0.0.1:{port}/metrics"),
+                )
+            except (httpx.TransportError, AssertionError):
+                return False  # not up yet
+            counters = [
+                {
+                    k: v
+                    for k, v in samples.items()
+                    if k[0].startswith("parley_") and "_total" in k[0]
+                }
+                for samples in (first, second)
+            ]
+            return bool(counters[0]) and counters[0] == counters[1]
+
+        assert await eventually(both, within=60, every=0.5)
+    finally:
+        await asyncio.to_thread(metered.stop_process, "edge-rebuilt")

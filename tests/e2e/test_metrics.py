@@ -310,6 +310,8 @@ async def test_metrics_is_public_and_the_json_views_are_not(metered) -> None:
         assert (await anonymous.get("/metrics")).status_code == 200
         schema = (await anonymous.get("/schema/openapi.json")).json()
         assert {"/metrics", "/api/v1/metrics", "/api/v1/metrics/system"} <= set(schema["paths"])
+        assert schema["paths"]["/metrics"]["get"]["security"] == []
+        assert schema["paths"]["/api/v1/metrics"]["get"]["security"] != []
         for path in ("/api/v1/metrics", "/api/v1/metrics/system"):
             response = await anonymous.get(path)
             assert response.status_code == 401, response.text

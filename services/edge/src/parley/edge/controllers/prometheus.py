@@ -118,7 +118,7 @@ def metrics_registry(metrics: PlatformMetrics) -> CollectorRegistry:
 
 @get(
     "/metrics",
-    tags=["metrics"],
+    tags=["health", "metrics"],  # "health": documented without security, like the probes
     summary="Prometheus metrics",
     description="The platform's aggregate metrics in Prometheus' text format (OpenMetrics"
     " when asked for in `Accept`). No credentials: nothing in it is per namespace or secret.",

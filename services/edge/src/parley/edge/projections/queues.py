@@ -60,8 +60,8 @@ class QueueDepths:
         self._failing = False
 
     async def start(self) -> None:
-        """Poll once, then every ``period_s`` seconds until :meth:`stop`."""
-        await self.poll()
+        """Poll now and every ``period_s`` seconds until :meth:`stop` (in the background:
+        start-up does not wait for JetStream)."""
         self._task = asyncio.create_task(self._run(), name="queue-depths")
 
     async def stop(self) -> None:
@@ -106,5 +106,5 @@ class QueueDepths:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.period_s)
             await self.poll()
+            await asyncio.sleep(self.period_s)

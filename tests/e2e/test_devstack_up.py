@@ -3,56 +3,19 @@ key is made once, printed once, and kept in ``<state>/admin.key`` readable by it
 the next start says where it is and does not print it. No NATS password is printed."""
 
 import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-from parley.devstack.nats import EXTERNAL_USER, SERVICES_USER, free_port
+from devstack_launcher import running
+
+from parley.devstack.nats import EXTERNAL_USER, SERVICES_USER
 
 
 def up(state: Path) -> str:
     """Run the launcher until it is up, stop it with Ctrl-C, and return what it printed."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "parley.devstack",
-            "up",
-            "--state-dir",
-            str(state),
-            "--port",
-            str(free_port()),
-            "--nats-port",
-            str(free_port()),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("parley: up"):
-                break
-            assert time.monotonic() < deadline, "".join(lines)
-        else:
-            raise AssertionError("the launcher exited:\n" + "".join(lines))
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
-        lines.append(rest)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, "".join(lines)
-    return "".join(lines)
+    with running(state) as launcher:
+        assert launcher.stop() == 0, launcher.output
+    return launcher.output
 
 
 def test_the_first_up_prints_the_admin_key_once_and_keeps_it_private(tmp_path: Path) -> None:

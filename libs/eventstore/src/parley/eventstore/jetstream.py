@@ -81,6 +81,7 @@ class JetStreamEventStore:
         owns_connection: bool = False,
         checkpoint_bucket: str = "parley_checkpoints",
         timeout: float = 5.0,
+        replicas: int = 1,
     ) -> None:
         self._nc = nc
         self._js = nc.jetstream(timeout=timeout)
@@ -89,6 +90,7 @@ class JetStreamEventStore:
         self._owns = owns_connection
         self._bucket = checkpoint_bucket
         self._timeout = timeout
+        self._replicas = replicas
         self._atomic = False
         self._tails: dict[str, Tail] = {}
         self._kv: KeyValue | None = None
@@ -106,8 +108,10 @@ class JetStreamEventStore:
         stream_name: str = "PARLEY_EVENTS",
         max_event_bytes: int = 1_048_576,
         duplicate_window_ns: int = _DUPLICATE_WINDOW_NS,
+        replicas: int = 1,
     ) -> "JetStreamEventStore":
-        """Connect (or reuse ``nc``) and create the JetStream stream if it is missing."""
+        """Connect (or reuse ``nc``) and create the JetStream stream if it is missing (with
+        ``replicas`` copies, as the checkpoint bucket)."""
         owns = nc is None
         if nc is None:
             try:
@@ -118,7 +122,11 @@ class JetStreamEventStore:
                     "or set PARLEY_NATS_URL"
                 ) from exc
         store = cls(
-            nc, stream_name=stream_name, max_event_bytes=max_event_bytes, owns_connection=owns
+            nc,
+            stream_name=stream_name,
+            max_event_bytes=max_event_bytes,
+            owns_connection=owns,
+            replicas=replicas,
         )
         try:
             await store._ensure_stream(duplicate_window_ns)
@@ -252,7 +260,7 @@ class JetStreamEventStore:
             "retention": "limits",
             "storage": "file",
             "discard": "old",
-            "num_replicas": 1,
+            "num_replicas": self._replicas,
             "allow_direct": True,
             "allow_atomic": True,
             "duplicate_window": duplicate_window_ns,
@@ -366,7 +374,10 @@ class JetStreamEventStore:
                     self._kv = await self._js.key_value(self._bucket)
                 except nats.js.errors.BucketNotFoundError:
                     config = KeyValueConfig(
-                        bucket=self._bucket, history=1, storage=StorageType.FILE
+                        bucket=self._bucket,
+                        history=1,
+                        storage=StorageType.FILE,
+                        replicas=self._replicas,
                     )
                     self._kv = await self._js.create_key_value(config)
             except DRIVER_ERRORS as exc:

@@ -49,8 +49,10 @@ _decode = msgspec.json.Decoder(_Entry).decode
 class TicketStore:
     """Mint and redeem single-use tickets in the :data:`TICKETS_BUCKET` KV bucket."""
 
-    def __init__(self, js: JetStreamContext, bucket: str = TICKETS_BUCKET) -> None:
-        self.js, self.bucket = js, bucket
+    def __init__(
+        self, js: JetStreamContext, bucket: str = TICKETS_BUCKET, *, replicas: int = 1
+    ) -> None:
+        self.js, self.bucket, self.replicas = js, bucket, replicas
         self._kv: KeyValue | None = None
 
     async def start(self) -> None:
@@ -61,6 +63,7 @@ class TicketStore:
                 history=1,
                 ttl=TICKET_TTL.total_seconds(),
                 storage=StorageType.MEMORY,
+                replicas=self.replicas,
             )
         )
 

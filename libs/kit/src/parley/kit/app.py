@@ -137,6 +137,7 @@ def service_app(
             nats_url=settings.nats_url,
             kurrentdb_url=settings.kurrentdb_url,
             nc=nc,
+            replicas=settings.nats_replicas,
         )
         stack.push_async_callback(store.close)
         running.handlers = await start(Connections(nc, nc.jetstream(), store, stack))

@@ -19,8 +19,9 @@ _MAX_BYTES = 256 * 1024 * 1024
 _MAX_PER_TURN = 100_000
 
 
-async def ensure_delta_stream(js: JetStreamContext) -> None:
-    """Create (or keep) the delta stream: memory storage, 10 minutes, bounded bytes."""
+async def ensure_delta_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
+    """Create (or keep) the delta stream: memory storage, 10 minutes, bounded bytes,
+    ``replicas`` copies."""
     config = StreamConfig(
         name=DELTA_STREAM,
         subjects=DELTA_SUBJECTS,
@@ -30,7 +31,7 @@ async def ensure_delta_stream(js: JetStreamContext) -> None:
         max_bytes=_MAX_BYTES,
         max_msgs_per_subject=_MAX_PER_TURN,
         discard=DiscardPolicy.OLD,
-        num_replicas=1,
+        num_replicas=replicas,
     )
     try:
         await js.add_stream(config)

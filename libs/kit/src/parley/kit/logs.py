@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object per line on stderr, secrets redacted."""
+"""Structured logs: one JSON object per line on stderr, secrets redacted, with the trace and
+span ids of the work that logged it."""
 
 import logging
 import re
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
 
 __all__ = ["configure_logging", "redact"]
 
@@ -33,6 +35,10 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": redact(record.getMessage()),
         }
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:  # find the request in Jaeger from its log line
+            entry["trace_id"] = format(span.trace_id, "032x")
+            entry["span_id"] = format(span.span_id, "016x")
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = "[REDACTED]" if _SECRET_KEY.search(key) else value

@@ -43,9 +43,9 @@ def create_service(
     off: it costs about a third of the request rate (DESIGN.md, performance figures).
     """
     configure_logging(name, settings.log_level)
-    provider = setup_tracing(name, settings.otlp_endpoint)
+    provider = setup_tracing(name, settings.otlp_endpoint, record_content=settings.trace_content)
     broker = NatsBroker(
-        settings.nats_url,
+        settings.nats_servers(),
         name=f"parley-{name}",
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider), broker_metrics(name)],
         logger=logging.getLogger(f"parley.{name}.broker"),

@@ -39,7 +39,13 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Settings every service shares."""
 
     nats_url: str = "nats://127.0.0.1:4222"
-    """NATS server URL (`PARLEY_NATS_URL`)."""
+    """NATS server URL, or a cluster's URLs separated by commas (`PARLEY_NATS_URL`, e.g.
+    `nats://10.0.0.1:4222,nats://10.0.0.2:4222`): the client reconnects to another when one
+    goes."""
+    nats_replicas: Annotated[int, msgspec.Meta(ge=1, le=5)] = 1
+    """Copies JetStream keeps of every stream, KV bucket and object store Parley creates
+    (`PARLEY_NATS_REPLICAS`): 1 on one server, 3 on a three-node cluster (at most the
+    number of nodes)."""
     nats_user: str | None = None
     """NATS user to connect as (`PARLEY_NATS_USER`, e.g. `parley`); needs
     `PARLEY_NATS_PASSWORD_FILE`."""
@@ -53,6 +59,9 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Log level (`PARLEY_LOG_LEVEL`)."""
     otlp_endpoint: str | None = None
     """OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318 (`PARLEY_OTLP_ENDPOINT`)."""
+    trace_content: bool = False
+    """Record prompt, completion and tool text on model and tool spans
+    (`PARLEY_TRACE_CONTENT`); off, spans carry sizes, tokens and names only."""
     eventstore: str = "jetstream"
     """Event store backend: `jetstream` or `kurrentdb` (`PARLEY_EVENTSTORE`)."""
     kurrentdb_url: str | None = None
@@ -63,6 +72,8 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     `/metrics` on its HTTP port instead."""
 
     def __post_init__(self) -> None:
+        if not self.nats_servers():
+            raise SettingsError("PARLEY_NATS_URL names no server")
         if (self.nats_user is None) != (self.nats_password_file is None):
             raise SettingsError(
                 "PARLEY_NATS_USER and PARLEY_NATS_PASSWORD_FILE must be set together"
@@ -89,23 +100,30 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
             raise SettingsError(f"PARLEY_NATS_PASSWORD_FILE {self.nats_password_file!r} is empty")
         return password
 
+    def nats_servers(self) -> list[str]:
+        """The server URLs of `nats_url` (comma-separated)."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
     def nats_connect_options(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect`` (``servers``, and ``user``/``password``
         when a user is set): ``await nats.connect(**settings.nats_connect_options(),
         name=...)``."""
-        options: dict[str, Any] = {"servers": [self.nats_url]}
+        options: dict[str, Any] = {"servers": self.nats_servers()}
         password = self.nats_password()
         if password is not None:
             options.update(user=self.nats_user, password=password)
         return options
 
     def nats_url_with_credentials(self) -> str:
-        """`nats_url` with the user and password in it, for clients that take only a URL
-        (FastStream's broker, ``open_store`` without a connection). Never show it."""
+        """`nats_url` with the user and password in each of its URLs, for clients that take
+        only URLs (FastStream's broker, ``open_store`` without a connection). Never show it."""
         password = self.nats_password()
         if password is None or self.nats_user is None:
             return self.nats_url
-        parts = urlsplit(self.nats_url)
-        host = parts.netloc.rpartition("@")[2]
         userinfo = f"{quote(self.nats_user, safe='')}:{quote(password, safe='')}"
-        return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+        with_credentials = []
+        for url in self.nats_servers():
+            parts = urlsplit(url)
+            host = parts.netloc.rpartition("@")[2]
+            with_credentials.append(urlunsplit(parts._replace(netloc=f"{userinfo}@{host}")))
+        return ",".join(with_credentials)

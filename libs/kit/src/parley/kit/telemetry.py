@@ -16,14 +16,23 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from parley.contracts.envelope import ACTOR_HEADER, current_actor, valid_actor
+from parley.kit import genai
 
 __all__ = ["carried_actor", "current_traceparent", "extract", "inject", "setup_tracing"]
 
 
 def setup_tracing(
-    service: str, otlp_endpoint: str | None = None, exporter: SpanExporter | None = None
+    service: str,
+    otlp_endpoint: str | None = None,
+    exporter: SpanExporter | None = None,
+    *,
+    record_content: bool = False,
 ) -> TracerProvider:
-    """Install a tracer provider for ``service``; export over OTLP/HTTP when an endpoint is set."""
+    """Install a tracer provider for ``service``; export over OTLP/HTTP when an endpoint is set.
+
+    ``record_content`` puts prompt and completion text on model spans (:mod:`parley.kit.genai`).
+    """
+    genai.record_content(record_content)
     provider = TracerProvider(resource=Resource.create({"service.name": f"parley-{service}"}))
     if exporter is None and otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

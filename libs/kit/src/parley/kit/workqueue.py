@@ -6,7 +6,8 @@ them and comes back after ``ack_wait`` unless the handler acknowledges it, so a 
 process's work is redelivered to another. The handler acks, naks or keeps the message (the
 worker only catches what it raises and leaves the message to be redelivered). The handler
 acts for the principal of the message's ``Parley-Actor`` header (put there by
-:func:`parley.kit.telemetry.inject` when the work was queued), like a command route.
+:func:`parley.kit.telemetry.inject` when the work was queued), like a command route, inside a
+consumer span that continues the message's ``traceparent``.
 """
 
 import asyncio
@@ -19,23 +20,30 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from parley.contracts.envelope import acting_as
-from parley.kit.telemetry import carried_actor
+from parley.kit.telemetry import carried_actor, extract
 
 __all__ = ["WorkQueue", "ensure_work_stream"]
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("parley.kit.workqueue")
 
 
-async def ensure_work_stream(js: JetStreamContext, name: str, subjects: Sequence[str]) -> None:
-    """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window."""
+async def ensure_work_stream(
+    js: JetStreamContext, name: str, subjects: Sequence[str], *, replicas: int = 1
+) -> None:
+    """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window
+    and ``replicas`` copies."""
     config = StreamConfig(
         name=name,
         subjects=list(subjects),
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=120.0,
+        num_replicas=replicas,
     )
     try:
         await js.add_stream(config)
@@ -116,7 +124,20 @@ class WorkQueue:
 
     async def _run(self, msg: Msg) -> None:
         try:
-            with acting_as(carried_actor(msg.headers)):
+            with (
+                acting_as(carried_actor(msg.headers)),
+                _tracer.start_as_current_span(
+                    f"process {self.durable}",
+                    context=extract(msg.headers),  # the trace that queued the work
+                    kind=SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "nats",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": msg.subject,
+                        "messaging.consumer.group.name": self.durable,
+                    },
+                ),
+            ):
                 await self.handle(msg)
         except asyncio.CancelledError:
             raise

@@ -25,7 +25,7 @@ def main() -> None:
     except SettingsError as exc:
         raise SystemExit(f"parley edge: {exc}") from None
     configure_logging("edge", settings.log_level)
-    setup_tracing("edge", settings.otlp_endpoint)
+    setup_tracing("edge", settings.otlp_endpoint, record_content=settings.trace_content)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -42,6 +42,7 @@ from parley.edge.http.limits import Limits, add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies, document_security, openapi_config
 from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.http.security import HostPolicy, add_security_headers, cors_config
+from parley.edge.http.tracing import tracing_plugin
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
@@ -89,9 +90,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 nats_url=settings.nats_url,
                 kurrentdb_url=settings.kurrentdb_url,
                 nc=nc,
+                replicas=settings.nats_replicas,
             )
             commands = CommandClient(nc, settings.command_timeout)
-            keys, tickets = KeyIndex(store), TicketStore(nc.jetstream())
+            keys, tickets = (
+                KeyIndex(store),
+                TicketStore(nc.jetstream(), replicas=settings.nats_replicas),
+            )
             await tickets.start()
             authenticator = Authenticator(
                 keys,
@@ -185,6 +190,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             HostPolicy(settings.hosts()),  # ports included
             auth_middleware(),  # the principal in scope["user"]: for the guards below
         ],
+        plugins=[tracing_plugin()],  # the request's server span, the root of its trace
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         logging_config=None,

@@ -87,7 +87,11 @@ class CommandClient:
             payload = _encode(command)
         except (UnicodeEncodeError, ValueError, TypeError) as exc:
             raise ApiError(ErrorCode.INVALID_REQUEST, f"request cannot be encoded: {exc}") from None
-        parent = extract({"traceparent": traceparent} if traceparent else None)
+        # inside the request's server span, continue it; else the caller's traceparent
+        in_request = trace.get_current_span().get_span_context().is_valid
+        parent = (
+            None if in_request else extract({"traceparent": traceparent} if traceparent else None)
+        )
         with _tracer.start_as_current_span(
             f"{subject} send", context=parent, kind=SpanKind.CLIENT
         ) as span:

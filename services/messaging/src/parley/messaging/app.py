@@ -37,7 +37,7 @@ def create_app(settings: MessagingSettings) -> FastStream:
 
     async def start(connections: Connections) -> Messaging:
         store, stack = connections.store, connections.stack
-        outbox = Outbox(connections.nc, connections.js)
+        outbox = Outbox(connections.nc, connections.js, replicas=settings.nats_replicas)
         await outbox.start()
         directory = Directory(store)
         await directory.start()

@@ -36,7 +36,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
 
     async def start(connections: Connections) -> Runtime:
         js, store, stack = connections.js, connections.store, connections.stack
-        await ensure_delta_stream(js)
+        await ensure_delta_stream(js, replicas=settings.nats_replicas)
         directory = AgentDirectory(store)
         await directory.start()
         stack.push_async_callback(directory.stop)
@@ -49,10 +49,11 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             lease_ttl=settings.lease_ttl,
             idle_timeout=settings.idle_timeout,
             namespace_quota=settings.quota_max_instances,
+            replicas=settings.nats_replicas,
         )
         await capacity.start()
         stack.push_async_callback(capacity.stop)
-        files = FileStore(js)
+        files = FileStore(js, replicas=settings.nats_replicas)
         await files.start()
         deps = Deps(
             settings=settings,

@@ -18,6 +18,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
 from parley.contracts.runtime import StepRecorded, ToolCalled, ToolCompleted, ToolFailed, Usage
 from parley.contracts.tools import TOOL_CATALOGUE
+from parley.kit import genai
 from parley.llm import (
     ChatRequest,
     Finished,
@@ -171,6 +172,32 @@ class Run:
             max_tokens=spec.params.max_tokens or DEFAULT_MAX_TOKENS,
             top_p=spec.params.top_p,
         )
+        with genai.chat_span(
+            spec.provider.name,
+            spec.model,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            messages=messages,
+        ) as span:
+            recorded, usage = await self._call(request, step, kind)
+            genai.record_response(
+                span,
+                model=spec.model,  # the adapters do not report another
+                finish_reason=recorded.stop_reason or "other",
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                text=recorded.text,
+            )
+        self._add_usage(usage)
+        await self.meter.after_call(usage)
+        return recorded
+
+    async def _call(
+        self, request: ChatRequest, step: int, kind: Literal["model", "plan"]
+    ) -> tuple[StepRecorded, Usage]:
+        """Stream the model's answer to the client and record it as the run's step."""
+        spec = self.spec
         started = time.monotonic()
         parts: list[str] = []
         calls: list[ToolCall] = []
@@ -216,9 +243,7 @@ class Run:
             duration_ms=round((time.monotonic() - started) * 1000, 3),
         )
         await self.recorder.record(f"{self._event_prefix}.step_recorded", recorded)
-        self._add_usage(usage)
-        await self.meter.after_call(usage)
-        return recorded
+        return recorded, usage
 
     async def tool(self, call: ToolCall) -> Message:
         """One tool call (or its recorded result), as the ``tool`` message for the model."""
@@ -234,24 +259,28 @@ class Run:
             await self.sink.emit("tool_result", {**_result_frame(result), "replayed": True})
             summary["result"] = _result_frame(result)
             return _tool_message(call, result)
-        spec_by_name = {t.name: t for t in self.spec.tools}
-        tool_spec = spec_by_name.get(call.name)
-        started = time.monotonic()
-        outcome: ToolCompleted | ToolFailed
-        if tool_spec is None:
-            outcome = self._failed(
-                step, call, "not_available", f"tool {call.name!r} is not in this agent's tools"
+        with genai.tool_span(call.name, call.id, call.arguments) as span:
+            outcome = await self._tool_outcome(step, call)
+            if isinstance(outcome, ToolFailed):
+                genai.mark_failed(span, outcome.code, outcome.message)
+            await self.recorder.record(
+                "tool.completed" if isinstance(outcome, ToolCompleted) else "tool.failed", outcome
             )
-        elif tool_spec.config.get("requires_approval"):
-            outcome = await self._approved(step, call, tool_spec, started)
-        else:
-            outcome = await self._invoke(step, call, tool_spec, started)
-        await self.recorder.record(
-            "tool.completed" if isinstance(outcome, ToolCompleted) else "tool.failed", outcome
-        )
         await self.sink.emit("tool_result", _result_frame(outcome))
         summary["result"] = _result_frame(outcome)
         return _tool_message(call, outcome)
+
+    async def _tool_outcome(self, step: int, call: ToolCall) -> ToolCompleted | ToolFailed:
+        spec_by_name = {t.name: t for t in self.spec.tools}
+        tool_spec = spec_by_name.get(call.name)
+        started = time.monotonic()
+        if tool_spec is None:
+            return self._failed(
+                step, call, "not_available", f"tool {call.name!r} is not in this agent's tools"
+            )
+        if tool_spec.config.get("requires_approval"):
+            return await self._approved(step, call, tool_spec, started)
+        return await self._invoke(step, call, tool_spec, started)
 
     async def _approved(
         self, step: int, call: ToolCall, tool_spec: ToolSpec, started: float

@@ -62,6 +62,7 @@ def create_app(settings: TasksSettings) -> FastStream:
             {kind: c.on_messages for kind, c in conversations.items()},
             ack_wait=settings.tasks_ack_wait,
             batch=settings.tasks_inbox_batch,
+            replicas=settings.nats_replicas,
         )
         await inbox.start()
         stack.push_async_callback(inbox.stop)

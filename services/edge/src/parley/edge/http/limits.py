@@ -149,7 +149,10 @@ class Limits:
 
     async def _counter_of(self, connection: ASGIConnection[Any, Any, Any, Any]) -> WindowCounter:
         if self._counter is None:
-            counter = WindowCounter(Edge.of(connection.app.state).nc.jetstream(), ttl=self.ttl)
+            edge = Edge.of(connection.app.state)
+            counter = WindowCounter(
+                edge.nc.jetstream(), ttl=self.ttl, replicas=edge.settings.nats_replicas
+            )
             await counter.start()
             self._counter = self._counter or counter
         return self._counter

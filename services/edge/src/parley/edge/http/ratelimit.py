@@ -129,8 +129,10 @@ def caller_key(kind: str, ident: str) -> str:
 class WindowCounter:
     """Count requests per window in the :data:`RATE_BUCKET` KV bucket (see module doc)."""
 
-    def __init__(self, js: JetStreamContext, *, ttl: float, bucket: str = RATE_BUCKET) -> None:
-        self.js, self.ttl, self.bucket = js, ttl, bucket
+    def __init__(
+        self, js: JetStreamContext, *, ttl: float, bucket: str = RATE_BUCKET, replicas: int = 1
+    ) -> None:
+        self.js, self.ttl, self.bucket, self.replicas = js, ttl, bucket, replicas
         self._kv: KeyValue | None = None
         self._seen: dict[str, _Window] = {}
         self._waiting: dict[str, list[tuple[Rate, asyncio.Future[Verdict]]]] = {}
@@ -143,7 +145,11 @@ class WindowCounter:
         try:
             self._kv = await self.js.create_key_value(
                 KeyValueConfig(
-                    bucket=self.bucket, history=1, ttl=self.ttl, storage=StorageType.MEMORY
+                    bucket=self.bucket,
+                    history=1,
+                    ttl=self.ttl,
+                    storage=StorageType.MEMORY,
+                    replicas=self.replicas,
                 )
             )
         except APIError:  # made by an edge with another TTL: use it as it is

@@ -29,6 +29,7 @@ from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import ACTOR_HEADER, current_actor, utcnow
 from parley.eventstore.port import EventStore
 from parley.eventstore.repository import load
+from parley.kit.telemetry import current_traceparent
 from parley.kit.workqueue import ensure_work_stream
 from parley.messaging.directory import Directory
 
@@ -52,20 +53,23 @@ _encode = msgspec.json.Encoder().encode
 class Outbox:
     """Publishes work items and reply announcements on one NATS connection."""
 
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
-        self.nc, self.js = nc, js
+    def __init__(self, nc: Client, js: JetStreamContext, *, replicas: int = 1) -> None:
+        self.nc, self.js, self.replicas = nc, js, replicas
 
     async def start(self) -> None:
-        """Create (or keep) the inbox work-queue stream."""
-        await ensure_work_stream(self.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
+        """Create (or keep) the inbox work-queue stream (``replicas`` copies)."""
+        await ensure_work_stream(
+            self.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL], replicas=self.replicas
+        )
 
     async def enqueue(
         self, message: AclMessage, receiver: str, body: bytes, traceparent: str | None = None
     ) -> bool:
         """Put ``message`` in ``receiver``'s inbox; False if JetStream kept refusing."""
         headers = {"Nats-Msg-Id": f"{message.message_id}:{receiver}"}
-        if traceparent:
-            headers["traceparent"] = traceparent
+        # the delivery continues the span that sent it (else the sender's trace)
+        if parent := current_traceparent() or traceparent:
+            headers["traceparent"] = parent
         if (
             actor := current_actor.get()
         ):  # the receiving agent's turn acts for the sender's principal

@@ -56,14 +56,15 @@ def is_text(content_type: str) -> bool:
 class FileStore:
     """The object store bucket holding every session file."""
 
-    def __init__(self, js: JetStreamContext) -> None:
-        self.js = js
+    def __init__(self, js: JetStreamContext, *, replicas: int = 1) -> None:
+        self.js, self.replicas = js, replicas
         self._bucket: ObjectStore | None = None
 
     async def start(self) -> None:
         """Create or open the bucket."""
         self._bucket = await self.js.create_object_store(
-            subjects.FILES_BUCKET, ObjectStoreConfig(storage=StorageType.FILE)
+            subjects.FILES_BUCKET,
+            ObjectStoreConfig(storage=StorageType.FILE, replicas=self.replicas),
         )
 
     @property

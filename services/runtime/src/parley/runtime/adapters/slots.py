@@ -56,8 +56,10 @@ class Capacity:
         lease_ttl: float,
         idle_timeout: float,
         namespace_quota: int = 0,
+        replicas: int = 1,
     ) -> None:
         self.js, self.store, self.worker = js, store, worker
+        self.replicas = replicas
         self.namespace_quota = namespace_quota
         """Slots one namespace may hold at once across runtimes (0: no limit)."""
         self.queue_limit, self.queue_timeout = queue_limit, queue_timeout
@@ -76,7 +78,10 @@ class Capacity:
         """Open the slot bucket and start the idle reaper."""
         self._kv = await self.js.create_key_value(
             KeyValueConfig(
-                bucket=subjects.SLOTS_BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY
+                bucket=subjects.SLOTS_BUCKET,
+                ttl=self.lease_ttl,
+                storage=StorageType.MEMORY,
+                replicas=self.replicas,
             )
         )
         self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")

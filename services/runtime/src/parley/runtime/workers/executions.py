@@ -63,7 +63,9 @@ class ExecutionWorker:
     async def start(self) -> None:
         """Create the work queue and its consumer, start pulling, sweep for lost items."""
         js, settings = self.deps.js, self.deps.settings
-        await ensure_work_stream(js, subjects.WORK_STREAM, [subjects.WORK_ALL])
+        await ensure_work_stream(
+            js, subjects.WORK_STREAM, [subjects.WORK_ALL], replicas=settings.nats_replicas
+        )
         self._queue = WorkQueue(
             js,
             stream=subjects.WORK_STREAM,

@@ -34,6 +34,7 @@ from typing import Any
 import msgspec
 import nats.errors
 from nats.aio.msg import Msg
+from opentelemetry import trace
 
 from parley.contracts import subjects
 from parley.contracts.acl import (
@@ -87,7 +88,12 @@ class Inbox:
     async def start(self) -> None:
         """Create the inbox stream if needed and start pulling."""
         deps = self.deps
-        await ensure_work_stream(deps.js, subjects.INBOX_STREAM, [subjects.INBOX_ALL])
+        await ensure_work_stream(
+            deps.js,
+            subjects.INBOX_STREAM,
+            [subjects.INBOX_ALL],
+            replicas=deps.settings.nats_replicas,
+        )
         self._queue = WorkQueue(
             deps.js,
             stream=subjects.INBOX_STREAM,
@@ -112,6 +118,15 @@ class Inbox:
             await msg.term()
             return
         agent_id = msg.subject.rsplit(".", 1)[-1]
+        span = trace.get_current_span()  # the work queue's consumer span: name what it is
+        span.update_name(f"process {message.performative}")
+        span.set_attributes(
+            {
+                "messaging.message.id": message.message_id,
+                "messaging.message.conversation_id": message.conversation_id,
+                "fipa.performative": message.performative,
+            }
+        )
         if self._maybe_seen(msg, message) and await self._answered(message, agent_id):
             await msg.ack()  # a redelivery of work already done: no second turn
             return

@@ -99,6 +99,7 @@ class Scheduler:
                 ttl=LEASE_TTL_S,
                 storage=StorageType.MEMORY,
                 history=1,
+                replicas=self.deps.settings.nats_replicas,
             )
         )
         self._task = asyncio.create_task(self._run(), name="scheduler")

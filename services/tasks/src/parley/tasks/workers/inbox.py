@@ -41,7 +41,7 @@ Handler = Callable[[str, str, Sequence[AclMessage]], Awaitable[None]]
 id is only unique in its namespace: the messages carry theirs)."""
 
 
-async def ensure_inbox_stream(js: JetStreamContext) -> None:
+async def ensure_inbox_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create the inbox stream as the messaging service does, unless it exists."""
     config = StreamConfig(
         name=INBOX_STREAM,
@@ -49,6 +49,7 @@ async def ensure_inbox_stream(js: JetStreamContext) -> None:
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=120.0,
+        num_replicas=replicas,
     )
     with contextlib.suppress(BadRequestError):  # exists (created by messaging or the runtime)
         await js.add_stream(config)
@@ -73,8 +74,9 @@ class Inbox:
         *,
         ack_wait: float,
         batch: int,
+        replicas: int = 1,
     ) -> None:
-        self.js, self.ack_wait, self.batch = js, ack_wait, batch
+        self.js, self.ack_wait, self.batch, self.replicas = js, ack_wait, batch, replicas
         self._handlers: dict[str, Handler] = {str(kind): h for kind, h in handlers.items()}
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
@@ -82,7 +84,7 @@ class Inbox:
 
     async def start(self) -> None:
         """Create the stream (if needed) and the consumer, and start pulling."""
-        await ensure_inbox_stream(self.js)
+        await ensure_inbox_stream(self.js, replicas=self.replicas)
         await self.js.add_consumer(
             INBOX_STREAM,
             ConsumerConfig(

@@ -1,0 +1,124 @@
+"""``just up`` keeps the stack running: a part killed with SIGKILL (a service, or nats-server
+itself) is restarted, the others keep running (after nats-server, the services are
+restarted too), the edge keeps serving, and what was stored before is still there. Ctrl-C
+still stops every process.
+
+One launcher serves the whole module (it starts many processes on a small machine)."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from devstack_launcher import Killed, Launcher, running
+from tests_support import eventually
+
+from parley.contracts.registry import agent_stream
+from parley.eventstore.factory import open_store
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
+    with running(tmp_path_factory.mktemp("supervised") / "state") as launcher:
+        yield launcher
+
+
+@pytest.fixture
+async def http(launched: Launcher) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"X-API-Key": launched.admin_key()}
+    async with httpx.AsyncClient(base_url=launched.edge_url, headers=headers, timeout=10) as c:
+        yield c
+
+
+async def create_agent(http: httpx.AsyncClient) -> dict[str, Any] | None:
+    """A new agent (a registry command through the edge), or None while that fails."""
+    try:
+        created = await http.post("/api/v1/agents", json={"name": f"sv-{uuid.uuid4().hex[:8]}"})
+    except httpx.TransportError:
+        return None
+    return created.json()["data"] if created.status_code == 201 else None
+
+
+async def restarted(launched: Launcher, part: str, killed: Killed) -> int:
+    """Wait for the launcher to report ``part`` killed and restarted; its new pid."""
+    mark = killed.mark
+    await asyncio.to_thread(
+        launched.wait_for, rf"^parley: {part} exited \(killed by SIGKILL\)", 30, mark
+    )
+    found = await asyncio.to_thread(
+        launched.wait_for, rf"^parley: {part} restarted \(pid (\d+)\)", 30, mark
+    )
+    return int(found[1])
+
+
+async def stored_names(launched: Launcher, agent_ids: list[str]) -> list[str]:
+    """The name each agent was created with, read from the event store itself."""
+    url = launched.nats_urls()[0]
+    nc = await nats.connect(url)
+    try:
+        store = await open_store(backend="jetstream", nats_url=url, nc=nc)
+        names = []
+        for agent_id in agent_ids:
+            events = await store.read(agent_stream(agent_id))
+            names.append(events[0].data["spec"]["name"])
+        await store.close()
+        return names
+    finally:
+        await nc.close()
+
+
+async def test_a_killed_service_is_restarted_while_the_edge_keeps_serving(
+    launched: Launcher, http: httpx.AsyncClient
+) -> None:
+    agent = await create_agent(http)
+    assert agent is not None
+
+    killed = launched.kill("registry")
+
+    assert (await http.get("/health")).status_code == 200
+    read = await http.get(f"/api/v1/agents/{agent['id']}")
+    assert read.status_code == 200 and read.json()["data"]["spec"] == agent["spec"]
+    pid = await restarted(launched, "registry", killed)
+    assert await eventually(lambda: create_agent(http), within=60, every=0.2)
+    print(f"\nregistry: creates work again {time.monotonic() - killed.at:.2f} s after the kill")
+    after, before = launched.pids(), dict(killed.before)
+    assert pid == after["registry"] != before["registry"]
+    before.pop("registry"), after.pop("registry")
+    assert after == before  # nothing else was restarted
+
+
+async def test_a_killed_nats_server_is_restarted_with_its_data(
+    launched: Launcher, http: httpx.AsyncClient
+) -> None:
+    agent = await create_agent(http)
+    assert agent is not None
+
+    killed = launched.kill("nats")
+
+    pid = await restarted(launched, "nats", killed)
+    # a lone nats-server loses its memory streams (rate-limit windows, leases, tickets), so
+    # the services and edges that made them are started again
+    await asyncio.to_thread(
+        launched.wait_for, r"restarting the services and edges", 30, killed.mark
+    )
+    again = await eventually(lambda: create_agent(http), within=60, every=0.2)
+    print(f"\nnats: creates work again {time.monotonic() - killed.at:.2f} s after the kill")
+    names = [agent["spec"]["name"], again["spec"]["name"]]
+    assert await stored_names(launched, [agent["id"], again["id"]]) == names
+    read = await http.get(f"/api/v1/agents/{agent['id']}")
+    assert read.status_code == 200 and read.json()["data"]["spec"] == agent["spec"]
+    assert launched.pids()["nats"] == pid != killed.before["nats"]
+
+
+def test_ctrl_c_stops_every_process_of_the_stack(launched: Launcher) -> None:
+    assert launched.pids().keys() >= {"nats", "registry", "runtime", "messaging", "tasks", "edge"}
+
+    assert launched.stop() == 0, launched.output
+    assert launched.output.rstrip().endswith("parley: stopped")
+    assert launched.pids() == {}

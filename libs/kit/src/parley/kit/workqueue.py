@@ -12,7 +12,8 @@ acts for the principal of the message's ``Parley-Actor`` header (put there by
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
@@ -23,7 +24,7 @@ from nats.js.errors import BadRequestError
 from parley.contracts.envelope import acting_as
 from parley.kit.telemetry import carried_actor
 
-__all__ = ["WorkQueue", "ensure_work_stream"]
+__all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,12 @@ async def ensure_work_stream(js: JetStreamContext, name: str, subjects: Sequence
         await js.update_stream(config)
 
 
-class WorkQueue:
-    """Pulls from one durable consumer and runs ``handle`` on at most ``concurrency`` at once."""
+class PullConsumer:
+    """A durable pull consumer every instance binds: start, stop, and the fetch loop.
+
+    Subclasses say how many messages to fetch next (:meth:`_fetch_size`) and what a fetched
+    batch becomes (:meth:`_dispatch`, which hands work to :meth:`_spawn`).
+    """
 
     def __init__(
         self,
@@ -53,14 +58,13 @@ class WorkQueue:
         stream: str,
         durable: str,
         filter_subject: str,
-        handle: Callable[[Msg], Awaitable[None]],
         ack_wait: float,
         max_deliver: int = 100,
-        concurrency: int = 64,
+        max_ack_pending: int | None = None,
     ) -> None:
         self.js, self.stream, self.durable = js, stream, durable
-        self.filter_subject, self.handle = filter_subject, handle
-        self.ack_wait, self.max_deliver, self.concurrency = ack_wait, max_deliver, concurrency
+        self.filter_subject, self.ack_wait = filter_subject, ack_wait
+        self.max_deliver, self.max_ack_pending = max_deliver, max_ack_pending
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -75,6 +79,7 @@ class WorkQueue:
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=self.ack_wait,
                 max_deliver=self.max_deliver,
+                max_ack_pending=self.max_ack_pending,
             ),
         )
         self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
@@ -92,15 +97,29 @@ class WorkQueue:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 
+    def _fetch_size(self) -> int:
+        """How many messages to fetch next; 0 waits until a running handler ends."""
+        raise NotImplementedError
+
+    async def _dispatch(self, messages: list[Msg]) -> None:
+        """Turn a fetched batch into work (through :meth:`_spawn`)."""
+        raise NotImplementedError
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task that :meth:`stop` cancels."""
+        task = asyncio.create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
     async def _pull(self) -> None:
         assert self._sub is not None
         while True:
-            free = self.concurrency - len(self._running)
-            if free <= 0:
+            size = self._fetch_size()
+            if size <= 0:
                 await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                messages = await self._sub.fetch(free, timeout=1.0)
+                messages = await self._sub.fetch(size, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -109,10 +128,40 @@ class WorkQueue:
                 log.exception("%s: fetch failed; retrying", self.durable)
                 await asyncio.sleep(0.5)
                 continue
-            for msg in messages:
-                task = asyncio.create_task(self._run(msg))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+            await self._dispatch(messages)
+
+
+class WorkQueue(PullConsumer):
+    """Pulls from one durable consumer and runs ``handle`` on at most ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        *,
+        stream: str,
+        durable: str,
+        filter_subject: str,
+        handle: Callable[[Msg], Awaitable[None]],
+        ack_wait: float,
+        max_deliver: int = 100,
+        concurrency: int = 64,
+    ) -> None:
+        super().__init__(
+            js,
+            stream=stream,
+            durable=durable,
+            filter_subject=filter_subject,
+            ack_wait=ack_wait,
+            max_deliver=max_deliver,
+        )
+        self.handle, self.concurrency = handle, concurrency
+
+    def _fetch_size(self) -> int:
+        return self.concurrency - len(self._running)
+
+    async def _dispatch(self, messages: list[Msg]) -> None:
+        for msg in messages:
+            self._spawn(self._run(msg))
 
     async def _run(self, msg: Msg) -> None:
         try:

@@ -12,7 +12,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
-from parley.contracts.tools import TOOL_CATALOGUE, ToolDescriptor
+from parley.contracts.tools import TOOL_CATALOGUE, SendMessageArgs, ToolDescriptor
 
 __all__ = [
     "FileReader",
@@ -57,16 +57,8 @@ class FileReader(Protocol):
 class Messenger(Protocol):
     """Sends an agent's FIPA-ACL message (the `send_message` tool's way out)."""
 
-    async def send(
-        self,
-        *,
-        performative: str,
-        receiver: str | None,
-        capability: str | None,
-        content: Any,
-        wait_seconds: float,
-    ) -> dict[str, Any]:
-        """Send and (when ``wait_seconds``) wait; the outcome as plain data.
+    async def send(self, message: SendMessageArgs) -> dict[str, Any]:
+        """Send ``message`` and (when its ``wait_seconds``) wait; the outcome as plain data.
 
         Raises:
             ToolError: ``refused`` when the platform refused the message.

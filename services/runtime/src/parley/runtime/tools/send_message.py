@@ -42,11 +42,8 @@ async def send_message(
             raise ToolError("refused", f"this agent may not route by {arguments.capability!r}")
     if ctx.messenger is None:
         raise ToolError("refused", "this run cannot send messages")
-    outcome = await ctx.messenger.send(
-        performative=arguments.performative,
-        receiver=arguments.receiver,
-        capability=arguments.capability,
-        content=arguments.content,
-        wait_seconds=min(arguments.wait_seconds, config.max_wait_seconds),
+    capped = msgspec.structs.replace(
+        arguments, wait_seconds=min(arguments.wait_seconds, config.max_wait_seconds)
     )
+    outcome = await ctx.messenger.send(capped)
     return ToolOutcome(content=msgspec.json.encode(outcome).decode(), data=outcome)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import nats.errors
@@ -44,6 +45,7 @@ async def ensure_work_stream(js: JetStreamContext, name: str, subjects: Sequence
         await js.update_stream(config)
 
 
+@dataclass(eq=False)
 class PullConsumer:
     """A durable pull consumer every instance binds: start, stop, and the fetch loop.
 
@@ -51,23 +53,17 @@ class PullConsumer:
     batch becomes (:meth:`_dispatch`, which hands work to :meth:`_spawn`).
     """
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        *,
-        stream: str,
-        durable: str,
-        filter_subject: str,
-        ack_wait: float,
-        max_deliver: int = 100,
-        max_ack_pending: int | None = None,
-    ) -> None:
-        self.js, self.stream, self.durable = js, stream, durable
-        self.filter_subject, self.ack_wait = filter_subject, ack_wait
-        self.max_deliver, self.max_ack_pending = max_deliver, max_ack_pending
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._loop: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
+    js: JetStreamContext
+    _: KW_ONLY
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait: float
+    max_deliver: int = 100
+    max_ack_pending: int | None = None
+    _sub: JetStreamContext.PullSubscription | None = field(default=None, init=False)
+    _loop: asyncio.Task[None] | None = field(default=None, init=False)
+    _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     async def start(self) -> None:
         """Create the consumer (idempotent) and start pulling."""
@@ -131,30 +127,12 @@ class PullConsumer:
             await self._dispatch(messages)
 
 
+@dataclass(eq=False, kw_only=True)
 class WorkQueue(PullConsumer):
     """Pulls from one durable consumer and runs ``handle`` on at most ``concurrency`` at once."""
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        *,
-        stream: str,
-        durable: str,
-        filter_subject: str,
-        handle: Callable[[Msg], Awaitable[None]],
-        ack_wait: float,
-        max_deliver: int = 100,
-        concurrency: int = 64,
-    ) -> None:
-        super().__init__(
-            js,
-            stream=stream,
-            durable=durable,
-            filter_subject=filter_subject,
-            ack_wait=ack_wait,
-            max_deliver=max_deliver,
-        )
-        self.handle, self.concurrency = handle, concurrency
+    handle: Callable[[Msg], Awaitable[None]]
+    concurrency: int = 64
 
     def _fetch_size(self) -> int:
         return self.concurrency - len(self._running)

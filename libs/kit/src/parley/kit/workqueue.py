@@ -20,9 +20,9 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 
 from parley.contracts.envelope import acting_as
+from parley.kit.streams import ensure_stream
 from parley.kit.telemetry import carried_actor
 
 __all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream"]
@@ -30,8 +30,11 @@ __all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream"]
 log = logging.getLogger(__name__)
 
 
-async def ensure_work_stream(js: JetStreamContext, name: str, subjects: Sequence[str]) -> None:
-    """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window."""
+async def ensure_work_stream(
+    js: JetStreamContext, name: str, subjects: Sequence[str], *, update: bool = True
+) -> None:
+    """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window
+    (``update``: as :func:`~parley.kit.streams.ensure_stream`)."""
     config = StreamConfig(
         name=name,
         subjects=list(subjects),
@@ -39,10 +42,7 @@ async def ensure_work_stream(js: JetStreamContext, name: str, subjects: Sequence
         storage=StorageType.FILE,
         duplicate_window=120.0,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
+    await ensure_stream(js, config, update=update)
 
 
 @dataclass(eq=False)

@@ -18,13 +18,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 
 from parley.contracts.acl import AclMessage
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.subjects import INBOX_ALL, INBOX_STREAM, INBOX_TASKS
-from parley.kit.workqueue import PullConsumer
+from parley.kit.workqueue import PullConsumer, ensure_work_stream
 from parley.tasks.domain import Kind
 
 __all__ = ["DURABLE", "Handler", "Inbox", "ensure_inbox_stream", "target"]
@@ -43,15 +41,8 @@ id is only unique in its namespace: the messages carry theirs)."""
 
 async def ensure_inbox_stream(js: JetStreamContext) -> None:
     """Create the inbox stream as the messaging service does, unless it exists."""
-    config = StreamConfig(
-        name=INBOX_STREAM,
-        subjects=[INBOX_ALL],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=120.0,
-    )
-    with contextlib.suppress(BadRequestError):  # exists (created by messaging or the runtime)
-        await js.add_stream(config)
+    # it may exist already, created by messaging or the runtime: leave it as they made it
+    await ensure_work_stream(js, INBOX_STREAM, [INBOX_ALL], update=False)
 
 
 def target(msg: Msg, message: AclMessage) -> str | None:

@@ -1,9 +1,9 @@
 """Built-in tools: `http_request`, `calculator`, `current_time`, `read_file`, `json_query`,
 `send_message`.
 
-Each tool implements :class:`~parley.runtime.tools.base.Tool` against the config and argument
-Structs of :mod:`parley.contracts.tools`; the runtime calls them only through
-:func:`~parley.runtime.tools.registry.run_tool`.
+Each tool is one ``async`` function declared with :func:`~parley.runtime.tools.base.builtin`
+against the config and argument Structs of :mod:`parley.contracts.tools`; the runtime calls
+them only through :func:`~parley.runtime.tools.registry.run_tool`.
 """
 
 from parley.runtime.tools import base, registry

@@ -124,11 +124,7 @@ async def run_turn(
             return None  # dropped before it started: nothing to record
         outcome, output = "cancelled", "".join(sink.text)
     except Interrupted as exc:
-        outcome, output = "interrupted", exc.partial
-        error = ErrorBody(
-            code=ErrorCode.PROVIDER_ERROR,
-            message=f"the provider's stream broke after it started: {exc.reason}",
-        )
+        outcome, output, error = "interrupted", exc.partial, exc.to_body()
     except Exception as exc:  # every failure ends the turn with a recorded outcome
         outcome, output = "failed", "".join(sink.text)
         error = error_body(exc)

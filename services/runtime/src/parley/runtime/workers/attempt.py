@@ -197,15 +197,9 @@ class Attempt:
                     delay,
                 )
                 return Verdict(False, delay)
-            outcome = "failed"
+            outcome, error = "failed", exc.to_body()
             if isinstance(exc, Interrupted):
                 output = exc.partial
-                error = ErrorBody(
-                    code=ErrorCode.PROVIDER_ERROR,
-                    message=f"the provider's stream broke after it started: {exc.reason}",
-                )
-            else:
-                error = exc.to_body()
         except Exception as exc:  # every other failure ends the execution, recorded
             outcome, error = "failed", error_body(exc)
         scrubber = self.deps.scrubber

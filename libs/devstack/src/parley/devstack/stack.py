@@ -18,8 +18,8 @@ from typing import IO
 import nats
 
 from parley.devstack.nats import SERVICES_USER, NatsServer, cluster, free_port
-from parley.kit.metrics import DEFAULT_PORTS
 from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
+from parley.kit.metrics import DEFAULT_PORTS
 
 __all__ = ["CLUSTER_SIZE", "SERVICES", "Stack", "StackError"]
 

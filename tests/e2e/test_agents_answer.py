@@ -8,21 +8,15 @@ import uuid
 from typing import Any
 
 import httpx
+from e2e_support import new_agent
 from tests_support import stream_events
 
 from parley.contracts.acl import HOP_LIMIT
 from parley.devstack.stack import Stack
 
 
-async def agent(client: httpx.AsyncClient, start: bool = True, **spec: Any) -> str:
-    created = await client.post(
-        "/api/v1/agents", json={"name": f"acl-{uuid.uuid4().hex[:8]}", **spec}
-    )
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    if start:
-        assert (await client.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+async def agent(client: httpx.AsyncClient, **spec: Any) -> str:
+    return await new_agent(client, "acl", **spec)
 
 
 async def send(client: httpx.AsyncClient, **message: Any) -> httpx.Response:

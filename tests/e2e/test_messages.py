@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 import nats
+from e2e_support import new_agent
 from httpx_sse import aconnect_sse
 from tests_support import auth_headers, stream_events
 from websockets.asyncio.client import connect
@@ -24,16 +25,8 @@ STREAM_TIMEOUT = httpx.Timeout(10, read=60)
 
 
 async def agent(client: httpx.AsyncClient, *, state: str | None = "running", **spec: Any) -> str:
-    created = await client.post(
-        "/api/v1/agents", json={"name": f"msg-{uuid.uuid4().hex[:8]}", **spec}
-    )
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
     actions = {"running": ["start"], "paused": ["start", "pause"], "stopped": ["stop"]}
-    for action in actions.get(state or "", []):
-        response = await client.post(f"/api/v1/agents/{agent_id}/{action}")
-        assert response.status_code == 200, response.text
-    return agent_id
+    return await new_agent(client, "msg", actions=actions.get(state or "", []), **spec)
 
 
 async def send(client: httpx.AsyncClient, **message: Any) -> httpx.Response:

@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import nats
 from aiohttp import web
 
 from parley.devstack.stack import Stack
@@ -22,6 +23,8 @@ __all__ = [
     "act",
     "body_of",
     "call",
+    "consumer_count",
+    "consumers_back_to",
     "error_of",
     "events_in",
     "last_position",
@@ -112,6 +115,22 @@ async def events_in(store: EventStore, namespace: str, after: int) -> list[str]:
     finally:
         await subscription.close()
     return found
+
+
+async def consumer_count(nc: nats.NATS) -> int:
+    """How many consumers the event store's JetStream stream has (each store subscription
+    holds one)."""
+    reply = await nc.request("$JS.API.STREAM.INFO.PARLEY_EVENTS", b"", timeout=5)
+    count: int = json.loads(reply.data)["state"]["consumer_count"]
+    return count
+
+
+async def consumers_back_to(nc: nats.NATS, baseline: int) -> None:
+    """Wait until the store's consumers are down to ``baseline`` again, well under the
+    store's 30 s inactivity cleanup."""
+    async with asyncio.timeout(5):
+        while await consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
+            await asyncio.sleep(0.05)
 
 
 class World:

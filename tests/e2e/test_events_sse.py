@@ -1,7 +1,6 @@
 """The event stream over Server-Sent Events, and custom events, through the real edge."""
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,7 +8,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from e2e_support import act, new_agent
+from e2e_support import act, consumer_count, consumers_back_to, new_agent
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 EVENTS = "/api/v1/events"
@@ -223,21 +222,14 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
     topic = f"leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
-        baseline = await _consumer_count(nc)
+        baseline = await consumer_count(nc)
         params = {"stream": f"custom-{topic}"}
         async with aconnect_sse(
             client, "GET", EVENTS, params=params, timeout=STREAM_TIMEOUT
         ) as sse:
             await _publish(client, {"type": "custom.ping_sent", "subject": topic})
             await _take(sse.aiter_sse(), 1)  # the subscription is live server-side
-            assert await _consumer_count(nc) > baseline
-        async with asyncio.timeout(5):  # well under the store's 30 s inactivity cleanup
-            while await _consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
-                await asyncio.sleep(0.05)
+            assert await consumer_count(nc) > baseline
+        await consumers_back_to(nc, baseline)
     finally:
         await nc.close()
-
-
-async def _consumer_count(nc: nats.NATS) -> int:
-    reply = await nc.request("$JS.API.STREAM.INFO.PARLEY_EVENTS", b"", timeout=5)
-    return json.loads(reply.data)["state"]["consumer_count"]

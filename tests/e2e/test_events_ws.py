@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from e2e_support import act, new_agent
+from e2e_support import act, consumer_count, consumers_back_to, new_agent
 from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -207,20 +207,13 @@ async def test_closing_the_socket_releases_every_store_subscription(stack, clien
     topic = f"ws-leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
-        baseline = await _consumer_count(nc)
+        baseline = await consumer_count(nc)
         async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
             for n in range(3):
                 await _subscribe(ws, f"s{n}", filter={"streams": [f"custom-{topic}"]})
             await _publish(client, topic, "custom.hello_said")
             await _until(ws, lambda f: all(_events(f, f"s{n}") for n in range(3)))
-            assert await _consumer_count(nc) >= baseline + 3
-        async with asyncio.timeout(5):  # well under the store's 30 s inactivity cleanup
-            while await _consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
-                await asyncio.sleep(0.05)
+            assert await consumer_count(nc) >= baseline + 3
+        await consumers_back_to(nc, baseline)
     finally:
         await nc.close()
-
-
-async def _consumer_count(nc: nats.NATS) -> int:
-    reply = await nc.request("$JS.API.STREAM.INFO.PARLEY_EVENTS", b"", timeout=5)
-    return json.loads(reply.data)["state"]["consumer_count"]

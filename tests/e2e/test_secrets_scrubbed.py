@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import new_agent
+from e2e_support import body_of, error_of, new_agent
 from tests_support import export_events
 from wire_server import WireServer
 
@@ -81,10 +81,7 @@ async def test_a_401_that_echoes_the_key_fails_the_chat_without_the_key(
 ) -> None:
     agent_id = await running_agent(http, api)
     wire.script(api, "401_echo")
-    response = await _post(http, agent_id)
-    assert response.status_code == 502, response.text
-    error = response.json()["error"]
-    assert error["code"] == "PROVIDER_ERROR"
+    error = error_of(await _post(http, agent_id), 502, "PROVIDER_ERROR")
     assert "invalid credentials [REDACTED]" in error["message"]  # the reason, not the key
     assert wire.count(api) >= 1
     conversation = error["details"]["conversation_id"]
@@ -101,9 +98,7 @@ async def test_an_answer_that_spells_the_key_out_is_recorded_and_returned_withou
 ) -> None:
     agent_id = await running_agent(http, api)
     wire.script(api, "echo_text")
-    response = await _post(http, agent_id)
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = body_of(await _post(http, agent_id))["data"]
     assert data["response"] == "Your key is [REDACTED], keep it safe."
     Responses.keep(await http.get(f"/api/v1/sessions/{data['conversation_id']}"))
 

@@ -1,5 +1,7 @@
 """`/api/v1/models` through the real edge, and agent definitions checked against it."""
 
+from typing import Any
+
 import httpx
 import pytest
 from e2e_support import body_of, error_of
@@ -91,14 +93,17 @@ async def test_an_unknown_model_is_404_in_the_envelope(api: httpx.AsyncClient, p
     assert error["request_id"]
 
 
+async def _refused(api: httpx.AsyncClient, **spec: Any) -> tuple[dict[str, Any], list[str]]:
+    """The validation error of creating an agent of ``spec``, and the fields it names."""
+    error = error_of(await api.post("/api/v1/agents", json=spec), 422, "VALIDATION_ERROR")
+    return error, [e["field"] for e in error["details"]["errors"]]
+
+
 async def test_an_agent_with_an_unknown_model_is_refused_on_the_model_field(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.post(
-        "/api/v1/agents", json={"name": "a", "provider": "anthropic", "model": "claude-9"}
-    )
-    error = error_of(response, 422, "VALIDATION_ERROR")
-    assert [e["field"] for e in error["details"]["errors"]] == ["model"]
+    error, fields = await _refused(api, name="a", provider="anthropic", model="claude-9")
+    assert fields == ["model"]
     assert "claude-sonnet-4-5" in error["message"]
     assert (await api.get("/api/v1/agents", params={"name": "a"})).json()["data"] == []
 
@@ -106,17 +111,9 @@ async def test_an_agent_with_an_unknown_model_is_refused_on_the_model_field(
 async def test_an_agent_with_a_temperature_out_of_the_models_range_is_refused(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.post(
-        "/api/v1/agents",
-        json={
-            "name": "hot",
-            "provider": "anthropic",
-            "model": "claude-haiku-4-5",
-            "params": {"temperature": 1.7},
-        },
-    )
-    errors = error_of(response, 422, "VALIDATION_ERROR")["details"]["errors"]
-    assert [e["field"] for e in errors] == ["params.temperature"]
+    hot = {"provider": "anthropic", "model": "claude-haiku-4-5", "params": {"temperature": 1.7}}
+    _, fields = await _refused(api, name="hot", **hot)
+    assert fields == ["params.temperature"]
 
 
 async def test_an_update_to_a_parameter_the_model_does_not_take_is_refused(

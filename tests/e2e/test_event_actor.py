@@ -41,6 +41,15 @@ async def _started_agent(nats_url: str, prefix: str, actor: str) -> dict:
     return created
 
 
+async def _seeing(
+    nats_url: str, created: dict, service: str, verb: str, body: dict, actor: str
+) -> dict:
+    """``verb`` of ``service`` for ``actor``, served once the service has seen the agent of
+    ``created`` (its ``min_position``)."""
+    body = {**body, "min_position": created["position"]}
+    return await _command(nats_url, verb, body, actor, service=service)
+
+
 async def test_each_recorded_event_names_the_principal_of_its_command(stack) -> None:
     name = f"audited-{uuid.uuid4().hex[:8]}"
     created = await _command(
@@ -92,13 +101,7 @@ async def test_a_chain_of_commands_across_services_names_the_principal_who_start
     spec = {"name": "audited", "participants": [agent_id], "timeout_seconds": 30}
     task = await _command(stack.nats_url, "create_task", {"spec": spec}, actor, service="tasks")
     task_id = task["task_id"]
-    await _command(
-        stack.nats_url,
-        "distribute_task",
-        {"task_id": task_id, "min_position": created["position"]},
-        actor,
-        service="tasks",
-    )
+    await _seeing(stack.nats_url, created, "tasks", "distribute_task", {"task_id": task_id}, actor)
 
     async def cfp_sent() -> list[Event]:
         return await stream_events(stack, conversation_stream("default", task_id))
@@ -121,13 +124,7 @@ async def test_an_agent_answering_a_message_acts_for_the_principal_who_sent_it(s
         "content": "hello",
         "conversation_id": conversation,
     }
-    await _command(
-        stack.nats_url,
-        "send",
-        {"message": message, "min_position": created["position"]},
-        actor,
-        service="messaging",
-    )
+    await _seeing(stack.nats_url, created, "messaging", "send", {"message": message}, actor)
 
     def replies(events: list[Event]) -> list[Event]:
         sent = [e for e in events if e.type == "message.sent"]

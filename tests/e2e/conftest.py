@@ -2,7 +2,8 @@
 
 Authentication is on, as in production: the stack's bootstrap admin key (``admin.key`` in
 its state dir) is what the ``client`` fixture, and every client a test opens through
-``tests_support.edge_client``/``auth_headers``, sends.
+``tests_support.edge_client``/``auth_headers``, sends. ``api`` is such a client bound to
+the test's own ``namespace``.
 
 A module that needs a stack configured its own way defines a ``stack_env`` fixture (module
 scope) and takes ``own_stack`` and ``http``; ``wire`` gives it a loopback model provider and

@@ -1,6 +1,6 @@
 """What the end-to-end tests share beyond ``tests_support``: agents made through the edge, the
-error envelope, the events a namespace appended, and a loopback "world" for the
-``http_request`` tool (importable: ``tests/e2e`` is on sys.path).
+answer and error envelopes, the events a namespace appended, the store's subscriptions, and a
+loopback "world" for the ``http_request`` tool (importable: ``tests/e2e`` is on sys.path).
 """
 
 import asyncio

@@ -47,13 +47,6 @@ class MeteredStack(Stack):
 
 
 @pytest.fixture(scope="module")
-async def wire() -> AsyncIterator[WireServer]:
-    server = await WireServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
 async def metered(
     wire: WireServer, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[MeteredStack]:

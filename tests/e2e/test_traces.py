@@ -78,7 +78,7 @@ async def test_a_chat_turn_with_a_tool_call_is_one_trace_down_to_the_model_calls
     assert response.status_code == 200, response.text
 
     chat = f"chat {MODEL}"
-    spans = await otlp.wait_for(trace_id, chat, "execute_tool calculator")
+    spans = await otlp.wait_for(trace_id, caller_span, chat, "execute_tool calculator")
     root = assert_one_tree(spans, caller_span)
     assert (root.service, root.kind) == ("parley-edge", "server")
     assert {"parley-edge", "parley-runtime"} <= {s.service for s in spans}
@@ -129,7 +129,7 @@ async def test_an_acl_request_and_its_inform_are_one_linked_trace(
     assert response.json()["data"]["reply"]["performative"] == "inform"
 
     send = "parley.cmd.messaging.send process"
-    spans = await otlp.wait_for(trace_id, "process request", send)
+    spans = await otlp.wait_for(trace_id, caller_span, "process request", send)
     root = assert_one_tree(spans, caller_span)
     assert (root.service, root.kind) == ("parley-edge", "server")
     [turn] = named(spans, "process request")  # the receiver's runtime took the delivery

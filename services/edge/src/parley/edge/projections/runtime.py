@@ -38,7 +38,7 @@ from parley.edge.projections.runtime_views import (
     TokenTotals,
     execution_view,
     history_entry,
-    session_fields,
+    session_view,
 )
 from parley.eventstore import EventStore
 
@@ -106,12 +106,12 @@ class RuntimeProjection(FoldingProjection):
         if state is None or state.namespace != namespace:
             return None
         history = [history_entry(entry) for entry in state.entries]
-        return SessionDetail(**session_fields(state), history=history)
+        return session_view(SessionDetail, state, history=history)
 
     def sessions(self, namespace: str, agent_id: str | None = None) -> list[SessionView]:
         """The live sessions of ``namespace`` (of ``agent_id`` when given), unordered."""
         return [
-            SessionView(**session_fields(s))
+            session_view(SessionView, s)
             for s in self._sessions.values()
             if s.namespace == namespace and (agent_id is None or s.agent_id == agent_id)
         ]

@@ -10,15 +10,13 @@ string check.
 """
 
 from collections.abc import Iterable
-from typing import Any, Generic, Protocol, TypeVar
-
-import msgspec
+from typing import Generic, Protocol, TypeVar
 
 from parley.contracts.envelope import Event
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 
-__all__ = ["FoldingProjection", "LiveProjection", "as_view"]
+__all__ = ["FoldingProjection", "LiveProjection"]
 
 V = TypeVar("V")
 S = TypeVar("S", bound="_Namespaced")
@@ -27,17 +25,6 @@ S = TypeVar("S", bound="_Namespaced")
 class _Namespaced(Protocol):
     @property
     def namespace(self) -> str: ...
-
-
-def as_view(view_type: type[V], state: msgspec.Struct, **fields: Any) -> V:
-    """``state`` as the API shows it: the fields ``view_type`` shares with ``state``, then
-    ``fields`` (times as text, renamed or computed fields); ``state``'s others are left out.
-
-    Raises:
-        msgspec.ValidationError: a shared field whose value the view cannot take (a time
-            not given in ``fields``): a bug, so it fails loudly.
-    """
-    return msgspec.convert({**msgspec.structs.asdict(state), **fields}, view_type)
 
 
 class FoldingProjection(Follower):

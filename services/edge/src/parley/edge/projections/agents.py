@@ -7,19 +7,14 @@ advance the position.
 """
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
 from parley.aggregates.agent import Agent, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import AgentView
-from parley.edge.projections._base import LiveProjection, as_view
+from parley.edge.projections._base import LiveProjection
+from parley.edge.views import as_view, iso
 
-__all__ = ["AgentsProjection", "iso"]
-
-
-def iso(moment: datetime) -> str:
-    """Fixed-width UTC ISO-8601 (`2025-01-02T03:04:05.000006Z`), so it sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+__all__ = ["AgentsProjection"]
 
 
 class AgentsProjection(LiveProjection[Agent, AgentView]):

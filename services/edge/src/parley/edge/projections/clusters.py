@@ -7,8 +7,8 @@ runs) ask it for a cluster's agents with :meth:`ClustersProjection.agent_ids`.
 from parley.aggregates.cluster import Cluster, evolve
 from parley.contracts.clusters import ClusterView
 from parley.contracts.envelope import Event, utcnow
-from parley.edge.projections._base import LiveProjection, as_view
-from parley.edge.projections.agents import iso
+from parley.edge.projections._base import LiveProjection
+from parley.edge.views import as_view, iso
 
 __all__ = ["ClustersProjection"]
 

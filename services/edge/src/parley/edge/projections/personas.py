@@ -4,7 +4,7 @@ from parley.aggregates.persona import Persona, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.personas import PersonaSpec, PersonaView, load_builtin_personas
 from parley.edge.projections._base import LiveProjection
-from parley.edge.projections.agents import iso
+from parley.edge.views import iso
 from parley.eventstore import EventStore
 
 __all__ = ["PersonasProjection", "persona_view"]

@@ -24,7 +24,6 @@ from parley.aggregates.session import Session
 from parley.contracts.envelope import Event, utcnow
 from parley.contracts.runtime import EVENT_TYPES
 from parley.edge.projections._base import FoldingProjection
-from parley.edge.projections.agents import iso
 from parley.edge.projections.runtime_views import (
     T0,
     AgentMetrics,
@@ -40,6 +39,7 @@ from parley.edge.projections.runtime_views import (
     history_entry,
     session_view,
 )
+from parley.edge.views import iso
 from parley.eventstore import EventStore
 
 __all__ = ["ACTIVE_WINDOW", "LOG_LIMIT", "LOG_LEVELS", "RuntimeProjection", "TurnRef"]

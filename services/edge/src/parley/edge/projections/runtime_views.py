@@ -13,8 +13,7 @@ import msgspec
 
 from parley.aggregates.execution import Execution
 from parley.aggregates.session import Entry, Session
-from parley.edge.projections._base import as_view
-from parley.edge.projections.agents import iso
+from parley.edge.views import as_view, iso, iso_or_none
 
 __all__ = [
     "ActiveTurnView",
@@ -256,7 +255,7 @@ def session_view(view_type: type[SessionT], s: Session, **fields: Any) -> Sessio
         active_turn=ActiveTurnView(turn_id=active.turn_id, started_at=iso(active.started_at))
         if active is not None
         else None,
-        last_turn_at=_iso(s.last_turn_at),
+        last_turn_at=iso_or_none(s.last_turn_at),
         files=[
             as_view(
                 FileView, f, id=f.file_id, uploaded_at=iso(s.uploaded_at.get(f.file_id, created))
@@ -280,11 +279,7 @@ def execution_view(e: Execution) -> ExecutionView:
         if pending is not None
         else None,
         created_at=iso(created),
-        started_at=_iso(e.started_at),
+        started_at=iso_or_none(e.started_at),
         updated_at=iso(e.updated_at or created),
-        finished_at=_iso(e.finished_at),
+        finished_at=iso_or_none(e.finished_at),
     )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return iso(moment) if moment is not None else None

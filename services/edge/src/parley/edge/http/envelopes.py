@@ -7,8 +7,9 @@ Every answer of the API is one of these two generics (Litestar names their OpenA
 from typing import Generic, TypeVar
 
 import msgspec
+from litestar import Response
 
-__all__ = ["Data", "Page", "Pagination"]
+__all__ = ["Data", "Page", "Pagination", "created"]
 
 T = TypeVar("T")
 
@@ -37,3 +38,8 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
     data: list[T]
     pagination: Pagination
+
+
+def created(view: T, location: str, status: int = 201, **headers: str) -> Response[Data[T]]:
+    """``view`` as made by the request (`201`, or `202` for work queued) at ``location``."""
+    return Response(Data(data=view), status_code=status, headers={"Location": location, **headers})

@@ -33,7 +33,7 @@ from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, Pagination
 from parley.edge.http.errors import error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id
-from parley.edge.http.paging import Cursor, Limit
+from parley.edge.http.paging import Paging
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 
@@ -140,6 +140,7 @@ async def create_agent(
     responses=error_responses(400, 422),
 )
 async def list_agents(
+    paging: NamedDependency[Paging],
     agents: NamedDependency[AgentsProjection],
     ns: NamedDependency[str],
     agent_state: Annotated[
@@ -159,8 +160,6 @@ async def list_agents(
     ] = None,
     name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
     sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""
     if trigger is not None and trigger not in ("manual", "webhook", "periodic"):
@@ -179,11 +178,11 @@ async def list_agents(
         trigger=trigger,
         name=name,
     )
-    page = paginate(agents.find(ns, wanted), sort=sort, limit=limit, cursor=cursor)
+    page = paginate(agents.find(ns, wanted), sort=sort, limit=paging.limit, cursor=paging.cursor)
     return Page(
         data=page.items,
         pagination=Pagination(
-            limit=limit,
+            limit=paging.limit,
             next_cursor=page.next_cursor,
             has_more=page.next_cursor is not None,
             total_count=page.total_count,

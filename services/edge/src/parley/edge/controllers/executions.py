@@ -22,7 +22,7 @@ from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import error_responses, invalid
-from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.http.paging import Paging
 from parley.edge.projections.runtime_views import ExecutionView
 
 __all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]
@@ -93,6 +93,7 @@ async def webhook(
     responses=error_responses(400, 404, 422),
 )
 async def list_executions(
+    paging: NamedDependency[Paging],
     agent: NamedDependency[AgentScope],
     status: Annotated[
         str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
@@ -100,8 +101,6 @@ async def list_executions(
     trigger: Annotated[
         str | None, Parameter(required=False, description=", ".join(_TRIGGERS) + ".")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ExecutionView]:
     """A page of the agent's executions, oldest first."""
     agent.live()
@@ -116,7 +115,7 @@ async def list_executions(
             (status is None or v.status == status) and (trigger is None or v.trigger == trigger)
         ),
     )
-    return page_by_key(views, lambda v: f"{v.created_at}\x00{v.id}", limit=limit, cursor=cursor)
+    return paging.page(views, lambda v: f"{v.created_at}\x00{v.id}")
 
 
 @get(

@@ -35,7 +35,7 @@ from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
 from parley.edge.http.guards import idempotent_id
-from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.http.paging import Paging
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.messages import MessagesProjection, MessageView
@@ -168,6 +168,7 @@ async def send_message(
     responses=error_responses(400, 422),
 )
 async def list_messages(
+    paging: NamedDependency[Paging],
     messages: NamedDependency[MessagesProjection],
     ns: NamedDependency[str],
     conversation_id: Annotated[
@@ -180,8 +181,6 @@ async def list_messages(
     performative: Annotated[
         list[str] | None, Parameter(required=False, description="FIPA performative.")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[AclMessage]:
     """A page of the namespace's message history."""
     performatives = frozenset(split_values(performative or ()))
@@ -194,7 +193,7 @@ async def list_messages(
         agent_ids=frozenset(split_values(agent_id or ())),
         performatives=performatives,
     )
-    page = page_by_key(found, lambda item: f"{item[0]:020d}", limit=limit, cursor=cursor)
+    page = paging.page(found, lambda item: f"{item[0]:020d}")
     return Page(data=[message for _, message in page.data], pagination=page.pagination)
 
 

@@ -35,7 +35,7 @@ from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses
-from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.http.paging import Paging
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import SessionDetail, SessionView
@@ -116,15 +116,14 @@ async def create_session(
 
 @get("/", summary="List sessions", responses=error_responses(400, 422))
 async def list_sessions(
+    paging: NamedDependency[Paging],
     runtime: NamedDependency[RuntimeProjection],
     ns: NamedDependency[str],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[SessionView]:
     """A page of the namespace's sessions, oldest first."""
     views = runtime.sessions(ns, agent_id)
-    return page_by_key(views, lambda v: f"{v.created_at}\x00{v.id}", limit=limit, cursor=cursor)
+    return paging.page(views, lambda v: f"{v.created_at}\x00{v.id}")
 
 
 @get("/{session_id:str}", summary="Read a session", responses=error_responses(404))

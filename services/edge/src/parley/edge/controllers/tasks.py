@@ -21,7 +21,6 @@ from parley.contracts.tasks import (
     CancelTask,
     CreateTask,
     DistributeTask,
-    Requirements,
     TaskReply,
     TaskSpec,
 )
@@ -39,18 +38,9 @@ _STATUSES = ("created", "announced", "awarded", "completed", "failed", "cancelle
 _WAIT_SLACK_S = 6.0
 
 
-class CreateTaskBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of `POST /tasks`."""
+class CreateTaskBody(TaskSpec, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /tasks`: the task's definition, and how to create it."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=256)]
-    description: Annotated[str, Meta(max_length=10_000)] = ""
-    data: Any = None
-    """What the task works on."""
-    participants: Annotated[list[Id], Meta(max_length=1000)] = []
-    """Agent ids to tender to; otherwise `requirements` pick the candidates."""
-    requirements: Requirements | None = None
-    timeout_seconds: Annotated[float, Meta(gt=0, le=86_400)] = 300
-    """How long the awarded agent has to report a result (then the next bid gets it)."""
     protocol: Literal["contract_net"] = "contract_net"
     task_id: Id | None = None
     """Chosen by the caller (idempotent creation); a new id otherwise."""
@@ -109,14 +99,7 @@ async def create_task(
 ) -> Response[Data[TaskView]]:
     """Create a task with participants or requirements."""
     body = await decode_body(request, CreateTaskBody)
-    spec = TaskSpec(
-        name=body.name,
-        description=body.description,
-        data=body.data,
-        participants=body.participants,
-        requirements=body.requirements,
-        timeout_seconds=body.timeout_seconds,
-    )
+    spec = TaskSpec(**{name: getattr(body, name) for name in TaskSpec.__struct_fields__})
     command = CreateTask(namespace=task.ns, spec=spec, task_id=body.task_id)
     reply = await task.run("create_task", command)
     task_id = reply.task_id or ""

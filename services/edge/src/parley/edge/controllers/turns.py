@@ -18,6 +18,7 @@ from parley.edge.dependencies import Writes
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
 from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.views import as_view
 
 __all__ = [
     "CancelBody",
@@ -113,18 +114,7 @@ async def sync_chat(writes: Writes, command: Chat) -> Data[ChatAnswer]:
     result = reply.chat
     if result is None:
         raise ApiError(ErrorCode.INTERNAL_ERROR, "the runtime answered the chat without a result")
-    return Data(
-        data=ChatAnswer(
-            response=result.response,
-            conversation_id=result.session_id,
-            turn_id=result.turn_id,
-            tokens_used=result.tokens_used,
-            response_time_ms=result.response_time_ms,
-            usage=result.usage,
-            tool_calls=result.tool_calls,
-            outcome=result.outcome,
-        )
-    )
+    return Data(data=as_view(ChatAnswer, result, conversation_id=result.session_id))
 
 
 async def cancel_turns(

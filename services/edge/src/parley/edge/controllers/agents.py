@@ -209,16 +209,15 @@ async def get_agent(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_agent(
-    request: Request[Any, Any, Any],
     agent: NamedDependency[AgentScope],
     expected_version: NamedDependency[int | None],
 ) -> Response[Data[AgentView]]:
     """Change an agent's definition (a new version)."""
     checked_id(agent.id, agent.ns)
-    change = await decode_body(request, AgentPatch)
+    change = await agent.body(AgentPatch)
     command = UpdateAgent(
         namespace=agent.ns,
-        request_id=request_id(request.scope),
+        request_id=agent.request_id,
         agent_id=agent.id,
         patch=change,
         expected_version=expected_version,
@@ -236,7 +235,6 @@ async def update_agent(
     responses=error_responses(400, 404, 409, 503, 504),
 )
 async def delete_agent(
-    request: Request[Any, Any, Any],
     agent: NamedDependency[AgentScope],
     expected_version: NamedDependency[int | None],
 ) -> Data[DeletedAgent]:
@@ -244,7 +242,7 @@ async def delete_agent(
     checked_id(agent.id, agent.ns)
     command = DeleteAgent(
         namespace=agent.ns,
-        request_id=request_id(request.scope),
+        request_id=agent.request_id,
         agent_id=agent.id,
         expected_version=expected_version,
     )

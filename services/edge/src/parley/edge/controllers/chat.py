@@ -7,7 +7,7 @@ without a body stops every running turn of the agent.
 
 from typing import Any
 
-from litestar import Request, Router
+from litestar import Router
 from litestar.di import NamedDependency, Provide
 
 from parley.contracts.runtime import Chat
@@ -20,7 +20,6 @@ from parley.edge.controllers.turns import (
     cancel_turns,
     chat_command,
 )
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 
@@ -31,28 +30,28 @@ class AgentTurns(Turns):
     """The turns of the agent `{agent_id}`."""
 
     def __init__(self, agent: NamedDependency[AgentScope]) -> None:
-        self.agent, self.writes, self.ns = agent, agent.writes, agent.ns
+        self.agent = self.scope = agent
 
-    async def chat(self, request: Request[Any, Any, Any]) -> Chat:
+    async def chat(self) -> Chat:
         self.agent.live()
-        body = await decode_body(request, ChatBody)
+        body = await self.agent.body(ChatBody)
         if body.conversation_id is not None:
             self.agent.session(body.conversation_id)
-        return chat_command(self.ns, body, agent_id=self.agent.id)
+        return chat_command(self.agent.ns, body, agent_id=self.agent.id)
 
     def owner(self) -> dict[str, str]:
         self.agent.live()
         return {"agent_id": self.agent.id}
 
-    async def cancel(self, request: Request[Any, Any, Any]) -> Data[CancelResult]:
+    async def cancel(self) -> Data[CancelResult]:
         self.agent.live()
-        body = await decode_body(request, CancelBody, optional=True)
+        body = await self.agent.body(CancelBody, optional=True)
         if body.conversation_id is not None:
             self.agent.session(body.conversation_id)
         return await cancel_turns(
-            self.writes,
+            self.agent.writes,
             self.agent.runtime,
-            self.ns,
+            self.agent.ns,
             agent_id=self.agent.id,
             session_id=body.conversation_id,
             turn_id=body.turn_id,

@@ -37,11 +37,9 @@ from parley.edge.controllers.cluster_views import (
     cluster_summary,
 )
 from parley.edge.controllers.resources import Resource
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
 from parley.edge.http.paging import Paging
-from parley.edge.http.request_ids import request_id
 from parley.edge.projections.clusters import ClustersProjection
 from parley.eventstore.follower import Follower
 
@@ -121,13 +119,12 @@ def _explicit_namespace(request: Request[Any, Any, Any]) -> str | None:
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_cluster(
-    request: Request[Any, Any, Any],
     ops: NamedDependency[ClusterOps],
     start: Annotated[bool, Parameter(description="Start the agents once created.")] = True,
 ) -> Response[Data[ClusterDetail]]:
     """Deploy a cluster from its manifest."""
-    manifest = await decode_body(request, ClusterManifest)
-    explicit = _explicit_namespace(request)
+    manifest = await ops.body(ClusterManifest)
+    explicit = _explicit_namespace(ops.request)
     declared = manifest.metadata.namespace
     if explicit is not None and declared not in ("default", explicit):
         message = f"the manifest says {declared!r} but the request is for {explicit!r}"
@@ -141,7 +138,7 @@ async def create_cluster(
         manifest, metadata=msgspec.structs.replace(manifest.metadata, namespace=namespace)
     )
     command = CreateCluster(
-        namespace=namespace, request_id=request_id(request.scope), manifest=manifest, start=start
+        namespace=namespace, request_id=ops.request_id, manifest=manifest, start=start
     )
     await ops.run_for("create_cluster", command, len(agent_specs(manifest)))
     detail = ops.detail(manifest.metadata.name, namespace)
@@ -194,13 +191,13 @@ async def get_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> 
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
 async def update_cluster(
-    request: Request[Any, Any, Any], ops: NamedDependency[ClusterOps], name: FromPath[str]
+    ops: NamedDependency[ClusterOps], name: FromPath[str]
 ) -> Data[ClusterDetail]:
     """Pause or resume every agent of the cluster."""
     view = ops.get(name)
-    body = await decode_body(request, ClusterAction)
+    body = await ops.body(ClusterAction)
     command = UpdateCluster(
-        namespace=ops.ns, request_id=request_id(request.scope), name=name, action=body.action
+        namespace=ops.ns, request_id=ops.request_id, name=name, action=body.action
     )
     await ops.run_for("update_cluster", command, len(view.agent_ids))
     return Data(data=ops.detail(name))
@@ -213,12 +210,10 @@ async def update_cluster(
     description="Stops and deletes every agent of the cluster, then the cluster.",
     responses=error_responses(404, 409, 503, 504),
 )
-async def delete_cluster(
-    request: Request[Any, Any, Any], ops: NamedDependency[ClusterOps], name: FromPath[str]
-) -> None:
+async def delete_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> None:
     """Delete the cluster and its agents."""
     view = ops.get(name)
-    command = DeleteCluster(namespace=ops.ns, request_id=request_id(request.scope), name=name)
+    command = DeleteCluster(namespace=ops.ns, request_id=ops.request_id, name=name)
     await ops.run_for("delete_cluster", command, 2 * len(view.agent_ids))
 
 
@@ -231,15 +226,13 @@ async def delete_cluster(
     opt={"body": ScaleRequest},
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
-async def scale_cluster(
-    request: Request[Any, Any, Any], ops: NamedDependency[ClusterOps], name: FromPath[str]
-) -> Data[ScaleResult]:
+async def scale_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> Data[ScaleResult]:
     """Set one agent's instances."""
     ops.get(name)
-    body = await decode_body(request, ScaleRequest)
+    body = await ops.body(ScaleRequest)
     command = ScaleCluster(
         namespace=ops.ns,
-        request_id=request_id(request.scope),
+        request_id=ops.request_id,
         name=name,
         agent_name=body.agent_name,
         instances=body.instances,

@@ -2,13 +2,16 @@
 before any command is sent; and the scopes of the routes under one agent or one session."""
 
 import re
+from typing import Any
 
+from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import AgentView
+from parley.edge.controllers.resources import Scope
 from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError, not_found
 from parley.edge.projections.agents import AgentsProjection
@@ -72,7 +75,7 @@ def require_execution(
     return view
 
 
-class AgentScope:
+class AgentScope(Scope):
     """What the routes under `/agents/{agent_id}` share: the agent, its sessions and executions.
 
     A typed dependency (one per request); lookups happen when a handler asks, so a handler
@@ -81,14 +84,13 @@ class AgentScope:
 
     def __init__(
         self,
-        agents: NamedDependency[AgentsProjection],
-        runtime: NamedDependency[RuntimeProjection],
+        request: Request[Any, Any, Any],
         writes: NamedDependency[Writes],
         ns: NamedDependency[str],
         agent_id: FromPath[str],
     ) -> None:
-        self.agents, self.runtime, self.writes = agents, runtime, writes
-        self.ns, self.id = ns, agent_id
+        super().__init__(request, writes, ns)
+        self.agents, self.runtime, self.id = self.edge.agents, self.edge.runtime, agent_id
 
     def live(self) -> AgentView:
         """The live agent, or ``404 AGENT_NOT_FOUND``."""
@@ -103,17 +105,18 @@ class AgentScope:
         return require_execution(self.runtime, self.ns, self.id, execution_id)
 
 
-class SessionScope:
+class SessionScope(Scope):
     """What the routes under `/sessions/{session_id}` share: the session and its writes."""
 
     def __init__(
         self,
-        runtime: NamedDependency[RuntimeProjection],
+        request: Request[Any, Any, Any],
         writes: NamedDependency[Writes],
         ns: NamedDependency[str],
         session_id: FromPath[str],
     ) -> None:
-        self.runtime, self.writes, self.ns, self.id = runtime, writes, ns, session_id
+        super().__init__(request, writes, ns)
+        self.runtime, self.id = self.edge.runtime, session_id
 
     def live(self) -> SessionDetail:
         """The live session, or ``404 SESSION_NOT_FOUND``."""

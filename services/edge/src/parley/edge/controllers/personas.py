@@ -5,10 +5,10 @@ agents, a write answers once this edge's personas projection shows it (read your
 """
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 
@@ -16,11 +16,9 @@ from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.personas import CreatePersona, DeletePersona, PersonaSpec, PersonaView
 from parley.contracts.registry import SERVICE, CommandReply
 from parley.edge.controllers.resources import Resource
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import error_responses, not_found
 from parley.edge.http.paging import Paging
-from parley.edge.http.request_ids import request_id
 from parley.edge.projections.personas import PersonasProjection
 from parley.eventstore.follower import Follower
 
@@ -82,12 +80,10 @@ async def get_persona(persona: NamedDependency[Personas], name: FromPath[str]) -
     opt={"body": PersonaSpec},
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
-async def create_persona(
-    request: Request[Any, Any, Any], persona: NamedDependency[Personas]
-) -> Response[Data[PersonaView]]:
+async def create_persona(persona: NamedDependency[Personas]) -> Response[Data[PersonaView]]:
     """Create a persona in the namespace."""
-    spec = await decode_body(request, PersonaSpec)
-    command = CreatePersona(namespace=persona.ns, request_id=request_id(request.scope), spec=spec)
+    spec = await persona.body(PersonaSpec)
+    command = CreatePersona(namespace=persona.ns, request_id=persona.request_id, spec=spec)
     await persona.run("create_persona", command)
     return created(persona.get(spec.name), f"{PREFIX}/{spec.name}")
 
@@ -100,12 +96,12 @@ async def create_persona(
     responses=error_responses(404, 409, 503, 504),
 )
 async def delete_persona(
-    request: Request[Any, Any, Any], persona: NamedDependency[Personas], name: FromPath[str]
+    persona: NamedDependency[Personas], name: FromPath[str]
 ) -> Data[DeletedPersona]:
     """Delete a created persona."""
     if not _NAME.match(name):
         raise persona.missing(name, persona.ns)
-    command = DeletePersona(namespace=persona.ns, request_id=request_id(request.scope), name=name)
+    command = DeletePersona(namespace=persona.ns, request_id=persona.request_id, name=name)
     reply = await persona.run("delete_persona", command)
     return Data(data=DeletedPersona(name=name, deleted=True, version=reply.version))
 

@@ -1,27 +1,55 @@
-"""The base of the routes of one kind of resource (personas, tasks, clusters): one per
-request, a typed dependency holding the request's namespace and writes.
+"""The bases of the routes' typed dependencies: :class:`Scope` (one per request: its body,
+namespace and writes) and :class:`Resource`, the scope of one kind of resource (personas,
+tasks, clusters).
 
 Reads come from the resource's projection, ``404`` in the kind's own error when missing,
 answered before any command is sent. Writes are commands to the resource's service, answered
 once the resource's views show them (read your writes).
 """
 
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import msgspec
+from litestar import Request
 from litestar.di import NamedDependency
 
 from parley.contracts.errors import ParleyError
 from parley.edge.commands import Reply
 from parley.edge.dependencies import Edge, Writes
+from parley.edge.http.body import decode_body
+from parley.edge.http.request_ids import request_id
 from parley.eventstore.follower import Follower
 
-__all__ = ["Resource"]
+__all__ = ["Resource", "Scope"]
 
 V = TypeVar("V")
+B = TypeVar("B", bound=msgspec.Struct)
 
 
-class Resource(Generic[V, Reply]):
+class Scope:
+    """What the handlers of a router share of their request: its body, namespace and writes
+    (the projections are ``edge``'s)."""
+
+    def __init__(
+        self,
+        request: Request[Any, Any, Any],
+        writes: NamedDependency[Writes],
+        ns: NamedDependency[str],
+    ) -> None:
+        self.request, self.writes, self.ns = request, writes, ns
+        self.edge: Edge = writes.edge
+
+    @property
+    def request_id(self) -> str:
+        """The request's id (``Parley-Request-Id``), carried by its commands."""
+        return request_id(self.request.scope)
+
+    async def body(self, body_type: type[B], *, optional: bool = False) -> B:
+        """The request's body as ``body_type`` (see :func:`~parley.edge.http.body.decode_body`)."""
+        return await decode_body(self.request, body_type, optional=optional)
+
+
+class Resource(Scope, Generic[V, Reply]):
     """Reads and writes of one kind of resource; subclasses say where and what."""
 
     service: str
@@ -30,10 +58,6 @@ class Resource(Generic[V, Reply]):
     """That service's reply type."""
     what: str | None = None
     """The resource a ``TIMEOUT`` tells the client to read again."""
-
-    def __init__(self, writes: NamedDependency[Writes], ns: NamedDependency[str]) -> None:
-        self.writes, self.ns = writes, ns
-        self.edge: Edge = writes.edge
 
     def views(self) -> tuple[Follower, ...]:
         """The projections that must show a write before it is answered."""

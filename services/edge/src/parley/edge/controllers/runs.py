@@ -4,7 +4,7 @@
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from msgspec import Meta
@@ -14,7 +14,6 @@ from parley.contracts.registry import Budget
 from parley.contracts.tasks import GroupStrategy, StartRun
 from parley.edge.controllers.clusters import cluster_not_found
 from parley.edge.controllers.tasks import TASKS, Tasks
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, created
 from parley.edge.http.errors import ApiError, error_responses, invalid
 from parley.edge.projections.tasks import RunView
@@ -44,16 +43,14 @@ class RunBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     opt={"body": RunBody},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
-async def start_run(
-    request: Request[Any, Any, Any], task: NamedDependency[Tasks], name: FromPath[str]
-) -> Response[Data[RunView]]:
+async def start_run(task: NamedDependency[Tasks], name: FromPath[str]) -> Response[Data[RunView]]:
     """Start a run over the cluster's agents."""
     ns, agents, clusters = task.ns, task.edge.agents, task.edge.clusters
     cluster = clusters.get(ns, name) if len(name) <= 63 else None
     agent_ids = clusters.agent_ids(ns, name) if cluster is not None else None
     if cluster is None or agent_ids is None:
         raise cluster_not_found(name, ns)
-    body = await decode_body(request, RunBody)
+    body = await task.body(RunBody)
     spec = cluster.manifest.spec
     live = [a for a in agent_ids if agents.get(ns, a) is not None]
     if not live:

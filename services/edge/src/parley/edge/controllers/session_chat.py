@@ -3,14 +3,13 @@
 
 from typing import Any
 
-from litestar import Request, Router
+from litestar import Router
 from litestar.di import NamedDependency, Provide
 
 from parley.contracts.runtime import Chat
 from parley.edge.controllers.lookups import SESSION_SCOPE, SessionScope
 from parley.edge.controllers.turn_routes import Turns, turn_routes
 from parley.edge.controllers.turns import CancelResult, SessionChatBody, cancel_turns, chat_command
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 
@@ -21,22 +20,21 @@ class SessionTurns(Turns):
     """The turns of the session `{session_id}`."""
 
     def __init__(self, session: NamedDependency[SessionScope]) -> None:
-        self.session, self.writes, self.ns = session, session.writes, session.ns
+        self.session = self.scope = session
 
-    async def chat(self, request: Request[Any, Any, Any]) -> Chat:
+    async def chat(self) -> Chat:
         self.session.live()
-        body = await decode_body(request, SessionChatBody)
-        return chat_command(self.ns, body, agent_id=None, session_id=self.session.id)
+        body = await self.session.body(SessionChatBody)
+        return chat_command(self.session.ns, body, agent_id=None, session_id=self.session.id)
 
     def owner(self) -> dict[str, str]:
         self.session.live()
         return {"session_id": self.session.id}
 
-    async def cancel(self, request: Request[Any, Any, Any]) -> Data[CancelResult]:
-        where = self.owner()
-        runtime = self.session.runtime
+    async def cancel(self) -> Data[CancelResult]:
+        where, scope = self.owner(), self.session
         return await cancel_turns(
-            self.writes, runtime, self.ns, agent_id=None, turn_id=None, **where
+            scope.writes, scope.runtime, scope.ns, agent_id=None, turn_id=None, **where
         )
 
 

@@ -140,13 +140,12 @@ async def get_session(session: NamedDependency[SessionScope]) -> Response[Data[S
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_session(
-    request: Request[Any, Any, Any],
     session: NamedDependency[SessionScope],
     expected_version: NamedDependency[int | None],
 ) -> SessionPatchResponse:
     """Change settings; the answer reports changed, skipped and failed fields."""
     session.live()
-    change = await decode_body(request, SessionPatch)
+    change = await session.body(SessionPatch)
     command = UpdateSession(
         namespace=session.ns, session_id=session.id, patch=change, expected_version=expected_version
     )
@@ -166,13 +165,12 @@ async def update_session(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def set_tools(
-    request: Request[Any, Any, Any],
     session: NamedDependency[SessionScope],
     expected_version: NamedDependency[int | None],
 ) -> Response[Data[SessionDetail]]:
     """`{"tools": [...]}` replaces the session's tools."""
     session.live()
-    body = await decode_body(request, ToolsBody)
+    body = await session.body(ToolsBody)
     command = SetSessionTools(
         namespace=session.ns,
         session_id=session.id,

@@ -5,10 +5,10 @@ with `"wait": true`, 200 once it is awarded or failed); `GET` shows the proposal
 winning bid, progress and the result. Group runs of a cluster are :mod:`.runs`.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 from msgspec import Meta
@@ -25,7 +25,6 @@ from parley.contracts.tasks import (
     TaskSpec,
 )
 from parley.edge.controllers.resources import Resource
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import error_responses, invalid, not_found
 from parley.edge.http.paging import Paging
@@ -94,11 +93,9 @@ TASKS = {"task": Provide(Tasks, sync_to_thread=False)}
     opt={"body": CreateTaskBody},
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
-async def create_task(
-    request: Request[Any, Any, Any], task: NamedDependency[Tasks]
-) -> Response[Data[TaskView]]:
+async def create_task(task: NamedDependency[Tasks]) -> Response[Data[TaskView]]:
     """Create a task with participants or requirements."""
-    body = await decode_body(request, CreateTaskBody)
+    body = await task.body(CreateTaskBody)
     spec = TaskSpec(**{name: getattr(body, name) for name in TaskSpec.__struct_fields__})
     command = CreateTask(namespace=task.ns, spec=spec, task_id=body.task_id)
     reply = await task.run("create_task", command)
@@ -117,11 +114,11 @@ async def create_task(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def distribute_task(
-    request: Request[Any, Any, Any], task: NamedDependency[Tasks], task_id: FromPath[str]
+    task: NamedDependency[Tasks], task_id: FromPath[str]
 ) -> Response[Data[TaskView]]:
     """Put the task out to tender."""
     task.get(task_id)
-    body = await decode_body(request, DistributeBody, optional=True)
+    body = await task.body(DistributeBody, optional=True)
     command = DistributeTask(
         namespace=task.ns,
         task_id=task_id,
@@ -175,12 +172,10 @@ async def get_task(task: NamedDependency[Tasks], task_id: FromPath[str]) -> Data
     opt={"body": CancelBody, "body_optional": True},
     responses=error_responses(404, 409, 413, 415, 422, 503, 504),
 )
-async def cancel_task(
-    request: Request[Any, Any, Any], task: NamedDependency[Tasks], task_id: FromPath[str]
-) -> Data[TaskView]:
+async def cancel_task(task: NamedDependency[Tasks], task_id: FromPath[str]) -> Data[TaskView]:
     """Cancel the task."""
     task.get(task_id)
-    body = await decode_body(request, CancelBody, optional=True)
+    body = await task.body(CancelBody, optional=True)
     command = CancelTask(namespace=task.ns, task_id=task_id, reason=body.reason)
     await task.run("cancel_task", command)
     return Data(data=task.get(task_id))

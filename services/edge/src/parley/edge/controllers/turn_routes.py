@@ -8,14 +8,14 @@ what a cancel targets) and in the documentation each router gives.
 
 from typing import Any
 
-from litestar import Request, get, post
+from litestar import get, post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import ServerSentEvent
 
 from parley.contracts.runtime import Chat
+from parley.edge.controllers.resources import Scope
 from parley.edge.controllers.turns import CancelResult, ChatAnswer, SessionChatBody, sync_chat
-from parley.edge.dependencies import Writes
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
@@ -29,10 +29,10 @@ class Turns:
     """What the turn routes need of a conversation's owner (one per request, provided as
     the dependency ``turns``)."""
 
-    writes: Writes
-    ns: str
+    scope: Scope
+    """The owner's scope: the request, its namespace and writes."""
 
-    async def chat(self, request: Request[Any, Any, Any]) -> Chat:
+    async def chat(self) -> Chat:
         """The `chat` command of the request's body, once the owner is checked."""
         raise NotImplementedError
 
@@ -40,7 +40,7 @@ class Turns:
         """Check the owner is live; the id naming it (``agent_id`` or ``session_id``)."""
         raise NotImplementedError
 
-    async def cancel(self, request: Request[Any, Any, Any]) -> Data[CancelResult]:
+    async def cancel(self) -> Data[CancelResult]:
         """Cancel what the request names."""
         raise NotImplementedError
 
@@ -52,36 +52,27 @@ def turn_routes(
     (and for `cancel` its body and errors) by route: `chat`, `chat_stream`, `chat_resume`,
     `cancel`."""
 
-    async def chat(
-        request: Request[Any, Any, Any], turns: NamedDependency[Turns]
-    ) -> Data[ChatAnswer]:
-        return await sync_chat(turns.writes, await turns.chat(request))
+    async def chat(turns: NamedDependency[Turns]) -> Data[ChatAnswer]:
+        return await sync_chat(turns.scope.writes, await turns.chat())
 
-    async def chat_stream(
-        request: Request[Any, Any, Any], turns: NamedDependency[Turns]
-    ) -> ServerSentEvent:
-        return await start_stream(turns.writes, await turns.chat(request))
+    async def chat_stream(turns: NamedDependency[Turns]) -> ServerSentEvent:
+        return await start_stream(turns.scope.writes, await turns.chat())
 
     async def chat_resume(
-        request: Request[Any, Any, Any],
-        turns: NamedDependency[Turns],
-        turn_id: TurnId = None,
-        last_event_id: LastEventId = None,
+        turns: NamedDependency[Turns], turn_id: TurnId = None, last_event_id: LastEventId = None
     ) -> ServerSentEvent:
-        where = turns.owner()
+        where, scope = turns.owner(), turns.scope
         return await resume_stream(
-            request,
-            turns.writes,
+            scope.request,
+            scope.writes,
             turn_id=turn_id,
             last_event_id=last_event_id,
-            namespace=turns.ns,
+            namespace=scope.ns,
             **where,
         )
 
-    async def cancel(
-        request: Request[Any, Any, Any], turns: NamedDependency[Turns]
-    ) -> Data[CancelResult]:
-        return await turns.cancel(request)
+    async def cancel(turns: NamedDependency[Turns]) -> Data[CancelResult]:
+        return await turns.cancel()
 
     said: dict[str, Any] = {"opt": {"body": body}, "status_code": 200}
     routes: tuple[tuple[Any, str, Any, dict[str, Any]], ...] = (

@@ -2,17 +2,13 @@
 before any command is sent; and the scopes of the routes under one agent or one session."""
 
 import re
-from typing import Any
 
-from litestar import Request
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.di import Provide
 
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import AgentView
 from parley.edge.controllers.resources import Scope
-from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError, not_found
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
@@ -82,15 +78,17 @@ class AgentScope(Scope):
     decides the order of its checks.
     """
 
-    def __init__(
-        self,
-        request: Request[Any, Any, Any],
-        writes: NamedDependency[Writes],
-        ns: NamedDependency[str],
-        agent_id: FromPath[str],
-    ) -> None:
-        super().__init__(request, writes, ns)
-        self.agents, self.runtime, self.id = self.edge.agents, self.edge.runtime, agent_id
+    id_param = "agent_id"
+
+    @property
+    def agents(self) -> AgentsProjection:
+        """The agents projection."""
+        return self.edge.agents
+
+    @property
+    def runtime(self) -> RuntimeProjection:
+        """The runtime projection (sessions and executions)."""
+        return self.edge.runtime
 
     def live(self) -> AgentView:
         """The live agent, or ``404 AGENT_NOT_FOUND``."""
@@ -108,15 +106,12 @@ class AgentScope(Scope):
 class SessionScope(Scope):
     """What the routes under `/sessions/{session_id}` share: the session and its writes."""
 
-    def __init__(
-        self,
-        request: Request[Any, Any, Any],
-        writes: NamedDependency[Writes],
-        ns: NamedDependency[str],
-        session_id: FromPath[str],
-    ) -> None:
-        super().__init__(request, writes, ns)
-        self.runtime, self.id = self.edge.runtime, session_id
+    id_param = "session_id"
+
+    @property
+    def runtime(self) -> RuntimeProjection:
+        """The runtime projection (sessions)."""
+        return self.edge.runtime
 
     def live(self) -> SessionDetail:
         """The live session, or ``404 SESSION_NOT_FOUND``."""

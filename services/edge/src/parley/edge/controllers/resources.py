@@ -28,7 +28,10 @@ B = TypeVar("B", bound=msgspec.Struct)
 
 class Scope:
     """What the handlers of a router share of their request: its body, namespace and writes
-    (the projections are ``edge``'s)."""
+    (the projections are ``edge``'s), and for a router under `/{<id_param>}` that id."""
+
+    id_param = ""
+    """The path parameter naming the router's resource, if any (its value is :attr:`id`)."""
 
     def __init__(
         self,
@@ -38,6 +41,7 @@ class Scope:
     ) -> None:
         self.request, self.writes, self.ns = request, writes, ns
         self.edge: Edge = writes.edge
+        self.id: str = request.path_params[self.id_param] if self.id_param else ""
 
     @property
     def request_id(self) -> str:

@@ -7,10 +7,10 @@ stale data. `DELETE` answers `200` with `{"data": {"id", "deleted": true, "versi
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, patch, post
+from litestar import Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
 
@@ -28,13 +28,12 @@ from parley.contracts.registry import (
 )
 from parley.edge.controllers.agent_list import AgentFilter, paginate, parse_labels
 from parley.edge.controllers.lookups import AGENT_SCOPE, ID, AgentScope, agent_not_found
+from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, Pagination
 from parley.edge.http.errors import error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id
 from parley.edge.http.paging import Paging
-from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 
 __all__ = [
@@ -105,25 +104,21 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_agent(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
+    scope: NamedDependency[Scope],
     idempotency_key: Annotated[
         str | None,
         HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe create."),
     ] = None,
 ) -> Response[Data[AgentView]]:
     """Register an agent; it starts in state `created`."""
-    spec = await decode_body(request, AgentSpec)
+    spec = await scope.body(AgentSpec)
+    agents, ns = scope.edge.agents, scope.ns
     agent_id = None
     if idempotency_key is not None:
         agent_id = idempotent_id(idempotency_key, ns, _IDEMPOTENCY_NS)
     existed = agent_id is not None and agents.get(ns, agent_id) is not None
-    command = CreateAgent(
-        namespace=ns, request_id=request_id(request.scope), spec=spec, agent_id=agent_id
-    )
-    reply = await send_registry(writes, agents, "create_agent", command)
+    command = CreateAgent(namespace=ns, request_id=scope.request_id, spec=spec, agent_id=agent_id)
+    reply = await send_registry(scope.writes, agents, "create_agent", command)
     view = view_after(agents, ns, reply.agent_id or "")
     replayed = existed or reply.version > 1
     headers = {"Location": f"{PREFIX}/{view.id}"}
@@ -259,7 +254,7 @@ agent_router = Router(
         update_agent,
         delete_agent,
     ],
-    dependencies=AGENT_SCOPE,
+    dependencies={**AGENT_SCOPE, **SCOPE},
     tags=["agents"],
 )
 """Every `/api/v1/agents` route."""

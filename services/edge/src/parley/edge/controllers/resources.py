@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 from litestar import Request
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 
 from parley.contracts.errors import ParleyError
 from parley.edge.commands import Reply
@@ -20,7 +20,7 @@ from parley.edge.http.body import decode_body
 from parley.edge.http.request_ids import request_id
 from parley.eventstore.follower import Follower
 
-__all__ = ["Resource", "Scope"]
+__all__ = ["SCOPE", "Resource", "Scope"]
 
 V = TypeVar("V")
 B = TypeVar("B", bound=msgspec.Struct)
@@ -51,6 +51,10 @@ class Scope:
     async def body(self, body_type: type[B], *, optional: bool = False) -> B:
         """The request's body as ``body_type`` (see :func:`~parley.edge.http.body.decode_body`)."""
         return await decode_body(self.request, body_type, optional=optional)
+
+
+SCOPE = {"scope": Provide(Scope, sync_to_thread=False)}
+"""The dependencies of a router whose handlers may ask for ``scope: Scope``."""
 
 
 class Resource(Scope, Generic[V, Reply]):

@@ -8,7 +8,7 @@ command's position (read-your-writes). Chat on a session works like the agent ch
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar import Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from msgspec import Meta
@@ -31,12 +31,10 @@ from parley.edge.controllers.lookups import (
     require_agent,
     require_session,
 )
-from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
+from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses
 from parley.edge.http.paging import Paging
-from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import SessionDetail, SessionView
 
@@ -91,15 +89,10 @@ def _respond(view: SessionDetail, status: int = 200, **headers: str) -> Response
     opt={"body": CreateSessionBody, "body_optional": True},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
-async def create_session(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    runtime: NamedDependency[RuntimeProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-) -> Response[Data[SessionDetail]]:
+async def create_session(scope: NamedDependency[Scope]) -> Response[Data[SessionDetail]]:
     """Open a conversation with an agent, or ad hoc with its own settings."""
-    body = await decode_body(request, CreateSessionBody, optional=True)
+    body = await scope.body(CreateSessionBody, optional=True)
+    agents, ns = scope.edge.agents, scope.ns
     if body.agent_id is not None:
         require_agent(agents, ns, body.agent_id)
     command = CreateSession(
@@ -109,8 +102,8 @@ async def create_session(
         title=body.title,
         min_position=agents.applied_position,
     )
-    reply = await writes.runtime("create_session", command)
-    view = require_session(runtime, ns, reply.session_id or "")
+    reply = await scope.writes.runtime("create_session", command)
+    view = require_session(scope.edge.runtime, ns, reply.session_id or "")
     return _respond(view, 201, Location=f"{PREFIX}/{view.id}")
 
 
@@ -202,18 +195,16 @@ async def delete_session(session: NamedDependency[SessionScope]) -> None:
     responses=error_responses(422, 503, 504),
 )
 async def delete_sessions(
-    runtime: NamedDependency[RuntimeProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
+    scope: NamedDependency[Scope],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
 ) -> Data[DeletedCount]:
     """Delete all the namespace's sessions (or one agent's)."""
-    ids = runtime.session_ids(ns, agent_id)
+    ids = scope.edge.runtime.session_ids(scope.ns, agent_id)
     deleted = 0
     for start in range(0, len(ids), _DELETE_BATCH):
         batch = ids[start : start + _DELETE_BATCH]
-        command = DeleteSessions(namespace=ns, session_ids=batch)
-        reply = await writes.runtime("delete_sessions", command)
+        command = DeleteSessions(namespace=scope.ns, session_ids=batch)
+        reply = await scope.writes.runtime("delete_sessions", command)
         deleted += int((reply.report or {}).get("deleted", len(batch)))
     return Data(data=DeletedCount(deleted=deleted))
 
@@ -229,7 +220,7 @@ session_router = Router(
         delete_session,
         delete_sessions,
     ],
-    dependencies=SESSION_SCOPE,
+    dependencies={**SESSION_SCOPE, **SCOPE},
     tags=["sessions"],
 )
 """The `/api/v1/sessions` routes but chat (:mod:`.session_chat`) and files (:mod:`.files`)."""

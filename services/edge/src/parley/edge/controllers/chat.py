@@ -39,10 +39,6 @@ class AgentTurns(Turns):
             self.agent.session(body.conversation_id)
         return chat_command(self.agent.ns, body, agent_id=self.agent.id)
 
-    def owner(self) -> dict[str, str]:
-        self.agent.live()
-        return {"agent_id": self.agent.id}
-
     async def cancel(self) -> Data[CancelResult]:
         self.agent.live()
         body = await self.agent.body(CancelBody, optional=True)

@@ -33,6 +33,7 @@ from parley.contracts.identity import (
 from parley.contracts.ids import new_id
 from parley.contracts.registry import SERVICE as REGISTRY
 from parley.edge.commands import CommandClient
+from parley.edge.controllers.resources import http_request
 from parley.edge.dependencies import Writes
 from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.body import decode_body
@@ -87,14 +88,9 @@ class Ticket(msgspec.Struct, kw_only=True):
 class KeyOps:
     """The key routes' reads and writes, as the calling admin (one per request)."""
 
-    def __init__(
-        self,
-        request: Request[Any, Any, Any],
-        writes: NamedDependency[Writes],
-        keys: NamedDependency[KeyIndex],
-    ) -> None:
-        self.request, self.writes, self.keys = request, writes, keys
-        self.who: Principal = principal(request)
+    def __init__(self, writes: NamedDependency[Writes], keys: NamedDependency[KeyIndex]) -> None:
+        self.request, self.writes, self.keys = http_request(writes), writes, keys
+        self.who: Principal = principal(self.request)
 
     def get(self, key_id: str) -> Any:
         """The key ``key_id``, or ``404`` when the caller does not see its namespace."""

@@ -7,7 +7,7 @@ answered before any command is sent. Writes are commands to the resource's servi
 once the resource's views show them (read your writes).
 """
 
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 from litestar import Request
@@ -15,15 +15,20 @@ from litestar.di import NamedDependency, Provide
 
 from parley.contracts.errors import ParleyError
 from parley.edge.commands import Reply
-from parley.edge.dependencies import Edge, Writes
+from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.request_ids import request_id
 from parley.eventstore.follower import Follower
 
-__all__ = ["SCOPE", "Resource", "Scope"]
+__all__ = ["SCOPE", "Resource", "Scope", "http_request"]
 
 V = TypeVar("V")
 B = TypeVar("B", bound=msgspec.Struct)
+
+
+def http_request(writes: Writes) -> Request[Any, Any, Any]:
+    """The request an HTTP route's :class:`Writes` was made for."""
+    return cast("Request[Any, Any, Any]", writes.connection)
 
 
 class Scope:
@@ -33,15 +38,10 @@ class Scope:
     id_param = ""
     """The path parameter naming the router's resource, if any (its value is :attr:`id`)."""
 
-    def __init__(
-        self,
-        request: Request[Any, Any, Any],
-        writes: NamedDependency[Writes],
-        ns: NamedDependency[str],
-    ) -> None:
-        self.request, self.writes, self.ns = request, writes, ns
-        self.edge: Edge = writes.edge
-        self.id: str = request.path_params[self.id_param] if self.id_param else ""
+    def __init__(self, writes: NamedDependency[Writes], ns: NamedDependency[str]) -> None:
+        self.writes, self.ns, self.edge = writes, ns, writes.edge
+        self.request = http_request(writes)
+        self.id: str = self.request.path_params[self.id_param] if self.id_param else ""
 
     @property
     def request_id(self) -> str:

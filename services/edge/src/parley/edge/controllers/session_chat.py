@@ -27,10 +27,6 @@ class SessionTurns(Turns):
         body = await self.session.body(SessionChatBody)
         return chat_command(self.session.ns, body, agent_id=None, session_id=self.session.id)
 
-    def owner(self) -> dict[str, str]:
-        self.session.live()
-        return {"session_id": self.session.id}
-
     async def cancel(self) -> Data[CancelResult]:
         where, scope = self.owner(), self.session
         return await cancel_turns(

@@ -14,7 +14,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.response import ServerSentEvent
 
 from parley.contracts.runtime import Chat
-from parley.edge.controllers.resources import Scope
+from parley.edge.controllers.lookups import AgentScope, SessionScope
 from parley.edge.controllers.turns import CancelResult, ChatAnswer, SessionChatBody, sync_chat
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
@@ -29,8 +29,8 @@ class Turns:
     """What the turn routes need of a conversation's owner (one per request, provided as
     the dependency ``turns``)."""
 
-    scope: Scope
-    """The owner's scope: the request, its namespace and writes."""
+    scope: AgentScope | SessionScope
+    """The owner's scope: the request, its namespace and writes, the owner's id."""
 
     async def chat(self) -> Chat:
         """The `chat` command of the request's body, once the owner is checked."""
@@ -38,7 +38,8 @@ class Turns:
 
     def owner(self) -> dict[str, str]:
         """Check the owner is live; the id naming it (``agent_id`` or ``session_id``)."""
-        raise NotImplementedError
+        self.scope.live()
+        return {self.scope.id_param: self.scope.id}
 
     async def cancel(self) -> Data[CancelResult]:
         """Cancel what the request names."""

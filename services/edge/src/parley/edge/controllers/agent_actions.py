@@ -13,13 +13,12 @@ from msgspec import Meta
 from parley.contracts.registry import AgentAction, AgentActionCommand, AgentView
 from parley.edge.controllers.agents import (
     PREFIX,
-    agent_response,
     checked_id,
     send_registry,
     view_after,
 )
 from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
-from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Data, versioned
 from parley.edge.http.errors import error_responses
 
 __all__ = ["ActionBody", "ActionRequest", "agent_action_router"]
@@ -67,7 +66,7 @@ def _action_route(path: str, action: AgentAction | None, **route: Any) -> Any:
             expected_version=expected_version,
         )
         await send_registry(agent.writes, agent.agents, "agent_action", command)
-        return agent_response(view_after(agent.agents, agent.ns, agent.id))
+        return versioned(view_after(agent.agents, agent.ns, agent.id))
 
     handler.__name__ = handler.__qualname__ = f"agent_{action.value if action else 'action'}"
     return post(

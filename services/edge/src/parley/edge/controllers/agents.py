@@ -30,7 +30,7 @@ from parley.edge.controllers.agent_list import AgentFilter, paginate, parse_labe
 from parley.edge.controllers.lookups import AGENT_SCOPE, ID, AgentScope, agent_not_found
 from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.dependencies import Writes
-from parley.edge.http.envelopes import Data, Page, Pagination
+from parley.edge.http.envelopes import Data, Page, Pagination, versioned
 from parley.edge.http.errors import error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id
 from parley.edge.http.paging import Paging
@@ -38,7 +38,6 @@ from parley.edge.projections.agents import AgentsProjection
 
 __all__ = [
     "DeletedAgent",
-    "agent_response",
     "agent_router",
     "checked_id",
     "send_registry",
@@ -65,15 +64,6 @@ def checked_id(agent_id: str, namespace: str) -> str:
     if not ID.match(agent_id):
         raise agent_not_found(agent_id, namespace)
     return agent_id
-
-
-def agent_response(view: AgentView, status: int = 200, **headers: str) -> Response[Data[AgentView]]:
-    """An agent, with its version as the `ETag`."""
-    return Response(
-        Data(data=view),
-        status_code=status,
-        headers={"ETag": f'"{view.version}"', **headers},
-    )
 
 
 async def send_registry(
@@ -124,7 +114,7 @@ async def create_agent(
     headers = {"Location": f"{PREFIX}/{view.id}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return agent_response(view, 200 if replayed else 201, **headers)
+    return versioned(view, 200 if replayed else 201, **headers)
 
 
 @get(
@@ -193,7 +183,7 @@ async def get_agent(
     view = agents.get(ns, checked_id(agent_id, ns))
     if view is None:
         raise agent_not_found(agent_id, ns)
-    return agent_response(view)
+    return versioned(view)
 
 
 @patch(
@@ -218,7 +208,7 @@ async def update_agent(
         expected_version=expected_version,
     )
     await send_registry(agent.writes, agent.agents, "update_agent", command)
-    return agent_response(view_after(agent.agents, agent.ns, agent.id))
+    return versioned(view_after(agent.agents, agent.ns, agent.id))
 
 
 @delete(

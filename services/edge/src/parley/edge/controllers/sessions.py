@@ -32,7 +32,7 @@ from parley.edge.controllers.lookups import (
     require_session,
 )
 from parley.edge.controllers.resources import SCOPE, Scope
-from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.envelopes import Data, Page, versioned
 from parley.edge.http.errors import ApiError, error_responses
 from parley.edge.http.paging import Paging
 from parley.edge.projections.runtime import RuntimeProjection
@@ -74,14 +74,6 @@ class DeletedCount(msgspec.Struct, kw_only=True):
     deleted: int
 
 
-def _respond(view: SessionDetail, status: int = 200, **headers: str) -> Response[Any]:
-    return Response(
-        Data(data=view),
-        status_code=status,
-        headers={"ETag": f'"{view.version}"', **headers},
-    )
-
-
 @post(
     "/",
     status_code=201,
@@ -104,7 +96,7 @@ async def create_session(scope: NamedDependency[Scope]) -> Response[Data[Session
     )
     reply = await scope.writes.runtime("create_session", command)
     view = require_session(scope.edge.runtime, ns, reply.session_id or "")
-    return _respond(view, 201, Location=f"{PREFIX}/{view.id}")
+    return versioned(view, 201, Location=f"{PREFIX}/{view.id}")
 
 
 @get("/", summary="List sessions", responses=error_responses(400, 422))
@@ -122,7 +114,7 @@ async def list_sessions(
 @get("/{session_id:str}", summary="Read a session", responses=error_responses(404))
 async def get_session(session: NamedDependency[SessionScope]) -> Response[Data[SessionDetail]]:
     """A session's settings, files and history; its version is the `ETag`."""
-    return _respond(session.live())
+    return versioned(session.live())
 
 
 @patch(
@@ -171,7 +163,7 @@ async def set_tools(
         expected_version=expected_version,
     )
     await session.writes.runtime("set_session_tools", command)
-    return _respond(session.live())
+    return versioned(session.live())
 
 
 @delete(

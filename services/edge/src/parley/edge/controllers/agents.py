@@ -94,21 +94,21 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_agent(
-    scope: NamedDependency[Scope],
+    ctx: NamedDependency[Scope],
     idempotency_key: Annotated[
         str | None,
         HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe create."),
     ] = None,
 ) -> Response[Data[AgentView]]:
     """Register an agent; it starts in state `created`."""
-    spec = await scope.body(AgentSpec)
-    agents, ns = scope.edge.agents, scope.ns
+    spec = await ctx.body(AgentSpec)
+    agents, ns = ctx.edge.agents, ctx.ns
     agent_id = None
     if idempotency_key is not None:
         agent_id = idempotent_id(idempotency_key, ns, _IDEMPOTENCY_NS)
     existed = agent_id is not None and agents.get(ns, agent_id) is not None
-    command = CreateAgent(namespace=ns, request_id=scope.request_id, spec=spec, agent_id=agent_id)
-    reply = await send_registry(scope.writes, agents, "create_agent", command)
+    command = CreateAgent(namespace=ns, request_id=ctx.request_id, spec=spec, agent_id=agent_id)
+    reply = await send_registry(ctx.writes, agents, "create_agent", command)
     view = view_after(agents, ns, reply.agent_id or "")
     replayed = existed or reply.version > 1
     headers = {"Location": f"{PREFIX}/{view.id}"}

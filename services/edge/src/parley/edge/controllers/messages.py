@@ -103,15 +103,15 @@ def _message_id(body: SendRequest, ns: str, idempotency_key: str | None) -> str 
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def send_message(
-    scope: NamedDependency[Scope],
+    ctx: NamedDependency[Scope],
     idempotency_key: Annotated[
         str | None,
         HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe send."),
     ] = None,
 ) -> Response[Data[SentMessage]]:
     """Record and deliver one message."""
-    body = await scope.body(SendRequest)
-    ns, messages, settings = scope.ns, scope.edge.messages, scope.edge.settings
+    body = await ctx.body(SendRequest)
+    ns, messages, settings = ctx.ns, ctx.edge.messages, ctx.edge.settings
     message_id = _message_id(body, ns, idempotency_key)
     fields = {name: getattr(body, name) for name in OutgoingMessage.__struct_fields__}
     if body.receiver is not None and body.receiver not in body.receivers:
@@ -121,14 +121,14 @@ async def send_message(
     command = SendMessage(
         message=OutgoingMessage(**fields),
         namespace=ns,
-        request_id=scope.request_id,
-        traceparent=scope.request.headers.get("traceparent"),
+        request_id=ctx.request_id,
+        traceparent=ctx.request.headers.get("traceparent"),
         wait_seconds=body.wait,
-        min_position=scope.edge.agents.applied_position,
+        min_position=ctx.edge.agents.applied_position,
     )
     within = settings.command_timeout + (body.wait or 0.0)
     try:
-        reply = await scope.writes.send(
+        reply = await ctx.writes.send(
             MESSAGING, "send", command, MessageReply, views=(messages,), within=within, strict=False
         )
     except ApiError as exc:  # a refused delivery is recorded: show it to a GET right after

@@ -53,8 +53,9 @@ class Scope:
         return await decode_body(self.request, body_type, optional=optional)
 
 
-SCOPE = {"scope": Provide(Scope, sync_to_thread=False)}
-"""The dependencies of a router whose handlers may ask for ``scope: Scope``."""
+SCOPE = {"ctx": Provide(Scope, sync_to_thread=False)}
+"""The dependencies of a router whose handlers may ask for ``ctx: Scope`` (``scope`` is
+Litestar's own name for the ASGI scope)."""
 
 
 class Resource(Scope, Generic[V, Reply]):

@@ -81,10 +81,10 @@ class DeletedCount(msgspec.Struct, kw_only=True):
     opt={"body": CreateSessionBody, "body_optional": True},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
-async def create_session(scope: NamedDependency[Scope]) -> Response[Data[SessionDetail]]:
+async def create_session(ctx: NamedDependency[Scope]) -> Response[Data[SessionDetail]]:
     """Open a conversation with an agent, or ad hoc with its own settings."""
-    body = await scope.body(CreateSessionBody, optional=True)
-    agents, ns = scope.edge.agents, scope.ns
+    body = await ctx.body(CreateSessionBody, optional=True)
+    agents, ns = ctx.edge.agents, ctx.ns
     if body.agent_id is not None:
         require_agent(agents, ns, body.agent_id)
     command = CreateSession(
@@ -94,8 +94,8 @@ async def create_session(scope: NamedDependency[Scope]) -> Response[Data[Session
         title=body.title,
         min_position=agents.applied_position,
     )
-    reply = await scope.writes.runtime("create_session", command)
-    view = require_session(scope.edge.runtime, ns, reply.session_id or "")
+    reply = await ctx.writes.runtime("create_session", command)
+    view = require_session(ctx.edge.runtime, ns, reply.session_id or "")
     return versioned(view, 201, Location=f"{PREFIX}/{view.id}")
 
 
@@ -187,16 +187,16 @@ async def delete_session(session: NamedDependency[SessionScope]) -> None:
     responses=error_responses(422, 503, 504),
 )
 async def delete_sessions(
-    scope: NamedDependency[Scope],
+    ctx: NamedDependency[Scope],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
 ) -> Data[DeletedCount]:
     """Delete all the namespace's sessions (or one agent's)."""
-    ids = scope.edge.runtime.session_ids(scope.ns, agent_id)
+    ids = ctx.edge.runtime.session_ids(ctx.ns, agent_id)
     deleted = 0
     for start in range(0, len(ids), _DELETE_BATCH):
         batch = ids[start : start + _DELETE_BATCH]
-        command = DeleteSessions(namespace=scope.ns, session_ids=batch)
-        reply = await scope.writes.runtime("delete_sessions", command)
+        command = DeleteSessions(namespace=ctx.ns, session_ids=batch)
+        reply = await ctx.writes.runtime("delete_sessions", command)
         deleted += int((reply.report or {}).get("deleted", len(batch)))
     return Data(data=DeletedCount(deleted=deleted))
 

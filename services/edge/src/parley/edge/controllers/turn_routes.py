@@ -75,10 +75,15 @@ def turn_routes(
     async def cancel(turns: NamedDependency[Turns]) -> Data[CancelResult]:
         return await turns.cancel()
 
-    said: dict[str, Any] = {"opt": {"body": body}, "status_code": 200}
+    with_body: dict[str, Any] = {"opt": {"body": body}, "status_code": 200}
     routes: tuple[tuple[Any, str, Any, dict[str, Any]], ...] = (
-        (post, "/chat", chat, {**said, "responses": error_responses(*_CHAT_ERRORS, 502)}),
-        (post, "/chat/stream", chat_stream, {**said, "responses": error_responses(*_CHAT_ERRORS)}),
+        (post, "/chat", chat, {**with_body, "responses": error_responses(*_CHAT_ERRORS, 502)}),
+        (
+            post,
+            "/chat/stream",
+            chat_stream,
+            {**with_body, "responses": error_responses(*_CHAT_ERRORS)},
+        ),
         (get, "/chat/stream", chat_resume, {"responses": error_responses(400, 404, 503)}),
         (post, "/cancel", cancel, {"status_code": 200}),
     )

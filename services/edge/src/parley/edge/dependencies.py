@@ -23,6 +23,7 @@ from parley.contracts.runtime import SERVICE as RUNTIME
 from parley.contracts.runtime import RuntimeReply
 from parley.edge.commands import CommandClient, Reply
 from parley.edge.http.errors import ApiError
+from parley.edge.http.paging import Paging
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
@@ -262,6 +263,7 @@ DEPENDENCIES: dict[str, Provide] = {
     "expected_version": Provide(provide_expected_version),
     "settings": Provide(_settings, sync_to_thread=False),
     "writes": Provide(_writes, sync_to_thread=False),
+    "paging": Provide(Paging, sync_to_thread=False),
     **{
         name: _part(name)
         for name in (

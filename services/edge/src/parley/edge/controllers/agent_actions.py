@@ -6,23 +6,20 @@ Like every agent write, a registry command answered once this edge's projection 
 from typing import Annotated, Any, cast
 
 import msgspec
-from litestar import Request, Response, Router, post
+from litestar import Response, Router, post
 from litestar.di import NamedDependency
 from msgspec import Meta
 
 from parley.contracts.registry import AgentAction, AgentActionCommand, AgentView
 from parley.edge.controllers.agents import (
     PREFIX,
-    agent_response,
     checked_id,
     send_registry,
     view_after,
 )
 from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
-from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Data, versioned
 from parley.edge.http.errors import error_responses
-from parley.edge.http.request_ids import request_id
 
 __all__ = ["ActionBody", "ActionRequest", "agent_action_router"]
 
@@ -54,17 +51,14 @@ def _action_route(path: str, action: AgentAction | None, **route: Any) -> Any:
     body_type: type[ActionBody | ActionRequest] = ActionRequest if action is None else ActionBody
 
     async def handler(
-        request: Request[Any, Any, Any],
         agent: NamedDependency[AgentScope],
         expected_version: NamedDependency[int | None],
     ) -> Response[Data[AgentView]]:
         checked_id(agent.id, agent.ns)
-        body: ActionBody | ActionRequest = await decode_body(
-            request, body_type, optional=action is not None
-        )
+        body: ActionBody | ActionRequest = await agent.body(body_type, optional=action is not None)
         command = AgentActionCommand(
             namespace=agent.ns,
-            request_id=request_id(request.scope),
+            request_id=agent.request_id,
             agent_id=agent.id,
             action=body.action if isinstance(body, ActionRequest) else cast(AgentAction, action),
             reason=body.reason,
@@ -72,7 +66,7 @@ def _action_route(path: str, action: AgentAction | None, **route: Any) -> Any:
             expected_version=expected_version,
         )
         await send_registry(agent.writes, agent.agents, "agent_action", command)
-        return agent_response(view_after(agent.agents, agent.ns, agent.id))
+        return versioned(view_after(agent.agents, agent.ns, agent.id))
 
     handler.__name__ = handler.__qualname__ = f"agent_{action.value if action else 'action'}"
     return post(

@@ -7,10 +7,10 @@ stale data. `DELETE` answers `200` with `{"data": {"id", "deleted": true, "versi
 """
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, patch, post
+from litestar import Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
 
@@ -28,18 +28,16 @@ from parley.contracts.registry import (
 )
 from parley.edge.controllers.agent_list import AgentFilter, paginate, parse_labels
 from parley.edge.controllers.lookups import AGENT_SCOPE, ID, AgentScope, agent_not_found
+from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data, Page, Pagination
+from parley.edge.http.envelopes import Data, Page, Pagination, versioned
 from parley.edge.http.errors import error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id
-from parley.edge.http.paging import Cursor, Limit
-from parley.edge.http.request_ids import request_id
+from parley.edge.http.paging import Paging
 from parley.edge.projections.agents import AgentsProjection
 
 __all__ = [
     "DeletedAgent",
-    "agent_response",
     "agent_router",
     "checked_id",
     "send_registry",
@@ -66,15 +64,6 @@ def checked_id(agent_id: str, namespace: str) -> str:
     if not ID.match(agent_id):
         raise agent_not_found(agent_id, namespace)
     return agent_id
-
-
-def agent_response(view: AgentView, status: int = 200, **headers: str) -> Response[Data[AgentView]]:
-    """An agent, with its version as the `ETag`."""
-    return Response(
-        Data(data=view),
-        status_code=status,
-        headers={"ETag": f'"{view.version}"', **headers},
-    )
 
 
 async def send_registry(
@@ -105,31 +94,27 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_agent(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
+    ctx: NamedDependency[Scope],
     idempotency_key: Annotated[
         str | None,
         HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe create."),
     ] = None,
 ) -> Response[Data[AgentView]]:
     """Register an agent; it starts in state `created`."""
-    spec = await decode_body(request, AgentSpec)
+    spec = await ctx.body(AgentSpec)
+    agents, ns = ctx.edge.agents, ctx.ns
     agent_id = None
     if idempotency_key is not None:
         agent_id = idempotent_id(idempotency_key, ns, _IDEMPOTENCY_NS)
     existed = agent_id is not None and agents.get(ns, agent_id) is not None
-    command = CreateAgent(
-        namespace=ns, request_id=request_id(request.scope), spec=spec, agent_id=agent_id
-    )
-    reply = await send_registry(writes, agents, "create_agent", command)
+    command = CreateAgent(namespace=ns, request_id=ctx.request_id, spec=spec, agent_id=agent_id)
+    reply = await send_registry(ctx.writes, agents, "create_agent", command)
     view = view_after(agents, ns, reply.agent_id or "")
     replayed = existed or reply.version > 1
     headers = {"Location": f"{PREFIX}/{view.id}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return agent_response(view, 200 if replayed else 201, **headers)
+    return versioned(view, 200 if replayed else 201, **headers)
 
 
 @get(
@@ -140,6 +125,7 @@ async def create_agent(
     responses=error_responses(400, 422),
 )
 async def list_agents(
+    paging: NamedDependency[Paging],
     agents: NamedDependency[AgentsProjection],
     ns: NamedDependency[str],
     agent_state: Annotated[
@@ -159,8 +145,6 @@ async def list_agents(
     ] = None,
     name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
     sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""
     if trigger is not None and trigger not in ("manual", "webhook", "periodic"):
@@ -179,11 +163,11 @@ async def list_agents(
         trigger=trigger,
         name=name,
     )
-    page = paginate(agents.find(ns, wanted), sort=sort, limit=limit, cursor=cursor)
+    page = paginate(agents.find(ns, wanted), sort=sort, limit=paging.limit, cursor=paging.cursor)
     return Page(
         data=page.items,
         pagination=Pagination(
-            limit=limit,
+            limit=paging.limit,
             next_cursor=page.next_cursor,
             has_more=page.next_cursor is not None,
             total_count=page.total_count,
@@ -199,7 +183,7 @@ async def get_agent(
     view = agents.get(ns, checked_id(agent_id, ns))
     if view is None:
         raise agent_not_found(agent_id, ns)
-    return agent_response(view)
+    return versioned(view)
 
 
 @patch(
@@ -210,22 +194,21 @@ async def get_agent(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_agent(
-    request: Request[Any, Any, Any],
     agent: NamedDependency[AgentScope],
     expected_version: NamedDependency[int | None],
 ) -> Response[Data[AgentView]]:
     """Change an agent's definition (a new version)."""
     checked_id(agent.id, agent.ns)
-    change = await decode_body(request, AgentPatch)
+    change = await agent.body(AgentPatch)
     command = UpdateAgent(
         namespace=agent.ns,
-        request_id=request_id(request.scope),
+        request_id=agent.request_id,
         agent_id=agent.id,
         patch=change,
         expected_version=expected_version,
     )
     await send_registry(agent.writes, agent.agents, "update_agent", command)
-    return agent_response(view_after(agent.agents, agent.ns, agent.id))
+    return versioned(view_after(agent.agents, agent.ns, agent.id))
 
 
 @delete(
@@ -237,7 +220,6 @@ async def update_agent(
     responses=error_responses(400, 404, 409, 503, 504),
 )
 async def delete_agent(
-    request: Request[Any, Any, Any],
     agent: NamedDependency[AgentScope],
     expected_version: NamedDependency[int | None],
 ) -> Data[DeletedAgent]:
@@ -245,7 +227,7 @@ async def delete_agent(
     checked_id(agent.id, agent.ns)
     command = DeleteAgent(
         namespace=agent.ns,
-        request_id=request_id(request.scope),
+        request_id=agent.request_id,
         agent_id=agent.id,
         expected_version=expected_version,
     )
@@ -262,7 +244,7 @@ agent_router = Router(
         update_agent,
         delete_agent,
     ],
-    dependencies=AGENT_SCOPE,
+    dependencies={**AGENT_SCOPE, **SCOPE},
     tags=["agents"],
 )
 """Every `/api/v1/agents` route."""

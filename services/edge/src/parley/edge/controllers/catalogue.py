@@ -5,9 +5,11 @@ prices; built-in tools; execution strategies), the same ones the registry valida
 definitions against; they need no service and no event.
 """
 
-from typing import Annotated, get_args
+from collections.abc import Mapping
+from typing import Annotated, TypeVar, get_args
 
 from litestar import Router, get
+from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 
 from parley.contracts.errors import ErrorCode
@@ -17,9 +19,11 @@ from parley.contracts.tools import TOOL_CATALOGUE, ToolDescriptor
 from parley.edge.http.auth import EVERY_NAMESPACE
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
-from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.http.paging import Paging
 
 __all__ = ["model_router", "strategy_router", "tool_router"]
+
+T = TypeVar("T")
 
 _CAPABILITIES: tuple[str, ...] = get_args(Capability)
 _MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
@@ -31,12 +35,16 @@ def _check(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -
         raise invalid_value(name, value, f"expected one of {', '.join(allowed)}")
 
 
-def _not_found(kind: str, name: str, names: list[str]) -> ApiError:
-    return ApiError(
-        ErrorCode.NOT_FOUND,
-        f"no {kind} {name[:64]!r}; use one of {', '.join(sorted(names))}",
-        {kind: name[:64]},
-    )
+def _named(kind: str, catalogue: Mapping[str, T], name: str) -> Data[T]:
+    """The entry ``name`` of ``catalogue``, or ``404`` listing the names there are."""
+    entry = catalogue.get(name)
+    if entry is None:
+        raise ApiError(
+            ErrorCode.NOT_FOUND,
+            f"no {kind} {name[:64]!r}; use one of {', '.join(sorted(catalogue))}",
+            {kind: name[:64]},
+        )
+    return Data(data=entry)
 
 
 # --- models ------------------------------------------------------------------------------
@@ -50,6 +58,7 @@ def _not_found(kind: str, name: str, names: list[str]) -> ApiError:
     responses=error_responses(400, 422),
 )
 async def list_models(
+    paging: NamedDependency[Paging],
     provider: Annotated[str | None, Parameter(required=False, description="Provider.")] = None,
     capability: Annotated[
         str | None, Parameter(required=False, description=", ".join(_CAPABILITIES) + ".")
@@ -57,8 +66,6 @@ async def list_models(
     model_type: Annotated[
         str | None, Parameter(required=False, description=", ".join(_MODEL_TYPES) + ".")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ModelInfo]:
     """A page of the models catalogue."""
     catalogue = load_catalogue()
@@ -70,7 +77,7 @@ async def list_models(
         capability=capability,  # type: ignore[arg-type]
         model_type=model_type,  # type: ignore[arg-type]
     )
-    return page_by_key(found, lambda m: f"{m.provider}/{m.model}", limit=limit, cursor=cursor)
+    return paging.page(found, lambda m: f"{m.provider}/{m.model}")
 
 
 @get(
@@ -99,40 +106,33 @@ async def get_model(provider: FromPath[str], model: FromPath[str]) -> Data[Model
 
 @get("/", summary="List tools", description="Ordered by name.", responses=error_responses(400, 422))
 async def list_tools(
+    paging: NamedDependency[Paging],
     category: Annotated[
         str | None, Parameter(required=False, description=", ".join(_CATEGORIES) + ".")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ToolDescriptor]:
     """Built-in tools an agent may list, with their config and parameter schemas."""
     _check("category", category, _CATEGORIES)
     found = [t for t in TOOL_CATALOGUE.values() if category is None or t.category == category]
-    return page_by_key(found, lambda t: t.name, limit=limit, cursor=cursor)
+    return paging.page(found, lambda t: t.name)
 
 
 @get("/{name:str}", summary="Read a tool", responses=error_responses(404))
 async def get_tool(name: FromPath[str]) -> Data[ToolDescriptor]:
     """One built-in tool."""
-    descriptor = TOOL_CATALOGUE.get(name)
-    if descriptor is None:
-        raise _not_found("tool", name, list(TOOL_CATALOGUE))
-    return Data(data=descriptor)
+    return _named("tool", TOOL_CATALOGUE, name)
 
 
 @get("/", summary="List strategies", description="Ordered by name.", responses=error_responses(400))
-async def list_strategies(limit: Limit = 50, cursor: Cursor = None) -> Page[StrategyDescriptor]:
+async def list_strategies(paging: NamedDependency[Paging]) -> Page[StrategyDescriptor]:
     """Execution strategies, with their config schemas."""
-    return page_by_key(STRATEGY_CATALOGUE.values(), lambda s: s.name, limit=limit, cursor=cursor)
+    return paging.page(STRATEGY_CATALOGUE.values(), lambda s: s.name)
 
 
 @get("/{name:str}", summary="Read a strategy", responses=error_responses(404))
 async def get_strategy(name: FromPath[str]) -> Data[StrategyDescriptor]:
     """One execution strategy."""
-    descriptor = STRATEGY_CATALOGUE.get(name)
-    if descriptor is None:
-        raise _not_found("strategy", name, list(STRATEGY_CATALOGUE))
-    return Data(data=descriptor)
+    return _named("strategy", STRATEGY_CATALOGUE, name)
 
 
 _GLOBAL = {EVERY_NAMESPACE: True}  # the catalogue is the same in every namespace

@@ -1,5 +1,7 @@
 """What the cluster routes answer: a cluster joined with its agents and their metrics."""
 
+from typing import Any
+
 import msgspec
 
 from parley.aggregates.cluster import agent_specs
@@ -7,6 +9,7 @@ from parley.contracts.clusters import ClusterManifest, ClusterView
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import AgentMetrics
+from parley.edge.views import as_view
 
 __all__ = [
     "ClusterAgent",
@@ -119,35 +122,19 @@ def cluster_detail(
     if totals.total_requests:
         totals.average_response_time_ms = round(response_ms / totals.total_requests, 3)
     totals.cost_usd = round(totals.cost_usd, 8)
-    return ClusterDetail(
-        name=view.name,
-        namespace=view.namespace,
-        state=view.state,
-        strategy=view.manifest.spec.strategy,
-        scaling=view.scaling,
-        version=view.version,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-        labels=dict(view.manifest.metadata.labels),
-        agents_count=len(view.agent_ids),
-        agent_ids=list(view.agent_ids),
-        agents=agents,
-        metrics=totals,
-        manifest=view.manifest,
-    )
+    return as_view(ClusterDetail, view, **_computed(view), agents=agents, metrics=totals)
 
 
 def cluster_summary(view: ClusterView) -> ClusterSummary:
     """A cluster as a list shows it."""
-    return ClusterSummary(
-        name=view.name,
-        namespace=view.namespace,
-        state=view.state,
-        strategy=view.manifest.spec.strategy,
-        scaling=view.scaling,
-        agents_count=len(view.agent_ids),
-        labels=dict(view.manifest.metadata.labels),
-        version=view.version,
-        created_at=view.created_at,
-        updated_at=view.updated_at,
-    )
+    return as_view(ClusterSummary, view, **_computed(view))
+
+
+def _computed(view: ClusterView) -> dict[str, Any]:
+    """What both shapes show beyond the cluster's own fields."""
+    labels = dict(view.manifest.metadata.labels)
+    return {
+        "strategy": view.manifest.spec.strategy,
+        "labels": labels,
+        "agents_count": len(view.agent_ids),
+    }

@@ -36,16 +36,12 @@ from parley.edge.controllers.cluster_views import (
     cluster_detail,
     cluster_summary,
 )
-from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data, Page
+from parley.edge.controllers.resources import Resource
+from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
-from parley.edge.http.paging import Cursor, Limit, page_by_key
-from parley.edge.http.request_ids import request_id
-from parley.edge.projections.agents import AgentsProjection
+from parley.edge.http.paging import Paging
 from parley.edge.projections.clusters import ClustersProjection
-from parley.edge.projections.runtime import RuntimeProjection
-from parley.edge.settings import EdgeSettings
+from parley.eventstore.follower import Follower
 
 __all__ = ["ClusterOps", "ScaleRequest", "ScaleResult", "cluster_not_found", "cluster_router"]
 
@@ -78,46 +74,31 @@ def cluster_not_found(name: str, namespace: str) -> ParleyError:
     return not_found(ErrorCode.CLUSTER_NOT_FOUND, "cluster", "name", name, namespace, quote=True)
 
 
-class ClusterOps:
-    """The cluster routes' reads and writes (one per request, from its dependencies)."""
+class ClusterOps(Resource[ClusterView, CommandReply]):
+    """The cluster routes' reads and writes (one per request, from its dependencies).
 
-    def __init__(
-        self,
-        agents: NamedDependency[AgentsProjection],
-        clusters: NamedDependency[ClustersProjection],
-        runtime: NamedDependency[RuntimeProjection],
-        writes: NamedDependency[Writes],
-        settings: NamedDependency[EdgeSettings],
-        ns: NamedDependency[str],
-    ) -> None:
-        self.agents, self.clusters, self.runtime = agents, clusters, runtime
-        self.writes, self.settings, self.ns = writes, settings, ns
+    A cluster command's reply is a `ClusterReply`, read as a `CommandReply` (same `ok`,
+    `version`, `position`, `error`) since only those are needed here.
+    """
 
-    def get(self, name: str, namespace: str | None = None) -> ClusterView:
-        namespace = namespace or self.ns
-        view = self.clusters.get(namespace, name) if _NAME.match(name) else None
-        if view is None:
-            raise cluster_not_found(name, namespace)
-        return view
+    service, reply, what = SERVICE, CommandReply, "cluster"
+
+    def views(self) -> tuple[Follower, ...]:
+        return (self.edge.clusters, self.edge.agents)
+
+    def find(self, key: str, namespace: str) -> ClusterView | None:
+        return self.edge.clusters.get(namespace, key) if _NAME.match(key) else None
+
+    def missing(self, key: str, namespace: str) -> ParleyError:
+        return cluster_not_found(key, namespace)
 
     def detail(self, name: str, namespace: str | None = None) -> ClusterDetail:
-        return cluster_detail(self.agents, self.runtime, self.get(name, namespace))
+        return cluster_detail(self.edge.agents, self.edge.runtime, self.get(name, namespace))
 
-    async def run(self, verb: str, command: msgspec.Struct, agents: int) -> CommandReply:
-        """Send ``command``; wait until the clusters and agents projections show its effect.
-
-        The reply is a `ClusterReply`; read as a `CommandReply` (same `ok`, `version`,
-        `position`, `error`) since only those are needed here.
-        """
-        return await self.writes.send(
-            SERVICE,
-            verb,
-            command,
-            CommandReply,
-            views=(self.clusters, self.agents),
-            within=self.settings.command_timeout + _PER_AGENT_S * agents,
-            what="cluster",
-        )
+    async def run_for(self, verb: str, command: msgspec.Struct, agents: int) -> CommandReply:
+        """:meth:`run`, given time for ``agents`` agents on top of the command timeout."""
+        within = self.edge.settings.command_timeout + _PER_AGENT_S * agents
+        return await self.run(verb, command, within=within)
 
 
 def _explicit_namespace(request: Request[Any, Any, Any]) -> str | None:
@@ -138,14 +119,12 @@ def _explicit_namespace(request: Request[Any, Any, Any]) -> str | None:
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
 async def create_cluster(
-    request: Request[Any, Any, Any],
     ops: NamedDependency[ClusterOps],
-    ns: NamedDependency[str],
     start: Annotated[bool, Parameter(description="Start the agents once created.")] = True,
 ) -> Response[Data[ClusterDetail]]:
     """Deploy a cluster from its manifest."""
-    manifest = await decode_body(request, ClusterManifest)
-    explicit = _explicit_namespace(request)
+    manifest = await ops.body(ClusterManifest)
+    explicit = _explicit_namespace(ops.request)
     declared = manifest.metadata.namespace
     if explicit is not None and declared not in ("default", explicit):
         message = f"the manifest says {declared!r} but the request is for {explicit!r}"
@@ -154,18 +133,16 @@ async def create_cluster(
             f"metadata.namespace: {message}",
             [{"field": "body.metadata.namespace", "message": message}],
         )
-    namespace = ns if explicit is not None else declared
+    namespace = ops.ns if explicit is not None else declared
     manifest = msgspec.structs.replace(
         manifest, metadata=msgspec.structs.replace(manifest.metadata, namespace=namespace)
     )
     command = CreateCluster(
-        namespace=namespace, request_id=request_id(request.scope), manifest=manifest, start=start
+        namespace=namespace, request_id=ops.request_id, manifest=manifest, start=start
     )
-    await ops.run("create_cluster", command, len(agent_specs(manifest)))
+    await ops.run_for("create_cluster", command, len(agent_specs(manifest)))
     detail = ops.detail(manifest.metadata.name, namespace)
-    return Response(
-        Data(data=detail), status_code=201, headers={"Location": f"{PREFIX}/{detail.name}"}
-    )
+    return created(detail, f"{PREFIX}/{detail.name}")
 
 
 @get(
@@ -177,14 +154,13 @@ async def create_cluster(
 async def list_clusters(
     clusters: NamedDependency[ClustersProjection],
     ns: NamedDependency[str],
+    paging: NamedDependency[Paging],
     cluster_state: Annotated[
         str | None, QueryParameter(name="state", required=False, description="`active`, `paused`.")
     ] = None,
     label: Annotated[
         list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ClusterSummary]:
     """A page of the namespace's clusters."""
     if cluster_state is not None and cluster_state not in ("active", "paused"):
@@ -196,7 +172,7 @@ async def list_clusters(
         if (cluster_state is None or view.state == cluster_state)
         and all(view.manifest.metadata.labels.get(k) == v for k, v in labels)
     ]
-    page = page_by_key(found, lambda v: v.name, limit=limit, cursor=cursor)
+    page = paging.page(found, lambda v: v.name)
     return Page(data=[cluster_summary(v) for v in page.data], pagination=page.pagination)
 
 
@@ -215,18 +191,15 @@ async def get_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> 
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
 async def update_cluster(
-    request: Request[Any, Any, Any],
-    ops: NamedDependency[ClusterOps],
-    ns: NamedDependency[str],
-    name: FromPath[str],
+    ops: NamedDependency[ClusterOps], name: FromPath[str]
 ) -> Data[ClusterDetail]:
     """Pause or resume every agent of the cluster."""
     view = ops.get(name)
-    body = await decode_body(request, ClusterAction)
+    body = await ops.body(ClusterAction)
     command = UpdateCluster(
-        namespace=ns, request_id=request_id(request.scope), name=name, action=body.action
+        namespace=ops.ns, request_id=ops.request_id, name=name, action=body.action
     )
-    await ops.run("update_cluster", command, len(view.agent_ids))
+    await ops.run_for("update_cluster", command, len(view.agent_ids))
     return Data(data=ops.detail(name))
 
 
@@ -237,16 +210,11 @@ async def update_cluster(
     description="Stops and deletes every agent of the cluster, then the cluster.",
     responses=error_responses(404, 409, 503, 504),
 )
-async def delete_cluster(
-    request: Request[Any, Any, Any],
-    ops: NamedDependency[ClusterOps],
-    ns: NamedDependency[str],
-    name: FromPath[str],
-) -> None:
+async def delete_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> None:
     """Delete the cluster and its agents."""
     view = ops.get(name)
-    command = DeleteCluster(namespace=ns, request_id=request_id(request.scope), name=name)
-    await ops.run("delete_cluster", command, 2 * len(view.agent_ids))
+    command = DeleteCluster(namespace=ops.ns, request_id=ops.request_id, name=name)
+    await ops.run_for("delete_cluster", command, 2 * len(view.agent_ids))
 
 
 @post(
@@ -258,27 +226,22 @@ async def delete_cluster(
     opt={"body": ScaleRequest},
     responses=error_responses(400, 404, 409, 415, 422, 503, 504),
 )
-async def scale_cluster(
-    request: Request[Any, Any, Any],
-    ops: NamedDependency[ClusterOps],
-    ns: NamedDependency[str],
-    name: FromPath[str],
-) -> Data[ScaleResult]:
+async def scale_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> Data[ScaleResult]:
     """Set one agent's instances."""
     ops.get(name)
-    body = await decode_body(request, ScaleRequest)
+    body = await ops.body(ScaleRequest)
     command = ScaleCluster(
-        namespace=ns,
-        request_id=request_id(request.scope),
+        namespace=ops.ns,
+        request_id=ops.request_id,
         name=name,
         agent_name=body.agent_name,
         instances=body.instances,
     )
-    await ops.run("scale_cluster", command, 1)
+    await ops.run_for("scale_cluster", command, 1)
     detail = ops.detail(name)
     agent = next((a for a in detail.agents if a.name == body.agent_name), None)
     if agent is None:  # deleted by someone else between the command and now
-        raise cluster_not_found(name, ns)
+        raise cluster_not_found(name, ops.ns)
     return Data(
         data=ScaleResult(
             agent_name=agent.name,

@@ -7,7 +7,7 @@ runtime projection. An agent's output, log and metrics are :mod:`.observability`
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, Parameter
 from msgspec import Meta
@@ -19,10 +19,9 @@ from parley.contracts.runtime import (
     TriggerExecution,
 )
 from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
-from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import error_responses, invalid
-from parley.edge.http.paging import Cursor, Limit, page_by_key
+from parley.edge.http.paging import Paging
 from parley.edge.projections.runtime_views import ExecutionView
 
 __all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]
@@ -64,12 +63,10 @@ class Queued(msgspec.Struct, kw_only=True):
     opt={"body": WebhookBody, "body_optional": True},
     responses=error_responses(400, 402, 404, 409, 413, 415, 422, 503, 504),
 )
-async def webhook(
-    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope]
-) -> Response[Data[Queued]]:
+async def webhook(agent: NamedDependency[AgentScope]) -> Response[Data[Queued]]:
     """Queue an execution of the agent with `input_data`."""
     agent.live()
-    body = await decode_body(request, WebhookBody, optional=True)
+    body = await agent.body(WebhookBody, optional=True)
     command = TriggerExecution(
         namespace=agent.ns,
         agent_id=agent.id,
@@ -93,6 +90,7 @@ async def webhook(
     responses=error_responses(400, 404, 422),
 )
 async def list_executions(
+    paging: NamedDependency[Paging],
     agent: NamedDependency[AgentScope],
     status: Annotated[
         str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
@@ -100,8 +98,6 @@ async def list_executions(
     trigger: Annotated[
         str | None, Parameter(required=False, description=", ".join(_TRIGGERS) + ".")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[ExecutionView]:
     """A page of the agent's executions, oldest first."""
     agent.live()
@@ -116,7 +112,7 @@ async def list_executions(
             (status is None or v.status == status) and (trigger is None or v.trigger == trigger)
         ),
     )
-    return page_by_key(views, lambda v: f"{v.created_at}\x00{v.id}", limit=limit, cursor=cursor)
+    return paging.page(views, lambda v: f"{v.created_at}\x00{v.id}")
 
 
 @get(
@@ -141,12 +137,12 @@ async def get_execution(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def execution_input(
-    request: Request[Any, Any, Any], agent: NamedDependency[AgentScope], execution_id: FromPath[str]
+    agent: NamedDependency[AgentScope], execution_id: FromPath[str]
 ) -> Data[ExecutionView]:
     """Approve or deny the pending tool call, optionally with a response."""
     agent.live()
     agent.execution(execution_id)
-    body = await decode_body(request, InputBody, optional=True)
+    body = await agent.body(InputBody, optional=True)
     command = ExecutionInput(
         namespace=agent.ns,
         agent_id=agent.id,

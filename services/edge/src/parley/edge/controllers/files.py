@@ -6,12 +6,11 @@ the bytes straight from the object store.
 """
 
 import re
-from typing import Any
 from urllib.parse import quote
 
 import nats.errors
 import nats.js.errors
-from litestar import Request, Response, Router, delete, get, post
+from litestar import Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -22,7 +21,7 @@ from parley.contracts.runtime import DeleteFile
 from parley.contracts.runtime import UploadFile as UploadFileCommand
 from parley.contracts.subjects import FILES_BUCKET
 from parley.edge.controllers.lookups import SESSION_SCOPE, SessionScope
-from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Data, created
 from parley.edge.http.errors import ApiError, error_responses
 from parley.edge.projections.runtime_views import FileView
 from parley.edge.settings import EdgeSettings
@@ -67,12 +66,11 @@ def _accepted(content_type: str) -> bool:
     responses=error_responses(400, 404, 413, 415, 422, 503, 504),
 )
 async def upload_file(
-    request: Request[Any, Any, Any],
-    session: NamedDependency[SessionScope],
-    settings: NamedDependency[EdgeSettings],
+    session: NamedDependency[SessionScope], settings: NamedDependency[EdgeSettings]
 ) -> Response[Data[FileView]]:
     """Attach a file to a session."""
     session.live()
+    request = session.request
     media_type, _ = request.content_type
     if media_type.lower() != "multipart/form-data":
         raise ApiError(
@@ -123,11 +121,7 @@ async def upload_file(
     )
     reply = await session.writes.runtime("upload_file", command)
     view = _file(session, reply.file_id or "")
-    return Response(
-        Data(data=view),
-        status_code=201,
-        headers={"Location": f"/api/v1/sessions/{session.id}/files/{view.id}"},
-    )
+    return created(view, f"/api/v1/sessions/{session.id}/files/{view.id}")
 
 
 @get("/{session_id:str}/files", summary="List a session's files", responses=error_responses(404))

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, delete, get, post
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from msgspec import Meta
@@ -33,6 +33,7 @@ from parley.contracts.identity import (
 from parley.contracts.ids import new_id
 from parley.contracts.registry import SERVICE as REGISTRY
 from parley.edge.commands import CommandClient
+from parley.edge.controllers.resources import http_request
 from parley.edge.dependencies import Writes
 from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.body import decode_body
@@ -84,39 +85,79 @@ class Ticket(msgspec.Struct, kw_only=True):
     expires_in: int
 
 
+class KeyOps:
+    """The key routes' reads and writes, as the calling admin (one per request)."""
+
+    def __init__(self, writes: NamedDependency[Writes], keys: NamedDependency[KeyIndex]) -> None:
+        self.request, self.writes, self.keys = http_request(writes), writes, keys
+        self.who: Principal = principal(self.request)
+
+    def get(self, key_id: str) -> Any:
+        """The key ``key_id``, or ``404`` when the caller does not see its namespace."""
+        key = self.keys.get(key_id)
+        if key is None or not self.who.sees(key.namespace):
+            raise ParleyError(
+                ErrorCode.NOT_FOUND, f"no API key {key_id[:64]}", {"key_id": key_id[:64]}
+            )
+        return key
+
+    def may_grant(self, namespaces: list[str]) -> None:
+        """Refuse (``403``) unless the caller holds every one of ``namespaces``."""
+        if not self.who.can_grant(namespaces):
+            raise ParleyError(
+                ErrorCode.FORBIDDEN,
+                "an admin may manage only keys of namespaces it holds itself",
+                {"namespaces": namespaces},
+            )
+
+    async def run(self, verb: str, command: msgspec.Struct) -> ApiKeyReply:
+        """Send a key command; answer once this edge's key index shows it."""
+        return await self.writes.send(REGISTRY, verb, command, ApiKeyReply, views=(self.keys,))
+
+    async def issued(self, verb: str, command: CreateApiKey | RotateApiKey) -> Data[IssuedKey]:
+        """Make or rotate a key; its view and its secret, shown this once."""
+        reply = await self.run(verb, command)
+        key = self.keys.get(reply.key_id or "")
+        if key is None or reply.secret is None:
+            raise ParleyError(ErrorCode.INTERNAL_ERROR, "the key was made but cannot be shown")
+        return Data(data=IssuedKey(key=view(key), secret=reply.secret))
+
+    async def revoke(self, key_id: str, reason: str | None) -> Data[ApiKeyView]:
+        """Revoke a key of a namespace the caller holds."""
+        key = self.get(key_id)
+        self.may_grant(key.namespaces)
+        command = RevokeApiKey(
+            namespace=key.namespace, key_id=key_id, reason=reason, actor=self.who.id
+        )
+        await self.run("revoke_api_key", command)
+        return Data(data=view(self.get(key_id)))
+
+
 @post(
     "/",
     status_code=201,
     opt={ACTION: Action.MANAGE_KEYS, "body": NewKey},
     responses=error_responses(403, 422),
 )
-async def create_key(
-    request: Request[Any, Any, Any],
-    writes: NamedDependency[Writes],
-    keys: NamedDependency[KeyIndex],
-    ns: NamedDependency[str],
-) -> Data[IssuedKey]:
+async def create_key(ops: NamedDependency[KeyOps], ns: NamedDependency[str]) -> Data[IssuedKey]:
     """Create an API key; the answer holds its secret, shown this once."""
-    body = await decode_body(request, NewKey)
-    who = principal(request)
-    _may_grant(who, body.namespaces or [ns])
+    body = await decode_body(ops.request, NewKey)
+    ops.may_grant(body.namespaces or [ns])
     command = CreateApiKey(
         namespace=ns,
         name=body.name,
         roles=body.roles,
         namespaces=body.namespaces,
         expires_at=body.expires_at,
-        actor=who.id,
+        actor=ops.who.id,
     )
-    return await _issued(writes, keys, "create_api_key", command)
+    return await ops.issued("create_api_key", command)
 
 
 @get("/", opt=_KEYS)
-async def list_keys(
-    request: Request[Any, Any, Any], keys: NamedDependency[KeyIndex]
-) -> Page[ApiKeyView]:
+async def list_keys(ops: NamedDependency[KeyOps]) -> Page[ApiKeyView]:
     """Every key of the namespaces the caller sees (never a secret or digest)."""
-    found = [view(key) for key in keys.keys(principal(request))]
+    found = [view(key) for key in ops.keys.keys(ops.who)]
     pagination = Pagination(
         limit=len(found), next_cursor=None, has_more=False, total_count=len(found)
     )
@@ -124,29 +165,21 @@ async def list_keys(
 
 
 @get("/{key_id:str}", opt=_KEYS, responses=error_responses(404))
-async def get_key(
-    request: Request[Any, Any, Any], keys: NamedDependency[KeyIndex], key_id: FromPath[str]
-) -> Data[ApiKeyView]:
+async def get_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[ApiKeyView]:
     """One key."""
-    return Data(data=view(_key(keys, principal(request), key_id)))
+    return Data(data=view(ops.get(key_id)))
 
 
 @post("/{key_id:str}/rotate", opt={**_KEYS, "body": KeyChange, "body_optional": True})
-async def rotate_key(
-    request: Request[Any, Any, Any],
-    writes: NamedDependency[Writes],
-    keys: NamedDependency[KeyIndex],
-    key_id: FromPath[str],
-) -> Data[IssuedKey]:
+async def rotate_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[IssuedKey]:
     """Give a key a new secret (shown this once); the old secret stops working at once."""
-    body = await decode_body(request, KeyChange, optional=True)
-    who = principal(request)
-    key = _key(keys, who, key_id)
-    _may_grant(who, key.namespaces)
+    body = await decode_body(ops.request, KeyChange, optional=True)
+    key = ops.get(key_id)
+    ops.may_grant(key.namespaces)
     command = RotateApiKey(
-        namespace=key.namespace, key_id=key_id, expires_at=body.expires_at, actor=who.id
+        namespace=key.namespace, key_id=key_id, expires_at=body.expires_at, actor=ops.who.id
     )
-    return await _issued(writes, keys, "rotate_api_key", command)
+    return await ops.issued("rotate_api_key", command)
 
 
 @post(
@@ -154,42 +187,22 @@ async def rotate_key(
     status_code=200,
     opt={**_KEYS, "body": KeyChange, "body_optional": True},
 )
-async def revoke_key(
-    request: Request[Any, Any, Any],
-    writes: NamedDependency[Writes],
-    keys: NamedDependency[KeyIndex],
-    key_id: FromPath[str],
-) -> Data[ApiKeyView]:
+async def revoke_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[ApiKeyView]:
     """Revoke a key for good: every edge refuses it within a second."""
-    body = await decode_body(request, KeyChange, optional=True)
-    return await _revoke(request, writes, keys, key_id, body.reason)
+    body = await decode_body(ops.request, KeyChange, optional=True)
+    return await ops.revoke(key_id, body.reason)
 
 
 @delete("/{key_id:str}", status_code=200, opt=_KEYS)
-async def delete_key(
-    request: Request[Any, Any, Any],
-    writes: NamedDependency[Writes],
-    keys: NamedDependency[KeyIndex],
-    key_id: FromPath[str],
-) -> Data[ApiKeyView]:
+async def delete_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[ApiKeyView]:
     """Revoke a key (the same as `POST /{key_id}/revoke`)."""
-    return await _revoke(request, writes, keys, key_id, None)
-
-
-async def _revoke(
-    request: Request[Any, Any, Any], writes: Writes, keys: KeyIndex, key_id: str, reason: str | None
-) -> Data[ApiKeyView]:
-    who = principal(request)
-    key = _key(keys, who, key_id)
-    _may_grant(who, key.namespaces)
-    command = RevokeApiKey(namespace=key.namespace, key_id=key_id, reason=reason, actor=who.id)
-    await writes.send(REGISTRY, "revoke_api_key", command, ApiKeyReply, views=(keys,))
-    return Data(data=view(_key(keys, who, key_id)))
+    return await ops.revoke(key_id, None)
 
 
 key_router = Router(
     path="/api/v1/keys",
     route_handlers=[create_key, list_keys, get_key, rotate_key, revoke_key, delete_key],
+    dependencies={"ops": Provide(KeyOps, sync_to_thread=False)},
     tags=["keys"],
 )
 
@@ -210,32 +223,6 @@ async def mint_ticket(
 
 
 identity_routes: list[Router | HTTPRouteHandler] = [key_router, mint_ticket]
-
-
-async def _issued(
-    writes: Writes, keys: KeyIndex, verb: str, command: CreateApiKey | RotateApiKey
-) -> Data[IssuedKey]:
-    reply = await writes.send(REGISTRY, verb, command, ApiKeyReply, views=(keys,))
-    key = keys.get(reply.key_id or "")
-    if key is None or reply.secret is None:
-        raise ParleyError(ErrorCode.INTERNAL_ERROR, "the key was made but cannot be shown")
-    return Data(data=IssuedKey(key=view(key), secret=reply.secret))
-
-
-def _key(keys: KeyIndex, who: Principal, key_id: str) -> Any:
-    key = keys.get(key_id)
-    if key is None or not who.sees(key.namespace):
-        raise ParleyError(ErrorCode.NOT_FOUND, f"no API key {key_id[:64]}", {"key_id": key_id[:64]})
-    return key
-
-
-def _may_grant(who: Principal, namespaces: list[str]) -> None:
-    if not who.can_grant(namespaces):
-        raise ParleyError(
-            ErrorCode.FORBIDDEN,
-            "an admin may manage only keys of namespaces it holds itself",
-            {"namespaces": namespaces},
-        )
 
 
 async def record_key_use(commands: CommandClient, keys: KeyIndex, key_id: str) -> None:

@@ -3,13 +3,12 @@ before any command is sent; and the scopes of the routes under one agent or one 
 
 import re
 
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.di import Provide
 
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import AgentView
-from parley.edge.dependencies import Writes
+from parley.edge.controllers.resources import Scope
 from parley.edge.http.errors import ApiError, not_found
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
@@ -72,23 +71,24 @@ def require_execution(
     return view
 
 
-class AgentScope:
+class AgentScope(Scope):
     """What the routes under `/agents/{agent_id}` share: the agent, its sessions and executions.
 
     A typed dependency (one per request); lookups happen when a handler asks, so a handler
     decides the order of its checks.
     """
 
-    def __init__(
-        self,
-        agents: NamedDependency[AgentsProjection],
-        runtime: NamedDependency[RuntimeProjection],
-        writes: NamedDependency[Writes],
-        ns: NamedDependency[str],
-        agent_id: FromPath[str],
-    ) -> None:
-        self.agents, self.runtime, self.writes = agents, runtime, writes
-        self.ns, self.id = ns, agent_id
+    id_param = "agent_id"
+
+    @property
+    def agents(self) -> AgentsProjection:
+        """The agents projection."""
+        return self.edge.agents
+
+    @property
+    def runtime(self) -> RuntimeProjection:
+        """The runtime projection (sessions and executions)."""
+        return self.edge.runtime
 
     def live(self) -> AgentView:
         """The live agent, or ``404 AGENT_NOT_FOUND``."""
@@ -103,17 +103,15 @@ class AgentScope:
         return require_execution(self.runtime, self.ns, self.id, execution_id)
 
 
-class SessionScope:
+class SessionScope(Scope):
     """What the routes under `/sessions/{session_id}` share: the session and its writes."""
 
-    def __init__(
-        self,
-        runtime: NamedDependency[RuntimeProjection],
-        writes: NamedDependency[Writes],
-        ns: NamedDependency[str],
-        session_id: FromPath[str],
-    ) -> None:
-        self.runtime, self.writes, self.ns, self.id = runtime, writes, ns, session_id
+    id_param = "session_id"
+
+    @property
+    def runtime(self) -> RuntimeProjection:
+        """The runtime projection (sessions)."""
+        return self.edge.runtime
 
     def live(self) -> SessionDetail:
         """The live session, or ``404 SESSION_NOT_FOUND``."""

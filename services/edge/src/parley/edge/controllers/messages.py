@@ -10,10 +10,10 @@ records the message once and answers the recorded outcome (`Idempotent-Replayed:
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, Parameter
 from msgspec import Meta
@@ -30,16 +30,12 @@ from parley.contracts.acl import (
 )
 from parley.contracts.errors import ErrorCode
 from parley.edge.controllers.lookups import ID
-from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
+from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
 from parley.edge.http.guards import idempotent_id
-from parley.edge.http.paging import Cursor, Limit, page_by_key
-from parley.edge.http.request_ids import request_id
-from parley.edge.projections.agents import AgentsProjection
+from parley.edge.http.paging import Paging
 from parley.edge.projections.messages import MessagesProjection, MessageView
-from parley.edge.settings import EdgeSettings
 from parley.edge.streams.filters import split_values
 
 __all__ = ["message_router"]
@@ -107,19 +103,15 @@ def _message_id(body: SendRequest, ns: str, idempotency_key: str | None) -> str 
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def send_message(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    messages: NamedDependency[MessagesProjection],
-    writes: NamedDependency[Writes],
-    settings: NamedDependency[EdgeSettings],
-    ns: NamedDependency[str],
+    ctx: NamedDependency[Scope],
     idempotency_key: Annotated[
         str | None,
         HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe send."),
     ] = None,
 ) -> Response[Data[SentMessage]]:
     """Record and deliver one message."""
-    body = await decode_body(request, SendRequest)
+    body = await ctx.body(SendRequest)
+    ns, messages, settings = ctx.ns, ctx.edge.messages, ctx.edge.settings
     message_id = _message_id(body, ns, idempotency_key)
     fields = {name: getattr(body, name) for name in OutgoingMessage.__struct_fields__}
     if body.receiver is not None and body.receiver not in body.receivers:
@@ -129,14 +121,14 @@ async def send_message(
     command = SendMessage(
         message=OutgoingMessage(**fields),
         namespace=ns,
-        request_id=request_id(request.scope),
-        traceparent=request.headers.get("traceparent"),
+        request_id=ctx.request_id,
+        traceparent=ctx.request.headers.get("traceparent"),
         wait_seconds=body.wait,
-        min_position=agents.applied_position,
+        min_position=ctx.edge.agents.applied_position,
     )
     within = settings.command_timeout + (body.wait or 0.0)
     try:
-        reply = await writes.send(
+        reply = await ctx.writes.send(
             MESSAGING, "send", command, MessageReply, views=(messages,), within=within, strict=False
         )
     except ApiError as exc:  # a refused delivery is recorded: show it to a GET right after
@@ -168,6 +160,7 @@ async def send_message(
     responses=error_responses(400, 422),
 )
 async def list_messages(
+    paging: NamedDependency[Paging],
     messages: NamedDependency[MessagesProjection],
     ns: NamedDependency[str],
     conversation_id: Annotated[
@@ -180,8 +173,6 @@ async def list_messages(
     performative: Annotated[
         list[str] | None, Parameter(required=False, description="FIPA performative.")
     ] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[AclMessage]:
     """A page of the namespace's message history."""
     performatives = frozenset(split_values(performative or ()))
@@ -194,7 +185,7 @@ async def list_messages(
         agent_ids=frozenset(split_values(agent_id or ())),
         performatives=performatives,
     )
-    page = page_by_key(found, lambda item: f"{item[0]:020d}", limit=limit, cursor=cursor)
+    page = paging.page(found, lambda item: f"{item[0]:020d}")
     return Page(data=[message for _, message in page.data], pagination=page.pagination)
 
 
@@ -214,6 +205,7 @@ async def get_message(
 message_router = Router(
     path=PREFIX,
     route_handlers=[send_message, list_messages, get_message],
+    dependencies=SCOPE,
     tags=["messages"],
 )
 """Every `/api/v1/messages` route."""

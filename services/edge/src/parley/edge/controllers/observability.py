@@ -14,6 +14,7 @@ from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError, error_responses, invalid
 from parley.edge.projections.runtime_views import AgentMetrics, ExecutionView, LogEntry, LogLevel
+from parley.edge.views import as_view
 
 __all__ = ["Output", "metrics_router", "output_router"]
 
@@ -51,15 +52,7 @@ async def agent_output(
                 f"agent {agent.id} has no completed execution yet",
                 {"agent_id": agent.id},
             )
-    return Data(
-        data=Output(
-            execution_id=view.id,
-            status=view.status,
-            output=view.output,
-            error=view.error,
-            finished_at=view.finished_at,
-        )
-    )
+    return Data(data=as_view(Output, view, execution_id=view.id))
 
 
 @get(

@@ -4,7 +4,7 @@
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from msgspec import Meta
@@ -13,14 +13,10 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import Budget
 from parley.contracts.tasks import GroupStrategy, StartRun
 from parley.edge.controllers.clusters import cluster_not_found
-from parley.edge.controllers.tasks import send_task_command
-from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data
+from parley.edge.controllers.tasks import TASKS, Tasks
+from parley.edge.http.envelopes import Data, created
 from parley.edge.http.errors import ApiError, error_responses, invalid
-from parley.edge.projections.agents import AgentsProjection
-from parley.edge.projections.clusters import ClustersProjection
-from parley.edge.projections.tasks import RunView, TasksProjection
+from parley.edge.projections.tasks import RunView
 
 __all__ = ["RunBody", "run_router"]
 
@@ -47,21 +43,14 @@ class RunBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     opt={"body": RunBody},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
-async def start_run(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    clusters: NamedDependency[ClustersProjection],
-    tasks: NamedDependency[TasksProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-    name: FromPath[str],
-) -> Response[Data[RunView]]:
+async def start_run(task: NamedDependency[Tasks], name: FromPath[str]) -> Response[Data[RunView]]:
     """Start a run over the cluster's agents."""
+    ns, agents, clusters = task.ns, task.edge.agents, task.edge.clusters
     cluster = clusters.get(ns, name) if len(name) <= 63 else None
     agent_ids = clusters.agent_ids(ns, name) if cluster is not None else None
     if cluster is None or agent_ids is None:
         raise cluster_not_found(name, ns)
-    body = await decode_body(request, RunBody)
+    body = await task.body(RunBody)
     spec = cluster.manifest.spec
     live = [a for a in agent_ids if agents.get(ns, a) is not None]
     if not live:
@@ -76,27 +65,20 @@ async def start_run(
         timeout_seconds=body.timeout_seconds,
         min_position=agents.applied_position,
     )
-    reply = await send_task_command(writes, tasks, "start_run", command)
+    reply = await task.run("start_run", command)
     run_id = reply.run_id or ""
-    view = tasks.run(ns, name, run_id)
+    view = task.edge.tasks.run(ns, name, run_id)
     if view is None:  # pragma: no cover - the wait above makes it visible
         raise ApiError(ErrorCode.TIMEOUT, "the run started but is not visible yet")
-    return Response(
-        Data(data=view),
-        status_code=202,
-        headers={"Location": f"/api/v1/clusters/{name}/runs/{run_id}"},
-    )
+    return created(view, f"/api/v1/clusters/{name}/runs/{run_id}", 202)
 
 
 @get("/{name:str}/runs/{run_id:str}", summary="Read a group run", responses=error_responses(404))
 async def get_run(
-    tasks: NamedDependency[TasksProjection],
-    ns: NamedDependency[str],
-    name: FromPath[str],
-    run_id: FromPath[str],
+    task: NamedDependency[Tasks], name: FromPath[str], run_id: FromPath[str]
 ) -> Data[RunView]:
     """Each agent's part (input, output, error) and the run's result."""
-    view = tasks.run(ns, name, run_id)
+    view = task.edge.tasks.run(task.ns, name, run_id)
     if view is None:
         raise ApiError(
             ErrorCode.RUN_NOT_FOUND,
@@ -109,6 +91,7 @@ async def get_run(
 run_router = Router(
     path="/api/v1/clusters",
     route_handlers=[start_run, get_run],
+    dependencies=TASKS,
     tags=["clusters"],
 )
 """`POST /clusters/{name}/runs`, `GET /clusters/{name}/runs/{id}`."""

@@ -8,7 +8,7 @@ command's position (read-your-writes). Chat on a session works like the agent ch
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, patch, post, put
+from litestar import Response, Router, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from msgspec import Meta
@@ -31,12 +31,10 @@ from parley.edge.controllers.lookups import (
     require_agent,
     require_session,
 )
-from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data, Page
+from parley.edge.controllers.resources import SCOPE, Scope
+from parley.edge.http.envelopes import Data, Page, versioned
 from parley.edge.http.errors import ApiError, error_responses
-from parley.edge.http.paging import Cursor, Limit, page_by_key
-from parley.edge.projections.agents import AgentsProjection
+from parley.edge.http.paging import Paging
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import SessionDetail, SessionView
 
@@ -76,14 +74,6 @@ class DeletedCount(msgspec.Struct, kw_only=True):
     deleted: int
 
 
-def _respond(view: SessionDetail, status: int = 200, **headers: str) -> Response[Any]:
-    return Response(
-        Data(data=view),
-        status_code=status,
-        headers={"ETag": f'"{view.version}"', **headers},
-    )
-
-
 @post(
     "/",
     status_code=201,
@@ -91,15 +81,10 @@ def _respond(view: SessionDetail, status: int = 200, **headers: str) -> Response
     opt={"body": CreateSessionBody, "body_optional": True},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
-async def create_session(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    runtime: NamedDependency[RuntimeProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-) -> Response[Data[SessionDetail]]:
+async def create_session(ctx: NamedDependency[Scope]) -> Response[Data[SessionDetail]]:
     """Open a conversation with an agent, or ad hoc with its own settings."""
-    body = await decode_body(request, CreateSessionBody, optional=True)
+    body = await ctx.body(CreateSessionBody, optional=True)
+    agents, ns = ctx.edge.agents, ctx.ns
     if body.agent_id is not None:
         require_agent(agents, ns, body.agent_id)
     command = CreateSession(
@@ -109,28 +94,27 @@ async def create_session(
         title=body.title,
         min_position=agents.applied_position,
     )
-    reply = await writes.runtime("create_session", command)
-    view = require_session(runtime, ns, reply.session_id or "")
-    return _respond(view, 201, Location=f"{PREFIX}/{view.id}")
+    reply = await ctx.writes.runtime("create_session", command)
+    view = require_session(ctx.edge.runtime, ns, reply.session_id or "")
+    return versioned(view, 201, Location=f"{PREFIX}/{view.id}")
 
 
 @get("/", summary="List sessions", responses=error_responses(400, 422))
 async def list_sessions(
+    paging: NamedDependency[Paging],
     runtime: NamedDependency[RuntimeProjection],
     ns: NamedDependency[str],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[SessionView]:
     """A page of the namespace's sessions, oldest first."""
     views = runtime.sessions(ns, agent_id)
-    return page_by_key(views, lambda v: f"{v.created_at}\x00{v.id}", limit=limit, cursor=cursor)
+    return paging.page(views, lambda v: f"{v.created_at}\x00{v.id}")
 
 
 @get("/{session_id:str}", summary="Read a session", responses=error_responses(404))
 async def get_session(session: NamedDependency[SessionScope]) -> Response[Data[SessionDetail]]:
     """A session's settings, files and history; its version is the `ETag`."""
-    return _respond(session.live())
+    return versioned(session.live())
 
 
 @patch(
@@ -141,13 +125,12 @@ async def get_session(session: NamedDependency[SessionScope]) -> Response[Data[S
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def update_session(
-    request: Request[Any, Any, Any],
     session: NamedDependency[SessionScope],
     expected_version: NamedDependency[int | None],
 ) -> SessionPatchResponse:
     """Change settings; the answer reports changed, skipped and failed fields."""
     session.live()
-    change = await decode_body(request, SessionPatch)
+    change = await session.body(SessionPatch)
     command = UpdateSession(
         namespace=session.ns, session_id=session.id, patch=change, expected_version=expected_version
     )
@@ -167,13 +150,12 @@ async def update_session(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def set_tools(
-    request: Request[Any, Any, Any],
     session: NamedDependency[SessionScope],
     expected_version: NamedDependency[int | None],
 ) -> Response[Data[SessionDetail]]:
     """`{"tools": [...]}` replaces the session's tools."""
     session.live()
-    body = await decode_body(request, ToolsBody)
+    body = await session.body(ToolsBody)
     command = SetSessionTools(
         namespace=session.ns,
         session_id=session.id,
@@ -181,7 +163,7 @@ async def set_tools(
         expected_version=expected_version,
     )
     await session.writes.runtime("set_session_tools", command)
-    return _respond(session.live())
+    return versioned(session.live())
 
 
 @delete(
@@ -205,18 +187,16 @@ async def delete_session(session: NamedDependency[SessionScope]) -> None:
     responses=error_responses(422, 503, 504),
 )
 async def delete_sessions(
-    runtime: NamedDependency[RuntimeProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
+    ctx: NamedDependency[Scope],
     agent_id: Annotated[str | None, Parameter(required=False)] = None,
 ) -> Data[DeletedCount]:
     """Delete all the namespace's sessions (or one agent's)."""
-    ids = runtime.session_ids(ns, agent_id)
+    ids = ctx.edge.runtime.session_ids(ctx.ns, agent_id)
     deleted = 0
     for start in range(0, len(ids), _DELETE_BATCH):
         batch = ids[start : start + _DELETE_BATCH]
-        command = DeleteSessions(namespace=ns, session_ids=batch)
-        reply = await writes.runtime("delete_sessions", command)
+        command = DeleteSessions(namespace=ctx.ns, session_ids=batch)
+        reply = await ctx.writes.runtime("delete_sessions", command)
         deleted += int((reply.report or {}).get("deleted", len(batch)))
     return Data(data=DeletedCount(deleted=deleted))
 
@@ -232,7 +212,7 @@ session_router = Router(
         delete_session,
         delete_sessions,
     ],
-    dependencies=SESSION_SCOPE,
+    dependencies={**SESSION_SCOPE, **SCOPE},
     tags=["sessions"],
 )
 """The `/api/v1/sessions` routes but chat (:mod:`.session_chat`) and files (:mod:`.files`)."""

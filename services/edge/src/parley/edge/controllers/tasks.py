@@ -5,15 +5,15 @@ with `"wait": true`, 200 once it is awarded or failed); `GET` shows the proposal
 winning bid, progress and the result. Group runs of a cluster are :mod:`.runs`.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post
-from litestar.di import NamedDependency
+from litestar import Response, Router, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter
 from msgspec import Meta
 
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import Id
 from parley.contracts.tasks import (
     SERVICE,
@@ -21,36 +21,25 @@ from parley.contracts.tasks import (
     CancelTask,
     CreateTask,
     DistributeTask,
-    Requirements,
     TaskReply,
     TaskSpec,
 )
-from parley.edge.dependencies import Writes
-from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data, Page
+from parley.edge.controllers.resources import Resource
+from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import error_responses, invalid, not_found
-from parley.edge.http.paging import Cursor, Limit, page_by_key
-from parley.edge.projections.agents import AgentsProjection
-from parley.edge.projections.tasks import TasksProjection, TaskView
+from parley.edge.http.paging import Paging
+from parley.edge.projections.tasks import TaskView
+from parley.eventstore.follower import Follower
 
-__all__ = ["send_task_command", "task_router"]
+__all__ = ["TASKS", "Tasks", "task_router"]
 
 _STATUSES = ("created", "announced", "awarded", "completed", "failed", "cancelled")
 _WAIT_SLACK_S = 6.0
 
 
-class CreateTaskBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of `POST /tasks`."""
+class CreateTaskBody(TaskSpec, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /tasks`: the task's definition, and how to create it."""
 
-    name: Annotated[str, Meta(min_length=1, max_length=256)]
-    description: Annotated[str, Meta(max_length=10_000)] = ""
-    data: Any = None
-    """What the task works on."""
-    participants: Annotated[list[Id], Meta(max_length=1000)] = []
-    """Agent ids to tender to; otherwise `requirements` pick the candidates."""
-    requirements: Requirements | None = None
-    timeout_seconds: Annotated[float, Meta(gt=0, le=86_400)] = 300
-    """How long the awarded agent has to report a result (then the next bid gets it)."""
     protocol: Literal["contract_net"] = "contract_net"
     task_id: Id | None = None
     """Chosen by the caller (idempotent creation); a new id otherwise."""
@@ -74,26 +63,23 @@ class CancelBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     reason: Annotated[str, Meta(max_length=1024)] | None = None
 
 
-# --- helpers -----------------------------------------------------------------------------
+class Tasks(Resource[TaskView, TaskReply]):
+    """The task and group-run routes' reads and writes."""
+
+    service, reply = SERVICE, TaskReply
+
+    def views(self) -> tuple[Follower, ...]:
+        return (self.edge.tasks,)
+
+    def find(self, key: str, namespace: str) -> TaskView | None:
+        return self.edge.tasks.task(namespace, key)
+
+    def missing(self, key: str, namespace: str) -> ParleyError:
+        return not_found(ErrorCode.TASK_NOT_FOUND, "task", "task_id", key, namespace)
 
 
-async def send_task_command(
-    writes: Writes,
-    tasks: TasksProjection,
-    verb: str,
-    command: msgspec.Struct,
-    *,
-    within: float | None = None,
-) -> TaskReply:
-    """Send a tasks command; wait until the tasks projection shows its effect."""
-    return await writes.send(SERVICE, verb, command, TaskReply, views=(tasks,), within=within)
-
-
-def _task(tasks: TasksProjection, ns: str, task_id: str) -> TaskView:
-    view = tasks.task(ns, task_id)
-    if view is None:
-        raise not_found(ErrorCode.TASK_NOT_FOUND, "task", "task_id", task_id, ns)
-    return view
+TASKS = {"task": Provide(Tasks, sync_to_thread=False)}
+"""The dependencies of a router of tasks: ``task: Tasks``."""
 
 
 # --- tasks -------------------------------------------------------------------------------
@@ -107,30 +93,14 @@ def _task(tasks: TasksProjection, ns: str, task_id: str) -> TaskView:
     opt={"body": CreateTaskBody},
     responses=error_responses(400, 409, 413, 415, 422, 503, 504),
 )
-async def create_task(
-    request: Request[Any, Any, Any],
-    tasks: NamedDependency[TasksProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-) -> Response[Data[TaskView]]:
+async def create_task(task: NamedDependency[Tasks]) -> Response[Data[TaskView]]:
     """Create a task with participants or requirements."""
-    body = await decode_body(request, CreateTaskBody)
-    spec = TaskSpec(
-        name=body.name,
-        description=body.description,
-        data=body.data,
-        participants=body.participants,
-        requirements=body.requirements,
-        timeout_seconds=body.timeout_seconds,
-    )
-    command = CreateTask(namespace=ns, spec=spec, task_id=body.task_id)
-    reply = await send_task_command(writes, tasks, "create_task", command)
+    body = await task.body(CreateTaskBody)
+    spec = TaskSpec(**{name: getattr(body, name) for name in TaskSpec.__struct_fields__})
+    command = CreateTask(namespace=task.ns, spec=spec, task_id=body.task_id)
+    reply = await task.run("create_task", command)
     task_id = reply.task_id or ""
-    return Response(
-        Data(data=_task(tasks, ns, task_id)),
-        status_code=201,
-        headers={"Location": f"/api/v1/tasks/{task_id}"},
-    )
+    return created(task.get(task_id), f"/api/v1/tasks/{task_id}")
 
 
 @post(
@@ -144,33 +114,28 @@ async def create_task(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def distribute_task(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    tasks: NamedDependency[TasksProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-    task_id: FromPath[str],
+    task: NamedDependency[Tasks], task_id: FromPath[str]
 ) -> Response[Data[TaskView]]:
     """Put the task out to tender."""
-    _task(tasks, ns, task_id)
-    body = await decode_body(request, DistributeBody, optional=True)
+    task.get(task_id)
+    body = await task.body(DistributeBody, optional=True)
     command = DistributeTask(
-        namespace=ns,
+        namespace=task.ns,
         task_id=task_id,
         strategy=body.strategy,
         max_wait_seconds=body.max_wait_seconds,
         wait=body.wait,
-        min_position=agents.applied_position,
+        min_position=task.edge.agents.applied_position,
     )
     within = body.max_wait_seconds + _WAIT_SLACK_S if body.wait else None
-    await send_task_command(writes, tasks, "distribute_task", command, within=within)
-    return Response(Data(data=_task(tasks, ns, task_id)), status_code=200 if body.wait else 202)
+    await task.run("distribute_task", command, within=within)
+    return Response(Data(data=task.get(task_id)), status_code=200 if body.wait else 202)
 
 
 @get("/", summary="List tasks", responses=error_responses(400, 422))
 async def list_tasks(
-    tasks: NamedDependency[TasksProjection],
-    ns: NamedDependency[str],
+    task: NamedDependency[Tasks],
+    paging: NamedDependency[Paging],
     status: Annotated[
         str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
     ] = None,
@@ -178,30 +143,24 @@ async def list_tasks(
         str | None, Parameter(required=False, description="The awarded agent's id.")
     ] = None,
     name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> Page[TaskView]:
     """A page of the namespace's tasks, oldest first."""
     if status is not None and status not in _STATUSES:
         raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
     views = [
         v
-        for v in tasks.tasks(ns)
+        for v in task.edge.tasks.tasks(task.ns)
         if (status is None or v.status == status)
         and (assigned_to is None or v.assigned_to == assigned_to)
         and (name is None or v.name == name)
     ]
-    return page_by_key(
-        views, lambda v: f"{v.created_at}\x00{v.task_id}", limit=limit, cursor=cursor
-    )
+    return paging.page(views, lambda v: f"{v.created_at}\x00{v.task_id}")
 
 
 @get("/{task_id:str}", summary="Read a task", responses=error_responses(404))
-async def get_task(
-    tasks: NamedDependency[TasksProjection], ns: NamedDependency[str], task_id: FromPath[str]
-) -> Data[TaskView]:
+async def get_task(task: NamedDependency[Tasks], task_id: FromPath[str]) -> Data[TaskView]:
     """Status, candidates, proposals, the winning bid, progress, result and events."""
-    return Data(data=_task(tasks, ns, task_id))
+    return Data(data=task.get(task_id))
 
 
 @post(
@@ -213,24 +172,19 @@ async def get_task(
     opt={"body": CancelBody, "body_optional": True},
     responses=error_responses(404, 409, 413, 415, 422, 503, 504),
 )
-async def cancel_task(
-    request: Request[Any, Any, Any],
-    tasks: NamedDependency[TasksProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-    task_id: FromPath[str],
-) -> Data[TaskView]:
+async def cancel_task(task: NamedDependency[Tasks], task_id: FromPath[str]) -> Data[TaskView]:
     """Cancel the task."""
-    _task(tasks, ns, task_id)
-    body = await decode_body(request, CancelBody, optional=True)
-    command = CancelTask(namespace=ns, task_id=task_id, reason=body.reason)
-    await send_task_command(writes, tasks, "cancel_task", command)
-    return Data(data=_task(tasks, ns, task_id))
+    task.get(task_id)
+    body = await task.body(CancelBody, optional=True)
+    command = CancelTask(namespace=task.ns, task_id=task_id, reason=body.reason)
+    await task.run("cancel_task", command)
+    return Data(data=task.get(task_id))
 
 
 task_router = Router(
     path="/api/v1/tasks",
     route_handlers=[create_task, distribute_task, list_tasks, get_task, cancel_task],
+    dependencies=TASKS,
     tags=["tasks"],
 )
 """The task routes (Contract Net)."""

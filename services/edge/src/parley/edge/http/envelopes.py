@@ -4,11 +4,12 @@ Every answer of the API is one of these two generics (Litestar names their OpenA
 `Data[AgentView]`, `Page[AgentView]`, ...), so no route spells its own envelope.
 """
 
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
+from litestar import Response
 
-__all__ = ["Data", "Page", "Pagination"]
+__all__ = ["Data", "Page", "Pagination", "Versioned", "created", "versioned"]
 
 T = TypeVar("T")
 
@@ -37,3 +38,25 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
     data: list[T]
     pagination: Pagination
+
+
+def created(view: T, location: str, status: int = 201, **headers: str) -> Response[Data[T]]:
+    """``view`` as made by the request (`201`, or `202` for work queued) at ``location``."""
+    return Response(Data(data=view), status_code=status, headers={"Location": location, **headers})
+
+
+class Versioned(Protocol):
+    """A resource with a stream version (its `ETag`)."""
+
+    @property
+    def version(self) -> int: ...
+
+
+VersionedT = TypeVar("VersionedT", bound=Versioned)
+
+
+def versioned(view: VersionedT, status: int = 200, **headers: str) -> Response[Data[VersionedT]]:
+    """``view`` with its version as the `ETag` (an `If-Match` of a later write)."""
+    return Response(
+        Data(data=view), status_code=status, headers={"ETag": f'"{view.version}"', **headers}
+    )

@@ -16,7 +16,7 @@ from parley.contracts.errors import ErrorCode
 from parley.edge.http.envelopes import Page, Pagination
 from parley.edge.http.errors import ApiError
 
-__all__ = ["Cursor", "Limit", "decode_cursor", "encode_cursor", "page_by_key"]
+__all__ = ["Cursor", "Limit", "Paging", "decode_cursor", "encode_cursor", "page_by_key"]
 
 T = TypeVar("T")
 
@@ -71,3 +71,14 @@ def page_by_key(
         limit=limit, next_cursor=next_cursor, has_more=next_cursor is not None, total_count=total
     )
     return Page(data=[item for _, item in page], pagination=pagination)
+
+
+class Paging:
+    """The `limit` and `cursor` of a list route (the dependency ``paging``)."""
+
+    def __init__(self, limit: Limit = 50, cursor: Cursor = None) -> None:
+        self.limit, self.cursor = limit, cursor
+
+    def page(self, items: Iterable[T], key: Callable[[T], str]) -> Page[T]:
+        """:func:`page_by_key` with this request's `limit` and `cursor`."""
+        return page_by_key(items, key, limit=self.limit, cursor=self.cursor)

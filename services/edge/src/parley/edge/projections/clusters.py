@@ -7,33 +7,26 @@ runs) ask it for a cluster's agents with :meth:`ClustersProjection.agent_ids`.
 from parley.aggregates.cluster import Cluster, evolve
 from parley.contracts.clusters import ClusterView
 from parley.contracts.envelope import Event, utcnow
-from parley.edge.projections._base import FoldingProjection
-from parley.edge.projections.agents import iso
-from parley.eventstore import EventStore
+from parley.edge.projections._base import LiveProjection
+from parley.edge.views import as_view, iso
 
 __all__ = ["ClustersProjection"]
 
 
-class ClustersProjection(FoldingProjection):
-    """Live clusters by namespace and name."""
+class ClustersProjection(LiveProjection[Cluster, Cluster]):
+    """Live clusters by namespace and name (viewed when read: `scaling` depends on now)."""
 
     prefix = "cluster-"
     name = "clusters-projection"
 
-    def __init__(self, store: EventStore) -> None:
-        super().__init__(store)
-        self._clusters: dict[str, Cluster] = {}
-        self._by_ns: dict[str, dict[str, Cluster]] = {}
-
     def get(self, namespace: str, name: str) -> ClusterView | None:
         """The live cluster ``name`` of ``namespace``, if any."""
-        cluster = self._by_ns.get(namespace, {}).get(name)
+        cluster = self._get(namespace, name)
         return _view(cluster) if cluster is not None else None
 
     def clusters(self, namespace: str) -> list[ClusterView]:
         """Every live cluster of ``namespace``, by name."""
-        found = self._by_ns.get(namespace, {})
-        return [_view(found[name]) for name in sorted(found)]
+        return [_view(c) for c in sorted(self._entries(namespace), key=lambda c: c.name)]
 
     def agent_ids(self, namespace: str, name: str) -> list[str] | None:
         """Ids of the agents of cluster ``name`` in manifest order; None if no such cluster.
@@ -41,29 +34,21 @@ class ClustersProjection(FoldingProjection):
         The ids are those the cluster created; an agent deleted on its own since is still
         listed (check the agents projection for the live ones).
         """
-        cluster = self._by_ns.get(namespace, {}).get(name)
+        cluster = self._get(namespace, name)
         return list(cluster.agent_ids) if cluster is not None else None
 
-    def _fold(self, event: Event) -> None:
-        cluster = evolve(self._clusters.get(event.stream), event)
-        if cluster is None:
-            return
-        self._clusters[event.stream] = cluster
-        live = self._by_ns.setdefault(cluster.namespace, {})
-        if cluster.live:
-            live[cluster.name] = cluster
-        else:
-            live.pop(cluster.name, None)
+    def _evolve(self, state: Cluster | None, event: Event) -> Cluster | None:
+        return evolve(state, event)
+
+    def _entry(self, cluster: Cluster) -> tuple[str, Cluster | None]:
+        return cluster.name, cluster if cluster.live else None
 
 
 def _view(cluster: Cluster) -> ClusterView:
-    return ClusterView(
-        name=cluster.name,
-        namespace=cluster.namespace,
-        manifest=cluster.manifest,
+    return as_view(
+        ClusterView,
+        cluster,
         agent_ids=list(cluster.agent_ids),
-        state=cluster.state,
-        version=cluster.version,
         created_at=iso(cluster.created_at),
         updated_at=iso(cluster.updated_at),
         scaling=cluster.scaling_at(utcnow()) is not None,

@@ -3,25 +3,29 @@
 from parley.aggregates.persona import Persona, evolve
 from parley.contracts.envelope import Event
 from parley.contracts.personas import PersonaSpec, PersonaView, load_builtin_personas
-from parley.edge.projections._base import FoldingProjection
-from parley.edge.projections.agents import iso
+from parley.edge.projections._base import LiveProjection
+from parley.edge.views import iso
 from parley.eventstore import EventStore
 
-__all__ = ["PersonasProjection", "builtin_view"]
+__all__ = ["PersonasProjection", "persona_view"]
 
 
-def builtin_view(spec: PersonaSpec) -> PersonaView:
-    """A built-in persona as the API shows it."""
-    return PersonaView(
+def persona_view(spec: PersonaSpec, created: Persona | None = None) -> PersonaView:
+    """A persona as the API shows it: built-in, or ``created`` in a namespace."""
+    view = PersonaView(
         name=spec.name,
         description=spec.description,
         content=spec.content,
         tags=list(spec.tags),
-        builtin=True,
+        builtin=created is None,
     )
+    if created is not None:
+        view.namespace, view.version = created.namespace, created.version
+        view.created_at = iso(created.created_at)
+    return view
 
 
-class PersonasProjection(FoldingProjection):
+class PersonasProjection(LiveProjection[Persona, PersonaView]):
     """Personas by namespace and name; built-ins are in every namespace."""
 
     prefix = "persona-"
@@ -29,40 +33,20 @@ class PersonasProjection(FoldingProjection):
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)
-        self._builtins = {name: builtin_view(s) for name, s in load_builtin_personas().items()}
-        self._personas: dict[str, Persona] = {}
-        self._by_ns: dict[str, dict[str, PersonaView]] = {}
+        self._builtins = {name: persona_view(s) for name, s in load_builtin_personas().items()}
 
     def get(self, namespace: str, name: str) -> PersonaView | None:
         """The persona ``name`` visible in ``namespace``, if any."""
-        return self._builtins.get(name) or self._by_ns.get(namespace, {}).get(name)
+        return self._builtins.get(name) or self._get(namespace, name)
 
     def personas(self, namespace: str) -> list[PersonaView]:
         """Every persona visible in ``namespace``: built-ins first, then by name."""
-        created = sorted(self._by_ns.get(namespace, {}).values(), key=lambda v: v.name)
+        created = sorted(self._entries(namespace), key=lambda v: v.name)
         return [*self._builtins.values(), *created]
 
-    def _fold(self, event: Event) -> None:
-        persona = evolve(self._personas.get(event.stream), event)
-        if persona is None:
-            return
-        self._personas[event.stream] = persona
-        views = self._by_ns.setdefault(persona.namespace, {})
-        if persona.deleted:
-            views.pop(persona.spec.name, None)
-        else:
-            views[persona.spec.name] = _view(persona)
+    def _evolve(self, state: Persona | None, event: Event) -> Persona | None:
+        return evolve(state, event)
 
-
-def _view(persona: Persona) -> PersonaView:
-    spec = persona.spec
-    return PersonaView(
-        name=spec.name,
-        description=spec.description,
-        content=spec.content,
-        tags=list(spec.tags),
-        builtin=False,
-        namespace=persona.namespace,
-        version=persona.version,
-        created_at=iso(persona.created_at),
-    )
+    def _entry(self, persona: Persona) -> tuple[str, PersonaView | None]:
+        live = None if persona.deleted else persona_view(persona.spec, persona)
+        return persona.spec.name, live

@@ -24,7 +24,6 @@ from parley.aggregates.session import Session
 from parley.contracts.envelope import Event, utcnow
 from parley.contracts.runtime import EVENT_TYPES
 from parley.edge.projections._base import FoldingProjection
-from parley.edge.projections.agents import iso
 from parley.edge.projections.runtime_views import (
     T0,
     AgentMetrics,
@@ -38,8 +37,9 @@ from parley.edge.projections.runtime_views import (
     TokenTotals,
     execution_view,
     history_entry,
-    session_fields,
+    session_view,
 )
+from parley.edge.views import iso
 from parley.eventstore import EventStore
 
 __all__ = ["ACTIVE_WINDOW", "LOG_LIMIT", "LOG_LEVELS", "RuntimeProjection", "TurnRef"]
@@ -106,12 +106,12 @@ class RuntimeProjection(FoldingProjection):
         if state is None or state.namespace != namespace:
             return None
         history = [history_entry(entry) for entry in state.entries]
-        return SessionDetail(**session_fields(state), history=history)
+        return session_view(SessionDetail, state, history=history)
 
     def sessions(self, namespace: str, agent_id: str | None = None) -> list[SessionView]:
         """The live sessions of ``namespace`` (of ``agent_id`` when given), unordered."""
         return [
-            SessionView(**session_fields(s))
+            session_view(SessionView, s)
             for s in self._sessions.values()
             if s.namespace == namespace and (agent_id is None or s.agent_id == agent_id)
         ]

@@ -7,13 +7,13 @@ the events carry them.
 """
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from parley.aggregates.execution import Execution, Step
+from parley.aggregates.execution import Execution
 from parley.aggregates.session import Entry, Session
-from parley.edge.projections.agents import iso
+from parley.edge.views import as_view, iso, iso_or_none
 
 __all__ = [
     "ActiveTurnView",
@@ -33,8 +33,7 @@ __all__ = [
     "TokenTotals",
     "execution_view",
     "history_entry",
-    "session_fields",
-    "step_view",
+    "session_view",
 ]
 
 ExecutionStatus = Literal["queued", "running", "input_required", "completed", "failed", "cancelled"]
@@ -232,109 +231,55 @@ class AgentMetrics(msgspec.Struct, kw_only=True):
     instances: InstancesView
 
 
+SessionT = TypeVar("SessionT", bound="SessionView")
 T0 = datetime.fromtimestamp(0, UTC)
 """Stands in for a time a state lacks (never, for states folded from events)."""
 
 
 def history_entry(entry: Entry) -> HistoryEntry:
     """A message of a session as the API shows it."""
-    return HistoryEntry(
-        role=entry.role,  # type: ignore[arg-type]
-        content=entry.content,
-        turn_id=entry.turn_id,
-        time=iso(entry.time),
-        context=entry.context,
-        files=entry.files,
-        tool_calls=entry.tool_calls,
-        call_id=entry.call_id,
-        name=entry.name,
-        error=entry.error,
-        outcome=entry.outcome,
-        usage=entry.usage,
-        response_time_ms=entry.response_time_ms,
-    )
+    return as_view(HistoryEntry, entry, time=iso(entry.time))
 
 
-def session_fields(s: Session) -> dict[str, Any]:
-    """The fields of a session's view (without its history)."""
+def session_view(view_type: type[SessionT], s: Session, **fields: Any) -> SessionT:
+    """A session as the API shows it (``fields``: the history of a :class:`SessionDetail`)."""
     created = s.created_at or T0
-    return {
-        "id": s.id,
-        "namespace": s.namespace,
-        "agent_id": s.agent_id,
-        "title": s.title,
-        "settings": msgspec.to_builtins(s.settings),
-        "created_at": iso(created),
-        "updated_at": iso(s.updated_at or created),
-        "version": s.version,
-        "turn_count": s.turn_count,
-        "message_count": s.entry_count,
-        "active_turn": ActiveTurnView(turn_id=s.active.turn_id, started_at=iso(s.active.started_at))
-        if s.active is not None
+    active = s.active
+    return as_view(
+        view_type,
+        s,
+        settings=msgspec.to_builtins(s.settings),
+        created_at=iso(created),
+        updated_at=iso(s.updated_at or created),
+        message_count=s.entry_count,
+        active_turn=ActiveTurnView(turn_id=active.turn_id, started_at=iso(active.started_at))
+        if active is not None
         else None,
-        "last_turn_at": iso(s.last_turn_at) if s.last_turn_at else None,
-        "files": [
-            FileView(
-                id=f.file_id,
-                name=f.name,
-                content_type=f.content_type,
-                size=f.size,
-                sha256=f.sha256,
-                uploaded_at=iso(s.uploaded_at.get(f.file_id, created)),
+        last_turn_at=iso_or_none(s.last_turn_at),
+        files=[
+            as_view(
+                FileView, f, id=f.file_id, uploaded_at=iso(s.uploaded_at.get(f.file_id, created))
             )
             for f in s.files.values()
         ],
-    }
+        **fields,
+    )
 
 
 def execution_view(e: Execution) -> ExecutionView:
     """An execution as the API shows it."""
     created = e.created_at or T0
     pending = e.pending
-    return ExecutionView(
-        id=e.id,
-        agent_id=e.agent_id,
-        namespace=e.namespace,
-        status=e.status,
-        trigger=e.trigger,
-        input_data=e.input_data,
+    return as_view(
+        ExecutionView,
+        e,
         options=msgspec.to_builtins(e.options),
-        attempts=e.attempts,
-        steps=[step_view(s) for s in e.steps],
-        output=e.output,
-        error=e.error,
-        usage=e.usage,
-        response_time_ms=e.response_time_ms,
-        pending_input=PendingInput(
-            step=pending.step,
-            call_id=pending.call_id,
-            tool=pending.tool,
-            arguments=dict(pending.arguments),
-            since=iso(e.pending_since or created),
-        )
+        steps=[as_view(ExecutionStep, s, time=iso(s.time)) for s in e.steps],
+        pending_input=as_view(PendingInput, pending, since=iso(e.pending_since or created))
         if pending is not None
         else None,
         created_at=iso(created),
-        started_at=iso(e.started_at) if e.started_at else None,
+        started_at=iso_or_none(e.started_at),
         updated_at=iso(e.updated_at or created),
-        finished_at=iso(e.finished_at) if e.finished_at else None,
-    )
-
-
-def step_view(step: Step) -> ExecutionStep:
-    """A recorded step of an execution as the API shows it."""
-    return ExecutionStep(
-        step=step.step,
-        type=step.type,  # type: ignore[arg-type]
-        time=iso(step.time),
-        text=step.text,
-        tool_calls=step.tool_calls,
-        plan=step.plan,
-        call_id=step.call_id,
-        name=step.name,
-        arguments=step.arguments,
-        content=step.content,
-        error=step.error,
-        usage=step.usage,
-        duration_ms=step.duration_ms,
+        finished_at=iso_or_none(e.finished_at),
     )

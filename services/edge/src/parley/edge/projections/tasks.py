@@ -7,7 +7,6 @@ view (built when read, kept until the next event of that task or run), plus a ta
 events in short.
 """
 
-from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -19,7 +18,7 @@ from parley.aggregates.task import Task
 from parley.contracts.envelope import Event
 from parley.contracts.tasks import EVENT_TYPES, WinningBid
 from parley.edge.projections._base import FoldingProjection
-from parley.edge.projections.agents import iso
+from parley.edge.views import as_view, iso, iso_or_none
 from parley.eventstore import EventStore
 
 __all__ = [
@@ -216,36 +215,24 @@ def _task_view(folded: _Folded) -> TaskView:
             confidence=bid.proposal.confidence,
             score=state.award_score,
         )
-    folded.view = view = TaskView(
+    folded.view = view = as_view(
+        TaskView,
+        state,
+        **msgspec.to_builtins(spec),  # name, description, data, participants, requirements, ...
         task_id=state.id,
-        namespace=state.namespace,
-        name=spec.name,
-        description=spec.description,
-        data=spec.data,
-        participants=list(spec.participants),
-        requirements=msgspec.to_builtins(spec.requirements) if spec.requirements else None,
-        timeout_seconds=spec.timeout_seconds,
-        status=state.status,
-        strategy=state.strategy,
-        candidates=list(state.candidates),
-        reply_by=_iso(state.reply_by),
+        reply_by=iso_or_none(state.reply_by),
         assigned_to=state.contractor,
-        round=state.round,
         proposals_received=len(state.bids),
         proposals=[_proposal_view(state, b) for b in state.bids.values()],
-        refusals=dict(state.refusals),
         winning_bid=winning,
         progress=100.0 if state.status == "completed" else state.progress,
         progress_note=state.progress_note or None,
-        result=state.result,
         failure_reason=state.reason,
-        failures=dict(state.failures),
         events=list(folded.events),
         created_at=iso(state.created_at),
         updated_at=iso(state.updated_at),
-        awarded_at=_iso(state.awarded_at),
-        finished_at=_iso(state.finished_at),
-        version=state.version,
+        awarded_at=iso_or_none(state.awarded_at),
+        finished_at=iso_or_none(state.finished_at),
     )
     return view
 
@@ -288,27 +275,14 @@ def _run_view(folded: _Folded) -> RunView:
         elif state.status != "running" and request.agent_id in state.cancelled:
             part.status = "cancelled"
         parts.append(part)
-    folded.view = view = RunView(
+    folded.view = view = as_view(
+        RunView,
+        state,
         run_id=state.id,
-        namespace=state.namespace,
-        cluster=state.cluster,
-        strategy=state.strategy,
-        agent_ids=list(state.agent_ids),
-        input=state.input,
-        status=state.status,
         results=parts,
-        result=state.result,
-        winner=state.winner,
-        cancelled=list(state.cancelled),
-        error=state.error,
         budget=msgspec.to_builtins(state.budget) if state.budget else None,
         created_at=iso(state.started_at),
         updated_at=iso(state.updated_at),
-        finished_at=_iso(state.finished_at),
-        version=state.version,
+        finished_at=iso_or_none(state.finished_at),
     )
     return view
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return iso(moment) if moment is not None else None

@@ -29,8 +29,8 @@ from litestar.status_codes import WS_1008_POLICY_VIOLATION
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.runtime import CancelTurn, Chat
-from parley.edge.controllers.chat import CancelBody, ChatBody
 from parley.edge.controllers.lookups import require_agent, require_session
+from parley.edge.controllers.turns import CancelBody, ChatBody
 from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
 from parley.edge.http.auth import ACTION
 from parley.edge.http.body import BodyError, decode_json

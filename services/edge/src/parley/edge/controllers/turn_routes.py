@@ -1,0 +1,95 @@
+"""The turn routes of whoever owns conversations, built once for agents (:mod:`.chat`) and
+sessions (:mod:`.session_chat`): `POST /{id}/chat`, `POST|GET /{id}/chat/stream` (SSE,
+resumable) and `POST /{id}/cancel`.
+
+The routes are the same; what differs is behind :class:`Turns` (which body, which checks,
+what a cancel targets) and in the documentation each router gives.
+"""
+
+from typing import Any
+
+from litestar import get, post
+from litestar.di import NamedDependency
+from litestar.handlers import HTTPRouteHandler
+from litestar.response import ServerSentEvent
+
+from parley.contracts.runtime import Chat
+from parley.edge.controllers.lookups import AgentScope, SessionScope
+from parley.edge.controllers.turns import CancelResult, ChatAnswer, SessionChatBody, sync_chat
+from parley.edge.http.envelopes import Data
+from parley.edge.http.errors import error_responses
+from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
+
+__all__ = ["Turns", "turn_routes"]
+
+_CHAT_ERRORS = (400, 402, 404, 409, 413, 415, 422, 503, 504)
+
+
+class Turns:
+    """What the turn routes need of a conversation's owner (one per request, provided as
+    the dependency ``turns``)."""
+
+    scope: AgentScope | SessionScope
+    """The owner's scope: the request, its namespace and writes, the owner's id."""
+
+    async def chat(self) -> Chat:
+        """The `chat` command of the request's body, once the owner is checked."""
+        raise NotImplementedError
+
+    def owner(self) -> dict[str, str]:
+        """Check the owner is live; the id naming it (``agent_id`` or ``session_id``)."""
+        self.scope.live()
+        return {self.scope.id_param: self.scope.id}
+
+    async def cancel(self) -> Data[CancelResult]:
+        """Cancel what the request names."""
+        raise NotImplementedError
+
+
+def turn_routes(
+    owner: str, body: type[SessionChatBody], docs: dict[str, dict[str, Any]]
+) -> list[HTTPRouteHandler]:
+    """The turn routes under `/{<owner>}`; ``docs`` gives each route's summary, description
+    (and for `cancel` its body and errors) by route: `chat`, `chat_stream`, `chat_resume`,
+    `cancel`."""
+
+    async def chat(turns: NamedDependency[Turns]) -> Data[ChatAnswer]:
+        return await sync_chat(turns.scope.writes, await turns.chat())
+
+    async def chat_stream(turns: NamedDependency[Turns]) -> ServerSentEvent:
+        return await start_stream(turns.scope.writes, await turns.chat())
+
+    async def chat_resume(
+        turns: NamedDependency[Turns], turn_id: TurnId = None, last_event_id: LastEventId = None
+    ) -> ServerSentEvent:
+        where, scope = turns.owner(), turns.scope
+        return await resume_stream(
+            scope.request,
+            scope.writes,
+            turn_id=turn_id,
+            last_event_id=last_event_id,
+            namespace=scope.ns,
+            **where,
+        )
+
+    async def cancel(turns: NamedDependency[Turns]) -> Data[CancelResult]:
+        return await turns.cancel()
+
+    with_body: dict[str, Any] = {"opt": {"body": body}, "status_code": 200}
+    routes: tuple[tuple[Any, str, Any, dict[str, Any]], ...] = (
+        (post, "/chat", chat, {**with_body, "responses": error_responses(*_CHAT_ERRORS, 502)}),
+        (
+            post,
+            "/chat/stream",
+            chat_stream,
+            {**with_body, "responses": error_responses(*_CHAT_ERRORS)},
+        ),
+        (get, "/chat/stream", chat_resume, {"responses": error_responses(400, 404, 503)}),
+        (post, "/cancel", cancel, {"status_code": 200}),
+    )
+    prefix, handlers = owner.removesuffix("_id"), []
+    for method, tail, handler, route in routes:
+        documented = {**route, **docs[handler.__name__]}
+        handler.__name__ = handler.__qualname__ = f"{prefix}_{handler.__name__}"
+        handlers.append(method(f"/{{{owner}:str}}{tail}", **documented)(handler))
+    return handlers

@@ -20,8 +20,8 @@ from litestar.di import NamedDependency, Provide
 
 from parley.contracts.envelope import utcnow
 from parley.edge.http.envelopes import Data
-from parley.edge.projections.agents import iso
 from parley.edge.projections.metrics import Namespace, PlatformMetrics
+from parley.edge.views import iso
 
 __all__ = ["PlatformSummary", "SystemMetrics", "platform_metrics_router"]
 

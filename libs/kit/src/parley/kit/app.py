@@ -5,7 +5,12 @@ handlers once NATS and the event store are open; this module does the rest the s
 every service: the FastStream app with its health subject and tracing, the NATS connection
 (as the settings' NATS user, reconnecting for ever), the event store on that connection, the
 command routes (FastStream, or raw nats-py for a hot path), one error reply for every failure,
-and the ordered shutdown of everything start-up opened (an :class:`contextlib.AsyncExitStack`).
+the process's needs on NATS kept there across server restarts (:class:`~parley.kit.needs.Keeper`:
+ensured at start, after every reconnect and when found missing) with the health subject
+reporting them, and the ordered shutdown of everything start-up opened (an
+:class:`contextlib.AsyncExitStack`): on SIGTERM the health subject says ``stopping`` first,
+then the command routes stop taking requests and finish those in flight, then the workers hand
+back or finish what they hold, then the store and the connection drain.
 """
 
 import asyncio
@@ -29,6 +34,7 @@ from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
+from parley.kit.needs import Keeper
 from parley.kit.service import add_command_route, create_service, from_outside
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, extract
@@ -44,12 +50,14 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Connections:
-    """What start-up opened for the service; ``stack`` closes what the service adds."""
+    """What start-up opened for the service; ``stack`` closes what the service adds, and
+    ``keeper`` keeps what it needs on NATS (``await connections.keeper.need(...)``)."""
 
     nc: Client
     js: JetStreamContext
     store: EventStore
     stack: contextlib.AsyncExitStack
+    keeper: Keeper
 
 
 @dataclass(slots=True)
@@ -90,6 +98,7 @@ def service_app(
     workers = max_workers or settings.max_in_flight
     running: _Running[H] = _Running()
     stack = contextlib.AsyncExitStack()
+    keeper = Keeper()
 
     def handlers() -> H:
         if running.handlers is None:
@@ -115,7 +124,9 @@ def service_app(
     broker_settings = msgspec.structs.replace(
         settings, nats_url=settings.nats_url_with_credentials()
     )
-    app = create_service(name, broker_settings, register, description=description)
+    app = create_service(
+        name, broker_settings, register, description=description, readiness=keeper.readiness
+    )
 
     @app.on_startup
     async def open_connections() -> None:
@@ -123,7 +134,8 @@ def service_app(
             **settings.nats_connect_options(),
             name=f"parley-{name}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.25,
+            reconnected_cb=keeper.reconnected,
         )
         stack.push_async_callback(nc.drain)
         store = await open_store(
@@ -133,9 +145,16 @@ def service_app(
             nc=nc,
         )
         stack.push_async_callback(store.close)
-        running.handlers = await start(Connections(nc, nc.jetstream(), store, stack))
+        keeper.open(nc, store)
+        stack.push_async_callback(keeper.stop)
+        running.handlers = await start(Connections(nc, nc.jetstream(), store, stack, keeper))
         if raw:
             await _serve_raw(nc, name, routes, handlers, reply_error, workers, stack)
+        keeper.start()
+
+    @app.on_shutdown
+    async def refuse_readiness() -> None:
+        keeper.stopping()  # first: the health subject says so while the rest stops
 
     @app.after_shutdown
     async def close_connections() -> None:

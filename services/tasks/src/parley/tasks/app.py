@@ -65,6 +65,7 @@ def create_app(settings: TasksSettings) -> FastStream:
         )
         await inbox.start()
         stack.push_async_callback(inbox.stop)
+        await connections.keeper.need(*inbox.needs)
         return Tasks(tasks, runs, directory, watch, settings)
 
     return service_app(

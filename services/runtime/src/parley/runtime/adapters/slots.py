@@ -74,12 +74,16 @@ class Capacity:
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
+        await self.ensure()
+        self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
+
+    async def ensure(self) -> None:
+        """Create the slot bucket (or keep it)."""
         self._kv = await self.js.create_key_value(
             KeyValueConfig(
                 bucket=subjects.SLOTS_BUCKET, ttl=self.lease_ttl, storage=StorageType.MEMORY
             )
         )
-        self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
 
     async def stop(self) -> None:
         """Stop the reaper; warm instances stop with the process."""

@@ -50,7 +50,8 @@ from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
-from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.kit.needs import Need
+from parley.kit.workqueue import WorkQueue, ensure_work_stream, work_stream_need
 from parley.runtime.adapters.messenger import send_message_command
 from parley.runtime.answers import (
     JUDGE_PROMPT,
@@ -98,6 +99,13 @@ class Inbox:
             concurrency=max(1, deps.settings.max_in_flight),
         )
         await self._queue.start()
+
+    @property
+    def needs(self) -> list[Need]:
+        """The inbox stream and its consumer (once started), kept while the process runs."""
+        assert self._queue is not None, "start() first"
+        js = self.deps.js
+        return [work_stream_need(js, subjects.INBOX_STREAM, [subjects.INBOX_ALL]), self._queue.need]
 
     async def stop(self) -> None:
         """Stop pulling (unfinished items come back to another runtime)."""

@@ -25,6 +25,7 @@ from nats.js.errors import BadRequestError
 from parley.contracts.acl import AclMessage
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.subjects import INBOX_ALL, INBOX_STREAM, INBOX_TASKS
+from parley.kit.needs import Need
 from parley.tasks.domain import Kind
 
 __all__ = ["DURABLE", "Handler", "Inbox", "ensure_inbox_stream", "target"]
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 DURABLE = "tasks-inbox"
 """The durable pull consumer every tasks process binds."""
 MAX_DELIVER = 100
+_GRACE_S = 5.0
 _decode = msgspec.json.Decoder(AclMessage).decode
 
 Handler = Callable[[str, str, Sequence[AclMessage]], Awaitable[None]]
@@ -83,6 +85,20 @@ class Inbox:
     async def start(self) -> None:
         """Create the stream (if needed) and the consumer, and start pulling."""
         await ensure_inbox_stream(self.js)
+        await self.ensure()
+        self._sub = await self.js.pull_subscribe_bind(durable=DURABLE, stream=INBOX_STREAM)
+        self._loop = asyncio.create_task(self._pull(), name="tasks-inbox")
+
+    @property
+    def needs(self) -> list[Need]:
+        """The inbox stream and the consumer, kept while the process runs."""
+        return [
+            Need.stream_of(INBOX_STREAM, lambda: ensure_inbox_stream(self.js)),
+            Need.durable(INBOX_STREAM, DURABLE, self.ensure),
+        ]
+
+    async def ensure(self) -> None:
+        """Create the durable consumer (or keep it)."""
         await self.js.add_consumer(
             INBOX_STREAM,
             ConsumerConfig(
@@ -94,14 +110,15 @@ class Inbox:
                 max_ack_pending=max(1000, self.batch * 4),
             ),
         )
-        self._sub = await self.js.pull_subscribe_bind(durable=DURABLE, stream=INBOX_STREAM)
-        self._loop = asyncio.create_task(self._pull(), name="tasks-inbox")
 
     async def stop(self) -> None:
-        """Stop pulling; unfinished items come back after ``ack_wait``."""
+        """Stop pulling; let running decisions finish for a grace period, then hand the
+        rest back (nak: another process takes them at once)."""
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=_GRACE_S)
         for running in list(self._running):
             running.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -149,7 +166,10 @@ class Inbox:
         kind, _, key = principal.partition(":")
         try:
             await self._handlers[kind](key, namespace, [message for _, message in items])
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # stopping: another process takes them now
+            for msg, _ in items:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
             raise
         except ParleyError as refusal:
             if refusal.code not in (ErrorCode.TASK_NOT_FOUND, ErrorCode.RUN_NOT_FOUND):

@@ -198,30 +198,32 @@ async def test_the_stack_recovers_by_itself_when_nats_server_is_killed_and_start
 
         load, stop = Load(), asyncio.Event()
         background = asyncio.create_task(steady(http, agents, load, stop))
-        await asyncio.sleep(1.0)  # some load before the crash
+        try:
+            await asyncio.sleep(1.0)  # some load before the crash
+            assert stack.nats.process is not None
+            stack.nats.process.kill()  # SIGKILL: no goodbye, memory state lost
+            stack.nats.process.wait()
+            await eventually(lambda: _is(ready_status(stack), 503), within=10)
+            await asyncio.sleep(1.0)  # some load while NATS is away
 
-        assert stack.nats.process is not None
-        stack.nats.process.kill()  # SIGKILL: no goodbye, memory state lost
-        stack.nats.process.wait()
-        await eventually(lambda: _is(ready_status(stack), 503), within=10)
-        await asyncio.sleep(1.0)  # some load while NATS is away
-
-        await asyncio.to_thread(stack.nats.start)  # same port, same store dir
-        back = time.monotonic()
-        recovery = await asyncio.gather(
-            first_success(lambda: chat(http, agents), back),
-            first_success(lambda: acl_round_trip(http, agents), back),
-            first_success(lambda: execution(http, agents), back),
-            first_success(lambda: _is(ready_status(stack), 200), back),
-        )
-        await asyncio.sleep(2.0)  # more load after the recovery
-        stop.set()
-        await background
+            await asyncio.to_thread(stack.nats.start)  # same port, same store dir
+            back = time.monotonic()
+            recovery = await asyncio.gather(
+                first_success(lambda: chat(http, agents), back),
+                first_success(lambda: acl_round_trip(http, agents), back),
+                first_success(lambda: execution(http, agents), back),
+                first_success(lambda: _is(ready_status(stack), 200), back),
+            )
+            await asyncio.sleep(2.0)  # more load after the recovery
+        finally:
+            stop.set()
+            await background
 
         with capsys.disabled():
+            chat_s, acl_s, execution_s, ready_s = recovery
             print(
-                "\nrecovery after nats-server restart: chat %.2fs, ACL %.2fs, execution %.2fs,"
-                " /ready %.2fs" % tuple(recovery)
+                f"\nrecovery after nats-server restart: chat {chat_s:.2f}s, ACL {acl_s:.2f}s,"
+                f" execution {execution_s:.2f}s, /ready {ready_s:.2f}s"
             )
         # No service was restarted: the same processes, all alive.
         assert not stack.dead()
@@ -231,7 +233,7 @@ async def test_the_stack_recovers_by_itself_when_nats_server_is_killed_and_start
 
         # Every acknowledged request was answered or is recorded as done.
         assert 200 in load.chats
-        for status, conversation_id, answered in load.acl:
+        for _, conversation_id, answered in load.acl:
             if not answered:  # acknowledged, not answered in time: the answer must come
                 await eventually(lambda c=conversation_id: _informed(http, c), within=60, every=0.2)
         for execution_id in load.executions:

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import nats
 import pytest
 from aiohttp import web
-import nats
 from tests_support import edge_client, eventually, stream_events
 
 from parley.contracts import subjects
@@ -78,7 +78,7 @@ async def world() -> AsyncIterator[World]:
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     running = Stack(tmp_path_factory.mktemp("graceful"), env=ENV)
-    await asyncio.to_thread(running.start)
+    await asyncio.to_thread(running.start, 90.0)  # a loaded machine starts slowly
     yield running
     await asyncio.to_thread(running.stop)
 

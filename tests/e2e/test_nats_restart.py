@@ -41,7 +41,7 @@ async def wire() -> AsyncIterator[WireServer]:
 async def stack(wire: WireServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     env = {"PARLEY_ANTHROPIC_BASE_URL": wire.url, "ANTHROPIC_API_KEY": KEY}
     running = Stack(tmp_path_factory.mktemp("nats-restart"), env=env)
-    await asyncio.to_thread(running.start)
+    await asyncio.to_thread(running.start, 90.0)  # a loaded machine starts slowly
     yield running
     await asyncio.to_thread(running.stop)
 

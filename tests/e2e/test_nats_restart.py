@@ -18,12 +18,14 @@ from typing import Any
 
 import httpx
 import nats
+import nats.js.errors
 import pytest
 from tests_support import edge_client, eventually
 from wire_server import WireServer
 
 from parley.contracts import subjects
 from parley.devstack.stack import SERVICES, Stack
+from parley.kit.deltas import DELTA_STREAM
 
 KEY = "sk-test-restart-0123456789"
 RECOVERY_S = 10.0
@@ -249,3 +251,30 @@ async def _informed(http: httpx.AsyncClient, conversation_id: str) -> bool:
         "/api/v1/messages", params={"conversation_id": conversation_id, "performative": "inform"}
     )
     return page.status_code == 200 and bool(page.json()["data"])
+
+
+@pytest.mark.timeout(60)
+async def test_a_bucket_deleted_by_hand_is_made_again_and_chat_works(stack: Stack) -> None:
+    nc = await nats.connect(stack.nats_url)
+    try:
+        js = nc.jetstream()
+        await js.delete_key_value(subjects.SLOTS_BUCKET)
+        await js.delete_stream(DELTA_STREAM)
+
+        async def back() -> bool:
+            try:
+                await js.stream_info(f"KV_{subjects.SLOTS_BUCKET}")
+                await js.stream_info(DELTA_STREAM)
+            except nats.js.errors.NotFoundError:
+                return False
+            return True
+
+        await eventually(back, within=10, every=0.1)
+    finally:
+        await nc.close()
+    async with edge_client(stack, timeout=20) as http:
+        agent_id = await running_agent(http, provider="anthropic", model="claude-haiku-4-5")
+        agents = Agents(chat=agent_id, acl=agent_id, executor=agent_id)
+        assert await chat(http, agents)
+    health = await services_healthy(stack)
+    assert health["runtime"]["status"] == "ok" and health["runtime"]["missing"] == []

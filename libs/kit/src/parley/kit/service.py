@@ -41,8 +41,9 @@ def create_service(
 
     Adds the health subject ``parley.health.<name>`` (``status`` ``ok``, or ``unavailable``
     with what is missing, or ``stopping``, from ``readiness``), OpenTelemetry spans
-    continued from the ``traceparent`` header of each message, and JSON logs. FastStream's per-message log is
-    off: it costs about a third of the request rate (DESIGN.md, performance figures).
+    continued from the ``traceparent`` header of each message, and JSON logs. FastStream's
+    per-message log is off: it costs about a third of the request rate (DESIGN.md,
+    performance figures).
     """
     configure_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.otlp_endpoint)

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
+import nats.errors
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
@@ -227,8 +228,9 @@ async def _serve_raw(
             subs.append(await nc.subscribe(subject, queue=subjects.queue(name), cb=serve))
 
     async def stop_serving() -> None:
-        for sub in subs:
-            await sub.unsubscribe()
+        for sub in subs:  # no new requests; those already received are still served
+            with contextlib.suppress(nats.errors.Error):
+                await sub.drain()  # type: ignore[no-untyped-call]
         if in_flight:  # let running commands finish (bounded)
             await asyncio.wait(set(in_flight), timeout=10.0)
 

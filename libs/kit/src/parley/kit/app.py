@@ -9,15 +9,16 @@ the process's needs on NATS kept there across server restarts (:class:`~parley.k
 ensured at start, after every reconnect and when found missing) with the health subject
 reporting them, and the ordered shutdown of everything start-up opened (an
 :class:`contextlib.AsyncExitStack`): on SIGTERM the health subject says ``stopping`` first,
-then the command routes stop taking requests and finish those in flight, then the workers hand
-back or finish what they hold, then the store and the connection drain.
+then the workers (:meth:`Connections.stop_first`) take no more work and finish or hand back
+what they hold, then the command routes stop taking requests and finish those in flight,
+then the rest closes in reverse order and the connection drains.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -59,11 +60,20 @@ class Connections:
     store: EventStore
     stack: contextlib.AsyncExitStack
     keeper: Keeper
+    _first: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def stop_first(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Run ``stop`` (a worker's: stop taking work, finish or hand back what it holds) as
+        soon as the process is told to stop, before the command routes close; and with the
+        stack, should start-up fail. ``stop`` must be safe to run twice."""
+        self._first.append(stop)
+        self.stack.push_async_callback(stop)
 
 
 @dataclass(slots=True)
 class _Running(Generic[H]):
     handlers: H | None = None
+    connections: Connections | None = None
 
 
 def service_app(
@@ -148,14 +158,21 @@ def service_app(
         stack.push_async_callback(store.close)
         keeper.open(nc, store)
         stack.push_async_callback(keeper.stop)
-        running.handlers = await start(Connections(nc, nc.jetstream(), store, stack, keeper))
+        running.connections = Connections(nc, nc.jetstream(), store, stack, keeper)
+        running.handlers = await start(running.connections)
         if raw:
             await _serve_raw(nc, name, routes, handlers, reply_error, workers, stack)
         keeper.start()
 
     @app.on_shutdown
-    async def refuse_readiness() -> None:
+    async def stop_taking_work() -> None:
         keeper.stopping()  # first: the health subject says so while the rest stops
+        if running.connections is not None:
+            for stop in running.connections._first:
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("error while stopping a worker")
 
     @app.after_shutdown
     async def close_connections() -> None:

@@ -80,7 +80,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         runtime = Runtime(deps)
         for worker in (runtime.worker, runtime.scheduler, runtime.inbox):
             await worker.start()
-            stack.push_async_callback(worker.stop)
+            connections.stop_first(worker.stop)
         await keeper.need(
             *runtime.worker.needs,
             *runtime.inbox.needs,

@@ -64,7 +64,7 @@ def create_app(settings: TasksSettings) -> FastStream:
             batch=settings.tasks_inbox_batch,
         )
         await inbox.start()
-        stack.push_async_callback(inbox.stop)
+        connections.stop_first(inbox.stop)
         await connections.keeper.need(*inbox.needs)
         return Tasks(tasks, runs, directory, watch, settings)
 

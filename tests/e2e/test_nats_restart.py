@@ -215,6 +215,7 @@ async def test_the_stack_recovers_by_itself_when_nats_server_is_killed_and_start
                 first_success(lambda: acl_round_trip(http, agents), back),
                 first_success(lambda: execution(http, agents), back),
                 first_success(lambda: _is(ready_status(stack), 200), back),
+                first_success(lambda: created(http), back),
             )
             await asyncio.sleep(2.0)  # more load after the recovery
         finally:
@@ -222,10 +223,11 @@ async def test_the_stack_recovers_by_itself_when_nats_server_is_killed_and_start
             await background
 
         with capsys.disabled():
-            chat_s, acl_s, execution_s, ready_s = recovery
+            chat_s, acl_s, execution_s, ready_s, create_s = recovery
             print(
                 f"\nrecovery after nats-server restart: chat {chat_s:.2f}s, ACL {acl_s:.2f}s,"
-                f" execution {execution_s:.2f}s, /ready {ready_s:.2f}s"
+                f" execution {execution_s:.2f}s, /ready {ready_s:.2f}s,"
+                f" agent create (read your writes) {create_s:.2f}s"
             )
         # No service was restarted: the same processes, all alive.
         assert not stack.dead()
@@ -240,6 +242,12 @@ async def test_the_stack_recovers_by_itself_when_nats_server_is_killed_and_start
                 await eventually(lambda c=conversation_id: _informed(http, c), within=60, every=0.2)
         for execution_id in load.executions:
             assert await completed(http, agents.executor, execution_id, within=60)
+
+
+async def created(http: httpx.AsyncClient) -> bool:
+    """An agent is created and the edge shows it (its projection follows the store again)."""
+    response = await http.post("/api/v1/agents", json={"name": f"nr-{uuid.uuid4().hex[:8]}"})
+    return response.status_code == 201
 
 
 async def _is(status: Awaitable[int], wanted: int) -> bool:

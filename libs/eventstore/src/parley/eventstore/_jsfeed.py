@@ -106,6 +106,12 @@ class JetStreamFeed:
     def __aiter__(self) -> AsyncIterator[Event]:
         return self._events()
 
+    def restart(self) -> None:
+        """Make the consumer again from the last event seen (the server may have lost it:
+        it restarted while the connection was away)."""
+        self._gap = True
+        self._wake.set()
+
     async def close(self) -> None:
         """Delete the consumer and stop the feed."""
         self._closed = True

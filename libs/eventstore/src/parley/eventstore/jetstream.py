@@ -232,6 +232,13 @@ class JetStreamEventStore:
         except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(f"could not save checkpoint {name!r}: {exc!r}") from exc
 
+    def resume(self) -> None:
+        """Restart every open subscription from the last event it delivered: call it when
+        the connection came back, since the server may have restarted and forgotten their
+        consumers (they would otherwise stay silent until their heartbeat check, 15 s)."""
+        for feed in self._feeds:
+            feed.restart()
+
     async def close(self) -> None:
         """Stop open subscriptions; close the connection if this store opened it."""
         for feed in list(self._feeds):

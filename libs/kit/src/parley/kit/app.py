@@ -5,18 +5,25 @@ handlers once NATS and the event store are open; this module does the rest the s
 every service: the FastStream app with its health subject and tracing, the NATS connection
 (as the settings' NATS user, reconnecting for ever), the event store on that connection, the
 command routes (FastStream, or raw nats-py for a hot path), one error reply for every failure,
-and the ordered shutdown of everything start-up opened (an :class:`contextlib.AsyncExitStack`).
+the process's needs on NATS kept there across server restarts (:class:`~parley.kit.needs.Keeper`:
+ensured at start, after every reconnect and when found missing) with the health subject
+reporting them, and the ordered shutdown of everything start-up opened (an
+:class:`contextlib.AsyncExitStack`): on SIGTERM the health subject says ``stopping`` first,
+then the workers (:meth:`Connections.stop_first`) take no more work and finish or hand back
+what they hold, then the command routes stop taking requests and finish those in flight,
+then the rest closes in reverse order and the connection drains.
 """
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import msgspec
 import nats
+import nats.errors
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
@@ -30,6 +37,7 @@ from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
 from parley.kit.metrics import metered, metrics_port, serve_metrics
+from parley.kit.needs import Keeper
 from parley.kit.service import add_command_route, create_service, from_outside
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, extract
@@ -45,17 +53,28 @@ _encode = msgspec.json.Encoder().encode
 
 @dataclass(frozen=True, slots=True)
 class Connections:
-    """What start-up opened for the service; ``stack`` closes what the service adds."""
+    """What start-up opened for the service; ``stack`` closes what the service adds, and
+    ``keeper`` keeps what it needs on NATS (``await connections.keeper.need(...)``)."""
 
     nc: Client
     js: JetStreamContext
     store: EventStore
     stack: contextlib.AsyncExitStack
+    keeper: Keeper
+    _first: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def stop_first(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Run ``stop`` (a worker's: stop taking work, finish or hand back what it holds) as
+        soon as the process is told to stop, before the command routes close; and with the
+        stack, should start-up fail. ``stop`` must be safe to run twice."""
+        self._first.append(stop)
+        self.stack.push_async_callback(stop)
 
 
 @dataclass(slots=True)
 class _Running(Generic[H]):
     handlers: H | None = None
+    connections: Connections | None = None
 
 
 def service_app(
@@ -91,6 +110,7 @@ def service_app(
     workers = max_workers or settings.max_in_flight
     running: _Running[H] = _Running()
     stack = contextlib.AsyncExitStack()
+    keeper = Keeper()
 
     def handlers() -> H:
         if running.handlers is None:
@@ -116,7 +136,9 @@ def service_app(
     broker_settings = msgspec.structs.replace(
         settings, nats_url=settings.nats_url_with_credentials()
     )
-    app = create_service(name, broker_settings, register, description=description)
+    app = create_service(
+        name, broker_settings, register, description=description, readiness=keeper.readiness
+    )
 
     @app.on_startup
     async def open_connections() -> None:
@@ -124,7 +146,8 @@ def service_app(
             **settings.nats_connect_options(),
             name=f"parley-{name}",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.25,
+            reconnected_cb=keeper.reconnected,
         )
         stack.push_async_callback(nc.drain)
 
@@ -140,9 +163,23 @@ def service_app(
             replicas=settings.nats_replicas,
         )
         stack.push_async_callback(store.close)
-        running.handlers = await start(Connections(nc, nc.jetstream(), store, stack))
+        keeper.open(nc, store)
+        stack.push_async_callback(keeper.stop)
+        running.connections = Connections(nc, nc.jetstream(), store, stack, keeper)
+        running.handlers = await start(running.connections)
         if raw:
             await _serve_raw(nc, name, routes, handlers, reply_error, workers, stack)
+        keeper.start()
+
+    @app.on_shutdown
+    async def stop_taking_work() -> None:
+        keeper.stopping()  # first: the health subject says so while the rest stops
+        if running.connections is not None:
+            for stop in running.connections._first:
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("error while stopping a worker")
 
     @app.after_shutdown
     async def close_connections() -> None:
@@ -215,8 +252,9 @@ async def _serve_raw(
             subs.append(await nc.subscribe(subject, queue=subjects.queue(name), cb=serve))
 
     async def stop_serving() -> None:
-        for sub in subs:
-            await sub.unsubscribe()
+        for sub in subs:  # no new requests; those already received are still served
+            with contextlib.suppress(nats.errors.Error):
+                await sub.drain()  # type: ignore[no-untyped-call]
         if in_flight:  # let running commands finish (bounded)
             await asyncio.wait(set(in_flight), timeout=10.0)
 

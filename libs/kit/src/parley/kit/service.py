@@ -19,6 +19,7 @@ from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.kit.logs import configure_logging
 from parley.kit.metrics import broker_metrics
+from parley.kit.needs import Readiness
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, setup_tracing
 
@@ -35,12 +36,15 @@ def create_service(
     register: Callable[[NatsBroker], None],
     *,
     description: str = "",
+    readiness: Callable[[], Readiness] | None = None,
 ) -> FastStream:
     """A FastStream app for service ``name`` with its handlers registered by ``register``.
 
-    Adds the health subject ``parley.health.<name>``, OpenTelemetry spans continued from the
-    ``traceparent`` header of each message, and JSON logs. FastStream's per-message log is
-    off: it costs about a third of the request rate (DESIGN.md, performance figures).
+    Adds the health subject ``parley.health.<name>`` (``status`` ``ok``, or ``unavailable``
+    with what is missing, or ``stopping``, from ``readiness``), OpenTelemetry spans
+    continued from the ``traceparent`` header of each message, and JSON logs. FastStream's
+    per-message log is off: it costs about a third of the request rate (DESIGN.md,
+    performance figures).
     """
     configure_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.otlp_endpoint, record_content=settings.trace_content)
@@ -56,7 +60,12 @@ def create_service(
 
     @broker.subscriber(subjects.health(name), title=f"{name}.health")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "service": name, "uptime_s": round(time.monotonic() - started, 3)}
+        uptime = round(time.monotonic() - started, 3)
+        if readiness is None:
+            return {"status": "ok", "service": name, "uptime_s": uptime}
+        now = readiness()
+        status = "ok" if now.ready else "stopping" if now.stopping else "unavailable"
+        return {"status": status, "service": name, "uptime_s": uptime, **msgspec.to_builtins(now)}
 
     register(broker)
     return FastStream(

@@ -3,8 +3,11 @@
 Work that must survive a crash (an agent's inbox, executions) is a message on a work-queue
 stream. Every instance binds the same durable pull consumer; each message goes to one of
 them and comes back after ``ack_wait`` unless the handler acknowledges it, so a killed
-process's work is redelivered to another. The handler acks, naks or keeps the message (the
-worker only catches what it raises and leaves the message to be redelivered). The handler
+process's work is redelivered to another. The handler acks, naks or keeps the message; what
+it leaves unanswered when it raises is nak'd with a growing delay (2 s, 4 s, … up to
+``ack_wait``). Stopping (SIGTERM) stops pulling at once, lets running handlers finish for a
+grace period, then cancels the rest and naks their messages, so another process takes them
+without waiting for ``ack_wait``. The handler
 acts for the principal of the message's ``Parley-Actor`` header (put there by
 :func:`parley.kit.telemetry.inject` when the work was queued), like a command route, inside a
 consumer span that continues the message's ``traceparent``.
@@ -25,10 +28,11 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from parley.contracts.envelope import acting_as
+from parley.kit.needs import Need
 from parley.kit.streams import ensure_stream
 from parley.kit.telemetry import carried_actor, extract
 
-__all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream"]
+__all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream", "hand_back", "work_stream_need"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("parley.kit.workqueue")
@@ -55,6 +59,13 @@ async def ensure_work_stream(
     await ensure_stream(js, config, update=update)
 
 
+def work_stream_need(
+    js: JetStreamContext, name: str, subjects: Sequence[str], *, replicas: int = 1
+) -> Need:
+    """The work-queue stream ``name``, for a :class:`~parley.kit.needs.Keeper` to keep."""
+    return Need.stream_of(name, lambda: ensure_work_stream(js, name, subjects, replicas=replicas))
+
+
 @dataclass(eq=False)
 class PullConsumer:
     """A durable pull consumer every instance binds: start, stop, and the fetch loop.
@@ -71,12 +82,14 @@ class PullConsumer:
     ack_wait: float
     max_deliver: int = 100
     max_ack_pending: int | None = None
+    grace: float = 5.0
+    """Seconds :meth:`stop` lets running handlers finish before it cancels them."""
     _sub: JetStreamContext.PullSubscription | None = field(default=None, init=False)
     _loop: asyncio.Task[None] | None = field(default=None, init=False)
     _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
-    async def start(self) -> None:
-        """Create the consumer (idempotent) and start pulling."""
+    async def ensure(self) -> None:
+        """Create the durable consumer (or keep it)."""
         await self.js.add_consumer(
             self.stream,
             ConsumerConfig(
@@ -88,14 +101,26 @@ class PullConsumer:
                 max_ack_pending=self.max_ack_pending,
             ),
         )
+
+    @property
+    def need(self) -> Need:
+        """The consumer, for a :class:`~parley.kit.needs.Keeper` to keep."""
+        return Need.durable(self.stream, self.durable, self.ensure)
+
+    async def start(self) -> None:
+        """Create the consumer (idempotent) and start pulling."""
+        await self.ensure()
         self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
         self._loop = asyncio.create_task(self._pull(), name=f"workqueue-{self.durable}")
 
     async def stop(self) -> None:
-        """Stop pulling; running handlers are cancelled (their messages come back later)."""
+        """Stop pulling; give running handlers :attr:`grace` seconds, then cancel the rest
+        (their messages are nak'd: another process takes them at once)."""
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=self.grace)
         for task in list(self._running):
             task.cancel()
         await asyncio.gather(*self._running, return_exceptions=True)
@@ -169,6 +194,18 @@ class WorkQueue(PullConsumer):
             ):
                 await self.handle(msg)
         except asyncio.CancelledError:
+            await hand_back(msg, None)  # stopping: another process takes it now
             raise
         except Exception:
             log.exception("%s: handler failed; the message will be redelivered", self.durable)
+            tries = msg.metadata.num_delivered or 1
+            await hand_back(msg, min(self.ack_wait, float(2 ** min(tries, 6))))
+
+
+async def hand_back(msg: Msg, delay: float | None) -> None:
+    """Nak ``msg`` unless its handler answered it already (best effort: unanswered, it comes
+    back after ``ack_wait`` anyway)."""
+    if msg.is_acked:
+        return
+    with contextlib.suppress(Exception):
+        await asyncio.shield(msg.nak(delay=delay))

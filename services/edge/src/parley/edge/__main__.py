@@ -6,7 +6,13 @@ uvicorn handles both signals: it stops accepting, lets in-flight requests finish
 Idle connections close after 5 s (also a half-sent body no handler read: its answer is
 already sent); request heads are capped at 16 KiB. Slow bodies that a handler does read are
 timed out by :class:`~parley.edge.http.bodytimeout.BodyTimeout`.
+
+A client that goes away is no server error: asyncio's ``socket.send() raised exception.``
+(a write to a connection the client has closed, e.g. an SSE stream's next frame) is not logged;
+the request is simply over.
 """
+
+import logging
 
 import uvicorn
 
@@ -25,6 +31,7 @@ def main() -> None:
     except SettingsError as exc:
         raise SystemExit(f"parley edge: {exc}") from None
     configure_logging("edge", settings.log_level)
+    logging.getLogger("asyncio").addFilter(_peer_gone)
     setup_tracing("edge", settings.otlp_endpoint, record_content=settings.trace_content)
     config = uvicorn.Config(
         app,
@@ -39,6 +46,11 @@ def main() -> None:
         h11_max_incomplete_event_size=16 * 1024,
     )
     uvicorn.Server(config).run()
+
+
+def _peer_gone(record: logging.LogRecord) -> bool:
+    """False for asyncio's warning about writing to a socket the peer closed."""
+    return not record.getMessage().startswith("socket.send() raised exception")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ On start-up the app connects to NATS, opens the event store on that connection, 
 its projections (agents, personas, runtime, clusters, messages, tasks) on one shared
 subscription; on shutdown it stops them, then the store. ``app.state.edge`` holds them all
 (:class:`~parley.edge.dependencies.Edge`); handlers get its parts as typed dependencies.
+``app.state.keeper`` (:class:`~parley.kit.needs.Keeper`) keeps the edge's KV buckets (tickets,
+rate-limit counters) on NATS across server restarts and tells ``/ready`` what works.
 """
 
 import logging
@@ -14,6 +16,7 @@ import nats
 from litestar import Litestar
 from litestar.datastructures import State
 
+from parley.contracts import subjects
 from parley.edge.commands import CommandClient
 from parley.edge.controllers.agent_actions import agent_action_router
 from parley.edge.controllers.agents import agent_router
@@ -40,6 +43,7 @@ from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import exception_handlers
 from parley.edge.http.limits import Limits, add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies, document_security, openapi_config
+from parley.edge.http.ratelimit import WindowCounter
 from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.http.security import HostPolicy, add_security_headers, cors_config
 from parley.edge.http.tracing import tracing_plugin
@@ -60,6 +64,7 @@ from parley.identity.authn import Authenticator
 from parley.identity.bearer import BearerVerifier, JwtSettings
 from parley.identity.keyindex import KeyIndex
 from parley.identity.tickets import TicketStore
+from parley.kit.needs import Keeper, Need
 from parley.kit.settings import from_env
 
 __all__ = ["create_app"]
@@ -75,6 +80,9 @@ def create_app(settings: EdgeSettings) -> Litestar:
     """
     check_auth(settings)
 
+    limits = Limits(settings)  # rate limits per principal, quotas per namespace
+    keeper = Keeper(check_every=1.0)
+
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
         nc = await nats.connect(
@@ -82,7 +90,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
             name="parley-edge",
             connect_timeout=5,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=0.25,
+            reconnected_cb=keeper.reconnected,
         )
         try:
             store = await open_store(
@@ -97,7 +106,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 KeyIndex(store),
                 TicketStore(nc.jetstream(), replicas=settings.nats_replicas),
             )
-            await tickets.start()
+            keeper.open(nc, store)
+            await keeper.need(Need.key_value(subjects.TICKETS_BUCKET, tickets.start))
+            if limits.rate is not None or limits.model_rate is not None:
+                counter = WindowCounter(
+                    nc.jetstream(), ttl=limits.ttl, replicas=settings.nats_replicas
+                )
+                await keeper.need(Need.key_value(subjects.RATE_BUCKET, counter.start))
             authenticator = Authenticator(
                 keys,
                 await BearerVerifier.start(from_env(JwtSettings)),
@@ -135,11 +150,15 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 name="edge-views",
             )
             app.state.edge = edge
+            app.state.keeper = keeper
             await views.start()  # one subscription feeds every projection
             await metrics.queues.start()
+            keeper.start()
             try:
                 yield
             finally:
+                keeper.stopping()
+                await keeper.stop()
                 await metrics.queues.stop()
                 await views.stop()
                 await authenticator.close()
@@ -148,7 +167,6 @@ def create_app(settings: EdgeSettings) -> Litestar:
             if not nc.is_closed:
                 await nc.drain()
 
-    limits = Limits(settings)  # rate limits per principal, quotas per namespace
     return Litestar(
         route_handlers=[
             *health_routes,

@@ -15,8 +15,10 @@ import logging
 
 from faststream import FastStream
 
+from parley.contracts import subjects
 from parley.contracts.acl import SERVICE, SendMessage
 from parley.kit.app import Connections, Route, service_app
+from parley.kit.workqueue import work_stream_need
 from parley.messaging.directory import Directory
 from parley.messaging.dispatch import Dispatch
 from parley.messaging.handlers import Messaging, reply_for_error
@@ -39,6 +41,14 @@ def create_app(settings: MessagingSettings) -> FastStream:
         store, stack = connections.store, connections.stack
         outbox = Outbox(connections.nc, connections.js, replicas=settings.nats_replicas)
         await outbox.start()
+        await connections.keeper.need(
+            work_stream_need(
+                connections.js,
+                subjects.INBOX_STREAM,
+                [subjects.INBOX_ALL],
+                replicas=settings.nats_replicas,
+            )
+        )
         directory = Directory(store)
         await directory.start()
         stack.push_async_callback(directory.stop)

@@ -1,7 +1,10 @@
 """Wiring: the runtime's FastStream app, through :func:`parley.kit.app.service_app`.
 
 Start-up opens, in order, the delta stream, the agents' view, the slots, the file store,
-then the workers (executions, scheduler, inbox); shutdown closes them in reverse.
+then the workers (executions, scheduler, inbox); shutdown closes them in reverse. What they
+need on NATS (the delta stream, the slot and lease buckets, the file store, the work and
+inbox streams and their consumers) is kept there by the kit: made again after a server
+restart that lost it.
 
 The process holds one :class:`~parley.identity.scrub.Scrubber` of the secrets in its
 environment (provider keys, ``*_KEY_FILE`` and other secret files): providers' text and
@@ -13,10 +16,12 @@ import logging
 
 from faststream import FastStream
 
+from parley.contracts import subjects
 from parley.contracts.runtime import SERVICE
 from parley.identity.scrub import Scrubber, secrets_from_environment
 from parley.kit.app import Connections, service_app
-from parley.kit.deltas import ensure_delta_stream
+from parley.kit.deltas import DELTA_STREAM, ensure_delta_stream
+from parley.kit.needs import Need
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
@@ -36,7 +41,12 @@ def create_app(settings: RuntimeSettings) -> FastStream:
 
     async def start(connections: Connections) -> Runtime:
         js, store, stack = connections.js, connections.store, connections.stack
-        await ensure_delta_stream(js, replicas=settings.nats_replicas)
+        keeper = connections.keeper
+        await keeper.need(
+            Need.stream_of(
+                DELTA_STREAM, lambda: ensure_delta_stream(js, replicas=settings.nats_replicas)
+            )
+        )
         directory = AgentDirectory(store)
         await directory.start()
         stack.push_async_callback(directory.stop)
@@ -55,6 +65,10 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         stack.push_async_callback(capacity.stop)
         files = FileStore(js, replicas=settings.nats_replicas)
         await files.start()
+        await keeper.need(
+            Need.key_value(subjects.SLOTS_BUCKET, capacity.ensure),
+            Need.object_store(subjects.FILES_BUCKET, files.start),
+        )
         deps = Deps(
             settings=settings,
             nc=connections.nc,
@@ -71,7 +85,12 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         runtime = Runtime(deps)
         for worker in (runtime.worker, runtime.scheduler, runtime.inbox):
             await worker.start()
-            stack.push_async_callback(worker.stop)
+            connections.stop_first(worker.stop)
+        await keeper.need(
+            *runtime.worker.needs,
+            *runtime.inbox.needs,
+            Need.key_value(subjects.LEASES_BUCKET, runtime.scheduler.ensure),
+        )
         return runtime
 
     app = service_app(

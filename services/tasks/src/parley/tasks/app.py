@@ -65,7 +65,8 @@ def create_app(settings: TasksSettings) -> FastStream:
             replicas=settings.nats_replicas,
         )
         await inbox.start()
-        stack.push_async_callback(inbox.stop)
+        connections.stop_first(inbox.stop)
+        await connections.keeper.need(*inbox.needs)
         return Tasks(tasks, runs, directory, watch, settings)
 
     return service_app(

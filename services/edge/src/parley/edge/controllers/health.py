@@ -1,4 +1,10 @@
-"""Liveness and readiness: `/health` `/livez` (always 200), `/ready` `/readyz`."""
+"""Liveness and readiness: `/health` `/livez` (always 200), `/ready` `/readyz`.
+
+Ready means what really works for the edge: NATS connected, the event store answering, its
+KV buckets present (:class:`~parley.kit.needs.Keeper`), the projections caught up, and not
+shutting down. Anything else is `503 SERVICE_UNAVAILABLE` in the error envelope, with what is
+missing in `details`.
+"""
 
 import msgspec
 from litestar import get
@@ -8,6 +14,7 @@ from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Edge
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
+from parley.kit.needs import Keeper, Readiness
 
 __all__ = ["health_routes"]
 
@@ -31,12 +38,16 @@ def health() -> Data[Health]:
 
 @get(["/ready", "/readyz"], tags=["health"], summary="Readiness", sync_to_thread=False)
 def ready(state: State) -> Data[Health]:
-    """200 once NATS is connected and the projections have caught up with the store."""
+    """200 while NATS is connected, the event store answers, the edge's buckets are there
+    and the projections have caught up with the store; 503 otherwise."""
     edge: Edge | None = state.get("edge")  # set once start-up has connected
-    connected = edge is not None and edge.nc.is_connected
+    keeper: Keeper | None = state.get("keeper")
+    works = keeper.readiness() if keeper is not None else None
+    connected = works is not None and works.nats_connected
     if (
         edge is None
-        or not connected
+        or works is None
+        or not works.ready
         or not all(
             view.ready
             for view in (
@@ -51,9 +62,12 @@ def ready(state: State) -> Data[Health]:
     ):
         raise ApiError(
             ErrorCode.SERVICE_UNAVAILABLE,
-            "not ready: waiting for NATS and the projections to catch up",
+            _why(works),
             {
                 "nats_connected": connected,
+                "store_reachable": works is not None and works.store_reachable,
+                "missing": works.missing if works is not None else [],
+                "stopping": works is not None and works.stopping,
                 "applied_position": edge.agents.applied_position if edge else None,
                 "target_position": edge.agents.target_position if edge else None,
                 "runtime_applied_position": edge.runtime.applied_position if edge else None,
@@ -69,6 +83,18 @@ def ready(state: State) -> Data[Health]:
             target_position=edge.agents.target_position,
         )
     )
+
+
+def _why(works: Readiness | None) -> str:
+    if works is None or not works.nats_connected:
+        return "not ready: NATS is not connected"
+    if works.stopping:
+        return "not ready: the edge is shutting down"
+    if not works.store_reachable:
+        return "not ready: the event store does not answer"
+    if works.missing:
+        return "not ready: missing on NATS: " + ", ".join(works.missing)
+    return "not ready: waiting for the projections to catch up"
 
 
 health_routes = [health, ready]

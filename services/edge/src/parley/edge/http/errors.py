@@ -4,7 +4,9 @@ Every handler raises a :class:`~parley.contracts.errors.ParleyError` (:class:`Ap
 carries headers) or lets a known exception propagate; the exception handlers registered by the
 app turn it into
 ``{"error": {"code", "message", "details", "request_id", "trace_id"}}``. Anything else is a
-``500 INTERNAL_ERROR`` whose details stay in the log, never in the response.
+``500 INTERNAL_ERROR`` whose details stay in the log, never in the response. A client that
+hung up before its body arrived is not a server error: it is logged at debug level and
+answered ``499`` (nobody reads it).
 """
 
 import logging
@@ -124,6 +126,9 @@ def field_errors(exc: msgspec.ValidationError, location: str) -> list[dict[str, 
     return [{"field": location + path.removeprefix("$"), "message": message}]
 
 
+_CLIENT_GONE = "client disconnected prematurely"
+"""What Litestar's ``InternalServerException`` says when the client hung up mid-body."""
+
 _STATUS_CODES: dict[int, ErrorCode] = {
     400: ErrorCode.INVALID_REQUEST,
     401: ErrorCode.UNAUTHORIZED,
@@ -201,6 +206,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
             headers=dict(exc.headers or {}),
         )
     status = exc.status_code
+    if status == 500 and exc.detail == _CLIENT_GONE:
+        log.debug("client went away during %s %s", request.method, request.url.path)
+        return _envelope(request, ErrorCode.INVALID_REQUEST, "client disconnected", status=499)
     if status >= 500:
         if status not in _STATUS_CODES:
             log.error(

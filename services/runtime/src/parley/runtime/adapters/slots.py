@@ -76,6 +76,11 @@ class Capacity:
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
+        await self.ensure()
+        self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
+
+    async def ensure(self) -> None:
+        """Create the slot bucket (or keep it)."""
         self._kv = await self.js.create_key_value(
             KeyValueConfig(
                 bucket=subjects.SLOTS_BUCKET,
@@ -84,7 +89,6 @@ class Capacity:
                 replicas=self.replicas,
             )
         )
-        self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
 
     async def stop(self) -> None:
         """Stop the reaper; warm instances stop with the process."""

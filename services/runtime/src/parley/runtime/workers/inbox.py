@@ -46,12 +46,13 @@ from parley.contracts.acl import (
     conversation_stream,
 )
 from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ParleyError
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
-from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.kit.needs import Need
+from parley.kit.workqueue import WorkQueue, ensure_work_stream, work_stream_need
 from parley.runtime.adapters.messenger import send_message_command
 from parley.runtime.answers import (
     JUDGE_PROMPT,
@@ -72,6 +73,8 @@ log = logging.getLogger(__name__)
 
 DURABLE = "runtime-inbox"
 _REPLY_TIMEOUT_S = 10.0
+_REPLY_RETRIES_S = (0.25, 0.5, 1.0, 2.0, 4.0)
+_TRY_AGAIN = frozenset({ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.TIMEOUT})
 _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
@@ -105,6 +108,18 @@ class Inbox:
         )
         await self._queue.start()
 
+    @property
+    def needs(self) -> list[Need]:
+        """The inbox stream and its consumer (once started), kept while the process runs."""
+        assert self._queue is not None, "start() first"
+        stream = work_stream_need(
+            self.deps.js,
+            subjects.INBOX_STREAM,
+            [subjects.INBOX_ALL],
+            replicas=self.deps.settings.nats_replicas,
+        )
+        return [stream, self._queue.need]
+
     async def stop(self) -> None:
         """Stop pulling (unfinished items come back to another runtime)."""
         if self._queue is not None:
@@ -134,7 +149,7 @@ class Inbox:
         try:
             await self._delivered(message, agent_id)
             answer = await self._answer(message, agent_id)
-            if answer is not None and not await self._reply(message, agent_id, *answer):
+            if answer is not None and not await self._reply_soon(message, agent_id, answer):
                 await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
                 return
         finally:
@@ -300,6 +315,15 @@ class Inbox:
         with contextlib.suppress(ParleyError):
             await self.turns.cancel(CancelTurn(namespace=message.namespace, session_id=session_id))
 
+    async def _reply_soon(self, message: AclMessage, agent_id: str, answer: Answer) -> bool:
+        """Send the answer, trying again for a few seconds while messaging cannot take it
+        (e.g. NATS restarting): the answer is worked out once, not again by a redelivery."""
+        for pause in _REPLY_RETRIES_S:
+            if await self._reply(message, agent_id, *answer):
+                return True
+            await asyncio.sleep(pause)
+        return await self._reply(message, agent_id, *answer)
+
     async def _reply(
         self,
         message: AclMessage,
@@ -329,6 +353,8 @@ class Inbox:
             reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
             return False
+        if not reply.ok and reply.error is not None and reply.error.code in _TRY_AGAIN:
+            return False  # not recorded: the store or NATS did not answer messaging
         if not reply.ok and reply.error is not None:
             log.warning(
                 "agent %s's %s to %s was refused: %s %s",

@@ -93,6 +93,11 @@ class Scheduler:
 
     async def start(self) -> None:
         """Open the lease bucket and start ticking."""
+        await self.ensure()
+        self._task = asyncio.create_task(self._run(), name="scheduler")
+
+    async def ensure(self) -> None:
+        """Create the lease bucket (or keep it)."""
         self._kv = await self.deps.js.create_key_value(
             KeyValueConfig(
                 bucket=subjects.LEASES_BUCKET,
@@ -102,7 +107,6 @@ class Scheduler:
                 replicas=self.deps.settings.nats_replicas,
             )
         )
-        self._task = asyncio.create_task(self._run(), name="scheduler")
 
     async def stop(self) -> None:
         """Stop ticking and give the lease up, so another runtime leads at its next tick."""

@@ -22,6 +22,7 @@ from nats.js import JetStreamContext
 from parley.contracts.acl import AclMessage
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.subjects import INBOX_ALL, INBOX_STREAM, INBOX_TASKS
+from parley.kit.needs import Need
 from parley.kit.workqueue import PullConsumer, ensure_work_stream
 from parley.tasks.domain import Kind
 
@@ -83,6 +84,16 @@ class Inbox(PullConsumer):
         await ensure_inbox_stream(self.js, replicas=self.replicas)
         await super().start()
 
+    @property
+    def needs(self) -> list[Need]:
+        """The inbox stream and the consumer, kept while the process runs."""
+        return [
+            Need.stream_of(
+                INBOX_STREAM, lambda: ensure_inbox_stream(self.js, replicas=self.replicas)
+            ),
+            self.need,
+        ]
+
     def _fetch_size(self) -> int:
         return self.batch
 
@@ -112,7 +123,10 @@ class Inbox(PullConsumer):
         kind, _, key = principal.partition(":")
         try:
             await self._handlers[kind](key, namespace, [message for _, message in items])
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # stopping: another process takes them now
+            for msg, _ in items:
+                with contextlib.suppress(Exception):
+                    await msg.nak()
             raise
         except ParleyError as refusal:
             if refusal.code not in (ErrorCode.TASK_NOT_FOUND, ErrorCode.RUN_NOT_FOUND):

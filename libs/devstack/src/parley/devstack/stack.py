@@ -198,14 +198,6 @@ class Stack:
             log.close()
         self._logs.clear()
 
-    def restart_processes(self, grace: float = 5.0) -> None:
-        """Stop every service and edge (as :meth:`stop` does) and start them again."""
-        keys = list(self.processes)
-        self._stop_processes(grace)
-        for key in sorted(keys, key=lambda key: self._specs[key][0] == "edge"):
-            name, env = self._specs[key]
-            self.start_process(name, key, env)
-
     def _stop_processes(self, grace: float) -> None:
         edges = [key for key, (name, _) in self._specs.items() if name == "edge"]
         for group in (edges, list(self.processes)):

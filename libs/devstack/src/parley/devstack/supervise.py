@@ -1,10 +1,10 @@
 """Keep the dev stack running: restart any part that exits (a service, an edge, a NATS
 node) after an exponential backoff, and say so; the other parts keep running.
 
-One exception: a lone nats-server (not a cluster) comes back without its memory-storage
-streams (the edge's rate-limit windows, the runtime's scheduler lease and slots, chat
-tickets), which the services created at start-up and do not create again; so after it the
-services and edges are restarted too. In a cluster the other nodes keep those streams."""
+A restarted nats-server comes back on the same port and store, so acknowledged data is there;
+what it kept in memory only (rate-limit windows, leases, slots, tickets, token deltas) the
+services make again themselves once they reconnect (:mod:`parley.kit.needs`), so nothing else
+is restarted."""
 
 import signal
 import time
@@ -81,13 +81,3 @@ class Supervisor:
                 pid = self.stack.restart(key)
                 self._started[key] = time.monotonic()
                 self.say(f"parley: {key} restarted (pid {pid})")
-                if key == "nats" and not self.stack.cluster:
-                    self._restart_processes()
-
-    def _restart_processes(self) -> None:
-        self.say("parley: nats lost its memory streams; restarting the services and edges")
-        self.stack.restart_processes()
-        now = time.monotonic()
-        for key in self.stack.processes:
-            self._due.pop(key, None)
-            self._started[key] = now

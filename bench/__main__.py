@@ -5,7 +5,7 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-from bench import acl, auth, edge, eventstore, messaging, runtime, tasks
+from bench import acl, auth, cluster, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -89,9 +89,11 @@ async def _auth(tmp: Path, scale: int) -> None:
 # authentication off (`auth` above gives its cost).
 
 
-async def main(quick: bool, only: str | None) -> None:
+async def main(quick: bool, only: str | None, cluster_cost: bool = False) -> None:
     scale = 10 if quick else 1
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        if cluster_cost:
+            return await cluster.compare(Path(tmp), OPEN, scale)
         if only in (None, "eventstore"):
             await _eventstore(Path(tmp), scale)
         if only in (None, "edge"):
@@ -114,5 +116,8 @@ if __name__ == "__main__":
         choices=["eventstore", "edge", "runtime", "messaging", "tasks", "auth"],
         help="one group of figures",
     )
+    parser.add_argument(
+        "--cluster", action="store_true", help="edge and ACL figures: one node against three"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.quick, args.only))
+    asyncio.run(main(args.quick, args.only, args.cluster))

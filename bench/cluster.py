@@ -18,7 +18,7 @@ from parley.devstack.stack import Stack
 
 __all__ = ["compare"]
 
-_LINE = re.compile(r"^(?P<name>.+?)\s+(?P<rate>[\d,]+)/s .*?(?:p50 (?P<p50>[\d.]+) ms)?")
+_LINE = re.compile(r"^(?P<name>.+?)\s+(?P<rate>[\d,]+)/s .*?p50 (?P<p50>[\d.]+) ms")
 _LAYOUTS = (("one node", False), ("3 nodes R3 sync", True))
 
 
@@ -56,7 +56,7 @@ def _parse(printed: str) -> dict[str, tuple[str, str]]:
     found = {}
     for line in printed.splitlines():
         if match := _LINE.match(line):
-            found[match["name"]] = (match["rate"] + "/s", (match["p50"] or "-") + " ms")
+            found[match["name"]] = (match["rate"] + "/s", match["p50"] + " ms")
     return found
 
 

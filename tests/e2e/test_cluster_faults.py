@@ -30,6 +30,7 @@ from nats.aio.client import Client
 from tests_support import capture_views, eventually
 
 from parley.contracts.envelope import Event
+from parley.devstack.nats import SERVICES_USER
 from parley.eventstore.factory import open_store
 
 pytestmark = pytest.mark.timeout(600)
@@ -204,6 +205,7 @@ class Faults:
         acknowledged twice since."""
         load, launched = self.load, self.launched
         failed_before = Counter(load.failed)
+        load.errors.clear()
         port = launched.port_of(part) if part.startswith("edge") else None
         killed = launched.kill(part)
         name = part.split("#")[0]
@@ -235,6 +237,7 @@ class Faults:
             + ", ".join(f"{kind} {gap:.2f} s" for kind, gap in gaps.items())
             + f"; failures {failures}"
         )
+        self.report += [f"  first {what}: {body}" for what, body in load.errors.items()]
 
 
 def _longest_gap(load: Load, kind: str, start: float, end: float) -> float:
@@ -345,7 +348,14 @@ async def test_kills_under_load_lose_duplicate_and_repeat_nothing(
             httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", headers=headers, timeout=20)
             for p in ports
         ]
-        nc = await nats.connect(servers=launched.nats_urls(NODES), max_reconnect_attempts=-1)
+        # credentials as options, not in the URLs: the nodes the client learns of get them too
+        password = (launched.state / "nats" / f"{SERVICES_USER}.password").read_text().strip()
+        nc = await nats.connect(
+            servers=[f"nats://127.0.0.1:{launched.nats_port + i}" for i in range(NODES)],
+            user=SERVICES_USER,
+            password=password,
+            max_reconnect_attempts=-1,
+        )
         try:
             await under_faults(launched, edges, nc, tmp_path)
         finally:
@@ -379,7 +389,6 @@ async def under_faults(
         await asyncio.gather(*tasks)
     totals = {kind: len(load.acked[kind]) for kind in KINDS}
     faults.report.append(f"acknowledged {totals}; failures {dict(load.failed)}")
-    faults.report += [f"first {what}: {body}" for what, body in load.errors.items()]
     (tmp_path / "recovery.txt").write_text("\n".join(faults.report) + "\n")
     print("\ncluster faults:\n  " + "\n  ".join(faults.report))
 

@@ -18,7 +18,6 @@ import json
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +26,10 @@ import nats
 import pytest
 from devstack_launcher import Launcher, free_ports, running
 from nats.aio.client import Client
-from tests_support import capture_views, eventually
+from tests_support import capture_views, eventually, export_events
 
 from parley.contracts.envelope import Event
 from parley.devstack.nats import SERVICES_USER
-from parley.eventstore.factory import open_store
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -214,15 +212,14 @@ class Faults:
             launched.wait_for, rf"^parley: {key} restarted \(pid \d+\)", 60, killed.mark
         )
         restarted = time.monotonic() - killed.at
-        back: Callable[[], Awaitable[bool]] | None = None
-        if name.startswith("nats"):
-            back = lambda: streams_current(self.nc)  # noqa: E731
-        elif port is not None:
-            back = lambda: edge_ready(port)  # noqa: E731
-        ready = restarted
-        if back is not None:
-            await eventually(back, within=90, every=0.1)
-            ready = time.monotonic() - killed.at
+
+        async def back() -> bool:
+            if name.startswith("nats"):
+                return await streams_current(self.nc)
+            return port is None or await edge_ready(port)
+
+        await eventually(back, within=90, every=0.1)
+        ready = time.monotonic() - killed.at
 
         async def served() -> bool:
             return all(len(load.since(kind, killed.at + ready)) >= 2 for kind in KINDS)
@@ -244,26 +241,6 @@ def _longest_gap(load: Load, kind: str, start: float, end: float) -> float:
     """The longest time in ``[start, end]`` without an acknowledged ``kind``."""
     times = [start, *(at for at in load.since(kind, start) if at <= end), end]
     return max(b - a for a, b in zip(times, times[1:], strict=False))
-
-
-async def export(nc: Client) -> list[Event]:
-    """Every event of the store, in position order, read straight from JetStream."""
-    store = await open_store(backend="jetstream", nats_url="", nc=nc, replicas=NODES)
-    try:
-        last = await store.last_position()
-        events: list[Event] = []
-        feed = store.subscribe(0)
-        try:
-            async with asyncio.timeout(60):
-                async for event in feed:
-                    events.append(event)
-                    if event.position >= last:
-                        break
-        finally:
-            await feed.close()
-        return events
-    finally:
-        await store.close()
 
 
 def stored_once(events: list[Event], acked: Acked) -> list[str]:
@@ -393,10 +370,11 @@ async def under_faults(
     print("\ncluster faults:\n  " + "\n  ".join(faults.report))
 
     await eventually(lambda: streams_current(nc), within=60, every=0.2)
+    nats_url = launched.nats_urls()[0]
     problems: list[str] = []
 
     async def consistent() -> bool:  # a request that timed out is still answered, later
-        problems[:] = stored_once(await export(nc), load.acked)
+        problems[:] = stored_once(await export_events(nats_url), load.acked)
         return not problems
 
     with contextlib.suppress(AssertionError):

@@ -2,7 +2,9 @@
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from bench import acl, auth, cluster, edge, eventstore, messaging, runtime, tasks
@@ -18,6 +20,17 @@ OPEN = {**LIMITS, "PARLEY_AUTH": "off"}
 """The figures measure the platform, not the key check (``bench --only auth`` measures that)."""
 
 
+@contextlib.asynccontextmanager
+async def _stack(directory: Path, env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
+    """A loopback stack in ``directory``, started for the block and stopped after it."""
+    stack = Stack(directory, env=env)
+    await asyncio.to_thread(stack.start)
+    try:
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
+
+
 async def _eventstore(tmp: Path, scale: int) -> None:
     print("== event store (JetStream, R1, one nats-server) ==", flush=True)
     server = NatsServer(tmp / "store").start()
@@ -30,12 +43,8 @@ async def _eventstore(tmp: Path, scale: int) -> None:
 
 async def _edge(tmp: Path, scale: int) -> None:
     print("== edge (one edge worker, registry, nats-server; loopback) ==", flush=True)
-    stack = Stack(tmp / "stack", env=OPEN)
-    await asyncio.to_thread(stack.start)
-    try:
+    async with _stack(tmp / "stack", OPEN) as stack:
         await edge.create_agents(stack.edge_url, count=4_000 // scale)
-    finally:
-        await asyncio.to_thread(stack.stop)
 
 
 async def _runtime(tmp: Path, scale: int) -> None:
@@ -43,50 +52,46 @@ async def _runtime(tmp: Path, scale: int) -> None:
         "== runtime (edge, registry, runtime, nats-server; offline/local provider) ==", flush=True
     )
     provider = await runtime.LocalProvider().start()
-    stack = Stack(tmp / "runtime", env={**OPEN, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url})
-    await asyncio.to_thread(stack.start)
     try:
-        await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
-        await runtime.first_token(stack.edge_url, provider.url, samples=300 // scale)
-        await runtime.executions(stack.edge_url, count=1_000 // scale)
+        env = {**OPEN, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url}
+        async with _stack(tmp / "runtime", env) as stack:
+            await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
+            await runtime.first_token(stack.edge_url, provider.url, samples=300 // scale)
+            await runtime.executions(stack.edge_url, count=1_000 // scale)
     finally:
-        await asyncio.to_thread(stack.stop)
         await provider.stop()
 
 
 async def _messaging(tmp: Path, scale: int) -> None:
     print("== messaging (edge, registry, runtime, messaging, nats-server) ==", flush=True)
-    stack = Stack(tmp / "messaging", env=OPEN)
-    await asyncio.to_thread(stack.start)
-    try:
+    async with _stack(tmp / "messaging", OPEN) as stack:
         await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
         await acl.round_trips(stack.edge_url, stack.nats_url, count=1_000 // scale)
-    finally:
-        await asyncio.to_thread(stack.stop)
 
 
 async def _tasks(tmp: Path, scale: int) -> None:
     print("== tasks (edge, registry, runtime, messaging, tasks, nats-server) ==", flush=True)
-    stack = Stack(tmp / "tasks", env=OPEN)
-    await asyncio.to_thread(stack.start)
-    try:
+    async with _stack(tmp / "tasks", OPEN) as stack:
         await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))
-    finally:
-        await asyncio.to_thread(stack.stop)
 
 
 async def _auth(tmp: Path, scale: int) -> None:
     print("== auth (edge with and without the key check, registry, nats-server) ==", flush=True)
-    stack = Stack(tmp / "auth")
-    await asyncio.to_thread(stack.start)
-    try:
+    async with _stack(tmp / "auth") as stack:
         await auth.auth_overhead(stack, count=2_000 // scale)
-    finally:
-        await asyncio.to_thread(stack.stop)
 
 
 # The other groups measure the platform, not the key check: their loopback stacks run with
 # authentication off (`auth` above gives its cost).
+GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
+    "eventstore": _eventstore,
+    "edge": _edge,
+    "runtime": _runtime,
+    "messaging": _messaging,
+    "tasks": _tasks,
+    "auth": _auth,
+}
+"""Each group of figures, in the order they run."""
 
 
 async def main(quick: bool, only: str | None, cluster_cost: bool = False) -> None:
@@ -94,18 +99,9 @@ async def main(quick: bool, only: str | None, cluster_cost: bool = False) -> Non
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         if cluster_cost:
             return await cluster.compare(Path(tmp), OPEN, scale)
-        if only in (None, "eventstore"):
-            await _eventstore(Path(tmp), scale)
-        if only in (None, "edge"):
-            await _edge(Path(tmp), scale)
-        if only in (None, "runtime"):
-            await _runtime(Path(tmp), scale)
-        if only in (None, "messaging"):
-            await _messaging(Path(tmp), scale)
-        if only in (None, "tasks"):
-            await _tasks(Path(tmp), scale)
-        if only in (None, "auth"):
-            await _auth(Path(tmp), scale)
+        for name, group in GROUPS.items():
+            if only in (None, name):
+                await group(Path(tmp), scale)
 
 
 if __name__ == "__main__":
@@ -113,7 +109,7 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="a tenth of the work, for a smoke run")
     parser.add_argument(
         "--only",
-        choices=["eventstore", "edge", "runtime", "messaging", "tasks", "auth"],
+        choices=list(GROUPS),
         help="one group of figures",
     )
     parser.add_argument(

@@ -3,11 +3,23 @@
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TypeVar
 
 import aiohttp
 
-__all__ = ["Timer", "measure", "percentile", "post", "report"]
+__all__ = [
+    "Timer",
+    "from_one_queue",
+    "measure",
+    "one_at_a_time",
+    "percentile",
+    "post",
+    "report",
+    "side_by_side",
+]
+
+K = TypeVar("K")
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -48,6 +60,58 @@ async def post(http: aiohttp.ClientSession, path: str, body: dict | None = None)
         return payload
 
 
+async def one_at_a_time(
+    operation: Callable[[int], Awaitable[object]], count: int
+) -> tuple[list[float], float]:
+    """``operation(0)`` … ``operation(count - 1)``, each awaited before the next: the latency
+    of each, and the seconds all took."""
+    latencies: list[float] = []
+    with Timer() as t:
+        for i in range(count):
+            start = time.perf_counter()
+            await operation(i)
+            latencies.append(time.perf_counter() - start)
+    return latencies, t.seconds
+
+
+async def from_one_queue(
+    operation: Callable[[int], Awaitable[object]], count: int, in_flight: int
+) -> tuple[list[float], float]:
+    """``operation(i)`` for each ``i`` below ``count``, ``in_flight`` running at once (workers
+    taking the next ``i`` from one queue): the latency of each, and the seconds all took."""
+    queue = list(range(count))
+    latencies: list[float] = []
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            start = time.perf_counter()
+            await operation(i)
+            latencies.append(time.perf_counter() - start)
+
+    with Timer() as t:
+        await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return latencies, t.seconds
+
+
+async def side_by_side(
+    operation: Callable[[K, int], Awaitable[object]], keys: Iterable[K], count_each: int
+) -> tuple[list[float], float]:
+    """For every key at once, ``operation(key, 0)`` … ``operation(key, count_each - 1)`` one
+    after another: the latency of each call, and the seconds all took."""
+    latencies: list[float] = []
+
+    async def in_turn(key: K) -> None:
+        for i in range(count_each):
+            start = time.perf_counter()
+            await operation(key, i)
+            latencies.append(time.perf_counter() - start)
+
+    with Timer() as t:
+        await asyncio.gather(*(in_turn(key) for key in keys))
+    return latencies, t.seconds
+
+
 async def measure(
     name: str,
     operation: Callable[[int], Awaitable[None]],
@@ -59,23 +123,7 @@ async def measure(
     """Report ``operation`` after a warm-up: a quarter of ``count`` one at a time, then
     ``count`` with ``in_flight`` running at once."""
     await operation(-1)
-    latencies: list[float] = []
-    with Timer() as t:
-        for i in range(count // 4):
-            start = time.perf_counter()
-            await operation(i)
-            latencies.append(time.perf_counter() - start)
-    report(f"{name}, sequential", len(latencies), t.seconds, latencies)
-    queue = list(range(count))
-    concurrent: list[float] = []
-
-    async def worker() -> None:
-        while queue:
-            i = queue.pop()
-            start = time.perf_counter()
-            await operation(i)
-            concurrent.append(time.perf_counter() - start)
-
-    with Timer() as t:
-        await asyncio.gather(*(worker() for _ in range(in_flight)))
-    report(f"{name}, {in_flight} {concurrent_label}", len(concurrent), t.seconds, concurrent)
+    latencies, seconds = await one_at_a_time(operation, count // 4)
+    report(f"{name}, sequential", len(latencies), seconds, latencies)
+    latencies, seconds = await from_one_queue(operation, count, in_flight)
+    report(f"{name}, {in_flight} {concurrent_label}", len(latencies), seconds, latencies)

@@ -1,10 +1,9 @@
 """Event store figures: raw append rate, and projection rebuild rate from 100,000 events."""
 
 import asyncio
-import time
 import uuid
 
-from bench._stats import Timer, report
+from bench._stats import Timer, from_one_queue, one_at_a_time, report
 
 __all__ = ["append_rate", "rebuild_rate"]
 from parley.contracts.envelope import NewEvent
@@ -23,17 +22,16 @@ def _event(i: int) -> NewEvent:
 async def append_rate(nats_url: str, count: int = 5_000, in_flight: int = 64) -> None:
     """Appends of one event each: sequential, then ``in_flight`` concurrent writers."""
     store = await open_store(nats_url=nats_url)
+
+    async def append_new(i: int) -> None:
+        await store.append(f"bench-{uuid.uuid4().hex}", [_event(i)], NO_STREAM)
+
     try:
-        latencies = []
-        with Timer() as t:
-            for i in range(count):
-                start = time.perf_counter()
-                await store.append(f"bench-{uuid.uuid4().hex}", [_event(i)], NO_STREAM)
-                latencies.append(time.perf_counter() - start)
+        latencies, seconds = await one_at_a_time(append_new, count)
         report(
             "event store append (new stream, expected version), sequential",
             count,
-            t.seconds,
+            seconds,
             latencies,
         )
 
@@ -44,19 +42,8 @@ async def append_rate(nats_url: str, count: int = 5_000, in_flight: int = 64) ->
                 version = (await store.append(stream, [_event(i)], version)).version
         report("event store append to one stream, expected version, sequential", count, t.seconds)
 
-        queue = list(range(count))
-        lat2: list[float] = []
-
-        async def writer() -> None:
-            while queue:
-                i = queue.pop()
-                start = time.perf_counter()
-                await store.append(f"bench-{uuid.uuid4().hex}", [_event(i)], NO_STREAM)
-                lat2.append(time.perf_counter() - start)
-
-        with Timer() as t:
-            await asyncio.gather(*(writer() for _ in range(in_flight)))
-        report(f"event store append, {in_flight} concurrent writers", count, t.seconds, lat2)
+        latencies, seconds = await from_one_queue(append_new, count, in_flight)
+        report(f"event store append, {in_flight} concurrent writers", count, seconds, latencies)
     finally:
         await store.close()
 

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bench._stats import Timer, percentile, post, report
-from parley.llm import ChatRequest, Message, ProviderSettings, TextDelta, provider_for
+from bench._stats import Timer, one_at_a_time, percentile, post, report, side_by_side
+from parley.llm import ChatRequest, Message, Provider, ProviderSettings, TextDelta, provider_for
 
 __all__ = ["LocalProvider", "chat_turns", "executions", "first_token"]
 
@@ -73,34 +73,23 @@ async def chat_turns(edge_url: str, turns: int = 2_000, sessions: int = 64) -> N
         path = f"/api/v1/agents/{agent_id}/chat"
         first = await post(http, path, {"message": "warm up"})
         conversation = first["data"]["conversation_id"]
-        latencies: list[float] = []
-        with Timer() as t:
-            for i in range(turns // 8):
-                start = time.perf_counter()
-                await post(http, path, {"message": f"turn {i}", "conversation_id": conversation})
-                latencies.append(time.perf_counter() - start)
-        report("chat turn (offline provider), 1 session", turns // 8, t.seconds, latencies)
+
+        async def turn(conversation_id: str, i: int) -> None:
+            await post(http, path, {"message": f"turn {i}", "conversation_id": conversation_id})
+
+        latencies, seconds = await one_at_a_time(lambda i: turn(conversation, i), turns // 8)
+        report("chat turn (offline provider), 1 session", turns // 8, seconds, latencies)
 
         conversations = [
             (await post(http, path, {"message": "hello"}))["data"]["conversation_id"]
             for _ in range(sessions)
         ]
-        per_session = max(1, turns // sessions)
-        concurrent: list[float] = []
-
-        async def talk(conversation_id: str) -> None:
-            for i in range(per_session):
-                start = time.perf_counter()
-                await post(http, path, {"message": f"turn {i}", "conversation_id": conversation_id})
-                concurrent.append(time.perf_counter() - start)
-
-        with Timer() as t:
-            await asyncio.gather(*(talk(c) for c in conversations))
+        latencies, seconds = await side_by_side(turn, conversations, max(1, turns // sessions))
         report(
             f"chat turns (offline provider), {sessions} sessions at once",
-            len(concurrent),
-            t.seconds,
-            concurrent,
+            len(latencies),
+            seconds,
+            latencies,
         )
 
 
@@ -141,28 +130,24 @@ async def first_token(edge_url: str, provider_url: str, samples: int = 300) -> N
     """Time to first token through the stack minus calling the same provider directly."""
     direct = provider_for("openai_compatible", ProviderSettings(base_url=provider_url, api_key="x"))
     request = ChatRequest(model="local", messages=(Message("user", "hello"),))
-    direct_ttft: list[float] = []
     try:
-        for _ in range(samples):
-            start = time.perf_counter()
-            async for delta in direct.stream(request):
-                if isinstance(delta, TextDelta):
-                    direct_ttft.append(time.perf_counter() - start)
-                    break
+        direct_ttft = await _direct_first_tokens(direct, request, samples)
     finally:
         await direct.aclose()
     async with aiohttp.ClientSession(edge_url) as http:
         agent_id = await _agent(http, provider="openai_compatible", model="local")
         stack_ttft = await _stream_ttft(http, agent_id, samples)
         offline_ttft = await _stream_ttft(http, await _agent(http), samples)
-    offline_direct = await _offline_first_token(samples)
+    offline = ChatRequest(model="offline-1", messages=(Message("user", "hello"),))
+    offline_direct = await _direct_first_tokens(provider_for("offline"), offline, samples)
     _overhead("local OpenAI-compatible server", direct_ttft, stack_ttft)
     _overhead("offline provider", offline_direct, offline_ttft)
 
 
-async def _offline_first_token(samples: int) -> list[float]:
-    provider = provider_for("offline")
-    request = ChatRequest(model="offline-1", messages=(Message("user", "hello"),))
+async def _direct_first_tokens(
+    provider: Provider, request: ChatRequest, samples: int
+) -> list[float]:
+    """Seconds to the first text delta of ``samples`` calls of ``provider`` itself."""
     found = []
     for _ in range(samples):
         start = time.perf_counter()

@@ -93,9 +93,11 @@ class OtlpReceiver:
         """The spans received so far of ``trace_id``."""
         return [s for s in self.spans if s.trace_id == trace_id]
 
-    async def wait_for(self, trace_id: str, *names: str, within: float = 20.0) -> list[Span]:
+    async def wait_for(
+        self, trace_id: str, caller_span: str, *names: str, within: float = 20.0
+    ) -> list[Span]:
         """The spans of ``trace_id`` once a span of each of ``names`` has arrived and every
-        span's parent has too (but the root's: the caller's span, never exported here)."""
+        span's parent has too, but the root's: ``caller_span``, never exported here."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
@@ -103,7 +105,7 @@ class OtlpReceiver:
             seen = {s.name for s in spans}
             ids = {s.span_id for s in spans}
             orphans = {s.parent_id for s in spans} - ids
-            if all(name in seen for name in names) and len(orphans) == 1:
+            if all(name in seen for name in names) and orphans == {caller_span}:
                 return spans
             if loop.time() > deadline:
                 raise AssertionError(

@@ -8,25 +8,36 @@ import uuid
 from typing import Any
 
 import httpx
+from e2e_support import new_agent
 from tests_support import stream_events
 
 from parley.contracts.acl import HOP_LIMIT
 from parley.devstack.stack import Stack
 
 
-async def agent(client: httpx.AsyncClient, start: bool = True, **spec: Any) -> str:
-    created = await client.post(
-        "/api/v1/agents", json={"name": f"acl-{uuid.uuid4().hex[:8]}", **spec}
-    )
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    if start:
-        assert (await client.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+async def agent(client: httpx.AsyncClient, **spec: Any) -> str:
+    return await new_agent(client, "acl", **spec)
 
 
 async def send(client: httpx.AsyncClient, **message: Any) -> httpx.Response:
     return await client.post("/api/v1/messages", json=message, timeout=30)
+
+
+async def reply_of(
+    client: httpx.AsyncClient, performative: str, receiver: str, content: Any, **fields: Any
+) -> dict[str, Any]:
+    """The reply to a message sent to ``receiver`` that waits up to 10 s for it."""
+    response = await send(
+        client,
+        performative=performative,
+        receivers=[receiver],
+        content=content,
+        wait=10,
+        **fields,
+    )
+    assert response.status_code == 200, response.text
+    reply: dict[str, Any] = response.json()["data"]["reply"]
+    return reply
 
 
 async def test_request_then_inform_round_trip(client, stack: Stack):
@@ -55,30 +66,15 @@ async def test_request_then_inform_round_trip(client, stack: Stack):
 
 async def test_query_ref_is_answered_with_inform(client):
     receiver = await agent(client, tools=[{"name": "calculator"}])
-    response = await send(
-        client,
-        performative="query-ref",
-        receivers=[receiver],
-        content='call calculator({"expression": "6*7"})',
-        protocol="fipa-query",
-        wait=10,
-    )
-    reply = response.json()["data"]["reply"]
+    content = 'call calculator({"expression": "6*7"})'
+    reply = await reply_of(client, "query-ref", receiver, content, protocol="fipa-query")
     assert reply["performative"] == "inform"
     assert reply["content"]["result"] == "results: calculator: 42"
 
 
 async def test_malformed_content_gets_not_understood(client):
     receiver = await agent(client)
-    response = await send(
-        client,
-        performative="request",
-        receivers=[receiver],
-        content="{this is not json",
-        language="json",
-        wait=10,
-    )
-    reply = response.json()["data"]["reply"]
+    reply = await reply_of(client, "request", receiver, "{this is not json", language="json")
     assert reply["performative"] == "not-understood"
     assert "not valid" in reply["content"]["reason"]
 
@@ -87,16 +83,10 @@ async def test_a_cfp_gets_a_bid_from_the_agents_policy(client):
     bidder = await agent(
         client, capabilities=["translate"], bidding={"base_cost": 3, "default_time_s": 2}
     )
-    response = await send(
-        client,
-        performative="cfp",
-        receivers=[bidder],
-        content={"task_id": "t1", "name": "translate", "requirements": {"capabilities": []}},
-        language="json",
-        protocol="fipa-contract-net",
-        wait=10,
+    tender = {"task_id": "t1", "name": "translate", "requirements": {"capabilities": []}}
+    reply = await reply_of(
+        client, "cfp", bidder, tender, language="json", protocol="fipa-contract-net"
     )
-    reply = response.json()["data"]["reply"]
     assert reply["performative"] == "propose"
     assert reply["content"] == {"estimated_time_s": 2.0, "cost": 3.0, "confidence": 0.8}
 
@@ -181,16 +171,10 @@ async def test_an_llm_judged_bid_follows_the_models_verdict(client):
     bidder = await agent(client, bidding={"policy": "llm", "base_cost": 3, "default_time_s": 2})
 
     async def cfp(data: object) -> dict:
-        response = await send(
-            client,
-            performative="cfp",
-            receivers=[bidder],
-            content={"task_id": "t1", "name": "x", "data": data},
-            language="json",
-            protocol="fipa-contract-net",
-            wait=10,
+        tender = {"task_id": "t1", "name": "x", "data": data}
+        return await reply_of(
+            client, "cfp", bidder, tender, language="json", protocol="fipa-contract-net"
         )
-        return response.json()["data"]["reply"]
 
     # the offline model echoes the tender, so a verdict written in it is the model's verdict
     declined = await cfp({"bid": False, "reason": "not my field"})

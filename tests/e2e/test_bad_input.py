@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_support import error_of, events_in, last_position
 from tests_support import edge_client
 
 from parley.devstack.stack import Stack
@@ -17,376 +18,112 @@ NESTED_BRACKETS = b"[" * 100_000
 NESTED_OBJECTS = b'{"name": "deep", "tools": [{"name": "t", "config": ' + b'{"a": ' * 100_000
 JSON = {"Content-Type": "application/json"}
 TOML = {"Content-Type": "application/toml"}
+X = b'{"name": "x"}'
+NOT_AN_ETAG = {**JSON, "If-Match": "yesterday"}
 AGENT = "{agent}"  # replaced by the id of an agent created before the table runs
+BAD = (400, "INVALID_REQUEST")
+INVALID = (422, "VALIDATION_ERROR")
+TOO_LARGE = (413, "PAYLOAD_TOO_LARGE")
+MEDIA = (415, "UNSUPPORTED_MEDIA_TYPE")
 
 
 def case(
     id: str,
     method: str,
     path: str,
-    status: int,
-    code: str,
+    outcome: tuple[int, str],
     *,
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
 ) -> Any:
+    """One bad request and the (status, code) it gets."""
+    status, code = outcome
     return pytest.param(method, path, content, headers or {}, params, status, code, id=id)
 
 
-# fmt: off  (one case per two lines reads as a table)
+NEW_AGENT_JSON = [  # POST /api/v1/agents, a JSON content type: (id, body, outcome)
+    ("malformed JSON", b'{"name": ', BAD),
+    ("JSON with trailing garbage", b'{"name": "x"} trailing', BAD),
+    ("invalid UTF-8 in a string", b'{"name": "\xff\xfe"}', BAD),
+    ("invalid UTF-8 outside strings", b"\xff\xfe\xfd", BAD),
+    ("a lone surrogate escape", b'{"name": "\\ud800"}', BAD),
+    ("100,000 nested brackets", NESTED_BRACKETS, BAD),
+    ("100,000 nested objects in a free-form field", NESTED_OBJECTS, BAD),
+    ("an empty body", b"", BAD),
+    ("a wrong type", b'{"name": 5}', INVALID),
+    ("an unknown field", b'{"name": "x", "colour": "red"}', INVALID),
+    ("a missing required field", b"{}", INVALID),
+    ("an array instead of an object", b"[]", INVALID),
+    ("a value out of range", b'{"name": "x", "params": {"temperature": 5}}', INVALID),
+    ("a name with a slash", b'{"name": "a/b"}', INVALID),
+    ("a name with a NUL", b'{"name": "a\\u0000b"}', INVALID),
+    ("an unknown trigger type", b'{"name": "x", "trigger": {"type": "sometimes"}}', INVALID),
+    ("a body over the size limit", b'{"name": "' + b"x" * 1_100_000 + b'"}', TOO_LARGE),
+]
+NEW_AGENT_HEADERS = [  # POST /api/v1/agents: (id, body, headers, outcome)
+    ("plain text", b"name", {"Content-Type": "text/plain"}, MEDIA),
+    ("a form", b"name=x", {"Content-Type": "application/x-www-form-urlencoded"}, MEDIA),
+    ("a non-UTF-8 charset", X, {"Content-Type": "application/json; charset=latin-1"}, MEDIA),
+    ("malformed TOML", b'name = "unterminated', TOML, BAD),
+    ("deeply nested TOML", b"name = " + b"[" * 100_000, TOML, BAD),
+    ("TOML with a wrong type", b"name = 5", TOML, INVALID),
+    ("an invalid namespace", X, {**JSON, "X-Parley-Namespace": "Not Valid!"}, INVALID),
+    ("an invalid Idempotency-Key", X, {**JSON, "Idempotency-Key": "k" * 300}, BAD),
+]
+TO_THE_AGENT = [  # to the victim agent: (id, method, path after its URL, body, headers, outcome)
+    ("a patch with an unknown field", "PATCH", "", b'{"nickname": "x"}', JSON, INVALID),
+    ("a patch with a wrong type", "PATCH", "", b'{"labels": ["a"]}', JSON, INVALID),
+    ("a malformed If-Match", "PATCH", "", b'{"description": "x"}', NOT_AN_ETAG, BAD),
+    ("an unknown action", "POST", "/actions", b'{"action": "explode"}', JSON, INVALID),
+    ("an action body with a wrong type", "POST", "/start", b'{"reason": 5}', JSON, INVALID),
+    ("an action body that is malformed", "POST", "/start", b'{"reason"', JSON, BAD),
+]
+LIST_PARAMS = [  # GET /api/v1/agents: (id, query, outcome)
+    ("an unknown state filter", {"state": "sleeping"}, INVALID),
+    ("an unknown trigger filter", {"trigger": "sometimes"}, INVALID),
+    ("a label filter without a value", {"label": "team"}, INVALID),
+    ("an unknown sort field", {"sort": "colour:asc"}, INVALID),
+    ("a limit of zero", {"limit": 0}, INVALID),
+    ("a limit over 200", {"limit": 201}, INVALID),
+    ("a limit that is not a number", {"limit": "ten"}, INVALID),
+    ("a forged cursor", {"cursor": "bm90LWEtY3Vyc29y"}, BAD),
+]
 CASES = [
-    case(
-        "malformed JSON",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"name": ',
-        headers=JSON,
+    *(
+        case(id, "POST", "/api/v1/agents", outcome, content=body, headers=JSON)
+        for id, body, outcome in NEW_AGENT_JSON
     ),
-    case(
-        "JSON with trailing garbage",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"name": "x"} trailing',
-        headers=JSON,
+    *(
+        case(id, "POST", "/api/v1/agents", outcome, content=body, headers=headers)
+        for id, body, headers, outcome in NEW_AGENT_HEADERS
     ),
-    case(
-        "invalid UTF-8 in a string",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"name": "\xff\xfe"}',
-        headers=JSON,
+    *(
+        case(id, method, f"/api/v1/agents/{AGENT}{tail}", outcome, content=body, headers=headers)
+        for id, method, tail, body, headers, outcome in TO_THE_AGENT
     ),
-    case(
-        "invalid UTF-8 outside strings",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b"\xff\xfe\xfd",
-        headers=JSON,
+    *(
+        case(id, "GET", "/api/v1/agents", outcome, params=params)
+        for id, params, outcome in LIST_PARAMS
     ),
-    case(
-        "a lone surrogate escape",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"name": "\\ud800"}',
-        headers=JSON,
-    ),
-    case(
-        "100,000 nested brackets",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=NESTED_BRACKETS,
-        headers=JSON,
-    ),
-    case(
-        "100,000 nested objects in a free-form field",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=NESTED_OBJECTS,
-        headers=JSON,
-    ),
-    case(
-        "an empty body", "POST", "/api/v1/agents", 400, "INVALID_REQUEST", content=b"", headers=JSON
-    ),
-    case(
-        "a wrong type",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": 5}',
-        headers=JSON,
-    ),
-    case(
-        "an unknown field",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": "x", "colour": "red"}',
-        headers=JSON,
-    ),
-    case(
-        "a missing required field",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b"{}",
-        headers=JSON,
-    ),
-    case(
-        "an array instead of an object",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b"[]",
-        headers=JSON,
-    ),
-    case(
-        "a value out of range",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": "x", "params": {"temperature": 5}}',
-        headers=JSON,
-    ),
-    case(
-        "a name with a slash",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": "a/b"}',
-        headers=JSON,
-    ),
-    case(
-        "a name with a NUL",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": "a\\u0000b"}',
-        headers=JSON,
-    ),
-    case(
-        "an unknown trigger type",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": "x", "trigger": {"type": "sometimes"}}',
-        headers=JSON,
-    ),
-    case(
-        "a body over the size limit",
-        "POST",
-        "/api/v1/agents",
-        413,
-        "PAYLOAD_TOO_LARGE",
-        content=b'{"name": "' + b"x" * 1_100_000 + b'"}',
-        headers=JSON,
-    ),
-    case(
-        "plain text",
-        "POST",
-        "/api/v1/agents",
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-        content=b"name",
-        headers={"Content-Type": "text/plain"},
-    ),
-    case(
-        "a form",
-        "POST",
-        "/api/v1/agents",
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-        content=b"name=x",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    ),
-    case(
-        "a non-UTF-8 charset",
-        "POST",
-        "/api/v1/agents",
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
-        content=b'{"name": "x"}',
-        headers={"Content-Type": "application/json; charset=latin-1"},
-    ),
-    case(
-        "malformed TOML",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b'name = "unterminated',
-        headers=TOML,
-    ),
-    case(
-        "deeply nested TOML",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b"name = " + b"[" * 100_000,
-        headers=TOML,
-    ),
-    case(
-        "TOML with a wrong type",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b"name = 5",
-        headers=TOML,
-    ),
-    case(
-        "an invalid namespace",
-        "POST",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"name": "x"}',
-        headers={**JSON, "X-Parley-Namespace": "Not Valid!"},
-    ),
-    case(
-        "an invalid Idempotency-Key",
-        "POST",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"name": "x"}',
-        headers={**JSON, "Idempotency-Key": "k" * 300},
-    ),
-    case(
-        "a patch with an unknown field",
-        "PATCH",
-        f"/api/v1/agents/{AGENT}",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"nickname": "x"}',
-        headers=JSON,
-    ),
-    case(
-        "a patch with a wrong type",
-        "PATCH",
-        f"/api/v1/agents/{AGENT}",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"labels": ["a"]}',
-        headers=JSON,
-    ),
-    case(
-        "a malformed If-Match",
-        "PATCH",
-        f"/api/v1/agents/{AGENT}",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"description": "x"}',
-        headers={**JSON, "If-Match": "yesterday"},
-    ),
-    case(
-        "an unknown action",
-        "POST",
-        f"/api/v1/agents/{AGENT}/actions",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"action": "explode"}',
-        headers=JSON,
-    ),
-    case(
-        "an action body with a wrong type",
-        "POST",
-        f"/api/v1/agents/{AGENT}/start",
-        422,
-        "VALIDATION_ERROR",
-        content=b'{"reason": 5}',
-        headers=JSON,
-    ),
-    case(
-        "an action body that is malformed",
-        "POST",
-        f"/api/v1/agents/{AGENT}/start",
-        400,
-        "INVALID_REQUEST",
-        content=b'{"reason"',
-        headers=JSON,
-    ),
-    case(
-        "an unknown state filter",
-        "GET",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        params={"state": "sleeping"},
-    ),
-    case(
-        "an unknown trigger filter",
-        "GET",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        params={"trigger": "sometimes"},
-    ),
-    case(
-        "a label filter without a value",
-        "GET",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        params={"label": "team"},
-    ),
-    case(
-        "an unknown sort field",
-        "GET",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        params={"sort": "colour:asc"},
-    ),
-    case("a limit of zero", "GET", "/api/v1/agents", 422, "VALIDATION_ERROR", params={"limit": 0}),
-    case(
-        "a limit over 200", "GET", "/api/v1/agents", 422, "VALIDATION_ERROR", params={"limit": 201}
-    ),
-    case(
-        "a limit that is not a number",
-        "GET",
-        "/api/v1/agents",
-        422,
-        "VALIDATION_ERROR",
-        params={"limit": "ten"},
-    ),
-    case(
-        "a forged cursor",
-        "GET",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        params={"cursor": "bm90LWEtY3Vyc29y"},
-    ),
-    case("an unknown route", "GET", "/api/v1/nothing-here", 404, "NOT_FOUND"),
-    case("a wrong method", "PUT", "/api/v1/agents", 405, "METHOD_NOT_ALLOWED"),
+    case("an unknown route", "GET", "/api/v1/nothing-here", (404, "NOT_FOUND")),
+    case("a wrong method", "PUT", "/api/v1/agents", (405, "METHOD_NOT_ALLOWED")),
     case(
         "a wrong method on an action",
         "GET",
         f"/api/v1/agents/{AGENT}/start",
-        405,
-        "METHOD_NOT_ALLOWED",
+        (405, "METHOD_NOT_ALLOWED"),
     ),
     case(
         "an agent id that cannot exist",
         "POST",
         "/api/v1/agents/bad%20id!/start",
-        404,
-        "AGENT_NOT_FOUND",
+        (404, "AGENT_NOT_FOUND"),
     ),
     case(
-        "a Host that is not allowed",
-        "GET",
-        "/api/v1/agents",
-        400,
-        "INVALID_REQUEST",
-        headers={"Host": "evil.example"},
+        "a Host that is not allowed", "GET", "/api/v1/agents", BAD, headers={"Host": "evil.example"}
     ),
 ]
-# fmt: on
 
 
 @pytest.fixture(scope="module")
@@ -401,45 +138,16 @@ async def victim(stack: Stack) -> AsyncIterator[tuple[str, str]]:
         yield namespace, created.json()["data"]["id"]
 
 
-async def _last_position(stack: Stack) -> int:
-    store = await open_store(nats_url=stack.nats_url)
-    try:
-        return await store.last_position()
-    finally:
-        await store.close()
-
-
 async def _events_in(stack: Stack, namespace: str, after: int) -> list[str]:
-    """Types of the events of ``namespace`` appended after position ``after``.
-
-    Other tests' agents (periodic triggers, idle instances) may append meanwhile; only this
-    namespace is the victim's.
-    """
     store = await open_store(nats_url=stack.nats_url)
     try:
-        last = await store.last_position()
-        if last <= after:
-            return []
-        found = []
-        subscription = store.subscribe(after)
-        try:
-            async for event in subscription:
-                if event.namespace == namespace:
-                    found.append(event.type)
-                if event.position >= last:
-                    break
-        finally:
-            await subscription.close()
-        return found
+        return await events_in(store, namespace, after)
     finally:
         await store.close()
 
 
 def _assert_envelope(response: httpx.Response, status: int, code: str) -> None:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code
-    assert error["message"]
+    error = error_of(response, status, code)
     assert error["request_id"] == response.headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", error["trace_id"])
 
@@ -459,7 +167,7 @@ async def test_bad_input_gets_its_error_in_the_envelope_and_leaves_no_event(
     code: str,
 ) -> None:
     namespace, agent_id = victim
-    before = await _last_position(stack)
+    before = await last_position(stack)
     async with edge_client(stack, timeout=30) as http:
         response = await http.request(
             method,
@@ -494,7 +202,7 @@ async def test_a_chunked_body_over_the_limit_is_413_without_an_event(stack: Stac
             yield b"x" * 65_536
         yield b'"}'
 
-    before = await _last_position(stack)
+    before = await last_position(stack)
     async with edge_client(stack, timeout=30) as http:
         response = await http.post("/api/v1/agents", content=chunks(), headers=JSON)
     assert "content-length" not in response.request.headers

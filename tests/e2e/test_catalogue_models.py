@@ -1,29 +1,16 @@
 """`/api/v1/models` through the real edge, and agent definitions checked against it."""
 
-import uuid
-from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
-from tests_support import edge_client
-
-from parley.devstack.stack import Stack
-
-
-@pytest.fixture
-async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    """A client bound to a namespace of its own."""
-    namespace = f"t-{uuid.uuid4().hex[:12]}"
-    async with edge_client(stack, timeout=10, headers={"X-Parley-Namespace": namespace}) as http:
-        yield http
+from e2e_support import body_of, error_of
 
 
 async def test_the_catalogue_lists_every_provider_with_prices_and_pagination(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.get("/api/v1/models")
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = body_of(await api.get("/api/v1/models"))
     models = {(m["provider"], m["model"]): m for m in body["data"]}
     assert {p for p, _ in models} == {"offline", "anthropic", "openai", "openai_compatible"}
     assert ("openai_compatible", "*") in models and ("offline", "offline-1") in models
@@ -106,16 +93,17 @@ async def test_an_unknown_model_is_404_in_the_envelope(api: httpx.AsyncClient, p
     assert error["request_id"]
 
 
+async def _refused(api: httpx.AsyncClient, **spec: Any) -> tuple[dict[str, Any], list[str]]:
+    """The validation error of creating an agent of ``spec``, and the fields it names."""
+    error = error_of(await api.post("/api/v1/agents", json=spec), 422, "VALIDATION_ERROR")
+    return error, [e["field"] for e in error["details"]["errors"]]
+
+
 async def test_an_agent_with_an_unknown_model_is_refused_on_the_model_field(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.post(
-        "/api/v1/agents", json={"name": "a", "provider": "anthropic", "model": "claude-9"}
-    )
-    assert response.status_code == 422, response.text
-    error = response.json()["error"]
-    assert error["code"] == "VALIDATION_ERROR"
-    assert [e["field"] for e in error["details"]["errors"]] == ["model"]
+    error, fields = await _refused(api, name="a", provider="anthropic", model="claude-9")
+    assert fields == ["model"]
     assert "claude-sonnet-4-5" in error["message"]
     assert (await api.get("/api/v1/agents", params={"name": "a"})).json()["data"] == []
 
@@ -123,18 +111,9 @@ async def test_an_agent_with_an_unknown_model_is_refused_on_the_model_field(
 async def test_an_agent_with_a_temperature_out_of_the_models_range_is_refused(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.post(
-        "/api/v1/agents",
-        json={
-            "name": "hot",
-            "provider": "anthropic",
-            "model": "claude-haiku-4-5",
-            "params": {"temperature": 1.7},
-        },
-    )
-    assert response.status_code == 422, response.text
-    errors = response.json()["error"]["details"]["errors"]
-    assert [e["field"] for e in errors] == ["params.temperature"]
+    hot = {"provider": "anthropic", "model": "claude-haiku-4-5", "params": {"temperature": 1.7}}
+    _, fields = await _refused(api, name="hot", **hot)
+    assert fields == ["params.temperature"]
 
 
 async def test_an_update_to_a_parameter_the_model_does_not_take_is_refused(

@@ -6,14 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_support import body_of
 
 
 async def test_the_tools_catalogue_lists_every_built_in_tool_with_its_schemas(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.get("/api/v1/tools")
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = body_of(await client.get("/api/v1/tools"))
     names = [t["name"] for t in body["data"]]
     assert names == [
         "calculator",

@@ -2,27 +2,16 @@
 cancel, bad input; then the agent's logs, metrics and executions views."""
 
 import json
-import uuid
 from typing import Any
 
 import httpx
 import pytest
+from e2e_support import new_agent
 from httpx_sse import aconnect_sse
 from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection, connect
 
 from parley.devstack.stack import Stack
-
-
-async def _agent(client: httpx.AsyncClient, *, start: bool = True, **spec: Any) -> str:
-    body = {"name": f"chat-{uuid.uuid4().hex[:8]}", **spec}
-    created = await client.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    if start:
-        started = await client.post(f"/api/v1/agents/{agent_id}/start")
-        assert started.status_code == 200, started.text
-    return agent_id
 
 
 def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -34,7 +23,7 @@ def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
 
 
 async def test_a_sync_chat_answers_with_the_turn(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     response = await client.post(
         f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"}, timeout=30
     )
@@ -56,7 +45,7 @@ async def test_a_sync_chat_answers_with_the_turn(client):
 
 
 async def test_an_sse_chat_streams_numbered_frames_to_the_end(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     path = f"/api/v1/agents/{agent_id}/chat/stream"
     async with aconnect_sse(client, "POST", path, json={"message": "stream me"}) as source:
         assert source.response.headers["content-type"].startswith("text/event-stream")
@@ -73,7 +62,7 @@ async def test_an_sse_chat_streams_numbered_frames_to_the_end(client):
 
 
 async def test_a_finished_stream_replays_from_last_event_id(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     path = f"/api/v1/agents/{agent_id}/chat/stream"
     async with aconnect_sse(client, "POST", path, json={"message": "once more"}) as source:
         frames = [sse async for sse in source.aiter_sse()]
@@ -86,7 +75,7 @@ async def test_a_finished_stream_replays_from_last_event_id(client):
 
 
 async def test_stream_errors_before_the_turn_are_json_envelopes(client):
-    idle = await _agent(client, start=False)
+    idle = await new_agent(client, "chat", actions=())
     _error(
         await client.post(f"/api/v1/agents/{idle}/chat/stream", json={"message": "hi"}),
         409,
@@ -120,7 +109,7 @@ async def test_stream_errors_before_the_turn_are_json_envelopes(client):
     ],
 )
 async def test_bad_chat_bodies_get_the_error_envelope(client, body, status, code):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     path = f"/api/v1/agents/{agent_id}/chat"
     if isinstance(body, bytes):
         response = await client.post(
@@ -132,7 +121,7 @@ async def test_bad_chat_bodies_get_the_error_envelope(client, body, status, code
 
 
 async def test_another_agents_conversation_is_not_found(client):
-    one, two = await _agent(client), await _agent(client)
+    one, two = await new_agent(client, "chat"), await new_agent(client, "chat")
     first = await client.post(f"/api/v1/agents/{one}/chat", json={"message": "hi"}, timeout=30)
     conversation = first.json()["data"]["conversation_id"]
     response = await client.post(
@@ -142,7 +131,7 @@ async def test_another_agents_conversation_is_not_found(client):
 
 
 async def test_resume_needs_a_known_turn_and_a_valid_last_event_id(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     path = f"/api/v1/agents/{agent_id}/chat/stream"
     _error(await client.get(path, params={"turn_id": "nope"}), 404, "NOT_FOUND")
     _error(await client.get(path), 404, "NOT_FOUND")
@@ -154,7 +143,7 @@ async def test_resume_needs_a_known_turn_and_a_valid_last_event_id(client):
 
 
 async def test_cancel_without_a_running_turn_is_a_conflict(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     _error(await client.post(f"/api/v1/agents/{agent_id}/cancel"), 409, "NO_ACTIVE_TURN")
     _error(
         await client.post(f"/api/v1/agents/{agent_id}/cancel", json={"turn_id": 5}),
@@ -178,7 +167,7 @@ async def _until(ws: ClientConnection, kind: str) -> list[dict[str, Any]]:
 
 
 async def test_websocket_chat_streams_turns_and_keeps_the_conversation(client, stack: Stack):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     async with connect(_ws_url(stack, agent_id), additional_headers=auth_headers(stack)) as ws:
         await ws.send(json.dumps({"type": "message", "message": "first"}))
         first = await _until(ws, "end")
@@ -194,7 +183,7 @@ async def test_websocket_chat_streams_turns_and_keeps_the_conversation(client, s
 
 
 async def test_websocket_bad_frames_get_errors_and_the_socket_stays_open(client, stack: Stack):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     async with connect(_ws_url(stack, agent_id), additional_headers=auth_headers(stack)) as ws:
         for bad in [
             "{nope",
@@ -215,7 +204,7 @@ async def test_websocket_bad_frames_get_errors_and_the_socket_stays_open(client,
 
 
 async def test_websocket_to_an_agent_not_running_refuses_the_message(client, stack: Stack):
-    agent_id = await _agent(client, start=False)
+    agent_id = await new_agent(client, "chat", actions=())
     async with connect(_ws_url(stack, agent_id), additional_headers=auth_headers(stack)) as ws:
         await ws.send(json.dumps({"type": "message", "message": "hi"}))
         frame = json.loads(await ws.recv())
@@ -238,7 +227,7 @@ async def test_websocket_to_an_unknown_agent_says_so_and_closes(stack: Stack):
 
 
 async def test_logs_and_metrics_follow_the_agents_turns(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     for message in ("one", "two"):
         response = await client.post(
             f"/api/v1/agents/{agent_id}/chat", json={"message": message}, timeout=30
@@ -277,7 +266,7 @@ async def test_logs_and_metrics_follow_the_agents_turns(client):
 
 
 async def test_execution_views_answer_404s_and_empty_lists(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "chat")
     base = f"/api/v1/agents/{agent_id}"
     listed = await client.get(f"{base}/executions")
     assert listed.status_code == 200 and listed.json()["data"] == []

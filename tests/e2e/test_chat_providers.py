@@ -4,33 +4,20 @@ runtime pointed at a local wire-compatible server: tool calls, 529, a mid-stream
 The stack here is this module's own: its runtime gets the wire server's URL and fake keys.
 """
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from tests_support import edge_client, stream_events
+from e2e_support import new_agent
+from tests_support import stream_events
 from wire_server import WireServer
-
-from parley.devstack.stack import Stack
 
 KEY = "sk-test-SECRET-e2e-0123456789"
 MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}  # current models
 
 
 @pytest.fixture(scope="module")
-async def wire() -> AsyncIterator[WireServer]:
-    server = await WireServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def provider_stack(
-    wire: WireServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    env = {
+def stack_env(wire: WireServer) -> dict[str, str]:
+    """The runtime pointed at the wire server, with fake keys and short timeouts."""
+    return {
         "PARLEY_ANTHROPIC_BASE_URL": wire.url,
         "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
         "ANTHROPIC_API_KEY": KEY,
@@ -40,30 +27,11 @@ async def provider_stack(
         "PARLEY_ANTHROPIC_MAX_RETRIES": "1",
         "PARLEY_OPENAI_MAX_RETRIES": "1",
     }
-    stack = Stack(tmp_path_factory.mktemp("providers"), env=env)
-    await asyncio.to_thread(stack.start)
-    yield stack
-    await asyncio.to_thread(stack.stop)
-
-
-@pytest.fixture
-async def http(provider_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with edge_client(provider_stack, timeout=20) as client:
-        yield client
 
 
 async def running_agent(http: httpx.AsyncClient, provider: str) -> str:
-    body = {
-        "name": f"{provider}-{uuid.uuid4().hex[:8]}",
-        "provider": provider,
-        "model": MODELS[provider],
-        "tools": [{"name": "calculator"}, {"name": "current_time"}],
-    }
-    created = await http.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    tools = [{"name": "calculator"}, {"name": "current_time"}]
+    return await new_agent(http, provider, provider=provider, model=MODELS[provider], tools=tools)
 
 
 @pytest.fixture(params=["anthropic", "openai"])
@@ -111,7 +79,7 @@ async def test_a_provider_overloaded_529_is_a_502_provider_error_with_its_reason
 
 
 async def test_a_stream_that_breaks_after_it_started_ends_interrupted_and_is_recorded(
-    api, http, wire, provider_stack
+    api, http, wire, own_stack
 ):
     agent_id = await running_agent(http, api)
     wire.script(api, "midstream_error")
@@ -122,7 +90,7 @@ async def test_a_stream_that_breaks_after_it_started_ends_interrupted_and_is_rec
     assert error["details"]["outcome"] == "interrupted"
     assert error["details"]["partial_response"] == "Hello there,"
     conversation = error["details"]["conversation_id"]
-    events = await stream_events(provider_stack, f"session-{conversation}")
+    events = await stream_events(own_stack, f"session-{conversation}")
     ended = [e for e in events if e.type.startswith("turn.") and e.type != "turn.started"]
     assert [e.type for e in ended] == ["turn.interrupted"]
     assert ended[0].data["output"] == "Hello there,"

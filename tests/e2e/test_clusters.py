@@ -4,7 +4,6 @@ scale (and its in-progress window), delete; bad manifests leave no event behind.
 import asyncio
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+from e2e_support import error_of, events_in
 from tests_support import edge_client
 
 from parley.contracts.clusters import CLUSTER_LABEL, ClusterManifest, CreateCluster, cluster_stream
@@ -59,47 +59,10 @@ def manifest(name: str, **spec: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"c-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def api(stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client bound to a namespace of its own."""
-    async with edge_client(stack, timeout=20, headers={"X-Parley-Namespace": namespace}) as http:
-        yield http
-
-
-@pytest.fixture
 async def store(stack: Stack) -> AsyncIterator[EventStore]:
     opened = await open_store(nats_url=stack.nats_url)
     yield opened
     await opened.close()
-
-
-async def _events_in(store: EventStore, namespace: str, after: int) -> list[str]:
-    """Types of the events of ``namespace`` appended after position ``after``."""
-    last = await store.last_position()
-    if last <= after:
-        return []
-    found = []
-    subscription = store.subscribe(after)
-    try:
-        async for event in subscription:
-            if event.namespace == namespace:
-                found.append(event.type)
-            if event.position >= last:
-                break
-    finally:
-        await subscription.close()
-    return found
-
-
-def _error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"] and error["request_id"]
-    return error
 
 
 async def _deploy(api: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +151,8 @@ async def test_a_second_cluster_with_the_same_name_is_refused_as_existing(
     await _deploy(api, manifest("dup"))
     before = await store.last_position()
     again = await api.post("/api/v1/clusters", json=manifest("dup", agents=[{"name": "other"}]))
-    _error(again, 409, "CLUSTER_EXISTS")
-    assert await _events_in(store, namespace, before) == []
+    error_of(again, 409, "CLUSTER_EXISTS")
+    assert await events_in(store, namespace, before) == []
 
 
 @pytest.mark.parametrize(
@@ -207,7 +170,7 @@ async def test_an_unknown_cluster_is_not_found(
     api: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
     response = await api.request(method, path, json=body)
-    _error(response, 404, "CLUSTER_NOT_FOUND")
+    error_of(response, 404, "CLUSTER_NOT_FOUND")
 
 
 # --- bad manifests -------------------------------------------------------------------------
@@ -259,11 +222,11 @@ async def test_a_bad_manifest_is_refused_in_the_envelope_and_appends_nothing(
         response = await api.post("/api/v1/clusters", content=body, headers=YAML)
     else:
         response = await api.post("/api/v1/clusters", json=body)
-    error = _error(response, status, code)
+    error = error_of(response, status, code)
     if field is not None:
         fields = [e["field"] for e in _field_list(error["details"])]
         assert field in fields, error
-    assert await _events_in(store, namespace, before) == []
+    assert await events_in(store, namespace, before) == []
     assert (await api.get("/api/v1/clusters")).json()["data"] == []
 
 
@@ -273,7 +236,7 @@ def _field_list(details: Any) -> list[dict[str, Any]]:
 
 async def test_malformed_yaml_reports_the_line_and_column(api: httpx.AsyncClient) -> None:
     body = "apiVersion: parley.dev/v1\nkind: AgentCluster\nmetadata:\n  name: [x\n"
-    error = _error(await api.post("/api/v1/clusters", content=body, headers=YAML), 400,
+    error = error_of(await api.post("/api/v1/clusters", content=body, headers=YAML), 400,
                    "INVALID_REQUEST")  # fmt: skip
     assert "line" in error["message"] and error["details"]["line"] >= 4
     assert error["details"]["column"] >= 1
@@ -293,18 +256,18 @@ async def test_a_yaml_bomb_and_deep_nesting_are_refused_quickly_and_the_edge_liv
     )  # fmt: skip
     started = time.monotonic()
     response = await api.post("/api/v1/clusters", content=bomb, headers=YAML)
-    error = _error(response, 400, "INVALID_REQUEST")
+    error = error_of(response, 400, "INVALID_REQUEST")
     assert "expands" in error["message"] and time.monotonic() - started < 5
     deep = await api.post("/api/v1/clusters", content="[" * 100_000, headers=YAML)
-    assert "nested too deeply" in _error(deep, 400, "INVALID_REQUEST")["message"]
+    assert "nested too deeply" in error_of(deep, 400, "INVALID_REQUEST")["message"]
     cyclic = await api.post("/api/v1/clusters", content="&a [*a]", headers=YAML)
-    _error(cyclic, 400, "INVALID_REQUEST")
+    error_of(cyclic, 400, "INVALID_REQUEST")
     assert (await api.get("/api/v1/clusters")).status_code == 200
 
 
 async def test_a_yaml_body_over_the_size_limit_is_payload_too_large(api: httpx.AsyncClient) -> None:
     body = "a: " + "x" * 1_100_000
-    _error(await api.post("/api/v1/clusters", content=body, headers=YAML), 413,
+    error_of(await api.post("/api/v1/clusters", content=body, headers=YAML), 413,
            "PAYLOAD_TOO_LARGE")  # fmt: skip
 
 
@@ -313,7 +276,7 @@ async def test_a_manifest_for_another_namespace_than_the_request_is_refused(
 ) -> None:
     body = manifest("ns-clash")
     body["metadata"]["namespace"] = "someone-else"
-    error = _error(await api.post("/api/v1/clusters", json=body), 422, "VALIDATION_ERROR")
+    error = error_of(await api.post("/api/v1/clusters", json=body), 422, "VALIDATION_ERROR")
     assert error["details"][0]["field"] == "body.metadata.namespace"
 
 
@@ -323,10 +286,10 @@ async def test_an_agent_name_already_taken_is_refused_before_anything_is_created
     taken = await api.post("/api/v1/agents", json={"name": "writer"})
     assert taken.status_code == 201, taken.text
     before = await store.last_position()
-    error = _error(await api.post("/api/v1/clusters", json=manifest("clash")), 409,
+    error = error_of(await api.post("/api/v1/clusters", json=manifest("clash")), 409,
                    "AGENT_ALREADY_EXISTS")  # fmt: skip
     assert error["details"]["errors"][0]["field"] == "spec.agents[1].name"
-    assert await _events_in(store, namespace, before) == []
+    assert await events_in(store, namespace, before) == []
 
 
 # --- lifecycle -----------------------------------------------------------------------------
@@ -355,7 +318,7 @@ async def test_pause_and_resume_apply_to_every_agent_and_skip_those_already_ther
 async def test_a_bad_action_is_a_validation_error(api: httpx.AsyncClient) -> None:
     await _deploy(api, manifest("actions"))
     response = await api.patch("/api/v1/clusters/actions", json={"action": "explode"})
-    _error(response, 422, "VALIDATION_ERROR")
+    error_of(response, 422, "VALIDATION_ERROR")
 
 
 async def test_delete_stops_and_deletes_the_agents_and_frees_the_names(
@@ -366,10 +329,10 @@ async def test_delete_stops_and_deletes_the_agents_and_frees_the_names(
     deleted = await api.delete("/api/v1/clusters/doomed")
     assert deleted.status_code == 204, deleted.text
     assert deleted.content == b""
-    _error(await api.get("/api/v1/clusters/doomed"), 404, "CLUSTER_NOT_FOUND")
+    error_of(await api.get("/api/v1/clusters/doomed"), 404, "CLUSTER_NOT_FOUND")
     for agent_id in cluster["agent_ids"]:
-        _error(await api.get(f"/api/v1/agents/{agent_id}"), 404, "AGENT_NOT_FOUND")
-    events = await _events_in(store, namespace, before)
+        error_of(await api.get(f"/api/v1/agents/{agent_id}"), 404, "AGENT_NOT_FOUND")
+    events = await events_in(store, namespace, before)
     assert events.count("agent.state_changed") == 2 and events.count("agent.deleted") == 2
     last_agent_deleted = len(events) - 1 - events[::-1].index("agent.deleted")
     assert events.index("cluster.deleted") > last_agent_deleted
@@ -400,7 +363,9 @@ async def test_scale_sets_the_agents_instances(api: httpx.AsyncClient) -> None:
     unknown = await api.post(
         "/api/v1/clusters/scaled/scale", json={"agent_name": "nobody", "instances": 2}
     )
-    assert _error(unknown, 422, "VALIDATION_ERROR")["details"]["errors"][0]["field"] == "agent_name"
+    assert (
+        error_of(unknown, 422, "VALIDATION_ERROR")["details"]["errors"][0]["field"] == "agent_name"
+    )
 
 
 async def _open_scale_window(store: EventStore, namespace: str, name: str, age_s: float) -> None:
@@ -435,10 +400,10 @@ async def test_a_scale_while_another_is_in_progress_is_refused_until_it_is_aband
     await _deploy(api, manifest("busy"))
     await _open_scale_window(store, namespace, "busy", age_s=1)
     body = {"agent_name": "writer", "instances": 3}
-    error = _error(await api.post("/api/v1/clusters/busy/scale", json=body), 409,
+    error = error_of(await api.post("/api/v1/clusters/busy/scale", json=body), 409,
                    "SCALING_IN_PROGRESS")  # fmt: skip
     assert error["details"] == {"name": "busy", "agent_name": "triage"}
-    _error(await api.patch("/api/v1/clusters/busy", json={"action": "pause"}), 409,
+    error_of(await api.patch("/api/v1/clusters/busy", json={"action": "pause"}), 409,
            "SCALING_IN_PROGRESS")  # fmt: skip
     await _open_scale_window(store, namespace, "busy", age_s=31)  # a newer, but stale, window
     scaled = await api.post("/api/v1/clusters/busy/scale", json=body)
@@ -461,7 +426,7 @@ async def test_concurrent_scales_of_one_cluster_never_interleave(
     won = [n for n, r in zip(targets, responses, strict=True) if r.status_code == 200]
     for response in responses:
         if response.status_code != 200:
-            _error(response, 409, "SCALING_IN_PROGRESS")
+            error_of(response, 409, "SCALING_IN_PROGRESS")
     assert won, [r.text for r in responses]
     events = [e.type for e in await store.read(cluster_stream(namespace, "race"))]
     assert events == ["cluster.created"] + ["cluster.scale_started", "cluster.scaled"] * len(won)
@@ -486,7 +451,7 @@ async def test_the_list_pages_by_name_and_filters_by_label(api: httpx.AsyncClien
     assert [c["name"] for c in second["data"]] == ["gamma"] and not second["pagination"]["has_more"]
     gold = (await api.get("/api/v1/clusters", params={"label": "tier=gold"})).json()["data"]
     assert [c["name"] for c in gold] == ["alpha", "gamma"]
-    _error(await api.get("/api/v1/clusters", params={"cursor": "!!"}), 400, "INVALID_REQUEST")
+    error_of(await api.get("/api/v1/clusters", params={"cursor": "!!"}), 400, "INVALID_REQUEST")
 
 
 async def test_clusters_are_per_namespace(api: httpx.AsyncClient, stack: Stack) -> None:
@@ -495,7 +460,7 @@ async def test_clusters_are_per_namespace(api: httpx.AsyncClient, stack: Stack) 
         response = await other.get(
             "/api/v1/clusters/mine", headers={"X-Parley-Namespace": "c-elsewhere"}
         )
-    _error(response, 404, "CLUSTER_NOT_FOUND")
+    error_of(response, 404, "CLUSTER_NOT_FOUND")
 
 
 # --- compensation (the registry's handler over the stack's store) --------------------------
@@ -530,7 +495,7 @@ async def test_a_create_failing_half_way_removes_the_agents_it_created(
     with pytest.raises(EventStoreUnavailable):
         await create_cluster(registry, command)
     assert await store.read(cluster_stream(namespace, "half")) == []
-    events = await _events_in(store, namespace, before)
+    events = await events_in(store, namespace, before)
     assert events.count("agent.created") == 3 and events.count("agent.deleted") == 3
     listed = await api.get("/api/v1/agents", params={"label": f"{CLUSTER_LABEL}=half"})
     assert listed.json()["data"] == []

@@ -2,15 +2,14 @@
 carried to the services as the ``Parley-Actor`` header of each command, and on from one
 service to the next."""
 
-import asyncio
 import json
 import uuid
 
 import nats
-from tests_support import stream_events
+from tests_support import eventually, stream_events
 
 from parley.contracts.acl import conversation_stream
-from parley.contracts.envelope import ACTOR_HEADER
+from parley.contracts.envelope import ACTOR_HEADER, Event
 from parley.contracts.registry import agent_stream
 from parley.eventstore import open_store
 
@@ -31,6 +30,24 @@ async def _command(
     reply = json.loads(message.data)
     assert reply["ok"] is True, reply
     return reply
+
+
+async def _started_agent(nats_url: str, prefix: str, actor: str) -> dict:
+    """The reply to ``create_agent`` of an agent that ``actor`` created and started."""
+    spec = {"name": f"{prefix}-{uuid.uuid4().hex[:8]}"}
+    created = await _command(nats_url, "create_agent", {"spec": spec}, actor)
+    start = {"agent_id": created["agent_id"], "action": "start"}
+    await _command(nats_url, "agent_action", start, actor)
+    return created
+
+
+async def _seeing(
+    nats_url: str, created: dict, service: str, verb: str, body: dict, actor: str
+) -> dict:
+    """``verb`` of ``service`` for ``actor``, served once the service has seen the agent of
+    ``created`` (its ``min_position``)."""
+    body = {**body, "min_position": created["position"]}
+    return await _command(nats_url, verb, body, actor, service=service)
 
 
 async def test_each_recorded_event_names_the_principal_of_its_command(stack) -> None:
@@ -79,27 +96,17 @@ async def test_a_chain_of_commands_across_services_names_the_principal_who_start
 ) -> None:
     # The tasks service sends its cfp through the messaging service: a second command.
     actor = "jwt:https://idp.example/#carol"
-    created = await _command(
-        stack.nats_url, "create_agent", {"spec": {"name": f"c-{uuid.uuid4().hex[:8]}"}}, actor
-    )
+    created = await _started_agent(stack.nats_url, "c", actor)
     agent_id = created["agent_id"]
-    await _command(stack.nats_url, "agent_action", {"agent_id": agent_id, "action": "start"}, actor)
     spec = {"name": "audited", "participants": [agent_id], "timeout_seconds": 30}
     task = await _command(stack.nats_url, "create_task", {"spec": spec}, actor, service="tasks")
     task_id = task["task_id"]
-    await _command(
-        stack.nats_url,
-        "distribute_task",
-        {"task_id": task_id, "min_position": created["position"]},
-        actor,
-        service="tasks",
-    )
-    async with asyncio.timeout(10):  # the cfp may be sent after the reply
-        while True:
-            sent = await stream_events(stack, conversation_stream("default", task_id))
-            if sent:
-                break
-            await asyncio.sleep(0.05)
+    await _seeing(stack.nats_url, created, "tasks", "distribute_task", {"task_id": task_id}, actor)
+
+    async def cfp_sent() -> list[Event]:
+        return await stream_events(stack, conversation_stream("default", task_id))
+
+    sent = await eventually(cfp_sent, within=10)  # the cfp may be sent after the reply
     assert sent[0].type == "message.sent"
     assert sent[0].data["message"]["performative"] == "cfp"
     assert sent[0].actor == actor
@@ -108,11 +115,8 @@ async def test_a_chain_of_commands_across_services_names_the_principal_who_start
 async def test_an_agent_answering_a_message_acts_for_the_principal_who_sent_it(stack) -> None:
     # messaging → inbox work queue → runtime turn → reply through messaging: three hops.
     actor = "key:dave"
-    created = await _command(
-        stack.nats_url, "create_agent", {"spec": {"name": f"a-{uuid.uuid4().hex[:8]}"}}, actor
-    )
+    created = await _started_agent(stack.nats_url, "a", actor)
     agent_id = created["agent_id"]
-    await _command(stack.nats_url, "agent_action", {"agent_id": agent_id, "action": "start"}, actor)
     conversation = f"audit-{uuid.uuid4().hex[:10]}"
     message = {
         "performative": "request",
@@ -120,23 +124,16 @@ async def test_an_agent_answering_a_message_acts_for_the_principal_who_sent_it(s
         "content": "hello",
         "conversation_id": conversation,
     }
-    await _command(
-        stack.nats_url,
-        "send",
-        {"message": message, "min_position": created["position"]},
-        actor,
-        service="messaging",
-    )
-    async with asyncio.timeout(15):
-        while True:
-            events = await stream_events(stack, conversation_stream("default", conversation))
-            replies = [
-                e
-                for e in events
-                if e.type == "message.sent" and e.data["message"]["sender"] == agent_id
-            ]
-            if replies:
-                break
-            await asyncio.sleep(0.05)
-    assert replies[0].data["message"]["performative"] == "inform"
+    await _seeing(stack.nats_url, created, "messaging", "send", {"message": message}, actor)
+
+    def replies(events: list[Event]) -> list[Event]:
+        sent = [e for e in events if e.type == "message.sent"]
+        return [e for e in sent if e.data["message"]["sender"] == agent_id]
+
+    async def answered() -> list[Event] | None:
+        events = await stream_events(stack, conversation_stream("default", conversation))
+        return events if replies(events) else None
+
+    events = await eventually(answered, within=15)
+    assert replies(events)[0].data["message"]["performative"] == "inform"
     assert {e.actor for e in events} == {actor}

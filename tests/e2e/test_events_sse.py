@@ -1,7 +1,6 @@
 """The event stream over Server-Sent Events, and custom events, through the real edge."""
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -9,21 +8,11 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from e2e_support import act, consumer_count, consumers_back_to, new_agent
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 EVENTS = "/api/v1/events"
 STREAM_TIMEOUT = httpx.Timeout(10, read=60)  # keep-alives come every 15 s
-
-
-async def _create_agent(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/v1/agents", json={"name": f"sse-{uuid.uuid4().hex[:10]}"})
-    assert response.status_code == 201, response.text
-    return response.json()["data"]["id"]
-
-
-async def _act(client: httpx.AsyncClient, agent_id: str, action: str) -> None:
-    response = await client.post(f"/api/v1/agents/{agent_id}/{action}")
-    assert response.status_code == 200, response.text
 
 
 async def _publish(client: httpx.AsyncClient, body: dict[str, Any], **headers: str) -> dict:
@@ -55,15 +44,15 @@ def _assert_well_formed(received: list[ServerSentEvent]) -> list[dict]:
 
 
 async def test_a_client_filtered_to_one_agent_receives_its_lifecycle_in_order(client) -> None:
-    agent = await _create_agent(client)
-    other = await _create_agent(client)
+    agent = await new_agent(client, "sse", actions=())
+    other = await new_agent(client, "sse", actions=())
     params = {"type": "agent.*", "agent_id": agent, "from_position": "0"}
     async with aconnect_sse(client, "GET", EVENTS, params=params, timeout=STREAM_TIMEOUT) as sse:
         events = sse.aiter_sse()
         created = await _take(events, 1)
-        await _act(client, other, "start")
+        await act(client, other, "start")
         for action in ("start", "pause", "resume", "stop"):
-            await _act(client, agent, action)
+            await act(client, agent, action)
         changes = await _take(events, 4)
 
     envelopes = _assert_well_formed(created + changes)
@@ -80,20 +69,20 @@ async def test_a_client_filtered_to_one_agent_receives_its_lifecycle_in_order(cl
 async def test_a_client_that_reconnects_with_last_event_id_gets_exactly_the_missed_events(
     client,
 ) -> None:
-    agent = await _create_agent(client)
+    agent = await new_agent(client, "sse", actions=())
     params = {"type": "agent.*", "agent_id": agent, "from_position": "0"}
     async with aconnect_sse(client, "GET", EVENTS, params=params, timeout=STREAM_TIMEOUT) as sse:
         [created] = await _take(sse.aiter_sse(), 1)
 
-    await _act(client, agent, "start")  # missed while disconnected
-    await _act(client, agent, "pause")
+    await act(client, agent, "start")  # missed while disconnected
+    await act(client, agent, "pause")
     resume = {"Last-Event-ID": created.id}
     async with aconnect_sse(
         client, "GET", EVENTS, params=params, headers=resume, timeout=STREAM_TIMEOUT
     ) as sse:
         events = sse.aiter_sse()
         missed = await _take(events, 2)
-        await _act(client, agent, "resume")
+        await act(client, agent, "resume")
         [live] = await _take(events, 1)
 
     envelopes = _assert_well_formed([created, *missed, live])
@@ -233,21 +222,14 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
     topic = f"leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
-        baseline = await _consumer_count(nc)
+        baseline = await consumer_count(nc)
         params = {"stream": f"custom-{topic}"}
         async with aconnect_sse(
             client, "GET", EVENTS, params=params, timeout=STREAM_TIMEOUT
         ) as sse:
             await _publish(client, {"type": "custom.ping_sent", "subject": topic})
             await _take(sse.aiter_sse(), 1)  # the subscription is live server-side
-            assert await _consumer_count(nc) > baseline
-        async with asyncio.timeout(5):  # well under the store's 30 s inactivity cleanup
-            while await _consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
-                await asyncio.sleep(0.05)
+            assert await consumer_count(nc) > baseline
+        await consumers_back_to(nc, baseline)
     finally:
         await nc.close()
-
-
-async def _consumer_count(nc: nats.NATS) -> int:
-    reply = await nc.request("$JS.API.STREAM.INFO.PARLEY_EVENTS", b"", timeout=5)
-    return json.loads(reply.data)["state"]["consumer_count"]

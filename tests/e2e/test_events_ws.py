@@ -9,23 +9,13 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from e2e_support import act, consumer_count, consumers_back_to, new_agent
 from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection, connect
 
 
 def _ws_url(stack: Any) -> str:
     return stack.edge_url.replace("http://", "ws://", 1) + "/ws"
-
-
-async def _create_agent(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/v1/agents", json={"name": f"ws-{uuid.uuid4().hex[:10]}"})
-    assert response.status_code == 201, response.text
-    return response.json()["data"]["id"]
-
-
-async def _act(client: httpx.AsyncClient, agent_id: str, action: str) -> None:
-    response = await client.post(f"/api/v1/agents/{agent_id}/{action}")
-    assert response.status_code == 200, response.text
 
 
 async def _publish(client: httpx.AsyncClient, topic: str, event_type: str, **data: Any) -> dict:
@@ -67,14 +57,14 @@ def _events(frames: list[dict[str, Any]], sub_id: str) -> list[dict[str, Any]]:
 
 
 async def test_a_subscriber_receives_an_agents_lifecycle_in_position_order(stack, client) -> None:
-    agent = await _create_agent(client)
+    agent = await new_agent(client, "ws", actions=())
     async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         reply = await _subscribe(
             ws, "life", filter={"types": ["agent.*"], "agent_ids": [agent]}, from_position=0
         )
         assert reply["position"] == 0
         for action in ("start", "pause", "resume", "stop"):
-            await _act(client, agent, action)
+            await act(client, agent, action)
         frames = await _until(ws, lambda f: len(_events(f, "life")) == 5)
 
     events = _events(frames, "life")
@@ -91,7 +81,7 @@ async def test_a_subscriber_receives_an_agents_lifecycle_in_position_order(stack
 
 
 async def test_two_subscriptions_on_one_socket_each_get_their_own_events(stack, client) -> None:
-    agent = await _create_agent(client)
+    agent = await new_agent(client, "ws", actions=())
     topic = f"ws-two-{uuid.uuid4().hex[:8]}"
     async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
         await _subscribe(
@@ -100,7 +90,7 @@ async def test_two_subscriptions_on_one_socket_each_get_their_own_events(stack, 
         await _subscribe(
             ws, "custom", filter={"types": ["custom.*"], "streams": [f"custom-{topic}"]}
         )
-        await _act(client, agent, "start")
+        await act(client, agent, "start")
         posted = await _publish(client, topic, "custom.bell_rang", loud=True)
         frames = await _until(
             ws, lambda f: len(_events(f, "agents")) >= 1 and len(_events(f, "custom")) >= 1
@@ -217,20 +207,13 @@ async def test_closing_the_socket_releases_every_store_subscription(stack, clien
     topic = f"ws-leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
-        baseline = await _consumer_count(nc)
+        baseline = await consumer_count(nc)
         async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
             for n in range(3):
                 await _subscribe(ws, f"s{n}", filter={"streams": [f"custom-{topic}"]})
             await _publish(client, topic, "custom.hello_said")
             await _until(ws, lambda f: all(_events(f, f"s{n}") for n in range(3)))
-            assert await _consumer_count(nc) >= baseline + 3
-        async with asyncio.timeout(5):  # well under the store's 30 s inactivity cleanup
-            while await _consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
-                await asyncio.sleep(0.05)
+            assert await consumer_count(nc) >= baseline + 3
+        await consumers_back_to(nc, baseline)
     finally:
         await nc.close()
-
-
-async def _consumer_count(nc: nats.NATS) -> int:
-    reply = await nc.request("$JS.API.STREAM.INFO.PARLEY_EVENTS", b"", timeout=5)
-    return json.loads(reply.data)["state"]["consumer_count"]

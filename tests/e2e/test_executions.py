@@ -11,7 +11,6 @@ counts hits per path, and a `slow…` path holds its answer until the test relea
 
 import asyncio
 import itertools
-import json
 import signal
 import time
 import uuid
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from aiohttp import web
+from e2e_support import World, call, new_agent, web_tools
 from nats.aio.msg import Msg
 from tests_support import edge_client, eventually, stream_events
 
@@ -40,59 +39,24 @@ WORKERS = {"runtime-a": "runtime", "runtime-b": "runtime-b", "runtime-c": "runti
 """Worker name → the stack's process key."""
 
 
-class World:
-    """The 'internet' for the http_request tool: counts hits; `slow…` paths wait."""
-
-    def __init__(self) -> None:
-        self.hits: dict[str, int] = {}
-        self.held: dict[str, asyncio.Event] = {}
-        self.release = asyncio.Event()
-        app = web.Application()
-        app.router.add_get("/{name}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        self.port = 0
-
-    async def start(self) -> "World":
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    def was_held(self, name: str) -> asyncio.Event:
-        return self.held.setdefault(name, asyncio.Event())
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        self.hits[name] = self.hits.get(name, 0) + 1
-        if name.startswith("slow"):
-            self.was_held(name).set()
-            try:
-                await asyncio.wait_for(self.release.wait(), HOLD_S)
-            except TimeoutError:
-                pass
-        return web.json_response({"page": name})
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return ENV
 
 
 @pytest.fixture(scope="module")
 async def world() -> AsyncIterator[World]:
-    server = await World().start()
-    yield server
-    server.release.set()
-    await server._runner.cleanup()
+    """The 'internet', whose slow paths hold their answer at most ``HOLD_S``."""
+    async with World(hold_s=HOLD_S) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
-async def two_runtimes(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+async def two_runtimes(own_stack: Stack) -> Stack:
     """The stack with a second runtime (`runtime-b`) pulling from the same queue."""
-    stack = Stack(tmp_path_factory.mktemp("executions"), env=ENV)
-    await asyncio.to_thread(stack.start)
-    stack.start_process("runtime", key="runtime-b", env={"PARLEY_WORKER": "runtime-b"})
-    await pulling_workers(stack, 2)
-    yield stack
-    await asyncio.to_thread(stack.stop)
+    own_stack.start_process("runtime", key="runtime-b", env={"PARLEY_WORKER": "runtime-b"})
+    await pulling_workers(own_stack, 2)
+    return own_stack
 
 
 @pytest.fixture
@@ -127,17 +91,7 @@ async def pulling_workers(stack: Stack, count: int, within: float = 20.0) -> Non
 
 
 async def agent(client: httpx.AsyncClient, **spec: Any) -> str:
-    body = {"name": f"exec-{uuid.uuid4().hex[:8]}", **spec}
-    created = await client.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    started = await client.post(f"/api/v1/agents/{agent_id}/start")
-    assert started.status_code == 200, started.text
-    return agent_id
-
-
-def call(tool: str, **arguments: Any) -> str:
-    return f"call {tool}({json.dumps(arguments)})"
+    return await new_agent(client, "exec", **spec)
 
 
 async def webhook(client: httpx.AsyncClient, agent_id: str, message: str, **options: Any) -> str:
@@ -203,10 +157,6 @@ def approval_agent() -> dict[str, Any]:
     return {"tools": [{"name": "calculator", "config": {"requires_approval": True}}]}
 
 
-def web_agent() -> dict[str, Any]:
-    return {"tools": [{"name": "http_request", "config": {"allowed_hosts": ["127.0.0.1"]}}]}
-
-
 async def test_a_webhook_execution_completes_with_its_steps_recorded(client, two_runtimes):
     agent_id = await agent(client, tools=[{"name": "calculator"}])
     execution_id = await webhook(client, agent_id, call("calculator", expression="6*7"))
@@ -230,7 +180,7 @@ async def test_a_webhook_execution_completes_with_its_steps_recorded(client, two
 async def test_a_runtime_killed_mid_run_is_resumed_by_another_without_repeating_a_tool(
     client, two_runtimes, world
 ):
-    agent_id = await agent(client, **web_agent())
+    agent_id = await agent(client, **web_tools())
     tag = uuid.uuid4().hex[:6]
     first, slow = f"first-{tag}", f"slow-{tag}"
     message = (
@@ -313,7 +263,7 @@ async def test_cancel_stops_a_waiting_or_running_execution_and_refuses_a_finishe
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["data"]["status"] == "cancelled"
 
-    web = await agent(client, **web_agent())
+    web = await agent(client, **web_tools())
     slow = f"slow-{uuid.uuid4().hex[:6]}"
     world.release.clear()
     running = await webhook(client, web, call("http_request", url=world.url(slow)))
@@ -337,7 +287,7 @@ async def test_cancel_stops_a_waiting_or_running_execution_and_refuses_a_finishe
 
 
 async def test_an_execution_past_its_timeout_fails_with_timeout(client, two_runtimes, world):
-    agent_id = await agent(client, **web_agent())
+    agent_id = await agent(client, **web_tools())
     slow = f"slow-{uuid.uuid4().hex[:6]}"
     world.release.clear()
     message = call("http_request", url=world.url(slow))

@@ -6,102 +6,50 @@ idle timeout.
 """
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
-from tests_support import edge_client, stream_events
+from e2e_support import World, call, new_agent, web_tools
+from tests_support import eventually, stream_events
 
+from parley.contracts.envelope import Event
 from parley.devstack.stack import Stack
 
 
-class Gate:
-    """A local page the http_request tool fetches; holds every request until opened."""
-
-    def __init__(self) -> None:
-        self.open = asyncio.Event()
-        self.arrived = 0
-        app = web.Application()
-        app.router.add_get("/{name}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        self.url = ""
-
-    async def start(self) -> "Gate":
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/held"
-        return self
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.arrived += 1
-        await self.open.wait()
-        return web.json_response({"ok": True})
-
-
 @pytest.fixture(scope="module")
-async def gate() -> AsyncIterator[Gate]:
-    server = await Gate().start()
-    yield server
-    server.open.set()
-    await server._runner.cleanup()
-
-
-@pytest.fixture(scope="module")
-async def small_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    env = {
+def stack_env() -> dict[str, str]:
+    return {
         "PARLEY_QUEUE_TIMEOUT": "0.5",
         "PARLEY_QUEUE_LIMIT": "1",
         "PARLEY_IDLE_TIMEOUT": "1",
     }
-    stack = Stack(tmp_path_factory.mktemp("instances"), env=env)
-    await asyncio.to_thread(stack.start)
-    yield stack
-    await asyncio.to_thread(stack.stop)
-
-
-@pytest.fixture
-async def http(small_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with edge_client(small_stack, timeout=20) as client:
-        yield client
 
 
 async def agent(http: httpx.AsyncClient, instances: int) -> str:
-    body: dict[str, Any] = {
-        "name": f"inst-{uuid.uuid4().hex[:8]}",
-        "instances": instances,
-        "tools": [{"name": "http_request", "config": {"allowed_hosts": ["127.0.0.1"]}}],
-    }
-    created = await http.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    return await new_agent(http, "inst", instances=instances, **web_tools())
 
 
-def held_message(gate: Gate) -> str:
-    return f"call http_request({json.dumps({'url': gate.url})})"
+def held_message(world: World) -> tuple[str, str]:
+    """A fresh slow path of the world, and a message whose tool call waits there."""
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    return name, call("http_request", url=world.url(name))
 
 
-async def wait_arrived(gate: Gate, count: int) -> None:
-    for _ in range(200):
-        if gate.arrived >= count:
-            return
-        await asyncio.sleep(0.025)
-    raise AssertionError(f"only {gate.arrived} of {count} requests reached the gate")
+async def wait_arrived(world: World, name: str, count: int) -> None:
+    async def arrived() -> bool:
+        return world.hits.get(name, 0) >= count
+
+    await eventually(arrived, within=5)
 
 
-async def test_one_instance_serves_one_turn_then_queues_then_refuses(http, gate: Gate):
-    gate.open.clear()
-    gate.arrived = 0
+async def test_one_instance_serves_one_turn_then_queues_then_refuses(http, world: World):
+    world.reset()
     agent_id = await agent(http, instances=1)
     path = f"/api/v1/agents/{agent_id}/chat"
-    busy = asyncio.create_task(http.post(path, json={"message": held_message(gate)}))
-    await wait_arrived(gate, 1)
+    slow, message = held_message(world)
+    busy = asyncio.create_task(http.post(path, json={"message": message}))
+    await wait_arrived(world, slow, 1)
     queued = asyncio.create_task(http.post(path, json={"message": "waiting"}))
     await asyncio.sleep(0.1)
     overflow = await http.post(path, json={"message": "one too many"})
@@ -111,22 +59,20 @@ async def test_one_instance_serves_one_turn_then_queues_then_refuses(http, gate:
     timed_out = await queued  # waited the queue timeout, the slot stayed busy
     assert timed_out.status_code == 429
     assert "stayed busy" in timed_out.json()["error"]["message"]
-    gate.open.set()
+    world.release.set()
     assert (await busy).status_code == 200
     after = await http.post(path, json={"message": "my turn"})
     assert after.status_code == 200, after.text
 
 
-async def test_two_instances_serve_two_turns_at_once(http, gate: Gate):
-    gate.open.clear()
-    gate.arrived = 0
+async def test_two_instances_serve_two_turns_at_once(http, world: World):
+    world.reset()
     agent_id = await agent(http, instances=2)
     path = f"/api/v1/agents/{agent_id}/chat"
-    turns = [
-        asyncio.create_task(http.post(path, json={"message": held_message(gate)})) for _ in range(2)
-    ]
-    await wait_arrived(gate, 2)  # both are inside their tool call at the same time
-    gate.open.set()
+    slow, message = held_message(world)
+    turns = [asyncio.create_task(http.post(path, json={"message": message})) for _ in range(2)]
+    await wait_arrived(world, slow, 2)  # both are inside their tool call at the same time
+    world.release.set()
     assert [(await t).status_code for t in turns] == [200, 200]
 
 
@@ -137,21 +83,22 @@ async def test_zero_instances_refuse_with_a_reason(http):
     assert "0 instances" in response.json()["error"]["message"]
 
 
-async def test_an_idle_agent_scales_to_zero_and_cold_starts_again(http, small_stack: Stack):
+async def test_an_idle_agent_scales_to_zero_and_cold_starts_again(http, own_stack: Stack):
     agent_id = await agent(http, instances=1)
     path = f"/api/v1/agents/{agent_id}/chat"
     assert (await http.post(path, json={"message": "wake up"})).status_code == 200
-    for _ in range(60):
-        events = await stream_events(small_stack, f"instance-{agent_id}")
-        if [e.type for e in events] == ["instance.started", "instance.stopped"]:
-            break
-        await asyncio.sleep(0.1)
-    assert [e.type for e in events] == ["instance.started", "instance.stopped"]
+
+    async def stopped() -> list[Event] | None:
+        events = await stream_events(own_stack, f"instance-{agent_id}")
+        done = [e.type for e in events] == ["instance.started", "instance.stopped"]
+        return events if done else None
+
+    events = await eventually(stopped, within=10)
     assert "idle" in events[1].data["reason"]
     metrics = (await http.get(f"/api/v1/metrics/agents/{agent_id}")).json()["data"]
     assert metrics["instances"]["count"] == 0
     assert (await http.post(path, json={"message": "again"})).status_code == 200
-    events = await stream_events(small_stack, f"instance-{agent_id}")
+    events = await stream_events(own_stack, f"instance-{agent_id}")
     assert [e.type for e in events][-1] == "instance.started"  # a cold start
     metrics = (await http.get(f"/api/v1/metrics/agents/{agent_id}")).json()["data"]
     assert metrics["instances"]["cold_starts"] == 2

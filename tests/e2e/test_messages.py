@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 import nats
+from e2e_support import new_agent
 from httpx_sse import aconnect_sse
 from tests_support import auth_headers, stream_events
 from websockets.asyncio.client import connect
@@ -24,21 +25,26 @@ STREAM_TIMEOUT = httpx.Timeout(10, read=60)
 
 
 async def agent(client: httpx.AsyncClient, *, state: str | None = "running", **spec: Any) -> str:
-    created = await client.post(
-        "/api/v1/agents", json={"name": f"msg-{uuid.uuid4().hex[:8]}", **spec}
-    )
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
     actions = {"running": ["start"], "paused": ["start", "pause"], "stopped": ["stop"]}
-    for action in actions.get(state or "", []):
-        response = await client.post(f"/api/v1/agents/{agent_id}/{action}")
-        assert response.status_code == 200, response.text
-    return agent_id
+    return await new_agent(client, "msg", actions=actions.get(state or "", []), **spec)
 
 
 async def send(client: httpx.AsyncClient, **message: Any) -> httpx.Response:
     headers = message.pop("headers", {})
     return await client.post(MESSAGES, json=message, headers=headers, timeout=30)
+
+
+async def says(
+    client: httpx.AsyncClient, sender: str, performative: str, receiver: str, **message: Any
+) -> httpx.Response:
+    """``user:<sender>`` sends a ``performative`` message to ``user:<receiver>``."""
+    return await send(
+        client,
+        performative=performative,
+        sender=f"user:{sender}",
+        receivers=[f"user:{receiver}"],
+        **message,
+    )
 
 
 def unique(prefix: str) -> str:
@@ -163,19 +169,11 @@ async def test_one_reachable_receiver_of_two_is_a_partial_delivery(client) -> No
 
 
 async def test_a_reply_to_an_inform_breaks_the_protocol(client, stack) -> None:
-    sent = await send(
-        client, performative="inform", sender="user:alice", receivers=["user:bob"], content="fyi"
-    )
+    sent = await says(client, "alice", "inform", "bob", content="fyi")
     assert sent.status_code == 202, sent.text
     original = sent.json()["data"]
 
-    reply = await send(
-        client,
-        performative="agree",
-        sender="user:bob",
-        receivers=["user:alice"],
-        in_reply_to=original["message_id"],
-    )
+    reply = await says(client, "bob", "agree", "alice", in_reply_to=original["message_id"])
 
     assert reply.status_code == 409, reply.text
     body = error(reply)
@@ -189,32 +187,22 @@ async def test_a_reply_to_an_inform_breaks_the_protocol(client, stack) -> None:
 
 async def test_an_accept_proposal_cannot_answer_a_request(client) -> None:
     conversation = unique("conv")
-    asked = await send(
+    asked = await says(
         client,
-        performative="request",
-        sender="user:alice",
-        receivers=["user:bob"],
+        "alice",
+        "request",
+        "bob",
         conversation_id=conversation,
         reply_with="ask-1",
         content="do it",
     )
     assert asked.status_code == 202, asked.text
 
-    wrong = await send(
-        client,
-        performative="accept-proposal",
-        sender="user:bob",
-        receivers=["user:alice"],
-        conversation_id=conversation,
-        in_reply_to="ask-1",
+    wrong = await says(
+        client, "bob", "accept-proposal", "alice", conversation_id=conversation, in_reply_to="ask-1"
     )
-    right = await send(
-        client,
-        performative="agree",
-        sender="user:bob",
-        receivers=["user:alice"],
-        in_reply_to="ask-1",  # no conversation_id: joins the one it answers
-    )
+    # no conversation_id: joins the one it answers
+    right = await says(client, "bob", "agree", "alice", in_reply_to="ask-1")
 
     assert wrong.status_code == 409, wrong.text
     assert error(wrong)["code"] == "PROTOCOL_VIOLATION"
@@ -225,21 +213,14 @@ async def test_an_accept_proposal_cannot_answer_a_request(client) -> None:
 
 async def test_a_reply_after_reply_by_is_refused_as_expired(client) -> None:
     past = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
-    asked = await send(
-        client,
-        performative="query-if",
-        sender="user:alice",
-        receivers=["user:bob"],
-        content="is it raining?",
-        reply_by=past,
-    )
+    asked = await says(client, "alice", "query-if", "bob", content="is it raining?", reply_by=past)
     assert asked.status_code == 202, asked.text
 
-    late = await send(
+    late = await says(
         client,
-        performative="inform",
-        sender="user:bob",
-        receivers=["user:alice"],
+        "bob",
+        "inform",
+        "alice",
         in_reply_to=asked.json()["data"]["message_id"],
         content="yes",
     )
@@ -372,11 +353,11 @@ async def test_send_and_wait_times_out_when_nobody_answers(client) -> None:
 async def test_send_and_wait_returns_the_first_reply(client) -> None:
     conversation = unique("conv")
     waiting = asyncio.create_task(
-        send(
+        says(
             client,
-            performative="request",
-            sender="user:alice",
-            receivers=["user:bob"],
+            "alice",
+            "request",
+            "bob",
             conversation_id=conversation,
             reply_with="q-1",
             content="lunch?",
@@ -388,14 +369,7 @@ async def test_send_and_wait_returns_the_first_reply(client) -> None:
         if history.json()["data"]:
             break
         await asyncio.sleep(0.05)
-    answered = await send(
-        client,
-        performative="agree",
-        sender="user:bob",
-        receivers=["user:alice"],
-        in_reply_to="q-1",
-        content="yes",
-    )
+    answered = await says(client, "bob", "agree", "alice", in_reply_to="q-1", content="yes")
     assert answered.status_code == 202, answered.text
 
     response = await waiting

@@ -8,12 +8,12 @@ priced in the catalogue (gpt-4.1-mini: 11 input + 7 output tokens a call cost $0
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from tests_support import edge_client, eventually, stream_events
+from e2e_support import new_agent
+from tests_support import eventually, stream_events
 from wire_server import WireServer
 
 from parley.devstack.stack import Stack
@@ -26,17 +26,9 @@ HANG_S = 4
 
 
 @pytest.fixture(scope="module")
-async def wire() -> AsyncIterator[WireServer]:
-    server = await WireServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def quota_stack(
-    wire: WireServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    env = {
+def stack_env(wire: WireServer) -> dict[str, str]:
+    """One running instance a namespace, a tiny daily spend, the runtime on the wire server."""
+    return {
         "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
         "OPENAI_API_KEY": KEY,
         "PARLEY_OPENAI_IDLE_TIMEOUT": str(HANG_S),
@@ -44,16 +36,6 @@ async def quota_stack(
         "PARLEY_QUOTA_MAX_INSTANCES": "1",
         "PARLEY_QUOTA_DAILY_SPEND_USD": str(DAILY_SPEND_USD),
     }
-    stack = Stack(tmp_path_factory.mktemp("quotas"), env=env)
-    await asyncio.to_thread(stack.start)
-    yield stack
-    await asyncio.to_thread(stack.stop)
-
-
-@pytest.fixture
-async def http(quota_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with edge_client(quota_stack, timeout=30) as client:
-        yield client
 
 
 def _namespace(label: str) -> dict[str, str]:
@@ -61,13 +43,7 @@ def _namespace(label: str) -> dict[str, str]:
 
 
 async def _agent(http: httpx.AsyncClient, namespace: dict[str, str]) -> str:
-    body = {"name": f"q-{uuid.uuid4().hex[:8]}", "provider": "openai", "model": MODEL}
-    created = await http.post("/api/v1/agents", json=body, headers=namespace)
-    assert created.status_code == 201, created.text
-    agent_id: str = created.json()["data"]["id"]
-    started = await http.post(f"/api/v1/agents/{agent_id}/start", headers=namespace)
-    assert started.status_code == 200, started.text
-    return agent_id
+    return await new_agent(http, "q", headers=namespace, provider="openai", model=MODEL)
 
 
 async def _chat(
@@ -111,7 +87,7 @@ async def test_a_namespace_at_its_running_instances_quota_is_refused_and_others_
 
 
 async def test_a_namespace_past_its_daily_spend_is_refused_before_any_model_call(
-    http: httpx.AsyncClient, wire: WireServer, quota_stack: Stack
+    http: httpx.AsyncClient, wire: WireServer, own_stack: Stack
 ) -> None:
     tenant, other = _namespace("spend-a"), _namespace("spend-b")
     agent, elsewhere = await _agent(http, tenant), await _agent(http, other)
@@ -141,7 +117,7 @@ async def test_a_namespace_past_its_daily_spend_is_refused_before_any_model_call
 
     day = datetime.now(UTC).strftime("%Y%m%d")
     stream = f"spend-{tenant['X-Parley-Namespace']}-{day}"
-    recorded = await stream_events(quota_stack, stream)
+    recorded = await stream_events(own_stack, stream)
     assert [e.type for e in recorded] == ["spend.recorded"]
     assert recorded[0].data["agent_id"] == agent
     assert recorded[0].data["total_cost_usd"] == pytest.approx(CALL_COST_USD)

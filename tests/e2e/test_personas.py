@@ -1,12 +1,11 @@
 """`/api/v1/personas` through the real stack, and agents that name a persona."""
 
 import re
-import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import msgspec
 import pytest
+from e2e_support import body_of, error_of
 from tests_support import edge_client
 
 from parley.contracts.personas import persona_stream
@@ -18,18 +17,6 @@ BUILTINS = {"helpful-assistant", "code-reviewer", "concise-analyst"}
 PIRATE = {"name": "pirate", "description": "Arr", "content": "Talk like a pirate.", "tags": ["fun"]}
 
 
-@pytest.fixture
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def api(stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client bound to a namespace of its own."""
-    async with edge_client(stack, timeout=10, headers={"X-Parley-Namespace": namespace}) as http:
-        yield http
-
-
 async def _stream_length(stack: Stack, namespace: str, name: str) -> int:
     store = await open_store(nats_url=stack.nats_url)
     try:
@@ -39,9 +26,7 @@ async def _stream_length(stack: Stack, namespace: str, name: str) -> int:
 
 
 def _assert_error(response: httpx.Response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"] and error["request_id"]
+    error = error_of(response, status, code)
     assert re.fullmatch(r"[0-9a-f]{32}", error["trace_id"])
     return error
 
@@ -49,9 +34,7 @@ def _assert_error(response: httpx.Response, status: int, code: str) -> dict:
 async def test_the_built_in_personas_are_listed_in_every_namespace(
     api: httpx.AsyncClient,
 ) -> None:
-    response = await api.get("/api/v1/personas")
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = body_of(await api.get("/api/v1/personas"))
     assert {p["name"] for p in body["data"]} == BUILTINS
     assert all(p["builtin"] and p["content"] and p["version"] == 0 for p in body["data"])
     assert body["pagination"]["total_count"] == 3 and body["pagination"]["has_more"] is False

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from aiohttp import web
+from e2e_support import World, call, new_agent, web_tools
 from httpx_sse import aconnect_sse
 from nats.aio.msg import Msg
 from tests_support import stream_events
@@ -24,65 +24,8 @@ from parley.contracts import subjects
 from parley.devstack.stack import Stack
 
 
-class World:
-    """The 'internet' for the http_request tool: counts hits, can hold a request."""
-
-    def __init__(self) -> None:
-        self.hits: dict[str, int] = {}
-        self.release = asyncio.Event()
-        self.held = asyncio.Event()
-        app = web.Application()
-        app.router.add_get("/{name}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        self.port = 0
-
-    async def start(self) -> "World":
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-        return self
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{name}"
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        self.hits[name] = self.hits.get(name, 0) + 1
-        if name.startswith("slow"):
-            self.held.set()
-            await self.release.wait()
-        return web.json_response({"page": name})
-
-    def reset(self) -> None:
-        self.release = asyncio.Event()
-        self.held = asyncio.Event()
-
-
-@pytest.fixture(scope="module")
-async def world() -> AsyncIterator[World]:
-    server = await World().start()
-    yield server
-    server.release.set()
-    await server._runner.cleanup()
-
-
 async def agent(client: httpx.AsyncClient, **spec: Any) -> str:
-    body = {"name": f"turns-{uuid.uuid4().hex[:8]}", **spec}
-    created = await client.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    started = await client.post(f"/api/v1/agents/{agent_id}/start")
-    assert started.status_code == 200, started.text
-    return agent_id
-
-
-def web_agent() -> dict[str, Any]:
-    return {"tools": [{"name": "http_request", "config": {"allowed_hosts": ["127.0.0.1"]}}]}
-
-
-def call(tool: str, **arguments: Any) -> str:
-    return f"call {tool}({json.dumps(arguments)})"
+    return await new_agent(client, "turns", **spec)
 
 
 async def chat(client: httpx.AsyncClient, agent_id: str, **body: Any) -> httpx.Response:
@@ -171,7 +114,7 @@ async def read_until(events: AsyncIterator[Any], kind: str) -> list[Any]:
 
 async def test_a_token_stream_resumes_mid_turn_after_a_disconnect(client, world: World):
     world.reset()
-    agent_id = await agent(client, **web_agent())
+    agent_id = await agent(client, **web_tools())
     path = f"/api/v1/agents/{agent_id}/chat/stream"
     message = call("http_request", url=world.url("slow-resume"))
     async with aconnect_sse(client, "POST", path, json={"message": message}) as source:
@@ -194,7 +137,7 @@ async def test_a_token_stream_resumes_mid_turn_after_a_disconnect(client, world:
 
 async def test_cancel_mid_stream_ends_the_turn_cancelled(client, world: World, stack: Stack):
     world.reset()
-    agent_id = await agent(client, **web_agent())
+    agent_id = await agent(client, **web_tools())
     path = f"/api/v1/agents/{agent_id}/chat/stream"
     message = call("http_request", url=world.url("slow-cancel"))
     async with aconnect_sse(client, "POST", path, json={"message": message}) as source:
@@ -220,7 +163,7 @@ async def test_cancel_mid_stream_ends_the_turn_cancelled(client, world: World, s
 
 async def busy_session(client: httpx.AsyncClient, world: World, name: str) -> tuple[str, str]:
     """An agent and a conversation whose turn is held at the slow server."""
-    agent_id = await agent(client, **web_agent())
+    agent_id = await agent(client, **web_tools())
     first = (await chat(client, agent_id, message="hello")).json()["data"]
     conversation = first["conversation_id"]
     held = asyncio.create_task(
@@ -231,7 +174,7 @@ async def busy_session(client: httpx.AsyncClient, world: World, name: str) -> tu
             conversation_id=conversation,
         )
     )
-    await asyncio.wait_for(world.held.wait(), 10)
+    await asyncio.wait_for(world.was_held(name).wait(), 10)
     busy_session.tasks.append(held)
     return agent_id, conversation
 
@@ -299,7 +242,7 @@ async def test_concurrent_messages_follow_the_policy(client, world: World, stack
             conversation_id=conversation,
         )
     )
-    await asyncio.wait_for(world.held.wait(), 10)
+    await asyncio.wait_for(world.was_held("slow-interrupt").wait(), 10)
     interrupting = await chat(
         client, agent_id, message="stop that", conversation_id=conversation, policy="interrupt"
     )

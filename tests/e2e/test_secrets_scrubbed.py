@@ -9,16 +9,15 @@ only the shape patterns.
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from e2e_support import body_of, error_of, new_agent
+from tests_support import export_events
 from wire_server import WireServer
 
 from parley.devstack.stack import Stack
-from parley.eventstore.factory import open_store
 
 ANTHROPIC_KEY = "sk-test-SECRET-1234567890abcdef"
 OPENAI_KEY = "plainSECRETvalue0987654321zyx"  # no credential shape: only known as a secret
@@ -27,19 +26,12 @@ MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1-mini"}
 
 
 @pytest.fixture(scope="module")
-async def wire() -> AsyncIterator[WireServer]:
-    server = await WireServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def secret_stack(
-    wire: WireServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
+def stack_env(wire: WireServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The runtime on the wire server, the Anthropic key from the environment and the OpenAI
+    key from a file."""
     keys = tmp_path_factory.mktemp("keys")
     (keys / "openai.key").write_text(OPENAI_KEY + "\n")
-    env = {
+    return {
         "PARLEY_ANTHROPIC_BASE_URL": wire.url,
         "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
@@ -48,21 +40,6 @@ async def secret_stack(
         "PARLEY_ANTHROPIC_MAX_RETRIES": "0",
         "PARLEY_OPENAI_MAX_RETRIES": "0",
     }
-    stack = Stack(tmp_path_factory.mktemp("secrets"), env=env)
-    await asyncio.to_thread(stack.start)
-    yield stack
-    await asyncio.to_thread(stack.stop)
-
-
-@pytest.fixture(scope="module")
-async def http(secret_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {}
-    if secret_stack.admin_key_file.exists():  # an edge with authentication on needs it
-        headers["X-API-Key"] = secret_stack.admin_key_file.read_text().strip()
-    async with httpx.AsyncClient(
-        base_url=secret_stack.edge_url, timeout=20, headers=headers
-    ) as client:
-        yield client
 
 
 class Responses:
@@ -80,17 +57,18 @@ class Responses:
 async def running_agent(
     http: httpx.AsyncClient, provider: str, tools: list[dict[str, Any]] | None = None
 ) -> str:
-    body = {
-        "name": f"{provider}-{uuid.uuid4().hex[:8]}",
-        "provider": provider,
-        "model": MODELS[provider],
-        "tools": tools or [],
-    }
-    created = await http.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    return await new_agent(
+        http, provider, provider=provider, model=MODELS[provider], tools=tools or []
+    )
+
+
+async def _post(
+    http: httpx.AsyncClient, agent_id: str, path: str = "chat", **body: Any
+) -> httpx.Response:
+    """A POST of ``body`` (``{"message": "hi"}`` by default) to the agent's ``path`` (``chat``,
+    ``chat/stream``, ``webhook``), its answer kept."""
+    response = await http.post(f"/api/v1/agents/{agent_id}/{path}", json=body or {"message": "hi"})
+    return Responses.keep(response)
 
 
 @pytest.fixture(params=["anthropic", "openai"])
@@ -103,12 +81,7 @@ async def test_a_401_that_echoes_the_key_fails_the_chat_without_the_key(
 ) -> None:
     agent_id = await running_agent(http, api)
     wire.script(api, "401_echo")
-    response = Responses.keep(
-        await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
-    )
-    assert response.status_code == 502, response.text
-    error = response.json()["error"]
-    assert error["code"] == "PROVIDER_ERROR"
+    error = error_of(await _post(http, agent_id), 502, "PROVIDER_ERROR")
     assert "invalid credentials [REDACTED]" in error["message"]  # the reason, not the key
     assert wire.count(api) >= 1
     conversation = error["details"]["conversation_id"]
@@ -116,9 +89,7 @@ async def test_a_401_that_echoes_the_key_fails_the_chat_without_the_key(
     Responses.keep(await http.get(f"/api/v1/agents/{agent_id}/logs", params={"level": "info"}))
 
     wire.script(api, "401_echo")
-    streamed = Responses.keep(
-        await http.post(f"/api/v1/agents/{agent_id}/chat/stream", json={"message": "hi"})
-    )
+    streamed = await _post(http, agent_id, "chat/stream")
     assert "event: error" in streamed.text and "PROVIDER_ERROR" in streamed.text
 
 
@@ -127,18 +98,12 @@ async def test_an_answer_that_spells_the_key_out_is_recorded_and_returned_withou
 ) -> None:
     agent_id = await running_agent(http, api)
     wire.script(api, "echo_text")
-    response = Responses.keep(
-        await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
-    )
-    assert response.status_code == 200, response.text
-    data = response.json()["data"]
+    data = body_of(await _post(http, agent_id))["data"]
     assert data["response"] == "Your key is [REDACTED], keep it safe."
     Responses.keep(await http.get(f"/api/v1/sessions/{data['conversation_id']}"))
 
     wire.script(api, "echo_text")  # live: the key arrives in two deltas
-    streamed = Responses.keep(
-        await http.post(f"/api/v1/agents/{agent_id}/chat/stream", json={"message": "hi"})
-    )
+    streamed = await _post(http, agent_id, "chat/stream")
     tokens = "".join(frame["text"] for frame in _frames(streamed.text, "token"))
     assert tokens == "Your key is [REDACTED], keep it safe.", streamed.text
 
@@ -152,9 +117,7 @@ async def test_a_tool_result_that_shows_the_key_is_recorded_and_returned_without
     wire.leak = f"ANTHROPIC_API_KEY={ANTHROPIC_KEY}\nOPENAI_API_KEY={OPENAI_KEY}\n"
     wire.calls = [("call_leak", "http_request", [json.dumps({"url": f"{wire.url}/leak"})])]
     wire.script(api, "tools", "text")
-    response = Responses.keep(
-        await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "fetch it"})
-    )
+    response = await _post(http, agent_id, message="fetch it")
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     [call] = data["tool_calls"]
@@ -169,11 +132,7 @@ async def test_a_webhook_execution_against_the_echoing_provider_fails_without_th
 ) -> None:
     agent_id = await running_agent(http, api)
     wire.script(api, "401_echo", "401_echo", "401_echo")
-    accepted = Responses.keep(
-        await http.post(
-            f"/api/v1/agents/{agent_id}/webhook", json={"input_data": {"message": "go"}}
-        )
-    )
+    accepted = await _post(http, agent_id, "webhook", input_data={"message": "go"})
     assert accepted.status_code == 202, accepted.text
     execution_id = accepted.json()["data"]["execution_id"]
     view = await _finished(http, agent_id, execution_id)
@@ -186,34 +145,23 @@ async def test_a_webhook_execution_against_the_echoing_provider_fails_without_th
 
 
 async def test_the_keys_are_in_no_event_no_log_file_and_no_store_file(
-    secret_stack: Stack,
+    own_stack: Stack,
 ) -> None:
     assert len(Responses.bodies) >= 10, "run with the tests above: they make the traffic"
-    store = await open_store(backend="jetstream", nats_url=secret_stack.nats_url)
-    try:
-        last = await store.last_position()
-        seen: list[str] = []
-        feed = store.subscribe(0)
-        try:
-            async with asyncio.timeout(20):
-                async for event in feed:
-                    seen.append(json.dumps([event.type, event.data], default=str))
-                    if event.position >= last:
-                        break
-        finally:
-            await feed.close()
-    finally:
-        await store.close()
+    seen = [
+        json.dumps([event.type, event.data], default=str)
+        for event in await export_events(own_stack.nats_url)
+    ]
     everything = "\n".join(seen)
     assert '"turn.failed"' in everything and '"execution.failed"' in everything
     assert "[REDACTED]" in everything
     _assert_no_key(everything, "the event store")
 
-    logs = sorted((secret_stack.state_dir / "logs").glob("*.log"))
+    logs = sorted((own_stack.state_dir / "logs").glob("*.log"))
     assert {path.stem for path in logs} >= {"runtime", "edge", "registry"}
     for path in logs:
         _assert_no_key(path.read_bytes(), str(path))
-    store_files = [p for p in (secret_stack.state_dir / "nats").rglob("*") if p.is_file()]
+    store_files = [p for p in (own_stack.state_dir / "nats").rglob("*") if p.is_file()]
     assert any(p.suffix == ".blk" for p in store_files)
     for path in store_files:
         _assert_no_key(path.read_bytes(), str(path))

@@ -17,7 +17,7 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -445,7 +445,7 @@ async def test_every_operation_in_the_openapi_document_carries_security(client) 
                 continue
             operations += 1
             if "health" in operation.get("tags", []):
-                assert path in ("/health", "/livez", "/ready", "/readyz")
+                assert path in ("/health", "/livez", "/ready", "/readyz", "/metrics")
                 continue
             assert operation.get("security") == [{"ApiKeyAuth": []}, {"BearerAuth": []}], (
                 method,
@@ -464,24 +464,37 @@ async def _created_in(stack: Stack, secret: str, ns: str) -> str:
         return await _agent(http, system_prompt=f"the secret prompt of {ns}")
 
 
+async def _streamed(
+    http: httpx.AsyncClient, params: dict[str, str], last: Callable[[dict[str, Any]], bool]
+) -> list[dict[str, Any]]:
+    """The events ``GET /api/v1/events`` with ``params`` streams to ``http`` (keep-alives
+    left out), up to the first for which ``last(event)`` holds."""
+    seen: list[dict[str, Any]] = []
+    async with aconnect_sse(
+        http, "GET", "/api/v1/events", params=params, timeout=STREAM_TIMEOUT
+    ) as source:
+        async for sse in source.aiter_sse():
+            if sse.event == "keep-alive" or not sse.data:
+                continue
+            seen.append(json.loads(sse.data))
+            if last(seen[-1]):
+                break
+    return seen
+
+
+def _created(agent_id: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether an event is the ``agent.created`` of ``agent_id``."""
+    return lambda event: event["subject"] == agent_id and event["type"] == "agent.created"
+
+
 async def test_sse_carries_only_the_callers_namespaces(client, stack, tenants) -> None:
     a, b = tenants["a"], tenants["b"]
     start = (await client.get("/ready")).json()["data"]["applied_position"]
     hidden = await _created_in(stack, tenants["a_operator"], a)
     marker = await _created_in(stack, tenants["b_operator"], b)
-    seen: list[dict[str, Any]] = []
     async with as_key(stack, tenants["b_viewer"]) as viewer:
         params = {"from_position": str(start), "type": "agent.*"}
-        async with aconnect_sse(
-            viewer, "GET", "/api/v1/events", params=params, timeout=STREAM_TIMEOUT
-        ) as source:
-            async for sse in source.aiter_sse():
-                if sse.event == "keep-alive" or not sse.data:
-                    continue
-                event = json.loads(sse.data)
-                seen.append(event)
-                if event["subject"] == marker and event["type"] == "agent.created":
-                    break
+        seen = await _streamed(viewer, params, _created(marker))
         asked = await viewer.get("/api/v1/events", params={"namespace": a, "from_position": "0"})
         assert asked.status_code == 404  # a filter cannot reach past the walls
     assert seen and {event["namespace"] for event in seen} == {b}
@@ -495,19 +508,10 @@ async def test_a_named_namespace_narrows_a_stream_of_several(client, stack, tena
     start = (await client.get("/ready")).json()["data"]["applied_position"]
     await _created_in(stack, tenants["a_operator"], a)
     marker = await _created_in(stack, tenants["b_operator"], b)
-    seen = set()
     async with as_key(stack, both, b) as viewer:
         params = {"from_position": str(start), "type": "agent.created"}
-        async with aconnect_sse(
-            viewer, "GET", "/api/v1/events", params=params, timeout=STREAM_TIMEOUT
-        ) as source:
-            async for sse in source.aiter_sse():
-                if sse.data:
-                    event = json.loads(sse.data)
-                    seen.add(event["namespace"])
-                    if event["subject"] == marker:
-                        break
-    assert seen == {b}
+        seen = await _streamed(viewer, params, lambda event: event["subject"] == marker)
+    assert {event["namespace"] for event in seen} == {b}
 
 
 async def test_ws_carries_only_the_callers_namespaces_whatever_the_filter(
@@ -543,27 +547,15 @@ async def test_apikey_events_reach_admins_only(client, stack, tenants) -> None:
     start = (await client.get("/ready")).json()["data"]["applied_position"]
     _, key = await make_key(client, ["viewer"], ["default"])
     wanted = {"from_position": str(start), "type": "apikey.*"}
-    async with aconnect_sse(
-        client, "GET", "/api/v1/events", params=wanted, timeout=STREAM_TIMEOUT
-    ) as source:
-        async for sse in source.aiter_sse():
-            if sse.data and json.loads(sse.data)["subject"] == key["key_id"]:
-                assert "pk_" not in sse.data.replace(key["prefix"], "")
-                break
+    streamed = await _streamed(client, wanted, lambda event: event["subject"] == key["key_id"])
+    assert streamed[-1]["subject"] == key["key_id"]
+    assert "pk_" not in json.dumps(streamed[-1]).replace(key["prefix"], "")
     everywhere_viewer, _ = await make_key(client, ["viewer"], ["*"])
     async with as_key(stack, everywhere_viewer) as viewer:
         marker = await _created_in(stack, tenants["a_operator"], tenants["a"])
         params = {"from_position": str(start)}
-        async with aconnect_sse(
-            viewer, "GET", "/api/v1/events", params=params, timeout=STREAM_TIMEOUT
-        ) as source:
-            async for sse in source.aiter_sse():
-                if not sse.data:
-                    continue
-                event = json.loads(sse.data)
-                assert not event["type"].startswith("apikey."), event
-                if event["subject"] == marker:
-                    break
+        seen = await _streamed(viewer, params, lambda event: event["subject"] == marker)
+    assert not any(event["type"].startswith("apikey.") for event in seen), seen
 
 
 async def test_the_event_log_is_the_audit_log(client, stack, tenants) -> None:
@@ -571,16 +563,8 @@ async def test_the_event_log_is_the_audit_log(client, stack, tenants) -> None:
     agent_id = await _created_in(stack, tenants["a_operator"], tenants["a"])
     actor = f"key:{tenants['a_operator_id']}"
     params = {"from_position": str(start), "actor": actor}
-    async with aconnect_sse(
-        client, "GET", "/api/v1/events", params=params, timeout=STREAM_TIMEOUT
-    ) as source:
-        async for sse in source.aiter_sse():
-            if not sse.data:
-                continue
-            event = json.loads(sse.data)
-            assert event["actor"] == actor
-            if event["subject"] == agent_id and event["type"] == "agent.created":
-                break
+    seen = await _streamed(client, params, _created(agent_id))
+    assert all(event["actor"] == actor for event in seen), seen
 
 
 # --- browsers: origins, tickets, cross-site writes -----------------------------------------

@@ -295,6 +295,21 @@ def _answer(sock: socket.socket) -> bytes:
     return received
 
 
+async def _trickled(sock: socket.socket, times: int, every: float) -> bytes:
+    """The server's whole answer on ``sock`` after one more body byte every ``every`` seconds,
+    ``times`` times or until the server stops reading; the socket is closed after."""
+    try:
+        for _ in range(times):
+            await asyncio.sleep(every)
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                break
+        return await asyncio.to_thread(_answer, sock)
+    finally:
+        sock.close()
+
+
 async def test_half_sent_bodies_time_out_while_normal_requests_go_on(
     tuned: str, key: dict[str, str]
 ) -> None:
@@ -319,16 +334,8 @@ async def test_a_trickled_body_times_out_in_total(tuned: str, key: dict[str, str
     port = int(tuned.rsplit(":", 1)[1])
     sock = _half_send(port, key)
     started = time.monotonic()
-    try:
-        for _ in range(int(BODY_TIMEOUT_S / (BODY_IDLE_S / 2)) + 4):  # never idle too long
-            await asyncio.sleep(BODY_IDLE_S / 2)
-            try:
-                sock.sendall(b"x")
-            except OSError:
-                break
-        answer = await asyncio.to_thread(_answer, sock)
-    finally:
-        sock.close()
+    times = int(BODY_TIMEOUT_S / (BODY_IDLE_S / 2)) + 4
+    answer = await _trickled(sock, times, BODY_IDLE_S / 2)  # never idle too long
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:200]
     assert time.monotonic() - started < BODY_TIMEOUT_S + BODY_IDLE_S * 4
 
@@ -346,16 +353,7 @@ async def test_a_body_refused_unread_cannot_be_trickled_for_ever(
             assert made.status_code == 201, made.text
     sock = _half_send(port, key, namespace=namespace)  # refused by the quota before it is read
     started = time.monotonic()
-    try:
-        for _ in range(12):  # a byte every half second would hold a keep-alive open
-            await asyncio.sleep(0.5)
-            try:
-                sock.sendall(b"x")
-            except OSError:
-                break
-        answer = await asyncio.to_thread(_answer, sock)
-    finally:
-        sock.close()
+    answer = await _trickled(sock, 12, 0.5)  # a byte every half second would hold a keep-alive
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
     assert b"connection: close" in answer.lower()
     assert time.monotonic() - started < 5

@@ -1,22 +1,11 @@
 """`/api/v1/sessions` through the real stack: ad-hoc and agent sessions, settings, tools,
 files, chat in a session, deletes, and the envelopes of bad input."""
 
-import uuid
 from typing import Any
 
 import httpx
 import pytest
-
-
-async def _agent(client: httpx.AsyncClient, *, start: bool = True, **spec: Any) -> str:
-    body = {"name": f"sess-{uuid.uuid4().hex[:8]}", **spec}
-    created = await client.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    if start:
-        started = await client.post(f"/api/v1/agents/{agent_id}/start")
-        assert started.status_code == 200, started.text
-    return agent_id
+from e2e_support import new_agent
 
 
 async def _session(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -55,7 +44,7 @@ async def test_an_ad_hoc_session_is_created_read_and_listed(client):
 
 
 async def test_sessions_page_with_a_cursor(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "sess")
     ids = [(await _session(client, agent_id=agent_id))["id"] for _ in range(3)]
     seen, cursor = [], None
     while True:
@@ -188,7 +177,7 @@ async def test_a_deleted_session_is_gone(client):
 
 
 async def test_deleting_all_sessions_of_an_agent_leaves_the_others(client):
-    agent_id = await _agent(client)
+    agent_id = await new_agent(client, "sess")
     mine = [(await _session(client, agent_id=agent_id))["id"] for _ in range(2)]
     other = await _session(client)
     response = await client.delete("/api/v1/sessions", params={"agent_id": agent_id})

@@ -25,6 +25,7 @@ import httpx
 import msgspec
 import nats
 import pytest
+from e2e_support import new_agent
 from tests_support import edge_client, eventually, stream_events
 
 from parley.contracts import subjects
@@ -45,22 +46,14 @@ GRACE_MS = 500
 
 
 @pytest.fixture(scope="module")
-async def tasks_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("tasks"), env=ENV)
-    await asyncio.to_thread(stack.start)
-    yield stack
-    await asyncio.to_thread(stack.stop)
+def stack_env() -> dict[str, str]:
+    return ENV
 
 
 @pytest.fixture
-def namespace() -> str:
-    return f"t-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-async def api(tasks_stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
+async def api(own_stack: Stack, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
     async with edge_client(
-        tasks_stack, timeout=30, headers={"X-Parley-Namespace": namespace}
+        own_stack, timeout=30, headers={"X-Parley-Namespace": namespace}
     ) as http:
         yield http
 
@@ -77,13 +70,7 @@ def runtime_stopped(stack: Stack) -> Iterator[None]:
 
 
 async def agent(api: httpx.AsyncClient, **spec: Any) -> str:
-    body = {"name": f"bidder-{uuid.uuid4().hex[:8]}", **spec}
-    created = await api.post("/api/v1/agents", json=body)
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    started = await api.post(f"/api/v1/agents/{agent_id}/start")
-    assert started.status_code == 200, started.text
-    return agent_id
+    return await new_agent(api, "bidder", **spec)
 
 
 def bidding(cost: float, time_s: float, confidence: float) -> dict[str, Any]:
@@ -312,9 +299,7 @@ async def test_requirements_pick_the_candidates_by_capability(api) -> None:
     assert view["candidates"] == [able] and view["assigned_to"] == able
 
 
-async def test_a_failing_winner_is_replaced_by_the_next_best_bid(
-    api, tasks_stack, namespace
-) -> None:
+async def test_a_failing_winner_is_replaced_by_the_next_best_bid(api, own_stack, namespace) -> None:
     failing = await agent(api, instances=0, **bidding(1, 1, 0.9))  # bids, cannot work
     second = await agent(api, **bidding(2, 1, 0.9))
     # It answers `failure` (no slot), or — should its runtime hold the work instead — runs
@@ -328,7 +313,7 @@ async def test_a_failing_winner_is_replaced_by_the_next_best_bid(
     assert view["round"] == 2 and failing in view["failures"]
     awards = [
         e
-        for e in await stream_events(tasks_stack, task_stream(namespace, task_id))
+        for e in await stream_events(own_stack, task_stream(namespace, task_id))
         if e.type == "task.awarded"
     ]
     assert [(e.data["agent_id"], e.data["round"]) for e in awards] == [(failing, 1), (second, 2)]
@@ -345,14 +330,14 @@ async def test_every_candidate_refusing_fails_the_task_with_their_reasons(api) -
     assert all("tendered work" in reason for reason in view["refusals"].values())
 
 
-async def test_cancel_of_an_awarded_task_tells_the_contractor(api, tasks_stack, namespace) -> None:
+async def test_cancel_of_an_awarded_task_tells_the_contractor(api, own_stack, namespace) -> None:
     worker = await agent(api, **bidding(1, 1, 0.9))
     task_id = await create_task(api, participants=[worker])
-    with runtime_stopped(tasks_stack):
+    with runtime_stopped(own_stack):
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 5})
-        cfp = await cfp_id(tasks_stack, namespace, task_id)
+        cfp = await cfp_id(own_stack, namespace, task_id)
         await say(
-            tasks_stack,
+            own_stack,
             api.headers["X-Parley-Namespace"],
             worker,
             "propose",
@@ -363,24 +348,24 @@ async def test_cancel_of_an_awarded_task_tells_the_contractor(api, tasks_stack, 
         await wait_task(api, task_id, "awarded")
         cancelled = await api.post(f"/api/v1/tasks/{task_id}/cancel")
         assert cancelled.status_code == 200 and cancelled.json()["data"]["status"] == "cancelled"
-    events = await stream_events(tasks_stack, task_stream(namespace, task_id))
+    events = await stream_events(own_stack, task_stream(namespace, task_id))
     assert events[-1].type == "task.cancelled" and events[-1].data["contractor"] == worker
-    conversation = await stream_events(tasks_stack, conversation_stream(namespace, task_id))
+    conversation = await stream_events(own_stack, conversation_stream(namespace, task_id))
     sent = [e.data["message"]["performative"] for e in conversation if e.type == "message.sent"]
     assert sent.count("cancel") == 1
 
 
 async def test_a_silent_agent_leaves_the_round_to_the_deadline_and_a_late_bid_is_rejected(
-    api, tasks_stack, namespace
+    api, own_stack, namespace
 ) -> None:
     talker = await agent(api)
     silent = await agent(api)
     task_id = await create_task(api, participants=[talker, silent])
-    with runtime_stopped(tasks_stack):
+    with runtime_stopped(own_stack):
         started = time.monotonic()
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 1.5})
-        cfp = await cfp_id(tasks_stack, namespace, task_id)
-        await say(tasks_stack, namespace, talker, "propose", task_id, cfp, offer(3))
+        cfp = await cfp_id(own_stack, namespace, task_id)
+        await say(own_stack, namespace, talker, "propose", task_id, cfp, offer(3))
         view = await wait_task(api, task_id, "awarded", "failed")
         assert time.monotonic() - started >= 1.5  # waited for the silent one
         assert view["assigned_to"] == talker and silent not in view["refusals"]
@@ -397,7 +382,7 @@ async def test_a_silent_agent_leaves_the_round_to_the_deadline_and_a_late_bid_is
             namespace=namespace,
             sent_at=datetime.now(UTC),
         )
-        nc = await nats.connect(tasks_stack.nats_url)
+        nc = await nats.connect(own_stack.nats_url)
         try:
             await nc.jetstream().publish(TASKS_INBOX, msgspec.json.encode(late))
         finally:
@@ -412,7 +397,7 @@ async def test_a_silent_agent_leaves_the_round_to_the_deadline_and_a_late_bid_is
             await asyncio.sleep(0.05)
     rejected = [
         e
-        for e in await stream_events(tasks_stack, task_stream(namespace, task_id))
+        for e in await stream_events(own_stack, task_stream(namespace, task_id))
         if e.type == "task.rejected"
     ]
     assert [(e.data["agent_id"], e.data["reason"]) for e in rejected] == [(silent, "late")]
@@ -420,28 +405,28 @@ async def test_a_silent_agent_leaves_the_round_to_the_deadline_and_a_late_bid_is
 
 
 async def test_a_tasks_process_killed_mid_round_ends_the_round_exactly_once(
-    api, tasks_stack, namespace
+    api, own_stack, namespace
 ) -> None:
     first, second, silent = [await agent(api) for _ in range(3)]
     task_id = await create_task(api, participants=[first, second, silent])
-    with runtime_stopped(tasks_stack):
+    with runtime_stopped(own_stack):
         await api.post(f"/api/v1/tasks/{task_id}/distribute", json={"max_wait_seconds": 2})
-        cfp = await cfp_id(tasks_stack, namespace, task_id)
-        await say(tasks_stack, namespace, first, "propose", task_id, cfp, offer(5))
-        await recorded(tasks_stack, task_stream(namespace, task_id), "task.proposal_received")
-        tasks_stack.stop_process("tasks", signal.SIGKILL)
+        cfp = await cfp_id(own_stack, namespace, task_id)
+        await say(own_stack, namespace, first, "propose", task_id, cfp, offer(5))
+        await recorded(own_stack, task_stream(namespace, task_id), "task.proposal_received")
+        own_stack.stop_process("tasks", signal.SIGKILL)
         # While it is down: another bid (waits in the inbox) and the deadline passes.
-        await say(tasks_stack, namespace, second, "propose", task_id, cfp, offer(1))
-        await round_closed(tasks_stack, namespace, task_id)
-        tasks_stack.start_process("tasks")
+        await say(own_stack, namespace, second, "propose", task_id, cfp, offer(1))
+        await round_closed(own_stack, namespace, task_id)
+        own_stack.start_process("tasks")
         view = await wait_task(api, task_id, "awarded", "failed", within=30)
         # Every answer (and redelivery) the inbox held has been taken and acknowledged, and
         # the restarted process has followed the store past the award and run a timer since.
-        await inbox_drained(tasks_stack)
+        await inbox_drained(own_stack)
         probe = await create_task(api, participants=[silent])
         await api.post(f"/api/v1/tasks/{probe}/distribute", json={"max_wait_seconds": 0.2})
         await wait_task(api, probe, "failed")
-    kinds = await event_types(tasks_stack, task_stream(namespace, task_id))
+    kinds = await event_types(own_stack, task_stream(namespace, task_id))
     assert kinds.count("task.awarded") == 1 and "task.failed" not in kinds, kinds
     assert view["assigned_to"] in (first, second)
     assert kinds.count("task.proposal_received") + kinds.count("task.rejected") >= 2

@@ -3,7 +3,6 @@ receiver (the protobuf ``ExportTraceServiceRequest``, as Jaeger's collector rece
 one request reads as one tree across processes, down to the provider call.
 """
 
-import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator
@@ -11,10 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from otlp_receiver import OtlpReceiver, Span
-from tests_support import edge_client
 from wire_server import WireServer
-
-from parley.devstack.stack import Stack
 
 MODEL = "claude-haiku-4-5"
 PROMPT = "what is six times seven? " + uuid.uuid4().hex
@@ -28,33 +24,14 @@ async def otlp() -> AsyncIterator[OtlpReceiver]:
 
 
 @pytest.fixture(scope="module")
-async def wire() -> AsyncIterator[WireServer]:
-    server = await WireServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def traced_stack(
-    otlp: OtlpReceiver, wire: WireServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Stack]:
-    env = {
+def stack_env(otlp: OtlpReceiver, wire: WireServer) -> dict[str, str]:
+    return {
         "PARLEY_OTLP_ENDPOINT": otlp.url,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export within a tenth of a second
         "PARLEY_ANTHROPIC_BASE_URL": wire.url,
         "ANTHROPIC_API_KEY": "sk-test-traces-0123456789",
         "PARLEY_ANTHROPIC_MAX_RETRIES": "0",
     }
-    stack = Stack(tmp_path_factory.mktemp("traces"), env=env)
-    await asyncio.to_thread(stack.start, 90)
-    yield stack
-    await asyncio.to_thread(stack.stop)
-
-
-@pytest.fixture
-async def http(traced_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with edge_client(traced_stack, timeout=20) as client:
-        yield client
 
 
 async def running_agent(http: httpx.AsyncClient, **spec: object) -> str:
@@ -101,7 +78,7 @@ async def test_a_chat_turn_with_a_tool_call_is_one_trace_down_to_the_model_calls
     assert response.status_code == 200, response.text
 
     chat = f"chat {MODEL}"
-    spans = await otlp.wait_for(trace_id, chat, "execute_tool calculator")
+    spans = await otlp.wait_for(trace_id, caller_span, chat, "execute_tool calculator")
     root = assert_one_tree(spans, caller_span)
     assert (root.service, root.kind) == ("parley-edge", "server")
     assert {"parley-edge", "parley-runtime"} <= {s.service for s in spans}
@@ -152,7 +129,7 @@ async def test_an_acl_request_and_its_inform_are_one_linked_trace(
     assert response.json()["data"]["reply"]["performative"] == "inform"
 
     send = "parley.cmd.messaging.send process"
-    spans = await otlp.wait_for(trace_id, "process request", send)
+    spans = await otlp.wait_for(trace_id, caller_span, "process request", send)
     root = assert_one_tree(spans, caller_span)
     assert (root.service, root.kind) == ("parley-edge", "server")
     [turn] = named(spans, "process request")  # the receiver's runtime took the delivery

@@ -22,6 +22,17 @@ class Clock:
         return self.now
 
 
+def trial_running() -> tuple[Clock, CircuitBreaker]:
+    """A breaker (threshold 1, cooldown 5 s) that failed once and, the cooldown over, has
+    let its one trial call through."""
+    clock = Clock()
+    breaker = CircuitBreaker("p", threshold=1, cooldown=5, clock=clock)
+    breaker.record_failure()
+    clock.now = 5
+    breaker.before_call()
+    return clock, breaker
+
+
 def test_the_breaker_opens_at_the_threshold_and_half_opens_after_the_cooldown():
     clock = Clock()
     breaker = CircuitBreaker("p", threshold=2, cooldown=10, clock=clock)
@@ -42,11 +53,7 @@ def test_the_breaker_opens_at_the_threshold_and_half_opens_after_the_cooldown():
 
 
 def test_a_failed_trial_call_reopens_the_breaker_for_another_cooldown():
-    clock = Clock()
-    breaker = CircuitBreaker("p", threshold=1, cooldown=5, clock=clock)
-    breaker.record_failure()
-    clock.now = 5
-    breaker.before_call()
+    clock, breaker = trial_running()
     breaker.record_failure()
     assert breaker.state == "open"
     clock.now = 9
@@ -84,11 +91,7 @@ def test_retry_after_is_read_in_seconds_milliseconds_or_as_a_date():
 
 
 def test_a_cancelled_trial_call_lets_another_trial_through():
-    clock = Clock()
-    breaker = CircuitBreaker("p", threshold=1, cooldown=5, clock=clock)
-    breaker.record_failure()
-    clock.now = 5
-    breaker.before_call()
+    _, breaker = trial_running()
     breaker.release()
     breaker.before_call()
     assert breaker.state == "half_open"

@@ -9,7 +9,7 @@ from parley.contracts.tools import SendMessageArgs, SendMessageConfig
 from parley.runtime.answers import content_text, derived_id
 from parley.runtime.bidding import AgentStats, bid
 from parley.runtime.tools import ToolContext, ToolError
-from parley.runtime.tools.send_message import SendMessage
+from parley.runtime.tools.send_message import send_message
 
 
 def agent(**bidding: object) -> AgentSpec:
@@ -91,7 +91,7 @@ CTX = ToolContext(namespace="default", agent_id="a", session_id=None, files=None
 )
 async def test_send_message_stays_inside_the_definition(arguments, config, code):
     with pytest.raises(ToolError) as caught:
-        await SendMessage().run(SendMessageArgs(**arguments), SendMessageConfig(**config), CTX)
+        await send_message.run(SendMessageArgs(**arguments), SendMessageConfig(**config), CTX)
     assert caught.value.code == code
 
 

@@ -3,10 +3,8 @@ the shared rate-limit windows against the session's real nats-server."""
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -239,14 +237,6 @@ async def test_a_body_that_trickles_past_the_total_is_408() -> None:
     with pytest.raises(ApiError) as refused:
         await _read_body(BodyTimeout(0.3, 0.1), _receiver(*trickle))
     assert refused.value.code is ErrorCode.REQUEST_TIMEOUT
-
-
-@pytest.fixture
-async def connections(nats_url: str) -> AsyncIterator[list[Client]]:
-    opened = [await nats.connect(nats_url) for _ in range(2)]
-    yield opened
-    for nc in opened:
-        await nc.close()
 
 
 async def _counters(connections: list[Client]) -> list[WindowCounter]:

@@ -4,10 +4,8 @@ Two stores on two connections stand for two edge processes.
 """
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -20,14 +18,6 @@ from parley.identity.tickets import TICKET_PREFIX, TICKET_TTL, TicketStore
 ANN = Principal(
     id="key:ann", kind="key", roles=frozenset({Role.VIEWER}), namespaces=frozenset({"team-a"})
 )
-
-
-@pytest.fixture
-async def connections(nats_url: str) -> AsyncIterator[list[Client]]:
-    opened = [await nats.connect(nats_url) for _ in range(2)]
-    yield opened
-    for nc in opened:
-        await nc.close()
 
 
 @pytest.fixture

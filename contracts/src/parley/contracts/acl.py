@@ -210,19 +210,22 @@ class MessageSent(msgspec.Struct, kw_only=True):
     message: AclMessage
 
 
-class MessageDelivered(msgspec.Struct, kw_only=True):
-    """An agent's runtime took the message from its inbox."""
+class _DeliveryEvent(msgspec.Struct, kw_only=True):
+    """The fields of an event about delivering a message: which message, to whom."""
 
     message_id: str
     receiver: str
+
+
+class MessageDelivered(_DeliveryEvent, kw_only=True):
+    """An agent's runtime took the message from its inbox."""
+
     worker: str | None = None
 
 
-class MessageFailed(msgspec.Struct, kw_only=True):
+class MessageFailed(_DeliveryEvent, kw_only=True):
     """A receiver could not be reached (stopped, paused, unknown) or could not answer."""
 
-    message_id: str
-    receiver: str
     code: str
     reason: str
 

@@ -147,20 +147,5 @@ class Event(msgspec.Struct, frozen=True, kw_only=True):
 
     @classmethod
     def record(cls, new: NewEvent, *, stream: str, version: int, position: int = 0) -> "Event":
-        """Record ``new`` at ``version`` of ``stream``."""
-        return cls(
-            id=new.id,
-            source=new.source,
-            type=new.type,
-            subject=new.subject,
-            time=new.time,
-            data=new.data,
-            stream=stream,
-            version=version,
-            position=position,
-            namespace=new.namespace,
-            correlationid=new.correlationid,
-            causationid=new.causationid,
-            traceparent=new.traceparent,
-            actor=new.actor,
-        )
+        """Record ``new`` (every one of its fields) at ``version`` of ``stream``."""
+        return cls(**msgspec.structs.asdict(new), stream=stream, version=version, position=position)

@@ -316,22 +316,24 @@ class SessionDeleted(msgspec.Struct, kw_only=True):
     session_id: str
 
 
-class FileUploaded(msgspec.Struct, kw_only=True):
-    """A file was attached to a session (its bytes are in the object store)."""
+class _FileEvent(msgspec.Struct, kw_only=True):
+    """The fields every ``file.*`` event starts with: which file of which session."""
 
     session_id: str
     file_id: str
+
+
+class FileUploaded(_FileEvent, kw_only=True):
+    """A file was attached to a session (its bytes are in the object store)."""
+
     name: str
     content_type: str
     size: int
     sha256: str
 
 
-class FileDeleted(msgspec.Struct, kw_only=True):
+class FileDeleted(_FileEvent, kw_only=True):
     """A session file was removed."""
-
-    session_id: str
-    file_id: str
 
 
 class TurnStarted(msgspec.Struct, kw_only=True):
@@ -407,61 +409,63 @@ class RunFinished(msgspec.Struct, kw_only=True, omit_defaults=True):
     session_id: str | None = None
 
 
-class ExecutionRequested(msgspec.Struct, kw_only=True):
-    """An execution was queued."""
+class _ExecutionEvent(msgspec.Struct, kw_only=True):
+    """The fields every ``execution.*`` event of one agent's execution starts with."""
 
     execution_id: str
     agent_id: str
+
+
+class ExecutionRequested(_ExecutionEvent, kw_only=True):
+    """An execution was queued."""
+
     trigger: str
     input_data: dict[str, Any]
     options: ExecutionOptions
 
 
-class ExecutionStarted(msgspec.Struct, kw_only=True):
+class ExecutionStarted(_ExecutionEvent, kw_only=True):
     """A runtime took the execution (again, after a crash: ``attempt`` > 1)."""
 
-    execution_id: str
-    agent_id: str
     attempt: int
     worker: str
 
 
-class ExecutionInputRequired(msgspec.Struct, kw_only=True):
+class ExecutionInputRequired(_ExecutionEvent, kw_only=True):
     """The run stopped before a tool that needs approval."""
 
-    execution_id: str
-    agent_id: str
     step: int
     call_id: str
     tool: str
     arguments: dict[str, Any]
 
 
-class ExecutionInputReceived(msgspec.Struct, kw_only=True):
+class ExecutionInputReceived(_ExecutionEvent, kw_only=True):
     """Someone answered the approval request."""
 
-    execution_id: str
-    agent_id: str
     call_id: str
     approved: bool
     response: str | None = None
 
 
-class BudgetConsumed(msgspec.Struct, kw_only=True):
-    """A model call's usage was settled against the agent's budget."""
+class _BudgetEvent(msgspec.Struct, kw_only=True):
+    """The fields every ``budget.*`` event starts with: whose budget, which period."""
 
     agent_id: str
     period: str
+
+
+class BudgetConsumed(_BudgetEvent, kw_only=True):
+    """A model call's usage was settled against the agent's budget."""
+
     usage: Usage
     total_tokens: int
     total_cost_usd: float
 
 
-class BudgetThreshold(msgspec.Struct, kw_only=True):
+class BudgetThreshold(_BudgetEvent, kw_only=True):
     """`budget.warning` (80 %) or `budget.critical` (100 %) was crossed."""
 
-    agent_id: str
-    period: str
     kind: Literal["tokens", "cost"]
     used: float
     limit: float

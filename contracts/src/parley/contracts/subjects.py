@@ -3,6 +3,10 @@
 - ``parley.cmd.<service>.<verb>``: commands, request/reply, served by a queue group.
 - ``parley.ext.<namespace>.cmd.<service>.<verb>``: the same commands from other systems (the
   NATS ``external`` user), acting in the subject's namespace whatever the body says.
+- ``parley.ext.<namespace>.evt.<category>.<id>``: every event of a namespace again (the
+  relay), kept in the JetStream stream :data:`EXT_EVENT_STREAM` of that namespace's NATS
+  account, for other systems to read; the services reach that account's JetStream API under
+  :func:`ext_js_api`.
 - ``parley.qry.<service>.<name>``: queries that are not projections of events.
 - ``parley.evt.<category>.<id>``: the event store's subjects, one per aggregate stream
   ``<category>-<id>`` (``agent-0193…`` → ``parley.evt.agent.0193…``).
@@ -21,6 +25,8 @@ __all__ = [
     "DELTA_SUBJECTS",
     "EVENTS_ALL",
     "EVENT_STREAM",
+    "EXT_EVENT_STREAM",
+    "EXT_RELAY_CONSUMER",
     "FILES_BUCKET",
     "INBOX_AGENTS",
     "INBOX_ALL",
@@ -33,7 +39,10 @@ __all__ = [
     "WORK_STREAM",
     "control",
     "ext_cmd",
+    "ext_event",
+    "ext_events",
     "ext_inbox",
+    "ext_js_api",
     "ext_namespace",
     "inbox",
     "reply_notice",
@@ -164,3 +173,27 @@ def ext_inbox(namespace: str) -> str:
     """The reply-subject prefix (``inbox_prefix`` of nats-py) of external clients of
     ``namespace``: their replies, and nobody else's, are readable to them."""
     return f"_INBOX_ext.{namespace}"
+
+
+EXT_EVENT_STREAM = "PARLEY_EXT_EVENTS"
+"""The JetStream stream of a namespace's events in its external account (subjects
+:func:`ext_events`)."""
+EXT_RELAY_CONSUMER = "parley-ext-relay"
+"""The durable consumer of :data:`EVENT_STREAM` that feeds :data:`EXT_EVENT_STREAM`."""
+
+
+def ext_events(namespace: str) -> str:
+    """Subject filter of every event of ``namespace`` on the external side."""
+    return f"{EXTERNAL_PREFIX}.{namespace}.evt.>"
+
+
+def ext_event(namespace: str, subject: str) -> str:
+    """The external subject of the event stored on ``subject`` (``parley.evt.<category>.<id>``
+    → ``parley.ext.<namespace>.evt.<category>.<id>``)."""
+    return f"{EXTERNAL_PREFIX}.{namespace}.evt.{subject.removeprefix(EVENTS_PREFIX + '.')}"
+
+
+def ext_js_api(namespace: str) -> str:
+    """The JetStream API prefix under which the services reach the external account of
+    ``namespace`` (``nc.jetstream(prefix=...)``)."""
+    return f"$JS.ext.{namespace}.API"

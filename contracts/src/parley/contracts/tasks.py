@@ -186,24 +186,25 @@ class CfpSent(msgspec.Struct, kw_only=True):
     message_id: str
 
 
-class ProposalReceived(msgspec.Struct, kw_only=True):
+class _AgentTaskEvent(msgspec.Struct, kw_only=True):
+    """The fields every event about one agent's part in a task starts with."""
+
     task_id: str
     agent_id: str
+
+
+class ProposalReceived(_AgentTaskEvent, kw_only=True):
     proposal: Proposal
     message_id: str
     reply_with: str | None = None
     """The `propose`'s `reply-with`: the `in-reply-to` of the answer to it."""
 
 
-class TaskRefused(msgspec.Struct, kw_only=True):
-    task_id: str
-    agent_id: str
+class TaskRefused(_AgentTaskEvent, kw_only=True):
     reason: str
 
 
-class TaskAwarded(msgspec.Struct, kw_only=True):
-    task_id: str
-    agent_id: str
+class TaskAwarded(_AgentTaskEvent, kw_only=True):
     proposal: Proposal
     score: float
     round: int = 1
@@ -214,24 +215,18 @@ class TaskAwarded(msgspec.Struct, kw_only=True):
     """On a re-award: why the previous contractor failed."""
 
 
-class TaskRejected(msgspec.Struct, kw_only=True):
-    task_id: str
-    agent_id: str
+class TaskRejected(_AgentTaskEvent, kw_only=True):
     reason: Literal["lost", "late", "invalid"]
     message_id: str | None = None
     """Id of the `reject-proposal` sent to the agent."""
 
 
-class TaskProgress(msgspec.Struct, kw_only=True):
-    task_id: str
-    agent_id: str
+class TaskProgress(_AgentTaskEvent, kw_only=True):
     percent: float | None = None
     note: str = ""
 
 
-class TaskCompleted(msgspec.Struct, kw_only=True):
-    task_id: str
-    agent_id: str
+class TaskCompleted(_AgentTaskEvent, kw_only=True):
     result: Any
 
 
@@ -278,21 +273,23 @@ class RunStarted(msgspec.Struct, kw_only=True):
     timeout_seconds: float = 120
 
 
-class RunRequested(msgspec.Struct, kw_only=True):
-    """A `request` went to one agent (its `message_id` is the reply's `in-reply-to`)."""
+class _RunAgentEvent(msgspec.Struct, kw_only=True):
+    """The fields every event about one agent's part in a group run starts with."""
 
-    run_id: str
-    agent_id: str
-    stage: str
-    message_id: str
-    input: Any = None
-
-
-class RunAgentResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     run_id: str
     agent_id: str
     stage: str
     """`parallel`, `map`, `reduce`, `pipeline[<n>]`, `race`."""
+
+
+class RunRequested(_RunAgentEvent, kw_only=True):
+    """A `request` went to one agent (its `message_id` is the reply's `in-reply-to`)."""
+
+    message_id: str
+    input: Any = None
+
+
+class RunAgentResult(_RunAgentEvent, kw_only=True, omit_defaults=True):
     ok: bool
     output: Any = None
     error: str | None = None

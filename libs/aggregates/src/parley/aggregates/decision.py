@@ -21,14 +21,23 @@ from typing import Generic, TypeVar
 import msgspec
 
 from parley.contracts.envelope import NewEvent, current_actor, utcnow
+from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 
-__all__ = ["Context", "Decided", "Decision", "to_new_events"]
+__all__ = ["Context", "Decided", "Decision", "Moved", "to_new_events"]
 
 F = TypeVar("F")
 
 Decided = list[tuple[str, msgspec.Struct]]
 """Events a decider emits: ``(type, payload)`` pairs, in append order."""
+
+
+class Moved(ParleyError):
+    """The aggregate is not as the command saw it (it exists already, changed, or is busy):
+    load it again and decide again."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ErrorCode.CONCURRENCY_CONFLICT, message)
 
 
 @dataclass(frozen=True, slots=True)

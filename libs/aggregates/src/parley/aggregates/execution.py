@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from parley.aggregates._chain import Chain, append, items
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.decision import Context, Decided, Decision, Moved
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
@@ -265,13 +265,6 @@ def retry_delay(state: Execution, retryable: bool) -> float | None:
 
 
 # --- the decider -------------------------------------------------------------------------
-
-
-class Moved(ParleyError):
-    """The execution is not as the worker saw it: look again."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.CONCURRENCY_CONFLICT, message)
 
 
 class Superseded(ParleyError):

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import msgspec
 
 from parley.aggregates._chain import Chain, append, items
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.decision import Context, Decided, Decision, Moved
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
@@ -289,13 +289,6 @@ def turn_prompt(started: TurnStarted) -> str:
 
 
 # --- the decider -------------------------------------------------------------------------
-
-
-class Moved(ParleyError):
-    """The session is not as the command saw it (it exists already, changed, or is busy)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(ErrorCode.CONCURRENCY_CONFLICT, message)
 
 
 class Open(msgspec.Struct, frozen=True, kw_only=True):

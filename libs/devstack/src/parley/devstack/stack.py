@@ -19,6 +19,7 @@ import nats
 
 from parley.devstack.nats import SERVICES_USER, NatsServer, cluster, free_port
 from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
+from parley.kit.metrics import DEFAULT_PORTS
 
 __all__ = ["CLUSTER_SIZE", "SERVICES", "Stack", "StackError"]
 
@@ -128,8 +129,8 @@ class Stack:
             if self.cluster:
                 asyncio.run(self._wait_for_jetstream(deadline))
             for name in SERVICES:
-                for key in self._keys(name):
-                    self.start_process(name, key)
+                for copy, key in enumerate(self._keys(name)):
+                    self.start_process(name, key, _metrics_port(name, copy))
             asyncio.run(self._wait_for_services(deadline))
             self.admin_key = self._bootstrap_admin_key()
             for key, port in zip(self._keys("edge"), self.edge_ports, strict=True):
@@ -301,3 +302,11 @@ def _terminate(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _metrics_port(service: str, copy: int) -> dict[str, str]:
+    """The metrics port of the ``copy``-th process of ``service``: its default for the first,
+    ten above it for each further one (cluster mode), so that every process is scraped."""
+    if copy == 0:
+        return {}
+    return {"PARLEY_METRICS_PORT": str(DEFAULT_PORTS.get(service, 9464) + 10 * copy)}

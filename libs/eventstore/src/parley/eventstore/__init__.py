@@ -4,32 +4,10 @@ tests (:mod:`parley.eventstore.memory`), and the one command path
 
 from typing import Any
 
-from parley.eventstore.port import (
-    ANY_VERSION,
-    NO_STREAM,
-    AppendResult,
-    ConcurrencyConflict,
-    EventStore,
-    EventStoreError,
-    EventStoreUnavailable,
-    EventTooLarge,
-    InvalidStreamName,
-    Subscription,
-)
+from parley.eventstore import port
+from parley.eventstore.port import *  # noqa: F403
 
-__all__ = [
-    "ANY_VERSION",
-    "NO_STREAM",
-    "AppendResult",
-    "ConcurrencyConflict",
-    "EventStore",
-    "EventStoreError",
-    "EventStoreUnavailable",
-    "EventTooLarge",
-    "InvalidStreamName",
-    "Subscription",
-    "open_store",
-]
+__all__ = [*port.__all__, "open_store"]  # noqa: F405 (open_store is the lazy import below)
 
 
 def __getattr__(name: str) -> Any:  # a lazy import keeps the backends optional at import time

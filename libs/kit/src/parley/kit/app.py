@@ -29,6 +29,7 @@ from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
+from parley.kit.metrics import metered, metrics_port, serve_metrics
 from parley.kit.service import add_command_route, create_service, from_outside
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, extract
@@ -105,7 +106,7 @@ def service_app(
                 name,
                 verb,
                 command_type,
-                _bind(handle, handlers),
+                metered(name, verb, _bind(handle, handlers)),
                 on_error=reply_error,
                 max_workers=workers,
             )
@@ -126,6 +127,11 @@ def service_app(
             reconnect_time_wait=0.5,
         )
         stack.push_async_callback(nc.drain)
+
+        async def healthy() -> bool:
+            return running.handlers is not None and nc.is_connected
+
+        await serve_metrics(name, metrics_port(name, settings.metrics_port), stack, healthy)
         store = await open_store(
             backend=settings.eventstore,
             nats_url=settings.nats_url,
@@ -175,7 +181,7 @@ async def _serve_raw(
     def subscriber(verb: str, route: Route[H]) -> Callable[[Msg], Awaitable[None]]:
         subject = subjects.cmd(name, verb)
         decode = msgspec.json.Decoder(route[0]).decode
-        handle = route[1]
+        handle = metered(name, verb, route[1])
 
         async def serve(msg: Msg) -> None:
             async with limit:

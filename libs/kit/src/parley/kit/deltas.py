@@ -8,7 +8,8 @@ connection replays the frames it missed (``Last-Event-ID``) from it.
 
 from nats.js import JetStreamContext
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+
+from parley.kit.streams import ensure_stream
 
 __all__ = ["DELTA_STREAM", "DELTA_SUBJECTS", "ensure_delta_stream"]
 
@@ -33,7 +34,4 @@ async def ensure_delta_stream(js: JetStreamContext, *, replicas: int = 1) -> Non
         discard=DiscardPolicy.OLD,
         num_replicas=replicas,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
+    await ensure_stream(js, config)

@@ -18,6 +18,7 @@ from faststream.specification import AsyncAPI
 from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.kit.logs import configure_logging
+from parley.kit.metrics import broker_metrics
 from parley.kit.settings import ServiceSettings
 from parley.kit.telemetry import carried_actor, setup_tracing
 
@@ -46,7 +47,7 @@ def create_service(
     broker = NatsBroker(
         settings.nats_servers(),
         name=f"parley-{name}",
-        middlewares=[NatsTelemetryMiddleware(tracer_provider=provider)],
+        middlewares=[NatsTelemetryMiddleware(tracer_provider=provider), broker_metrics(name)],
         logger=logging.getLogger(f"parley.{name}.broker"),
         log_level=logging.DEBUG,
         graceful_timeout=10.0,

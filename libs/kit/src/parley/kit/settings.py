@@ -66,6 +66,10 @@ class ServiceSettings(msgspec.Struct, kw_only=True, frozen=True):
     """Event store backend: `jetstream` or `kurrentdb` (`PARLEY_EVENTSTORE`)."""
     kurrentdb_url: str | None = None
     """KurrentDB connection string (`PARLEY_KURRENTDB_URL`)."""
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] | None = None
+    """Port of a service's `/metrics` and `/healthz` (`PARLEY_METRICS_PORT`); unset: the
+    service's own default (`parley.kit.metrics.DEFAULT_PORTS`); 0: none. The edge serves
+    `/metrics` on its HTTP port instead."""
 
     def __post_init__(self) -> None:
         if not self.nats_servers():

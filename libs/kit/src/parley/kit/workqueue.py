@@ -13,30 +13,37 @@ consumer span that continues the message's ``traceparent``.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from parley.contracts.envelope import acting_as
+from parley.kit.streams import ensure_stream
 from parley.kit.telemetry import carried_actor, extract
 
-__all__ = ["WorkQueue", "ensure_work_stream"]
+__all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream"]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("parley.kit.workqueue")
 
 
 async def ensure_work_stream(
-    js: JetStreamContext, name: str, subjects: Sequence[str], *, replicas: int = 1
+    js: JetStreamContext,
+    name: str,
+    subjects: Sequence[str],
+    *,
+    replicas: int = 1,
+    update: bool = True,
 ) -> None:
     """Create (or keep) a file-backed work-queue stream with a 2-minute de-duplication window
-    and ``replicas`` copies."""
+    and ``replicas`` copies (``update``: as :func:`~parley.kit.streams.ensure_stream`)."""
     config = StreamConfig(
         name=name,
         subjects=list(subjects),
@@ -45,33 +52,28 @@ async def ensure_work_stream(
         duplicate_window=120.0,
         num_replicas=replicas,
     )
-    try:
-        await js.add_stream(config)
-    except BadRequestError:
-        await js.update_stream(config)
+    await ensure_stream(js, config, update=update)
 
 
-class WorkQueue:
-    """Pulls from one durable consumer and runs ``handle`` on at most ``concurrency`` at once."""
+@dataclass(eq=False)
+class PullConsumer:
+    """A durable pull consumer every instance binds: start, stop, and the fetch loop.
 
-    def __init__(
-        self,
-        js: JetStreamContext,
-        *,
-        stream: str,
-        durable: str,
-        filter_subject: str,
-        handle: Callable[[Msg], Awaitable[None]],
-        ack_wait: float,
-        max_deliver: int = 100,
-        concurrency: int = 64,
-    ) -> None:
-        self.js, self.stream, self.durable = js, stream, durable
-        self.filter_subject, self.handle = filter_subject, handle
-        self.ack_wait, self.max_deliver, self.concurrency = ack_wait, max_deliver, concurrency
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._loop: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
+    Subclasses say how many messages to fetch next (:meth:`_fetch_size`) and what a fetched
+    batch becomes (:meth:`_dispatch`, which hands work to :meth:`_spawn`).
+    """
+
+    js: JetStreamContext
+    _: KW_ONLY
+    stream: str
+    durable: str
+    filter_subject: str
+    ack_wait: float
+    max_deliver: int = 100
+    max_ack_pending: int | None = None
+    _sub: JetStreamContext.PullSubscription | None = field(default=None, init=False)
+    _loop: asyncio.Task[None] | None = field(default=None, init=False)
+    _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
 
     async def start(self) -> None:
         """Create the consumer (idempotent) and start pulling."""
@@ -83,6 +85,7 @@ class WorkQueue:
                 ack_policy=AckPolicy.EXPLICIT,
                 ack_wait=self.ack_wait,
                 max_deliver=self.max_deliver,
+                max_ack_pending=self.max_ack_pending,
             ),
         )
         self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
@@ -100,15 +103,29 @@ class WorkQueue:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
 
+    def _fetch_size(self) -> int:
+        """How many messages to fetch next; 0 waits until a running handler ends."""
+        raise NotImplementedError
+
+    async def _dispatch(self, messages: list[Msg]) -> None:
+        """Turn a fetched batch into work (through :meth:`_spawn`)."""
+        raise NotImplementedError
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task that :meth:`stop` cancels."""
+        task = asyncio.create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
     async def _pull(self) -> None:
         assert self._sub is not None
         while True:
-            free = self.concurrency - len(self._running)
-            if free <= 0:
+            size = self._fetch_size()
+            if size <= 0:
                 await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
                 continue
             try:
-                messages = await self._sub.fetch(free, timeout=1.0)
+                messages = await self._sub.fetch(size, timeout=1.0)
             except (nats.errors.TimeoutError, TimeoutError):
                 continue
             except asyncio.CancelledError:
@@ -117,10 +134,22 @@ class WorkQueue:
                 log.exception("%s: fetch failed; retrying", self.durable)
                 await asyncio.sleep(0.5)
                 continue
-            for msg in messages:
-                task = asyncio.create_task(self._run(msg))
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+            await self._dispatch(messages)
+
+
+@dataclass(eq=False, kw_only=True)
+class WorkQueue(PullConsumer):
+    """Pulls from one durable consumer and runs ``handle`` on at most ``concurrency`` at once."""
+
+    handle: Callable[[Msg], Awaitable[None]]
+    concurrency: int = 64
+
+    def _fetch_size(self) -> int:
+        return self.concurrency - len(self._running)
+
+    async def _dispatch(self, messages: list[Msg]) -> None:
+        for msg in messages:
+            self._spawn(self._run(msg))
 
     async def _run(self, msg: Msg) -> None:
         try:

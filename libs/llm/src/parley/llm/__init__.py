@@ -1,55 +1,22 @@
-"""LLM provider adapters behind one port: Anthropic, OpenAI(-compatible) and offline."""
+"""LLM provider adapters behind one port: Anthropic, OpenAI(-compatible) and offline.
 
+The package exports the port and its errors as those modules declare them (their
+``__all__``), so the public surface is listed once.
+"""
+
+from parley.llm import errors, port
 from parley.llm.breaker import CircuitBreaker
-from parley.llm.errors import (
-    ProviderAuthError,
-    ProviderBadRequest,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
-    StreamInterrupted,
-)
+from parley.llm.errors import *  # noqa: F403
 from parley.llm.factory import provider_for
-from parley.llm.port import (
-    ChatRequest,
-    Completion,
-    Delta,
-    Finished,
-    Message,
-    Provider,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallDone,
-    ToolDef,
-    Usage,
-)
+from parley.llm.port import *  # noqa: F403
 from parley.llm.scrubbed import ScrubbedProvider
 from parley.llm.settings import ProviderSettings
 
 __all__ = [
-    "ChatRequest",
     "CircuitBreaker",
-    "Completion",
-    "Delta",
-    "Finished",
-    "Message",
-    "Provider",
-    "ProviderAuthError",
-    "ProviderBadRequest",
-    "ProviderError",
-    "ProviderRateLimited",
     "ProviderSettings",
-    "ProviderTimeout",
-    "ProviderUnavailable",
     "ScrubbedProvider",
-    "StreamInterrupted",
-    "TextDelta",
-    "ToolCall",
-    "ToolCallDelta",
-    "ToolCallDone",
-    "ToolDef",
-    "Usage",
     "provider_for",
+    *errors.__all__,
+    *port.__all__,
 ]

@@ -9,8 +9,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
 from typing import Any
 
+import httpx2
+
 from parley.llm.breaker import CircuitBreaker
-from parley.llm.errors import ProviderError, StreamInterrupted
+from parley.llm.errors import ProviderError, ProviderTimeout, ProviderUnavailable, StreamInterrupted
 from parley.llm.port import (
     ChatRequest,
     Completion,
@@ -84,6 +86,22 @@ class GuardedProvider:
 
     _client: Any = None
     """The SDK client, made on first use by the subclass."""
+
+    def _sdk_options(self, api_key: str) -> dict[str, Any]:
+        """Options of the SDK client: our endpoint and timeouts, and no retries of its own."""
+        s = self.settings
+        return {
+            "api_key": api_key,
+            "base_url": s.base_url,
+            "timeout": httpx2.Timeout(s.idle_timeout, connect=s.connect_timeout),
+            "max_retries": 0,  # ours are bounded and stop at the first delta
+        }
+
+    def _unreachable(self, err: Exception, *, timed_out: bool) -> ProviderError:
+        """A transport failure as the port's error: a timeout, or a failed connection."""
+        if timed_out:
+            return ProviderTimeout(self.name, "timed out (connect or idle)")
+        return ProviderUnavailable(self.name, f"connection failed: {type(err).__name__}")
 
     async def aclose(self) -> None:
         """Close the SDK client and its connections."""

@@ -11,7 +11,7 @@ from parley.llm._anthropic_wire import deltas, params
 from parley.llm._base import GuardedProvider
 from parley.llm._mapping import error_for_status
 from parley.llm.breaker import CircuitBreaker
-from parley.llm.errors import ProviderAuthError, ProviderError, ProviderTimeout, ProviderUnavailable
+from parley.llm.errors import ProviderAuthError, ProviderError
 from parley.llm.port import ChatRequest, Delta
 from parley.llm.settings import ProviderSettings, resolve_api_key
 
@@ -36,13 +36,7 @@ class AnthropicProvider(GuardedProvider):
                 raise ProviderAuthError(
                     self.name, "no API key: set ANTHROPIC_API_KEY or PARLEY_ANTHROPIC_API_KEY_FILE"
                 )
-            s = self.settings
-            self._client = anthropic.AsyncAnthropic(
-                api_key=key.reveal(),
-                base_url=s.base_url,
-                timeout=httpx2.Timeout(s.idle_timeout, connect=s.connect_timeout),
-                max_retries=0,  # ours are bounded and stop at the first delta
-            )
+            self._client = anthropic.AsyncAnthropic(**self._sdk_options(key.reveal()))
         return self._client
 
     async def _attempt(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
@@ -55,11 +49,8 @@ class AnthropicProvider(GuardedProvider):
             raise error_for_status(
                 self.name, err.status_code, err.type, err.api_message, err.response.headers
             ) from None
-        except (anthropic.APITimeoutError, httpx2.TimeoutException):
-            raise ProviderTimeout(self.name, "timed out (connect or idle)") from None
         except (anthropic.APIConnectionError, httpx2.TransportError) as err:
-            raise ProviderUnavailable(
-                self.name, f"connection failed: {type(err).__name__}"
-            ) from None
+            timed_out = isinstance(err, anthropic.APITimeoutError | httpx2.TimeoutException)
+            raise self._unreachable(err, timed_out=timed_out) from None
         except (anthropic.AnthropicError, ValueError) as err:
             raise ProviderError(self.name, f"bad response: {type(err).__name__}") from None

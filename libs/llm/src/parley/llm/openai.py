@@ -20,8 +20,6 @@ from parley.llm.errors import (
     ProviderAuthError,
     ProviderBadRequest,
     ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
 )
 from parley.llm.port import ChatRequest, Delta
 from parley.llm.settings import ProviderSettings, resolve_api_key
@@ -59,13 +57,9 @@ class OpenAIProvider(GuardedProvider):
                 raise ProviderAuthError(
                     self.name, "no API key: set OPENAI_API_KEY or PARLEY_OPENAI_API_KEY_FILE"
                 )
-            self._client = openai.AsyncOpenAI(
-                # local OpenAI-compatible servers often need no key; the SDK insists on one
-                api_key=key.reveal() if key else "unused",
-                base_url=s.base_url,
-                timeout=httpx2.Timeout(s.idle_timeout, connect=s.connect_timeout),
-                max_retries=0,  # ours are bounded and stop at the first delta
-            )
+            # local OpenAI-compatible servers often need no key; the SDK insists on one
+            api_key = key.reveal() if key else "unused"
+            self._client = openai.AsyncOpenAI(**self._sdk_options(api_key))
         return self._client
 
     async def _attempt(self, request: ChatRequest) -> AsyncGenerator[Delta, None]:
@@ -83,12 +77,9 @@ class OpenAIProvider(GuardedProvider):
             raise error_for_status(
                 self.name, err.status_code, error_type, reason, err.response.headers
             ) from None
-        except (openai.APITimeoutError, httpx2.TimeoutException):
-            raise ProviderTimeout(self.name, "timed out (connect or idle)") from None
         except (openai.APIConnectionError, httpx2.TransportError) as err:
-            raise ProviderUnavailable(
-                self.name, f"connection failed: {type(err).__name__}"
-            ) from None
+            timed_out = isinstance(err, openai.APITimeoutError | httpx2.TimeoutException)
+            raise self._unreachable(err, timed_out=timed_out) from None
         except openai.APIError as err:  # an error event inside a started stream
             body = err.body if isinstance(err.body, dict) else {}
             error_type = body.get("type") or body.get("code") or "stream_error"

@@ -26,8 +26,10 @@ from parley.edge.controllers.files import file_router
 from parley.edge.controllers.health import health_routes
 from parley.edge.controllers.keys import identity_routes, record_key_use
 from parley.edge.controllers.messages import message_router
+from parley.edge.controllers.metrics import platform_metrics_router
 from parley.edge.controllers.observability import metrics_router, output_router
 from parley.edge.controllers.personas import persona_router
+from parley.edge.controllers.prometheus import metrics_registry, prometheus_metrics
 from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
@@ -44,6 +46,7 @@ from parley.edge.http.tracing import tracing_plugin
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
+from parley.edge.projections.metrics import PlatformMetrics
 from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
@@ -115,6 +118,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 authenticator=authenticator,
                 tickets=tickets,
             )
+            metrics = PlatformMetrics(store, nc.jetstream(), edge.agents, edge.clusters)
+            app.state.metrics, app.state.metrics_registry = metrics, metrics_registry(metrics)
             views = FollowerGroup(
                 store,
                 [
@@ -125,14 +130,17 @@ def create_app(settings: EdgeSettings) -> Litestar:
                     edge.messages,
                     edge.tasks,
                     edge.keys,
+                    metrics.counts,
                 ],
                 name="edge-views",
             )
             app.state.edge = edge
             await views.start()  # one subscription feeds every projection
+            await metrics.queues.start()
             try:
                 yield
             finally:
+                await metrics.queues.stop()
                 await views.stop()
                 await authenticator.close()
                 await store.close()
@@ -156,6 +164,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
             execution_router,
             output_router,
             metrics_router,
+            platform_metrics_router,
+            prometheus_metrics,
             session_router,
             session_chat_router,
             file_router,

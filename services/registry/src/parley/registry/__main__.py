@@ -2,8 +2,9 @@
 
 import asyncio
 
-from parley.kit.settings import ServiceSettings, from_env
+from parley.kit.settings import from_env
 from parley.registry.app import create_app
+from parley.registry.settings import RegistrySettings
 
 if __name__ == "__main__":
-    asyncio.run(create_app(from_env(ServiceSettings)).run())
+    asyncio.run(create_app(from_env(RegistrySettings)).run())

@@ -1,4 +1,8 @@
-"""Wiring: the registry's FastStream app and its command table. No connections at import time."""
+"""Wiring: the registry's FastStream app and its command table. No connections at import time.
+
+With the JetStream store the registry also runs the external events relay
+(:mod:`parley.registry.workers.relay`).
+"""
 
 from faststream import FastStream
 
@@ -13,7 +17,6 @@ from parley.contracts.registry import (
     UpdateAgent,
 )
 from parley.kit.app import Connections, Route, service_app
-from parley.kit.settings import ServiceSettings
 from parley.registry.clusters import create_cluster, delete_cluster, scale_cluster, update_cluster
 from parley.registry.handlers import Registry, reply_for_error
 from parley.registry.keys import (
@@ -22,6 +25,8 @@ from parley.registry.keys import (
     revoke_api_key,
     rotate_api_key,
 )
+from parley.registry.settings import RegistrySettings
+from parley.registry.workers.relay import start_relay
 
 __all__ = ["ROUTES", "create_app"]
 
@@ -45,18 +50,19 @@ ROUTES: dict[str, Route[Registry]] = {
 """Verb → (command type, handler)."""
 
 
-async def _start(connections: Connections) -> Registry:
-    return Registry(connections.store)
-
-
-def create_app(settings: ServiceSettings) -> FastStream:
+def create_app(settings: RegistrySettings) -> FastStream:
     """The registry service: agent, persona, cluster and API key commands on
     ``parley.cmd.registry.<verb>``."""
+
+    async def start(connections: Connections) -> Registry:
+        await start_relay(connections, settings)
+        return Registry(connections.store)
+
     return service_app(
         SERVICE,
         settings,
         routes=ROUTES,
-        start=_start,
+        start=start,
         reply_error=reply_for_error,
         description="Agents and their lifecycle, personas, clusters and API keys.",
     )

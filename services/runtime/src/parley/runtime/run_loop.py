@@ -14,7 +14,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from parley.aggregates.journal import Journal
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
 from parley.contracts.runtime import StepRecorded, ToolCalled, ToolCompleted, ToolFailed, Usage
 from parley.contracts.tools import TOOL_CATALOGUE
@@ -55,6 +55,13 @@ class Interrupted(Exception):
     def __init__(self, partial: str, usage: Usage, reason: str) -> None:
         super().__init__(reason)
         self.partial, self.usage, self.reason = partial, usage, reason
+
+    def to_body(self) -> ErrorBody:
+        """The error a turn or execution that ends here records."""
+        return ErrorBody(
+            code=ErrorCode.PROVIDER_ERROR,
+            message=f"the provider's stream broke after it started: {self.reason}",
+        )
 
 
 class InputRequired(Exception):

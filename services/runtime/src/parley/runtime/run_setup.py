@@ -12,12 +12,13 @@ from parley.contracts.runtime import Usage
 from parley.llm import Message
 from parley.llm import Usage as CallUsage
 from parley.runtime.adapters.budgets import BudgetKeeper
+from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.run_loop import Recorder, Run, RunSpec, Sink
-from parley.runtime.tools import ToolContext
+from parley.runtime.tools import FileReader, ToolContext
 
 __all__ = ["RunMeter", "build_run"]
 
@@ -79,12 +80,17 @@ async def build_run(
     agent_id: str | None,
     history: Sequence[Said],
     input: str,
-    tool_context: ToolContext,
+    session_id: str | None,
+    files: FileReader | None,
+    hops: int,
     journal: Journal,
     recorder: Recorder,
     sink: Sink,
 ) -> Run:
     """A run of ``settings``: its provider, system prompt (or persona), tools and meter.
+
+    Its tools run for ``agent_id`` in ``namespace`` (and ``session_id``, with its ``files``);
+    the agent's messages carry ``hops`` plus one.
 
     Raises:
         RuntimeFault: ``VALIDATION_ERROR`` when the persona no longer exists.
@@ -103,7 +109,15 @@ async def build_run(
         strategy=settings.strategy,
         history=tuple(Message(said.role, said.content) for said in history),
         input=input,
-        tool_context=tool_context,
+        tool_context=ToolContext(
+            namespace=namespace,
+            agent_id=agent_id,
+            session_id=session_id,
+            files=files,
+            messenger=AgentMessenger(deps.nc, namespace=namespace, agent_id=agent_id, hops=hops)
+            if agent_id
+            else None,
+        ),
         scrub=deps.scrubber.scrub,
         approvals=kind == "execution",
     )

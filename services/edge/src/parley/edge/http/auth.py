@@ -44,8 +44,8 @@ __all__ = [
     "request_namespace",
 ]
 
-PUBLIC_PATHS = ("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/schema(/|$)")
-"""Paths served without credentials: the probes and the OpenAPI docs."""
+PUBLIC_PATHS = ("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/metrics$", "^/schema(/|$)")
+"""Paths served without credentials: the probes, Prometheus' scrape and the OpenAPI docs."""
 ACTION = "action"
 """The handler ``opt`` key naming its :class:`Action` (when the method does not say it)."""
 EVERY_NAMESPACE = "every_namespace"

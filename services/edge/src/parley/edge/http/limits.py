@@ -63,7 +63,7 @@ MODEL_ROUTES = re.compile(
 )
 """Paths whose ``POST`` calls a model (or starts work that does)."""
 
-UNLIMITED = ("/health", "/livez", "/ready", "/readyz", DOCS_PREFIX)
+UNLIMITED = ("/health", "/livez", "/ready", "/readyz", "/metrics", DOCS_PREFIX)
 """Paths (and, for the docs, everything below) that are never rate limited."""
 
 _CREATES_AGENTS = re.compile(r"^/api/v1/(?:agents|clusters)/?$")

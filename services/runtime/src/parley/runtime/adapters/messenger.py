@@ -12,6 +12,7 @@ from nats.aio.client import Client
 
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE, MessageReply, OutgoingMessage, Performative, SendMessage
+from parley.contracts.tools import SendMessageArgs
 from parley.kit.telemetry import inject
 from parley.runtime.tools import ToolError
 
@@ -40,32 +41,24 @@ class AgentMessenger:
     def __init__(self, nc: Client, *, namespace: str, agent_id: str, hops: int) -> None:
         self.nc, self.namespace, self.agent_id, self.hops = nc, namespace, agent_id, hops
 
-    async def send(
-        self,
-        *,
-        performative: str,
-        receiver: str | None,
-        capability: str | None,
-        content: Any,
-        wait_seconds: float,
-    ) -> dict[str, Any]:
+    async def send(self, message: SendMessageArgs) -> dict[str, Any]:
         """Send; with ``wait_seconds``, wait for the reply. The outcome as plain data."""
-        message = OutgoingMessage(
-            performative=Performative(performative),
+        outgoing = OutgoingMessage(
+            performative=Performative(message.performative),
             sender=self.agent_id,
-            receivers=[receiver] if receiver else [],
-            capability=capability,
-            content=content,
-            language=None if isinstance(content, str) else "json",
+            receivers=[message.receiver] if message.receiver else [],
+            capability=message.capability,
+            content=message.content,
+            language=None if isinstance(message.content, str) else "json",
         )
         command = SendMessage(
-            message=message,
+            message=outgoing,
             namespace=self.namespace,
-            wait_seconds=wait_seconds or None,
+            wait_seconds=message.wait_seconds or None,
             hops=self.hops + 1,
         )
         try:
-            reply = await send_message_command(self.nc, command, wait_seconds + _SLACK_S)
+            reply = await send_message_command(self.nc, command, message.wait_seconds + _SLACK_S)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
             raise ToolError("failed", "the messaging service is unavailable") from None
         if not reply.ok:

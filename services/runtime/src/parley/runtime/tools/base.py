@@ -1,13 +1,18 @@
-"""What a tool is: its interface, the context a call runs in, its outcome and its errors."""
+"""What a tool is: its declaration, the context a call runs in, its outcome and its errors.
 
-from collections.abc import Callable
+A built-in tool is one ``async`` function declared with :func:`builtin`, which pairs it with
+its catalogue entry and its config and argument Structs; nothing else about a tool is written
+twice.
+"""
+
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
-from parley.contracts.tools import ToolDescriptor
+from parley.contracts.tools import TOOL_CATALOGUE, SendMessageArgs, ToolDescriptor
 
 __all__ = [
     "FileReader",
@@ -16,8 +21,12 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "ToolOutcome",
+    "builtin",
     "utcnow",
 ]
+
+A = TypeVar("A")
+C = TypeVar("C")
 
 
 def utcnow() -> datetime:
@@ -48,16 +57,8 @@ class FileReader(Protocol):
 class Messenger(Protocol):
     """Sends an agent's FIPA-ACL message (the `send_message` tool's way out)."""
 
-    async def send(
-        self,
-        *,
-        performative: str,
-        receiver: str | None,
-        capability: str | None,
-        content: Any,
-        wait_seconds: float,
-    ) -> dict[str, Any]:
-        """Send and (when ``wait_seconds``) wait; the outcome as plain data.
+    async def send(self, message: SendMessageArgs) -> dict[str, Any]:
+        """Send ``message`` and (when its ``wait_seconds``) wait; the outcome as plain data.
 
         Raises:
             ToolError: ``refused`` when the platform refused the message.
@@ -92,20 +93,27 @@ class ToolOutcome(msgspec.Struct, frozen=True):
     """Structured result, recorded in the `tool.completed` event."""
 
 
-class Tool(Protocol):
-    """A built-in tool: its descriptor, its config and argument types, and ``run``."""
+@dataclass(frozen=True)
+class Tool(Generic[A, C]):
+    """A built-in tool: its descriptor, its argument and config types, and ``run``."""
 
     descriptor: ToolDescriptor
     """Name, description and schemas (from the contracts' catalogue)."""
-    config_type: type[Any]
-    """Struct of the tool's config."""
-    arguments_type: type[Any]
+    arguments_type: type[A]
     """Struct of the call arguments."""
+    config_type: type[C]
+    """Struct of the tool's config."""
+    run: Callable[[A, C, ToolContext], Awaitable[ToolOutcome]]
+    """Run one call with validated arguments and config; raises :class:`ToolError` for every
+    expected failure."""
 
-    async def run(self, arguments: Any, config: Any, ctx: ToolContext) -> ToolOutcome:
-        """Run one call with validated ``arguments`` and ``config`` (instances of the types).
 
-        Raises:
-            ToolError: For every expected failure.
-        """
-        ...
+def builtin(
+    name: str, arguments_type: type[A], config_type: type[C]
+) -> Callable[[Callable[[A, C, ToolContext], Awaitable[ToolOutcome]]], Tool[A, C]]:
+    """Declare ``run`` as the tool ``name`` of the contracts' ``TOOL_CATALOGUE``."""
+
+    def declare(run: Callable[[A, C, ToolContext], Awaitable[ToolOutcome]]) -> Tool[A, C]:
+        return Tool(TOOL_CATALOGUE[name], arguments_type, config_type, run)
+
+    return declare

@@ -13,10 +13,10 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from parley.contracts.tools import TOOL_CATALOGUE, CalculatorArgs, CalculatorConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome
+from parley.contracts.tools import CalculatorArgs, CalculatorConfig
+from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
 
-__all__ = ["MAX_INT_BITS", "Calculator", "evaluate"]
+__all__ = ["MAX_INT_BITS", "calculator", "evaluate"]
 
 MAX_INT_BITS = 10_000
 """Largest integer result (about 3,000 decimal digits)."""
@@ -136,18 +136,12 @@ def evaluate(expression: str) -> Number:
     return result
 
 
-class Calculator:
-    """The `calculator` tool."""
-
-    descriptor = TOOL_CATALOGUE["calculator"]
-    config_type = CalculatorConfig
-    arguments_type = CalculatorArgs
-
-    async def run(
-        self, arguments: CalculatorArgs, config: CalculatorConfig, ctx: ToolContext
-    ) -> ToolOutcome:
-        """Evaluate ``arguments.expression``."""
-        result = evaluate(arguments.expression)
-        return ToolOutcome(
-            content=str(result), data={"expression": arguments.expression, "result": result}
-        )
+@builtin("calculator", CalculatorArgs, CalculatorConfig)
+async def calculator(
+    arguments: CalculatorArgs, config: CalculatorConfig, ctx: ToolContext
+) -> ToolOutcome:
+    """Evaluate ``arguments.expression``."""
+    result = evaluate(arguments.expression)
+    return ToolOutcome(
+        content=str(result), data={"expression": arguments.expression, "result": result}
+    )

@@ -5,36 +5,29 @@ import zoneinfo
 import msgspec
 
 from parley.contracts.tools import (
-    TOOL_CATALOGUE,
     CurrentTimeArgs,
     CurrentTimeConfig,
     timezone_problem,
 )
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome
+from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
 
-__all__ = ["CurrentTime"]
+__all__ = ["current_time"]
 
 
-class CurrentTime:
-    """The `current_time` tool."""
-
-    descriptor = TOOL_CATALOGUE["current_time"]
-    config_type = CurrentTimeConfig
-    arguments_type = CurrentTimeArgs
-
-    async def run(
-        self, arguments: CurrentTimeArgs, config: CurrentTimeConfig, ctx: ToolContext
-    ) -> ToolOutcome:
-        """ISO 8601 time, unix seconds, zone and UTC offset, from ``ctx.now``."""
-        name = arguments.timezone or config.default_timezone
-        if problem := timezone_problem(name):
-            raise ToolError("invalid_arguments", problem)
-        now = ctx.now().astimezone(zoneinfo.ZoneInfo(name))
-        data = {
-            "iso": now.isoformat(),
-            "unix": round(now.timestamp(), 3),
-            "timezone": name,
-            "utc_offset": now.strftime("%z")[:3] + ":" + now.strftime("%z")[3:],
-            "weekday": now.strftime("%A"),
-        }
-        return ToolOutcome(content=msgspec.json.encode(data).decode(), data=data)
+@builtin("current_time", CurrentTimeArgs, CurrentTimeConfig)
+async def current_time(
+    arguments: CurrentTimeArgs, config: CurrentTimeConfig, ctx: ToolContext
+) -> ToolOutcome:
+    """ISO 8601 time, unix seconds, zone and UTC offset, from ``ctx.now``."""
+    name = arguments.timezone or config.default_timezone
+    if problem := timezone_problem(name):
+        raise ToolError("invalid_arguments", problem)
+    now = ctx.now().astimezone(zoneinfo.ZoneInfo(name))
+    data = {
+        "iso": now.isoformat(),
+        "unix": round(now.timestamp(), 3),
+        "timezone": name,
+        "utc_offset": now.strftime("%z")[:3] + ":" + now.strftime("%z")[3:],
+        "weekday": now.strftime("%A"),
+    }
+    return ToolOutcome(content=msgspec.json.encode(data).decode(), data=data)

@@ -19,12 +19,12 @@ from typing import Any
 import httpx
 import msgspec
 
-from parley.contracts.tools import TOOL_CATALOGUE, HttpRequestArgs, HttpRequestConfig
+from parley.contracts.tools import HttpRequestArgs, HttpRequestConfig
 from parley.runtime.tools._addresses import Target, checked_addresses, parse_target
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome
+from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
 from parley.runtime.tools.read_file import is_text_type
 
-__all__ = ["MAX_REDIRECTS", "HttpRequest"]
+__all__ = ["MAX_REDIRECTS", "http_request"]
 
 MAX_REDIRECTS = 3
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -77,118 +77,108 @@ def _text(response: httpx.Response, raw: bytes) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-class HttpRequest:
-    """The `http_request` tool."""
+@builtin("http_request", HttpRequestArgs, HttpRequestConfig)
+async def http_request(
+    arguments: HttpRequestArgs, config: HttpRequestConfig, ctx: ToolContext
+) -> ToolOutcome:
+    """Send the request, following checked redirects; the outcome holds the response."""
+    if arguments.method not in config.allowed_methods:
+        raise ToolError(
+            "refused",
+            f"method {arguments.method} is not allowed; allowed: "
+            + ", ".join(config.allowed_methods),
+        )
+    headers = _request_headers(arguments.headers)
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(config.timeout_seconds):
+            async with httpx.AsyncClient(
+                trust_env=False, follow_redirects=False, timeout=config.timeout_seconds
+            ) as client:
+                data = await _follow(client, arguments, config, headers)
+    except (TimeoutError, httpx.TimeoutException):
+        raise ToolError(
+            "timeout", f"no complete response within {config.timeout_seconds:g}s"
+        ) from None
+    data["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
+    return ToolOutcome(content=msgspec.json.encode(data).decode(), data=data)
 
-    descriptor = TOOL_CATALOGUE["http_request"]
-    config_type = HttpRequestConfig
-    arguments_type = HttpRequestArgs
 
-    async def run(
-        self, arguments: HttpRequestArgs, config: HttpRequestConfig, ctx: ToolContext
-    ) -> ToolOutcome:
-        """Send the request, following checked redirects; the outcome holds the response."""
-        if arguments.method not in config.allowed_methods:
-            raise ToolError(
-                "refused",
-                f"method {arguments.method} is not allowed; allowed: "
-                + ", ".join(config.allowed_methods),
-            )
-        headers = _request_headers(arguments.headers)
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(config.timeout_seconds):
-                async with httpx.AsyncClient(
-                    trust_env=False, follow_redirects=False, timeout=config.timeout_seconds
-                ) as client:
-                    data = await self._follow(client, arguments, config, headers)
-        except (TimeoutError, httpx.TimeoutException):
-            raise ToolError(
-                "timeout", f"no complete response within {config.timeout_seconds:g}s"
-            ) from None
-        data["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
-        return ToolOutcome(content=msgspec.json.encode(data).decode(), data=data)
-
-    async def _follow(
-        self,
-        client: httpx.AsyncClient,
-        arguments: HttpRequestArgs,
-        config: HttpRequestConfig,
-        headers: dict[str, str],
-    ) -> dict[str, Any]:
-        target = parse_target(arguments.url)
-        method, body = arguments.method, arguments.body
-        for hop in range(MAX_REDIRECTS + 1):
-            response, raw, truncated = await self._send(
-                client, target, method, headers, body, config
-            )
-            location = response.headers.get("location")
-            if response.status_code in _REDIRECTS and location:
-                if hop == MAX_REDIRECTS:
-                    raise ToolError("refused", f"more than {MAX_REDIRECTS} redirects")
-                if response.status_code == 303 or (
-                    response.status_code in (301, 302) and method == "POST"
-                ):
-                    method, body = ("HEAD" if method == "HEAD" else "GET"), None
-                if method in config.allowed_methods:
-                    following = parse_target(target.url.join(location))
-                    if following.host != target.host:
-                        headers = {
-                            k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS
-                        }
-                    target = following
-                    continue
-            return {
-                "url": str(target.url),
-                "status": response.status_code,
-                "headers": {
-                    h: response.headers[h] for h in _RESPONSE_HEADERS if h in response.headers
-                },
-                "body": _text(response, raw),
-                "truncated": truncated,
-                "redirects": hop,
-            }
-        raise AssertionError("unreachable")
-
-    async def _send(
-        self,
-        client: httpx.AsyncClient,
-        target: Target,
-        method: str,
-        headers: dict[str, str],
-        body: str | None,
-        config: HttpRequestConfig,
-    ) -> tuple[httpx.Response, bytes, bool]:
-        addresses = await checked_addresses(target, config.allowed_hosts)
-        host_header = target.url.netloc.decode("ascii")
-        extensions = {}
-        if target.url.scheme == "https" and target.ip is None:
-            extensions["sni_hostname"] = target.host
-        problem: Exception | None = None
-        for ip in addresses:  # in resolver order; the next one only if connecting failed
-            request = client.build_request(
-                method,
-                _pinned(target, ip),
-                headers={**headers, "Host": host_header},
-                content=body.encode() if body is not None else None,
-                extensions=extensions,
-            )
-            try:
-                response = await client.send(request, stream=True)
-            except httpx.ConnectError as exc:
-                problem = exc
+async def _follow(
+    client: httpx.AsyncClient,
+    arguments: HttpRequestArgs,
+    config: HttpRequestConfig,
+    headers: dict[str, str],
+) -> dict[str, Any]:
+    target = parse_target(arguments.url)
+    method, body = arguments.method, arguments.body
+    for hop in range(MAX_REDIRECTS + 1):
+        response, raw, truncated = await _send(client, target, method, headers, body, config)
+        location = response.headers.get("location")
+        if response.status_code in _REDIRECTS and location:
+            if hop == MAX_REDIRECTS:
+                raise ToolError("refused", f"more than {MAX_REDIRECTS} redirects")
+            if response.status_code == 303 or (
+                response.status_code in (301, 302) and method == "POST"
+            ):
+                method, body = ("HEAD" if method == "HEAD" else "GET"), None
+            if method in config.allowed_methods:
+                following = parse_target(target.url.join(location))
+                if following.host != target.host:
+                    headers = {
+                        k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS
+                    }
+                target = following
                 continue
-            except httpx.TimeoutException:
-                raise
-            except httpx.HTTPError as exc:
-                raise ToolError("failed", f"{type(exc).__name__}: {exc}") from None
-            try:
-                raw, truncated = await _read_capped(response, config.max_response_bytes)
-            except httpx.TimeoutException:
-                raise
-            except httpx.HTTPError as exc:
-                raise ToolError("failed", f"reading the response: {exc}") from None
-            finally:
-                await response.aclose()
-            return response, raw, truncated
-        raise ToolError("failed", f"cannot connect to {target.host}: {problem}")
+        return {
+            "url": str(target.url),
+            "status": response.status_code,
+            "headers": {h: response.headers[h] for h in _RESPONSE_HEADERS if h in response.headers},
+            "body": _text(response, raw),
+            "truncated": truncated,
+            "redirects": hop,
+        }
+    raise AssertionError("unreachable")
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    target: Target,
+    method: str,
+    headers: dict[str, str],
+    body: str | None,
+    config: HttpRequestConfig,
+) -> tuple[httpx.Response, bytes, bool]:
+    addresses = await checked_addresses(target, config.allowed_hosts)
+    host_header = target.url.netloc.decode("ascii")
+    extensions = {}
+    if target.url.scheme == "https" and target.ip is None:
+        extensions["sni_hostname"] = target.host
+    problem: Exception | None = None
+    for ip in addresses:  # in resolver order; the next one only if connecting failed
+        request = client.build_request(
+            method,
+            _pinned(target, ip),
+            headers={**headers, "Host": host_header},
+            content=body.encode() if body is not None else None,
+            extensions=extensions,
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.ConnectError as exc:
+            problem = exc
+            continue
+        except httpx.TimeoutException:
+            raise
+        except httpx.HTTPError as exc:
+            raise ToolError("failed", f"{type(exc).__name__}: {exc}") from None
+        try:
+            raw, truncated = await _read_capped(response, config.max_response_bytes)
+        except httpx.TimeoutException:
+            raise
+        except httpx.HTTPError as exc:
+            raise ToolError("failed", f"reading the response: {exc}") from None
+        finally:
+            await response.aclose()
+        return response, raw, truncated
+    raise ToolError("failed", f"cannot connect to {target.host}: {problem}")

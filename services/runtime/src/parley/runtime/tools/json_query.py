@@ -6,10 +6,10 @@ import jmespath  # type: ignore[import-untyped]
 import msgspec
 from jmespath.exceptions import JMESPathError  # type: ignore[import-untyped]
 
-from parley.contracts.tools import TOOL_CATALOGUE, JsonQueryArgs, JsonQueryConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome
+from parley.contracts.tools import JsonQueryArgs, JsonQueryConfig
+from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
 
-__all__ = ["JsonQuery", "query"]
+__all__ = ["json_query", "query"]
 
 
 def query(data: Any, expression: str, max_bytes: int) -> Any:
@@ -38,21 +38,15 @@ def query(data: Any, expression: str, max_bytes: int) -> Any:
     return result
 
 
-class JsonQuery:
-    """The `json_query` tool."""
-
-    descriptor = TOOL_CATALOGUE["json_query"]
-    config_type = JsonQueryConfig
-    arguments_type = JsonQueryArgs
-
-    async def run(
-        self, arguments: JsonQueryArgs, config: JsonQueryConfig, ctx: ToolContext
-    ) -> ToolOutcome:
-        """The query's result, as JSON text."""
-        result = query(arguments.data, arguments.expression, config.max_input_bytes)
-        content = msgspec.json.encode(result)
-        if len(content) > config.max_input_bytes:
-            raise ToolError(
-                "too_large", f"the result is over {config.max_input_bytes} bytes; select less"
-            )
-        return ToolOutcome(content=content.decode(), data={"result": result})
+@builtin("json_query", JsonQueryArgs, JsonQueryConfig)
+async def json_query(
+    arguments: JsonQueryArgs, config: JsonQueryConfig, ctx: ToolContext
+) -> ToolOutcome:
+    """The query's result, as JSON text."""
+    result = query(arguments.data, arguments.expression, config.max_input_bytes)
+    content = msgspec.json.encode(result)
+    if len(content) > config.max_input_bytes:
+        raise ToolError(
+            "too_large", f"the result is over {config.max_input_bytes} bytes; select less"
+        )
+    return ToolOutcome(content=content.decode(), data={"result": result})

@@ -2,10 +2,10 @@
 
 import codecs
 
-from parley.contracts.tools import TOOL_CATALOGUE, ReadFileArgs, ReadFileConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome
+from parley.contracts.tools import ReadFileArgs, ReadFileConfig
+from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
 
-__all__ = ["ReadFile", "is_text_type"]
+__all__ = ["read_file", "is_text_type"]
 
 _TEXT_TYPES = frozenset(
     {
@@ -40,37 +40,34 @@ def _charset(content_type: str) -> str:
     return "utf-8"
 
 
-class ReadFile:
-    """The `read_file` tool: the content goes to the model; the event records metadata."""
+@builtin("read_file", ReadFileArgs, ReadFileConfig)
+async def read_file(
+    arguments: ReadFileArgs, config: ReadFileConfig, ctx: ToolContext
+) -> ToolOutcome:
+    """Read ``arguments.name``; a file over ``config.max_bytes`` is truncated and says so.
 
-    descriptor = TOOL_CATALOGUE["read_file"]
-    config_type = ReadFileConfig
-    arguments_type = ReadFileArgs
-
-    async def run(
-        self, arguments: ReadFileArgs, config: ReadFileConfig, ctx: ToolContext
-    ) -> ToolOutcome:
-        """Read ``arguments.name``; a file over ``config.max_bytes`` is truncated and says so."""
-        if ctx.files is None:
-            raise ToolError("not_found", "this call has no session, so there are no files")
-        name, content_type, raw = await ctx.files.read(arguments.name)
-        if not is_text_type(content_type):
-            raise ToolError(
-                "refused", f"{name!r} is {content_type}, not text; only text files can be read"
-            )
-        truncated = len(raw) > config.max_bytes
-        # An incremental decoder holds back a character cut in half by the cap, not an error.
-        decoder = codecs.getincrementaldecoder(_charset(content_type))("strict")
-        try:
-            text = decoder.decode(raw[: config.max_bytes], final=not truncated)
-        except UnicodeDecodeError as exc:
-            raise ToolError("refused", f"{name!r} is not valid text ({exc.reason})") from None
-        data = {
-            "name": name,
-            "content_type": content_type,
-            "size_bytes": len(raw),
-            "truncated": truncated,
-        }
-        if truncated:
-            text += f"\n[truncated: first {config.max_bytes} of {len(raw)} bytes]"
-        return ToolOutcome(content=text, data=data)
+    The content goes to the model; the event records metadata.
+    """
+    if ctx.files is None:
+        raise ToolError("not_found", "this call has no session, so there are no files")
+    name, content_type, raw = await ctx.files.read(arguments.name)
+    if not is_text_type(content_type):
+        raise ToolError(
+            "refused", f"{name!r} is {content_type}, not text; only text files can be read"
+        )
+    truncated = len(raw) > config.max_bytes
+    # An incremental decoder holds back a character cut in half by the cap, not an error.
+    decoder = codecs.getincrementaldecoder(_charset(content_type))("strict")
+    try:
+        text = decoder.decode(raw[: config.max_bytes], final=not truncated)
+    except UnicodeDecodeError as exc:
+        raise ToolError("refused", f"{name!r} is not valid text ({exc.reason})") from None
+    data = {
+        "name": name,
+        "content_type": content_type,
+        "size_bytes": len(raw),
+        "truncated": truncated,
+    }
+    if truncated:
+        text += f"\n[truncated: first {config.max_bytes} of {len(raw)} bytes]"
+    return ToolOutcome(content=text, data=data)

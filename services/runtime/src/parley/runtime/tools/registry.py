@@ -6,32 +6,25 @@ from typing import Any
 from parley.contracts.tools import validate_tool_config
 from parley.contracts.validation import convert_strict
 from parley.runtime.tools.base import Tool, ToolContext, ToolError, ToolOutcome
-from parley.runtime.tools.calculator import Calculator
-from parley.runtime.tools.current_time import CurrentTime
-from parley.runtime.tools.http_request import HttpRequest
-from parley.runtime.tools.json_query import JsonQuery
-from parley.runtime.tools.read_file import ReadFile
-from parley.runtime.tools.send_message import SendMessage
+from parley.runtime.tools.calculator import calculator
+from parley.runtime.tools.current_time import current_time
+from parley.runtime.tools.http_request import http_request
+from parley.runtime.tools.json_query import json_query
+from parley.runtime.tools.read_file import read_file
+from parley.runtime.tools.send_message import send_message
 
 __all__ = ["TOOLS", "get_tool", "run_tool"]
 
 log = logging.getLogger(__name__)
 
-TOOLS: dict[str, Tool] = {
+TOOLS: dict[str, Tool[Any, Any]] = {
     tool.descriptor.name: tool
-    for tool in (
-        HttpRequest(),
-        Calculator(),
-        CurrentTime(),
-        ReadFile(),
-        JsonQuery(),
-        SendMessage(),
-    )
+    for tool in (http_request, calculator, current_time, read_file, json_query, send_message)
 }
 """Tool name → implementation, one per entry of the contracts' ``TOOL_CATALOGUE``."""
 
 
-def get_tool(name: str) -> Tool:
+def get_tool(name: str) -> Tool[Any, Any]:
     """The tool called ``name``.
 
     Raises:

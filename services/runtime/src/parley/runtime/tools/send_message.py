@@ -9,50 +9,41 @@ are stopped by the messaging service's hop limit.
 import msgspec
 
 from parley.contracts.acl import Performative
-from parley.contracts.tools import TOOL_CATALOGUE, SendMessageArgs, SendMessageConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome
+from parley.contracts.tools import SendMessageArgs, SendMessageConfig
+from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
 
-__all__ = ["SendMessage"]
+__all__ = ["send_message"]
 
 _PERFORMATIVES = {p.value for p in Performative}
 
 
-class SendMessage:
-    """The `send_message` tool."""
-
-    descriptor = TOOL_CATALOGUE["send_message"]
-    config_type = SendMessageConfig
-    arguments_type = SendMessageArgs
-
-    async def run(
-        self, arguments: SendMessageArgs, config: SendMessageConfig, ctx: ToolContext
-    ) -> ToolOutcome:
-        """Send the message; the reply (or that none came) as JSON text."""
-        if arguments.performative not in _PERFORMATIVES:
-            raise ToolError(
-                "invalid_arguments", f"{arguments.performative!r} is not a FIPA performative"
-            )
-        if arguments.performative not in config.allowed_performatives:
-            raise ToolError(
-                "refused",
-                f"this agent may not send {arguments.performative!r}; allowed:"
-                f" {', '.join(config.allowed_performatives)}",
-            )
-        if (arguments.receiver is None) == (arguments.capability is None):
-            raise ToolError("invalid_arguments", "name exactly one of receiver or capability")
-        if arguments.receiver is not None and config.allowed_receivers:
-            if arguments.receiver not in config.allowed_receivers:
-                raise ToolError("refused", f"this agent may not message {arguments.receiver!r}")
-        if arguments.capability is not None and config.allowed_capabilities:
-            if arguments.capability not in config.allowed_capabilities:
-                raise ToolError("refused", f"this agent may not route by {arguments.capability!r}")
-        if ctx.messenger is None:
-            raise ToolError("refused", "this run cannot send messages")
-        outcome = await ctx.messenger.send(
-            performative=arguments.performative,
-            receiver=arguments.receiver,
-            capability=arguments.capability,
-            content=arguments.content,
-            wait_seconds=min(arguments.wait_seconds, config.max_wait_seconds),
+@builtin("send_message", SendMessageArgs, SendMessageConfig)
+async def send_message(
+    arguments: SendMessageArgs, config: SendMessageConfig, ctx: ToolContext
+) -> ToolOutcome:
+    """Send the message; the reply (or that none came) as JSON text."""
+    if arguments.performative not in _PERFORMATIVES:
+        raise ToolError(
+            "invalid_arguments", f"{arguments.performative!r} is not a FIPA performative"
         )
-        return ToolOutcome(content=msgspec.json.encode(outcome).decode(), data=outcome)
+    if arguments.performative not in config.allowed_performatives:
+        raise ToolError(
+            "refused",
+            f"this agent may not send {arguments.performative!r}; allowed:"
+            f" {', '.join(config.allowed_performatives)}",
+        )
+    if (arguments.receiver is None) == (arguments.capability is None):
+        raise ToolError("invalid_arguments", "name exactly one of receiver or capability")
+    if arguments.receiver is not None and config.allowed_receivers:
+        if arguments.receiver not in config.allowed_receivers:
+            raise ToolError("refused", f"this agent may not message {arguments.receiver!r}")
+    if arguments.capability is not None and config.allowed_capabilities:
+        if arguments.capability not in config.allowed_capabilities:
+            raise ToolError("refused", f"this agent may not route by {arguments.capability!r}")
+    if ctx.messenger is None:
+        raise ToolError("refused", "this run cannot send messages")
+    capped = msgspec.structs.replace(
+        arguments, wait_seconds=min(arguments.wait_seconds, config.max_wait_seconds)
+    )
+    outcome = await ctx.messenger.send(capped)
+    return ToolOutcome(content=msgspec.json.encode(outcome).decode(), data=outcome)

@@ -22,7 +22,6 @@ from parley.contracts.runtime import (
 )
 from parley.kit.telemetry import current_traceparent
 from parley.runtime.adapters.files import SessionFiles, is_text
-from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.deps import Deps
 from parley.runtime.domain import effective
 from parley.runtime.errors import RuntimeFault, error_body, scrubbed
@@ -30,7 +29,6 @@ from parley.runtime.recording import DeltaPublisher, StreamRecorder, keep_curren
 from parley.runtime.run_loop import Interrupted, Run
 from parley.runtime.run_setup import build_run
 from parley.runtime.strategies import run_strategy
-from parley.runtime.tools import ToolContext
 
 __all__ = ["TurnEnd", "run_turn", "text_file", "turn_started"]
 
@@ -113,17 +111,9 @@ async def run_turn(
             agent_id=session.agent_id,
             history=session.history,
             input=await _with_files(deps, session, cmd),
-            tool_context=ToolContext(
-                namespace=cmd.namespace,
-                agent_id=session.agent_id,
-                session_id=session.id,
-                files=SessionFiles(deps.files, session),
-                messenger=AgentMessenger(
-                    deps.nc, namespace=cmd.namespace, agent_id=session.agent_id, hops=cmd.hops
-                )
-                if session.agent_id
-                else None,
-            ),
+            session_id=session.id,
+            files=SessionFiles(deps.files, session),
+            hops=cmd.hops,
             journal=Journal(),
             recorder=recorder,
             sink=sink,
@@ -134,11 +124,7 @@ async def run_turn(
             return None  # dropped before it started: nothing to record
         outcome, output = "cancelled", "".join(sink.text)
     except Interrupted as exc:
-        outcome, output = "interrupted", exc.partial
-        error = ErrorBody(
-            code=ErrorCode.PROVIDER_ERROR,
-            message=f"the provider's stream broke after it started: {exc.reason}",
-        )
+        outcome, output, error = "interrupted", exc.partial, exc.to_body()
     except Exception as exc:  # every failure ends the turn with a recorded outcome
         outcome, output = "failed", "".join(sink.text)
         error = error_body(exc)

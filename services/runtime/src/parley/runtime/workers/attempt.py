@@ -34,7 +34,6 @@ from parley.aggregates.journal import Journal
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.runtime import ExecutionInputRequired, RunFinished, execution_stream
-from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective, input_text
@@ -43,7 +42,6 @@ from parley.runtime.recording import NullSink
 from parley.runtime.run_loop import InputRequired, Interrupted, Run
 from parley.runtime.run_setup import build_run
 from parley.runtime.strategies import run_strategy
-from parley.runtime.tools import ToolContext
 
 __all__ = ["ACK", "Attempt", "Verdict", "envelope_of"]
 
@@ -146,15 +144,9 @@ class Attempt:
             agent_id=execution.agent_id,
             history=(),
             input=input_text(execution.input_data),
-            tool_context=ToolContext(
-                namespace=execution.namespace,
-                agent_id=execution.agent_id,
-                session_id=None,
-                files=None,
-                messenger=AgentMessenger(
-                    deps.nc, namespace=execution.namespace, agent_id=execution.agent_id, hops=0
-                ),
-            ),
+            session_id=None,
+            files=None,
+            hops=0,
             journal=Journal.of(self.events, execution.id),
             recorder=self.recorder,
             sink=NullSink(),
@@ -205,15 +197,9 @@ class Attempt:
                     delay,
                 )
                 return Verdict(False, delay)
-            outcome = "failed"
+            outcome, error = "failed", exc.to_body()
             if isinstance(exc, Interrupted):
                 output = exc.partial
-                error = ErrorBody(
-                    code=ErrorCode.PROVIDER_ERROR,
-                    message=f"the provider's stream broke after it started: {exc.reason}",
-                )
-            else:
-                error = exc.to_body()
         except Exception as exc:  # every other failure ends the execution, recorded
             outcome, error = "failed", error_body(exc)
         scrubber = self.deps.scrubber

@@ -16,15 +16,13 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import msgspec
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
 
 from parley.contracts.acl import AclMessage
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.subjects import INBOX_ALL, INBOX_STREAM, INBOX_TASKS
+from parley.kit.workqueue import PullConsumer, ensure_work_stream
 from parley.tasks.domain import Kind
 
 __all__ = ["DURABLE", "Handler", "Inbox", "ensure_inbox_stream", "target"]
@@ -43,16 +41,8 @@ id is only unique in its namespace: the messages carry theirs)."""
 
 async def ensure_inbox_stream(js: JetStreamContext, *, replicas: int = 1) -> None:
     """Create the inbox stream as the messaging service does, unless it exists."""
-    config = StreamConfig(
-        name=INBOX_STREAM,
-        subjects=[INBOX_ALL],
-        retention=RetentionPolicy.WORK_QUEUE,
-        storage=StorageType.FILE,
-        duplicate_window=120.0,
-        num_replicas=replicas,
-    )
-    with contextlib.suppress(BadRequestError):  # exists (created by messaging or the runtime)
-        await js.add_stream(config)
+    # it may exist already, created by messaging or the runtime: leave it as they made it
+    await ensure_work_stream(js, INBOX_STREAM, [INBOX_ALL], replicas=replicas, update=False)
 
 
 def target(msg: Msg, message: AclMessage) -> str | None:
@@ -64,7 +54,7 @@ def target(msg: Msg, message: AclMessage) -> str | None:
     return next((r for r in message.receivers if r.startswith(("task:", "run:"))), None)
 
 
-class Inbox:
+class Inbox(PullConsumer):
     """Pulls the tasks inbox in batches and routes each principal's items to its handler."""
 
     def __init__(
@@ -76,74 +66,45 @@ class Inbox:
         batch: int,
         replicas: int = 1,
     ) -> None:
-        self.js, self.ack_wait, self.batch, self.replicas = js, ack_wait, batch, replicas
+        super().__init__(
+            js,
+            stream=INBOX_STREAM,
+            durable=DURABLE,
+            filter_subject=INBOX_TASKS,
+            ack_wait=ack_wait,
+            max_deliver=MAX_DELIVER,
+            max_ack_pending=max(1000, batch * 4),
+        )
+        self.batch, self.replicas = batch, replicas
         self._handlers: dict[str, Handler] = {str(kind): h for kind, h in handlers.items()}
-        self._sub: JetStreamContext.PullSubscription | None = None
-        self._loop: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Create the stream (if needed) and the consumer, and start pulling."""
         await ensure_inbox_stream(self.js, replicas=self.replicas)
-        await self.js.add_consumer(
-            INBOX_STREAM,
-            ConsumerConfig(
-                durable_name=DURABLE,
-                filter_subject=INBOX_TASKS,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=self.ack_wait,
-                max_deliver=MAX_DELIVER,
-                max_ack_pending=max(1000, self.batch * 4),
-            ),
-        )
-        self._sub = await self.js.pull_subscribe_bind(durable=DURABLE, stream=INBOX_STREAM)
-        self._loop = asyncio.create_task(self._pull(), name="tasks-inbox")
+        await super().start()
 
-    async def stop(self) -> None:
-        """Stop pulling; unfinished items come back after ``ack_wait``."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-        for running in list(self._running):
-            running.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()
+    def _fetch_size(self) -> int:
+        return self.batch
 
-    async def _pull(self) -> None:
-        assert self._sub is not None
-        while True:
+    async def _dispatch(self, messages: list[Msg]) -> None:
+        groups: dict[tuple[str, str], list[tuple[Msg, AclMessage]]] = {}
+        for msg in messages:
             try:
-                messages = await self._sub.fetch(self.batch, timeout=1.0)
-            except (nats.errors.TimeoutError, TimeoutError):
+                message = _decode(msg.data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                log.error("tasks inbox: dropping an unreadable item")
+                await msg.term()
                 continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tasks inbox: fetch failed; retrying")
-                await asyncio.sleep(0.5)
+            principal = target(msg, message)
+            if principal is None:
+                log.warning(
+                    "tasks inbox: dropping %s (no task or run receiver)", message.message_id
+                )
+                await msg.ack()
                 continue
-            groups: dict[tuple[str, str], list[tuple[Msg, AclMessage]]] = {}
-            for msg in messages:
-                try:
-                    message = _decode(msg.data)
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    log.error("tasks inbox: dropping an unreadable item")
-                    await msg.term()
-                    continue
-                principal = target(msg, message)
-                if principal is None:
-                    log.warning(
-                        "tasks inbox: dropping %s (no task or run receiver)", message.message_id
-                    )
-                    await msg.ack()
-                    continue
-                groups.setdefault((principal, message.namespace), []).append((msg, message))
-            for (principal, namespace), items in groups.items():
-                running = asyncio.create_task(self._handle(principal, namespace, items))
-                self._running.add(running)
-                running.add_done_callback(self._running.discard)
+            groups.setdefault((principal, message.namespace), []).append((msg, message))
+        for (principal, namespace), items in groups.items():
+            self._spawn(self._handle(principal, namespace, items))
 
     async def _handle(
         self, principal: str, namespace: str, items: list[tuple[Msg, AclMessage]]

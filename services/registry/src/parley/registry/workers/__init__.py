@@ -1,0 +1,1 @@
+"""The registry's long-running loops: the external events relay (:mod:`.relay`)."""

@@ -1,0 +1,184 @@
+"""What the end-to-end tests share beyond ``tests_support``: agents made through the edge, the
+answer and error envelopes, the events a namespace appended, the store's subscriptions, and a
+loopback "world" for the ``http_request`` tool (importable: ``tests/e2e`` is on sys.path).
+"""
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import httpx
+import nats
+from aiohttp import web
+
+from parley.devstack.stack import Stack
+from parley.eventstore import EventStore
+from parley.eventstore.factory import open_store
+
+__all__ = [
+    "World",
+    "act",
+    "body_of",
+    "call",
+    "consumer_count",
+    "consumers_back_to",
+    "error_of",
+    "events_in",
+    "last_position",
+    "new_agent",
+    "web_tools",
+]
+
+
+async def new_agent(
+    http: httpx.AsyncClient,
+    prefix: str,
+    *,
+    actions: Iterable[str] = ("start",),
+    headers: dict[str, str] | None = None,
+    **spec: Any,
+) -> str:
+    """An agent named ``<prefix>-<8 hex>`` with ``spec``, created (201), then taken through
+    ``actions`` in order (each 200; ``start`` unless told otherwise); its id."""
+    body = {"name": f"{prefix}-{uuid.uuid4().hex[:8]}", **spec}
+    created = await http.post("/api/v1/agents", json=body, headers=headers)
+    assert created.status_code == 201, created.text
+    agent_id: str = created.json()["data"]["id"]
+    for action in actions:
+        await act(http, agent_id, action, headers=headers)
+    return agent_id
+
+
+async def act(
+    http: httpx.AsyncClient, agent_id: str, action: str, headers: dict[str, str] | None = None
+) -> None:
+    """``POST /agents/{id}/{action}`` (start, pause, resume, stop), answered 200."""
+    response = await http.post(f"/api/v1/agents/{agent_id}/{action}", headers=headers)
+    assert response.status_code == 200, response.text
+
+
+def web_tools() -> dict[str, Any]:
+    """An agent spec whose ``http_request`` tool may reach loopback (the :class:`World`)."""
+    return {"tools": [{"name": "http_request", "config": {"allowed_hosts": ["127.0.0.1"]}}]}
+
+
+def call(tool: str, **arguments: Any) -> str:
+    """A message the offline provider turns into a call of ``tool`` with ``arguments``."""
+    return f"call {tool}({json.dumps(arguments)})"
+
+
+def body_of(response: httpx.Response, status: int = 200) -> Any:
+    """The decoded body of an answer asserted to carry ``status``."""
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def error_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The ``error`` of an envelope answer, asserted to carry ``status`` and ``code``, a
+    message and a request id."""
+    assert response.status_code == status, response.text
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code, error
+    assert error["message"] and error["request_id"], error
+    return error
+
+
+async def last_position(stack: Stack) -> int:
+    """The position of the newest event in the stack's store."""
+    store = await open_store(nats_url=stack.nats_url)
+    try:
+        return await store.last_position()
+    finally:
+        await store.close()
+
+
+async def events_in(store: EventStore, namespace: str, after: int) -> list[str]:
+    """Types of the events of ``namespace`` appended after position ``after``.
+
+    Other tests' agents (periodic triggers, idle instances) may append meanwhile; only the
+    events of ``namespace`` are returned.
+    """
+    last = await store.last_position()
+    if last <= after:
+        return []
+    found = []
+    subscription = store.subscribe(after)
+    try:
+        async for event in subscription:
+            if event.namespace == namespace:
+                found.append(event.type)
+            if event.position >= last:
+                break
+    finally:
+        await subscription.close()
+    return found
+
+
+async def consumer_count(nc: nats.NATS) -> int:
+    """How many consumers the event store's JetStream stream has (each store subscription
+    holds one)."""
+    reply = await nc.request("$JS.API.STREAM.INFO.PARLEY_EVENTS", b"", timeout=5)
+    count: int = json.loads(reply.data)["state"]["consumer_count"]
+    return count
+
+
+async def consumers_back_to(nc: nats.NATS, baseline: int) -> None:
+    """Wait until the store's consumers are down to ``baseline`` again, well under the
+    store's 30 s inactivity cleanup."""
+    async with asyncio.timeout(5):
+        while await consumer_count(nc) > baseline:  # noqa: ASYNC110 - polls the server
+            await asyncio.sleep(0.05)
+
+
+class World:
+    """The 'internet' for the http_request tool, on loopback: counts hits per path; a path
+    that starts with ``slow`` holds its answer until :attr:`release` is set (or ``hold_s``
+    seconds pass, when given). ``async with World() as world:`` runs it."""
+
+    def __init__(self, hold_s: float | None = None) -> None:
+        self.hits: dict[str, int] = {}
+        self.held: dict[str, asyncio.Event] = {}
+        self.release = asyncio.Event()
+        self._hold_s = hold_s
+        app = web.Application()
+        app.router.add_get("/{name}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        self.port = 0
+
+    async def __aenter__(self) -> "World":
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = self._runner.addresses[0][1]
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release.set()
+        await self._runner.cleanup()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def was_held(self, name: str) -> asyncio.Event:
+        """Set once a request for the slow path ``name`` arrived and is being held."""
+        return self.held.setdefault(name, asyncio.Event())
+
+    def reset(self) -> None:
+        """Hold slow paths again (until the next :attr:`release`)."""
+        self.release = asyncio.Event()
+        self.held = {}
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.hits[name] = self.hits.get(name, 0) + 1
+        if name.startswith("slow"):
+            self.was_held(name).set()
+            try:
+                await asyncio.wait_for(self.release.wait(), self._hold_s)
+            except TimeoutError:
+                pass
+        return web.json_response({"page": name})

@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from bench import acl, auth, edge, eventstore, messaging, runtime, tasks
+from bench import acl, auth, cluster, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -94,9 +94,11 @@ GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
 """Each group of figures, in the order they run."""
 
 
-async def main(quick: bool, only: str | None) -> None:
+async def main(quick: bool, only: str | None, cluster_cost: bool = False) -> None:
     scale = 10 if quick else 1
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
+        if cluster_cost:
+            return await cluster.compare(Path(tmp), OPEN, scale)
         for name, group in GROUPS.items():
             if only in (None, name):
                 await group(Path(tmp), scale)
@@ -110,5 +112,8 @@ if __name__ == "__main__":
         choices=list(GROUPS),
         help="one group of figures",
     )
+    parser.add_argument(
+        "--cluster", action="store_true", help="edge and ACL figures: one node against three"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.quick, args.only))
+    asyncio.run(main(args.quick, args.only, args.cluster))

@@ -132,6 +132,29 @@ class Launcher:
     def admin_key(self) -> str:
         return (self.state / "admin.key").read_text().strip()
 
+    def start_edge(self, port: int, nodes: int = 1) -> "subprocess.Popen[bytes]":
+        """One more edge (``python -m parley.edge``, not supervised) on ``port``, against
+        this stack's NATS (``nodes``: 3 in a cluster), logging to ``<state>/edge-<port>.log``;
+        the caller stops it."""
+        addresses = (f"nats://127.0.0.1:{self.nats_port + i}" for i in range(nodes))
+        env = {
+            **os.environ,
+            "PARLEY_NATS_URL": ",".join(addresses),
+            "PARLEY_NATS_USER": SERVICES_USER,
+            "PARLEY_NATS_PASSWORD_FILE": str(self.state / "nats" / f"{SERVICES_USER}.password"),
+            "PARLEY_NATS_REPLICAS": str(nodes),
+            "PARLEY_EDGE_PORT": str(port),
+        }
+        with (self.state / f"edge-{port}.log").open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "parley.edge"], env=env, stdout=log, stderr=log
+            )
+
+    def port_of(self, part: str) -> int:
+        """The HTTP port of the edge ``part`` (``edge``, ``edge#2``) of :meth:`pids`."""
+        environ = Path(f"/proc/{self.pids()[part]}/environ").read_bytes().split(b"\0")
+        return int(next(v for v in environ if v.startswith(b"PARLEY_EDGE_PORT="))[17:])
+
     def pids(self) -> dict[str, int]:
         """The running parts of this stack, by name: ``registry``, ``edge``, ``nats``
         (``nats-1``… in a cluster); a second process of a service is e.g. ``registry#2``."""

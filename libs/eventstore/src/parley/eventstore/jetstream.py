@@ -15,6 +15,7 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
+import stamina
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
@@ -50,6 +51,8 @@ _STREAM_NOT_FOUND = 10059
 # answer a retried append gets when its first try succeeded. Compare ids before conflicting.
 _MAYBE_RETRY = frozenset({10071, 10164, 10201})
 _ATTEMPTS = 8  # batches the server dropped uncommitted
+_OPEN_WAIT_S = 30.0
+"""How long opening waits for the stream to answer (a cluster electing its leader)."""
 _ANY_VERSION_ATTEMPTS = 64
 """An ANY_VERSION append keeps versions dense, so it races the stream's other writers; it
 retries (with the repository's random pause, :func:`~parley.eventstore.repository.backoff`)
@@ -129,7 +132,13 @@ class JetStreamEventStore:
             replicas=replicas,
         )
         try:
-            await store._ensure_stream(duplicate_window_ns)
+            # a cluster's stream has no leader for a few seconds after it is made or loses a
+            # node, and several processes make it at once: wait that out, not longer
+            async for attempt in stamina.retry_context(
+                on=EventStoreUnavailable, attempts=None, timeout=_OPEN_WAIT_S, wait_max=2.0
+            ):
+                with attempt:
+                    await store._ensure_stream(duplicate_window_ns)
         except BaseException:
             await store.close()
             raise
@@ -201,6 +210,10 @@ class JetStreamEventStore:
     async def last_position(self) -> int:
         """Global position of the newest event in the store (0 when empty)."""
         info = await self._api(f"STREAM.INFO.{self._stream}")
+        if "error" in info:  # e.g. a cluster's stream without a leader for a moment
+            raise EventStoreUnavailable(
+                f"JetStream cannot tell the stream's state: {info['error']}"
+            )
         return int(info["state"]["last_seq"])
 
     def subscribe(
@@ -276,7 +289,7 @@ class JetStreamEventStore:
         info = await self._api(f"STREAM.INFO.{self._stream}")
         error = info.get("error")
         if error is not None and error.get("err_code") != _STREAM_NOT_FOUND:
-            raise EventStoreError(f"JetStream refused STREAM.INFO: {error}")
+            raise EventStoreUnavailable(f"JetStream refused STREAM.INFO: {error}")
         if error is not None:
             try:
                 info = await self._api(f"STREAM.CREATE.{self._stream}", wanted)

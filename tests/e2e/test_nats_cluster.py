@@ -18,6 +18,8 @@ from devstack_launcher import Launcher, running
 from nats.aio.client import Client
 from tests_support import eventually
 
+from parley.devstack.nats import SERVICES_USER
+
 pytestmark = pytest.mark.timeout(300)
 
 EVENTS = "PARLEY_EVENTS"
@@ -43,7 +45,14 @@ async def edges(launched: Launcher) -> AsyncIterator[list[httpx.AsyncClient]]:
 
 @pytest.fixture
 async def nc(launched: Launcher) -> AsyncIterator[Client]:
-    client = await nats.connect(servers=launched.nats_urls(3), max_reconnect_attempts=-1)
+    # credentials as options, not in the URLs: the nodes the client learns of get them too
+    password = (launched.state / "nats" / f"{SERVICES_USER}.password").read_text().strip()
+    client = await nats.connect(
+        servers=[f"nats://127.0.0.1:{launched.nats_port + i}" for i in range(3)],
+        user=SERVICES_USER,
+        password=password,
+        max_reconnect_attempts=-1,
+    )
     yield client
     await client.close()
 

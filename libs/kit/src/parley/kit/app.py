@@ -131,13 +131,8 @@ def service_app(
                 max_workers=workers,
             )
 
-    # FastStream's broker takes only a URL: it gets the credentials in it (it keeps them out
-    # of the AsyncAPI document); nothing else sees that URL.
-    broker_settings = msgspec.structs.replace(
-        settings, nats_url=settings.nats_url_with_credentials()
-    )
     app = create_service(
-        name, broker_settings, register, description=description, readiness=keeper.readiness
+        name, settings, register, description=description, readiness=keeper.readiness
     )
 
     @app.on_startup

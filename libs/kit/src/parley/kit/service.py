@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage
+from faststream.nats import NatsBroker, NatsMessage, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.specification import AsyncAPI
 
@@ -48,8 +48,16 @@ def create_service(
     """
     configure_logging(name, settings.log_level)
     provider = setup_tracing(name, settings.otlp_endpoint, record_content=settings.trace_content)
+    password = settings.nats_password()
     broker = NatsBroker(
         settings.nats_servers(),
+        # credentials as options, not in the URLs: nats-py adds the cluster's other nodes
+        # as it learns of them, and those carry only what the options say
+        security=(
+            NatsUserPassword(settings.nats_user, password)
+            if settings.nats_user is not None and password is not None
+            else None
+        ),
         name=f"parley-{name}",
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider), broker_metrics(name)],
         logger=logging.getLogger(f"parley.{name}.broker"),

@@ -1,6 +1,8 @@
 """An aiohttp application served on 127.0.0.1 and a free port: what every fake server in the
 tests (providers' wire, an OTLP receiver, the ``http_request`` tool's "internet") runs on."""
 
+from typing import Self
+
 from aiohttp import web
 
 __all__ = ["Loopback"]
@@ -19,12 +21,12 @@ class Loopback:
         """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
 
-    async def start(self) -> int:
-        """Bind a free port and serve; returns the port."""
+    async def start(self) -> Self:
+        """Bind a free port and serve."""
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self.port = self._runner.addresses[0][1]
-        return self.port
+        return self
 
     async def stop(self) -> None:
         """Close the server (open connections are dropped after 0.1 s)."""

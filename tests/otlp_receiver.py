@@ -43,7 +43,7 @@ class Span:
     """(trace id, span id) of each linked span."""
 
 
-class OtlpReceiver:
+class OtlpReceiver(Loopback):
     """``POST /v1/traces`` on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
@@ -51,16 +51,7 @@ class OtlpReceiver:
         self.requests = 0
         app = web.Application()
         app.router.add_post("/v1/traces", self._traces)
-        self._server = Loopback(app)
-        self.url = ""
-
-    async def start(self) -> OtlpReceiver:
-        await self._server.start()
-        self.url = self._server.url
-        return self
-
-    async def stop(self) -> None:
-        await self._server.stop()
+        super().__init__(app)
 
     async def _traces(self, request: web.Request) -> web.Response:
         assert request.content_type == "application/x-protobuf", request.content_type

@@ -26,7 +26,7 @@ CALLS = [
 ]
 
 
-class WireServer:
+class WireServer(Loopback):
     """Fake provider endpoints on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
@@ -42,19 +42,12 @@ class WireServer:
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_get("/leak", self._leak)
-        self._server = Loopback(app)
-        self.url = ""
-
-    async def start(self) -> WireServer:
-        """Bind a free loopback port."""
-        await self._server.start()
-        self.url = self._server.url
-        return self
+        super().__init__(app)
 
     async def stop(self) -> None:
         """Let hung handlers go and close the server."""
         self._release.set()
-        await self._server.stop()
+        await super().stop()
 
     def script(self, api: str, *scenarios: str) -> None:
         """Queue the scenarios the next requests to ``api`` get, in order."""

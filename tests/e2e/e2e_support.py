@@ -164,7 +164,7 @@ class World:
         self.port = 0
 
     async def __aenter__(self) -> "World":
-        self.port = await self._server.start()
+        self.port = (await self._server.start()).port
         return self
 
     async def __aexit__(

@@ -56,8 +56,8 @@ async def port() -> AsyncIterator[int]:
     app.router.add_get("/loop", _loop)
     app.router.add_get("/big", _big)
     app.router.add_get("/slow", _slow)
-    server = Loopback(app)
-    yield await server.start()
+    server = await Loopback(app).start()
+    yield server.port
     await server.stop()
 
 

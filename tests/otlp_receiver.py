@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from loopback import Loopback
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -42,7 +43,7 @@ class Span:
     """(trace id, span id) of each linked span."""
 
 
-class OtlpReceiver:
+class OtlpReceiver(Loopback):
     """``POST /v1/traces`` on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
@@ -50,19 +51,7 @@ class OtlpReceiver:
         self.requests = 0
         app = web.Application()
         app.router.add_post("/v1/traces", self._traces)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        self.url = ""
-
-    async def start(self) -> OtlpReceiver:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        await self._runner.cleanup()
+        super().__init__(app)
 
     async def _traces(self, request: web.Request) -> web.Response:
         assert request.content_type == "application/x-protobuf", request.content_type

@@ -17,6 +17,7 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
+from loopback import Loopback
 
 TEXT = ["Hello", " there,", " world"]
 CALLS = [
@@ -25,7 +26,7 @@ CALLS = [
 ]
 
 
-class WireServer:
+class WireServer(Loopback):
     """Fake provider endpoints on 127.0.0.1 and a free port."""
 
     def __init__(self) -> None:
@@ -41,22 +42,12 @@ class WireServer:
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
         app.router.add_get("/leak", self._leak)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        self.url = ""
-
-    async def start(self) -> WireServer:
-        """Bind a free loopback port."""
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
+        super().__init__(app)
 
     async def stop(self) -> None:
         """Let hung handlers go and close the server."""
         self._release.set()
-        await self._runner.cleanup()
+        await super().stop()
 
     def script(self, api: str, *scenarios: str) -> None:
         """Queue the scenarios the next requests to ``api`` get, in order."""

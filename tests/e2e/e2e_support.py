@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import nats
 from aiohttp import web
+from loopback import Loopback
 
 from parley.devstack.stack import Stack
 from parley.eventstore import EventStore
@@ -21,6 +22,7 @@ from parley.eventstore.factory import open_store
 __all__ = [
     "World",
     "act",
+    "all_agents",
     "body_of",
     "call",
     "consumer_count",
@@ -31,6 +33,19 @@ __all__ = [
     "new_agent",
     "web_tools",
 ]
+
+
+async def all_agents(http: httpx.AsyncClient, *, limit: int = 200) -> dict[str, Any]:
+    """Every agent ``GET /api/v1/agents`` lists, by id, following its pages of ``limit``."""
+    agents: dict[str, Any] = {}
+    cursor = None
+    while True:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        page = (await http.get("/api/v1/agents", params=params)).json()
+        agents.update({a["id"]: a for a in page["data"]})
+        if not page["pagination"]["has_more"]:
+            return agents
+        cursor = page["pagination"]["next_cursor"]
 
 
 async def new_agent(
@@ -145,20 +160,18 @@ class World:
         self._hold_s = hold_s
         app = web.Application()
         app.router.add_get("/{name}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+        self._server = Loopback(app)
         self.port = 0
 
     async def __aenter__(self) -> "World":
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
+        self.port = (await self._server.start()).port
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.release.set()
-        await self._runner.cleanup()
+        await self._server.stop()
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"

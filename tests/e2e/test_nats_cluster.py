@@ -15,6 +15,7 @@ import httpx
 import nats
 import pytest
 from devstack_launcher import Launcher, running
+from e2e_support import all_agents
 from nats.aio.client import Client
 from tests_support import eventually
 
@@ -158,7 +159,7 @@ async def test_a_killed_nats_node_loses_and_duplicates_no_acknowledged_create(
     )
 
     async def listed() -> dict[str, Any] | None:
-        agents = await list_agents(edges[0])
+        agents = await all_agents(edges[0])
         return agents if {agent_id for _, _, agent_id in acked} <= agents.keys() else None
 
     agents = await eventually(listed, within=30, every=0.5)
@@ -166,15 +167,3 @@ async def test_a_killed_nats_node_loses_and_duplicates_no_acknowledged_create(
         assert agents[agent_id]["spec"]["name"] == name
     names = Counter(a["spec"]["name"] for a in agents.values())
     assert [name for name, n in names.items() if n > 1] == []
-
-
-async def list_agents(http: httpx.AsyncClient) -> dict[str, Any]:
-    agents: dict[str, Any] = {}
-    cursor = None
-    while True:
-        params = {"limit": 200, **({"cursor": cursor} if cursor else {})}
-        page = (await http.get("/api/v1/agents", params=params)).json()
-        agents.update({a["id"]: a for a in page["data"]})
-        if not page["pagination"]["has_more"]:
-            return agents
-        cursor = page["pagination"]["next_cursor"]

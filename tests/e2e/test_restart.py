@@ -4,23 +4,12 @@ import asyncio
 
 import httpx
 import pytest
+from e2e_support import all_agents
 from tests_support import edge_client
 
 from parley.devstack.stack import Stack
 
 AGENTS = 100
-
-
-async def _list_all(http: httpx.AsyncClient) -> dict[str, dict]:
-    agents: dict[str, dict] = {}
-    cursor = None
-    while True:
-        params = {"limit": 50, **({"cursor": cursor} if cursor else {})}
-        page = (await http.get("/api/v1/agents", params=params)).json()
-        agents.update({a["id"]: a for a in page["data"]})
-        if not page["pagination"]["has_more"]:
-            return agents
-        cursor = page["pagination"]["next_cursor"]
 
 
 async def _create_fleet(http: httpx.AsyncClient) -> None:
@@ -46,7 +35,7 @@ async def test_every_agent_and_its_state_survive_a_restart_of_the_stack(tmp_path
     try:
         async with edge_client(first, timeout=10) as http:
             await _create_fleet(http)
-            before = await _list_all(http)
+            before = await all_agents(http, limit=50)
     finally:
         await asyncio.to_thread(first.stop)
     assert len(before) == AGENTS
@@ -56,7 +45,7 @@ async def test_every_agent_and_its_state_survive_a_restart_of_the_stack(tmp_path
     await asyncio.to_thread(second.start)
     try:
         async with edge_client(second, timeout=10) as http:
-            after = await _list_all(http)
+            after = await all_agents(http, limit=50)
     finally:
         await asyncio.to_thread(second.stop)
 

@@ -25,6 +25,7 @@ import httpx
 import msgspec
 import nats
 import pytest
+from award_bids import BIDS, WINNERS
 from e2e_support import new_agent
 from tests_support import edge_client, eventually, stream_events
 
@@ -253,20 +254,6 @@ async def test_cancel_ends_a_task_once(api) -> None:
 
 
 # --- rounds with agents answering (the runtime) ------------------------------------------
-
-BIDS = {  # role: (cost, time, confidence)
-    "cheap": (1, 10, 0.5),
-    "quick": (10, 1, 0.5),
-    "sure": (10, 10, 0.99),
-    "balanced": (2, 2, 0.9),
-    "poor": (20, 20, 0.1),
-}
-WINNERS = {
-    "lowest_cost": "cheap",
-    "fastest": "quick",
-    "highest_confidence": "sure",
-    "best_bid": "balanced",
-}
 
 
 @pytest.mark.parametrize("strategy", list(WINNERS))

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from loopback import Loopback
 
 from parley.runtime.tools import ToolContext, ToolError, ToolOutcome, run_tool
 
@@ -55,12 +56,9 @@ async def port() -> AsyncIterator[int]:
     app.router.add_get("/loop", _loop)
     app.router.add_get("/big", _big)
     app.router.add_get("/slow", _slow)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield runner.addresses[0][1]
-    await runner.cleanup()
+    server = await Loopback(app).start()
+    yield server.port
+    await server.stop()
 
 
 async def fetch(arguments: dict[str, Any], **config: Any) -> ToolOutcome:

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from award_bids import BIDS, WINNERS
 
 from parley.aggregates import grouprun
 from parley.aggregates.decision import Context
@@ -276,20 +277,6 @@ def test_undeliverable_candidates_count_as_refusals() -> None:
 
 
 # --- strategies -------------------------------------------------------------------------
-
-BIDS = {  # agent: (cost, time, confidence)
-    "cheap": (1, 10, 0.5),
-    "quick": (10, 1, 0.5),
-    "sure": (10, 10, 0.99),
-    "balanced": (2, 2, 0.9),
-    "poor": (20, 20, 0.1),
-}
-WINNERS = {
-    "lowest_cost": "cheap",
-    "fastest": "quick",
-    "highest_confidence": "sure",
-    "best_bid": "balanced",
-}
 
 
 @pytest.mark.parametrize("strategy", list(WINNERS))

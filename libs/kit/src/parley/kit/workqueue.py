@@ -107,6 +107,10 @@ class PullConsumer:
         """The consumer, for a :class:`~parley.kit.needs.Keeper` to keep."""
         return Need.durable(self.stream, self.durable, self.ensure)
 
+    def stream_and_consumer(self, subjects: Sequence[str], *, replicas: int = 1) -> list[Need]:
+        """Its work-queue stream (of ``subjects``) and the consumer, for a Keeper to keep."""
+        return [work_stream_need(self.js, self.stream, subjects, replicas=replicas), self.need]
+
     async def start(self) -> None:
         """Create the consumer (idempotent) and start pulling."""
         await self.ensure()

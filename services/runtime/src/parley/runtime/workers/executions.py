@@ -31,7 +31,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import SessionSettings, execution_stream
 from parley.eventstore.repository import fold
 from parley.kit.needs import Need
-from parley.kit.workqueue import WorkQueue, ensure_work_stream, work_stream_need
+from parley.kit.workqueue import WorkQueue, ensure_work_stream
 from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import agent_triage, effective, triage
@@ -84,13 +84,9 @@ class ExecutionWorker:
     def needs(self) -> list[Need]:
         """The work stream and its consumer (once started), kept while the process runs."""
         assert self._queue is not None, "start() first"
-        stream = work_stream_need(
-            self.deps.js,
-            subjects.WORK_STREAM,
-            [subjects.WORK_ALL],
-            replicas=self.deps.settings.nats_replicas,
+        return self._queue.stream_and_consumer(
+            [subjects.WORK_ALL], replicas=self.deps.settings.nats_replicas
         )
-        return [stream, self._queue.need]
 
     async def stop(self) -> None:
         """Stop pulling; hand running executions back to the queue for another runtime."""

@@ -52,7 +52,7 @@ from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
 from parley.kit.needs import Need
-from parley.kit.workqueue import WorkQueue, ensure_work_stream, work_stream_need
+from parley.kit.workqueue import WorkQueue, ensure_work_stream
 from parley.runtime.adapters.messenger import send_message_command
 from parley.runtime.answers import (
     JUDGE_PROMPT,
@@ -112,13 +112,9 @@ class Inbox:
     def needs(self) -> list[Need]:
         """The inbox stream and its consumer (once started), kept while the process runs."""
         assert self._queue is not None, "start() first"
-        stream = work_stream_need(
-            self.deps.js,
-            subjects.INBOX_STREAM,
-            [subjects.INBOX_ALL],
-            replicas=self.deps.settings.nats_replicas,
+        return self._queue.stream_and_consumer(
+            [subjects.INBOX_ALL], replicas=self.deps.settings.nats_replicas
         )
-        return [stream, self._queue.need]
 
     async def stop(self) -> None:
         """Stop pulling (unfinished items come back to another runtime)."""

@@ -1,7 +1,7 @@
-"""``just up`` keeps the stack running: a part killed with SIGKILL (a service, or nats-server
-itself) is restarted, the others keep running (after nats-server, the services are
-restarted too), the edge keeps serving, and what was stored before is still there. Ctrl-C
-still stops every process.
+"""``just up`` keeps the stack running: a part killed with SIGKILL (any service, the edge, or
+nats-server itself) is restarted, the others keep running untouched, the edge keeps serving
+while a service is down, the restarted part works again, and what was stored before is still
+there. Ctrl-C still stops every process.
 
 One launcher serves the whole module (it starts many processes on a small machine)."""
 
@@ -90,6 +90,47 @@ async def test_a_killed_service_is_restarted_while_the_edge_keeps_serving(
     after, before = launched.pids(), dict(killed.before)
     assert pid == after["registry"] != before["registry"]
     before.pop("registry"), after.pop("registry")
+    assert after == before  # nothing else was restarted
+
+
+async def works(http: httpx.AsyncClient, part: str, agent_id: str) -> bool:
+    """Whether a request that needs ``part`` succeeds (False while it fails)."""
+    try:
+        if part == "runtime":
+            answer = await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
+            return answer.status_code == 200
+        if part == "messaging":
+            sent = {"performative": "inform", "receivers": [agent_id], "content": "up?"}
+            answer = await http.post("/api/v1/messages", json=sent)
+            return answer.status_code in (200, 202)
+        if part == "tasks":
+            answer = await http.post("/api/v1/tasks", json={"name": "after-a-kill"})
+            return answer.status_code == 201
+        return (await http.get("/ready")).status_code == 200  # the edge
+    except httpx.TransportError:
+        return False
+
+
+@pytest.mark.parametrize("part", ["runtime", "messaging", "tasks", "edge"])
+async def test_each_killed_part_is_restarted_alone_and_works_again(
+    launched: Launcher, http: httpx.AsyncClient, part: str
+) -> None:
+    agent = await create_agent(http)
+    assert agent is not None
+    assert (await http.post(f"/api/v1/agents/{agent['id']}/start")).status_code == 200
+    assert await works(http, part, agent["id"])
+
+    killed = launched.kill(part)
+
+    if part != "edge":  # the edge keeps serving what it holds while the service is down
+        read = await http.get(f"/api/v1/agents/{agent['id']}")
+        assert read.status_code == 200
+    pid = await restarted(launched, part, killed)
+    assert await eventually(lambda: works(http, part, agent["id"]), within=60, every=0.2)
+    print(f"\n{part}: works again {time.monotonic() - killed.at:.2f} s after the kill")
+    after, before = launched.pids(), dict(killed.before)
+    assert after[part] == pid != before[part]
+    after.pop(part), before.pop(part)
     assert after == before  # nothing else was restarted
 
 

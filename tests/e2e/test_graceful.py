@@ -24,6 +24,7 @@ from tests_support import edge_client, eventually, stream_events
 
 from parley.contracts import subjects
 from parley.contracts.acl import conversation_stream
+from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack
 
 ENV = {"PARLEY_WORKER": "runtime-a", "PARLEY_ACK_WAIT": "60"}
@@ -292,3 +293,31 @@ async def test_a_service_stopped_under_load_exits_0_and_loses_no_acknowledged_re
         assert found.status_code == 200, (ident, found.text)
     stack.start_process(service)  # back to the usual shape for the tests below
     stack.stop_process(f"{service}-2")
+
+
+async def test_an_edge_told_to_stop_fails_readiness_first_then_exits_0(stack: Stack) -> None:
+    port = free_port()
+    drain = {"PARLEY_SHUTDOWN_DRAIN_S": "3", "PARLEY_EDGE_PORT": str(port)}
+    edge = stack.start_process("edge", "edge-draining", drain)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+
+        async def ready() -> bool:
+            try:
+                return (await http.get("/ready")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert await eventually(ready, within=60, every=0.2)
+
+        edge.send_signal(signal.SIGTERM)
+
+        # still serving, but no longer ready: a load balancer stops sending first
+        async def draining() -> dict[str, Any] | None:
+            answer = await http.get("/ready")
+            return answer.json() if answer.status_code == 503 else None
+
+        refused = await eventually(draining, within=2, every=0.05)
+        assert refused["error"]["details"]["stopping"] is True
+        assert (await http.get("/health")).status_code == 200
+    assert await asyncio.to_thread(edge.wait, 30) == 0
+    stack.processes.pop("edge-draining", None)

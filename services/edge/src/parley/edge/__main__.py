@@ -1,7 +1,9 @@
 """``python -m parley.edge``: serve the edge with uvicorn until SIGTERM/SIGINT.
 
-uvicorn handles both signals: it stops accepting, lets in-flight requests finish (up to
-10 s), then runs the app's shutdown (projection, store, NATS drain).
+On the first signal the edge first fails readiness (`/ready` answers 503, ``stopping``) for
+``PARLEY_SHUTDOWN_DRAIN_S`` while it still serves; then uvicorn stops accepting, lets
+in-flight requests finish (up to 10 s) and runs the app's shutdown (projection, store, NATS
+drain). A second signal skips the wait.
 
 Idle connections close after 5 s (also a half-sent body no handler read: its answer is
 already sent); request heads are capped at 16 KiB. Slow bodies that a handler does read are
@@ -12,9 +14,14 @@ A client that goes away is no server error: asyncio's ``socket.send() raised exc
 the request is simply over.
 """
 
+import asyncio
+import functools
 import logging
+import socket
+from types import FrameType
 
 import uvicorn
+from litestar import Litestar
 
 from parley.edge.app import create_app
 from parley.edge.settings import load_settings
@@ -45,7 +52,32 @@ def main() -> None:
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,
     )
-    uvicorn.Server(config).run()
+    _DrainingServer(config, app, settings.shutdown_drain_s).run()
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn's server, but its first SIGTERM/SIGINT marks the edge stopping (its readiness
+    fails) ``drain`` seconds before uvicorn's own shutdown starts."""
+
+    def __init__(self, config: uvicorn.Config, app: Litestar, drain: float) -> None:
+        super().__init__(config)
+        self.app, self.drain = app, drain
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._draining = False
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        keeper = getattr(self.app.state, "keeper", None)
+        if self._draining or self.drain <= 0 or self._loop is None or keeper is None:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        keeper.stopping()
+        later = functools.partial(uvicorn.Server.handle_exit, self, sig, frame)
+        self._loop.call_soon_threadsafe(self._loop.call_later, self.drain, later)
 
 
 def _peer_gone(record: logging.LogRecord) -> bool:

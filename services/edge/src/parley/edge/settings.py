@@ -47,6 +47,10 @@ class EdgeSettings(ServiceSettings, kw_only=True, frozen=True):
     allowed_origins: list[str] = []
     """Origins a browser WebSocket may come from, comma-separated (`PARLEY_ALLOWED_ORIGINS`);
     the edge's own `http://127.0.0.1:<port>` and `http://localhost:<port>` always may."""
+    shutdown_drain_s: Annotated[float, Meta(ge=0, le=60)] = 0.5
+    """Seconds between SIGTERM and the edge's shutdown during which `/ready` answers `503`
+    while requests are still served (`PARLEY_SHUTDOWN_DRAIN_S`): load balancers stop
+    sending first. A second signal stops at once."""
     body_timeout_s: Annotated[float, Meta(gt=0)] = 10.0
     """Seconds a request body may take to arrive in full (`PARLEY_BODY_TIMEOUT_S`); then `408`."""
     body_idle_timeout_s: Annotated[float, Meta(gt=0)] = 5.0

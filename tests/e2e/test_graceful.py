@@ -142,6 +142,17 @@ async def sigterm(stack: Stack, key: str) -> int:
     return process.returncode
 
 
+async def read_within_limits(client: httpx.AsyncClient, path: str) -> httpx.Response:
+    """GET ``path``, waiting out the rate limit (hundreds of reads follow a burst of load)."""
+    answer = await client.get(path)
+    for _ in range(60):
+        if answer.status_code != 429:
+            break
+        await asyncio.sleep(float(answer.headers.get("retry-after", "1")))
+        answer = await client.get(path)
+    return answer
+
+
 async def execution_view(client: httpx.AsyncClient, agent_id: str, execution_id: str) -> dict:
     response = await client.get(f"/api/v1/agents/{agent_id}/executions/{execution_id}")
     return response.json()["data"] if response.status_code == 200 else {}
@@ -289,13 +300,13 @@ async def test_a_service_stopped_under_load_exits_0_and_loses_no_acknowledged_re
         service, "/api/v1/agents"
     )
     for ident in acknowledged:
-        found = await client.get(f"{path}/{ident}")
+        found = await read_within_limits(client, f"{path}/{ident}")
         assert found.status_code == 200, (ident, found.text)
     stack.start_process(service)  # back to the usual shape for the tests below
     stack.stop_process(f"{service}-2")
 
 
-async def test_an_edge_told_to_stop_fails_readiness_first_then_exits_0(stack: Stack) -> None:
+async def test_an_edge_told_to_stop_fails_readiness_first_then_shuts_down(stack: Stack) -> None:
     port = free_port()
     drain = {"PARLEY_SHUTDOWN_DRAIN_S": "3", "PARLEY_EDGE_PORT": str(port)}
     edge = stack.start_process("edge", "edge-draining", drain)
@@ -319,5 +330,8 @@ async def test_an_edge_told_to_stop_fails_readiness_first_then_exits_0(stack: St
         refused = await eventually(draining, within=2, every=0.05)
         assert refused["error"]["details"]["stopping"] is True
         assert (await http.get("/health")).status_code == 200
-    assert await asyncio.to_thread(edge.wait, 30) == 0
+    # uvicorn re-raises the signal once its shutdown is complete: the exit says SIGTERM
+    assert await asyncio.to_thread(edge.wait, 30) == -signal.SIGTERM
     stack.processes.pop("edge-draining", None)
+    log = (stack.state_dir / "logs" / "edge-draining.log").read_text()
+    assert "Application shutdown complete." in log

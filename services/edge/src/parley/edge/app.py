@@ -32,6 +32,7 @@ from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import task_router
+from parley.edge.controllers.versions import version_router
 from parley.edge.dependencies import DEPENDENCIES, Edge
 from parley.edge.http.auth import auth_middleware, authorize
 from parley.edge.http.bodytimeout import BodyTimeout
@@ -162,6 +163,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             message_router,
             task_router,
             run_router,
+            version_router,
             *event_routes,
             publish_event,
             *ws_routes,

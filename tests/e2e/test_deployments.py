@@ -231,6 +231,45 @@ async def test_a_bad_deployment_is_refused_before_anything_happens(
     assert missing.json()["error"]["code"] == "DEPLOYMENT_NOT_FOUND"
 
 
+async def test_a_hot_reload_starts_a_deployment_from_toml_or_json(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    name = (await client.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]["name"]
+    toml = f'name = "{name}"\nsystem_prompt = "from toml"\n'
+    reloaded = await client.put(
+        f"/api/v1/agents/{agent_id}/reload",
+        files={"config": ("agent-v2.toml", toml.encode(), "application/toml")},
+        data={"strategy": "immediate", "version_label": "toml-v2"},
+    )
+    assert reloaded.status_code == 202, reloaded.text
+    first = reloaded.json()["data"]
+    assert first["version_label"] == "toml-v2"
+    await _until(client, first["id"], "completed")
+    assert await _prompt(client, agent_id) == "from toml"
+
+    canary = await client.put(
+        f"/api/v1/agents/{agent_id}/reload",
+        json={
+            "spec": {"name": name, "system_prompt": "v3"},
+            "strategy": "canary",
+            "traffic_split": 25,
+            "duration_s": 600,
+        },
+    )
+    assert canary.status_code == 202, canary.text
+    view = canary.json()["data"]
+    assert (view["strategy"], view["percentage"]) == ("canary", 25)
+    assert [s["percentage"] for s in view["stages"]] == [25, 100]
+    await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "test over"})
+
+    bad = await client.put(
+        f"/api/v1/agents/{agent_id}/reload", data={"config": "name = [", "strategy": "immediate"}
+    )
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["details"][0]["field"] == "body.config"
+
+
 async def test_a_killed_deployment_process_resumes_the_canary_at_its_stage(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:

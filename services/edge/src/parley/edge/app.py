@@ -20,7 +20,7 @@ from parley.edge.controllers.agents import agent_router
 from parley.edge.controllers.catalogue import model_router, strategy_router, tool_router
 from parley.edge.controllers.chat import chat_router
 from parley.edge.controllers.clusters import cluster_router
-from parley.edge.controllers.deployments import deployment_router
+from parley.edge.controllers.deployments import deployment_router, reload_router
 from parley.edge.controllers.events import publish_event
 from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
@@ -166,6 +166,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             run_router,
             version_router,
             deployment_router,
+            reload_router,
             *event_routes,
             publish_event,
             *ws_routes,

@@ -1,13 +1,15 @@
 """Deployments: `POST /deployments` rolls a new definition of an agent out (202), `GET
 /deployments` and `GET /deployments/{id}` show them, `POST /deployments/{id}/promote|pause|
-resume|rollback` steer one by hand. The deployment service decides; this module checks the
-request first (422 with field errors, 404 for an unknown agent) and reads a deployment from
-its stream, folded by the deployment aggregate."""
+resume|rollback` steer one by hand, and `PUT /agents/{id}/reload` is a shorthand that starts
+one. The deployment service decides; this module checks the request first (422 with field
+errors, 404 for an unknown agent) and reads a deployment from its stream, folded by the
+deployment aggregate."""
 
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from msgspec import Meta
@@ -39,8 +41,9 @@ from parley.edge.http.errors import error_responses, field_errors, invalid, not_
 from parley.edge.projections.agents import AgentsProjection
 from parley.eventstore.repository import fold
 
-__all__ = ["DeploymentBody", "deployment_router"]
+__all__ = ["DeploymentBody", "ReloadBody", "deployment_router", "reload_router"]
 
+_FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 _Action = Literal["promote", "pause", "resume", "rollback"]
 
 
@@ -107,6 +110,13 @@ async def create_deployment(
 ) -> Response[Data[DeploymentView]]:
     """Check the request, then have the deployment service start the rollout."""
     body = await decode_body(request, DeploymentBody)
+    return await _start(body, agents, writes, ns)
+
+
+async def _start(
+    body: DeploymentBody, agents: AgentsProjection, writes: Writes, ns: str
+) -> Response[Data[DeploymentView]]:
+    """Check ``body`` (definition, stages, agent), then start it: `202` with its view."""
     spec = _definition(body)
     check_stages(body.strategy, body.stages)
     require_agent(agents, ns, body.agent_id)
@@ -186,6 +196,79 @@ async def act_on_deployment(
     return Data(data=_shown(reply))
 
 
+class ReloadBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `PUT /agents/{id}/reload` (JSON, or the same fields as multipart form fields)."""
+
+    config: Annotated[str, Meta(max_length=200_000)] | None = None
+    """The new definition as TOML; or give `spec`."""
+    spec: AgentSpec | None = None
+    strategy: Strategy = "immediate"
+    traffic_split: Annotated[int, Meta(ge=1, le=99)] = 10
+    """A canary's share of traffic on the new version before it goes to 100 %."""
+    duration_s: Annotated[float, Meta(ge=0, le=7 * 86400)] = 300.0
+    """How long a canary stays at `traffic_split`."""
+    version_label: Annotated[str, Meta(min_length=1, max_length=64)] = "reload"
+
+
+@put(
+    "/{agent_id:str}/reload",
+    status_code=202,
+    summary="Hot-reload an agent (starts a deployment)",
+    description="A shorthand for `POST /deployments`: the new definition as `config` (TOML) or"
+    " `spec`, in a JSON body or as form fields (multipart, where `config` may be a file,"
+    " or urlencoded);"
+    " `strategy` `immediate` (default) or `canary`, which runs `traffic_split` % for"
+    " `duration_s`, then promotes.",
+    opt={"body": ReloadBody},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def reload_agent(
+    request: Request[Any, Any, Any],
+    agents: NamedDependency[AgentsProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    agent_id: FromPath[str],
+) -> Response[Data[DeploymentView]]:
+    """Start a deployment of the agent's new definition."""
+    if request.content_type[0].lower() in _FORMS:
+        body = await _form(request)
+    else:
+        body = await decode_body(request, ReloadBody)
+    stages = [
+        Stage(percentage=body.traffic_split, duration_s=body.duration_s),
+        Stage(percentage=100),
+    ]
+    deployment = DeploymentBody(
+        agent_id=agent_id,
+        version_label=body.version_label,
+        spec=body.spec,
+        config=body.config,
+        strategy=body.strategy,
+        stages=stages if body.strategy == "canary" else [],
+    )
+    return await _start(deployment, agents, writes, ns)
+
+
+async def _form(request: Request[Any, Any, Any]) -> ReloadBody:
+    """A multipart reload: its fields (a file's content as text) as a :class:`ReloadBody`."""
+    fields: dict[str, Any] = {}
+    for name, value in (await request.form()).multi_items():
+        if isinstance(value, UploadFile):
+            raw = await value.read()
+            try:
+                fields[name] = raw.decode()
+            except UnicodeDecodeError:
+                raise invalid(f"body.{name}", "the file is not UTF-8 text") from None
+        else:
+            fields[name] = value
+    try:
+        return msgspec.convert(fields, ReloadBody, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ParleyError(
+            ErrorCode.VALIDATION_ERROR, f"invalid body: {exc}", field_errors(exc, "body")
+        ) from None
+
+
 def _shown(reply: DeploymentReply) -> DeploymentView:
     if reply.deployment is None:  # pragma: no cover - every command replies with it
         raise ParleyError(ErrorCode.INTERNAL_ERROR, "internal error")
@@ -203,3 +286,6 @@ deployment_router = Router(
     tags=["deployments"],
 )
 """`POST/GET /deployments`, `GET /deployments/{id}`, `POST /deployments/{id}/<action>`."""
+
+reload_router = Router(path="/api/v1/agents", route_handlers=[reload_agent], tags=["agents"])
+"""`PUT /agents/{id}/reload`."""

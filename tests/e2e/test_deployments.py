@@ -298,3 +298,27 @@ async def test_a_killed_deployment_process_resumes_the_canary_at_its_stage(
         "deployment.completed",
     ]
     assert await _prompt(client, agent_id) == "v2"
+
+
+async def test_two_deployment_processes_record_each_transition_once(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    stack.start_process("deployment", "deployment-2")
+    try:
+        await asyncio.sleep(3)  # the second process catches up and arms the same timers
+        agent_id = await _agent(client)
+        view = await _started(client, agent_id, stages=CANARY)
+        await _until(client, view["id"], "completed")
+        types = await _event_types(client, view["id"], "deployment.completed")
+    finally:
+        stack.stop_process("deployment-2")
+    assert types == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.promoted",
+        "deployment.completed",
+    ]
+    versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
+    assert len(versions) == 2  # the definition applied once

@@ -191,8 +191,16 @@ def test_stages_that_make_no_rollout_are_refused(strategy: Strategy, stages: lis
     ]  # type: ignore[index]
 
 
-def _claim(state: Slot | None, deployment_id: str, *, holder_active: bool) -> Slot | None:
-    command = Claim(agent_id=AGENT, deployment_id=deployment_id, holder_active=holder_active)
+def _claim(
+    state: Slot | None, deployment_id: str, *, holder_active: bool, seen: str | None = "held"
+) -> Slot | None:
+    seen_holder = (state.holder if state else None) if seen == "held" else seen
+    command = Claim(
+        agent_id=AGENT,
+        deployment_id=deployment_id,
+        seen_holder=seen_holder,
+        holder_active=holder_active,
+    )
     for event_type, payload in deployment_slot.decide(state, command, Context(T0)).events:
         new = NewEvent(
             type=event_type, subject=AGENT, data=msgspec.to_builtins(payload), namespace=NS, time=T0
@@ -214,3 +222,10 @@ def test_one_active_deployment_per_agent() -> None:
     assert _claim(slot, "d1", holder_active=True) == slot  # the holder's retry
     taken = _claim(slot, "d2", holder_active=False)  # d1 finished
     assert taken is not None and (taken.holder, taken.version) == ("d2", 2)
+
+
+def test_a_claim_that_lost_the_race_sees_a_holder_it_did_not_look_at_and_is_refused() -> None:
+    slot = _claim(None, "d1", holder_active=False)  # d1 won while d2 saw a free slot
+    with pytest.raises(ParleyError) as info:
+        _claim(slot, "d2", holder_active=False, seen=None)
+    assert info.value.code is ErrorCode.DEPLOYMENT_IN_PROGRESS

@@ -2,7 +2,8 @@
 
 The deployment service claims the slot (:class:`Claim`) before it records a deployment; two
 deployments racing for one agent append to this one stream at one expected version, so
-exactly one is accepted. A slot held by a deployment that has finished (or whose create never
+exactly one is accepted: the loser decides again on the winner's claim, which it did not see
+when it looked, and is refused. A slot held by a deployment that has finished (or whose create never
 landed, after a grace) is taken over; nothing needs releasing. Pure, like every aggregate.
 """
 
@@ -37,8 +38,11 @@ class Claim(msgspec.Struct, frozen=True, kw_only=True):
 
     agent_id: str
     deployment_id: str
+    seen_holder: str | None
+    """The holder the caller looked at (None: the slot was free)."""
     holder_active: bool
-    """Whether the *current holder* still rolls out (or its create is still in flight)."""
+    """Whether ``seen_holder`` still rolls out (or its create is still in flight). A slot
+    whose holder changed since is held by a fresh claim: it is active."""
 
 
 def evolve(state: Slot | None, event: Event) -> Slot | None:
@@ -58,7 +62,8 @@ def decide(state: Slot | None, command: Claim, ctx: Context) -> Decision[Never]:
     del ctx
     if state is not None and state.holder == command.deployment_id:
         return Decision()
-    if state is not None and command.holder_active:
+    holder_changed = state is not None and state.holder != command.seen_holder
+    if state is not None and (command.holder_active or holder_changed):
         raise ParleyError(
             ErrorCode.DEPLOYMENT_IN_PROGRESS,
             f"agent {command.agent_id} has an active deployment {state.holder}; promote, roll"

@@ -8,7 +8,6 @@ a promoted deployment's definition then goes to the registry (:meth:`Deployments
 Every exception becomes an error reply in one place (:func:`reply_error`).
 """
 
-import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -38,7 +37,6 @@ from parley.deployment.domain import SOURCE, final_refusal, holds_slot, patch_fo
 from parley.deployment.settings import DeploymentSettings
 from parley.deployment.workers.board import Board
 from parley.eventstore import EventStore
-from parley.eventstore.port import ConcurrencyConflict
 from parley.eventstore.repository import Outcome, Repository
 from parley.kit.app import Route
 from parley.kit.errors import error_body_for
@@ -48,8 +46,6 @@ __all__ = ["ROUTES", "Deployments", "reply_error"]
 
 log = logging.getLogger(__name__)
 
-_CLAIM_ATTEMPTS = 3
-"""A claim that lost a race reads the slot again (and then sees the winner)."""
 _BOARD_WAIT_S = 2.0
 S = TypeVar("S")
 C = TypeVar("C")
@@ -187,29 +183,19 @@ class Deployments:
             ParleyError: ``DEPLOYMENT_IN_PROGRESS`` while another deployment is active.
         """
         stream = slot_stream(namespace, agent_id)
-        for attempt in range(_CLAIM_ATTEMPTS):
-            loaded = await self.slots.load(stream, fresh=True)
-            slot, holder = loaded.state, None
-            if slot is not None and slot.holder != deployment_id:
-                held = await self.deployments.load(
-                    deployment_stream(namespace, slot.holder), fresh=True
-                )
-                holder = held.state
-            claim = deployment_slot.Claim(
-                agent_id=agent_id,
-                deployment_id=deployment_id,
-                holder_active=holds_slot(slot, holder, utcnow()),
-            )
-
-            decide = _deciding(deployment_slot.decide, claim, agent_id, namespace)
-
-            try:
-                await self.slots.execute(stream, decide, expected_version=loaded.version)
-                return
-            except ConcurrencyConflict:
-                if attempt == _CLAIM_ATTEMPTS - 1:
-                    raise
-                await asyncio.sleep(0)
+        slot = (await self.slots.load(stream, fresh=True)).state
+        holder = None
+        if slot is not None and slot.holder != deployment_id:
+            held = deployment_stream(namespace, slot.holder)
+            holder = (await self.deployments.load(held, fresh=True)).state
+        claim = deployment_slot.Claim(
+            agent_id=agent_id,
+            deployment_id=deployment_id,
+            seen_holder=slot.holder if slot is not None else None,
+            holder_active=holds_slot(slot, holder, utcnow()),
+        )
+        decide = _deciding(deployment_slot.decide, claim, agent_id, namespace)
+        await self.slots.execute(stream, decide)
 
     async def _find_agent(self, namespace: str, agent_id: str) -> agent.Agent | None:
         """The live agent ``agent_id`` of ``namespace``, read from its stream."""

@@ -154,6 +154,12 @@ class Deployments:
         """Apply a promoted deployment now; reply with the deployment as it stands."""
         state = outcome.state
         if state is not None and state.status == "applying":
+            # as stored, not as cached: a stale copy must not apply over a later change
+            stream = deployment_stream(state.namespace, state.id)
+            loaded = await self.deployments.load(stream, fresh=True)
+            outcome = Outcome(loaded.state, loaded.version, loaded.position, 0)
+            state = loaded.state
+        if state is not None and state.status == "applying":
             try:
                 outcome = await self.apply(state)
             except ParleyError as exc:  # stays applying: the board tries again

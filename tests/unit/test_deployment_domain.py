@@ -229,3 +229,26 @@ def test_a_claim_that_lost_the_race_sees_a_holder_it_did_not_look_at_and_is_refu
     with pytest.raises(ParleyError) as info:
         _claim(slot, "d2", holder_active=False, seen=None)
     assert info.value.code is ErrorCode.DEPLOYMENT_IN_PROGRESS
+
+
+def test_conversations_split_by_the_stage_weights_and_keep_their_version() -> None:
+    history = canary()  # 10 %
+    conversations = [f"session-{i}" for i in range(4000)]
+    first = {c: deployment.on_new_version(history.now, c) for c in conversations}
+    assert abs(sum(first.values()) / len(conversations) - 0.10) < 0.02
+    history.run(Tick(), after(300))  # 50 %
+    fresh = [f"later-{i}" for i in range(4000)]
+    share = sum(deployment.on_new_version(history.now, c) for c in fresh) / len(fresh)
+    assert abs(share - 0.50) < 0.03
+    assert all(
+        deployment.on_new_version(history.now, c, first[c]) == first[c] for c in conversations
+    )
+    history.run(Action(action="rollback", reason="bad"), after(301))
+    assert not any(deployment.on_new_version(history.now, c, True) for c in conversations[:50])
+
+
+def test_every_conversation_is_on_the_new_version_once_promoted() -> None:
+    history = canary()
+    history.run(Action(action="promote"), after(1))
+    assert all(deployment.on_new_version(history.now, f"c{i}", False) for i in range(50))
+    assert deployment.bucket("same") == deployment.bucket("same")

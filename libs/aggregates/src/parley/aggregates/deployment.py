@@ -11,6 +11,7 @@ Lifecycle: ``rolling_out`` (a canary's stages, each ``percentage`` for ``duratio
 gives the registry) → ``completed`` | ``failed``; from any active status, ``rolled_back``.
 """
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Never
 
@@ -49,8 +50,10 @@ __all__ = [
     "DeploymentCommand",
     "Fail",
     "Tick",
+    "bucket",
     "decide",
     "evolve",
+    "on_new_version",
     "view",
 ]
 
@@ -373,6 +376,32 @@ def _refused(state: Deployment, action: str) -> ParleyError:
         f"deployment {state.id} is {state.status}; it cannot {action}",
         {"deployment_id": state.id, "status": state.status, "action": action},
     )
+
+
+# --- routing -------------------------------------------------------------------------------
+
+
+def bucket(conversation_id: str) -> int:
+    """The conversation's fixed place in 0–99: a stable hash, the same in every process."""
+    return int.from_bytes(hashlib.blake2b(conversation_id.encode(), digest_size=8).digest()) % 100
+
+
+def on_new_version(state: Deployment, conversation_id: str, pinned: bool | None = None) -> bool:
+    """Whether a turn of ``conversation_id`` runs on the deployment's new definition.
+
+    ``pinned`` is what the conversation already ran on during this deployment (None: no turn
+    yet): a conversation keeps its version while the rollout runs, so it never changes
+    mid-way; a new one is on the new version when its :func:`bucket` is below the stage's
+    percentage, so the share follows the weights. Once promoted every turn is on the new
+    version; once rolled back or failed, none is.
+    """
+    if state.status in ("applying", "completed"):
+        return True
+    if not state.active:
+        return False
+    if pinned is not None:
+        return pinned
+    return bucket(conversation_id) < state.percentage
 
 
 # --- view ----------------------------------------------------------------------------------

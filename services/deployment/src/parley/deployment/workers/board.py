@@ -34,7 +34,6 @@ class Board(Follower):
     """Deployments by (namespace, id), with one timer per active deployment."""
 
     name = "deployment-board"
-    categories = ("deployment",)
 
     def __init__(self, store: EventStore, on_due: OnDue) -> None:
         super().__init__(store)
@@ -44,7 +43,13 @@ class Board(Follower):
         self._firing: set[asyncio.Task[None]] = set()
 
     def fold(self, event: Event) -> None:
-        """Fold a deployment event and (re-)arm or drop its timer."""
+        """Fold a deployment event and (re-)arm or drop its timer; skip the rest.
+
+        Every category is read (not only ``deployment``), so the position reaches the store's
+        end at start even when the newest event is another service's.
+        """
+        if not event.stream.startswith("deployment-"):
+            return
         key = (event.namespace, event.subject)
         state = evolve(self._all.get(key), event)
         if state is None:

@@ -20,6 +20,7 @@ from nats.aio.client import Client
 from tests_support import eventually
 
 from parley.devstack.nats import SERVICES_USER
+from parley.devstack.stack import SERVICES
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -95,11 +96,7 @@ async def test_every_stream_has_three_replicas_and_both_edges_serve(
     assert all(leader and len(followers) == 2 for _, leader, followers in streams.values())
     assert set(launched.pids()) == {
         *(f"nats-{i}" for i in (1, 2, 3)),
-        *(
-            f"{name}{suffix}"
-            for name in ("registry", "runtime", "messaging", "tasks", "edge")
-            for suffix in ("", "#2")
-        ),
+        *(f"{name}{suffix}" for name in (*SERVICES, "edge") for suffix in ("", "#2")),
     }
 
 

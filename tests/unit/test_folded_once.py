@@ -18,7 +18,16 @@ from types import ModuleType
 import pytest
 
 import parley.aggregates
-from parley.contracts import acl, clusters, identity, personas, registry, runtime, tasks
+from parley.contracts import (
+    acl,
+    clusters,
+    deployments,
+    identity,
+    personas,
+    registry,
+    runtime,
+    tasks,
+)
 from parley.contracts.envelope import Event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +53,7 @@ VIEW_MAPPINGS = {
 
 def _catalogue() -> set[str]:
     types: set[str] = set()
-    for module in (acl, clusters, identity, personas, registry, runtime, tasks):
+    for module in (acl, clusters, deployments, identity, personas, registry, runtime, tasks):
         types |= set(module.EVENT_TYPES)
     return types | set(tasks.RUN_EVENT_TYPES)
 

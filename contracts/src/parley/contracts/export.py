@@ -13,6 +13,7 @@ import msgspec
 from parley.contracts import (
     acl,
     clusters,
+    deployments,
     models,
     personas,
     registry,
@@ -69,6 +70,13 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         ("start_run", tasks.StartRun),
     ),
     **_commands(
+        deployments.SERVICE,
+        deployments.DeploymentReply,
+        ("create_deployment", deployments.CreateDeployment),
+        ("deployment_action", deployments.DeploymentAction),
+        ("list_deployments", deployments.ListDeployments),
+    ),
+    **_commands(
         "runtime",
         runtime.RuntimeReply,
         ("create_session", runtime.CreateSession),
@@ -95,6 +103,7 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     **acl.EVENT_TYPES,
     **tasks.EVENT_TYPES,
     **tasks.RUN_EVENT_TYPES,
+    **deployments.EVENT_TYPES,
 }
 """Event type name → payload type, over every exported context."""
 

@@ -23,7 +23,7 @@ from parley.kit.metrics import DEFAULT_PORTS
 
 __all__ = ["CLUSTER_SIZE", "SERVICES", "Stack", "StackError"]
 
-SERVICES: tuple[str, ...] = ("registry", "runtime", "messaging", "tasks")
+SERVICES: tuple[str, ...] = ("registry", "runtime", "messaging", "tasks", "deployment")
 """Services started before the edge, each as ``python -m parley.<name>``."""
 CLUSTER_SIZE = 3
 """NATS nodes, and the replicas of every stream, in cluster mode."""

@@ -54,6 +54,7 @@ DEFAULT_PORTS: Mapping[str, int] = {
     "runtime": 9465,
     "messaging": 9466,
     "tasks": 9467,
+    "deployment": 9468,
 }
 """Each service's metrics port when ``PARLEY_METRICS_PORT`` is unset (9464 is the default of
 OpenTelemetry's Prometheus exporter); any other service takes 9464."""

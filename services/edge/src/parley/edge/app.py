@@ -23,6 +23,7 @@ from parley.edge.controllers.agents import agent_router
 from parley.edge.controllers.catalogue import model_router, strategy_router, tool_router
 from parley.edge.controllers.chat import chat_router
 from parley.edge.controllers.clusters import cluster_router
+from parley.edge.controllers.deployments import deployment_router, reload_router
 from parley.edge.controllers.events import publish_event
 from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
@@ -37,6 +38,7 @@ from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import task_router
+from parley.edge.controllers.versions import version_router
 from parley.edge.dependencies import DEPENDENCIES, Edge
 from parley.edge.http.auth import auth_middleware, authorize
 from parley.edge.http.bodytimeout import BodyTimeout
@@ -190,6 +192,9 @@ def create_app(settings: EdgeSettings) -> Litestar:
             message_router,
             task_router,
             run_router,
+            version_router,
+            deployment_router,
+            reload_router,
             *event_routes,
             publish_event,
             *ws_routes,

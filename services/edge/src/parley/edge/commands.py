@@ -17,6 +17,7 @@ from opentelemetry.trace import SpanKind
 
 from parley.contracts import subjects
 from parley.contracts.acl import MessageReply
+from parley.contracts.deployments import DeploymentReply
 from parley.contracts.envelope import ACTOR_HEADER
 from parley.contracts.errors import ErrorCode
 from parley.contracts.identity import ApiKeyReply
@@ -38,8 +39,11 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     MessageReply: msgspec.json.Decoder(MessageReply),
     TaskReply: msgspec.json.Decoder(TaskReply),
     ApiKeyReply: msgspec.json.Decoder(ApiKeyReply),
+    DeploymentReply: msgspec.json.Decoder(DeploymentReply),
 }
-Reply = TypeVar("Reply", CommandReply, RuntimeReply, MessageReply, TaskReply, ApiKeyReply)
+Reply = TypeVar(
+    "Reply", CommandReply, RuntimeReply, MessageReply, TaskReply, ApiKeyReply, DeploymentReply
+)
 """A service's reply type."""
 _tracer = trace.get_tracer("parley.edge")
 

@@ -1,0 +1,445 @@
+"""A deployment, folded from its stream ``deployment-<id>``, and its decider.
+
+The deployment service decides with :func:`decide`; the edge shows :func:`view` of what
+:func:`evolve` folds. Pure: time comes in through :class:`~parley.aggregates.decision.Context`
+and the new version's measured health comes in with each :class:`Tick`, so a transition is a
+command on the stream and two processes timing the same stage append it once (the loser's
+append conflicts, it reads the winner's event and decides nothing more).
+
+Lifecycle: ``rolling_out`` (a canary's stages, each ``percentage`` for ``duration_s``) ⇄
+``paused`` → ``applying`` (promoted: every turn on the new definition, which the service now
+gives the registry) → ``completed`` | ``failed``; from any active status, ``rolled_back``.
+"""
+
+import hashlib
+from datetime import datetime, timedelta
+from typing import Any, Never
+
+import msgspec
+
+from parley.aggregates.decision import Context, Decided, Decision
+from parley.contracts.deployments import (
+    ACTIVE,
+    EVENT_TYPES,
+    DeploymentCompleted,
+    DeploymentCreated,
+    DeploymentFailed,
+    DeploymentPaused,
+    DeploymentPromoted,
+    DeploymentResumed,
+    DeploymentRolledBack,
+    DeploymentStatus,
+    DeploymentView,
+    Health,
+    Stage,
+    StageStarted,
+    StageView,
+    Strategy,
+)
+from parley.contracts.envelope import Event
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.registry import AgentSpec
+
+__all__ = [
+    "CATEGORY",
+    "FOLDS",
+    "Action",
+    "Complete",
+    "Create",
+    "Deployment",
+    "DeploymentCommand",
+    "Fail",
+    "Tick",
+    "bucket",
+    "decide",
+    "evolve",
+    "on_new_version",
+    "view",
+]
+
+CATEGORY = "deployment"
+"""The stream category this aggregate folds (``deployment-<id>``)."""
+FOLDS: frozenset[str] = frozenset(t for t in EVENT_TYPES if t.startswith("deployment."))
+"""The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
+
+
+class Deployment(msgspec.Struct, frozen=True, kw_only=True):
+    """A deployment as folded from its stream."""
+
+    id: str
+    namespace: str
+    agent_id: str
+    spec: AgentSpec
+    version_label: str
+    strategy: Strategy
+    stages: tuple[Stage, ...]
+    rollback_on_error: bool
+    error_threshold: float
+    min_samples: int
+    from_version: int
+    status: DeploymentStatus
+    stage: int | None = None
+    """Index of the running stage."""
+    stage_times: tuple[tuple[datetime | None, datetime | None], ...] = ()
+    """(started, ended) of each stage."""
+    due_at: datetime | None = None
+    """When the running stage's time is up (None while paused or outside a stage)."""
+    remaining_s: float = 0.0
+    """The paused stage's time left."""
+    reason: str | None = None
+    health: Health | None = None
+    agent_version: int | None = None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Holds the agent's slot: rolling out, paused or applying."""
+        return self.status in ACTIVE
+
+    @property
+    def percentage(self) -> int:
+        """Traffic share of the new version now."""
+        if self.status in ("applying", "completed"):
+            return 100
+        if self.status in ("rolled_back", "failed") or self.stage is None:
+            return 0
+        return self.stages[self.stage].percentage
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+class Create(msgspec.Struct, frozen=True, kw_only=True):
+    """Record a deployment (its slot already claimed)."""
+
+    created: DeploymentCreated
+
+
+class Tick(msgspec.Struct, frozen=True, kw_only=True):
+    """Judge the deployment at ``ctx.now``: roll back if unhealthy, else advance if due."""
+
+    health: Health | None = None
+    """The new version's figures over the window, if any were measured."""
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True):
+    """A hand's ``promote``, ``pause``, ``resume`` or ``rollback``."""
+
+    action: str
+    reason: str = ""
+
+
+class Complete(msgspec.Struct, frozen=True, kw_only=True):
+    """The registry holds the new definition at agent stream version ``agent_version``."""
+
+    agent_version: int
+
+
+class Fail(msgspec.Struct, frozen=True, kw_only=True):
+    """The registry refused the new definition."""
+
+    reason: str
+
+
+DeploymentCommand = Create | Tick | Action | Complete | Fail
+
+
+# --- evolve --------------------------------------------------------------------------------
+
+
+def evolve(state: Deployment | None, event: Event) -> Deployment | None:
+    """Fold one recorded event; unknown types only advance the version."""
+    if event.type == "deployment.created":
+        created = msgspec.convert(event.data, DeploymentCreated)
+        return Deployment(
+            id=created.deployment_id,
+            namespace=event.namespace,
+            agent_id=created.agent_id,
+            spec=created.spec,
+            version_label=created.version_label,
+            strategy=created.strategy,
+            stages=tuple(created.stages),
+            rollback_on_error=created.rollback_on_error,
+            error_threshold=created.error_threshold,
+            min_samples=created.min_samples,
+            from_version=created.from_version,
+            status="rolling_out",
+            stage_times=tuple((None, None) for _ in created.stages),
+            created_at=event.time,
+            updated_at=event.time,
+            version=event.version,
+        )
+    if state is None:
+        return None
+    now = event.time
+    change: dict[str, Any] = {"version": event.version, "updated_at": now}
+    if event.type == "deployment.stage_started":
+        started = msgspec.convert(event.data, StageStarted)
+        duration = state.stages[started.stage].duration_s
+        change.update(
+            stage=started.stage,
+            due_at=now + timedelta(seconds=duration),
+            stage_times=_end_stage(
+                _start_stage(state.stage_times, started.stage, now), state.stage, now
+            ),
+        )
+    elif event.type == "deployment.paused":
+        left = (state.due_at - now).total_seconds() if state.due_at else 0.0
+        change.update(status="paused", due_at=None, remaining_s=max(left, 0.0))
+        change["reason"] = msgspec.convert(event.data, DeploymentPaused).reason or None
+    elif event.type == "deployment.resumed":
+        due = now + timedelta(seconds=state.remaining_s) if state.stage is not None else None
+        change.update(status="rolling_out", due_at=due, remaining_s=0.0, reason=None)
+    elif event.type == "deployment.promoted":
+        promoted = msgspec.convert(event.data, DeploymentPromoted)
+        change.update(_leave(state, now), status="applying", reason=promoted.reason or None)
+    elif event.type == "deployment.rolled_back":
+        back = msgspec.convert(event.data, DeploymentRolledBack)
+        change.update(_leave(state, now), status="rolled_back", reason=back.reason)
+        if back.health is not None:
+            change["health"] = back.health
+    elif event.type == "deployment.completed":
+        done = msgspec.convert(event.data, DeploymentCompleted)
+        change.update(status="completed", agent_version=done.agent_version)
+    elif event.type == "deployment.failed":
+        change.update(status="failed", reason=msgspec.convert(event.data, DeploymentFailed).reason)
+    else:
+        del change["updated_at"]
+    return msgspec.structs.replace(state, **change)
+
+
+def _start_stage(
+    times: tuple[tuple[datetime | None, datetime | None], ...], stage: int, now: datetime
+) -> tuple[tuple[datetime | None, datetime | None], ...]:
+    return tuple((now, None) if i == stage else t for i, t in enumerate(times))
+
+
+def _end_stage(
+    times: tuple[tuple[datetime | None, datetime | None], ...], stage: int | None, now: datetime
+) -> tuple[tuple[datetime | None, datetime | None], ...]:
+    return tuple((t[0], now) if i == stage else t for i, t in enumerate(times))
+
+
+def _leave(state: Deployment, now: datetime) -> dict[str, Any]:
+    """The running stage ends; no stage runs any more."""
+    return {
+        "stage": None,
+        "due_at": None,
+        "remaining_s": 0.0,
+        "stage_times": _end_stage(state.stage_times, state.stage, now),
+    }
+
+
+# --- decide --------------------------------------------------------------------------------
+
+
+def decide(state: Deployment | None, command: DeploymentCommand, ctx: Context) -> Decision[Never]:
+    """Decide the events a command causes (none when it changes nothing).
+
+    Raises:
+        ParleyError: ``DEPLOYMENT_NOT_FOUND`` (no such deployment), ``INVALID_STATE_TRANSITION``
+            (e.g. resume of a deployment that is not paused, any action on a finished one),
+            ``VALIDATION_ERROR`` (stages that do not make a canary).
+    """
+    if isinstance(command, Create):
+        return Decision(_create(state, command.created))
+    if state is None:
+        raise ParleyError(ErrorCode.DEPLOYMENT_NOT_FOUND, "no such deployment")
+    if isinstance(command, Tick):
+        return Decision(_tick(state, command.health, ctx.now))
+    if isinstance(command, Action):
+        return Decision(_act(state, command))
+    if state.status != "applying":  # a late or repeated report: already recorded
+        return Decision()
+    if isinstance(command, Complete):
+        done = DeploymentCompleted(deployment_id=state.id, agent_version=command.agent_version)
+        return Decision([("deployment.completed", done)])
+    return Decision(
+        [("deployment.failed", DeploymentFailed(deployment_id=state.id, reason=command.reason))]
+    )
+
+
+def check_stages(strategy: Strategy, stages: list[Stage]) -> None:
+    """A canary needs stages whose percentages rise; ``immediate`` takes none.
+
+    Raises:
+        ParleyError: ``VALIDATION_ERROR`` naming the field.
+    """
+
+    def fail(message: str) -> None:
+        raise ParleyError(
+            ErrorCode.VALIDATION_ERROR,
+            f"invalid stages: {message}",
+            [{"field": "body.stages", "message": message}],
+        )
+
+    if strategy == "immediate":
+        if stages:
+            fail("an immediate deployment has no stages")
+        return
+    if not stages:
+        fail("a canary needs at least one stage")
+    percentages = [s.percentage for s in stages]
+    if any(b <= a for a, b in zip(percentages, percentages[1:], strict=False)):
+        fail("percentages must rise from stage to stage")
+
+
+def _create(state: Deployment | None, created: DeploymentCreated) -> Decided:
+    if state is not None:
+        return []  # a retried create: already recorded
+    check_stages(created.strategy, created.stages)
+    decided: Decided = [("deployment.created", created)]
+    if created.strategy == "immediate":
+        promoted = DeploymentPromoted(deployment_id=created.deployment_id, reason="immediate")
+        return [*decided, ("deployment.promoted", promoted)]
+    return [*decided, *_enter(created.deployment_id, created.stages, 0)]
+
+
+def _enter(deployment_id: str, stages: tuple[Stage, ...] | list[Stage], stage: int) -> Decided:
+    """Start ``stage``; past the last, or at 100 % with no time to wait, promote."""
+    if stage >= len(stages):
+        return [
+            (
+                "deployment.promoted",
+                DeploymentPromoted(deployment_id=deployment_id, reason="every stage passed"),
+            )
+        ]
+    percentage = stages[stage].percentage
+    started = StageStarted(deployment_id=deployment_id, stage=stage, percentage=percentage)
+    decided: Decided = [("deployment.stage_started", started)]
+    if percentage == 100 and stages[stage].duration_s == 0:
+        decided += _enter(deployment_id, stages, len(stages))
+    return decided
+
+
+def unhealthy(state: Deployment, health: Health | None) -> bool:
+    """Whether ``health`` is enough samples past the deployment's error threshold."""
+    return (
+        state.rollback_on_error
+        and health is not None
+        and health.samples >= state.min_samples
+        and health.error_rate > state.error_threshold
+    )
+
+
+def _tick(state: Deployment, health: Health | None, now: datetime) -> Decided:
+    if state.status != "rolling_out":
+        return []
+    if health is not None and unhealthy(state, health):
+        reason = (
+            f"error rate {health.error_rate:.1%} over {health.samples} turns is above the"
+            f" threshold of {state.error_threshold:.1%}"
+        )
+        back = DeploymentRolledBack(
+            deployment_id=state.id, reason=reason, automatic=True, health=health
+        )
+        return [("deployment.rolled_back", back)]
+    if state.stage is None or state.due_at is None or state.due_at > now:
+        return []
+    return _enter(state.id, state.stages, state.stage + 1)
+
+
+def _act(state: Deployment, command: Action) -> Decided:
+    if not state.active:
+        raise _refused(state, command.action)
+    action, reason = command.action, command.reason
+    if action == "rollback":
+        back = DeploymentRolledBack(deployment_id=state.id, reason=reason or "rolled back by hand")
+        return [("deployment.rolled_back", back)]
+    if state.status == "applying":
+        if action == "promote":
+            return []  # already promoted
+        raise _refused(state, action)
+    if action == "promote":
+        return [
+            (
+                "deployment.promoted",
+                DeploymentPromoted(deployment_id=state.id, reason=reason or "promoted by hand"),
+            )
+        ]
+    if action == "pause":
+        if state.status == "paused":
+            return []
+        return [("deployment.paused", DeploymentPaused(deployment_id=state.id, reason=reason))]
+    if action == "resume":
+        if state.status == "rolling_out":
+            return []
+        return [("deployment.resumed", DeploymentResumed(deployment_id=state.id))]
+    raise ParleyError(ErrorCode.VALIDATION_ERROR, f"unknown action {action!r}")
+
+
+def _refused(state: Deployment, action: str) -> ParleyError:
+    return ParleyError(
+        ErrorCode.INVALID_STATE_TRANSITION,
+        f"deployment {state.id} is {state.status}; it cannot {action}",
+        {"deployment_id": state.id, "status": state.status, "action": action},
+    )
+
+
+# --- routing -------------------------------------------------------------------------------
+
+
+def bucket(conversation_id: str) -> int:
+    """The conversation's fixed place in 0–99: a stable hash, the same in every process."""
+    return int.from_bytes(hashlib.blake2b(conversation_id.encode(), digest_size=8).digest()) % 100
+
+
+def on_new_version(state: Deployment, conversation_id: str, pinned: bool | None = None) -> bool:
+    """Whether a turn of ``conversation_id`` runs on the deployment's new definition.
+
+    ``pinned`` is what the conversation already ran on during this deployment (None: no turn
+    yet): a conversation keeps its version while the rollout runs, so it never changes
+    mid-way; a new one is on the new version when its :func:`bucket` is below the stage's
+    percentage, so the share follows the weights. Once promoted every turn is on the new
+    version; once rolled back or failed, none is.
+    """
+    if state.status in ("applying", "completed"):
+        return True
+    if not state.active:
+        return False
+    if pinned is not None:
+        return pinned
+    return bucket(conversation_id) < state.percentage
+
+
+# --- view ----------------------------------------------------------------------------------
+
+
+def view(state: Deployment) -> DeploymentView:
+    """The deployment as the API shows it."""
+    return DeploymentView(
+        id=state.id,
+        namespace=state.namespace,
+        agent_id=state.agent_id,
+        version_label=state.version_label,
+        strategy=state.strategy,
+        status=state.status,
+        current_stage=state.stage,
+        percentage=state.percentage,
+        stages=[
+            StageView(
+                percentage=stage.percentage,
+                duration_s=stage.duration_s,
+                started_at=_iso(started),
+                ended_at=_iso(ended),
+            )
+            for stage, (started, ended) in zip(state.stages, state.stage_times, strict=True)
+        ],
+        rollback_on_error=state.rollback_on_error,
+        error_threshold=state.error_threshold,
+        min_samples=state.min_samples,
+        from_version=state.from_version,
+        agent_version=state.agent_version,
+        reason=state.reason,
+        health=state.health,
+        spec=state.spec,
+        created_at=_iso(state.created_at) or "",
+        updated_at=_iso(state.updated_at) or "",
+        version=state.version,
+    )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,264 @@
+"""The deployment service's command table: create, act on (promote, pause, resume, roll
+back) and list deployments; and the transitions the board times (:meth:`Deployments.on_due`).
+
+A create checks everything before anything is recorded (the stages, the definition, the
+agent), claims the agent's slot (one active deployment per agent), then records the
+deployment. Every transition is a command on the deployment's stream through its aggregate;
+a promoted deployment's definition then goes to the registry (:meth:`Deployments.apply`).
+Every exception becomes an error reply in one place (:func:`reply_error`).
+"""
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import msgspec
+from nats.aio.client import Client
+
+from parley.aggregates import agent, deployment, deployment_slot
+from parley.aggregates.agent_spec import validate_spec
+from parley.aggregates.decision import Context, Decision, to_new_events
+from parley.aggregates.deployment import Deployment, DeploymentCommand
+from parley.contracts import subjects
+from parley.contracts.deployments import (
+    CreateDeployment,
+    DeploymentAction,
+    DeploymentCreated,
+    DeploymentReply,
+    ListDeployments,
+    deployment_stream,
+    slot_stream,
+)
+from parley.contracts.envelope import NewEvent, utcnow
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.ids import new_id
+from parley.contracts.registry import CommandReply, UpdateAgent, agent_stream
+from parley.deployment.domain import SOURCE, final_refusal, holds_slot, patch_for
+from parley.deployment.settings import DeploymentSettings
+from parley.deployment.workers.board import Board
+from parley.eventstore import EventStore
+from parley.eventstore.repository import Outcome, Repository
+from parley.kit.app import Route
+from parley.kit.errors import error_body_for
+from parley.kit.telemetry import inject
+
+__all__ = ["ROUTES", "Deployments", "reply_error"]
+
+log = logging.getLogger(__name__)
+
+_BOARD_WAIT_S = 2.0
+S = TypeVar("S")
+C = TypeVar("C")
+_encode = msgspec.json.Encoder().encode
+_decode_reply = msgspec.json.Decoder(CommandReply).decode
+
+
+class Deployments:
+    """The process's command handlers, built once its connections are open."""
+
+    def __init__(
+        self, store: EventStore, nc: Client, board: Board, settings: DeploymentSettings
+    ) -> None:
+        self.store, self.nc, self.settings = store, nc, settings
+        self.board = board
+        self.deployments = Repository[Deployment](store, deployment.evolve)
+        self.slots = Repository[deployment_slot.Slot](store, deployment_slot.evolve)
+        self.agents = Repository[agent.Agent](store, agent.evolve, cache_size=0)
+
+    async def create_deployment(self, cmd: CreateDeployment) -> DeploymentReply:
+        """Check, claim the agent's slot, record the deployment (an immediate one applies)."""
+        deployment.check_stages(cmd.strategy, cmd.stages)
+        validate_spec(cmd.spec)
+        current = await self._agent(cmd.namespace, cmd.agent_id)
+        deployment_id = cmd.deployment_id or new_id()
+        await self._claim(cmd.namespace, cmd.agent_id, deployment_id)
+        created = DeploymentCreated(
+            deployment_id=deployment_id,
+            agent_id=cmd.agent_id,
+            spec=cmd.spec,
+            version_label=cmd.version_label,
+            strategy=cmd.strategy,
+            stages=cmd.stages,
+            rollback_on_error=cmd.rollback_on_error,
+            error_threshold=cmd.error_threshold,
+            min_samples=cmd.min_samples,
+            from_version=current.version,
+        )
+        outcome = await self._decide(
+            cmd.namespace, deployment_id, deployment.Create(created=created)
+        )
+        return await self._settle(outcome)
+
+    async def deployment_action(self, cmd: DeploymentAction) -> DeploymentReply:
+        """Promote, pause, resume or roll back by hand."""
+        await self._visible(cmd.namespace, cmd.deployment_id)
+        action = deployment.Action(action=cmd.action, reason=cmd.reason)
+        return await self._settle(await self._decide(cmd.namespace, cmd.deployment_id, action))
+
+    async def list_deployments(self, cmd: ListDeployments) -> DeploymentReply:
+        """The namespace's deployments as this process's board has them (caught up first)."""
+        await self.board.wait_for(await self.store.last_position(), _BOARD_WAIT_S)
+        found = [
+            deployment.view(d)
+            for d in self.board.deployments(cmd.namespace)
+            if (cmd.agent_id is None or d.agent_id == cmd.agent_id)
+            and (cmd.status is None or d.status == cmd.status)
+        ]
+        return DeploymentReply(ok=True, deployments=found)
+
+    async def on_due(self, namespace: str, deployment_id: str) -> None:
+        """The board's timer: judge and advance the deployment, apply it once promoted."""
+        outcome = await self._decide(namespace, deployment_id, deployment.Tick())
+        await self._settle(outcome)
+
+    async def apply(self, state: Deployment) -> Outcome[Deployment]:
+        """Give the registry the promoted definition; record it completed (or failed).
+
+        Raises:
+            ParleyError: the registry did not answer (the board tries again).
+        """
+        current = await self._find_agent(state.namespace, state.agent_id)
+        if current is None:
+            done: DeploymentCommand = deployment.Fail(reason=f"agent {state.agent_id} is gone")
+            return await self._decide(state.namespace, state.id, done)
+        update = UpdateAgent(
+            namespace=state.namespace,
+            agent_id=state.agent_id,
+            patch=patch_for(current.spec, state.spec),
+            request_id=f"deployment-{state.id}",
+        )
+        try:
+            msg = await self.nc.request(
+                subjects.cmd("registry", "update_agent"),
+                _encode(update),
+                timeout=self.settings.deployment_apply_timeout,
+                headers=inject(),
+            )
+            reply = _decode_reply(msg.data)
+        except Exception as exc:  # nats errors (timeout, no responders), an unreadable reply
+            raise ParleyError(
+                ErrorCode.SERVICE_UNAVAILABLE, f"the registry did not take it: {exc!r}"
+            ) from None
+        if reply.ok:
+            done = deployment.Complete(agent_version=reply.version)
+        elif final_refusal(reply.error):
+            assert reply.error is not None
+            done = deployment.Fail(reason=f"{reply.error.code}: {reply.error.message}")
+        else:
+            raise ParleyError(ErrorCode.SERVICE_UNAVAILABLE, "the registry is unavailable")
+        return await self._decide(state.namespace, state.id, done)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _settle(self, outcome: Outcome[Deployment]) -> DeploymentReply:
+        """Apply a promoted deployment now; reply with the deployment as it stands."""
+        state = outcome.state
+        if state is not None and state.status == "applying":
+            # as stored, not as cached: a stale copy must not apply over a later change
+            stream = deployment_stream(state.namespace, state.id)
+            loaded = await self.deployments.load(stream, fresh=True)
+            outcome = Outcome(loaded.state, loaded.version, loaded.position, 0)
+            state = loaded.state
+        if state is not None and state.status == "applying":
+            try:
+                outcome = await self.apply(state)
+            except ParleyError as exc:  # stays applying: the board tries again
+                log.warning("deployment %s not applied yet: %s", state.id, exc.message)
+                self.board.arm(state, 1.0)
+            state = outcome.state
+        if state is None:  # pragma: no cover - every command here makes or finds one
+            raise RuntimeError("a deployment command left no state")
+        return DeploymentReply(
+            ok=True,
+            deployment=deployment.view(state),
+            version=outcome.version,
+            position=outcome.position,
+        )
+
+    async def _decide(
+        self, namespace: str, deployment_id: str, command: DeploymentCommand
+    ) -> Outcome[Deployment]:
+        stream = deployment_stream(namespace, deployment_id)
+        decide = _deciding(deployment.decide, command, deployment_id, namespace)
+        return await self.deployments.execute(stream, decide)
+
+    async def _claim(self, namespace: str, agent_id: str, deployment_id: str) -> None:
+        """Hold the agent's slot for ``deployment_id``.
+
+        Raises:
+            ParleyError: ``DEPLOYMENT_IN_PROGRESS`` while another deployment is active.
+        """
+        stream = slot_stream(namespace, agent_id)
+        slot = (await self.slots.load(stream, fresh=True)).state
+        holder = None
+        if slot is not None and slot.holder != deployment_id:
+            held = deployment_stream(namespace, slot.holder)
+            holder = (await self.deployments.load(held, fresh=True)).state
+        claim = deployment_slot.Claim(
+            agent_id=agent_id,
+            deployment_id=deployment_id,
+            seen_holder=slot.holder if slot is not None else None,
+            holder_active=holds_slot(slot, holder, utcnow()),
+        )
+        decide = _deciding(deployment_slot.decide, claim, agent_id, namespace)
+        await self.slots.execute(stream, decide)
+
+    async def _find_agent(self, namespace: str, agent_id: str) -> agent.Agent | None:
+        """The live agent ``agent_id`` of ``namespace``, read from its stream."""
+        found = (await self.agents.load(agent_stream(agent_id), fresh=True)).state
+        if found is None or found.deleted or found.namespace != namespace:
+            return None
+        return found
+
+    async def _agent(self, namespace: str, agent_id: str) -> agent.Agent:
+        found = await self._find_agent(namespace, agent_id)
+        if found is None:
+            raise ParleyError(
+                ErrorCode.AGENT_NOT_FOUND,
+                f"no agent {agent_id} in namespace {namespace}",
+                {"agent_id": agent_id},
+            )
+        return found
+
+    async def _visible(self, namespace: str, deployment_id: str) -> Deployment:
+        loaded = await self.deployments.load(
+            deployment_stream(namespace, deployment_id), fresh=True
+        )
+        if loaded.state is None or loaded.state.namespace != namespace:
+            raise ParleyError(
+                ErrorCode.DEPLOYMENT_NOT_FOUND,
+                f"no deployment {deployment_id} in namespace {namespace}",
+                {"deployment_id": deployment_id},
+            )
+        return loaded.state
+
+
+def _deciding(
+    decider: Callable[[S | None, C, Context], Decision[Any]],
+    command: C,
+    subject: str,
+    namespace: str,
+) -> Callable[[S | None], list[NewEvent]]:
+    """The repository's decide: ``command`` through ``decider``, as envelopes to append."""
+
+    def decide(state: S | None) -> list[NewEvent]:
+        ctx = Context(now=utcnow())
+        events = decider(state, command, ctx).events
+        return to_new_events(
+            events, subject=subject, namespace=namespace, source=SOURCE, now=ctx.now
+        )
+
+    return decide
+
+
+def reply_error(exc: Exception) -> DeploymentReply:
+    """The error reply for an exception raised decoding or handling a command."""
+    return DeploymentReply(ok=False, error=error_body_for(exc, log=log))
+
+
+ROUTES: dict[str, Route[Deployments]] = {
+    "create_deployment": (CreateDeployment, Deployments.create_deployment),
+    "deployment_action": (DeploymentAction, Deployments.deployment_action),
+    "list_deployments": (ListDeployments, Deployments.list_deployments),
+}
+"""Verb → (command type, handler)."""

@@ -1,0 +1,291 @@
+"""Deployments: `POST /deployments` rolls a new definition of an agent out (202), `GET
+/deployments` and `GET /deployments/{id}` show them, `POST /deployments/{id}/promote|pause|
+resume|rollback` steer one by hand, and `PUT /agents/{id}/reload` is a shorthand that starts
+one. The deployment service decides; this module checks the request first (422 with field
+errors, 404 for an unknown agent) and reads a deployment from its stream, folded by the
+deployment aggregate."""
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Request, Response, Router, get, post, put
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+from msgspec import Meta
+
+from parley.aggregates.agent_spec import validate_spec
+from parley.aggregates.deployment import check_stages
+from parley.aggregates.deployment import evolve as evolve_deployment
+from parley.aggregates.deployment import view as deployment_view
+from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
+from parley.contracts.deployments import (
+    SERVICE,
+    CreateDeployment,
+    DeploymentAction,
+    DeploymentReply,
+    DeploymentStatus,
+    DeploymentView,
+    ListDeployments,
+    Stage,
+    Strategy,
+    deployment_stream,
+)
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.registry import AgentSpec
+from parley.edge.controllers.lookups import ID, require_agent
+from parley.edge.dependencies import Store, Writes
+from parley.edge.http.body import decode_body
+from parley.edge.http.envelopes import Data
+from parley.edge.http.errors import error_responses, field_errors, invalid, not_found
+from parley.edge.projections.agents import AgentsProjection
+from parley.eventstore.repository import fold
+
+__all__ = ["DeploymentBody", "ReloadBody", "deployment_router", "reload_router"]
+
+_FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+_Action = Literal["promote", "pause", "resume", "rollback"]
+
+
+class DeploymentBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /deployments`: the agent, its new definition and how to roll it out."""
+
+    agent_id: str
+    version_label: Annotated[str, Meta(min_length=1, max_length=64)]
+    """A name for the new version (e.g. `v2` or `prompt-2026-01`)."""
+    spec: AgentSpec | None = None
+    """The whole new definition as JSON; or give `config`."""
+    config: Annotated[str, Meta(max_length=200_000)] | None = None
+    """The whole new definition as TOML (Caxton's `config`)."""
+    strategy: Strategy = "canary"
+    stages: Annotated[list[Stage], Meta(max_length=16)] = []
+    """Canary stages (`percentage`, `duration_s`), percentages rising."""
+    rollback_on_error: bool = True
+    error_threshold: Annotated[float, Meta(ge=0, le=1)] = 0.05
+    min_samples: Annotated[int, Meta(ge=1, le=1_000_000)] = 20
+
+
+class ActionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Optional body of the actions: why."""
+
+    reason: Annotated[str, Meta(max_length=1024)] = ""
+
+
+def _definition(body: DeploymentBody) -> AgentSpec:
+    """The new definition from `spec` or `config` (exactly one), validated."""
+    if (body.spec is None) == (body.config is None):
+        raise invalid("body.spec", "give the new definition as `spec` (JSON) or `config` (TOML)")
+    spec = body.spec
+    if spec is None:
+        try:
+            spec = agent_spec_from_toml(body.config or "")
+        except msgspec.ValidationError as exc:
+            raise ParleyError(
+                ErrorCode.VALIDATION_ERROR,
+                f"invalid body.config: {exc}",
+                field_errors(exc, "body.config"),
+            ) from None
+        except (TomlAgentError, ValueError, RecursionError) as exc:
+            raise invalid("body.config", f"malformed TOML: {exc}") from None
+    validate_spec(spec)
+    return spec
+
+
+@post(
+    "/",
+    status_code=202,
+    summary="Start a deployment",
+    description="Rolls a new definition of an agent out: `immediate` (all traffic at once) or"
+    " `canary` (stages of `percentage` × `duration_s`; past `error_threshold` over at least"
+    " `min_samples` turns it rolls back by itself). One active deployment per agent: another"
+    " answers `409 DEPLOYMENT_IN_PROGRESS`.",
+    opt={"body": DeploymentBody},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def create_deployment(
+    request: Request[Any, Any, Any],
+    agents: NamedDependency[AgentsProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+) -> Response[Data[DeploymentView]]:
+    """Check the request, then have the deployment service start the rollout."""
+    body = await decode_body(request, DeploymentBody)
+    return await _start(body, agents, writes, ns)
+
+
+async def _start(
+    body: DeploymentBody, agents: AgentsProjection, writes: Writes, ns: str
+) -> Response[Data[DeploymentView]]:
+    """Check ``body`` (definition, stages, agent), then start it: `202` with its view."""
+    spec = _definition(body)
+    check_stages(body.strategy, body.stages)
+    require_agent(agents, ns, body.agent_id)
+    command = CreateDeployment(
+        namespace=ns,
+        agent_id=body.agent_id,
+        spec=spec,
+        version_label=body.version_label,
+        strategy=body.strategy,
+        stages=body.stages,
+        rollback_on_error=body.rollback_on_error,
+        error_threshold=body.error_threshold,
+        min_samples=body.min_samples,
+    )
+    reply = await writes.send(SERVICE, "create_deployment", command, DeploymentReply, views=())
+    view = _shown(reply)
+    return Response(
+        Data(data=view),
+        status_code=202,
+        headers={"Location": f"/api/v1/deployments/{view.id}"},
+    )
+
+
+@get("/", summary="List deployments", responses=error_responses(422, 503))
+async def list_deployments(
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    agent_id: Annotated[str | None, QueryParameter(required=False)] = None,
+    status: Annotated[DeploymentStatus | None, QueryParameter(required=False)] = None,
+) -> Data[list[DeploymentView]]:
+    """The namespace's deployments, newest first (of one agent, or one status, if asked)."""
+    command = ListDeployments(namespace=ns, agent_id=agent_id, status=status)
+    reply = await writes.send(SERVICE, "list_deployments", command, DeploymentReply, views=())
+    return Data(data=reply.deployments or [])
+
+
+@get("/{deployment_id:str}", summary="Read a deployment", responses=error_responses(404))
+async def get_deployment(
+    store: Store, ns: NamedDependency[str], deployment_id: FromPath[str]
+) -> Data[DeploymentView]:
+    """Status, current stage and percentage, the stages with their times, why it ended."""
+    state = None
+    if ID.match(deployment_id):
+        events = await store.read(deployment_stream(ns, deployment_id))
+        state = fold(events, evolve_deployment).state
+    if state is None or state.namespace != ns:
+        raise _not_found(deployment_id, ns)
+    return Data(data=deployment_view(state))
+
+
+@post(
+    "/{deployment_id:str}/{action:str}",
+    status_code=200,
+    summary="Promote, pause, resume or roll back a deployment",
+    description="`promote` skips to 100 %; `pause` stops the stage clock, `resume` restarts"
+    " it; `rollback` sends all traffic back to the old version (give a `reason`).",
+    responses=error_responses(404, 409, 422, 503, 504),
+)
+async def act_on_deployment(
+    request: Request[Any, Any, Any],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    deployment_id: FromPath[str],
+    action: FromPath[str],
+) -> Data[DeploymentView]:
+    """Steer a running deployment by hand."""
+    if action not in ("promote", "pause", "resume", "rollback"):
+        raise _not_found(deployment_id, ns)
+    if not ID.match(deployment_id):
+        raise _not_found(deployment_id, ns)
+    body = await decode_body(request, ActionBody, optional=True)
+    chosen: _Action = action  # type: ignore[assignment]
+    command = DeploymentAction(
+        namespace=ns, deployment_id=deployment_id, action=chosen, reason=body.reason
+    )
+    reply = await writes.send(SERVICE, "deployment_action", command, DeploymentReply, views=())
+    return Data(data=_shown(reply))
+
+
+class ReloadBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Body of `PUT /agents/{id}/reload` (JSON, or the same fields as multipart form fields)."""
+
+    config: Annotated[str, Meta(max_length=200_000)] | None = None
+    """The new definition as TOML; or give `spec`."""
+    spec: AgentSpec | None = None
+    strategy: Strategy = "immediate"
+    traffic_split: Annotated[int, Meta(ge=1, le=99)] = 10
+    """A canary's share of traffic on the new version before it goes to 100 %."""
+    duration_s: Annotated[float, Meta(ge=0, le=7 * 86400)] = 300.0
+    """How long a canary stays at `traffic_split`."""
+    version_label: Annotated[str, Meta(min_length=1, max_length=64)] = "reload"
+
+
+@put(
+    "/{agent_id:str}/reload",
+    status_code=202,
+    summary="Hot-reload an agent (starts a deployment)",
+    description="A shorthand for `POST /deployments`: the new definition as `config` (TOML) or"
+    " `spec`, in a JSON body or as form fields (multipart, where `config` may be a file,"
+    " or urlencoded);"
+    " `strategy` `immediate` (default) or `canary`, which runs `traffic_split` % for"
+    " `duration_s`, then promotes.",
+    opt={"body": ReloadBody},
+    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+)
+async def reload_agent(
+    request: Request[Any, Any, Any],
+    agents: NamedDependency[AgentsProjection],
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    agent_id: FromPath[str],
+) -> Response[Data[DeploymentView]]:
+    """Start a deployment of the agent's new definition."""
+    if request.content_type[0].lower() in _FORMS:
+        body = await _form(request)
+    else:
+        body = await decode_body(request, ReloadBody)
+    stages = [
+        Stage(percentage=body.traffic_split, duration_s=body.duration_s),
+        Stage(percentage=100),
+    ]
+    deployment = DeploymentBody(
+        agent_id=agent_id,
+        version_label=body.version_label,
+        spec=body.spec,
+        config=body.config,
+        strategy=body.strategy,
+        stages=stages if body.strategy == "canary" else [],
+    )
+    return await _start(deployment, agents, writes, ns)
+
+
+async def _form(request: Request[Any, Any, Any]) -> ReloadBody:
+    """A multipart reload: its fields (a file's content as text) as a :class:`ReloadBody`."""
+    fields: dict[str, Any] = {}
+    for name, value in (await request.form()).multi_items():
+        if isinstance(value, UploadFile):
+            raw = await value.read()
+            try:
+                fields[name] = raw.decode()
+            except UnicodeDecodeError:
+                raise invalid(f"body.{name}", "the file is not UTF-8 text") from None
+        else:
+            fields[name] = value
+    try:
+        return msgspec.convert(fields, ReloadBody, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ParleyError(
+            ErrorCode.VALIDATION_ERROR, f"invalid body: {exc}", field_errors(exc, "body")
+        ) from None
+
+
+def _shown(reply: DeploymentReply) -> DeploymentView:
+    if reply.deployment is None:  # pragma: no cover - every command replies with it
+        raise ParleyError(ErrorCode.INTERNAL_ERROR, "internal error")
+    return reply.deployment
+
+
+def _not_found(deployment_id: str, namespace: str) -> ParleyError:
+    code = ErrorCode.DEPLOYMENT_NOT_FOUND
+    return not_found(code, "deployment", "deployment_id", deployment_id, namespace)
+
+
+deployment_router = Router(
+    path="/api/v1/deployments",
+    route_handlers=[create_deployment, list_deployments, get_deployment, act_on_deployment],
+    tags=["deployments"],
+)
+"""`POST/GET /deployments`, `GET /deployments/{id}`, `POST /deployments/{id}/<action>`."""
+
+reload_router = Router(path="/api/v1/agents", route_handlers=[reload_agent], tags=["agents"])
+"""`PUT /agents/{id}/reload`."""

@@ -1,0 +1,324 @@
+"""Agent versions and deployments through the real stack (nats-server, services, edge).
+
+Every definition change of an agent is a numbered version readable back, with a field-level
+diff; a deployment rolls a new definition out (immediately, or by canary stages), can be
+promoted, paused, resumed or rolled back, and only one runs per agent at a time. The
+deployment process can be killed mid-canary: another start resumes the rollout at its stage,
+with exactly one event per transition.
+"""
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from httpx_sse import ServerSentEvent, aconnect_sse
+
+from parley.devstack.stack import Stack
+
+DEPLOYMENTS = "/api/v1/deployments"
+
+
+async def _agent(http: httpx.AsyncClient, **spec: Any) -> str:
+    body = {"name": f"dep-{uuid.uuid4().hex[:8]}", "system_prompt": "v1", **spec}
+    created = await http.post("/api/v1/agents", json=body)
+    assert created.status_code == 201, created.text
+    return str(created.json()["data"]["id"])
+
+
+async def test_every_definition_change_is_a_numbered_version_with_a_diff(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client, labels={"team": "a"})
+    for patch in (
+        {"system_prompt": "v2"},
+        {"params": {"temperature": 0.2}, "labels": {"team": "b"}},
+    ):
+        patched = await client.patch(f"/api/v1/agents/{agent_id}", json=patch)
+        assert patched.status_code == 200, patched.text
+    await client.post(f"/api/v1/agents/{agent_id}/start")  # not a definition change
+
+    listed = await client.get(f"/api/v1/agents/{agent_id}/versions")
+    assert listed.status_code == 200, listed.text
+    found = listed.json()["data"]
+    assert [v["version"] for v in found] == [1, 2, 3]
+    assert found[1]["changed"] == ["system_prompt"]
+    assert found[2]["changed"] == ["labels", "params"]
+
+    second = await client.get(f"/api/v1/agents/{agent_id}/versions/2")
+    assert second.status_code == 200
+    assert second.json()["data"]["spec"]["system_prompt"] == "v2"
+    assert second.json()["data"]["spec"]["labels"] == {"team": "a"}
+
+    compared = await client.get(f"/api/v1/agents/{agent_id}/versions/1/diff/3")
+    assert compared.status_code == 200, compared.text
+    changes = {c["field"]: (c["before"], c["after"]) for c in compared.json()["data"]["changes"]}
+    assert changes["system_prompt"] == ("v1", "v2")
+    assert changes["labels.team"] == ("a", "b")
+    assert changes["params.temperature"][1] == 0.2
+    assert "name" not in changes
+
+    missing = await client.get(f"/api/v1/agents/{agent_id}/versions/9")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "NOT_FOUND"
+    unknown = await client.get(f"/api/v1/agents/{uuid.uuid4()}/versions")
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "AGENT_NOT_FOUND"
+
+
+async def _deploy(http: httpx.AsyncClient, agent_id: str, **body: Any) -> httpx.Response:
+    name = (await http.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]["name"]
+    request = {
+        "agent_id": agent_id,
+        "version_label": "v2",
+        "spec": {"name": name, "system_prompt": "v2"},
+        **body,
+    }
+    return await http.post(DEPLOYMENTS, json=request)
+
+
+async def _started(http: httpx.AsyncClient, agent_id: str, **body: Any) -> dict[str, Any]:
+    response = await _deploy(http, agent_id, **body)
+    assert response.status_code == 202, response.text
+    view: dict[str, Any] = response.json()["data"]
+    assert response.headers["location"] == f"{DEPLOYMENTS}/{view['id']}"
+    return view
+
+
+async def _until(
+    http: httpx.AsyncClient, deployment_id: str, status: str, stage: int | None = None
+) -> dict[str, Any]:
+    """The deployment once it reaches ``status`` (and ``stage``, if given); polled, 30 s."""
+    async with asyncio.timeout(30):
+        while True:
+            response = await http.get(f"{DEPLOYMENTS}/{deployment_id}")
+            assert response.status_code == 200, response.text
+            view: dict[str, Any] = response.json()["data"]
+            if view["status"] == status and (stage is None or view["current_stage"] == stage):
+                return view
+            await asyncio.sleep(0.1)
+
+
+async def _event_types(http: httpx.AsyncClient, deployment_id: str, last: str) -> list[str]:
+    """The deployment's event types over SSE, from its first up to ``last``."""
+    params = {"stream": f"deployment-{deployment_id}", "from_position": "0"}
+    types: list[str] = []
+    timeout = httpx.Timeout(10, read=30)
+    async with aconnect_sse(http, "GET", "/api/v1/events", params=params, timeout=timeout) as sse:
+        events: AsyncIterator[ServerSentEvent] = sse.aiter_sse()
+        async with asyncio.timeout(20):
+            while not types or types[-1] != last:
+                types.append((await anext(events)).event)
+    return types
+
+
+async def _prompt(http: httpx.AsyncClient, agent_id: str) -> str:
+    return str(
+        (await http.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]["system_prompt"]
+    )
+
+
+CANARY = [
+    {"percentage": 10, "duration_s": 1.5},
+    {"percentage": 50, "duration_s": 1.5},
+    {"percentage": 100},
+]
+LONG = [{"percentage": 10, "duration_s": 600}, {"percentage": 100}]
+
+
+async def test_an_immediate_deployment_makes_the_new_definition_the_next_version(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    view = await _started(client, agent_id, strategy="immediate")
+    done = await _until(client, view["id"], "completed")
+    assert (done["percentage"], done["from_version"]) == (100, 1)
+    assert await _prompt(client, agent_id) == "v2"
+    versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
+    assert [v["spec"]["system_prompt"] for v in versions] == ["v1", "v2"]
+    assert done["agent_version"] == versions[-1]["stream_version"]
+    types = await _event_types(client, view["id"], "deployment.completed")
+    assert types == ["deployment.created", "deployment.promoted", "deployment.completed"]
+
+
+async def test_a_canary_goes_through_its_stages_on_schedule_and_promotes(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    view = await _started(client, agent_id, stages=CANARY)
+    assert (view["status"], view["current_stage"], view["percentage"]) == ("rolling_out", 0, 10)
+    assert await _prompt(client, agent_id) == "v1"  # nothing applied while it rolls out
+    done = await _until(client, view["id"], "completed")
+    assert await _prompt(client, agent_id) == "v2"
+    starts = [s["started_at"] for s in done["stages"]]
+    assert all(starts) and starts == sorted(starts)
+    assert [s["percentage"] for s in done["stages"]] == [10, 50, 100]
+    types = await _event_types(client, view["id"], "deployment.completed")
+    assert types == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.promoted",
+        "deployment.completed",
+    ]
+    listed = await client.get(DEPLOYMENTS, params={"agent_id": agent_id})
+    assert [d["id"] for d in listed.json()["data"]] == [view["id"]]
+
+
+async def test_pause_resume_rollback_and_promote_by_hand(client: httpx.AsyncClient) -> None:
+    agent_id = await _agent(client)
+    first = await _started(client, agent_id, stages=LONG)
+    paused = await client.post(f"{DEPLOYMENTS}/{first['id']}/pause", json={"reason": "look"})
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["data"]["status"] == "paused"
+    resumed = await client.post(f"{DEPLOYMENTS}/{first['id']}/resume")
+    assert resumed.json()["data"]["status"] == "rolling_out"
+    back = await client.post(f"{DEPLOYMENTS}/{first['id']}/rollback", json={"reason": "worse"})
+    assert back.status_code == 200, back.text
+    assert (back.json()["data"]["status"], back.json()["data"]["reason"]) == (
+        "rolled_back",
+        "worse",
+    )
+    assert await _prompt(client, agent_id) == "v1"
+    again = await client.post(f"{DEPLOYMENTS}/{first['id']}/promote")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "INVALID_STATE_TRANSITION"
+
+    second = await _started(client, agent_id, stages=LONG)  # the slot is free again
+    promoted = await client.post(f"{DEPLOYMENTS}/{second['id']}/promote")
+    assert promoted.status_code == 200, promoted.text
+    await _until(client, second["id"], "completed")
+    assert await _prompt(client, agent_id) == "v2"
+
+
+async def test_two_deployments_racing_for_one_agent_exactly_one_is_accepted(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    answers = await asyncio.gather(*(_deploy(client, agent_id, stages=LONG) for _ in range(4)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [202, 409, 409, 409], [a.text for a in answers]
+    refused = [a.json()["error"] for a in answers if a.status_code == 409]
+    assert {e["code"] for e in refused} == {"DEPLOYMENT_IN_PROGRESS"}
+    winner = next(a.json()["data"]["id"] for a in answers if a.status_code == 202)
+    assert {e["details"]["deployment_id"] for e in refused} == {winner}
+    await client.post(f"{DEPLOYMENTS}/{winner}/rollback", json={"reason": "done testing"})
+
+
+async def test_a_bad_deployment_is_refused_before_anything_happens(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    no_stages = await _deploy(client, agent_id, strategy="canary")
+    assert no_stages.status_code == 422
+    assert no_stages.json()["error"]["details"][0]["field"] == "body.stages"
+    bad_spec = await _deploy(client, agent_id, spec={"name": "x", "params": {"temperature": 9}})
+    assert bad_spec.status_code == 422
+    assert "body.spec" in bad_spec.json()["error"]["details"][0]["field"]
+    bad_toml = await _deploy(client, agent_id, spec=None, config="name = [", stages=LONG)
+    assert bad_toml.status_code == 422
+    stranger = {"agent_id": str(uuid.uuid4()), "version_label": "v2", "spec": {"name": "x"}}
+    unknown = await client.post(DEPLOYMENTS, json={**stranger, "strategy": "immediate"})
+    assert unknown.status_code == 404
+    assert unknown.json()["error"]["code"] == "AGENT_NOT_FOUND"
+    listed = await client.get(DEPLOYMENTS, params={"agent_id": agent_id})
+    assert listed.json()["data"] == []
+    missing = await client.get(f"{DEPLOYMENTS}/{uuid.uuid4()}")
+    assert missing.json()["error"]["code"] == "DEPLOYMENT_NOT_FOUND"
+
+
+async def test_a_hot_reload_starts_a_deployment_from_toml_or_json(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    name = (await client.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]["name"]
+    toml = f'name = "{name}"\nsystem_prompt = "from toml"\n'
+    reloaded = await client.put(
+        f"/api/v1/agents/{agent_id}/reload",
+        files={"config": ("agent-v2.toml", toml.encode(), "application/toml")},
+        data={"strategy": "immediate", "version_label": "toml-v2"},
+    )
+    assert reloaded.status_code == 202, reloaded.text
+    first = reloaded.json()["data"]
+    assert first["version_label"] == "toml-v2"
+    await _until(client, first["id"], "completed")
+    assert await _prompt(client, agent_id) == "from toml"
+
+    canary = await client.put(
+        f"/api/v1/agents/{agent_id}/reload",
+        json={
+            "spec": {"name": name, "system_prompt": "v3"},
+            "strategy": "canary",
+            "traffic_split": 25,
+            "duration_s": 600,
+        },
+    )
+    assert canary.status_code == 202, canary.text
+    view = canary.json()["data"]
+    assert (view["strategy"], view["percentage"]) == ("canary", 25)
+    assert [s["percentage"] for s in view["stages"]] == [25, 100]
+    await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "test over"})
+
+    bad = await client.put(
+        f"/api/v1/agents/{agent_id}/reload", data={"config": "name = [", "strategy": "immediate"}
+    )
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"]["details"][0]["field"] == "body.config"
+
+
+async def test_a_killed_deployment_process_resumes_the_canary_at_its_stage(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    agent_id = await _agent(client)
+    stages = [{"percentage": 10, "duration_s": 3}, {"percentage": 50, "duration_s": 3}]
+    view = await _started(client, agent_id, stages=stages)
+    stack.stop_process("deployment", signal.SIGKILL)
+    try:
+        await asyncio.sleep(3.5)  # the first stage's time passes while no process runs
+        assert (await client.get(f"{DEPLOYMENTS}/{view['id']}")).json()["data"][
+            "current_stage"
+        ] == 0
+    finally:
+        stack.start_process("deployment")
+    restarted = time.monotonic()
+    resumed = await _until(client, view["id"], "rolling_out", stage=1)  # its timer re-armed
+    assert time.monotonic() - restarted < 25
+    assert resumed["stages"][0]["ended_at"] is not None
+    await _until(client, view["id"], "completed")
+    types = await _event_types(client, view["id"], "deployment.completed")
+    assert types == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.promoted",
+        "deployment.completed",
+    ]
+    assert await _prompt(client, agent_id) == "v2"
+
+
+async def test_two_deployment_processes_record_each_transition_once(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    stack.start_process("deployment", "deployment-2")
+    try:
+        await asyncio.sleep(3)  # the second process catches up and arms the same timers
+        agent_id = await _agent(client)
+        view = await _started(client, agent_id, stages=CANARY)
+        await _until(client, view["id"], "completed")
+        types = await _event_types(client, view["id"], "deployment.completed")
+    finally:
+        stack.stop_process("deployment-2")
+    assert types == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.stage_started",
+        "deployment.promoted",
+        "deployment.completed",
+    ]
+    versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
+    assert len(versions) == 2  # the definition applied once

@@ -8,7 +8,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -91,16 +91,19 @@ async def test_a_valid_token_becomes_a_principal_with_its_roles_and_namespaces(
 
 
 @pytest.mark.parametrize(
-    ("token_claims", "expected"),
-    [
-        (claims(exp=int(time.time()) - 3600), "token expired"),
-        (claims(aud="another-api"), "wrong audience"),
-        (claims(iss="https://evil.example"), "wrong issuer"),
-        (claims(exp=None), "token lacks the 'exp' claim"),
-        (claims(sub=None), "token lacks the 'sub' claim"),
-        (claims(nbf=int(time.time()) + 3600), "token not yet valid"),
-        (claims(roles=["root"]), "the token's 'roles' claim grants no Parley role"),
-        (claims(namespaces=["Not Valid"]), "the token's 'namespaces' claim grants no namespace"),
+    ("overrides", "expected"),
+    [  # each a function of the time the test runs (the suite may run long before it)
+        (lambda now: {"exp": now - 3600}, "token expired"),
+        (lambda now: {"aud": "another-api"}, "wrong audience"),
+        (lambda now: {"iss": "https://evil.example"}, "wrong issuer"),
+        (lambda now: {"exp": None}, "token lacks the 'exp' claim"),
+        (lambda now: {"sub": None}, "token lacks the 'sub' claim"),
+        (lambda now: {"nbf": now + 3600}, "token not yet valid"),
+        (lambda now: {"roles": ["root"]}, "the token's 'roles' claim grants no Parley role"),
+        (
+            lambda now: {"namespaces": ["Not Valid"]},
+            "the token's 'namespaces' claim grants no namespace",
+        ),
     ],
     ids=[
         "expired",
@@ -114,9 +117,10 @@ async def test_a_valid_token_becomes_a_principal_with_its_roles_and_namespaces(
     ],
 )
 async def test_a_bad_token_is_refused_with_a_clear_reason(
-    secret_file: Path, token_claims: dict[str, Any], expected: str
+    secret_file: Path, overrides: Callable[[int], dict[str, Any]], expected: str
 ) -> None:
     verifier = await hs_verifier(secret_file)
+    token_claims = claims(**overrides(int(time.time())))
     assert await reason(verifier, jwt.encode(token_claims, SECRET, "HS256")) == expected
 
 

@@ -10,12 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import stamina
 from nats.aio.client import Client
 
 from parley.contracts.envelope import Event, NewEvent
 from parley.contracts.runtime import TurnDelta, turn_subject
-from parley.eventstore import ANY_VERSION, EventStore
+from parley.eventstore import ANY_VERSION, EventStore, EventStoreUnavailable
 from parley.eventstore.repository import Evolve, Repository, fold
+
+RECORD_WAIT_S = 10.0
+"""How long a run waits for the store to answer one of its events before it fails."""
 
 __all__ = ["SOURCE", "DeltaPublisher", "NullSink", "StreamRecorder", "keep_current"]
 
@@ -79,11 +83,21 @@ class StreamRecorder:
         )
 
     async def record(self, type: str, payload: msgspec.Struct) -> None:
-        """Append one event, once the gate (if any) is open."""
+        """Append one event, once the gate (if any) is open.
+
+        A store that does not answer for a moment (a NATS node failing over) is waited out
+        for up to :data:`RECORD_WAIT_S`, retrying the same event: the store keeps an event id
+        once, so an append that landed before its answer was lost is not recorded twice.
+        Raises EventStoreUnavailable when the store stays away longer.
+        """
         if self.gate is not None and not self.gate.done():
             await asyncio.shield(self.gate)
         new = self.event(type, payload)
-        result = await self.store.append(self.stream, [new], ANY_VERSION)
+        async for attempt in stamina.retry_context(
+            on=EventStoreUnavailable, attempts=None, timeout=RECORD_WAIT_S, wait_max=1.0
+        ):
+            with attempt:
+                result = await self.store.append(self.stream, [new], ANY_VERSION)
         self.position = result.position
         if self.on_recorded is not None:
             self.on_recorded(

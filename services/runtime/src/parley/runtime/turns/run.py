@@ -148,7 +148,16 @@ async def run_turn(
     try:
         await recorder.record(f"turn.{outcome}", finished)
     except Exception:
+        # not recorded, not answered as done: the client hears it failed, and the turn's
+        # end is recorded as failed by whoever finds it open (turns/control.py)
         log.exception("could not record the end of turn %s", cmd.turn_id)
+        outcome = "failed"
+        error = ErrorBody(
+            code=ErrorCode.SERVICE_UNAVAILABLE,
+            message="the turn ran but its end could not be recorded; read the conversation "
+            "before retrying",
+        )
+        finished = msgspec.structs.replace(finished, outcome=outcome, error=error)
     await _last_frame(sink, finished, error)
     result = ChatResult(
         session_id=session.id,

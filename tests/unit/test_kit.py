@@ -4,10 +4,14 @@ import json
 import logging
 
 import msgspec
+import nats.errors
+import nats.js.errors
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from parley.contracts.errors import ErrorCode
+from parley.kit.errors import error_body_for
 from parley.kit.logs import configure_logging, redact
 from parley.kit.settings import ServiceSettings, SettingsError, from_env
 from parley.kit.telemetry import extract, inject
@@ -65,3 +69,14 @@ def test_a_span_context_survives_a_round_trip_through_message_headers() -> None:
     carried = trace.get_current_span(extract(headers)).get_span_context()
     assert carried.trace_id == span.get_span_context().trace_id
     assert carried.span_id == span.get_span_context().span_id
+
+
+def test_a_nats_outage_is_service_unavailable_and_a_bug_stays_an_internal_error() -> None:
+    for outage in (
+        nats.errors.NoRespondersError(),
+        nats.errors.TimeoutError(),
+        nats.js.errors.ServiceUnavailableError(),
+        TimeoutError(),
+    ):
+        assert error_body_for(outage).code == ErrorCode.SERVICE_UNAVAILABLE
+    assert error_body_for(RuntimeError("a bug")).code == ErrorCode.INTERNAL_ERROR

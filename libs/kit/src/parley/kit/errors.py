@@ -8,6 +8,8 @@ traceback, answered as ``INTERNAL_ERROR``).
 import logging
 
 import msgspec
+import nats.errors
+import nats.js.errors
 
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.eventstore import ConcurrencyConflict, EventStoreUnavailable, EventTooLarge
@@ -17,6 +19,22 @@ __all__ = ["error_body_for"]
 _log = logging.getLogger(__name__)
 
 CONFLICT_MESSAGE = "the resource is at version {actual}, not {expected}: read it again and retry"
+
+
+BUS_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    nats.errors.NoRespondersError,
+    nats.errors.TimeoutError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.NoServersError,
+    nats.errors.StaleConnectionError,
+    nats.js.errors.ServiceUnavailableError,
+    nats.js.errors.NoStreamResponseError,
+    TimeoutError,
+)
+"""What NATS raises while a node fails over or the connection is away: the request may
+succeed when retried, so it is answered ``SERVICE_UNAVAILABLE``, not ``INTERNAL_ERROR``."""
 
 
 def error_body_for(
@@ -50,5 +68,11 @@ def error_body_for(
             return ErrorBody(code=ErrorCode.PAYLOAD_TOO_LARGE, message=str(exc))
         case EventStoreUnavailable():
             return ErrorBody(code=ErrorCode.SERVICE_UNAVAILABLE, message=str(exc))
+        case _ if isinstance(exc, BUS_UNAVAILABLE):
+            log.warning("command failed on NATS: %r", exc)
+            return ErrorBody(
+                code=ErrorCode.SERVICE_UNAVAILABLE,
+                message="the message bus did not answer (a NATS node failing over?); retry shortly",
+            )
     log.error("command failed", exc_info=exc)
     return ErrorBody(code=ErrorCode.INTERNAL_ERROR, message="internal error")

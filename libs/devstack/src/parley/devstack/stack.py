@@ -18,6 +18,7 @@ from typing import IO
 import nats
 
 from parley.devstack.nats import SERVICES_USER, NatsServer, cluster, free_port
+from parley.eventstore.factory import open_store
 from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
 from parley.kit.metrics import DEFAULT_PORTS
 
@@ -239,12 +240,16 @@ class Stack:
                 try:
                     reply = await nc.request("$JS.API.INFO", b"", timeout=1)
                     if "error" not in json.loads(reply.data):
-                        return
+                        break
                 except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
                     pass
                 if time.monotonic() > deadline:
                     raise StackError("the NATS cluster's JetStream was not ready in time")
                 await asyncio.sleep(0.1)
+            # the events stream, made once here at R3 and waited for (it elects a leader),
+            # rather than by eight service processes racing to make it
+            store = await open_store(backend="jetstream", nc=nc, replicas=len(self.nats_nodes))
+            await store.close()
         finally:
             await nc.close()
 

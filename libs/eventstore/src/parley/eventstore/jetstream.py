@@ -210,10 +210,11 @@ class JetStreamEventStore:
     async def last_position(self) -> int:
         """Global position of the newest event in the store (0 when empty)."""
         info = await self._api(f"STREAM.INFO.{self._stream}")
-        if "error" in info:  # e.g. a cluster's stream without a leader for a moment
-            raise EventStoreUnavailable(
-                f"JetStream cannot tell the stream's state: {info['error']}"
-            )
+        if (error := info.get("error")) is not None:
+            if error.get("err_code") == _STREAM_NOT_FOUND:  # no stream (yet): no events
+                return 0
+            # e.g. a cluster's stream without a leader for a moment
+            raise EventStoreUnavailable(f"JetStream cannot tell the stream's state: {error}")
         return int(info["state"]["last_seq"])
 
     def subscribe(

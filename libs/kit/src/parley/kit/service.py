@@ -7,13 +7,15 @@ Services do not call this directly: :func:`parley.kit.app.service_app` wires the
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 from faststream import FastStream
-from faststream.nats import NatsBroker, NatsMessage, NatsUserPassword
+from faststream.message import StreamMessage
+from faststream.nats import NatsBroker, NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.specification import AsyncAPI
+from nats.aio.msg import Msg
 
 from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
@@ -112,12 +114,14 @@ def add_command_route(
 
     @broker.subscriber(
         subjects.cmd(service, verb),
+        decoder=_whole_message,
         queue=subjects.queue(service),
         max_workers=max_workers,
         title=f"{service}.{verb}",
         description=f"Command: {command_type.__doc__}",
     )
-    async def handler(msg: NatsMessage) -> bytes:
+    async def handler(body: Any) -> bytes:
+        msg = cast(StreamMessage[Msg], body)
         reply: msgspec.Struct
         with acting_as(carried_actor(msg.headers)):
             try:
@@ -128,13 +132,15 @@ def add_command_route(
 
     @broker.subscriber(
         subjects.ext_cmd("*", service, verb),
+        decoder=_whole_message,
         queue=subjects.queue(service),
         max_workers=max_workers,
         title=f"{service}.{verb} (external)",
         description=f"Command from another system, in the subject's namespace: "
         f"{command_type.__doc__}",
     )
-    async def external(msg: NatsMessage) -> bytes:
+    async def external(body: Any) -> bytes:
+        msg = cast(StreamMessage[Msg], body)
         reply: msgspec.Struct
         try:
             command, actor = from_outside(msg.raw_message.subject, decoder.decode(msg.body))
@@ -143,6 +149,17 @@ def add_command_route(
         except Exception as exc:  # every failure becomes an error reply
             reply = on_error(exc)
         return _encode(reply)
+
+
+async def _whole_message(msg: StreamMessage[Msg]) -> Any:
+    """Hand the handler the whole message, not its decoded body.
+
+    A handler parameter that FastStream resolves from its context (``msg: NatsMessage``) is
+    resolved on a worker thread (FastStream's dependency injection runs a context field's
+    synchronous ``use`` through ``anyio.to_thread``): a thread hop per command, about 0.2 ms
+    of each round trip. Passing the message as the body keeps the handler on the loop.
+    """
+    return msg
 
 
 def from_outside(subject: str, command: C) -> tuple[C, str]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_support import started
 from prometheus_client.parser import text_string_to_metric_families
 from tests_support import edge_client, eventually, export_events
 from wire_server import WireServer
@@ -56,10 +57,8 @@ async def metered(
         "ANTHROPIC_API_KEY": "sk-test-metrics-0123456789",
         "PARLEY_ANTHROPIC_MAX_RETRIES": "1",
     }
-    stack = MeteredStack(tmp_path_factory.mktemp("metrics"), env=env)
-    await asyncio.to_thread(stack.start, 90)  # a loaded machine starts slowly
-    yield stack
-    await asyncio.to_thread(stack.stop)
+    async with started(MeteredStack(tmp_path_factory.mktemp("metrics"), env=env)) as stack:
+        yield stack
 
 
 @pytest.fixture

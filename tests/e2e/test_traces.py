@@ -18,9 +18,8 @@ PROMPT = "what is six times seven? " + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 async def otlp() -> AsyncIterator[OtlpReceiver]:
-    receiver = await OtlpReceiver().start()
-    yield receiver
-    await receiver.stop()
+    async with OtlpReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")

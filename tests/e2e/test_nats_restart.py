@@ -20,7 +20,7 @@ import httpx
 import nats
 import nats.js.errors
 import pytest
-from e2e_support import started
+from e2e_support import new_agent, started
 from tests_support import edge_client, eventually
 from wire_server import WireServer
 
@@ -42,11 +42,7 @@ async def stack(wire: WireServer, tmp_path_factory: pytest.TempPathFactory) -> A
 
 
 async def running_agent(http: httpx.AsyncClient, **spec: Any) -> str:
-    created = await http.post("/api/v1/agents", json={"name": f"nr-{uuid.uuid4().hex[:8]}", **spec})
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    return await new_agent(http, "nr", **spec)
 
 
 @dataclass

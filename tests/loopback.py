@@ -1,6 +1,7 @@
 """An aiohttp application served on 127.0.0.1 and a free port: what every fake server in the
 tests (providers' wire, an OTLP receiver, the ``http_request`` tool's "internet") runs on."""
 
+from types import TracebackType
 from typing import Self
 
 from aiohttp import web
@@ -9,7 +10,8 @@ __all__ = ["Loopback"]
 
 
 class Loopback:
-    """Serves ``app`` on loopback between :meth:`start` and :meth:`stop`."""
+    """Serves ``app`` on loopback between :meth:`start` and :meth:`stop` (or for an
+    ``async with``)."""
 
     def __init__(self, app: web.Application) -> None:
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
@@ -31,3 +33,11 @@ class Loopback:
     async def stop(self) -> None:
         """Close the server (open connections are dropped after 0.1 s)."""
         await self._runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

@@ -10,13 +10,12 @@ scope) and takes ``own_stack`` and ``http``; ``wire`` gives it a loopback model 
 ``world`` a loopback web for the ``http_request`` tool, each one per module.
 """
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from e2e_support import World
+from e2e_support import World, started
 from tests_support import admin_key, edge_client
 from wire_server import WireServer
 
@@ -40,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the stack's edge, holding the admin key."""
-    async with edge_client(stack, timeout=10) as http:
+    async with edge_client(stack, timeout=30) as http:
         yield http
 
 
@@ -65,10 +64,8 @@ async def own_stack(
 ) -> AsyncIterator[Stack]:
     """A stack of the module's own, started with the module's ``stack_env`` on top of the
     defaults."""
-    running = Stack(tmp_path_factory.mktemp(request.module.__name__), env=stack_env)
-    await asyncio.to_thread(running.start)
-    yield running
-    await asyncio.to_thread(running.stop)
+    async with started(Stack(tmp_path_factory.mktemp(request.module.__name__), env=stack_env)) as s:
+        yield s
 
 
 @pytest.fixture
@@ -81,9 +78,8 @@ async def http(own_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 async def wire() -> AsyncIterator[WireServer]:
     """A loopback server speaking the Anthropic and OpenAI wire, one per module."""
-    server = await WireServer().start()
-    yield server
-    await server.stop()
+    async with WireServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,16 @@
 """What the end-to-end tests share beyond ``tests_support``: agents made through the edge, the
-answer and error envelopes, the events a namespace appended, the store's subscriptions, and a
-loopback "world" for the ``http_request`` tool (importable: ``tests/e2e`` is on sys.path).
+answer and error envelopes, the events a namespace appended, the store's subscriptions, a
+module's own stack started and stopped (:func:`started`), and a loopback "world" for the
+``http_request`` tool (importable: ``tests/e2e`` is on sys.path).
 """
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import nats
@@ -31,8 +33,21 @@ __all__ = [
     "events_in",
     "last_position",
     "new_agent",
+    "started",
     "web_tools",
 ]
+
+S = TypeVar("S", bound=Stack)
+
+
+@contextlib.asynccontextmanager
+async def started(stack: S) -> AsyncIterator[S]:
+    """``stack`` started (a loaded machine starts slowly: 90 s), and stopped after."""
+    await asyncio.to_thread(stack.start, 90.0)
+    try:
+        yield stack
+    finally:
+        await asyncio.to_thread(stack.stop)
 
 
 async def all_agents(http: httpx.AsyncClient, *, limit: int = 200) -> dict[str, Any]:

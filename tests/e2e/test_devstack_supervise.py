@@ -45,6 +45,13 @@ async def create_agent(http: httpx.AsyncClient) -> dict[str, Any] | None:
     return created.json()["data"] if created.status_code == 201 else None
 
 
+async def new_agent(http: httpx.AsyncClient) -> dict[str, Any]:
+    """A new agent, made while the whole stack is up."""
+    agent = await create_agent(http)
+    assert agent is not None
+    return agent
+
+
 async def restarted(launched: Launcher, part: str, killed: Killed) -> int:
     """Wait for the launcher to report ``part`` killed and restarted; its new pid."""
     mark = killed.mark
@@ -55,6 +62,14 @@ async def restarted(launched: Launcher, part: str, killed: Killed) -> int:
         launched.wait_for, rf"^parley: {part} restarted \(pid (\d+)\)", 30, mark
     )
     return int(found[1])
+
+
+def assert_only_restarted(launched: Launcher, part: str, killed: Killed, pid: int) -> None:
+    """``part`` runs again as the new process ``pid``; every other process is the one it was."""
+    after, before = launched.pids(), dict(killed.before)
+    assert after[part] == pid != before[part]
+    after.pop(part), before.pop(part)
+    assert after == before  # nothing else was restarted
 
 
 async def stored_names(launched: Launcher, agent_ids: list[str]) -> list[str]:
@@ -76,8 +91,7 @@ async def stored_names(launched: Launcher, agent_ids: list[str]) -> list[str]:
 async def test_a_killed_service_is_restarted_while_the_edge_keeps_serving(
     launched: Launcher, http: httpx.AsyncClient
 ) -> None:
-    agent = await create_agent(http)
-    assert agent is not None
+    agent = await new_agent(http)
 
     killed = launched.kill("registry")
 
@@ -87,10 +101,7 @@ async def test_a_killed_service_is_restarted_while_the_edge_keeps_serving(
     pid = await restarted(launched, "registry", killed)
     assert await eventually(lambda: create_agent(http), within=60, every=0.2)
     print(f"\nregistry: creates work again {time.monotonic() - killed.at:.2f} s after the kill")
-    after, before = launched.pids(), dict(killed.before)
-    assert pid == after["registry"] != before["registry"]
-    before.pop("registry"), after.pop("registry")
-    assert after == before  # nothing else was restarted
+    assert_only_restarted(launched, "registry", killed, pid)
 
 
 async def works(http: httpx.AsyncClient, part: str, agent_id: str) -> bool:
@@ -115,8 +126,7 @@ async def works(http: httpx.AsyncClient, part: str, agent_id: str) -> bool:
 async def test_each_killed_part_is_restarted_alone_and_works_again(
     launched: Launcher, http: httpx.AsyncClient, part: str
 ) -> None:
-    agent = await create_agent(http)
-    assert agent is not None
+    agent = await new_agent(http)
     assert (await http.post(f"/api/v1/agents/{agent['id']}/start")).status_code == 200
     assert await works(http, part, agent["id"])
 
@@ -128,17 +138,13 @@ async def test_each_killed_part_is_restarted_alone_and_works_again(
     pid = await restarted(launched, part, killed)
     assert await eventually(lambda: works(http, part, agent["id"]), within=60, every=0.2)
     print(f"\n{part}: works again {time.monotonic() - killed.at:.2f} s after the kill")
-    after, before = launched.pids(), dict(killed.before)
-    assert after[part] == pid != before[part]
-    after.pop(part), before.pop(part)
-    assert after == before  # nothing else was restarted
+    assert_only_restarted(launched, part, killed, pid)
 
 
 async def test_a_killed_nats_server_is_restarted_with_its_data(
     launched: Launcher, http: httpx.AsyncClient
 ) -> None:
-    agent = await create_agent(http)
-    assert agent is not None
+    agent = await new_agent(http)
 
     killed = launched.kill("nats")
 
@@ -151,10 +157,7 @@ async def test_a_killed_nats_server_is_restarted_with_its_data(
     assert await stored_names(launched, [agent["id"], again["id"]]) == names
     read = await http.get(f"/api/v1/agents/{agent['id']}")
     assert read.status_code == 200 and read.json()["data"]["spec"] == agent["spec"]
-    after, before = launched.pids(), dict(killed.before)
-    assert after["nats"] == pid != before["nats"]
-    after.pop("nats"), before.pop("nats")
-    assert after == before  # no service or edge was restarted
+    assert_only_restarted(launched, "nats", killed, pid)  # no service, nor the edge
 
 
 def test_ctrl_c_stops_every_process_of_the_stack(launched: Launcher) -> None:

@@ -117,14 +117,11 @@ async def test_the_server_refuses_an_external_event_publish(
     services: Client, external: External
 ) -> None:
     assert external.nc is not None
-    subject = f"parley.evt.agent.forged-{uuid.uuid4().hex[:8]}"
-    seen = await services.subscribe(subject)
-    await services.flush()
+    subject, seen = await _forged_listener(services)
     await external.nc.publish(subject, b'{"type": "agent.created"}')
     await external.nc.flush()
     assert "publish" in await external.refused(subject)
-    with pytest.raises(NatsTimeout):  # the server dropped it: nobody received it
-        await seen.next_msg(timeout=0.5)
+    await _hears_nothing(seen)  # the server dropped it: nobody received it
 
 
 @pytest.mark.parametrize(
@@ -300,17 +297,14 @@ async def test_what_an_external_consumer_delivers_stays_in_the_external_account(
     # A push consumer delivers wherever its creator says: at a services' subject someone
     # listens to, in one account, it would be a side door (into the event store, even).
     assert external.nc is not None
-    forged = f"parley.evt.agent.forged-{uuid.uuid4().hex[:8]}"
-    listener = await services.subscribe(forged)
-    await services.flush()
+    forged, listener = await _forged_listener(services)
     probe = await external.nc.subscribe("_INBOX_ext.default.probe")
     for deliver in (forged, "_INBOX_ext.default.probe"):  # the probe shows they deliver
         config = {"deliver_subject": deliver, "filter_subject": "parley.ext.default.evt.>"}
         answer = await _create_consumer(external.nc, {**config, "ack_policy": "none"})
         assert "error" not in answer, answer
     await probe.next_msg(timeout=10)
-    with pytest.raises(NatsTimeout):
-        await listener.next_msg(timeout=0.5)
+    await _hears_nothing(listener)
     with pytest.raises(nats.js.errors.NotFoundError):
         await services.jetstream().get_last_msg("PARLEY_EVENTS", forged)
 
@@ -359,6 +353,22 @@ async def test_a_restarted_relay_resumes_and_relays_every_event_once(
         relayed[0].subject, relayed[0].data, headers={"Nats-Msg-Id": ids[-1]}
     )
     assert copy.duplicate
+
+
+async def _forged_listener(
+    services: Client,
+) -> tuple[str, "nats.aio.subscription.Subscription"]:
+    """A fresh agent-event subject no service writes to, and a services' listener on it."""
+    subject = f"parley.evt.agent.forged-{uuid.uuid4().hex[:8]}"
+    listener = await services.subscribe(subject)
+    await services.flush()
+    return subject, listener
+
+
+async def _hears_nothing(sub: "nats.aio.subscription.Subscription") -> None:
+    """Nothing arrives on ``sub`` within half a second."""
+    with pytest.raises(NatsTimeout):
+        await sub.next_msg(timeout=0.5)
 
 
 async def _replay(nc: Client) -> "nats.js.JetStreamContext.PushSubscription":

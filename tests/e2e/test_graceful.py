@@ -20,7 +20,8 @@ import httpx
 import nats
 import pytest
 from aiohttp import web
-from tests_support import edge_client, eventually, stream_events
+from e2e_support import started
+from tests_support import eventually, stream_events
 
 from parley.contracts import subjects
 from parley.contracts.acl import conversation_stream
@@ -78,16 +79,9 @@ async def world() -> AsyncIterator[World]:
 
 @pytest.fixture(scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("graceful"), env=ENV)
-    await asyncio.to_thread(running.start, 90.0)  # a loaded machine starts slowly
-    yield running
-    await asyncio.to_thread(running.stop)
-
-
-@pytest.fixture
-async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with edge_client(stack, timeout=30) as http:
-        yield http
+    """The module's own stack (``client`` is the conftest's, on it)."""
+    async with started(Stack(tmp_path_factory.mktemp("graceful"), env=ENV)) as running:
+        yield running
 
 
 async def two_runtimes(stack: Stack) -> None:

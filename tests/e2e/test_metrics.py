@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from e2e_support import new_agent, started
 from prometheus_client.parser import text_string_to_metric_families
 from tests_support import edge_client, eventually, export_events
 from wire_server import WireServer
@@ -56,10 +57,8 @@ async def metered(
         "ANTHROPIC_API_KEY": "sk-test-metrics-0123456789",
         "PARLEY_ANTHROPIC_MAX_RETRIES": "1",
     }
-    stack = MeteredStack(tmp_path_factory.mktemp("metrics"), env=env)
-    await asyncio.to_thread(stack.start, 90)  # a loaded machine starts slowly
-    yield stack
-    await asyncio.to_thread(stack.stop)
+    async with started(MeteredStack(tmp_path_factory.mktemp("metrics"), env=env)) as stack:
+        yield stack
 
 
 @pytest.fixture
@@ -153,12 +152,7 @@ LABELS = {
 
 
 async def agent(http: httpx.AsyncClient, *, start: bool = True, **spec: Any) -> str:
-    created = await http.post("/api/v1/agents", json={"name": f"m-{uuid.uuid4().hex[:8]}", **spec})
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    if start:
-        assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    return await new_agent(http, "m", actions=("start",) if start else (), **spec)
 
 
 async def workload(http: httpx.AsyncClient, wire: WireServer) -> None:

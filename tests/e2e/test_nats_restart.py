@@ -20,6 +20,7 @@ import httpx
 import nats
 import nats.js.errors
 import pytest
+from e2e_support import new_agent, started
 from tests_support import edge_client, eventually
 from wire_server import WireServer
 
@@ -33,27 +34,15 @@ RECOVERY_S = 10.0
 
 
 @pytest.fixture(scope="module")
-async def wire() -> AsyncIterator[WireServer]:
-    server = await WireServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture(scope="module")
 async def stack(wire: WireServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """The module's own stack, its model the conftest's loopback ``wire``."""
     env = {"PARLEY_ANTHROPIC_BASE_URL": wire.url, "ANTHROPIC_API_KEY": KEY}
-    running = Stack(tmp_path_factory.mktemp("nats-restart"), env=env)
-    await asyncio.to_thread(running.start, 90.0)  # a loaded machine starts slowly
-    yield running
-    await asyncio.to_thread(running.stop)
+    async with started(Stack(tmp_path_factory.mktemp("nats-restart"), env=env)) as running:
+        yield running
 
 
 async def running_agent(http: httpx.AsyncClient, **spec: Any) -> str:
-    created = await http.post("/api/v1/agents", json={"name": f"nr-{uuid.uuid4().hex[:8]}", **spec})
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    return await new_agent(http, "nr", **spec)
 
 
 @dataclass

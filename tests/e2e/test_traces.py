@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from e2e_support import new_agent
 from otlp_receiver import OtlpReceiver, Span
 from wire_server import WireServer
 
@@ -18,9 +19,8 @@ PROMPT = "what is six times seven? " + uuid.uuid4().hex
 
 @pytest.fixture(scope="module")
 async def otlp() -> AsyncIterator[OtlpReceiver]:
-    receiver = await OtlpReceiver().start()
-    yield receiver
-    await receiver.stop()
+    async with OtlpReceiver() as receiver:
+        yield receiver
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +35,7 @@ def stack_env(otlp: OtlpReceiver, wire: WireServer) -> dict[str, str]:
 
 
 async def running_agent(http: httpx.AsyncClient, **spec: object) -> str:
-    created = await http.post(
-        "/api/v1/agents", json={"name": f"traced-{uuid.uuid4().hex[:8]}", **spec}
-    )
-    assert created.status_code == 201, created.text
-    agent_id = created.json()["data"]["id"]
-    assert (await http.post(f"/api/v1/agents/{agent_id}/start")).status_code == 200
-    return agent_id
+    return await new_agent(http, "traced", **spec)
 
 
 def caller() -> tuple[str, str, dict[str, str]]:

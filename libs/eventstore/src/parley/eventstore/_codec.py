@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import msgspec
 
 from parley.contracts.envelope import Event, NewEvent, valid_actor
-from parley.eventstore.port import InvalidStreamName
+from parley.eventstore.port import EventTooLarge, InvalidStreamName
 
 __all__ = [
     "EventHead",
@@ -20,6 +20,7 @@ __all__ = [
     "decode_event",
     "decode_head",
     "encode_event",
+    "encode_within",
     "safe_key",
 ]
 
@@ -29,6 +30,18 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 encode_event = msgspec.json.Encoder().encode
 decode_event = msgspec.json.Decoder(Event).decode
+
+
+def encode_within(event: Event, max_bytes: int) -> bytes:
+    """The stored form of ``event``.
+
+    Raises:
+        EventTooLarge: It is longer than ``max_bytes``.
+    """
+    body = encode_event(event)
+    if len(body) > max_bytes:
+        raise EventTooLarge(len(body), max_bytes)
+    return body
 
 
 class EventHead(msgspec.Struct, frozen=True):

@@ -25,7 +25,7 @@ from parley.contracts.envelope import Event, NewEvent
 from parley.eventstore._codec import (
     check_append,
     check_stream,
-    encode_event,
+    encode_within,
     safe_key,
 )
 from parley.eventstore._jsdirect import DRIVER_ERRORS, DirectGet, Tail
@@ -37,7 +37,6 @@ from parley.eventstore.port import (
     ConcurrencyConflict,
     EventStoreError,
     EventStoreUnavailable,
-    EventTooLarge,
     Subscription,
 )
 from parley.eventstore.repository import backoff
@@ -170,12 +169,9 @@ class JetStreamEventStore:
             if expected_version not in (ANY_VERSION, current):
                 raise ConcurrencyConflict(stream, expected_version, current)
             bodies = [
-                encode_event(Event.record(e, stream=stream, version=current + i))
+                encode_within(Event.record(e, stream=stream, version=current + i), self._max)
                 for i, e in enumerate(events, 1)
             ]
-            for body in bodies:
-                if len(body) > self._max:
-                    raise EventTooLarge(len(body), self._max)
             ack = await self._publish(subject, events, bodies, current, last.seq if last else 0)
             error = ack.get("error")
             if error is not None and error.get("err_code") == _BATCH_INCOMPLETE:

@@ -21,7 +21,7 @@ from parley.eventstore._codec import (
     check_append,
     check_stream,
     decode_event,
-    encode_event,
+    encode_within,
     safe_key,
 )
 from parley.eventstore.port import (
@@ -95,9 +95,7 @@ class KurrentDBEventStore:
         check_append(stream, events)
         records = []
         for event in events:
-            body = encode_event(Event.record(event, stream=stream, version=0))
-            if len(body) > self._max:
-                raise EventTooLarge(len(body), self._max)
+            body = encode_within(Event.record(event, stream=stream, version=0), self._max)
             records.append(KNewEvent(type=event.type, data=body, id=_event_uuid(event.id)))
         if expected_version == ANY_VERSION:
             current: int | StreamState = StreamState.ANY

@@ -13,13 +13,12 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 
 from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore._codec import check_append, check_stream, encode_event
+from parley.eventstore._codec import check_append, check_stream, encode_within
 from parley.eventstore.port import (
     ANY_VERSION,
     AppendResult,
     ConcurrencyConflict,
     EventStoreError,
-    EventTooLarge,
     Subscription,
 )
 
@@ -59,8 +58,7 @@ class MemoryEventStore:
             for i, e in enumerate(events, 1)
         ]
         for event in recorded:
-            if (size := len(encode_event(event))) > self._max:
-                raise EventTooLarge(size, self._max)
+            encode_within(event, self._max)
         stored.extend(recorded)
         self._log.extend(recorded)
         self._ids[stream].update((e.id, e) for e in recorded)

@@ -35,7 +35,7 @@ from opentelemetry.trace import SpanKind
 from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
-from parley.eventstore.factory import open_store
+from parley.kit.connect import connect_nats, open_service_store
 from parley.kit.metrics import metered, metrics_port, serve_metrics
 from parley.kit.needs import Keeper
 from parley.kit.service import add_command_route, create_service, from_outside
@@ -137,26 +137,14 @@ def service_app(
 
     @app.on_startup
     async def open_connections() -> None:
-        nc = await nats.connect(
-            **settings.nats_connect_options(),
-            name=f"parley-{name}",
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            reconnected_cb=keeper.reconnected,
-        )
+        nc = await connect_nats(settings, f"parley-{name}", keeper)
         stack.push_async_callback(nc.drain)
 
         async def healthy() -> bool:
             return running.handlers is not None and nc.is_connected
 
         await serve_metrics(name, metrics_port(name, settings.metrics_port), stack, healthy)
-        store = await open_store(
-            backend=settings.eventstore,
-            nats_url=settings.nats_url,
-            kurrentdb_url=settings.kurrentdb_url,
-            nc=nc,
-            replicas=settings.nats_replicas,
-        )
+        store = await open_service_store(settings, nc)
         stack.push_async_callback(store.close)
         keeper.open(nc, store)
         stack.push_async_callback(keeper.stop)

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from parley.llm._wire import ToolCalls, sampling
 from parley.llm.errors import ProviderUnavailable
-from parley.llm.port import (
-    ChatRequest,
-    Delta,
-    Finished,
-    StopReason,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallDone,
-    Usage,
-)
+from parley.llm.port import ChatRequest, Delta, Finished, StopReason, TextDelta, Usage
 
 __all__ = ["deltas", "params"]
 
@@ -32,25 +22,21 @@ _STOP: dict[str, StopReason] = {
 async def deltas(events: Any) -> AsyncIterator[Delta]:
     input_tokens = output_tokens = 0
     stop: StopReason = "other"
-    tools: dict[int, tuple[str, str, list[str]]] = {}
+    tools = ToolCalls()
     async for event in events:
         if event.type == "message_start":
             input_tokens = event.message.usage.input_tokens or 0
             output_tokens = event.message.usage.output_tokens or 0
         elif event.type == "content_block_start" and event.content_block.type == "tool_use":
             block = event.content_block
-            tools[event.index] = (block.id, block.name, [])
-            yield ToolCallDelta(event.index, id=block.id, name=block.name)
+            yield tools.fragment(event.index, id=block.id, name=block.name)
         elif event.type == "content_block_delta":
             if event.delta.type == "text_delta" and event.delta.text:
                 yield TextDelta(event.delta.text)
             elif event.delta.type == "input_json_delta" and event.index in tools:
-                tools[event.index][2].append(event.delta.partial_json)
-                yield ToolCallDelta(event.index, arguments_fragment=event.delta.partial_json)
+                yield tools.fragment(event.index, arguments=event.delta.partial_json)
         elif event.type == "content_block_stop" and event.index in tools:
-            call_id, name, parts = tools.pop(event.index)
-            args = json.loads("".join(parts) or "{}")
-            yield ToolCallDone(ToolCall(call_id, name, args))
+            yield tools.done(event.index)
         elif event.type == "message_delta":
             stop = _STOP.get(event.delta.stop_reason or "", "other")
             output_tokens = event.usage.output_tokens or output_tokens
@@ -97,10 +83,4 @@ def params(request: ChatRequest) -> dict[str, Any]:
             {"name": t.name, "description": t.description, "input_schema": t.parameters}
             for t in request.tools
         ]
-    if request.temperature is not None:
-        params["temperature"] = request.temperature
-    if request.top_p is not None:
-        params["top_p"] = request.top_p
-    if request.stop:
-        params["stop_sequences"] = list(request.stop)
-    return params
+    return params | sampling(request, "stop_sequences")

@@ -6,17 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from parley.llm.port import (
-    ChatRequest,
-    Delta,
-    Finished,
-    StopReason,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallDone,
-    Usage,
-)
+from parley.llm._wire import ToolCalls, sampling
+from parley.llm.port import ChatRequest, Delta, Finished, StopReason, TextDelta, Usage
 
 __all__ = ["deltas", "params"]
 
@@ -24,7 +15,7 @@ _STOP: dict[str, StopReason] = {"stop": "end", "tool_calls": "tool_calls", "leng
 
 
 async def deltas(chunks: Any) -> AsyncIterator[Delta]:
-    calls: dict[int, list[Any]] = {}  # index → [id, name, fragments]
+    calls = ToolCalls()
     stop: StopReason = "other"
     usage = Usage()
     async for chunk in chunks:
@@ -35,26 +26,14 @@ async def deltas(chunks: Any) -> AsyncIterator[Delta]:
             if delta.content:
                 yield TextDelta(delta.content)
             for frag in delta.tool_calls or ():
-                call = calls.setdefault(frag.index, [None, None, []])
                 name = frag.function.name if frag.function else None
                 args = (frag.function.arguments if frag.function else None) or ""
-                call[0] = call[0] or frag.id
-                call[1] = call[1] or name
-                call[2].append(args)
-                yield ToolCallDelta(frag.index, frag.id, name, args)
+                yield calls.fragment(frag.index, frag.id, name, args)
             if choice.finish_reason:
                 stop = _STOP.get(choice.finish_reason, "other")
-    for index in sorted(calls):
-        call_id, name, parts = calls[index]
-        yield ToolCallDone(ToolCall(call_id or f"call_{index}", name or "", _args(parts)))
+    for index in calls:
+        yield calls.done(index, objects_only=True)
     yield Finished(stop, usage)
-
-
-def _args(parts: list[str]) -> dict[str, Any]:
-    value = json.loads("".join(parts) or "{}")
-    if not isinstance(value, dict):
-        raise json.JSONDecodeError("arguments must be an object", "".join(parts), 0)
-    return value
 
 
 def params(request: ChatRequest, provider: str) -> dict[str, Any]:
@@ -97,10 +76,4 @@ def params(request: ChatRequest, provider: str) -> dict[str, Any]:
             }
             for t in request.tools
         ]
-    if request.temperature is not None:
-        params["temperature"] = request.temperature
-    if request.top_p is not None:
-        params["top_p"] = request.top_p
-    if request.stop:
-        params["stop"] = list(request.stop)
-    return params
+    return params | sampling(request, "stop")

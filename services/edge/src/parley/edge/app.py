@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import nats
 from litestar import Litestar
 from litestar.datastructures import State
 
@@ -60,12 +59,12 @@ from parley.edge.settings import EdgeSettings, check_auth
 from parley.edge.streams.chat_ws import chat_ws_routes
 from parley.edge.streams.sse import event_routes
 from parley.edge.streams.ws import ws_routes
-from parley.eventstore.factory import open_store
 from parley.eventstore.follower import FollowerGroup
 from parley.identity.authn import Authenticator
 from parley.identity.bearer import BearerVerifier, JwtSettings
 from parley.identity.keyindex import KeyIndex
 from parley.identity.tickets import TicketStore
+from parley.kit.connect import connect_nats, open_service_store
 from parley.kit.needs import Keeper, Need
 from parley.kit.settings import from_env
 
@@ -87,22 +86,9 @@ def create_app(settings: EdgeSettings) -> Litestar:
 
     @asynccontextmanager
     async def connections(app: Litestar) -> AsyncIterator[None]:
-        nc = await nats.connect(
-            **settings.nats_connect_options(),
-            name="parley-edge",
-            connect_timeout=5,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            reconnected_cb=keeper.reconnected,
-        )
+        nc = await connect_nats(settings, "parley-edge", keeper, connect_timeout=5)
         try:
-            store = await open_store(
-                backend=settings.eventstore,
-                nats_url=settings.nats_url,
-                kurrentdb_url=settings.kurrentdb_url,
-                nc=nc,
-                replicas=settings.nats_replicas,
-            )
+            store = await open_service_store(settings, nc)
             commands = CommandClient(nc, settings.command_timeout)
             keys, tickets = (
                 KeyIndex(store),

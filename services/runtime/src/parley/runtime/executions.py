@@ -37,6 +37,7 @@ from parley.contracts.runtime import (
     TriggerExecution,
     execution_stream,
 )
+from parley.eventstore.repository import Outcome
 from parley.kit.telemetry import inject
 from parley.runtime.adapters.directory import Folded
 from parley.runtime.decisions import Envelope, Executed, execute
@@ -73,66 +74,53 @@ class ExecutionCommands:
             options=cmd.options,
         )
         executed = await self._execute(
-            execution_id,
-            Request(namespace=cmd.namespace, requested=requested),
-            Envelope(execution_id, cmd.namespace, cmd.request_id, cmd.traceparent),
+            execution_id, Request(namespace=cmd.namespace, requested=requested), cmd
         )
         outcome = executed.outcome
         execution = outcome.state
         assert execution is not None
         if outcome.appended or execution.status == "queued":  # new, or heal a lost publish
             await enqueue(deps, execution.id, execution.namespace, outcome.version)
-        return RuntimeReply(
-            ok=True, execution_id=execution_id, version=outcome.version, position=outcome.position
-        )
+        return _reply(execution_id, outcome)
 
     async def answer(self, cmd: ExecutionInput) -> RuntimeReply:
         """Answer the approval request of an ``input_required`` execution; it runs on."""
-        executed = await self._execute(
-            cmd.execution_id,
-            cmd,
-            Envelope(cmd.execution_id, cmd.namespace, cmd.request_id, cmd.traceparent),
-        )
-        outcome = executed.outcome
+        outcome = (await self._execute(cmd.execution_id, cmd, cmd)).outcome
         await enqueue(self.deps, cmd.execution_id, cmd.namespace, outcome.version)
-        return RuntimeReply(
-            ok=True,
-            execution_id=cmd.execution_id,
-            version=outcome.version,
-            position=outcome.position,
-        )
+        return _reply(cmd.execution_id, outcome)
 
     async def cancel(self, cmd: CancelExecution) -> RuntimeReply:
         """Cancel a queued, waiting or running execution (its worker stops at once)."""
-        executed = await self._execute(
-            cmd.execution_id,
-            cmd,
-            Envelope(cmd.execution_id, cmd.namespace, cmd.request_id, cmd.traceparent),
-        )
+        executed = await self._execute(cmd.execution_id, cmd, cmd)
         for effect in executed.effects:
             with contextlib.suppress(Exception):
                 await self.deps.nc.publish(
                     subjects.control("execution", effect.execution_id), b"cancel"
                 )
-        outcome = executed.outcome
-        return RuntimeReply(
-            ok=True,
-            execution_id=cmd.execution_id,
-            version=outcome.version,
-            position=outcome.position,
-        )
+        return _reply(cmd.execution_id, executed.outcome)
 
     async def _execute(
-        self, execution_id: str, command: ExecutionCommand, envelope: Envelope
+        self,
+        execution_id: str,
+        command: ExecutionCommand,
+        cmd: TriggerExecution | ExecutionInput | CancelExecution,
     ) -> Executed[Execution, StopWorker]:
+        """Decide ``command`` on the execution; its events carry ``cmd``'s origin."""
         return await execute(
             self.deps.executions,
             execution_stream(execution_id),
             decide,
             command,
-            envelope,
+            Envelope(execution_id, cmd.namespace, cmd.request_id, cmd.traceparent),
             new=isinstance(command, Request),
         )
+
+
+def _reply(execution_id: str, outcome: Outcome[Execution]) -> RuntimeReply:
+    """The reply to a command the execution recorded: where it now stands."""
+    return RuntimeReply(
+        ok=True, execution_id=execution_id, version=outcome.version, position=outcome.position
+    )
 
 
 async def enqueue(deps: Deps, execution_id: str, namespace: str, version: int) -> None:

@@ -1,14 +1,18 @@
-"""What a run is built of: its provider, system prompt (or persona), tools, and meter."""
+"""What a run is built of: its provider, system prompt (or persona), tools, and meter; and
+the record of how it ended (:class:`RunTally`)."""
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
 from parley.aggregates.journal import Journal
 from parley.aggregates.session import Said
-from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.models import load_catalogue
 from parley.contracts.registry import Budget
-from parley.contracts.runtime import Usage
+from parley.contracts.runtime import RunFinished, RunOutcome, Usage
+from parley.identity.scrub import Scrubber
 from parley.llm import Message
 from parley.llm import Usage as CallUsage
 from parley.runtime.adapters.budgets import BudgetKeeper
@@ -16,11 +20,11 @@ from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
-from parley.runtime.errors import RuntimeFault
+from parley.runtime.errors import RuntimeFault, scrubbed
 from parley.runtime.run_loop import Recorder, Run, RunSpec, Sink
 from parley.runtime.tools import FileReader, ToolContext
 
-__all__ = ["RunMeter", "build_run"]
+__all__ = ["RunMeter", "RunTally", "build_run"]
 
 
 class RunMeter:
@@ -131,3 +135,33 @@ async def build_run(
         namespace=namespace,
     )
     return Run(spec, journal, recorder, sink, meter)
+
+
+@dataclass(frozen=True)
+class RunTally:
+    """Which run this is and since when (``time.monotonic()``): what records how it ended."""
+
+    scrubber: Scrubber
+    run_id: str
+    agent_id: str | None
+    session_id: str | None = None
+    began: float = field(default_factory=time.monotonic)
+
+    def finished(
+        self, run: Run | None, outcome: RunOutcome, output: str, error: ErrorBody | None
+    ) -> RunFinished:
+        """How the run (None: it was never built) ended, as recorded: its output and error
+        scrubbed of secrets, its usage, steps and time taken."""
+        finished = RunFinished(
+            run_id=self.run_id,
+            outcome=outcome,
+            output=self.scrubber.scrub(output),
+            response_time_ms=round((time.monotonic() - self.began) * 1000, 3),
+            steps=run.steps if run is not None else 0,
+            error=scrubbed(error, self.scrubber),
+            agent_id=self.agent_id,
+            session_id=self.session_id,
+        )
+        if run is not None:
+            finished.usage = run.usage
+        return finished

@@ -85,9 +85,7 @@ class Sessions:
             session_id=session_id, agent_id=cmd.agent_id, settings=cmd.settings, title=cmd.title
         )
         outcome = await self._execute(session_id, opened, cmd, new=True)
-        return RuntimeReply(
-            ok=True, session_id=session_id, version=outcome.version, position=outcome.position
-        )
+        return _changed(session_id, outcome)
 
     async def update(self, cmd: UpdateSession) -> RuntimeReply:
         """Change settings; report changed, skipped (same value) and failed fields."""
@@ -108,13 +106,7 @@ class Sessions:
             return RuntimeReply(ok=True, session_id=session.id, version=version, report=report)
         change = ChangeSettings(namespace=cmd.namespace, settings=updated, changed=changed)
         outcome = await self._execute(session.id, change, cmd, expected_version=version)
-        return RuntimeReply(
-            ok=True,
-            session_id=session.id,
-            version=outcome.version,
-            position=outcome.position,
-            report=report,
-        )
+        return _changed(session.id, outcome, report)
 
     async def set_tools(self, cmd: SetSessionTools) -> RuntimeReply:
         """Replace the session's tools."""
@@ -123,9 +115,7 @@ class Sessions:
         await self._check(cmd.namespace, self._agent(session), updated)
         change = ChangeSettings(namespace=cmd.namespace, settings=updated, changed=["tools"])
         outcome = await self._execute(session.id, change, cmd, expected_version=version)
-        return RuntimeReply(
-            ok=True, session_id=session.id, version=outcome.version, position=outcome.position
-        )
+        return _changed(session.id, outcome)
 
     async def delete(self, cmd: DeleteSession) -> RuntimeReply:
         """Delete one session: it leaves every view (its events stay)."""
@@ -224,3 +214,16 @@ class Sessions:
             except RuntimeFault as fault:
                 persona_problem = fault.message
         raise_problems(settings_problems(agent, settings, persona_problem))
+
+
+def _changed(
+    session_id: str, outcome: Outcome[Session], report: dict[str, Any] | None = None
+) -> RuntimeReply:
+    """The reply to a command that opened or changed the session: where it now stands."""
+    return RuntimeReply(
+        ok=True,
+        session_id=session_id,
+        version=outcome.version,
+        position=outcome.position,
+        report=report,
+    )

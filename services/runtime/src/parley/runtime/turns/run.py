@@ -2,7 +2,6 @@
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,10 +23,10 @@ from parley.kit.telemetry import current_traceparent
 from parley.runtime.adapters.files import SessionFiles, is_text
 from parley.runtime.deps import Deps
 from parley.runtime.domain import effective
-from parley.runtime.errors import RuntimeFault, error_body, scrubbed
+from parley.runtime.errors import RuntimeFault, error_body
 from parley.runtime.recording import DeltaPublisher, StreamRecorder, keep_current
 from parley.runtime.run_loop import Interrupted, Run
-from parley.runtime.run_setup import build_run
+from parley.runtime.run_setup import RunTally, build_run
 from parley.runtime.strategies import run_strategy
 
 __all__ = ["TurnEnd", "run_turn", "text_file", "turn_started"]
@@ -80,7 +79,7 @@ async def run_turn(
     deps: Deps, cmd: Chat, session: Session, gate: asyncio.Future[None]
 ) -> TurnEnd | None:
     """The turn; None when it was dropped before it started (``gate`` cancelled)."""
-    began = time.monotonic()
+    tally = RunTally(deps.scrubber, cmd.turn_id, session.agent_id, session.id)
     agent = deps.directory.get(session.agent_id) if session.agent_id else None
     settings = effective(agent, session.settings)
     sink = DeltaPublisher(
@@ -128,19 +127,8 @@ async def run_turn(
     except Exception as exc:  # every failure ends the turn with a recorded outcome
         outcome, output = "failed", "".join(sink.text)
         error = error_body(exc)
-    output, error = deps.scrubber.scrub(output), scrubbed(error, deps.scrubber)
-    finished = RunFinished(
-        run_id=cmd.turn_id,
-        outcome=outcome,
-        output=output,
-        response_time_ms=round((time.monotonic() - began) * 1000, 3),
-        steps=run.steps if run is not None else 0,
-        error=error,
-        agent_id=session.agent_id,
-        session_id=session.id,
-    )
-    if run is not None:
-        finished.usage = run.usage
+    finished = tally.finished(run, outcome, output, error)
+    output, error = finished.output, finished.error
     if session.agent_id is not None and outcome in ("completed", "failed", "interrupted"):
         deps.stats.record(
             session.agent_id, outcome == "completed", finished.response_time_ms / 1000

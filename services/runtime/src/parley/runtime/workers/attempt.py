@@ -15,7 +15,6 @@ not run down its clock while a person decides).
 
 import asyncio
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -37,10 +36,10 @@ from parley.contracts.runtime import ExecutionInputRequired, RunFinished, execut
 from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective, input_text
-from parley.runtime.errors import RuntimeFault, error_body, scrubbed
+from parley.runtime.errors import RuntimeFault, error_body
 from parley.runtime.recording import NullSink
 from parley.runtime.run_loop import InputRequired, Interrupted, Run
-from parley.runtime.run_setup import build_run
+from parley.runtime.run_setup import RunTally, build_run
 from parley.runtime.strategies import run_strategy
 
 __all__ = ["ACK", "Attempt", "Verdict", "envelope_of"]
@@ -110,7 +109,8 @@ class Attempt:
 
     async def run(self) -> Verdict:
         """Run the attempt to its end; the verdict for its work item."""
-        execution, began = self.execution, time.monotonic()
+        execution = self.execution
+        tally = RunTally(self.deps.scrubber, execution.id, execution.agent_id)
         try:
             run = await self._build()
         except RuntimeFault as exc:  # e.g. the persona was deleted
@@ -126,7 +126,7 @@ class Attempt:
         )
         self.running[execution.id] = task
         try:
-            return await self._outcome(run, task, began)
+            return await self._outcome(run, task, tally)
         finally:
             self.running.pop(execution.id, None)
             if not task.done():
@@ -152,7 +152,7 @@ class Attempt:
             sink=NullSink(),
         )
 
-    async def _outcome(self, run: Run, task: "asyncio.Task[str]", began: float) -> Verdict:
+    async def _outcome(self, run: Run, task: "asyncio.Task[str]", tally: RunTally) -> Verdict:
         execution = self.execution
         outcome: Literal["completed", "failed"] = "completed"
         output, error = "", None
@@ -202,19 +202,7 @@ class Attempt:
                 output = exc.partial
         except Exception as exc:  # every other failure ends the execution, recorded
             outcome, error = "failed", error_body(exc)
-        scrubber = self.deps.scrubber
-        output, error = scrubber.scrub(output), scrubbed(error, scrubber)
-        finished = RunFinished(
-            run_id=execution.id,
-            outcome=outcome,
-            output=output,
-            usage=run.usage,
-            response_time_ms=round((time.monotonic() - began) * 1000, 3),
-            steps=run.steps,
-            error=error,
-            agent_id=execution.agent_id,
-        )
-        return await self._finish(finished)
+        return await self._finish(tally.finished(run, outcome, output, error))
 
     async def _finish(self, finished: RunFinished) -> Verdict:
         """Append the outcome, unless the attempt lost the execution (never a second one)."""

@@ -30,14 +30,14 @@ from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import SessionSettings, execution_stream
 from parley.eventstore.repository import fold
-from parley.kit.needs import Need
-from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.kit.workqueue import WorkQueue
 from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import agent_triage, effective, triage
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.executions import SUBJECT, requeue_lost
 from parley.runtime.workers.attempt import ACK, Attempt, Verdict, envelope_of
+from parley.runtime.workers.queued import QueueWorker
 
 __all__ = ["DURABLE", "MAX_DELIVER", "ExecutionWorker"]
 
@@ -51,12 +51,11 @@ _PING_TIMEOUT_S = 0.5
 _SLOT_RETRY_S = 1.0
 
 
-class ExecutionWorker:
+class ExecutionWorker(QueueWorker):
     """Works this process's share of the execution queue."""
 
     def __init__(self, deps: Deps) -> None:
-        self.deps = deps
-        self._queue: WorkQueue | None = None
+        super().__init__(deps)
         self._sweep: asyncio.Task[None] | None = None
         self._running: dict[str, asyncio.Task[str]] = {}
         self._claimed: set[str] = set()
@@ -64,10 +63,7 @@ class ExecutionWorker:
     async def start(self) -> None:
         """Create the work queue and its consumer, start pulling, sweep for lost items."""
         js, settings = self.deps.js, self.deps.settings
-        await ensure_work_stream(
-            js, subjects.WORK_STREAM, [subjects.WORK_ALL], replicas=settings.nats_replicas
-        )
-        self._queue = WorkQueue(
+        queue = WorkQueue(
             js,
             stream=subjects.WORK_STREAM,
             durable=DURABLE,
@@ -77,24 +73,15 @@ class ExecutionWorker:
             max_deliver=MAX_DELIVER,
             concurrency=max(1, settings.executions_in_flight),
         )
-        await self._queue.start()
+        await self._pull(queue, [subjects.WORK_ALL])
         self._sweep = asyncio.create_task(requeue_lost(self.deps), name="executions-sweep")
-
-    @property
-    def needs(self) -> list[Need]:
-        """The work stream and its consumer (once started), kept while the process runs."""
-        assert self._queue is not None, "start() first"
-        return self._queue.stream_and_consumer(
-            [subjects.WORK_ALL], replicas=self.deps.settings.nats_replicas
-        )
 
     async def stop(self) -> None:
         """Stop pulling; hand running executions back to the queue for another runtime."""
         if self._sweep is not None:
             self._sweep.cancel()
             await asyncio.gather(self._sweep, return_exceptions=True)
-        if self._queue is not None:
-            await self._queue.stop()
+        await super().stop()
 
     async def _handle(self, msg: Msg) -> None:
         beat = asyncio.create_task(self._keep(msg))

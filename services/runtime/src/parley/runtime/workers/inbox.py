@@ -51,8 +51,7 @@ from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn, Chat
 from parley.eventstore import ANY_VERSION
-from parley.kit.needs import Need
-from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.kit.workqueue import WorkQueue
 from parley.runtime.adapters.messenger import send_message_command
 from parley.runtime.answers import (
     JUDGE_PROMPT,
@@ -66,6 +65,7 @@ from parley.runtime.bidding import bid
 from parley.runtime.deps import Deps
 from parley.runtime.recording import SOURCE
 from parley.runtime.turns import Turns
+from parley.runtime.workers.queued import QueueWorker
 
 __all__ = ["Inbox"]
 
@@ -81,23 +81,17 @@ _decode = msgspec.json.Decoder(AclMessage).decode
 _P = Performative
 
 
-class Inbox:
+class Inbox(QueueWorker):
     """Takes agents' deliveries and answers them."""
 
     def __init__(self, deps: Deps, turns: Turns) -> None:
-        self.deps, self.turns = deps, turns
-        self._queue: WorkQueue | None = None
+        super().__init__(deps)
+        self.turns = turns
 
     async def start(self) -> None:
         """Create the inbox stream if needed and start pulling."""
         deps = self.deps
-        await ensure_work_stream(
-            deps.js,
-            subjects.INBOX_STREAM,
-            [subjects.INBOX_ALL],
-            replicas=deps.settings.nats_replicas,
-        )
-        self._queue = WorkQueue(
+        queue = WorkQueue(
             deps.js,
             stream=subjects.INBOX_STREAM,
             durable=DURABLE,
@@ -106,20 +100,7 @@ class Inbox:
             ack_wait=deps.settings.ack_wait,
             concurrency=max(1, deps.settings.max_in_flight),
         )
-        await self._queue.start()
-
-    @property
-    def needs(self) -> list[Need]:
-        """The inbox stream and its consumer (once started), kept while the process runs."""
-        assert self._queue is not None, "start() first"
-        return self._queue.stream_and_consumer(
-            [subjects.INBOX_ALL], replicas=self.deps.settings.nats_replicas
-        )
-
-    async def stop(self) -> None:
-        """Stop pulling (unfinished items come back to another runtime)."""
-        if self._queue is not None:
-            await self._queue.stop()
+        await self._pull(queue, [subjects.INBOX_ALL])
 
     async def _handle(self, msg: Msg) -> None:
         try:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Strict, TracedCommand
+from parley.contracts.commands import Reply, Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import NAMESPACE_PATTERN, named_stream
 from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
@@ -176,18 +176,14 @@ class ScaleCluster(TracedCommand, kw_only=True):
 ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster
 
 
-class ClusterReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ClusterReply(Reply, kw_only=True):
     """Reply to every cluster command (its error shape is `CommandReply`'s)."""
 
-    ok: bool
+    # ``position`` counts the agents' events the command appended too.
+
     name: str | None = None
     agent_ids: list[str] = []
     """The cluster's agents, in manifest order."""
-    version: int = 0
-    """Version of the cluster's stream after the command."""
-    position: int = 0
-    """Global position of the last event the command appended (agents' included)."""
-    error: ErrorBody | None = None
 
 
 class ClusterView(msgspec.Struct, kw_only=True):

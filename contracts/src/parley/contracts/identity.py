@@ -18,8 +18,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command
-from parley.contracts.errors import ErrorBody
+from parley.contracts.commands import Command, Reply
 from parley.contracts.ids import ID_PATTERN, Id
 
 __all__ = [
@@ -134,20 +133,14 @@ class RecordApiKeyUse(_Command, kw_only=True):
 ApiKeyCommand = CreateApiKey | RotateApiKey | RevokeApiKey | RecordApiKeyUse
 
 
-class ApiKeyReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ApiKeyReply(Reply, kw_only=True):
     """Reply to an API key command; ``secret`` only after a create or a rotate."""
 
-    ok: bool
     key_id: str | None = None
     secret: str | None = None
     """The key's secret: shown only in this reply, stored nowhere. Keep it safe."""
     prefix: str | None = None
     """The secret's first characters, to recognise the key in lists."""
-    version: int = 0
-    """Stream version after the command."""
-    position: int = 0
-    """Global position of the last appended event."""
-    error: ErrorBody | None = None
 
 
 # --- events (data of apikey.* events) ----------------------------------------------------

@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command, Strict
-from parley.contracts.errors import ErrorBody
+from parley.contracts.commands import Command, Reply, Strict
 from parley.contracts.ids import ID_PATTERN, Namespace, named_stream
 
 __all__ = [
@@ -274,16 +273,10 @@ class DeleteAgent(Command, kw_only=True):
 RegistryCommand = CreateAgent | UpdateAgent | AgentActionCommand | DeleteAgent
 
 
-class CommandReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CommandReply(Reply, kw_only=True):
     """Reply to every command: the new version and global position, or an error."""
 
-    ok: bool
     agent_id: str | None = None
-    version: int = 0
-    """Stream version after the command."""
-    position: int = 0
-    """Global position of the last appended event; the edge waits for its projection."""
-    error: ErrorBody | None = None
 
 
 # --- events (data of agent.* events) ----------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Strict
+from parley.contracts.commands import Reply, Strict
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import ID_PATTERN, NAMESPACE_PATTERN
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
@@ -257,20 +257,16 @@ class ChatResult(msgspec.Struct, kw_only=True):
     tool_calls: list[dict[str, Any]] = []
 
 
-class RuntimeReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RuntimeReply(Reply, kw_only=True):
     """Reply to every runtime command."""
 
-    ok: bool
     session_id: str | None = None
     turn_id: str | None = None
     execution_id: str | None = None
     file_id: str | None = None
-    version: int = 0
-    position: int = 0
     chat: ChatResult | None = None
     report: dict[str, Any] | None = None
     """For settings changes: `changed`, `skipped`, `failed`."""
-    error: ErrorBody | None = None
 
 
 # --- token stream (core NATS, not stored as events) -------------------------------------

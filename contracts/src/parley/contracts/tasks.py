@@ -17,8 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Strict, TracedCommand
-from parley.contracts.errors import ErrorBody
+from parley.contracts.commands import Reply, Strict, TracedCommand
 from parley.contracts.ids import ID_PATTERN, scoped
 from parley.contracts.registry import Budget
 
@@ -152,10 +151,9 @@ class WinningBid(msgspec.Struct, kw_only=True):
     score: float
 
 
-class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class TaskReply(Reply, kw_only=True):
     """Reply to every tasks command."""
 
-    ok: bool
     task_id: str | None = None
     run_id: str | None = None
     status: str | None = None
@@ -165,9 +163,6 @@ class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     winning_bid: WinningBid | None = None
     reason: str | None = None
     """`distribute` with `wait`: why the round failed."""
-    version: int = 0
-    position: int = 0
-    error: ErrorBody | None = None
 
 
 # --- task events (task-<id>) -------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "EVENT_TYPES",
     "ApiKeyCommand",
     "ApiKeyCreated",
+    "ApiKeyMetadata",
     "ApiKeyReply",
     "ApiKeyRevoked",
     "ApiKeyRotated",
@@ -198,8 +199,9 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """Event type name → payload type, for every API key event."""
 
 
-class ApiKeyView(msgspec.Struct, kw_only=True):
-    """An API key as the API lists it: its metadata, never its secret or digest."""
+class ApiKeyMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    """What the API may show of an API key: all of the view, and the part of the folded key
+    (``parley.aggregates.apikey.ApiKey``) besides its digest and who revoked it."""
 
     key_id: Annotated[str, Meta(pattern=ID_PATTERN)]
     name: str
@@ -209,6 +211,7 @@ class ApiKeyView(msgspec.Struct, kw_only=True):
     """The namespace the key belongs to."""
     roles: list[Role]
     namespaces: list[str]
+    """Namespaces the key may act in; ``*`` is all."""
     created_at: datetime
     created_by: str | None = None
     expires_at: datetime | None = None
@@ -216,3 +219,8 @@ class ApiKeyView(msgspec.Struct, kw_only=True):
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     version: int
+    """Stream version of the last folded event."""
+
+
+class ApiKeyView(ApiKeyMetadata, frozen=True, kw_only=True):
+    """An API key as the API lists it: its metadata, never its secret or digest."""

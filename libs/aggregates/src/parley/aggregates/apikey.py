@@ -20,6 +20,7 @@ from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.identity import (
     ApiKeyCreated,
+    ApiKeyMetadata,
     ApiKeyRevoked,
     ApiKeyRotated,
     ApiKeyUsed,
@@ -54,29 +55,12 @@ USE_INTERVAL = timedelta(minutes=1)
 """A key's use is recorded at most once per this interval (``apikey.used``)."""
 
 
-class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """An API key as folded from its stream."""
+class ApiKey(ApiKeyMetadata, frozen=True, kw_only=True):
+    """An API key as folded from its stream: its metadata and its secret's digest."""
 
-    key_id: str
-    name: str
-    namespace: str
-    """The namespace the key belongs to."""
     digest: str
     """Hex SHA-256 of the current secret."""
-    prefix: str
-    """Display prefix of the current secret."""
-    roles: list[Role]
-    namespaces: list[str]
-    """Namespaces the key may act in; ``*`` is all."""
-    created_at: datetime
-    created_by: str | None = None
-    expires_at: datetime | None = None
-    rotated_at: datetime | None = None
-    revoked_at: datetime | None = None
     revoked_by: str | None = None
-    last_used_at: datetime | None = None
-    version: int
-    """Stream version of the last folded event."""
 
     @property
     def revoked(self) -> bool:

@@ -14,8 +14,8 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context, Decision
+from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.identity import (
@@ -107,15 +107,8 @@ def evolve(state: ApiKey | None, event: Event) -> ApiKey | None:
         msgspec.ValidationError: If ``event.data`` does not match its payload type.
     """
     if event.type == "apikey.created":
-        if state is not None:
-            raise CorruptStreamError.again(event)
-        created = msgspec.convert(event.data, ApiKeyCreated)
-        return ApiKey(
-            **msgspec.structs.asdict(created),
-            namespace=event.namespace,
-            created_at=event.time,
-            version=event.version,
-        )
+        create = created(event, ApiKeyCreated, exists=state is not None)
+        return ApiKey(**msgspec.structs.asdict(create), **born(event))
     if state is None:
         raise CorruptStreamError.before(event, "apikey.created")
     replace = msgspec.structs.replace

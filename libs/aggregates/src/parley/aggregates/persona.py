@@ -9,8 +9,8 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context, Decision
+from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.personas import (
@@ -58,15 +58,8 @@ def evolve(state: Persona | None, event: Event) -> Persona | None:
         msgspec.ValidationError: If ``event.data`` does not match its payload type.
     """
     if event.type == "persona.created":
-        if state is not None and not state.deleted:
-            raise CorruptStreamError.again(event)
-        created = msgspec.convert(event.data, PersonaCreated)
-        return Persona(
-            namespace=event.namespace,
-            spec=created.spec,
-            version=event.version,
-            created_at=event.time,
-        )
+        create = created(event, PersonaCreated, exists=state is not None and not state.deleted)
+        return Persona(spec=create.spec, **born(event))
     if state is None:
         if event.type == "persona.deleted":
             raise CorruptStreamError.before(event, "persona.created")

@@ -18,6 +18,7 @@ import msgspec
 
 from parley.aggregates._chain import Chain, append, items
 from parley.aggregates.decision import Context, Decided, Decision, Moved
+from parley.aggregates.fold import born
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
@@ -185,13 +186,11 @@ def evolve(state: Session | None, event: Event) -> Session:
         created = msgspec.convert(data, SessionCreated)
         return Session(
             id=created.session_id,
-            namespace=event.namespace,
             agent_id=created.agent_id,
             settings=created.settings,
             title=created.title,
-            created_at=at,
             updated_at=at,
-            version=event.version,
+            **born(event),
         )
     state = msgspec.structs.replace(state, version=event.version, updated_at=at)
     run_id = str(data.get("run_id") or data.get("turn_id") or "")

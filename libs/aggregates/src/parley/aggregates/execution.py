@@ -17,6 +17,7 @@ import msgspec
 
 from parley.aggregates._chain import Chain, append, items
 from parley.aggregates.decision import Context, Decided, Decision, Moved
+from parley.aggregates.fold import born
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
@@ -169,18 +170,16 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             raise ValueError(f"execution stream starts with {kind}, not execution.requested")
         return Execution(
             id=data["execution_id"],
-            namespace=event.namespace,
             agent_id=data["agent_id"],
             trigger=data.get("trigger", "webhook"),
             input_data=dict(data.get("input_data") or {}),
             options=msgspec.convert(data.get("options") or {}, ExecutionOptions),
-            created_at=at,
             updated_at=at,
-            version=event.version,
             position=event.position,
             requested_position=event.position,
             correlation_id=event.correlationid,
             traceparent=event.traceparent,
+            **born(event),
         )
     if state.finished:  # nothing moves a finished execution (a late writer lost its race)
         return msgspec.structs.replace(state, version=event.version, position=event.position)

@@ -1,12 +1,12 @@
 """The cluster aggregate: given events, when a command, then events or a refusal; the fold."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
 import msgspec
 import pytest
-from _builders import fold_decided, refusal, stored
+from _builders import NOW, NS, fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
@@ -43,8 +43,6 @@ from parley.contracts.clusters import (
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 
-NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-NS = "team-a"
 NAME = "support"
 
 

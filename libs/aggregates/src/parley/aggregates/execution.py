@@ -11,7 +11,7 @@ outcomes are kept as the events carry them, for the views.
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -45,6 +45,7 @@ __all__ = [
     "Record",
     "Request",
     "Step",
+    "StepRecord",
     "StopWorker",
     "Superseded",
     "decide",
@@ -82,13 +83,17 @@ _FINAL_EVENTS: dict[str, ExecutionStatus] = {
 }
 
 
-class Step(msgspec.Struct, frozen=True, kw_only=True):
-    """A recorded step: a model answer, a plan, or a tool call's progress."""
+TimeT = TypeVar("TimeT")
+
+
+class StepRecord(msgspec.Struct, Generic[TimeT], frozen=True, kw_only=True):
+    """A recorded step: a model answer, a plan, or a tool call's progress; its ``time`` a
+    datetime in :class:`Step`, text in the API's view of it."""
 
     step: int
     type: str
     """``model``, ``plan``, ``plan_step``, ``tool_called``, ``tool_completed``, ``tool_failed``."""
-    time: datetime
+    time: TimeT
     text: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     plan: list[str] | None = None
@@ -99,6 +104,10 @@ class Step(msgspec.Struct, frozen=True, kw_only=True):
     error: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None
     duration_ms: float | None = None
+
+
+class Step(StepRecord[datetime], frozen=True, kw_only=True):
+    """A recorded step of an execution, as the aggregate keeps it."""
 
 
 class Execution(msgspec.Struct, frozen=True, kw_only=True):

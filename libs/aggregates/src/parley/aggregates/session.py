@@ -315,38 +315,38 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     title: str | None = None
 
 
-class ChangeSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Replace the settings (already checked against the catalogues and the agent)."""
+class _OnSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A command on a live session of ``namespace`` (else it is ``SESSION_NOT_FOUND``)."""
 
     namespace: str
+
+
+class ChangeSettings(_OnSession, frozen=True, kw_only=True):
+    """Replace the settings (already checked against the catalogues and the agent)."""
+
     settings: SessionSettings
     changed: list[str]
 
 
-class Delete(msgspec.Struct, frozen=True, kw_only=True):
+class Delete(_OnSession, frozen=True, kw_only=True):
     """Delete the session."""
 
-    namespace: str
 
-
-class AttachFile(msgspec.Struct, frozen=True, kw_only=True):
+class AttachFile(_OnSession, frozen=True, kw_only=True):
     """Record a file whose bytes are stored."""
 
-    namespace: str
     file: FileUploaded
 
 
-class RemoveFile(msgspec.Struct, frozen=True, kw_only=True):
+class RemoveFile(_OnSession, frozen=True, kw_only=True):
     """Remove a file."""
 
-    namespace: str
     file_id: str
 
 
-class StartTurn(msgspec.Struct, frozen=True, kw_only=True):
+class StartTurn(_OnSession, frozen=True, kw_only=True):
     """Start a turn on the session exactly as the caller saw it (``seen_version``), idle."""
 
-    namespace: str
     started: TurnStarted
     seen_version: int
 

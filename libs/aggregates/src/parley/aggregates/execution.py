@@ -299,18 +299,22 @@ class Begin(msgspec.Struct, frozen=True, kw_only=True):
     seen_version: int
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """Record one step of ``attempt`` (refused with :class:`Superseded` when not its own)."""
+class _OfAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's write for its ``attempt``: only the attempt that owns the execution writes."""
 
     attempt: int
+
+
+class Record(_OfAttempt, frozen=True, kw_only=True):
+    """Record one step of ``attempt`` (refused with :class:`Superseded` when not its own)."""
+
     type: str
     payload: msgspec.Struct
 
 
-class Finish(msgspec.Struct, frozen=True, kw_only=True):
+class Finish(_OfAttempt, frozen=True, kw_only=True):
     """Record how ``attempt`` ended; nothing when it no longer owns the execution."""
 
-    attempt: int
     finished: RunFinished
 
 

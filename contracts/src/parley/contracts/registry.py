@@ -282,37 +282,39 @@ class CommandReply(Reply, kw_only=True):
 # --- events (data of agent.* events) ----------------------------------------------------
 
 
-class AgentCreated(msgspec.Struct, kw_only=True):
-    """A new agent was registered (state `created`)."""
+class _AgentStreamEvent(msgspec.Struct, kw_only=True):
+    """The field every event on an agent's stream starts with: which agent."""
 
     agent_id: str
+
+
+class AgentCreated(_AgentStreamEvent, kw_only=True):
+    """A new agent was registered (state `created`)."""
+
     spec: AgentSpec
 
 
-class AgentUpdated(msgspec.Struct, kw_only=True):
+class AgentUpdated(_AgentStreamEvent, kw_only=True):
     """An agent's definition changed (a new version)."""
 
-    agent_id: str
     spec: AgentSpec
     """The whole new definition."""
     changed: list[str]
     """Names of the fields that changed."""
 
 
-class AgentStateChanged(msgspec.Struct, kw_only=True):
+class AgentStateChanged(_AgentStreamEvent, kw_only=True):
     """An agent moved through its lifecycle."""
 
-    agent_id: str
     from_state: AgentState
     to_state: AgentState
     action: AgentAction
     reason: str | None = None
 
 
-class AgentDeleted(msgspec.Struct, kw_only=True):
+class AgentDeleted(_AgentStreamEvent, kw_only=True):
     """An agent was tombstoned."""
 
-    agent_id: str
     name: str
     reason: str | None = None
 

@@ -289,33 +289,34 @@ def turn_subject(turn_id: str) -> str:
 # --- events ------------------------------------------------------------------------------
 
 
-class SessionCreated(msgspec.Struct, kw_only=True):
-    """A conversation was opened."""
+class _SessionEvent(msgspec.Struct, kw_only=True):
+    """The field every event on a session's stream but a turn's starts with: which session."""
 
     session_id: str
+
+
+class SessionCreated(_SessionEvent, kw_only=True):
+    """A conversation was opened."""
+
     agent_id: str | None
     settings: SessionSettings
     title: str | None = None
 
 
-class SessionSettingsChanged(msgspec.Struct, kw_only=True):
+class SessionSettingsChanged(_SessionEvent, kw_only=True):
     """A session's settings changed."""
 
-    session_id: str
     settings: SessionSettings
     changed: list[str]
 
 
-class SessionDeleted(msgspec.Struct, kw_only=True):
+class SessionDeleted(_SessionEvent, kw_only=True):
     """A session was deleted."""
 
-    session_id: str
 
-
-class _FileEvent(msgspec.Struct, kw_only=True):
+class _FileEvent(_SessionEvent, kw_only=True):
     """The fields every ``file.*`` event starts with: which file of which session."""
 
-    session_id: str
     file_id: str
 
 

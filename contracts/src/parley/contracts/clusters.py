@@ -205,19 +205,23 @@ class ClusterView(msgspec.Struct, kw_only=True):
 # --- events (cluster-<namespace>-<hash>) -------------------------------------------------
 
 
-class ClusterCreated(msgspec.Struct, kw_only=True):
-    """`cluster.created`: after its agents were created (and started)."""
+class _ClusterEvent(msgspec.Struct, kw_only=True):
+    """The field every ``cluster.*`` event starts with: which cluster."""
 
     name: str
+
+
+class ClusterCreated(_ClusterEvent, kw_only=True):
+    """`cluster.created`: after its agents were created (and started)."""
+
     manifest: ClusterManifest
     agent_ids: list[str]
     """One per expanded agent, in manifest order (template replicas `-1`…`-N`)."""
 
 
-class _ScaleEvent(msgspec.Struct, kw_only=True):
+class _ScaleEvent(_ClusterEvent, kw_only=True):
     """The fields of every event of a scale: the cluster, its agent, the instances asked for."""
 
-    name: str
     agent_id: str
     agent_name: str
     instances: int
@@ -237,10 +241,9 @@ class ClusterScaleFailed(_ScaleEvent, kw_only=True):
     error: ErrorBody | None = None
 
 
-class _ClusterAgentsEvent(msgspec.Struct, kw_only=True):
+class _ClusterAgentsEvent(_ClusterEvent, kw_only=True):
     """The fields of an event about all of a cluster's agents."""
 
-    name: str
     agent_ids: list[str]
 
 

@@ -147,10 +147,15 @@ class ApiKeyReply(Reply, kw_only=True):
 # --- events (data of apikey.* events) ----------------------------------------------------
 
 
-class ApiKeyCreated(msgspec.Struct, kw_only=True):
-    """An API key was created."""
+class _ApiKeyEvent(msgspec.Struct, kw_only=True):
+    """The field every ``apikey.*`` event starts with: which key."""
 
     key_id: str
+
+
+class ApiKeyCreated(_ApiKeyEvent, kw_only=True):
+    """An API key was created."""
+
     name: str
     digest: str
     """Hex SHA-256 of the secret (never the secret)."""
@@ -164,10 +169,9 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
     """Id of the principal that created it."""
 
 
-class ApiKeyRotated(msgspec.Struct, kw_only=True):
+class ApiKeyRotated(_ApiKeyEvent, kw_only=True):
     """An API key's secret was replaced; the previous one no longer authenticates."""
 
-    key_id: str
     digest: str
     """Hex SHA-256 of the new secret."""
     prefix: str
@@ -176,18 +180,15 @@ class ApiKeyRotated(msgspec.Struct, kw_only=True):
     rotated_by: str | None = None
 
 
-class ApiKeyRevoked(msgspec.Struct, kw_only=True):
+class ApiKeyRevoked(_ApiKeyEvent, kw_only=True):
     """An API key was revoked for good."""
 
-    key_id: str
     reason: str | None = None
     revoked_by: str | None = None
 
 
-class ApiKeyUsed(msgspec.Struct, kw_only=True):
+class ApiKeyUsed(_ApiKeyEvent, kw_only=True):
     """An API key authenticated a request (recorded at most once a minute)."""
-
-    key_id: str
 
 
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {

@@ -11,7 +11,7 @@ from typing import Any, Never
 import msgspec
 
 from parley.aggregates.agent_spec import validate_spec
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.decision import Context, Decided, Decision, check_expected
 from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -164,13 +164,7 @@ def _decided(state: Agent | None, command: RegistryCommand) -> Decided:
     if isinstance(command, CreateAgent):
         return _create(command, state)
     agent = _live(state, command.agent_id, command.namespace)
-    if command.expected_version is not None and command.expected_version != agent.version:
-        raise ParleyError(
-            ErrorCode.CONCURRENCY_CONFLICT,
-            f"agent {agent.id} is at version {agent.version}, not {command.expected_version};"
-            " read it again and retry",
-            {"expected": command.expected_version, "actual": agent.version},
-        )
+    check_expected(f"agent {agent.id}", command.expected_version, agent.version)
     if isinstance(command, UpdateAgent):
         return _update(command, agent)
     if isinstance(command, AgentActionCommand):

@@ -14,7 +14,7 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context, Decision, check_expected
 from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -209,13 +209,7 @@ def _live(state: ApiKey | None, command: RotateApiKey | RevokeApiKey) -> ApiKey:
             f"API key {command.key_id} is revoked; create a new key instead",
             {"key_id": command.key_id, "revoked_at": state.revoked_at},
         )
-    if command.expected_version is not None and command.expected_version != state.version:
-        raise ParleyError(
-            ErrorCode.CONCURRENCY_CONFLICT,
-            f"API key {command.key_id} is at version {state.version}, not"
-            f" {command.expected_version}; read it again and retry",
-            {"expected": command.expected_version, "actual": state.version},
-        )
+    check_expected(f"API key {command.key_id}", command.expected_version, state.version)
     return state
 
 

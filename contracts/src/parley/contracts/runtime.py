@@ -130,6 +130,19 @@ class _Command(Strict, kw_only=True):
     traceparent: str | None = None
 
 
+class _SessionCommand(_Command, kw_only=True):
+    """A command on one session."""
+
+    session_id: Id
+
+
+class _ExecutionCommand(_Command, kw_only=True):
+    """A command on one execution of an agent."""
+
+    agent_id: Id
+    execution_id: Id
+
+
 class CreateSession(_Command, kw_only=True):
     """Open a conversation, for an agent or ad hoc with its own settings."""
 
@@ -141,26 +154,22 @@ class CreateSession(_Command, kw_only=True):
     """The edge's view position; the runtime waits until its own view has it."""
 
 
-class UpdateSession(_Command, kw_only=True):
+class UpdateSession(_SessionCommand, kw_only=True):
     """Change a session's settings; the reply reports changed, skipped and failed fields."""
 
-    session_id: Id
     patch: SessionPatch
     expected_version: int | None = None
 
 
-class SetSessionTools(_Command, kw_only=True):
+class SetSessionTools(_SessionCommand, kw_only=True):
     """Replace a session's tools."""
 
-    session_id: Id
     tools: Annotated[list[ToolSpec], Meta(max_length=64)]
     expected_version: int | None = None
 
 
-class DeleteSession(_Command, kw_only=True):
+class DeleteSession(_SessionCommand, kw_only=True):
     """Delete one session (its events stay; it leaves every view)."""
-
-    session_id: Id
 
 
 class DeleteSessions(_Command, kw_only=True):
@@ -200,19 +209,17 @@ class CancelTurn(_Command, kw_only=True):
     turn_id: Id | None = None
 
 
-class UploadFile(_Command, kw_only=True):
+class UploadFile(_SessionCommand, kw_only=True):
     """Attach a file to a session."""
 
-    session_id: Id
     name: Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f/\\]+$")]
     content_type: Annotated[str, Meta(max_length=128)]
     data: bytes
 
 
-class DeleteFile(_Command, kw_only=True):
+class DeleteFile(_SessionCommand, kw_only=True):
     """Remove a session file."""
 
-    session_id: Id
     file_id: Id
 
 
@@ -227,21 +234,16 @@ class TriggerExecution(_Command, kw_only=True):
     min_position: int = 0
 
 
-class ExecutionInput(_Command, kw_only=True):
+class ExecutionInput(_ExecutionCommand, kw_only=True):
     """Answer an execution waiting in `input_required`."""
 
-    agent_id: Id
-    execution_id: Id
     approved: bool = True
     response: Annotated[str, Meta(max_length=100_000)] | None = None
     """Given to the model as the tool's result instead of running the tool."""
 
 
-class CancelExecution(_Command, kw_only=True):
+class CancelExecution(_ExecutionCommand, kw_only=True):
     """Cancel a queued, running or waiting execution."""
-
-    agent_id: Id
-    execution_id: Id
 
 
 class ChatResult(msgspec.Struct, kw_only=True):

@@ -10,7 +10,7 @@ import pytest
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ParleyError
 
-__all__ = ["NOW", "NS", "fold_decided", "refusal", "stored"]
+__all__ = ["NOW", "NS", "fold_decided", "recorded_by_registry", "refusal", "stored"]
 
 S = TypeVar("S")
 
@@ -49,6 +49,24 @@ def stored(
         version=version,
         position=position,
         namespace=namespace,
+    )
+
+
+def recorded_by_registry(
+    event_type: str, data: dict[str, Any], *, stream: str, subject: str, version: int = 1
+) -> Event:
+    """``data`` as the registry records it at ``version`` of ``stream``, in :data:`NS` at
+    :data:`NOW` (its id ``e``)."""
+    return stored(
+        event_type,
+        data,
+        id="e",
+        source="/parley/registry",
+        subject=subject,
+        time=NOW,
+        stream=stream,
+        version=version,
+        namespace=NS,
     )
 
 

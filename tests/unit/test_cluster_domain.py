@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from _builders import NOW, NS, fold_decided, refusal, stored
+from _builders import NOW, NS, fold_decided, recorded_by_registry, refusal
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
@@ -371,16 +371,8 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, Any], version: int = 1) -> Event:
-    return stored(
-        event_type,
-        data,
-        id="e",
-        source="/parley/registry",
-        subject=NAME,
-        time=NOW,
-        stream=cluster_stream(NS, NAME),
-        version=version,
-        namespace=NS,
+    return recorded_by_registry(
+        event_type, data, stream=cluster_stream(NS, NAME), subject=NAME, version=version
     )
 
 

@@ -4,7 +4,7 @@ from functools import reduce
 
 import msgspec
 import pytest
-from _builders import NOW, NS, fold_decided, refusal, stored
+from _builders import NOW, NS, fold_decided, recorded_by_registry, refusal
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context
@@ -122,16 +122,8 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, object], version: int = 1) -> Event:
-    return stored(
-        event_type,
-        data,
-        id="e",
-        source="/parley/registry",
-        subject="pirate",
-        time=NOW,
-        stream=persona_stream(NS, "pirate"),
-        version=version,
-        namespace=NS,
+    return recorded_by_registry(
+        event_type, data, stream=persona_stream(NS, "pirate"), subject="pirate", version=version
     )
 
 

@@ -3,7 +3,8 @@
 Every aggregate module in :mod:`parley.aggregates` has three parts:
 
 - a state type (a frozen msgspec Struct), ``None`` before the stream's first event;
-- ``evolve(state, event) -> state``: fold one recorded event, the only fold of that stream;
+- ``evolve(state, event) -> state``: fold one recorded event, the only fold of that stream
+  (:mod:`parley.aggregates.fold` holds what every fold shares);
 - ``decide(state, command, ctx) -> Decision``: what a command does, with time and id minting
   injected through :class:`Context`, so a decider is pure and replayable in tests.
 

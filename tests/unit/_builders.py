@@ -1,7 +1,7 @@
 """Builders shared by the unit tests: events as the store records them, and folding them."""
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -10,9 +10,14 @@ import pytest
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ParleyError
 
-__all__ = ["fold_decided", "refusal", "stored"]
+__all__ = ["NOW", "NS", "fold_decided", "recorded_by_registry", "refusal", "stored"]
 
 S = TypeVar("S")
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+"""The time the aggregate tests decide and record at."""
+NS = "team-a"
+"""The namespace the aggregate tests act in."""
 
 
 def stored(
@@ -44,6 +49,24 @@ def stored(
         version=version,
         position=position,
         namespace=namespace,
+    )
+
+
+def recorded_by_registry(
+    event_type: str, data: dict[str, Any], *, stream: str, subject: str, version: int = 1
+) -> Event:
+    """``data`` as the registry records it at ``version`` of ``stream``, in :data:`NS` at
+    :data:`NOW` (its id ``e``)."""
+    return stored(
+        event_type,
+        data,
+        id="e",
+        source="/parley/registry",
+        subject=subject,
+        time=NOW,
+        stream=stream,
+        version=version,
+        namespace=NS,
     )
 
 

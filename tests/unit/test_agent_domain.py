@@ -1,12 +1,12 @@
 """The agent aggregate: given events, when a command, then events or a refusal."""
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from itertools import product
 
 import msgspec
 import pytest
-from _builders import refusal
+from _builders import NOW, refusal
 
 from parley.aggregates.agent import (
     TRANSITIONS,
@@ -39,7 +39,6 @@ from parley.contracts.registry import (
     agent_stream,
 )
 
-NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 AGENT_ID = "a1"
 S, A = AgentState, AgentAction
 

@@ -1,11 +1,11 @@
 """API keys: given events, when a command, then events or a refusal; and the fold."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 
 import msgspec
 import pytest
-from _builders import fold_decided, refusal, stored
+from _builders import NOW, NS, fold_decided, refusal, stored
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.apikey import (
@@ -34,8 +34,6 @@ from parley.contracts.identity import (
     apikey_stream,
 )
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
-NS = "team-a"
 KEY = "0123456789abcdef"
 
 

@@ -1,12 +1,12 @@
 """The cluster aggregate: given events, when a command, then events or a refusal; the fold."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import reduce
 from typing import Any
 
 import msgspec
 import pytest
-from _builders import fold_decided, refusal, stored
+from _builders import NOW, NS, fold_decided, recorded_by_registry, refusal
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.cluster import (
@@ -43,8 +43,6 @@ from parley.contracts.clusters import (
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 
-NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-NS = "team-a"
 NAME = "support"
 
 
@@ -373,16 +371,8 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, Any], version: int = 1) -> Event:
-    return stored(
-        event_type,
-        data,
-        id="e",
-        source="/parley/registry",
-        subject=NAME,
-        time=NOW,
-        stream=cluster_stream(NS, NAME),
-        version=version,
-        namespace=NS,
+    return recorded_by_registry(
+        event_type, data, stream=cluster_stream(NS, NAME), subject=NAME, version=version
     )
 
 

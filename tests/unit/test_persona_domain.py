@@ -1,11 +1,10 @@
 """Personas: given events, when a command, then events or a refusal; built-ins; the fold."""
 
-from datetime import UTC, datetime
 from functools import reduce
 
 import msgspec
 import pytest
-from _builders import fold_decided, refusal, stored
+from _builders import NOW, NS, fold_decided, recorded_by_registry, refusal
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context
@@ -22,9 +21,6 @@ from parley.contracts.personas import (
     load_builtin_personas,
     persona_stream,
 )
-
-NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-NS = "team-a"
 
 
 def spec(name: str = "pirate", **fields: object) -> PersonaSpec:
@@ -126,16 +122,8 @@ def test_every_event_decide_emits_is_a_known_type_that_evolve_accepts() -> None:
 
 
 def _event(event_type: str, data: dict[str, object], version: int = 1) -> Event:
-    return stored(
-        event_type,
-        data,
-        id="e",
-        source="/parley/registry",
-        subject="pirate",
-        time=NOW,
-        stream=persona_stream(NS, "pirate"),
-        version=version,
-        namespace=NS,
+    return recorded_by_registry(
+        event_type, data, stream=persona_stream(NS, "pirate"), subject="pirate", version=version
     )
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Strict, TracedCommand
+from parley.contracts.commands import Reply, Strict, TracedCommand
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import NAMESPACE_PATTERN, named_stream
 from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
@@ -176,18 +176,14 @@ class ScaleCluster(TracedCommand, kw_only=True):
 ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster
 
 
-class ClusterReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ClusterReply(Reply, kw_only=True):
     """Reply to every cluster command (its error shape is `CommandReply`'s)."""
 
-    ok: bool
+    # ``position`` counts the agents' events the command appended too.
+
     name: str | None = None
     agent_ids: list[str] = []
     """The cluster's agents, in manifest order."""
-    version: int = 0
-    """Version of the cluster's stream after the command."""
-    position: int = 0
-    """Global position of the last event the command appended (agents' included)."""
-    error: ErrorBody | None = None
 
 
 class ClusterView(msgspec.Struct, kw_only=True):
@@ -209,19 +205,23 @@ class ClusterView(msgspec.Struct, kw_only=True):
 # --- events (cluster-<namespace>-<hash>) -------------------------------------------------
 
 
-class ClusterCreated(msgspec.Struct, kw_only=True):
-    """`cluster.created`: after its agents were created (and started)."""
+class _ClusterEvent(msgspec.Struct, kw_only=True):
+    """The field every ``cluster.*`` event starts with: which cluster."""
 
     name: str
+
+
+class ClusterCreated(_ClusterEvent, kw_only=True):
+    """`cluster.created`: after its agents were created (and started)."""
+
     manifest: ClusterManifest
     agent_ids: list[str]
     """One per expanded agent, in manifest order (template replicas `-1`…`-N`)."""
 
 
-class _ScaleEvent(msgspec.Struct, kw_only=True):
+class _ScaleEvent(_ClusterEvent, kw_only=True):
     """The fields of every event of a scale: the cluster, its agent, the instances asked for."""
 
-    name: str
     agent_id: str
     agent_name: str
     instances: int
@@ -241,10 +241,9 @@ class ClusterScaleFailed(_ScaleEvent, kw_only=True):
     error: ErrorBody | None = None
 
 
-class _ClusterAgentsEvent(msgspec.Struct, kw_only=True):
+class _ClusterAgentsEvent(_ClusterEvent, kw_only=True):
     """The fields of an event about all of a cluster's agents."""
 
-    name: str
     agent_ids: list[str]
 
 

@@ -1,10 +1,12 @@
-"""What the command bodies share: strict decoding and the fields every command carries."""
+"""What the command bodies share: strict decoding and the fields every command carries, and
+the fields every command's reply carries."""
 
 import msgspec
 
+from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import Namespace
 
-__all__ = ["Command", "Strict", "TracedCommand"]
+__all__ = ["Command", "Reply", "Strict", "TracedCommand"]
 
 
 class Strict(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -26,3 +28,18 @@ class TracedCommand(Strict):
     namespace: str = "default"
     request_id: str | None = None
     traceparent: str | None = None
+
+
+class Reply(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What every command's reply says: done or not, where the stream is now, or why not.
+
+    Each context's reply adds the ids its commands make (they come after these fields).
+    """
+
+    ok: bool
+    version: int = 0
+    """Version of the command's stream after the command."""
+    position: int = 0
+    """Global position of the last event the command appended; the edge waits for its
+    projection to reach it."""
+    error: ErrorBody | None = None

@@ -18,8 +18,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command
-from parley.contracts.errors import ErrorBody
+from parley.contracts.commands import Command, Reply
 from parley.contracts.ids import ID_PATTERN, Id
 
 __all__ = [
@@ -27,6 +26,7 @@ __all__ = [
     "EVENT_TYPES",
     "ApiKeyCommand",
     "ApiKeyCreated",
+    "ApiKeyMetadata",
     "ApiKeyReply",
     "ApiKeyRevoked",
     "ApiKeyRotated",
@@ -134,29 +134,28 @@ class RecordApiKeyUse(_Command, kw_only=True):
 ApiKeyCommand = CreateApiKey | RotateApiKey | RevokeApiKey | RecordApiKeyUse
 
 
-class ApiKeyReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ApiKeyReply(Reply, kw_only=True):
     """Reply to an API key command; ``secret`` only after a create or a rotate."""
 
-    ok: bool
     key_id: str | None = None
     secret: str | None = None
     """The key's secret: shown only in this reply, stored nowhere. Keep it safe."""
     prefix: str | None = None
     """The secret's first characters, to recognise the key in lists."""
-    version: int = 0
-    """Stream version after the command."""
-    position: int = 0
-    """Global position of the last appended event."""
-    error: ErrorBody | None = None
 
 
 # --- events (data of apikey.* events) ----------------------------------------------------
 
 
-class ApiKeyCreated(msgspec.Struct, kw_only=True):
-    """An API key was created."""
+class _ApiKeyEvent(msgspec.Struct, kw_only=True):
+    """The field every ``apikey.*`` event starts with: which key."""
 
     key_id: str
+
+
+class ApiKeyCreated(_ApiKeyEvent, kw_only=True):
+    """An API key was created."""
+
     name: str
     digest: str
     """Hex SHA-256 of the secret (never the secret)."""
@@ -170,10 +169,9 @@ class ApiKeyCreated(msgspec.Struct, kw_only=True):
     """Id of the principal that created it."""
 
 
-class ApiKeyRotated(msgspec.Struct, kw_only=True):
+class ApiKeyRotated(_ApiKeyEvent, kw_only=True):
     """An API key's secret was replaced; the previous one no longer authenticates."""
 
-    key_id: str
     digest: str
     """Hex SHA-256 of the new secret."""
     prefix: str
@@ -182,18 +180,15 @@ class ApiKeyRotated(msgspec.Struct, kw_only=True):
     rotated_by: str | None = None
 
 
-class ApiKeyRevoked(msgspec.Struct, kw_only=True):
+class ApiKeyRevoked(_ApiKeyEvent, kw_only=True):
     """An API key was revoked for good."""
 
-    key_id: str
     reason: str | None = None
     revoked_by: str | None = None
 
 
-class ApiKeyUsed(msgspec.Struct, kw_only=True):
+class ApiKeyUsed(_ApiKeyEvent, kw_only=True):
     """An API key authenticated a request (recorded at most once a minute)."""
-
-    key_id: str
 
 
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
@@ -205,8 +200,9 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """Event type name → payload type, for every API key event."""
 
 
-class ApiKeyView(msgspec.Struct, kw_only=True):
-    """An API key as the API lists it: its metadata, never its secret or digest."""
+class ApiKeyMetadata(msgspec.Struct, frozen=True, kw_only=True):
+    """What the API may show of an API key: all of the view, and the part of the folded key
+    (``parley.aggregates.apikey.ApiKey``) besides its digest and who revoked it."""
 
     key_id: Annotated[str, Meta(pattern=ID_PATTERN)]
     name: str
@@ -216,6 +212,7 @@ class ApiKeyView(msgspec.Struct, kw_only=True):
     """The namespace the key belongs to."""
     roles: list[Role]
     namespaces: list[str]
+    """Namespaces the key may act in; ``*`` is all."""
     created_at: datetime
     created_by: str | None = None
     expires_at: datetime | None = None
@@ -223,3 +220,8 @@ class ApiKeyView(msgspec.Struct, kw_only=True):
     revoked_at: datetime | None = None
     last_used_at: datetime | None = None
     version: int
+    """Stream version of the last folded event."""
+
+
+class ApiKeyView(ApiKeyMetadata, frozen=True, kw_only=True):
+    """An API key as the API lists it: its metadata, never its secret or digest."""

@@ -76,18 +76,22 @@ class DeletePersona(Command, kw_only=True):
 # --- events (data of persona.* events) --------------------------------------------------
 
 
-class PersonaCreated(msgspec.Struct, kw_only=True):
-    """A persona was created (or created again after a delete)."""
+class _PersonaEvent(msgspec.Struct, kw_only=True):
+    """The field every ``persona.*`` event starts with: which persona."""
 
     name: str
+
+
+class PersonaCreated(_PersonaEvent, kw_only=True):
+    """A persona was created (or created again after a delete)."""
+
     spec: PersonaSpec
 
 
-class PersonaDeleted(msgspec.Struct, kw_only=True):
+class PersonaDeleted(_PersonaEvent, kw_only=True):
     """A persona was deleted; agents naming it keep their definition, but no create or
     update may name it again until it is re-created."""
 
-    name: str
     reason: str | None = None
 
 

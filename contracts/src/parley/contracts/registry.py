@@ -10,8 +10,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command, Strict
-from parley.contracts.errors import ErrorBody
+from parley.contracts.commands import Command, Reply, Strict
 from parley.contracts.ids import ID_PATTERN, Namespace, named_stream
 
 __all__ = [
@@ -274,52 +273,48 @@ class DeleteAgent(Command, kw_only=True):
 RegistryCommand = CreateAgent | UpdateAgent | AgentActionCommand | DeleteAgent
 
 
-class CommandReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CommandReply(Reply, kw_only=True):
     """Reply to every command: the new version and global position, or an error."""
 
-    ok: bool
     agent_id: str | None = None
-    version: int = 0
-    """Stream version after the command."""
-    position: int = 0
-    """Global position of the last appended event; the edge waits for its projection."""
-    error: ErrorBody | None = None
 
 
 # --- events (data of agent.* events) ----------------------------------------------------
 
 
-class AgentCreated(msgspec.Struct, kw_only=True):
-    """A new agent was registered (state `created`)."""
+class _AgentStreamEvent(msgspec.Struct, kw_only=True):
+    """The field every event on an agent's stream starts with: which agent."""
 
     agent_id: str
+
+
+class AgentCreated(_AgentStreamEvent, kw_only=True):
+    """A new agent was registered (state `created`)."""
+
     spec: AgentSpec
 
 
-class AgentUpdated(msgspec.Struct, kw_only=True):
+class AgentUpdated(_AgentStreamEvent, kw_only=True):
     """An agent's definition changed (a new version)."""
 
-    agent_id: str
     spec: AgentSpec
     """The whole new definition."""
     changed: list[str]
     """Names of the fields that changed."""
 
 
-class AgentStateChanged(msgspec.Struct, kw_only=True):
+class AgentStateChanged(_AgentStreamEvent, kw_only=True):
     """An agent moved through its lifecycle."""
 
-    agent_id: str
     from_state: AgentState
     to_state: AgentState
     action: AgentAction
     reason: str | None = None
 
 
-class AgentDeleted(msgspec.Struct, kw_only=True):
+class AgentDeleted(_AgentStreamEvent, kw_only=True):
     """An agent was tombstoned."""
 
-    agent_id: str
     name: str
     reason: str | None = None
 

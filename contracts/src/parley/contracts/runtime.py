@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Strict
+from parley.contracts.commands import Reply, Strict
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import ID_PATTERN, NAMESPACE_PATTERN
 from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
@@ -130,6 +130,19 @@ class _Command(Strict, kw_only=True):
     traceparent: str | None = None
 
 
+class _SessionCommand(_Command, kw_only=True):
+    """A command on one session."""
+
+    session_id: Id
+
+
+class _ExecutionCommand(_Command, kw_only=True):
+    """A command on one execution of an agent."""
+
+    agent_id: Id
+    execution_id: Id
+
+
 class CreateSession(_Command, kw_only=True):
     """Open a conversation, for an agent or ad hoc with its own settings."""
 
@@ -141,26 +154,22 @@ class CreateSession(_Command, kw_only=True):
     """The edge's view position; the runtime waits until its own view has it."""
 
 
-class UpdateSession(_Command, kw_only=True):
+class UpdateSession(_SessionCommand, kw_only=True):
     """Change a session's settings; the reply reports changed, skipped and failed fields."""
 
-    session_id: Id
     patch: SessionPatch
     expected_version: int | None = None
 
 
-class SetSessionTools(_Command, kw_only=True):
+class SetSessionTools(_SessionCommand, kw_only=True):
     """Replace a session's tools."""
 
-    session_id: Id
     tools: Annotated[list[ToolSpec], Meta(max_length=64)]
     expected_version: int | None = None
 
 
-class DeleteSession(_Command, kw_only=True):
+class DeleteSession(_SessionCommand, kw_only=True):
     """Delete one session (its events stay; it leaves every view)."""
-
-    session_id: Id
 
 
 class DeleteSessions(_Command, kw_only=True):
@@ -200,19 +209,17 @@ class CancelTurn(_Command, kw_only=True):
     turn_id: Id | None = None
 
 
-class UploadFile(_Command, kw_only=True):
+class UploadFile(_SessionCommand, kw_only=True):
     """Attach a file to a session."""
 
-    session_id: Id
     name: Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f/\\]+$")]
     content_type: Annotated[str, Meta(max_length=128)]
     data: bytes
 
 
-class DeleteFile(_Command, kw_only=True):
+class DeleteFile(_SessionCommand, kw_only=True):
     """Remove a session file."""
 
-    session_id: Id
     file_id: Id
 
 
@@ -227,21 +234,16 @@ class TriggerExecution(_Command, kw_only=True):
     min_position: int = 0
 
 
-class ExecutionInput(_Command, kw_only=True):
+class ExecutionInput(_ExecutionCommand, kw_only=True):
     """Answer an execution waiting in `input_required`."""
 
-    agent_id: Id
-    execution_id: Id
     approved: bool = True
     response: Annotated[str, Meta(max_length=100_000)] | None = None
     """Given to the model as the tool's result instead of running the tool."""
 
 
-class CancelExecution(_Command, kw_only=True):
+class CancelExecution(_ExecutionCommand, kw_only=True):
     """Cancel a queued, running or waiting execution."""
-
-    agent_id: Id
-    execution_id: Id
 
 
 class ChatResult(msgspec.Struct, kw_only=True):
@@ -257,20 +259,16 @@ class ChatResult(msgspec.Struct, kw_only=True):
     tool_calls: list[dict[str, Any]] = []
 
 
-class RuntimeReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RuntimeReply(Reply, kw_only=True):
     """Reply to every runtime command."""
 
-    ok: bool
     session_id: str | None = None
     turn_id: str | None = None
     execution_id: str | None = None
     file_id: str | None = None
-    version: int = 0
-    position: int = 0
     chat: ChatResult | None = None
     report: dict[str, Any] | None = None
     """For settings changes: `changed`, `skipped`, `failed`."""
-    error: ErrorBody | None = None
 
 
 # --- token stream (core NATS, not stored as events) -------------------------------------
@@ -293,33 +291,34 @@ def turn_subject(turn_id: str) -> str:
 # --- events ------------------------------------------------------------------------------
 
 
-class SessionCreated(msgspec.Struct, kw_only=True):
-    """A conversation was opened."""
+class _SessionEvent(msgspec.Struct, kw_only=True):
+    """The field every event on a session's stream but a turn's starts with: which session."""
 
     session_id: str
+
+
+class SessionCreated(_SessionEvent, kw_only=True):
+    """A conversation was opened."""
+
     agent_id: str | None
     settings: SessionSettings
     title: str | None = None
 
 
-class SessionSettingsChanged(msgspec.Struct, kw_only=True):
+class SessionSettingsChanged(_SessionEvent, kw_only=True):
     """A session's settings changed."""
 
-    session_id: str
     settings: SessionSettings
     changed: list[str]
 
 
-class SessionDeleted(msgspec.Struct, kw_only=True):
+class SessionDeleted(_SessionEvent, kw_only=True):
     """A session was deleted."""
 
-    session_id: str
 
-
-class _FileEvent(msgspec.Struct, kw_only=True):
+class _FileEvent(_SessionEvent, kw_only=True):
     """The fields every ``file.*`` event starts with: which file of which session."""
 
-    session_id: str
     file_id: str
 
 

@@ -17,8 +17,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Strict, TracedCommand
-from parley.contracts.errors import ErrorBody
+from parley.contracts.commands import Reply, Strict, TracedCommand
 from parley.contracts.ids import ID_PATTERN, scoped
 from parley.contracts.registry import Budget
 
@@ -152,10 +151,9 @@ class WinningBid(msgspec.Struct, kw_only=True):
     score: float
 
 
-class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
+class TaskReply(Reply, kw_only=True):
     """Reply to every tasks command."""
 
-    ok: bool
     task_id: str | None = None
     run_id: str | None = None
     status: str | None = None
@@ -165,31 +163,31 @@ class TaskReply(msgspec.Struct, kw_only=True, omit_defaults=True):
     winning_bid: WinningBid | None = None
     reason: str | None = None
     """`distribute` with `wait`: why the round failed."""
-    version: int = 0
-    position: int = 0
-    error: ErrorBody | None = None
 
 
 # --- task events (task-<id>) -------------------------------------------------------------
 
 
-class TaskCreated(msgspec.Struct, kw_only=True):
+class _TaskEvent(msgspec.Struct, kw_only=True):
+    """The field every ``task.*`` event starts with: which task."""
+
     task_id: str
+
+
+class TaskCreated(_TaskEvent, kw_only=True):
     spec: TaskSpec
 
 
-class CfpSent(msgspec.Struct, kw_only=True):
-    task_id: str
+class CfpSent(_TaskEvent, kw_only=True):
     candidates: list[str]
     strategy: AwardStrategy
     reply_by: datetime
     message_id: str
 
 
-class _AgentTaskEvent(msgspec.Struct, kw_only=True):
+class _AgentTaskEvent(_TaskEvent, kw_only=True):
     """The fields every event about one agent's part in a task starts with."""
 
-    task_id: str
     agent_id: str
 
 
@@ -230,15 +228,13 @@ class TaskCompleted(_AgentTaskEvent, kw_only=True):
     result: Any
 
 
-class TaskFailed(msgspec.Struct, kw_only=True):
-    task_id: str
+class TaskFailed(_TaskEvent, kw_only=True):
     reason: str
     refusals: dict[str, str] = {}
     failures: dict[str, str] = {}
 
 
-class TaskCancelled(msgspec.Struct, kw_only=True):
-    task_id: str
+class TaskCancelled(_TaskEvent, kw_only=True):
     reason: str | None = None
     contractor: str | None = None
     """The agent that was working the task, sent a FIPA `cancel`."""
@@ -263,8 +259,13 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 # --- group run events (grouprun-<id>) ----------------------------------------------------
 
 
-class RunStarted(msgspec.Struct, kw_only=True):
+class _RunEvent(msgspec.Struct, kw_only=True):
+    """The field every ``grouprun.*`` event starts with: which run."""
+
     run_id: str
+
+
+class RunStarted(_RunEvent, kw_only=True):
     cluster: str
     strategy: GroupStrategy
     agent_ids: list[str]
@@ -273,10 +274,9 @@ class RunStarted(msgspec.Struct, kw_only=True):
     timeout_seconds: float = 120
 
 
-class _RunAgentEvent(msgspec.Struct, kw_only=True):
+class _RunAgentEvent(_RunEvent, kw_only=True):
     """The fields every event about one agent's part in a group run starts with."""
 
-    run_id: str
     agent_id: str
     stage: str
     """`parallel`, `map`, `reduce`, `pipeline[<n>]`, `race`."""
@@ -297,20 +297,18 @@ class RunAgentResult(_RunAgentEvent, kw_only=True, omit_defaults=True):
     """What the agent reported spending (`tokens`, `cost_usd`), when it did."""
 
 
-class RunFinishedEvent(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RunFinishedEvent(_RunEvent, kw_only=True, omit_defaults=True):
     """`grouprun.completed` / `grouprun.failed`."""
 
-    run_id: str
     result: Any = None
     winner: str | None = None
     cancelled: list[str] = []
     error: str | None = None
 
 
-class RunBudgetWarning(msgspec.Struct, kw_only=True):
+class RunBudgetWarning(_RunEvent, kw_only=True):
     """`grouprun.budget_warning`: the run has spent 80 % of a limit of its budget."""
 
-    run_id: str
     kind: Literal["tokens", "cost"]
     used: float
     limit: float

@@ -11,7 +11,8 @@ from typing import Any, Never
 import msgspec
 
 from parley.aggregates.agent_spec import validate_spec
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.decision import Context, Decided, Decision, check_expected
+from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import (
@@ -73,20 +74,6 @@ _FORCED: dict[tuple[AgentState, AgentAction], AgentState] = {(_S.FAILED, _A.STOP
 _EXCLUSIVE = {"system_prompt": "persona", "persona": "system_prompt"}
 
 
-class CorruptStreamError(Exception):
-    """A stream holds events no valid history produces (e.g. an update before the create)."""
-
-    @classmethod
-    def again(cls, event: Event) -> "CorruptStreamError":
-        """``event`` (a create) comes where its aggregate already exists."""
-        return cls(f"{event.stream}: {event.type} at version {event.version}")
-
-    @classmethod
-    def before(cls, event: Event, created: str) -> "CorruptStreamError":
-        """``event`` comes before the aggregate's ``created`` event."""
-        return cls(f"{event.stream}: {event.type} before {created}")
-
-
 class Agent(msgspec.Struct, frozen=True, kw_only=True):
     """An agent as folded from its stream."""
 
@@ -120,17 +107,13 @@ def evolve(state: Agent | None, event: Event) -> Agent | None:
     """
     payload_type = EVENT_TYPES.get(event.type)
     if event.type == "agent.created":
-        if state is not None:
-            raise CorruptStreamError.again(event)
-        created = msgspec.convert(event.data, AgentCreated)
+        create = created(event, AgentCreated, exists=state is not None)
         return Agent(
-            id=created.agent_id,
-            namespace=event.namespace,
-            spec=created.spec,
+            id=create.agent_id,
+            spec=create.spec,
             state=AgentState.CREATED,
-            version=event.version,
-            created_at=event.time,
             updated_at=event.time,
+            **born(event),
         )
     if state is None:
         if payload_type is None:
@@ -181,13 +164,7 @@ def _decided(state: Agent | None, command: RegistryCommand) -> Decided:
     if isinstance(command, CreateAgent):
         return _create(command, state)
     agent = _live(state, command.agent_id, command.namespace)
-    if command.expected_version is not None and command.expected_version != agent.version:
-        raise ParleyError(
-            ErrorCode.CONCURRENCY_CONFLICT,
-            f"agent {agent.id} is at version {agent.version}, not {command.expected_version};"
-            " read it again and retry",
-            {"expected": command.expected_version, "actual": agent.version},
-        )
+    check_expected(f"agent {agent.id}", command.expected_version, agent.version)
     if isinstance(command, UpdateAgent):
         return _update(command, agent)
     if isinstance(command, AgentActionCommand):

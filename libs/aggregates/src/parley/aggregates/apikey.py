@@ -14,12 +14,13 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.agent import CorruptStreamError
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context, Decision, check_expected
+from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.identity import (
     ApiKeyCreated,
+    ApiKeyMetadata,
     ApiKeyRevoked,
     ApiKeyRotated,
     ApiKeyUsed,
@@ -54,29 +55,12 @@ USE_INTERVAL = timedelta(minutes=1)
 """A key's use is recorded at most once per this interval (``apikey.used``)."""
 
 
-class ApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """An API key as folded from its stream."""
+class ApiKey(ApiKeyMetadata, frozen=True, kw_only=True):
+    """An API key as folded from its stream: its metadata and its secret's digest."""
 
-    key_id: str
-    name: str
-    namespace: str
-    """The namespace the key belongs to."""
     digest: str
     """Hex SHA-256 of the current secret."""
-    prefix: str
-    """Display prefix of the current secret."""
-    roles: list[Role]
-    namespaces: list[str]
-    """Namespaces the key may act in; ``*`` is all."""
-    created_at: datetime
-    created_by: str | None = None
-    expires_at: datetime | None = None
-    rotated_at: datetime | None = None
-    revoked_at: datetime | None = None
     revoked_by: str | None = None
-    last_used_at: datetime | None = None
-    version: int
-    """Stream version of the last folded event."""
 
     @property
     def revoked(self) -> bool:
@@ -123,15 +107,8 @@ def evolve(state: ApiKey | None, event: Event) -> ApiKey | None:
         msgspec.ValidationError: If ``event.data`` does not match its payload type.
     """
     if event.type == "apikey.created":
-        if state is not None:
-            raise CorruptStreamError.again(event)
-        created = msgspec.convert(event.data, ApiKeyCreated)
-        return ApiKey(
-            **msgspec.structs.asdict(created),
-            namespace=event.namespace,
-            created_at=event.time,
-            version=event.version,
-        )
+        create = created(event, ApiKeyCreated, exists=state is not None)
+        return ApiKey(**msgspec.structs.asdict(create), **born(event))
     if state is None:
         raise CorruptStreamError.before(event, "apikey.created")
     replace = msgspec.structs.replace
@@ -232,13 +209,7 @@ def _live(state: ApiKey | None, command: RotateApiKey | RevokeApiKey) -> ApiKey:
             f"API key {command.key_id} is revoked; create a new key instead",
             {"key_id": command.key_id, "revoked_at": state.revoked_at},
         )
-    if command.expected_version is not None and command.expected_version != state.version:
-        raise ParleyError(
-            ErrorCode.CONCURRENCY_CONFLICT,
-            f"API key {command.key_id} is at version {state.version}, not"
-            f" {command.expected_version}; read it again and retry",
-            {"expected": command.expected_version, "actual": state.version},
-        )
+    check_expected(f"API key {command.key_id}", command.expected_version, state.version)
     return state
 
 

@@ -18,8 +18,8 @@ from typing import Any, Literal, Never
 
 import msgspec
 
-from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.clusters import (
     CLUSTER_LABEL,
     EVENT_TYPES,
@@ -358,18 +358,14 @@ def evolve(state: Cluster | None, event: Event) -> Cluster | None:
         msgspec.ValidationError: If ``event.data`` does not match its payload type.
     """
     if event.type == "cluster.created":
-        if state is not None and state.live:
-            raise CorruptStreamError.again(event)
-        created = msgspec.convert(event.data, ClusterCreated)
+        create = created(event, ClusterCreated, exists=state is not None and state.live)
         return Cluster(
-            name=created.name,
-            namespace=event.namespace,
-            manifest=created.manifest,
-            agent_ids=tuple(created.agent_ids),
+            name=create.name,
+            manifest=create.manifest,
+            agent_ids=tuple(create.agent_ids),
             state="active",
-            version=event.version,
-            created_at=event.time,
             updated_at=event.time,
+            **born(event),
         )
     if state is None:
         if event.type in EVENT_TYPES:

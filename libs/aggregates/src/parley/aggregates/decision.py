@@ -3,7 +3,8 @@
 Every aggregate module in :mod:`parley.aggregates` has three parts:
 
 - a state type (a frozen msgspec Struct), ``None`` before the stream's first event;
-- ``evolve(state, event) -> state``: fold one recorded event, the only fold of that stream;
+- ``evolve(state, event) -> state``: fold one recorded event, the only fold of that stream
+  (:mod:`parley.aggregates.fold` holds what every fold shares);
 - ``decide(state, command, ctx) -> Decision``: what a command does, with time and id minting
   injected through :class:`Context`, so a decider is pure and replayable in tests.
 
@@ -24,7 +25,7 @@ from parley.contracts.envelope import NewEvent, current_actor, utcnow
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 
-__all__ = ["Context", "Decided", "Decision", "Moved", "to_new_events"]
+__all__ = ["Context", "Decided", "Decision", "Moved", "check_expected", "to_new_events"]
 
 F = TypeVar("F")
 
@@ -38,6 +39,21 @@ class Moved(ParleyError):
 
     def __init__(self, message: str) -> None:
         super().__init__(ErrorCode.CONCURRENCY_CONFLICT, message)
+
+
+def check_expected(what: str, expected: int | None, actual: int) -> None:
+    """Refuse a command that expects ``what`` at a version other than its ``actual`` one.
+
+    Raises:
+        ParleyError: ``CONCURRENCY_CONFLICT`` naming both versions, when ``expected`` is given
+            and is not ``actual``.
+    """
+    if expected is not None and expected != actual:
+        raise ParleyError(
+            ErrorCode.CONCURRENCY_CONFLICT,
+            f"{what} is at version {actual}, not {expected}; read it again and retry",
+            {"expected": expected, "actual": actual},
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,13 @@ outcomes are kept as the events carry them, for the views.
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 from parley.aggregates._chain import Chain, append, items
 from parley.aggregates.decision import Context, Decided, Decision, Moved
+from parley.aggregates.fold import born
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
@@ -44,6 +45,7 @@ __all__ = [
     "Record",
     "Request",
     "Step",
+    "StepRecord",
     "StopWorker",
     "Superseded",
     "decide",
@@ -81,13 +83,17 @@ _FINAL_EVENTS: dict[str, ExecutionStatus] = {
 }
 
 
-class Step(msgspec.Struct, frozen=True, kw_only=True):
-    """A recorded step: a model answer, a plan, or a tool call's progress."""
+TimeT = TypeVar("TimeT")
+
+
+class StepRecord(msgspec.Struct, Generic[TimeT], frozen=True, kw_only=True):
+    """A recorded step: a model answer, a plan, or a tool call's progress; its ``time`` a
+    datetime in :class:`Step`, text in the API's view of it."""
 
     step: int
     type: str
     """``model``, ``plan``, ``plan_step``, ``tool_called``, ``tool_completed``, ``tool_failed``."""
-    time: datetime
+    time: TimeT
     text: str | None = None
     tool_calls: list[dict[str, Any]] | None = None
     plan: list[str] | None = None
@@ -98,6 +104,10 @@ class Step(msgspec.Struct, frozen=True, kw_only=True):
     error: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None
     duration_ms: float | None = None
+
+
+class Step(StepRecord[datetime], frozen=True, kw_only=True):
+    """A recorded step of an execution, as the aggregate keeps it."""
 
 
 class Execution(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,18 +179,16 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             raise ValueError(f"execution stream starts with {kind}, not execution.requested")
         return Execution(
             id=data["execution_id"],
-            namespace=event.namespace,
             agent_id=data["agent_id"],
             trigger=data.get("trigger", "webhook"),
             input_data=dict(data.get("input_data") or {}),
             options=msgspec.convert(data.get("options") or {}, ExecutionOptions),
-            created_at=at,
             updated_at=at,
-            version=event.version,
             position=event.position,
             requested_position=event.position,
             correlation_id=event.correlationid,
             traceparent=event.traceparent,
+            **born(event),
         )
     if state.finished:  # nothing moves a finished execution (a late writer lost its race)
         return msgspec.structs.replace(state, version=event.version, position=event.position)
@@ -291,18 +299,22 @@ class Begin(msgspec.Struct, frozen=True, kw_only=True):
     seen_version: int
 
 
-class Record(msgspec.Struct, frozen=True, kw_only=True):
-    """Record one step of ``attempt`` (refused with :class:`Superseded` when not its own)."""
+class _OfAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """A worker's write for its ``attempt``: only the attempt that owns the execution writes."""
 
     attempt: int
+
+
+class Record(_OfAttempt, frozen=True, kw_only=True):
+    """Record one step of ``attempt`` (refused with :class:`Superseded` when not its own)."""
+
     type: str
     payload: msgspec.Struct
 
 
-class Finish(msgspec.Struct, frozen=True, kw_only=True):
+class Finish(_OfAttempt, frozen=True, kw_only=True):
     """Record how ``attempt`` ended; nothing when it no longer owns the execution."""
 
-    attempt: int
     finished: RunFinished
 
 

@@ -9,8 +9,8 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.agent import CorruptStreamError
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context, Decision, check_expected
+from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.personas import (
@@ -58,15 +58,8 @@ def evolve(state: Persona | None, event: Event) -> Persona | None:
         msgspec.ValidationError: If ``event.data`` does not match its payload type.
     """
     if event.type == "persona.created":
-        if state is not None and not state.deleted:
-            raise CorruptStreamError.again(event)
-        created = msgspec.convert(event.data, PersonaCreated)
-        return Persona(
-            namespace=event.namespace,
-            spec=created.spec,
-            version=event.version,
-            created_at=event.time,
-        )
+        create = created(event, PersonaCreated, exists=state is not None and not state.deleted)
+        return Persona(spec=create.spec, **born(event))
     if state is None:
         if event.type == "persona.deleted":
             raise CorruptStreamError.before(event, "persona.created")
@@ -120,13 +113,7 @@ def decide(state: Persona | None, command: PersonaCommand, ctx: Context) -> Deci
                 f"no persona {command.name!r} in namespace {command.namespace}",
                 {"name": command.name},
             )
-        if command.expected_version is not None and command.expected_version != state.version:
-            raise ParleyError(
-                ErrorCode.CONCURRENCY_CONFLICT,
-                f"persona {command.name!r} is at version {state.version}, not"
-                f" {command.expected_version}; read it again and retry",
-                {"expected": command.expected_version, "actual": state.version},
-            )
+        check_expected(f"persona {command.name!r}", command.expected_version, state.version)
         deleted = PersonaDeleted(name=command.name, reason=command.reason)
         return Decision([("persona.deleted", deleted)])
     raise TypeError(f"not a persona command: {type(command).__name__}")

@@ -12,12 +12,13 @@ them, so a view shows fields an older reader does not know.
 """
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 
 from parley.aggregates._chain import Chain, append, items
 from parley.aggregates.decision import Context, Decided, Decision, Moved
+from parley.aggregates.fold import born
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.runtime import (
@@ -41,6 +42,7 @@ __all__ = [
     "Delete",
     "EndOrphanTurn",
     "Entry",
+    "EntryRecord",
     "Moved",
     "Open",
     "RemoveFile",
@@ -79,6 +81,8 @@ FINISHED = frozenset({"turn.completed", "turn.failed", "turn.cancelled", "turn.i
 """Events that end a turn."""
 ORPHAN_MESSAGE = "the runtime running this turn stopped before it ended"
 
+TimeT = TypeVar("TimeT")
+
 
 class ActiveTurn(msgspec.Struct, frozen=True):
     """A turn that started and has not finished (yet, or ever: its runtime died)."""
@@ -94,25 +98,38 @@ class Said(msgspec.Struct, frozen=True):
     content: str
 
 
-class Entry(msgspec.Struct, frozen=True, kw_only=True):
-    """One message of the conversation as the API shows it: user, assistant or tool."""
+class EntryRecord(msgspec.Struct, Generic[TimeT], frozen=True, kw_only=True):
+    """One message of a conversation: `user`, `assistant` (maybe with tool calls) or `tool`;
+    its ``time`` a datetime in :class:`Entry`, text in the API's view of it."""
 
-    role: str
+    role: Literal["user", "assistant", "tool"]
     content: str = ""
     turn_id: str
-    time: datetime
+    time: TimeT
+    context: dict[str, Any] | None = None
+    """User messages: the turn's extra facts."""
+    files: list[str] | None = None
+    """User messages: referenced session files."""
+    tool_calls: list[dict[str, Any]] | None = None
+    """Assistant messages that asked for tools."""
+    call_id: str | None = None
+    """Tool results: the call answered."""
+    name: str | None = None
+    """Tool results: the tool."""
+    error: dict[str, Any] | None = None
+    """Failed tool calls and turns: `{code, message}`."""
+    outcome: str | None = None
+    """A turn's final answer: `completed`, `failed`, `cancelled` or `interrupted`."""
+    usage: dict[str, Any] | None = None
+    """A turn's final answer: tokens and cost of the whole turn."""
+    response_time_ms: float | None = None
+
+
+class Entry(EntryRecord[datetime], frozen=True, kw_only=True):
+    """One message of the conversation as the API shows it: user, assistant or tool."""
+
     prompt: str | None = None
     """User messages: the text the model sees (message, then context as data)."""
-    context: dict[str, Any] | None = None
-    files: list[str] | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    call_id: str | None = None
-    name: str | None = None
-    error: dict[str, Any] | None = None
-    outcome: str | None = None
-    """A turn's final answer: how the turn ended."""
-    usage: dict[str, Any] | None = None
-    response_time_ms: float | None = None
 
 
 class Session(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,13 +202,11 @@ def evolve(state: Session | None, event: Event) -> Session:
         created = msgspec.convert(data, SessionCreated)
         return Session(
             id=created.session_id,
-            namespace=event.namespace,
             agent_id=created.agent_id,
             settings=created.settings,
             title=created.title,
-            created_at=at,
             updated_at=at,
-            version=event.version,
+            **born(event),
         )
     state = msgspec.structs.replace(state, version=event.version, updated_at=at)
     run_id = str(data.get("run_id") or data.get("turn_id") or "")
@@ -300,38 +315,38 @@ class Open(msgspec.Struct, frozen=True, kw_only=True):
     title: str | None = None
 
 
-class ChangeSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Replace the settings (already checked against the catalogues and the agent)."""
+class _OnSession(msgspec.Struct, frozen=True, kw_only=True):
+    """A command on a live session of ``namespace`` (else it is ``SESSION_NOT_FOUND``)."""
 
     namespace: str
+
+
+class ChangeSettings(_OnSession, frozen=True, kw_only=True):
+    """Replace the settings (already checked against the catalogues and the agent)."""
+
     settings: SessionSettings
     changed: list[str]
 
 
-class Delete(msgspec.Struct, frozen=True, kw_only=True):
+class Delete(_OnSession, frozen=True, kw_only=True):
     """Delete the session."""
 
-    namespace: str
 
-
-class AttachFile(msgspec.Struct, frozen=True, kw_only=True):
+class AttachFile(_OnSession, frozen=True, kw_only=True):
     """Record a file whose bytes are stored."""
 
-    namespace: str
     file: FileUploaded
 
 
-class RemoveFile(msgspec.Struct, frozen=True, kw_only=True):
+class RemoveFile(_OnSession, frozen=True, kw_only=True):
     """Remove a file."""
 
-    namespace: str
     file_id: str
 
 
-class StartTurn(msgspec.Struct, frozen=True, kw_only=True):
+class StartTurn(_OnSession, frozen=True, kw_only=True):
     """Start a turn on the session exactly as the caller saw it (``seen_version``), idle."""
 
-    namespace: str
     started: TurnStarted
     seen_version: int
 

@@ -27,6 +27,7 @@ from parley.aggregates.contractnet import (
     tick,
 )
 from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.fold import born
 from parley.aggregates.mail import Mail, progress_of, reason_of
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
@@ -168,12 +169,10 @@ def evolve(state: Task | None, event: Event) -> Task | None:
         created = msgspec.convert(event.data, TaskCreated)
         return Task(
             id=created.task_id,
-            namespace=event.namespace,
             spec=created.spec,
             status="created",
-            version=event.version,
-            created_at=event.time,
             updated_at=event.time,
+            **born(event),
         )
     if state is None:
         return None

@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from parley.aggregates.execution import Execution
-from parley.aggregates.session import Entry, Session
+from parley.aggregates.execution import Execution, StepRecord
+from parley.aggregates.session import Entry, EntryRecord, Session
 from parley.edge.views import as_view, iso, iso_or_none
 
 __all__ = [
@@ -64,30 +64,10 @@ class ActiveTurnView(msgspec.Struct, kw_only=True):
     started_at: str
 
 
-class HistoryEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+class HistoryEntry(EntryRecord[str], frozen=True, kw_only=True, omit_defaults=True):
     """One message of a conversation: `user`, `assistant` (maybe with tool calls) or `tool`."""
 
-    role: Literal["user", "assistant", "tool"]
-    content: str = ""
-    turn_id: str
-    time: str
-    context: dict[str, Any] | None = None
-    """User messages: the turn's extra facts."""
-    files: list[str] | None = None
-    """User messages: referenced session files."""
-    tool_calls: list[dict[str, Any]] | None = None
-    """Assistant messages that asked for tools."""
-    call_id: str | None = None
-    """Tool results: the call answered."""
-    name: str | None = None
-    """Tool results: the tool."""
-    error: dict[str, Any] | None = None
-    """Failed tool calls and turns: `{code, message}`."""
-    outcome: str | None = None
-    """A turn's final answer: `completed`, `failed`, `cancelled` or `interrupted`."""
-    usage: dict[str, Any] | None = None
-    """A turn's final answer: tokens and cost of the whole turn."""
-    response_time_ms: float | None = None
+    time: str  # again, for the OpenAPI schema: it does not read the base's type parameter
 
 
 class SessionView(msgspec.Struct, kw_only=True):
@@ -117,22 +97,11 @@ class SessionDetail(SessionView, kw_only=True):
     history: list[HistoryEntry]
 
 
-class ExecutionStep(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ExecutionStep(StepRecord[str], frozen=True, kw_only=True, omit_defaults=True):
     """A recorded step of an execution: a model answer, a plan, or a tool call's progress."""
 
-    step: int
     type: Literal["model", "plan", "plan_step", "tool_called", "tool_completed", "tool_failed"]
-    time: str
-    text: str | None = None
-    tool_calls: list[dict[str, Any]] | None = None
-    plan: list[str] | None = None
-    call_id: str | None = None
-    name: str | None = None
-    arguments: dict[str, Any] | None = None
-    content: str | None = None
-    error: dict[str, Any] | None = None
-    usage: dict[str, Any] | None = None
-    duration_ms: float | None = None
+    time: str  # again, for the OpenAPI schema: it does not read the base's type parameter
 
 
 class PendingInput(msgspec.Struct, kw_only=True):

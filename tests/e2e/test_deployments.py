@@ -1,13 +1,15 @@
 """Agent versions and deployments through the real stack (nats-server, services, edge).
 
 Every definition change of an agent is a numbered version readable back, with a field-level
-diff; a deployment rolls a new definition out (immediately, or by canary stages), can be
-promoted, paused, resumed or rolled back, and only one runs per agent at a time. The
-deployment process can be killed mid-canary: another start resumes the rollout at its stage,
-with exactly one event per transition.
+diff; a deployment rolls a new definition out (immediately, by canary stages, by rolling
+batches, blue-green; a cluster's template through its agents), can be promoted, paused,
+resumed or rolled back, and only one runs per agent at a time. The deployment process can be
+killed mid-canary: another start resumes the rollout at its stage, with exactly one event per
+transition.
 """
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -102,17 +104,25 @@ async def _until(
             await asyncio.sleep(0.1)
 
 
-async def _event_types(http: httpx.AsyncClient, deployment_id: str, last: str) -> list[str]:
-    """The deployment's event types over SSE, from its first up to ``last``."""
+async def _events(
+    http: httpx.AsyncClient, deployment_id: str, last: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The deployment's events (type, data) over SSE, from its first up to ``last``."""
     params = {"stream": f"deployment-{deployment_id}", "from_position": "0"}
-    types: list[str] = []
+    found: list[tuple[str, dict[str, Any]]] = []
     timeout = httpx.Timeout(10, read=30)
     async with aconnect_sse(http, "GET", "/api/v1/events", params=params, timeout=timeout) as sse:
         events: AsyncIterator[ServerSentEvent] = sse.aiter_sse()
         async with asyncio.timeout(20):
-            while not types or types[-1] != last:
-                types.append((await anext(events)).event)
-    return types
+            while not found or found[-1][0] != last:
+                event = await anext(events)
+                found.append((event.event, json.loads(event.data)["data"]))
+    return found
+
+
+async def _event_types(http: httpx.AsyncClient, deployment_id: str, last: str) -> list[str]:
+    """The deployment's event types over SSE, from its first up to ``last``."""
+    return [kind for kind, _ in await _events(http, deployment_id, last)]
 
 
 async def _prompt(http: httpx.AsyncClient, agent_id: str) -> str:
@@ -195,11 +205,19 @@ async def test_pause_resume_rollback_and_promote_by_hand(client: httpx.AsyncClie
     assert await _prompt(client, agent_id) == "v2"
 
 
+RACERS: list[dict[str, Any]] = [
+    {"stages": LONG},
+    {"strategy": "blue_green", "rollback_window_s": 600},
+    {"strategy": "rolling", "batch_size": 1, "batch_pause_s": 600},
+    {"strategy": "canary", "stages": LONG, "latency_p99_ms": 900},
+]
+
+
 async def test_two_deployments_racing_for_one_agent_exactly_one_is_accepted(
     client: httpx.AsyncClient,
 ) -> None:
-    agent_id = await _agent(client)
-    answers = await asyncio.gather(*(_deploy(client, agent_id, stages=LONG) for _ in range(4)))
+    agent_id = await _agent(client, instances=2)
+    answers = await asyncio.gather(*(_deploy(client, agent_id, **body) for body in RACERS))
     codes = sorted(a.status_code for a in answers)
     assert codes == [202, 409, 409, 409], [a.text for a in answers]
     refused = [a.json()["error"] for a in answers if a.status_code == 409]
@@ -225,6 +243,15 @@ async def test_a_bad_deployment_is_refused_before_anything_happens(
     unknown = await client.post(DEPLOYMENTS, json={**stranger, "strategy": "immediate"})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "AGENT_NOT_FOUND"
+    for body, field in (
+        ({"strategy": "rolling"}, "body.batch_size"),
+        ({"strategy": "blue_green", "stages": LONG}, "body.stages"),
+        ({"strategy": "canary", "stages": LONG, "rollback_window_s": 5}, "body.rollback_window_s"),
+        ({"strategy": "immediate", "latency_p99_ms": 0}, "body.latency_p99_ms"),
+    ):
+        refused = await _deploy(client, agent_id, **body)
+        assert refused.status_code == 422, refused.text
+        assert [d["field"] for d in refused.json()["error"]["details"]] == [field]
     listed = await client.get(DEPLOYMENTS, params={"agent_id": agent_id})
     assert listed.json()["data"] == []
     missing = await client.get(f"{DEPLOYMENTS}/{uuid.uuid4()}")
@@ -322,3 +349,113 @@ async def test_two_deployment_processes_record_each_transition_once(
     ]
     versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
     assert len(versions) == 2  # the definition applied once
+
+
+async def test_blue_green_switches_at_once_and_rolls_back_within_its_window(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    view = await _started(client, agent_id, strategy="blue_green", rollback_window_s=600)
+    assert view["strategy"] == "blue_green"
+    switched = await _until(client, view["id"], "rolling_out", stage=1)
+    assert switched["percentage"] == 100
+    window = switched["window"]
+    assert window["rollback_window_s"] == 600 and window["opens_at"] and window["closes_at"]
+    assert await _prompt(client, agent_id) == "v1"  # the old version is kept warm
+    back = await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "worse"})
+    assert back.status_code == 200, back.text
+    assert (back.json()["data"]["status"], back.json()["data"]["percentage"]) == (
+        "rolled_back",
+        0,
+    )
+    assert await _prompt(client, agent_id) == "v1"
+    types = await _event_types(client, view["id"], "deployment.rolled_back")
+    assert types == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.switched",
+        "deployment.rolled_back",
+    ]
+
+    done = await _started(client, agent_id, strategy="blue_green", rollback_window_s=1)
+    completed = await _until(client, done["id"], "completed")
+    assert completed["window"]["closes_at"] is not None
+    assert await _prompt(client, agent_id) == "v2"
+    types = await _event_types(client, done["id"], "deployment.completed")
+    assert types[2:] == ["deployment.switched", "deployment.promoted", "deployment.completed"]
+
+
+async def test_a_rolling_deployment_moves_the_instances_batch_by_batch(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client, instances=3)
+    view = await _started(client, agent_id, strategy="rolling", batch_size=1, batch_pause_s=1)
+    assert (view["current_stage"], view["percentage"], view["instances"]) == (0, 33, 3)
+    assert await _prompt(client, agent_id) == "v1"
+    done = await _until(client, view["id"], "completed")
+    assert [(b["moved"], b["percentage"]) for b in done["stages"]] == [(1, 33), (2, 66), (3, 100)]
+    assert all(b["started_at"] for b in done["stages"])
+    events = await _events(client, view["id"], "deployment.completed")
+    batches = [data for kind, data in events if kind == "deployment.batch_started"]
+    assert [(b["moved"], b["instances"], b["percentage"]) for b in batches] == [
+        (1, 3, 33),
+        (2, 3, 66),
+        (3, 3, 100),
+    ]
+    assert [kind for kind, _ in events][-2:] == ["deployment.promoted", "deployment.completed"]
+    assert await _prompt(client, agent_id) == "v2"
+
+
+async def test_a_cluster_template_rolls_through_its_agents_by_batches(
+    client: httpx.AsyncClient,
+) -> None:
+    name = f"roll-{uuid.uuid4().hex[:8]}"
+    manifest = {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": {"name": name, "labels": {"team": "support"}},
+        "spec": {"template": {"replicas": 3, "spec": {"name": "worker", "system_prompt": "v1"}}},
+    }
+    cluster = await client.post("/api/v1/clusters", json=manifest)
+    assert cluster.status_code == 201, cluster.text
+    agent_ids = cluster.json()["data"]["agent_ids"]
+    body = {
+        "cluster": name,
+        "version_label": "template-v2",
+        "spec": {"name": "worker", "system_prompt": "v2", "labels": {"tier": "b"}},
+        "strategy": "rolling",
+        "batch_size": 2,
+        "batch_pause_s": 1,
+    }
+    started = await client.post(DEPLOYMENTS, json=body)
+    assert started.status_code == 202, started.text
+    view = started.json()["data"]
+    assert (view["cluster"], view["instances"], view["percentage"]) == (name, 3, 66)
+    again = await client.post(DEPLOYMENTS, json=body)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "DEPLOYMENT_IN_PROGRESS"
+
+    done = await _until(client, view["id"], "completed")
+    assert [b["agent_ids"] for b in done["stages"]] == [agent_ids[:2], agent_ids[2:]]
+    events = await _events(client, view["id"], "deployment.completed")
+    assert [data["agent_ids"] for kind, data in events if kind == "deployment.batch_started"] == [
+        agent_ids[:2],
+        agent_ids[2:],
+    ]
+    for number, agent_id in enumerate(agent_ids, 1):
+        agent = (await client.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]
+        assert (agent["name"], agent["system_prompt"]) == (f"worker-{number}", "v2")
+        assert agent["labels"] == {"parley.dev/cluster": name, "team": "support", "tier": "b"}
+        own = (await client.get(DEPLOYMENTS, params={"agent_id": agent_id})).json()["data"]
+        assert [(d["strategy"], d["status"]) for d in own] == [("immediate", "completed")]
+        assert own[0]["version_label"] == "template-v2"
+
+    bare = manifest | {"metadata": {"name": f"{name}-x"}, "spec": {"agents": [{"name": "a"}]}}
+    assert (await client.post("/api/v1/clusters", json=bare)).status_code == 201
+    refused = await client.post(DEPLOYMENTS, json=body | {"cluster": f"{name}-x"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"][0]["field"] == "body.cluster"
+    canary = await client.post(DEPLOYMENTS, json=body | {"strategy": "canary", "stages": LONG})
+    assert canary.status_code == 422, canary.text
+    unknown = await client.post(DEPLOYMENTS, json=body | {"cluster": "no-such-cluster"})
+    assert unknown.status_code == 404, unknown.text

@@ -68,13 +68,15 @@ def child_id(deployment_id: str, agent_id: str) -> str:
 
 
 def member_spec(current: AgentSpec, template: AgentSpec) -> AgentSpec:
-    """The template as one agent of the cluster: the agent keeps its name, its instances and
-    its labels (the cluster's among them), the template's labels added."""
+    """The template as one agent of the cluster: the agent keeps its name, its instances, its
+    labels (the cluster's among them; the template's added) and, when the template has none,
+    its budget (the cluster's), as :func:`parley.aggregates.cluster.agent_specs` gave them."""
     return msgspec.structs.replace(
         template,
         name=current.name,
         instances=current.instances,
         labels={**current.labels, **template.labels},
+        budget=template.budget if template.budget is not None else current.budget,
     )
 
 

@@ -347,7 +347,8 @@ class RunVersion(msgspec.Struct, kw_only=True):
     """The label of the definition used: the deployment's ``version_label`` for its new one
     (and once it completed), None for a definition no deployment labelled."""
     deployment_id: str | None = None
-    """The deployment that routed the run (on its old or new definition), if one was active."""
+    """The deployment whose new definition the run used while it rolled out (None on the
+    agent's current definition)."""
 
 
 class TurnStarted(RunVersion, kw_only=True):

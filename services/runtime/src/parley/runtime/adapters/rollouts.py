@@ -60,11 +60,9 @@ class Rollouts:
     def route(self, agent: Agent, conversation: str) -> Routed:
         """The definition a run of ``agent`` in ``conversation`` uses, pinning a new one."""
         found = self._by_agent.get((agent.namespace, agent.id))
-        current = self._number(agent.id)
+        current = RunVersion(agent_version=self._number(agent.id), version_label=self._label(agent))
         if found is None or not found.active:
-            return Routed(
-                agent, RunVersion(agent_version=current, version_label=self._label(agent))
-            )
+            return Routed(agent, current)
         pins = self._pins.setdefault(found.id, {})
         new = on_new_version(found, conversation, pins.get(conversation))
         pins[conversation] = new
@@ -76,10 +74,7 @@ class Rollouts:
                 deployment_id=found.id,
             )
             return Routed(chosen, version)
-        version = RunVersion(
-            agent_version=current, version_label=self._label(agent), deployment_id=found.id
-        )
-        return Routed(agent, version)
+        return Routed(agent, current)
 
     def _fold_deployment(self, event: Event) -> None:
         key = (event.namespace, event.subject)
@@ -94,12 +89,12 @@ class Rollouts:
             self._pins.pop(state.id, None)
 
     def _fold_start(self, event: Event, key_field: str) -> None:
-        """A run another process (or this one) started during a deployment: its pin."""
-        deployment_id = event.data.get("deployment_id")
-        found = self._deployments.get((event.namespace, deployment_id or ""))
+        """A run another process (or this one) started during a deployment: its pin (on the
+        new definition when it names the deployment, else on the current one)."""
+        found = self._by_agent.get((event.namespace, event.data.get("agent_id") or ""))
         if found is None or not found.active:
             return
-        new = event.data.get("agent_version") == self._new_number(found)
+        new = event.data.get("deployment_id") == found.id
         self._pins.setdefault(found.id, {}).setdefault(str(event.data[key_field]), new)
 
     def _number(self, agent_id: str) -> int | None:

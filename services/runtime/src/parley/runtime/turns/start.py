@@ -13,11 +13,11 @@ import time
 
 from nats.aio.subscription import Subscription
 
-from parley.aggregates.agent import Agent
 from parley.aggregates.session import Moved, Open, Session, StartTurn, decide
 from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import Chat, session_stream
 from parley.eventstore.repository import Loaded
+from parley.runtime.adapters.rollouts import Routed
 from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
@@ -39,10 +39,12 @@ class Starter:
         self.deps, self.control = deps, control
 
     async def start(
-        self, cmd: Chat, loaded: Loaded[Session], agent: Agent | None, settings: Effective
+        self, cmd: Chat, loaded: Loaded[Session], routed: Routed | None, settings: Effective
     ) -> Started:
-        """Make room, take a slot, and start the turn (its run and its recorded start)."""
+        """Make room, take a slot, and start the turn (its run and its recorded start) on
+        the agent's definition ``routed`` chose (none for a session without an agent)."""
         deps = self.deps
+        agent = routed.agent if routed is not None else None
         session = loaded.state
         assert session is not None
         policy = cmd.policy or session.settings.concurrency
@@ -61,7 +63,7 @@ class Starter:
                         prepare=lambda: deps.provider(settings.provider),
                     )
                 )
-            return await self._launch(cmd, loaded, policy, deadline, stack)
+            return await self._launch(cmd, loaded, routed, policy, deadline, stack)
         except BaseException:
             await stack.aclose()
             raise
@@ -70,6 +72,7 @@ class Starter:
         self,
         cmd: Chat,
         loaded: Loaded[Session],
+        routed: Routed | None,
         policy: str,
         deadline: float,
         stack: contextlib.AsyncExitStack,
@@ -87,18 +90,18 @@ class Starter:
         ctl = await self.deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self.control.serve)
         stack.push_async_callback(_unsubscribe, ctl)
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = self._spawn(cmd, loaded, stack, gate)
+        task = self._spawn(cmd, loaded, routed, stack, gate)
         try:
-            position = await self._append_start(cmd, loaded)
+            position = await self._append_start(cmd, loaded, routed)
         except Moved:
             gate.cancel()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             assert loaded.state is not None
             loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
-            loaded, position = await self._start(cmd, loaded, policy, deadline)
+            loaded, position = await self._start(cmd, loaded, routed, policy, deadline)
             gate = asyncio.get_running_loop().create_future()
-            task = self._spawn(cmd, loaded, stack, gate)
+            task = self._spawn(cmd, loaded, routed, stack, gate)
         except BaseException:
             gate.cancel()
             task.cancel()
@@ -111,13 +114,14 @@ class Starter:
         self,
         cmd: Chat,
         loaded: Loaded[Session],
+        routed: Routed | None,
         stack: contextlib.AsyncExitStack,
         gate: asyncio.Future[None],
     ) -> "asyncio.Task[TurnEnd | None]":
         assert loaded.state is not None
         running = self.control.running
         task = asyncio.create_task(
-            self._run(cmd, loaded.state, stack, gate), name=f"turn-{cmd.turn_id}"
+            self._run(cmd, loaded.state, routed, stack, gate), name=f"turn-{cmd.turn_id}"
         )
         running[cmd.turn_id] = task
         task.add_done_callback(
@@ -137,18 +141,23 @@ class Starter:
         return loaded
 
     async def _start(
-        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
+        self,
+        cmd: Chat,
+        loaded: Loaded[Session],
+        routed: Routed | None,
+        policy: str,
+        deadline: float,
     ) -> tuple[Loaded[Session], int]:
         """Append ``turn.started`` on the session as seen (making room again on a race)."""
         while True:
             loaded = await self._room(cmd, loaded, policy, deadline)
             try:
-                return loaded, await self._append_start(cmd, loaded)
+                return loaded, await self._append_start(cmd, loaded, routed)
             except Moved:
                 assert loaded.state is not None
                 loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
 
-    async def _append_start(self, cmd: Chat, loaded: Loaded[Session]) -> int:
+    async def _append_start(self, cmd: Chat, loaded: Loaded[Session], routed: Routed | None) -> int:
         """Append ``turn.started`` (after ``session.created`` for a new conversation).
 
         Two single appends, not one atomic batch: a JetStream batch commit costs about ten
@@ -168,7 +177,7 @@ class Starter:
             )
             created = await execute(self.deps.sessions, stream, decide, opened, envelope, new=True)
             version = created.outcome.version
-        started = turn_started(cmd, session)
+        started = turn_started(cmd, session, routed)
         command = StartTurn(namespace=cmd.namespace, started=started, seen_version=version)
         executed = await execute(self.deps.sessions, stream, decide, command, envelope)
         return executed.outcome.position
@@ -207,12 +216,13 @@ class Starter:
         self,
         cmd: Chat,
         session: Session,
+        routed: Routed | None,
         stack: contextlib.AsyncExitStack,
         gate: asyncio.Future[None],
     ) -> TurnEnd | None:
         """The turn; None when it was dropped before it started (the slot stays held)."""
         try:
-            return await run_turn(self.deps, cmd, session, gate)
+            return await run_turn(self.deps, cmd, session, gate, routed)
         finally:
             if not gate.cancelled():
                 await stack.aclose()  # its control subscription, then its slot

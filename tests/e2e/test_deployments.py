@@ -19,7 +19,13 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from parley.aggregates import deployment
+from parley.aggregates.decision import Context, to_new_events
+from parley.contracts.deployments import Health, deployment_stream
+from parley.contracts.envelope import NewEvent, utcnow
 from parley.devstack.stack import Stack
+from parley.eventstore.factory import open_store
+from parley.eventstore.repository import Repository
 
 DEPLOYMENTS = "/api/v1/deployments"
 
@@ -459,3 +465,60 @@ async def test_a_cluster_template_rolls_through_its_agents_by_batches(
     assert canary.status_code == 422, canary.text
     unknown = await client.post(DEPLOYMENTS, json=body | {"cluster": "no-such-cluster"})
     assert unknown.status_code == 404, unknown.text
+
+
+async def _tick(stack: Stack, deployment_id: str, health: Health) -> None:
+    """What the deployment service's board does when a stage is judged: a Tick carrying the
+    new version's measured health, decided on the deployment's stream in the real store."""
+    store = await open_store(nats_url=stack.nats_url)
+
+    def decide(state: deployment.Deployment | None) -> list[NewEvent]:
+        now = utcnow()
+        decided = deployment.decide(state, deployment.Tick(health=health), Context(now)).events
+        return to_new_events(
+            decided, subject=deployment_id, namespace="default", source="/tests", now=now
+        )
+
+    try:
+        repository = Repository[deployment.Deployment](store, deployment.evolve)
+        await repository.execute(deployment_stream("default", deployment_id), decide)
+    finally:
+        await store.close()
+
+
+async def test_past_the_latency_p99_threshold_it_rolls_back_by_itself_with_the_figures(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    agent_id = await _agent(client)
+    view = await _started(client, agent_id, stages=LONG, latency_p99_ms=500, min_samples=10)
+    assert view["latency_p99_ms"] == 500
+    await _tick(stack, view["id"], Health(samples=40, errors=0, p99_ms=480))
+    await _tick(stack, view["id"], Health(samples=9, errors=0, p99_ms=2000))  # too few
+    assert (await client.get(f"{DEPLOYMENTS}/{view['id']}")).json()["data"]["status"] == (
+        "rolling_out"
+    )
+    await _tick(stack, view["id"], Health(samples=12, errors=0, p99_ms=1400))
+    back = await _until(client, view["id"], "rolled_back")
+    assert back["reason"] == "latency p99 1400 ms over 12 turns is above the threshold of 500 ms"
+    assert back["percentage"] == 0
+    assert back["metrics"] == [
+        {
+            "version": "new",
+            "samples": 12,
+            "errors": 0,
+            "error_rate": 0.0,
+            "success_rate": 1.0,
+            "p99_ms": 1400.0,
+        }
+    ]
+    events = await _events(client, view["id"], "deployment.rolled_back")
+    assert [kind for kind, _ in events] == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.rolled_back",
+    ]
+    assert events[-1][1]["automatic"] is True
+    assert events[-1][1]["health"]["p99_ms"] == 1400
+    assert await _prompt(client, agent_id) == "v1"
+    again = await _started(client, agent_id, strategy="immediate")  # the slot is free again
+    await _until(client, again["id"], "completed")

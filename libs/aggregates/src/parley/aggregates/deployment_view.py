@@ -18,37 +18,46 @@ from parley.contracts.deployments import (
 __all__ = ["metrics", "view"]
 
 
+_AS_FOLDED = (
+    "id",
+    "namespace",
+    "agent_id",
+    "version_label",
+    "strategy",
+    "status",
+    "from_version",
+    "agent_version",
+    "reason",
+    "health",
+    "spec",
+    "version",
+)
+"""Fields the view shows as the state holds them."""
+_RULES = (
+    "rollback_on_error",
+    "error_threshold",
+    "latency_p99_ms",
+    "min_samples",
+    "batch_size",
+    "cluster",
+)
+"""Fields the view shows as the deployment was created with them."""
+
+
 def view(state: Deployment, measured: dict[str, Health] | None = None) -> DeploymentView:
     """The deployment as the API shows it; ``measured`` is each version's health, when known
     (else the new version's figures it was last judged on)."""
-    rollout = state.rollout
     return DeploymentView(
-        id=state.id,
-        namespace=state.namespace,
-        agent_id=state.agent_id,
-        version_label=state.version_label,
-        strategy=state.strategy,
-        status=state.status,
+        **{name: getattr(state, name) for name in _AS_FOLDED},
+        **{name: getattr(state.rollout, name) for name in _RULES},
         current_stage=state.stage,
         percentage=state.percentage,
         stages=_steps(state),
-        rollback_on_error=rollout.rollback_on_error,
-        error_threshold=rollout.error_threshold,
-        latency_p99_ms=rollout.latency_p99_ms,
-        min_samples=rollout.min_samples,
-        batch_size=rollout.batch_size,
-        instances=max(rollout.instances, 1),
+        instances=max(state.rollout.instances, 1),
         window=_window(state),
-        cluster=rollout.cluster,
-        from_version=state.from_version,
-        agent_version=state.agent_version,
-        reason=state.reason,
-        health=state.health,
         metrics=metrics(measured if measured is not None else _judged(state)),
-        spec=state.spec,
         created_at=_iso(state.created_at) or "",
         updated_at=_iso(state.updated_at) or "",
-        version=state.version,
     )
 
 

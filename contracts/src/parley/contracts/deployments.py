@@ -264,14 +264,19 @@ class DeploymentCreated(Rollout, kw_only=True):
     """A cluster's agents, in the order their batches take them."""
 
 
-class StageStarted(msgspec.Struct, kw_only=True):
+class _DeploymentEvent(msgspec.Struct, kw_only=True):
+    """What every event of a deployment's stream after its creation names."""
+
+    deployment_id: str
+
+
+class StageStarted(_DeploymentEvent, kw_only=True):
     """A step began: ``percentage`` of the traffic goes to the new version.
 
     ``deployment.stage_started``: a canary's stage, or a blue-green deployment's new version
     standing beside the old (0 %).
     """
 
-    deployment_id: str
     stage: int
     percentage: int
 
@@ -292,46 +297,39 @@ class Switched(StageStarted, kw_only=True):
     rollback_window_s: float
 
 
-class DeploymentPaused(msgspec.Struct, kw_only=True):
+class DeploymentPaused(_DeploymentEvent, kw_only=True):
     """The stage clock stopped."""
 
-    deployment_id: str
     reason: str = ""
 
 
-class DeploymentResumed(msgspec.Struct, kw_only=True):
+class DeploymentResumed(_DeploymentEvent, kw_only=True):
     """The stage clock runs again (the stage's remaining time from now)."""
 
-    deployment_id: str
 
-
-class DeploymentPromoted(msgspec.Struct, kw_only=True):
+class DeploymentPromoted(_DeploymentEvent, kw_only=True):
     """All traffic goes to the new version: the last stage passed, or by hand."""
 
-    deployment_id: str
     reason: str = ""
 
 
-class DeploymentRolledBack(msgspec.Struct, kw_only=True):
+class DeploymentRolledBack(_DeploymentEvent, kw_only=True):
     """Traffic went back to the old version: by hand, or by itself past the threshold."""
 
-    deployment_id: str
     reason: str
     automatic: bool = False
     health: Health | None = None
 
 
-class DeploymentCompleted(msgspec.Struct, kw_only=True):
+class DeploymentCompleted(_DeploymentEvent, kw_only=True):
     """The registry holds the new definition (agent stream version ``agent_version``)."""
 
-    deployment_id: str
     agent_version: int
 
 
-class DeploymentFailed(msgspec.Struct, kw_only=True):
+class DeploymentFailed(_DeploymentEvent, kw_only=True):
     """The registry refused the new definition."""
 
-    deployment_id: str
     reason: str
 
 

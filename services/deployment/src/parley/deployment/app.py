@@ -9,7 +9,7 @@ import logging
 
 from faststream import FastStream
 
-from parley.contracts.deployments import SERVICE
+from parley.contracts.deployments import SERVICE, Health
 from parley.deployment.handlers import ROUTES, Deployments, reply_error
 from parley.deployment.settings import DeploymentSettings
 from parley.deployment.workers.board import Board
@@ -29,8 +29,8 @@ def create_app(settings: DeploymentSettings) -> FastStream:
     async def start(connections: Connections) -> Deployments:
         handlers: list[Deployments] = []
 
-        async def on_due(namespace: str, deployment_id: str) -> None:
-            await handlers[0].on_due(namespace, deployment_id)
+        async def on_due(namespace: str, deployment_id: str, health: Health | None) -> None:
+            await handlers[0].on_due(namespace, deployment_id, health)
 
         board = Board(connections.store, on_due)
         handlers.append(Deployments(connections.store, connections.nc, board, settings))

@@ -29,6 +29,7 @@ from parley.contracts.deployments import (
     DeploymentAction,
     DeploymentCreated,
     DeploymentReply,
+    Health,
     ListDeployments,
     Rollout,
     cluster_slot_stream,
@@ -131,9 +132,13 @@ class Deployments:
         ]
         return DeploymentReply(ok=True, deployments=found)
 
-    async def on_due(self, namespace: str, deployment_id: str) -> None:
-        """The board's timer: judge and advance the deployment, apply it once promoted."""
-        outcome = await self._decide(namespace, deployment_id, deployment.Tick())
+    async def on_due(
+        self, namespace: str, deployment_id: str, health: Health | None = None
+    ) -> None:
+        """The board's timer: judge (on the new version's ``health``) and advance the
+        deployment, apply it once promoted."""
+        tick = deployment.Tick(health=health)
+        outcome = await self._decide(namespace, deployment_id, tick)
         await self._settle(outcome)
 
     async def apply(self, state: Deployment) -> Outcome[Deployment]:

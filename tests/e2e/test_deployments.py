@@ -522,3 +522,32 @@ async def test_past_the_latency_p99_threshold_it_rolls_back_by_itself_with_the_f
     assert await _prompt(client, agent_id) == "v1"
     again = await _started(client, agent_id, strategy="immediate")  # the slot is free again
     await _until(client, again["id"], "completed")
+
+
+async def test_a_running_deployment_shows_what_was_measured_of_its_new_version(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    started = await client.post(f"/api/v1/agents/{agent_id}/start")
+    assert started.status_code == 200, started.text
+    all_new = [{"percentage": 100, "duration_s": 600}]  # every turn on the new version
+    view = await _started(client, agent_id, stages=all_new)
+    assert view["metrics"] == []
+    for _ in range(3):
+        turn = await client.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
+        assert turn.status_code == 200, turn.text
+    async with asyncio.timeout(20):
+        while True:
+            shown = (await client.get(f"{DEPLOYMENTS}/{view['id']}")).json()["data"]
+            if shown["metrics"] and shown["metrics"][0]["samples"] == 3:
+                break
+            await asyncio.sleep(0.1)
+    [new] = shown["metrics"]
+    assert (new["version"], new["errors"], new["error_rate"], new["success_rate"]) == (
+        "new",
+        0,
+        0.0,
+        1.0,
+    )
+    assert new["p99_ms"] is not None and new["p99_ms"] >= 0
+    await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "test over"})

@@ -151,10 +151,12 @@ class DeploymentAction(Command, kw_only=True):
 
 
 class ListDeployments(Command, kw_only=True):
-    """The deployments of a namespace (of one agent, when named), newest first."""
+    """The deployments of a namespace (of one agent, of one status, or the one named), newest
+    first, with what the service measured of each new version."""
 
     agent_id: str | None = None
     status: DeploymentStatus | None = None
+    deployment_id: str | None = None
 
 
 # --- views and reply -----------------------------------------------------------------------

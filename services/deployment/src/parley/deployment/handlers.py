@@ -122,15 +122,22 @@ class Deployments:
         return await self._settle(await self._decide(cmd.namespace, cmd.deployment_id, action))
 
     async def list_deployments(self, cmd: ListDeployments) -> DeploymentReply:
-        """The namespace's deployments as this process's board has them (caught up first)."""
+        """The namespace's deployments as this process's board has them (caught up first),
+        each with its new version's figures as the board measures them now."""
         await self.board.wait_for(await self.store.last_position(), _BOARD_WAIT_S)
         found = [
-            view(d)
+            view(d, self._measured(d))
             for d in self.board.deployments(cmd.namespace)
             if (cmd.agent_id is None or d.agent_id == cmd.agent_id)
             and (cmd.status is None or d.status == cmd.status)
+            and (cmd.deployment_id is None or d.id == cmd.deployment_id)
         ]
         return DeploymentReply(ok=True, deployments=found)
+
+    def _measured(self, state: Deployment) -> dict[str, Health] | None:
+        """The new version's figures measured now (None: none yet, show those judged)."""
+        health = self.board.health.of((state.namespace, state.id)) if state.active else None
+        return None if health is None else {"new": health}
 
     async def on_due(
         self, namespace: str, deployment_id: str, health: Health | None = None

@@ -30,6 +30,7 @@ from parley.contracts.deployments import (
     Rollout,
     Stage,
     Strategy,
+    VersionMetrics,
     deployment_stream,
 )
 from parley.contracts.errors import ErrorCode, ParleyError
@@ -47,6 +48,8 @@ from parley.eventstore.repository import fold
 __all__ = ["DeploymentBody", "ReloadBody", "deployment_router", "reload_router"]
 
 _FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+_METRICS_S = 1.0
+"""How long a read waits for the deployment service's measured figures."""
 _Action = Literal["promote", "pause", "resume", "rollback"]
 
 
@@ -176,16 +179,38 @@ async def list_deployments(
 
 @get("/{deployment_id:str}", summary="Read a deployment", responses=error_responses(404))
 async def get_deployment(
-    store: Store, ns: NamedDependency[str], deployment_id: FromPath[str]
+    store: Store,
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    deployment_id: FromPath[str],
 ) -> Data[DeploymentView]:
-    """Status, current stage and percentage, the stages with their times, why it ended."""
+    """Status, current step and percentage, the steps with their times, why it ended, and
+    what was measured of the new version."""
     state = None
     if ID.match(deployment_id):
         events = await store.read(deployment_stream(ns, deployment_id))
         state = fold(events, evolve_deployment).state
     if state is None or state.namespace != ns:
         raise _not_found(deployment_id, ns)
-    return Data(data=deployment_view(state))
+    shown = deployment_view(state)
+    if state.active:
+        shown.metrics = await _measured(writes, ns, deployment_id, shown.metrics)
+    return Data(data=shown)
+
+
+async def _measured(
+    writes: Writes, ns: str, deployment_id: str, judged: list[VersionMetrics]
+) -> list[VersionMetrics]:
+    """The new version's figures as the deployment service measures them now; those it was
+    judged on when the service does not answer in time (the stream still shows the rest)."""
+    command = ListDeployments(namespace=ns, deployment_id=deployment_id)
+    try:
+        reply = await writes.send(
+            SERVICE, "list_deployments", command, DeploymentReply, views=(), within=_METRICS_S
+        )
+    except ParleyError:
+        return judged
+    return next((d.metrics for d in reply.deployments or []), judged)
 
 
 @post(

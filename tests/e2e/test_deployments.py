@@ -551,3 +551,38 @@ async def test_a_running_deployment_shows_what_was_measured_of_its_new_version(
     )
     assert new["p99_ms"] is not None and new["p99_ms"] >= 0
     await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "test over"})
+
+
+async def test_a_cluster_agent_busy_with_its_own_deployment_holds_the_rollout_up(
+    client: httpx.AsyncClient,
+) -> None:
+    name = f"busy-{uuid.uuid4().hex[:8]}"
+    manifest = {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": {"name": name},
+        "spec": {"template": {"replicas": 2, "spec": {"name": "hand", "system_prompt": "v1"}}},
+    }
+    cluster = await client.post("/api/v1/clusters", json=manifest)
+    assert cluster.status_code == 201, cluster.text
+    first, second = cluster.json()["data"]["agent_ids"]
+    own = await _started(client, second, stages=LONG)  # the second agent's own canary
+    body = {
+        "cluster": name,
+        "version_label": "t2",
+        "spec": {"name": "hand", "system_prompt": "v2"},
+        "strategy": "rolling",
+        "batch_size": 1,
+        "batch_pause_s": 0.5,
+    }
+    started = await client.post(DEPLOYMENTS, json=body)
+    assert started.status_code == 202, started.text
+    view = started.json()["data"]
+    held = await _until(client, view["id"], "applying")  # its last batch cannot start yet
+    assert held["percentage"] == 100
+    assert await _prompt(client, first) == "v2"
+    assert await _prompt(client, second) == "v1"
+    back = await client.post(f"{DEPLOYMENTS}/{own['id']}/rollback", json={"reason": "make way"})
+    assert back.status_code == 200, back.text
+    await _until(client, view["id"], "completed")  # tried again every second
+    assert await _prompt(client, second) == "v2"

@@ -159,6 +159,7 @@ class Deployments:
                 applying (the board tries again).
         """
         if state.rollout.cluster is not None:
+            await self.cascade(state)
             children = [await self._load(state.namespace, c) for c in self._children(state)]
             verdict = cluster_outcome(children)
             if verdict is None:
@@ -241,12 +242,12 @@ class Deployments:
         """Start a cluster's moved agents, apply a promoted deployment now; reply with the
         deployment as it stands."""
         state = outcome.state
-        if state is not None and state.rollout.cluster is not None and state.active:
-            try:
+        rolling = ("rolling_out", "paused")
+        if state is not None and state.rollout.cluster is not None and state.status in rolling:
+            try:  # (once promoted, applying starts them all, or raises and is tried again)
                 await self.cascade(state)
-            except ParleyError as exc:  # the board tries again
+            except ParleyError as exc:  # the next step's Tick, or the promotion, starts it
                 log.warning("deployment %s: an agent did not start yet: %s", state.id, exc.message)
-                self.board.arm(state, 1.0)
         if state is not None and state.status == "applying":
             # as stored, not as cached: a stale copy must not apply over a later change
             stream = deployment_stream(state.namespace, state.id)

@@ -64,6 +64,13 @@ FOLDS: frozenset[str] = frozenset(t for t in EVENT_TYPES if t.startswith("deploy
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 _STEPS = frozenset({"deployment.stage_started", "deployment.batch_started", "deployment.switched"})
 """The events that start a step (all carry a :class:`StageStarted`)."""
+_STEP: dict[Strategy, str] = {
+    "canary": "stage",
+    "rolling": "batch",
+    "blue_green": "phase",
+    "immediate": "step",
+}
+"""What a step of each strategy is called (in the reason a deployment was promoted)."""
 
 
 class Deployment(msgspec.Struct, frozen=True, kw_only=True):
@@ -290,14 +297,6 @@ def _enter(created: DeploymentCreated, stage: int) -> Decided:
     if plan[stage].percentage == 100 and plan[stage].duration_s == 0:
         decided += _enter(created, len(plan))
     return decided
-
-
-_STEP: dict[Strategy, str] = {
-    "canary": "stage",
-    "rolling": "batch",
-    "blue_green": "phase",
-    "immediate": "step",
-}
 
 
 def unhealthy(state: Deployment, health: Health | None) -> bool:

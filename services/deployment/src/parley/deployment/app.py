@@ -24,7 +24,8 @@ _CATCH_UP_S = 60.0
 
 
 def create_app(settings: DeploymentSettings) -> FastStream:
-    """The deployment service: canary and immediate rollouts of agent definitions."""
+    """The deployment service: immediate, rolling, blue-green and canary rollouts of agent
+    definitions (and of a cluster's template)."""
 
     async def start(connections: Connections) -> Deployments:
         handlers: list[Deployments] = []
@@ -46,5 +47,6 @@ def create_app(settings: DeploymentSettings) -> FastStream:
         routes=ROUTES,
         start=start,
         reply_error=reply_error,
-        description="Rollouts of agent definitions: immediate and canary, with rollback.",
+        description="Rollouts of agent definitions: immediate, rolling, blue-green, canary, with"
+        " rollback.",
     )

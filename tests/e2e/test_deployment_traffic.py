@@ -241,7 +241,7 @@ async def _execution(http: httpx.AsyncClient, store: EventStore, agent_id: str) 
     ]
 
 
-async def test_an_execution_runs_and_records_the_version_its_deployment_chose(
+async def test_an_execution_records_the_version_its_deployment_chose_and_metrics_split_by_it(
     client: httpx.AsyncClient, store: EventStore
 ) -> None:
     agent_id = await new_agent(client, "exec", system_prompt="v1")
@@ -251,3 +251,22 @@ async def test_an_execution_runs_and_records_the_version_its_deployment_chose(
     assert await _execution(client, store, agent_id) == [on_new, on_new]
     await _act(client, deployment_id, "rollback")
     assert await _execution(client, store, agent_id) == [(1, None, None), (1, None, None)]
+    # the agent's metrics and logs, by version
+    path = f"/api/v1/metrics/agents/{agent_id}"
+    async with asyncio.timeout(15):
+        while True:  # the edge's view follows the store
+            if (await client.get(path)).json()["data"]["executions"] == 2:
+                break
+            await asyncio.sleep(0.05)
+    by_version = [(await client.get(path, params={"version": n})).json()["data"] for n in (1, 2)]
+    assert [(m["agent_version"], m["executions"], m["succeeded"]) for m in by_version] == [
+        (1, 1, 1),
+        (2, 1, 1),
+    ]
+    lines = await client.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 2})
+    assert lines.status_code == 200, lines.text
+    found = lines.json()["data"]
+    assert {line["agent_version"] for line in found} == {2}
+    assert {line["event_type"] for line in found} >= {"execution.started", "execution.completed"}
+    bad = await client.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 0})
+    assert bad.status_code == 422, bad.text

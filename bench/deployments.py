@@ -98,8 +98,11 @@ async def rollback(edge_url: str, nats_url: str, repeat: int = 20) -> None:
                 in_effect.append(old - crossed)
     finally:
         await store.close()
-    for label, samples in (("recorded", recorded), ("in effect (next turn on old)", in_effect)):
-        line = f"canary past its error threshold → rollback {label}"
+    for label, samples in (
+        ("rollback recorded", recorded),
+        ("next turn on the old version", in_effect),
+    ):
+        line = f"canary past its error threshold → {label}"
         print(
             f"{line:<58} p50 {percentile(samples, 50) * 1e3:.1f} ms"
             f"  p99 {percentile(samples, 99) * 1e3:.1f} ms  ({len(samples)} canaries)",

@@ -6,12 +6,13 @@ all once promoted, none once rolled back; and the version recorded for each."""
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from _builders import stored
 
 from parley.aggregates.agent import Agent
 from parley.aggregates.deployment import bucket
 from parley.contracts.registry import AgentSpec, AgentState
-from parley.contracts.runtime import RunVersion
+from parley.contracts.runtime import EVENT_TYPES, RunVersion
 from parley.runtime.adapters.rollouts import Rollouts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -136,3 +137,19 @@ def test_a_completed_deployment_labels_the_definition_it_made() -> None:
     )
     feed.add("agent-a1", "agent.updated", {"agent_id": "a1"})  # a later PATCH: no label
     assert feed.rollouts.route(AGENT, "c1").version == RunVersion(agent_version=3)
+
+
+def test_runs_recorded_before_versions_existed_still_decode_with_none() -> None:
+    old = {
+        "turn.started": {"turn_id": "t1", "session_id": "s1", "agent_id": "a1", "message": "hi"},
+        "turn.completed": {"run_id": "t1", "outcome": "completed"},
+        "execution.started": {"execution_id": "e1", "agent_id": "a1", "attempt": 1, "worker": "w"},
+    }
+    for event_type, data in old.items():
+        decoded = msgspec.convert(data, EVENT_TYPES[event_type])
+        assert isinstance(decoded, RunVersion)
+        assert (decoded.agent_version, decoded.version_label, decoded.deployment_id) == (
+            None,
+            None,
+            None,
+        )

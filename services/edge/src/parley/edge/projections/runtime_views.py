@@ -211,8 +211,8 @@ class InstancesView(msgspec.Struct, kw_only=True):
     last_cold_start_ms: float | None = None
 
 
-class AgentMetrics(msgspec.Struct, kw_only=True):
-    """What an agent's runs added up to."""
+class AgentMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What an agent's runs added up to (``agent_version`` only when filtered by one)."""
 
     agent_id: str
     agent_version: int | None = None

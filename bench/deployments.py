@@ -16,9 +16,8 @@ from datetime import UTC, datetime
 import aiohttp
 
 from bench._stats import percentile, post
-from parley.aggregates.agent import Agent
+from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
-from parley.contracts.registry import AgentSpec, AgentState
 from parley.contracts.runtime import session_stream
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
@@ -47,19 +46,13 @@ def _event(stream: str, type_: str, data: dict[str, object], version: int) -> Ev
 
 def routing(count: int = 200_000) -> None:
     """Time ``Rollouts.route`` for new conversations, then for pinned ones."""
-    spec = AgentSpec(name="bench", system_prompt="v1")
-    now = datetime.now(UTC)
-    agent = Agent(
-        id="a1",
-        namespace="default",
-        spec=spec,
-        state=AgentState.RUNNING,
-        version=1,
-        created_at=now,
-        updated_at=now,
+    created_agent = _event(
+        "agent-a1", "agent.created", {"agent_id": "a1", "spec": {"name": "bench"}}, 1
     )
+    agent = evolve(None, created_agent)
+    assert agent is not None
     rollouts = Rollouts()
-    rollouts.fold(_event("agent-a1", "agent.created", {}, 1))
+    rollouts.fold(created_agent)
     created = {
         "deployment_id": "d1",
         "agent_id": "a1",
@@ -105,8 +98,11 @@ async def rollback(edge_url: str, nats_url: str, repeat: int = 20) -> None:
                 in_effect.append(old - crossed)
     finally:
         await store.close()
-    for label, samples in (("recorded", recorded), ("in effect (next turn on old)", in_effect)):
-        line = f"canary past its error threshold → rollback {label}"
+    for label, samples in (
+        ("rollback recorded", recorded),
+        ("next turn on the old version", in_effect),
+    ):
+        line = f"canary past its error threshold → {label}"
         print(
             f"{line:<58} p50 {percentile(samples, 50) * 1e3:.1f} ms"
             f"  p99 {percentile(samples, 99) * 1e3:.1f} ms  ({len(samples)} canaries)",

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from e2e_support import new_agent
 
-from parley.contracts.runtime import session_stream
+from parley.contracts.runtime import execution_stream, session_stream
 from parley.devstack.stack import Stack
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
@@ -111,6 +111,12 @@ async def _act(http: httpx.AsyncClient, deployment_id: str, action: str) -> dict
     return view
 
 
+async def _seen(http: httpx.AsyncClient) -> None:
+    """Make every later chat see what the store holds now: a write the edge's agents view
+    waits for, whose position the chats then carry for the runtime to reach."""
+    await new_agent(http, "barrier", actions=())
+
+
 async def _deploy(http: httpx.AsyncClient, agent_id: str, prompt: str, **body: Any) -> str:
     name = (await http.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]["name"]
     request = {
@@ -143,6 +149,7 @@ async def test_a_canary_splits_turns_by_its_weights_and_keeps_each_conversation_
     await _conversations(client, agent_id, 0, previous=at_10[:100])  # a second turn each
     await _act(client, deployment_id, "resume")
     done = await _until(client, deployment_id, "completed")
+    await _seen(client)
 
     first, second = await _versions(store, at_10), await _versions(store, at_50)
     assert {v for turns in first + second for v in turns} == {None, deployment_id}
@@ -192,6 +199,7 @@ async def test_a_canary_whose_new_prompt_fails_rolls_back_by_itself_with_the_fig
     assert "above the threshold" in view["reason"]
 
     rolled_back = len(conversations)
+    await _seen(client)
     conversations += await _conversations(client, agent_id, 40)
     again = await _conversations(client, agent_id, 0, previous=conversations)
     found = await asyncio.gather(*(_turns(store, c) for c in again))
@@ -211,3 +219,54 @@ async def test_turns_record_the_version_they_ran_without_a_deployment(
     await _conversations(client, agent_id, 0, previous=[conversation])
     turns = await _turns(store, conversation)
     assert [(t["agent_version"], t["deployment_id"]) for t in turns] == [(1, None), (2, None)]
+
+
+async def _execution(http: httpx.AsyncClient, store: EventStore, agent_id: str) -> list[Any]:
+    """Run a webhook execution to its end; its start's and end's version fields."""
+    answer = await http.post(
+        f"/api/v1/agents/{agent_id}/webhook", json={"input_data": {"message": "hi"}}
+    )
+    assert answer.status_code == 202, answer.text
+    stream = execution_stream(answer.json()["data"]["execution_id"])
+    async with asyncio.timeout(30):
+        while True:
+            events = await store.read(stream)
+            if events and events[-1].type == "execution.completed":
+                break
+            await asyncio.sleep(0.05)
+    return [
+        (e.data["agent_version"], e.data.get("version_label"), e.data.get("deployment_id"))
+        for e in events
+        if e.type in ("execution.started", "execution.completed")
+    ]
+
+
+async def test_an_execution_records_the_version_its_deployment_chose_and_metrics_split_by_it(
+    client: httpx.AsyncClient, store: EventStore
+) -> None:
+    agent_id = await new_agent(client, "exec", system_prompt="v1")
+    everything = [{"percentage": 100, "duration_s": 600}]
+    deployment_id = await _deploy(client, agent_id, "v2", stages=everything)
+    on_new = (2, "prompt-v2", deployment_id)
+    assert await _execution(client, store, agent_id) == [on_new, on_new]
+    await _act(client, deployment_id, "rollback")
+    assert await _execution(client, store, agent_id) == [(1, None, None), (1, None, None)]
+    # the agent's metrics and logs, by version
+    path = f"/api/v1/metrics/agents/{agent_id}"
+    async with asyncio.timeout(15):
+        while True:  # the edge's view follows the store
+            if (await client.get(path)).json()["data"]["executions"] == 2:
+                break
+            await asyncio.sleep(0.05)
+    by_version = [(await client.get(path, params={"version": n})).json()["data"] for n in (1, 2)]
+    assert [(m["agent_version"], m["executions"], m["succeeded"]) for m in by_version] == [
+        (1, 1, 1),
+        (2, 1, 1),
+    ]
+    lines = await client.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 2})
+    assert lines.status_code == 200, lines.text
+    found = lines.json()["data"]
+    assert {line["agent_version"] for line in found} == {2}
+    assert {line["event_type"] for line in found} >= {"execution.started", "execution.completed"}
+    bad = await client.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 0})
+    assert bad.status_code == 422, bad.text

@@ -1,10 +1,15 @@
 """A version's health over a sliding window: runs, failures and latency p99 per version,
-forgetting what is older than the span or beyond the sample cap."""
+forgetting what is older than the span or beyond the sample cap; and what the deployment
+service measures with it."""
+
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from _builders import stored
 
 from parley.aggregates.version_health import Window, p99
 from parley.contracts.deployments import Health
+from parley.deployment.workers.health import HealthWatch
 
 NEW, OLD = ("a1", 2), ("a1", 1)
 
@@ -61,3 +66,33 @@ def test_forgetting_a_version_drops_its_runs_only() -> None:
 def test_a_window_refuses_an_empty_span() -> None:
     with pytest.raises(ValueError, match="positive span"):
         Window[str](span_s=0)
+
+
+def test_the_deployment_service_measures_only_runs_on_a_deployments_new_version() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    watch = HealthWatch()
+    ends = [
+        ("turn.completed", {"deployment_id": "d1", "response_time_ms": 10.0}),
+        ("turn.failed", {"deployment_id": "d1", "response_time_ms": 30.0}),
+        ("execution.failed", {"deployment_id": "d1", "response_time_ms": 20.0}),
+        ("turn.cancelled", {"deployment_id": "d1", "response_time_ms": 5.0}),  # not judged
+        ("turn.failed", {"response_time_ms": 5.0}),  # the old version
+        ("turn.started", {"deployment_id": "d1"}),  # not an end
+    ]
+    seen = [
+        watch.observe(
+            stored(
+                kind,
+                data,
+                stream="session-s1",
+                version=i,
+                source="/t",
+                time=t0 + timedelta(seconds=i),
+            )
+        )
+        for i, (kind, data) in enumerate(ends, 1)
+    ]
+    assert seen == [("default", "d1")] * 3 + [None] * 3
+    assert watch.of(("default", "d1")) == Health(samples=3, errors=2, p99_ms=30.0)
+    watch.forget(("default", "d1"))
+    assert watch.of(("default", "d1")) is None

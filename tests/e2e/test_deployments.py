@@ -412,23 +412,39 @@ async def test_a_rolling_deployment_moves_the_instances_batch_by_batch(
     assert await _prompt(client, agent_id) == "v2"
 
 
+def _manifest(name: str, spec: dict[str, Any], **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }
+
+
+async def _cluster(http: httpx.AsyncClient, prefix: str, replicas: int, **labels: str) -> str:
+    """A new cluster of ``replicas`` agents from a template named as the cluster (prompt v1),
+    labelled ``labels``."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    template = {"replicas": replicas, "spec": {"name": name, "system_prompt": "v1"}}
+    manifest = _manifest(name, {"template": template}, **labels)
+    created = await http.post("/api/v1/clusters", json=manifest)
+    assert created.status_code == 201, created.text
+    return name
+
+
+async def _members(http: httpx.AsyncClient, name: str) -> list[str]:
+    return list((await http.get(f"/api/v1/clusters/{name}")).json()["data"]["agent_ids"])
+
+
 async def test_a_cluster_template_rolls_through_its_agents_by_batches(
     client: httpx.AsyncClient,
 ) -> None:
-    name = f"roll-{uuid.uuid4().hex[:8]}"
-    manifest = {
-        "apiVersion": "parley.dev/v1",
-        "kind": "AgentCluster",
-        "metadata": {"name": name, "labels": {"team": "support"}},
-        "spec": {"template": {"replicas": 3, "spec": {"name": "worker", "system_prompt": "v1"}}},
-    }
-    cluster = await client.post("/api/v1/clusters", json=manifest)
-    assert cluster.status_code == 201, cluster.text
-    agent_ids = cluster.json()["data"]["agent_ids"]
+    name = await _cluster(client, "roll", 3, team="support")
+    agent_ids = await _members(client, name)
     body = {
         "cluster": name,
         "version_label": "template-v2",
-        "spec": {"name": "worker", "system_prompt": "v2", "labels": {"tier": "b"}},
+        "spec": {"name": name, "system_prompt": "v2", "labels": {"tier": "b"}},
         "strategy": "rolling",
         "batch_size": 2,
         "batch_pause_s": 1,
@@ -450,13 +466,13 @@ async def test_a_cluster_template_rolls_through_its_agents_by_batches(
     ]
     for number, agent_id in enumerate(agent_ids, 1):
         agent = (await client.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]
-        assert (agent["name"], agent["system_prompt"]) == (f"worker-{number}", "v2")
+        assert (agent["name"], agent["system_prompt"]) == (f"{name}-{number}", "v2")
         assert agent["labels"] == {"parley.dev/cluster": name, "team": "support", "tier": "b"}
         own = (await client.get(DEPLOYMENTS, params={"agent_id": agent_id})).json()["data"]
         assert [(d["strategy"], d["status"]) for d in own] == [("immediate", "completed")]
         assert own[0]["version_label"] == "template-v2"
 
-    bare = manifest | {"metadata": {"name": f"{name}-x"}, "spec": {"agents": [{"name": "a"}]}}
+    bare = _manifest(f"{name}-x", {"agents": [{"name": "a"}]})
     assert (await client.post("/api/v1/clusters", json=bare)).status_code == 201
     refused = await client.post(DEPLOYMENTS, json=body | {"cluster": f"{name}-x"})
     assert refused.status_code == 422, refused.text
@@ -556,21 +572,13 @@ async def test_a_running_deployment_shows_what_was_measured_of_its_new_version(
 async def test_a_cluster_agent_busy_with_its_own_deployment_holds_the_rollout_up(
     client: httpx.AsyncClient,
 ) -> None:
-    name = f"busy-{uuid.uuid4().hex[:8]}"
-    manifest = {
-        "apiVersion": "parley.dev/v1",
-        "kind": "AgentCluster",
-        "metadata": {"name": name},
-        "spec": {"template": {"replicas": 2, "spec": {"name": "hand", "system_prompt": "v1"}}},
-    }
-    cluster = await client.post("/api/v1/clusters", json=manifest)
-    assert cluster.status_code == 201, cluster.text
-    first, second = cluster.json()["data"]["agent_ids"]
+    name = await _cluster(client, "busy", 2)
+    first, second = await _members(client, name)
     own = await _started(client, second, stages=LONG)  # the second agent's own canary
     body = {
         "cluster": name,
         "version_label": "t2",
-        "spec": {"name": "hand", "system_prompt": "v2"},
+        "spec": {"name": name, "system_prompt": "v2"},
         "strategy": "rolling",
         "batch_size": 1,
         "batch_pause_s": 0.5,

@@ -436,19 +436,24 @@ async def _members(http: httpx.AsyncClient, name: str) -> list[str]:
     return list((await http.get(f"/api/v1/clusters/{name}")).json()["data"]["agent_ids"])
 
 
+def _template_rollout(name: str, batch_size: int, pause_s: float, **spec: Any) -> dict[str, Any]:
+    """The body of a rolling deployment of cluster ``name``'s new template (prompt v2)."""
+    return {
+        "cluster": name,
+        "version_label": "template-v2",
+        "spec": {"name": name, "system_prompt": "v2", **spec},
+        "strategy": "rolling",
+        "batch_size": batch_size,
+        "batch_pause_s": pause_s,
+    }
+
+
 async def test_a_cluster_template_rolls_through_its_agents_by_batches(
     client: httpx.AsyncClient,
 ) -> None:
     name = await _cluster(client, "roll", 3, team="support")
     agent_ids = await _members(client, name)
-    body = {
-        "cluster": name,
-        "version_label": "template-v2",
-        "spec": {"name": name, "system_prompt": "v2", "labels": {"tier": "b"}},
-        "strategy": "rolling",
-        "batch_size": 2,
-        "batch_pause_s": 1,
-    }
+    body = _template_rollout(name, 2, 1, labels={"tier": "b"})
     started = await client.post(DEPLOYMENTS, json=body)
     assert started.status_code == 202, started.text
     view = started.json()["data"]
@@ -575,15 +580,7 @@ async def test_a_cluster_agent_busy_with_its_own_deployment_holds_the_rollout_up
     name = await _cluster(client, "busy", 2)
     first, second = await _members(client, name)
     own = await _started(client, second, stages=LONG)  # the second agent's own canary
-    body = {
-        "cluster": name,
-        "version_label": "t2",
-        "spec": {"name": name, "system_prompt": "v2"},
-        "strategy": "rolling",
-        "batch_size": 1,
-        "batch_pause_s": 0.5,
-    }
-    started = await client.post(DEPLOYMENTS, json=body)
+    started = await client.post(DEPLOYMENTS, json=_template_rollout(name, 1, 0.5))
     assert started.status_code == 202, started.text
     view = started.json()["data"]
     held = await _until(client, view["id"], "applying")  # its last batch cannot start yet

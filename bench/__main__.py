@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from bench import acl, auth, cluster, edge, eventstore, messaging, runtime, tasks
+from bench import acl, auth, cluster, deployments, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -81,6 +81,13 @@ async def _auth(tmp: Path, scale: int) -> None:
         await auth.auth_overhead(stack, count=2_000 // scale)
 
 
+async def _deployment(tmp: Path, scale: int) -> None:
+    print("== deployment (the whole stack; offline provider) ==", flush=True)
+    deployments.routing(count=200_000 // scale)
+    async with _stack(tmp / "deployment", OPEN) as stack:
+        await deployments.rollback(stack.edge_url, stack.nats_url, repeat=max(10, 100 // scale))
+
+
 # The other groups measure the platform, not the key check: their loopback stacks run with
 # authentication off (`auth` above gives its cost).
 GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
@@ -90,6 +97,7 @@ GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
     "messaging": _messaging,
     "tasks": _tasks,
     "auth": _auth,
+    "deployment": _deployment,
 }
 """Each group of figures, in the order they run."""
 

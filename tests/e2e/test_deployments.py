@@ -1,13 +1,15 @@
 """Agent versions and deployments through the real stack (nats-server, services, edge).
 
 Every definition change of an agent is a numbered version readable back, with a field-level
-diff; a deployment rolls a new definition out (immediately, or by canary stages), can be
-promoted, paused, resumed or rolled back, and only one runs per agent at a time. The
-deployment process can be killed mid-canary: another start resumes the rollout at its stage,
-with exactly one event per transition.
+diff; a deployment rolls a new definition out (immediately, by canary stages, by rolling
+batches, blue-green; a cluster's template through its agents), can be promoted, paused,
+resumed or rolled back, and only one runs per agent at a time. The deployment process can be
+killed mid-canary: another start resumes the rollout at its stage, with exactly one event per
+transition.
 """
 
 import asyncio
+import json
 import signal
 import time
 import uuid
@@ -17,7 +19,13 @@ from typing import Any
 import httpx
 from httpx_sse import ServerSentEvent, aconnect_sse
 
+from parley.aggregates import deployment
+from parley.aggregates.decision import Context, to_new_events
+from parley.contracts.deployments import Health, deployment_stream
+from parley.contracts.envelope import NewEvent, utcnow
 from parley.devstack.stack import Stack
+from parley.eventstore.factory import open_store
+from parley.eventstore.repository import Repository
 
 DEPLOYMENTS = "/api/v1/deployments"
 
@@ -102,17 +110,25 @@ async def _until(
             await asyncio.sleep(0.1)
 
 
-async def _event_types(http: httpx.AsyncClient, deployment_id: str, last: str) -> list[str]:
-    """The deployment's event types over SSE, from its first up to ``last``."""
+async def _events(
+    http: httpx.AsyncClient, deployment_id: str, last: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """The deployment's events (type, data) over SSE, from its first up to ``last``."""
     params = {"stream": f"deployment-{deployment_id}", "from_position": "0"}
-    types: list[str] = []
+    found: list[tuple[str, dict[str, Any]]] = []
     timeout = httpx.Timeout(10, read=30)
     async with aconnect_sse(http, "GET", "/api/v1/events", params=params, timeout=timeout) as sse:
         events: AsyncIterator[ServerSentEvent] = sse.aiter_sse()
         async with asyncio.timeout(20):
-            while not types or types[-1] != last:
-                types.append((await anext(events)).event)
-    return types
+            while not found or found[-1][0] != last:
+                event = await anext(events)
+                found.append((event.event, json.loads(event.data)["data"]))
+    return found
+
+
+async def _event_types(http: httpx.AsyncClient, deployment_id: str, last: str) -> list[str]:
+    """The deployment's event types over SSE, from its first up to ``last``."""
+    return [kind for kind, _ in await _events(http, deployment_id, last)]
 
 
 async def _prompt(http: httpx.AsyncClient, agent_id: str) -> str:
@@ -195,11 +211,19 @@ async def test_pause_resume_rollback_and_promote_by_hand(client: httpx.AsyncClie
     assert await _prompt(client, agent_id) == "v2"
 
 
+RACERS: list[dict[str, Any]] = [
+    {"stages": LONG},
+    {"strategy": "blue_green", "rollback_window_s": 600},
+    {"strategy": "rolling", "batch_size": 1, "batch_pause_s": 600},
+    {"strategy": "canary", "stages": LONG, "latency_p99_ms": 900},
+]
+
+
 async def test_two_deployments_racing_for_one_agent_exactly_one_is_accepted(
     client: httpx.AsyncClient,
 ) -> None:
-    agent_id = await _agent(client)
-    answers = await asyncio.gather(*(_deploy(client, agent_id, stages=LONG) for _ in range(4)))
+    agent_id = await _agent(client, instances=2)
+    answers = await asyncio.gather(*(_deploy(client, agent_id, **body) for body in RACERS))
     codes = sorted(a.status_code for a in answers)
     assert codes == [202, 409, 409, 409], [a.text for a in answers]
     refused = [a.json()["error"] for a in answers if a.status_code == 409]
@@ -225,6 +249,15 @@ async def test_a_bad_deployment_is_refused_before_anything_happens(
     unknown = await client.post(DEPLOYMENTS, json={**stranger, "strategy": "immediate"})
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "AGENT_NOT_FOUND"
+    for body, field in (
+        ({"strategy": "rolling"}, "body.batch_size"),
+        ({"strategy": "blue_green", "stages": LONG}, "body.stages"),
+        ({"strategy": "canary", "stages": LONG, "rollback_window_s": 5}, "body.rollback_window_s"),
+        ({"strategy": "immediate", "latency_p99_ms": 0}, "body.latency_p99_ms"),
+    ):
+        refused = await _deploy(client, agent_id, **body)
+        assert refused.status_code == 422, refused.text
+        assert [d["field"] for d in refused.json()["error"]["details"]] == [field]
     listed = await client.get(DEPLOYMENTS, params={"agent_id": agent_id})
     assert listed.json()["data"] == []
     missing = await client.get(f"{DEPLOYMENTS}/{uuid.uuid4()}")
@@ -322,3 +355,239 @@ async def test_two_deployment_processes_record_each_transition_once(
     ]
     versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
     assert len(versions) == 2  # the definition applied once
+
+
+async def test_blue_green_switches_at_once_and_rolls_back_within_its_window(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    view = await _started(client, agent_id, strategy="blue_green", rollback_window_s=600)
+    assert view["strategy"] == "blue_green"
+    switched = await _until(client, view["id"], "rolling_out", stage=1)
+    assert switched["percentage"] == 100
+    window = switched["window"]
+    assert window["rollback_window_s"] == 600 and window["opens_at"] and window["closes_at"]
+    assert await _prompt(client, agent_id) == "v1"  # the old version is kept warm
+    back = await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "worse"})
+    assert back.status_code == 200, back.text
+    assert (back.json()["data"]["status"], back.json()["data"]["percentage"]) == (
+        "rolled_back",
+        0,
+    )
+    assert await _prompt(client, agent_id) == "v1"
+    types = await _event_types(client, view["id"], "deployment.rolled_back")
+    assert types == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.switched",
+        "deployment.rolled_back",
+    ]
+
+    done = await _started(client, agent_id, strategy="blue_green", rollback_window_s=1)
+    completed = await _until(client, done["id"], "completed")
+    assert completed["window"]["closes_at"] is not None
+    assert await _prompt(client, agent_id) == "v2"
+    types = await _event_types(client, done["id"], "deployment.completed")
+    assert types[2:] == ["deployment.switched", "deployment.promoted", "deployment.completed"]
+
+
+async def test_a_rolling_deployment_moves_the_instances_batch_by_batch(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client, instances=3)
+    view = await _started(client, agent_id, strategy="rolling", batch_size=1, batch_pause_s=1)
+    assert (view["current_stage"], view["percentage"], view["instances"]) == (0, 33, 3)
+    assert await _prompt(client, agent_id) == "v1"
+    done = await _until(client, view["id"], "completed")
+    assert [(b["moved"], b["percentage"]) for b in done["stages"]] == [(1, 33), (2, 66), (3, 100)]
+    assert all(b["started_at"] for b in done["stages"])
+    events = await _events(client, view["id"], "deployment.completed")
+    batches = [data for kind, data in events if kind == "deployment.batch_started"]
+    assert [(b["moved"], b["instances"], b["percentage"]) for b in batches] == [
+        (1, 3, 33),
+        (2, 3, 66),
+        (3, 3, 100),
+    ]
+    assert [kind for kind, _ in events][-2:] == ["deployment.promoted", "deployment.completed"]
+    assert await _prompt(client, agent_id) == "v2"
+
+
+def _manifest(name: str, spec: dict[str, Any], **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec,
+    }
+
+
+async def _cluster(http: httpx.AsyncClient, prefix: str, replicas: int, **labels: str) -> str:
+    """A new cluster of ``replicas`` agents from a template named as the cluster (prompt v1),
+    labelled ``labels``."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    template = {"replicas": replicas, "spec": {"name": name, "system_prompt": "v1"}}
+    manifest = _manifest(name, {"template": template}, **labels)
+    created = await http.post("/api/v1/clusters", json=manifest)
+    assert created.status_code == 201, created.text
+    return name
+
+
+async def _members(http: httpx.AsyncClient, name: str) -> list[str]:
+    return list((await http.get(f"/api/v1/clusters/{name}")).json()["data"]["agent_ids"])
+
+
+def _template_rollout(name: str, batch_size: int, pause_s: float, **spec: Any) -> dict[str, Any]:
+    """The body of a rolling deployment of cluster ``name``'s new template (prompt v2)."""
+    return {
+        "cluster": name,
+        "version_label": "template-v2",
+        "spec": {"name": name, "system_prompt": "v2", **spec},
+        "strategy": "rolling",
+        "batch_size": batch_size,
+        "batch_pause_s": pause_s,
+    }
+
+
+async def test_a_cluster_template_rolls_through_its_agents_by_batches(
+    client: httpx.AsyncClient,
+) -> None:
+    name = await _cluster(client, "roll", 3, team="support")
+    agent_ids = await _members(client, name)
+    body = _template_rollout(name, 2, 1, labels={"tier": "b"})
+    started = await client.post(DEPLOYMENTS, json=body)
+    assert started.status_code == 202, started.text
+    view = started.json()["data"]
+    assert (view["cluster"], view["instances"], view["percentage"]) == (name, 3, 66)
+    again = await client.post(DEPLOYMENTS, json=body)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["code"] == "DEPLOYMENT_IN_PROGRESS"
+
+    done = await _until(client, view["id"], "completed")
+    assert [b["agent_ids"] for b in done["stages"]] == [agent_ids[:2], agent_ids[2:]]
+    events = await _events(client, view["id"], "deployment.completed")
+    assert [data["agent_ids"] for kind, data in events if kind == "deployment.batch_started"] == [
+        agent_ids[:2],
+        agent_ids[2:],
+    ]
+    for number, agent_id in enumerate(agent_ids, 1):
+        agent = (await client.get(f"/api/v1/agents/{agent_id}")).json()["data"]["spec"]
+        assert (agent["name"], agent["system_prompt"]) == (f"{name}-{number}", "v2")
+        assert agent["labels"] == {"parley.dev/cluster": name, "team": "support", "tier": "b"}
+        own = (await client.get(DEPLOYMENTS, params={"agent_id": agent_id})).json()["data"]
+        assert [(d["strategy"], d["status"]) for d in own] == [("immediate", "completed")]
+        assert own[0]["version_label"] == "template-v2"
+
+    bare = _manifest(f"{name}-x", {"agents": [{"name": "a"}]})
+    assert (await client.post("/api/v1/clusters", json=bare)).status_code == 201
+    refused = await client.post(DEPLOYMENTS, json=body | {"cluster": f"{name}-x"})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["details"][0]["field"] == "body.cluster"
+    canary = await client.post(DEPLOYMENTS, json=body | {"strategy": "canary", "stages": LONG})
+    assert canary.status_code == 422, canary.text
+    unknown = await client.post(DEPLOYMENTS, json=body | {"cluster": "no-such-cluster"})
+    assert unknown.status_code == 404, unknown.text
+
+
+async def _tick(stack: Stack, deployment_id: str, health: Health) -> None:
+    """What the deployment service's board does when a stage is judged: a Tick carrying the
+    new version's measured health, decided on the deployment's stream in the real store."""
+    store = await open_store(nats_url=stack.nats_url)
+
+    def decide(state: deployment.Deployment | None) -> list[NewEvent]:
+        now = utcnow()
+        decided = deployment.decide(state, deployment.Tick(health=health), Context(now)).events
+        return to_new_events(
+            decided, subject=deployment_id, namespace="default", source="/tests", now=now
+        )
+
+    try:
+        repository = Repository[deployment.Deployment](store, deployment.evolve)
+        await repository.execute(deployment_stream("default", deployment_id), decide)
+    finally:
+        await store.close()
+
+
+async def test_past_the_latency_p99_threshold_it_rolls_back_by_itself_with_the_figures(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    agent_id = await _agent(client)
+    view = await _started(client, agent_id, stages=LONG, latency_p99_ms=500, min_samples=10)
+    assert view["latency_p99_ms"] == 500
+    await _tick(stack, view["id"], Health(samples=40, errors=0, p99_ms=480))
+    await _tick(stack, view["id"], Health(samples=9, errors=0, p99_ms=2000))  # too few
+    assert (await client.get(f"{DEPLOYMENTS}/{view['id']}")).json()["data"]["status"] == (
+        "rolling_out"
+    )
+    await _tick(stack, view["id"], Health(samples=12, errors=0, p99_ms=1400))
+    back = await _until(client, view["id"], "rolled_back")
+    assert back["reason"] == "latency p99 1400 ms over 12 turns is above the threshold of 500 ms"
+    assert back["percentage"] == 0
+    assert back["metrics"] == [
+        {
+            "version": "new",
+            "samples": 12,
+            "errors": 0,
+            "error_rate": 0.0,
+            "success_rate": 1.0,
+            "p99_ms": 1400.0,
+        }
+    ]
+    events = await _events(client, view["id"], "deployment.rolled_back")
+    assert [kind for kind, _ in events] == [
+        "deployment.created",
+        "deployment.stage_started",
+        "deployment.rolled_back",
+    ]
+    assert events[-1][1]["automatic"] is True
+    assert events[-1][1]["health"]["p99_ms"] == 1400
+    assert await _prompt(client, agent_id) == "v1"
+    again = await _started(client, agent_id, strategy="immediate")  # the slot is free again
+    await _until(client, again["id"], "completed")
+
+
+async def test_a_running_deployment_shows_what_was_measured_of_its_new_version(
+    client: httpx.AsyncClient,
+) -> None:
+    agent_id = await _agent(client)
+    started = await client.post(f"/api/v1/agents/{agent_id}/start")
+    assert started.status_code == 200, started.text
+    all_new = [{"percentage": 100, "duration_s": 600}]  # every turn on the new version
+    view = await _started(client, agent_id, stages=all_new)
+    assert view["metrics"] == []
+    for _ in range(3):
+        turn = await client.post(f"/api/v1/agents/{agent_id}/chat", json={"message": "hi"})
+        assert turn.status_code == 200, turn.text
+    async with asyncio.timeout(20):
+        while True:
+            shown = (await client.get(f"{DEPLOYMENTS}/{view['id']}")).json()["data"]
+            if shown["metrics"] and shown["metrics"][0]["samples"] == 3:
+                break
+            await asyncio.sleep(0.1)
+    [new] = shown["metrics"]
+    assert (new["version"], new["errors"], new["error_rate"], new["success_rate"]) == (
+        "new",
+        0,
+        0.0,
+        1.0,
+    )
+    assert new["p99_ms"] is not None and new["p99_ms"] >= 0
+    await client.post(f"{DEPLOYMENTS}/{view['id']}/rollback", json={"reason": "test over"})
+
+
+async def test_a_cluster_agent_busy_with_its_own_deployment_holds_the_rollout_up(
+    client: httpx.AsyncClient,
+) -> None:
+    name = await _cluster(client, "busy", 2)
+    first, second = await _members(client, name)
+    own = await _started(client, second, stages=LONG)  # the second agent's own canary
+    started = await client.post(DEPLOYMENTS, json=_template_rollout(name, 1, 0.5))
+    assert started.status_code == 202, started.text
+    view = started.json()["data"]
+    held = await _until(client, view["id"], "applying")  # its last batch cannot start yet
+    assert held["percentage"] == 100
+    assert await _prompt(client, first) == "v2"
+    assert await _prompt(client, second) == "v1"
+    back = await client.post(f"{DEPLOYMENTS}/{own['id']}/rollback", json={"reason": "make way"})
+    assert back.status_code == 200, back.text
+    await _until(client, view["id"], "completed")  # tried again every second
+    assert await _prompt(client, second) == "v2"

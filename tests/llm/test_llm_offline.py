@@ -116,3 +116,37 @@ def test_the_factory_builds_every_named_provider_and_refuses_unknown_ones():
         provider_for("openai_compatible")
     with pytest.raises(ProviderBadRequest, match="unknown provider"):
         provider_for("gemini")
+
+
+def told(system: str, text: str = "hello") -> ChatRequest:
+    return ChatRequest("offline", (Message("user", text),), system=system)
+
+
+async def test_a_system_prompt_marked_offline_fail_fails_every_call():
+    with pytest.raises(ProviderBadRequest, match=r"\[offline:fail\]"):
+        await OfflineProvider().complete(told("Be brief. [offline:fail]"))
+    assert (await OfflineProvider().complete(told("Be brief."))).text == "echo: hello"
+
+
+async def test_offline_fail_pct_fails_the_same_share_of_messages_every_time():
+    async def failed(text: str) -> bool:
+        try:
+            await OfflineProvider().complete(told("[offline:fail_pct=30]", text))
+        except ProviderBadRequest:
+            return True
+        return False
+
+    outcomes = [await failed(f"message {i}") for i in range(400)]
+    assert 90 <= sum(outcomes) <= 150
+    assert outcomes == [await failed(f"message {i}") for i in range(400)]
+
+
+async def test_offline_delay_ms_holds_the_answer_back(monkeypatch: pytest.MonkeyPatch):
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    monkeypatch.setattr("parley.llm.offline.asyncio.sleep", sleep)
+    completion = await OfflineProvider().complete(told("[offline:delay_ms=250]"))
+    assert (completion.text, waited) == ("echo: hello", [0.25])

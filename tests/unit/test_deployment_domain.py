@@ -1,12 +1,13 @@
-"""The deployment aggregate: canary stages on the clock, rollback past the error threshold,
-promote, pause and resume by hand, and one active deployment per agent (the slot)."""
+"""The deployment aggregate: canary stages, rolling batches and blue-green phases on the clock,
+rollback past the error or latency threshold, promote, pause and resume by hand, the view,
+and one active deployment per agent (the slot)."""
 
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
 
-from parley.aggregates import deployment, deployment_slot
+from parley.aggregates import deployment, deployment_slot, deployment_view
 from parley.aggregates.decision import Context, Decided
 from parley.aggregates.deployment import Action, Complete, Create, Deployment, Tick
 from parley.aggregates.deployment_slot import Claim, Slot
@@ -20,7 +21,6 @@ from parley.contracts.deployments import (
 )
 from parley.contracts.envelope import Event, NewEvent
 from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import AgentSpec
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NS, DEP, AGENT = "acme", "d1", "a1"
@@ -63,20 +63,18 @@ class History:
 def created(
     strategy: Strategy = "canary", stages: list[Stage] | None = None, **rules: object
 ) -> Create:
-    return Create(
-        created=DeploymentCreated(
-            deployment_id=DEP,
-            agent_id=AGENT,
-            spec=AgentSpec(name="helper", system_prompt="v2"),
-            version_label="v2",
-            strategy=strategy,
-            stages=CANARY if stages is None and strategy == "canary" else stages or [],
-            rollback_on_error=bool(rules.get("rollback_on_error", True)),
-            error_threshold=float(rules.get("error_threshold", 0.1)),  # type: ignore[arg-type]
-            min_samples=int(rules.get("min_samples", 20)),  # type: ignore[call-overload]
-            from_version=3,
-        )
-    )
+    fields = {
+        "deployment_id": DEP,
+        "agent_id": AGENT,
+        "spec": {"name": "helper", "system_prompt": "v2"},
+        "version_label": "v2",
+        "strategy": strategy,
+        "stages": CANARY if stages is None and strategy == "canary" else stages or [],
+        "error_threshold": 0.1,
+        "from_version": 3,
+        **rules,
+    }
+    return Create(created=msgspec.convert(fields, DeploymentCreated, from_attributes=True))
 
 
 def canary() -> History:
@@ -252,3 +250,134 @@ def test_every_conversation_is_on_the_new_version_once_promoted() -> None:
     history.run(Action(action="promote"), after(1))
     assert all(deployment.on_new_version(history.now, f"c{i}", False) for i in range(50))
     assert deployment.bucket("same") == deployment.bucket("same")
+
+
+def _share(state: Deployment, prefix: str = "c", count: int = 2000) -> float:
+    return sum(deployment.on_new_version(state, f"{prefix}-{i}") for i in range(count)) / count
+
+
+def test_a_rolling_deployment_moves_its_instances_batch_by_batch() -> None:
+    history = History()
+    history.run(created("rolling", batch_size=2, batch_pause_s=30, instances=5))
+    assert history.types == ["deployment.created", "deployment.batch_started"]
+    assert (history.now.stage, history.now.percentage) == (0, 40)  # 2 of 5
+    assert abs(_share(history.now) - 0.40) < 0.04
+    assert history.now.due_at == after(30)
+    assert history.run(Tick(), after(29)) == []
+    [(kind, batch)] = history.run(Tick(), after(30))
+    assert kind == "deployment.batch_started"
+    assert msgspec.to_builtins(batch) == {
+        "deployment_id": DEP,
+        "stage": 1,
+        "percentage": 80,
+        "moved": 4,
+        "instances": 5,
+        "agent_ids": [],
+    }
+    assert abs(_share(history.now, "later") - 0.80) < 0.04
+    history.run(Tick(), after(60))  # the last batch: every instance, promoted at once
+    assert history.types[-2:] == ["deployment.batch_started", "deployment.promoted"]
+    assert (history.now.status, history.now.percentage) == ("applying", 100)
+    shown = deployment_view.view(history.now)
+    assert [(s.percentage, s.moved) for s in shown.stages] == [(40, 2), (80, 4), (100, 5)]
+    assert (shown.batch_size, shown.instances, shown.window) == (2, 5, None)
+
+
+def test_a_rolling_deployment_pauses_sixty_seconds_between_batches_unless_told() -> None:
+    history = History()
+    history.run(created("rolling", batch_size=1, instances=2))
+    assert [s.duration_s for s in history.now.stages] == [60.0, 0.0]
+    history.run(Tick(health=Health(samples=40, errors=10)), after(5))
+    assert history.now.status == "rolled_back"  # judged between batches like a canary stage
+
+
+def test_a_cluster_rolls_its_agents_by_batches() -> None:
+    history = History()
+    agents = ["a1", "a2", "a3"]
+    history.run(
+        created(
+            "rolling", batch_size=2, batch_pause_s=10, cluster="web", agent_ids=agents, instances=3
+        )
+    )
+    assert history.run(Tick(), after(1)) == []
+    assert history.types == ["deployment.created", "deployment.batch_started"]
+    shown = deployment_view.view(history.now)
+    assert [s.agent_ids for s in shown.stages] == [["a1", "a2"], ["a3"]]
+    assert shown.cluster == "web"
+    history.run(Tick(), after(10))
+    assert history.now.status == "applying"
+
+
+def test_blue_green_stands_beside_switches_at_once_and_keeps_a_rollback_window() -> None:
+    history = History()
+    history.run(created("blue_green", warmup_s=20, rollback_window_s=120))
+    assert history.types == ["deployment.created", "deployment.stage_started"]
+    assert history.now.percentage == 0
+    assert not any(deployment.on_new_version(history.now, f"c{i}") for i in range(200))
+    history.run(Tick(health=Health(samples=0)), after(20))
+    assert history.types[-1] == "deployment.switched"
+    assert history.now.percentage == 100
+    pinned_old = [deployment.on_new_version(history.now, f"c{i}", False) for i in range(50)]
+    assert all(pinned_old)  # all traffic at once, conversations already running too
+    shown = deployment_view.view(history.now)
+    assert shown.window is not None
+    assert (shown.window.opens_at, shown.window.closes_at) == (
+        "2026-01-01T00:00:20.000000Z",
+        "2026-01-01T00:02:20.000000Z",
+    )
+    history.run(Action(action="rollback", reason="worse"), after(60))  # within the window
+    assert (history.now.status, history.now.percentage) == ("rolled_back", 0)
+    assert not deployment.on_new_version(history.now, "c1", True)
+
+
+def test_blue_green_completes_once_the_window_passed() -> None:
+    history = History()
+    history.run(created("blue_green", rollback_window_s=30))
+    assert history.now.due_at == T0  # no warm-up: the switch is due at once
+    history.run(Tick(), T0)
+    history.run(Tick(), after(29))
+    assert history.now.status == "rolling_out"
+    history.run(Tick(), after(30))
+    assert history.types[-2:] == ["deployment.switched", "deployment.promoted"]
+    assert history.now.reason == "every phase passed"
+
+
+def test_it_rolls_back_past_the_latency_threshold_naming_the_figures() -> None:
+    history = History()
+    history.run(created(latency_p99_ms=800))
+    assert history.run(Tick(health=Health(samples=30, errors=0, p99_ms=790)), after(5)) == []
+    slow = Health(samples=30, errors=6, p99_ms=1250)
+    history.run(Tick(health=slow), after(10))
+    assert history.now.status == "rolled_back"
+    assert history.now.reason == (
+        "error rate 20.0% over 30 turns is above the threshold of 10.0%; latency p99 1250 ms"
+        " over 30 turns is above the threshold of 800 ms"
+    )
+    metrics = deployment_view.view(history.now).metrics
+    assert [(m.version, m.samples, m.errors, m.error_rate, m.p99_ms) for m in metrics] == [
+        ("new", 30, 6, 0.2, 1250)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "rules", "fields"),
+    [
+        ("rolling", {}, ["body.batch_size"]),
+        ("blue_green", {"stages": [Stage(percentage=10)]}, ["body.stages"]),
+        (
+            "canary",
+            {"batch_size": 2, "rollback_window_s": 5},
+            ["body.batch_size", "body.rollback_window_s"],
+        ),
+        ("immediate", {"warmup_s": 1}, ["body.warmup_s"]),
+        ("canary", {"cluster": "web", "agent_ids": ["a1"]}, ["body.strategy"]),
+    ],
+)
+def test_parameters_of_another_strategy_are_refused_field_by_field(
+    strategy: Strategy, rules: dict[str, object], fields: list[str]
+) -> None:
+    command = created(strategy, **rules)
+    with pytest.raises(ParleyError) as info:
+        deployment.decide(None, command, Context(T0))
+    assert info.value.code is ErrorCode.VALIDATION_ERROR
+    assert [e["field"] for e in info.value.details] == fields  # type: ignore[union-attr]

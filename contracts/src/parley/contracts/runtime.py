@@ -335,7 +335,22 @@ class FileDeleted(_FileEvent, kw_only=True):
     """A session file was removed."""
 
 
-class TurnStarted(msgspec.Struct, kw_only=True):
+class RunVersion(msgspec.Struct, kw_only=True):
+    """Which definition of its agent a run used (all None without an agent's deployment
+    record: a run from before versions were recorded, or of a session with no agent)."""
+
+    agent_version: int | None = None
+    """The agent's numbered version (``/agents/{id}/versions/{n}``) the run used; during a
+    deployment the new definition is the number it becomes when the deployment completes."""
+    version_label: str | None = None
+    """The label of the definition used: the deployment's ``version_label`` for its new one
+    (and once it completed), None for a definition no deployment labelled."""
+    deployment_id: str | None = None
+    """The deployment whose new definition the run used while it rolled out (None on the
+    agent's current definition)."""
+
+
+class TurnStarted(RunVersion, kw_only=True):
     """A user message started a turn."""
 
     turn_id: str
@@ -394,7 +409,7 @@ class ToolFailed(_ToolCallEvent, kw_only=True):
     duration_ms: float
 
 
-class RunFinished(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RunFinished(RunVersion, kw_only=True, omit_defaults=True):
     """A run ended: `turn.completed`/`failed`/`cancelled`/`interrupted`, `execution.*`."""
 
     run_id: str
@@ -423,9 +438,12 @@ class ExecutionRequested(_ExecutionEvent, kw_only=True):
     options: ExecutionOptions
 
 
-class ExecutionStarted(_ExecutionEvent, kw_only=True):
-    """A runtime took the execution (again, after a crash: ``attempt`` > 1)."""
+class ExecutionStarted(RunVersion, kw_only=True):
+    """A runtime took the execution (again, after a crash: ``attempt`` > 1), on the agent's
+    definition its version fields name."""
 
+    execution_id: str
+    agent_id: str
     attempt: int
     worker: str
 

@@ -1,14 +1,17 @@
 """A deployment, folded from its stream ``deployment-<id>``, and its decider.
 
-The deployment service decides with :func:`decide`; the edge shows :func:`view` of what
-:func:`evolve` folds. Pure: time comes in through :class:`~parley.aggregates.decision.Context`
-and the new version's measured health comes in with each :class:`Tick`, so a transition is a
-command on the stream and two processes timing the same stage append it once (the loser's
-append conflicts, it reads the winner's event and decides nothing more).
+The deployment service decides with :func:`decide`; the edge shows
+:func:`~parley.aggregates.deployment_view.view` of what :func:`evolve` folds. Pure: time comes
+in through :class:`~parley.aggregates.decision.Context` and the new version's measured health
+comes in with each :class:`Tick`, so a transition is a command on the stream and two
+processes timing the same step append it once (the loser's append conflicts, it reads the
+winner's event and decides nothing more).
 
-Lifecycle: ``rolling_out`` (a canary's stages, each ``percentage`` for ``duration_s``) ⇄
-``paused`` → ``applying`` (promoted: every turn on the new definition, which the service now
-gives the registry) → ``completed`` | ``failed``; from any active status, ``rolled_back``.
+Lifecycle: ``rolling_out`` (the strategy's steps — canary stages, rolling batches, the
+blue-green phases — each ``percentage`` for ``duration_s``, see
+:mod:`parley.aggregates.deployment_strategies`) ⇄ ``paused`` → ``applying`` (promoted: every
+turn on the new definition, which the service now gives the registry) → ``completed`` |
+``failed``; from any active status, ``rolled_back``.
 """
 
 import hashlib
@@ -18,6 +21,7 @@ from typing import Any, Never
 import msgspec
 
 from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.deployment_strategies import check_rollout, step_event, steps, verdict
 from parley.contracts.deployments import (
     ACTIVE,
     EVENT_TYPES,
@@ -29,11 +33,9 @@ from parley.contracts.deployments import (
     DeploymentResumed,
     DeploymentRolledBack,
     DeploymentStatus,
-    DeploymentView,
     Health,
     Stage,
     StageStarted,
-    StageView,
     Strategy,
 )
 from parley.contracts.envelope import Event
@@ -54,13 +56,21 @@ __all__ = [
     "decide",
     "evolve",
     "on_new_version",
-    "view",
 ]
 
 CATEGORY = "deployment"
 """The stream category this aggregate folds (``deployment-<id>``)."""
 FOLDS: frozenset[str] = frozenset(t for t in EVENT_TYPES if t.startswith("deployment."))
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
+_STEPS = frozenset({"deployment.stage_started", "deployment.batch_started", "deployment.switched"})
+"""The events that start a step (all carry a :class:`StageStarted`)."""
+_STEP: dict[Strategy, str] = {
+    "canary": "stage",
+    "rolling": "batch",
+    "blue_green": "phase",
+    "immediate": "step",
+}
+"""What a step of each strategy is called (in the reason a deployment was promoted)."""
 
 
 class Deployment(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,19 +83,19 @@ class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     version_label: str
     strategy: Strategy
     stages: tuple[Stage, ...]
-    rollback_on_error: bool
-    error_threshold: float
-    min_samples: int
+    """The strategy's steps (canary stages, rolling batches, blue-green phases)."""
+    rollout: DeploymentCreated
+    """Everything it was created with: the rules it is judged by, a cluster's agents."""
     from_version: int
     status: DeploymentStatus
     stage: int | None = None
-    """Index of the running stage."""
+    """Index of the running step."""
     stage_times: tuple[tuple[datetime | None, datetime | None], ...] = ()
-    """(started, ended) of each stage."""
+    """(started, ended) of each step."""
     due_at: datetime | None = None
-    """When the running stage's time is up (None while paused or outside a stage)."""
+    """When the running step's time is up (None while paused or outside a step)."""
     remaining_s: float = 0.0
-    """The paused stage's time left."""
+    """The paused step's time left."""
     reason: str | None = None
     health: Health | None = None
     agent_version: int | None = None
@@ -160,13 +170,11 @@ def evolve(state: Deployment | None, event: Event) -> Deployment | None:
             spec=created.spec,
             version_label=created.version_label,
             strategy=created.strategy,
-            stages=tuple(created.stages),
-            rollback_on_error=created.rollback_on_error,
-            error_threshold=created.error_threshold,
-            min_samples=created.min_samples,
+            stages=(plan := steps(created)),
+            rollout=created,
             from_version=created.from_version,
             status="rolling_out",
-            stage_times=tuple((None, None) for _ in created.stages),
+            stage_times=tuple((None, None) for _ in plan),
             created_at=event.time,
             updated_at=event.time,
             version=event.version,
@@ -175,7 +183,7 @@ def evolve(state: Deployment | None, event: Event) -> Deployment | None:
         return None
     now = event.time
     change: dict[str, Any] = {"version": event.version, "updated_at": now}
-    if event.type == "deployment.stage_started":
+    if event.type in _STEPS:
         started = msgspec.convert(event.data, StageStarted)
         duration = state.stages[started.stage].duration_s
         change.update(
@@ -241,7 +249,7 @@ def decide(state: Deployment | None, command: DeploymentCommand, ctx: Context) -
     Raises:
         ParleyError: ``DEPLOYMENT_NOT_FOUND`` (no such deployment), ``INVALID_STATE_TRANSITION``
             (e.g. resume of a deployment that is not paused, any action on a finished one),
-            ``VALIDATION_ERROR`` (stages that do not make a canary).
+            ``VALIDATION_ERROR`` (parameters that make no rollout).
     """
     if isinstance(command, Create):
         return Decision(_create(state, command.created))
@@ -261,84 +269,53 @@ def decide(state: Deployment | None, command: DeploymentCommand, ctx: Context) -
     )
 
 
-def check_stages(strategy: Strategy, stages: list[Stage]) -> None:
-    """A canary needs stages whose percentages rise; ``immediate`` takes none.
-
-    Raises:
-        ParleyError: ``VALIDATION_ERROR`` naming the field.
-    """
-
-    def fail(message: str) -> None:
-        raise ParleyError(
-            ErrorCode.VALIDATION_ERROR,
-            f"invalid stages: {message}",
-            [{"field": "body.stages", "message": message}],
-        )
-
-    if strategy == "immediate":
-        if stages:
-            fail("an immediate deployment has no stages")
-        return
-    if not stages:
-        fail("a canary needs at least one stage")
-    percentages = [s.percentage for s in stages]
-    if any(b <= a for a, b in zip(percentages, percentages[1:], strict=False)):
-        fail("percentages must rise from stage to stage")
-
-
 def _create(state: Deployment | None, created: DeploymentCreated) -> Decided:
     if state is not None:
         return []  # a retried create: already recorded
-    check_stages(created.strategy, created.stages)
+    check_rollout(created, cluster=created.cluster is not None)
     decided: Decided = [("deployment.created", created)]
     if created.strategy == "immediate":
         promoted = DeploymentPromoted(deployment_id=created.deployment_id, reason="immediate")
         return [*decided, ("deployment.promoted", promoted)]
-    return [*decided, *_enter(created.deployment_id, created.stages, 0)]
+    return [*decided, *_enter(created, 0)]
 
 
-def _enter(deployment_id: str, stages: tuple[Stage, ...] | list[Stage], stage: int) -> Decided:
-    """Start ``stage``; past the last, or at 100 % with no time to wait, promote."""
-    if stage >= len(stages):
+def _enter(created: DeploymentCreated, stage: int) -> Decided:
+    """Start step ``stage``; past the last, or at 100 % with no time to wait, promote."""
+    plan = steps(created)
+    if stage >= len(plan):
         return [
             (
                 "deployment.promoted",
-                DeploymentPromoted(deployment_id=deployment_id, reason="every stage passed"),
+                DeploymentPromoted(
+                    deployment_id=created.deployment_id,
+                    reason=f"every {_STEP[created.strategy]} passed",
+                ),
             )
         ]
-    percentage = stages[stage].percentage
-    started = StageStarted(deployment_id=deployment_id, stage=stage, percentage=percentage)
-    decided: Decided = [("deployment.stage_started", started)]
-    if percentage == 100 and stages[stage].duration_s == 0:
-        decided += _enter(deployment_id, stages, len(stages))
+    decided: Decided = [step_event(created, stage)]
+    if plan[stage].percentage == 100 and plan[stage].duration_s == 0:
+        decided += _enter(created, len(plan))
     return decided
 
 
 def unhealthy(state: Deployment, health: Health | None) -> bool:
-    """Whether ``health`` is enough samples past the deployment's error threshold."""
-    return (
-        state.rollback_on_error
-        and health is not None
-        and health.samples >= state.min_samples
-        and health.error_rate > state.error_threshold
-    )
+    """Whether ``health`` is enough samples past one of the deployment's thresholds."""
+    return verdict(state.rollout, health) is not None
 
 
 def _tick(state: Deployment, health: Health | None, now: datetime) -> Decided:
     if state.status != "rolling_out":
         return []
-    if health is not None and unhealthy(state, health):
-        reason = (
-            f"error rate {health.error_rate:.1%} over {health.samples} turns is above the"
-            f" threshold of {state.error_threshold:.1%}"
-        )
+    reason = verdict(state.rollout, health)
+    if reason is not None:
         back = DeploymentRolledBack(
             deployment_id=state.id, reason=reason, automatic=True, health=health
         )
         return [("deployment.rolled_back", back)]
     if state.stage is None or state.due_at is None or state.due_at > now:
         return []
-    return _enter(state.id, state.stages, state.stage + 1)
+    return _enter(state.rollout, state.stage + 1)
 
 
 def _act(state: Deployment, command: Action) -> Decided:
@@ -391,55 +368,14 @@ def on_new_version(state: Deployment, conversation_id: str, pinned: bool | None 
 
     ``pinned`` is what the conversation already ran on during this deployment (None: no turn
     yet): a conversation keeps its version while the rollout runs, so it never changes
-    mid-way; a new one is on the new version when its :func:`bucket` is below the stage's
-    percentage, so the share follows the weights. Once promoted every turn is on the new
-    version; once rolled back or failed, none is.
+    mid-way; a new one is on the new version when its :func:`bucket` is below the step's
+    percentage, so the share follows the weights. At 100 % (a blue-green switch, the last
+    batch, promoted) every turn is on the new version; once rolled back or failed, none is.
     """
-    if state.status in ("applying", "completed"):
+    if state.status in ("applying", "completed") or (state.active and state.percentage >= 100):
         return True
     if not state.active:
         return False
     if pinned is not None:
         return pinned
     return bucket(conversation_id) < state.percentage
-
-
-# --- view ----------------------------------------------------------------------------------
-
-
-def view(state: Deployment) -> DeploymentView:
-    """The deployment as the API shows it."""
-    return DeploymentView(
-        id=state.id,
-        namespace=state.namespace,
-        agent_id=state.agent_id,
-        version_label=state.version_label,
-        strategy=state.strategy,
-        status=state.status,
-        current_stage=state.stage,
-        percentage=state.percentage,
-        stages=[
-            StageView(
-                percentage=stage.percentage,
-                duration_s=stage.duration_s,
-                started_at=_iso(started),
-                ended_at=_iso(ended),
-            )
-            for stage, (started, ended) in zip(state.stages, state.stage_times, strict=True)
-        ],
-        rollback_on_error=state.rollback_on_error,
-        error_threshold=state.error_threshold,
-        min_samples=state.min_samples,
-        from_version=state.from_version,
-        agent_version=state.agent_version,
-        reason=state.reason,
-        health=state.health,
-        spec=state.spec,
-        created_at=_iso(state.created_at) or "",
-        updated_at=_iso(state.updated_at) or "",
-        version=state.version,
-    )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -29,6 +29,7 @@ from parley.contracts.runtime import (
     ExecutionRequested,
     ExecutionStarted,
     RunFinished,
+    RunVersion,
 )
 
 __all__ = [
@@ -297,6 +298,8 @@ class Begin(msgspec.Struct, frozen=True, kw_only=True):
 
     worker: str
     seen_version: int
+    version: RunVersion = msgspec.field(default_factory=RunVersion)
+    """The agent's definition the attempt runs on (recorded on ``execution.started``)."""
 
 
 class _OfAttempt(msgspec.Struct, frozen=True, kw_only=True):
@@ -364,6 +367,7 @@ def decide(
             agent_id=state.agent_id,
             attempt=state.attempts + 1,
             worker=command.worker,
+            **msgspec.structs.asdict(command.version),
         )
         return Decision([("execution.started", started)])
     if isinstance(command, Record):

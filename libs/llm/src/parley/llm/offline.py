@@ -9,6 +9,12 @@ Rule, applied to the request (same request → same deltas):
    ``call_1``…) and stops with ``tool_calls``. Calls to tools not offered are ignored.
 3. Else it answers ``echo: <last user text>``.
 
+Markers in the system prompt make it misbehave on purpose, so a bad prompt can be tested
+(e.g. a canary that must roll back): ``[offline:fail]`` fails every call with
+:class:`~parley.llm.errors.ProviderBadRequest` (the turn ends ``failed``, ``PROVIDER_ERROR``);
+``[offline:fail_pct=N]`` fails the calls whose last user message hashes (stable) below ``N``
+of 100; ``[offline:delay_ms=N]`` waits ``N`` ms (at most 60 000) before answering.
+
 Text is streamed word by word (each delta is one word with its leading whitespace) and cut at
 ``max_tokens`` words (stop reason ``max_tokens``). Usage counts whitespace-separated tokens:
 input over the system prompt and every message, output over the answer (or the calls' names
@@ -17,12 +23,15 @@ and JSON arguments).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from parley.llm._base import collect
+from parley.llm.errors import ProviderBadRequest
 from parley.llm.port import (
     ChatRequest,
     Completion,
@@ -39,6 +48,10 @@ from parley.llm.port import (
 __all__ = ["OfflineProvider", "parse_calls"]
 
 _CALL = re.compile(r"\bcall\s+([A-Za-z_][\w.-]*)\(")
+_FAIL = "[offline:fail]"
+_FAIL_PCT = re.compile(r"\[offline:fail_pct=(\d{1,3})\]")
+_DELAY = re.compile(r"\[offline:delay_ms=(\d{1,9})\]")
+_MAX_DELAY_MS = 60_000
 
 
 def parse_calls(text: str) -> list[tuple[str, dict[str, Any]]]:
@@ -62,7 +75,8 @@ class OfflineProvider:
     name = "offline"
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Delta]:
-        """Stream the rule's answer."""
+        """Stream the rule's answer (after the system prompt's markers, if any)."""
+        await _misbehave(request)
         input_tokens = _count(request.system or "") + sum(
             _count(m.content) for m in request.messages
         )
@@ -87,6 +101,29 @@ class OfflineProvider:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+async def _misbehave(request: ChatRequest) -> None:
+    """Wait and fail as the system prompt's ``[offline:…]`` markers say."""
+    system = request.system or ""
+    if "[offline:" not in system:
+        return
+    if delay := _DELAY.search(system):
+        await asyncio.sleep(min(int(delay.group(1)), _MAX_DELAY_MS) / 1000)
+    if _FAIL in system:
+        raise ProviderBadRequest(
+            "offline", "failed on purpose: the system prompt says [offline:fail]"
+        )
+    if (pct := _FAIL_PCT.search(system)) and _hash_pct(request.messages) < int(pct.group(1)):
+        raise ProviderBadRequest(
+            "offline",
+            f"failed on purpose: the system prompt says [offline:fail_pct={pct.group(1)}]",
+        )
+
+
+def _hash_pct(messages: tuple[Message, ...]) -> int:
+    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    return int.from_bytes(hashlib.blake2b(last_user.encode(), digest_size=8).digest()) % 100
 
 
 def _count(text: str) -> int:

@@ -9,7 +9,7 @@ import logging
 
 from faststream import FastStream
 
-from parley.contracts.deployments import SERVICE
+from parley.contracts.deployments import SERVICE, Health
 from parley.deployment.handlers import ROUTES, Deployments, reply_error
 from parley.deployment.settings import DeploymentSettings
 from parley.deployment.workers.board import Board
@@ -24,13 +24,14 @@ _CATCH_UP_S = 60.0
 
 
 def create_app(settings: DeploymentSettings) -> FastStream:
-    """The deployment service: canary and immediate rollouts of agent definitions."""
+    """The deployment service: immediate, rolling, blue-green and canary rollouts of agent
+    definitions (and of a cluster's template)."""
 
     async def start(connections: Connections) -> Deployments:
         handlers: list[Deployments] = []
 
-        async def on_due(namespace: str, deployment_id: str) -> None:
-            await handlers[0].on_due(namespace, deployment_id)
+        async def on_due(namespace: str, deployment_id: str, health: Health | None) -> None:
+            await handlers[0].on_due(namespace, deployment_id, health)
 
         board = Board(connections.store, on_due)
         handlers.append(Deployments(connections.store, connections.nc, board, settings))
@@ -46,5 +47,6 @@ def create_app(settings: DeploymentSettings) -> FastStream:
         routes=ROUTES,
         start=start,
         reply_error=reply_error,
-        description="Rollouts of agent definitions: immediate and canary, with rollback.",
+        description="Rollouts of agent definitions: immediate, rolling, blue-green, canary, with"
+        " rollback.",
     )

@@ -3,19 +3,31 @@
 The aggregates decide (:mod:`parley.aggregates.deployment`,
 :mod:`parley.aggregates.deployment_slot`); this module says when a slot's holder still counts
 as active (:func:`holds_slot`), what a promoted definition is as a registry patch
-(:func:`patch_for`) and which registry refusals are final (:func:`final_refusal`).
+(:func:`patch_for`) and which registry refusals are final (:func:`final_refusal`); and for a
+cluster's deployment, its agents' own deployments (:func:`child_id`, :func:`member_spec`) and
+what they add up to (:func:`cluster_outcome`).
 """
 
+import uuid
 from datetime import datetime, timedelta
 
 import msgspec
 
-from parley.aggregates.deployment import Deployment
+from parley.aggregates.deployment import Complete, Deployment, DeploymentCommand, Fail
 from parley.aggregates.deployment_slot import Slot
 from parley.contracts.errors import ErrorBody, ErrorCode
 from parley.contracts.registry import AgentPatch, AgentSpec
 
-__all__ = ["CLAIM_GRACE", "SOURCE", "final_refusal", "holds_slot", "patch_for"]
+__all__ = [
+    "CLAIM_GRACE",
+    "SOURCE",
+    "child_id",
+    "cluster_outcome",
+    "final_refusal",
+    "holds_slot",
+    "member_spec",
+    "patch_for",
+]
 
 SOURCE = "/parley/deployment"
 """The ``source`` of every event the service appends."""
@@ -47,3 +59,35 @@ def patch_for(current: AgentSpec, new: AgentSpec) -> AgentPatch:
 def final_refusal(error: ErrorBody | None) -> bool:
     """Whether the registry's refusal stands (a bad definition), not a passing outage."""
     return error is not None and error.code not in _RETRYABLE
+
+
+def child_id(deployment_id: str, agent_id: str) -> str:
+    """The id of the deployment that gives one agent of a cluster the new template: the same
+    in every process, so it is started once however often its batch is looked at."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:deployment/{deployment_id}/{agent_id}"))
+
+
+def member_spec(current: AgentSpec, template: AgentSpec) -> AgentSpec:
+    """The template as one agent of the cluster: the agent keeps its name, its instances, its
+    labels (the cluster's among them; the template's added) and, when the template has none,
+    its budget (the cluster's), as :func:`parley.aggregates.cluster.agent_specs` gave them."""
+    return msgspec.structs.replace(
+        template,
+        name=current.name,
+        instances=current.instances,
+        labels={**current.labels, **template.labels},
+        budget=template.budget if template.budget is not None else current.budget,
+    )
+
+
+def cluster_outcome(children: list[Deployment | None]) -> DeploymentCommand | None:
+    """A promoted cluster deployment's end from its agents' deployments (None for an agent
+    that was gone): failed if one failed, complete once the rest completed, else None."""
+    started = [c for c in children if c is not None]
+    failed = [c for c in started if c.status in ("failed", "rolled_back")]
+    if failed:
+        reasons = "; ".join(f"agent {c.agent_id}: {c.reason}" for c in failed)
+        return Fail(reason=f"{len(failed)} of {len(children)} agents did not take it: {reasons}")
+    if all(c.status == "completed" for c in started):
+        return Complete(agent_version=0)
+    return None

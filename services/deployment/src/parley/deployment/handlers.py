@@ -1,11 +1,13 @@
 """The deployment service's command table: create, act on (promote, pause, resume, roll
 back) and list deployments; and the transitions the board times (:meth:`Deployments.on_due`).
 
-A create checks everything before anything is recorded (the stages, the definition, the
-agent), claims the agent's slot (one active deployment per agent), then records the
-deployment. Every transition is a command on the deployment's stream through its aggregate;
-a promoted deployment's definition then goes to the registry (:meth:`Deployments.apply`).
-Every exception becomes an error reply in one place (:func:`reply_error`).
+A create checks everything before anything is recorded (the rollout's parameters, the
+definition, the agent), claims the agent's slot (one active deployment per agent, or per
+cluster), then records the deployment. Every transition is a command on the deployment's
+stream through its aggregate; a promoted deployment's definition then goes to the registry
+(:meth:`Deployments.apply`). A cluster's deployment gives each agent of a batch, once the
+batch started, a deployment of its own (:meth:`Deployments.cascade`). Every exception becomes
+an error reply in one place (:func:`reply_error`).
 """
 
 import logging
@@ -19,13 +21,18 @@ from parley.aggregates import agent, deployment, deployment_slot
 from parley.aggregates.agent_spec import validate_spec
 from parley.aggregates.decision import Context, Decision, to_new_events
 from parley.aggregates.deployment import Deployment, DeploymentCommand
+from parley.aggregates.deployment_strategies import batch_agents, check_rollout
+from parley.aggregates.deployment_view import view
 from parley.contracts import subjects
 from parley.contracts.deployments import (
     CreateDeployment,
     DeploymentAction,
     DeploymentCreated,
     DeploymentReply,
+    Health,
     ListDeployments,
+    Rollout,
+    cluster_slot_stream,
     deployment_stream,
     slot_stream,
 )
@@ -33,7 +40,15 @@ from parley.contracts.envelope import NewEvent, utcnow
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.registry import CommandReply, UpdateAgent, agent_stream
-from parley.deployment.domain import SOURCE, final_refusal, holds_slot, patch_for
+from parley.deployment.domain import (
+    SOURCE,
+    child_id,
+    cluster_outcome,
+    final_refusal,
+    holds_slot,
+    member_spec,
+    patch_for,
+)
 from parley.deployment.settings import DeploymentSettings
 from parley.deployment.workers.board import Board
 from parley.eventstore import EventStore
@@ -66,23 +81,34 @@ class Deployments:
         self.agents = Repository[agent.Agent](store, agent.evolve, cache_size=0)
 
     async def create_deployment(self, cmd: CreateDeployment) -> DeploymentReply:
-        """Check, claim the agent's slot, record the deployment (an immediate one applies)."""
-        deployment.check_stages(cmd.strategy, cmd.stages)
+        """Check, claim the agent's (or cluster's) slot, record the deployment (an immediate
+        one applies, a cluster's first batch starts its agents' deployments)."""
+        if (cmd.agent_id is None) == (cmd.cluster is None):
+            raise _invalid("body.agent_id", "name an `agent_id` or a `cluster`, not both")
+        check_rollout(cmd.rollout, cluster=cmd.cluster is not None)
         validate_spec(cmd.spec)
-        current = await self._agent(cmd.namespace, cmd.agent_id)
         deployment_id = cmd.deployment_id or new_id()
-        await self._claim(cmd.namespace, cmd.agent_id, deployment_id)
+        if cmd.agent_id is not None:
+            current = await self._agent(cmd.namespace, cmd.agent_id)
+            from_version, instances = current.version, current.spec.instances
+            target, slot = cmd.agent_id, slot_stream(cmd.namespace, cmd.agent_id)
+        else:
+            if not cmd.agent_ids:
+                raise _invalid("body.cluster", f"cluster {cmd.cluster} has no agents")
+            from_version, instances = 0, len(cmd.agent_ids)
+            target = f"cluster/{cmd.cluster}"
+            slot = cluster_slot_stream(cmd.namespace, cmd.cluster or "")
+        await self._claim(cmd.namespace, target, deployment_id, slot)
         created = DeploymentCreated(
+            **msgspec.structs.asdict(cmd.rollout),
+            from_version=from_version,
+            instances=instances,
             deployment_id=deployment_id,
-            agent_id=cmd.agent_id,
+            agent_id=cmd.agent_id or "",
             spec=cmd.spec,
             version_label=cmd.version_label,
-            strategy=cmd.strategy,
-            stages=cmd.stages,
-            rollback_on_error=cmd.rollback_on_error,
-            error_threshold=cmd.error_threshold,
-            min_samples=cmd.min_samples,
-            from_version=current.version,
+            cluster=cmd.cluster,
+            agent_ids=cmd.agent_ids,
         )
         outcome = await self._decide(
             cmd.namespace, deployment_id, deployment.Create(created=created)
@@ -96,27 +122,49 @@ class Deployments:
         return await self._settle(await self._decide(cmd.namespace, cmd.deployment_id, action))
 
     async def list_deployments(self, cmd: ListDeployments) -> DeploymentReply:
-        """The namespace's deployments as this process's board has them (caught up first)."""
+        """The namespace's deployments as this process's board has them (caught up first),
+        each with its new version's figures as the board measures them now."""
         await self.board.wait_for(await self.store.last_position(), _BOARD_WAIT_S)
         found = [
-            deployment.view(d)
+            view(d, self._measured(d))
             for d in self.board.deployments(cmd.namespace)
             if (cmd.agent_id is None or d.agent_id == cmd.agent_id)
             and (cmd.status is None or d.status == cmd.status)
+            and (cmd.deployment_id is None or d.id == cmd.deployment_id)
         ]
         return DeploymentReply(ok=True, deployments=found)
 
-    async def on_due(self, namespace: str, deployment_id: str) -> None:
-        """The board's timer: judge and advance the deployment, apply it once promoted."""
-        outcome = await self._decide(namespace, deployment_id, deployment.Tick())
+    def _measured(self, state: Deployment) -> dict[str, Health] | None:
+        """The new version's figures measured now (None: none yet, show those judged)."""
+        health = self.board.health.of((state.namespace, state.id)) if state.active else None
+        return None if health is None else {"new": health}
+
+    async def on_due(
+        self, namespace: str, deployment_id: str, health: Health | None = None
+    ) -> None:
+        """The board's timer: judge (on the new version's ``health``) and advance the
+        deployment, apply it once promoted."""
+        tick = deployment.Tick(health=health)
+        outcome = await self._decide(namespace, deployment_id, tick)
         await self._settle(outcome)
 
     async def apply(self, state: Deployment) -> Outcome[Deployment]:
         """Give the registry the promoted definition; record it completed (or failed).
 
+        A cluster's deployment has given its agents the definition batch by batch: it is
+        complete once their deployments are (failed if one failed).
+
         Raises:
-            ParleyError: the registry did not answer (the board tries again).
+            ParleyError: the registry did not answer, or an agent's deployment is still
+                applying (the board tries again).
         """
+        if state.rollout.cluster is not None:
+            await self.cascade(state)
+            children = [await self._load(state.namespace, c) for c in self._children(state)]
+            verdict = cluster_outcome(children)
+            if verdict is None:
+                raise ParleyError(ErrorCode.SERVICE_UNAVAILABLE, "its agents are still applying")
+            return await self._decide(state.namespace, state.id, verdict)
         current = await self._find_agent(state.namespace, state.agent_id)
         if current is None:
             done: DeploymentCommand = deployment.Fail(reason=f"agent {state.agent_id} is gone")
@@ -150,9 +198,56 @@ class Deployments:
 
     # --- helpers ---------------------------------------------------------------------------
 
+    async def cascade(self, state: Deployment) -> None:
+        """Start the deployment of each agent of a cluster's started batches (once each: its
+        id is derived from the cluster's deployment and the agent, and one that exists is
+        left alone); an agent that is gone is skipped.
+
+        Raises:
+            ParleyError: an agent's deployment could not start yet (the board tries again).
+        """
+        for agent_id in self._moved(state):
+            child = child_id(state.id, agent_id)
+            if await self._load(state.namespace, child) is not None:
+                continue
+            current = await self._find_agent(state.namespace, agent_id)
+            if current is None:
+                continue
+            command = CreateDeployment(
+                namespace=state.namespace,
+                agent_id=agent_id,
+                spec=member_spec(current.spec, state.spec),
+                version_label=state.version_label,
+                rollout=Rollout(strategy="immediate"),
+                deployment_id=child,
+            )
+            await self.create_deployment(command)
+
+    def _moved(self, state: Deployment) -> list[str]:
+        """A cluster's agents its started batches moved (all, once promoted)."""
+        if state.status == "applying":
+            return list(state.rollout.agent_ids)
+        if state.stage is None or not state.active:
+            return []
+        return [a for k in range(state.stage + 1) for a in batch_agents(state.rollout, k)]
+
+    def _children(self, state: Deployment) -> list[str]:
+        return [child_id(state.id, a) for a in state.rollout.agent_ids]
+
+    async def _load(self, namespace: str, deployment_id: str) -> Deployment | None:
+        stream = deployment_stream(namespace, deployment_id)
+        return (await self.deployments.load(stream, fresh=True)).state
+
     async def _settle(self, outcome: Outcome[Deployment]) -> DeploymentReply:
-        """Apply a promoted deployment now; reply with the deployment as it stands."""
+        """Start a cluster's moved agents, apply a promoted deployment now; reply with the
+        deployment as it stands."""
         state = outcome.state
+        rolling = ("rolling_out", "paused")
+        if state is not None and state.rollout.cluster is not None and state.status in rolling:
+            try:  # (once promoted, applying starts them all, or raises and is tried again)
+                await self.cascade(state)
+            except ParleyError as exc:  # the next step's Tick, or the promotion, starts it
+                log.warning("deployment %s: an agent did not start yet: %s", state.id, exc.message)
         if state is not None and state.status == "applying":
             # as stored, not as cached: a stale copy must not apply over a later change
             stream = deployment_stream(state.namespace, state.id)
@@ -170,7 +265,7 @@ class Deployments:
             raise RuntimeError("a deployment command left no state")
         return DeploymentReply(
             ok=True,
-            deployment=deployment.view(state),
+            deployment=view(state),
             version=outcome.version,
             position=outcome.position,
         )
@@ -182,25 +277,24 @@ class Deployments:
         decide = _deciding(deployment.decide, command, deployment_id, namespace)
         return await self.deployments.execute(stream, decide)
 
-    async def _claim(self, namespace: str, agent_id: str, deployment_id: str) -> None:
-        """Hold the agent's slot for ``deployment_id``.
+    async def _claim(self, namespace: str, target: str, deployment_id: str, stream: str) -> None:
+        """Hold the agent's (or cluster's) slot, on ``stream``, for ``deployment_id``.
 
         Raises:
             ParleyError: ``DEPLOYMENT_IN_PROGRESS`` while another deployment is active.
         """
-        stream = slot_stream(namespace, agent_id)
         slot = (await self.slots.load(stream, fresh=True)).state
         holder = None
         if slot is not None and slot.holder != deployment_id:
             held = deployment_stream(namespace, slot.holder)
             holder = (await self.deployments.load(held, fresh=True)).state
         claim = deployment_slot.Claim(
-            agent_id=agent_id,
+            agent_id=target,
             deployment_id=deployment_id,
             seen_holder=slot.holder if slot is not None else None,
             holder_active=holds_slot(slot, holder, utcnow()),
         )
-        decide = _deciding(deployment_slot.decide, claim, agent_id, namespace)
+        decide = _deciding(deployment_slot.decide, claim, target, namespace)
         await self.slots.execute(stream, decide)
 
     async def _find_agent(self, namespace: str, agent_id: str) -> agent.Agent | None:
@@ -221,16 +315,22 @@ class Deployments:
         return found
 
     async def _visible(self, namespace: str, deployment_id: str) -> Deployment:
-        loaded = await self.deployments.load(
-            deployment_stream(namespace, deployment_id), fresh=True
-        )
-        if loaded.state is None or loaded.state.namespace != namespace:
+        found = await self._load(namespace, deployment_id)
+        if found is None or found.namespace != namespace:
             raise ParleyError(
                 ErrorCode.DEPLOYMENT_NOT_FOUND,
                 f"no deployment {deployment_id} in namespace {namespace}",
                 {"deployment_id": deployment_id},
             )
-        return loaded.state
+        return found
+
+
+def _invalid(field: str, message: str) -> ParleyError:
+    return ParleyError(
+        ErrorCode.VALIDATION_ERROR,
+        f"invalid {field}: {message}",
+        [{"field": field, "message": message}],
+    )
 
 
 def _deciding(

@@ -6,14 +6,22 @@ events, and a stage whose time passed while no process ran is due at once. A pro
 deployment (``applying``) is due at once too: its definition goes to the registry. Two
 processes firing for one transition are safe: the decision appends at the stream's expected
 version, so only one of them records it.
+
+The board also measures each rolling-out deployment's new version from the ends of the runs
+routed to it (:class:`~parley.deployment.workers.health.HealthWatch`). Every transition is
+judged on those figures, and a run's end that makes them unhealthy (the aggregate's
+:func:`~parley.aggregates.deployment.unhealthy`) is judged at once rather than at the end of
+the stage: the rollback follows the threshold's crossing by the time the feed takes.
 """
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 
-from parley.aggregates.deployment import Deployment, evolve
+from parley.aggregates.deployment import Deployment, evolve, unhealthy
+from parley.contracts.deployments import Health
 from parley.contracts.envelope import Event, utcnow
+from parley.deployment.workers.health import HealthWatch
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 
@@ -21,8 +29,9 @@ __all__ = ["Board", "OnDue"]
 
 log = logging.getLogger(__name__)
 
-OnDue = Callable[[str, str], Awaitable[None]]
-"""Called with the namespace and id of a deployment whose next transition is due."""
+OnDue = Callable[[str, str, Health | None], Awaitable[None]]
+"""Called with the namespace and id of a deployment whose next transition is due (or that
+looks unhealthy), and what was measured of its new version."""
 
 _EPSILON_S = 0.005
 """Timers fire this much after the due time (loop timers may run a little early)."""
@@ -41,6 +50,8 @@ class Board(Follower):
         self._all: dict[tuple[str, str], Deployment] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._firing: set[asyncio.Task[None]] = set()
+        self.health = HealthWatch()
+        self._judging: set[tuple[str, str]] = set()
 
     def fold(self, event: Event) -> None:
         """Fold a deployment event and (re-)arm or drop its timer; skip the rest.
@@ -49,13 +60,33 @@ class Board(Follower):
         end at start even when the newest event is another service's.
         """
         if not event.stream.startswith("deployment-"):
+            self._measure(event)
             return
         key = (event.namespace, event.subject)
         state = evolve(self._all.get(key), event)
         if state is None:
             return
         self._all[key] = state
+        if not state.active:
+            self.health.forget(key)
         self.arm(state)
+
+    def _measure(self, event: Event) -> None:
+        """Fold a run's end on a deployment's new version; judge it now if unhealthy."""
+        key = self.health.observe(event)
+        if key is None:
+            return
+        state = self._all.get(key)
+        if state is None or not state.active:
+            self.health.forget(key)
+            return
+        if (
+            state.status == "rolling_out"
+            and key not in self._judging
+            and unhealthy(state, self.health.of(key))
+        ):
+            self._judging.add(key)
+            self._start(self._judge(key))
 
     def deployments(self, namespace: str) -> list[Deployment]:
         """Every deployment of ``namespace``, newest first."""
@@ -79,13 +110,25 @@ class Board(Follower):
 
     def _fire(self, key: tuple[str, str]) -> None:
         self._timers.pop(key, None)
-        task = asyncio.create_task(self._due(key))
+        self._start(self._due(key))
+
+    def _start(self, transition: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(transition)
         self._firing.add(task)
         task.add_done_callback(self._firing.discard)
 
+    async def _judge(self, key: tuple[str, str]) -> None:
+        """Judge an unhealthy-looking deployment now (its stage timer stays armed)."""
+        try:
+            await self.on_due(*key, self.health.of(key))
+        except Exception:
+            log.exception("deployment %s/%s: judging its health failed", *key)
+        finally:
+            self._judging.discard(key)
+
     async def _due(self, key: tuple[str, str]) -> None:
         try:
-            await self.on_due(*key)
+            await self.on_due(*key, self.health.of(key))
         except Exception:
             log.exception("deployment %s/%s: transition failed; retrying in %ss", *key, _RETRY_S)
             if (state := self._all.get(key)) is not None and state.active:

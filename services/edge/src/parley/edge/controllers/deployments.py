@@ -1,9 +1,9 @@
-"""Deployments: `POST /deployments` rolls a new definition of an agent out (202), `GET
-/deployments` and `GET /deployments/{id}` show them, `POST /deployments/{id}/promote|pause|
-resume|rollback` steer one by hand, and `PUT /agents/{id}/reload` is a shorthand that starts
-one. The deployment service decides; this module checks the request first (422 with field
-errors, 404 for an unknown agent) and reads a deployment from its stream, folded by the
-deployment aggregate."""
+"""Deployments: `POST /deployments` rolls a new definition of an agent out (202) — or a
+cluster's new template through its agents —, `GET /deployments` and `GET /deployments/{id}`
+show them, `POST /deployments/{id}/promote|pause|resume|rollback` steer one by hand, and
+`PUT /agents/{id}/reload` is a shorthand that starts one. The deployment service decides;
+this module checks the request first (422 with field errors, 404 for an unknown agent or
+cluster) and reads a deployment from its stream, folded by the deployment aggregate."""
 
 from typing import Annotated, Any, Literal
 
@@ -15,9 +15,9 @@ from litestar.params import FromPath, QueryParameter
 from msgspec import Meta
 
 from parley.aggregates.agent_spec import validate_spec
-from parley.aggregates.deployment import check_stages
 from parley.aggregates.deployment import evolve as evolve_deployment
-from parley.aggregates.deployment import view as deployment_view
+from parley.aggregates.deployment_strategies import check_rollout
+from parley.aggregates.deployment_view import view as deployment_view
 from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
 from parley.contracts.deployments import (
     SERVICE,
@@ -27,42 +27,46 @@ from parley.contracts.deployments import (
     DeploymentStatus,
     DeploymentView,
     ListDeployments,
+    Rollout,
     Stage,
     Strategy,
+    VersionMetrics,
     deployment_stream,
 )
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import AgentSpec
+from parley.edge.controllers.clusters import cluster_not_found
 from parley.edge.controllers.lookups import ID, require_agent
 from parley.edge.dependencies import Store, Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses, field_errors, invalid, not_found
 from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.clusters import ClustersProjection
 from parley.eventstore.repository import fold
 
 __all__ = ["DeploymentBody", "ReloadBody", "deployment_router", "reload_router"]
 
 _FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+_METRICS_S = 1.0
+"""How long a read waits for the deployment service's measured figures."""
 _Action = Literal["promote", "pause", "resume", "rollback"]
 
 
-class DeploymentBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of `POST /deployments`: the agent, its new definition and how to roll it out."""
+class DeploymentBody(Rollout, kw_only=True, forbid_unknown_fields=True):
+    """Body of `POST /deployments`: the agent (or cluster), its new definition and how to roll
+    it out (the rollout's fields: `strategy`, its parameters, the thresholds)."""
 
-    agent_id: str
+    agent_id: str | None = None
+    """The agent; or give `cluster`."""
+    cluster: str | None = None
+    """A cluster whose template changes: its agents take it batch by batch (`rolling`)."""
     version_label: Annotated[str, Meta(min_length=1, max_length=64)]
     """A name for the new version (e.g. `v2` or `prompt-2026-01`)."""
     spec: AgentSpec | None = None
     """The whole new definition as JSON; or give `config`."""
     config: Annotated[str, Meta(max_length=200_000)] | None = None
     """The whole new definition as TOML (Caxton's `config`)."""
-    strategy: Strategy = "canary"
-    stages: Annotated[list[Stage], Meta(max_length=16)] = []
-    """Canary stages (`percentage`, `duration_s`), percentages rising."""
-    rollback_on_error: bool = True
-    error_threshold: Annotated[float, Meta(ge=0, le=1)] = 0.05
-    min_samples: Annotated[int, Meta(ge=1, le=1_000_000)] = 20
 
 
 class ActionBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -95,41 +99,61 @@ def _definition(body: DeploymentBody) -> AgentSpec:
     "/",
     status_code=202,
     summary="Start a deployment",
-    description="Rolls a new definition of an agent out: `immediate` (all traffic at once) or"
-    " `canary` (stages of `percentage` × `duration_s`; past `error_threshold` over at least"
-    " `min_samples` turns it rolls back by itself). One active deployment per agent: another"
-    " answers `409 DEPLOYMENT_IN_PROGRESS`.",
+    description="Rolls a new definition of an agent out: `immediate` (all traffic at once),"
+    " `rolling` (`batch_size` instances at a time, `batch_pause_s` apart), `blue_green` (the"
+    " new version beside the old, then all traffic at once, the old kept `rollback_window_s`)"
+    " or `canary` (stages of `percentage` × `duration_s`); past `error_threshold` or"
+    " `latency_p99_ms` over at least `min_samples` turns it rolls back by itself. With"
+    " `cluster` instead of `agent_id`, a cluster's new template rolls through its agents"
+    " (`rolling`, each agent's change a deployment). One active deployment per agent (and per"
+    " cluster): another answers `409 DEPLOYMENT_IN_PROGRESS`.",
     opt={"body": DeploymentBody},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def create_deployment(
     request: Request[Any, Any, Any],
     agents: NamedDependency[AgentsProjection],
+    clusters: NamedDependency[ClustersProjection],
     writes: NamedDependency[Writes],
     ns: NamedDependency[str],
 ) -> Response[Data[DeploymentView]]:
     """Check the request, then have the deployment service start the rollout."""
     body = await decode_body(request, DeploymentBody)
-    return await _start(body, agents, writes, ns)
+    members = _members(body, agents, clusters, ns) if body.cluster is not None else []
+    return await _start(body, agents, writes, ns, members)
+
+
+def _members(
+    body: DeploymentBody, agents: AgentsProjection, clusters: ClustersProjection, ns: str
+) -> list[str]:
+    """The live agents of the cluster ``body`` names, in its order (404, or 422 when it was
+    declared without a template)."""
+    cluster = clusters.get(ns, body.cluster or "")
+    if cluster is None:
+        raise cluster_not_found(body.cluster or "", ns)
+    if cluster.manifest.spec.template is None:
+        raise invalid("body.cluster", f"cluster {cluster.name} has no template to change")
+    return [a for a in cluster.agent_ids if agents.get(ns, a) is not None]
 
 
 async def _start(
-    body: DeploymentBody, agents: AgentsProjection, writes: Writes, ns: str
+    body: DeploymentBody, agents: AgentsProjection, writes: Writes, ns: str, members: list[str]
 ) -> Response[Data[DeploymentView]]:
-    """Check ``body`` (definition, stages, agent), then start it: `202` with its view."""
+    """Check ``body`` (definition, rollout, agent), then start it: `202` with its view."""
+    if (body.agent_id is None) == (body.cluster is None):
+        raise invalid("body.agent_id", "name an `agent_id` or a `cluster`, not both")
     spec = _definition(body)
-    check_stages(body.strategy, body.stages)
-    require_agent(agents, ns, body.agent_id)
+    check_rollout(body, cluster=body.cluster is not None)
+    if body.agent_id is not None:
+        require_agent(agents, ns, body.agent_id)
     command = CreateDeployment(
         namespace=ns,
         agent_id=body.agent_id,
+        cluster=body.cluster,
+        agent_ids=members,
         spec=spec,
         version_label=body.version_label,
-        strategy=body.strategy,
-        stages=body.stages,
-        rollback_on_error=body.rollback_on_error,
-        error_threshold=body.error_threshold,
-        min_samples=body.min_samples,
+        rollout=Rollout(**{f: getattr(body, f) for f in Rollout.__struct_fields__}),
     )
     reply = await writes.send(SERVICE, "create_deployment", command, DeploymentReply, views=())
     view = _shown(reply)
@@ -155,16 +179,38 @@ async def list_deployments(
 
 @get("/{deployment_id:str}", summary="Read a deployment", responses=error_responses(404))
 async def get_deployment(
-    store: Store, ns: NamedDependency[str], deployment_id: FromPath[str]
+    store: Store,
+    writes: NamedDependency[Writes],
+    ns: NamedDependency[str],
+    deployment_id: FromPath[str],
 ) -> Data[DeploymentView]:
-    """Status, current stage and percentage, the stages with their times, why it ended."""
+    """Status, current step and percentage, the steps with their times, why it ended, and
+    what was measured of the new version."""
     state = None
     if ID.match(deployment_id):
         events = await store.read(deployment_stream(ns, deployment_id))
         state = fold(events, evolve_deployment).state
     if state is None or state.namespace != ns:
         raise _not_found(deployment_id, ns)
-    return Data(data=deployment_view(state))
+    shown = deployment_view(state)
+    if state.active:
+        shown.metrics = await _measured(writes, ns, deployment_id, shown.metrics)
+    return Data(data=shown)
+
+
+async def _measured(
+    writes: Writes, ns: str, deployment_id: str, judged: list[VersionMetrics]
+) -> list[VersionMetrics]:
+    """The new version's figures as the deployment service measures them now; those it was
+    judged on when the service does not answer in time (the stream still shows the rest)."""
+    command = ListDeployments(namespace=ns, deployment_id=deployment_id)
+    try:
+        reply = await writes.send(
+            SERVICE, "list_deployments", command, DeploymentReply, views=(), within=_METRICS_S
+        )
+    except ParleyError:
+        return judged
+    return next((d.metrics for d in reply.deployments or []), judged)
 
 
 @post(
@@ -217,8 +263,9 @@ class ReloadBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     description="A shorthand for `POST /deployments`: the new definition as `config` (TOML) or"
     " `spec`, in a JSON body or as form fields (multipart, where `config` may be a file,"
     " or urlencoded);"
-    " `strategy` `immediate` (default) or `canary`, which runs `traffic_split` % for"
-    " `duration_s`, then promotes.",
+    " `strategy` `immediate` (default), `canary`, which runs `traffic_split` % for"
+    " `duration_s`, then promotes, `blue_green` (its default window) or `rolling` (one"
+    " instance at a time).",
     opt={"body": ReloadBody},
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
@@ -245,8 +292,9 @@ async def reload_agent(
         config=body.config,
         strategy=body.strategy,
         stages=stages if body.strategy == "canary" else [],
+        batch_size=1 if body.strategy == "rolling" else None,
     )
-    return await _start(deployment, agents, writes, ns)
+    return await _start(deployment, agents, writes, ns, [])
 
 
 async def _form(request: Request[Any, Any, Any]) -> ReloadBody:

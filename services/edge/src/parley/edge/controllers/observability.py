@@ -55,11 +55,17 @@ async def agent_output(
     return Data(data=as_view(Output, view, execution_id=view.id))
 
 
+_VERSION = Parameter(
+    required=False, ge=1, description="An agent version (`/agents/{id}/versions/{n}`)."
+)
+
+
 @get(
     "/{agent_id:str}/logs",
     summary="Read an agent's log",
     description="Lines derived from the agent's events: turns, executions, tools, budget and"
-    " instances. `level` is the minimum (`info`, `warning`, `error`).",
+    " instances. `level` is the minimum (`info`, `warning`, `error`); `version` keeps the"
+    " lines of runs on that agent version.",
     responses=error_responses(404, 422),
 )
 async def agent_logs(
@@ -69,6 +75,7 @@ async def agent_logs(
         str | None, Parameter(required=False, description="ISO-8601 time (inclusive).")
     ] = None,
     limit: Annotated[int, Parameter(ge=1, le=1000, description="Newest lines to return.")] = 100,
+    version: Annotated[int | None, _VERSION] = None,
 ) -> Data[list[LogEntry]]:
     """The newest log lines, oldest first."""
     agent.live()
@@ -83,7 +90,8 @@ async def agent_logs(
         if after.tzinfo is None:
             after = after.replace(tzinfo=UTC)
     chosen: LogLevel = level  # type: ignore[assignment]
-    return Data(data=agent.runtime.logs(agent.id, level=chosen, since=after, limit=limit))
+    lines = agent.runtime.logs(agent.id, level=chosen, since=after, limit=limit, version=version)
+    return Data(data=lines)
 
 
 @get(
@@ -91,13 +99,15 @@ async def agent_logs(
     summary="Read an agent's metrics",
     description="Requests (finished turns and executions), success rate, average response"
     " time, active conversations (a turn in the last 15 minutes), tokens, cost, budget and"
-    " warm instances.",
+    " warm instances; with `version`, the run figures are those of runs on that agent version.",
     responses=error_responses(404),
 )
-async def agent_metrics(agent: NamedDependency[AgentScope]) -> Data[AgentMetrics]:
-    """One agent's metrics."""
+async def agent_metrics(
+    agent: NamedDependency[AgentScope], version: Annotated[int | None, _VERSION] = None
+) -> Data[AgentMetrics]:
+    """One agent's metrics (its runs on one version, when asked)."""
     agent.live()
-    return Data(data=agent.runtime.metrics(agent.id))
+    return Data(data=agent.runtime.metrics(agent.id, version=version))
 
 
 output_router = Router(

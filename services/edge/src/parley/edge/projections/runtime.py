@@ -81,6 +81,8 @@ class _Stats:
     cold_starts: int = 0
     last_cold_start_ms: float | None = None
     log: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+    versions: dict[int, "_Stats"] = field(default_factory=dict)
+    """The run figures of each version of the agent that ran."""
 
 
 class RuntimeProjection(FoldingProjection):
@@ -97,6 +99,8 @@ class RuntimeProjection(FoldingProjection):
         self._executions: dict[str, Execution] = {}
         self._by_agent: dict[str, dict[str, None]] = {}
         self._stats: dict[str, _Stats] = {}
+        self._run_versions: dict[str, int] = {}
+        """Running turn or execution id → the agent version it runs (from its start)."""
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -167,8 +171,10 @@ class RuntimeProjection(FoldingProjection):
         level: LogLevel = "info",
         since: datetime | None = None,
         limit: int = 100,
+        version: int | None = None,
     ) -> list[LogEntry]:
-        """The newest ``limit`` log lines of ``agent_id`` at ``level`` or above, oldest first."""
+        """The newest ``limit`` log lines of ``agent_id`` at ``level`` or above (of runs on
+        agent version ``version``, when given), oldest first."""
         stats = self._stats.get(agent_id)
         if stats is None:
             return []
@@ -180,21 +186,28 @@ class RuntimeProjection(FoldingProjection):
                 break
             if LOG_LEVELS[entry.level] < floor:
                 continue
+            if version is not None and entry.agent_version != version:
+                continue
             if entry.session_id is not None and entry.session_id not in self._sessions:
                 continue  # the session was deleted: it leaves the log too
             picked.append(entry)
         picked.reverse()
         return picked
 
-    def metrics(self, agent_id: str, now: datetime | None = None) -> AgentMetrics:
-        """What ``agent_id``'s runs added up to (zeros for an agent that never ran)."""
-        stats = self._stats.get(agent_id) or _Stats()
+    def metrics(
+        self, agent_id: str, now: datetime | None = None, version: int | None = None
+    ) -> AgentMetrics:
+        """What ``agent_id``'s runs (on agent version ``version``, when given) added up to
+        (zeros for an agent, or a version, that never ran)."""
+        agent = self._stats.get(agent_id) or _Stats()
+        stats = agent if version is None else agent.versions.get(version) or _Stats()
         horizon = (now or utcnow()) - ACTIVE_WINDOW
         own = [s for s in self._sessions.values() if s.agent_id == agent_id]
         active = sum(1 for s in own if s.last_turn_at is not None and s.last_turn_at >= horizon)
         total = stats.turns + stats.executions
         return AgentMetrics(
             agent_id=agent_id,
+            agent_version=version,
             total_requests=total,
             turns=stats.turns,
             executions=stats.executions,
@@ -210,12 +223,12 @@ class RuntimeProjection(FoldingProjection):
                 total=stats.input_tokens + stats.output_tokens,
             ),
             cost_usd=round(stats.cost_usd, 8),
-            budget=stats.budget,
+            budget=agent.budget,
             instances=InstancesView(
-                count=len(stats.workers),
-                workers=list(stats.workers),
-                cold_starts=stats.cold_starts,
-                last_cold_start_ms=stats.last_cold_start_ms,
+                count=len(agent.workers),
+                workers=list(agent.workers),
+                cold_starts=agent.cold_starts,
+                last_cold_start_ms=agent.last_cold_start_ms,
             ),
         )
 
@@ -370,20 +383,24 @@ class RuntimeProjection(FoldingProjection):
     ) -> None:
         if not agent_id:
             return
-        stats = self._agent(agent_id)
-        if turn:
-            stats.turns += 1
-        else:
-            stats.executions += 1
-        if outcome == "completed":
-            stats.succeeded += 1
-        else:
-            stats.failed += 1
-        stats.response_ms_sum += float(data.get("response_time_ms") or 0.0)
+        agent = self._agent(agent_id)
+        counted = [agent]
+        if isinstance(version := data.get("agent_version"), int):
+            counted.append(agent.versions.setdefault(version, _Stats()))
         usage = data.get("usage") or {}
-        stats.input_tokens += int(usage.get("input_tokens", 0))
-        stats.output_tokens += int(usage.get("output_tokens", 0))
-        stats.cost_usd += float(usage.get("cost_usd", 0.0))
+        for stats in counted:
+            if turn:
+                stats.turns += 1
+            else:
+                stats.executions += 1
+            if outcome == "completed":
+                stats.succeeded += 1
+            else:
+                stats.failed += 1
+            stats.response_ms_sum += float(data.get("response_time_ms") or 0.0)
+            stats.input_tokens += int(usage.get("input_tokens", 0))
+            stats.output_tokens += int(usage.get("output_tokens", 0))
+            stats.cost_usd += float(usage.get("cost_usd", 0.0))
 
     def _log(
         self,
@@ -408,8 +425,21 @@ class RuntimeProjection(FoldingProjection):
                 execution_id=execution_id,
                 session_id=session_id,
                 turn_id=str(run_id) if session_id is not None and run_id else None,
+                agent_version=self._version_of(event, str(run_id or execution_id or "")),
             )
         )
+
+    def _version_of(self, event: Event, run_id: str) -> int | None:
+        """The agent version of the run an event belongs to: recorded on its start and end,
+        remembered in between for its steps and tools."""
+        version = event.data.get("agent_version")
+        if event.type in ("turn.started", "execution.started") and isinstance(version, int):
+            self._run_versions[run_id] = version
+        elif event.type in _RUN_ENDS:
+            self._run_versions.pop(run_id, None)
+        else:
+            version = self._run_versions.get(run_id)
+        return version if isinstance(version, int) else None
 
     def _log_tool(self, agent_id: str | None, event: Event, **where: str) -> None:
         data, name = event.data, event.data.get("name")
@@ -422,6 +452,8 @@ class RuntimeProjection(FoldingProjection):
             message = f"tool {name} failed: {data.get('code')}: {data.get('message')}"
             self._log(agent_id, event, "warning", message, **where)
 
+
+_RUN_ENDS = sessions.FINISHED | {f"execution.{status}" for status in executions.FINAL}
 
 _OUTCOME_LEVEL: dict[str, LogLevel] = {
     "completed": "info",

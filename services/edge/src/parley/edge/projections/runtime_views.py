@@ -149,6 +149,8 @@ class LogEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
     execution_id: str | None = None
     session_id: str | None = None
     turn_id: str | None = None
+    agent_version: int | None = None
+    """The agent's version the line's run used (see ``/agents/{id}/versions``), if known."""
 
 
 class TokenTotals(msgspec.Struct, kw_only=True):
@@ -178,10 +180,13 @@ class InstancesView(msgspec.Struct, kw_only=True):
     last_cold_start_ms: float | None = None
 
 
-class AgentMetrics(msgspec.Struct, kw_only=True):
-    """What an agent's runs added up to."""
+class AgentMetrics(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """What an agent's runs added up to (``agent_version`` only when filtered by one)."""
 
     agent_id: str
+    agent_version: int | None = None
+    """The version the run figures are of, when filtered by one (agent-wide figures —
+    conversations, budget, instances — stay the agent's)."""
     total_requests: int
     """Finished turns plus finished executions."""
     turns: int

@@ -1,6 +1,7 @@
 """Views of the store this process keeps: streams of one category folded by their aggregate.
 
-:class:`AgentDirectory` is the runtime's view of agents (definitions and lifecycle states).
+:class:`AgentDirectory` is the runtime's view of agents (definitions and lifecycle states),
+with the deployments that choose which definition each run uses.
 It reads every stream (skipping other categories after one string check) so its position
 can be compared with the edge's: a command carrying ``min_position`` waits until this view
 has caught up with what the caller saw.
@@ -14,6 +15,7 @@ from parley.aggregates.agent import Agent
 from parley.contracts.envelope import Event
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
+from parley.runtime.adapters.rollouts import Rollouts, Routed
 
 __all__ = ["AgentDirectory", "Folded"]
 
@@ -40,12 +42,22 @@ class Folded(Follower, Generic[S]):
 
 
 class AgentDirectory(Folded[Agent]):
-    """Live agents by id."""
+    """Live agents by id, and which definition each run of them uses (:attr:`rollouts`)."""
 
     name = "runtime-agents"
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store, "agent", agent.evolve)
+        self.rollouts = Rollouts()
+
+    def fold(self, event: Event) -> None:
+        """Fold an agent's event, and what routing runs by deployment needs."""
+        super().fold(event)
+        self.rollouts.fold(event)
+
+    def route(self, found: Agent, conversation: str) -> Routed:
+        """The definition a run of ``found`` in ``conversation`` uses (see :mod:`.rollouts`)."""
+        return self.rollouts.route(found, conversation)
 
     def get(self, agent_id: str) -> Agent | None:
         """The agent, unless unknown or deleted."""

@@ -43,18 +43,24 @@ class Turns:
         loaded = await self._session(cmd, open_session)
         session = loaded.state
         assert session is not None
-        agent = (
-            running_agent(deps.directory.get(session.agent_id), session.agent_id, cmd.namespace)
+        routed = (
+            deps.directory.route(
+                running_agent(
+                    deps.directory.get(session.agent_id), session.agent_id, cmd.namespace
+                ),
+                session.id,
+            )
             if session.agent_id
             else None
         )
+        agent = routed.agent if routed is not None else None
         settings = effective(agent, session.settings)
         await deps.spend.check(cmd.namespace)  # QUOTA_EXCEEDED before any model call
         if agent is not None and (reason := await deps.budgets.refusal(agent.id, settings.budget)):
             raise RuntimeFault(ErrorCode.BUDGET_EXCEEDED, reason)
         for ref in cmd.files:
             text_file(session, ref)
-        task, loaded, started_position = await self.starter.start(cmd, loaded, agent, settings)
+        task, loaded, started_position = await self.starter.start(cmd, loaded, routed, settings)
         session = loaded.state
         assert session is not None
         if cmd.stream:

@@ -21,6 +21,7 @@ from parley.contracts.runtime import (
 )
 from parley.kit.telemetry import current_traceparent
 from parley.runtime.adapters.files import SessionFiles, is_text
+from parley.runtime.adapters.rollouts import Routed
 from parley.runtime.deps import Deps
 from parley.runtime.domain import effective
 from parley.runtime.errors import RuntimeFault, error_body
@@ -46,8 +47,8 @@ class TurnEnd:
     error: ErrorBody | None
 
 
-def turn_started(cmd: Chat, session: Session) -> TurnStarted:
-    """The start of the turn ``cmd`` asks for in ``session``."""
+def turn_started(cmd: Chat, session: Session, routed: Routed | None = None) -> TurnStarted:
+    """The start of the turn ``cmd`` asks for in ``session`` (on the version ``routed``)."""
     return TurnStarted(
         turn_id=cmd.turn_id,
         session_id=session.id,
@@ -55,7 +56,12 @@ def turn_started(cmd: Chat, session: Session) -> TurnStarted:
         message=cmd.message,
         context=cmd.context,
         files=cmd.files,
+        **_version_fields(routed),
     )
+
+
+def _version_fields(routed: Routed | None) -> dict[str, Any]:
+    return msgspec.structs.asdict(routed.version) if routed is not None else {}
 
 
 def text_file(session: Session, ref: str) -> FileUploaded:
@@ -76,12 +82,12 @@ def text_file(session: Session, ref: str) -> FileUploaded:
 
 
 async def run_turn(
-    deps: Deps, cmd: Chat, session: Session, gate: asyncio.Future[None]
+    deps: Deps, cmd: Chat, session: Session, gate: asyncio.Future[None], routed: Routed | None
 ) -> TurnEnd | None:
-    """The turn; None when it was dropped before it started (``gate`` cancelled)."""
+    """The turn on the agent's definition ``routed`` chose; None when it was dropped before
+    it started (``gate`` cancelled)."""
     tally = RunTally(deps.scrubber, cmd.turn_id, session.agent_id, session.id)
-    agent = deps.directory.get(session.agent_id) if session.agent_id else None
-    settings = effective(agent, session.settings)
+    settings = effective(routed.agent if routed is not None else None, session.settings)
     sink = DeltaPublisher(
         deps.nc, cmd.turn_id, {"conversation_id": session.id}, live=cmd.stream, gate=gate
     )
@@ -127,7 +133,9 @@ async def run_turn(
     except Exception as exc:  # every failure ends the turn with a recorded outcome
         outcome, output = "failed", "".join(sink.text)
         error = error_body(exc)
-    finished = tally.finished(run, outcome, output, error)
+    finished = msgspec.structs.replace(
+        tally.finished(run, outcome, output, error), **_version_fields(routed)
+    )
     output, error = finished.output, finished.error
     if session.agent_id is not None and outcome in ("completed", "failed", "interrupted"):
         deps.stats.record(

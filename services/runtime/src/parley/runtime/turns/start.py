@@ -10,14 +10,15 @@ A turn holds its slot for its whole life.
 import asyncio
 import contextlib
 import time
+from dataclasses import dataclass
 
 from nats.aio.subscription import Subscription
 
-from parley.aggregates.agent import Agent
 from parley.aggregates.session import Moved, Open, Session, StartTurn, decide
 from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import Chat, session_stream
 from parley.eventstore.repository import Loaded
+from parley.runtime.adapters.rollouts import Routed
 from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
@@ -32,6 +33,17 @@ Started = tuple["asyncio.Task[TurnEnd | None]", Loaded[Session], int]
 """The running turn, the session it started on, and the position of its start."""
 
 
+@dataclass(frozen=True)
+class _Turn:
+    """A turn being started: its message, the agent's definition it runs on (none for a
+    session without an agent), and how it waits for room in its session."""
+
+    cmd: Chat
+    routed: Routed | None
+    policy: str
+    deadline: float
+
+
 class Starter:
     """Starts turns in this process."""
 
@@ -39,17 +51,19 @@ class Starter:
         self.deps, self.control = deps, control
 
     async def start(
-        self, cmd: Chat, loaded: Loaded[Session], agent: Agent | None, settings: Effective
+        self, cmd: Chat, loaded: Loaded[Session], routed: Routed | None, settings: Effective
     ) -> Started:
-        """Make room, take a slot, and start the turn (its run and its recorded start)."""
+        """Make room, take a slot, and start the turn (its run and its recorded start) on
+        the agent's definition ``routed`` chose (none for a session without an agent)."""
         deps = self.deps
+        agent = routed.agent if routed is not None else None
         session = loaded.state
         assert session is not None
         policy = cmd.policy or session.settings.concurrency
-        deadline = time.monotonic() + deps.settings.session_wait
+        turn = _Turn(cmd, routed, policy, time.monotonic() + deps.settings.session_wait)
         # Room first (a running turn may hold the agent's only slot), then a slot, then the
         # append, which settles a race with another message at the session's version.
-        loaded = await self._room(cmd, loaded, policy, deadline)
+        loaded = await self._room(turn, loaded)
         stack = contextlib.AsyncExitStack()
         try:
             if agent is not None:
@@ -61,18 +75,13 @@ class Starter:
                         prepare=lambda: deps.provider(settings.provider),
                     )
                 )
-            return await self._launch(cmd, loaded, policy, deadline, stack)
+            return await self._launch(turn, loaded, stack)
         except BaseException:
             await stack.aclose()
             raise
 
     async def _launch(
-        self,
-        cmd: Chat,
-        loaded: Loaded[Session],
-        policy: str,
-        deadline: float,
-        stack: contextlib.AsyncExitStack,
+        self, turn: _Turn, loaded: Loaded[Session], stack: contextlib.AsyncExitStack
     ) -> Started:
         """Start the run and append its start at the same time.
 
@@ -84,21 +93,22 @@ class Starter:
         """
         # Answer pings before the start is recorded: a runtime that sees the turn in the
         # session must find it alive, or it would end it as an orphan while it runs.
+        cmd = turn.cmd
         ctl = await self.deps.nc.subscribe(ctl_subject(cmd.turn_id), cb=self.control.serve)
         stack.push_async_callback(_unsubscribe, ctl)
         gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        task = self._spawn(cmd, loaded, stack, gate)
+        task = self._spawn(turn, loaded, stack, gate)
         try:
-            position = await self._append_start(cmd, loaded)
+            position = await self._append_start(turn, loaded)
         except Moved:
             gate.cancel()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             assert loaded.state is not None
             loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
-            loaded, position = await self._start(cmd, loaded, policy, deadline)
+            loaded, position = await self._start(turn, loaded)
             gate = asyncio.get_running_loop().create_future()
-            task = self._spawn(cmd, loaded, stack, gate)
+            task = self._spawn(turn, loaded, stack, gate)
         except BaseException:
             gate.cancel()
             task.cancel()
@@ -109,15 +119,15 @@ class Starter:
 
     def _spawn(
         self,
-        cmd: Chat,
+        turn: _Turn,
         loaded: Loaded[Session],
         stack: contextlib.AsyncExitStack,
         gate: asyncio.Future[None],
     ) -> "asyncio.Task[TurnEnd | None]":
         assert loaded.state is not None
-        running = self.control.running
+        running, cmd = self.control.running, turn.cmd
         task = asyncio.create_task(
-            self._run(cmd, loaded.state, stack, gate), name=f"turn-{cmd.turn_id}"
+            self._run(turn, loaded.state, stack, gate), name=f"turn-{cmd.turn_id}"
         )
         running[cmd.turn_id] = task
         task.add_done_callback(
@@ -127,28 +137,25 @@ class Starter:
         )
         return task
 
-    async def _room(
-        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
-    ) -> Loaded[Session]:
+    async def _room(self, turn: _Turn, loaded: Loaded[Session]) -> Loaded[Session]:
         """The session once no turn runs in it, by the policy."""
+        namespace = turn.cmd.namespace
         while (session := loaded.state) is not None and session.active is not None:
-            await self._make_room(session, policy, deadline, cmd.namespace)
-            loaded = await load_session(self.deps, session.id, cmd.namespace)
+            await self._make_room(session, turn.policy, turn.deadline, namespace)
+            loaded = await load_session(self.deps, session.id, namespace)
         return loaded
 
-    async def _start(
-        self, cmd: Chat, loaded: Loaded[Session], policy: str, deadline: float
-    ) -> tuple[Loaded[Session], int]:
+    async def _start(self, turn: _Turn, loaded: Loaded[Session]) -> tuple[Loaded[Session], int]:
         """Append ``turn.started`` on the session as seen (making room again on a race)."""
         while True:
-            loaded = await self._room(cmd, loaded, policy, deadline)
+            loaded = await self._room(turn, loaded)
             try:
-                return loaded, await self._append_start(cmd, loaded)
+                return loaded, await self._append_start(turn, loaded)
             except Moved:
                 assert loaded.state is not None
-                loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
+                loaded = await load_session(self.deps, loaded.state.id, turn.cmd.namespace)
 
-    async def _append_start(self, cmd: Chat, loaded: Loaded[Session]) -> int:
+    async def _append_start(self, turn: _Turn, loaded: Loaded[Session]) -> int:
         """Append ``turn.started`` (after ``session.created`` for a new conversation).
 
         Two single appends, not one atomic batch: a JetStream batch commit costs about ten
@@ -157,7 +164,7 @@ class Starter:
         Raises:
             Moved: When the session is not as ``loaded`` shows it, or busy.
         """
-        session = loaded.state
+        session, cmd = loaded.state, turn.cmd
         assert session is not None
         stream = session_stream(session.id)
         envelope = Envelope(session.id, cmd.namespace, cmd.request_id, cmd.traceparent)
@@ -168,7 +175,7 @@ class Starter:
             )
             created = await execute(self.deps.sessions, stream, decide, opened, envelope, new=True)
             version = created.outcome.version
-        started = turn_started(cmd, session)
+        started = turn_started(cmd, session, turn.routed)
         command = StartTurn(namespace=cmd.namespace, started=started, seen_version=version)
         executed = await execute(self.deps.sessions, stream, decide, command, envelope)
         return executed.outcome.position
@@ -205,14 +212,14 @@ class Starter:
 
     async def _run(
         self,
-        cmd: Chat,
+        turn: _Turn,
         session: Session,
         stack: contextlib.AsyncExitStack,
         gate: asyncio.Future[None],
     ) -> TurnEnd | None:
         """The turn; None when it was dropped before it started (the slot stays held)."""
         try:
-            return await run_turn(self.deps, cmd, session, gate)
+            return await run_turn(self.deps, turn.cmd, session, gate, turn.routed)
         finally:
             if not gate.cancelled():
                 await stack.aclose()  # its control subscription, then its slot

@@ -32,7 +32,12 @@ from parley.aggregates.execution import (
 from parley.aggregates.journal import Journal
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.runtime import ExecutionInputRequired, RunFinished, execution_stream
+from parley.contracts.runtime import (
+    ExecutionInputRequired,
+    RunFinished,
+    RunVersion,
+    execution_stream,
+)
 from parley.runtime.decisions import Envelope, execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective, input_text
@@ -101,9 +106,12 @@ class Attempt:
         events: Sequence[Event],
         settings: Effective,
         running: dict[str, "asyncio.Task[str]"],
+        version: RunVersion,
     ) -> None:
         self.deps, self.execution, self.events = deps, execution, events
         self.settings, self.running = settings, running
+        self.version = version
+        """The agent's definition the attempt runs on, recorded on its end."""
         self.attempt = execution.attempts
         self.recorder = AttemptRecorder(deps, execution)
 
@@ -210,7 +218,10 @@ class Attempt:
             self.deps.executions,
             execution_stream(self.execution.id),
             decide,
-            Finish(attempt=self.attempt, finished=finished),
+            Finish(
+                attempt=self.attempt,
+                finished=msgspec.structs.replace(finished, **msgspec.structs.asdict(self.version)),
+            ),
             envelope_of(self.execution),
         )
         if executed.outcome.appended:

@@ -146,10 +146,11 @@ class ExecutionWorker(QueueWorker):
             return await self._carry_out(execution, first.action, first)
         await deps.directory.wait_for(execution.requested_position, 2.0)
         agent = deps.directory.get(execution.agent_id)
-        settings = effective(agent, SessionSettings())
-        second = agent_triage(execution, agent, settings.instances)
+        second = agent_triage(execution, agent, effective(agent, SessionSettings()).instances)
         if second.action != "run" or agent is None:
             return await self._carry_out(execution, second.action, second)
+        routed = deps.directory.route(agent, execution.id)  # the same on every attempt
+        settings = effective(routed.agent, SessionSettings())
         async with contextlib.AsyncExitStack() as stack:
             # Answer pings from here on, so no other runtime takes it over as orphaned.
             ctl = await deps.nc.subscribe(
@@ -170,7 +171,11 @@ class ExecutionWorker(QueueWorker):
                 if exc.code in (ErrorCode.RATE_LIMITED, ErrorCode.QUOTA_EXCEEDED):
                     return Verdict(False, _SLOT_RETRY_S)
                 raise
-            begin = Begin(worker=deps.settings.worker, seen_version=execution.version)
+            begin = Begin(
+                worker=deps.settings.worker,
+                seen_version=execution.version,
+                version=routed.version,
+            )
             try:
                 started = await execute(
                     deps.executions,
@@ -182,7 +187,9 @@ class ExecutionWorker(QueueWorker):
             except Moved:
                 return None  # someone else moved it: decide again
             assert started.outcome.state is not None
-            attempt = Attempt(deps, started.outcome.state, events, settings, self._running)
+            attempt = Attempt(
+                deps, started.outcome.state, events, settings, self._running, routed.version
+            )
             return await attempt.run()
 
     async def _carry_out(self, execution: Execution | None, action: str, verdict: Any) -> Verdict:

@@ -202,8 +202,12 @@ class Inbox(QueueWorker):
         return await self._turn(message, agent_id, text)
 
     async def _bid(self, message: AclMessage, agent_id: str) -> Answer:
-        agent = self.deps.directory.get(agent_id)
-        assert agent is not None
+        found = self.deps.directory.get(agent_id)
+        assert found is not None
+        # keyed like the task's turns (its conversation's session): the bid, the llm's
+        # verdict on it and the awarded work all run on one version of the agent
+        session_id = derived_id(message.conversation_id, agent_id)
+        agent = self.deps.directory.route(found, session_id).agent
         content = message.content if isinstance(message.content, dict) else {}
         offer = bid(
             agent.spec, content, self.deps.stats.get(agent_id), self.deps.capacity.load(agent_id)

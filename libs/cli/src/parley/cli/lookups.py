@@ -1,0 +1,20 @@
+"""Names to ids: commands take an agent by its name or its id."""
+
+import re
+
+from parley.cli.client import Api
+from parley.cli.exits import CliFailure, Exit
+
+__all__ = ["agent_id"]
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def agent_id(api: Api, ref: str) -> str:
+    """The id of the agent ``ref`` names (an id is taken as it is)."""
+    if _UUID.match(ref):
+        return ref
+    found = api.get("/api/v1/agents", name=ref, limit=1)
+    if not found:
+        raise CliFailure("AGENT_NOT_FOUND", f"no agent named {ref!r}", Exit.NOT_FOUND)
+    return str(found[0]["id"])

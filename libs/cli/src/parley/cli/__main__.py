@@ -2,12 +2,14 @@
 
 Every command group registers itself on :data:`parley.cli.app.app` when imported here.
 :func:`main` turns a :class:`~parley.cli.exits.CliFailure` into its message on stderr and its
-exit code (see :mod:`parley.cli.exits`), never a traceback; Ctrl-C exits 130.
+exit code (see :mod:`parley.cli.exits`), a wrong command line into its usage message and
+exit code 2, Ctrl-C into exit code 130 — never a traceback.
 """
 
 import sys
 
-import click
+import typer
+from typer.exceptions import TyperException
 
 from parley.cli import (  # noqa: F401 - each module adds its commands to the app
     agents,
@@ -27,21 +29,30 @@ from parley.cli.exits import CliFailure, Exit
 __all__ = ["app", "main"]
 
 
+def _usage(error: TyperException) -> int:
+    """Show a command-line error as Click would; its exit code."""
+    show = getattr(error, "show", None)
+    if callable(show):
+        show()
+    else:
+        typer.echo(f"parley: {error.format_message()}", err=True)
+    return int(error.exit_code)
+
+
 def main() -> None:
-    """The ``parley`` console script."""
+    """The `parley` console script."""
     try:
         code = app(standalone_mode=False)
     except CliFailure as failure:
         for line in failure.lines():
-            click.echo(line, err=True)
+            typer.echo(line, err=True)
         sys.exit(failure.exit)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.ClickException as usage:
-        usage.show()
-        sys.exit(usage.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        click.echo("parley: interrupted", err=True)
+    except TyperException as usage:
+        sys.exit(_usage(usage))
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("parley: interrupted", err=True)
         sys.exit(Exit.INTERRUPTED)
     sys.exit(code if isinstance(code, int) else Exit.OK)
 

@@ -44,7 +44,7 @@ def _show(kind: str, data: dict[str, Any]) -> None:
         out.print(f"\n[magenta]plan: {escape(json.dumps(data.get('steps')))}[/magenta]")
     elif kind == "end":
         usage = data.get("usage") or {}
-        tokens = usage.get("total_tokens", usage.get("output_tokens", "?"))
+        tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
         out.print(
             f"\n[dim]({data.get('outcome')}, {tokens} tokens, "
             f"{data.get('response_time_ms')} ms)[/dim]"

@@ -13,7 +13,7 @@ __all__ = ["keys"]
 keys = group("keys", "API keys (admins only).")
 
 COLUMNS: list[Column] = [
-    ("ID", field("id")),
+    ("ID", field("key_id")),
     ("NAME", field("name")),
     ("PREFIX", field("prefix")),
     ("ROLES", field("roles")),
@@ -23,7 +23,7 @@ COLUMNS: list[Column] = [
     ("LAST USED", field("last_used_at")),
 ]
 ISSUED: list[Column] = [
-    ("ID", field("key.id")),
+    ("ID", field("key.key_id")),
     ("NAME", field("key.name")),
     ("ROLES", field("key.roles")),
     ("NAMESPACES", field("key.namespaces")),

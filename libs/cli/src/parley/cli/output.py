@@ -18,8 +18,8 @@ from rich.table import Table
 
 __all__ = ["Column", "Format", "Output", "cell", "emit", "emit_item", "field", "out"]
 
-out = Console(soft_wrap=True, highlight=False)
-"""stdout, for tables and live views."""
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
+"""stdout, for tables and live views (piped: wide, so no cell is cut)."""
 
 
 class Format(StrEnum):

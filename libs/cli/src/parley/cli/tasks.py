@@ -62,9 +62,9 @@ def create_task(
     emit(created, output, COLUMNS)
 
 
-def _line(kind: str, data: dict[str, Any]) -> str:
-    """One event of the round, for a person."""
-    who = data.get("agent_id", "")
+def _line(kind: str, data: dict[str, Any], names: dict[str, str]) -> str:
+    """One event of the round, for a person (agents by name)."""
+    who = names.get(data.get("agent_id", ""), data.get("agent_id", ""))
     proposal = data.get("proposal") or {}
     bid = (
         f"cost {proposal.get('cost')}, {proposal.get('estimated_time_s')} s, "
@@ -92,11 +92,14 @@ def _watch(client: Api, task: dict[str, Any], output: Format, until_award: bool)
     namespace = task.get("namespace") or current_target().namespace or "default"
     params = {"stream": task_stream(namespace, task["task_id"]), "from_position": 0}
     last = ""
+    names: dict[str, str] = {}
+    if output is Format.table:
+        names = {a["id"]: a["spec"]["name"] for a in client.items("/api/v1/agents", {})}
     with client.sse("GET", "/api/v1/events", params=params) as events:
         for event in events:
             envelope = event.json()
             last = event.event
-            emit_item(envelope, output, _line(last, envelope.get("data") or {}))
+            emit_item(envelope, output, _line(last, envelope.get("data") or {}, names))
             if last in _ENDS or (until_award and last == "task.awarded"):
                 break
     return last

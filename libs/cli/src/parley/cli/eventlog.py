@@ -1,26 +1,17 @@
-"""``parley export`` and ``parley import``: the event log out as CloudEvents NDJSON and back
+"""`parley export` and `parley import`: the event log out as CloudEvents NDJSON and back
 into an empty store, straight over NATS (not through the edge)."""
 
-import asyncio
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from parley.cli.app import app
-from parley.cli.backup import ImportRefused, LogSummary, export_log, import_log
-from parley.cli.store import DEV_STATE, StoreOptions, open_configured_store
-from parley.eventstore.port import EventStore, EventStoreError
-from parley.kit.settings import SettingsError
 
-__all__ = ["export_command", "import_command"]
+__all__ = ["DEV_STATE", "export_command", "import_command"]
 
-err = Console(stderr=True)
-T = TypeVar("T")
+DEV_STATE = Path(".state")
+"""Where `just up` keeps its state (the NATS passwords among it)."""
 
 Backend = Annotated[
     str | None, typer.Option(help="jetstream or kurrentdb (default: PARLEY_EVENTSTORE)")
@@ -38,40 +29,6 @@ StateDir = Annotated[
 ]
 
 
-def _run(options: StoreOptions, work: Callable[[EventStore], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = await open_configured_store(options)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(go())
-    except (ImportRefused, EventStoreError, SettingsError) as exc:
-        typer.echo(f"parley: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _progress(verb: str) -> Progress:
-    return Progress(
-        TextColumn(f"{verb} events"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-
-
-def _report(verb: str, summary: LogSummary) -> None:
-    typer.echo(
-        f"parley: {verb} {summary.events} events of {summary.streams} streams "
-        f"(last position {summary.last_position})",
-        err=True,
-    )
-
-
 @app.command("export")
 def export_command(
     out: Annotated[
@@ -83,20 +40,9 @@ def export_command(
     state_dir: StateDir = DEV_STATE,
 ) -> None:
     """Write the whole event log as CloudEvents NDJSON, in position order."""
-    options = StoreOptions(backend, nats_url, kurrentdb_url, state_dir)
+    from parley.cli import logjobs, store  # here: only these two commands need NATS
 
-    async def work(store: EventStore) -> LogSummary:
-        with _progress("exported") as bar:
-            task = bar.add_task("export", total=await store.last_position())
-            sink = sys.stdout.buffer if out is None else out.open("wb")
-            try:
-                return await export_log(store, sink, lambda n: bar.update(task, completed=n))
-            finally:
-                sink.flush()
-                if out is not None:
-                    sink.close()
-
-    _report("exported", _run(options, work))
+    logjobs.export_to(store.StoreOptions(backend, nats_url, kurrentdb_url, state_dir), out)
 
 
 @app.command("import")
@@ -112,11 +58,6 @@ def import_command(
     The whole file is checked first; a bad line or a store that already holds events changes
     nothing.
     """
-    options = StoreOptions(backend, nats_url, kurrentdb_url, state_dir)
+    from parley.cli import logjobs, store  # here: only these two commands need NATS
 
-    async def work(store: EventStore) -> LogSummary:
-        with _progress("imported") as bar:
-            task = bar.add_task("import", total=None)
-            return await import_log(store, file, lambda n: bar.update(task, completed=n))
-
-    _report("imported", _run(options, work))
+    logjobs.import_from(store.StoreOptions(backend, nats_url, kurrentdb_url, state_dir), file)

@@ -332,6 +332,20 @@ def test_keys_are_created_listed_rotated_and_revoked(cli: Cli, namespace: str) -
     cli.fails(3, "NOT_FOUND", "keys", "get", "nope")
 
 
-def test_shell_completion_is_offered(cli: Cli) -> None:
+def test_the_shell_completes_commands_and_agent_names(cli: Cli) -> None:
     script = cli.ok("--show-completion", "bash", env={"SHELL": "/bin/bash"}).out
-    assert "_PARLEY_COMPLETE" in script or "parley" in script
+    assert "complete -o default -F _parley_completion parley" in script
+
+    def complete(words: str) -> list[str]:
+        env = {
+            "_PARLEY_COMPLETE": "complete_bash",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(words.split()) - 1),
+        }
+        return cli.ok(env=env).out.split()
+
+    assert complete("parley ag") == ["agents"]
+    assert "ls" in complete("parley agents l")
+    for name in ("alpha-1", "alpha-2", "beta"):
+        cli.json("agents", "create", "-f", "-", stdin=f'name = "{name}"\n')
+    assert complete("parley agents get alp") == ["alpha-1", "alpha-2"]

@@ -13,7 +13,7 @@ import yaml  # type: ignore[import-untyped]
 from parley.cli.app import api, group
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.files import read_definition
-from parley.cli.lookups import agent_id
+from parley.cli.lookups import agent_id, agent_names
 from parley.cli.output import Column, Format, Output, emit, field
 
 __all__ = ["AGENT_COLUMNS", "agents"]
@@ -30,7 +30,7 @@ AGENT_COLUMNS: list[Column] = [
     ("UPDATED", field("updated_at")),
 ]
 
-Agent = Annotated[str, typer.Argument(help="the agent's name or id")]
+Agent = Annotated[str, typer.Argument(help="the agent's name or id", autocompletion=agent_names)]
 Reason = Annotated[str | None, typer.Option(help="why (recorded in the event)")]
 
 

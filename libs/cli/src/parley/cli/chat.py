@@ -12,7 +12,7 @@ from rich.markup import escape
 from parley.cli.app import api, app
 from parley.cli.client import Api
 from parley.cli.exits import CliFailure, Exit
-from parley.cli.lookups import agent_id
+from parley.cli.lookups import agent_id, agent_names
 from parley.cli.output import Format, Output, emit_item, out
 from parley.cli.watching import parse_value
 
@@ -112,7 +112,12 @@ def _prompt() -> str | None:
 
 @app.command("chat")
 def chat(
-    agent: Annotated[str, typer.Argument(help="the agent's name or id (it must be running)")],
+    agent: Annotated[
+        str,
+        typer.Argument(
+            help="the agent's name or id (it must be running)", autocompletion=agent_names
+        ),
+    ],
     message: Annotated[
         str | None, typer.Option("--message", "-m", help="send one message and exit")
     ] = None,

@@ -15,7 +15,7 @@ from parley.cli.app import api, app, group
 from parley.cli.client import Api
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.files import read_definition
-from parley.cli.lookups import agent_id
+from parley.cli.lookups import agent_id, agent_names
 from parley.cli.output import Column, Format, Output, emit, emit_item, field, out
 from parley.cli.watching import follow
 
@@ -111,7 +111,9 @@ def _follow(client: Api, deployment: dict[str, Any], output: Format) -> dict[str
 
 @app.command("deploy")
 def deploy(
-    agent: Annotated[str, typer.Argument(help="the agent's name or id")],
+    agent: Annotated[
+        str, typer.Argument(help="the agent's name or id", autocompletion=agent_names)
+    ],
     file: Annotated[Path, typer.Option("--file", "-f", help="the new definition: .toml or .json")],
     canary: Annotated[
         str | None, typer.Option(help="stages percent:duration, e.g. 10:5m,50:10m")

@@ -24,7 +24,7 @@ def failure_of(response: httpx.Response) -> CliFailure:
     try:
         error = response.json()["error"]
         code, message = str(error["code"]), str(error["message"])
-        details = error.get("details") if isinstance(error.get("details"), dict) else None
+        details = error.get("details")
     except (ValueError, KeyError, TypeError):
         code, message, details = (
             f"HTTP_{status}",

@@ -59,7 +59,7 @@ def _view(deployment: dict[str, Any]) -> Group:
     new = deployment["percentage"]
     bar = "█" * (new // 5) + "░" * (20 - new // 5)
     head = (
-        f"[bold]{deployment['version_label']}[/bold] of {deployment['agent_id']}: "
+        f"[bold]{deployment['version_label']}[/bold] of {deployment['spec']['name']}: "
         f"[bold]{deployment['status']}[/bold]   new {new}% {bar} old {100 - new}%"
     )
     stages = Table("STAGE", "SPLIT %", "DURATION", "STARTED", "ENDED", box=None, pad_edge=False)
@@ -75,7 +75,7 @@ def _view(deployment: dict[str, Any]) -> Group:
     health = deployment.get("health") or {}
     figures = (
         f"health: {health.get('samples', 0)} samples, {health.get('errors', 0)} errors, "
-        f"p99 {health.get('p99_ms')} ms (rollback past {deployment['error_threshold']:.0%} "
+        f"p99 {health.get('p99_ms') or '-'} ms (rollback past {deployment['error_threshold']:.0%} "
         f"errors over {deployment['min_samples']} samples)"
     )
     parts: list[Any] = [head, stages, figures]

@@ -56,20 +56,20 @@ class CliFailure(Exception):
         code: the server's error code (``AGENT_NOT_FOUND``) or the CLI's own (``BAD_FILE``).
         message: what went wrong, and where possible what to do.
         exit: the process's exit code.
-        details: the server's ``error.details``, shown where they help (field errors).
+        details: the server's `error.details`, shown where they help (field errors: a list, or
+            an object with `errors`).
     """
 
-    def __init__(
-        self, code: str, message: str, exit: Exit, details: dict[str, Any] | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, exit: Exit, details: Any = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.exit = code, message, exit
-        self.details = details or {}
+        self.details = details
 
     def lines(self) -> list[str]:
         """What is printed on stderr: the code and message, then each field error."""
         shown = [f"parley: {self.code}: {self.message}"]
-        for error in self.details.get("errors") or []:
+        errors = self.details.get("errors") if isinstance(self.details, dict) else self.details
+        for error in errors if isinstance(errors, list) else []:
             if isinstance(error, dict):
                 shown.append(f"  {error.get('field', '?')}: {error.get('message', '')}")
         return shown

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests_support import admin_key
+
+from parley.devstack.stack import Stack
+
 PARLEY = Path(sys.executable).with_name("parley")
 """The console script `uv sync` installed beside this interpreter."""
 
@@ -75,3 +79,15 @@ class Cli:
         assert ran.code == code, (args, ran)
         assert f"parley: {error}" in ran.err, ran.err
         return ran
+
+
+def cli_for(stack: Stack, namespace: str, home: Path) -> Cli:
+    """`parley` as ``stack``'s admin, in ``namespace``, with an empty config dir under
+    ``home`` (also its working directory)."""
+    env = {
+        "PARLEY_URL": stack.edge_url,
+        "PARLEY_API_KEY": admin_key(stack),
+        "PARLEY_NAMESPACE": namespace,
+        "XDG_CONFIG_HOME": str(home / "config"),
+    }
+    return Cli(env, home)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_runner import Cli
+from cli_runner import Cli, cli_for
 from tests_support import admin_key
 
 from parley.devstack.stack import Stack
@@ -29,13 +29,7 @@ spec:
 @pytest.fixture
 def cli(stack: Stack, namespace: str, tmp_path: Path) -> Cli:
     """`parley` as the stack's admin, in the test's namespace, with an empty config dir."""
-    env = {
-        "PARLEY_URL": stack.edge_url,
-        "PARLEY_API_KEY": admin_key(stack),
-        "PARLEY_NAMESPACE": namespace,
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
-    return Cli(env, tmp_path)
+    return cli_for(stack, namespace, tmp_path)
 
 
 def _file(cli: Cli, name: str, text: str) -> str:

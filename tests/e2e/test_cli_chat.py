@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runner import PARLEY, Cli
+from cli_runner import PARLEY, Cli, cli_for
 from e2e_support import World, call
-from tests_support import admin_key
 
 from parley.devstack.stack import Stack
 
@@ -74,13 +73,7 @@ class Terminal:
 
 @pytest.fixture
 def cli(stack: Stack, namespace: str, tmp_path: Path) -> Cli:
-    env = {
-        "PARLEY_URL": stack.edge_url,
-        "PARLEY_API_KEY": admin_key(stack),
-        "PARLEY_NAMESPACE": namespace,
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
-    }
-    return Cli(env, tmp_path)
+    return cli_for(stack, namespace, tmp_path)
 
 
 def _agent(cli: Cli, name: str) -> str:

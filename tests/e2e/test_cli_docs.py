@@ -6,8 +6,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from cli_runner import PARLEY
-from tests_support import admin_key
+from cli_runner import PARLEY, cli_for
 
 from parley.devstack.stack import Stack
 
@@ -24,12 +23,8 @@ def walkthrough() -> str:
 
 def test_the_cli_walkthrough_runs_as_written(stack: Stack, namespace: str, tmp_path: Path):
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")},
+        **cli_for(stack, namespace, tmp_path).env,
         "PATH": f"{PARLEY.parent}:{os.environ['PATH']}",
-        "PARLEY_URL": stack.edge_url,
-        "PARLEY_API_KEY": admin_key(stack),
-        "PARLEY_NAMESPACE": namespace,
-        "XDG_CONFIG_HOME": str(tmp_path / "config"),
     }
     ran = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", walkthrough()],

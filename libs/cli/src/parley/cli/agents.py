@@ -12,7 +12,7 @@ import yaml  # type: ignore[import-untyped]
 
 from parley.cli.app import api, group
 from parley.cli.exits import CliFailure, Exit
-from parley.cli.files import read_definition
+from parley.cli.files import InputFile, read_definition
 from parley.cli.lookups import agent_id, agent_names
 from parley.cli.output import Column, Format, Output, emit, field
 
@@ -59,9 +59,7 @@ def get_agent(agent: Agent, output: Output = Format.table) -> None:
 
 @agents.command("create")
 def create_agent(
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="agent.toml or agent.json; - for stdin")
-    ],
+    file: InputFile,
     start: Annotated[bool, typer.Option(help="start it once created")] = False,
     output: Output = Format.table,
 ) -> None:

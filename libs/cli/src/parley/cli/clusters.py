@@ -1,7 +1,6 @@
 """`parley clusters`: apply manifests (declarative, like `kubectl apply`), list, read,
 scale, pause, resume and delete clusters, and their group runs."""
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -9,7 +8,7 @@ import typer
 from parley.cli.app import api, group
 from parley.cli.client import Api
 from parley.cli.exits import CliFailure, Exit
-from parley.cli.files import read_manifest
+from parley.cli.files import InputFile, read_manifest
 from parley.cli.output import Column, Format, Output, emit, emit_item, field
 from parley.cli.watching import follow, parse_value
 
@@ -73,9 +72,7 @@ def _converge(client: Api, name: str, manifest: dict[str, Any]) -> list[dict[str
 
 @clusters.command("apply")
 def apply(
-    file: Annotated[
-        Path, typer.Option("--file", "-f", help="manifest.yaml (or .json); - for stdin")
-    ],
+    file: InputFile,
     start: Annotated[bool, typer.Option(help="start the agents of a new cluster")] = True,
     output: Output = Format.table,
 ) -> None:

@@ -3,7 +3,6 @@ and follows it live — the stages, the traffic split, the health figures — an
 deployments` lists, follows, promotes, pauses, resumes and rolls back deployments."""
 
 import re
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -14,7 +13,7 @@ from rich.table import Table
 from parley.cli.app import api, app, group
 from parley.cli.client import Api
 from parley.cli.exits import CliFailure, Exit
-from parley.cli.files import read_definition
+from parley.cli.files import InputFile, read_definition
 from parley.cli.lookups import agent_id, agent_names
 from parley.cli.output import Column, Format, Output, emit, emit_item, field, out
 from parley.cli.watching import follow
@@ -114,7 +113,7 @@ def deploy(
     agent: Annotated[
         str, typer.Argument(help="the agent's name or id", autocompletion=agent_names)
     ],
-    file: Annotated[Path, typer.Option("--file", "-f", help="the new definition: .toml or .json")],
+    file: InputFile,
     canary: Annotated[
         str | None, typer.Option(help="stages percent:duration, e.g. 10:5m,50:10m")
     ] = None,

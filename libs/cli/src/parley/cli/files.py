@@ -6,13 +6,19 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 import yaml  # type: ignore[import-untyped]
 
 from parley.cli.exits import CliFailure, Exit
 
-__all__ = ["Definition", "read_definition", "read_manifest", "read_text"]
+__all__ = ["Definition", "InputFile", "read_definition", "read_manifest", "read_text"]
+
+InputFile = Annotated[
+    Path, typer.Option("--file", "-f", help="the file (.toml, .json, .yaml); - for stdin")
+]
+"""What `-f` takes, wherever it is taken."""
 
 
 def read_text(path: Path) -> str:

@@ -3,6 +3,7 @@ namespace, answers unwrapped from ``{"data": …}``, errors turned into :class:`
 with the server's code and message, lists followed across pages, SSE streams read with
 ``httpx-sse``."""
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,17 @@ from parley.cli.exits import CliFailure, Exit, exit_for_status
 __all__ = ["Api", "failure_of"]
 
 _PAGE = 200
+_RETRIES = 4
+_LONGEST_WAIT = 5.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The seconds the server asks to wait before trying again, if that is short."""
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= _LONGEST_WAIT else None
 
 
 def failure_of(response: httpx.Response) -> CliFailure:
@@ -53,9 +65,27 @@ class Api:
         self.http.close()
 
     def call(self, method: str, path: str, **options: Any) -> httpx.Response:
-        """One request; a non-2xx answer, a timeout or no connection raises a failure."""
+        """One request; a non-2xx answer, a timeout or no connection raises a failure.
+
+        A `429` (nothing was done) is tried again after its `Retry-After`, and so is a `503`
+        of a `GET`, up to :data:`_RETRIES` times, when the wait is short.
+        """
+        for attempt in range(1, _RETRIES + 1):
+            response = self._once(method, path, options)
+            wait = _retry_after(response)
+            retryable = response.status_code == 429 or (
+                response.status_code == 503 and method == "GET"
+            )
+            if not retryable or wait is None or attempt == _RETRIES:
+                break
+            time.sleep(wait)
+        if response.status_code >= 400:
+            raise failure_of(response)
+        return response
+
+    def _once(self, method: str, path: str, options: dict[str, Any]) -> httpx.Response:
         try:
-            response = self.http.request(method, path, **options)
+            return self.http.request(method, path, **options)
         except httpx.TimeoutException:
             raise CliFailure(
                 "TIMEOUT", f"{self.url} did not answer in time", Exit.TIMEOUT
@@ -64,9 +94,6 @@ class Api:
             raise CliFailure(
                 "UNREACHABLE", f"cannot reach {self.url}: {exc}", Exit.FAILED
             ) from None
-        if response.status_code >= 400:
-            raise failure_of(response)
-        return response
 
     def data(self, method: str, path: str, **options: Any) -> Any:
         """The ``data`` of the answer (``None`` for an empty one)."""

@@ -1,11 +1,13 @@
-"""`parley chat` as a person uses it: in a pseudo-terminal, tokens and tool calls shown as
-they happen, Ctrl-C cancelling the turn in flight (on the server too) and the session going
-on, Ctrl-D ending it; and `chat -m` for scripts, one JSON line per frame."""
+"""`parley` as a person uses it, in a pseudo-terminal: `chat` with tokens and tool calls shown
+as they happen, Ctrl-C cancelling the turn in flight (on the server too) and the session
+going on, Ctrl-D ending it; `deploy` drawing a canary's stages, split and health live. And
+`chat -m` for scripts, one JSON line per frame."""
 
 import asyncio
 import fcntl
 import json
 import os
+import re
 import select
 import struct
 import subprocess
@@ -19,6 +21,9 @@ from cli_runner import PARLEY, Cli, cli_for
 from e2e_support import World, call
 
 from parley.devstack.stack import Stack
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+"""Terminal control sequences (styles, cursor moves): not what a person reads."""
 
 # Makes the terminal on stdin the controlling terminal of a new session, so that Ctrl-C typed
 # into it reaches the program as SIGINT, then becomes the program.
@@ -42,8 +47,13 @@ class Terminal:
             env=env,
         )
         os.close(slave)
-        self.screen = ""
+        self.raw = ""
         self._mark = 0
+
+    @property
+    def screen(self) -> str:
+        """Everything printed so far, without control sequences."""
+        return _ESCAPES.sub("", self.raw)
 
     def _read(self, wait: float) -> str:
         ready, _, _ = select.select([self.fd], [], [], wait)
@@ -59,7 +69,7 @@ class Terminal:
         deadline = time.monotonic() + within
         while (found := self.screen.find(text, self._mark)) < 0:
             assert time.monotonic() < deadline, f"{text!r} not shown; screen: {self.screen!r}"
-            self.screen += await asyncio.to_thread(self._read, 0.2)
+            self.raw += await asyncio.to_thread(self._read, 0.2)
         self._mark = found + len(text)
 
     def type(self, keys: str) -> None:
@@ -173,3 +183,30 @@ def test_chat_with_a_message_prints_every_frame_as_a_json_line(cli: Cli) -> None
     cli.fails(3, "AGENT_NOT_FOUND", "chat", "nobody", "-m", "hi")
     cli.json("agents", "stop", "scripted")
     cli.fails(5, "AGENT_NOT_RUNNING", "chat", "scripted", "-m", "hi")
+
+
+async def test_a_canary_is_drawn_live_in_a_terminal_stage_by_stage(cli: Cli) -> None:
+    await asyncio.to_thread(_agent, cli, "rolled")
+    (cli.cwd / "v2.json").write_text(json.dumps({"name": "rolled", "system_prompt": "Brief."}))
+    argv = [
+        str(PARLEY),
+        "deploy",
+        "rolled",
+        "-f",
+        str(cli.cwd / "v2.json"),
+        "--canary",
+        "10:2s,50:2s",
+    ]
+    term = Terminal(argv, cli.env)
+    try:
+        await term.expect("v2 of rolled: rolling_out")
+        await term.expect("new 10%")
+        await term.expect("health: 0 samples, 0 errors")
+        await term.expect("new 50%")
+        await term.expect("completed")
+        await term.expect("new 100%")
+        assert await term.exit_code() == 0
+    finally:
+        if term.process.poll() is None:
+            term.process.kill()
+    assert "STAGE" in term.screen and "SPLIT %" in term.screen

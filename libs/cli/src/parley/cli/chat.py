@@ -135,6 +135,9 @@ def chat(
     extra = parse_value(context) if context is not None else None
     with api(timeout=60) as client:
         target = agent_id(client, agent)
+        # The conversation exists before the first turn, so a Ctrl-C that comes before the
+        # turn's first frame still cancels only this conversation's turn.
+        conversation = conversation or client.post("/api/v1/sessions", {"agent_id": target})["id"]
         if message is not None:
             turn, cancelled = _turn(client, target, message, conversation, extra, output)
             if cancelled:
@@ -144,12 +147,14 @@ def chat(
                     str(turn.error.get("code")), str(turn.error.get("message")), Exit.FAILED
                 )
             return
-        out.print(f"[dim]chatting with {escape(agent)}: Ctrl-C cancels a turn, Ctrl-D ends[/dim]")
+        out.print(
+            f"[dim]chatting with {escape(agent)} in conversation {conversation} "
+            "(`parley chat -c` resumes it): Ctrl-C cancels a turn, Ctrl-D ends[/dim]"
+        )
         while (line := _prompt()) is not None:
             if not line.strip():
                 continue
             turn, _ = _turn(client, target, line, conversation, extra, output)
-            conversation = turn.conversation_id or conversation
             if turn.error is not None:
                 out.print(
                     f"\n[red]{escape(str(turn.error.get('code')))}: "

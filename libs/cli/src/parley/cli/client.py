@@ -92,7 +92,9 @@ class Api:
             ) from None
         except httpx.HTTPError as exc:
             raise CliFailure(
-                "UNREACHABLE", f"cannot reach {self.url}: {exc}", Exit.FAILED
+                "UNREACHABLE",
+                f"cannot reach {self.url}: {exc} (PARLEY_URL or `parley login` name another)",
+                Exit.FAILED,
             ) from None
 
     def data(self, method: str, path: str, **options: Any) -> Any:

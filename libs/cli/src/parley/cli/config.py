@@ -104,13 +104,10 @@ def target(url: str | None, namespace: str | None, context_name: str | None) -> 
         raise CliFailure(
             "NO_SUCH_CONTEXT", f"no context {context_name!r} in {config_path()}", Exit.USAGE
         )
+    chosen = context or Context(url=DEFAULT_URL)
     return Target(
-        url=(
-            url or os.environ.get("PARLEY_URL") or (context.url if context else DEFAULT_URL)
-        ).rstrip("/"),
-        api_key=os.environ.get("PARLEY_API_KEY") or (context.api_key if context else None),
-        namespace=namespace
-        or os.environ.get("PARLEY_NAMESPACE")
-        or (context.namespace if context else None),
+        url=(url or os.environ.get("PARLEY_URL") or chosen.url).rstrip("/"),
+        api_key=os.environ.get("PARLEY_API_KEY") or chosen.api_key,
+        namespace=namespace or os.environ.get("PARLEY_NAMESPACE") or chosen.namespace,
         context=name if context else None,
     )

@@ -110,6 +110,8 @@ def tail(
                     time.sleep(1)  # the edge restarts: reconnect after the last event shown
                     continue
                 left = None if left is None else left - shown
+                if shown == 0:
+                    time.sleep(1)  # the edge closed an idle stream: open it again, gently
         except KeyboardInterrupt:
             return
 

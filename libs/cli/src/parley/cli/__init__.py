@@ -1,2 +1,3 @@
-"""The ``parley`` command line: operator commands over the event log (``export``,
-``import``) today; the API client commands build on the same app."""
+"""The `parley` command line: the edge's API from a terminal (agents, clusters, chat,
+messages, tasks, deployments, events, keys; `docs/cli.md`) and the event log out and in
+(`export`, `import`, straight over NATS)."""

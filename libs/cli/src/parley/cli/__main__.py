@@ -1,138 +1,60 @@
 """``parley``: the command line.
 
-Exit codes: 0 done; 1 the command was refused or failed (the reason is printed on stderr,
-``parley: <reason>``); 2 the command line itself is wrong (Click's usage error).
+Every command group registers itself on :data:`parley.cli.app.app` when imported here.
+:func:`main` turns a :class:`~parley.cli.exits.CliFailure` into its message on stderr and its
+exit code (see :mod:`parley.cli.exits`), a wrong command line into its usage message and
+exit code 2, Ctrl-C into exit code 130 — never a traceback.
 """
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from typer.exceptions import TyperException
 
-from parley.cli.backup import ImportRefused, LogSummary, export_log, import_log
-from parley.cli.store import DEV_STATE, StoreOptions, open_configured_store
-from parley.eventstore.port import EventStore, EventStoreError
-from parley.kit.settings import SettingsError
+from parley.cli import (  # noqa: F401 - each module adds its commands to the app
+    agents,
+    chat,
+    clusters,
+    deployments,
+    eventlog,
+    events,
+    keys,
+    login,
+    messages,
+    tasks,
+)
+from parley.cli.app import app
+from parley.cli.exits import CliFailure, Exit
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="parley",
-    help="Parley from the command line.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-err = Console(stderr=True)
-T = TypeVar("T")
 
-Backend = Annotated[
-    str | None, typer.Option(help="jetstream or kurrentdb (default: PARLEY_EVENTSTORE)")
-]
-NatsUrl = Annotated[str | None, typer.Option(help="NATS URL (default: PARLEY_NATS_URL)")]
-KurrentUrl = Annotated[
-    str | None, typer.Option(help="KurrentDB URL (default: PARLEY_KURRENTDB_URL)")
-]
-StateDir = Annotated[
-    Path,
-    typer.Option(
-        help="a dev stack's state dir, whose NATS credentials are used when "
-        "PARLEY_NATS_USER is not set"
-    ),
-]
-
-
-def _run(options: StoreOptions, work: Callable[[EventStore], Awaitable[T]]) -> T:
-    async def go() -> T:
-        store = await open_configured_store(options)
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(go())
-    except (ImportRefused, EventStoreError, SettingsError) as exc:
-        typer.echo(f"parley: {exc}", err=True)
-        raise typer.Exit(1) from None
-
-
-def _progress(verb: str) -> Progress:
-    return Progress(
-        TextColumn(f"{verb} events"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-
-
-def _report(verb: str, summary: LogSummary) -> None:
-    typer.echo(
-        f"parley: {verb} {summary.events} events of {summary.streams} streams "
-        f"(last position {summary.last_position})",
-        err=True,
-    )
-
-
-@app.command("export")
-def export_command(
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="file to write (default: stdout)")
-    ] = None,
-    backend: Backend = None,
-    nats_url: NatsUrl = None,
-    kurrentdb_url: KurrentUrl = None,
-    state_dir: StateDir = DEV_STATE,
-) -> None:
-    """Write the whole event log as CloudEvents NDJSON, in position order."""
-    options = StoreOptions(backend, nats_url, kurrentdb_url, state_dir)
-
-    async def work(store: EventStore) -> LogSummary:
-        with _progress("exported") as bar:
-            task = bar.add_task("export", total=await store.last_position())
-            sink = sys.stdout.buffer if out is None else out.open("wb")
-            try:
-                return await export_log(store, sink, lambda n: bar.update(task, completed=n))
-            finally:
-                sink.flush()
-                if out is not None:
-                    sink.close()
-
-    _report("exported", _run(options, work))
-
-
-@app.command("import")
-def import_command(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
-    backend: Backend = None,
-    nats_url: NatsUrl = None,
-    kurrentdb_url: KurrentUrl = None,
-    state_dir: StateDir = DEV_STATE,
-) -> None:
-    """Load an exported log into an empty store (JetStream or KurrentDB).
-
-    The whole file is checked first; a bad line or a store that already holds events changes
-    nothing.
-    """
-    options = StoreOptions(backend, nats_url, kurrentdb_url, state_dir)
-
-    async def work(store: EventStore) -> LogSummary:
-        with _progress("imported") as bar:
-            task = bar.add_task("import", total=None)
-            return await import_log(store, file, lambda n: bar.update(task, completed=n))
-
-    _report("imported", _run(options, work))
+def _usage(error: TyperException) -> int:
+    """Show a command-line error as Click would; its exit code."""
+    show = getattr(error, "show", None)
+    if callable(show):
+        show()
+    else:
+        typer.echo(f"parley: {error.format_message()}", err=True)
+    return int(error.exit_code)
 
 
 def main() -> None:
-    """The ``parley`` console script."""
-    app()
+    """The `parley` console script."""
+    try:
+        code = app(standalone_mode=False)
+    except CliFailure as failure:
+        for line in failure.lines():
+            typer.echo(line, err=True)
+        sys.exit(failure.exit)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except TyperException as usage:
+        sys.exit(_usage(usage))
+    except (KeyboardInterrupt, typer.Abort):
+        typer.echo("parley: interrupted", err=True)
+        sys.exit(Exit.INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else Exit.OK)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,6 @@ from parley.kit.settings import ServiceSettings, from_env
 
 __all__ = ["StoreOptions", "open_configured_store"]
 
-DEV_STATE = Path(".state")
-"""Where ``just up`` keeps its state (the NATS passwords among it)."""
-
 
 class StoreOptions:
     """The command line's say over the store (None: the settings decide)."""

@@ -1,0 +1,87 @@
+"""`parley keys`: API keys (admins) — create (the secret is shown once), list, read,
+rotate, revoke."""
+
+from typing import Annotated
+
+import typer
+
+from parley.cli.app import api, group
+from parley.cli.output import Column, Format, Output, emit, field
+
+__all__ = ["keys"]
+
+keys = group("keys", "API keys (admins only).")
+
+COLUMNS: list[Column] = [
+    ("ID", field("key_id")),
+    ("NAME", field("name")),
+    ("PREFIX", field("prefix")),
+    ("ROLES", field("roles")),
+    ("NAMESPACES", field("namespaces")),
+    ("EXPIRES", field("expires_at")),
+    ("REVOKED", field("revoked_at")),
+    ("LAST USED", field("last_used_at")),
+]
+ISSUED: list[Column] = [
+    ("ID", field("key.key_id")),
+    ("NAME", field("key.name")),
+    ("ROLES", field("key.roles")),
+    ("NAMESPACES", field("key.namespaces")),
+    ("SECRET", field("secret")),
+]
+Key = Annotated[str, typer.Argument(help="the key's id")]
+
+
+@keys.command("create")
+def create_key(
+    name: Annotated[str, typer.Argument(help="what the key is for")],
+    role: Annotated[list[str], typer.Option(help="viewer, operator or admin; repeatable")],
+    namespace: Annotated[
+        list[str] | None, typer.Option("--for", help="a namespace it may act in (*: all)")
+    ] = None,
+    expires_at: Annotated[str | None, typer.Option(help="ISO-8601 with a zone")] = None,
+    output: Output = Format.table,
+) -> None:
+    """Create a key; its secret is printed this once."""
+    body = {"name": name, "roles": role, "namespaces": namespace, "expires_at": expires_at}
+    with api() as client:
+        issued = client.post("/api/v1/keys", {k: v for k, v in body.items() if v})
+    emit(issued, output, ISSUED)
+
+
+@keys.command("ls")
+def list_keys(output: Output = Format.table) -> None:
+    """List the keys of the namespaces you see (never a secret)."""
+    with api() as client:
+        emit(client.items("/api/v1/keys", {}), output, COLUMNS)
+
+
+@keys.command("get")
+def get_key(key_id: Key, output: Output = Format.table) -> None:
+    """Show one key."""
+    with api() as client:
+        emit(client.get(f"/api/v1/keys/{key_id}"), output, COLUMNS)
+
+
+@keys.command("rotate")
+def rotate_key(
+    key_id: Key,
+    expires_at: Annotated[str | None, typer.Option(help="a new expiry")] = None,
+    output: Output = Format.table,
+) -> None:
+    """Issue a new secret for a key; the old one stops working at once."""
+    with api() as client:
+        body = {"expires_at": expires_at} if expires_at else None
+        emit(client.post(f"/api/v1/keys/{key_id}/rotate", body), output, ISSUED)
+
+
+@keys.command("revoke")
+def revoke_key(
+    key_id: Key,
+    reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+    output: Output = Format.table,
+) -> None:
+    """Revoke a key: every edge refuses it within a second."""
+    with api() as client:
+        body = {"reason": reason} if reason else None
+        emit(client.post(f"/api/v1/keys/{key_id}/revoke", body), output, COLUMNS)

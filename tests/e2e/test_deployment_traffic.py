@@ -4,7 +4,8 @@ Through the real stack on the offline provider: each chat turn of an agent under
 runs on the old or the new definition by the stage's weights (the offline provider echoes,
 so the answers do not tell; the versions recorded on the turns' events do), a conversation
 keeps the version it started on, and a new prompt that fails (``[offline:fail]``) is rolled
-back by the deployment service from the failures it measured, with the figures.
+back by the deployment service from the failures it measured, with the figures. Each test
+runs in a namespace of its own (its hundreds of conversations stay out of the others' lists).
 """
 
 import asyncio
@@ -132,24 +133,24 @@ async def _deploy(http: httpx.AsyncClient, agent_id: str, prompt: str, **body: A
 
 
 async def test_a_canary_splits_turns_by_its_weights_and_keeps_each_conversation_on_its_version(
-    client: httpx.AsyncClient, store: EventStore
+    api: httpx.AsyncClient, store: EventStore
 ) -> None:
-    agent_id = await new_agent(client, "traffic", system_prompt="Answer briefly.")
+    agent_id = await new_agent(api, "traffic", system_prompt="Answer briefly.")
     stages = [{"percentage": 10, "duration_s": 2}, {"percentage": 50, "duration_s": 2}]
     deployment_id = await _deploy(
-        client, agent_id, "Answer in one sentence.", stages=[*stages, {"percentage": 100}]
+        api, agent_id, "Answer in one sentence.", stages=[*stages, {"percentage": 100}]
     )
     # each stage is measured paused (the clock stops, the weights hold), then resumed
-    await _act(client, deployment_id, "pause")
-    at_10 = await _conversations(client, agent_id, AT_10)
-    await _act(client, deployment_id, "resume")
-    await _until(client, deployment_id, "rolling_out", stage=1)
-    await _act(client, deployment_id, "pause")
-    at_50 = await _conversations(client, agent_id, AT_50)
-    await _conversations(client, agent_id, 0, previous=at_10[:100])  # a second turn each
-    await _act(client, deployment_id, "resume")
-    done = await _until(client, deployment_id, "completed")
-    await _seen(client)
+    await _act(api, deployment_id, "pause")
+    at_10 = await _conversations(api, agent_id, AT_10)
+    await _act(api, deployment_id, "resume")
+    await _until(api, deployment_id, "rolling_out", stage=1)
+    await _act(api, deployment_id, "pause")
+    at_50 = await _conversations(api, agent_id, AT_50)
+    await _conversations(api, agent_id, 0, previous=at_10[:100])  # a second turn each
+    await _act(api, deployment_id, "resume")
+    done = await _until(api, deployment_id, "completed")
+    await _seen(api)
 
     first, second = await _versions(store, at_10), await _versions(store, at_50)
     assert {v for turns in first + second for v in turns} == {None, deployment_id}
@@ -163,7 +164,7 @@ async def test_a_canary_splits_turns_by_its_weights_and_keeps_each_conversation_
     assert [s["percentage"] for s in done["stages"]] == [10, 50, 100]
     assert all(s["started_at"] and s["ended_at"] for s in done["stages"][:2])
     # once promoted, every turn (old conversations too) runs the new definition
-    after = await _conversations(client, agent_id, 0, previous=at_10[:20])
+    after = await _conversations(api, agent_id, 0, previous=at_10[:20])
     versions = await _versions(store, after)
     labels = [t["version_label"] for c in after for t in (await _turns(store, c))[2:]]
     assert all(turns[2] is None for turns in versions)  # no deployment active any more
@@ -176,11 +177,11 @@ async def test_a_canary_splits_turns_by_its_weights_and_keeps_each_conversation_
 
 
 async def test_a_canary_whose_new_prompt_fails_rolls_back_by_itself_with_the_figures(
-    client: httpx.AsyncClient, store: EventStore
+    api: httpx.AsyncClient, store: EventStore
 ) -> None:
-    agent_id = await new_agent(client, "failing", system_prompt="Answer briefly.")
+    agent_id = await new_agent(api, "failing", system_prompt="Answer briefly.")
     deployment_id = await _deploy(
-        client,
+        api,
         agent_id,
         "Answer in one sentence. [offline:fail]",
         stages=[{"percentage": 50, "duration_s": 60}, {"percentage": 100}],
@@ -189,9 +190,9 @@ async def test_a_canary_whose_new_prompt_fails_rolls_back_by_itself_with_the_fig
     )
     conversations: list[str] = []
     async with asyncio.timeout(60):
-        while (await _view(client, deployment_id))["status"] == "rolling_out":
-            conversations += await _conversations(client, agent_id, 10)
-    view = await _view(client, deployment_id)
+        while (await _view(api, deployment_id))["status"] == "rolling_out":
+            conversations += await _conversations(api, agent_id, 10)
+    view = await _view(api, deployment_id)
     assert view["status"] == "rolled_back", view
     assert view["stages"][1]["started_at"] is None  # before its second stage
     health = view["health"]
@@ -199,9 +200,9 @@ async def test_a_canary_whose_new_prompt_fails_rolls_back_by_itself_with_the_fig
     assert "above the threshold" in view["reason"]
 
     rolled_back = len(conversations)
-    await _seen(client)
-    conversations += await _conversations(client, agent_id, 40)
-    again = await _conversations(client, agent_id, 0, previous=conversations)
+    await _seen(api)
+    conversations += await _conversations(api, agent_id, 40)
+    again = await _conversations(api, agent_id, 0, previous=conversations)
     found = await asyncio.gather(*(_turns(store, c) for c in again))
     later = [turns[-1] for turns in found] + [turns[0] for turns in found[rolled_back:]]
     assert later and all(t["deployment_id"] is None for t in later)
@@ -210,13 +211,13 @@ async def test_a_canary_whose_new_prompt_fails_rolls_back_by_itself_with_the_fig
 
 
 async def test_turns_record_the_version_they_ran_without_a_deployment(
-    client: httpx.AsyncClient, store: EventStore
+    api: httpx.AsyncClient, store: EventStore
 ) -> None:
-    agent_id = await new_agent(client, "plain", system_prompt="v1")
-    (conversation,) = await _conversations(client, agent_id, 1)
-    patched = await client.patch(f"/api/v1/agents/{agent_id}", json={"system_prompt": "v2"})
+    agent_id = await new_agent(api, "plain", system_prompt="v1")
+    (conversation,) = await _conversations(api, agent_id, 1)
+    patched = await api.patch(f"/api/v1/agents/{agent_id}", json={"system_prompt": "v2"})
     assert patched.status_code == 200, patched.text
-    await _conversations(client, agent_id, 0, previous=[conversation])
+    await _conversations(api, agent_id, 0, previous=[conversation])
     turns = await _turns(store, conversation)
     assert [(t["agent_version"], t["deployment_id"]) for t in turns] == [(1, None), (2, None)]
 
@@ -242,31 +243,31 @@ async def _execution(http: httpx.AsyncClient, store: EventStore, agent_id: str) 
 
 
 async def test_an_execution_records_the_version_its_deployment_chose_and_metrics_split_by_it(
-    client: httpx.AsyncClient, store: EventStore
+    api: httpx.AsyncClient, store: EventStore
 ) -> None:
-    agent_id = await new_agent(client, "exec", system_prompt="v1")
+    agent_id = await new_agent(api, "exec", system_prompt="v1")
     everything = [{"percentage": 100, "duration_s": 600}]
-    deployment_id = await _deploy(client, agent_id, "v2", stages=everything)
+    deployment_id = await _deploy(api, agent_id, "v2", stages=everything)
     on_new = (2, "prompt-v2", deployment_id)
-    assert await _execution(client, store, agent_id) == [on_new, on_new]
-    await _act(client, deployment_id, "rollback")
-    assert await _execution(client, store, agent_id) == [(1, None, None), (1, None, None)]
+    assert await _execution(api, store, agent_id) == [on_new, on_new]
+    await _act(api, deployment_id, "rollback")
+    assert await _execution(api, store, agent_id) == [(1, None, None), (1, None, None)]
     # the agent's metrics and logs, by version
     path = f"/api/v1/metrics/agents/{agent_id}"
     async with asyncio.timeout(15):
         while True:  # the edge's view follows the store
-            if (await client.get(path)).json()["data"]["executions"] == 2:
+            if (await api.get(path)).json()["data"]["executions"] == 2:
                 break
             await asyncio.sleep(0.05)
-    by_version = [(await client.get(path, params={"version": n})).json()["data"] for n in (1, 2)]
+    by_version = [(await api.get(path, params={"version": n})).json()["data"] for n in (1, 2)]
     assert [(m["agent_version"], m["executions"], m["succeeded"]) for m in by_version] == [
         (1, 1, 1),
         (2, 1, 1),
     ]
-    lines = await client.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 2})
+    lines = await api.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 2})
     assert lines.status_code == 200, lines.text
     found = lines.json()["data"]
     assert {line["agent_version"] for line in found} == {2}
     assert {line["event_type"] for line in found} >= {"execution.started", "execution.completed"}
-    bad = await client.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 0})
+    bad = await api.get(f"/api/v1/agents/{agent_id}/logs", params={"version": 0})
     assert bad.status_code == 422, bad.text

@@ -28,6 +28,7 @@ from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import error_responses, invalid, not_found
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import one_of
 from parley.edge.projections.tasks import TaskView
 from parley.eventstore.follower import Follower
 
@@ -136,9 +137,7 @@ async def distribute_task(
 async def list_tasks(
     task: NamedDependency[Tasks],
     paging: NamedDependency[Paging],
-    status: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
-    ] = None,
+    status: Annotated[str | None, one_of(_STATUSES)] = None,
     assigned_to: Annotated[
         str | None, Parameter(required=False, description="The awarded agent's id.")
     ] = None,

@@ -1,0 +1,22 @@
+"""The optional request parameters routes declare alike: a header, and a query filter that
+takes one of a few values (listed in the docs, checked by the route).
+
+Use them inside ``Annotated``: ``status: Annotated[str | None, one_of(_STATUSES)] = None``.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from litestar.params import HeaderParameter, Parameter
+
+__all__ = ["one_of", "optional_header"]
+
+
+def optional_header(name: str, description: str) -> Any:
+    """An optional request header ``name``, documented as ``description``."""
+    return HeaderParameter(name=name, required=False, description=description)
+
+
+def one_of(values: Iterable[str]) -> Any:
+    """An optional query filter; its description lists the ``values`` it takes."""
+    return Parameter(required=False, description=", ".join(values) + ".")

@@ -34,7 +34,7 @@ from parley.edge.http.envelopes import Data, Page, Pagination, versioned
 from parley.edge.http.errors import error_responses, invalid_value
 from parley.edge.http.guards import idempotent_id, replay_headers
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import optional_header
+from parley.edge.http.params import ExactName, Labels, optional_header
 from parley.edge.projections.agents import AgentsProjection
 
 __all__ = [
@@ -135,13 +135,11 @@ async def list_agents(
         ),
     ] = None,
     capability: Annotated[list[str] | None, Parameter(required=False)] = None,
-    label: Annotated[
-        list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
-    ] = None,
+    label: Labels = None,
     trigger: Annotated[
         str | None, Parameter(required=False, description="`manual`, `webhook` or `periodic`.")
     ] = None,
-    name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
+    name: ExactName = None,
     sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""

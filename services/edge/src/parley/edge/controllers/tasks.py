@@ -28,7 +28,7 @@ from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import error_responses, invalid, not_found
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import one_of
+from parley.edge.http.params import ExactName, one_of
 from parley.edge.projections.tasks import TaskView
 from parley.eventstore.follower import Follower
 
@@ -141,7 +141,7 @@ async def list_tasks(
     assigned_to: Annotated[
         str | None, Parameter(required=False, description="The awarded agent's id.")
     ] = None,
-    name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
+    name: ExactName = None,
 ) -> Page[TaskView]:
     """A page of the namespace's tasks, oldest first."""
     if status is not None and status not in _STATUSES:

@@ -5,11 +5,18 @@ Use them inside ``Annotated``: ``status: Annotated[str | None, one_of(_STATUSES)
 """
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 from litestar.params import HeaderParameter, Parameter
 
-__all__ = ["one_of", "optional_header"]
+__all__ = ["ExactName", "Labels", "one_of", "optional_header"]
+
+Labels = Annotated[
+    list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
+]
+"""The `label` filter of a list: every `key=value` must match (see ``parse_labels``)."""
+ExactName = Annotated[str | None, Parameter(required=False, description="Exact name.")]
+"""The `name` filter of a list."""
 
 
 def optional_header(name: str, description: str) -> Any:

@@ -7,9 +7,10 @@ it folded) to :class:`AgentActivity`; budget and instance events come straight h
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import msgspec
 
 from parley.aggregates import session as sessions
 from parley.aggregates.execution import Execution
@@ -23,7 +24,7 @@ from parley.edge.projections.runtime_views import (
     LogLevel,
     TokenTotals,
 )
-from parley.edge.views import iso
+from parley.edge.views import as_view, iso
 
 __all__ = ["LOG_LEVELS", "LOG_LIMIT", "AgentActivity"]
 
@@ -33,8 +34,9 @@ LOG_LEVELS: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 """Log levels, lowest first."""
 
 
-@dataclass(slots=True)
-class _Stats:
+class _Stats(msgspec.Struct, kw_only=True):
+    """One agent's activity; the fields named as in its views are shown as they are."""
+
     turns: int = 0
     executions: int = 0
     succeeded: int = 0
@@ -43,11 +45,12 @@ class _Stats:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
-    budget: BudgetView = field(default_factory=BudgetView)
-    workers: dict[str, None] = field(default_factory=dict)
+    budget: BudgetView = msgspec.field(default_factory=BudgetView)
+    workers: dict[str, None] = msgspec.field(default_factory=dict)
+    """The warm instances' workers, in the order they started."""
     cold_starts: int = 0
     last_cold_start_ms: float | None = None
-    log: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
+    log: deque[LogEntry] = msgspec.field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
 
 
 class AgentActivity:
@@ -91,30 +94,20 @@ class AgentActivity:
         ``sessions`` and ``active`` conversations as the sessions say."""
         stats = self._stats.get(agent_id) or _Stats()
         total = stats.turns + stats.executions
-        return AgentMetrics(
+        tokens = stats.input_tokens + stats.output_tokens
+        workers = list(stats.workers)
+        return as_view(
+            AgentMetrics,
+            stats,  # turns, executions, succeeded, failed, budget
             agent_id=agent_id,
             total_requests=total,
-            turns=stats.turns,
-            executions=stats.executions,
-            succeeded=stats.succeeded,
-            failed=stats.failed,
             success_rate=round(stats.succeeded / total, 4) if total else None,
             average_response_time_ms=round(stats.response_ms_sum / total, 3) if total else None,
             active_conversations=active,
             sessions=sessions,
-            tokens=TokenTotals(
-                input=stats.input_tokens,
-                output=stats.output_tokens,
-                total=stats.input_tokens + stats.output_tokens,
-            ),
+            tokens=TokenTotals(input=stats.input_tokens, output=stats.output_tokens, total=tokens),
             cost_usd=round(stats.cost_usd, 8),
-            budget=stats.budget,
-            instances=InstancesView(
-                count=len(stats.workers),
-                workers=list(stats.workers),
-                cold_starts=stats.cold_starts,
-                last_cold_start_ms=stats.last_cold_start_ms,
-            ),
+            instances=as_view(InstancesView, stats, count=len(workers), workers=workers),
         )
 
     # --- events --------------------------------------------------------------------------

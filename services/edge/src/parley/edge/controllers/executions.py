@@ -20,9 +20,9 @@ from parley.contracts.runtime import (
 )
 from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
 from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import error_responses, invalid
+from parley.edge.http.errors import error_responses
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import one_of
+from parley.edge.http.params import check_one_of, one_of
 from parley.edge.projections.runtime_views import ExecutionView
 
 __all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]
@@ -98,10 +98,8 @@ async def list_executions(
 ) -> Page[ExecutionView]:
     """A page of the agent's executions, oldest first."""
     agent.live()
-    if status is not None and status not in _STATUSES:
-        raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
-    if trigger is not None and trigger not in _TRIGGERS:
-        raise invalid("query.trigger", "expected one of " + ", ".join(_TRIGGERS))
+    check_one_of("status", status, _STATUSES)
+    check_one_of("trigger", trigger, _TRIGGERS)
     views = agent.runtime.executions(
         agent.ns,
         agent.id,

@@ -26,9 +26,9 @@ from parley.contracts.tasks import (
 )
 from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data, Page, created
-from parley.edge.http.errors import error_responses, invalid, not_found
+from parley.edge.http.errors import error_responses, not_found
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import ExactName, one_of
+from parley.edge.http.params import ExactName, check_one_of, one_of
 from parley.edge.projections.tasks import TaskView
 from parley.eventstore.follower import Follower
 
@@ -144,8 +144,7 @@ async def list_tasks(
     name: ExactName = None,
 ) -> Page[TaskView]:
     """A page of the namespace's tasks, oldest first."""
-    if status is not None and status not in _STATUSES:
-        raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
+    check_one_of("status", status, _STATUSES)
     views = [
         v
         for v in task.edge.tasks.tasks(task.ns)

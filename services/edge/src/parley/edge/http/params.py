@@ -1,15 +1,18 @@
 """The optional request parameters routes declare alike: a header, and a query filter that
-takes one of a few values (listed in the docs, checked by the route).
+takes one of a few values (listed in the docs by :func:`one_of`, checked by
+:func:`check_one_of`).
 
 Use them inside ``Annotated``: ``status: Annotated[str | None, one_of(_STATUSES)] = None``.
 """
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Annotated, Any
 
 from litestar.params import HeaderParameter, Parameter
 
-__all__ = ["ExactName", "Labels", "one_of", "optional_header"]
+from parley.edge.http.errors import invalid
+
+__all__ = ["ExactName", "Labels", "check_one_of", "one_of", "optional_header"]
 
 Labels = Annotated[
     list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
@@ -27,3 +30,9 @@ def optional_header(name: str, description: str) -> Any:
 def one_of(values: Iterable[str]) -> Any:
     """An optional query filter; its description lists the ``values`` it takes."""
     return Parameter(required=False, description=", ".join(values) + ".")
+
+
+def check_one_of(name: str, value: str | None, values: Collection[str]) -> None:
+    """``422 VALIDATION_ERROR`` unless the filter ``name`` is absent or one of ``values``."""
+    if value is not None and value not in values:
+        raise invalid(f"query.{name}", "expected one of " + ", ".join(values))

@@ -1,8 +1,8 @@
-"""Each agent's activity, as the runtime projection (:mod:`.runtime`) sees its events: a log
-line per event, run counts, tokens and cost, budget and warm instances.
+"""Each agent's activity, kept by the runtime projection (:mod:`.runtime`): its log lines,
+run counts, tokens and cost, budget and warm instances, and their views (logs, metrics).
 
-The runtime projection folds sessions and executions, then hands each event (with the state
-it folded) to :class:`AgentActivity`; budget and instance events come straight here.
+The runtime projection says what a session's or an execution's event adds (a log line, a
+run counted); budget and instance events, which only feed the activity, are read here.
 """
 
 from collections import deque
@@ -12,9 +12,6 @@ from typing import Any
 
 import msgspec
 
-from parley.aggregates import session as sessions
-from parley.aggregates.execution import Execution
-from parley.aggregates.session import Session
 from parley.contracts.envelope import Event
 from parley.edge.projections.runtime_views import (
     AgentMetrics,
@@ -110,59 +107,55 @@ class AgentActivity:
             instances=as_view(InstancesView, stats, count=len(workers), workers=workers),
         )
 
-    # --- events --------------------------------------------------------------------------
+    # --- records -------------------------------------------------------------------------
 
-    def session_event(self, event: Event, session: Session) -> None:
-        """A session's event, ``session`` as folded with it."""
-        data, kind, agent_id = event.data, event.type, session.agent_id
-        if kind == "turn.started":
-            self._log(agent_id, event, "info", "turn started", session_id=session.id)
-        elif kind.startswith("tool."):
-            self._log_tool(agent_id, event, session_id=session.id)
-        elif kind in sessions.FINISHED:
-            outcome = kind.removeprefix("turn.")
-            self._count_run(agent_id or data.get("agent_id"), data, outcome, turn=True)
-            self._log(
-                agent_id,
-                event,
-                _OUTCOME_LEVEL.get(outcome, "info"),
-                _finished_message("turn", outcome, data),
-                session_id=session.id,
+    def log(
+        self,
+        agent_id: str | None,
+        event: Event,
+        level: LogLevel,
+        message: str,
+        *,
+        session_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        """Add ``event``'s log line to ``agent_id``'s log (none without an agent)."""
+        if not agent_id:
+            return
+        run_id = event.data.get("run_id") or event.data.get("turn_id")
+        self._agent(agent_id).log.append(
+            LogEntry(
+                time=iso(event.time),
+                level=level,
+                message=message,
+                event_type=event.type,
+                position=event.position,
+                execution_id=execution_id,
+                session_id=session_id,
+                turn_id=str(run_id) if session_id is not None and run_id else None,
             )
+        )
 
-    def execution_event(self, event: Event, execution: Execution) -> None:
-        """An execution's event, ``execution`` as folded with it."""
-        data, kind = event.data, event.type
-        agent_id, eid = execution.agent_id, execution.id
-        if kind == "execution.requested":
-            message = f"execution queued (trigger {execution.trigger})"
-            self._log(agent_id, event, "info", message, execution_id=eid)
-        elif kind == "execution.started":
-            worker = data.get("worker", "?")
-            if execution.attempts > 1:
-                message = f"execution restarted on {worker} (attempt {execution.attempts})"
-                self._log(agent_id, event, "warning", message, execution_id=eid)
-            else:
-                message = f"execution started on {worker}"
-                self._log(agent_id, event, "info", message, execution_id=eid)
-        elif kind.startswith("tool."):
-            self._log_tool(agent_id, event, execution_id=eid)
-        elif kind == "execution.input_required":
-            message = f"waiting for input: tool {data.get('tool')} needs approval"
-            self._log(agent_id, event, "warning", message, execution_id=eid)
-        elif kind == "execution.input_received":
-            answer = "approved" if data.get("approved", True) else "denied"
-            self._log(agent_id, event, "info", f"input received: {answer}", execution_id=eid)
-        elif execution.finished:
-            outcome = execution.status
-            self._count_run(agent_id, data, outcome, turn=False)
-            self._log(
-                agent_id,
-                event,
-                _OUTCOME_LEVEL.get(outcome, "info"),
-                _finished_message("execution", outcome, data),
-                execution_id=eid,
-            )
+    def count_run(
+        self, agent_id: str | None, data: dict[str, Any], outcome: str, *, turn: bool
+    ) -> None:
+        """Count a finished turn or execution (``data``: its event's) for ``agent_id``."""
+        if not agent_id:
+            return
+        stats = self._agent(agent_id)
+        if turn:
+            stats.turns += 1
+        else:
+            stats.executions += 1
+        if outcome == "completed":
+            stats.succeeded += 1
+        else:
+            stats.failed += 1
+        stats.response_ms_sum += float(data.get("response_time_ms") or 0.0)
+        usage = data.get("usage") or {}
+        stats.input_tokens += int(usage.get("input_tokens", 0))
+        stats.output_tokens += int(usage.get("output_tokens", 0))
+        stats.cost_usd += float(usage.get("cost_usd", 0.0))
 
     def budget_event(self, event: Event) -> None:
         """A ``budget-`` stream's event: spend so far, or a threshold crossed."""
@@ -181,7 +174,7 @@ class AgentActivity:
             f"budget {level}: {data.get('kind')} at {ratio:.0%} of the limit"
             f" ({data.get('used')} of {data.get('limit')}, period {data.get('period')})"
         )
-        self._log(agent_id, event, "error" if level == "critical" else "warning", message)
+        self.log(agent_id, event, "error" if level == "critical" else "warning", message)
 
     def instance_event(self, event: Event) -> None:
         """An ``instance-`` stream's event: a warm instance started or stopped."""
@@ -199,7 +192,7 @@ class AgentActivity:
         else:
             stats.workers.pop(worker, None)
             message = f"instance stopped on {worker} ({reason})"
-        self._log(agent_id, event, "info", message)
+        self.log(agent_id, event, "info", message)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -208,79 +201,3 @@ class AgentActivity:
         if stats is None:
             stats = self._stats[agent_id] = _Stats()
         return stats
-
-    def _count_run(
-        self, agent_id: str | None, data: dict[str, Any], outcome: str, *, turn: bool
-    ) -> None:
-        if not agent_id:
-            return
-        stats = self._agent(agent_id)
-        if turn:
-            stats.turns += 1
-        else:
-            stats.executions += 1
-        if outcome == "completed":
-            stats.succeeded += 1
-        else:
-            stats.failed += 1
-        stats.response_ms_sum += float(data.get("response_time_ms") or 0.0)
-        usage = data.get("usage") or {}
-        stats.input_tokens += int(usage.get("input_tokens", 0))
-        stats.output_tokens += int(usage.get("output_tokens", 0))
-        stats.cost_usd += float(usage.get("cost_usd", 0.0))
-
-    def _log(
-        self,
-        agent_id: str | None,
-        event: Event,
-        level: LogLevel,
-        message: str,
-        *,
-        session_id: str | None = None,
-        execution_id: str | None = None,
-    ) -> None:
-        if not agent_id:
-            return
-        run_id = event.data.get("run_id") or event.data.get("turn_id")
-        self._agent(agent_id).log.append(
-            LogEntry(
-                time=iso(event.time),
-                level=level,
-                message=message,
-                event_type=event.type,
-                position=event.position,
-                execution_id=execution_id,
-                session_id=session_id,
-                turn_id=str(run_id) if session_id is not None and run_id else None,
-            )
-        )
-
-    def _log_tool(self, agent_id: str | None, event: Event, **where: str) -> None:
-        data, name = event.data, event.data.get("name")
-        if event.type == "tool.called":
-            self._log(agent_id, event, "info", f"tool {name} called", **where)
-        elif event.type == "tool.completed":
-            took = float(data.get("duration_ms") or 0.0)
-            self._log(agent_id, event, "info", f"tool {name} returned in {took:g} ms", **where)
-        else:
-            message = f"tool {name} failed: {data.get('code')}: {data.get('message')}"
-            self._log(agent_id, event, "warning", message, **where)
-
-
-_OUTCOME_LEVEL: dict[str, LogLevel] = {
-    "completed": "info",
-    "failed": "error",
-    "cancelled": "warning",
-    "interrupted": "warning",
-}
-
-
-def _finished_message(kind: str, outcome: str, data: dict[str, Any]) -> str:
-    usage = data.get("usage") or {}
-    tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
-    took = float(data.get("response_time_ms") or 0.0)
-    message = f"{kind} {outcome} in {took:g} ms ({tokens} tokens)"
-    error = data.get("error")
-    if isinstance(error, dict):
-        message += f": {error.get('code')}: {error.get('message')}"
-    return message

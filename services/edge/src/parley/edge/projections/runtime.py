@@ -3,9 +3,10 @@
 Sessions and executions are folded by their aggregates' own ``evolve``
 (:mod:`parley.aggregates.session`, :mod:`parley.aggregates.execution`), the fold the runtime
 decides with; this projection keeps the folded states and maps them to views
-(:mod:`.runtime_views`). Besides, it hands every event to :mod:`.activity`, which keeps
-each agent's log, run counts, budget and instances. It follows the store with the shared
-machinery of :class:`~parley.edge.projections._base.FoldingProjection` (from position 0,
+(:mod:`.runtime_views`). Besides, it notes what each event adds to its agent's activity (a
+log line, a run counted), which :mod:`.activity` keeps with budgets and instances. It
+follows the store with the shared machinery of
+:class:`~parley.edge.projections._base.FoldingProjection` (from position 0,
 ``applied_position``, read-your-writes waiters): :meth:`apply` an :class:`Event`, read the
 views. A deleted session leaves every view, its log lines included.
 """
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from parley.aggregates import execution as executions
 from parley.aggregates import session as sessions
@@ -182,7 +184,7 @@ class RuntimeProjection(FoldingProjection):
         self._sessions[after.id] = after
         if after.active is not None:
             self._turns[after.active.turn_id] = after.id
-        self.activity.session_event(event, after)
+        self._session_activity(event, after)
 
     def _fold_execution(self, event: Event) -> None:
         before = self._executions.get(event.subject)
@@ -193,7 +195,73 @@ class RuntimeProjection(FoldingProjection):
         after = executions.evolve(before, event)
         self._executions[after.id] = after
         self._by_agent.setdefault(after.agent_id, {})[after.id] = None
-        self.activity.execution_event(event, after)
+        self._execution_activity(event, after)
+
+    # --- what each event adds to its agent's activity: a log line, a run counted ---------
+
+    def _session_activity(self, event: Event, session: Session) -> None:
+        note = self.activity.log
+        data, kind, agent_id = event.data, event.type, session.agent_id
+        if kind == "turn.started":
+            note(agent_id, event, "info", "turn started", session_id=session.id)
+        elif kind.startswith("tool."):
+            self._log_tool(agent_id, event, session_id=session.id)
+        elif kind in sessions.FINISHED:
+            outcome = kind.removeprefix("turn.")
+            self.activity.count_run(agent_id or data.get("agent_id"), data, outcome, turn=True)
+            note(
+                agent_id,
+                event,
+                _OUTCOME_LEVEL.get(outcome, "info"),
+                _finished_message("turn", outcome, data),
+                session_id=session.id,
+            )
+
+    def _execution_activity(self, event: Event, execution: Execution) -> None:
+        note = self.activity.log
+        data, kind = event.data, event.type
+        agent_id, eid = execution.agent_id, execution.id
+        if kind == "execution.requested":
+            message = f"execution queued (trigger {execution.trigger})"
+            note(agent_id, event, "info", message, execution_id=eid)
+        elif kind == "execution.started":
+            worker = data.get("worker", "?")
+            if execution.attempts > 1:
+                message = f"execution restarted on {worker} (attempt {execution.attempts})"
+                note(agent_id, event, "warning", message, execution_id=eid)
+            else:
+                message = f"execution started on {worker}"
+                note(agent_id, event, "info", message, execution_id=eid)
+        elif kind.startswith("tool."):
+            self._log_tool(agent_id, event, execution_id=eid)
+        elif kind == "execution.input_required":
+            message = f"waiting for input: tool {data.get('tool')} needs approval"
+            note(agent_id, event, "warning", message, execution_id=eid)
+        elif kind == "execution.input_received":
+            answer = "approved" if data.get("approved", True) else "denied"
+            note(agent_id, event, "info", f"input received: {answer}", execution_id=eid)
+        elif execution.finished:
+            outcome = execution.status
+            self.activity.count_run(agent_id, data, outcome, turn=False)
+            note(
+                agent_id,
+                event,
+                _OUTCOME_LEVEL.get(outcome, "info"),
+                _finished_message("execution", outcome, data),
+                execution_id=eid,
+            )
+
+    def _log_tool(self, agent_id: str | None, event: Event, **where: str) -> None:
+        note = self.activity.log
+        data, name = event.data, event.data.get("name")
+        if event.type == "tool.called":
+            note(agent_id, event, "info", f"tool {name} called", **where)
+        elif event.type == "tool.completed":
+            took = float(data.get("duration_ms") or 0.0)
+            note(agent_id, event, "info", f"tool {name} returned in {took:g} ms", **where)
+        else:
+            message = f"tool {name} failed: {data.get('code')}: {data.get('message')}"
+            note(agent_id, event, "warning", message, **where)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -206,3 +274,22 @@ class RuntimeProjection(FoldingProjection):
 
     def _of_agent(self, agent_id: str) -> list[Execution]:
         return [self._executions[e] for e in self._by_agent.get(agent_id, {})]
+
+
+_OUTCOME_LEVEL: dict[str, LogLevel] = {
+    "completed": "info",
+    "failed": "error",
+    "cancelled": "warning",
+    "interrupted": "warning",
+}
+
+
+def _finished_message(kind: str, outcome: str, data: dict[str, Any]) -> str:
+    usage = data.get("usage") or {}
+    tokens = int(usage.get("input_tokens", 0)) + int(usage.get("output_tokens", 0))
+    took = float(data.get("response_time_ms") or 0.0)
+    message = f"{kind} {outcome} in {took:g} ms ({tokens} tokens)"
+    error = data.get("error")
+    if isinstance(error, dict):
+        message += f": {error.get('code')}: {error.get('message')}"
+    return message

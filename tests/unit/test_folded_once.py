@@ -47,6 +47,8 @@ VIEW_MAPPINGS = {
     "payload type handed to the conversation fold",
     "services/runtime/src/parley/runtime/workers/inbox.py": "recognises the reply it sent "
     "(idempotency), no state",
+    "libs/cli/src/parley/cli/tasks.py": "`tasks distribute --watch` prints each event of the "
+    "round and stops at its end: no state",
 }
 """Modules that read guarded event types without folding them, and why."""
 

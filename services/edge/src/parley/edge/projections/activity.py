@@ -12,8 +12,6 @@ from typing import Any
 
 import msgspec
 
-from parley.aggregates import execution as executions
-from parley.aggregates import session as sessions
 from parley.contracts.envelope import Event
 from parley.edge.projections.runtime_views import (
     AgentMetrics,
@@ -31,7 +29,6 @@ LOG_LIMIT = 5_000
 """Log lines kept per agent (the oldest go first)."""
 LOG_LEVELS: dict[str, int] = {"info": 0, "warning": 1, "error": 2}
 """Log levels, lowest first."""
-_RUN_ENDS = sessions.FINISHED | {f"execution.{status}" for status in executions.FINAL}
 
 
 class _Stats(msgspec.Struct, kw_only=True):
@@ -60,8 +57,6 @@ class AgentActivity:
 
     def __init__(self) -> None:
         self._stats: dict[str, _Stats] = {}
-        self._run_versions: dict[str, int] = {}
-        """Running turn or execution id → the agent version it runs (from its start)."""
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -135,8 +130,10 @@ class AgentActivity:
         *,
         session_id: str | None = None,
         execution_id: str | None = None,
+        agent_version: int | None = None,
     ) -> None:
-        """Add ``event``'s log line to ``agent_id``'s log (none without an agent)."""
+        """Add ``event``'s log line to ``agent_id``'s log (none without an agent), of a run on
+        ``agent_version`` when known."""
         if not agent_id:
             return
         run_id = event.data.get("run_id") or event.data.get("turn_id")
@@ -150,21 +147,9 @@ class AgentActivity:
                 execution_id=execution_id,
                 session_id=session_id,
                 turn_id=str(run_id) if session_id is not None and run_id else None,
-                agent_version=self._version_of(event, str(run_id or execution_id or "")),
+                agent_version=agent_version,
             )
         )
-
-    def _version_of(self, event: Event, run_id: str) -> int | None:
-        """The agent version of the run an event belongs to: recorded on its start and end,
-        remembered in between for its steps and tools."""
-        version = event.data.get("agent_version")
-        if event.type in ("turn.started", "execution.started") and isinstance(version, int):
-            self._run_versions[run_id] = version
-        elif event.type in _RUN_ENDS:
-            self._run_versions.pop(run_id, None)
-        else:
-            version = self._run_versions.get(run_id)
-        return version if isinstance(version, int) else None
 
     def count_run(
         self, agent_id: str | None, data: dict[str, Any], outcome: str, *, turn: bool

@@ -74,6 +74,8 @@ class RuntimeProjection(FoldingProjection):
         self._by_agent: dict[str, dict[str, None]] = {}
         self.activity = AgentActivity()
         """Each agent's log, run counts, budget and instances."""
+        self._run_versions: dict[str, int] = {}
+        """Running turn or execution id → the agent version it runs (from its start)."""
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -207,7 +209,7 @@ class RuntimeProjection(FoldingProjection):
     # --- what each event adds to its agent's activity: a log line, a run counted ---------
 
     def _session_activity(self, event: Event, session: Session) -> None:
-        note = self.activity.log
+        note = self._note
         data, kind, agent_id = event.data, event.type, session.agent_id
         if kind == "turn.started":
             note(agent_id, event, "info", "turn started", session_id=session.id)
@@ -225,7 +227,7 @@ class RuntimeProjection(FoldingProjection):
             )
 
     def _execution_activity(self, event: Event, execution: Execution) -> None:
-        note = self.activity.log
+        note = self._note
         data, kind = event.data, event.type
         agent_id, eid = execution.agent_id, execution.id
         if kind == "execution.requested":
@@ -258,8 +260,43 @@ class RuntimeProjection(FoldingProjection):
                 execution_id=eid,
             )
 
+    def _note(
+        self,
+        agent_id: str | None,
+        event: Event,
+        level: LogLevel,
+        message: str,
+        *,
+        session_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        """Log ``event`` for ``agent_id``, with the agent version its run is on."""
+        run_id = event.data.get("run_id") or event.data.get("turn_id") or execution_id or ""
+        version = self._version_of(event, str(run_id))
+        self.activity.log(
+            agent_id,
+            event,
+            level,
+            message,
+            session_id=session_id,
+            execution_id=execution_id,
+            agent_version=version,
+        )
+
+    def _version_of(self, event: Event, run_id: str) -> int | None:
+        """The agent version of the run an event belongs to: recorded on its start and end,
+        remembered in between for its steps and tools."""
+        version = event.data.get("agent_version")
+        if event.type in ("turn.started", "execution.started") and isinstance(version, int):
+            self._run_versions[run_id] = version
+        elif event.type in _RUN_ENDS:
+            self._run_versions.pop(run_id, None)
+        else:
+            version = self._run_versions.get(run_id)
+        return version if isinstance(version, int) else None
+
     def _log_tool(self, agent_id: str | None, event: Event, **where: str) -> None:
-        note = self.activity.log
+        note = self._note
         data, name = event.data, event.data.get("name")
         if event.type == "tool.called":
             note(agent_id, event, "info", f"tool {name} called", **where)
@@ -282,6 +319,8 @@ class RuntimeProjection(FoldingProjection):
     def _of_agent(self, agent_id: str) -> list[Execution]:
         return [self._executions[e] for e in self._by_agent.get(agent_id, {})]
 
+
+_RUN_ENDS = sessions.FINISHED | {f"execution.{status}" for status in executions.FINAL}
 
 _OUTCOME_LEVEL: dict[str, LogLevel] = {
     "completed": "info",

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Router, delete, get, post
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
@@ -33,8 +34,7 @@ from parley.contracts.identity import (
 from parley.contracts.ids import new_id
 from parley.contracts.registry import SERVICE as REGISTRY
 from parley.edge.commands import CommandClient
-from parley.edge.controllers.resources import http_request
-from parley.edge.dependencies import Writes
+from parley.edge.dependencies import Edge, Writes
 from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data, Page, Pagination
@@ -88,8 +88,9 @@ class Ticket(msgspec.Struct, kw_only=True):
 class KeyOps:
     """The key routes' reads and writes, as the calling admin (one per request)."""
 
-    def __init__(self, writes: NamedDependency[Writes], keys: NamedDependency[KeyIndex]) -> None:
-        self.request, self.writes, self.keys = http_request(writes), writes, keys
+    def __init__(self, request: Request[Any, Any, Any], state: State) -> None:
+        edge = Edge.of(state)
+        self.request, self.writes, self.keys = request, Writes(edge, request), edge.keys
         self.who: Principal = principal(self.request)
 
     def get(self, key_id: str) -> Any:

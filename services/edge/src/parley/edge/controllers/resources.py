@@ -11,11 +11,12 @@ from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 from litestar import Request
+from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from parley.contracts.errors import ParleyError
 from parley.edge.commands import Reply
-from parley.edge.dependencies import Writes
+from parley.edge.dependencies import Edge, Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.request_ids import request_id
 from parley.eventstore.follower import Follower
@@ -38,9 +39,13 @@ class Scope:
     id_param = ""
     """The path parameter naming the router's resource, if any (its value is :attr:`id`)."""
 
-    def __init__(self, writes: NamedDependency[Writes], ns: NamedDependency[str]) -> None:
-        self.writes, self.ns, self.edge = writes, ns, writes.edge
-        self.request = http_request(writes)
+    def __init__(
+        self, request: Request[Any, Any, Any], state: State, ns: NamedDependency[str]
+    ) -> None:
+        # One dependency (``ns``), not two beside each other: Litestar resolves dependencies
+        # of one level concurrently, in an anyio task group per request.
+        self.edge = Edge.of(state)
+        self.writes, self.ns, self.request = Writes(self.edge, request), ns, request
         self.id: str = self.request.path_params[self.id_param] if self.id_param else ""
 
     @property

@@ -83,7 +83,8 @@ async def remember(memory: NamedDependency[AgentMemory]) -> Response[Data[Memory
     return Response(Data(data=written), status_code=201)
 
 
-_QUERY = Parameter(required=False, max_length=4096, description="What to look for.")
+_Q = Parameter(required=False, max_length=4096, description="What to look for.")
+_QUERY = Parameter(query="query", required=False, max_length=4096, description="Same as `q`.")
 
 
 @get(
@@ -96,8 +97,8 @@ _QUERY = Parameter(required=False, max_length=4096, description="What to look fo
 )
 async def search_memory(
     memory: NamedDependency[AgentMemory],
-    q: Annotated[str | None, _QUERY] = None,
-    query: Annotated[str | None, _QUERY] = None,
+    q: Annotated[str | None, _Q] = None,
+    caxton_q: Annotated[str | None, _QUERY] = None,
     limit: Annotated[int, Parameter(ge=1, le=100, description="Most results.")] = 10,
     min_similarity: Annotated[
         float, Parameter(ge=0.0, le=1.0, description="Lowest similarity to return.")
@@ -105,7 +106,7 @@ async def search_memory(
 ) -> Data[MemorySearch]:
     """The entities nearest the query, best first."""
     _, scope = memory.scope()
-    text = q if q is not None else query
+    text = q if q is not None else caxton_q
     if text is None or not text.strip():
         raise invalid("query.q", "give the text to search for")
     return Data(data=memory.index.search(memory.ns, scope, text, limit, min_similarity))

@@ -23,6 +23,7 @@ from parley.contracts import (
     clusters,
     deployments,
     identity,
+    memory,
     personas,
     registry,
     runtime,
@@ -53,7 +54,17 @@ VIEW_MAPPINGS = {
 
 def _catalogue() -> set[str]:
     types: set[str] = set()
-    for module in (acl, clusters, deployments, identity, personas, registry, runtime, tasks):
+    for module in (
+        acl,
+        clusters,
+        deployments,
+        identity,
+        memory,
+        personas,
+        registry,
+        runtime,
+        tasks,
+    ):
         types |= set(module.EVENT_TYPES)
     return types | set(tasks.RUN_EVENT_TYPES)
 

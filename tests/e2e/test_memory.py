@@ -3,7 +3,6 @@
 import httpx
 import msgspec
 from e2e_support import body_of, error_of, new_agent
-from tests_support import edge_client
 
 from parley.contracts.memory import memory_scope
 from parley.devstack.stack import Stack
@@ -113,22 +112,46 @@ async def test_a_rebuilt_index_answers_as_the_live_one(
     assert all(found["results"] for found in live)
 
 
-async def test_memory_never_crosses_a_namespace(api: httpx.AsyncClient, stack: Stack) -> None:
+async def _key(client: httpx.AsyncClient, role: str, namespace: str) -> dict[str, str]:
+    """Headers of a new key with ``role`` in ``namespace`` only."""
+    body = {"name": f"memory {role}", "roles": [role], "namespaces": [namespace]}
+    made = await client.post("/api/v1/keys", json=body, headers={"X-Parley-Namespace": namespace})
+    return {"X-API-Key": body_of(made, 201)["data"]["secret"], "X-Parley-Namespace": namespace}
+
+
+async def test_memory_never_crosses_a_namespace(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, stack: Stack, namespace: str
+) -> None:
     agent_id = await new_agent(api, "mem", actions=())
     await _remember(api, agent_id, entities=[SALES])
-    async with edge_client(stack, timeout=20, headers={"X-Parley-Namespace": "t-other"}) as other:
+    other_ns = f"{namespace}-b"
+    other = await _key(client, "operator", other_ns)
+    async with httpx.AsyncClient(base_url=stack.edge_url, headers=other, timeout=20) as http:
         for response in [
-            await other.get(_memory(agent_id, "search"), params={"q": "sales"}),
-            await other.get(_memory(agent_id, "stats")),
-            await other.post(_memory(agent_id, "entities"), json={"entities": [ALICE]}),
+            await http.get(_memory(agent_id, "search"), params={"q": "sales"}),
+            await http.get(_memory(agent_id, "stats")),
+            await http.post(_memory(agent_id, "entities"), json={"entities": [ALICE]}),
         ]:
             error_of(response, 404, "AGENT_NOT_FOUND")
     stats = body_of(await api.get(_memory(agent_id, "stats")))["data"]
     assert stats["total_entities"] == 1
 
 
-async def test_a_namespace_scoped_memory_is_shared_by_the_namespace_s_agents(
-    api: httpx.AsyncClient,
+async def test_a_viewer_searches_memory_but_cannot_write_it(
+    api: httpx.AsyncClient, client: httpx.AsyncClient, stack: Stack, namespace: str
+) -> None:
+    agent_id = await new_agent(api, "mem", actions=())
+    await _remember(api, agent_id, entities=[SALES])
+    viewer = await _key(client, "viewer", namespace)
+    async with httpx.AsyncClient(base_url=stack.edge_url, headers=viewer, timeout=20) as http:
+        found = await _search(http, agent_id, q="sales")
+        assert found["results"][0]["entity_name"] == "Q3SalesInsight"
+        refused = await http.post(_memory(agent_id, "entities"), json={"entities": [ALICE]})
+        error_of(refused, 403, "FORBIDDEN")
+
+
+async def test_a_namespace_scoped_memory_is_shared_by_the_namespace_s_agents_only(
+    api: httpx.AsyncClient, namespace: str
 ) -> None:
     shared = {"memory": {"enabled": True, "scope": "namespace"}}
     writer = await new_agent(api, "mem", actions=(), **shared)
@@ -137,6 +160,10 @@ async def test_a_namespace_scoped_memory_is_shared_by_the_namespace_s_agents(
     await _remember(api, writer, entities=[COFFEE])
     assert (await _search(api, reader, q="coffee"))["results"][0]["entity_name"] == "OfficeCoffee"
     assert (await _search(api, loner, q="coffee"))["results"] == []
+    elsewhere = {"X-Parley-Namespace": f"{namespace}-b"}
+    stranger = await new_agent(api, "mem", actions=(), headers=elsewhere, **shared)
+    found = await api.get(_memory(stranger, "search"), params={"q": "coffee"}, headers=elsewhere)
+    assert body_of(found)["data"]["results"] == []
 
 
 async def test_bad_memory_input_is_a_422_in_the_envelope(api: httpx.AsyncClient) -> None:

@@ -14,7 +14,7 @@ import msgspec
 from litestar import Litestar, Response, Router, get, post
 from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter
+from litestar.params import Parameter, QueryParameter
 from litestar.plugins import InitPluginProtocol
 
 from parley.contracts.memory import MemoryReply, MemoryWrite, Remember, memory_scope
@@ -84,7 +84,7 @@ async def remember(memory: NamedDependency[AgentMemory]) -> Response[Data[Memory
 
 
 _Q = Parameter(required=False, max_length=4096, description="What to look for.")
-_QUERY = Parameter(query="query", required=False, max_length=4096, description="Same as `q`.")
+_QUERY = QueryParameter(name="query", required=False, max_length=4096, description="Same as `q`.")
 
 
 @get(

@@ -45,7 +45,9 @@ async def test_remembered_entities_are_found_by_meaning_and_counted(
     api: httpx.AsyncClient,
 ) -> None:
     agent_id = await new_agent(api, "mem", actions=())
-    written = await _remember(api, agent_id, entities=[SALES, ALICE, COFFEE])
+    caxton_alice = {**ALICE, "entityType": ALICE["entity_type"]}
+    del caxton_alice["entity_type"]  # Caxton's spelling
+    written = await _remember(api, agent_id, entities=[SALES, caxton_alice, COFFEE])
     assert written["entities_created"] == 3 and len(set(written["entity_ids"])) == 3
 
     found = await _search(api, agent_id, q="how did mobile sales grow", limit=2)
@@ -56,6 +58,7 @@ async def test_remembered_entities_are_found_by_meaning_and_counted(
     assert len(found["results"]) <= 2 and found["total"] >= len(found["results"])
     by_caxton = await _search(api, agent_id, query="who maintains the data warehouse")
     assert by_caxton["results"][0]["entity_name"] == "Alice"
+    assert by_caxton["results"][0]["entity_type"] == "person"
 
     strict = await _search(api, agent_id, q="how did mobile sales grow", min_similarity=0.99)
     assert strict == {**strict, "results": [], "total": 0}
@@ -171,6 +174,7 @@ async def test_bad_memory_input_is_a_422_in_the_envelope(api: httpx.AsyncClient)
     bad_bodies = [
         {},
         {"entities": [{"name": "", "entity_type": "x"}]},
+        {"entities": [{"name": "A", "observations": ["no type"]}]},
         {"entities": [{"name": "A", "entity_type": "has space"}]},
         {"entities": [{"name": "A", "entity_type": "x", "observations": [""]}]},
         {"entities": [{"name": "A", "entity_type": "x", "surprise": 1}]},

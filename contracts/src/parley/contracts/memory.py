@@ -38,10 +38,23 @@ class MemoryEntity(Strict):
 
     name: EntityName
     """Unique in its memory; a second write of the name adds its new observations."""
-    entity_type: EntityType
-    """What kind of thing it is (`person`, `business_insight`, …)."""
+    entity_type: EntityType | None = None
+    """What kind of thing it is (`person`, `business_insight`, …); required."""
+    entityType: EntityType | None = None  # noqa: N815 - Caxton's spelling, on the wire
+    """Caxton's name for `entity_type` (give one of the two)."""
     observations: Annotated[list[Observation], Meta(max_length=64)] = []
     """Facts about it, one sentence each."""
+
+    def __post_init__(self) -> None:
+        if self.entity_type is None:
+            self.entity_type, self.entityType = self.entityType, None
+        if self.entity_type is None:
+            raise ValueError("give the entity's entity_type")
+
+    @property
+    def kind(self) -> str:
+        """Its ``entity_type`` (never None once decoded)."""
+        return self.entity_type or ""
 
 
 class Relation(Strict):

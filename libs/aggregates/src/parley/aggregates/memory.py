@@ -133,14 +133,14 @@ def decide(state: Memory | None, command: Remember, ctx: Context) -> Decision[Ne
                 agent_id=agent_id,
                 entity_id=ctx.mint(),
                 name=entity.name,
-                entity_type=entity.entity_type,
+                entity_type=entity.kind,
                 observations=fresh,
             )
             events.append(("memory.entity_created", created))
             known[entity.name] = Entity(
                 id=created.entity_id,
                 name=entity.name,
-                entity_type=entity.entity_type,
+                entity_type=entity.kind,
                 observations=tuple(fresh),
                 created_at=ctx.now,
                 updated_at=ctx.now,

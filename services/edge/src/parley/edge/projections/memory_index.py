@@ -7,6 +7,7 @@ vector, normalised to unit length, so texts that share words and word pieces are
 """
 
 import hashlib
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,6 +22,9 @@ DIMENSIONS = 256
 """Length of every embedding."""
 EMBEDDER = f"parley-hashed-ngrams-{DIMENSIONS}"
 """The embedder's name, as memory stats report it."""
+CANDIDATES = 512
+"""Most entities a search scores: the vector neighbours, then keyword matches, rarest word
+first."""
 KEYWORD_WEIGHT = 0.3
 """Share of the keyword score in a hit's rank (the rest is the vector similarity)."""
 
@@ -93,28 +97,39 @@ class MemoryIndex:
             self._postings[word].add(name)
 
     def search(self, query: str) -> list[Hit]:
-        """Entities near ``query`` (its vector neighbours and its words' entities), best first."""
+        """Entities near ``query`` (its vector neighbours and the entities with its rarest
+        words), best first. A word's weight in the keyword score is its IDF, so a word
+        every entity has counts for little."""
         if not self._keys:
             return []
-        vector, asked = embed(query), set(words(query))
+        vector, asked = embed(query), sorted(set(words(query)), key=self._frequency)
         found = {self._names[int(k)] for k in self._nearest(vector)}
         for word in asked:
+            if len(found) >= CANDIDATES:
+                break
             found |= self._postings.get(word, set())
+        weights = {
+            word: math.log(1 + len(self._keys) / (1 + self._frequency(word))) for word in asked
+        }
+        whole = sum(weights.values())
         hits = [
             Hit(
                 name,
                 max(0.0, float(np.dot(vector, self._embedded[name]))),
-                len(asked & self._words[name]) / len(asked) if asked else 0.0,
+                sum(weights[w] for w in asked if w in self._words[name]) / whole if whole else 0.0,
             )
             for name in found
         ]
         return sorted(hits, key=lambda h: (-h.score, h.name))
+
+    def _frequency(self, word: str) -> int:
+        return len(self._postings.get(word, ()))
 
     def vector_bytes(self) -> int:
         """Bytes the entities' vectors take."""
         return len(self._keys) * DIMENSIONS * 4
 
     def _nearest(self, vector: Vector) -> list[int]:
-        count = min(len(self._keys), 256)
+        count = min(len(self._keys), CANDIDATES // 4)
         matches = self._vectors.search(vector, count)
         return [int(k) for k in matches.keys]

@@ -23,6 +23,7 @@ from parley.contracts import (
     clusters,
     deployments,
     identity,
+    memory,
     personas,
     registry,
     runtime,
@@ -30,6 +31,8 @@ from parley.contracts import (
 )
 from parley.contracts.envelope import Event
 
+CONTEXTS = (acl, clusters, deployments, identity, memory, personas, registry, runtime, tasks)
+"""The contracts modules whose events are folded."""
 ROOT = Path(__file__).resolve().parents[2]
 HISTORY = ROOT / "tests" / "data" / "history-v1.ndjson"
 
@@ -55,7 +58,7 @@ VIEW_MAPPINGS = {
 
 def _catalogue() -> set[str]:
     types: set[str] = set()
-    for module in (acl, clusters, deployments, identity, personas, registry, runtime, tasks):
+    for module in CONTEXTS:
         types |= set(module.EVENT_TYPES)
     return types | set(tasks.RUN_EVENT_TYPES)
 

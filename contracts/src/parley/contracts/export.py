@@ -14,6 +14,7 @@ from parley.contracts import (
     acl,
     clusters,
     deployments,
+    memory,
     models,
     personas,
     registry,
@@ -60,6 +61,7 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         ("delete_cluster", clusters.DeleteCluster),
         ("scale_cluster", clusters.ScaleCluster),
     ),
+    **_commands("registry", memory.MemoryReply, ("remember", memory.Remember)),
     **_commands(acl.SERVICE, acl.MessageReply, ("send", acl.SendMessage)),
     **_commands(
         tasks.SERVICE,
@@ -98,6 +100,7 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
 EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     **registry.EVENT_TYPES,
     **personas.EVENT_TYPES,
+    **memory.EVENT_TYPES,
     **clusters.EVENT_TYPES,
     **runtime.EVENT_TYPES,
     **acl.EVENT_TYPES,
@@ -117,6 +120,7 @@ TYPES: dict[str, type[Any]] = {
     "model_info": models.ModelInfo,
     "persona_spec": personas.PersonaSpec,
     "persona_view": personas.PersonaView,
+    "memory_write": memory.MemoryWrite,
     "cluster_manifest": clusters.ClusterManifest,
     "cluster_view": clusters.ClusterView,
     "turn_delta": runtime.TurnDelta,

@@ -28,6 +28,7 @@ from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
 from parley.edge.controllers.health import health_routes
 from parley.edge.controllers.keys import identity_routes, record_key_use
+from parley.edge.controllers.memory import MemoryPlugin
 from parley.edge.controllers.messages import message_router
 from parley.edge.controllers.metrics import platform_metrics_router
 from parley.edge.controllers.observability import metrics_router, output_router
@@ -199,7 +200,8 @@ def create_app(settings: EdgeSettings) -> Litestar:
             HostPolicy(settings.hosts()),  # ports included
             auth_middleware(),  # the principal in scope["user"]: for the guards below
         ],
-        plugins=[tracing_plugin()],  # the request's server span, the root of its trace
+        # the request's server span, the root of its trace; agents' memory
+        plugins=[tracing_plugin(), MemoryPlugin()],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         logging_config=None,

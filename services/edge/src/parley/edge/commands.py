@@ -21,6 +21,7 @@ from parley.contracts.deployments import DeploymentReply
 from parley.contracts.envelope import ACTOR_HEADER
 from parley.contracts.errors import ErrorCode
 from parley.contracts.identity import ApiKeyReply
+from parley.contracts.memory import MemoryReply
 from parley.contracts.registry import CommandReply
 from parley.contracts.runtime import RuntimeReply
 from parley.contracts.tasks import TaskReply
@@ -40,9 +41,17 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     TaskReply: msgspec.json.Decoder(TaskReply),
     ApiKeyReply: msgspec.json.Decoder(ApiKeyReply),
     DeploymentReply: msgspec.json.Decoder(DeploymentReply),
+    MemoryReply: msgspec.json.Decoder(MemoryReply),
 }
 Reply = TypeVar(
-    "Reply", CommandReply, RuntimeReply, MessageReply, TaskReply, ApiKeyReply, DeploymentReply
+    "Reply",
+    CommandReply,
+    RuntimeReply,
+    MessageReply,
+    TaskReply,
+    ApiKeyReply,
+    DeploymentReply,
+    MemoryReply,
 )
 """A service's reply type."""
 _tracer = trace.get_tracer("parley.edge")

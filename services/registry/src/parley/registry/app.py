@@ -8,6 +8,7 @@ from faststream import FastStream
 
 from parley.contracts.clusters import CreateCluster, DeleteCluster, ScaleCluster, UpdateCluster
 from parley.contracts.identity import CreateApiKey, RecordApiKeyUse, RevokeApiKey, RotateApiKey
+from parley.contracts.memory import Remember
 from parley.contracts.personas import CreatePersona, DeletePersona
 from parley.contracts.registry import (
     SERVICE,
@@ -25,6 +26,7 @@ from parley.registry.keys import (
     revoke_api_key,
     rotate_api_key,
 )
+from parley.registry.memory import remember
 from parley.registry.settings import RegistrySettings
 from parley.registry.workers.relay import start_relay
 
@@ -46,6 +48,7 @@ ROUTES: dict[str, Route[Registry]] = {
     "rotate_api_key": (RotateApiKey, rotate_api_key),
     "revoke_api_key": (RevokeApiKey, revoke_api_key),
     "record_api_key_use": (RecordApiKeyUse, record_api_key_use),
+    "remember": (Remember, remember),
 }
 """Verb → (command type, handler)."""
 

@@ -14,11 +14,12 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from parley.aggregates import agent, apikey, cluster, name_claim, persona
+from parley.aggregates import agent, apikey, cluster, memory, name_claim, persona
 from parley.aggregates.agent import Agent, name_change
 from parley.aggregates.apikey import ApiKey
 from parley.aggregates.cluster import Cluster
 from parley.aggregates.decision import Context, Decision, to_new_events
+from parley.aggregates.memory import Memory
 from parley.aggregates.name_claim import Claim, NameClaim, Release
 from parley.aggregates.persona import Persona
 from parley.contracts.envelope import NewEvent, utcnow
@@ -119,6 +120,7 @@ class Registry:
         self.personas = Repository[Persona](store, persona.evolve)
         self.clusters = Repository[Cluster](store, cluster.evolve)
         self.keys = Repository[ApiKey](store, apikey.evolve)
+        self.memories = Repository[Memory](store, memory.evolve)
 
     # --- agents --------------------------------------------------------------------------
 

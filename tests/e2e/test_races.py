@@ -3,9 +3,15 @@ replays of one `Idempotency-Key`, inputs too large for an event, and `/ws` posit
 range."""
 
 import asyncio
+import json
 import uuid
 
 import httpx
+import pytest
+from tests_support import auth_headers
+from websockets.asyncio.client import connect
+
+from parley.devstack.stack import Stack
 
 
 async def _race_two_renames(api: httpx.AsyncClient, round_: int) -> list[str]:
@@ -48,3 +54,21 @@ async def test_concurrent_posts_with_one_idempotency_key_all_answer_the_first_re
     assert all(r.json() == first[0].json() for r in replays)
     listed = await api.get("/api/v1/agents", params={"name": "once"})
     assert listed.json()["pagination"]["total_count"] == 1
+
+
+@pytest.mark.parametrize("field", ["from_position", "resume_from"])
+@pytest.mark.parametrize("position", [2**64, 2**70, 10**30])
+async def test_a_ws_subscription_from_past_the_last_possible_position_is_refused(
+    stack: Stack, field: str, position: int
+) -> None:
+    url = stack.edge_url.replace("http://", "ws://", 1) + "/ws"
+    async with connect(url, additional_headers=auth_headers(stack)) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "far", field: position}))
+        async with asyncio.timeout(10):
+            refused = json.loads(await ws.recv())
+        assert refused["type"] == "error" and refused["code"] == "INVALID_REQUEST", refused
+        assert refused["id"] == "far" and field in refused["message"]
+        await ws.send(json.dumps({"type": "subscribe", "id": "near", field: 2**64 - 1}))
+        async with asyncio.timeout(10):
+            accepted = json.loads(await ws.recv())
+        assert accepted["type"] == "subscribed" and accepted["id"] == "near", accepted

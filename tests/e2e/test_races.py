@@ -72,3 +72,44 @@ async def test_a_ws_subscription_from_past_the_last_possible_position_is_refused
         async with asyncio.timeout(10):
             accepted = json.loads(await ws.recv())
         assert accepted["type"] == "subscribed" and accepted["id"] == "near", accepted
+
+
+async def _cluster(api: httpx.AsyncClient, agents: int) -> str:
+    name = f"g-{uuid.uuid4().hex[:8]}"
+    manifest = {
+        "apiVersion": "parley.dev/v1",
+        "kind": "AgentCluster",
+        "metadata": {"name": name},
+        "spec": {"agents": [{"name": f"a{i}"} for i in range(agents)], "strategy": "parallel"},
+    }
+    created = await api.post("/api/v1/clusters", json=manifest)
+    assert created.status_code == 201, created.text
+    return name
+
+
+async def test_a_run_input_too_large_for_its_events_is_refused_up_front(
+    api: httpx.AsyncClient,
+) -> None:
+    name = await _cluster(api, 2)
+    refused = await api.post(f"/api/v1/clusters/{name}/runs", json={"input": "x" * 600_000})
+    assert refused.status_code == 413, refused.text[:500]
+    error = refused.json()["error"]
+    assert error["code"] == "PAYLOAD_TOO_LARGE" and "262144" in error["message"]
+    assert error["details"]["limit"] == 262_144 and error["details"]["size"] > 600_000
+
+
+async def test_a_run_whose_result_is_too_large_for_an_event_fails_saying_so(
+    api: httpx.AsyncClient,
+) -> None:
+    name = await _cluster(api, 5)  # five echoes of 250 kB: over the 1 MiB an event holds
+    body = {"input": "y" * 250_000, "timeout_seconds": 3600}
+    started = await api.post(f"/api/v1/clusters/{name}/runs", json=body)
+    assert started.status_code == 202, started.text[:500]
+    path = f"/api/v1/clusters/{name}/runs/{started.json()['data']['run_id']}"
+    view: dict = {}
+    async with asyncio.timeout(90):
+        while view.get("status") in (None, "running"):
+            await asyncio.sleep(0.2)
+            view = (await api.get(path)).json()["data"]
+    assert view["status"] == "failed", (view["status"], view.get("error"))
+    assert "bytes an event may hold" in view["error"], view["error"]

@@ -48,6 +48,7 @@ __all__ = [
     "CATEGORY",
     "FOLDS",
     "MIN_AGENTS",
+    "Abort",
     "Command",
     "Request",
     "Run",
@@ -212,7 +213,14 @@ class RunTick(msgspec.Struct, frozen=True, kw_only=True):
     """The run's timer fired."""
 
 
-Command = Start | RunReply | RunTick
+class Abort(msgspec.Struct, frozen=True, kw_only=True):
+    """End the run as failed: it cannot go on (an answer, or the result it makes, is too
+    large to record)."""
+
+    error: str
+
+
+Command = Start | RunReply | RunTick | Abort
 RunDecision = Decision[Mail]
 """Events to append and messages to send after the append."""
 _NOTHING: RunDecision = Decision()
@@ -233,6 +241,8 @@ def decide(state: Run | None, command: Command, ctx: Context) -> RunDecision:
         raise ParleyError(ErrorCode.RUN_NOT_FOUND, "no such run")
     if state.status != "running":
         return _NOTHING
+    if isinstance(command, Abort):
+        return _finish(state, [], ok=False, error=command.error, ctx=ctx)
     if isinstance(command, RunTick):
         deadline = state.deadline
         if deadline is None or ctx.now < deadline:

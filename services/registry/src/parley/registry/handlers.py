@@ -128,20 +128,39 @@ class Registry:
         """Register an agent; a retry with the same id and definition succeeds once."""
         agent_id = command.agent_id or new_id()
         command = msgspec.structs.replace(command, agent_id=agent_id)
-        existing = await self.agents.load(agent_stream(agent_id))
-        if (found := existing.state) is not None:
-            if not found.deleted and found.spec == command.spec:
-                return _ok(agent_id, existing.version, existing.position)
-            raise ParleyError(
-                ErrorCode.AGENT_ALREADY_EXISTS,
-                f"agent {agent_id} already exists with another definition",
-                {"agent_id": agent_id},
-            )
+        if (done := await self._created(command, agent_id)) is not None:
+            return done
         agent.decide(None, command, Context())  # validate before claiming the name
         await self.check_persona(command.namespace, command.spec.persona)
         await self._claim(command.namespace, command.spec.name, agent_id)
-        outcome = await self._run(command, agent_id)
+        try:
+            outcome = await self._run(command, agent_id)
+        except ParleyError as exc:  # a concurrent retry created it first: the same success
+            lost = exc.code == ErrorCode.AGENT_ALREADY_EXISTS
+            done = await self._created(command, agent_id, fresh=True) if lost else None
+            if done is None:
+                raise
+            return done
         return _ok(agent_id, outcome.version, outcome.position)
+
+    async def _created(
+        self, command: CreateAgent, agent_id: str, *, fresh: bool = False
+    ) -> CommandReply | None:
+        """The success of an earlier create of this agent with this definition, if any.
+
+        Raises:
+            ParleyError: ``AGENT_ALREADY_EXISTS`` if the id holds another definition.
+        """
+        existing = await self.agents.load(agent_stream(agent_id), fresh=fresh)
+        if (found := existing.state) is None:
+            return None
+        if not found.deleted and found.spec == command.spec:
+            return _ok(agent_id, existing.version, existing.position)
+        raise ParleyError(
+            ErrorCode.AGENT_ALREADY_EXISTS,
+            f"agent {agent_id} already exists with another definition",
+            {"agent_id": agent_id},
+        )
 
     async def update_agent(self, command: UpdateAgent) -> CommandReply:
         """Change an agent's definition; a rename claims the new name, then frees the old."""
@@ -151,9 +170,15 @@ class Registry:
             decided = agent.decide(current.state, command, Context()).events
             rename = name_change(current.state, decided)
             await self.check_persona(command.namespace, command.patch.persona)
-        if rename:
-            await self._claim(command.namespace, rename[1], command.agent_id)
-        outcome = await self._run(command, command.agent_id)
+        took = rename is not None and await self._claim(
+            command.namespace, rename[1], command.agent_id
+        )
+        try:
+            outcome = await self._run(command, command.agent_id)
+        except Exception:
+            if rename and took:  # a rename that lost its append gives its new name back
+                await self._release_unless_named(command, rename[1])
+            raise
         if rename and outcome.state is not None:
             kept = rename[1] if outcome.state.spec.name == rename[0] else rename[0]
             await self._release(command.namespace, kept, command.agent_id)
@@ -196,11 +221,16 @@ class Registry:
             return None
         return await self.live_agent(claim.holder)
 
-    async def _claim(self, namespace: str, name: str, agent_id: str) -> None:
+    async def _claim(self, namespace: str, name: str, agent_id: str) -> bool:
+        """Claim ``name`` for ``agent_id``; whether this took it (False: it held it already).
+
+        Raises:
+            ParleyError: ``AGENT_ALREADY_EXISTS`` if a live agent holds the name.
+        """
         stream = name_stream(namespace, name)
         seen = await self.names.load(stream, fresh=True)
         checked = seen.state.holder if seen.state is not None else None
-        live = await self._holds_name(stream, seen, agent_id)
+        live = await self._holds_name(stream, seen, agent_id, name)
 
         def claim(state: NameClaim | None, command: Claim, ctx: Context) -> Decision[Any]:
             holder = state.holder if state is not None else None
@@ -211,18 +241,32 @@ class Registry:
 
         command = Claim(agent_id=agent_id, name=name, namespace=namespace, agent_exists=live)
         origin = Untraced(namespace)
-        await execute(self.names, stream, claim, command, subject=agent_id, origin=origin)
+        outcome = await execute(self.names, stream, claim, command, subject=agent_id, origin=origin)
+        return outcome.appended > 0
 
-    async def _holds_name(self, stream: str, claim: Loaded[NameClaim], agent_id: str) -> bool:
-        """Whether the claim's holder (not ``agent_id``) is live, or its create in flight."""
+    async def _holds_name(
+        self, stream: str, claim: Loaded[NameClaim], agent_id: str, name: str
+    ) -> bool:
+        """Whether the claim's holder (not ``agent_id``) is a live agent of that ``name``, or
+        its create or rename is in flight (a claim left behind by a rename that failed
+        before its release is taken over)."""
         holder = claim.state.holder if claim.state is not None else None
         if holder is None or holder == agent_id:
             return False
         found = (await self.agents.load(agent_stream(holder), fresh=True)).state
-        if found is None:
+        if found is not None and found.deleted:
+            return False
+        if found is None or found.spec.name != name:
             last = (await self.store.read(stream, claim.version))[0]
             return claim_in_flight(last.time, utcnow())
-        return not found.deleted
+        return True
+
+    async def _release_unless_named(self, command: UpdateAgent, name: str) -> None:
+        """Free ``name`` after a rename to it failed, unless the agent is named so by now
+        (another rename to the same name won the race)."""
+        found = await self.live_agent(command.agent_id)
+        if found is None or found.spec.name != name:
+            await self._release(command.namespace, name, command.agent_id)
 
     async def _release(self, namespace: str, name: str, agent_id: str) -> None:
         await execute(

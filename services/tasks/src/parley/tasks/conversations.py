@@ -21,6 +21,7 @@ from parley.aggregates.decision import Context, to_new_events
 from parley.aggregates.mail import Mail
 from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import Event, NewEvent, utcnow
+from parley.eventstore import EventTooLarge
 from parley.eventstore.repository import Loaded, Outcome, Repository
 from parley.kit.locks import KeyedLock
 from parley.tasks.adapters.mailer import Mailer, sent_message_ids
@@ -146,7 +147,15 @@ class Conversations(Generic[S, C]):
             ParleyError: ``TASK_NOT_FOUND``/``RUN_NOT_FOUND`` when it does not exist.
         """
         answers = self.rules.answers(messages)
-        await self.decide(key, namespace, answers, correlation=key)
+        try:
+            await self.decide(key, namespace, answers, correlation=key)
+        except EventTooLarge as exc:  # redelivering them would fail the same way: end it
+            why = (
+                f"an answer, or the result it makes, is {exc.size} bytes: over the"
+                f" {exc.limit} bytes an event may hold"
+            )
+            log.warning("%s %s: %s; ending it", self.kind, key, why)
+            await self.decide(key, namespace, [self.rules.unrecordable(why)], correlation=key)
 
     async def on_due(self, key: str, namespace: str) -> None:
         """A deadline of the conversation passed."""

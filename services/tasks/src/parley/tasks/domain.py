@@ -79,6 +79,8 @@ class Rules(Generic[S, C]):
     """What to decide about sent messages that did not reach their receivers."""
     pending: Callable[[S, datetime], list[Mail]]
     """Messages an open conversation must have sent by ``now`` (resent after a restart)."""
+    unrecordable: Callable[[str], C]
+    """The command that ends the conversation when answers cannot be recorded (why)."""
 
 
 class Streams:
@@ -186,6 +188,7 @@ TASKS: Rules[Task, task.Command] = Rules(
     tick=task.Tick(),
     undelivered=_task_undelivered,
     pending=_task_pending,
+    unrecordable=lambda why: task.Cancel(reason=why),
 )
 """The Contract Net's tasks."""
 
@@ -291,6 +294,7 @@ RUNS: Rules[Run, grouprun.Command] = Rules(
     tick=grouprun.RunTick(),
     undelivered=_run_undelivered,
     pending=_run_pending,
+    unrecordable=lambda why: grouprun.Abort(error=why),
 )
 """Group runs over a cluster's agents."""
 

@@ -32,7 +32,7 @@ from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.dependencies import Writes
 from parley.edge.http.envelopes import Data, Page, Pagination, versioned
 from parley.edge.http.errors import error_responses, invalid_value
-from parley.edge.http.guards import idempotent_id, replay_headers
+from parley.edge.http.guards import idempotent_id, one_at_a_time, replay_headers
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import ExactName, Labels, optional_header
 from parley.edge.projections.agents import AgentsProjection
@@ -106,9 +106,10 @@ async def create_agent(
     agent_id = None
     if idempotency_key is not None:
         agent_id = idempotent_id(idempotency_key, ns, _IDEMPOTENCY_NS)
-    existed = agent_id is not None and agents.get(ns, agent_id) is not None
-    command = CreateAgent(namespace=ns, request_id=ctx.request_id, spec=spec, agent_id=agent_id)
-    reply = await send_registry(ctx.writes, agents, "create_agent", command)
+    async with one_at_a_time(agent_id):  # a concurrent replay answers after the first
+        existed = agent_id is not None and agents.get(ns, agent_id) is not None
+        command = CreateAgent(namespace=ns, request_id=ctx.request_id, spec=spec, agent_id=agent_id)
+        reply = await send_registry(ctx.writes, agents, "create_agent", command)
     view = view_after(agents, ns, reply.agent_id or "")
     replayed = existed or reply.version > 1
     headers = replay_headers(f"{PREFIX}/{view.id}", replayed)

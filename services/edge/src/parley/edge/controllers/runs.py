@@ -18,7 +18,11 @@ from parley.edge.http.envelopes import Data, created
 from parley.edge.http.errors import ApiError, error_responses, invalid
 from parley.edge.projections.tasks import RunView
 
-__all__ = ["RunBody", "run_router"]
+__all__ = ["MAX_RUN_INPUT_BYTES", "RunBody", "run_router"]
+
+MAX_RUN_INPUT_BYTES = 262_144
+"""Largest run ``input``, as JSON: a quarter of the 1 MiB one event holds, as the run's
+events carry it to each agent and its result gathers what they make of it (larger: 413)."""
 
 
 class RunBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -51,6 +55,7 @@ async def start_run(task: NamedDependency[Tasks], name: FromPath[str]) -> Respon
     if cluster is None or agent_ids is None:
         raise cluster_not_found(name, ns)
     body = await task.body(RunBody)
+    _check_size(body.input)
     spec = cluster.manifest.spec
     live = [a for a in agent_ids if agents.get(ns, a) is not None]
     if not live:
@@ -71,6 +76,17 @@ async def start_run(task: NamedDependency[Tasks], name: FromPath[str]) -> Respon
     if view is None:  # pragma: no cover - the wait above makes it visible
         raise ApiError(ErrorCode.TIMEOUT, "the run started but is not visible yet")
     return created(view, f"/api/v1/clusters/{name}/runs/{run_id}", 202)
+
+
+def _check_size(value: Any) -> None:
+    """Refuse an input too large for the run's events (``413 PAYLOAD_TOO_LARGE``)."""
+    size = len(msgspec.json.encode(value))
+    if size > MAX_RUN_INPUT_BYTES:
+        raise ApiError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"the run's input is {size} bytes as JSON; the limit is {MAX_RUN_INPUT_BYTES} bytes",
+            {"field": "body.input", "size": size, "limit": MAX_RUN_INPUT_BYTES},
+        )
 
 
 @get("/{name:str}/runs/{run_id:str}", summary="Read a group run", responses=error_responses(404))

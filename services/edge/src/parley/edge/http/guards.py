@@ -1,15 +1,20 @@
-"""`Idempotency-Key`: the id a client's key stands for. (The `Host` allow-list, ports
-included, is :class:`parley.edge.http.security.HostPolicy`.)"""
+"""`Idempotency-Key`: the id a client's key stands for, and one request at a time per id.
+(The `Host` allow-list, ports included, is :class:`parley.edge.http.security.HostPolicy`.)"""
 
 import re
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError
+from parley.kit.locks import KeyedLock
 
-__all__ = ["idempotent_id", "replay_headers"]
+__all__ = ["idempotent_id", "one_at_a_time", "replay_headers"]
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+_IN_FLIGHT = KeyedLock()
+"""The lock of each idempotent id a request is using (gone with its last user)."""
 
 
 def idempotent_id(key: str, namespace: str, space: uuid.UUID) -> str:
@@ -34,3 +39,14 @@ def replay_headers(location: str, replayed: bool) -> dict[str, str]:
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return headers
+
+
+@asynccontextmanager
+async def one_at_a_time(idempotent: str | None) -> AsyncIterator[None]:
+    """Requests with the same idempotent id (none: no wait) one after the other, so a
+    concurrent replay waits for the first request's reply and then answers as its replay."""
+    if idempotent is None:
+        yield
+        return
+    async with _IN_FLIGHT.hold(idempotent):
+        yield

@@ -22,6 +22,7 @@ from parley.identity.principal import Action, Principal
 
 __all__ = [
     "MAX_PATTERNS",
+    "POSITIONS_END",
     "EventFilter",
     "FilterError",
     "encode_event",
@@ -31,6 +32,8 @@ __all__ = [
 
 MAX_PATTERNS = 32
 """Most values one filter field may hold."""
+POSITIONS_END = 2**64
+"""Past the last possible store position (positions are unsigned 64-bit integers)."""
 
 encode_event: Callable[[Event], bytes] = msgspec.json.Encoder().encode
 
@@ -68,10 +71,10 @@ def split_values(values: Iterable[str]) -> list[str]:
 
 
 def parse_position(raw: str | int | None, what: str) -> int | None:
-    """A start position (a non-negative integer) or None when absent.
+    """A start position (a non-negative integer below 2^64) or None when absent.
 
     Raises:
-        FilterError: not a non-negative integer.
+        FilterError: not a non-negative integer below 2^64.
     """
     if raw is None:
         return None
@@ -86,6 +89,8 @@ def parse_position(raw: str | int | None, what: str) -> int | None:
         value = int(text)
     if value < 0:
         raise FilterError(f"{what} must be a non-negative integer, got {raw!r}")
+    if value >= POSITIONS_END:
+        raise FilterError(f"{what} must be below 2^64 (the last possible position), got {raw!r}")
     return value
 
 

@@ -34,7 +34,13 @@ from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
 from parley.edge.http.auth import EVERY_NAMESPACE, principal
 from parley.edge.http.body import BodyError, decode_json
-from parley.edge.streams.filters import MAX_PATTERNS, EventFilter, FilterError, encode_event
+from parley.edge.streams.filters import (
+    MAX_PATTERNS,
+    EventFilter,
+    FilterError,
+    encode_event,
+    parse_position,
+)
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
 from parley.identity.keyindex import KeyIndex
@@ -250,10 +256,11 @@ class _Session:
                 given.performatives,
                 given.actors,
             ).within(self._who)
+            given_at = "from_position" if command.from_position is not None else "resume_from"
+            start = parse_position(getattr(command, given_at), given_at)
         except FilterError as exc:
             self._error(ErrorCode.INVALID_REQUEST, str(exc), sub_id)
             return
-        start = command.from_position if command.from_position is not None else command.resume_from
         if start is None:
             try:
                 start = await self._store.last_position()

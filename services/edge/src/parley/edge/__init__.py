@@ -7,7 +7,8 @@
                        (send a command, wait for the projections: read your writes)
 ``commands``           the NATS command client (request/reply to the services)
 ``http/``              bodies, errors (the one mapping to the envelope), guards, OpenAPI,
-                       the ``Data[T]``/``Page[T]`` envelopes, paging, request ids;
+                       the ``Data[T]``/``Page[T]`` envelopes, paging, the query and header
+                       parameters routes share (``params``), request ids;
                        ``http/auth``: the one authentication middleware (keys, JWTs,
                        tickets, WebSocket ``Origin``) and the role/namespace guard
 ``controllers/``       one module per REST resource (``keys``: API keys, ws-tickets)

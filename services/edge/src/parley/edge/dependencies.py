@@ -14,7 +14,7 @@ from litestar import Request, WebSocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import HeaderParameter, QueryParameter, SkipValidation
+from litestar.params import QueryParameter, SkipValidation
 from nats.aio.client import Client
 
 from parley.contracts.errors import ErrorCode
@@ -24,6 +24,7 @@ from parley.contracts.runtime import RuntimeReply
 from parley.edge.commands import CommandClient, Reply
 from parley.edge.http.errors import ApiError
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import optional_header
 from parley.edge.http.request_ids import request_id
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
@@ -188,10 +189,7 @@ def _not_visible(reply: Reply, what: str | None) -> ApiError:
 
 async def provide_namespace(
     x_parley_namespace: Annotated[
-        str | None,
-        HeaderParameter(
-            name="X-Parley-Namespace", required=False, description="Tenant; default `default`."
-        ),
+        str | None, optional_header("X-Parley-Namespace", "Tenant; default `default`.")
     ] = None,
     namespace_query: Annotated[
         str | None,
@@ -214,10 +212,7 @@ async def provide_namespace(
 
 async def provide_expected_version(
     if_match: Annotated[
-        str | None,
-        HeaderParameter(
-            name="If-Match", required=False, description='Expected version: `"<version>"`.'
-        ),
+        str | None, optional_header("If-Match", 'Expected version: `"<version>"`.')
     ] = None,
 ) -> int | None:
     """The version named by `If-Match` (`"3"`, `W/"3"` or `3`); `*` or none means any."""

@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 from litestar import Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
+from litestar.params import FromPath, Parameter, QueryParameter
 
 from parley.contracts.registry import (
     SERVICE,
@@ -32,8 +32,9 @@ from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.dependencies import Writes
 from parley.edge.http.envelopes import Data, Page, Pagination, versioned
 from parley.edge.http.errors import error_responses, invalid_value
-from parley.edge.http.guards import idempotent_id
+from parley.edge.http.guards import idempotent_id, replay_headers
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import ExactName, Labels, optional_header
 from parley.edge.projections.agents import AgentsProjection
 
 __all__ = [
@@ -96,8 +97,7 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
 async def create_agent(
     ctx: NamedDependency[Scope],
     idempotency_key: Annotated[
-        str | None,
-        HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe create."),
+        str | None, optional_header("Idempotency-Key", "Retry-safe create.")
     ] = None,
 ) -> Response[Data[AgentView]]:
     """Register an agent; it starts in state `created`."""
@@ -111,9 +111,7 @@ async def create_agent(
     reply = await send_registry(ctx.writes, agents, "create_agent", command)
     view = view_after(agents, ns, reply.agent_id or "")
     replayed = existed or reply.version > 1
-    headers = {"Location": f"{PREFIX}/{view.id}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
+    headers = replay_headers(f"{PREFIX}/{view.id}", replayed)
     return versioned(view, 200 if replayed else 201, **headers)
 
 
@@ -137,13 +135,11 @@ async def list_agents(
         ),
     ] = None,
     capability: Annotated[list[str] | None, Parameter(required=False)] = None,
-    label: Annotated[
-        list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
-    ] = None,
+    label: Labels = None,
     trigger: Annotated[
         str | None, Parameter(required=False, description="`manual`, `webhook` or `periodic`.")
     ] = None,
-    name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
+    name: ExactName = None,
     sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""

@@ -20,6 +20,7 @@ from parley.edge.http.auth import EVERY_NAMESPACE
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import one_of
 
 __all__ = ["model_router", "strategy_router", "tool_router"]
 
@@ -60,12 +61,8 @@ def _named(kind: str, catalogue: Mapping[str, T], name: str) -> Data[T]:
 async def list_models(
     paging: NamedDependency[Paging],
     provider: Annotated[str | None, Parameter(required=False, description="Provider.")] = None,
-    capability: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_CAPABILITIES) + ".")
-    ] = None,
-    model_type: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_MODEL_TYPES) + ".")
-    ] = None,
+    capability: Annotated[str | None, one_of(_CAPABILITIES)] = None,
+    model_type: Annotated[str | None, one_of(_MODEL_TYPES)] = None,
 ) -> Page[ModelInfo]:
     """A page of the models catalogue."""
     catalogue = load_catalogue()
@@ -107,9 +104,7 @@ async def get_model(provider: FromPath[str], model: FromPath[str]) -> Data[Model
 @get("/", summary="List tools", description="Ordered by name.", responses=error_responses(400, 422))
 async def list_tools(
     paging: NamedDependency[Paging],
-    category: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_CATEGORIES) + ".")
-    ] = None,
+    category: Annotated[str | None, one_of(_CATEGORIES)] = None,
 ) -> Page[ToolDescriptor]:
     """Built-in tools an agent may list, with their config and parameter schemas."""
     _check("category", category, _CATEGORIES)

@@ -10,15 +10,14 @@ from typing import Any
 from litestar import Router
 from litestar.di import NamedDependency, Provide
 
-from parley.contracts.runtime import Chat
 from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
 from parley.edge.controllers.turn_routes import Turns, turn_routes
 from parley.edge.controllers.turns import (
     CancelBody,
     CancelResult,
     ChatBody,
+    SessionChatBody,
     cancel_turns,
-    chat_command,
 )
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
@@ -27,17 +26,16 @@ __all__ = ["AgentTurns", "chat_router"]
 
 
 class AgentTurns(Turns):
-    """The turns of the agent `{agent_id}`."""
+    """The turns of the agent `{agent_id}`; a chat may name one of its conversations."""
+
+    body = ChatBody
 
     def __init__(self, agent: NamedDependency[AgentScope]) -> None:
         self.agent = self.scope = agent
 
-    async def chat(self) -> Chat:
-        self.agent.live()
-        body = await self.agent.body(ChatBody)
-        if body.conversation_id is not None:
+    def check(self, body: SessionChatBody) -> None:
+        if isinstance(body, ChatBody) and body.conversation_id is not None:
             self.agent.session(body.conversation_id)
-        return chat_command(self.agent.ns, body, agent_id=self.agent.id)
 
     async def cancel(self) -> Data[CancelResult]:
         self.agent.live()
@@ -80,7 +78,7 @@ _DOCS: dict[str, dict[str, Any]] = {
 
 chat_router = Router(
     path="/api/v1/agents",
-    route_handlers=turn_routes("agent_id", ChatBody, _DOCS),
+    route_handlers=turn_routes("agent_id", AgentTurns, _DOCS),
     dependencies={**AGENT_SCOPE, "turns": Provide(AgentTurns, sync_to_thread=False)},
     tags=["chat"],
 )

@@ -49,8 +49,8 @@ class ClusterMetrics(msgspec.Struct, kw_only=True):
     warm_instances: int = 0
 
 
-class ClusterDetail(msgspec.Struct, kw_only=True):
-    """A cluster: its manifest, state and agents."""
+class ClusterSummary(msgspec.Struct, kw_only=True):
+    """A cluster in a list."""
 
     name: str
     namespace: str
@@ -65,25 +65,15 @@ class ClusterDetail(msgspec.Struct, kw_only=True):
     updated_at: str
     labels: dict[str, str]
     agents_count: int
+
+
+class ClusterDetail(ClusterSummary, kw_only=True):
+    """A cluster: its manifest, state and agents."""
+
     agent_ids: list[str]
     agents: list[ClusterAgent]
     metrics: ClusterMetrics
     manifest: ClusterManifest
-
-
-class ClusterSummary(msgspec.Struct, kw_only=True):
-    """A cluster in a list."""
-
-    name: str
-    namespace: str
-    state: str
-    strategy: str
-    scaling: bool
-    agents_count: int
-    labels: dict[str, str]
-    version: int
-    created_at: str
-    updated_at: str
 
 
 def cluster_detail(

@@ -40,6 +40,7 @@ from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data, Page, created
 from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import Labels
 from parley.edge.projections.clusters import ClustersProjection
 from parley.eventstore.follower import Follower
 
@@ -158,9 +159,7 @@ async def list_clusters(
     cluster_state: Annotated[
         str | None, QueryParameter(name="state", required=False, description="`active`, `paused`.")
     ] = None,
-    label: Annotated[
-        list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
-    ] = None,
+    label: Labels = None,
 ) -> Page[ClusterSummary]:
     """A page of the namespace's clusters."""
     if cluster_state is not None and cluster_state not in ("active", "paused"):

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
 from msgspec import Meta
 
 from parley.contracts.runtime import (
@@ -20,8 +20,9 @@ from parley.contracts.runtime import (
 )
 from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
 from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import error_responses, invalid
+from parley.edge.http.errors import error_responses
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import check_one_of, one_of
 from parley.edge.projections.runtime_views import ExecutionView
 
 __all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]
@@ -92,19 +93,13 @@ async def webhook(agent: NamedDependency[AgentScope]) -> Response[Data[Queued]]:
 async def list_executions(
     paging: NamedDependency[Paging],
     agent: NamedDependency[AgentScope],
-    status: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
-    ] = None,
-    trigger: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_TRIGGERS) + ".")
-    ] = None,
+    status: Annotated[str | None, one_of(_STATUSES)] = None,
+    trigger: Annotated[str | None, one_of(_TRIGGERS)] = None,
 ) -> Page[ExecutionView]:
     """A page of the agent's executions, oldest first."""
     agent.live()
-    if status is not None and status not in _STATUSES:
-        raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
-    if trigger is not None and trigger not in _TRIGGERS:
-        raise invalid("query.trigger", "expected one of " + ", ".join(_TRIGGERS))
+    check_one_of("status", status, _STATUSES)
+    check_one_of("trigger", trigger, _TRIGGERS)
     views = agent.runtime.executions(
         agent.ns,
         agent.id,

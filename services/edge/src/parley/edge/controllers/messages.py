@@ -15,7 +15,7 @@ from typing import Annotated
 import msgspec
 from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, Parameter
+from litestar.params import FromPath, Parameter
 from msgspec import Meta
 
 from parley.contracts.acl import SERVICE as MESSAGING
@@ -33,8 +33,9 @@ from parley.edge.controllers.lookups import ID
 from parley.edge.controllers.resources import SCOPE, Scope
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
-from parley.edge.http.guards import idempotent_id
+from parley.edge.http.guards import idempotent_id, replay_headers
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import optional_header
 from parley.edge.projections.messages import MessagesProjection, MessageView
 from parley.edge.streams.filters import split_values
 
@@ -105,8 +106,7 @@ def _message_id(body: SendRequest, ns: str, idempotency_key: str | None) -> str 
 async def send_message(
     ctx: NamedDependency[Scope],
     idempotency_key: Annotated[
-        str | None,
-        HeaderParameter(name="Idempotency-Key", required=False, description="Retry-safe send."),
+        str | None, optional_header("Idempotency-Key", "Retry-safe send.")
     ] = None,
 ) -> Response[Data[SentMessage]]:
     """Record and deliver one message."""
@@ -145,9 +145,7 @@ async def send_message(
         reply=reply.reply,
         timed_out=reply.timed_out,
     )
-    headers = {"Location": f"{PREFIX}/{sent.message_id}"}
-    if replayed:
-        headers["Idempotent-Replayed"] = "true"
+    headers = replay_headers(f"{PREFIX}/{sent.message_id}", replayed)
     status = 200 if body.wait is not None or replayed else 202
     return Response(Data(data=sent), status_code=status, headers=headers)
 

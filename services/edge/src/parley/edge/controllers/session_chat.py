@@ -6,10 +6,9 @@ from typing import Any
 from litestar import Router
 from litestar.di import NamedDependency, Provide
 
-from parley.contracts.runtime import Chat
 from parley.edge.controllers.lookups import SESSION_SCOPE, SessionScope
 from parley.edge.controllers.turn_routes import Turns, turn_routes
-from parley.edge.controllers.turns import CancelResult, SessionChatBody, cancel_turns, chat_command
+from parley.edge.controllers.turns import CancelResult, SessionChatBody, cancel_turns
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 
@@ -19,13 +18,10 @@ __all__ = ["SessionTurns", "session_chat_router"]
 class SessionTurns(Turns):
     """The turns of the session `{session_id}`."""
 
+    body = SessionChatBody
+
     def __init__(self, session: NamedDependency[SessionScope]) -> None:
         self.session = self.scope = session
-
-    async def chat(self) -> Chat:
-        self.session.live()
-        body = await self.session.body(SessionChatBody)
-        return chat_command(self.session.ns, body, agent_id=None, session_id=self.session.id)
 
     async def cancel(self) -> Data[CancelResult]:
         where, scope = self.owner(), self.session
@@ -46,7 +42,7 @@ _DOCS: dict[str, dict[str, Any]] = {
 
 session_chat_router = Router(
     path="/api/v1/sessions",
-    route_handlers=turn_routes("session_id", SessionChatBody, _DOCS),
+    route_handlers=turn_routes("session_id", SessionTurns, _DOCS),
     dependencies={**SESSION_SCOPE, "turns": Provide(SessionTurns, sync_to_thread=False)},
     tags=["sessions"],
 )

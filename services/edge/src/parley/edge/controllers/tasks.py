@@ -26,8 +26,9 @@ from parley.contracts.tasks import (
 )
 from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data, Page, created
-from parley.edge.http.errors import error_responses, invalid, not_found
+from parley.edge.http.errors import error_responses, not_found
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import ExactName, check_one_of, one_of
 from parley.edge.projections.tasks import TaskView
 from parley.eventstore.follower import Follower
 
@@ -136,17 +137,14 @@ async def distribute_task(
 async def list_tasks(
     task: NamedDependency[Tasks],
     paging: NamedDependency[Paging],
-    status: Annotated[
-        str | None, Parameter(required=False, description=", ".join(_STATUSES) + ".")
-    ] = None,
+    status: Annotated[str | None, one_of(_STATUSES)] = None,
     assigned_to: Annotated[
         str | None, Parameter(required=False, description="The awarded agent's id.")
     ] = None,
-    name: Annotated[str | None, Parameter(required=False, description="Exact name.")] = None,
+    name: ExactName = None,
 ) -> Page[TaskView]:
     """A page of the namespace's tasks, oldest first."""
-    if status is not None and status not in _STATUSES:
-        raise invalid("query.status", "expected one of " + ", ".join(_STATUSES))
+    check_one_of("status", status, _STATUSES)
     views = [
         v
         for v in task.edge.tasks.tasks(task.ns)

@@ -15,7 +15,13 @@ from litestar.response import ServerSentEvent
 
 from parley.contracts.runtime import Chat
 from parley.edge.controllers.lookups import AgentScope, SessionScope
-from parley.edge.controllers.turns import CancelResult, ChatAnswer, SessionChatBody, sync_chat
+from parley.edge.controllers.turns import (
+    CancelResult,
+    ChatAnswer,
+    SessionChatBody,
+    chat_command,
+    sync_chat,
+)
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
@@ -31,10 +37,18 @@ class Turns:
 
     scope: AgentScope | SessionScope
     """The owner's scope: the request, its namespace and writes, the owner's id."""
+    body: type[SessionChatBody]
+    """The body of a chat."""
 
     async def chat(self) -> Chat:
-        """The `chat` command of the request's body, once the owner is checked."""
-        raise NotImplementedError
+        """The `chat` command of the request's body, once the owner and the body are checked."""
+        where = self.owner()
+        body = await self.scope.body(self.body)
+        self.check(body)
+        return chat_command(self.scope.ns, body, **where)
+
+    def check(self, body: SessionChatBody) -> None:
+        """Refuse a chat ``body`` the owner cannot take (after the owner is found live)."""
 
     def owner(self) -> dict[str, str]:
         """Check the owner is live; the id naming it (``agent_id`` or ``session_id``)."""
@@ -47,11 +61,11 @@ class Turns:
 
 
 def turn_routes(
-    owner: str, body: type[SessionChatBody], docs: dict[str, dict[str, Any]]
+    owner: str, kind: type[Turns], docs: dict[str, dict[str, Any]]
 ) -> list[HTTPRouteHandler]:
-    """The turn routes under `/{<owner>}`; ``docs`` gives each route's summary, description
-    (and for `cancel` its body and errors) by route: `chat`, `chat_stream`, `chat_resume`,
-    `cancel`."""
+    """The turn routes under `/{<owner>}`, whose chats take a ``kind.body``; ``docs`` gives
+    each route's summary, description (and for `cancel` its body and errors) by route:
+    `chat`, `chat_stream`, `chat_resume`, `cancel`."""
 
     async def chat(turns: NamedDependency[Turns]) -> Data[ChatAnswer]:
         return await sync_chat(turns.scope.writes, await turns.chat())
@@ -75,7 +89,7 @@ def turn_routes(
     async def cancel(turns: NamedDependency[Turns]) -> Data[CancelResult]:
         return await turns.cancel()
 
-    with_body: dict[str, Any] = {"opt": {"body": body}, "status_code": 200}
+    with_body: dict[str, Any] = {"opt": {"body": kind.body}, "status_code": 200}
     routes: tuple[tuple[Any, str, Any, dict[str, Any]], ...] = (
         (post, "/chat", chat, {**with_body, "responses": error_responses(*_CHAT_ERRORS, 502)}),
         (

@@ -89,7 +89,7 @@ class CancelResult(msgspec.Struct, kw_only=True):
 
 
 def chat_command(
-    ns: str, body: SessionChatBody, *, agent_id: str | None, session_id: str | None = None
+    ns: str, body: SessionChatBody, *, agent_id: str | None = None, session_id: str | None = None
 ) -> Chat:
     """The `chat` command for ``body`` (its `conversation_id`, if any, names the session)."""
     if isinstance(body, ChatBody) and body.conversation_id is not None:

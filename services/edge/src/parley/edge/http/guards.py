@@ -7,7 +7,7 @@ import uuid
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError
 
-__all__ = ["idempotent_id"]
+__all__ = ["idempotent_id", "replay_headers"]
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -25,3 +25,12 @@ def idempotent_id(key: str, namespace: str, space: uuid.UUID) -> str:
             [{"field": "header.Idempotency-Key", "message": "invalid"}],
         )
     return str(uuid.uuid5(space, f"{namespace}\x00{key}"))
+
+
+def replay_headers(location: str, replayed: bool) -> dict[str, str]:
+    """The headers of a create: its `Location`, and `Idempotent-Replayed: true` when a retry
+    with the same `Idempotency-Key` found what the first try made."""
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return headers

@@ -208,13 +208,7 @@ def _task_view(folded: _Folded) -> TaskView:
     bid = state.bids.get(state.contractor) if state.contractor else None
     winning = None
     if bid is not None and state.award_score is not None:
-        winning = WinningBid(
-            agent_id=bid.agent_id,
-            estimated_time_s=bid.proposal.estimated_time_s,
-            cost=bid.proposal.cost,
-            confidence=bid.proposal.confidence,
-            score=state.award_score,
-        )
+        winning = as_view(WinningBid, bid.proposal, agent_id=bid.agent_id, score=state.award_score)
     folded.view = view = as_view(
         TaskView,
         state,
@@ -248,12 +242,12 @@ def _proposal_view(state: Task, bid: Bid) -> ProposalView:
         status = "accepted"
     elif agent in state.rejected:
         status, reason = "rejected", state.rejected[agent]
-    return ProposalView(
+    received_at = iso(bid.received_at or state.created_at)
+    return as_view(  # the proposal's time, cost and confidence, and what became of it
+        ProposalView,
+        bid.proposal,
         agent_id=agent,
-        estimated_time_s=bid.proposal.estimated_time_s,
-        cost=bid.proposal.cost,
-        confidence=bid.proposal.confidence,
-        received_at=iso(bid.received_at or state.created_at),
+        received_at=received_at,
         status=status,
         reason=reason,
     )

@@ -27,15 +27,14 @@ from litestar.params import FromPath
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
 from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.ids import new_id
-from parley.contracts.runtime import CancelTurn, Chat
+from parley.contracts.runtime import CancelTurn
 from parley.edge.controllers.lookups import require_agent, require_session
-from parley.edge.controllers.turns import CancelBody, ChatBody
+from parley.edge.controllers.turns import CancelBody, ChatBody, chat_command
 from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
 from parley.edge.http.auth import ACTION
 from parley.edge.http.body import BodyError, decode_json
 from parley.edge.http.limits import count_model_use
-from parley.edge.streams.turn import TurnFeed, client_frame
+from parley.edge.streams.turn import client_frame, start_turn
 from parley.edge.streams.ws import frame_bytes
 from parley.identity.principal import Action
 
@@ -151,40 +150,19 @@ class _ChatSocket:
         task.add_done_callback(self._tasks.discard)
 
     async def _turn(self, frame: SendMessage) -> None:
-        turn_id = new_id()
-        feed = await TurnFeed.live(self.edge.nc, turn_id)
         try:
             async with self._start_lock:
                 session_id = frame.conversation_id or self.conversation
                 if session_id is not None:
                     require_session(self.edge.runtime, self.ns, session_id, agent_id=self.agent_id)
-                command = Chat(
-                    namespace=self.ns,
-                    message=frame.message,
-                    agent_id=self.agent_id,
-                    session_id=session_id,
-                    turn_id=turn_id,
-                    context=frame.context,
-                    files=frame.files,
-                    policy=frame.policy,
-                    stream=True,
-                    min_position=self.edge.agents.applied_position,
+                command = chat_command(
+                    self.ns, frame, agent_id=self.agent_id, session_id=self.conversation
                 )
-                reply = await self.writes.runtime(
-                    "chat",
-                    command,
-                    within=self.edge.settings.chat_timeout,
-                    strict=False,
-                    wait=False,
-                )
+                feed, reply = await start_turn(self.writes, command)
                 self.conversation = reply.session_id or session_id
         except ParleyError as exc:
-            await feed.close()
             await self.error(exc)
             return
-        except BaseException:
-            await feed.close()
-            raise
         idle = self.edge.settings.stream_idle_timeout
         async for delta in feed.frames(idle=idle):
             if delta is None:

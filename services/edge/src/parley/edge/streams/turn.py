@@ -22,10 +22,18 @@ from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
 
 from parley.contracts.errors import ErrorCode
-from parley.contracts.runtime import TurnDelta, turn_subject
+from parley.contracts.runtime import Chat, RuntimeReply, TurnDelta, turn_subject
 from parley.contracts.subjects import DELTA_STREAM
+from parley.edge.dependencies import Writes
 
-__all__ = ["FINAL_TYPES", "TurnFeed", "client_frame", "idle_frame", "parse_last_event_id"]
+__all__ = [
+    "FINAL_TYPES",
+    "TurnFeed",
+    "client_frame",
+    "idle_frame",
+    "parse_last_event_id",
+    "start_turn",
+]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +154,23 @@ class TurnFeed:
                     return
         finally:
             await self.close()
+
+
+async def start_turn(writes: Writes, command: Chat) -> tuple[TurnFeed, RuntimeReply]:
+    """Send ``command`` as a streamed turn: its live feed, subscribed before the command is
+    sent (no frame missed), and the runtime's reply. A failed send closes the feed."""
+    edge = writes.edge
+    command.stream = True
+    command.min_position = edge.agents.applied_position
+    feed = await TurnFeed.live(edge.nc, command.turn_id)
+    try:
+        reply = await writes.runtime(
+            "chat", command, within=edge.settings.chat_timeout, strict=False, wait=False
+        )
+    except BaseException:
+        await feed.close()
+        raise
+    return feed, reply
 
 
 def _frame(raw: bytes) -> TurnDelta | None:

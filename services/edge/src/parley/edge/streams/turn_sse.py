@@ -21,7 +21,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import Chat
 from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError
-from parley.edge.streams.turn import TurnFeed, client_frame, parse_last_event_id
+from parley.edge.streams.turn import TurnFeed, client_frame, parse_last_event_id, start_turn
 
 __all__ = ["KEEPALIVE_S", "LastEventId", "TurnId", "resume_stream", "start_stream"]
 
@@ -37,19 +37,9 @@ LastEventId = Annotated[str | None, Parameter(required=False)]
 
 async def start_stream(writes: Writes, command: Chat) -> ServerSentEvent:
     """Send ``command`` as a streamed turn; errors before it starts are the HTTP envelope."""
-    edge = writes.edge
-    command.stream = True
-    command.min_position = edge.agents.applied_position
-    feed = await TurnFeed.live(edge.nc, command.turn_id)  # before the command: none missed
-    try:
-        reply = await writes.runtime(
-            "chat", command, within=edge.settings.chat_timeout, strict=False, wait=False
-        )
-    except BaseException:
-        await feed.close()
-        raise
+    feed, reply = await start_turn(writes, command)
     conversation_id = reply.session_id or command.session_id
-    events = _sse(feed, conversation_id, 0, edge.settings.stream_idle_timeout)
+    events = _sse(feed, conversation_id, 0, writes.edge.settings.stream_idle_timeout)
     return ServerSentEvent(events, background=BackgroundTask(feed.close))
 
 

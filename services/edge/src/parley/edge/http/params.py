@@ -1,0 +1,38 @@
+"""The optional request parameters routes declare alike: a header, and a query filter that
+takes one of a few values (listed in the docs by :func:`one_of`, checked by
+:func:`check_one_of`).
+
+Use them inside ``Annotated``: ``status: Annotated[str | None, one_of(_STATUSES)] = None``.
+"""
+
+from collections.abc import Collection, Iterable
+from typing import Annotated, Any
+
+from litestar.params import HeaderParameter, Parameter
+
+from parley.edge.http.errors import invalid
+
+__all__ = ["ExactName", "Labels", "check_one_of", "one_of", "optional_header"]
+
+Labels = Annotated[
+    list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
+]
+"""The `label` filter of a list: every `key=value` must match (see ``parse_labels``)."""
+ExactName = Annotated[str | None, Parameter(required=False, description="Exact name.")]
+"""The `name` filter of a list."""
+
+
+def optional_header(name: str, description: str) -> Any:
+    """An optional request header ``name``, documented as ``description``."""
+    return HeaderParameter(name=name, required=False, description=description)
+
+
+def one_of(values: Iterable[str]) -> Any:
+    """An optional query filter; its description lists the ``values`` it takes."""
+    return Parameter(required=False, description=", ".join(values) + ".")
+
+
+def check_one_of(name: str, value: str | None, values: Collection[str]) -> None:
+    """``422 VALIDATION_ERROR`` unless the filter ``name`` is absent or one of ``values``."""
+    if value is not None and value not in values:
+        raise invalid(f"query.{name}", "expected one of " + ", ".join(values))

@@ -29,6 +29,8 @@ __all__ = [
     "call",
     "consumer_count",
     "consumers_back_to",
+    "deployment_in",
+    "deployment_view",
     "error_of",
     "events_in",
     "last_position",
@@ -210,3 +212,21 @@ class World:
             except TimeoutError:
                 pass
         return web.json_response({"page": name})
+
+
+async def deployment_view(http: httpx.AsyncClient, deployment_id: str) -> dict[str, Any]:
+    """``GET /deployments/{id}``'s deployment (asserted ``200``)."""
+    view: dict[str, Any] = body_of(await http.get(f"/api/v1/deployments/{deployment_id}"))["data"]
+    return view
+
+
+async def deployment_in(
+    http: httpx.AsyncClient, deployment_id: str, status: str, stage: int | None = None
+) -> dict[str, Any]:
+    """The deployment once it reaches ``status`` (and ``stage``, if given); polled, 60 s."""
+    async with asyncio.timeout(60):
+        while True:
+            view = await deployment_view(http, deployment_id)
+            if view["status"] == status and (stage is None or view["current_stage"] == stage):
+                return view
+            await asyncio.sleep(0.05)

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import new_agent
+from e2e_support import deployment_in, deployment_view, new_agent
 
 from parley.contracts.runtime import execution_stream, session_stream
 from parley.devstack.stack import Stack
@@ -86,25 +86,6 @@ def _share(versions: list[list[Any]], deployment_id: str) -> float:
     return 100.0 * on_new / len(versions)
 
 
-async def _view(http: httpx.AsyncClient, deployment_id: str) -> dict[str, Any]:
-    answer = await http.get(f"{DEPLOYMENTS}/{deployment_id}")
-    assert answer.status_code == 200, answer.text
-    view: dict[str, Any] = answer.json()["data"]
-    return view
-
-
-async def _until(
-    http: httpx.AsyncClient, deployment_id: str, status: str, stage: int | None = None
-) -> dict[str, Any]:
-    """The deployment once it reaches ``status`` (and ``stage``, if given); polled, 60 s."""
-    async with asyncio.timeout(60):
-        while True:
-            view = await _view(http, deployment_id)
-            if view["status"] == status and (stage is None or view["current_stage"] == stage):
-                return view
-            await asyncio.sleep(0.05)
-
-
 async def _act(http: httpx.AsyncClient, deployment_id: str, action: str) -> dict[str, Any]:
     answer = await http.post(f"{DEPLOYMENTS}/{deployment_id}/{action}", json={})
     assert answer.status_code == 200, answer.text
@@ -144,12 +125,12 @@ async def test_a_canary_splits_turns_by_its_weights_and_keeps_each_conversation_
     await _act(api, deployment_id, "pause")
     at_10 = await _conversations(api, agent_id, AT_10)
     await _act(api, deployment_id, "resume")
-    await _until(api, deployment_id, "rolling_out", stage=1)
+    await deployment_in(api, deployment_id, "rolling_out", stage=1)
     await _act(api, deployment_id, "pause")
     at_50 = await _conversations(api, agent_id, AT_50)
     await _conversations(api, agent_id, 0, previous=at_10[:100])  # a second turn each
     await _act(api, deployment_id, "resume")
-    done = await _until(api, deployment_id, "completed")
+    done = await deployment_in(api, deployment_id, "completed")
     await _seen(api)
 
     first, second = await _versions(store, at_10), await _versions(store, at_50)
@@ -190,9 +171,9 @@ async def test_a_canary_whose_new_prompt_fails_rolls_back_by_itself_with_the_fig
     )
     conversations: list[str] = []
     async with asyncio.timeout(60):
-        while (await _view(api, deployment_id))["status"] == "rolling_out":
+        while (await deployment_view(api, deployment_id))["status"] == "rolling_out":
             conversations += await _conversations(api, agent_id, 10)
-    view = await _view(api, deployment_id)
+    view = await deployment_view(api, deployment_id)
     assert view["status"] == "rolled_back", view
     assert view["stages"][1]["started_at"] is None  # before its second stage
     health = view["health"]

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+from e2e_support import deployment_in
 from httpx_sse import ServerSentEvent, aconnect_sse
 
 from parley.aggregates import deployment
@@ -96,20 +97,6 @@ async def _started(http: httpx.AsyncClient, agent_id: str, **body: Any) -> dict[
     return view
 
 
-async def _until(
-    http: httpx.AsyncClient, deployment_id: str, status: str, stage: int | None = None
-) -> dict[str, Any]:
-    """The deployment once it reaches ``status`` (and ``stage``, if given); polled, 30 s."""
-    async with asyncio.timeout(30):
-        while True:
-            response = await http.get(f"{DEPLOYMENTS}/{deployment_id}")
-            assert response.status_code == 200, response.text
-            view: dict[str, Any] = response.json()["data"]
-            if view["status"] == status and (stage is None or view["current_stage"] == stage):
-                return view
-            await asyncio.sleep(0.1)
-
-
 async def _events(
     http: httpx.AsyncClient, deployment_id: str, last: str
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -142,6 +129,13 @@ CANARY = [
     {"percentage": 50, "duration_s": 1.5},
     {"percentage": 100},
 ]
+CANARY_EVENTS = [
+    "deployment.created",
+    *["deployment.stage_started"] * len(CANARY),
+    "deployment.promoted",
+    "deployment.completed",
+]
+"""What a :data:`CANARY` deployment records, in order, once it completed."""
 LONG = [{"percentage": 10, "duration_s": 600}, {"percentage": 100}]
 
 
@@ -150,7 +144,7 @@ async def test_an_immediate_deployment_makes_the_new_definition_the_next_version
 ) -> None:
     agent_id = await _agent(client)
     view = await _started(client, agent_id, strategy="immediate")
-    done = await _until(client, view["id"], "completed")
+    done = await deployment_in(client, view["id"], "completed")
     assert (done["percentage"], done["from_version"]) == (100, 1)
     assert await _prompt(client, agent_id) == "v2"
     versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
@@ -167,20 +161,13 @@ async def test_a_canary_goes_through_its_stages_on_schedule_and_promotes(
     view = await _started(client, agent_id, stages=CANARY)
     assert (view["status"], view["current_stage"], view["percentage"]) == ("rolling_out", 0, 10)
     assert await _prompt(client, agent_id) == "v1"  # nothing applied while it rolls out
-    done = await _until(client, view["id"], "completed")
+    done = await deployment_in(client, view["id"], "completed")
     assert await _prompt(client, agent_id) == "v2"
     starts = [s["started_at"] for s in done["stages"]]
     assert all(starts) and starts == sorted(starts)
     assert [s["percentage"] for s in done["stages"]] == [10, 50, 100]
     types = await _event_types(client, view["id"], "deployment.completed")
-    assert types == [
-        "deployment.created",
-        "deployment.stage_started",
-        "deployment.stage_started",
-        "deployment.stage_started",
-        "deployment.promoted",
-        "deployment.completed",
-    ]
+    assert types == CANARY_EVENTS
     listed = await client.get(DEPLOYMENTS, params={"agent_id": agent_id})
     assert [d["id"] for d in listed.json()["data"]] == [view["id"]]
 
@@ -207,7 +194,7 @@ async def test_pause_resume_rollback_and_promote_by_hand(client: httpx.AsyncClie
     second = await _started(client, agent_id, stages=LONG)  # the slot is free again
     promoted = await client.post(f"{DEPLOYMENTS}/{second['id']}/promote")
     assert promoted.status_code == 200, promoted.text
-    await _until(client, second["id"], "completed")
+    await deployment_in(client, second["id"], "completed")
     assert await _prompt(client, agent_id) == "v2"
 
 
@@ -278,7 +265,7 @@ async def test_a_hot_reload_starts_a_deployment_from_toml_or_json(
     assert reloaded.status_code == 202, reloaded.text
     first = reloaded.json()["data"]
     assert first["version_label"] == "toml-v2"
-    await _until(client, first["id"], "completed")
+    await deployment_in(client, first["id"], "completed")
     assert await _prompt(client, agent_id) == "from toml"
 
     canary = await client.put(
@@ -318,10 +305,10 @@ async def test_a_killed_deployment_process_resumes_the_canary_at_its_stage(
     finally:
         stack.start_process("deployment")
     restarted = time.monotonic()
-    resumed = await _until(client, view["id"], "rolling_out", stage=1)  # its timer re-armed
+    resumed = await deployment_in(client, view["id"], "rolling_out", stage=1)  # its timer re-armed
     assert time.monotonic() - restarted < 25
     assert resumed["stages"][0]["ended_at"] is not None
-    await _until(client, view["id"], "completed")
+    await deployment_in(client, view["id"], "completed")
     types = await _event_types(client, view["id"], "deployment.completed")
     assert types == [
         "deployment.created",
@@ -341,18 +328,11 @@ async def test_two_deployment_processes_record_each_transition_once(
         await asyncio.sleep(3)  # the second process catches up and arms the same timers
         agent_id = await _agent(client)
         view = await _started(client, agent_id, stages=CANARY)
-        await _until(client, view["id"], "completed")
+        await deployment_in(client, view["id"], "completed")
         types = await _event_types(client, view["id"], "deployment.completed")
     finally:
         stack.stop_process("deployment-2")
-    assert types == [
-        "deployment.created",
-        "deployment.stage_started",
-        "deployment.stage_started",
-        "deployment.stage_started",
-        "deployment.promoted",
-        "deployment.completed",
-    ]
+    assert types == CANARY_EVENTS
     versions = (await client.get(f"/api/v1/agents/{agent_id}/versions")).json()["data"]
     assert len(versions) == 2  # the definition applied once
 
@@ -363,7 +343,7 @@ async def test_blue_green_switches_at_once_and_rolls_back_within_its_window(
     agent_id = await _agent(client)
     view = await _started(client, agent_id, strategy="blue_green", rollback_window_s=600)
     assert view["strategy"] == "blue_green"
-    switched = await _until(client, view["id"], "rolling_out", stage=1)
+    switched = await deployment_in(client, view["id"], "rolling_out", stage=1)
     assert switched["percentage"] == 100
     window = switched["window"]
     assert window["rollback_window_s"] == 600 and window["opens_at"] and window["closes_at"]
@@ -384,7 +364,7 @@ async def test_blue_green_switches_at_once_and_rolls_back_within_its_window(
     ]
 
     done = await _started(client, agent_id, strategy="blue_green", rollback_window_s=1)
-    completed = await _until(client, done["id"], "completed")
+    completed = await deployment_in(client, done["id"], "completed")
     assert completed["window"]["closes_at"] is not None
     assert await _prompt(client, agent_id) == "v2"
     types = await _event_types(client, done["id"], "deployment.completed")
@@ -398,7 +378,7 @@ async def test_a_rolling_deployment_moves_the_instances_batch_by_batch(
     view = await _started(client, agent_id, strategy="rolling", batch_size=1, batch_pause_s=1)
     assert (view["current_stage"], view["percentage"], view["instances"]) == (0, 33, 3)
     assert await _prompt(client, agent_id) == "v1"
-    done = await _until(client, view["id"], "completed")
+    done = await deployment_in(client, view["id"], "completed")
     assert [(b["moved"], b["percentage"]) for b in done["stages"]] == [(1, 33), (2, 66), (3, 100)]
     assert all(b["started_at"] for b in done["stages"])
     events = await _events(client, view["id"], "deployment.completed")
@@ -462,7 +442,7 @@ async def test_a_cluster_template_rolls_through_its_agents_by_batches(
     assert again.status_code == 409, again.text
     assert again.json()["error"]["code"] == "DEPLOYMENT_IN_PROGRESS"
 
-    done = await _until(client, view["id"], "completed")
+    done = await deployment_in(client, view["id"], "completed")
     assert [b["agent_ids"] for b in done["stages"]] == [agent_ids[:2], agent_ids[2:]]
     events = await _events(client, view["id"], "deployment.completed")
     assert [data["agent_ids"] for kind, data in events if kind == "deployment.batch_started"] == [
@@ -519,7 +499,7 @@ async def test_past_the_latency_p99_threshold_it_rolls_back_by_itself_with_the_f
         "rolling_out"
     )
     await _tick(stack, view["id"], Health(samples=12, errors=0, p99_ms=1400))
-    back = await _until(client, view["id"], "rolled_back")
+    back = await deployment_in(client, view["id"], "rolled_back")
     assert back["reason"] == "latency p99 1400 ms over 12 turns is above the threshold of 500 ms"
     assert back["percentage"] == 0
     assert back["metrics"] == [
@@ -542,7 +522,7 @@ async def test_past_the_latency_p99_threshold_it_rolls_back_by_itself_with_the_f
     assert events[-1][1]["health"]["p99_ms"] == 1400
     assert await _prompt(client, agent_id) == "v1"
     again = await _started(client, agent_id, strategy="immediate")  # the slot is free again
-    await _until(client, again["id"], "completed")
+    await deployment_in(client, again["id"], "completed")
 
 
 async def test_a_running_deployment_shows_what_was_measured_of_its_new_version(
@@ -583,11 +563,11 @@ async def test_a_cluster_agent_busy_with_its_own_deployment_holds_the_rollout_up
     started = await client.post(DEPLOYMENTS, json=_template_rollout(name, 1, 0.5))
     assert started.status_code == 202, started.text
     view = started.json()["data"]
-    held = await _until(client, view["id"], "applying")  # its last batch cannot start yet
+    held = await deployment_in(client, view["id"], "applying")  # its last batch cannot start yet
     assert held["percentage"] == 100
     assert await _prompt(client, first) == "v2"
     assert await _prompt(client, second) == "v1"
     back = await client.post(f"{DEPLOYMENTS}/{own['id']}/rollback", json={"reason": "make way"})
     assert back.status_code == 200, back.text
-    await _until(client, view["id"], "completed")  # tried again every second
+    await deployment_in(client, view["id"], "completed")  # tried again every second
     assert await _prompt(client, second) == "v2"

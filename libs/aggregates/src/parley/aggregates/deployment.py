@@ -22,6 +22,7 @@ import msgspec
 
 from parley.aggregates.decision import Context, Decided, Decision
 from parley.aggregates.deployment_strategies import check_rollout, step_event, steps, verdict
+from parley.aggregates.fold import born
 from parley.contracts.deployments import (
     ACTIVE,
     EVENT_TYPES,
@@ -165,7 +166,6 @@ def evolve(state: Deployment | None, event: Event) -> Deployment | None:
         created = msgspec.convert(event.data, DeploymentCreated)
         return Deployment(
             id=created.deployment_id,
-            namespace=event.namespace,
             agent_id=created.agent_id,
             spec=created.spec,
             version_label=created.version_label,
@@ -175,9 +175,8 @@ def evolve(state: Deployment | None, event: Event) -> Deployment | None:
             from_version=created.from_version,
             status="rolling_out",
             stage_times=tuple((None, None) for _ in plan),
-            created_at=event.time,
             updated_at=event.time,
-            version=event.version,
+            **born(event),
         )
     if state is None:
         return None

@@ -66,12 +66,7 @@ def create_agent(
     """Create an agent from a TOML or JSON definition."""
     definition = read_definition(file)
     with api() as client:
-        created = client.data(
-            "POST",
-            "/api/v1/agents",
-            content=definition.text.encode(),
-            headers={"Content-Type": definition.media_type},
-        )
+        created = client.upload("/api/v1/agents", definition.text, definition.media_type)
         if start:
             created = client.post(f"/api/v1/agents/{created['id']}/start")
     emit(created, output, AGENT_COLUMNS)

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from parley.cli.app import api, app
-from parley.cli.client import Api
+from parley.cli.client import Api, given
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.lookups import agent_id, agent_names
 from parley.cli.output import Format, Output, emit_item, out
@@ -88,7 +88,7 @@ def _turn(
     if context is not None:
         body["context"] = context
     try:
-        _run_turn(client, agent, {k: v for k, v in body.items() if v is not None}, output, turn)
+        _run_turn(client, agent, given(body), output, turn)
     except KeyboardInterrupt:
         _cancel(client, agent, turn)
         emit_item(

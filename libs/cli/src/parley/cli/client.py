@@ -14,7 +14,7 @@ from httpx_sse import ServerSentEvent, connect_sse
 from parley.cli.config import Target
 from parley.cli.exits import CliFailure, Exit, exit_for_status
 
-__all__ = ["Api", "failure_of"]
+__all__ = ["Api", "failure_of", "given"]
 
 _PAGE = 200
 _RETRIES = 4
@@ -28,6 +28,11 @@ def _retry_after(response: httpx.Response) -> float | None:
     except ValueError:
         return None
     return wait if 0 <= wait <= _LONGEST_WAIT else None
+
+
+def given(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` without those not given (``None``): a body or query as a command sends it."""
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def failure_of(response: httpx.Response) -> CliFailure:
@@ -104,11 +109,20 @@ class Api:
 
     def get(self, path: str, **params: Any) -> Any:
         """``GET path`` with query ``params`` (``None`` values left out)."""
-        return self.data("GET", path, params={k: v for k, v in params.items() if v is not None})
+        return self.data("GET", path, params=given(params))
 
     def post(self, path: str, body: Any = None, **options: Any) -> Any:
         """``POST path`` with a JSON ``body`` (or none)."""
         return self.data("POST", path, json=body, **options)
+
+    def act(self, path: str, **fields: Any) -> Any:
+        """``POST path`` (an action) with those of ``fields`` that are set; no body when none is."""
+        return self.post(path, {k: v for k, v in fields.items() if v} or None)
+
+    def upload(self, path: str, text: str, media_type: str, **options: Any) -> Any:
+        """``POST path`` with a document as it was written (TOML, JSON or YAML)."""
+        headers = {"Content-Type": media_type}
+        return self.data("POST", path, content=text.encode(), headers=headers, **options)
 
     def items(self, path: str, params: dict[str, Any], limit: int | None = None) -> list[Any]:
         """Every item of a paginated list (at most ``limit``), following ``next_cursor``."""

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from parley.cli.app import api, group
-from parley.cli.client import Api
+from parley.cli.client import Api, given
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.files import InputFile, read_manifest
 from parley.cli.output import Column, Format, Output, emit, emit_item, field
@@ -90,13 +90,8 @@ def apply(
         except CliFailure as failure:
             if failure.exit is not Exit.NOT_FOUND:
                 raise
-            created = client.data(
-                "POST",
-                "/api/v1/clusters",
-                content=text.encode(),
-                headers={"Content-Type": media},
-                params={"start": str(start).lower()},
-            )
+            params = {"start": str(start).lower()}
+            created = client.upload("/api/v1/clusters", text, media, params=params)
             emit_item({"action": "created", "cluster": created}, output, f"cluster/{name} created")
             return
         scaled = _converge(client, name, manifest)
@@ -180,9 +175,7 @@ def start_run(
     """Run the cluster's agents on an input; with `--wait` (the default), until it ends."""
     body = {"input": parse_value(input), "strategy": strategy, "timeout_seconds": timeout}
     with api() as client:
-        run = client.post(
-            f"/api/v1/clusters/{name}/runs", {k: v for k, v in body.items() if v is not None}
-        )
+        run = client.post(f"/api/v1/clusters/{name}/runs", given(body))
         if wait:
             path = f"/api/v1/clusters/{name}/runs/{run['run_id']}"
             run = follow(lambda: client.get(path), lambda r: r["status"] != "running", _noop)

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from parley.cli.app import api, app, group
-from parley.cli.client import Api
+from parley.cli.client import Api, given
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.files import InputFile, read_definition
 from parley.cli.lookups import agent_id, agent_names
@@ -142,9 +142,7 @@ def deploy(
     }
     with api() as client:
         body["agent_id"] = agent_id(client, agent)
-        started = client.post(
-            "/api/v1/deployments", {k: v for k, v in body.items() if v is not None}
-        )
+        started = client.post("/api/v1/deployments", given(body))
         if not watch:
             emit(started, output, COLUMNS)
             return
@@ -190,10 +188,8 @@ def _steer(action: str) -> None:
         output: Output = Format.table,
     ) -> None:
         with api() as client:
-            body = {"reason": reason} if reason else None
-            emit(
-                client.post(f"/api/v1/deployments/{deployment_id}/{action}", body), output, COLUMNS
-            )
+            path = f"/api/v1/deployments/{deployment_id}/{action}"
+            emit(client.act(path, reason=reason), output, COLUMNS)
 
     command.__doc__ = f"{action.capitalize()} a deployment."
     deployments.command(action)(command)

@@ -71,8 +71,7 @@ def rotate_key(
 ) -> None:
     """Issue a new secret for a key; the old one stops working at once."""
     with api() as client:
-        body = {"expires_at": expires_at} if expires_at else None
-        emit(client.post(f"/api/v1/keys/{key_id}/rotate", body), output, ISSUED)
+        emit(client.act(f"/api/v1/keys/{key_id}/rotate", expires_at=expires_at), output, ISSUED)
 
 
 @keys.command("revoke")
@@ -83,5 +82,4 @@ def revoke_key(
 ) -> None:
     """Revoke a key: every edge refuses it within a second."""
     with api() as client:
-        body = {"reason": reason} if reason else None
-        emit(client.post(f"/api/v1/keys/{key_id}/revoke", body), output, COLUMNS)
+        emit(client.act(f"/api/v1/keys/{key_id}/revoke", reason=reason), output, COLUMNS)

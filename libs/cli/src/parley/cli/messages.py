@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from parley.cli.app import api, app, group
-from parley.cli.client import Api
+from parley.cli.client import Api, given
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.lookups import agent_id
 from parley.cli.output import Column, Format, Output, emit, field
@@ -80,7 +80,7 @@ def send(
             "ontology": ontology,
             "wait": wait,
         }
-        answer = client.post("/api/v1/messages", {k: v for k, v in body.items() if v is not None})
+        answer = client.post("/api/v1/messages", given(body))
     emit(answer, output, SENT)
     if answer.get("timed_out"):
         raise CliFailure("TIMED_OUT", f"no reply within {wait} s", Exit.TIMEOUT)

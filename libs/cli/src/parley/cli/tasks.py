@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import typer
 
 from parley.cli.app import api, current_target, group
-from parley.cli.client import Api
+from parley.cli.client import Api, given
 from parley.cli.exits import CliFailure, Exit
 from parley.cli.lookups import agent_id
 from parley.cli.output import Column, Format, Output, emit, emit_item, field
@@ -58,7 +58,7 @@ def create_task(
             "timeout_seconds": timeout,
             "task_id": task_id,
         }
-        created = client.post("/api/v1/tasks", {k: v for k, v in body.items() if v is not None})
+        created = client.post("/api/v1/tasks", given(body))
     emit(created, output, COLUMNS)
 
 
@@ -120,9 +120,7 @@ def distribute(
     and the result (`-o json`: one event envelope per line). A failed task exits 1."""
     body = {"strategy": strategy, "max_wait_seconds": max_wait}
     with api() as client:
-        task = client.post(
-            f"/api/v1/tasks/{task_id}/distribute", {k: v for k, v in body.items() if v is not None}
-        )
+        task = client.post(f"/api/v1/tasks/{task_id}/distribute", given(body))
         if not watch:
             emit(task, output, COLUMNS)
             return
@@ -164,5 +162,4 @@ def cancel_task(
 ) -> None:
     """Cancel a task (its contractor is sent a FIPA cancel)."""
     with api() as client:
-        body = {"reason": reason} if reason else None
-        emit(client.post(f"/api/v1/tasks/{task_id}/cancel", body), output, COLUMNS)
+        emit(client.act(f"/api/v1/tasks/{task_id}/cancel", reason=reason), output, COLUMNS)

@@ -307,22 +307,19 @@ class Deployments:
     async def _agent(self, namespace: str, agent_id: str) -> agent.Agent:
         found = await self._find_agent(namespace, agent_id)
         if found is None:
-            raise ParleyError(
-                ErrorCode.AGENT_NOT_FOUND,
-                f"no agent {agent_id} in namespace {namespace}",
-                {"agent_id": agent_id},
-            )
+            raise _not_found(ErrorCode.AGENT_NOT_FOUND, "agent", agent_id, namespace)
         return found
 
     async def _visible(self, namespace: str, deployment_id: str) -> Deployment:
         found = await self._load(namespace, deployment_id)
         if found is None or found.namespace != namespace:
-            raise ParleyError(
-                ErrorCode.DEPLOYMENT_NOT_FOUND,
-                f"no deployment {deployment_id} in namespace {namespace}",
-                {"deployment_id": deployment_id},
-            )
+            raise _not_found(ErrorCode.DEPLOYMENT_NOT_FOUND, "deployment", deployment_id, namespace)
         return found
+
+
+def _not_found(code: ErrorCode, kind: str, ident: str, namespace: str) -> ParleyError:
+    """No ``kind`` ``ident`` in ``namespace`` (details ``{"<kind>_id": ident}``)."""
+    return ParleyError(code, f"no {kind} {ident} in namespace {namespace}", {f"{kind}_id": ident})
 
 
 def _invalid(field: str, message: str) -> ParleyError:

@@ -8,9 +8,9 @@ cluster) and reads a deployment from its stream, folded by the deployment aggreg
 from typing import Annotated, Any, Literal
 
 import msgspec
-from litestar import Request, Response, Router, get, post, put
+from litestar import Response, Router, get, post, put
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
 from msgspec import Meta
 
@@ -37,15 +37,13 @@ from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import AgentSpec
 from parley.edge.controllers.clusters import cluster_not_found
 from parley.edge.controllers.lookups import ID, require_agent
-from parley.edge.dependencies import Store, Writes
-from parley.edge.http.body import decode_body
+from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses, field_errors, invalid, not_found
-from parley.edge.projections.agents import AgentsProjection
-from parley.edge.projections.clusters import ClustersProjection
+from parley.eventstore.follower import Follower
 from parley.eventstore.repository import fold
 
-__all__ = ["DeploymentBody", "ReloadBody", "deployment_router", "reload_router"]
+__all__ = ["DeploymentBody", "DeploymentOps", "ReloadBody", "deployment_router", "reload_router"]
 
 _FORMS = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 _METRICS_S = 1.0
@@ -95,6 +93,90 @@ def _definition(body: DeploymentBody) -> AgentSpec:
     return spec
 
 
+class DeploymentOps(Resource[DeploymentView, DeploymentReply]):
+    """The deployment routes' reads and writes (one per request, from its dependencies).
+
+    A deployment is read from its stream (folded by the deployment aggregate), not from a
+    projection; its commands are answered by the deployment service without a view to wait for.
+    """
+
+    service, reply = SERVICE, DeploymentReply
+
+    def views(self) -> tuple[Follower, ...]:
+        return ()
+
+    def missing(self, key: str, namespace: str) -> ParleyError:
+        return not_found(
+            ErrorCode.DEPLOYMENT_NOT_FOUND, "deployment", "deployment_id", key, namespace
+        )
+
+    async def read(self, deployment_id: str) -> DeploymentView:
+        """The deployment as its stream has it (its figures as measured now while it runs),
+        or ``404 DEPLOYMENT_NOT_FOUND``."""
+        state = None
+        if ID.match(deployment_id):
+            events = await self.edge.store.read(deployment_stream(self.ns, deployment_id))
+            state = fold(events, evolve_deployment).state
+        if state is None or state.namespace != self.ns:
+            raise self.missing(deployment_id, self.ns)
+        shown = deployment_view(state)
+        if state.active:
+            shown.metrics = await self._measured(deployment_id, shown.metrics)
+        return shown
+
+    async def _measured(
+        self, deployment_id: str, judged: list[VersionMetrics]
+    ) -> list[VersionMetrics]:
+        """The new version's figures as the deployment service measures them now; those it was
+        judged on when the service does not answer in time (the stream still shows the rest)."""
+        command = ListDeployments(namespace=self.ns, deployment_id=deployment_id)
+        try:
+            reply = await self.run("list_deployments", command, within=_METRICS_S)
+        except ParleyError:
+            return judged
+        return next((d.metrics for d in reply.deployments or []), judged)
+
+    async def start(
+        self, body: DeploymentBody, members: list[str]
+    ) -> Response[Data[DeploymentView]]:
+        """Check ``body`` (definition, rollout, agent), then start it: `202` with its view."""
+        if (body.agent_id is None) == (body.cluster is None):
+            raise invalid("body.agent_id", "name an `agent_id` or a `cluster`, not both")
+        spec = _definition(body)
+        check_rollout(body, cluster=body.cluster is not None)
+        if body.agent_id is not None:
+            require_agent(self.edge.agents, self.ns, body.agent_id)
+        command = CreateDeployment(
+            namespace=self.ns,
+            agent_id=body.agent_id,
+            cluster=body.cluster,
+            agent_ids=members,
+            spec=spec,
+            version_label=body.version_label,
+            rollout=Rollout(**{f: getattr(body, f) for f in Rollout.__struct_fields__}),
+        )
+        view = _shown(await self.run("create_deployment", command))
+        return Response(
+            Data(data=view),
+            status_code=202,
+            headers={"Location": f"/api/v1/deployments/{view.id}"},
+        )
+
+    def members(self, body: DeploymentBody) -> list[str]:
+        """The live agents of the cluster ``body`` names, in its order (404, or 422 when it
+        was declared without a template)."""
+        cluster = self.edge.clusters.get(self.ns, body.cluster or "")
+        if cluster is None:
+            raise cluster_not_found(body.cluster or "", self.ns)
+        if cluster.manifest.spec.template is None:
+            raise invalid("body.cluster", f"cluster {cluster.name} has no template to change")
+        return [a for a in cluster.agent_ids if self.edge.agents.get(self.ns, a) is not None]
+
+
+_START_ERRORS = error_responses(400, 404, 409, 413, 415, 422, 503, 504)
+"""What starting a deployment may answer (`POST /deployments`, `PUT /agents/{id}/reload`)."""
+
+
 @post(
     "/",
     status_code=202,
@@ -108,109 +190,32 @@ def _definition(body: DeploymentBody) -> AgentSpec:
     " (`rolling`, each agent's change a deployment). One active deployment per agent (and per"
     " cluster): another answers `409 DEPLOYMENT_IN_PROGRESS`.",
     opt={"body": DeploymentBody},
-    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    responses=_START_ERRORS,
 )
-async def create_deployment(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    clusters: NamedDependency[ClustersProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-) -> Response[Data[DeploymentView]]:
+async def create_deployment(ops: NamedDependency[DeploymentOps]) -> Response[Data[DeploymentView]]:
     """Check the request, then have the deployment service start the rollout."""
-    body = await decode_body(request, DeploymentBody)
-    members = _members(body, agents, clusters, ns) if body.cluster is not None else []
-    return await _start(body, agents, writes, ns, members)
-
-
-def _members(
-    body: DeploymentBody, agents: AgentsProjection, clusters: ClustersProjection, ns: str
-) -> list[str]:
-    """The live agents of the cluster ``body`` names, in its order (404, or 422 when it was
-    declared without a template)."""
-    cluster = clusters.get(ns, body.cluster or "")
-    if cluster is None:
-        raise cluster_not_found(body.cluster or "", ns)
-    if cluster.manifest.spec.template is None:
-        raise invalid("body.cluster", f"cluster {cluster.name} has no template to change")
-    return [a for a in cluster.agent_ids if agents.get(ns, a) is not None]
-
-
-async def _start(
-    body: DeploymentBody, agents: AgentsProjection, writes: Writes, ns: str, members: list[str]
-) -> Response[Data[DeploymentView]]:
-    """Check ``body`` (definition, rollout, agent), then start it: `202` with its view."""
-    if (body.agent_id is None) == (body.cluster is None):
-        raise invalid("body.agent_id", "name an `agent_id` or a `cluster`, not both")
-    spec = _definition(body)
-    check_rollout(body, cluster=body.cluster is not None)
-    if body.agent_id is not None:
-        require_agent(agents, ns, body.agent_id)
-    command = CreateDeployment(
-        namespace=ns,
-        agent_id=body.agent_id,
-        cluster=body.cluster,
-        agent_ids=members,
-        spec=spec,
-        version_label=body.version_label,
-        rollout=Rollout(**{f: getattr(body, f) for f in Rollout.__struct_fields__}),
-    )
-    reply = await writes.send(SERVICE, "create_deployment", command, DeploymentReply, views=())
-    view = _shown(reply)
-    return Response(
-        Data(data=view),
-        status_code=202,
-        headers={"Location": f"/api/v1/deployments/{view.id}"},
-    )
+    body = await ops.body(DeploymentBody)
+    return await ops.start(body, ops.members(body) if body.cluster is not None else [])
 
 
 @get("/", summary="List deployments", responses=error_responses(422, 503))
 async def list_deployments(
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
+    ops: NamedDependency[DeploymentOps],
     agent_id: Annotated[str | None, QueryParameter(required=False)] = None,
     status: Annotated[DeploymentStatus | None, QueryParameter(required=False)] = None,
 ) -> Data[list[DeploymentView]]:
     """The namespace's deployments, newest first (of one agent, or one status, if asked)."""
-    command = ListDeployments(namespace=ns, agent_id=agent_id, status=status)
-    reply = await writes.send(SERVICE, "list_deployments", command, DeploymentReply, views=())
-    return Data(data=reply.deployments or [])
+    command = ListDeployments(namespace=ops.ns, agent_id=agent_id, status=status)
+    return Data(data=(await ops.run("list_deployments", command)).deployments or [])
 
 
 @get("/{deployment_id:str}", summary="Read a deployment", responses=error_responses(404))
 async def get_deployment(
-    store: Store,
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-    deployment_id: FromPath[str],
+    ops: NamedDependency[DeploymentOps], deployment_id: FromPath[str]
 ) -> Data[DeploymentView]:
     """Status, current step and percentage, the steps with their times, why it ended, and
     what was measured of the new version."""
-    state = None
-    if ID.match(deployment_id):
-        events = await store.read(deployment_stream(ns, deployment_id))
-        state = fold(events, evolve_deployment).state
-    if state is None or state.namespace != ns:
-        raise _not_found(deployment_id, ns)
-    shown = deployment_view(state)
-    if state.active:
-        shown.metrics = await _measured(writes, ns, deployment_id, shown.metrics)
-    return Data(data=shown)
-
-
-async def _measured(
-    writes: Writes, ns: str, deployment_id: str, judged: list[VersionMetrics]
-) -> list[VersionMetrics]:
-    """The new version's figures as the deployment service measures them now; those it was
-    judged on when the service does not answer in time (the stream still shows the rest)."""
-    command = ListDeployments(namespace=ns, deployment_id=deployment_id)
-    try:
-        reply = await writes.send(
-            SERVICE, "list_deployments", command, DeploymentReply, views=(), within=_METRICS_S
-        )
-    except ParleyError:
-        return judged
-    return next((d.metrics for d in reply.deployments or []), judged)
+    return Data(data=await ops.read(deployment_id))
 
 
 @post(
@@ -222,24 +227,19 @@ async def _measured(
     responses=error_responses(404, 409, 422, 503, 504),
 )
 async def act_on_deployment(
-    request: Request[Any, Any, Any],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-    deployment_id: FromPath[str],
-    action: FromPath[str],
+    ops: NamedDependency[DeploymentOps], deployment_id: FromPath[str], action: FromPath[str]
 ) -> Data[DeploymentView]:
     """Steer a running deployment by hand."""
     if action not in ("promote", "pause", "resume", "rollback"):
-        raise _not_found(deployment_id, ns)
+        raise ops.missing(deployment_id, ops.ns)
     if not ID.match(deployment_id):
-        raise _not_found(deployment_id, ns)
-    body = await decode_body(request, ActionBody, optional=True)
+        raise ops.missing(deployment_id, ops.ns)
+    body = await ops.body(ActionBody, optional=True)
     chosen: _Action = action  # type: ignore[assignment]
     command = DeploymentAction(
-        namespace=ns, deployment_id=deployment_id, action=chosen, reason=body.reason
+        namespace=ops.ns, deployment_id=deployment_id, action=chosen, reason=body.reason
     )
-    reply = await writes.send(SERVICE, "deployment_action", command, DeploymentReply, views=())
-    return Data(data=_shown(reply))
+    return Data(data=_shown(await ops.run("deployment_action", command)))
 
 
 class ReloadBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -267,20 +267,16 @@ class ReloadBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     " `duration_s`, then promotes, `blue_green` (its default window) or `rolling` (one"
     " instance at a time).",
     opt={"body": ReloadBody},
-    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    responses=_START_ERRORS,
 )
 async def reload_agent(
-    request: Request[Any, Any, Any],
-    agents: NamedDependency[AgentsProjection],
-    writes: NamedDependency[Writes],
-    ns: NamedDependency[str],
-    agent_id: FromPath[str],
+    ops: NamedDependency[DeploymentOps], agent_id: FromPath[str]
 ) -> Response[Data[DeploymentView]]:
     """Start a deployment of the agent's new definition."""
-    if request.content_type[0].lower() in _FORMS:
-        body = await _form(request)
+    if ops.request.content_type[0].lower() in _FORMS:
+        body = await _form(ops)
     else:
-        body = await decode_body(request, ReloadBody)
+        body = await ops.body(ReloadBody)
     stages = [
         Stage(percentage=body.traffic_split, duration_s=body.duration_s),
         Stage(percentage=100),
@@ -294,13 +290,13 @@ async def reload_agent(
         stages=stages if body.strategy == "canary" else [],
         batch_size=1 if body.strategy == "rolling" else None,
     )
-    return await _start(deployment, agents, writes, ns, [])
+    return await ops.start(deployment, [])
 
 
-async def _form(request: Request[Any, Any, Any]) -> ReloadBody:
+async def _form(ops: DeploymentOps) -> ReloadBody:
     """A multipart reload: its fields (a file's content as text) as a :class:`ReloadBody`."""
     fields: dict[str, Any] = {}
-    for name, value in (await request.form()).multi_items():
+    for name, value in (await ops.request.form()).multi_items():
         if isinstance(value, UploadFile):
             raw = await value.read()
             try:
@@ -323,17 +319,18 @@ def _shown(reply: DeploymentReply) -> DeploymentView:
     return reply.deployment
 
 
-def _not_found(deployment_id: str, namespace: str) -> ParleyError:
-    code = ErrorCode.DEPLOYMENT_NOT_FOUND
-    return not_found(code, "deployment", "deployment_id", deployment_id, namespace)
+_OPS = {"ops": Provide(DeploymentOps, sync_to_thread=False)}
 
 
 deployment_router = Router(
     path="/api/v1/deployments",
     route_handlers=[create_deployment, list_deployments, get_deployment, act_on_deployment],
+    dependencies=_OPS,
     tags=["deployments"],
 )
 """`POST/GET /deployments`, `GET /deployments/{id}`, `POST /deployments/{id}/<action>`."""
 
-reload_router = Router(path="/api/v1/agents", route_handlers=[reload_agent], tags=["agents"])
+reload_router = Router(
+    path="/api/v1/agents", route_handlers=[reload_agent], dependencies=_OPS, tags=["agents"]
+)
 """`PUT /agents/{id}/reload`."""

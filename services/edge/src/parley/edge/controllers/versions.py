@@ -8,8 +8,7 @@ from litestar.params import FromPath
 
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import agent_stream
-from parley.edge.controllers.lookups import require_agent
-from parley.edge.dependencies import Store
+from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope, require_agent
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 from parley.edge.projections.agents import AgentsProjection
@@ -32,6 +31,11 @@ async def agent_versions(
     return found
 
 
+async def _versions(agent: AgentScope) -> list[AgentVersion]:
+    """The versions of the agent a route names (``404 AGENT_NOT_FOUND``)."""
+    return await agent_versions(agent.edge.store, agent.agents, agent.ns, agent.id)
+
+
 def _pick(found: list[AgentVersion], agent_id: str, number: int) -> AgentVersion:
     if not 1 <= number <= len(found):
         raise ParleyError(
@@ -49,14 +53,9 @@ def _pick(found: list[AgentVersion], agent_id: str, number: int) -> AgentVersion
     " definition it was created with), with the fields it changed and the whole definition.",
     responses=error_responses(404),
 )
-async def list_versions(
-    store: Store,
-    agents: NamedDependency[AgentsProjection],
-    ns: NamedDependency[str],
-    agent_id: FromPath[str],
-) -> Data[list[AgentVersion]]:
+async def list_versions(agent: NamedDependency[AgentScope]) -> Data[list[AgentVersion]]:
     """The agent's versions, oldest first."""
-    return Data(data=await agent_versions(store, agents, ns, agent_id))
+    return Data(data=await _versions(agent))
 
 
 @get(
@@ -65,15 +64,10 @@ async def list_versions(
     responses=error_responses(404),
 )
 async def get_version(
-    store: Store,
-    agents: NamedDependency[AgentsProjection],
-    ns: NamedDependency[str],
-    agent_id: FromPath[str],
-    number: FromPath[int],
+    agent: NamedDependency[AgentScope], number: FromPath[int]
 ) -> Data[AgentVersion]:
     """Version ``number`` of the agent's definition."""
-    found = await agent_versions(store, agents, ns, agent_id)
-    return Data(data=_pick(found, agent_id, number))
+    return Data(data=_pick(await _versions(agent), agent.id, number))
 
 
 @get(
@@ -84,21 +78,17 @@ async def get_version(
     responses=error_responses(404),
 )
 async def diff_versions(
-    store: Store,
-    agents: NamedDependency[AgentsProjection],
-    ns: NamedDependency[str],
-    agent_id: FromPath[str],
-    number: FromPath[int],
-    other: FromPath[int],
+    agent: NamedDependency[AgentScope], number: FromPath[int], other: FromPath[int]
 ) -> Data[VersionDiff]:
     """What changed from one version to another."""
-    found = await agent_versions(store, agents, ns, agent_id)
-    return Data(data=diff(agent_id, _pick(found, agent_id, number), _pick(found, agent_id, other)))
+    found = await _versions(agent)
+    return Data(data=diff(agent.id, _pick(found, agent.id, number), _pick(found, agent.id, other)))
 
 
 version_router = Router(
     path="/api/v1/agents",
     route_handlers=[list_versions, get_version, diff_versions],
+    dependencies=AGENT_SCOPE,
     tags=["agents"],
 )
 """`GET /agents/{id}/versions`, `/versions/{n}`, `/versions/{a}/diff/{b}`."""

@@ -1,0 +1,238 @@
+// Parley console: sign-in, server-rendered views, live updates from /ws. No dependencies.
+//
+// The key lives in this tab's sessionStorage and travels only as the X-API-Key header.
+// The event socket opens with a single-use ticket (POST /api/v1/ws-tickets). An event tells
+// the page what changed; it fetches that part's HTML again with ?after=<position>, so the
+// server answers once its views have applied the event. Nothing polls.
+"use strict";
+
+const KEY = "parley.key";
+const NS = "parley.namespace";
+const $ = (selector) => document.querySelector(selector);
+
+const session = {
+  get key() { return sessionStorage.getItem(KEY); },
+  get namespace() { return sessionStorage.getItem(NS) || "default"; },
+};
+
+async function api(path, options = {}) {
+  const headers = { "X-API-Key": session.key, "X-Parley-Namespace": session.namespace };
+  const response = await fetch(path, { ...options, headers: { ...headers, ...options.headers } });
+  if (response.status === 401) signOut("Your key was refused: sign in again.");
+  return response;
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return `${body.error.code}: ${body.error.message}`;
+  } catch {
+    return `HTTP ${response.status}`;
+  }
+}
+
+function showSignedIn(signedIn) {
+  $("#sign-in").hidden = signedIn;
+  for (const node of document.querySelectorAll(".signed-in")) node.hidden = !signedIn;
+  if (!signedIn) $("#key").focus();
+}
+
+function signOut(message) {
+  sessionStorage.removeItem(KEY);
+  live.close();
+  showSignedIn(false);
+  $("#sign-in-error").textContent = message || "";
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const key = $("#key").value.trim();
+  const response = await fetch("/api/v1/ws-tickets", { method: "POST", headers: { "X-API-Key": key } });
+  if (!response.ok) {
+    $("#sign-in-error").textContent = await errorText(response);
+    return;
+  }
+  sessionStorage.setItem(KEY, key);
+  $("#key").value = "";
+  start();
+}
+
+// --- views -----------------------------------------------------------------------------
+
+const view = {
+  timer: null,
+  after: 0,
+  async load(after) {
+    const main = $("#view");
+    if (!main.dataset.view) return;
+    const response = await api(`${main.dataset.view}?after=${after || 0}`);
+    main.innerHTML = response.ok ? await response.text() : `<p class="error" role="alert"></p>`;
+    if (!response.ok) main.querySelector(".error").textContent = await errorText(response);
+    main.dataset.loaded = String(after || 0);
+  },
+  refresh(position) {  // coalesce a burst of events into one fetch
+    view.after = Math.max(view.after, position);
+    if (view.timer === null) {
+      view.timer = setTimeout(() => { view.timer = null; view.load(view.after); }, 100);
+    }
+  },
+};
+
+const rows = {  // the fleet: one agent's row at a time
+  pending: new Map(),
+  timer: null,
+  touch(agentId, position) {
+    rows.pending.set(agentId, Math.max(rows.pending.get(agentId) || 0, position));
+    if (rows.timer === null) rows.timer = setTimeout(rows.flush, 50);
+  },
+  flush() {
+    rows.timer = null;
+    const batch = [...rows.pending];
+    rows.pending.clear();
+    for (const [agentId, position] of batch) rows.load(agentId, position);
+  },
+  async load(agentId, position) {
+    const base = $("#view").dataset.rows;
+    const response = await api(`${base}${encodeURIComponent(agentId)}?after=${position}`);
+    const body = $("#fleet-rows");
+    if (!response.ok || !body) return;
+    const template = document.createElement("template");
+    template.innerHTML = (await response.text()).trim();
+    const row = template.content.firstElementChild;
+    const old = document.getElementById(`agent-${agentId}`);
+    if (old && row) old.replaceWith(row);
+    else if (old) old.remove();
+    else if (row) body.append(row);
+  },
+};
+
+function agentOf(event) {
+  if (event.stream.startsWith("agent-")) return event.subject;
+  return event.data && typeof event.data.agent_id === "string" ? event.data.agent_id : null;
+}
+
+function onEvent(event) {
+  const main = $("#view");
+  if (main.classList.contains("events")) return eventLog.add(event);
+  const agentId = main.dataset.rows ? agentOf(event) : null;
+  if (agentId) rows.touch(agentId, event.position);
+  else view.refresh(event.position);
+}
+
+// --- the event socket --------------------------------------------------------------------
+
+const live = {
+  socket: null,
+  seen: 0,
+  retry: 500,
+  filter: {},
+  status(text) { $("#live").textContent = text; },
+  close() {
+    if (live.socket) { live.socket.onclose = null; live.socket.close(); live.socket = null; }
+    live.status("offline");
+  },
+  async open(filter, fromPosition) {
+    live.close();
+    live.filter = filter;
+    const response = await api("/api/v1/ws-tickets", { method: "POST" });
+    if (!response.ok) { live.status("offline"); return live.later(); }
+    const { data } = await response.json();
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(data.ticket)}`);
+    live.socket = socket;
+    socket.onopen = () => {
+      const subscribe = { type: "subscribe", id: "console", filter: { ...filter, namespace: session.namespace } };
+      if (fromPosition !== undefined) subscribe.from_position = fromPosition;
+      socket.send(JSON.stringify(subscribe));
+    };
+    socket.onmessage = (message) => {
+      const frame = JSON.parse(message.data);
+      if (frame.type === "subscribed") {
+        live.retry = 500;
+        live.status("live");
+        if (fromPosition === undefined) view.load(frame.position);
+        live.seen = Math.max(live.seen, frame.position);
+      } else if (frame.type === "event") {
+        live.seen = Math.max(live.seen, frame.event.position);
+        onEvent(frame.event);
+      } else if (frame.type === "error") {
+        live.status(`error: ${frame.error ? frame.error.message : "?"}`);
+      }
+    };
+    socket.onclose = () => { live.socket = null; live.status("reconnecting"); live.later(); };
+  },
+  later() {  // reconnect after a drop, resuming from the last position seen
+    live.retry = Math.min(live.retry * 2, 10000);
+    setTimeout(() => { if (session.key && !live.socket) live.open(live.filter, live.seen); }, live.retry);
+  },
+};
+
+// --- the event log -----------------------------------------------------------------------
+
+const eventLog = {
+  add(event) {
+    const row = document.createElement("tr");
+    const trace = event.traceparent ? event.traceparent.split("-")[1] : null;
+    for (const text of [event.position, event.time, event.type, event.subject, event.actor || ""]) {
+      const cell = row.insertCell();
+      cell.textContent = String(text);
+    }
+    const cell = row.insertCell();
+    const jaeger = $("#view").dataset.jaeger;
+    if (trace && jaeger) {
+      const link = document.createElement("a");
+      link.href = `${jaeger.replace(/\/$/, "")}/trace/${trace}`;
+      link.textContent = "trace";
+      link.rel = "noreferrer";
+      cell.append(link);
+    } else if (trace) cell.textContent = trace.slice(0, 8);
+    $("#event-rows").append(row);
+  },
+  apply(event) {
+    if (event) event.preventDefault();
+    const form = new FormData($("#event-filter"));
+    const list = (name) => String(form.get(name) || "").split(",").map((s) => s.trim()).filter(Boolean);
+    const filter = { types: list("types"), agent_ids: list("agent_ids"), actors: list("actors") };
+    const from = Number(form.get("from_position") || 0);
+    $("#event-rows").replaceChildren();
+    live.seen = from;
+    live.open(filter, from);
+  },
+};
+
+// --- actions -------------------------------------------------------------------------------
+
+async function act(button) {
+  button.disabled = true;
+  const response = await api(`/api/v1/agents/${encodeURIComponent(button.dataset.agent)}/${button.dataset.action}`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
+  });
+  button.disabled = false;
+  if (!response.ok) live.status(await errorText(response));
+}
+
+function start() {
+  showSignedIn(true);
+  $("#namespace").value = session.namespace;
+  const main = $("#view");
+  if (main.classList.contains("events")) return eventLog.apply();
+  live.open(JSON.parse(main.dataset.live || "{}"));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("#sign-in").addEventListener("submit", signIn);
+  $("#sign-out").addEventListener("click", () => signOut("Signed out."));
+  $("#namespace-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(NS, $("#namespace").value.trim() || "default");
+    start();
+  });
+  const filter = $("#event-filter");
+  if (filter) filter.addEventListener("submit", eventLog.apply);
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-action]");
+    if (button) act(button);
+  });
+  if (session.key) start();
+  else showSignedIn(false);
+});

@@ -1,0 +1,171 @@
+"""The console's views: HTML fragments under ``/api/v1/console``, authenticated like the API.
+
+Each view reads the edge's projections (or a stream) in the caller's namespace, so the role
+guard and the namespace walls hold as they do for the JSON routes. ``?after=<position>``
+makes a view wait (briefly) until its projections have applied that position: the page asks
+with the position of the event that told it to refresh, and so never shows older state.
+"""
+
+from typing import Annotated
+
+from litestar import Response, Router, get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, QueryParameter
+
+from parley.aggregates.deployment import evolve as evolve_deployment
+from parley.aggregates.deployment import view as deployment_view
+from parley.contracts.deployments import deployment_stream
+from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.registry import agent_stream
+from parley.edge.console.charts import spark
+from parley.edge.console.render import html
+from parley.edge.console.sequence import sequence_diagram
+from parley.edge.controllers.lookups import ID, require_agent
+from parley.edge.dependencies import Store
+from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.messages import MessagesProjection
+from parley.edge.projections.runtime import RuntimeProjection
+from parley.edge.projections.tasks import TasksProjection
+from parley.edge.projections.versions import versions
+from parley.eventstore.follower import Follower
+from parley.eventstore.repository import fold
+
+__all__ = ["view_router"]
+
+After = Annotated[int | None, QueryParameter(ge=0, required=False)]
+_CAUGHT_UP_S = 2.0
+
+
+async def _caught_up(after: int | None, *views: Follower) -> None:
+    if after is not None:
+        for view in views:
+            await view.wait_for(after, _CAUGHT_UP_S)
+
+
+@get("/fleet")
+async def fleet(
+    ns: NamedDependency[str],
+    agents: NamedDependency[AgentsProjection],
+    runtime: NamedDependency[RuntimeProjection],
+    tasks: NamedDependency[TasksProjection],
+    after: After = None,
+) -> Response[str]:
+    """Every agent of the namespace with its state, instances and spend; recent rounds."""
+    await _caught_up(after, agents, runtime, tasks)
+    rows = sorted(agents.agents(ns), key=lambda a: (a.spec.name, a.id))
+    recent = sorted(tasks.tasks(ns), key=lambda t: t.created_at, reverse=True)[:20]
+    return html(
+        "fleet.html",
+        namespace=ns,
+        agents=[(a, runtime.metrics(a.id)) for a in rows],
+        tasks=recent,
+    )
+
+
+@get("/fleet/rows/{agent_id:str}")
+async def fleet_row(
+    ns: NamedDependency[str],
+    agents: NamedDependency[AgentsProjection],
+    runtime: NamedDependency[RuntimeProjection],
+    agent_id: FromPath[str],
+    after: After = None,
+) -> Response[str]:
+    """One agent's row of the fleet table (empty once it is deleted or was never here)."""
+    await _caught_up(after, agents, runtime)
+    agent = agents.get(ns, agent_id) if ID.match(agent_id) else None
+    if agent is None:
+        return html("empty.html")
+    return html("fleet_row.html", agent=agent, metrics=runtime.metrics(agent.id))
+
+
+@get("/agents/{agent_id:str}")
+async def agent(
+    ns: NamedDependency[str],
+    store: Store,
+    agents: NamedDependency[AgentsProjection],
+    runtime: NamedDependency[RuntimeProjection],
+    messages: NamedDependency[MessagesProjection],
+    agent_id: FromPath[str],
+    after: After = None,
+) -> Response[str]:
+    """One agent: versions, sessions, executions, logs, conversations and small charts."""
+    await _caught_up(after, agents, runtime, messages)
+    found = require_agent(agents, ns, agent_id)
+    _, history = versions(await store.read(agent_stream(agent_id)))
+    executions = runtime.executions(ns, agent_id)[-50:]
+    finished = [e for e in executions if e.response_time_ms is not None]
+    said = messages.history(ns, agent_ids=frozenset({agent_id}))
+    conversations = list(dict.fromkeys(m.conversation_id for _, m in reversed(said)))[:20]
+    charts = [
+        spark([e.response_time_ms or 0.0 for e in finished], "response time (ms)"),
+        spark([float(e.usage.get("total_tokens", 0)) for e in finished], "tokens per run"),
+        spark([float(e.status == "failed") for e in finished], "failures"),
+    ]
+    return html(
+        "agent.html",
+        agent=found,
+        metrics=runtime.metrics(agent_id),
+        versions=list(reversed(history)),
+        sessions=runtime.sessions(ns, agent_id),
+        executions=list(reversed(executions)),
+        logs=runtime.logs(agent_id, limit=50),
+        conversations=conversations,
+        charts=charts,
+    )
+
+
+@get("/conversations/{conversation_id:str}")
+async def conversation(
+    ns: NamedDependency[str],
+    messages: NamedDependency[MessagesProjection],
+    conversation_id: FromPath[str],
+    after: After = None,
+) -> Response[str]:
+    """A conversation's messages as a sequence diagram and a table."""
+    await _caught_up(after, messages)
+    found = [m for _, m in messages.history(ns, conversation_id=conversation_id)]
+    if not found:
+        raise ParleyError(ErrorCode.NOT_FOUND, f"no conversation {conversation_id[:80]!r}")
+    return html(
+        "conversation.html",
+        conversation_id=conversation_id,
+        messages=found,
+        diagram=sequence_diagram(found),
+    )
+
+
+@get("/tasks/{task_id:str}")
+async def task(
+    ns: NamedDependency[str],
+    tasks: NamedDependency[TasksProjection],
+    task_id: FromPath[str],
+    after: After = None,
+) -> Response[str]:
+    """A Contract Net round: the cfp, the bids with their scores, the award, re-awards."""
+    await _caught_up(after, tasks)
+    found = tasks.task(ns, task_id) if ID.match(task_id) else None
+    if found is None:
+        raise ParleyError(ErrorCode.TASK_NOT_FOUND, f"no task {task_id[:80]!r} in {ns}")
+    return html("task.html", task=found)
+
+
+@get("/deployments/{deployment_id:str}")
+async def deployment(
+    ns: NamedDependency[str], store: Store, deployment_id: FromPath[str]
+) -> Response[str]:
+    """A deployment: its stages, the traffic split, its health and why it ended."""
+    state = None
+    if ID.match(deployment_id):
+        state = fold(await store.read(deployment_stream(ns, deployment_id)), evolve_deployment)
+    if state is None or state.state is None or state.state.namespace != ns:
+        raise ParleyError(
+            ErrorCode.DEPLOYMENT_NOT_FOUND, f"no deployment {deployment_id[:80]!r} in {ns}"
+        )
+    return html("deployment.html", deployment=deployment_view(state.state))
+
+
+view_router = Router(
+    "/api/v1/console",
+    route_handlers=[fleet, fleet_row, agent, conversation, task, deployment],
+    include_in_schema=False,
+)

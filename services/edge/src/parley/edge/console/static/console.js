@@ -135,7 +135,11 @@ const live = {
     live.close();
     live.filter = filter;
     const response = await api("/api/v1/ws-tickets", { method: "POST" });
-    if (!response.ok) { live.status("offline"); return live.later(); }
+    if (!response.ok) {  // show why (the view answers the same refusal), then try again
+      live.status("offline");
+      if (fromPosition === undefined) view.load(0);
+      return live.later();
+    }
     const { data } = await response.json();
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(data.ticket)}`);

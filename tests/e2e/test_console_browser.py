@@ -105,12 +105,14 @@ async def test_the_contract_net_round_conversation_and_agent_pages_render(
 ) -> None:
     task, winner, loser = await contract_net_round(api)
     await sign_in(page, stack, admin_key(stack), namespace, f"/tasks/{task['task_id']}")
-    await expect(page.locator("#award")).to_contain_text(winner)
+    await expect(page.locator(f"#award a[href='/console/agents/{winner}']")).to_contain_text(
+        "cheap-"
+    )
     await expect(page.locator("table.bids tbody tr")).to_have_count(2)
     await shoot(page, "contract-net")
     await page.click(f"#award a[href='/console/agents/{winner}']")
     await expect(page.locator("#live")).to_have_text("live", timeout=LIVE_MS)
-    await expect(page.locator("section.charts svg")).to_have_count(3)
+    await expect(page.locator("section.charts svg")).to_have_count(4)
     await shoot(page, "agent")
     await page.locator("a[href^='/console/conversations/']").first.click()
     await expect(page.locator("svg.sequence")).to_be_visible(timeout=LIVE_MS)

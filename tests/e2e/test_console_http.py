@@ -48,16 +48,21 @@ async def test_the_fleet_view_shows_the_namespaces_agents_and_never_anothers(
             f"{VIEWS}/fleet/rows/{theirs}", headers={"X-Parley-Namespace": namespace}
         )
         assert row.status_code == 200 and row.text.strip() == ""  # not in this namespace
-        agent = await viewer.get(f"{VIEWS}/agents/{mine}", headers={"X-Parley-Namespace": namespace})
+        agent = await viewer.get(
+            f"{VIEWS}/agents/{mine}", headers={"X-Parley-Namespace": namespace}
+        )
         assert agent.status_code == 200 and "<svg" in agent.text and "Versions" in agent.text
 
 
-async def test_a_contract_net_round_renders_its_bids_award_and_messages(api: httpx.AsyncClient) -> None:
+async def test_a_contract_net_round_renders_its_bids_award_and_messages(
+    api: httpx.AsyncClient,
+) -> None:
     task, winner, loser = await contract_net_round(api)
     view = await api.get(f"{VIEWS}/tasks/{task['task_id']}")
     assert view.status_code == 200, view.text
-    assert f"Awarded to <a href=\"/console/agents/{winner}\">{winner}</a>" in view.text
-    assert loser in view.text and "rejected" in view.text and "score" in view.text
+    assert f'Awarded to <a href="/console/agents/{winner}">cheap-' in view.text
+    assert f'href="/console/agents/{loser}">dear-' in view.text and "rejected" in view.text
+    assert "0.500" in view.text and "0.100" in view.text  # lowest_cost: 1 / (1 + cost)
     agent = await api.get(f"{VIEWS}/agents/{winner}")
     conversation = agent.text.split('href="/console/conversations/')[1].split('"')[0]
     drawn = await api.get(f"{VIEWS}/conversations/{conversation}")

@@ -20,10 +20,12 @@ def spark(values: Sequence[float], label: str, width: int = 240, height: int = 4
         for i, v in enumerate(values)
     )
     latest = f"{values[-1]:g}" if values else "–"
+    last = points.rsplit(" ", 1)[-1].split(",") if values else None
+    dot = Markup('<circle r="2.5" cx="{}" cy="{}"/>').format(*last) if last else Markup("")
     return Markup(
         '<figure class="spark"><svg role="img" viewBox="0 0 {w} {h}" width="{w}" height="{h}"'
         ' aria-label="{label}: latest {latest}"><rect class="frame" x="0.5" y="0.5"'
-        ' width="{iw}" height="{ih}"/><polyline points="{points}"/></svg>'
+        ' width="{iw}" height="{ih}"/><polyline points="{points}"/>{dot}</svg>'
         "<figcaption>{label} <b>{latest}</b></figcaption></figure>"
     ).format(
         w=width,
@@ -31,6 +33,7 @@ def spark(values: Sequence[float], label: str, width: int = 240, height: int = 4
         iw=width - 1,
         ih=height - 1,
         points=points,
+        dot=dot,
         label=escape(label),
         latest=latest,
     )

@@ -4,7 +4,7 @@ One lifeline per participant, in order of first appearance; one arrow per messag
 receiver, top to bottom in recorded order, labelled with its performative.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
 
@@ -15,8 +15,9 @@ __all__ = ["sequence_diagram"]
 _LANE, _ROW, _HEAD = 170, 34, 44
 
 
-def sequence_diagram(messages: Sequence[AclMessage]) -> Markup:
-    """The diagram of ``messages`` (recorded order)."""
+def sequence_diagram(messages: Sequence[AclMessage], names: Mapping[str, str]) -> Markup:
+    """The diagram of ``messages`` (recorded order), lifelines titled by ``names`` (agent id →
+    name) where known."""
     lanes: dict[str, int] = {}
     for message in messages:
         for who in (message.sender, *message.receivers):
@@ -36,7 +37,7 @@ def sequence_diagram(messages: Sequence[AclMessage]) -> Markup:
             Markup(
                 '<text class="actor" x="{x}" y="18" text-anchor="middle">{who}</text>'
                 '<line class="lifeline" x1="{x}" y1="26" x2="{x}" y2="{h}"/>'
-            ).format(x=x, who=escape(_short(who)), h=height)
+            ).format(x=x, who=escape(_short(names.get(who, who))), h=height)
         )
     for row, (message, receiver) in enumerate(arrows):
         y = _HEAD + row * _ROW + _ROW // 2
@@ -70,4 +71,4 @@ def _x(lane: int) -> int:
 
 
 def _short(who: str) -> str:
-    return who if len(who) <= 22 else f"{who[:10]}…{who[-10:]}"
+    return who if len(who) <= 18 else f"{who[:8]}…{who[-8:]}"

@@ -6,6 +6,7 @@ makes a view wait (briefly) until its projections have applied that position: th
 with the position of the event that told it to refresh, and so never shows older state.
 """
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from litestar import Response, Router, get
@@ -14,12 +15,14 @@ from litestar.params import FromPath, QueryParameter
 
 from parley.aggregates.deployment import evolve as evolve_deployment
 from parley.aggregates.deployment import view as deployment_view
+from parley.contracts.acl import AclMessage
 from parley.contracts.deployments import deployment_stream
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import agent_stream
-from parley.edge.console.charts import spark
 from parley.edge.console.render import html
+from parley.edge.console.rounds import bid_scores
 from parley.edge.console.sequence import sequence_diagram
+from parley.edge.console.series import charts, runs
 from parley.edge.controllers.lookups import ID, require_agent
 from parley.edge.dependencies import Store
 from parley.edge.projections.agents import AgentsProjection
@@ -93,14 +96,8 @@ async def agent(
     found = require_agent(agents, ns, agent_id)
     _, history = versions(await store.read(agent_stream(agent_id)))
     executions = runtime.executions(ns, agent_id)[-50:]
-    finished = [e for e in executions if e.response_time_ms is not None]
     said = messages.history(ns, agent_ids=frozenset({agent_id}))
     conversations = list(dict.fromkeys(m.conversation_id for _, m in reversed(said)))[:20]
-    charts = [
-        spark([e.response_time_ms or 0.0 for e in finished], "response time (ms)"),
-        spark([float(e.usage.get("total_tokens", 0)) for e in finished], "tokens per run"),
-        spark([float(e.status == "failed") for e in finished], "failures"),
-    ]
     return html(
         "agent.html",
         agent=found,
@@ -110,13 +107,14 @@ async def agent(
         executions=list(reversed(executions)),
         logs=runtime.logs(agent_id, limit=50),
         conversations=conversations,
-        charts=charts,
+        charts=charts(runs(runtime, ns, agent_id)),
     )
 
 
 @get("/conversations/{conversation_id:str}")
 async def conversation(
     ns: NamedDependency[str],
+    agents: NamedDependency[AgentsProjection],
     messages: NamedDependency[MessagesProjection],
     conversation_id: FromPath[str],
     after: After = None,
@@ -130,13 +128,23 @@ async def conversation(
         "conversation.html",
         conversation_id=conversation_id,
         messages=found,
-        diagram=sequence_diagram(found),
+        diagram=sequence_diagram(found, _names(agents, ns, _parties(found))),
     )
+
+
+def _names(agents: AgentsProjection, ns: str, ids: Iterable[str]) -> dict[str, str]:
+    """Agent id → name, for the ids that are agents of ``ns``."""
+    return {i: view.spec.name for i in set(ids) if (view := agents.get(ns, i)) is not None}
+
+
+def _parties(found: list[AclMessage]) -> list[str]:
+    return [who for m in found for who in (m.sender, *m.receivers)]
 
 
 @get("/tasks/{task_id:str}")
 async def task(
     ns: NamedDependency[str],
+    agents: NamedDependency[AgentsProjection],
     tasks: NamedDependency[TasksProjection],
     task_id: FromPath[str],
     after: After = None,
@@ -146,7 +154,9 @@ async def task(
     found = tasks.task(ns, task_id) if ID.match(task_id) else None
     if found is None:
         raise ParleyError(ErrorCode.TASK_NOT_FOUND, f"no task {task_id[:80]!r} in {ns}")
-    return html("task.html", task=found)
+    bidders = (p.agent_id for p in found.proposals)
+    names = _names(agents, ns, [*found.participants, *found.candidates, *bidders])
+    return html("task.html", task=found, scores=bid_scores(found), names=names)
 
 
 @get("/deployments/{deployment_id:str}")

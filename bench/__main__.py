@@ -7,7 +7,7 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from bench import acl, auth, cluster, edge, eventstore, messaging, runtime, tasks
+from bench import acl, auth, cluster, console, edge, eventstore, messaging, runtime, tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -81,6 +81,13 @@ async def _auth(tmp: Path, scale: int) -> None:
         await auth.auth_overhead(stack, count=2_000 // scale)
 
 
+async def _console(tmp: Path, scale: int) -> None:
+    print("== console (edge, registry, runtime, nats-server; headless Chromium) ==", flush=True)
+    async with _stack(tmp / "console", OPEN) as stack:
+        await console.fleet_page(stack.edge_url, "bench-fleet", agents=1_000 // scale)
+        await console.live_view(stack.edge_url, "bench-live", rate=100, seconds=10 / scale)
+
+
 # The other groups measure the platform, not the key check: their loopback stacks run with
 # authentication off (`auth` above gives its cost).
 GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
@@ -90,6 +97,7 @@ GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
     "messaging": _messaging,
     "tasks": _tasks,
     "auth": _auth,
+    "console": _console,
 }
 """Each group of figures, in the order they run."""
 

@@ -75,6 +75,7 @@ async def test_an_agent_made_through_the_api_appears_live_and_starts_from_the_pa
     agent_id = await new_agent(api, "live", actions=())
     row = page.locator(f"#agent-{agent_id}")
     await expect(row).to_have_attribute("data-state", "created", timeout=LIVE_MS)
+    await expect(page.locator("#agent-count")).to_have_text("1")
     await row.locator("button[data-action=start]").click()
     await expect(row).to_have_attribute("data-state", "running", timeout=LIVE_MS)
     read = await api.get(f"/api/v1/agents/{agent_id}")

@@ -103,6 +103,8 @@ const rows = {  // the fleet: one agent's row at a time
     if (old && row) old.replaceWith(row);
     else if (old) old.remove();
     else if (row) body.append(row);
+    $("#agent-count").textContent = String(body.rows.length);
+    $("#fleet-empty").hidden = body.rows.length > 0;
   },
 };
 

@@ -94,7 +94,8 @@ async def fleet_page(edge_url: str, namespace: str, agents: int = 1_000, loads: 
 
 
 async def _signed_in(browser: Any, edge_url: str, namespace: str) -> Any:
-    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+    # bypass_csp: the bench's probes are evaluated scripts, which the console's CSP forbids
+    page = await browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True)
     await page.goto(f"{edge_url}/console/")
     await page.evaluate(
         "(ns) => { sessionStorage.setItem('parley.key', 'bench');"

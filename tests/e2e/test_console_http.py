@@ -44,10 +44,16 @@ async def test_the_fleet_view_shows_the_namespaces_agents_and_never_anothers(
         assert theirs not in fleet.text
         walled = await viewer.get(f"{VIEWS}/fleet", headers={"X-Parley-Namespace": other})
         assert walled.status_code == 404 and theirs not in walled.text
-        row = await viewer.get(
-            f"{VIEWS}/fleet/rows/{theirs}", headers={"X-Parley-Namespace": namespace}
+        rows = await viewer.get(
+            f"{VIEWS}/fleet/rows",
+            params={"agent_id": [mine, theirs]},
+            headers={"X-Parley-Namespace": namespace},
         )
-        assert row.status_code == 200 and row.text.strip() == ""  # not in this namespace
+        assert rows.status_code == 200, rows.text
+        assert f'<tr id="agent-{mine}" data-agent="{mine}" data-state="running">' in rows.text
+        assert f'<tr id="agent-{theirs}" data-agent="{theirs}" data-gone hidden></tr>' in rows.text
+        assert "theirs-" not in rows.text  # not in this namespace: only its id, said back
+        assert int(rows.headers["x-parley-position"]) >= 1
         agent = await viewer.get(
             f"{VIEWS}/agents/{mine}", headers={"X-Parley-Namespace": namespace}
         )

@@ -37,7 +37,7 @@ def _shell(title: str, view: str, live: Mapping[str, object], rows: str = "") ->
 async def fleet_page() -> Response[str]:
     """The fleet: agents, their state, instances and spend, live."""
     live = {"types": ["agent.*", "runtime.*", "execution.*", "budget.*", "session.*"]}
-    return _shell("Fleet", f"{_VIEWS}/fleet", live, rows=f"{_VIEWS}/fleet/rows/")
+    return _shell("Fleet", f"{_VIEWS}/fleet", live, rows=f"{_VIEWS}/fleet/rows")
 
 
 @get("/agents/{agent_id:str}", include_in_schema=False)

@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Response
 from litestar.enums import MediaType
 
-__all__ = ["CONSOLE_CSP", "html"]
+__all__ = ["CONSOLE_CSP", "POSITION_HEADER", "html"]
 
 CONSOLE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -26,11 +26,18 @@ _ENV = Environment(
 )
 
 
-def html(template: str, status_code: int = 200, **context: Any) -> Response[str]:
-    """``template`` rendered with ``context`` as an HTML response under :data:`CONSOLE_CSP`."""
+POSITION_HEADER = "X-Parley-Position"
+"""The store position a view was rendered at: the page's live feed starts after it."""
+
+
+def html(template: str, position: int | None = None, **context: Any) -> Response[str]:
+    """``template`` rendered with ``context`` as an HTML response under :data:`CONSOLE_CSP`,
+    with the ``position`` its views had applied (:data:`POSITION_HEADER`) when given."""
+    headers = {"Content-Security-Policy": CONSOLE_CSP}
+    if position is not None:
+        headers[POSITION_HEADER] = str(position)
     return Response(
         _ENV.get_template(template).render(**context),
         media_type=MediaType.HTML,
-        status_code=status_code,
-        headers={"Content-Security-Policy": CONSOLE_CSP},
+        headers=headers,
     )

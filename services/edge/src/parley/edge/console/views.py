@@ -37,12 +37,16 @@ __all__ = ["view_router"]
 
 After = Annotated[int | None, QueryParameter(ge=0, required=False)]
 _CAUGHT_UP_S = 2.0
+_MAX_ROWS = 100
 
 
-async def _caught_up(after: int | None, *views: Follower) -> None:
+async def _caught_up(after: int | None, *views: Follower) -> int:
+    """The position all ``views`` have applied, once it is ``after`` or later (or the wait
+    gave up: the page then shows what there is, and the next event refreshes it again)."""
     if after is not None:
         for view in views:
             await view.wait_for(after, _CAUGHT_UP_S)
+    return min(view.applied_position for view in views)
 
 
 @get("/fleet")
@@ -54,31 +58,32 @@ async def fleet(
     after: After = None,
 ) -> Response[str]:
     """Every agent of the namespace with its state, instances and spend; recent rounds."""
-    await _caught_up(after, agents, runtime, tasks)
+    position = await _caught_up(after, agents, runtime, tasks)
     rows = sorted(agents.agents(ns), key=lambda a: (a.spec.name, a.id))
     recent = sorted(tasks.tasks(ns), key=lambda t: t.created_at, reverse=True)[:20]
     return html(
         "fleet.html",
+        position,
         namespace=ns,
         agents=[(a, runtime.metrics(a.id)) for a in rows],
         tasks=recent,
     )
 
 
-@get("/fleet/rows/{agent_id:str}")
-async def fleet_row(
+@get("/fleet/rows")
+async def fleet_rows(
     ns: NamedDependency[str],
     agents: NamedDependency[AgentsProjection],
     runtime: NamedDependency[RuntimeProjection],
-    agent_id: FromPath[str],
+    agent_id: Annotated[list[str], QueryParameter(max_items=_MAX_ROWS)],
     after: After = None,
 ) -> Response[str]:
-    """One agent's row of the fleet table (empty once it is deleted or was never here)."""
-    await _caught_up(after, agents, runtime)
-    agent = agents.get(ns, agent_id) if ID.match(agent_id) else None
-    if agent is None:
-        return html("empty.html")
-    return html("fleet_row.html", agent=agent, metrics=runtime.metrics(agent.id))
+    """These agents' rows of the fleet table; an agent deleted, or not of this namespace,
+    gets an empty ``data-gone`` row (the page removes it)."""
+    position = await _caught_up(after, agents, runtime)
+    found = [(i, agents.get(ns, i) if ID.match(i) else None) for i in dict.fromkeys(agent_id)]
+    rows = [(i, (a, runtime.metrics(a.id)) if a is not None else None) for i, a in found]
+    return html("fleet_rows.html", position, rows=rows)
 
 
 @get("/agents/{agent_id:str}")
@@ -92,7 +97,7 @@ async def agent(
     after: After = None,
 ) -> Response[str]:
     """One agent: versions, sessions, executions, logs, conversations and small charts."""
-    await _caught_up(after, agents, runtime, messages)
+    position = await _caught_up(after, agents, runtime, messages)
     found = require_agent(agents, ns, agent_id)
     _, history = versions(await store.read(agent_stream(agent_id)))
     executions = runtime.executions(ns, agent_id)[-50:]
@@ -100,6 +105,7 @@ async def agent(
     conversations = list(dict.fromkeys(m.conversation_id for _, m in reversed(said)))[:20]
     return html(
         "agent.html",
+        position,
         agent=found,
         metrics=runtime.metrics(agent_id),
         versions=list(reversed(history)),
@@ -120,12 +126,13 @@ async def conversation(
     after: After = None,
 ) -> Response[str]:
     """A conversation's messages as a sequence diagram and a table."""
-    await _caught_up(after, messages)
+    position = await _caught_up(after, messages)
     found = [m for _, m in messages.history(ns, conversation_id=conversation_id)]
     if not found:
         raise ParleyError(ErrorCode.NOT_FOUND, f"no conversation {conversation_id[:80]!r}")
     return html(
         "conversation.html",
+        position,
         conversation_id=conversation_id,
         messages=found,
         diagram=sequence_diagram(found, _names(agents, ns, _parties(found))),
@@ -150,13 +157,13 @@ async def task(
     after: After = None,
 ) -> Response[str]:
     """A Contract Net round: the cfp, the bids with their scores, the award, re-awards."""
-    await _caught_up(after, tasks)
+    position = await _caught_up(after, tasks)
     found = tasks.task(ns, task_id) if ID.match(task_id) else None
     if found is None:
         raise ParleyError(ErrorCode.TASK_NOT_FOUND, f"no task {task_id[:80]!r} in {ns}")
     bidders = (p.agent_id for p in found.proposals)
     names = _names(agents, ns, [*found.participants, *found.candidates, *bidders])
-    return html("task.html", task=found, scores=bid_scores(found), names=names)
+    return html("task.html", position, task=found, scores=bid_scores(found), names=names)
 
 
 @get("/deployments/{deployment_id:str}")
@@ -164,18 +171,18 @@ async def deployment(
     ns: NamedDependency[str], store: Store, deployment_id: FromPath[str]
 ) -> Response[str]:
     """A deployment: its stages, the traffic split, its health and why it ended."""
-    state = None
+    state, position = None, await store.last_position()
     if ID.match(deployment_id):
         state = fold(await store.read(deployment_stream(ns, deployment_id)), evolve_deployment)
     if state is None or state.state is None or state.state.namespace != ns:
         raise ParleyError(
             ErrorCode.DEPLOYMENT_NOT_FOUND, f"no deployment {deployment_id[:80]!r} in {ns}"
         )
-    return html("deployment.html", deployment=deployment_view(state.state))
+    return html("deployment.html", position, deployment=deployment_view(state.state))
 
 
 view_router = Router(
     "/api/v1/console",
-    route_handlers=[fleet, fleet_row, agent, conversation, task, deployment],
+    route_handlers=[fleet, fleet_rows, agent, conversation, task, deployment],
     include_in_schema=False,
 )

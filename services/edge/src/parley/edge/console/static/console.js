@@ -62,13 +62,12 @@ async function signIn(event) {
 const view = {
   timer: null,
   after: 0,
-  async load(after) {
+  async load(after) {  // the view's HTML; its position (the live feed resumes after it)
     const main = $("#view");
-    if (!main.dataset.view) return;
     const response = await api(`${main.dataset.view}?after=${after || 0}`);
     main.innerHTML = response.ok ? await response.text() : `<p class="error" role="alert"></p>`;
     if (!response.ok) main.querySelector(".error").textContent = await errorText(response);
-    main.dataset.loaded = String(after || 0);
+    return Number(response.headers.get("X-Parley-Position") || 0);
   },
   refresh(position) {  // coalesce a burst of events into one fetch
     view.after = Math.max(view.after, position);
@@ -78,31 +77,31 @@ const view = {
   },
 };
 
-const rows = {  // the fleet: one agent's row at a time
-  pending: new Map(),
+const rows = {  // the fleet: the rows of the agents that changed, in one fetch per burst
+  pending: new Set(),
+  after: 0,
   timer: null,
   touch(agentId, position) {
-    rows.pending.set(agentId, Math.max(rows.pending.get(agentId) || 0, position));
+    rows.pending.add(agentId);
+    rows.after = Math.max(rows.after, position);
     if (rows.timer === null) rows.timer = setTimeout(rows.flush, 50);
   },
-  flush() {
-    rows.timer = null;
-    const batch = [...rows.pending];
-    rows.pending.clear();
-    for (const [agentId, position] of batch) rows.load(agentId, position);
-  },
-  async load(agentId, position) {
-    const base = $("#view").dataset.rows;
-    const response = await api(`${base}${encodeURIComponent(agentId)}?after=${position}`);
+  async flush() {
+    const ids = [...rows.pending].slice(0, 100);
+    for (const id of ids) rows.pending.delete(id);
+    const query = ids.map((id) => `agent_id=${encodeURIComponent(id)}`).join("&");
+    const response = await api(`${$("#view").dataset.rows}?${query}&after=${rows.after}`);
+    rows.timer = rows.pending.size ? setTimeout(rows.flush, 0) : null;
     const body = $("#fleet-rows");
     if (!response.ok || !body) return;
     const template = document.createElement("template");
-    template.innerHTML = (await response.text()).trim();
-    const row = template.content.firstElementChild;
-    const old = document.getElementById(`agent-${agentId}`);
-    if (old && row) old.replaceWith(row);
-    else if (old) old.remove();
-    else if (row) body.append(row);
+    template.innerHTML = await response.text();
+    for (const row of [...template.content.querySelectorAll("tr[data-agent]")]) {
+      const old = document.getElementById(row.id);
+      if (row.hasAttribute("data-gone")) { if (old) old.remove(); }
+      else if (old) old.replaceWith(row);
+      else body.append(row);
+    }
     $("#agent-count").textContent = String(body.rows.length);
     $("#fleet-empty").hidden = body.rows.length > 0;
   },
@@ -137,26 +136,20 @@ const live = {
     live.close();
     live.filter = filter;
     const response = await api("/api/v1/ws-tickets", { method: "POST" });
-    if (!response.ok) {  // show why (the view answers the same refusal), then try again
-      live.status("offline");
-      if (fromPosition === undefined) view.load(0);
-      return live.later();
-    }
+    if (!response.ok) { live.status("offline"); return live.later(); }
     const { data } = await response.json();
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(data.ticket)}`);
     live.socket = socket;
     socket.onopen = () => {
       const subscribe = { type: "subscribe", id: "console", filter: { ...filter, namespace: session.namespace } };
-      if (fromPosition !== undefined) subscribe.from_position = fromPosition;
-      socket.send(JSON.stringify(subscribe));
+      socket.send(JSON.stringify({ ...subscribe, from_position: fromPosition }));
     };
     socket.onmessage = (message) => {
       const frame = JSON.parse(message.data);
       if (frame.type === "subscribed") {
         live.retry = 500;
         live.status("live");
-        if (fromPosition === undefined) view.load(frame.position);
         live.seen = Math.max(live.seen, frame.position);
       } else if (frame.type === "event") {
         live.seen = Math.max(live.seen, frame.event.position);
@@ -217,12 +210,15 @@ async function act(button) {
   if (!response.ok) live.status(await errorText(response));
 }
 
-function start() {
+async function start() {
   showSignedIn(true);
   $("#namespace").value = session.namespace;
   const main = $("#view");
   if (main.classList.contains("events")) return eventLog.apply();
-  live.open(JSON.parse(main.dataset.live || "{}"));
+  live.close();
+  const position = await view.load(0);  // first the page, then its feed from where it stood
+  live.seen = position;
+  live.open(JSON.parse(main.dataset.live || "{}"), position);
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -19,6 +19,7 @@ from parley.contracts.acl import AclMessage
 from parley.contracts.deployments import deployment_stream
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import agent_stream
+from parley.edge.console.charts import spark
 from parley.edge.console.render import html
 from parley.edge.console.rounds import bid_scores
 from parley.edge.console.sequence import sequence_diagram
@@ -168,9 +169,13 @@ async def task(
 
 @get("/deployments/{deployment_id:str}")
 async def deployment(
-    ns: NamedDependency[str], store: Store, deployment_id: FromPath[str]
+    ns: NamedDependency[str],
+    store: Store,
+    runtime: NamedDependency[RuntimeProjection],
+    deployment_id: FromPath[str],
 ) -> Response[str]:
-    """A deployment: its stages, the traffic split, its health and why it ended."""
+    """A deployment: its stages, the traffic split, its health and why it ended; charts of
+    the split by stage and of the agent's runs since it started."""
     state, position = None, await store.last_position()
     if ID.match(deployment_id):
         state = fold(await store.read(deployment_stream(ns, deployment_id)), evolve_deployment)
@@ -178,7 +183,13 @@ async def deployment(
         raise ParleyError(
             ErrorCode.DEPLOYMENT_NOT_FOUND, f"no deployment {deployment_id[:80]!r} in {ns}"
         )
-    return html("deployment.html", position, deployment=deployment_view(state.state))
+    shown = deployment_view(state.state)
+    since = [r for r in runs(runtime, ns, shown.agent_id) if r.time >= shown.created_at]
+    split = [float(s.percentage) for s in shown.stages if s.started_at is not None]
+    if shown.status == "rolled_back":
+        split.append(0.0)
+    over_time = [spark(split, "traffic to the new version (%)"), *charts(since)]
+    return html("deployment.html", position, deployment=shown, charts=over_time)
 
 
 view_router = Router(

@@ -10,6 +10,9 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from litestar import Response
 from litestar.enums import MediaType
 
+from parley.aggregates.agent import allowed_actions
+from parley.contracts.registry import AgentAction, AgentState
+
 __all__ = ["CONSOLE_CSP", "POSITION_HEADER", "html"]
 
 CONSOLE_CSP = (
@@ -25,6 +28,13 @@ _ENV = Environment(
     lstrip_blocks=True,
 )
 
+
+def _buttons(state: AgentState) -> list[str]:
+    """The lifecycle actions a person may take from ``state`` (``fail`` is the system's)."""
+    return [a.value for a in allowed_actions(state) if a != AgentAction.FAIL]
+
+
+_ENV.globals["buttons"] = _buttons
 
 POSITION_HEADER = "X-Parley-Position"
 """The store position a view was rendered at: the page's live feed starts after it."""

@@ -154,6 +154,7 @@ async def _steady(
     """Pause and resume ``ids`` in turn at ``rate`` per second: (agent, state, ms answered)."""
     count = int(rate * seconds)
     sent: list[tuple[str, str, float]] = []
+    answered: list[float] = []
     paused: set[str] = set()
     begin = time.monotonic()
 
@@ -164,6 +165,7 @@ async def _steady(
         await asyncio.sleep(max(0.0, begin + i / rate - time.monotonic()))  # the pace
         asked = time.time() * 1e3
         await post(http, f"/api/v1/agents/{agent}/{action}")
+        answered.append(time.time() - asked / 1e3)
         sent.append((agent, state, asked))
 
     # each agent's actions in order: one chain per agent, all agents side by side
@@ -174,6 +176,7 @@ async def _steady(
             await one(i)
 
     await asyncio.gather(*(chain(numbers) for numbers in chains))
+    report("  (the API calls themselves: answered)", count, seconds, answered)
     return sent
 
 

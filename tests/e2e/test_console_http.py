@@ -24,6 +24,11 @@ async def test_the_page_shells_are_public_carry_no_data_and_load_only_their_own_
         script = await anonymous.get("/console/static/console.js")
         assert script.status_code == 200 and "sessionStorage" in script.text
         assert "localStorage" not in script.text
+        for wrong in ("/console/nope/x", "/console/agents/a.b", "/console/tasks/%2E%2E"):
+            refused = await anonymous.get(wrong)
+            assert refused.status_code == 404, wrong  # nothing but an id reaches the script
+        agent = await anonymous.get("/console/agents/some-agent_1")
+        assert 'data-view="/api/v1/console/agents/some-agent_1"' in agent.text
         missing = await anonymous.get("/console/static/secrets.txt")
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "NOT_FOUND"
         view = await anonymous.get(f"{VIEWS}/fleet")

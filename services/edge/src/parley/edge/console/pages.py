@@ -5,7 +5,7 @@ A shell carries no data: the layout, the sign-in form, and the address of the vi
 one; what is in it comes from :mod:`~parley.edge.console.views`, which authenticates.
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib.resources import files
 
 import msgspec
@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.edge.console.render import CONSOLE_CSP, html
 from parley.edge.console.settings import ConsoleSettings
+from parley.edge.controllers.lookups import ID
 
 __all__ = ["page_router"]
 
@@ -40,30 +41,28 @@ async def fleet_page() -> Response[str]:
     return _shell("Fleet", f"{_VIEWS}/fleet", live, rows=f"{_VIEWS}/fleet/rows")
 
 
-@get("/agents/{agent_id:str}", include_in_schema=False)
-async def agent_page(agent_id: FromPath[str]) -> Response[str]:
-    """One agent: versions, sessions, executions, logs and charts, live."""
-    return _shell("Agent", f"{_VIEWS}/agents/{agent_id}", {"agent_ids": [agent_id]})
+_ITEMS: dict[str, tuple[str, Callable[[str], Mapping[str, object]]]] = {
+    "agents": ("Agent", lambda agent_id: {"agent_ids": [agent_id]}),
+    "conversations": ("Conversation", lambda _: {"types": ["message.*"]}),
+    "tasks": ("Contract Net", lambda _: {"types": ["task.*"]}),
+    "deployments": ("Deployment", lambda _: {"types": ["deployment.*"]}),
+}
+"""Each item page: its title and the event filter that keeps it live."""
 
 
-@get("/conversations/{conversation_id:str}", include_in_schema=False)
-async def conversation_page(conversation_id: FromPath[str]) -> Response[str]:
-    """A conversation's FIPA messages as a sequence diagram, live."""
-    live = {"types": ["message.*"]}
-    return _shell("Conversation", f"{_VIEWS}/conversations/{conversation_id}", live)
+@get("/{kind:str}/{item_id:str}", include_in_schema=False)
+async def item_page(kind: FromPath[str], item_id: FromPath[str]) -> Response[str]:
+    """An agent, a conversation, a Contract Net round or a deployment, live.
 
-
-@get("/tasks/{task_id:str}", include_in_schema=False)
-async def task_page(task_id: FromPath[str]) -> Response[str]:
-    """A Contract Net round: the cfp, the bids and their scores, the award, re-awards."""
-    return _shell("Contract Net", f"{_VIEWS}/tasks/{task_id}", {"types": ["task.*"]})
-
-
-@get("/deployments/{deployment_id:str}", include_in_schema=False)
-async def deployment_page(deployment_id: FromPath[str]) -> Response[str]:
-    """A deployment: stages, traffic split, health, the rollback reason."""
-    live = {"types": ["deployment.*"]}
-    return _shell("Deployment", f"{_VIEWS}/deployments/{deployment_id}", live)
+    Raises:
+        ParleyError: ``NOT_FOUND`` for another kind, or an id no resource can have (the
+            shell puts the id in the address its script fetches: nothing else may go there).
+    """
+    page = _ITEMS.get(kind)
+    if page is None or not ID.match(item_id):
+        raise ParleyError(ErrorCode.NOT_FOUND, f"no console page /console/{kind[:40]}/…")
+    title, live = page
+    return _shell(title, f"{_VIEWS}/{kind}/{item_id}", live(item_id))
 
 
 @get("/events", include_in_schema=False)
@@ -91,10 +90,7 @@ page_router = Router(
     "/console",
     route_handlers=[
         fleet_page,
-        agent_page,
-        conversation_page,
-        task_page,
-        deployment_page,
+        item_page,
         events_page,
         asset,
     ],

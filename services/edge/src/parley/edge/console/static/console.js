@@ -176,6 +176,13 @@ const eventLog = {
       const cell = row.insertCell();
       cell.textContent = String(text);
     }
+    const agentId = agentOf(event);
+    if (agentId) {  // the subject cell links to the agent it names
+      const link = document.createElement("a");
+      link.href = `/console/agents/${encodeURIComponent(agentId)}`;
+      link.textContent = event.subject;
+      row.cells[3].replaceChildren(link);
+    }
     const cell = row.insertCell();
     const jaeger = $("#view").dataset.jaeger;
     if (trace && jaeger) {

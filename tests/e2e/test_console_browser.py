@@ -1,7 +1,9 @@
 """The console in headless Chromium (Debian's package, driven by Playwright): sign in, the
 live fleet, actions from the page, the Contract Net and canary views, the namespace walls,
-and a screenshot of every page (saved under ``docs/console/``, checked non-empty)."""
+and a screenshot of every page, checked non-empty (``PARLEY_SCREENSHOTS=docs/console``
+saves them for the docs)."""
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +16,6 @@ from tests_support import admin_key
 
 from parley.devstack.stack import Stack
 
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 LIVE_MS = 5_000
 """How long a page may take to show a change (the issue's budget is a second; under a
 loaded test machine the assertion allows more, and `bench` measures the real figure)."""
@@ -47,11 +48,20 @@ async def sign_in(page: Page, stack: Stack, key: str, namespace: str, path: str 
     await expect(page.locator("#live")).to_have_text("live", timeout=LIVE_MS)
 
 
-async def shoot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    await page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000, f"{name}: an empty render"
+@pytest.fixture(scope="session")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go: ``PARLEY_SCREENSHOTS`` (``docs/console`` refreshes the docs'),
+    else a temp dir, so a test run leaves the work tree as it was."""
+    chosen = os.environ.get("PARLEY_SCREENSHOTS")
+    if not chosen:
+        return tmp_path_factory.mktemp("screenshots")
+    Path(chosen).mkdir(parents=True, exist_ok=True)
+    return Path(chosen)
+
+
+async def shoot(page: Page, shots: Path, name: str) -> None:
+    image = await page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    assert len(image) > 10_000, f"{name}: an empty render"
     assert (await page.inner_text("#view")).strip()
 
 
@@ -68,7 +78,7 @@ async def test_sign_in_keeps_the_key_out_of_urls_and_a_bad_key_is_told(
 
 
 async def test_an_agent_made_through_the_api_appears_live_and_starts_from_the_page(
-    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str
+    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str, shots: Path
 ) -> None:
     await sign_in(page, stack, admin_key(stack), namespace)
     await expect(page.locator("#view h1")).to_contain_text("0 agents")
@@ -80,9 +90,9 @@ async def test_an_agent_made_through_the_api_appears_live_and_starts_from_the_pa
     await expect(row).to_have_attribute("data-state", "running", timeout=LIVE_MS)
     read = await api.get(f"/api/v1/agents/{agent_id}")
     assert read.json()["data"]["state"] == "running"
-    await shoot(page, "fleet")
+    await shoot(page, shots, "fleet")
     await page.set_viewport_size({"width": 390, "height": 844})
-    await shoot(page, "fleet-phone")
+    await shoot(page, shots, "fleet-phone")
 
 
 async def test_another_namespaces_agents_never_appear(
@@ -102,7 +112,7 @@ async def test_another_namespaces_agents_never_appear(
 
 
 async def test_the_contract_net_round_conversation_and_agent_pages_render(
-    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str
+    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str, shots: Path
 ) -> None:
     task, winner, loser = await contract_net_round(api)
     await sign_in(page, stack, admin_key(stack), namespace, f"/tasks/{task['task_id']}")
@@ -110,19 +120,19 @@ async def test_the_contract_net_round_conversation_and_agent_pages_render(
         "cheap-"
     )
     await expect(page.locator("table.bids tbody tr")).to_have_count(2)
-    await shoot(page, "contract-net")
+    await shoot(page, shots, "contract-net")
     await page.click(f"#award a[href='/console/agents/{winner}']")
     await expect(page.locator("#live")).to_have_text("live", timeout=LIVE_MS)
     await expect(page.locator("section.charts svg")).to_have_count(4)
-    await shoot(page, "agent")
+    await shoot(page, shots, "agent")
     await page.locator("a[href^='/console/conversations/']").first.click()
     await expect(page.locator("svg.sequence")).to_be_visible(timeout=LIVE_MS)
     await expect(page.locator("svg.sequence .msg.cfp")).not_to_have_count(0)
-    await shoot(page, "conversation")
+    await shoot(page, shots, "conversation")
 
 
 async def test_a_canary_renders_live_until_it_is_rolled_back(
-    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str
+    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str, shots: Path
 ) -> None:
     deployment, _ = await start_canary(api)
     await sign_in(page, stack, admin_key(stack), namespace, f"/deployments/{deployment['id']}")
@@ -134,11 +144,11 @@ async def test_a_canary_renders_live_until_it_is_rolled_back(
     assert rolled.status_code == 200, rolled.text
     await expect(page.locator("#deployment-status")).to_have_text("rolled_back", timeout=LIVE_MS)
     await expect(page.locator("#reason")).to_contain_text("error rate 9%")
-    await shoot(page, "deployment")
+    await shoot(page, shots, "deployment")
 
 
 async def test_the_event_log_filters_and_jumps_to_a_position(
-    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str
+    page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str, shots: Path
 ) -> None:
     agent_id = await new_agent(api, "logged")
     await sign_in(page, stack, admin_key(stack), namespace, "/events")
@@ -152,4 +162,4 @@ async def test_the_event_log_filters_and_jumps_to_a_position(
     await page.press("input[name=from_position]", "Enter")
     await expect(rows).to_have_count(1, timeout=LIVE_MS)
     await expect(rows.first.locator("td").nth(2)).to_have_text("agent.state_changed")
-    await shoot(page, "events")
+    await shoot(page, shots, "events")

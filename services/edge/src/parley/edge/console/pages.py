@@ -21,6 +21,12 @@ from parley.edge.controllers.lookups import ID
 __all__ = ["page_router"]
 
 _VIEWS = "/api/v1/console"
+_FLEET_EVENTS = [
+    *("agent.*", "instance.*", "budget.*", "spend.*"),
+    *(f"turn.{end}" for end in ("completed", "failed", "cancelled", "interrupted")),
+    *(f"execution.{end}" for end in ("completed", "failed", "cancelled")),
+]
+"""What changes a fleet row: its lifecycle, instances, spend, and finished runs."""
 _ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
 
 
@@ -37,7 +43,7 @@ def _shell(title: str, view: str, live: Mapping[str, object], rows: str = "") ->
 @get("/", summary="Console: the fleet", include_in_schema=False)
 async def fleet_page() -> Response[str]:
     """The fleet: agents, their state, instances and spend, live."""
-    live = {"types": ["agent.*", "runtime.*", "execution.*", "budget.*", "session.*"]}
+    live = {"types": _FLEET_EVENTS}
     return _shell("Fleet", f"{_VIEWS}/fleet", live, rows=f"{_VIEWS}/fleet/rows")
 
 

@@ -115,9 +115,9 @@ function agentOf(event) {
 function onEvent(event) {
   const main = $("#view");
   if (main.classList.contains("events")) return eventLog.add(event);
-  const agentId = main.dataset.rows ? agentOf(event) : null;
+  if (!main.dataset.rows) return view.refresh(event.position);
+  const agentId = agentOf(event);  // the fleet: only the rows of the agents named
   if (agentId) rows.touch(agentId, event.position);
-  else view.refresh(event.position);
 }
 
 // --- the event socket --------------------------------------------------------------------

@@ -81,13 +81,15 @@ async def test_an_agent_made_through_the_api_appears_live_and_starts_from_the_pa
     page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str, shots: Path
 ) -> None:
     await sign_in(page, stack, admin_key(stack), namespace)
-    await expect(page.locator("#view h1")).to_contain_text("0 agents")
+    await expect(page.locator("#agent-count")).to_have_text("0")
     agent_id = await new_agent(api, "live", actions=())
     row = page.locator(f"#agent-{agent_id}")
     await expect(row).to_have_attribute("data-state", "created", timeout=LIVE_MS)
     await expect(page.locator("#agent-count")).to_have_text("1")
-    await row.locator("button[data-action=start]").click()
+    await row.locator("button[data-action=start]").focus()
+    await page.keyboard.press("Enter")  # by keyboard: the focus stays on the row's actions
     await expect(row).to_have_attribute("data-state", "running", timeout=LIVE_MS)
+    await expect(row.locator("button[data-action=pause]")).to_be_focused()
     read = await api.get(f"/api/v1/agents/{agent_id}")
     assert read.json()["data"]["state"] == "running"
     await shoot(page, shots, "fleet")

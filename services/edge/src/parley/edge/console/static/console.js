@@ -59,14 +59,29 @@ async function signIn(event) {
 
 // --- views -----------------------------------------------------------------------------
 
+function focusKey(node) {  // what a person had focused, found again after a redraw
+  const active = document.activeElement;
+  if (!active || !node.contains(active) || active === node) return null;
+  if (active.dataset.action) return `button[data-action="${active.dataset.action}"]`;
+  return active.getAttribute("href") ? `a[href="${active.getAttribute("href")}"]` : null;
+}
+
+function refocus(node, key) {
+  if (!key) return;
+  const again = node.querySelector(key) || node.querySelector("button[data-action]") || node.querySelector("a");
+  if (again) again.focus();
+}
+
 const view = {
   timer: null,
   after: 0,
   async load(after) {  // the view's HTML; its position (the live feed resumes after it)
     const main = $("#view");
     const response = await api(`${main.dataset.view}?after=${after || 0}`);
+    const key = focusKey(main);
     main.innerHTML = response.ok ? await response.text() : `<p class="error" role="alert"></p>`;
     if (!response.ok) main.querySelector(".error").textContent = await errorText(response);
+    refocus(main, key);
     return Number(response.headers.get("X-Parley-Position") || 0);
   },
   refresh(position) {  // coalesce a burst of events into one fetch
@@ -98,8 +113,9 @@ const rows = {  // the fleet: the rows of the agents that changed, in one fetch 
     template.innerHTML = await response.text();
     for (const row of [...template.content.querySelectorAll("tr[data-agent]")]) {
       const old = document.getElementById(row.id);
+      const key = old && focusKey(old);
       if (row.hasAttribute("data-gone")) { if (old) old.remove(); }
-      else if (old) old.replaceWith(row);
+      else if (old) { old.replaceWith(row); refocus(row, key); }
       else body.append(row);
     }
     $("#agent-count").textContent = String(body.rows.length);
@@ -208,12 +224,13 @@ const eventLog = {
 
 // --- actions -------------------------------------------------------------------------------
 
-async function act(button) {
-  button.disabled = true;
+async function act(button) {  // (not `disabled`: that would take the focus away)
+  if (button.getAttribute("aria-disabled") === "true") return;
+  button.setAttribute("aria-disabled", "true");
   const response = await api(`/api/v1/agents/${encodeURIComponent(button.dataset.agent)}/${button.dataset.action}`, {
     method: "POST", headers: { "Content-Type": "application/json" }, body: "{}",
   });
-  button.disabled = false;
+  button.removeAttribute("aria-disabled");
   if (!response.ok) live.status(await errorText(response));
 }
 

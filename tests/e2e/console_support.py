@@ -15,6 +15,8 @@ __all__ = [
     "CANARY",
     "chromium_path",
     "contract_net_round",
+    "contract_net_task",
+    "distribute",
     "make_key",
     "start_canary",
 ]
@@ -49,8 +51,8 @@ def _bidding(cost: float, time_s: float, confidence: float) -> dict[str, Any]:
     return {"bidding": {"base_cost": cost, "default_time_s": time_s, "confidence": confidence}}
 
 
-async def contract_net_round(api: httpx.AsyncClient) -> tuple[dict[str, Any], str, str]:
-    """A round between a cheap and a dear bidder, awarded: (the task, winner, loser)."""
+async def contract_net_task(api: httpx.AsyncClient) -> tuple[str, str, str]:
+    """A task for a cheap and a dear bidder, not yet distributed: (task id, cheap, dear)."""
     cheap = await new_agent(api, "cheap", **_bidding(1, 1, 0.9))
     dear = await new_agent(api, "dear", **_bidding(9, 5, 0.5))
     created = await api.post(
@@ -58,13 +60,24 @@ async def contract_net_round(api: httpx.AsyncClient) -> tuple[dict[str, Any], st
         json={"name": "summarise", "description": "say hello", "participants": [cheap, dear]},
     )
     assert created.status_code == 201, created.text
-    task_id = created.json()["data"]["task_id"]
+    return created.json()["data"]["task_id"], cheap, dear
+
+
+async def distribute(api: httpx.AsyncClient, task_id: str) -> dict[str, Any]:
+    """The round of ``task_id`` under ``lowest_cost``, awarded: the task."""
     distributed = await api.post(
         f"/api/v1/tasks/{task_id}/distribute",
         json={"strategy": "lowest_cost", "max_wait_seconds": 10, "wait": True},
     )
     assert distributed.status_code == 200, distributed.text
     task: dict[str, Any] = distributed.json()["data"]
+    return task
+
+
+async def contract_net_round(api: httpx.AsyncClient) -> tuple[dict[str, Any], str, str]:
+    """A round between a cheap and a dear bidder, awarded: (the task, winner, loser)."""
+    task_id, cheap, dear = await contract_net_task(api)
+    task = await distribute(api, task_id)
     assert task["assigned_to"] == cheap, task
     return task, cheap, dear
 

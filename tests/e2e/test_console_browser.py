@@ -9,7 +9,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from console_support import chromium_path, contract_net_round, make_key, start_canary
+from console_support import (
+    chromium_path,
+    contract_net_task,
+    distribute,
+    make_key,
+    start_canary,
+)
 from e2e_support import new_agent
 from playwright.async_api import Browser, Page, async_playwright, expect
 from tests_support import admin_key
@@ -116,11 +122,12 @@ async def test_another_namespaces_agents_never_appear(
 async def test_the_contract_net_round_conversation_and_agent_pages_render(
     page: Page, stack: Stack, api: httpx.AsyncClient, namespace: str, shots: Path
 ) -> None:
-    task, winner, loser = await contract_net_round(api)
-    await sign_in(page, stack, admin_key(stack), namespace, f"/tasks/{task['task_id']}")
-    await expect(page.locator(f"#award a[href='/console/agents/{winner}']")).to_contain_text(
-        "cheap-"
-    )
+    task_id, winner, _ = await contract_net_task(api)
+    await sign_in(page, stack, admin_key(stack), namespace, f"/tasks/{task_id}")
+    await expect(page.locator("#task-status")).to_have_text("created")
+    await distribute(api, task_id)  # the page follows the round live: bids, then the award
+    award = page.locator(f"#award a[href='/console/agents/{winner}']")
+    await expect(award).to_contain_text("cheap-", timeout=LIVE_MS)
     await expect(page.locator("table.bids tbody tr")).to_have_count(2)
     await shoot(page, shots, "contract-net")
     await page.click(f"#award a[href='/console/agents/{winner}']")

@@ -79,6 +79,8 @@ async def test_a_contract_net_round_renders_its_bids_award_and_messages(
     drawn = await api.get(f"{VIEWS}/conversations/{conversation}")
     assert drawn.status_code == 200, drawn.text
     assert '<svg class="sequence"' in drawn.text and ">cfp</text>" in drawn.text
+    assert f'<a href="/console/agents/{loser}">dear-' in drawn.text  # parties by name
+    assert f'<a href="/console/tasks/{task["task_id"]}">task:' in drawn.text
     missing = await api.get(f"{VIEWS}/tasks/no-such-task")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "TASK_NOT_FOUND"
 

@@ -131,12 +131,14 @@ async def conversation(
     found = [m for _, m in messages.history(ns, conversation_id=conversation_id)]
     if not found:
         raise ParleyError(ErrorCode.NOT_FOUND, f"no conversation {conversation_id[:80]!r}")
+    names = _names(agents, ns, _parties(found))
     return html(
         "conversation.html",
         position,
         conversation_id=conversation_id,
         messages=found,
-        diagram=sequence_diagram(found, _names(agents, ns, _parties(found))),
+        names=names,
+        diagram=sequence_diagram(found, names),
     )
 
 

@@ -4,25 +4,37 @@ The browser is Debian's ``chromium`` (``apt-get install chromium``; ``PARLEY_CHR
 names another binary) driven by Playwright; nothing is downloaded at test time.
 """
 
+import contextlib
 import os
 import shutil
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 from e2e_support import new_agent
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from parley.devstack.stack import Stack
 
 __all__ = [
     "CANARY",
+    "LIVE_MS",
+    "chromium",
     "chromium_path",
     "contract_net_round",
     "contract_net_task",
     "distribute",
     "make_key",
+    "new_page",
+    "sign_in",
     "start_canary",
 ]
 
 CANARY = [{"percentage": 10, "duration_s": 600}, {"percentage": 100}]
 """A canary that stays at 10% until it is steered by hand."""
+LIVE_MS = 5_000
+"""How long a page may take to show a change (the issue's budget is a second; under a
+loaded test machine the assertion allows more, and `bench` measures the real figure)."""
 
 
 def chromium_path() -> str:
@@ -34,6 +46,35 @@ def chromium_path() -> str:
     found = os.environ.get("PARLEY_CHROMIUM") or shutil.which("chromium")
     assert found, "no chromium: `apt-get install -y chromium` (or set PARLEY_CHROMIUM)"
     return found
+
+
+@contextlib.asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless Chromium (:func:`chromium_path`), closed after the block."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox"]
+        )
+        yield launched
+        await launched.close()
+
+
+@contextlib.asynccontextmanager
+async def new_page(browser: Browser) -> AsyncIterator[Page]:
+    """A page of its own (its own session storage) at 1280×800."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    yield await context.new_page()
+    await context.close()
+
+
+async def sign_in(page: Page, stack: Stack, key: str, namespace: str, path: str = "/") -> None:
+    """Open ``/console{path}``, sign in with ``key``, pick ``namespace``; wait until live."""
+    await page.goto(f"{stack.edge_url}/console{path}")
+    await page.fill("#key", key)
+    await page.press("#key", "Enter")
+    await page.fill("#namespace", namespace)
+    await page.press("#namespace", "Enter")
+    await expect(page.locator("#live")).to_have_text("live", timeout=LIVE_MS)
 
 
 async def make_key(admin: httpx.AsyncClient, role: str, namespace: str) -> str:

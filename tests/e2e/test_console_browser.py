@@ -10,48 +10,32 @@ from pathlib import Path
 import httpx
 import pytest
 from console_support import (
-    chromium_path,
+    LIVE_MS,
+    chromium,
     contract_net_task,
     distribute,
     make_key,
+    new_page,
+    sign_in,
     start_canary,
 )
 from e2e_support import new_agent
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from tests_support import admin_key
 
 from parley.devstack.stack import Stack
 
-LIVE_MS = 5_000
-"""How long a page may take to show a change (the issue's budget is a second; under a
-loaded test machine the assertion allows more, and `bench` measures the real figure)."""
-
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=chromium_path(), args=["--no-sandbox"]
-        )
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1280, "height": 800})
-    opened = await context.new_page()
-    yield opened
-    await context.close()
-
-
-async def sign_in(page: Page, stack: Stack, key: str, namespace: str, path: str = "/") -> None:
-    await page.goto(f"{stack.edge_url}/console{path}")
-    await page.fill("#key", key)
-    await page.press("#key", "Enter")
-    await page.fill("#namespace", namespace)
-    await page.press("#namespace", "Enter")
-    await expect(page.locator("#live")).to_have_text("live", timeout=LIVE_MS)
+    async with new_page(browser) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -99,3 +99,5 @@ async def test_a_canary_deployment_renders_its_split_stages_and_rollback_reason(
     after = await api.get(f"{VIEWS}/deployments/{deployment['id']}")
     assert "rolled_back" in after.text and "p99 too high" in after.text
     assert agent_id in after.text
+    page = await api.get(f"{VIEWS}/agents/{agent_id}")  # the agent lists its deployments
+    assert f'<a href="/console/deployments/{deployment["id"]}">v2</a>' in page.text

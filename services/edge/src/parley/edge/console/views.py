@@ -16,7 +16,13 @@ from litestar.params import FromPath, QueryParameter
 from parley.aggregates.deployment import evolve as evolve_deployment
 from parley.aggregates.deployment import view as deployment_view
 from parley.contracts.acl import AclMessage
-from parley.contracts.deployments import deployment_stream
+from parley.contracts.deployments import (
+    SERVICE,
+    DeploymentReply,
+    DeploymentView,
+    ListDeployments,
+    deployment_stream,
+)
 from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.registry import agent_stream
 from parley.edge.console.charts import spark
@@ -25,7 +31,7 @@ from parley.edge.console.rounds import bid_scores
 from parley.edge.console.sequence import sequence_diagram
 from parley.edge.console.series import charts, runs
 from parley.edge.controllers.lookups import ID, require_agent
-from parley.edge.dependencies import Store
+from parley.edge.dependencies import Store, Writes
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.runtime import RuntimeProjection
@@ -94,14 +100,17 @@ async def agent(
     agents: NamedDependency[AgentsProjection],
     runtime: NamedDependency[RuntimeProjection],
     messages: NamedDependency[MessagesProjection],
+    writes: NamedDependency[Writes],
     agent_id: FromPath[str],
     after: After = None,
 ) -> Response[str]:
-    """One agent: versions, sessions, executions, logs, conversations and small charts."""
+    """One agent: versions, sessions, executions, logs, conversations, deployments and
+    small charts."""
     position = await _caught_up(after, agents, runtime, messages)
     found = require_agent(agents, ns, agent_id)
     _, history = versions(await store.read(agent_stream(agent_id)))
     executions = runtime.executions(ns, agent_id)[-50:]
+    rollouts = await _deployments(writes, ns, agent_id)
     said = messages.history(ns, agent_ids=frozenset({agent_id}))
     conversations = list(dict.fromkeys(m.conversation_id for _, m in reversed(said)))[:20]
     return html(
@@ -114,8 +123,20 @@ async def agent(
         executions=list(reversed(executions)),
         logs=runtime.logs(agent_id, limit=50),
         conversations=conversations,
+        deployments=rollouts,
         charts=charts(runs(runtime, ns, agent_id)),
     )
+
+
+async def _deployments(writes: Writes, ns: str, agent_id: str) -> list[DeploymentView] | None:
+    """The agent's deployments, newest first; None while the deployment service does not
+    answer (the page says so rather than failing whole)."""
+    command = ListDeployments(namespace=ns, agent_id=agent_id)
+    try:
+        reply = await writes.send(SERVICE, "list_deployments", command, DeploymentReply, views=())
+    except ParleyError:
+        return None
+    return reply.deployments or []
 
 
 @get("/conversations/{conversation_id:str}")

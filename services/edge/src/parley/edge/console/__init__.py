@@ -4,9 +4,12 @@
 ``pages``                 the public page shells (``/console/...``): layout, sign-in, no data
 ``views``                 the authenticated HTML views (``/api/v1/console/...``) the shells load
 ``charts``, ``sequence``  inline SVG: small metric charts, FIPA sequence diagrams (pure)
+``series``, ``rounds``    an agent's runs over time; a round's bids scored by its strategy
 ``render``                the Jinja environment and the console's Content-Security-Policy
 ``static/``               ``console.js`` (sign-in, views, live updates) and ``console.css``
 ========================  ===================================================================
+
+The shells are public through ``^/console(/|$)`` in :data:`parley.edge.http.auth.PUBLIC_PATHS`.
 
 Signing in keeps the key in the tab's ``sessionStorage`` and sends it as ``X-API-Key`` on
 the views' requests, so the console is reached exactly as the API is: the same
@@ -22,10 +25,7 @@ from parley.edge.console.pages import page_router
 from parley.edge.console.settings import ConsoleSettings, console_settings
 from parley.edge.console.views import view_router
 
-__all__ = ["CONSOLE_PATHS", "console_routes"]
-
-CONSOLE_PATHS = "^/console(/|$)"
-"""The public page shells and their assets (no data: the views behind them authenticate)."""
+__all__ = ["console_routes"]
 
 
 def console_routes(settings: ConsoleSettings | None = None) -> list[Router]:

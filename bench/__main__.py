@@ -7,7 +7,18 @@ import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-from bench import acl, auth, cluster, deployments, edge, eventstore, messaging, runtime, tasks
+from bench import (
+    acl,
+    auth,
+    cluster,
+    console,
+    deployments,
+    edge,
+    eventstore,
+    messaging,
+    runtime,
+    tasks,
+)
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -88,6 +99,13 @@ async def _deployment(tmp: Path, scale: int) -> None:
         await deployments.rollback(stack.edge_url, stack.nats_url, repeat=max(10, 100 // scale))
 
 
+async def _console(tmp: Path, scale: int) -> None:
+    print("== console (edge, registry, runtime, nats-server; headless Chromium) ==", flush=True)
+    async with _stack(tmp / "console", OPEN) as stack:
+        await console.fleet_page(stack.edge_url, "bench-fleet", agents=1_000 // scale)
+        await console.live_view(stack.edge_url, "bench-live", rate=100, seconds=10 / scale)
+
+
 # The other groups measure the platform, not the key check: their loopback stacks run with
 # authentication off (`auth` above gives its cost).
 GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
@@ -98,6 +116,7 @@ GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
     "tasks": _tasks,
     "auth": _auth,
     "deployment": _deployment,
+    "console": _console,
 }
 """Each group of figures, in the order they run."""
 

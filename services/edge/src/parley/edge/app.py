@@ -17,6 +17,7 @@ from litestar.datastructures import State
 
 from parley.contracts import subjects
 from parley.edge.commands import CommandClient
+from parley.edge.console import console_routes
 from parley.edge.controllers.agent_actions import agent_action_router
 from parley.edge.controllers.agents import agent_router
 from parley.edge.controllers.catalogue import model_router, strategy_router, tool_router
@@ -186,6 +187,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             publish_event,
             *ws_routes,
             *identity_routes,
+            *console_routes(),  # the live console: /console pages, /api/v1/console views
         ],
         dependencies=DEPENDENCIES,
         guards=[authorize, limits.guard],  # roles and namespaces first, then the counters

@@ -44,8 +44,12 @@ __all__ = [
     "request_namespace",
 ]
 
-PUBLIC_PATHS = ("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/metrics$", "^/schema(/|$)")
-"""Paths served without credentials: the probes, Prometheus' scrape and the OpenAPI docs."""
+PUBLIC_PATHS = (
+    *("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/metrics$", "^/schema(/|$)"),
+    "^/console(/|$)",
+)
+"""Paths served without credentials: the probes, Prometheus' scrape, the OpenAPI docs and
+the console's page shells (no data: the views they load, `/api/v1/console/...`, authenticate)."""
 ACTION = "action"
 """The handler ``opt`` key naming its :class:`Action` (when the method does not say it)."""
 EVERY_NAMESPACE = "every_namespace"

@@ -1,0 +1,39 @@
+"""The console's event log links each event to its trace in Jaeger when the edge is told
+where Jaeger is (``PARLEY_JAEGER_URL``), on a stack of this module's own."""
+
+import secrets
+
+import httpx
+import pytest
+from console_support import LIVE_MS, chromium, new_page, sign_in
+from playwright.async_api import expect
+from tests_support import admin_key
+
+from parley.devstack.stack import Stack
+
+JAEGER = "http://127.0.0.1:16686"
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    return {"PARLEY_AUTH": "on", "PARLEY_JAEGER_URL": JAEGER}
+
+
+async def test_an_event_of_a_traced_request_links_to_its_trace(
+    own_stack: Stack, http: httpx.AsyncClient
+) -> None:
+    trace_id = secrets.token_hex(16)
+    async with chromium() as browser, new_page(browser) as page:
+        await sign_in(page, own_stack, admin_key(own_stack), "default", "/events")
+        created = await http.post(
+            "/api/v1/agents",
+            json={"name": f"traced-{secrets.token_hex(4)}"},
+            headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"},
+        )
+        assert created.status_code == 201, created.text
+        link = page.locator(f"#event-rows a[href='{JAEGER}/trace/{trace_id}']")
+        await expect(link).to_have_count(1, timeout=LIVE_MS)
+        agent = page.locator(
+            f"#event-rows a[href='/console/agents/{created.json()['data']['id']}']"
+        )
+        await expect(agent.first).to_be_visible()  # events naming the agent link to it

@@ -28,8 +28,9 @@ from parley.contracts.acl import conversation_stream
 from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack
 
-ENV = {"PARLEY_WORKER": "runtime-a", "PARLEY_ACK_WAIT": "60"}
-"""A minute's ``ack_wait``: work handed back must come back by nak, not by the timeout."""
+ENV = {"PARLEY_WORKER": "runtime-a", "PARLEY_ACK_WAIT": "60", "PARLEY_QUOTA_MAX_AGENTS": "0"}
+"""A minute's ``ack_wait``: work handed back must come back by nak, not by the timeout; no
+agent quota: the load below creates agents for as long as a service takes to stop."""
 RUNTIMES = {"runtime-a": "runtime", "runtime-b": "runtime-b"}
 """Worker name → the stack's process key."""
 

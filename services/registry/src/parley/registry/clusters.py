@@ -21,6 +21,8 @@ holds; see :mod:`.cluster_agents`), and appends the cluster's event last:
   ``cluster.resized`` or ``cluster.resize_failed`` records the members after it.
 """
 
+from collections.abc import Awaitable
+
 from parley.aggregates import cluster
 from parley.aggregates.cluster import (
     Cluster,
@@ -45,9 +47,9 @@ from parley.contracts.clusters import (
 )
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.registry import AgentPatch, CreateAgent, UpdateAgent
+from parley.contracts.registry import AgentPatch, UpdateAgent
 from parley.eventstore.repository import Outcome
-from parley.registry.cluster_agents import act, check_agents, discard, each, remove
+from parley.registry.cluster_agents import act, check_agents, discard, each, make, remove
 from parley.registry.domain import cluster_actions
 from parley.registry.handlers import Registry, execute, reply_for_error
 
@@ -68,17 +70,8 @@ async def create_cluster(registry: Registry, command: CreateCluster) -> ClusterR
     try:
         ids = [new_id() for _ in specs]
 
-        async def create(index: int) -> int:
-            reply = await registry.create_agent(
-                CreateAgent(
-                    namespace=command.namespace,
-                    request_id=command.request_id,
-                    spec=specs[index],
-                    agent_id=ids[index],
-                )
-            )
-            created.append(ids[index])
-            return reply.position
+        def create(index: int) -> Awaitable[int]:
+            return make(registry, command, specs[index], ids[index], created)
 
         last = max(await each(create, range(len(specs))), default=0)
         if command.start:
@@ -183,17 +176,9 @@ async def _grow(
     created: list[str] = []
 
     async def create(index: int) -> int:
-        reply = await registry.create_agent(
-            CreateAgent(
-                namespace=command.namespace,
-                request_id=command.request_id,
-                spec=specs[index],
-                agent_id=ids[index],
-            )
-        )
-        created.append(ids[index])
+        position = await make(registry, command, specs[index], ids[index], created)
         if state.state == "paused":
-            return reply.position
+            return position
         return await act(registry, command, ids[index], "start")
 
     try:

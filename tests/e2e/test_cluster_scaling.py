@@ -194,3 +194,23 @@ async def test_turns_running_while_scaling_down_complete_or_never_start(
     assert counts["turn.started"] == counts["turn.completed"] == completed > 0
     # The member left still answers.
     assert body_of(await turn(ids[0]))["data"]["outcome"] == "completed"
+
+
+async def test_a_scale_up_failing_half_way_removes_what_it_created_and_records_the_failure(
+    api: httpx.AsyncClient, store: EventStore, namespace: str
+) -> None:
+    ids = await _deploy(api, "blocked", 2)
+    taken = await api.post("/api/v1/agents", json={"name": "worker-4"})
+    squatter = body_of(taken, 201)["data"]["id"]
+    error_of(await _scale(api, "blocked", {"target_agents": 5}), 409, "AGENT_ALREADY_EXISTS")
+    assert [m["id"] for m in await _members(api, "blocked")] == ids
+    names = sorted(a["spec"]["name"] for a in (await all_agents(api)).values())
+    assert names == ["worker-1", "worker-2", "worker-4"]
+    events = await store.read(cluster_stream(namespace, "blocked"))
+    assert [e.type for e in events][-2:] == ["cluster.resize_started", "cluster.resize_failed"]
+    assert events[-1].data["agent_ids"] == ids
+    assert events[-1].data["error"]["code"] == "AGENT_ALREADY_EXISTS"
+    body_of(await api.delete(f"/api/v1/agents/{squatter}"))
+    assert (
+        len(body_of(await _scale(api, "blocked", {"target_agents": 5}))["data"]["agent_ids"]) == 5
+    )

@@ -20,9 +20,11 @@ from parley.contracts.clusters import (
     ClusterResized,
     ClusterResizeFailed,
     ClusterResizeStarted,
+    ClusterView,
     ResizeCluster,
 )
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.edge.controllers.cluster_scale import check_quota
 
 TEMPLATE = {"template": {"spec": {"name": "w"}, "replicas": 2}}
 
@@ -135,3 +137,29 @@ def test_resize_events_are_known_types() -> None:
         opened, EndResize(started=started, agent_ids=["a", "b", "c"]), Context(NOW)
     ).events
     assert type(payload) is EVENT_TYPES[event_type] is ClusterResized
+
+
+def _view(agents: int) -> ClusterView:
+    state = given(create(template={"spec": {"name": "w"}, "replicas": agents}))
+    assert state is not None
+    return ClusterView(
+        name=NAME,
+        namespace=NS,
+        manifest=state.manifest,
+        agent_ids=list(state.agent_ids),
+        state="active",
+        version=1,
+        created_at="",
+        updated_at="",
+    )
+
+
+def test_growing_past_the_namespace_quota_is_refused_and_shrinking_never_is() -> None:
+    view = _view(2)
+    check_quota(view, 5, held=7, limit=10)  # 3 more: exactly the quota
+    with pytest.raises(ParleyError) as info:
+        check_quota(view, 6, held=7, limit=10)
+    assert info.value.code is ErrorCode.QUOTA_EXCEEDED
+    assert info.value.details == {"quota": "agents", "limit": 10, "namespace": NS}
+    check_quota(view, 1, held=50, limit=10)  # over it already, but shrinking
+    check_quota(view, 900, held=50, limit=0)  # no quota

@@ -214,3 +214,12 @@ async def test_a_scale_up_failing_half_way_removes_what_it_created_and_records_t
     assert (
         len(body_of(await _scale(api, "blocked", {"target_agents": 5}))["data"]["agent_ids"]) == 5
     )
+
+
+async def test_the_openapi_document_shows_both_forms_of_the_scale(api: httpx.AsyncClient) -> None:
+    schema = body_of(await api.get("/schema/openapi.json"))
+    scale = schema["paths"]["/api/v1/clusters/{name}/scale"]["post"]
+    body = scale["requestBody"]["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    fields = set(schema["components"]["schemas"][body]["properties"])
+    assert fields == {"agent_name", "instances", "target_agents", "targetAgents", "replicas"}
+    assert {"ResizeResult", "ScaleResult"} <= set(schema["components"]["schemas"])

@@ -223,3 +223,31 @@ async def test_the_openapi_document_shows_both_forms_of_the_scale(api: httpx.Asy
     fields = set(schema["components"]["schemas"][body]["properties"])
     assert fields == {"agent_name", "instances", "target_agents", "targetAgents", "replicas"}
     assert {"ResizeResult", "ScaleResult"} <= set(schema["components"]["schemas"])
+
+
+async def test_concurrent_resizes_never_interleave(
+    api: httpx.AsyncClient, store: EventStore, namespace: str
+) -> None:
+    await _deploy(api, "race", 2)
+    targets = [3, 4, 5, 6]
+    answers = await asyncio.gather(*(_scale(api, "race", {"target_agents": n}) for n in targets))
+    won = [n for n, a in zip(targets, answers, strict=True) if a.status_code == 200]
+    for answer in answers:
+        if answer.status_code != 200:
+            error_of(answer, 409, "SCALING_IN_PROGRESS")
+    assert won, [a.text for a in answers]
+    events = [e.type for e in await store.read(cluster_stream(namespace, "race"))]
+    assert events == ["cluster.created"] + ["cluster.resize_started", "cluster.resized"] * len(won)
+    members = await _members(api, "race")
+    assert len(members) in won and len(await all_agents(api)) == len(members)
+
+
+async def test_a_paused_cluster_grows_with_agents_left_created_until_it_resumes(
+    api: httpx.AsyncClient,
+) -> None:
+    await _deploy(api, "asleep", 1)
+    body_of(await api.patch("/api/v1/clusters/asleep", json={"action": "pause"}))
+    body_of(await _scale(api, "asleep", {"target_agents": 3}))
+    assert [m["status"] for m in await _members(api, "asleep")] == ["paused", "created", "created"]
+    body_of(await api.patch("/api/v1/clusters/asleep", json={"action": "resume"}))
+    assert {m["status"] for m in await _members(api, "asleep")} == {"running"}

@@ -228,9 +228,10 @@ async def scale_cluster(
         resize = resize_command(ops.ns, ops.request_id, name, count)
         await ops.run_for("resize_cluster", resize, 2 * abs(count - len(view.agent_ids)))
         ids = ops.get(name).agent_ids
-        result = ResizeResult(name=name, from_agents=len(view.agent_ids), to_agents=len(ids),
-                              agent_ids=ids)  # fmt: skip
-        return Data(data=result)
+        before = len(view.agent_ids)
+        return Data(
+            data=ResizeResult(name=name, from_agents=before, to_agents=len(ids), agent_ids=ids)
+        )
     assert body.agent_name is not None and body.instances is not None
     command = ScaleCluster(
         namespace=ops.ns,

@@ -28,6 +28,9 @@ __all__ = [
     "ClusterManifest",
     "ClusterName",
     "ClusterReply",
+    "ClusterResizeFailed",
+    "ClusterResizeStarted",
+    "ClusterResized",
     "ClusterScaleFailed",
     "ClusterScaleStarted",
     "ClusterScaled",
@@ -37,6 +40,8 @@ __all__ = [
     "CreateCluster",
     "DeleteCluster",
     "Metadata",
+    "MAX_AGENTS",
+    "ResizeCluster",
     "ResourcePolicy",
     "ScaleCluster",
     "Template",
@@ -65,6 +70,9 @@ Duration = Annotated[
         description="A duration such as `300s`, `5m`, `1h` or `500ms`.",
     ),
 ]
+MAX_AGENTS = 1000
+"""Most agents a cluster may hold (a template's ``replicas``, a resize's ``target_agents``)."""
+AgentCount = Annotated[int, Meta(ge=1, le=MAX_AGENTS)]
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -93,7 +101,7 @@ class Template(Strict):
 
     spec: AgentSpec
     """The definition; replica `k` is named `<spec.name>-<k>`."""
-    replicas: Annotated[int, Meta(ge=1, le=1000)] = 1
+    replicas: AgentCount = 1
     """How many agents to create from it."""
 
 
@@ -173,7 +181,15 @@ class ScaleCluster(TracedCommand, kw_only=True):
     instances: Annotated[int, Meta(ge=0, le=1024)]
 
 
-ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster
+class ResizeCluster(TracedCommand, kw_only=True):
+    """Set how many agents the cluster holds: new ones from its template, or the newest
+    stopped and deleted (`SCALING_IN_PROGRESS` while another scale runs)."""
+
+    name: ClusterName
+    target_agents: AgentCount
+
+
+ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster | ResizeCluster
 
 
 class ClusterReply(Reply, kw_only=True):
@@ -241,6 +257,34 @@ class ClusterScaleFailed(_ScaleEvent, kw_only=True):
     error: ErrorBody | None = None
 
 
+class _ResizeEvent(_ClusterEvent, kw_only=True):
+    """The fields of every event of a resize: how many agents the cluster had and is to have."""
+
+    from_agents: int
+    to_agents: int
+
+
+class ClusterResizeStarted(_ResizeEvent, kw_only=True):
+    """`cluster.resize_started`: opens the scaling window (other scales get 409)."""
+
+
+class ClusterResized(_ResizeEvent, kw_only=True):
+    """`cluster.resized`: the agents were created (and started) or stopped and deleted;
+    closes the window."""
+
+    agent_ids: list[str]
+    """The cluster's agents now, oldest first."""
+
+
+class ClusterResizeFailed(_ResizeEvent, kw_only=True):
+    """`cluster.resize_failed`: closes the window; the agents created are deleted again, and
+    the agents removed before the failure stay removed."""
+
+    agent_ids: list[str]
+    """The cluster's agents now, oldest first."""
+    error: ErrorBody | None = None
+
+
 class _ClusterAgentsEvent(_ClusterEvent, kw_only=True):
     """The fields of an event about all of a cluster's agents."""
 
@@ -260,6 +304,9 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "cluster.scale_started": ClusterScaleStarted,
     "cluster.scaled": ClusterScaled,
     "cluster.scale_failed": ClusterScaleFailed,
+    "cluster.resize_started": ClusterResizeStarted,
+    "cluster.resized": ClusterResized,
+    "cluster.resize_failed": ClusterResizeFailed,
     "cluster.paused": ClusterStateChanged,
     "cluster.resumed": ClusterStateChanged,
     "cluster.deleted": ClusterDeleted,

@@ -60,6 +60,7 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         ("update_cluster", clusters.UpdateCluster),
         ("delete_cluster", clusters.DeleteCluster),
         ("scale_cluster", clusters.ScaleCluster),
+        ("resize_cluster", clusters.ResizeCluster),
     ),
     **_commands("registry", memory.MemoryReply, ("remember", memory.Remember)),
     **_commands(acl.SERVICE, acl.MessageReply, ("send", acl.SendMessage)),

@@ -3,14 +3,19 @@
 The registry decides with :func:`decide` and creates or drives the agents around it; the
 edge's projection folds the same :func:`evolve`. Both are pure: time comes in as ``now``.
 
-A scale is a window: ``cluster.scale_started`` opens it (appended at the stream's expected
-version, so two concurrent scales cannot both open it), ``cluster.scaled`` or
-``cluster.scale_failed`` closes it. A window left open longer than :data:`SCALE_TIMEOUT` (the
-registry died in between) counts as abandoned and no longer blocks.
+A scale is a window: ``cluster.scale_started`` (an agent's instances) or
+``cluster.resize_started`` (the number of agents) opens it, appended at the stream's expected
+version so two concurrent scales cannot both open it; ``cluster.scaled``/``scale_failed`` or
+``cluster.resized``/``resize_failed`` closes it. A window left open longer than
+:data:`SCALE_TIMEOUT` (the registry died in between) counts as abandoned and no longer blocks.
 
-Besides the wire's cluster commands, :func:`decide` takes two of the registry's own:
-:class:`CreateWithAgents` (a create, once the ids of its agents are known) and
-:class:`EndScale` (close a scale window).
+A resize changes the members: a template's ``replicas`` (or the explicit ``agents``, which
+can only shrink) follows the agent count, so replica ``k`` stays ``<name>-<k>`` and the
+newest members are the ones removed.
+
+Besides the wire's cluster commands, :func:`decide` takes three of the registry's own:
+:class:`CreateWithAgents` (a create, once the ids of its agents are known),
+:class:`EndScale` and :class:`EndResize` (close a scale window).
 """
 
 from datetime import datetime, timedelta
@@ -26,12 +31,16 @@ from parley.contracts.clusters import (
     ClusterCreated,
     ClusterDeleted,
     ClusterManifest,
+    ClusterResized,
+    ClusterResizeFailed,
+    ClusterResizeStarted,
     ClusterScaled,
     ClusterScaleFailed,
     ClusterScaleStarted,
     ClusterStateChanged,
     CreateCluster,
     DeleteCluster,
+    ResizeCluster,
     ScaleCluster,
     UpdateCluster,
 )
@@ -46,9 +55,11 @@ __all__ = [
     "Cluster",
     "Command",
     "CreateWithAgents",
+    "EndResize",
     "EndScale",
     "Scaling",
     "agent_specs",
+    "resized",
     "decide",
     "evolve",
     "field_of",
@@ -65,6 +76,9 @@ FOLDS: frozenset[str] = frozenset(
         "cluster.scale_started",
         "cluster.scaled",
         "cluster.scale_failed",
+        "cluster.resize_started",
+        "cluster.resized",
+        "cluster.resize_failed",
         "cluster.deleted",
     }
 )
@@ -92,17 +106,43 @@ class EndScale(msgspec.Struct, frozen=True, kw_only=True):
     """Why the scale failed; None when it succeeded."""
 
 
-Command = CreateWithAgents | UpdateCluster | DeleteCluster | ScaleCluster | EndScale
+class EndResize(msgspec.Struct, frozen=True, kw_only=True):
+    """Close the resize window ``started`` opened: ``cluster.resized`` or ``resize_failed``."""
+
+    started: ClusterResizeStarted
+    agent_ids: list[str]
+    """The cluster's agents now, oldest first (a prefix of the old ones, or them plus new)."""
+    error: ErrorBody | None = None
+    """Why the resize failed; None when it succeeded."""
+
+
+Command = (
+    CreateWithAgents
+    | UpdateCluster
+    | DeleteCluster
+    | ScaleCluster
+    | ResizeCluster
+    | EndScale
+    | EndResize
+)
 """What :func:`decide` takes (a bare ``CreateCluster`` comes as :class:`CreateWithAgents`)."""
 
 
 class Scaling(msgspec.Struct, frozen=True, kw_only=True):
-    """An open scale window."""
+    """An open scale window: of one agent's instances, or of the number of agents."""
 
-    agent_id: str
-    agent_name: str
-    instances: int
     started_at: datetime
+    agent_id: str | None = None
+    agent_name: str | None = None
+    instances: int | None = None
+    target_agents: int | None = None
+    """Set for a resize (the agent fields are then None)."""
+
+    def details(self, name: str) -> dict[str, object]:
+        """``SCALING_IN_PROGRESS`` details: the cluster, and what it is scaling."""
+        if self.target_agents is not None:
+            return {"name": name, "target_agents": self.target_agents}
+        return {"name": name, "agent_name": self.agent_name}
 
 
 class Cluster(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,6 +211,18 @@ def agent_specs(manifest: ClusterManifest) -> list[AgentSpec]:
     ]
 
 
+def resized(manifest: ClusterManifest, count: int) -> ClusterManifest:
+    """The manifest holding ``count`` agents: a template's ``replicas``, or its first
+    ``count`` explicit agents (which cannot grow: there is no definition to copy)."""
+    spec = manifest.spec
+    if spec.template is not None:
+        template = msgspec.structs.replace(spec.template, replicas=count)
+        spec = msgspec.structs.replace(spec, template=template)
+    else:
+        spec = msgspec.structs.replace(spec, agents=spec.agents[:count])
+    return msgspec.structs.replace(manifest, spec=spec)
+
+
 def field_of(manifest: ClusterManifest, index: int) -> str:
     """Path of the definition of the ``index``-th expanded agent, e.g. ``spec.agents[1]``."""
     return "spec.template.spec" if manifest.spec.template is not None else f"spec.agents[{index}]"
@@ -234,18 +286,27 @@ def decide(state: Cluster | None, command: Command, ctx: Context) -> Decision[Ne
         return Decision(_create(command.command, state, command.agent_ids))
     if isinstance(command, EndScale):
         return Decision(_scale_end(state, command.started, command.error))
+    if isinstance(command, EndResize):
+        return Decision(_resize_end(state, command))
     return Decision(_decided(state, command, ctx.now))
 
 
 def _decided(
-    state: Cluster | None, command: UpdateCluster | DeleteCluster | ScaleCluster, now: datetime
+    state: Cluster | None,
+    command: UpdateCluster | DeleteCluster | ScaleCluster | ResizeCluster,
+    now: datetime,
 ) -> Decided:
     cluster = _live(state, command.name, command.namespace)
     if (scaling := cluster.scaling_at(now)) is not None:
+        what = (
+            f"to {scaling.target_agents} agents"
+            if scaling.target_agents is not None
+            else repr(scaling.agent_name)
+        )
         raise ParleyError(
             ErrorCode.SCALING_IN_PROGRESS,
-            f"cluster {cluster.name!r} is scaling {scaling.agent_name!r}; retry when it ends",
-            {"name": cluster.name, "agent_name": scaling.agent_name},
+            f"cluster {cluster.name!r} is scaling {what}; retry when it ends",
+            scaling.details(cluster.name),
         )
     ids = list(cluster.agent_ids)
     if isinstance(command, UpdateCluster):
@@ -280,6 +341,8 @@ def _decided(
             instances=command.instances,
         )
         return [("cluster.scale_started", started)]
+    if isinstance(command, ResizeCluster):
+        return _resize(cluster, command.target_agents)
     raise TypeError(f"not a cluster command: {type(command).__name__}")
 
 
@@ -300,6 +363,44 @@ def _scale_end(
     if error is not None:
         return [("cluster.scale_failed", ClusterScaleFailed(**fields, error=error))]
     return [("cluster.scaled", ClusterScaled(**fields))]
+
+
+def _resize(cluster: Cluster, target: int) -> Decided:
+    """Open a resize window from the cluster's agent count to ``target`` (none if equal)."""
+    current = len(cluster.agent_ids)
+    if target == current:
+        return []
+    problems = []
+    if target > current and cluster.manifest.spec.template is None:
+        problems.append(
+            f"cluster {cluster.name!r} lists its agents explicitly and has no template to"
+            f" create more from; it can only shrink (it holds {current})"
+        )
+    problems += [p["message"] for p in manifest_problems(resized(cluster.manifest, target))]
+    if problems:
+        raise ParleyError(
+            ErrorCode.VALIDATION_ERROR,
+            f"target_agents: {problems[0]}",
+            {
+                "errors": [
+                    {"field": "target_agents", "code": ErrorCode.VALIDATION_ERROR, "message": p}
+                    for p in problems
+                ]
+            },
+        )
+    started = ClusterResizeStarted(name=cluster.name, from_agents=current, to_agents=target)
+    return [("cluster.resize_started", started)]
+
+
+def _resize_end(state: Cluster | None, end: EndResize) -> Decided:
+    """Close the resize window ``end.started`` opened (nothing once it is no longer open)."""
+    scaling = state.scaling if state is not None else None
+    if scaling is None or scaling.target_agents != end.started.to_agents:
+        return []
+    fields = {**msgspec.structs.asdict(end.started), "agent_ids": end.agent_ids}
+    if end.error is not None:
+        return [("cluster.resize_failed", ClusterResizeFailed(**fields, error=end.error))]
+    return [("cluster.resized", ClusterResized(**fields))]
 
 
 def _create(command: CreateCluster, state: Cluster | None, agent_ids: list[str]) -> Decided:
@@ -386,6 +487,16 @@ def evolve(state: Cluster | None, event: Event) -> Cluster | None:
         )
     elif event.type in ("cluster.scaled", "cluster.scale_failed"):
         bump["scaling"] = None
+    elif event.type == "cluster.resize_started":
+        target = msgspec.convert(event.data, ClusterResizeStarted).to_agents
+        bump["scaling"] = Scaling(target_agents=target, started_at=event.time)
+    elif event.type in ("cluster.resized", "cluster.resize_failed"):
+        members = msgspec.convert(event.data, ClusterResized).agent_ids  # and _failed's
+        bump.update(
+            scaling=None,
+            agent_ids=tuple(members),
+            manifest=resized(state.manifest, len(members)),
+        )
     elif event.type == "cluster.deleted":
         bump.update(state="deleted", scaling=None)
     else:

@@ -6,7 +6,13 @@ With the JetStream store the registry also runs the external events relay
 
 from faststream import FastStream
 
-from parley.contracts.clusters import CreateCluster, DeleteCluster, ScaleCluster, UpdateCluster
+from parley.contracts.clusters import (
+    CreateCluster,
+    DeleteCluster,
+    ResizeCluster,
+    ScaleCluster,
+    UpdateCluster,
+)
 from parley.contracts.identity import CreateApiKey, RecordApiKeyUse, RevokeApiKey, RotateApiKey
 from parley.contracts.memory import Remember
 from parley.contracts.personas import CreatePersona, DeletePersona
@@ -18,7 +24,13 @@ from parley.contracts.registry import (
     UpdateAgent,
 )
 from parley.kit.app import Connections, Route, service_app
-from parley.registry.clusters import create_cluster, delete_cluster, scale_cluster, update_cluster
+from parley.registry.clusters import (
+    create_cluster,
+    delete_cluster,
+    resize_cluster,
+    scale_cluster,
+    update_cluster,
+)
 from parley.registry.handlers import Registry, reply_for_error
 from parley.registry.keys import (
     create_api_key,
@@ -44,6 +56,7 @@ ROUTES: dict[str, Route[Registry]] = {
     "update_cluster": (UpdateCluster, update_cluster),
     "delete_cluster": (DeleteCluster, delete_cluster),
     "scale_cluster": (ScaleCluster, scale_cluster),
+    "resize_cluster": (ResizeCluster, resize_cluster),
     "create_api_key": (CreateApiKey, create_api_key),
     "rotate_api_key": (RotateApiKey, rotate_api_key),
     "revoke_api_key": (RevokeApiKey, revoke_api_key),

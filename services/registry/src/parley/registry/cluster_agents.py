@@ -1,9 +1,9 @@
 """What a cluster command does to its agents, through the registry's own agent handlers.
 
 Many agents at once (:func:`each`, :data:`~parley.registry.domain.PARALLEL` at a time),
-lifecycle actions (:func:`act`), removal (:func:`remove`) and the compensation of a failed
-create (:func:`discard`), and the check of every agent of a manifest before a create
-(:func:`check_agents`).
+creation (:func:`make`), lifecycle actions (:func:`act`), removal (:func:`remove`) and the
+compensation of a failed create (:func:`discard`), and the check of every agent of a
+manifest before a create (:func:`check_agents`).
 """
 
 import asyncio
@@ -22,12 +22,13 @@ from parley.contracts.registry import (
     AgentActionCommand,
     AgentSpec,
     AgentState,
+    CreateAgent,
     DeleteAgent,
 )
 from parley.registry.domain import PARALLEL, orphan_of, refusal
 from parley.registry.handlers import Registry
 
-__all__ = ["act", "check_agents", "discard", "each", "remove"]
+__all__ = ["act", "check_agents", "discard", "each", "make", "remove"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,23 @@ async def each(work: Callable[[T], Awaitable[int]], items: Iterable[T]) -> list[
         if isinstance(result, BaseException):
             raise result
     return [r for r in results if isinstance(r, int)]
+
+
+async def make(
+    registry: Registry, command: ClusterCommand, spec: AgentSpec, agent_id: str, made: list[str]
+) -> int:
+    """Create one agent of the cluster as ``agent_id``; ``made`` gets the id once it exists
+    (for the compensation of a failure). The position of its event."""
+    reply = await registry.create_agent(
+        CreateAgent(
+            namespace=command.namespace,
+            request_id=command.request_id,
+            spec=spec,
+            agent_id=agent_id,
+        )
+    )
+    made.append(agent_id)
+    return reply.position
 
 
 async def act(

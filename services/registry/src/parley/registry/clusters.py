@@ -14,30 +14,46 @@ holds; see :mod:`.cluster_agents`), and appends the cluster's event last:
 - delete stops and deletes its agents, then appends ``cluster.deleted``.
 - scale opens the window (``cluster.scale_started`` at the expected version: a concurrent
   scale is ``SCALING_IN_PROGRESS``), sets the agent's ``instances``, and closes it.
+- resize opens the window (``cluster.resize_started``), then either creates the new
+  replicas from the template (and starts them unless the cluster is paused; on a failure the
+  ones created are removed again), or stops and deletes the newest members one at a time,
+  newest first (the members left are always the oldest, so replica ``k`` keeps its name);
+  ``cluster.resized`` or ``cluster.resize_failed`` records the members after it.
 """
 
+from collections.abc import Awaitable
+
 from parley.aggregates import cluster
-from parley.aggregates.cluster import Cluster, CreateWithAgents, EndScale, agent_specs
+from parley.aggregates.cluster import (
+    Cluster,
+    CreateWithAgents,
+    EndResize,
+    EndScale,
+    agent_specs,
+    resized,
+)
 from parley.aggregates.decision import Context
 from parley.contracts.clusters import (
     ClusterCommand,
     ClusterReply,
+    ClusterResizeStarted,
     ClusterScaleStarted,
     CreateCluster,
     DeleteCluster,
+    ResizeCluster,
     ScaleCluster,
     UpdateCluster,
     cluster_stream,
 )
 from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.registry import AgentPatch, CreateAgent, UpdateAgent
+from parley.contracts.registry import AgentPatch, UpdateAgent
 from parley.eventstore.repository import Outcome
-from parley.registry.cluster_agents import act, check_agents, discard, each, remove
+from parley.registry.cluster_agents import act, check_agents, discard, each, make, remove
 from parley.registry.domain import cluster_actions
 from parley.registry.handlers import Registry, execute, reply_for_error
 
-__all__ = ["create_cluster", "delete_cluster", "scale_cluster", "update_cluster"]
+__all__ = ["create_cluster", "delete_cluster", "resize_cluster", "scale_cluster", "update_cluster"]
 
 
 async def create_cluster(registry: Registry, command: CreateCluster) -> ClusterReply:
@@ -54,17 +70,8 @@ async def create_cluster(registry: Registry, command: CreateCluster) -> ClusterR
     try:
         ids = [new_id() for _ in specs]
 
-        async def create(index: int) -> int:
-            reply = await registry.create_agent(
-                CreateAgent(
-                    namespace=command.namespace,
-                    request_id=command.request_id,
-                    spec=specs[index],
-                    agent_id=ids[index],
-                )
-            )
-            created.append(ids[index])
-            return reply.position
+        def create(index: int) -> Awaitable[int]:
+            return make(registry, command, specs[index], ids[index], created)
 
         last = max(await each(create, range(len(specs))), default=0)
         if command.start:
@@ -112,11 +119,12 @@ async def scale_cluster(registry: Registry, command: ScaleCluster) -> ClusterRep
     opened = await _decide(registry, command, command)
     assert opened.state is not None and opened.state.scaling is not None
     scaling = opened.state.scaling
+    assert scaling.agent_id is not None and scaling.agent_name is not None
     started = ClusterScaleStarted(
         name=command.name,
         agent_id=scaling.agent_id,
         agent_name=scaling.agent_name,
-        instances=scaling.instances,
+        instances=command.instances,
     )
     update = UpdateAgent(
         namespace=command.namespace,
@@ -132,6 +140,64 @@ async def scale_cluster(registry: Registry, command: ScaleCluster) -> ClusterRep
         raise
     closed = await _decide(registry, command, EndScale(started=started))
     return _reply(command.name, closed, changed.position)
+
+
+async def resize_cluster(registry: Registry, command: ResizeCluster) -> ClusterReply:
+    """Create or remove agents, inside a resize window, until the cluster holds the target."""
+    opened = await _decide(registry, command, command)
+    state = opened.state
+    assert state is not None
+    if opened.appended == 0:  # already that many agents
+        return _reply(command.name, opened, 0)
+    members = list(state.agent_ids)
+    started = ClusterResizeStarted(
+        name=command.name, from_agents=len(members), to_agents=command.target_agents
+    )
+    try:
+        if command.target_agents > len(members):
+            last = await _grow(registry, command, state, members)
+        else:
+            last = await _shrink(registry, command, members)
+    except Exception as exc:
+        end = EndResize(started=started, agent_ids=members, error=reply_for_error(exc).error)
+        await _decide(registry, command, end)
+        raise
+    closed = await _decide(registry, command, EndResize(started=started, agent_ids=members))
+    return _reply(command.name, closed, last)
+
+
+async def _grow(
+    registry: Registry, command: ResizeCluster, state: Cluster, members: list[str]
+) -> int:
+    """Create (and start, unless paused) the new replicas; ``members`` gets them once all
+    are made. On a failure the ones created are removed again."""
+    specs = agent_specs(resized(state.manifest, command.target_agents))[len(members) :]
+    ids = [new_id() for _ in specs]
+    created: list[str] = []
+
+    async def create(index: int) -> int:
+        position = await make(registry, command, specs[index], ids[index], created)
+        if state.state == "paused":
+            return position
+        return await act(registry, command, ids[index], "start")
+
+    try:
+        last = max(await each(create, range(len(specs))), default=0)
+    except BaseException:
+        await discard(registry, command.namespace, created, command.request_id)
+        raise
+    members.extend(ids)
+    return last
+
+
+async def _shrink(registry: Registry, command: ResizeCluster, members: list[str]) -> int:
+    """Stop and delete the newest members, newest first, until ``target_agents`` are left;
+    ``members`` loses each one once it is gone (so a failure leaves the oldest)."""
+    last = 0
+    while len(members) > command.target_agents:
+        last = max(last, await remove(registry, command.namespace, members[-1], command.request_id))
+        members.pop()
+    return last
 
 
 async def _checked(registry: Registry, command: UpdateCluster | DeleteCluster) -> Cluster:

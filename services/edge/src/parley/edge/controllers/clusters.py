@@ -1,4 +1,5 @@
-"""`/api/v1/clusters`: deploy a manifest (JSON or YAML), list, read, pause/resume, delete, scale.
+"""`/api/v1/clusters`: deploy a manifest (JSON or YAML), list, read, pause/resume, delete, scale
+(an agent's instances, or the number of agents: see :mod:`.cluster_scale`).
 
 Writes are registry commands; a write answers once this edge's clusters *and* agents
 projections show it (read your writes), so the response lists the agents as they now are.
@@ -13,7 +14,6 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, Parameter, QueryParameter
-from msgspec import Meta
 
 from parley.aggregates.cluster import agent_specs
 from parley.contracts.clusters import (
@@ -30,6 +30,13 @@ from parley.contracts.errors import ErrorCode, ParleyError
 from parley.contracts.ids import NAMESPACE_PATTERN
 from parley.contracts.registry import CommandReply
 from parley.edge.controllers.agent_list import parse_labels
+from parley.edge.controllers.cluster_scale import (
+    ResizeResult,
+    ScaleRequest,
+    ScaleResult,
+    check_quota,
+    resize_command,
+)
 from parley.edge.controllers.cluster_views import (
     ClusterDetail,
     ClusterSummary,
@@ -44,30 +51,12 @@ from parley.edge.http.params import Labels
 from parley.edge.projections.clusters import ClustersProjection
 from parley.eventstore.follower import Follower
 
-__all__ = ["ClusterOps", "ScaleRequest", "ScaleResult", "cluster_not_found", "cluster_router"]
+__all__ = ["ClusterOps", "cluster_not_found", "cluster_router"]
 
 PREFIX = "/api/v1/clusters"
 _NAME = re.compile(NAMESPACE_PATTERN)  # a cluster's name is a DNS label, like a namespace
 _PER_AGENT_S = 0.05
 """Extra seconds a cluster command may take per agent, on top of the command timeout."""
-
-
-class ScaleRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Body of `POST /clusters/{name}/scale`."""
-
-    agent_name: Annotated[str, Meta(min_length=1, max_length=128)]
-    """The agent's name in the cluster (template replicas: `<name>-<k>`)."""
-    instances: Annotated[int, Meta(ge=0, le=1024)]
-    """Concurrency slots to give it."""
-
-
-class ScaleResult(msgspec.Struct, kw_only=True):
-    """What a scale did."""
-
-    agent_name: str
-    agent_id: str
-    current_instances: int
-    target_instances: int
 
 
 def cluster_not_found(name: str, namespace: str) -> ParleyError:
@@ -219,16 +208,31 @@ async def delete_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) 
 @post(
     "/{name:str}/scale",
     status_code=200,
-    summary="Scale an agent of a cluster",
-    description="Sets the agent's `instances`. While another scale of the same cluster is in"
-    " progress the answer is `409 SCALING_IN_PROGRESS`.",
+    summary="Scale a cluster: its number of agents, or an agent's instances",
+    description='`{"target_agents": N}` (or `targetAgents`, `replicas`) sets how many agents'
+    " the cluster holds (1–1000): new ones from its template, or the newest stopped and"
+    ' deleted. `{"agent_name", "instances"}` sets one agent\'s `instances`. While another'
+    " scale of the same cluster is in progress the answer is `409 SCALING_IN_PROGRESS`.",
     opt={"body": ScaleRequest},
-    responses=error_responses(400, 404, 409, 415, 422, 503, 504),
+    responses=error_responses(400, 403, 404, 409, 415, 422, 503, 504),
 )
-async def scale_cluster(ops: NamedDependency[ClusterOps], name: FromPath[str]) -> Data[ScaleResult]:
-    """Set one agent's instances."""
-    ops.get(name)
+async def scale_cluster(
+    ops: NamedDependency[ClusterOps], name: FromPath[str]
+) -> Data[ScaleResult | ResizeResult]:
+    """Set the number of agents, or one agent's instances."""
+    view = ops.get(name)
     body = await ops.body(ScaleRequest)
+    if (count := body.agent_count()) is not None:
+        held = sum(1 for _ in ops.edge.agents.agents(ops.ns))
+        check_quota(view, count, held, ops.edge.settings.quota_max_agents)
+        resize = resize_command(ops.ns, ops.request_id, name, count)
+        await ops.run_for("resize_cluster", resize, 2 * abs(count - len(view.agent_ids)))
+        ids = ops.get(name).agent_ids
+        before = len(view.agent_ids)
+        return Data(
+            data=ResizeResult(name=name, from_agents=before, to_agents=len(ids), agent_ids=ids)
+        )
+    assert body.agent_name is not None and body.instances is not None
     command = ScaleCluster(
         namespace=ops.ns,
         request_id=ops.request_id,

@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from e2e_support import deployment_in
+from e2e_support import body_of, deployment_in
 from httpx_sse import ServerSentEvent, aconnect_sse
+from tests_support import eventually
 
 from parley.aggregates import deployment
 from parley.aggregates.decision import Context, to_new_events
@@ -416,6 +417,13 @@ async def _members(http: httpx.AsyncClient, name: str) -> list[str]:
     return list((await http.get(f"/api/v1/clusters/{name}")).json()["data"]["agent_ids"])
 
 
+async def _template(http: httpx.AsyncClient, name: str, prompt: str) -> dict[str, Any] | None:
+    """Cluster ``name``'s template once its definition has the system prompt ``prompt``."""
+    cluster = body_of(await http.get(f"/api/v1/clusters/{name}"))["data"]
+    template: dict[str, Any] = cluster["manifest"]["spec"]["template"]
+    return template if template["spec"].get("system_prompt") == prompt else None
+
+
 def _template_rollout(name: str, batch_size: int, pause_s: float, **spec: Any) -> dict[str, Any]:
     """The body of a rolling deployment of cluster ``name``'s new template (prompt v2)."""
     return {
@@ -456,6 +464,14 @@ async def test_a_cluster_template_rolls_through_its_agents_by_batches(
         own = (await client.get(DEPLOYMENTS, params={"agent_id": agent_id})).json()["data"]
         assert [(d["strategy"], d["status"]) for d in own] == [("immediate", "completed")]
         assert own[0]["version_label"] == "template-v2"
+
+    template = await eventually(lambda: _template(client, name, "v2"))
+    assert (template["replicas"], template["spec"]["name"]) == (3, name)
+    assert template["spec"]["labels"] == {"tier": "b"}
+    grown = await client.post(f"/api/v1/clusters/{name}/scale", json={"target_agents": 4})
+    newest = body_of(grown)["data"]["agent_ids"][3]
+    spec = body_of(await client.get(f"/api/v1/agents/{newest}"))["data"]["spec"]
+    assert (spec["name"], spec["system_prompt"]) == (f"{name}-4", "v2")
 
     bare = _manifest(f"{name}-x", {"agents": [{"name": "a"}]})
     assert (await client.post("/api/v1/clusters", json=bare)).status_code == 201

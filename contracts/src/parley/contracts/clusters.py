@@ -21,6 +21,7 @@ __all__ = [
     "EVENT_TYPES",
     "CLUSTER_LABEL",
     "SERVICE",
+    "ChangeClusterTemplate",
     "ClusterAction",
     "ClusterCommand",
     "ClusterCreated",
@@ -36,6 +37,7 @@ __all__ = [
     "ClusterScaled",
     "ClusterSpec",
     "ClusterStateChanged",
+    "ClusterTemplateChanged",
     "ClusterView",
     "CreateCluster",
     "DeleteCluster",
@@ -189,7 +191,27 @@ class ResizeCluster(TracedCommand, kw_only=True):
     target_agents: AgentCount
 
 
-ClusterCommand = CreateCluster | UpdateCluster | DeleteCluster | ScaleCluster | ResizeCluster
+class ChangeClusterTemplate(TracedCommand, kw_only=True):
+    """Record the template a completed template deployment gave the cluster's agents, so its
+    later agents are made from it (the deployment service sends it; the same template again
+    records nothing)."""
+
+    name: ClusterName
+    spec: AgentSpec
+    """The deployment's template; the cluster's keeps its name, instances and labels (the
+    deployment's added) and, when this has none, its budget."""
+    deployment_id: Annotated[str, Meta(min_length=1, max_length=128)]
+    """The deployment that rolled it out."""
+
+
+ClusterCommand = (
+    CreateCluster
+    | UpdateCluster
+    | DeleteCluster
+    | ScaleCluster
+    | ResizeCluster
+    | ChangeClusterTemplate
+)
 
 
 class ClusterReply(Reply, kw_only=True):
@@ -285,6 +307,16 @@ class ClusterResizeFailed(_ResizeEvent, kw_only=True):
     error: ErrorBody | None = None
 
 
+class ClusterTemplateChanged(_ClusterEvent, kw_only=True):
+    """`cluster.template_changed`: the manifest's template, after a template deployment
+    completed (its agents already carry it)."""
+
+    template: AgentSpec
+    """The template now (`spec.template.spec`)."""
+    deployment_id: str
+    """The deployment that rolled it out."""
+
+
 class _ClusterAgentsEvent(_ClusterEvent, kw_only=True):
     """The fields of an event about all of a cluster's agents."""
 
@@ -307,6 +339,7 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
     "cluster.resize_started": ClusterResizeStarted,
     "cluster.resized": ClusterResized,
     "cluster.resize_failed": ClusterResizeFailed,
+    "cluster.template_changed": ClusterTemplateChanged,
     "cluster.paused": ClusterStateChanged,
     "cluster.resumed": ClusterStateChanged,
     "cluster.deleted": ClusterDeleted,

@@ -61,6 +61,7 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         ("delete_cluster", clusters.DeleteCluster),
         ("scale_cluster", clusters.ScaleCluster),
         ("resize_cluster", clusters.ResizeCluster),
+        ("change_cluster_template", clusters.ChangeClusterTemplate),
     ),
     **_commands("registry", memory.MemoryReply, ("remember", memory.Remember)),
     **_commands(acl.SERVICE, acl.MessageReply, ("send", acl.SendMessage)),

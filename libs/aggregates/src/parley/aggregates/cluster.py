@@ -13,6 +13,10 @@ A resize changes the members: a template's ``replicas`` (or the explicit ``agent
 can only shrink) follows the agent count, so replica ``k`` stays ``<name>-<k>`` and the
 newest members are the ones removed.
 
+A template deployment that completed changes the template (``cluster.template_changed``):
+its agents already carry it (each as :func:`member_spec`), and the agents made later are
+made from it.
+
 Besides the wire's cluster commands, :func:`decide` takes three of the registry's own:
 :class:`CreateWithAgents` (a create, once the ids of its agents are known),
 :class:`EndScale` and :class:`EndResize` (close a scale window).
@@ -28,6 +32,7 @@ from parley.aggregates.fold import CorruptStreamError, born, created
 from parley.contracts.clusters import (
     CLUSTER_LABEL,
     EVENT_TYPES,
+    ChangeClusterTemplate,
     ClusterCreated,
     ClusterDeleted,
     ClusterManifest,
@@ -38,6 +43,7 @@ from parley.contracts.clusters import (
     ClusterScaleFailed,
     ClusterScaleStarted,
     ClusterStateChanged,
+    ClusterTemplateChanged,
     CreateCluster,
     DeleteCluster,
     ResizeCluster,
@@ -59,6 +65,7 @@ __all__ = [
     "EndScale",
     "Scaling",
     "agent_specs",
+    "member_spec",
     "resized",
     "decide",
     "evolve",
@@ -79,6 +86,7 @@ FOLDS: frozenset[str] = frozenset(
         "cluster.resize_started",
         "cluster.resized",
         "cluster.resize_failed",
+        "cluster.template_changed",
         "cluster.deleted",
     }
 )
@@ -124,6 +132,7 @@ Command = (
     | ResizeCluster
     | EndScale
     | EndResize
+    | ChangeClusterTemplate
 )
 """What :func:`decide` takes (a bare ``CreateCluster`` comes as :class:`CreateWithAgents`)."""
 
@@ -211,6 +220,19 @@ def agent_specs(manifest: ClusterManifest) -> list[AgentSpec]:
     ]
 
 
+def member_spec(current: AgentSpec, template: AgentSpec) -> AgentSpec:
+    """A new template as one agent of the cluster (or as the cluster's template): it keeps
+    its name, its instances, its labels (the cluster's among them; the template's added) and,
+    when the template has none, its budget (the cluster's), as :func:`agent_specs` gave them."""
+    return msgspec.structs.replace(
+        template,
+        name=current.name,
+        instances=current.instances,
+        labels={**current.labels, **template.labels},
+        budget=template.budget if template.budget is not None else current.budget,
+    )
+
+
 def resized(manifest: ClusterManifest, count: int) -> ClusterManifest:
     """The manifest holding ``count`` agents: a template's ``replicas``, or its first
     ``count`` explicit agents (which cannot grow: there is no definition to copy)."""
@@ -293,7 +315,7 @@ def decide(state: Cluster | None, command: Command, ctx: Context) -> Decision[Ne
 
 def _decided(
     state: Cluster | None,
-    command: UpdateCluster | DeleteCluster | ScaleCluster | ResizeCluster,
+    command: UpdateCluster | DeleteCluster | ScaleCluster | ResizeCluster | ChangeClusterTemplate,
     now: datetime,
 ) -> Decided:
     cluster = _live(state, command.name, command.namespace)
@@ -343,7 +365,28 @@ def _decided(
         return [("cluster.scale_started", started)]
     if isinstance(command, ResizeCluster):
         return _resize(cluster, command.target_agents)
+    if isinstance(command, ChangeClusterTemplate):
+        return _change_template(cluster, command)
     raise TypeError(f"not a cluster command: {type(command).__name__}")
+
+
+def _change_template(cluster: Cluster, command: ChangeClusterTemplate) -> Decided:
+    """The template ``command``'s deployment gave the agents (none if it is the template)."""
+    template = cluster.manifest.spec.template
+    if template is None:
+        message = f"cluster {cluster.name!r} lists its agents and has no template to change"
+        raise ParleyError(
+            ErrorCode.VALIDATION_ERROR,
+            f"name: {message}",
+            {"errors": [{"field": "name", "code": ErrorCode.VALIDATION_ERROR, "message": message}]},
+        )
+    new = member_spec(template.spec, command.spec)
+    if new == template.spec:
+        return []
+    changed = ClusterTemplateChanged(
+        name=cluster.name, template=new, deployment_id=command.deployment_id
+    )
+    return [("cluster.template_changed", changed)]
 
 
 def _scale_end(
@@ -497,8 +540,23 @@ def evolve(state: Cluster | None, event: Event) -> Cluster | None:
             agent_ids=tuple(members),
             manifest=resized(state.manifest, len(members)),
         )
+    elif event.type == "cluster.template_changed":
+        bump["manifest"] = _templated(
+            state.manifest, msgspec.convert(event.data, ClusterTemplateChanged).template
+        )
     elif event.type == "cluster.deleted":
         bump.update(state="deleted", scaling=None)
     else:
         del bump["updated_at"]  # not a change this aggregate knows about
     return msgspec.structs.replace(state, **bump)
+
+
+def _templated(manifest: ClusterManifest, spec: AgentSpec) -> ClusterManifest:
+    """The manifest with its template's definition ``spec`` (its replicas kept)."""
+    template = manifest.spec.template
+    if template is None:  # pragma: no cover - decide refuses a cluster without one
+        raise CorruptStreamError("cluster.template_changed on a cluster without a template")
+    changed = msgspec.structs.replace(template, spec=spec)
+    return msgspec.structs.replace(
+        manifest, spec=msgspec.structs.replace(manifest.spec, template=changed)
+    )

@@ -4,8 +4,8 @@ The aggregates decide (:mod:`parley.aggregates.deployment`,
 :mod:`parley.aggregates.deployment_slot`); this module says when a slot's holder still counts
 as active (:func:`holds_slot`), what a promoted definition is as a registry patch
 (:func:`patch_for`) and which registry refusals are final (:func:`final_refusal`); and for a
-cluster's deployment, its agents' own deployments (:func:`child_id`, :func:`member_spec`) and
-what they add up to (:func:`cluster_outcome`).
+cluster's deployment, its agents' own deployments (:func:`child_id`; each agent's definition is
+:func:`parley.aggregates.cluster.member_spec`) and what they add up to (:func:`cluster_outcome`).
 """
 
 import uuid
@@ -25,7 +25,6 @@ __all__ = [
     "cluster_outcome",
     "final_refusal",
     "holds_slot",
-    "member_spec",
     "patch_for",
 ]
 
@@ -65,19 +64,6 @@ def child_id(deployment_id: str, agent_id: str) -> str:
     """The id of the deployment that gives one agent of a cluster the new template: the same
     in every process, so it is started once however often its batch is looked at."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"parley:deployment/{deployment_id}/{agent_id}"))
-
-
-def member_spec(current: AgentSpec, template: AgentSpec) -> AgentSpec:
-    """The template as one agent of the cluster: the agent keeps its name, its instances, its
-    labels (the cluster's among them; the template's added) and, when the template has none,
-    its budget (the cluster's), as :func:`parley.aggregates.cluster.agent_specs` gave them."""
-    return msgspec.structs.replace(
-        template,
-        name=current.name,
-        instances=current.instances,
-        labels={**current.labels, **template.labels},
-        budget=template.budget if template.budget is not None else current.budget,
-    )
 
 
 def cluster_outcome(children: list[Deployment | None]) -> DeploymentCommand | None:

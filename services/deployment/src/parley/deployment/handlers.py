@@ -6,7 +6,8 @@ definition, the agent), claims the agent's slot (one active deployment per agent
 cluster), then records the deployment. Every transition is a command on the deployment's
 stream through its aggregate; a promoted deployment's definition then goes to the registry
 (:meth:`Deployments.apply`). A cluster's deployment gives each agent of a batch, once the
-batch started, a deployment of its own (:meth:`Deployments.cascade`). Every exception becomes
+batch started, a deployment of its own (:meth:`Deployments.cascade`), and once they all
+completed the cluster its new template. Every exception becomes
 an error reply in one place (:func:`reply_error`).
 """
 
@@ -19,11 +20,14 @@ from nats.aio.client import Client
 
 from parley.aggregates import agent, deployment, deployment_slot
 from parley.aggregates.agent_spec import validate_spec
+from parley.aggregates.cluster import member_spec
 from parley.aggregates.decision import Context, Decision, to_new_events
 from parley.aggregates.deployment import Deployment, DeploymentCommand
 from parley.aggregates.deployment_strategies import batch_agents, check_rollout
 from parley.aggregates.deployment_view import view
 from parley.contracts import subjects
+from parley.contracts.clusters import ChangeClusterTemplate
+from parley.contracts.commands import Reply, Strict
 from parley.contracts.deployments import (
     CreateDeployment,
     DeploymentAction,
@@ -46,7 +50,6 @@ from parley.deployment.domain import (
     cluster_outcome,
     final_refusal,
     holds_slot,
-    member_spec,
     patch_for,
 )
 from parley.deployment.settings import DeploymentSettings
@@ -66,6 +69,8 @@ S = TypeVar("S")
 C = TypeVar("C")
 _encode = msgspec.json.Encoder().encode
 _decode_reply = msgspec.json.Decoder(CommandReply).decode
+_UNTIL_IT_ENDS = frozenset({ErrorCode.SCALING_IN_PROGRESS})
+"""Refusals of a template change to try again: a resize of the cluster is under way."""
 
 
 class Deployments:
@@ -152,7 +157,8 @@ class Deployments:
         """Give the registry the promoted definition; record it completed (or failed).
 
         A cluster's deployment has given its agents the definition batch by batch: it is
-        complete once their deployments are (failed if one failed).
+        complete once their deployments are (failed if one failed), and the cluster's
+        template is then the new one (recorded first, so later agents are made from it).
 
         Raises:
             ParleyError: the registry did not answer, or an agent's deployment is still
@@ -164,6 +170,8 @@ class Deployments:
             verdict = cluster_outcome(children)
             if verdict is None:
                 raise ParleyError(ErrorCode.SERVICE_UNAVAILABLE, "its agents are still applying")
+            if isinstance(verdict, deployment.Complete):
+                await self._change_template(state)
             return await self._decide(state.namespace, state.id, verdict)
         current = await self._find_agent(state.namespace, state.agent_id)
         if current is None:
@@ -175,18 +183,7 @@ class Deployments:
             patch=patch_for(current.spec, state.spec),
             request_id=f"deployment-{state.id}",
         )
-        try:
-            msg = await self.nc.request(
-                subjects.cmd("registry", "update_agent"),
-                _encode(update),
-                timeout=self.settings.deployment_apply_timeout,
-                headers=inject(),
-            )
-            reply = _decode_reply(msg.data)
-        except Exception as exc:  # nats errors (timeout, no responders), an unreadable reply
-            raise ParleyError(
-                ErrorCode.SERVICE_UNAVAILABLE, f"the registry did not take it: {exc!r}"
-            ) from None
+        reply = await self._ask_registry("update_agent", update)
         if reply.ok:
             done = deployment.Complete(agent_version=reply.version)
         elif final_refusal(reply.error):
@@ -197,6 +194,47 @@ class Deployments:
         return await self._decide(state.namespace, state.id, done)
 
     # --- helpers ---------------------------------------------------------------------------
+
+    async def _change_template(self, state: Deployment) -> None:
+        """Have the registry record the cluster deployment's template on the cluster (the
+        same again records nothing; a cluster gone has nothing to record).
+
+        Raises:
+            ParleyError: the registry did not take it yet (the board tries again).
+        """
+        change = ChangeClusterTemplate(
+            namespace=state.namespace,
+            name=state.rollout.cluster or "",
+            spec=state.spec,
+            deployment_id=state.id,
+            request_id=f"deployment-{state.id}",
+        )
+        reply = await self._ask_registry("change_cluster_template", change)
+        if reply.ok:
+            return
+        error = reply.error
+        if error is None or not final_refusal(error) or error.code in _UNTIL_IT_ENDS:
+            raise ParleyError(ErrorCode.SERVICE_UNAVAILABLE, "the cluster's template waits")
+        log.warning("deployment %s: the cluster kept its template: %s", state.id, error.message)
+
+    async def _ask_registry(self, verb: str, command: Strict) -> Reply:
+        """The registry's reply to ``command``.
+
+        Raises:
+            ParleyError: ``SERVICE_UNAVAILABLE`` when it did not answer, or unreadably.
+        """
+        try:
+            msg = await self.nc.request(
+                subjects.cmd("registry", verb),
+                _encode(command),
+                timeout=self.settings.deployment_apply_timeout,
+                headers=inject(),
+            )
+            return _decode_reply(msg.data)
+        except Exception as exc:  # nats errors (timeout, no responders), an unreadable reply
+            raise ParleyError(
+                ErrorCode.SERVICE_UNAVAILABLE, f"the registry did not take it: {exc!r}"
+            ) from None
 
     async def cascade(self, state: Deployment) -> None:
         """Start the deployment of each agent of a cluster's started batches (once each: its

@@ -7,6 +7,7 @@ With the JetStream store the registry also runs the external events relay
 from faststream import FastStream
 
 from parley.contracts.clusters import (
+    ChangeClusterTemplate,
     CreateCluster,
     DeleteCluster,
     ResizeCluster,
@@ -25,6 +26,7 @@ from parley.contracts.registry import (
 )
 from parley.kit.app import Connections, Route, service_app
 from parley.registry.clusters import (
+    change_cluster_template,
     create_cluster,
     delete_cluster,
     resize_cluster,
@@ -57,6 +59,7 @@ ROUTES: dict[str, Route[Registry]] = {
     "delete_cluster": (DeleteCluster, delete_cluster),
     "scale_cluster": (ScaleCluster, scale_cluster),
     "resize_cluster": (ResizeCluster, resize_cluster),
+    "change_cluster_template": (ChangeClusterTemplate, change_cluster_template),
     "create_api_key": (CreateApiKey, create_api_key),
     "rotate_api_key": (RotateApiKey, rotate_api_key),
     "revoke_api_key": (RevokeApiKey, revoke_api_key),

@@ -19,6 +19,8 @@ holds; see :mod:`.cluster_agents`), and appends the cluster's event last:
   ones created are removed again), or stops and deletes the newest members one at a time,
   newest first (the members left are always the oldest, so replica ``k`` keeps its name);
   ``cluster.resized`` or ``cluster.resize_failed`` records the members after it.
+- change template (sent by the deployment service once a cluster's template deployment
+  completed: its agents carry the template already) appends ``cluster.template_changed``.
 """
 
 from collections.abc import Awaitable
@@ -34,6 +36,7 @@ from parley.aggregates.cluster import (
 )
 from parley.aggregates.decision import Context
 from parley.contracts.clusters import (
+    ChangeClusterTemplate,
     ClusterCommand,
     ClusterReply,
     ClusterResizeStarted,
@@ -53,7 +56,14 @@ from parley.registry.cluster_agents import act, check_agents, discard, each, mak
 from parley.registry.domain import cluster_actions
 from parley.registry.handlers import Registry, execute, reply_for_error
 
-__all__ = ["create_cluster", "delete_cluster", "resize_cluster", "scale_cluster", "update_cluster"]
+__all__ = [
+    "change_cluster_template",
+    "create_cluster",
+    "delete_cluster",
+    "resize_cluster",
+    "scale_cluster",
+    "update_cluster",
+]
 
 
 async def create_cluster(registry: Registry, command: CreateCluster) -> ClusterReply:
@@ -164,6 +174,13 @@ async def resize_cluster(registry: Registry, command: ResizeCluster) -> ClusterR
         raise
     closed = await _decide(registry, command, EndResize(started=started, agent_ids=members))
     return _reply(command.name, closed, last)
+
+
+async def change_cluster_template(
+    registry: Registry, command: ChangeClusterTemplate
+) -> ClusterReply:
+    """Record the template a completed deployment gave the agents (nothing if it is it)."""
+    return _reply(command.name, await _decide(registry, command, command), 0)
 
 
 async def _grow(

@@ -4,7 +4,8 @@ The guard :func:`refuse_unknown_query` compares a request's query parameter name
 ones its handler declares (its signature and its dependencies', as Litestar parsed them), plus
 the names every route takes (`namespace`; `ticket` on a WebSocket) and any a handler reads
 itself, listed in its ``opt`` under :data:`QUERY`. An unknown name is ``400 INVALID_REQUEST``
-naming the accepted ones; `page`, `perPage` and `offset` are told to use cursors.
+naming the accepted ones; `page`, `perPage` and `offset` are told to use cursors. `OPTIONS`
+is not checked.
 """
 
 from collections.abc import Collection
@@ -46,8 +47,8 @@ def refuse_unknown_query(
         ApiError: ``INVALID_REQUEST`` naming the unknown and the accepted parameters.
     """
     names = {name for name, _ in connection.query_params.multi_items()}
-    if not names:
-        return
+    if not names or connection.scope.get("method") == "OPTIONS":
+        return  # a preflight carries the query of the request it asks about
     accepted = _accepted_names(connection, handler)
     unknown = sorted(names - accepted)
     if not unknown:

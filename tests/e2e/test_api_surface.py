@@ -9,6 +9,11 @@ import httpx
 import pytest
 from e2e_support import body_of, error_of, new_agent
 from httpx_sse import aconnect_sse
+from tests_support import auth_headers
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from parley.devstack.stack import Stack
 
 
 def _unknown(response: httpx.Response, *names: str) -> dict:
@@ -126,3 +131,13 @@ async def test_agents_stream_is_the_chat_stream(api: httpx.AsyncClient):
     ) as source:
         replayed = [sse async for sse in source.aiter_sse()]
     assert [f.id for f in replayed] == [f.id for f in frames[2:]]
+
+
+async def test_a_websocket_with_an_unknown_query_parameter_is_refused(stack: Stack):
+    url = stack.edge_url.replace("http://", "ws://", 1) + "/ws"
+    with pytest.raises(InvalidStatus):
+        async with connect(url + "?topic=agents", additional_headers=auth_headers(stack)):
+            pass
+    async with connect(url + "?namespace=default", additional_headers=auth_headers(stack)) as ws:
+        await ws.send(json.dumps({"type": "subscribe", "id": "s"}))
+        assert json.loads(await ws.recv())["type"] == "subscribed"

@@ -5,7 +5,7 @@ ones its handler declares (its signature and its dependencies', as Litestar pars
 the names every route takes (`namespace`; `ticket` on a WebSocket) and any a handler reads
 itself, listed in its ``opt`` under :data:`QUERY`. An unknown name is ``400 INVALID_REQUEST``
 naming the accepted ones; `page`, `perPage` and `offset` are told to use cursors. `OPTIONS`
-is not checked.
+is not checked. A WebSocket is refused before its handshake completes.
 """
 
 from collections.abc import Collection

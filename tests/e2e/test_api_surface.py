@@ -4,6 +4,7 @@ an agent shows its name, status and capabilities at the top level, and `/agents/
 streams a chat like `/chat/stream`."""
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -117,19 +118,19 @@ async def test_an_agent_shows_name_status_and_capabilities_at_the_top_level(
     assert listed["status"] == "running" and listed["name"] == "topside"
 
 
-async def test_agents_stream_is_the_chat_stream(api: httpx.AsyncClient):
-    agent_id = await new_agent(api, "streamer")
-    path = f"/api/v1/agents/{agent_id}/stream"
-    async with aconnect_sse(api, "POST", path, json={"message": "alias"}) as source:
+async def _frames(api: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> list[Any]:
+    async with aconnect_sse(api, method, path, **kwargs) as source:
         assert source.response.headers["content-type"].startswith("text/event-stream")
-        frames = [sse async for sse in source.aiter_sse()]
+        return [sse async for sse in source.aiter_sse()]
+
+
+async def test_agents_stream_is_the_chat_stream(api: httpx.AsyncClient):
+    path = f"/api/v1/agents/{await new_agent(api, 'streamer')}/stream"
+    frames = await _frames(api, "POST", path, json={"message": "alias"})
     assert frames[0].event == "start" and frames[-1].event == "end"
     assert json.loads(frames[-1].data)["response"] == "echo: alias"
-    turn_id = json.loads(frames[0].data)["turn_id"]
-    async with aconnect_sse(
-        api, "GET", path, params={"turn_id": turn_id, "last_event_id": frames[1].id}
-    ) as source:
-        replayed = [sse async for sse in source.aiter_sse()]
+    resume = {"turn_id": json.loads(frames[0].data)["turn_id"], "last_event_id": frames[1].id}
+    replayed = await _frames(api, "GET", path, params=resume)
     assert [f.id for f in replayed] == [f.id for f in frames[2:]]
 
 

@@ -91,6 +91,9 @@ async def test_enum_query_values_take_any_case(api: httpx.AsyncClient):
     running = await new_agent(api, "loud")
     page = body_of(await api.get("/api/v1/agents", params={"state": "RUNNING"}))
     assert [a["id"] for a in page["data"]] == [running]
+    quiet = await new_agent(api, "quiet", actions=())
+    page = body_of(await api.get("/api/v1/agents", params={"sort": "name:DESC"}))
+    assert [a["id"] for a in page["data"]] == [quiet, running]
     logs = await api.get(f"/api/v1/agents/{running}/logs", params={"level": "INFO"})
     assert isinstance(body_of(logs)["data"], list)
     tools = await api.get("/api/v1/tools", params={"category": "Web"})

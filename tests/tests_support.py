@@ -2,10 +2,11 @@
 
 import asyncio
 import concurrent.futures
+import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,6 +137,27 @@ async def capture_views(
         body = msgspec.json.decode(response.content) if response.content else None
         views[f"{namespace} {path}"] = {"status": response.status_code, "body": normalise(body)}
     return views
+
+
+def view_differences(recorded: dict[str, Any], served: dict[str, Any]) -> list[str]:
+    """One line per recorded leaf of the views ``recorded`` (as :func:`capture_views` gives
+    them) that ``served`` does not serve alike. A field a view gained since it was recorded
+    is no difference: views grow additively."""
+    return [line for key in recorded for line in _differences(key, recorded[key], served[key])]
+
+
+def _differences(path: str, recorded: Any, served: Any) -> Iterator[str]:
+    if isinstance(recorded, dict) and isinstance(served, dict):
+        for key in sorted(recorded):
+            yield from _differences(f"{path}.{key}", recorded[key], served.get(key, _MISSING))
+    elif isinstance(recorded, list) and isinstance(served, list) and len(recorded) == len(served):
+        for i, (was, now) in enumerate(zip(recorded, served, strict=True)):
+            yield from _differences(f"{path}[{i}]", was, now)
+    elif recorded != served:
+        yield f"{path}: recorded {json.dumps(recorded)}, served {json.dumps(served)}"
+
+
+_MISSING = "<missing>"
 
 
 # --- credentials: every e2e client holds the stack's bootstrap admin key -----------------

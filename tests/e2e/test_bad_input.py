@@ -192,7 +192,7 @@ async def test_validation_errors_name_the_field_path(stack: Stack) -> None:
             "/api/v1/agents", json={"name": "x", "params": {"temperature": "hot"}}
         )
     _assert_envelope(response, 422, "VALIDATION_ERROR")
-    assert response.json()["error"]["details"][0]["field"] == "body.params.temperature"
+    assert response.json()["error"]["details"]["errors"][0]["field"] == "body.params.temperature"
 
 
 async def test_a_chunked_body_over_the_limit_is_413_without_an_event(stack: Stack) -> None:

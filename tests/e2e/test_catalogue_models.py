@@ -63,7 +63,9 @@ async def test_an_unknown_filter_value_is_a_validation_error(
     response = await api.get("/api/v1/models", params=params)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
-    assert response.json()["error"]["details"][0]["field"] == f"query.{next(iter(params))}"
+    assert (
+        response.json()["error"]["details"]["errors"][0]["field"] == f"query.{next(iter(params))}"
+    )
 
 
 async def test_one_model_is_read_by_provider_and_name(api: httpx.AsyncClient) -> None:

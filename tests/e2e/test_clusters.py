@@ -277,7 +277,7 @@ async def test_a_manifest_for_another_namespace_than_the_request_is_refused(
     body = manifest("ns-clash")
     body["metadata"]["namespace"] = "someone-else"
     error = error_of(await api.post("/api/v1/clusters", json=body), 422, "VALIDATION_ERROR")
-    assert error["details"][0]["field"] == "body.metadata.namespace"
+    assert error["details"]["errors"][0]["field"] == "body.metadata.namespace"
 
 
 async def test_an_agent_name_already_taken_is_refused_before_anything_is_created(

@@ -227,10 +227,10 @@ async def test_a_bad_deployment_is_refused_before_anything_happens(
     agent_id = await _agent(client)
     no_stages = await _deploy(client, agent_id, strategy="canary")
     assert no_stages.status_code == 422
-    assert no_stages.json()["error"]["details"][0]["field"] == "body.stages"
+    assert no_stages.json()["error"]["details"]["errors"][0]["field"] == "body.stages"
     bad_spec = await _deploy(client, agent_id, spec={"name": "x", "params": {"temperature": 9}})
     assert bad_spec.status_code == 422
-    assert "body.spec" in bad_spec.json()["error"]["details"][0]["field"]
+    assert "body.spec" in bad_spec.json()["error"]["details"]["errors"][0]["field"]
     bad_toml = await _deploy(client, agent_id, spec=None, config="name = [", stages=LONG)
     assert bad_toml.status_code == 422
     stranger = {"agent_id": str(uuid.uuid4()), "version_label": "v2", "spec": {"name": "x"}}
@@ -245,7 +245,7 @@ async def test_a_bad_deployment_is_refused_before_anything_happens(
     ):
         refused = await _deploy(client, agent_id, **body)
         assert refused.status_code == 422, refused.text
-        assert [d["field"] for d in refused.json()["error"]["details"]] == [field]
+        assert [d["field"] for d in refused.json()["error"]["details"]["errors"]] == [field]
     listed = await client.get(DEPLOYMENTS, params={"agent_id": agent_id})
     assert listed.json()["data"] == []
     missing = await client.get(f"{DEPLOYMENTS}/{uuid.uuid4()}")
@@ -288,7 +288,7 @@ async def test_a_hot_reload_starts_a_deployment_from_toml_or_json(
         f"/api/v1/agents/{agent_id}/reload", data={"config": "name = [", "strategy": "immediate"}
     )
     assert bad.status_code == 422, bad.text
-    assert bad.json()["error"]["details"][0]["field"] == "body.config"
+    assert bad.json()["error"]["details"]["errors"][0]["field"] == "body.config"
 
 
 async def test_a_killed_deployment_process_resumes_the_canary_at_its_stage(
@@ -477,7 +477,7 @@ async def test_a_cluster_template_rolls_through_its_agents_by_batches(
     assert (await client.post("/api/v1/clusters", json=bare)).status_code == 201
     refused = await client.post(DEPLOYMENTS, json=body | {"cluster": f"{name}-x"})
     assert refused.status_code == 422, refused.text
-    assert refused.json()["error"]["details"][0]["field"] == "body.cluster"
+    assert refused.json()["error"]["details"]["errors"][0]["field"] == "body.cluster"
     canary = await client.post(DEPLOYMENTS, json=body | {"strategy": "canary", "stages": LONG})
     assert canary.status_code == 422, canary.text
     unknown = await client.post(DEPLOYMENTS, json=body | {"cluster": "no-such-cluster"})

@@ -107,13 +107,13 @@ async def test_a_bad_body_gets_its_error_and_appends_nothing(
     )
     error = _assert_error(response, status, code)
     if status == 422:
-        assert error["details"][0]["field"].startswith("body")
+        assert error["details"]["errors"][0]["field"].startswith("body")
     assert await _stream_length(stack, namespace, "bad") == 0
 
 
 async def test_a_too_long_content_is_refused(api: httpx.AsyncClient) -> None:
     response = await api.post("/api/v1/personas", json={"name": "long", "content": "x" * 100_001})
-    assert _assert_error(response, 422, "VALIDATION_ERROR")["details"][0]["field"] == (
+    assert _assert_error(response, 422, "VALIDATION_ERROR")["details"]["errors"][0]["field"] == (
         "body.content"
     )
 

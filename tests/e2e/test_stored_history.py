@@ -10,13 +10,11 @@ yesterday's event shapes.
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
-from tests_support import capture_views, edge_client, replay_events
+from tests_support import capture_views, edge_client, replay_events, view_differences
 
 from parley.contracts.envelope import Event
 from parley.devstack.nats import NatsServer
@@ -36,18 +34,6 @@ def _recorded() -> tuple[list[Event], dict[str, dict]]:
 def _request(key: str) -> tuple[str, str]:
     namespace, path = key.split(" ", 1)
     return namespace, path
-
-
-def _differences(path: str, recorded: Any, served: Any) -> Iterator[str]:
-    """One line per leaf where ``served`` is not ``recorded``."""
-    if isinstance(recorded, dict) and isinstance(served, dict):
-        for key in sorted(recorded.keys() | served.keys()):
-            yield from _differences(f"{path}.{key}", recorded.get(key), served.get(key))
-    elif isinstance(recorded, list) and isinstance(served, list) and len(recorded) == len(served):
-        for i, (was, now) in enumerate(zip(recorded, served, strict=True)):
-            yield from _differences(f"{path}[{i}]", was, now)
-    elif recorded != served:
-        yield f"{path}: recorded {json.dumps(recorded)}, served {json.dumps(served)}"
 
 
 @pytest.mark.timeout(180)
@@ -71,13 +57,11 @@ async def test_a_stack_on_a_stored_history_serves_the_views_recorded_with_it(tmp
             deadline = loop.time() + CATCH_UP_S
             while True:
                 served = await capture_views(client, requests)
-                if served == recorded or loop.time() > deadline:
+                if not view_differences(recorded, served) or loop.time() > deadline:
                     break
                 await asyncio.sleep(0.2)
     finally:
         await asyncio.to_thread(stack.stop)
 
-    differences = [
-        line for key in recorded for line in _differences(key, recorded[key], served[key])
-    ]
+    differences = view_differences(recorded, served)
     assert not differences, "\n".join(differences)

@@ -347,7 +347,11 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 
 
 class AgentView(msgspec.Struct, kw_only=True):
-    """An agent as the API shows it: the definition plus state and bookkeeping."""
+    """An agent as the API shows it: the definition plus state and bookkeeping.
+
+    ``name``, ``status`` and ``capabilities`` repeat ``spec.name``, ``state`` and
+    ``spec.capabilities`` at the top level, where clients of other platforms read them.
+    """
 
     id: str
     namespace: str
@@ -356,6 +360,12 @@ class AgentView(msgspec.Struct, kw_only=True):
     created_at: str
     updated_at: str
     spec: AgentSpec
+    name: str
+    """`spec.name`."""
+    status: AgentState
+    """`state`, under the name other platforms use."""
+    capabilities: list[Capability]
+    """`spec.capabilities`."""
 
 
 def agent_stream(agent_id: str) -> str:

@@ -164,7 +164,8 @@ def list_deployments(
     """List deployments, newest first."""
     with api() as client:
         params = {"agent_id": agent_id(client, agent) if agent else None, "status": status}
-        emit(client.items("/api/v1/deployments", params, limit), output, COLUMNS)
+        found = client.get("/api/v1/deployments", **params)  # one list, not paged
+        emit(found[:limit], output, COLUMNS)
 
 
 @deployments.command("get")

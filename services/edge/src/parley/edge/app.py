@@ -46,6 +46,7 @@ from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import exception_handlers
 from parley.edge.http.limits import Limits, add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies, document_security, openapi_config
+from parley.edge.http.query import refuse_unknown_query
 from parley.edge.http.ratelimit import WindowCounter
 from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.http.security import HostPolicy, add_security_headers, cors_config
@@ -190,7 +191,11 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *console_routes(),  # the live console: /console pages, /api/v1/console views
         ],
         dependencies=DEPENDENCIES,
-        guards=[authorize, limits.guard],  # roles and namespaces first, then the counters
+        guards=[
+            authorize,
+            refuse_unknown_query,
+            limits.guard,
+        ],  # roles, namespaces, query, counters
         lifespan=[connections],
         on_startup=[document_bodies, document_security],
         state=State({"settings": settings}),

@@ -55,8 +55,8 @@ class AgentPage(msgspec.Struct, kw_only=True):
 
 
 def parse_sort(sort: str) -> tuple[str, Literal["asc", "desc"]]:
-    """``field:asc|desc`` (direction optional, default asc) → (field, direction)."""
-    field, _, direction = sort.strip().partition(":")
+    """``field:asc|desc`` (direction optional, default asc; any case) → (field, direction)."""
+    field, _, direction = sort.strip().lower().partition(":")
     direction = direction or "asc"
     if field not in SORT_FIELDS or direction not in ("asc", "desc"):
         raise invalid(

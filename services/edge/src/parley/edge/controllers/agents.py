@@ -135,6 +135,9 @@ async def list_agents(
             description="Lifecycle state: " + ", ".join(s.value for s in AgentState) + ".",
         ),
     ] = None,
+    status: Annotated[
+        list[str] | None, Parameter(required=False, description="Alias of `state`.")
+    ] = None,
     capability: Annotated[list[str] | None, Parameter(required=False)] = None,
     label: Labels = None,
     trigger: Annotated[
@@ -144,12 +147,13 @@ async def list_agents(
     sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""
+    trigger = trigger.lower() if trigger is not None else None
     if trigger is not None and trigger not in ("manual", "webhook", "periodic"):
         raise invalid_value("trigger", trigger, "expected manual, webhook or periodic")
     states = set()
-    for value in agent_state or ():
+    for value in [*(agent_state or ()), *(status or ())]:
         try:
-            states.add(AgentState(value))
+            states.add(AgentState(value.lower()))
         except ValueError:
             message = "expected one of " + ", ".join(s.value for s in AgentState)
             raise invalid_value("state", value, message) from None

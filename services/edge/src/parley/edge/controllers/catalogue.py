@@ -20,7 +20,7 @@ from parley.edge.http.auth import EVERY_NAMESPACE
 from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import ApiError, error_responses, invalid_value
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import one_of
+from parley.edge.http.params import canonical, one_of
 
 __all__ = ["model_router", "strategy_router", "tool_router"]
 
@@ -31,9 +31,14 @@ _MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 _CATEGORIES = sorted({t.category for t in TOOL_CATALOGUE.values()})
 
 
-def _check(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> None:
-    if value is not None and value not in allowed:
+def _check(name: str, value: str | None, allowed: tuple[str, ...] | list[str]) -> str | None:
+    """``value`` as spelled in ``allowed`` (any case is accepted), or ``None`` when absent."""
+    if value is None:
+        return None
+    found = canonical(value, allowed)
+    if found is None:
         raise invalid_value(name, value, f"expected one of {', '.join(allowed)}")
+    return found
 
 
 def _named(kind: str, catalogue: Mapping[str, T], name: str) -> Data[T]:
@@ -66,9 +71,9 @@ async def list_models(
 ) -> Page[ModelInfo]:
     """A page of the models catalogue."""
     catalogue = load_catalogue()
-    _check("provider", provider, catalogue.providers())
-    _check("capability", capability, _CAPABILITIES)
-    _check("model_type", model_type, _MODEL_TYPES)
+    provider = _check("provider", provider, catalogue.providers())
+    capability = _check("capability", capability, _CAPABILITIES)
+    model_type = _check("model_type", model_type, _MODEL_TYPES)
     found = catalogue.select(
         provider=provider,
         capability=capability,  # type: ignore[arg-type]
@@ -107,7 +112,7 @@ async def list_tools(
     category: Annotated[str | None, one_of(_CATEGORIES)] = None,
 ) -> Page[ToolDescriptor]:
     """Built-in tools an agent may list, with their config and parameter schemas."""
-    _check("category", category, _CATEGORIES)
+    category = _check("category", category, _CATEGORIES)
     found = [t for t in TOOL_CATALOGUE.values() if category is None or t.category == category]
     return paging.page(found, lambda t: t.name)
 

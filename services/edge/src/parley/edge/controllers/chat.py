@@ -1,4 +1,4 @@
-"""`/api/v1/agents/{id}/chat`, `/chat/stream` (SSE, resumable) and `/cancel`.
+"""`/api/v1/agents/{id}/chat`, `/chat/stream` (SSE, resumable; alias `/stream`) and `/cancel`.
 
 The routes are :func:`~.turn_routes.turn_routes`; here is what they do for an agent: the
 body may name a conversation of the agent (a new one is opened otherwise), and a cancel
@@ -78,7 +78,7 @@ _DOCS: dict[str, dict[str, Any]] = {
 
 chat_router = Router(
     path="/api/v1/agents",
-    route_handlers=turn_routes("agent_id", AgentTurns, _DOCS),
+    route_handlers=turn_routes("agent_id", AgentTurns, _DOCS, stream_alias=True),
     dependencies={**AGENT_SCOPE, "turns": Provide(AgentTurns, sync_to_thread=False)},
     tags=["chat"],
 )

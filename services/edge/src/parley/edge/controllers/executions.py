@@ -98,8 +98,8 @@ async def list_executions(
 ) -> Page[ExecutionView]:
     """A page of the agent's executions, oldest first."""
     agent.live()
-    check_one_of("status", status, _STATUSES)
-    check_one_of("trigger", trigger, _TRIGGERS)
+    status = check_one_of("status", status, _STATUSES)
+    trigger = check_one_of("trigger", trigger, _TRIGGERS)
     views = agent.runtime.executions(
         agent.ns,
         agent.id,

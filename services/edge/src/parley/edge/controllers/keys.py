@@ -37,8 +37,9 @@ from parley.edge.commands import CommandClient
 from parley.edge.dependencies import Edge, Writes
 from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data, Page, Pagination
+from parley.edge.http.envelopes import Data, Page
 from parley.edge.http.errors import error_responses
+from parley.edge.http.paging import Paging
 from parley.identity.keyindex import KeyIndex, view
 from parley.identity.principal import Action, Principal
 from parley.identity.tickets import TICKET_TTL, TicketStore
@@ -156,13 +157,13 @@ async def create_key(ops: NamedDependency[KeyOps], ns: NamedDependency[str]) -> 
 
 
 @get("/", opt=_KEYS)
-async def list_keys(ops: NamedDependency[KeyOps]) -> Page[ApiKeyView]:
-    """Every key of the namespaces the caller sees (never a secret or digest)."""
+async def list_keys(
+    ops: NamedDependency[KeyOps], paging: NamedDependency[Paging]
+) -> Page[ApiKeyView]:
+    """A page of the keys of the namespaces the caller sees, oldest first (never a secret or
+    digest)."""
     found = [view(key) for key in ops.keys.keys(ops.who)]
-    pagination = Pagination(
-        limit=len(found), next_cursor=None, has_more=False, total_count=len(found)
-    )
-    return Page(data=found, pagination=pagination)
+    return paging.page(found, lambda v: f"{v.created_at.isoformat()}\x00{v.key_id}")
 
 
 @get("/{key_id:str}", opt=_KEYS, responses=error_responses(404))

@@ -79,6 +79,7 @@ async def agent_logs(
 ) -> Data[list[LogEntry]]:
     """The newest log lines, oldest first."""
     agent.live()
+    level = level.lower()
     if level not in ("info", "warning", "error"):
         raise invalid("query.level", "expected info, warning or error")
     after = None

@@ -144,7 +144,7 @@ async def list_tasks(
     name: ExactName = None,
 ) -> Page[TaskView]:
     """A page of the namespace's tasks, oldest first."""
-    check_one_of("status", status, _STATUSES)
+    status = check_one_of("status", status, _STATUSES)
     views = [
         v
         for v in task.edge.tasks.tasks(task.ns)

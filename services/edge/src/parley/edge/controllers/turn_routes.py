@@ -61,11 +61,12 @@ class Turns:
 
 
 def turn_routes(
-    owner: str, kind: type[Turns], docs: dict[str, dict[str, Any]]
+    owner: str, kind: type[Turns], docs: dict[str, dict[str, Any]], *, stream_alias: bool = False
 ) -> list[HTTPRouteHandler]:
     """The turn routes under `/{<owner>}`, whose chats take a ``kind.body``; ``docs`` gives
     each route's summary, description (and for `cancel` its body and errors) by route:
-    `chat`, `chat_stream`, `chat_resume`, `cancel`."""
+    `chat`, `chat_stream`, `chat_resume`, `cancel`. With ``stream_alias``, `/{<owner>}/stream`
+    is the same route as `/{<owner>}/chat/stream` (both methods)."""
 
     async def chat(turns: NamedDependency[Turns]) -> Data[ChatAnswer]:
         return await sync_chat(turns.scope.writes, await turns.chat())
@@ -105,5 +106,8 @@ def turn_routes(
     for method, tail, handler, route in routes:
         documented = {**route, **docs[handler.__name__]}
         handler.__name__ = handler.__qualname__ = f"{prefix}_{handler.__name__}"
-        handlers.append(method(f"/{{{owner}:str}}{tail}", **documented)(handler))
+        paths = [f"/{{{owner}:str}}{tail}"]
+        if stream_alias and tail == "/chat/stream":
+            paths.append(f"/{{{owner}:str}}/stream")
+        handlers.append(method(paths, **documented)(handler))
     return handlers

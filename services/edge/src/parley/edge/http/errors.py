@@ -30,6 +30,7 @@ __all__ = [
     "ApiError",
     "ErrorEnvelope",
     "ErrorInfo",
+    "error_details",
     "error_responses",
     "exception_handlers",
     "field_errors",
@@ -74,7 +75,7 @@ def invalid(field: str, message: str) -> ParleyError:
     return ParleyError(
         ErrorCode.VALIDATION_ERROR,
         f"invalid {field}: {message}",
-        [{"field": field, "message": message}],
+        {"errors": [{"field": field, "message": message}]},
     )
 
 
@@ -83,7 +84,7 @@ def invalid_value(name: str, value: str, message: str) -> ParleyError:
     return ParleyError(
         ErrorCode.VALIDATION_ERROR,
         f"invalid {name} {value[:40]!r}: {message}",
-        [{"field": f"query.{name}", "message": message}],
+        {"errors": [{"field": f"query.{name}", "message": message}]},
     )
 
 
@@ -102,8 +103,8 @@ class ErrorInfo(msgspec.Struct, kw_only=True):
     """Stable error code."""
     message: str
     """What went wrong and, where it helps, what to do about it."""
-    details: dict[str, Any] | list[Any] | None = None
-    """Structured detail, e.g. `[{"field": "body.name", "message": ...}]`."""
+    details: dict[str, Any] | None = None
+    """Structured detail; for invalid input `{"errors": [{"field": "body.name", "message"}]}`."""
     request_id: str
     """Id of the request (also in the `X-Request-Id` header)."""
     trace_id: str
@@ -116,14 +117,21 @@ class ErrorEnvelope(msgspec.Struct, kw_only=True):
     error: ErrorInfo
 
 
-def field_errors(exc: msgspec.ValidationError, location: str) -> list[dict[str, str]]:
-    """``[{"field", "message"}]`` for a msgspec validation error (``$.a.b`` → ``body.a.b``)."""
+def field_errors(exc: msgspec.ValidationError, location: str) -> dict[str, list[dict[str, str]]]:
+    """``{"errors": [{"field", "message"}]}`` for a msgspec validation error (``$.a.b`` →
+    ``body.a.b``)."""
     text = str(exc)
     message, sep, path = text.rpartition(" - at `")
     if not sep:
-        return [{"field": location, "message": text}]
+        return {"errors": [{"field": location, "message": text}]}
     path = path.rstrip("`")
-    return [{"field": location + path.removeprefix("$"), "message": message}]
+    return {"errors": [{"field": location + path.removeprefix("$"), "message": message}]}
+
+
+def error_details(details: dict[str, Any] | list[Any] | None) -> dict[str, Any] | None:
+    """``error.details`` in its one shape: an object; a bare list (field errors, as a service
+    may reply them) becomes ``{"errors": [...]}``."""
+    return {"errors": details} if isinstance(details, list) else details
 
 
 _CLIENT_GONE = "client disconnected prematurely"
@@ -157,7 +165,7 @@ def _envelope(
         error=ErrorInfo(
             code=code,
             message=message,
-            details=details,
+            details=error_details(details),
             request_id=rid,
             trace_id=trace_id(request.scope),
         )

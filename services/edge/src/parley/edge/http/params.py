@@ -1,6 +1,6 @@
 """The optional request parameters routes declare alike: a header, and a query filter that
 takes one of a few values (listed in the docs by :func:`one_of`, checked by
-:func:`check_one_of`).
+:func:`check_one_of`, in any case).
 
 Use them inside ``Annotated``: ``status: Annotated[str | None, one_of(_STATUSES)] = None``.
 """
@@ -12,7 +12,7 @@ from litestar.params import HeaderParameter, Parameter
 
 from parley.edge.http.errors import invalid
 
-__all__ = ["ExactName", "Labels", "check_one_of", "one_of", "optional_header"]
+__all__ = ["ExactName", "Labels", "canonical", "check_one_of", "one_of", "optional_header"]
 
 Labels = Annotated[
     list[str] | None, Parameter(required=False, description="`key=value`, repeatable.")
@@ -32,7 +32,21 @@ def one_of(values: Iterable[str]) -> Any:
     return Parameter(required=False, description=", ".join(values) + ".")
 
 
-def check_one_of(name: str, value: str | None, values: Collection[str]) -> None:
-    """``422 VALIDATION_ERROR`` unless the filter ``name`` is absent or one of ``values``."""
-    if value is not None and value not in values:
+def canonical(value: str, values: Collection[str]) -> str | None:
+    """The one of ``values`` that ``value`` spells in any case, else ``None``."""
+    folded = value.casefold()
+    return next((v for v in values if v.casefold() == folded), None)
+
+
+def check_one_of(name: str, value: str | None, values: Collection[str]) -> str | None:
+    """The filter ``name`` as spelled in ``values`` (any case is accepted), or ``None``.
+
+    Raises:
+        ParleyError: ``422 VALIDATION_ERROR`` unless ``value`` is absent or one of ``values``.
+    """
+    if value is None:
+        return None
+    found = canonical(value, values)
+    if found is None:
         raise invalid(f"query.{name}", "expected one of " + ", ".join(values))
+    return found

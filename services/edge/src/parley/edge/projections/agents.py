@@ -42,4 +42,12 @@ class AgentsProjection(LiveProjection[Agent, AgentView]):
         if agent.deleted:
             return agent.id, None
         created, updated = iso(agent.created_at), iso(agent.updated_at)
-        return agent.id, as_view(AgentView, agent, created_at=created, updated_at=updated)
+        return agent.id, as_view(
+            AgentView,
+            agent,
+            created_at=created,
+            updated_at=updated,
+            name=agent.spec.name,
+            status=agent.state,
+            capabilities=agent.spec.capabilities,
+        )

@@ -33,6 +33,7 @@ from parley.edge.controllers.turns import CancelBody, ChatBody, chat_command
 from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
 from parley.edge.http.auth import ACTION
 from parley.edge.http.body import BodyError, decode_json
+from parley.edge.http.errors import error_details
 from parley.edge.http.limits import count_model_use
 from parley.edge.streams.turn import client_frame, start_turn
 from parley.edge.streams.ws import frame_bytes
@@ -191,7 +192,11 @@ class _ChatSocket:
 
     async def error(self, exc: ParleyError) -> None:
         """Send an API error as an ``error`` frame."""
-        data = {"code": exc.code.value, "message": exc.message, "details": exc.details}
+        data = {
+            "code": exc.code.value,
+            "message": exc.message,
+            "details": error_details(exc.details),
+        }
         await self._send({"type": "error", "data": data})
 
     async def _refuse(self, message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> None:

@@ -19,6 +19,7 @@ from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
 from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
 from parley.edge.http.errors import ApiError
+from parley.edge.http.query import QUERY
 from parley.edge.streams.filters import (
     EventFilter,
     FilterError,
@@ -41,7 +42,11 @@ _END = object()
 @get(
     "/api/v1/events",
     summary="Stream events (Server-Sent Events)",
-    opt={ACTION: Action.SUBSCRIBE, EVERY_NAMESPACE: True},
+    opt={
+        ACTION: Action.SUBSCRIBE,
+        EVERY_NAMESPACE: True,
+        QUERY: ("type", "agent_id", "performative", "stream", "actor", "from_position"),
+    },
 )
 async def stream_events(request: Request[Any, Any, Any], store: Store) -> ServerSentEvent:
     """Events as Server-Sent Events, catch-up then live.

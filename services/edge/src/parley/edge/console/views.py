@@ -196,9 +196,11 @@ async def deployment(
     store: Store,
     runtime: NamedDependency[RuntimeProjection],
     deployment_id: FromPath[str],
+    after: After = None,
 ) -> Response[str]:
     """A deployment: its stages, the traffic split, its health and why it ended; charts of
     the split by stage and of the agent's runs since it started."""
+    await _caught_up(after, runtime)  # the runs charted include the event that woke the page
     state, position = None, await store.last_position()
     if ID.match(deployment_id):
         state = fold(await store.read(deployment_stream(ns, deployment_id)), evolve_deployment)

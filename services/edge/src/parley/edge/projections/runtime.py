@@ -261,27 +261,13 @@ class RuntimeProjection(FoldingProjection):
             )
 
     def _note(
-        self,
-        agent_id: str | None,
-        event: Event,
-        level: LogLevel,
-        message: str,
-        *,
-        session_id: str | None = None,
-        execution_id: str | None = None,
+        self, agent_id: str | None, event: Event, level: LogLevel, message: str, **where: str
     ) -> None:
-        """Log ``event`` for ``agent_id``, with the agent version its run is on."""
-        run_id = event.data.get("run_id") or event.data.get("turn_id") or execution_id or ""
-        version = self._version_of(event, str(run_id))
-        self.activity.log(
-            agent_id,
-            event,
-            level,
-            message,
-            session_id=session_id,
-            execution_id=execution_id,
-            agent_version=version,
-        )
+        """Log ``event`` for ``agent_id`` (``where``: its session or execution), with the
+        agent version its run is on."""
+        run_id = event.data.get("run_id") or event.data.get("turn_id") or where.get("execution_id")
+        version = self._version_of(event, str(run_id or ""))
+        self.activity.log(agent_id, event, level, message, agent_version=version, **where)
 
     def _version_of(self, event: Event, run_id: str) -> int | None:
         """The agent version of the run an event belongs to: recorded on its start and end,

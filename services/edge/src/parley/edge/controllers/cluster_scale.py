@@ -15,7 +15,7 @@ from msgspec import Meta
 
 from parley.contracts.clusters import MAX_AGENTS, ClusterView, ResizeCluster
 from parley.contracts.errors import ErrorCode, ParleyError
-from parley.edge.http.errors import ApiError
+from parley.edge.http.limits import check_agents_quota
 
 __all__ = ["ResizeResult", "ScaleRequest", "ScaleResult", "check_quota", "resize_command"]
 
@@ -95,14 +95,7 @@ def check_quota(view: ClusterView, count: int, held: int, limit: int) -> None:
     Raises:
         ApiError: ``403 QUOTA_EXCEEDED``, as a create over the quota.
     """
-    wanted = count - len(view.agent_ids)
-    if limit and wanted > 0 and held + wanted > limit:
-        raise ApiError(
-            ErrorCode.QUOTA_EXCEEDED,
-            f"namespace {view.namespace} holds {held} agents and its quota is {limit};"
-            f" {wanted} more would exceed it (PARLEY_QUOTA_MAX_AGENTS)",
-            {"quota": "agents", "limit": limit, "namespace": view.namespace},
-        )
+    check_agents_quota(view.namespace, held, count - len(view.agent_ids), limit)
 
 
 def _refuse(field: str, message: str) -> Never:

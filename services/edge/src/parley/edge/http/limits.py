@@ -47,6 +47,7 @@ __all__ = [
     "Limits",
     "add_rate_limit_headers",
     "caller",
+    "check_agents_quota",
     "count_model_use",
 ]
 
@@ -160,13 +161,23 @@ class Limits:
     async def _check_agents_quota(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
         namespace, wanted = await _agents_wanted(connection)
         held = sum(1 for _ in Edge.of(connection.app.state).agents.agents(namespace))
-        if held + wanted > self.max_agents:
-            raise ApiError(
-                ErrorCode.QUOTA_EXCEEDED,
-                f"namespace {namespace} holds {held} agents and its quota is {self.max_agents};"
-                f" {wanted} more would exceed it (PARLEY_QUOTA_MAX_AGENTS)",
-                {"quota": "agents", "limit": self.max_agents, "namespace": namespace},
-            )
+        check_agents_quota(namespace, held, wanted, self.max_agents)
+
+
+def check_agents_quota(namespace: str, held: int, wanted: int, limit: int) -> None:
+    """Refuse ``wanted`` more agents in ``namespace``, which holds ``held``, past its quota
+    ``limit`` (0: no limit).
+
+    Raises:
+        ApiError: ``403 QUOTA_EXCEEDED`` naming the figures.
+    """
+    if limit and wanted > 0 and held + wanted > limit:
+        raise ApiError(
+            ErrorCode.QUOTA_EXCEEDED,
+            f"namespace {namespace} holds {held} agents and its quota is {limit};"
+            f" {wanted} more would exceed it (PARLEY_QUOTA_MAX_AGENTS)",
+            {"quota": "agents", "limit": limit, "namespace": namespace},
+        )
 
 
 async def count_model_use(connection: ASGIConnection[Any, Any, Any, Any]) -> None:

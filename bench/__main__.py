@@ -4,21 +4,21 @@ import argparse
 import asyncio
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
 
-from bench import (
-    acl,
-    auth,
-    cluster,
-    console,
-    deployments,
-    edge,
-    eventstore,
-    messaging,
-    runtime,
-    tasks,
-)
+from bench import acl
+from bench import auth
+from bench import cluster
+from bench import console
+from bench import deployments
+from bench import edge
+from bench import eventstore
+from bench import messaging
+from bench import runtime
+from bench import tasks
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 

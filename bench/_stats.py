@@ -3,7 +3,10 @@
 import asyncio
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import TypeVar
 
 import aiohttp

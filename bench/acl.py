@@ -13,8 +13,12 @@ import aiohttp
 import msgspec
 import nats
 
-from bench._stats import measure, post
-from parley.contracts.acl import MessageReply, OutgoingMessage, Performative, SendMessage
+from bench._stats import measure
+from bench._stats import post
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import Performative
+from parley.contracts.acl import SendMessage
 
 __all__ = ["round_trips"]
 

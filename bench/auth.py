@@ -15,10 +15,13 @@ from pathlib import Path
 
 import aiohttp
 
-from bench._stats import percentile, post, report
+from bench._stats import percentile
+from bench._stats import post
+from bench._stats import report
 from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
+from parley.identity.bootstrap import ADMIN_KEY_FILE
+from parley.identity.bootstrap import bootstrap_admin_key_at
 
 __all__ = ["auth_overhead"]
 

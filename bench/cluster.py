@@ -13,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-from bench import acl, edge
+from bench import acl
+from bench import edge
 from parley.devstack.stack import Stack
 
 __all__ = ["compare"]

@@ -21,7 +21,10 @@ from typing import Any
 
 import aiohttp
 
-from bench._stats import from_one_queue, one_at_a_time, post, report
+from bench._stats import from_one_queue
+from bench._stats import one_at_a_time
+from bench._stats import post
+from bench._stats import report
 
 __all__ = ["fleet_page", "live_view"]
 

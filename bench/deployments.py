@@ -11,11 +11,13 @@
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import aiohttp
 
-from bench._stats import percentile, post
+from bench._stats import percentile
+from bench._stats import post
 from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
 from parley.contracts.runtime import session_stream

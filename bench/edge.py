@@ -9,7 +9,11 @@ import uuid
 
 import aiohttp
 
-from bench._stats import from_one_queue, one_at_a_time, post, report, side_by_side
+from bench._stats import from_one_queue
+from bench._stats import one_at_a_time
+from bench._stats import post
+from bench._stats import report
+from bench._stats import side_by_side
 
 __all__ = ["create_agents"]
 

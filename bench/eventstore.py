@@ -3,7 +3,10 @@
 import asyncio
 import uuid
 
-from bench._stats import Timer, from_one_queue, one_at_a_time, report
+from bench._stats import Timer
+from bench._stats import from_one_queue
+from bench._stats import one_at_a_time
+from bench._stats import report
 
 __all__ = ["append_rate", "rebuild_rate"]
 from parley.contracts.envelope import NewEvent

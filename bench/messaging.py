@@ -13,9 +13,14 @@ import aiohttp
 import msgspec
 import nats
 
-from bench._stats import measure, post
+from bench._stats import measure
+from bench._stats import post
 from parley.contracts import subjects
-from parley.contracts.acl import SERVICE, MessageReply, OutgoingMessage, Performative, SendMessage
+from parley.contracts.acl import SERVICE
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import Performative
+from parley.contracts.acl import SendMessage
 
 __all__ = ["one_way"]
 

@@ -16,8 +16,18 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
-from bench._stats import Timer, one_at_a_time, percentile, post, report, side_by_side
-from parley.llm import ChatRequest, Message, Provider, ProviderSettings, TextDelta, provider_for
+from bench._stats import Timer
+from bench._stats import one_at_a_time
+from bench._stats import percentile
+from bench._stats import post
+from bench._stats import report
+from bench._stats import side_by_side
+from parley.llm import ChatRequest
+from parley.llm import Message
+from parley.llm import Provider
+from parley.llm import ProviderSettings
+from parley.llm import TextDelta
+from parley.llm import provider_for
 
 __all__ = ["LocalProvider", "chat_turns", "executions", "first_token"]
 

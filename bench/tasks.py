@@ -16,7 +16,10 @@ import nats
 
 from bench._stats import report
 from parley.contracts import subjects
-from parley.contracts.tasks import CreateTask, DistributeTask, TaskReply, TaskSpec
+from parley.contracts.tasks import CreateTask
+from parley.contracts.tasks import DistributeTask
+from parley.contracts.tasks import TaskReply
+from parley.contracts.tasks import TaskSpec
 
 __all__ = ["rounds"]
 

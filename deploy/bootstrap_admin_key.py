@@ -20,8 +20,11 @@ from nats.aio.client import Client
 
 from parley.eventstore.factory import open_store
 from parley.eventstore.port import EventStoreError
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key
-from parley.kit.settings import ServiceSettings, SettingsError, from_env
+from parley.identity.bootstrap import ADMIN_KEY_FILE
+from parley.identity.bootstrap import bootstrap_admin_key
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import SettingsError
+from parley.kit.settings import from_env
 
 
 async def _quiet(_: Exception) -> None:

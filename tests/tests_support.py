@@ -6,18 +6,24 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import httpx
 import msgspec
 import nats
 
-from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
 from parley.devstack.stack import Stack
 from parley.eventstore.factory import open_store
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
+from parley.identity.bootstrap import ADMIN_KEY_FILE
+from parley.identity.bootstrap import bootstrap_admin_key_at
 
 __all__ = [
     "VOLATILE_KEYS",

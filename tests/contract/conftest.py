@@ -5,7 +5,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from parley.eventstore import EventStore, open_store
+from parley.eventstore import EventStore
+from parley.eventstore import open_store
 from parley.eventstore.memory import MemoryEventStore
 
 MAX_EVENT_BYTES = 64 * 1024  # test_eventstore.py relies on this limit

@@ -6,18 +6,18 @@ from collections.abc import Sequence
 
 import pytest
 
-from parley.contracts.envelope import Event, NewEvent, acting_as
-from parley.eventstore import (
-    ANY_VERSION,
-    NO_STREAM,
-    ConcurrencyConflict,
-    EventStore,
-    EventStoreError,
-    EventTooLarge,
-    InvalidStreamName,
-    Subscription,
-    open_store,
-)
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import acting_as
+from parley.eventstore import ANY_VERSION
+from parley.eventstore import NO_STREAM
+from parley.eventstore import ConcurrencyConflict
+from parley.eventstore import EventStore
+from parley.eventstore import EventStoreError
+from parley.eventstore import EventTooLarge
+from parley.eventstore import InvalidStreamName
+from parley.eventstore import Subscription
+from parley.eventstore import open_store
 
 MAX_EVENT_BYTES = 64 * 1024  # the limit the `store` fixture opens every backend with
 

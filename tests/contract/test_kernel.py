@@ -4,9 +4,13 @@ import uuid
 
 import pytest
 
-from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore import ConcurrencyConflict, EventStore
-from parley.eventstore.repository import Loaded, execute, load
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.eventstore import ConcurrencyConflict
+from parley.eventstore import EventStore
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import execute
+from parley.eventstore.repository import load
 
 
 def _count(state: int | None, event: Event) -> int:

@@ -40,7 +40,8 @@ import msgspec
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # tests_support
 
-from tests_support import capture_views, export_events  # noqa: E402
+from tests_support import capture_views  # noqa: E402
+from tests_support import export_events  # noqa: E402
 
 from parley.devstack.stack import Stack  # noqa: E402
 

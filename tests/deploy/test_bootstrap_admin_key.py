@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from parley.devstack.nats import SERVICES_USER, NatsServer
+from parley.devstack.nats import SERVICES_USER
+from parley.devstack.nats import NatsServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "bootstrap_admin_key.py"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from _natsconf import parse, values_of
+from _natsconf import parse
+from _natsconf import values_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(path.name for path in (ROOT / "services").iterdir() if (path / "src").is_dir())

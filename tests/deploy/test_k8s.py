@@ -8,7 +8,10 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
-from _kustomize import KUSTOMIZATION, build, load_documents, pod_specs
+from _kustomize import KUSTOMIZATION
+from _kustomize import build
+from _kustomize import load_documents
+from _kustomize import pod_specs
 from _natsconf import parse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,8 @@ import ast
 import functools
 import importlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 

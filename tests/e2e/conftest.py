@@ -11,12 +11,15 @@ scope) and takes ``own_stack`` and ``http``; ``wire`` gives it a loopback model 
 """
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from e2e_support import World, started
-from tests_support import admin_key, edge_client
+from e2e_support import World
+from e2e_support import started
+from tests_support import admin_key
+from tests_support import edge_client
 from wire_server import WireServer
 
 from parley.devstack.stack import Stack

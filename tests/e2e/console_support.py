@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 from e2e_support import new_agent
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser
+from playwright.async_api import Page
+from playwright.async_api import async_playwright
+from playwright.async_api import expect
 
 from parley.devstack.stack import Stack
 

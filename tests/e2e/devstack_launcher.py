@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from parley.devstack.nats import SERVICES_USER, free_port
+from parley.devstack.nats import SERVICES_USER
+from parley.devstack.nats import free_port
 
 
 def free_ports(count: int) -> int:

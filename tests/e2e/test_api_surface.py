@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import body_of, error_of, new_agent
+from e2e_support import body_of
+from e2e_support import error_of
+from e2e_support import new_agent
 from httpx_sse import aconnect_sse
 from tests_support import auth_headers
 from websockets.asyncio.client import connect

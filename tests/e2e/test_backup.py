@@ -13,7 +13,9 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from tests_support import capture_views, edge_client, view_differences
+from tests_support import capture_views
+from tests_support import edge_client
+from tests_support import view_differences
 
 from parley.contracts.envelope import Event
 from parley.devstack.nats import NatsServer

@@ -8,7 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import error_of, events_in, last_position
+from e2e_support import error_of
+from e2e_support import events_in
+from e2e_support import last_position
 from tests_support import edge_client
 
 from parley.devstack.stack import Stack

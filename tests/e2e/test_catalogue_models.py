@@ -4,7 +4,8 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import body_of, error_of
+from e2e_support import body_of
+from e2e_support import error_of
 
 
 async def test_the_catalogue_lists_every_provider_with_prices_and_pagination(

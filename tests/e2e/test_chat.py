@@ -9,7 +9,8 @@ import pytest
 from e2e_support import new_agent
 from httpx_sse import aconnect_sse
 from tests_support import auth_headers
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect
 
 from parley.devstack.stack import Stack
 

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from tests_support import edge_client
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect
 
 from parley.devstack.nats import free_port
 from parley.devstack.stack import Stack

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cli_runner import Cli, cli_for
+from cli_runner import Cli
+from cli_runner import cli_for
 from tests_support import admin_key
 
 from parley.devstack.stack import Stack

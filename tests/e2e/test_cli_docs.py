@@ -6,7 +6,8 @@ import re
 import subprocess
 from pathlib import Path
 
-from cli_runner import PARLEY, cli_for
+from cli_runner import PARLEY
+from cli_runner import cli_for
 
 from parley.devstack.stack import Stack
 

@@ -17,8 +17,11 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runner import PARLEY, Cli, cli_for
-from e2e_support import World, call
+from cli_runner import PARLEY
+from cli_runner import Cli
+from cli_runner import cli_for
+from e2e_support import World
+from e2e_support import call
 
 from parley.devstack.stack import Stack
 

@@ -11,7 +11,8 @@ import socket
 import struct
 
 import httpx
-from tests_support import admin_key, edge_client
+from tests_support import admin_key
+from tests_support import edge_client
 
 from parley.devstack.stack import Stack
 

@@ -17,16 +17,21 @@ import contextlib
 import json
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import httpx
 import nats
 import pytest
-from devstack_launcher import Launcher, free_ports, running
+from devstack_launcher import Launcher
+from devstack_launcher import free_ports
+from devstack_launcher import running
 from nats.aio.client import Client
-from tests_support import capture_views, eventually, export_events
+from tests_support import capture_views
+from tests_support import eventually
+from tests_support import export_events
 
 from parley.contracts.envelope import Event
 from parley.devstack.nats import SERVICES_USER

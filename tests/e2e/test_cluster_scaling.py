@@ -9,9 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import all_agents, body_of, error_of, events_in
+from e2e_support import all_agents
+from e2e_support import body_of
+from e2e_support import error_of
+from e2e_support import events_in
 
-from parley.contracts.clusters import CLUSTER_LABEL, cluster_stream
+from parley.contracts.clusters import CLUSTER_LABEL
+from parley.contracts.clusters import cluster_stream
 from parley.devstack.stack import Stack
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store

@@ -12,14 +12,21 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-from e2e_support import error_of, events_in
+from e2e_support import error_of
+from e2e_support import events_in
 from tests_support import edge_client
 
-from parley.contracts.clusters import CLUSTER_LABEL, ClusterManifest, CreateCluster, cluster_stream
-from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.clusters import CLUSTER_LABEL
+from parley.contracts.clusters import ClusterManifest
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import cluster_stream
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.devstack.stack import Stack
-from parley.eventstore import EventStore, EventStoreUnavailable
+from parley.eventstore import EventStore
+from parley.eventstore import EventStoreUnavailable
 from parley.eventstore.factory import open_store
 from parley.registry.clusters import create_cluster
 from parley.registry.handlers import Registry

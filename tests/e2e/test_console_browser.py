@@ -9,18 +9,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from console_support import (
-    LIVE_MS,
-    chromium,
-    contract_net_task,
-    distribute,
-    make_key,
-    new_page,
-    sign_in,
-    start_canary,
-)
+from console_support import LIVE_MS
+from console_support import chromium
+from console_support import contract_net_task
+from console_support import distribute
+from console_support import make_key
+from console_support import new_page
+from console_support import sign_in
+from console_support import start_canary
 from e2e_support import new_agent
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser
+from playwright.async_api import Page
+from playwright.async_api import expect
 from tests_support import admin_key
 
 from parley.devstack.stack import Stack

@@ -2,7 +2,9 @@
 namespace walls, and the HTML each view renders from the real stack."""
 
 import httpx
-from console_support import contract_net_round, make_key, start_canary
+from console_support import contract_net_round
+from console_support import make_key
+from console_support import start_canary
 from e2e_support import new_agent
 from tests_support import edge_client
 

@@ -5,7 +5,10 @@ import secrets
 
 import httpx
 import pytest
-from console_support import LIVE_MS, chromium, new_page, sign_in
+from console_support import LIVE_MS
+from console_support import chromium
+from console_support import new_page
+from console_support import sign_in
 from playwright.async_api import expect
 from tests_support import admin_key
 

@@ -14,9 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import deployment_in, deployment_view, new_agent
+from e2e_support import deployment_in
+from e2e_support import deployment_view
+from e2e_support import new_agent
 
-from parley.contracts.runtime import execution_stream, session_stream
+from parley.contracts.runtime import execution_stream
+from parley.contracts.runtime import session_stream
 from parley.devstack.stack import Stack
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store

@@ -17,14 +17,19 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from e2e_support import body_of, deployment_in
-from httpx_sse import ServerSentEvent, aconnect_sse
+from e2e_support import body_of
+from e2e_support import deployment_in
+from httpx_sse import ServerSentEvent
+from httpx_sse import aconnect_sse
 from tests_support import eventually
 
 from parley.aggregates import deployment
-from parley.aggregates.decision import Context, to_new_events
-from parley.contracts.deployments import Health, deployment_stream
-from parley.contracts.envelope import NewEvent, utcnow
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import to_new_events
+from parley.contracts.deployments import Health
+from parley.contracts.deployments import deployment_stream
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
 from parley.devstack.stack import Stack
 from parley.eventstore.factory import open_store
 from parley.eventstore.repository import Repository

@@ -8,13 +8,16 @@ One launcher serves the whole module (it starts many processes on a small machin
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import nats
 import pytest
-from devstack_launcher import Killed, Launcher, running
+from devstack_launcher import Killed
+from devstack_launcher import Launcher
+from devstack_launcher import running
 from tests_support import eventually
 
 from parley.contracts.registry import agent_stream

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from devstack_launcher import running
 
-from parley.devstack.nats import EXTERNAL_USER, SERVICES_USER
+from parley.devstack.nats import EXTERNAL_USER
+from parley.devstack.nats import SERVICES_USER
 
 
 def up(state: Path) -> str:

@@ -6,10 +6,12 @@ import json
 import uuid
 
 import nats
-from tests_support import eventually, stream_events
+from tests_support import eventually
+from tests_support import stream_events
 
 from parley.contracts.acl import conversation_stream
-from parley.contracts.envelope import ACTOR_HEADER, Event
+from parley.contracts.envelope import ACTOR_HEADER
+from parley.contracts.envelope import Event
 from parley.contracts.registry import agent_stream
 from parley.eventstore import open_store
 

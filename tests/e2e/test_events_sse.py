@@ -8,8 +8,12 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from e2e_support import act, consumer_count, consumers_back_to, new_agent
-from httpx_sse import ServerSentEvent, aconnect_sse
+from e2e_support import act
+from e2e_support import consumer_count
+from e2e_support import consumers_back_to
+from e2e_support import new_agent
+from httpx_sse import ServerSentEvent
+from httpx_sse import aconnect_sse
 
 EVENTS = "/api/v1/events"
 STREAM_TIMEOUT = httpx.Timeout(10, read=60)  # keep-alives come every 15 s

@@ -9,9 +9,13 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from e2e_support import act, consumer_count, consumers_back_to, new_agent
+from e2e_support import act
+from e2e_support import consumer_count
+from e2e_support import consumers_back_to
+from e2e_support import new_agent
 from tests_support import auth_headers
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect
 
 
 def _ws_url(stack: Any) -> str:

@@ -21,9 +21,14 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from e2e_support import World, call, new_agent, web_tools
+from e2e_support import World
+from e2e_support import call
+from e2e_support import new_agent
+from e2e_support import web_tools
 from nats.aio.msg import Msg
-from tests_support import edge_client, eventually, stream_events
+from tests_support import edge_client
+from tests_support import eventually
+from tests_support import stream_events
 
 from parley.contracts import subjects
 from parley.devstack.stack import Stack

@@ -23,11 +23,15 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import ConsumerConfig, DeliverPolicy
-from tests_support import eventually, export_events, stream_events
+from nats.js.api import ConsumerConfig
+from nats.js.api import DeliverPolicy
+from tests_support import eventually
+from tests_support import export_events
+from tests_support import stream_events
 
 from parley.contracts import subjects
-from parley.devstack.nats import EXTERNAL_NAMESPACE, EXTERNAL_USER
+from parley.devstack.nats import EXTERNAL_NAMESPACE
+from parley.devstack.nats import EXTERNAL_USER
 from parley.devstack.stack import Stack
 
 OTHER = "other-tenant"

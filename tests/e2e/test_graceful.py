@@ -21,7 +21,8 @@ import nats
 import pytest
 from aiohttp import web
 from e2e_support import started
-from tests_support import eventually, stream_events
+from tests_support import eventually
+from tests_support import stream_events
 
 from parley.contracts import subjects
 from parley.contracts.acl import conversation_stream

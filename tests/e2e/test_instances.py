@@ -10,8 +10,12 @@ import uuid
 
 import httpx
 import pytest
-from e2e_support import World, call, new_agent, web_tools
-from tests_support import eventually, stream_events
+from e2e_support import World
+from e2e_support import call
+from e2e_support import new_agent
+from e2e_support import web_tools
+from tests_support import eventually
+from tests_support import stream_events
 
 from parley.contracts.envelope import Event
 from parley.devstack.stack import Stack

@@ -2,7 +2,9 @@
 
 import httpx
 import msgspec
-from e2e_support import body_of, error_of, new_agent
+from e2e_support import body_of
+from e2e_support import error_of
+from e2e_support import new_agent
 
 from parley.contracts.memory import memory_scope
 from parley.devstack.stack import Stack

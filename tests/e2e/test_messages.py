@@ -4,7 +4,9 @@ protocols, de-duplication, history, filtered event streams, send-and-wait, redel
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -12,10 +14,13 @@ import msgspec
 import nats
 from e2e_support import new_agent
 from httpx_sse import aconnect_sse
-from tests_support import auth_headers, stream_events
+from tests_support import auth_headers
+from tests_support import stream_events
 from websockets.asyncio.client import connect
 
-from parley.contracts.acl import AclMessage, MessageSent, conversation_stream
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import NewEvent
 from parley.devstack.stack import Stack
 from parley.eventstore.factory import open_store

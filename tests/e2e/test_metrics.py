@@ -11,21 +11,26 @@ import asyncio
 import json
 import re
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from e2e_support import new_agent, started
+from e2e_support import new_agent
+from e2e_support import started
 from prometheus_client.parser import text_string_to_metric_families
-from tests_support import edge_client, eventually, export_events
+from tests_support import edge_client
+from tests_support import eventually
+from tests_support import export_events
 from wire_server import WireServer
 
 from parley.contracts.envelope import Event
 from parley.devstack.nats import free_port
-from parley.devstack.stack import SERVICES, Stack
+from parley.devstack.stack import SERVICES
+from parley.devstack.stack import Stack
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"

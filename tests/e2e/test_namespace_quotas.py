@@ -8,12 +8,14 @@ priced in the catalogue (gpt-4.1-mini: 11 input + 7 output tokens a call cost $0
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import httpx
 import pytest
 from e2e_support import new_agent
-from tests_support import eventually, stream_events
+from tests_support import eventually
+from tests_support import stream_events
 from wire_server import WireServer
 
 from parley.devstack.stack import Stack

@@ -8,13 +8,15 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import nats
 import pytest
-from devstack_launcher import Launcher, running
+from devstack_launcher import Launcher
+from devstack_launcher import running
 from e2e_support import all_agents
 from nats.aio.client import Client
 from tests_support import eventually

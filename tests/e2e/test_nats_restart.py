@@ -12,20 +12,26 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import httpx
 import nats
 import nats.js.errors
 import pytest
-from e2e_support import new_agent, started
-from tests_support import edge_client, eventually
+from e2e_support import new_agent
+from e2e_support import started
+from tests_support import edge_client
+from tests_support import eventually
 from wire_server import WireServer
 
 from parley.contracts import subjects
-from parley.devstack.stack import SERVICES, Stack
+from parley.devstack.stack import SERVICES
+from parley.devstack.stack import Stack
 from parley.kit.deltas import DELTA_STREAM
 
 KEY = "sk-test-restart-0123456789"

@@ -5,7 +5,8 @@ import re
 import httpx
 import msgspec
 import pytest
-from e2e_support import body_of, error_of
+from e2e_support import body_of
+from e2e_support import error_of
 from tests_support import edge_client
 
 from parley.contracts.personas import persona_stream

@@ -15,7 +15,10 @@ from typing import Any
 import httpx
 import nats
 import pytest
-from e2e_support import World, call, new_agent, web_tools
+from e2e_support import World
+from e2e_support import call
+from e2e_support import new_agent
+from e2e_support import web_tools
 from httpx_sse import aconnect_sse
 from nats.aio.msg import Msg
 from tests_support import stream_events

@@ -13,7 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_support import body_of, error_of, new_agent
+from e2e_support import body_of
+from e2e_support import error_of
+from e2e_support import new_agent
 from tests_support import export_events
 from wire_server import WireServer
 

@@ -17,17 +17,23 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 from httpx_sse import aconnect_sse
-from tests_support import admin_key, auth_headers, stream_events
+from tests_support import admin_key
+from tests_support import auth_headers
+from tests_support import stream_events
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import InvalidStatus
 
 from parley.contracts.acl import conversation_stream
 from parley.contracts.tasks import task_stream

@@ -17,28 +17,33 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import msgspec
 import nats
 import pytest
-from award_bids import BIDS, WINNERS
+from award_bids import BIDS
+from award_bids import WINNERS
 from e2e_support import new_agent
-from tests_support import edge_client, eventually, stream_events
+from tests_support import edge_client
+from tests_support import eventually
+from tests_support import stream_events
 
 from parley.contracts import subjects
-from parley.contracts.acl import (
-    AclMessage,
-    OutgoingMessage,
-    Performative,
-    SendMessage,
-    conversation_stream,
-)
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import Performative
+from parley.contracts.acl import SendMessage
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import Event
-from parley.contracts.tasks import TASKS_INBOX, task_stream
+from parley.contracts.tasks import TASKS_INBOX
+from parley.contracts.tasks import task_stream
 from parley.devstack.stack import Stack
 
 ENV = {"PARLEY_TASKS_ACK_WAIT": "2"}

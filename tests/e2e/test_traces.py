@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from e2e_support import new_agent
-from otlp_receiver import OtlpReceiver, Span
+from otlp_receiver import OtlpReceiver
+from otlp_receiver import Span
 from wire_server import WireServer
 
 MODEL = "claude-haiku-4-5"

@@ -3,21 +3,20 @@
 import time
 
 import pytest
-from llm_support import SECRET_KEY, settings_for
+from llm_support import SECRET_KEY
+from llm_support import settings_for
 from wire_server import WireServer
 
-from parley.llm import (
-    ChatRequest,
-    Message,
-    ProviderAuthError,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
-    StreamInterrupted,
-    TextDelta,
-    ToolCall,
-    ToolDef,
-)
+from parley.llm import ChatRequest
+from parley.llm import Message
+from parley.llm import ProviderAuthError
+from parley.llm import ProviderRateLimited
+from parley.llm import ProviderTimeout
+from parley.llm import ProviderUnavailable
+from parley.llm import StreamInterrupted
+from parley.llm import TextDelta
+from parley.llm import ToolCall
+from parley.llm import ToolDef
 from parley.llm._base import GuardedProvider
 
 REQUEST = ChatRequest(
@@ -160,7 +159,8 @@ async def test_the_api_key_never_appears_in_errors_or_reprs(provider, wire):
 
 
 async def test_a_missing_key_is_an_auth_error_that_says_what_to_set(monkeypatch, wire):
-    from parley.llm import ProviderSettings, provider_for
+    from parley.llm import ProviderSettings
+    from parley.llm import provider_for
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("PARLEY_ANTHROPIC_API_KEY_FILE", raising=False)

@@ -2,14 +2,12 @@
 
 import pytest
 
-from parley.llm import (
-    CircuitBreaker,
-    ProviderAuthError,
-    ProviderBadRequest,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
-)
+from parley.llm import CircuitBreaker
+from parley.llm import ProviderAuthError
+from parley.llm import ProviderBadRequest
+from parley.llm import ProviderRateLimited
+from parley.llm import ProviderTimeout
+from parley.llm import ProviderUnavailable
 from parley.llm._base import parse_retry_after
 from parley.llm._mapping import error_for_status
 

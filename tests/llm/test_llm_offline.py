@@ -2,17 +2,16 @@
 
 import pytest
 
-from parley.llm import (
-    ChatRequest,
-    Message,
-    Provider,
-    ProviderBadRequest,
-    TextDelta,
-    ToolCall,
-    ToolDef,
-    provider_for,
-)
-from parley.llm.offline import OfflineProvider, parse_calls
+from parley.llm import ChatRequest
+from parley.llm import Message
+from parley.llm import Provider
+from parley.llm import ProviderBadRequest
+from parley.llm import TextDelta
+from parley.llm import ToolCall
+from parley.llm import ToolDef
+from parley.llm import provider_for
+from parley.llm.offline import OfflineProvider
+from parley.llm.offline import parse_calls
 
 CALC = ToolDef("calculator", "evaluates", {"type": "object"})
 

@@ -8,20 +8,18 @@ from llm_support import SECRET_KEY
 from wire_server import WireServer
 
 from parley.identity.scrub import Scrubber
-from parley.llm import (
-    ChatRequest,
-    Delta,
-    Finished,
-    Message,
-    ProviderAuthError,
-    ProviderError,
-    ScrubbedProvider,
-    StreamInterrupted,
-    TextDelta,
-    ToolCall,
-    ToolCallDone,
-    Usage,
-)
+from parley.llm import ChatRequest
+from parley.llm import Delta
+from parley.llm import Finished
+from parley.llm import Message
+from parley.llm import ProviderAuthError
+from parley.llm import ProviderError
+from parley.llm import ScrubbedProvider
+from parley.llm import StreamInterrupted
+from parley.llm import TextDelta
+from parley.llm import ToolCall
+from parley.llm import ToolCallDone
+from parley.llm import Usage
 from parley.llm._base import GuardedProvider
 
 REQUEST = ChatRequest(model="m", messages=(Message("user", "hi"),))

@@ -8,7 +8,10 @@ import pytest
 from aiohttp import web
 from loopback import Loopback
 
-from parley.runtime.tools import ToolContext, ToolError, ToolOutcome, run_tool
+from parley.runtime.tools import ToolContext
+from parley.runtime.tools import ToolError
+from parley.runtime.tools import ToolOutcome
+from parley.runtime.tools import run_tool
 
 CTX = ToolContext("default", "agent-1", None, None)
 

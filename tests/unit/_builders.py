@@ -1,8 +1,11 @@
 """Builders shared by the unit tests: events as the store records them, and folding them."""
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import TypeVar
 
 import msgspec
 import pytest

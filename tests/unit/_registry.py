@@ -5,7 +5,8 @@ from typing import Any
 import msgspec
 
 from parley.registry.app import ROUTES
-from parley.registry.handlers import Registry, reply_for_error
+from parley.registry.handlers import Registry
+from parley.registry.handlers import reply_for_error
 
 __all__ = ["NS", "send"]
 

@@ -5,8 +5,10 @@ nats-server (one of the module's own)."""
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -17,19 +19,20 @@ from nats.aio.msg import Msg
 
 from parley.aggregates.decision import to_new_events
 from parley.contracts import subjects
-from parley.contracts.envelope import (
-    ACTOR_HEADER,
-    NewEvent,
-    acting_as,
-    current_actor,
-    valid_actor,
-)
+from parley.contracts.envelope import ACTOR_HEADER
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import acting_as
+from parley.contracts.envelope import current_actor
+from parley.contracts.envelope import valid_actor
 from parley.devstack.nats import NatsServer
 from parley.eventstore._codec import decode_event
-from parley.kit.app import Connections, service_app
+from parley.kit.app import Connections
+from parley.kit.app import service_app
 from parley.kit.settings import ServiceSettings
-from parley.kit.telemetry import carried_actor, inject
-from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.kit.telemetry import carried_actor
+from parley.kit.telemetry import inject
+from parley.kit.workqueue import WorkQueue
+from parley.kit.workqueue import ensure_work_stream
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 

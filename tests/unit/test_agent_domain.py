@@ -6,38 +6,39 @@ from itertools import product
 
 import msgspec
 import pytest
-from _builders import NOW, refusal
+from _builders import NOW
+from _builders import refusal
 
-from parley.aggregates.agent import (
-    TRANSITIONS,
-    Agent,
-    CorruptStreamError,
-    allowed_actions,
-    decide,
-    evolve,
-    name_change,
-)
-from parley.aggregates.decision import Context, Decided, to_new_events
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import (
-    AgentAction,
-    AgentActionCommand,
-    AgentCreated,
-    AgentDeleted,
-    AgentPatch,
-    AgentSpec,
-    AgentState,
-    AgentStateChanged,
-    AgentUpdated,
-    CreateAgent,
-    DeleteAgent,
-    RegistryCommand,
-    StrategySpec,
-    ToolSpec,
-    UpdateAgent,
-    agent_stream,
-)
+from parley.aggregates.agent import TRANSITIONS
+from parley.aggregates.agent import Agent
+from parley.aggregates.agent import CorruptStreamError
+from parley.aggregates.agent import allowed_actions
+from parley.aggregates.agent import decide
+from parley.aggregates.agent import evolve
+from parley.aggregates.agent import name_change
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import to_new_events
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import AgentCreated
+from parley.contracts.registry import AgentDeleted
+from parley.contracts.registry import AgentPatch
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import AgentStateChanged
+from parley.contracts.registry import AgentUpdated
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.contracts.registry import RegistryCommand
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
+from parley.contracts.registry import UpdateAgent
+from parley.contracts.registry import agent_stream
 
 AGENT_ID = "a1"
 S, A = AgentState, AgentAction

@@ -3,16 +3,15 @@
 import msgspec
 import pytest
 
-from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
-from parley.contracts.registry import (
-    AgentSpec,
-    Budget,
-    Memory,
-    ModelParams,
-    StrategySpec,
-    ToolSpec,
-    Trigger,
-)
+from parley.contracts.agent_toml import TomlAgentError
+from parley.contracts.agent_toml import agent_spec_from_toml
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import Budget
+from parley.contracts.registry import Memory
+from parley.contracts.registry import ModelParams
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
+from parley.contracts.registry import Trigger
 
 FULL = """
 name = "researcher"

@@ -5,9 +5,14 @@ from typing import Any
 import pytest
 from _builders import refusal
 
-from parley.aggregates.agent_spec import validate_cron, validate_spec
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import AgentSpec, StrategySpec, ToolSpec, Trigger
+from parley.aggregates.agent_spec import validate_cron
+from parley.aggregates.agent_spec import validate_spec
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
+from parley.contracts.registry import Trigger
 
 
 def spec(**fields: Any) -> AgentSpec:

@@ -1,38 +1,40 @@
 """API keys: given events, when a command, then events or a refusal; and the fold."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from functools import reduce
 
 import msgspec
 import pytest
-from _builders import NOW, NS, fold_decided, refusal, stored
+from _builders import NOW
+from _builders import NS
+from _builders import fold_decided
+from _builders import refusal
+from _builders import stored
 
 from parley.aggregates.agent import CorruptStreamError
-from parley.aggregates.apikey import (
-    USE_INTERVAL,
-    ApiKey,
-    Issue,
-    KeyCommand,
-    Reissue,
-    decide,
-    evolve,
-    usable,
-)
+from parley.aggregates.apikey import USE_INTERVAL
+from parley.aggregates.apikey import ApiKey
+from parley.aggregates.apikey import Issue
+from parley.aggregates.apikey import KeyCommand
+from parley.aggregates.apikey import Reissue
+from parley.aggregates.apikey import decide
+from parley.aggregates.apikey import evolve
+from parley.aggregates.apikey import usable
 from parley.aggregates.decision import Context
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.identity import (
-    EVENT_TYPES,
-    ApiKeyCreated,
-    ApiKeyRevoked,
-    ApiKeyRotated,
-    ApiKeyUsed,
-    CreateApiKey,
-    RecordApiKeyUse,
-    RevokeApiKey,
-    Role,
-    RotateApiKey,
-    apikey_stream,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.identity import EVENT_TYPES
+from parley.contracts.identity import ApiKeyCreated
+from parley.contracts.identity import ApiKeyRevoked
+from parley.contracts.identity import ApiKeyRotated
+from parley.contracts.identity import ApiKeyUsed
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import RecordApiKeyUse
+from parley.contracts.identity import RevokeApiKey
+from parley.contracts.identity import Role
+from parley.contracts.identity import RotateApiKey
+from parley.contracts.identity import apikey_stream
 
 KEY = "0123456789abcdef"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import msgspec
 
-from parley.cli.backup import export_log, import_log
+from parley.cli.backup import export_log
+from parley.cli.backup import import_log
 from parley.contracts.envelope import Event
 from parley.eventstore.memory import MemoryEventStore
 

@@ -2,13 +2,19 @@
 
 import pytest
 
-from parley.contracts.acl import AclMessage, Performative
-from parley.contracts.registry import AgentSpec, Bidding
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import Performative
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import Bidding
 from parley.contracts.tasks import Proposal
-from parley.contracts.tools import SendMessageArgs, SendMessageConfig
-from parley.runtime.answers import content_text, derived_id
-from parley.runtime.bidding import AgentStats, bid
-from parley.runtime.tools import ToolContext, ToolError
+from parley.contracts.tools import SendMessageArgs
+from parley.contracts.tools import SendMessageConfig
+from parley.runtime.answers import content_text
+from parley.runtime.answers import derived_id
+from parley.runtime.bidding import AgentStats
+from parley.runtime.bidding import bid
+from parley.runtime.tools import ToolContext
+from parley.runtime.tools import ToolError
 from parley.runtime.tools.send_message import send_message
 
 

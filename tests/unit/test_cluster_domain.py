@@ -1,47 +1,50 @@
 """The cluster aggregate: given events, when a command, then events or a refusal; the fold."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from functools import reduce
 from typing import Any
 
 import msgspec
 import pytest
-from _builders import NOW, NS, fold_decided, recorded_by_registry, refusal
+from _builders import NOW
+from _builders import NS
+from _builders import fold_decided
+from _builders import recorded_by_registry
+from _builders import refusal
 
 from parley.aggregates.agent import CorruptStreamError
-from parley.aggregates.cluster import (
-    SCALE_TIMEOUT,
-    Cluster,
-    Command,
-    CreateWithAgents,
-    EndScale,
-    agent_specs,
-    decide,
-    evolve,
-    manifest_problems,
-)
+from parley.aggregates.cluster import SCALE_TIMEOUT
+from parley.aggregates.cluster import Cluster
+from parley.aggregates.cluster import Command
+from parley.aggregates.cluster import CreateWithAgents
+from parley.aggregates.cluster import EndScale
+from parley.aggregates.cluster import agent_specs
+from parley.aggregates.cluster import decide
+from parley.aggregates.cluster import evolve
+from parley.aggregates.cluster import manifest_problems
 from parley.aggregates.decision import Context
-from parley.contracts.clusters import (
-    CLUSTER_LABEL,
-    EVENT_TYPES,
-    ClusterCommand,
-    ClusterCreated,
-    ClusterDeleted,
-    ClusterManifest,
-    ClusterScaled,
-    ClusterScaleFailed,
-    ClusterScaleStarted,
-    ClusterStateChanged,
-    CreateCluster,
-    DeleteCluster,
-    ResourcePolicy,
-    ScaleCluster,
-    UpdateCluster,
-    cluster_stream,
-    duration_seconds,
-)
+from parley.contracts.clusters import CLUSTER_LABEL
+from parley.contracts.clusters import EVENT_TYPES
+from parley.contracts.clusters import ClusterCommand
+from parley.contracts.clusters import ClusterCreated
+from parley.contracts.clusters import ClusterDeleted
+from parley.contracts.clusters import ClusterManifest
+from parley.contracts.clusters import ClusterScaled
+from parley.contracts.clusters import ClusterScaleFailed
+from parley.contracts.clusters import ClusterScaleStarted
+from parley.contracts.clusters import ClusterStateChanged
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import DeleteCluster
+from parley.contracts.clusters import ResourcePolicy
+from parley.contracts.clusters import ScaleCluster
+from parley.contracts.clusters import UpdateCluster
+from parley.contracts.clusters import cluster_stream
+from parley.contracts.clusters import duration_seconds
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 
 NAME = "support"
 

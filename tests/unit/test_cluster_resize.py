@@ -3,27 +3,33 @@
 from datetime import timedelta
 
 import pytest
-from _builders import NOW, NS
-from test_cluster_domain import DELETE, NAME, create, given, record, refused, run, scale
+from _builders import NOW
+from _builders import NS
+from test_cluster_domain import DELETE
+from test_cluster_domain import NAME
+from test_cluster_domain import create
+from test_cluster_domain import given
+from test_cluster_domain import record
+from test_cluster_domain import refused
+from test_cluster_domain import run
+from test_cluster_domain import scale
 
-from parley.aggregates.cluster import (
-    SCALE_TIMEOUT,
-    Cluster,
-    EndResize,
-    agent_specs,
-    decide,
-)
+from parley.aggregates.cluster import SCALE_TIMEOUT
+from parley.aggregates.cluster import Cluster
+from parley.aggregates.cluster import EndResize
+from parley.aggregates.cluster import agent_specs
+from parley.aggregates.cluster import decide
 from parley.aggregates.decision import Context
-from parley.contracts.clusters import (
-    EVENT_TYPES,
-    ClusterCommand,
-    ClusterResized,
-    ClusterResizeFailed,
-    ClusterResizeStarted,
-    ClusterView,
-    ResizeCluster,
-)
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.contracts.clusters import EVENT_TYPES
+from parley.contracts.clusters import ClusterCommand
+from parley.contracts.clusters import ClusterResized
+from parley.contracts.clusters import ClusterResizeFailed
+from parley.contracts.clusters import ClusterResizeStarted
+from parley.contracts.clusters import ClusterView
+from parley.contracts.clusters import ResizeCluster
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.edge.controllers.cluster_scale import check_quota
 
 TEMPLATE = {"template": {"spec": {"name": "w"}, "replicas": 2}}

@@ -1,13 +1,23 @@
 """The cluster aggregate's template change: what a completed template deployment records."""
 
 import msgspec
-from _builders import NOW, NS
-from test_cluster_domain import DELETE, NAME, create, given, refused, run
-from test_cluster_resize import closed, resize
+from _builders import NOW
+from _builders import NS
+from test_cluster_domain import DELETE
+from test_cluster_domain import NAME
+from test_cluster_domain import create
+from test_cluster_domain import given
+from test_cluster_domain import refused
+from test_cluster_domain import run
+from test_cluster_resize import closed
+from test_cluster_resize import resize
 
-from parley.aggregates.cluster import Cluster, agent_specs, decide
+from parley.aggregates.cluster import Cluster
+from parley.aggregates.cluster import agent_specs
+from parley.aggregates.cluster import decide
 from parley.aggregates.decision import Context
-from parley.contracts.clusters import ChangeClusterTemplate, ClusterTemplateChanged
+from parley.contracts.clusters import ChangeClusterTemplate
+from parley.contracts.clusters import ClusterTemplateChanged
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import AgentSpec
 

@@ -1,6 +1,8 @@
 """The exported JSON Schemas and AsyncAPI document match the code."""
 
-from parley.contracts.export import SCHEMA_DIR, dumps, render
+from parley.contracts.export import SCHEMA_DIR
+from parley.contracts.export import dumps
+from parley.contracts.export import render
 
 
 def test_checked_in_schemas_are_up_to_date_with_the_contracts() -> None:

@@ -1,23 +1,25 @@
 """The conversation fold and the protocol rules every message must keep (pure, no broker)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 import pytest
 from _builders import fold_decided
 
-from parley.aggregates.conversation import Conversation, check, evolve
-from parley.contracts.acl import (
-    HOP_LIMIT,
-    PROTOCOL_REPLIES,
-    AclMessage,
-    MessageDelivered,
-    MessageFailed,
-    MessageRejected,
-    MessageSent,
-    Performative,
-)
+from parley.aggregates.conversation import Conversation
+from parley.aggregates.conversation import check
+from parley.aggregates.conversation import evolve
+from parley.contracts.acl import HOP_LIMIT
+from parley.contracts.acl import PROTOCOL_REPLIES
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageDelivered
+from parley.contracts.acl import MessageFailed
+from parley.contracts.acl import MessageRejected
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import Performative
 from parley.contracts.errors import ErrorCode
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

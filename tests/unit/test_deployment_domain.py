@@ -2,25 +2,35 @@
 rollback past the error or latency threshold, promote, pause and resume by hand, the view,
 and one active deployment per agent (the slot)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import msgspec
 import pytest
 
-from parley.aggregates import deployment, deployment_slot, deployment_view
-from parley.aggregates.decision import Context, Decided
-from parley.aggregates.deployment import Action, Complete, Create, Deployment, Tick
-from parley.aggregates.deployment_slot import Claim, Slot
-from parley.contracts.deployments import (
-    DeploymentCreated,
-    Health,
-    Stage,
-    Strategy,
-    deployment_stream,
-    slot_stream,
-)
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.aggregates import deployment
+from parley.aggregates import deployment_slot
+from parley.aggregates import deployment_view
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.deployment import Action
+from parley.aggregates.deployment import Complete
+from parley.aggregates.deployment import Create
+from parley.aggregates.deployment import Deployment
+from parley.aggregates.deployment import Tick
+from parley.aggregates.deployment_slot import Claim
+from parley.aggregates.deployment_slot import Slot
+from parley.contracts.deployments import DeploymentCreated
+from parley.contracts.deployments import Health
+from parley.contracts.deployments import Stage
+from parley.contracts.deployments import Strategy
+from parley.contracts.deployments import deployment_stream
+from parley.contracts.deployments import slot_stream
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NS, DEP, AGENT = "acme", "d1", "a1"

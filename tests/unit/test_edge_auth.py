@@ -2,10 +2,13 @@
 
 import pytest
 
-from parley.contracts.envelope import Event, utcnow
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import utcnow
 from parley.contracts.identity import Role
 from parley.edge.app import create_app
-from parley.edge.settings import EdgeSettings, check_auth, load_settings
+from parley.edge.settings import EdgeSettings
+from parley.edge.settings import check_auth
+from parley.edge.settings import load_settings
 from parley.edge.streams.filters import EventFilter
 from parley.identity.principal import Principal
 from parley.kit.settings import SettingsError

@@ -8,20 +8,25 @@ from typing import Any
 import pytest
 from nats.aio.client import Client
 
-from parley.contracts.errors import HTTP_STATUS, ErrorCode
-from parley.edge.http.bodytimeout import DRAIN_MAX, BodyTimeout
+from parley.contracts.errors import HTTP_STATUS
+from parley.contracts.errors import ErrorCode
+from parley.edge.http.bodytimeout import DRAIN_MAX
+from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import ApiError
-from parley.edge.http.limits import MODEL_ROUTES, UNLIMITED, caller
-from parley.edge.http.ratelimit import Rate, Verdict, WindowCounter
-from parley.edge.http.security import (
-    API_CSP,
-    DOCS_CSP,
-    HostPolicy,
-    add_security_headers,
-    cors_config,
-    split_host,
-)
-from parley.edge.settings import EdgeSettings, load_settings
+from parley.edge.http.limits import MODEL_ROUTES
+from parley.edge.http.limits import UNLIMITED
+from parley.edge.http.limits import caller
+from parley.edge.http.ratelimit import Rate
+from parley.edge.http.ratelimit import Verdict
+from parley.edge.http.ratelimit import WindowCounter
+from parley.edge.http.security import API_CSP
+from parley.edge.http.security import DOCS_CSP
+from parley.edge.http.security import HostPolicy
+from parley.edge.http.security import add_security_headers
+from parley.edge.http.security import cors_config
+from parley.edge.http.security import split_host
+from parley.edge.settings import EdgeSettings
+from parley.edge.settings import load_settings
 
 
 @pytest.mark.parametrize(

@@ -1,16 +1,21 @@
 """The execution fold, the run's input text, and the scheduler's fire times."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from functools import reduce
 
 import pytest
 from _builders import stored
 
-from parley.aggregates.execution import Execution, evolve
+from parley.aggregates.execution import Execution
+from parley.aggregates.execution import evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import Trigger
 from parley.runtime.domain import input_text
-from parley.runtime.workers.scheduler import due_slot, latest_slot, slot_execution_id
+from parley.runtime.workers.scheduler import due_slot
+from parley.runtime.workers.scheduler import latest_slot
+from parley.runtime.workers.scheduler import slot_execution_id
 
 NOW = datetime(2026, 11, 23, 12, 0, 7, 250_000, tzinfo=UTC)
 

@@ -18,17 +18,15 @@ from types import ModuleType
 import pytest
 
 import parley.aggregates
-from parley.contracts import (
-    acl,
-    clusters,
-    deployments,
-    identity,
-    memory,
-    personas,
-    registry,
-    runtime,
-    tasks,
-)
+from parley.contracts import acl
+from parley.contracts import clusters
+from parley.contracts import deployments
+from parley.contracts import identity
+from parley.contracts import memory
+from parley.contracts import personas
+from parley.contracts import registry
+from parley.contracts import runtime
+from parley.contracts import tasks
 from parley.contracts.envelope import Event
 
 CONTEXTS = (acl, clusters, deployments, identity, memory, personas, registry, runtime, tasks)

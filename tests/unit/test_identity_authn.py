@@ -9,15 +9,14 @@ import jwt
 import msgspec
 import pytest
 
-from parley.contracts.identity import CreateApiKey, Role
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import Role
 from parley.eventstore.memory import MemoryEventStore
-from parley.identity import (
-    AuthenticationError,
-    Authenticator,
-    BearerVerifier,
-    JwtSettings,
-    KeyIndex,
-)
+from parley.identity import AuthenticationError
+from parley.identity import Authenticator
+from parley.identity import BearerVerifier
+from parley.identity import JwtSettings
+from parley.identity import KeyIndex
 from parley.registry.app import ROUTES
 from parley.registry.handlers import Registry
 

@@ -8,20 +8,26 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import ECAlgorithm
+from jwt.algorithms import RSAAlgorithm
 
 from parley.contracts.identity import Role
-from parley.identity.bearer import BearerVerifier, JwtSettings
+from parley.identity.bearer import BearerVerifier
+from parley.identity.bearer import JwtSettings
 from parley.identity.principal import AuthenticationError
-from parley.kit.settings import SettingsError, from_env
+from parley.kit.settings import SettingsError
+from parley.kit.settings import from_env
 
 ISSUER = "https://idp.example"
 AUDIENCE = "parley"

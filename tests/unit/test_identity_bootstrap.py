@@ -6,12 +6,18 @@ from pathlib import Path
 
 import msgspec
 
-from parley.contracts.identity import ALL_NAMESPACES, RevokeApiKey, Role, apikey_stream
+from parley.contracts.identity import ALL_NAMESPACES
+from parley.contracts.identity import RevokeApiKey
+from parley.contracts.identity import Role
+from parley.contracts.identity import apikey_stream
 from parley.devstack.nats import NatsServer
 from parley.eventstore.factory import open_store
 from parley.eventstore.memory import MemoryEventStore
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key, bootstrap_admin_key_at
-from parley.identity.keyindex import BOOTSTRAP_KEY_ID, KeyIndex
+from parley.identity.bootstrap import ADMIN_KEY_FILE
+from parley.identity.bootstrap import bootstrap_admin_key
+from parley.identity.bootstrap import bootstrap_admin_key_at
+from parley.identity.keyindex import BOOTSTRAP_KEY_ID
+from parley.identity.keyindex import KeyIndex
 from parley.identity.principal import Action
 from parley.registry.app import ROUTES
 from parley.registry.handlers import Registry

@@ -3,7 +3,8 @@
 import pytest
 
 from parley.contracts.identity import Role
-from parley.identity.principal import Action, Principal
+from parley.identity.principal import Action
+from parley.identity.principal import Principal
 
 A = Action
 READS = {A.READ, A.SUBSCRIBE}

@@ -3,7 +3,9 @@
 from pathlib import Path
 
 from parley.identity.keys import issue_secret
-from parley.identity.scrub import REDACTED, Scrubber, secrets_from_environment
+from parley.identity.scrub import REDACTED
+from parley.identity.scrub import Scrubber
+from parley.identity.scrub import secrets_from_environment
 
 PROVIDER_KEY = "sk-ant-api03-" + "Q" * 40
 ODD_SECRET = "my gateway pass/word+1"

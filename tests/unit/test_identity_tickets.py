@@ -12,8 +12,11 @@ from nats.aio.client import Client
 from parley.contracts.envelope import utcnow
 from parley.contracts.identity import Role
 from parley.contracts.ids import new_id
-from parley.identity.principal import AuthenticationError, Principal
-from parley.identity.tickets import TICKET_PREFIX, TICKET_TTL, TicketStore
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
+from parley.identity.tickets import TICKET_PREFIX
+from parley.identity.tickets import TICKET_TTL
+from parley.identity.tickets import TicketStore
 
 ANN = Principal(
     id="key:ann", kind="key", roles=frozenset({Role.VIEWER}), namespaces=frozenset({"team-a"})

@@ -12,9 +12,13 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from parley.contracts.errors import ErrorCode
 from parley.kit.errors import error_body_for
-from parley.kit.logs import configure_logging, redact
-from parley.kit.settings import ServiceSettings, SettingsError, from_env
-from parley.kit.telemetry import extract, inject
+from parley.kit.logs import configure_logging
+from parley.kit.logs import redact
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import SettingsError
+from parley.kit.settings import from_env
+from parley.kit.telemetry import extract
+from parley.kit.telemetry import inject
 
 
 class _Settings(msgspec.Struct, frozen=True):

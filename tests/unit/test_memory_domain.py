@@ -4,13 +4,25 @@ import itertools
 
 import msgspec
 import numpy as np
-from _builders import NOW, NS, fold_decided, refusal
+from _builders import NOW
+from _builders import NS
+from _builders import fold_decided
+from _builders import refusal
 
 from parley.aggregates.decision import Context
-from parley.aggregates.memory import Memory, decide, evolve
+from parley.aggregates.memory import Memory
+from parley.aggregates.memory import decide
+from parley.aggregates.memory import evolve
 from parley.contracts.errors import ErrorCode
-from parley.contracts.memory import MemoryEntity, MemoryWrite, Relation, Remember, memory_stream
-from parley.edge.projections.memory_index import DIMENSIONS, MemoryIndex, embed, words
+from parley.contracts.memory import MemoryEntity
+from parley.contracts.memory import MemoryWrite
+from parley.contracts.memory import Relation
+from parley.contracts.memory import Remember
+from parley.contracts.memory import memory_stream
+from parley.edge.projections.memory_index import DIMENSIONS
+from parley.edge.projections.memory_index import MemoryIndex
+from parley.edge.projections.memory_index import embed
+from parley.edge.projections.memory_index import words
 
 SCOPE = "agent:a1"
 

@@ -4,7 +4,8 @@ Given a conversation (events), when a message is recorded, then these events and
 and the edge's view of the same fold.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from functools import reduce
 from typing import Any
 
@@ -12,30 +13,29 @@ import msgspec
 import pytest
 
 from parley.aggregates.agent import Agent
-from parley.aggregates.conversation import (
-    Conversation,
-    Record,
-    Recorded,
-    Refusal,
-    Refused,
-    decide,
-    evolve,
-    notice,
-)
-from parley.aggregates.decision import Context, to_new_events
-from parley.contracts.acl import (
-    HOP_LIMIT,
-    AclMessage,
-    MessageDelivered,
-    MessageFailed,
-    MessageRejected,
-    MessageSent,
-    OutgoingMessage,
-)
+from parley.aggregates.conversation import Conversation
+from parley.aggregates.conversation import Record
+from parley.aggregates.conversation import Recorded
+from parley.aggregates.conversation import Refusal
+from parley.aggregates.conversation import Refused
+from parley.aggregates.conversation import decide
+from parley.aggregates.conversation import evolve
+from parley.aggregates.conversation import notice
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import to_new_events
+from parley.contracts.acl import HOP_LIMIT
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageDelivered
+from parley.contracts.acl import MessageFailed
+from parley.contracts.acl import MessageRejected
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import OutgoingMessage
 from parley.contracts.acl import Performative as P
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import AgentSpec, AgentState
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import AgentState
 from parley.edge.projections.messages import MessagesProjection
 from parley.messaging import domain
 

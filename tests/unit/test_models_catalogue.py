@@ -5,15 +5,13 @@ from importlib.resources import files
 import pytest
 
 from parley.contracts.catalogue import PROVIDERS
-from parley.contracts.models import (
-    WILDCARD,
-    ModelCatalogue,
-    ModelInfo,
-    ModelParameters,
-    UnknownModelError,
-    load_catalogue,
-    validate_model_params,
-)
+from parley.contracts.models import WILDCARD
+from parley.contracts.models import ModelCatalogue
+from parley.contracts.models import ModelInfo
+from parley.contracts.models import ModelParameters
+from parley.contracts.models import UnknownModelError
+from parley.contracts.models import load_catalogue
+from parley.contracts.models import validate_model_params
 from parley.contracts.registry import ModelParams
 
 

@@ -1,17 +1,25 @@
 """Agent names are unique per namespace through a claim stream per name."""
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import msgspec
 import pytest
 
-from parley.aggregates.decision import Context, Decided
-from parley.aggregates.name_claim import Claim, NameClaim, Release
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.name_claim import Claim
+from parley.aggregates.name_claim import NameClaim
+from parley.aggregates.name_claim import Release
 from parley.aggregates.name_claim import decide as decide_claim
 from parley.aggregates.name_claim import evolve as evolve_claim
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import AgentNameClaimed, AgentNameReleased, name_stream
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentNameClaimed
+from parley.contracts.registry import AgentNameReleased
+from parley.contracts.registry import name_stream
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 NAME, NS = "helper", "acme"

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from parley.devstack.supervise import Backoff, describe_exit
-from parley.kit.settings import ServiceSettings, SettingsError, from_env
+from parley.devstack.supervise import Backoff
+from parley.devstack.supervise import describe_exit
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import SettingsError
+from parley.kit.settings import from_env
 
 CLUSTER = "nats://127.0.0.1:4222, nats://127.0.0.1:4223,nats://127.0.0.1:4224"
 

@@ -9,14 +9,14 @@ from pathlib import Path
 import nats
 import pytest
 
-from parley.devstack.nats import (
-    EXTERNAL_USER,
-    SERVICES_USER,
-    NatsServer,
-    nats_server_binary,
-    users_config,
-)
-from parley.kit.settings import ServiceSettings, SettingsError, from_env
+from parley.devstack.nats import EXTERNAL_USER
+from parley.devstack.nats import SERVICES_USER
+from parley.devstack.nats import NatsServer
+from parley.devstack.nats import nats_server_binary
+from parley.devstack.nats import users_config
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import SettingsError
+from parley.kit.settings import from_env
 
 DEPLOY = Path(__file__).parents[2] / "deploy" / "nats" / "nats-server.conf"
 

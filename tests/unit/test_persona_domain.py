@@ -4,23 +4,29 @@ from functools import reduce
 
 import msgspec
 import pytest
-from _builders import NOW, NS, fold_decided, recorded_by_registry, refusal
+from _builders import NOW
+from _builders import NS
+from _builders import fold_decided
+from _builders import recorded_by_registry
+from _builders import refusal
 
 from parley.aggregates.agent import CorruptStreamError
 from parley.aggregates.decision import Context
-from parley.aggregates.persona import Persona, PersonaCommand, decide, evolve
+from parley.aggregates.persona import Persona
+from parley.aggregates.persona import PersonaCommand
+from parley.aggregates.persona import decide
+from parley.aggregates.persona import evolve
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.personas import (
-    EVENT_TYPES,
-    CreatePersona,
-    DeletePersona,
-    PersonaCreated,
-    PersonaDeleted,
-    PersonaSpec,
-    load_builtin_personas,
-    persona_stream,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.personas import EVENT_TYPES
+from parley.contracts.personas import CreatePersona
+from parley.contracts.personas import DeletePersona
+from parley.contracts.personas import PersonaCreated
+from parley.contracts.personas import PersonaDeleted
+from parley.contracts.personas import PersonaSpec
+from parley.contracts.personas import load_builtin_personas
+from parley.contracts.personas import persona_stream
 
 
 def spec(name: str = "pirate", **fields: object) -> PersonaSpec:

@@ -9,13 +9,15 @@ from typing import Any
 
 import msgspec
 import pytest
-from _registry import NS, send
+from _registry import NS
+from _registry import send
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import agent_stream
 from parley.eventstore.memory import MemoryEventStore
 from parley.registry.app import ROUTES
-from parley.registry.handlers import Registry, reply_for_error
+from parley.registry.handlers import Registry
+from parley.registry.handlers import reply_for_error
 
 
 async def create(registry: Registry, name: str, **spec: Any) -> str:

@@ -11,18 +11,23 @@ from typing import Any
 
 import msgspec
 import pytest
-from _registry import NS, send
+from _registry import NS
+from _registry import send
 
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
-from parley.contracts.identity import Role, apikey_stream
+from parley.contracts.identity import Role
+from parley.contracts.identity import apikey_stream
 from parley.eventstore.follower import FollowerGroup
 from parley.eventstore.memory import MemoryEventStore
-from parley.identity.keyindex import KeyIndex, view
-from parley.identity.keys import SECRET_PATTERN, digest
+from parley.identity.keyindex import KeyIndex
+from parley.identity.keyindex import view
+from parley.identity.keys import SECRET_PATTERN
+from parley.identity.keys import digest
 from parley.identity.principal import AuthenticationError
 from parley.registry.app import ROUTES
-from parley.registry.handlers import Registry, reply_for_error
+from parley.registry.handlers import Registry
+from parley.registry.handlers import reply_for_error
 
 
 @pytest.fixture

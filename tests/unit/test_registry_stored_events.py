@@ -10,35 +10,41 @@ cluster created, paused, resumed, scaled (once well, once failing) and deleted. 
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from parley.aggregates import agent, cluster, name_claim, persona
-from parley.aggregates.cluster import CreateWithAgents, EndScale
-from parley.aggregates.decision import Context, Decision
-from parley.contracts.clusters import (
-    ClusterManifest,
-    ClusterScaleStarted,
-    CreateCluster,
-    DeleteCluster,
-    ScaleCluster,
-    UpdateCluster,
-)
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.personas import CreatePersona, DeletePersona, PersonaSpec
-from parley.contracts.registry import (
-    AgentAction,
-    AgentActionCommand,
-    AgentPatch,
-    AgentSpec,
-    CreateAgent,
-    DeleteAgent,
-    UpdateAgent,
-)
+from parley.aggregates import agent
+from parley.aggregates import cluster
+from parley.aggregates import name_claim
+from parley.aggregates import persona
+from parley.aggregates.cluster import CreateWithAgents
+from parley.aggregates.cluster import EndScale
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
+from parley.contracts.clusters import ClusterManifest
+from parley.contracts.clusters import ClusterScaleStarted
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import DeleteCluster
+from parley.contracts.clusters import ScaleCluster
+from parley.contracts.clusters import UpdateCluster
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.personas import CreatePersona
+from parley.contracts.personas import DeletePersona
+from parley.contracts.personas import PersonaSpec
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import AgentPatch
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.contracts.registry import UpdateAgent
 
 GOLDEN = json.loads(Path(__file__).with_name("registry_events_before_issue8.json").read_text())
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)

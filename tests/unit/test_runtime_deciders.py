@@ -1,8 +1,10 @@
 """The session and execution deciders, and the worker's triage: given a state, when a
 command, then these events (or this refusal). Pure: no store, no processes."""
 
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Callable
+from collections.abc import Iterable
+from datetime import UTC
+from datetime import datetime
 from itertools import chain
 from typing import TypeVar
 
@@ -10,22 +12,31 @@ import msgspec
 import pytest
 from _builders import fold_decided
 
-from parley.aggregates import execution, session
+from parley.aggregates import execution
+from parley.aggregates import session
 from parley.aggregates.decision import Context
-from parley.aggregates.execution import Begin, Fail, Finish, Record, Request, Superseded
-from parley.aggregates.session import EndOrphanTurn, Moved, Open, RemoveFile, StartTurn
+from parley.aggregates.execution import Begin
+from parley.aggregates.execution import Fail
+from parley.aggregates.execution import Finish
+from parley.aggregates.execution import Record
+from parley.aggregates.execution import Request
+from parley.aggregates.execution import Superseded
+from parley.aggregates.session import EndOrphanTurn
+from parley.aggregates.session import Moved
+from parley.aggregates.session import Open
+from parley.aggregates.session import RemoveFile
+from parley.aggregates.session import StartTurn
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.runtime import (
-    CancelExecution,
-    ExecutionInput,
-    ExecutionOptions,
-    ExecutionRequested,
-    RunFinished,
-    SessionSettings,
-    StepRecorded,
-    TurnStarted,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.runtime import CancelExecution
+from parley.contracts.runtime import ExecutionInput
+from parley.contracts.runtime import ExecutionOptions
+from parley.contracts.runtime import ExecutionRequested
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import StepRecorded
+from parley.contracts.runtime import TurnStarted
 from parley.runtime.domain import triage
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

@@ -1,7 +1,9 @@
 """The edge's runtime projection, as a pure fold: events in, views out."""
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -9,30 +11,29 @@ import pytest
 from _builders import stored
 
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.runtime import (
-    BudgetConsumed,
-    BudgetThreshold,
-    ExecutionInputReceived,
-    ExecutionInputRequired,
-    ExecutionOptions,
-    ExecutionRequested,
-    ExecutionStarted,
-    FileDeleted,
-    FileUploaded,
-    InstanceChanged,
-    RunFinished,
-    SessionCreated,
-    SessionDeleted,
-    SessionSettings,
-    SessionSettingsChanged,
-    StepRecorded,
-    ToolCalled,
-    ToolCompleted,
-    ToolFailed,
-    TurnStarted,
-    Usage,
-)
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.runtime import BudgetConsumed
+from parley.contracts.runtime import BudgetThreshold
+from parley.contracts.runtime import ExecutionInputReceived
+from parley.contracts.runtime import ExecutionInputRequired
+from parley.contracts.runtime import ExecutionOptions
+from parley.contracts.runtime import ExecutionRequested
+from parley.contracts.runtime import ExecutionStarted
+from parley.contracts.runtime import FileDeleted
+from parley.contracts.runtime import FileUploaded
+from parley.contracts.runtime import InstanceChanged
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import SessionCreated
+from parley.contracts.runtime import SessionDeleted
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import SessionSettingsChanged
+from parley.contracts.runtime import StepRecorded
+from parley.contracts.runtime import ToolCalled
+from parley.contracts.runtime import ToolCompleted
+from parley.contracts.runtime import ToolFailed
+from parley.contracts.runtime import TurnStarted
+from parley.contracts.runtime import Usage
 from parley.edge.projections.runtime import RuntimeProjection
 
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)

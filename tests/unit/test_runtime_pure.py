@@ -1,19 +1,23 @@
 """Pure parts of the runtime: the session fold, budgets, plans and the journal."""
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from functools import reduce
 
 import msgspec
 import pytest
 from _builders import stored
 
-from parley.aggregates.budget import decide_consume, exhausted, period_of
+from parley.aggregates.budget import decide_consume
 from parley.aggregates.budget import evolve as evolve_budget
+from parley.aggregates.budget import exhausted
+from parley.aggregates.budget import period_of
 from parley.aggregates.journal import Journal
 from parley.aggregates.session import evolve as evolve_session
 from parley.contracts.envelope import Event
 from parley.contracts.registry import Budget
-from parley.contracts.runtime import SessionSettings, Usage
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import Usage
 from parley.runtime.strategies import parse_plan
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -3,7 +3,8 @@ by the stage's weights for a new conversation, the pinned version for one that r
 (even as the percentage rises, and as another runtime recorded it), the new definition for
 all once promoted, none once rolled back; and the version recorded for each."""
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -11,8 +12,10 @@ from _builders import stored
 
 from parley.aggregates.agent import Agent
 from parley.aggregates.deployment import bucket
-from parley.contracts.registry import AgentSpec, AgentState
-from parley.contracts.runtime import EVENT_TYPES, RunVersion
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import AgentState
+from parley.contracts.runtime import EVENT_TYPES
+from parley.contracts.runtime import RunVersion
 from parley.runtime.adapters.rollouts import Rollouts
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

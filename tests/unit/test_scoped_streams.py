@@ -1,12 +1,17 @@
 """Task, group-run and conversation streams are scoped by namespace; `default` keeps its names."""
 
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 
 import msgspec
 
-from parley.contracts.acl import AclMessage, MessageSent, Performative, conversation_stream
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import Performative
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import Event
-from parley.contracts.tasks import run_stream, task_stream
+from parley.contracts.tasks import run_stream
+from parley.contracts.tasks import task_stream
 from parley.messaging.directory import Directory
 from parley.tasks.domain import Streams
 

@@ -1,11 +1,17 @@
 """The namespace's daily spend: folded from its day's stream, refused once at the quota."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import msgspec
 
 from parley.aggregates.decision import Context
-from parley.aggregates.spend import Record, SpendState, decide, evolve, over_quota
+from parley.aggregates.spend import Record
+from parley.aggregates.spend import SpendState
+from parley.aggregates.spend import decide
+from parley.aggregates.spend import evolve
+from parley.aggregates.spend import over_quota
 from parley.contracts.envelope import Event
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

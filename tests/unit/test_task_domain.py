@@ -1,35 +1,44 @@
 """The task and group-run aggregates: given events, when a command, then events and mail."""
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 import pytest
-from award_bids import BIDS, WINNERS
+from award_bids import BIDS
+from award_bids import WINNERS
 
 from parley.aggregates import grouprun
 from parley.aggregates.decision import Context
-from parley.aggregates.grouprun import RunReply, RunTick, Start, split
-from parley.aggregates.task import (
-    GRACE,
-    Bid,
-    Cancel,
-    Create,
-    Distribute,
-    Reply,
-    Task,
-    Tick,
-    Undeliverable,
-    decide,
-    evolve,
-    pending_mail,
-    rank,
-)
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.aggregates.grouprun import RunReply
+from parley.aggregates.grouprun import RunTick
+from parley.aggregates.grouprun import Start
+from parley.aggregates.grouprun import split
+from parley.aggregates.task import GRACE
+from parley.aggregates.task import Bid
+from parley.aggregates.task import Cancel
+from parley.aggregates.task import Create
+from parley.aggregates.task import Distribute
+from parley.aggregates.task import Reply
+from parley.aggregates.task import Task
+from parley.aggregates.task import Tick
+from parley.aggregates.task import Undeliverable
+from parley.aggregates.task import decide
+from parley.aggregates.task import evolve
+from parley.aggregates.task import pending_mail
+from parley.aggregates.task import rank
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import Budget
-from parley.contracts.tasks import EVENT_TYPES, RUN_EVENT_TYPES, Proposal, TaskSpec
+from parley.contracts.tasks import EVENT_TYPES
+from parley.contracts.tasks import RUN_EVENT_TYPES
+from parley.contracts.tasks import Proposal
+from parley.contracts.tasks import TaskSpec
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

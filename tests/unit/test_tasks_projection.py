@@ -5,7 +5,9 @@ what the edge's own fold (before the projection moved onto ``parley.aggregates.t
 ``grouprun``) showed for them. A stack started on an old store must show the same.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec

@@ -1,18 +1,27 @@
 """Built-in tools as pure logic: calculator, json_query, current_time, read_file, configs, SSRF."""
 
 import ipaddress
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import pytest
 
-from parley.contracts.catalogue import STRATEGIES, TOOLS
-from parley.contracts.hosts import host_allowed, host_pattern_problem
-from parley.contracts.strategies import STRATEGY_CATALOGUE, validate_strategy_config
-from parley.contracts.tools import TOOL_CATALOGUE, validate_tool_config
+from parley.contracts.catalogue import STRATEGIES
+from parley.contracts.catalogue import TOOLS
+from parley.contracts.hosts import host_allowed
+from parley.contracts.hosts import host_pattern_problem
+from parley.contracts.strategies import STRATEGY_CATALOGUE
+from parley.contracts.strategies import validate_strategy_config
+from parley.contracts.tools import TOOL_CATALOGUE
+from parley.contracts.tools import validate_tool_config
 from parley.runtime.tools import TOOLS as IMPLEMENTED
-from parley.runtime.tools import ToolContext, ToolError, run_tool
-from parley.runtime.tools._addresses import blocked_reason, checked_addresses, parse_target
+from parley.runtime.tools import ToolContext
+from parley.runtime.tools import ToolError
+from parley.runtime.tools import run_tool
+from parley.runtime.tools._addresses import blocked_reason
+from parley.runtime.tools._addresses import checked_addresses
+from parley.runtime.tools._addresses import parse_target
 from parley.runtime.tools.calculator import evaluate
 
 NOON = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -4,7 +4,9 @@ import msgspec
 import pytest
 
 from parley.contracts.runtime import TurnDelta
-from parley.edge.streams.turn import TurnFeed, client_frame, parse_last_event_id
+from parley.edge.streams.turn import TurnFeed
+from parley.edge.streams.turn import client_frame
+from parley.edge.streams.turn import parse_last_event_id
 
 
 def _feed(*frames: TurnDelta | bytes) -> TurnFeed:

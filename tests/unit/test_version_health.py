@@ -2,12 +2,15 @@
 forgetting what is older than the span or beyond the sample cap; and what the deployment
 service measures with it."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 from _builders import stored
 
-from parley.aggregates.version_health import Window, p99
+from parley.aggregates.version_health import Window
+from parley.aggregates.version_health import p99
 from parley.contracts.deployments import Health
 from parley.deployment.workers.health import HealthWatch
 

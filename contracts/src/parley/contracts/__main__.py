@@ -1,6 +1,7 @@
 """``python -m parley.contracts``: write the JSON Schemas and AsyncAPI document."""
 
-from parley.contracts.export import SCHEMA_DIR, write
+from parley.contracts.export import SCHEMA_DIR
+from parley.contracts.export import write
 
 if __name__ == "__main__":
     paths = write()

@@ -21,13 +21,16 @@ published by the messaging service for every message whose ``in_reply_to`` names
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import ID_PATTERN, scoped
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import scoped
 
 __all__ = [
     "EVENT_TYPES",

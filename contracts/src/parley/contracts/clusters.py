@@ -7,15 +7,22 @@ on ``cluster-<namespace>-<hash of name>`` and creates its agents (labelled
 ``parley.dev/cluster=<name>``).
 """
 
-from typing import Annotated, Literal
+from typing import Annotated
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Reply, Strict, TracedCommand
+from parley.contracts.commands import Reply
+from parley.contracts.commands import Strict
+from parley.contracts.commands import TracedCommand
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import NAMESPACE_PATTERN, named_stream
-from parley.contracts.registry import AgentSpec, Budget, LabelKey, LabelValue
+from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.ids import named_stream
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import Budget
+from parley.contracts.registry import LabelKey
+from parley.contracts.registry import LabelValue
 
 __all__ = [
     "EVENT_TYPES",

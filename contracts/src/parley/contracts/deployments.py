@@ -17,14 +17,18 @@ One deployment per agent (and per cluster) is active at a time: a slot (stream
 ``deploymentslot-<agent>``, scoped by namespace) is claimed before the deployment is created.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
 from parley.contracts.commands import Command
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import ID_PATTERN, NAMESPACE_PATTERN, named_stream, scoped
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.ids import named_stream
+from parley.contracts.ids import scoped
 from parley.contracts.registry import AgentSpec
 
 __all__ = [

@@ -14,8 +14,10 @@ import contextlib
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC
+from datetime import datetime
+from typing import Annotated
+from typing import Any
 
 import msgspec
 from msgspec import Meta

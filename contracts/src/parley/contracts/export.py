@@ -10,21 +10,20 @@ from typing import Any
 
 import msgspec
 
-from parley.contracts import (
-    acl,
-    clusters,
-    deployments,
-    memory,
-    models,
-    personas,
-    registry,
-    runtime,
-    strategies,
-    subjects,
-    tasks,
-    tools,
-)
-from parley.contracts.envelope import Event, NewEvent
+from parley.contracts import acl
+from parley.contracts import clusters
+from parley.contracts import deployments
+from parley.contracts import memory
+from parley.contracts import models
+from parley.contracts import personas
+from parley.contracts import registry
+from parley.contracts import runtime
+from parley.contracts import strategies
+from parley.contracts import subjects
+from parley.contracts import tasks
+from parley.contracts import tools
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorBody
 
 __all__ = ["SCHEMA_DIR", "render", "write"]

@@ -18,8 +18,10 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command, Reply
-from parley.contracts.ids import ID_PATTERN, Id
+from parley.contracts.commands import Command
+from parley.contracts.commands import Reply
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import Id
 
 __all__ = [
     "ALL_NAMESPACES",

@@ -11,7 +11,9 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command, Reply, Strict
+from parley.contracts.commands import Command
+from parley.contracts.commands import Reply
+from parley.contracts.commands import Strict
 from parley.contracts.ids import named_stream
 
 __all__ = [

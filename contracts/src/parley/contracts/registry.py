@@ -5,13 +5,19 @@ fields). Event payloads are the ``data`` of an :class:`~parley.contracts.envelop
 """
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Command, Reply, Strict
-from parley.contracts.ids import ID_PATTERN, Namespace, named_stream
+from parley.contracts.commands import Command
+from parley.contracts.commands import Reply
+from parley.contracts.commands import Strict
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import Namespace
+from parley.contracts.ids import named_stream
 
 __all__ = [
     "SERVICE",

@@ -6,10 +6,14 @@ their catalogues and config schemas. Every problem is reported, each with its fi
 
 from collections.abc import Sequence
 
-from parley.contracts.catalogue import PROVIDERS, STRATEGIES, TOOLS
+from parley.contracts.catalogue import PROVIDERS
+from parley.contracts.catalogue import STRATEGIES
+from parley.contracts.catalogue import TOOLS
 from parley.contracts.errors import ErrorCode
 from parley.contracts.models import validate_model_params
-from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
+from parley.contracts.registry import ModelParams
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
 from parley.contracts.strategies import validate_strategy_config
 from parley.contracts.tools import validate_tool_config
 from parley.contracts.validation import FieldError

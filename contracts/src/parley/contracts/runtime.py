@@ -17,15 +17,21 @@ Token deltas are not events: they go to ``parley.stream.turn.<turn id>`` as
 :class:`TurnDelta` (kept a few minutes for resume), and the finished answer is one event.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Reply, Strict
+from parley.contracts.commands import Reply
+from parley.contracts.commands import Strict
 from parley.contracts.errors import ErrorBody
-from parley.contracts.ids import ID_PATTERN, NAMESPACE_PATTERN
-from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.registry import ModelParams
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
 
 __all__ = [
     "EVENT_TYPES",

@@ -5,12 +5,15 @@ Pure data, no I/O. The registry validates ``strategy.config`` with
 `GET /api/v1/strategies`.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.validation import FieldError, convert_strict, inline_schema
+from parley.contracts.validation import FieldError
+from parley.contracts.validation import convert_strict
+from parley.contracts.validation import inline_schema
 
 __all__ = [
     "STRATEGY_CATALOGUE",

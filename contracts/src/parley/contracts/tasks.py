@@ -12,13 +12,18 @@ A **group run** (stream ``grouprun-<id>``) sends the cluster's agents ``request`
 """
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.commands import Reply, Strict, TracedCommand
-from parley.contracts.ids import ID_PATTERN, scoped
+from parley.contracts.commands import Reply
+from parley.contracts.commands import Strict
+from parley.contracts.commands import TracedCommand
+from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import scoped
 from parley.contracts.registry import Budget
 
 __all__ = [

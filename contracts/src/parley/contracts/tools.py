@@ -6,13 +6,18 @@ the runtime implements the tools against these same Structs.
 """
 
 import zoneinfo
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
 from parley.contracts.hosts import host_pattern_problem
-from parley.contracts.validation import FieldError, convert_strict, field_error, inline_schema
+from parley.contracts.validation import FieldError
+from parley.contracts.validation import convert_strict
+from parley.contracts.validation import field_error
+from parley.contracts.validation import inline_schema
 
 __all__ = [
     "TOOL_ARGUMENTS",

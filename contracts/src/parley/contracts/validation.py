@@ -6,7 +6,8 @@ an integer >= 1"}``, the shape every validation error of the API has.
 """
 
 import re
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import msgspec
 

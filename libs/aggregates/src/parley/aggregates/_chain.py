@@ -1,6 +1,7 @@
 """An append-only sequence that shares its past, so a frozen state appends in O(1)."""
 
-from typing import Generic, TypeVar
+from typing import Generic
+from typing import TypeVar
 
 import msgspec
 

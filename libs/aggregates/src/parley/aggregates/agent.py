@@ -6,31 +6,36 @@ folds. One fold, so the two never disagree. Both are pure: time comes in through
 """
 
 from datetime import datetime
-from typing import Any, Never
+from typing import Any
+from typing import Never
 
 import msgspec
 
 from parley.aggregates.agent_spec import validate_spec
-from parley.aggregates.decision import Context, Decided, Decision, check_expected
-from parley.aggregates.fold import CorruptStreamError, born, created
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import check_expected
+from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import born
+from parley.aggregates.fold import created
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import (
-    EVENT_TYPES,
-    AgentAction,
-    AgentActionCommand,
-    AgentCreated,
-    AgentDeleted,
-    AgentPatch,
-    AgentSpec,
-    AgentState,
-    AgentStateChanged,
-    AgentUpdated,
-    CreateAgent,
-    DeleteAgent,
-    RegistryCommand,
-    UpdateAgent,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import EVENT_TYPES
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import AgentCreated
+from parley.contracts.registry import AgentDeleted
+from parley.contracts.registry import AgentPatch
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import AgentStateChanged
+from parley.contracts.registry import AgentUpdated
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.contracts.registry import RegistryCommand
+from parley.contracts.registry import UpdateAgent
 
 __all__ = [
     "CATEGORY",

@@ -5,7 +5,8 @@ catalogues or span several fields. Every problem is reported at once, each with 
 is about, so a user fixes a definition in one round trip.
 """
 
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentSpec
 from parley.contracts.run_settings import run_settings_problems
 

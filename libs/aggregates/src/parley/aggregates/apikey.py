@@ -9,27 +9,31 @@ secret's digest and display prefix, and so do the events.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decision, check_expected
-from parley.aggregates.fold import CorruptStreamError, born, created
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import check_expected
+from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import born
+from parley.aggregates.fold import created
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.identity import (
-    ApiKeyCreated,
-    ApiKeyMetadata,
-    ApiKeyRevoked,
-    ApiKeyRotated,
-    ApiKeyUsed,
-    CreateApiKey,
-    RecordApiKeyUse,
-    RevokeApiKey,
-    Role,
-    RotateApiKey,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.identity import ApiKeyCreated
+from parley.contracts.identity import ApiKeyMetadata
+from parley.contracts.identity import ApiKeyRevoked
+from parley.contracts.identity import ApiKeyRotated
+from parley.contracts.identity import ApiKeyUsed
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import RecordApiKeyUse
+from parley.contracts.identity import RevokeApiKey
+from parley.contracts.identity import Role
+from parley.contracts.identity import RotateApiKey
 
 __all__ = [
     "CATEGORY",

@@ -13,7 +13,8 @@ from datetime import datetime
 
 import msgspec
 
-from parley.contracts.tasks import AwardStrategy, Proposal
+from parley.contracts.tasks import AwardStrategy
+from parley.contracts.tasks import Proposal
 
 __all__ = ["BEST_BID_WEIGHTS", "Bid", "rank", "score"]
 

@@ -10,10 +10,16 @@ from typing import Literal
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decided, Decision, to_new_events
-from parley.contracts.envelope import Event, NewEvent
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import to_new_events
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
 from parley.contracts.registry import Budget
-from parley.contracts.runtime import BudgetConsumed, BudgetThreshold, Usage
+from parley.contracts.runtime import BudgetConsumed
+from parley.contracts.runtime import BudgetThreshold
+from parley.contracts.runtime import Usage
 
 __all__ = [
     "CATEGORY",

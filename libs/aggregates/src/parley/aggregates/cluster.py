@@ -22,36 +22,43 @@ Besides the wire's cluster commands, :func:`decide` takes three of the registry'
 :class:`EndScale` and :class:`EndResize` (close a scale window).
 """
 
-from datetime import datetime, timedelta
-from typing import Any, Literal, Never
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Literal
+from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decided, Decision
-from parley.aggregates.fold import CorruptStreamError, born, created
-from parley.contracts.clusters import (
-    CLUSTER_LABEL,
-    EVENT_TYPES,
-    ChangeClusterTemplate,
-    ClusterCreated,
-    ClusterDeleted,
-    ClusterManifest,
-    ClusterResized,
-    ClusterResizeFailed,
-    ClusterResizeStarted,
-    ClusterScaled,
-    ClusterScaleFailed,
-    ClusterScaleStarted,
-    ClusterStateChanged,
-    ClusterTemplateChanged,
-    CreateCluster,
-    DeleteCluster,
-    ResizeCluster,
-    ScaleCluster,
-    UpdateCluster,
-)
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import born
+from parley.aggregates.fold import created
+from parley.contracts.clusters import CLUSTER_LABEL
+from parley.contracts.clusters import EVENT_TYPES
+from parley.contracts.clusters import ChangeClusterTemplate
+from parley.contracts.clusters import ClusterCreated
+from parley.contracts.clusters import ClusterDeleted
+from parley.contracts.clusters import ClusterManifest
+from parley.contracts.clusters import ClusterResized
+from parley.contracts.clusters import ClusterResizeFailed
+from parley.contracts.clusters import ClusterResizeStarted
+from parley.contracts.clusters import ClusterScaled
+from parley.contracts.clusters import ClusterScaleFailed
+from parley.contracts.clusters import ClusterScaleStarted
+from parley.contracts.clusters import ClusterStateChanged
+from parley.contracts.clusters import ClusterTemplateChanged
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import DeleteCluster
+from parley.contracts.clusters import ResizeCluster
+from parley.contracts.clusters import ScaleCluster
+from parley.contracts.clusters import UpdateCluster
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentSpec
 
 __all__ = [

@@ -8,15 +8,22 @@ calls for is a :class:`~parley.aggregates.mail.Mail` with an id minted by ``ctx.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Literal
 
 import msgspec
 
-from parley.aggregates.award import Bid, rank
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.award import Bid
+from parley.aggregates.award import rank
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
 from parley.aggregates.mail import Mail
 from parley.contracts.acl import Performative
-from parley.contracts.tasks import TaskAwarded, TaskFailed, TaskRejected
+from parley.contracts.tasks import TaskAwarded
+from parley.contracts.tasks import TaskFailed
+from parley.contracts.tasks import TaskRejected
 
 if TYPE_CHECKING:  # the task's state; task.py imports this module
     from parley.aggregates.task import Task

@@ -16,24 +16,25 @@ decides on it.
 """
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from typing import cast
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decided, Decision
-from parley.contracts.acl import (
-    EVENT_TYPES,
-    HOP_LIMIT,
-    PROTOCOL_REPLIES,
-    AclMessage,
-    MessageDelivered,
-    MessageFailed,
-    MessageRejected,
-    MessageSent,
-    Performative,
-)
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.contracts.acl import EVENT_TYPES
+from parley.contracts.acl import HOP_LIMIT
+from parley.contracts.acl import PROTOCOL_REPLIES
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageDelivered
+from parley.contracts.acl import MessageFailed
+from parley.contracts.acl import MessageRejected
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 

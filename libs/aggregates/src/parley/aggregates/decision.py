@@ -14,15 +14,21 @@ wraps the events in envelopes (:func:`to_new_events`, which names the acting pri
 appends them through :class:`parley.eventstore.repository.Repository`.
 """
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic
+from typing import TypeVar
 
 import msgspec
 
-from parley.contracts.envelope import NewEvent, current_actor, utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import current_actor
+from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
 
 __all__ = ["Context", "Decided", "Decision", "Moved", "check_expected", "to_new_events"]

@@ -15,32 +15,38 @@ turn on the new definition, which the service now gives the registry) → ``comp
 """
 
 import hashlib
-from datetime import datetime, timedelta
-from typing import Any, Never
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decided, Decision
-from parley.aggregates.deployment_strategies import check_rollout, step_event, steps, verdict
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.deployment_strategies import check_rollout
+from parley.aggregates.deployment_strategies import step_event
+from parley.aggregates.deployment_strategies import steps
+from parley.aggregates.deployment_strategies import verdict
 from parley.aggregates.fold import born
-from parley.contracts.deployments import (
-    ACTIVE,
-    EVENT_TYPES,
-    DeploymentCompleted,
-    DeploymentCreated,
-    DeploymentFailed,
-    DeploymentPaused,
-    DeploymentPromoted,
-    DeploymentResumed,
-    DeploymentRolledBack,
-    DeploymentStatus,
-    Health,
-    Stage,
-    StageStarted,
-    Strategy,
-)
+from parley.contracts.deployments import ACTIVE
+from parley.contracts.deployments import EVENT_TYPES
+from parley.contracts.deployments import DeploymentCompleted
+from parley.contracts.deployments import DeploymentCreated
+from parley.contracts.deployments import DeploymentFailed
+from parley.contracts.deployments import DeploymentPaused
+from parley.contracts.deployments import DeploymentPromoted
+from parley.contracts.deployments import DeploymentResumed
+from parley.contracts.deployments import DeploymentRolledBack
+from parley.contracts.deployments import DeploymentStatus
+from parley.contracts.deployments import Health
+from parley.contracts.deployments import Stage
+from parley.contracts.deployments import StageStarted
+from parley.contracts.deployments import Strategy
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentSpec
 
 __all__ = [

@@ -12,10 +12,12 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
 from parley.contracts.deployments import DeploymentSlotClaimed
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 
 __all__ = ["CATEGORY", "FOLDS", "Claim", "Slot", "decide", "evolve"]
 

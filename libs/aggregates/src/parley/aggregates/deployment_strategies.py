@@ -16,17 +16,16 @@ board arms — and the router reads one percentage:
 :func:`verdict` says why measured figures are past the thresholds.
 """
 
-from parley.contracts.deployments import (
-    BatchStarted,
-    DeploymentCreated,
-    Health,
-    Rollout,
-    Stage,
-    StageStarted,
-    Strategy,
-    Switched,
-)
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.deployments import BatchStarted
+from parley.contracts.deployments import DeploymentCreated
+from parley.contracts.deployments import Health
+from parley.contracts.deployments import Rollout
+from parley.contracts.deployments import Stage
+from parley.contracts.deployments import StageStarted
+from parley.contracts.deployments import Strategy
+from parley.contracts.deployments import Switched
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 
 __all__ = [
     "BATCH_PAUSE_S",

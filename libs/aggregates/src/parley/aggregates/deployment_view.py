@@ -6,14 +6,13 @@ measured of each version. Pure: the state comes folded by :mod:`parley.aggregate
 from datetime import datetime
 
 from parley.aggregates.deployment import Deployment
-from parley.aggregates.deployment_strategies import batch_agents, moved
-from parley.contracts.deployments import (
-    DeploymentView,
-    Health,
-    StageView,
-    VersionMetrics,
-    WindowView,
-)
+from parley.aggregates.deployment_strategies import batch_agents
+from parley.aggregates.deployment_strategies import moved
+from parley.contracts.deployments import DeploymentView
+from parley.contracts.deployments import Health
+from parley.contracts.deployments import StageView
+from parley.contracts.deployments import VersionMetrics
+from parley.contracts.deployments import WindowView
 
 __all__ = ["metrics", "view"]
 

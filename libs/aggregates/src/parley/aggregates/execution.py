@@ -11,26 +11,34 @@ outcomes are kept as the events carry them, for the views.
 """
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
+from typing import Generic
+from typing import Literal
+from typing import TypeVar
 
 import msgspec
 
-from parley.aggregates._chain import Chain, append, items
-from parley.aggregates.decision import Context, Decided, Decision, Moved
+from parley.aggregates._chain import Chain
+from parley.aggregates._chain import append
+from parley.aggregates._chain import items
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import Moved
 from parley.aggregates.fold import born
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
-from parley.contracts.runtime import (
-    CancelExecution,
-    ExecutionInput,
-    ExecutionInputReceived,
-    ExecutionInputRequired,
-    ExecutionOptions,
-    ExecutionRequested,
-    ExecutionStarted,
-    RunFinished,
-    RunVersion,
-)
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.runtime import CancelExecution
+from parley.contracts.runtime import ExecutionInput
+from parley.contracts.runtime import ExecutionInputReceived
+from parley.contracts.runtime import ExecutionInputRequired
+from parley.contracts.runtime import ExecutionOptions
+from parley.contracts.runtime import ExecutionRequested
+from parley.contracts.runtime import ExecutionStarted
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import RunVersion
 
 __all__ = [
     "CATEGORY",

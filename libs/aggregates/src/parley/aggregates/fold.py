@@ -2,7 +2,8 @@
 stream no valid history produces."""
 
 from datetime import datetime
-from typing import TypedDict, TypeVar
+from typing import TypedDict
+from typing import TypeVar
 
 import msgspec
 

@@ -22,27 +22,33 @@ their own budgets.
 recorded event, for the tasks service and the edge's projection alike.
 """
 
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+from typing import Literal
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decided, Decision
-from parley.aggregates.mail import Mail, reason_of, usage_of
-from parley.aggregates.runbudget import budget_warning, over_budget
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.mail import Mail
+from parley.aggregates.mail import reason_of
+from parley.aggregates.mail import usage_of
+from parley.aggregates.runbudget import budget_warning
+from parley.aggregates.runbudget import over_budget
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import Budget
-from parley.contracts.tasks import (
-    RUN_EVENT_TYPES,
-    GroupStrategy,
-    RunAgentResult,
-    RunBudgetWarning,
-    RunFinishedEvent,
-    RunRequested,
-    RunStarted,
-)
+from parley.contracts.tasks import RUN_EVENT_TYPES
+from parley.contracts.tasks import GroupStrategy
+from parley.contracts.tasks import RunAgentResult
+from parley.contracts.tasks import RunBudgetWarning
+from parley.contracts.tasks import RunFinishedEvent
+from parley.contracts.tasks import RunRequested
+from parley.contracts.tasks import RunStarted
 
 __all__ = [
     "CATEGORY",

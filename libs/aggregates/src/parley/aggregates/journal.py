@@ -10,13 +10,11 @@ from collections.abc import Iterable
 import msgspec
 
 from parley.contracts.envelope import Event
-from parley.contracts.runtime import (
-    ExecutionInputReceived,
-    StepRecorded,
-    ToolCalled,
-    ToolCompleted,
-    ToolFailed,
-)
+from parley.contracts.runtime import ExecutionInputReceived
+from parley.contracts.runtime import StepRecorded
+from parley.contracts.runtime import ToolCalled
+from parley.contracts.runtime import ToolCompleted
+from parley.contracts.runtime import ToolFailed
 
 __all__ = ["Journal"]
 

@@ -10,17 +10,18 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
 from parley.aggregates.fold import CorruptStreamError
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.memory import (
-    EntityCreated,
-    ObservationsAdded,
-    Relation,
-    RelationCreated,
-    Remember,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.memory import EntityCreated
+from parley.contracts.memory import ObservationsAdded
+from parley.contracts.memory import Relation
+from parley.contracts.memory import RelationCreated
+from parley.contracts.memory import Remember
 
 __all__ = ["CATEGORY", "FOLDS", "Entity", "Memory", "decide", "evolve", "relation_key"]
 

@@ -9,10 +9,13 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import AgentNameClaimed, AgentNameReleased
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentNameClaimed
+from parley.contracts.registry import AgentNameReleased
 
 __all__ = ["CATEGORY", "FOLDS", "Claim", "NameClaim", "NameCommand", "Release", "decide", "evolve"]
 

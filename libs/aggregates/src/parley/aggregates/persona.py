@@ -9,18 +9,21 @@ from typing import Never
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decision, check_expected
-from parley.aggregates.fold import CorruptStreamError, born, created
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import check_expected
+from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import born
+from parley.aggregates.fold import created
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.personas import (
-    CreatePersona,
-    DeletePersona,
-    PersonaCreated,
-    PersonaDeleted,
-    PersonaSpec,
-    load_builtin_personas,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.personas import CreatePersona
+from parley.contracts.personas import DeletePersona
+from parley.contracts.personas import PersonaCreated
+from parley.contracts.personas import PersonaDeleted
+from parley.contracts.personas import PersonaSpec
+from parley.contracts.personas import load_builtin_personas
 
 __all__ = ["CATEGORY", "FOLDS", "Persona", "PersonaCommand", "decide", "evolve"]
 

@@ -12,25 +12,33 @@ them, so a view shows fields an older reader does not know.
 """
 
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
+from typing import Generic
+from typing import Literal
+from typing import TypeVar
 
 import msgspec
 
-from parley.aggregates._chain import Chain, append, items
-from parley.aggregates.decision import Context, Decided, Decision, Moved
+from parley.aggregates._chain import Chain
+from parley.aggregates._chain import append
+from parley.aggregates._chain import items
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import Moved
 from parley.aggregates.fold import born
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
-from parley.contracts.runtime import (
-    FileDeleted,
-    FileUploaded,
-    RunFinished,
-    SessionCreated,
-    SessionDeleted,
-    SessionSettings,
-    SessionSettingsChanged,
-    TurnStarted,
-)
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.runtime import FileDeleted
+from parley.contracts.runtime import FileUploaded
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import SessionCreated
+from parley.contracts.runtime import SessionDeleted
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import SessionSettingsChanged
+from parley.contracts.runtime import TurnStarted
 
 __all__ = [
     "CATEGORY",

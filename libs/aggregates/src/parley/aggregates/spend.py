@@ -9,7 +9,8 @@ from datetime import datetime
 
 import msgspec
 
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
 from parley.contracts.envelope import Event
 from parley.contracts.runtime import SpendRecorded
 

@@ -10,45 +10,50 @@ reloads, and deciding again on the new state yields nothing. Bids are ranked by
 :mod:`parley.aggregates.award`.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 
-from parley.aggregates.award import BEST_BID_WEIGHTS, Bid, rank, score
-from parley.aggregates.contractnet import (
-    TaskDecision,
-    cancel_mail,
-    cfp_mail,
-    close_if_complete,
-    contractor_failed,
-    pending_mail,
-    reject,
-    tick,
-)
-from parley.aggregates.decision import Context, Decided, Decision
+from parley.aggregates.award import BEST_BID_WEIGHTS
+from parley.aggregates.award import Bid
+from parley.aggregates.award import rank
+from parley.aggregates.award import score
+from parley.aggregates.contractnet import TaskDecision
+from parley.aggregates.contractnet import cancel_mail
+from parley.aggregates.contractnet import cfp_mail
+from parley.aggregates.contractnet import close_if_complete
+from parley.aggregates.contractnet import contractor_failed
+from parley.aggregates.contractnet import pending_mail
+from parley.aggregates.contractnet import reject
+from parley.aggregates.contractnet import tick
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decided
+from parley.aggregates.decision import Decision
 from parley.aggregates.fold import born
-from parley.aggregates.mail import Mail, progress_of, reason_of
+from parley.aggregates.mail import Mail
+from parley.aggregates.mail import progress_of
+from parley.aggregates.mail import reason_of
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.tasks import (
-    EVENT_TYPES,
-    AwardStrategy,
-    CfpSent,
-    Proposal,
-    ProposalReceived,
-    TaskAwarded,
-    TaskCancelled,
-    TaskCompleted,
-    TaskCreated,
-    TaskFailed,
-    TaskProgress,
-    TaskRefused,
-    TaskRejected,
-    TaskSpec,
-    TaskStatus,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.tasks import EVENT_TYPES
+from parley.contracts.tasks import AwardStrategy
+from parley.contracts.tasks import CfpSent
+from parley.contracts.tasks import Proposal
+from parley.contracts.tasks import ProposalReceived
+from parley.contracts.tasks import TaskAwarded
+from parley.contracts.tasks import TaskCancelled
+from parley.contracts.tasks import TaskCompleted
+from parley.contracts.tasks import TaskCreated
+from parley.contracts.tasks import TaskFailed
+from parley.contracts.tasks import TaskProgress
+from parley.contracts.tasks import TaskRefused
+from parley.contracts.tasks import TaskRejected
+from parley.contracts.tasks import TaskSpec
+from parley.contracts.tasks import TaskStatus
 
 __all__ = [
     "CATEGORY",

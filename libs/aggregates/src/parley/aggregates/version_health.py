@@ -11,8 +11,10 @@ latency p99 (nearest rank), which the deployment aggregate judges.
 import math
 from collections import deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Generic
+from typing import TypeVar
 
 from parley.contracts.deployments import Health
 

@@ -11,20 +11,19 @@ import sys
 import typer
 from typer.exceptions import TyperException
 
-from parley.cli import (  # noqa: F401 - each module adds its commands to the app
-    agents,
-    chat,
-    clusters,
-    deployments,
-    eventlog,
-    events,
-    keys,
-    login,
-    messages,
-    tasks,
-)
+from parley.cli import agents  # noqa: F401 - each module adds its commands to the app
+from parley.cli import chat  # noqa: F401 - each module adds its commands to the app
+from parley.cli import clusters  # noqa: F401 - each module adds its commands to the app
+from parley.cli import deployments  # noqa: F401 - each module adds its commands to the app
+from parley.cli import eventlog  # noqa: F401 - each module adds its commands to the app
+from parley.cli import events  # noqa: F401 - each module adds its commands to the app
+from parley.cli import keys  # noqa: F401 - each module adds its commands to the app
+from parley.cli import login  # noqa: F401 - each module adds its commands to the app
+from parley.cli import messages  # noqa: F401 - each module adds its commands to the app
+from parley.cli import tasks  # noqa: F401 - each module adds its commands to the app
 from parley.cli.app import app
-from parley.cli.exits import CliFailure, Exit
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
 
 __all__ = ["app", "main"]
 

@@ -5,16 +5,25 @@ import shlex
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 import yaml  # type: ignore[import-untyped]
 
-from parley.cli.app import api, group
-from parley.cli.exits import CliFailure, Exit
-from parley.cli.files import InputFile, read_definition
-from parley.cli.lookups import agent_id, agent_names
-from parley.cli.output import Column, Format, Output, emit, field
+from parley.cli.app import api
+from parley.cli.app import group
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
+from parley.cli.files import InputFile
+from parley.cli.files import read_definition
+from parley.cli.lookups import agent_id
+from parley.cli.lookups import agent_names
+from parley.cli.output import Column
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import field
 
 __all__ = ["AGENT_COLUMNS", "agents"]
 

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from parley.cli.client import Api
-from parley.cli.config import Target, target
+from parley.cli.config import Target
+from parley.cli.config import target
 
 __all__ = ["api", "app", "current_target", "group"]
 

@@ -8,13 +8,15 @@ event at its recorded stream version, so a bad file changes nothing and a good o
 with the same ids, streams, versions and order — the views folded from it are the same.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 import msgspec
 
-from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
 from parley.eventstore.port import EventStore
 
 __all__ = ["ImportRefused", "LogSummary", "check_log", "export_log", "import_log"]

@@ -4,16 +4,24 @@ Ctrl-C at the prompt, Ctrl-D or `/quit` ends it)."""
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 from rich.markup import escape
 
-from parley.cli.app import api, app
-from parley.cli.client import Api, given
-from parley.cli.exits import CliFailure, Exit
-from parley.cli.lookups import agent_id, agent_names
-from parley.cli.output import Format, Output, emit_item, out
+from parley.cli.app import api
+from parley.cli.app import app
+from parley.cli.client import Api
+from parley.cli.client import given
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
+from parley.cli.lookups import agent_id
+from parley.cli.lookups import agent_names
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit_item
+from parley.cli.output import out
 from parley.cli.watching import parse_value
 
 __all__ = ["chat"]

@@ -9,10 +9,13 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-from httpx_sse import ServerSentEvent, connect_sse
+from httpx_sse import ServerSentEvent
+from httpx_sse import connect_sse
 
 from parley.cli.config import Target
-from parley.cli.exits import CliFailure, Exit, exit_for_status
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
+from parley.cli.exits import exit_for_status
 
 __all__ = ["Api", "failure_of", "given"]
 

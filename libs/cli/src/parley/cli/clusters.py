@@ -1,16 +1,27 @@
 """`parley clusters`: apply manifests (declarative, like `kubectl apply`), list, read,
 scale, pause, resume and delete clusters, and their group runs."""
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from parley.cli.app import api, group
-from parley.cli.client import Api, given
-from parley.cli.exits import CliFailure, Exit
-from parley.cli.files import InputFile, read_manifest
-from parley.cli.output import Column, Format, Output, emit, emit_item, field
-from parley.cli.watching import follow, parse_value
+from parley.cli.app import api
+from parley.cli.app import group
+from parley.cli.client import Api
+from parley.cli.client import given
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
+from parley.cli.files import InputFile
+from parley.cli.files import read_manifest
+from parley.cli.output import Column
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import emit_item
+from parley.cli.output import field
+from parley.cli.watching import follow
+from parley.cli.watching import parse_value
 
 __all__ = ["clusters", "runs"]
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import msgspec
 
-from parley.cli.exits import CliFailure, Exit
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
 
 __all__ = ["DEFAULT_URL", "Config", "Context", "Target", "config_path", "load", "save", "target"]
 

@@ -3,19 +3,32 @@ and follows it live — the stages, the traffic split, the health figures — an
 deployments` lists, follows, promotes, pauses, resumes and rolls back deployments."""
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
-from parley.cli.app import api, app, group
-from parley.cli.client import Api, given
-from parley.cli.exits import CliFailure, Exit
-from parley.cli.files import InputFile, read_definition
-from parley.cli.lookups import agent_id, agent_names
-from parley.cli.output import Column, Format, Output, emit, emit_item, field, out
+from parley.cli.app import api
+from parley.cli.app import app
+from parley.cli.app import group
+from parley.cli.client import Api
+from parley.cli.client import given
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
+from parley.cli.files import InputFile
+from parley.cli.files import read_definition
+from parley.cli.lookups import agent_id
+from parley.cli.lookups import agent_names
+from parley.cli.output import Column
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import emit_item
+from parley.cli.output import field
+from parley.cli.output import out
 from parley.cli.watching import follow
 
 __all__ = ["deploy", "deployments", "parse_stages"]

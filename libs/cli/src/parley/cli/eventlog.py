@@ -40,7 +40,8 @@ def export_command(
     state_dir: StateDir = DEV_STATE,
 ) -> None:
     """Write the whole event log as CloudEvents NDJSON, in position order."""
-    from parley.cli import logjobs, store  # here: only these two commands need NATS
+    from parley.cli import logjobs  # here: only these two commands need NATS
+    from parley.cli import store  # here: only these two commands need NATS
 
     logjobs.export_to(store.StoreOptions(backend, nats_url, kurrentdb_url, state_dir), out)
 
@@ -58,6 +59,7 @@ def import_command(
     The whole file is checked first; a bad line or a store that already holds events changes
     nothing.
     """
-    from parley.cli import logjobs, store  # here: only these two commands need NATS
+    from parley.cli import logjobs  # here: only these two commands need NATS
+    from parley.cli import store  # here: only these two commands need NATS
 
     logjobs.import_from(store.StoreOptions(backend, nats_url, kurrentdb_url, state_dir), file)

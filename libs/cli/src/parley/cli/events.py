@@ -8,16 +8,21 @@ connection lost mid-stream is reopened after the last event seen: none missed, n
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 from rich.markup import escape
 
-from parley.cli.app import api, group
+from parley.cli.app import api
+from parley.cli.app import group
 from parley.cli.client import Api
 from parley.cli.exits import CliFailure
 from parley.cli.lookups import agent_id
-from parley.cli.output import Format, Output, emit, emit_item
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import emit_item
 from parley.cli.watching import parse_value
 
 __all__ = ["events"]

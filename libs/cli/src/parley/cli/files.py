@@ -6,12 +6,14 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 import yaml  # type: ignore[import-untyped]
 
-from parley.cli.exits import CliFailure, Exit
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
 
 __all__ = ["Definition", "InputFile", "read_definition", "read_manifest", "read_text"]
 

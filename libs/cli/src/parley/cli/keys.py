@@ -5,8 +5,13 @@ from typing import Annotated
 
 import typer
 
-from parley.cli.app import api, group
-from parley.cli.output import Column, Format, Output, emit, field
+from parley.cli.app import api
+from parley.cli.app import group
+from parley.cli.output import Column
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import field
 
 __all__ = ["keys"]
 

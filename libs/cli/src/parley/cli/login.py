@@ -5,11 +5,21 @@ from typing import Annotated
 
 import typer
 
-from parley.cli.app import app, group
+from parley.cli.app import app
+from parley.cli.app import group
 from parley.cli.client import Api
-from parley.cli.config import DEFAULT_URL, Context, Target, config_path, load, save
-from parley.cli.exits import CliFailure, Exit
-from parley.cli.output import Format, Output, emit, field
+from parley.cli.config import DEFAULT_URL
+from parley.cli.config import Context
+from parley.cli.config import Target
+from parley.cli.config import config_path
+from parley.cli.config import load
+from parley.cli.config import save
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import field
 
 __all__ = ["contexts", "login"]
 

@@ -4,17 +4,26 @@ the other commands start without loading the NATS client.)"""
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
+from rich.progress import TextColumn
 
-from parley.cli.backup import ImportRefused, LogSummary, export_log, import_log
-from parley.cli.store import StoreOptions, open_configured_store
-from parley.eventstore.port import EventStore, EventStoreError
+from parley.cli.backup import ImportRefused
+from parley.cli.backup import LogSummary
+from parley.cli.backup import export_log
+from parley.cli.backup import import_log
+from parley.cli.store import StoreOptions
+from parley.cli.store import open_configured_store
+from parley.eventstore.port import EventStore
+from parley.eventstore.port import EventStoreError
 from parley.kit.settings import SettingsError
 
 __all__ = ["export_to", "import_from"]

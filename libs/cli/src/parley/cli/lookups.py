@@ -4,7 +4,8 @@ import re
 
 from parley.cli.client import Api
 from parley.cli.config import target
-from parley.cli.exits import CliFailure, Exit
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
 
 __all__ = ["agent_id", "agent_names"]
 

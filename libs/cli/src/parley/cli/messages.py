@@ -1,15 +1,24 @@
 """`parley send` (a FIPA-ACL message, optionally waiting for the reply) and `parley
 messages` (the recorded ones)."""
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from parley.cli.app import api, app, group
-from parley.cli.client import Api, given
-from parley.cli.exits import CliFailure, Exit
+from parley.cli.app import api
+from parley.cli.app import app
+from parley.cli.app import group
+from parley.cli.client import Api
+from parley.cli.client import given
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
-from parley.cli.output import Column, Format, Output, emit, field
+from parley.cli.output import Column
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import field
 from parley.cli.watching import parse_value
 
 __all__ = ["messages", "send"]

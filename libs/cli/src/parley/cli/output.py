@@ -7,9 +7,11 @@ one YAML document each.
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 import yaml  # type: ignore[import-untyped]

@@ -6,7 +6,8 @@ from pathlib import Path
 from parley.devstack.nats import SERVICES_USER
 from parley.eventstore.factory import open_store
 from parley.eventstore.port import EventStore
-from parley.kit.settings import ServiceSettings, from_env
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import from_env
 
 __all__ = ["StoreOptions", "open_configured_store"]
 

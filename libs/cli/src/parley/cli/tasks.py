@@ -1,15 +1,25 @@
 """`parley tasks`: Contract Net tasks — create, distribute (and watch the round live: the
 cfp, each bid as it arrives, refusals, the award, the result), list, read, cancel."""
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import typer
 
-from parley.cli.app import api, current_target, group
-from parley.cli.client import Api, given
-from parley.cli.exits import CliFailure, Exit
+from parley.cli.app import api
+from parley.cli.app import current_target
+from parley.cli.app import group
+from parley.cli.client import Api
+from parley.cli.client import given
+from parley.cli.exits import CliFailure
+from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
-from parley.cli.output import Column, Format, Output, emit, emit_item, field
+from parley.cli.output import Column
+from parley.cli.output import Format
+from parley.cli.output import Output
+from parley.cli.output import emit
+from parley.cli.output import emit_item
+from parley.cli.output import field
 from parley.cli.watching import parse_value
 from parley.contracts.tasks import task_stream
 

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from parley.devstack.stack import Stack, StackError
+from parley.devstack.stack import Stack
+from parley.devstack.stack import StackError
 from parley.devstack.supervise import Supervisor
 
 

@@ -17,9 +17,13 @@ from typing import IO
 
 import nats
 
-from parley.devstack.nats import SERVICES_USER, NatsServer, cluster, free_port
+from parley.devstack.nats import SERVICES_USER
+from parley.devstack.nats import NatsServer
+from parley.devstack.nats import cluster
+from parley.devstack.nats import free_port
 from parley.eventstore.factory import open_store
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key_at
+from parley.identity.bootstrap import ADMIN_KEY_FILE
+from parley.identity.bootstrap import bootstrap_admin_key_at
 from parley.kit.metrics import DEFAULT_PORTS
 
 __all__ = ["CLUSTER_SIZE", "SERVICES", "Stack", "StackError"]

@@ -9,7 +9,8 @@ is restarted."""
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from parley.devstack.stack import Stack
 

@@ -10,8 +10,11 @@ from collections.abc import Sequence
 
 import msgspec
 
-from parley.contracts.envelope import Event, NewEvent, valid_actor
-from parley.eventstore.port import EventTooLarge, InvalidStreamName
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import valid_actor
+from parley.eventstore.port import EventTooLarge
+from parley.eventstore.port import InvalidStreamName
 
 __all__ = [
     "EventHead",

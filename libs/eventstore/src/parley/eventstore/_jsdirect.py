@@ -16,8 +16,11 @@ from nats.aio.msg import Msg
 
 from parley.contracts import subjects
 from parley.contracts.envelope import Event
-from parley.eventstore._codec import decode_event, decode_head
-from parley.eventstore.port import AppendResult, EventStoreError, EventStoreUnavailable
+from parley.eventstore._codec import decode_event
+from parley.eventstore._codec import decode_head
+from parley.eventstore.port import AppendResult
+from parley.eventstore.port import EventStoreError
+from parley.eventstore.port import EventStoreUnavailable
 
 __all__ = ["DRIVER_ERRORS", "DirectGet", "Tail"]
 

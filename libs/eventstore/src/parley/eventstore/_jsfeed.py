@@ -14,7 +14,9 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -24,7 +26,8 @@ from nats.aio.client import Client
 from parley.contracts import subjects
 from parley.contracts.envelope import Event
 from parley.eventstore._codec import decode_event
-from parley.eventstore.port import EventStoreError, EventStoreUnavailable
+from parley.eventstore.port import EventStoreError
+from parley.eventstore.port import EventStoreUnavailable
 
 __all__ = ["JetStreamFeed", "TapRouter"]
 

@@ -4,7 +4,8 @@ import os
 
 from nats.aio.client import Client
 
-from parley.eventstore.port import EventStore, EventStoreError
+from parley.eventstore.port import EventStore
+from parley.eventstore.port import EventStoreError
 
 __all__ = ["open_store"]
 

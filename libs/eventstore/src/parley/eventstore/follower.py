@@ -8,10 +8,12 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 
 from parley.contracts.envelope import Event
-from parley.eventstore.port import EventStore, Subscription
+from parley.eventstore.port import EventStore
+from parley.eventstore.port import Subscription
 
 __all__ = ["Follower", "FollowerGroup"]
 

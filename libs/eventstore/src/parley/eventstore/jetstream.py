@@ -17,28 +17,29 @@ import nats.errors
 import nats.js.errors
 import stamina
 from nats.aio.client import Client
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig
+from nats.js.api import StorageType
 from nats.js.kv import KeyValue
 
 from parley.contracts import subjects
-from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore._codec import (
-    check_append,
-    check_stream,
-    encode_within,
-    safe_key,
-)
-from parley.eventstore._jsdirect import DRIVER_ERRORS, DirectGet, Tail
-from parley.eventstore._jsfeed import JetStreamFeed, TapRouter
-from parley.eventstore.port import (
-    ANY_VERSION,
-    NO_STREAM,
-    AppendResult,
-    ConcurrencyConflict,
-    EventStoreError,
-    EventStoreUnavailable,
-    Subscription,
-)
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.eventstore._codec import check_append
+from parley.eventstore._codec import check_stream
+from parley.eventstore._codec import encode_within
+from parley.eventstore._codec import safe_key
+from parley.eventstore._jsdirect import DRIVER_ERRORS
+from parley.eventstore._jsdirect import DirectGet
+from parley.eventstore._jsdirect import Tail
+from parley.eventstore._jsfeed import JetStreamFeed
+from parley.eventstore._jsfeed import TapRouter
+from parley.eventstore.port import ANY_VERSION
+from parley.eventstore.port import NO_STREAM
+from parley.eventstore.port import AppendResult
+from parley.eventstore.port import ConcurrencyConflict
+from parley.eventstore.port import EventStoreError
+from parley.eventstore.port import EventStoreUnavailable
+from parley.eventstore.port import Subscription
 from parley.eventstore.repository import backoff
 
 __all__ = ["JetStreamEventStore"]

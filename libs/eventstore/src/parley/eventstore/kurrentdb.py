@@ -8,32 +8,32 @@ The stored data is the Event's JSON (type = event type), so a read gives back th
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import Any
 
 import kurrentdbclient.exceptions as kerr
 import msgspec
-from kurrentdbclient import AsyncKurrentDBClient, RecordedEvent, StreamState
+from kurrentdbclient import AsyncKurrentDBClient
 from kurrentdbclient import NewEvent as KNewEvent
+from kurrentdbclient import RecordedEvent
+from kurrentdbclient import StreamState
 
-from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore._codec import (
-    check_append,
-    check_stream,
-    decode_event,
-    encode_within,
-    safe_key,
-)
-from parley.eventstore.port import (
-    ANY_VERSION,
-    NO_STREAM,
-    AppendResult,
-    ConcurrencyConflict,
-    EventStoreError,
-    EventStoreUnavailable,
-    EventTooLarge,
-    Subscription,
-)
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.eventstore._codec import check_append
+from parley.eventstore._codec import check_stream
+from parley.eventstore._codec import decode_event
+from parley.eventstore._codec import encode_within
+from parley.eventstore._codec import safe_key
+from parley.eventstore.port import ANY_VERSION
+from parley.eventstore.port import NO_STREAM
+from parley.eventstore.port import AppendResult
+from parley.eventstore.port import ConcurrencyConflict
+from parley.eventstore.port import EventStoreError
+from parley.eventstore.port import EventStoreUnavailable
+from parley.eventstore.port import EventTooLarge
+from parley.eventstore.port import Subscription
 
 __all__ = ["KurrentDBEventStore"]
 

@@ -10,17 +10,19 @@ writers interleave (and conflict) as they do against a real store.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
 
-from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore._codec import check_append, check_stream, encode_within
-from parley.eventstore.port import (
-    ANY_VERSION,
-    AppendResult,
-    ConcurrencyConflict,
-    EventStoreError,
-    Subscription,
-)
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.eventstore._codec import check_append
+from parley.eventstore._codec import check_stream
+from parley.eventstore._codec import encode_within
+from parley.eventstore.port import ANY_VERSION
+from parley.eventstore.port import AppendResult
+from parley.eventstore.port import ConcurrencyConflict
+from parley.eventstore.port import EventStoreError
+from parley.eventstore.port import Subscription
 
 __all__ = ["MemoryEventStore"]
 

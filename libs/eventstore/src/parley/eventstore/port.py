@@ -1,11 +1,13 @@
 """The event store port: what every backend provides, and the errors it raises."""
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from collections.abc import Sequence
 from typing import Protocol
 
 import msgspec
 
-from parley.contracts.envelope import Event, NewEvent
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
 
 __all__ = [
     "ANY_VERSION",

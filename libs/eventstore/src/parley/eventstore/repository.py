@@ -16,13 +16,18 @@ not a read and an append; a stale copy is caught by the append's expected versio
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from collections.abc import Sequence
+from typing import Generic
+from typing import TypeVar
 
 import msgspec
 
-from parley.contracts.envelope import Event, NewEvent
-from parley.eventstore.port import NO_STREAM, ConcurrencyConflict, EventStore
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.eventstore.port import NO_STREAM
+from parley.eventstore.port import ConcurrencyConflict
+from parley.eventstore.port import EventStore
 
 __all__ = ["Decide", "Evolve", "Loaded", "Outcome", "Repository", "backoff", "execute", "load"]
 

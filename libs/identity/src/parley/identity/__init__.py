@@ -11,12 +11,19 @@ bootstrap admin key, and the scrubbing of secrets from text that is recorded or 
 - :mod:`.scrub`: :class:`Scrubber`, secrets out of text before it is recorded or shown.
 """
 
-from parley.identity.authn import API_KEY_HEADER, Authenticator
-from parley.identity.bearer import BearerVerifier, JwtSettings
-from parley.identity.bootstrap import ADMIN_KEY_FILE, bootstrap_admin_key
+from parley.identity.authn import API_KEY_HEADER
+from parley.identity.authn import Authenticator
+from parley.identity.bearer import BearerVerifier
+from parley.identity.bearer import JwtSettings
+from parley.identity.bootstrap import ADMIN_KEY_FILE
+from parley.identity.bootstrap import bootstrap_admin_key
 from parley.identity.keyindex import KeyIndex
-from parley.identity.principal import Action, AuthenticationError, Principal, Role
-from parley.identity.scrub import REDACTED, Scrubber
+from parley.identity.principal import Action
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
+from parley.identity.principal import Role
+from parley.identity.scrub import REDACTED
+from parley.identity.scrub import Scrubber
 from parley.identity.tickets import TicketStore
 
 __all__ = [

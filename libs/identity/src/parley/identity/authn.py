@@ -12,12 +12,14 @@ background, so the request never waits for it.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 
 from parley.identity.bearer import BearerVerifier
 from parley.identity.keyindex import KeyIndex
 from parley.identity.keys import KEY_PREFIX
-from parley.identity.principal import AuthenticationError, Principal
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
 
 __all__ = ["API_KEY_HEADER", "Authenticator"]
 

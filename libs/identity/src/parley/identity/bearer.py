@@ -24,8 +24,13 @@ import jwt
 import msgspec
 
 from parley.contracts.identity import Role
-from parley.identity._jwks import Keys, KeySet, Secret, read_jwks, read_secret
-from parley.identity.principal import AuthenticationError, Principal
+from parley.identity._jwks import Keys
+from parley.identity._jwks import KeySet
+from parley.identity._jwks import Secret
+from parley.identity._jwks import read_jwks
+from parley.identity._jwks import read_secret
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
 from parley.kit.settings import SettingsError
 
 __all__ = ["BearerVerifier", "JwtSettings"]

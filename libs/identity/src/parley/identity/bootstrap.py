@@ -18,16 +18,22 @@ import os
 from pathlib import Path
 
 from parley.aggregates import apikey
-from parley.aggregates.apikey import ApiKey, Issue
-from parley.aggregates.decision import Context, to_new_events
+from parley.aggregates.apikey import ApiKey
+from parley.aggregates.apikey import Issue
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import to_new_events
 from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ParleyError
-from parley.contracts.identity import ALL_NAMESPACES, CreateApiKey, Role, apikey_stream
+from parley.contracts.identity import ALL_NAMESPACES
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import Role
+from parley.contracts.identity import apikey_stream
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
 from parley.eventstore.repository import Repository
 from parley.identity.keyindex import BOOTSTRAP_KEY_ID
-from parley.identity.keys import digest, issue_secret
+from parley.identity.keys import digest
+from parley.identity.keys import issue_secret
 
 __all__ = ["ADMIN_KEY_FILE", "SOURCE", "bootstrap_admin_key", "bootstrap_admin_key_at"]
 

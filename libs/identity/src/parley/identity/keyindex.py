@@ -11,13 +11,19 @@ from datetime import datetime
 import msgspec
 
 from parley.aggregates import apikey
-from parley.aggregates.apikey import USE_INTERVAL, ApiKey, usable
-from parley.contracts.envelope import Event, utcnow
-from parley.contracts.identity import ApiKeyView, apikey_stream
+from parley.aggregates.apikey import USE_INTERVAL
+from parley.aggregates.apikey import ApiKey
+from parley.aggregates.apikey import usable
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import utcnow
+from parley.contracts.identity import ApiKeyView
+from parley.contracts.identity import apikey_stream
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
-from parley.identity.keys import KEY_PREFIX, digest
-from parley.identity.principal import AuthenticationError, Principal
+from parley.identity.keys import KEY_PREFIX
+from parley.identity.keys import digest
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
 
 __all__ = ["BOOTSTRAP_KEY_ID", "KeyIndex", "principal_of", "view"]
 

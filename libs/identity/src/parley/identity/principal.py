@@ -13,8 +13,10 @@ from typing import Literal
 
 import msgspec
 
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.identity import ALL_NAMESPACES, Role
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.identity import ALL_NAMESPACES
+from parley.contracts.identity import Role
 
 __all__ = [
     "ROLE_ACTIONS",

@@ -18,9 +18,12 @@ occurrence of a short string would mangle ordinary text, and such a value is no 
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 from urllib.parse import quote
 
 __all__ = [

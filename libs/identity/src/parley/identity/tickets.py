@@ -16,17 +16,22 @@ the socket presents it once (:meth:`redeem`); any edge process may serve either 
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import APIError, KeyDeletedError, KeyNotFoundError
+from nats.js.api import KeyValueConfig
+from nats.js.api import StorageType
+from nats.js.errors import APIError
+from nats.js.errors import KeyDeletedError
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from parley.contracts.envelope import utcnow
 from parley.contracts.subjects import TICKETS_BUCKET
-from parley.identity.principal import AuthenticationError, Principal
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
 
 __all__ = ["TICKET_PREFIX", "TICKET_TTL", "TicketStore"]
 

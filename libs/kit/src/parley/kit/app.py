@@ -17,9 +17,14 @@ then the rest closes in reverse order and the connection drains.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 import msgspec
 import nats
@@ -35,12 +40,18 @@ from opentelemetry.trace import SpanKind
 from parley.contracts import subjects
 from parley.contracts.envelope import acting_as
 from parley.eventstore import EventStore
-from parley.kit.connect import connect_nats, open_service_store
-from parley.kit.metrics import metered, metrics_port, serve_metrics
+from parley.kit.connect import connect_nats
+from parley.kit.connect import open_service_store
+from parley.kit.metrics import metered
+from parley.kit.metrics import metrics_port
+from parley.kit.metrics import serve_metrics
 from parley.kit.needs import Keeper
-from parley.kit.service import add_command_route, create_service, from_outside
+from parley.kit.service import add_command_route
+from parley.kit.service import create_service
+from parley.kit.service import from_outside
 from parley.kit.settings import ServiceSettings
-from parley.kit.telemetry import carried_actor, extract
+from parley.kit.telemetry import carried_actor
+from parley.kit.telemetry import extract
 
 __all__ = ["Connections", "Route", "service_app"]
 

@@ -7,7 +7,10 @@ connection replays the frames it missed (``Last-Event-ID``) from it.
 """
 
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy
+from nats.js.api import RetentionPolicy
+from nats.js.api import StorageType
+from nats.js.api import StreamConfig
 
 from parley.kit.streams import ensure_stream
 

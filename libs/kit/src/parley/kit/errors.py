@@ -11,8 +11,12 @@ import msgspec
 import nats.errors
 import nats.js.errors
 
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
-from parley.eventstore import ConcurrencyConflict, EventStoreUnavailable, EventTooLarge
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.eventstore import ConcurrencyConflict
+from parley.eventstore import EventStoreUnavailable
+from parley.eventstore import EventTooLarge
 
 __all__ = ["error_body_for"]
 

@@ -13,13 +13,17 @@ typed and what tools read, and a trace backend is rarely as guarded as the event
 """
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from collections.abc import Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span
+from opentelemetry.trace import SpanKind
+from opentelemetry.trace import Status
+from opentelemetry.trace import StatusCode
 
 __all__ = ["chat_span", "mark_failed", "record_content", "record_response", "tool_span"]
 

@@ -4,7 +4,8 @@ span ids of the work that logged it."""
 import logging
 import re
 import sys
-from datetime import UTC, datetime
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 
 import msgspec

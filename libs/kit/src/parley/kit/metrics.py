@@ -19,22 +19,29 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Iterable
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from typing import Any, ParamSpec, TypeVar
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import Any
+from typing import ParamSpec
+from typing import TypeVar
+from wsgiref.simple_server import WSGIRequestHandler
+from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import make_server
 
 from faststream.message import StreamMessage
 from faststream.nats.prometheus.provider import NatsMetricsSettingsProvider
-from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
+from faststream.prometheus import ConsumeAttrs
+from faststream.prometheus import PrometheusMiddleware
 from nats.aio.msg import Msg
-from prometheus_client import (
-    REGISTRY,
-    Counter,
-    Histogram,
-    disable_created_metrics,
-    make_wsgi_app,
-)
+from prometheus_client import REGISTRY
+from prometheus_client import Counter
+from prometheus_client import Histogram
+from prometheus_client import disable_created_metrics
+from prometheus_client import make_wsgi_app
 
 from parley.contracts import subjects
 

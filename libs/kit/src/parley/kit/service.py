@@ -6,13 +6,17 @@ Services do not call this directly: :func:`parley.kit.app.service_app` wires the
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+from typing import cast
 
 import msgspec
 from faststream import FastStream
 from faststream.message import StreamMessage
-from faststream.nats import NatsBroker, NatsUserPassword
+from faststream.nats import NatsBroker
+from faststream.nats import NatsUserPassword
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.specification import AsyncAPI
 from nats.aio.msg import Msg
@@ -23,7 +27,8 @@ from parley.kit.logs import configure_logging
 from parley.kit.metrics import broker_metrics
 from parley.kit.needs import Readiness
 from parley.kit.settings import ServiceSettings
-from parley.kit.telemetry import carried_actor, setup_tracing
+from parley.kit.telemetry import carried_actor
+from parley.kit.telemetry import setup_tracing
 
 __all__ = ["add_command_route", "create_service", "from_outside"]
 

@@ -3,8 +3,12 @@
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Annotated
+from typing import Any
+from typing import TypeVar
+from urllib.parse import quote
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import msgspec
 

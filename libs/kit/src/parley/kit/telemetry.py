@@ -10,12 +10,17 @@ names the principal who started it.
 from collections.abc import Mapping
 from typing import Any
 
-from opentelemetry import context, propagate, trace
+from opentelemetry import context
+from opentelemetry import propagate
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter
 
-from parley.contracts.envelope import ACTOR_HEADER, current_actor, valid_actor
+from parley.contracts.envelope import ACTOR_HEADER
+from parley.contracts.envelope import current_actor
+from parley.contracts.envelope import valid_actor
 from parley.kit import genai
 
 __all__ = ["carried_actor", "current_traceparent", "extract", "inject", "setup_tracing"]

@@ -16,21 +16,31 @@ consumer span that continues the message's ``traceparent``.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Sequence
+from dataclasses import KW_ONLY
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 
 import nats.errors
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import AckPolicy
+from nats.js.api import ConsumerConfig
+from nats.js.api import RetentionPolicy
+from nats.js.api import StorageType
+from nats.js.api import StreamConfig
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from parley.contracts.envelope import acting_as
 from parley.kit.needs import Need
 from parley.kit.streams import ensure_stream
-from parley.kit.telemetry import carried_actor, extract
+from parley.kit.telemetry import carried_actor
+from parley.kit.telemetry import extract
 
 __all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream", "hand_back", "work_stream_need"]
 

@@ -4,7 +4,8 @@ The package exports the port and its errors as those modules declare them (their
 ``__all__``), so the public surface is listed once.
 """
 
-from parley.llm import errors, port
+from parley.llm import errors
+from parley.llm import port
 from parley.llm.breaker import CircuitBreaker
 from parley.llm.errors import *  # noqa: F403
 from parley.llm.factory import provider_for

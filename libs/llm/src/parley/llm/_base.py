@@ -5,24 +5,27 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
 import httpx2
 
 from parley.llm.breaker import CircuitBreaker
-from parley.llm.errors import ProviderError, ProviderTimeout, ProviderUnavailable, StreamInterrupted
-from parley.llm.port import (
-    ChatRequest,
-    Completion,
-    Delta,
-    Finished,
-    TextDelta,
-    ToolCall,
-    ToolCallDone,
-    Usage,
-)
+from parley.llm.errors import ProviderError
+from parley.llm.errors import ProviderTimeout
+from parley.llm.errors import ProviderUnavailable
+from parley.llm.errors import StreamInterrupted
+from parley.llm.port import ChatRequest
+from parley.llm.port import Completion
+from parley.llm.port import Delta
+from parley.llm.port import Finished
+from parley.llm.port import TextDelta
+from parley.llm.port import ToolCall
+from parley.llm.port import ToolCallDone
+from parley.llm.port import Usage
 from parley.llm.settings import ProviderSettings
 
 __all__ = ["GuardedProvider", "collect", "estimate_tokens", "parse_retry_after"]

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from parley.llm._base import parse_retry_after
-from parley.llm.errors import (
-    ProviderAuthError,
-    ProviderBadRequest,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderTimeout,
-    ProviderUnavailable,
-)
+from parley.llm.errors import ProviderAuthError
+from parley.llm.errors import ProviderBadRequest
+from parley.llm.errors import ProviderError
+from parley.llm.errors import ProviderRateLimited
+from parley.llm.errors import ProviderTimeout
+from parley.llm.errors import ProviderUnavailable
 
 __all__ = ["error_for_status"]
 

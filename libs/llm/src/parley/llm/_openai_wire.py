@@ -6,8 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from parley.llm._wire import ToolCalls, sampling
-from parley.llm.port import ChatRequest, Delta, Finished, StopReason, TextDelta, Usage
+from parley.llm._wire import ToolCalls
+from parley.llm._wire import sampling
+from parley.llm.port import ChatRequest
+from parley.llm.port import Delta
+from parley.llm.port import Finished
+from parley.llm.port import StopReason
+from parley.llm.port import TextDelta
+from parley.llm.port import Usage
 
 __all__ = ["deltas", "params"]
 

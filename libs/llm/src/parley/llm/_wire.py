@@ -6,7 +6,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from parley.llm.port import ChatRequest, ToolCall, ToolCallDelta, ToolCallDone
+from parley.llm.port import ChatRequest
+from parley.llm.port import ToolCall
+from parley.llm.port import ToolCallDelta
+from parley.llm.port import ToolCallDone
 
 __all__ = ["ToolCalls", "sampling"]
 

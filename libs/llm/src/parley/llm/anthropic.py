@@ -7,13 +7,17 @@ from collections.abc import AsyncGenerator
 import anthropic
 import httpx2
 
-from parley.llm._anthropic_wire import deltas, params
+from parley.llm._anthropic_wire import deltas
+from parley.llm._anthropic_wire import params
 from parley.llm._base import GuardedProvider
 from parley.llm._mapping import error_for_status
 from parley.llm.breaker import CircuitBreaker
-from parley.llm.errors import ProviderAuthError, ProviderError
-from parley.llm.port import ChatRequest, Delta
-from parley.llm.settings import ProviderSettings, resolve_api_key
+from parley.llm.errors import ProviderAuthError
+from parley.llm.errors import ProviderError
+from parley.llm.port import ChatRequest
+from parley.llm.port import Delta
+from parley.llm.settings import ProviderSettings
+from parley.llm.settings import resolve_api_key
 
 __all__ = ["AnthropicProvider"]
 

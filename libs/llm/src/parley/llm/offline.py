@@ -32,18 +32,16 @@ from typing import Any
 
 from parley.llm._base import collect
 from parley.llm.errors import ProviderBadRequest
-from parley.llm.port import (
-    ChatRequest,
-    Completion,
-    Delta,
-    Finished,
-    Message,
-    StopReason,
-    TextDelta,
-    ToolCall,
-    ToolCallDone,
-    Usage,
-)
+from parley.llm.port import ChatRequest
+from parley.llm.port import Completion
+from parley.llm.port import Delta
+from parley.llm.port import Finished
+from parley.llm.port import Message
+from parley.llm.port import StopReason
+from parley.llm.port import TextDelta
+from parley.llm.port import ToolCall
+from parley.llm.port import ToolCallDone
+from parley.llm.port import Usage
 
 __all__ = ["OfflineProvider", "parse_calls"]
 

@@ -18,21 +18,22 @@ once. Whoever joins the deltas may scrub the joined text again (the runtime does
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any
 
 from parley.llm._base import collect
-from parley.llm.errors import ProviderError, StreamInterrupted
-from parley.llm.port import (
-    ChatRequest,
-    Completion,
-    Delta,
-    Provider,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    ToolCallDone,
-)
+from parley.llm.errors import ProviderError
+from parley.llm.errors import StreamInterrupted
+from parley.llm.port import ChatRequest
+from parley.llm.port import Completion
+from parley.llm.port import Delta
+from parley.llm.port import Provider
+from parley.llm.port import TextDelta
+from parley.llm.port import ToolCall
+from parley.llm.port import ToolCallDelta
+from parley.llm.port import ToolCallDone
 
 __all__ = ["MAX_HELD", "ScrubbedProvider", "scrub_error", "scrub_values"]
 

@@ -9,11 +9,15 @@ import logging
 
 from faststream import FastStream
 
-from parley.contracts.deployments import SERVICE, Health
-from parley.deployment.handlers import ROUTES, Deployments, reply_error
+from parley.contracts.deployments import SERVICE
+from parley.contracts.deployments import Health
+from parley.deployment.handlers import ROUTES
+from parley.deployment.handlers import Deployments
+from parley.deployment.handlers import reply_error
 from parley.deployment.settings import DeploymentSettings
 from parley.deployment.workers.board import Board
-from parley.kit.app import Connections, service_app
+from parley.kit.app import Connections
+from parley.kit.app import service_app
 
 __all__ = ["create_app"]
 

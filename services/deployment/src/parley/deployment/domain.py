@@ -9,14 +9,20 @@ cluster's deployment, its agents' own deployments (:func:`child_id`; each agent'
 """
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 import msgspec
 
-from parley.aggregates.deployment import Complete, Deployment, DeploymentCommand, Fail
+from parley.aggregates.deployment import Complete
+from parley.aggregates.deployment import Deployment
+from parley.aggregates.deployment import DeploymentCommand
+from parley.aggregates.deployment import Fail
 from parley.aggregates.deployment_slot import Slot
-from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.registry import AgentPatch, AgentSpec
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.registry import AgentPatch
+from parley.contracts.registry import AgentSpec
 
 __all__ = [
     "CLAIM_GRACE",

@@ -13,49 +13,58 @@ an error reply in one place (:func:`reply_error`).
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import msgspec
 from nats.aio.client import Client
 
-from parley.aggregates import agent, deployment, deployment_slot
+from parley.aggregates import agent
+from parley.aggregates import deployment
+from parley.aggregates import deployment_slot
 from parley.aggregates.agent_spec import validate_spec
 from parley.aggregates.cluster import member_spec
-from parley.aggregates.decision import Context, Decision, to_new_events
-from parley.aggregates.deployment import Deployment, DeploymentCommand
-from parley.aggregates.deployment_strategies import batch_agents, check_rollout
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import to_new_events
+from parley.aggregates.deployment import Deployment
+from parley.aggregates.deployment import DeploymentCommand
+from parley.aggregates.deployment_strategies import batch_agents
+from parley.aggregates.deployment_strategies import check_rollout
 from parley.aggregates.deployment_view import view
 from parley.contracts import subjects
 from parley.contracts.clusters import ChangeClusterTemplate
-from parley.contracts.commands import Reply, Strict
-from parley.contracts.deployments import (
-    CreateDeployment,
-    DeploymentAction,
-    DeploymentCreated,
-    DeploymentReply,
-    Health,
-    ListDeployments,
-    Rollout,
-    cluster_slot_stream,
-    deployment_stream,
-    slot_stream,
-)
-from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.commands import Reply
+from parley.contracts.commands import Strict
+from parley.contracts.deployments import CreateDeployment
+from parley.contracts.deployments import DeploymentAction
+from parley.contracts.deployments import DeploymentCreated
+from parley.contracts.deployments import DeploymentReply
+from parley.contracts.deployments import Health
+from parley.contracts.deployments import ListDeployments
+from parley.contracts.deployments import Rollout
+from parley.contracts.deployments import cluster_slot_stream
+from parley.contracts.deployments import deployment_stream
+from parley.contracts.deployments import slot_stream
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.registry import CommandReply, UpdateAgent, agent_stream
-from parley.deployment.domain import (
-    SOURCE,
-    child_id,
-    cluster_outcome,
-    final_refusal,
-    holds_slot,
-    patch_for,
-)
+from parley.contracts.registry import CommandReply
+from parley.contracts.registry import UpdateAgent
+from parley.contracts.registry import agent_stream
+from parley.deployment.domain import SOURCE
+from parley.deployment.domain import child_id
+from parley.deployment.domain import cluster_outcome
+from parley.deployment.domain import final_refusal
+from parley.deployment.domain import holds_slot
+from parley.deployment.domain import patch_for
 from parley.deployment.settings import DeploymentSettings
 from parley.deployment.workers.board import Board
 from parley.eventstore import EventStore
-from parley.eventstore.repository import Outcome, Repository
+from parley.eventstore.repository import Outcome
+from parley.eventstore.repository import Repository
 from parley.kit.app import Route
 from parley.kit.errors import error_body_for
 from parley.kit.telemetry import inject

@@ -20,36 +20,49 @@ from parley.edge.commands import CommandClient
 from parley.edge.console import console_routes
 from parley.edge.controllers.agent_actions import agent_action_router
 from parley.edge.controllers.agents import agent_router
-from parley.edge.controllers.catalogue import model_router, strategy_router, tool_router
+from parley.edge.controllers.catalogue import model_router
+from parley.edge.controllers.catalogue import strategy_router
+from parley.edge.controllers.catalogue import tool_router
 from parley.edge.controllers.chat import chat_router
 from parley.edge.controllers.clusters import cluster_router
-from parley.edge.controllers.deployments import deployment_router, reload_router
+from parley.edge.controllers.deployments import deployment_router
+from parley.edge.controllers.deployments import reload_router
 from parley.edge.controllers.events import publish_event
 from parley.edge.controllers.executions import execution_router
 from parley.edge.controllers.files import file_router
 from parley.edge.controllers.health import health_routes
-from parley.edge.controllers.keys import identity_routes, record_key_use
+from parley.edge.controllers.keys import identity_routes
+from parley.edge.controllers.keys import record_key_use
 from parley.edge.controllers.memory import MemoryPlugin
 from parley.edge.controllers.messages import message_router
 from parley.edge.controllers.metrics import platform_metrics_router
-from parley.edge.controllers.observability import metrics_router, output_router
+from parley.edge.controllers.observability import metrics_router
+from parley.edge.controllers.observability import output_router
 from parley.edge.controllers.personas import persona_router
-from parley.edge.controllers.prometheus import metrics_registry, prometheus_metrics
+from parley.edge.controllers.prometheus import metrics_registry
+from parley.edge.controllers.prometheus import prometheus_metrics
 from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
 from parley.edge.controllers.tasks import task_router
 from parley.edge.controllers.versions import version_router
-from parley.edge.dependencies import DEPENDENCIES, Edge
-from parley.edge.http.auth import auth_middleware, authorize
+from parley.edge.dependencies import DEPENDENCIES
+from parley.edge.dependencies import Edge
+from parley.edge.http.auth import auth_middleware
+from parley.edge.http.auth import authorize
 from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import exception_handlers
-from parley.edge.http.limits import Limits, add_rate_limit_headers
-from parley.edge.http.openapi import document_bodies, document_security, openapi_config
+from parley.edge.http.limits import Limits
+from parley.edge.http.limits import add_rate_limit_headers
+from parley.edge.http.openapi import document_bodies
+from parley.edge.http.openapi import document_security
+from parley.edge.http.openapi import openapi_config
 from parley.edge.http.query import refuse_unknown_query
 from parley.edge.http.ratelimit import WindowCounter
 from parley.edge.http.request_ids import add_request_id_header
-from parley.edge.http.security import HostPolicy, add_security_headers, cors_config
+from parley.edge.http.security import HostPolicy
+from parley.edge.http.security import add_security_headers
+from parley.edge.http.security import cors_config
 from parley.edge.http.tracing import tracing_plugin
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
@@ -58,17 +71,21 @@ from parley.edge.projections.metrics import PlatformMetrics
 from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
-from parley.edge.settings import EdgeSettings, check_auth
+from parley.edge.settings import EdgeSettings
+from parley.edge.settings import check_auth
 from parley.edge.streams.chat_ws import chat_ws_routes
 from parley.edge.streams.sse import event_routes
 from parley.edge.streams.ws import ws_routes
 from parley.eventstore.follower import FollowerGroup
 from parley.identity.authn import Authenticator
-from parley.identity.bearer import BearerVerifier, JwtSettings
+from parley.identity.bearer import BearerVerifier
+from parley.identity.bearer import JwtSettings
 from parley.identity.keyindex import KeyIndex
 from parley.identity.tickets import TicketStore
-from parley.kit.connect import connect_nats, open_service_store
-from parley.kit.needs import Keeper, Need
+from parley.kit.connect import connect_nats
+from parley.kit.connect import open_service_store
+from parley.kit.needs import Keeper
+from parley.kit.needs import Need
 from parley.kit.settings import from_env
 
 __all__ = ["create_app"]

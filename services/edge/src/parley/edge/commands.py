@@ -7,7 +7,8 @@ timeouts all come back as :class:`ApiError`.
 """
 
 import logging
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import msgspec
 import nats.errors
@@ -26,7 +27,8 @@ from parley.contracts.registry import CommandReply
 from parley.contracts.runtime import RuntimeReply
 from parley.contracts.tasks import TaskReply
 from parley.edge.http.errors import ApiError
-from parley.kit.telemetry import extract, inject
+from parley.kit.telemetry import extract
+from parley.kit.telemetry import inject
 
 __all__ = ["REQUEST_ID_HEADER", "CommandClient", "Reply"]
 

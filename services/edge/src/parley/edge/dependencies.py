@@ -7,21 +7,27 @@ The app keeps one :class:`Edge` (its connections and projections) in ``app.state
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated
+from typing import Any
+from typing import cast
 
 import msgspec
-from litestar import Request, WebSocket
+from litestar import Request
+from litestar import WebSocket
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter, SkipValidation
+from litestar.di import NamedDependency
+from litestar.di import Provide
+from litestar.params import QueryParameter
+from litestar.params import SkipValidation
 from nats.aio.client import Client
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import NAMESPACE_PATTERN
 from parley.contracts.runtime import SERVICE as RUNTIME
 from parley.contracts.runtime import RuntimeReply
-from parley.edge.commands import CommandClient, Reply
+from parley.edge.commands import CommandClient
+from parley.edge.commands import Reply
 from parley.edge.http.errors import ApiError
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import optional_header

@@ -3,12 +3,15 @@
 import ipaddress
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
 from msgspec import Meta
 
-from parley.kit.settings import ServiceSettings, SettingsError
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import SettingsError
 
 __all__ = ["EdgeSettings", "check_auth", "load_settings"]
 

@@ -4,8 +4,10 @@ A view declares the fields the API shows; :func:`as_view` fills them from a stat
 aggregate's, a reply's) by name, so no mapping copies a field list by hand.
 """
 
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import TypeVar
 
 import msgspec
 

@@ -16,14 +16,19 @@ import logging
 from faststream import FastStream
 
 from parley.contracts import subjects
-from parley.contracts.acl import SERVICE, SendMessage
-from parley.kit.app import Connections, Route, service_app
+from parley.contracts.acl import SERVICE
+from parley.contracts.acl import SendMessage
+from parley.kit.app import Connections
+from parley.kit.app import Route
+from parley.kit.app import service_app
 from parley.kit.workqueue import work_stream_need
 from parley.messaging.directory import Directory
 from parley.messaging.dispatch import Dispatch
-from parley.messaging.handlers import Messaging, reply_for_error
+from parley.messaging.handlers import Messaging
+from parley.messaging.handlers import reply_for_error
 from parley.messaging.settings import MessagingSettings
-from parley.messaging.workers.delivery import Outbox, redeliver
+from parley.messaging.workers.delivery import Outbox
+from parley.messaging.workers.delivery import redeliver
 
 __all__ = ["ROUTES", "create_app"]
 

@@ -9,16 +9,16 @@ and where each conversation is stored (:meth:`Directory.conversation_stream`).
 
 from dataclasses import dataclass
 
-from parley.aggregates.agent import Agent, evolve
-from parley.aggregates.conversation import is_agent, payload
-from parley.contracts.acl import (
-    PROTOCOL_REPLIES,
-    AclMessage,
-    MessageDelivered,
-    MessageFailed,
-    MessageSent,
-    conversation_stream,
-)
+from parley.aggregates.agent import Agent
+from parley.aggregates.agent import evolve
+from parley.aggregates.conversation import is_agent
+from parley.aggregates.conversation import payload
+from parley.contracts.acl import PROTOCOL_REPLIES
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageDelivered
+from parley.contracts.acl import MessageFailed
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import Event
 from parley.contracts.ids import DEFAULT_NAMESPACE
 from parley.eventstore.follower import Follower

@@ -12,19 +12,23 @@ import logging
 
 import msgspec
 
-from parley.aggregates.conversation import Conversation, Refusal, is_agent, notice
-from parley.contracts.acl import (
-    AclMessage,
-    Delivery,
-    MessageFailed,
-    MessageReply,
-    MessageSent,
-)
-from parley.contracts.envelope import NewEvent, utcnow
+from parley.aggregates.conversation import Conversation
+from parley.aggregates.conversation import Refusal
+from parley.aggregates.conversation import is_agent
+from parley.aggregates.conversation import notice
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import Delivery
+from parley.contracts.acl import MessageFailed
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import MessageSent
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
-from parley.eventstore import ANY_VERSION, EventStore
+from parley.eventstore import ANY_VERSION
+from parley.eventstore import EventStore
 from parley.kit.telemetry import current_traceparent
-from parley.messaging import domain, replies
+from parley.messaging import domain
+from parley.messaging import replies
 from parley.messaging.directory import Directory
 from parley.messaging.events import new_event
 from parley.messaging.workers.delivery import Outbox

@@ -6,11 +6,15 @@ The protocol rules a message must keep in its conversation (replies, reply-by, h
 are the conversation aggregate's: :mod:`parley.aggregates.conversation`.
 """
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable
+from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
 
 from parley.aggregates.agent import Agent
-from parley.contracts.acl import AclMessage, OutgoingMessage, SendMessage
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import SendMessage
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import AgentState

@@ -3,8 +3,12 @@ retried send derives the same event, which the store keeps once)."""
 
 import msgspec
 
-from parley.aggregates.conversation import Conversation, event_id
-from parley.contracts.acl import AclMessage, MessageRejected, MessageSent, SendMessage
+from parley.aggregates.conversation import Conversation
+from parley.aggregates.conversation import event_id
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageRejected
+from parley.contracts.acl import MessageSent
+from parley.contracts.acl import SendMessage
 from parley.contracts.envelope import NewEvent
 from parley.kit.telemetry import current_traceparent
 

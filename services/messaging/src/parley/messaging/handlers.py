@@ -19,23 +19,28 @@ import msgspec
 from nats.aio.client import Client
 
 from parley.aggregates import conversation
-from parley.aggregates.conversation import Conversation, Record, Refused, is_agent, knows
+from parley.aggregates.conversation import Conversation
+from parley.aggregates.conversation import Record
+from parley.aggregates.conversation import Refused
+from parley.aggregates.conversation import is_agent
+from parley.aggregates.conversation import knows
 from parley.aggregates.decision import Context
-from parley.contracts.acl import (
-    AclMessage,
-    MessageReply,
-    OutgoingMessage,
-    SendMessage,
-)
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import SendMessage
 from parley.contracts.envelope import NewEvent
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
 from parley.eventstore import EventStore
-from parley.eventstore.repository import Loaded, Repository
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Repository
 from parley.kit.errors import error_body_for
 from parley.kit.locks import KeyedLock
 from parley.kit.telemetry import current_traceparent
-from parley.messaging import domain, replies
+from parley.messaging import domain
+from parley.messaging import replies
 from parley.messaging.directory import Directory
 from parley.messaging.dispatch import Dispatch
 from parley.messaging.events import decided_event

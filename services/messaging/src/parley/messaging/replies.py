@@ -2,13 +2,17 @@
 (:class:`SendRefused`, a :class:`ParleyError` that keeps the reply fields that still apply).
 """
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import msgspec
 
 from parley.aggregates.conversation import Refusal
-from parley.contracts.acl import AclMessage, Delivery, MessageReply
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import Delivery
+from parley.contracts.acl import MessageReply
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 
 __all__ = ["SendRefused", "failed", "outcome", "refusal_error"]
 

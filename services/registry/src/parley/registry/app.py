@@ -6,40 +6,39 @@ With the JetStream store the registry also runs the external events relay
 
 from faststream import FastStream
 
-from parley.contracts.clusters import (
-    ChangeClusterTemplate,
-    CreateCluster,
-    DeleteCluster,
-    ResizeCluster,
-    ScaleCluster,
-    UpdateCluster,
-)
-from parley.contracts.identity import CreateApiKey, RecordApiKeyUse, RevokeApiKey, RotateApiKey
+from parley.contracts.clusters import ChangeClusterTemplate
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import DeleteCluster
+from parley.contracts.clusters import ResizeCluster
+from parley.contracts.clusters import ScaleCluster
+from parley.contracts.clusters import UpdateCluster
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import RecordApiKeyUse
+from parley.contracts.identity import RevokeApiKey
+from parley.contracts.identity import RotateApiKey
 from parley.contracts.memory import Remember
-from parley.contracts.personas import CreatePersona, DeletePersona
-from parley.contracts.registry import (
-    SERVICE,
-    AgentActionCommand,
-    CreateAgent,
-    DeleteAgent,
-    UpdateAgent,
-)
-from parley.kit.app import Connections, Route, service_app
-from parley.registry.clusters import (
-    change_cluster_template,
-    create_cluster,
-    delete_cluster,
-    resize_cluster,
-    scale_cluster,
-    update_cluster,
-)
-from parley.registry.handlers import Registry, reply_for_error
-from parley.registry.keys import (
-    create_api_key,
-    record_api_key_use,
-    revoke_api_key,
-    rotate_api_key,
-)
+from parley.contracts.personas import CreatePersona
+from parley.contracts.personas import DeletePersona
+from parley.contracts.registry import SERVICE
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.contracts.registry import UpdateAgent
+from parley.kit.app import Connections
+from parley.kit.app import Route
+from parley.kit.app import service_app
+from parley.registry.clusters import change_cluster_template
+from parley.registry.clusters import create_cluster
+from parley.registry.clusters import delete_cluster
+from parley.registry.clusters import resize_cluster
+from parley.registry.clusters import scale_cluster
+from parley.registry.clusters import update_cluster
+from parley.registry.handlers import Registry
+from parley.registry.handlers import reply_for_error
+from parley.registry.keys import create_api_key
+from parley.registry.keys import record_api_key_use
+from parley.registry.keys import revoke_api_key
+from parley.registry.keys import rotate_api_key
 from parley.registry.memory import remember
 from parley.registry.settings import RegistrySettings
 from parley.registry.workers.relay import start_relay

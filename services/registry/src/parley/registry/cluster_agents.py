@@ -8,24 +8,28 @@ manifest before a create (:func:`check_agents`).
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import TypeVar
 
 from parley.aggregates.agent import Agent
 from parley.aggregates.agent_spec import validate_spec
 from parley.aggregates.cluster import field_of
-from parley.contracts.clusters import ClusterCommand, CreateCluster
+from parley.contracts.clusters import ClusterCommand
+from parley.contracts.clusters import CreateCluster
 from parley.contracts.envelope import utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import (
-    AgentAction,
-    AgentActionCommand,
-    AgentSpec,
-    AgentState,
-    CreateAgent,
-    DeleteAgent,
-)
-from parley.registry.domain import PARALLEL, orphan_of, refusal
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.registry.domain import PARALLEL
+from parley.registry.domain import orphan_of
+from parley.registry.domain import refusal
 from parley.registry.handlers import Registry
 
 __all__ = ["act", "check_agents", "discard", "each", "make", "remove"]

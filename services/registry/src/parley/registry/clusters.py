@@ -26,35 +26,41 @@ holds; see :mod:`.cluster_agents`), and appends the cluster's event last:
 from collections.abc import Awaitable
 
 from parley.aggregates import cluster
-from parley.aggregates.cluster import (
-    Cluster,
-    CreateWithAgents,
-    EndResize,
-    EndScale,
-    agent_specs,
-    resized,
-)
+from parley.aggregates.cluster import Cluster
+from parley.aggregates.cluster import CreateWithAgents
+from parley.aggregates.cluster import EndResize
+from parley.aggregates.cluster import EndScale
+from parley.aggregates.cluster import agent_specs
+from parley.aggregates.cluster import resized
 from parley.aggregates.decision import Context
-from parley.contracts.clusters import (
-    ChangeClusterTemplate,
-    ClusterCommand,
-    ClusterReply,
-    ClusterResizeStarted,
-    ClusterScaleStarted,
-    CreateCluster,
-    DeleteCluster,
-    ResizeCluster,
-    ScaleCluster,
-    UpdateCluster,
-    cluster_stream,
-)
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.contracts.clusters import ChangeClusterTemplate
+from parley.contracts.clusters import ClusterCommand
+from parley.contracts.clusters import ClusterReply
+from parley.contracts.clusters import ClusterResizeStarted
+from parley.contracts.clusters import ClusterScaleStarted
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import DeleteCluster
+from parley.contracts.clusters import ResizeCluster
+from parley.contracts.clusters import ScaleCluster
+from parley.contracts.clusters import UpdateCluster
+from parley.contracts.clusters import cluster_stream
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.registry import AgentPatch, UpdateAgent
+from parley.contracts.registry import AgentPatch
+from parley.contracts.registry import UpdateAgent
 from parley.eventstore.repository import Outcome
-from parley.registry.cluster_agents import act, check_agents, discard, each, make, remove
+from parley.registry.cluster_agents import act
+from parley.registry.cluster_agents import check_agents
+from parley.registry.cluster_agents import discard
+from parley.registry.cluster_agents import each
+from parley.registry.cluster_agents import make
+from parley.registry.cluster_agents import remove
 from parley.registry.domain import cluster_actions
-from parley.registry.handlers import Registry, execute, reply_for_error
+from parley.registry.handlers import Registry
+from parley.registry.handlers import execute
+from parley.registry.handlers import reply_for_error
 
 __all__ = [
     "change_cluster_template",

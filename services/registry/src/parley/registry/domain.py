@@ -7,12 +7,15 @@ behind, what a cluster's pause or resume does to each agent, and how the problem
 agent definitions become one refusal.
 """
 
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 
 from parley.aggregates.agent import Agent
 from parley.contracts.clusters import CLUSTER_LABEL
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.registry import AgentAction, AgentState
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentState
 
 __all__ = [
     "CLAIM_GRACE",

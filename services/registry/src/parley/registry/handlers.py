@@ -10,42 +10,55 @@ state between commands.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
+from typing import Protocol
+from typing import TypeVar
 
 import msgspec
 
-from parley.aggregates import agent, apikey, cluster, memory, name_claim, persona
-from parley.aggregates.agent import Agent, name_change
+from parley.aggregates import agent
+from parley.aggregates import apikey
+from parley.aggregates import cluster
+from parley.aggregates import memory
+from parley.aggregates import name_claim
+from parley.aggregates import persona
+from parley.aggregates.agent import Agent
+from parley.aggregates.agent import name_change
 from parley.aggregates.apikey import ApiKey
 from parley.aggregates.cluster import Cluster
-from parley.aggregates.decision import Context, Decision, to_new_events
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import to_new_events
 from parley.aggregates.memory import Memory
-from parley.aggregates.name_claim import Claim, NameClaim, Release
+from parley.aggregates.name_claim import Claim
+from parley.aggregates.name_claim import NameClaim
+from parley.aggregates.name_claim import Release
 from parley.aggregates.persona import Persona
-from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.personas import (
-    CreatePersona,
-    DeletePersona,
-    load_builtin_personas,
-    persona_stream,
-)
-from parley.contracts.registry import (
-    AgentActionCommand,
-    CommandReply,
-    CreateAgent,
-    DeleteAgent,
-    RegistryCommand,
-    UpdateAgent,
-    agent_stream,
-    name_stream,
-)
+from parley.contracts.personas import CreatePersona
+from parley.contracts.personas import DeletePersona
+from parley.contracts.personas import load_builtin_personas
+from parley.contracts.personas import persona_stream
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import CommandReply
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.contracts.registry import RegistryCommand
+from parley.contracts.registry import UpdateAgent
+from parley.contracts.registry import agent_stream
+from parley.contracts.registry import name_stream
 from parley.eventstore import EventStore
-from parley.eventstore.repository import Loaded, Outcome, Repository
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Outcome
+from parley.eventstore.repository import Repository
 from parley.kit.errors import error_body_for
 from parley.kit.telemetry import current_traceparent
-from parley.registry.domain import SOURCE, claim_in_flight
+from parley.registry.domain import SOURCE
+from parley.registry.domain import claim_in_flight
 
 __all__ = ["Registry", "execute", "reply_for_error"]
 

@@ -8,18 +8,21 @@ it was created in (another namespace's key is ``NOT_FOUND``).
 """
 
 from parley.aggregates import apikey
-from parley.aggregates.apikey import ApiKey, Issue, Reissue
-from parley.contracts.identity import (
-    ApiKeyReply,
-    CreateApiKey,
-    RecordApiKeyUse,
-    RevokeApiKey,
-    RotateApiKey,
-    apikey_stream,
-)
+from parley.aggregates.apikey import ApiKey
+from parley.aggregates.apikey import Issue
+from parley.aggregates.apikey import Reissue
+from parley.contracts.identity import ApiKeyReply
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import RecordApiKeyUse
+from parley.contracts.identity import RevokeApiKey
+from parley.contracts.identity import RotateApiKey
+from parley.contracts.identity import apikey_stream
 from parley.eventstore.repository import Outcome
-from parley.identity.keys import IssuedSecret, issue_secret, new_key_id
-from parley.registry.handlers import Registry, execute
+from parley.identity.keys import IssuedSecret
+from parley.identity.keys import issue_secret
+from parley.identity.keys import new_key_id
+from parley.registry.handlers import Registry
+from parley.registry.handlers import execute
 
 __all__ = ["create_api_key", "record_api_key_use", "revoke_api_key", "rotate_api_key"]
 

@@ -9,11 +9,17 @@ from typing import Never
 import msgspec
 
 from parley.aggregates import memory
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
 from parley.aggregates.memory import Memory
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.memory import MemoryReply, Remember, memory_scope, memory_stream
-from parley.registry.handlers import Registry, execute
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.memory import MemoryReply
+from parley.contracts.memory import Remember
+from parley.contracts.memory import memory_scope
+from parley.contracts.memory import memory_stream
+from parley.registry.handlers import Registry
+from parley.registry.handlers import execute
 
 __all__ = ["remember"]
 

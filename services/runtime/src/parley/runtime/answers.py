@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-from parley.contracts.acl import AclMessage, Performative
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import Performative
 
 __all__ = [
     "JUDGE_PROMPT",

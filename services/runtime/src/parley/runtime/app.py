@@ -18,9 +18,12 @@ from faststream import FastStream
 
 from parley.contracts import subjects
 from parley.contracts.runtime import SERVICE
-from parley.identity.scrub import Scrubber, secrets_from_environment
-from parley.kit.app import Connections, service_app
-from parley.kit.deltas import DELTA_STREAM, ensure_delta_stream
+from parley.identity.scrub import Scrubber
+from parley.identity.scrub import secrets_from_environment
+from parley.kit.app import Connections
+from parley.kit.app import service_app
+from parley.kit.deltas import DELTA_STREAM
+from parley.kit.deltas import ensure_delta_stream
 from parley.kit.needs import Need
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
@@ -29,7 +32,8 @@ from parley.runtime.adapters.slots import Capacity
 from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.errors import reply_for_error
-from parley.runtime.handlers import ROUTES, Runtime
+from parley.runtime.handlers import ROUTES
+from parley.runtime.handlers import Runtime
 from parley.runtime.settings import RuntimeSettings
 
 __all__ = ["create_app"]

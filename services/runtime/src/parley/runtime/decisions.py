@@ -5,13 +5,19 @@ The one command path of the runtime: :func:`execute` hands the aggregate's pure
 cached copy), appends at the expected version and decides again when another writer won.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic
+from typing import TypeVar
 
-from parley.aggregates.decision import Context, Decision, to_new_events
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
+from parley.aggregates.decision import to_new_events
 from parley.contracts.envelope import NewEvent
-from parley.eventstore.repository import Loaded, Outcome, Repository
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Outcome
+from parley.eventstore.repository import Repository
 from parley.kit.telemetry import current_traceparent
 from parley.runtime.recording import SOURCE
 

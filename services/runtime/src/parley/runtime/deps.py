@@ -1,19 +1,26 @@
 """The runtime process's shared parts, built once at start-up by :mod:`parley.runtime.app`."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
-from parley.aggregates import execution, persona, session
+from parley.aggregates import execution
+from parley.aggregates import persona
+from parley.aggregates import session
 from parley.aggregates.execution import Execution
 from parley.aggregates.session import Session
 from parley.contracts.errors import ErrorCode
-from parley.contracts.personas import load_builtin_personas, persona_stream
+from parley.contracts.personas import load_builtin_personas
+from parley.contracts.personas import persona_stream
 from parley.eventstore import EventStore
-from parley.eventstore.repository import Repository, load
+from parley.eventstore.repository import Repository
+from parley.eventstore.repository import load
 from parley.identity.scrub import Scrubber
-from parley.llm import Provider, ScrubbedProvider, provider_for
+from parley.llm import Provider
+from parley.llm import ScrubbedProvider
+from parley.llm import provider_for
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore

@@ -16,9 +16,14 @@ import msgspec
 from parley.aggregates.agent import Agent
 from parley.aggregates.execution import Execution
 from parley.contracts.errors import ErrorCode
-from parley.contracts.registry import AgentState, Budget, ModelParams, StrategySpec, ToolSpec
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import Budget
+from parley.contracts.registry import ModelParams
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
 from parley.contracts.run_settings import run_settings_problems
-from parley.contracts.runtime import SessionPatch, SessionSettings
+from parley.contracts.runtime import SessionPatch
+from parley.contracts.runtime import SessionSettings
 from parley.runtime.errors import RuntimeFault
 
 __all__ = [

@@ -3,7 +3,9 @@
 import logging
 from typing import Any
 
-from parley.contracts.errors import ErrorBody, ErrorCode, ParleyError
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.runtime import RuntimeReply
 from parley.identity.scrub import Scrubber
 from parley.kit.errors import error_body_for

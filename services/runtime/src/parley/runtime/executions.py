@@ -19,28 +19,26 @@ import logging
 
 import msgspec
 
-from parley.aggregates.execution import (
-    Execution,
-    ExecutionCommand,
-    Request,
-    StopWorker,
-    decide,
-    evolve,
-)
+from parley.aggregates.execution import Execution
+from parley.aggregates.execution import ExecutionCommand
+from parley.aggregates.execution import Request
+from parley.aggregates.execution import StopWorker
+from parley.aggregates.execution import decide
+from parley.aggregates.execution import evolve
 from parley.contracts import subjects
 from parley.contracts.ids import new_id
-from parley.contracts.runtime import (
-    CancelExecution,
-    ExecutionInput,
-    ExecutionRequested,
-    RuntimeReply,
-    TriggerExecution,
-    execution_stream,
-)
+from parley.contracts.runtime import CancelExecution
+from parley.contracts.runtime import ExecutionInput
+from parley.contracts.runtime import ExecutionRequested
+from parley.contracts.runtime import RuntimeReply
+from parley.contracts.runtime import TriggerExecution
+from parley.contracts.runtime import execution_stream
 from parley.eventstore.repository import Outcome
 from parley.kit.telemetry import inject
 from parley.runtime.adapters.directory import Folded
-from parley.runtime.decisions import Envelope, Executed, execute
+from parley.runtime.decisions import Envelope
+from parley.runtime.decisions import Executed
+from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import running_agent
 

@@ -5,20 +5,18 @@ handler gets a decoded command and returns a :class:`RuntimeReply`; every except
 an error reply in one place (:func:`parley.runtime.errors.reply_for_error`).
 """
 
-from parley.contracts.runtime import (
-    CancelExecution,
-    CancelTurn,
-    Chat,
-    CreateSession,
-    DeleteFile,
-    DeleteSession,
-    DeleteSessions,
-    ExecutionInput,
-    SetSessionTools,
-    TriggerExecution,
-    UpdateSession,
-    UploadFile,
-)
+from parley.contracts.runtime import CancelExecution
+from parley.contracts.runtime import CancelTurn
+from parley.contracts.runtime import Chat
+from parley.contracts.runtime import CreateSession
+from parley.contracts.runtime import DeleteFile
+from parley.contracts.runtime import DeleteSession
+from parley.contracts.runtime import DeleteSessions
+from parley.contracts.runtime import ExecutionInput
+from parley.contracts.runtime import SetSessionTools
+from parley.contracts.runtime import TriggerExecution
+from parley.contracts.runtime import UpdateSession
+from parley.contracts.runtime import UploadFile
 from parley.kit.app import Route
 from parley.runtime.deps import Deps
 from parley.runtime.executions import ExecutionCommands

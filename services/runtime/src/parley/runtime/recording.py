@@ -13,10 +13,16 @@ import msgspec
 import stamina
 from nats.aio.client import Client
 
-from parley.contracts.envelope import Event, NewEvent
-from parley.contracts.runtime import TurnDelta, turn_subject
-from parley.eventstore import ANY_VERSION, EventStore, EventStoreUnavailable
-from parley.eventstore.repository import Evolve, Repository, fold
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.runtime import TurnDelta
+from parley.contracts.runtime import turn_subject
+from parley.eventstore import ANY_VERSION
+from parley.eventstore import EventStore
+from parley.eventstore import EventStoreUnavailable
+from parley.eventstore.repository import Evolve
+from parley.eventstore.repository import Repository
+from parley.eventstore.repository import fold
 
 RECORD_WAIT_S = 10.0
 """How long a run waits for the store to answer one of its events before it fails."""

@@ -7,34 +7,45 @@
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+from typing import Protocol
 
 import msgspec
 
 from parley.aggregates.journal import Journal
-from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.registry import ModelParams, StrategySpec, ToolSpec
-from parley.contracts.runtime import StepRecorded, ToolCalled, ToolCompleted, ToolFailed, Usage
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.registry import ModelParams
+from parley.contracts.registry import StrategySpec
+from parley.contracts.registry import ToolSpec
+from parley.contracts.runtime import StepRecorded
+from parley.contracts.runtime import ToolCalled
+from parley.contracts.runtime import ToolCompleted
+from parley.contracts.runtime import ToolFailed
+from parley.contracts.runtime import Usage
 from parley.contracts.tools import TOOL_CATALOGUE
 from parley.kit import genai
-from parley.llm import (
-    ChatRequest,
-    Finished,
-    Message,
-    Provider,
-    ProviderError,
-    StreamInterrupted,
-    TextDelta,
-    ToolCall,
-    ToolCallDone,
-    ToolDef,
-)
+from parley.llm import ChatRequest
+from parley.llm import Finished
+from parley.llm import Message
+from parley.llm import Provider
+from parley.llm import ProviderError
+from parley.llm import StreamInterrupted
+from parley.llm import TextDelta
+from parley.llm import ToolCall
+from parley.llm import ToolCallDone
+from parley.llm import ToolDef
 from parley.llm import Usage as CallUsage
 from parley.llm.scrubbed import scrub_values
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.tools import ToolContext, ToolError, run_tool
+from parley.runtime.tools import ToolContext
+from parley.runtime.tools import ToolError
+from parley.runtime.tools import run_tool
 
 __all__ = [
     "InputRequired",

@@ -3,15 +3,19 @@ the record of how it ended (:class:`RunTally`)."""
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from typing import Literal
 
 from parley.aggregates.journal import Journal
 from parley.aggregates.session import Said
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
 from parley.contracts.models import load_catalogue
 from parley.contracts.registry import Budget
-from parley.contracts.runtime import RunFinished, RunOutcome, Usage
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import RunOutcome
+from parley.contracts.runtime import Usage
 from parley.identity.scrub import Scrubber
 from parley.llm import Message
 from parley.llm import Usage as CallUsage
@@ -20,9 +24,14 @@ from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
-from parley.runtime.errors import RuntimeFault, scrubbed
-from parley.runtime.run_loop import Recorder, Run, RunSpec, Sink
-from parley.runtime.tools import FileReader, ToolContext
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.errors import scrubbed
+from parley.runtime.run_loop import Recorder
+from parley.runtime.run_loop import Run
+from parley.runtime.run_loop import RunSpec
+from parley.runtime.run_loop import Sink
+from parley.runtime.tools import FileReader
+from parley.runtime.tools import ToolContext
 
 __all__ = ["RunMeter", "RunTally", "build_run"]
 

@@ -11,37 +11,38 @@ from typing import Any
 import msgspec
 
 from parley.aggregates.agent import Agent
-from parley.aggregates.session import (
-    AttachFile,
-    ChangeSettings,
-    Delete,
-    Open,
-    RemoveFile,
-    Session,
-    SessionCommand,
-    decide,
-)
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.aggregates.session import AttachFile
+from parley.aggregates.session import ChangeSettings
+from parley.aggregates.session import Delete
+from parley.aggregates.session import Open
+from parley.aggregates.session import RemoveFile
+from parley.aggregates.session import Session
+from parley.aggregates.session import SessionCommand
+from parley.aggregates.session import decide
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.runtime import (
-    CreateSession,
-    DeleteFile,
-    DeleteSession,
-    DeleteSessions,
-    FileUploaded,
-    RuntimeReply,
-    SessionSettings,
-    SetSessionTools,
-    UpdateSession,
-    UploadFile,
-    session_stream,
-)
+from parley.contracts.runtime import CreateSession
+from parley.contracts.runtime import DeleteFile
+from parley.contracts.runtime import DeleteSession
+from parley.contracts.runtime import DeleteSessions
+from parley.contracts.runtime import FileUploaded
+from parley.contracts.runtime import RuntimeReply
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import SetSessionTools
+from parley.contracts.runtime import UpdateSession
+from parley.contracts.runtime import UploadFile
+from parley.contracts.runtime import session_stream
 from parley.eventstore import ConcurrencyConflict
-from parley.eventstore.repository import Loaded, Outcome
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Outcome
 from parley.runtime.adapters.files import check_upload
-from parley.runtime.decisions import Envelope, execute
+from parley.runtime.decisions import Envelope
+from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
-from parley.runtime.domain import patched, raise_problems, settings_problems
+from parley.runtime.domain import patched
+from parley.runtime.domain import raise_problems
+from parley.runtime.domain import settings_problems
 from parley.runtime.errors import RuntimeFault
 
 __all__ = ["Sessions", "load_session"]

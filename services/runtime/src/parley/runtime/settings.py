@@ -7,7 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-from parley.kit.settings import ServiceSettings, from_env
+from parley.kit.settings import ServiceSettings
+from parley.kit.settings import from_env
 from parley.llm import ProviderSettings
 from parley.llm.factory import PROVIDERS
 

@@ -9,13 +9,16 @@
 """
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 
 import msgspec
 
 from parley.contracts.runtime import StepRecorded
-from parley.contracts.strategies import PlanAndExecuteConfig, ReactiveConfig
-from parley.llm import Message, ToolCall
+from parley.contracts.strategies import PlanAndExecuteConfig
+from parley.contracts.strategies import ReactiveConfig
+from parley.llm import Message
+from parley.llm import ToolCall
 from parley.runtime.run_loop import Run
 
 __all__ = ["STRATEGIES", "parse_plan", "run_strategy"]

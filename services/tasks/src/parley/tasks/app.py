@@ -13,12 +13,18 @@ from faststream import FastStream
 
 from parley.contracts.tasks import SERVICE
 from parley.eventstore.repository import Repository
-from parley.kit.app import Connections, service_app
+from parley.kit.app import Connections
+from parley.kit.app import service_app
 from parley.tasks.adapters.mailer import Mailer
 from parley.tasks.conversations import Conversations
 from parley.tasks.directory import Directory
-from parley.tasks.domain import RUNS, TASKS, Kind, Streams
-from parley.tasks.handlers import ROUTES, Tasks, reply_error
+from parley.tasks.domain import RUNS
+from parley.tasks.domain import TASKS
+from parley.tasks.domain import Kind
+from parley.tasks.domain import Streams
+from parley.tasks.handlers import ROUTES
+from parley.tasks.handlers import Tasks
+from parley.tasks.handlers import reply_error
 from parley.tasks.settings import TasksSettings
 from parley.tasks.workers.inbox import Inbox
 from parley.tasks.workers.watch import Watch

@@ -14,18 +14,29 @@ not conflict with each other; across processes the expected version serialises t
 """
 
 import logging
-from collections.abc import Iterable, Sequence
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Iterable
+from collections.abc import Sequence
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
 
-from parley.aggregates.decision import Context, to_new_events
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import to_new_events
 from parley.aggregates.mail import Mail
 from parley.contracts.acl import AclMessage
-from parley.contracts.envelope import Event, NewEvent, utcnow
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
 from parley.eventstore import EventTooLarge
-from parley.eventstore.repository import Loaded, Outcome, Repository
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Outcome
+from parley.eventstore.repository import Repository
 from parley.kit.locks import KeyedLock
-from parley.tasks.adapters.mailer import Mailer, sent_message_ids
-from parley.tasks.domain import Kind, Rules, Streams
+from parley.tasks.adapters.mailer import Mailer
+from parley.tasks.adapters.mailer import sent_message_ids
+from parley.tasks.domain import Kind
+from parley.tasks.domain import Rules
+from parley.tasks.domain import Streams
 
 __all__ = ["Conversations", "SOURCE"]
 

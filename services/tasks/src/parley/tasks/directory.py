@@ -10,7 +10,8 @@ failures (``data.agent_id`` names the agent) — and 1.0 before its first.
 
 from collections.abc import Sequence
 
-from parley.aggregates.agent import Agent, evolve
+from parley.aggregates.agent import Agent
+from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import AgentState
 from parley.eventstore import EventStore

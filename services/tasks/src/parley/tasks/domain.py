@@ -7,23 +7,37 @@ what an inbox batch, a timer or an undelivered message means to each kind of con
 (:data:`TASKS`, :data:`RUNS`), and how a task reads in a command's reply (:func:`task_reply`).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Literal, Protocol, TypeVar
+from typing import Generic
+from typing import Literal
+from typing import Protocol
+from typing import TypeVar
 
-from parley.aggregates import grouprun, task
+from parley.aggregates import grouprun
+from parley.aggregates import task
 from parley.aggregates.agent import Agent
-from parley.aggregates.decision import Context, Decision
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import Decision
 from parley.aggregates.grouprun import Run
 from parley.aggregates.mail import Mail
 from parley.aggregates.task import Task
-from parley.contracts.acl import AclMessage, MessageReply, Performative, conversation_stream
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import Performative
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import DEFAULT_NAMESPACE
 from parley.contracts.registry import AgentState
-from parley.contracts.tasks import StartRun, TaskReply, WinningBid, run_stream, task_stream
+from parley.contracts.tasks import StartRun
+from parley.contracts.tasks import TaskReply
+from parley.contracts.tasks import WinningBid
+from parley.contracts.tasks import run_stream
+from parley.contracts.tasks import task_stream
 
 __all__ = [
     "RUNS",

@@ -9,24 +9,27 @@ exception becomes an error reply in one place (:func:`reply_error`).
 import logging
 from typing import TypeVar
 
-from parley.aggregates import grouprun, task
+from parley.aggregates import grouprun
+from parley.aggregates import task
 from parley.aggregates.grouprun import Run
 from parley.aggregates.task import Task
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
-from parley.contracts.tasks import (
-    CancelTask,
-    CreateTask,
-    DistributeTask,
-    StartRun,
-    TaskReply,
-)
-from parley.eventstore.repository import Loaded, Outcome
+from parley.contracts.tasks import CancelTask
+from parley.contracts.tasks import CreateTask
+from parley.contracts.tasks import DistributeTask
+from parley.contracts.tasks import StartRun
+from parley.contracts.tasks import TaskReply
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Outcome
 from parley.kit.app import Route
 from parley.kit.errors import error_body_for
 from parley.tasks.conversations import Conversations
 from parley.tasks.directory import Directory
-from parley.tasks.domain import candidates, check_run_agents, task_reply
+from parley.tasks.domain import candidates
+from parley.tasks.domain import check_run_agents
+from parley.tasks.domain import task_reply
 from parley.tasks.settings import TasksSettings
 from parley.tasks.workers.watch import Watch
 

@@ -16,11 +16,16 @@ the stage: the rollback follows the threshold's crossing by the time the feed ta
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Coroutine
 
-from parley.aggregates.deployment import Deployment, evolve, unhealthy
+from parley.aggregates.deployment import Deployment
+from parley.aggregates.deployment import evolve
+from parley.aggregates.deployment import unhealthy
 from parley.contracts.deployments import Health
-from parley.contracts.envelope import Event, utcnow
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import utcnow
 from parley.deployment.workers.health import HealthWatch
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower

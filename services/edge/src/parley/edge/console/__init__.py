@@ -22,7 +22,8 @@ from litestar import Router
 from litestar.di import Provide
 
 from parley.edge.console.pages import page_router
-from parley.edge.console.settings import ConsoleSettings, console_settings
+from parley.edge.console.settings import ConsoleSettings
+from parley.edge.console.settings import console_settings
 from parley.edge.console.views import view_router
 
 __all__ = ["console_routes"]

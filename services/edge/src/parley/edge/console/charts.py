@@ -2,7 +2,8 @@
 
 from collections.abc import Sequence
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
+from markupsafe import escape
 
 __all__ = ["spark"]
 

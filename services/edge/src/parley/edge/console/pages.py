@@ -5,16 +5,21 @@ A shell carries no data: the layout, the sign-in form, and the address of the vi
 one; what is in it comes from :mod:`~parley.edge.console.views`, which authenticates.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from collections.abc import Mapping
 from importlib.resources import files
 
 import msgspec
-from litestar import Response, Router, get
+from litestar import Response
+from litestar import Router
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.edge.console.render import CONSOLE_CSP, html
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.edge.console.render import CONSOLE_CSP
+from parley.edge.console.render import html
 from parley.edge.console.settings import ConsoleSettings
 from parley.edge.controllers.lookups import ID
 

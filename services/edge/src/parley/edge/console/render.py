@@ -6,12 +6,15 @@ Templates are autoescaped; a view hands them plain data (projection views, SVG b
 
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
+from jinja2 import PackageLoader
+from jinja2 import select_autoescape
 from litestar import Response
 from litestar.enums import MediaType
 
 from parley.aggregates.agent import allowed_actions
-from parley.contracts.registry import AgentAction, AgentState
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentState
 
 __all__ = ["CONSOLE_CSP", "POSITION_HEADER", "html"]
 

@@ -3,8 +3,10 @@ the tasks service ranks with), so the page shows why the winner won."""
 
 from typing import get_args
 
-from parley.aggregates.award import Bid, score
-from parley.contracts.tasks import AwardStrategy, Proposal
+from parley.aggregates.award import Bid
+from parley.aggregates.award import score
+from parley.contracts.tasks import AwardStrategy
+from parley.contracts.tasks import Proposal
 from parley.edge.projections.tasks import TaskView
 
 __all__ = ["bid_scores"]

@@ -4,9 +4,11 @@ One lifeline per participant, in order of first appearance; one arrow per messag
 receiver, top to bottom in recorded order, labelled with its performative.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from collections.abc import Sequence
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
+from markupsafe import escape
 
 from parley.contracts.acl import AclMessage
 

@@ -1,6 +1,7 @@
 """An agent's runs over time (finished turns and executions), for the agent page's charts."""
 
-from typing import Any, NamedTuple
+from typing import Any
+from typing import NamedTuple
 
 from markupsafe import Markup
 

@@ -9,29 +9,34 @@ with the position of the event that told it to refresh, and so never shows older
 from collections.abc import Iterable
 from typing import Annotated
 
-from litestar import Response, Router, get
+from litestar import Response
+from litestar import Router
+from litestar import get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
+from litestar.params import QueryParameter
 
 from parley.aggregates.deployment import evolve as evolve_deployment
 from parley.aggregates.deployment_view import view as deployment_view
 from parley.contracts.acl import AclMessage
-from parley.contracts.deployments import (
-    SERVICE,
-    DeploymentReply,
-    DeploymentView,
-    ListDeployments,
-    deployment_stream,
-)
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.deployments import SERVICE
+from parley.contracts.deployments import DeploymentReply
+from parley.contracts.deployments import DeploymentView
+from parley.contracts.deployments import ListDeployments
+from parley.contracts.deployments import deployment_stream
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import agent_stream
 from parley.edge.console.charts import spark
 from parley.edge.console.render import html
 from parley.edge.console.rounds import bid_scores
 from parley.edge.console.sequence import sequence_diagram
-from parley.edge.console.series import charts, runs
-from parley.edge.controllers.lookups import ID, require_agent
-from parley.edge.dependencies import Store, Writes
+from parley.edge.console.series import charts
+from parley.edge.console.series import runs
+from parley.edge.controllers.lookups import ID
+from parley.edge.controllers.lookups import require_agent
+from parley.edge.dependencies import Store
+from parley.edge.dependencies import Writes
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.runtime import RuntimeProjection

@@ -3,22 +3,28 @@
 Like every agent write, a registry command answered once this edge's projection shows it.
 """
 
-from typing import Annotated, Any, cast
+from typing import Annotated
+from typing import Any
+from typing import cast
 
 import msgspec
-from litestar import Response, Router, post
+from litestar import Response
+from litestar import Router
+from litestar import post
 from litestar.di import NamedDependency
 from msgspec import Meta
 
-from parley.contracts.registry import AgentAction, AgentActionCommand, AgentView
-from parley.edge.controllers.agents import (
-    PREFIX,
-    checked_id,
-    send_registry,
-    view_after,
-)
-from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
-from parley.edge.http.envelopes import Data, versioned
+from parley.contracts.registry import AgentAction
+from parley.contracts.registry import AgentActionCommand
+from parley.contracts.registry import AgentView
+from parley.edge.controllers.agents import PREFIX
+from parley.edge.controllers.agents import checked_id
+from parley.edge.controllers.agents import send_registry
+from parley.edge.controllers.agents import view_after
+from parley.edge.controllers.lookups import AGENT_SCOPE
+from parley.edge.controllers.lookups import AgentScope
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import versioned
 from parley.edge.http.errors import error_responses
 
 __all__ = ["ActionBody", "ActionRequest", "agent_action_router"]

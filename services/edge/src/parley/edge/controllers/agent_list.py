@@ -4,15 +4,19 @@ A cursor is base64url of ``[sort, key, id]``: it names the sort it belongs to an
 item shown, so a page never repeats or skips an item while agents are added or removed.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Literal
 
 import msgspec
 
 from parley.contracts.errors import ErrorCode
-from parley.contracts.registry import AgentState, AgentView
-from parley.edge.http.errors import ApiError, invalid
-from parley.edge.http.paging import decode_cursor, encode_cursor
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import AgentView
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import invalid
+from parley.edge.http.paging import decode_cursor
+from parley.edge.http.paging import encode_cursor
 
 __all__ = ["SORT_FIELDS", "AgentFilter", "AgentPage", "paginate", "parse_labels", "parse_sort"]
 

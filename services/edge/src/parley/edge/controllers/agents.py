@@ -10,31 +10,50 @@ import uuid
 from typing import Annotated
 
 import msgspec
-from litestar import Response, Router, delete, get, patch, post
+from litestar import Response
+from litestar import Router
+from litestar import delete
+from litestar import get
+from litestar import patch
+from litestar import post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter, QueryParameter
+from litestar.params import FromPath
+from litestar.params import Parameter
+from litestar.params import QueryParameter
 
-from parley.contracts.registry import (
-    SERVICE,
-    AgentPatch,
-    AgentSpec,
-    AgentState,
-    AgentView,
-    CommandReply,
-    CreateAgent,
-    DeleteAgent,
-    RegistryCommand,
-    UpdateAgent,
-)
-from parley.edge.controllers.agent_list import AgentFilter, paginate, parse_labels
-from parley.edge.controllers.lookups import AGENT_SCOPE, ID, AgentScope, agent_not_found
-from parley.edge.controllers.resources import SCOPE, Scope
+from parley.contracts.registry import SERVICE
+from parley.contracts.registry import AgentPatch
+from parley.contracts.registry import AgentSpec
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import AgentView
+from parley.contracts.registry import CommandReply
+from parley.contracts.registry import CreateAgent
+from parley.contracts.registry import DeleteAgent
+from parley.contracts.registry import RegistryCommand
+from parley.contracts.registry import UpdateAgent
+from parley.edge.controllers.agent_list import AgentFilter
+from parley.edge.controllers.agent_list import paginate
+from parley.edge.controllers.agent_list import parse_labels
+from parley.edge.controllers.lookups import AGENT_SCOPE
+from parley.edge.controllers.lookups import ID
+from parley.edge.controllers.lookups import AgentScope
+from parley.edge.controllers.lookups import agent_not_found
+from parley.edge.controllers.resources import SCOPE
+from parley.edge.controllers.resources import Scope
 from parley.edge.dependencies import Writes
-from parley.edge.http.envelopes import Data, Page, Pagination, versioned
-from parley.edge.http.errors import error_responses, invalid_value
-from parley.edge.http.guards import idempotent_id, one_at_a_time, replay_headers
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.envelopes import Pagination
+from parley.edge.http.envelopes import versioned
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid_value
+from parley.edge.http.guards import idempotent_id
+from parley.edge.http.guards import one_at_a_time
+from parley.edge.http.guards import replay_headers
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import ExactName, Labels, optional_header
+from parley.edge.http.params import ExactName
+from parley.edge.http.params import Labels
+from parley.edge.http.params import optional_header
 from parley.edge.projections.agents import AgentsProjection
 
 __all__ = [

@@ -6,21 +6,34 @@ definitions against; they need no service and no event.
 """
 
 from collections.abc import Mapping
-from typing import Annotated, TypeVar, get_args
+from typing import Annotated
+from typing import TypeVar
+from typing import get_args
 
-from litestar import Router, get
+from litestar import Router
+from litestar import get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
+from litestar.params import Parameter
 
 from parley.contracts.errors import ErrorCode
-from parley.contracts.models import Capability, ModelInfo, ModelType, load_catalogue
-from parley.contracts.strategies import STRATEGY_CATALOGUE, StrategyDescriptor
-from parley.contracts.tools import TOOL_CATALOGUE, ToolDescriptor
+from parley.contracts.models import Capability
+from parley.contracts.models import ModelInfo
+from parley.contracts.models import ModelType
+from parley.contracts.models import load_catalogue
+from parley.contracts.strategies import STRATEGY_CATALOGUE
+from parley.contracts.strategies import StrategyDescriptor
+from parley.contracts.tools import TOOL_CATALOGUE
+from parley.contracts.tools import ToolDescriptor
 from parley.edge.http.auth import EVERY_NAMESPACE
-from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import ApiError, error_responses, invalid_value
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid_value
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import canonical, one_of
+from parley.edge.http.params import canonical
+from parley.edge.http.params import one_of
 
 __all__ = ["model_router", "strategy_router", "tool_router"]
 

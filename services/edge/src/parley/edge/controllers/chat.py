@@ -8,17 +8,18 @@ without a body stops every running turn of the agent.
 from typing import Any
 
 from litestar import Router
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
+from litestar.di import Provide
 
-from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
-from parley.edge.controllers.turn_routes import Turns, turn_routes
-from parley.edge.controllers.turns import (
-    CancelBody,
-    CancelResult,
-    ChatBody,
-    SessionChatBody,
-    cancel_turns,
-)
+from parley.edge.controllers.lookups import AGENT_SCOPE
+from parley.edge.controllers.lookups import AgentScope
+from parley.edge.controllers.turn_routes import Turns
+from parley.edge.controllers.turn_routes import turn_routes
+from parley.edge.controllers.turns import CancelBody
+from parley.edge.controllers.turns import CancelResult
+from parley.edge.controllers.turns import ChatBody
+from parley.edge.controllers.turns import SessionChatBody
+from parley.edge.controllers.turns import cancel_turns
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 

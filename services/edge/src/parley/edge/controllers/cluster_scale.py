@@ -8,13 +8,17 @@ The one route has two meanings, told apart by the body:
   template, and scaling down stops and deletes the newest.
 """
 
-from typing import Annotated, Never
+from typing import Annotated
+from typing import Never
 
 import msgspec
 from msgspec import Meta
 
-from parley.contracts.clusters import MAX_AGENTS, ClusterView, ResizeCluster
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.clusters import MAX_AGENTS
+from parley.contracts.clusters import ClusterView
+from parley.contracts.clusters import ResizeCluster
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.edge.http.limits import check_agents_quota
 
 __all__ = ["ResizeResult", "ScaleRequest", "ScaleResult", "check_quota", "resize_command"]

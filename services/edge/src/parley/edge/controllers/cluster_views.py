@@ -5,7 +5,8 @@ from typing import Any
 import msgspec
 
 from parley.aggregates.cluster import agent_specs
-from parley.contracts.clusters import ClusterManifest, ClusterView
+from parley.contracts.clusters import ClusterManifest
+from parley.contracts.clusters import ClusterView
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import AgentMetrics

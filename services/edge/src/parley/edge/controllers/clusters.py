@@ -8,44 +8,54 @@ the agents projection (status, instances) and the runtime projection (metrics).
 """
 
 import re
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Request, Response, Router, delete, get, patch, post
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter, QueryParameter
+from litestar import Request
+from litestar import Response
+from litestar import Router
+from litestar import delete
+from litestar import get
+from litestar import patch
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.di import Provide
+from litestar.params import FromPath
+from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from parley.aggregates.cluster import agent_specs
-from parley.contracts.clusters import (
-    SERVICE,
-    ClusterAction,
-    ClusterManifest,
-    ClusterView,
-    CreateCluster,
-    DeleteCluster,
-    ScaleCluster,
-    UpdateCluster,
-)
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.clusters import SERVICE
+from parley.contracts.clusters import ClusterAction
+from parley.contracts.clusters import ClusterManifest
+from parley.contracts.clusters import ClusterView
+from parley.contracts.clusters import CreateCluster
+from parley.contracts.clusters import DeleteCluster
+from parley.contracts.clusters import ScaleCluster
+from parley.contracts.clusters import UpdateCluster
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import NAMESPACE_PATTERN
 from parley.contracts.registry import CommandReply
 from parley.edge.controllers.agent_list import parse_labels
-from parley.edge.controllers.cluster_scale import (
-    ResizeResult,
-    ScaleRequest,
-    ScaleResult,
-    check_quota,
-    resize_command,
-)
-from parley.edge.controllers.cluster_views import (
-    ClusterDetail,
-    ClusterSummary,
-    cluster_detail,
-    cluster_summary,
-)
+from parley.edge.controllers.cluster_scale import ResizeResult
+from parley.edge.controllers.cluster_scale import ScaleRequest
+from parley.edge.controllers.cluster_scale import ScaleResult
+from parley.edge.controllers.cluster_scale import check_quota
+from parley.edge.controllers.cluster_scale import resize_command
+from parley.edge.controllers.cluster_views import ClusterDetail
+from parley.edge.controllers.cluster_views import ClusterSummary
+from parley.edge.controllers.cluster_views import cluster_detail
+from parley.edge.controllers.cluster_views import cluster_summary
 from parley.edge.controllers.resources import Resource
-from parley.edge.http.envelopes import Data, Page, created
-from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.envelopes import created
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid_value
+from parley.edge.http.errors import not_found
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import Labels
 from parley.edge.projections.clusters import ClustersProjection

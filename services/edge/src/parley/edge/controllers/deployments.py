@@ -5,41 +5,53 @@ show them, `POST /deployments/{id}/promote|pause|resume|rollback` steer one by h
 this module checks the request first (422 with field errors, 404 for an unknown agent or
 cluster) and reads a deployment from its stream, folded by the deployment aggregate."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
-from litestar import Response, Router, get, post, put
+from litestar import Response
+from litestar import Router
+from litestar import get
+from litestar import post
+from litestar import put
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, QueryParameter
+from litestar.di import NamedDependency
+from litestar.di import Provide
+from litestar.params import FromPath
+from litestar.params import QueryParameter
 from msgspec import Meta
 
 from parley.aggregates.agent_spec import validate_spec
 from parley.aggregates.deployment import evolve as evolve_deployment
 from parley.aggregates.deployment_strategies import check_rollout
 from parley.aggregates.deployment_view import view as deployment_view
-from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
-from parley.contracts.deployments import (
-    SERVICE,
-    CreateDeployment,
-    DeploymentAction,
-    DeploymentReply,
-    DeploymentStatus,
-    DeploymentView,
-    ListDeployments,
-    Rollout,
-    Stage,
-    Strategy,
-    VersionMetrics,
-    deployment_stream,
-)
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.agent_toml import TomlAgentError
+from parley.contracts.agent_toml import agent_spec_from_toml
+from parley.contracts.deployments import SERVICE
+from parley.contracts.deployments import CreateDeployment
+from parley.contracts.deployments import DeploymentAction
+from parley.contracts.deployments import DeploymentReply
+from parley.contracts.deployments import DeploymentStatus
+from parley.contracts.deployments import DeploymentView
+from parley.contracts.deployments import ListDeployments
+from parley.contracts.deployments import Rollout
+from parley.contracts.deployments import Stage
+from parley.contracts.deployments import Strategy
+from parley.contracts.deployments import VersionMetrics
+from parley.contracts.deployments import deployment_stream
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentSpec
 from parley.edge.controllers.clusters import cluster_not_found
-from parley.edge.controllers.lookups import ID, require_agent
+from parley.edge.controllers.lookups import ID
+from parley.edge.controllers.lookups import require_agent
 from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data
-from parley.edge.http.errors import error_responses, field_errors, invalid, not_found
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import field_errors
+from parley.edge.http.errors import invalid
+from parley.edge.http.errors import not_found
 from parley.eventstore.follower import Follower
 from parley.eventstore.repository import fold
 

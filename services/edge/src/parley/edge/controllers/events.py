@@ -4,14 +4,18 @@
 import hashlib
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Request, post
+from litestar import Request
+from litestar import post
 from litestar.di import NamedDependency
 from msgspec import Meta
 
-from parley.contracts.envelope import Event, EventType, NewEvent
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import EventType
+from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
 from parley.edge.http.auth import principal
@@ -19,12 +23,10 @@ from parley.edge.http.body import decode_body
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
 from parley.edge.http.request_ids import request_id
-from parley.eventstore.port import (
-    ANY_VERSION,
-    EventStoreError,
-    EventStoreUnavailable,
-    EventTooLarge,
-)
+from parley.eventstore.port import ANY_VERSION
+from parley.eventstore.port import EventStoreError
+from parley.eventstore.port import EventStoreUnavailable
+from parley.eventstore.port import EventTooLarge
 
 __all__ = ["RESERVED_PREFIXES", "CustomEvent", "publish_event"]
 

@@ -4,25 +4,31 @@ A webhook queues a durable execution (`202` with `Location`); its progress is re
 runtime projection. An agent's output, log and metrics are :mod:`.observability`.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated
+from typing import Any
+from typing import Literal
 
 import msgspec
-from litestar import Response, Router, get, post
+from litestar import Response
+from litestar import Router
+from litestar import get
+from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from msgspec import Meta
 
-from parley.contracts.runtime import (
-    CancelExecution,
-    ExecutionInput,
-    ExecutionOptions,
-    TriggerExecution,
-)
-from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
-from parley.edge.http.envelopes import Data, Page
+from parley.contracts.runtime import CancelExecution
+from parley.contracts.runtime import ExecutionInput
+from parley.contracts.runtime import ExecutionOptions
+from parley.contracts.runtime import TriggerExecution
+from parley.edge.controllers.lookups import AGENT_SCOPE
+from parley.edge.controllers.lookups import AgentScope
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
 from parley.edge.http.errors import error_responses
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import check_one_of, one_of
+from parley.edge.http.params import check_one_of
+from parley.edge.http.params import one_of
 from parley.edge.projections.runtime_views import ExecutionView
 
 __all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]

@@ -10,7 +10,11 @@ from urllib.parse import quote
 
 import nats.errors
 import nats.js.errors
-from litestar import Response, Router, delete, get, post
+from litestar import Response
+from litestar import Router
+from litestar import delete
+from litestar import get
+from litestar import post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath
@@ -20,9 +24,12 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import DeleteFile
 from parley.contracts.runtime import UploadFile as UploadFileCommand
 from parley.contracts.subjects import FILES_BUCKET
-from parley.edge.controllers.lookups import SESSION_SCOPE, SessionScope
-from parley.edge.http.envelopes import Data, created
-from parley.edge.http.errors import ApiError, error_responses
+from parley.edge.controllers.lookups import SESSION_SCOPE
+from parley.edge.controllers.lookups import SessionScope
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import created
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
 from parley.edge.projections.runtime_views import FileView
 from parley.edge.settings import EdgeSettings
 

@@ -14,7 +14,8 @@ from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Edge
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
-from parley.kit.needs import Keeper, Readiness
+from parley.kit.needs import Keeper
+from parley.kit.needs import Readiness
 
 __all__ = ["health_routes"]
 

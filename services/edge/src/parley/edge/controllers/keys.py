@@ -9,40 +9,52 @@ see is ``404``.
 """
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Request, Router, delete, get, post
+from litestar import Request
+from litestar import Router
+from litestar import delete
+from litestar import get
+from litestar import post
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
+from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath
 from msgspec import Meta
 
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.identity import (
-    ApiKeyReply,
-    ApiKeyView,
-    CreateApiKey,
-    KeyName,
-    NamespaceGrant,
-    RecordApiKeyUse,
-    RevokeApiKey,
-    Role,
-    RotateApiKey,
-)
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.identity import ApiKeyReply
+from parley.contracts.identity import ApiKeyView
+from parley.contracts.identity import CreateApiKey
+from parley.contracts.identity import KeyName
+from parley.contracts.identity import NamespaceGrant
+from parley.contracts.identity import RecordApiKeyUse
+from parley.contracts.identity import RevokeApiKey
+from parley.contracts.identity import Role
+from parley.contracts.identity import RotateApiKey
 from parley.contracts.ids import new_id
 from parley.contracts.registry import SERVICE as REGISTRY
 from parley.edge.commands import CommandClient
-from parley.edge.dependencies import Edge, Writes
-from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
+from parley.edge.dependencies import Edge
+from parley.edge.dependencies import Writes
+from parley.edge.http.auth import ACTION
+from parley.edge.http.auth import EVERY_NAMESPACE
+from parley.edge.http.auth import principal
 from parley.edge.http.body import decode_body
-from parley.edge.http.envelopes import Data, Page
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
 from parley.edge.http.errors import error_responses
 from parley.edge.http.paging import Paging
-from parley.identity.keyindex import KeyIndex, view
-from parley.identity.principal import Action, Principal
-from parley.identity.tickets import TICKET_TTL, TicketStore
+from parley.identity.keyindex import KeyIndex
+from parley.identity.keyindex import view
+from parley.identity.principal import Action
+from parley.identity.principal import Principal
+from parley.identity.tickets import TICKET_TTL
+from parley.identity.tickets import TicketStore
 
 __all__ = ["identity_routes", "record_key_use"]
 

@@ -5,14 +5,17 @@ import re
 
 from litestar.di import Provide
 
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.registry import AgentView
 from parley.edge.controllers.resources import Scope
-from parley.edge.http.errors import ApiError, not_found
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import not_found
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
-from parley.edge.projections.runtime_views import ExecutionView, SessionDetail
+from parley.edge.projections.runtime_views import ExecutionView
+from parley.edge.projections.runtime_views import SessionDetail
 
 __all__ = [
     "ID",

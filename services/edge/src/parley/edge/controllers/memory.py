@@ -11,18 +11,30 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import msgspec
-from litestar import Litestar, Response, Router, get, post
+from litestar import Litestar
+from litestar import Response
+from litestar import Router
+from litestar import get
+from litestar import post
 from litestar.config.app import AppConfig
-from litestar.di import NamedDependency, Provide
-from litestar.params import Parameter, QueryParameter
+from litestar.di import NamedDependency
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.params import QueryParameter
 from litestar.plugins import InitPluginProtocol
 
-from parley.contracts.memory import MemoryReply, MemoryWrite, Remember, memory_scope
+from parley.contracts.memory import MemoryReply
+from parley.contracts.memory import MemoryWrite
+from parley.contracts.memory import Remember
+from parley.contracts.memory import memory_scope
 from parley.contracts.registry import SERVICE
 from parley.edge.controllers.lookups import AgentScope
 from parley.edge.http.envelopes import Data
-from parley.edge.http.errors import error_responses, invalid
-from parley.edge.projections.memory import MemoryProjection, MemorySearch, MemoryStats
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid
+from parley.edge.projections.memory import MemoryProjection
+from parley.edge.projections.memory import MemorySearch
+from parley.edge.projections.memory import MemoryStats
 
 __all__ = ["MemoryPlugin", "MemoryWritten", "memory_router"]
 

@@ -13,30 +13,39 @@ from datetime import datetime
 from typing import Annotated
 
 import msgspec
-from litestar import Response, Router, get, post
+from litestar import Response
+from litestar import Router
+from litestar import get
+from litestar import post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath
+from litestar.params import Parameter
 from msgspec import Meta
 
 from parley.contracts.acl import SERVICE as MESSAGING
-from parley.contracts.acl import (
-    AclMessage,
-    Delivery,
-    MessageReply,
-    OutgoingMessage,
-    Performative,
-    Principal,
-    SendMessage,
-)
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import Delivery
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import Performative
+from parley.contracts.acl import Principal
+from parley.contracts.acl import SendMessage
 from parley.contracts.errors import ErrorCode
 from parley.edge.controllers.lookups import ID
-from parley.edge.controllers.resources import SCOPE, Scope
-from parley.edge.http.envelopes import Data, Page
-from parley.edge.http.errors import ApiError, error_responses, invalid_value, not_found
-from parley.edge.http.guards import idempotent_id, replay_headers
+from parley.edge.controllers.resources import SCOPE
+from parley.edge.controllers.resources import Scope
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid_value
+from parley.edge.http.errors import not_found
+from parley.edge.http.guards import idempotent_id
+from parley.edge.http.guards import replay_headers
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import optional_header
-from parley.edge.projections.messages import MessagesProjection, MessageView
+from parley.edge.projections.messages import MessagesProjection
+from parley.edge.projections.messages import MessageView
 from parley.edge.streams.filters import split_values
 
 __all__ = ["message_router"]

@@ -14,13 +14,16 @@ import time
 from collections.abc import Sequence
 
 import msgspec
-from litestar import Router, get
+from litestar import Router
+from litestar import get
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
+from litestar.di import Provide
 
 from parley.contracts.envelope import utcnow
 from parley.edge.http.envelopes import Data
-from parley.edge.projections.metrics import Namespace, PlatformMetrics
+from parley.edge.projections.metrics import Namespace
+from parley.edge.projections.metrics import PlatformMetrics
 from parley.edge.views import iso
 
 __all__ = ["PlatformSummary", "SystemMetrics", "platform_metrics_router"]

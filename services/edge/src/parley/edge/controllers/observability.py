@@ -1,19 +1,28 @@
 """What an agent did: `/agents/{id}/output`, `/agents/{id}/logs` and `/metrics/agents/{id}`,
 read from the runtime projection."""
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC
+from datetime import datetime
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Router, get
+from litestar import Router
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 
 from parley.contracts.errors import ErrorCode
-from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope
+from parley.edge.controllers.lookups import AGENT_SCOPE
+from parley.edge.controllers.lookups import AgentScope
 from parley.edge.http.envelopes import Data
-from parley.edge.http.errors import ApiError, error_responses, invalid
-from parley.edge.projections.runtime_views import AgentMetrics, ExecutionView, LogEntry, LogLevel
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid
+from parley.edge.projections.runtime_views import AgentMetrics
+from parley.edge.projections.runtime_views import ExecutionView
+from parley.edge.projections.runtime_views import LogEntry
+from parley.edge.projections.runtime_views import LogLevel
 from parley.edge.views import as_view
 
 __all__ = ["Output", "metrics_router", "output_router"]

@@ -8,16 +8,30 @@ import re
 from typing import Annotated
 
 import msgspec
-from litestar import Response, Router, delete, get, post
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar import Response
+from litestar import Router
+from litestar import delete
+from litestar import get
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.di import Provide
+from litestar.params import FromPath
+from litestar.params import Parameter
 
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.personas import CreatePersona, DeletePersona, PersonaSpec, PersonaView
-from parley.contracts.registry import SERVICE, CommandReply
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.personas import CreatePersona
+from parley.contracts.personas import DeletePersona
+from parley.contracts.personas import PersonaSpec
+from parley.contracts.personas import PersonaView
+from parley.contracts.registry import SERVICE
+from parley.contracts.registry import CommandReply
 from parley.edge.controllers.resources import Resource
-from parley.edge.http.envelopes import Data, Page, created
-from parley.edge.http.errors import error_responses, not_found
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.envelopes import created
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import not_found
 from parley.edge.http.paging import Paging
 from parley.edge.projections.personas import PersonasProjection
 from parley.eventstore.follower import Follower

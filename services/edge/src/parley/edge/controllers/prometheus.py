@@ -11,15 +11,22 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request
+from litestar import Response
+from litestar import get
 from litestar.datastructures import State
-from prometheus_client import CollectorRegistry, GCCollector, ProcessCollector
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client import GCCollector
+from prometheus_client import ProcessCollector
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from parley.contracts.registry import AgentState
-from parley.edge.projections.metrics import COUNTERS, PlatformMetrics
+from parley.edge.projections.metrics import COUNTERS
+from parley.edge.projections.metrics import PlatformMetrics
 
 __all__ = ["PlatformCollector", "metrics_registry", "prometheus_metrics"]
 

@@ -7,16 +7,21 @@ answered before any command is sent. Writes are commands to the resource's servi
 once the resource's views show them (read your writes).
 """
 
-from typing import Any, Generic, TypeVar, cast
+from typing import Any
+from typing import Generic
+from typing import TypeVar
+from typing import cast
 
 import msgspec
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
+from litestar.di import Provide
 
 from parley.contracts.errors import ParleyError
 from parley.edge.commands import Reply
-from parley.edge.dependencies import Edge, Writes
+from parley.edge.dependencies import Edge
+from parley.edge.dependencies import Writes
 from parley.edge.http.body import decode_body
 from parley.edge.http.request_ids import request_id
 from parley.eventstore.follower import Follower

@@ -1,21 +1,30 @@
 """Group runs of a cluster: `POST /clusters/{name}/runs` starts one over the cluster's agents
 (202), `GET .../runs/{id}` shows each agent's part and the result."""
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Response, Router, get, post
+from litestar import Response
+from litestar import Router
+from litestar import get
+from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import Budget
-from parley.contracts.tasks import GroupStrategy, StartRun
+from parley.contracts.tasks import GroupStrategy
+from parley.contracts.tasks import StartRun
 from parley.edge.controllers.clusters import cluster_not_found
-from parley.edge.controllers.tasks import TASKS, Tasks
-from parley.edge.http.envelopes import Data, created
-from parley.edge.http.errors import ApiError, error_responses, invalid
+from parley.edge.controllers.tasks import TASKS
+from parley.edge.controllers.tasks import Tasks
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import created
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import invalid
 from parley.edge.projections.tasks import RunView
 
 __all__ = ["MAX_RUN_INPUT_BYTES", "RunBody", "run_router"]

@@ -5,10 +5,17 @@ command's position (read-your-writes). Chat on a session works like the agent ch
 (:mod:`parley.edge.controllers.chat`); files are in :mod:`parley.edge.controllers.files`.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import Response, Router, delete, get, patch, post, put
+from litestar import Response
+from litestar import Router
+from litestar import delete
+from litestar import get
+from litestar import patch
+from litestar import post
+from litestar import put
 from litestar.di import NamedDependency
 from litestar.params import Parameter
 from msgspec import Meta
@@ -16,27 +23,28 @@ from msgspec import Meta
 from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import Id
 from parley.contracts.registry import ToolSpec
-from parley.contracts.runtime import (
-    CreateSession,
-    DeleteSession,
-    DeleteSessions,
-    SessionPatch,
-    SessionSettings,
-    SetSessionTools,
-    UpdateSession,
-)
-from parley.edge.controllers.lookups import (
-    SESSION_SCOPE,
-    SessionScope,
-    require_agent,
-    require_session,
-)
-from parley.edge.controllers.resources import SCOPE, Scope
-from parley.edge.http.envelopes import Data, Page, versioned
-from parley.edge.http.errors import ApiError, error_responses
+from parley.contracts.runtime import CreateSession
+from parley.contracts.runtime import DeleteSession
+from parley.contracts.runtime import DeleteSessions
+from parley.contracts.runtime import SessionPatch
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import SetSessionTools
+from parley.contracts.runtime import UpdateSession
+from parley.edge.controllers.lookups import SESSION_SCOPE
+from parley.edge.controllers.lookups import SessionScope
+from parley.edge.controllers.lookups import require_agent
+from parley.edge.controllers.lookups import require_session
+from parley.edge.controllers.resources import SCOPE
+from parley.edge.controllers.resources import Scope
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.envelopes import versioned
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import error_responses
 from parley.edge.http.paging import Paging
 from parley.edge.projections.runtime import RuntimeProjection
-from parley.edge.projections.runtime_views import SessionDetail, SessionView
+from parley.edge.projections.runtime_views import SessionDetail
+from parley.edge.projections.runtime_views import SessionView
 
 __all__ = ["session_router"]
 

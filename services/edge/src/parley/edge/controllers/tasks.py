@@ -5,30 +5,40 @@ with `"wait": true`, 200 once it is awarded or failed); `GET` shows the proposal
 winning bid, progress and the result. Group runs of a cluster are :mod:`.runs`.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated
+from typing import Literal
 
 import msgspec
-from litestar import Response, Router, get, post
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, Parameter
+from litestar import Response
+from litestar import Router
+from litestar import get
+from litestar import post
+from litestar.di import NamedDependency
+from litestar.di import Provide
+from litestar.params import FromPath
+from litestar.params import Parameter
 from msgspec import Meta
 
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import Id
-from parley.contracts.tasks import (
-    SERVICE,
-    AwardStrategy,
-    CancelTask,
-    CreateTask,
-    DistributeTask,
-    TaskReply,
-    TaskSpec,
-)
+from parley.contracts.tasks import SERVICE
+from parley.contracts.tasks import AwardStrategy
+from parley.contracts.tasks import CancelTask
+from parley.contracts.tasks import CreateTask
+from parley.contracts.tasks import DistributeTask
+from parley.contracts.tasks import TaskReply
+from parley.contracts.tasks import TaskSpec
 from parley.edge.controllers.resources import Resource
-from parley.edge.http.envelopes import Data, Page, created
-from parley.edge.http.errors import error_responses, not_found
+from parley.edge.http.envelopes import Data
+from parley.edge.http.envelopes import Page
+from parley.edge.http.envelopes import created
+from parley.edge.http.errors import error_responses
+from parley.edge.http.errors import not_found
 from parley.edge.http.paging import Paging
-from parley.edge.http.params import ExactName, check_one_of, one_of
+from parley.edge.http.params import ExactName
+from parley.edge.http.params import check_one_of
+from parley.edge.http.params import one_of
 from parley.edge.projections.tasks import TaskView
 from parley.eventstore.follower import Follower
 

@@ -8,23 +8,26 @@ what a cancel targets) and in the documentation each router gives.
 
 from typing import Any
 
-from litestar import get, post
+from litestar import get
+from litestar import post
 from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 from litestar.response import ServerSentEvent
 
 from parley.contracts.runtime import Chat
-from parley.edge.controllers.lookups import AgentScope, SessionScope
-from parley.edge.controllers.turns import (
-    CancelResult,
-    ChatAnswer,
-    SessionChatBody,
-    chat_command,
-    sync_chat,
-)
+from parley.edge.controllers.lookups import AgentScope
+from parley.edge.controllers.lookups import SessionScope
+from parley.edge.controllers.turns import CancelResult
+from parley.edge.controllers.turns import ChatAnswer
+from parley.edge.controllers.turns import SessionChatBody
+from parley.edge.controllers.turns import chat_command
+from parley.edge.controllers.turns import sync_chat
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
-from parley.edge.streams.turn_sse import LastEventId, TurnId, resume_stream, start_stream
+from parley.edge.streams.turn_sse import LastEventId
+from parley.edge.streams.turn_sse import TurnId
+from parley.edge.streams.turn_sse import resume_stream
+from parley.edge.streams.turn_sse import start_stream
 
 __all__ = ["Turns", "turn_routes"]
 

@@ -6,14 +6,19 @@ A sync chat waits for the turn's end (``PARLEY_EDGE_CHAT_TIMEOUT``); a streamed 
 :mod:`parley.edge.streams.turn_sse`.
 """
 
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
 from msgspec import Meta
 
 from parley.contracts.errors import ErrorCode
-from parley.contracts.ids import Id, new_id
-from parley.contracts.runtime import CancelTurn, Chat, ConcurrencyPolicy, Usage
+from parley.contracts.ids import Id
+from parley.contracts.ids import new_id
+from parley.contracts.runtime import CancelTurn
+from parley.contracts.runtime import Chat
+from parley.contracts.runtime import ConcurrencyPolicy
+from parley.contracts.runtime import Usage
 from parley.edge.dependencies import Writes
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError

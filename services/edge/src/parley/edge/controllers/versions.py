@@ -2,17 +2,24 @@
 `/versions/{a}/diff/{b}`, read from the agent's stream (every definition change is a
 version; see :mod:`parley.edge.projections.versions`)."""
 
-from litestar import Router, get
+from litestar import Router
+from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import agent_stream
-from parley.edge.controllers.lookups import AGENT_SCOPE, AgentScope, require_agent
+from parley.edge.controllers.lookups import AGENT_SCOPE
+from parley.edge.controllers.lookups import AgentScope
+from parley.edge.controllers.lookups import require_agent
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 from parley.edge.projections.agents import AgentsProjection
-from parley.edge.projections.versions import AgentVersion, VersionDiff, diff, versions
+from parley.edge.projections.versions import AgentVersion
+from parley.edge.projections.versions import VersionDiff
+from parley.edge.projections.versions import diff
+from parley.edge.projections.versions import versions
 from parley.eventstore.port import EventStore
 
 __all__ = ["agent_versions", "version_router"]

@@ -17,20 +17,26 @@ With ``PARLEY_AUTH=off`` (loopback only) every caller is :data:`LOCAL_ADMIN`.
 """
 
 import re
-from typing import Any, cast
+from typing import Any
+from typing import cast
 
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.exceptions import WebSocketException
 from litestar.handlers import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware import AbstractAuthenticationMiddleware
+from litestar.middleware import AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.identity import ALL_NAMESPACES, Role
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.identity import ALL_NAMESPACES
+from parley.contracts.identity import Role
 from parley.edge.http.errors import ApiError
 from parley.identity.authn import API_KEY_HEADER
-from parley.identity.principal import Action, AuthenticationError, Principal
+from parley.identity.principal import Action
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
 
 __all__ = [
     "ACTION",

@@ -7,17 +7,22 @@ missing fields are ``422 VALIDATION_ERROR`` with field paths).
 """
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
+from typing import TypeVar
 
 import msgspec
 from litestar import Request
 
-from parley.contracts.agent_toml import TomlAgentError, agent_spec_from_toml
+from parley.contracts.agent_toml import TomlAgentError
+from parley.contracts.agent_toml import agent_spec_from_toml
 from parley.contracts.clusters import ClusterManifest
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentSpec
-from parley.edge.http.errors import ApiError, field_errors
-from parley.edge.http.yaml import YAML_TYPES, load_yaml
+from parley.edge.http.errors import ApiError
+from parley.edge.http.errors import field_errors
+from parley.edge.http.yaml import YAML_TYPES
+from parley.edge.http.yaml import load_yaml
 
 __all__ = [
     "JSON_TYPES",

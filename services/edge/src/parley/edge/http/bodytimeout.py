@@ -21,7 +21,12 @@ import asyncio
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from litestar.types import ASGIApp
+from litestar.types import Message
+from litestar.types import Receive
+from litestar.types import ReceiveMessage
+from litestar.types import Scope
+from litestar.types import Send
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError

@@ -4,7 +4,9 @@ Every answer of the API is one of these two generics (Litestar names their OpenA
 `Data[AgentView]`, `Page[AgentView]`, ...), so no route spells its own envelope.
 """
 
-from typing import Generic, Protocol, TypeVar
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
 
 import msgspec
 from litestar import Response

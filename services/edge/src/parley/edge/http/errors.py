@@ -13,18 +13,22 @@ import logging
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
-from litestar.exceptions import (
-    HTTPException,
-    MethodNotAllowedException,
-    NotFoundException,
-    ValidationException,
-)
+from litestar import Request
+from litestar import Response
+from litestar.exceptions import HTTPException
+from litestar.exceptions import MethodNotAllowedException
+from litestar.exceptions import NotFoundException
+from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
-from parley.contracts.errors import HTTP_STATUS, ErrorBody, ErrorCode, ParleyError
-from parley.edge.http.request_ids import REQUEST_ID_HEADER, request_id, trace_id
+from parley.contracts.errors import HTTP_STATUS
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.edge.http.request_ids import REQUEST_ID_HEADER
+from parley.edge.http.request_ids import request_id
+from parley.edge.http.request_ids import trace_id
 
 __all__ = [
     "ApiError",

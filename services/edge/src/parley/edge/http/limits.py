@@ -29,15 +29,20 @@ import nats.errors
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import Message, Scope
+from litestar.types import Message
+from litestar.types import Scope
 
 from parley.aggregates.cluster import agent_specs
 from parley.contracts.clusters import ClusterManifest
 from parley.contracts.errors import ErrorCode
-from parley.edge.dependencies import Edge, provide_namespace
+from parley.edge.dependencies import Edge
+from parley.edge.dependencies import provide_namespace
 from parley.edge.http.body import decode_body
 from parley.edge.http.errors import ApiError
-from parley.edge.http.ratelimit import Rate, Verdict, WindowCounter, caller_key
+from parley.edge.http.ratelimit import Rate
+from parley.edge.http.ratelimit import Verdict
+from parley.edge.http.ratelimit import WindowCounter
+from parley.edge.http.ratelimit import caller_key
 from parley.edge.http.security import DOCS_PREFIX
 from parley.edge.settings import EdgeSettings
 

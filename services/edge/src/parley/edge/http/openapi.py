@@ -11,14 +11,13 @@ import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import (
-    Components,
-    OpenAPIMediaType,
-    Reference,
-    RequestBody,
-    SecurityScheme,
-)
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
+from litestar.openapi.spec import OpenAPIMediaType
+from litestar.openapi.spec import Reference
+from litestar.openapi.spec import RequestBody
+from litestar.openapi.spec import SecurityScheme
 
 from parley.contracts.clusters import ClusterManifest
 from parley.contracts.registry import AgentSpec

@@ -6,14 +6,17 @@ lists, the sort), so a page never repeats or skips an item while items are added
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable
-from typing import Annotated, TypeVar
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Annotated
+from typing import TypeVar
 
 import msgspec
 from litestar.params import Parameter
 
 from parley.contracts.errors import ErrorCode
-from parley.edge.http.envelopes import Page, Pagination
+from parley.edge.http.envelopes import Page
+from parley.edge.http.envelopes import Pagination
 from parley.edge.http.errors import ApiError
 
 __all__ = ["Cursor", "Limit", "Paging", "decode_cursor", "encode_cursor", "page_by_key"]

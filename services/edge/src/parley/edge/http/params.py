@@ -5,10 +5,13 @@ takes one of a few values (listed in the docs by :func:`one_of`, checked by
 Use them inside ``Annotated``: ``status: Annotated[str | None, one_of(_STATUSES)] = None``.
 """
 
-from collections.abc import Collection, Iterable
-from typing import Annotated, Any
+from collections.abc import Collection
+from collections.abc import Iterable
+from typing import Annotated
+from typing import Any
 
-from litestar.params import HeaderParameter, Parameter
+from litestar.params import HeaderParameter
+from litestar.params import Parameter
 
 from parley.edge.http.errors import invalid
 

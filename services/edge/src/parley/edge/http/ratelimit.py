@@ -33,13 +33,12 @@ import time
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import (
-    APIError,
-    KeyDeletedError,
-    KeyNotFoundError,
-    KeyWrongLastSequenceError,
-)
+from nats.js.api import KeyValueConfig
+from nats.js.api import StorageType
+from nats.js.errors import APIError
+from nats.js.errors import KeyDeletedError
+from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from parley.contracts.subjects import RATE_BUCKET

@@ -3,7 +3,8 @@
 import re
 import uuid
 
-from litestar.types import Message, Scope
+from litestar.types import Message
+from litestar.types import Scope
 from opentelemetry import trace
 
 from parley.contracts.ids import new_id

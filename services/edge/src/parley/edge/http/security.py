@@ -20,7 +20,11 @@ no CORS is right, but no security headers and a host check that ignores ports ar
 from litestar.config.cors import CORSConfig
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp
+from litestar.types import Message
+from litestar.types import Receive
+from litestar.types import Scope
+from litestar.types import Send
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError

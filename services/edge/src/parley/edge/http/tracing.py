@@ -6,7 +6,8 @@ requests and none of the interest. The ASGI ``receive``/``send`` sub-spans are l
 a streamed answer would otherwise make one span per chunk.
 """
 
-from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.opentelemetry import OpenTelemetryConfig
+from litestar.plugins.opentelemetry import OpenTelemetryPlugin
 
 __all__ = ["tracing_plugin"]
 

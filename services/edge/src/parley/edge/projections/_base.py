@@ -10,7 +10,9 @@ string check.
 """
 
 from collections.abc import Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
 
 from parley.contracts.envelope import Event
 from parley.eventstore import EventStore

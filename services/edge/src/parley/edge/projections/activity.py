@@ -13,15 +13,14 @@ from typing import Any
 import msgspec
 
 from parley.contracts.envelope import Event
-from parley.edge.projections.runtime_views import (
-    AgentMetrics,
-    BudgetView,
-    InstancesView,
-    LogEntry,
-    LogLevel,
-    TokenTotals,
-)
-from parley.edge.views import as_view, iso
+from parley.edge.projections.runtime_views import AgentMetrics
+from parley.edge.projections.runtime_views import BudgetView
+from parley.edge.projections.runtime_views import InstancesView
+from parley.edge.projections.runtime_views import LogEntry
+from parley.edge.projections.runtime_views import LogLevel
+from parley.edge.projections.runtime_views import TokenTotals
+from parley.edge.views import as_view
+from parley.edge.views import iso
 
 __all__ = ["LOG_LEVELS", "LOG_LIMIT", "AgentActivity"]
 

@@ -6,13 +6,16 @@ machinery is :class:`~parley.edge.projections._base.LiveProjection`). Non-agent 
 advance the position.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
+from collections.abc import Iterable
 
-from parley.aggregates.agent import Agent, evolve
+from parley.aggregates.agent import Agent
+from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import AgentView
 from parley.edge.projections._base import LiveProjection
-from parley.edge.views import as_view, iso
+from parley.edge.views import as_view
+from parley.edge.views import iso
 
 __all__ = ["AgentsProjection"]
 

@@ -4,11 +4,14 @@ The fold is :func:`parley.aggregates.cluster.evolve`, the registry's own. Other 
 runs) ask it for a cluster's agents with :meth:`ClustersProjection.agent_ids`.
 """
 
-from parley.aggregates.cluster import Cluster, evolve
+from parley.aggregates.cluster import Cluster
+from parley.aggregates.cluster import evolve
 from parley.contracts.clusters import ClusterView
-from parley.contracts.envelope import Event, utcnow
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import utcnow
 from parley.edge.projections._base import LiveProjection
-from parley.edge.views import as_view, iso
+from parley.edge.views import as_view
+from parley.edge.views import iso
 
 __all__ = ["ClustersProjection"]
 

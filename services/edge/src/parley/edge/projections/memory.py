@@ -9,9 +9,13 @@ import time
 
 import msgspec
 
-from parley.aggregates.memory import Entity, Memory, evolve
+from parley.aggregates.memory import Entity
+from parley.aggregates.memory import Memory
+from parley.aggregates.memory import evolve
 from parley.contracts.envelope import Event
-from parley.edge.projections.memory_index import EMBEDDER, Hit, MemoryIndex
+from parley.edge.projections.memory_index import EMBEDDER
+from parley.edge.projections.memory_index import Hit
+from parley.edge.projections.memory_index import MemoryIndex
 from parley.edge.views import iso
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower

@@ -14,7 +14,8 @@ from typing import Literal
 
 import msgspec
 
-from parley.aggregates.conversation import Conversation, evolve
+from parley.aggregates.conversation import Conversation
+from parley.aggregates.conversation import evolve
 from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import Event
 from parley.edge.projections._base import FoldingProjection

@@ -12,10 +12,16 @@ the projections that already fold those streams, at read time.
 """
 
 import time
-from collections import Counter, OrderedDict, defaultdict, deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections import Counter
+from collections import OrderedDict
+from collections import defaultdict
+from collections import deque
+from collections.abc import Callable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from nats.js import JetStreamContext

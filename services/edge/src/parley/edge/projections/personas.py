@@ -1,8 +1,11 @@
 """The personas projection: built-in personas plus every live created one, per namespace."""
 
-from parley.aggregates.persona import Persona, evolve
+from parley.aggregates.persona import Persona
+from parley.aggregates.persona import evolve
 from parley.contracts.envelope import Event
-from parley.contracts.personas import PersonaSpec, PersonaView, load_builtin_personas
+from parley.contracts.personas import PersonaSpec
+from parley.contracts.personas import PersonaView
+from parley.contracts.personas import load_builtin_personas
 from parley.edge.projections._base import LiveProjection
 from parley.edge.views import iso
 from parley.eventstore import EventStore

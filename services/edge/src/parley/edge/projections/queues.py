@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from parley.contracts.subjects import EVENT_STREAM, INBOX_STREAM, WORK_STREAM
+from parley.contracts.subjects import EVENT_STREAM
+from parley.contracts.subjects import INBOX_STREAM
+from parley.contracts.subjects import WORK_STREAM
 
 __all__ = ["PERIOD_S", "ConsumerDepth", "QueueDepths", "StreamDepth"]
 

@@ -14,29 +14,31 @@ views. A deleted session leaves every view, its log lines included.
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from parley.aggregates import execution as executions
 from parley.aggregates import session as sessions
 from parley.aggregates.execution import Execution
 from parley.aggregates.session import Session
-from parley.contracts.envelope import Event, utcnow
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import utcnow
 from parley.contracts.runtime import EVENT_TYPES
 from parley.edge.projections._base import FoldingProjection
-from parley.edge.projections.activity import LOG_LEVELS, LOG_LIMIT, AgentActivity
-from parley.edge.projections.runtime_views import (
-    T0,
-    AgentMetrics,
-    ExecutionView,
-    LogEntry,
-    LogLevel,
-    SessionDetail,
-    SessionView,
-    execution_view,
-    history_entry,
-    session_view,
-)
+from parley.edge.projections.activity import LOG_LEVELS
+from parley.edge.projections.activity import LOG_LIMIT
+from parley.edge.projections.activity import AgentActivity
+from parley.edge.projections.runtime_views import T0
+from parley.edge.projections.runtime_views import AgentMetrics
+from parley.edge.projections.runtime_views import ExecutionView
+from parley.edge.projections.runtime_views import LogEntry
+from parley.edge.projections.runtime_views import LogLevel
+from parley.edge.projections.runtime_views import SessionDetail
+from parley.edge.projections.runtime_views import SessionView
+from parley.edge.projections.runtime_views import execution_view
+from parley.edge.projections.runtime_views import history_entry
+from parley.edge.projections.runtime_views import session_view
 from parley.eventstore import EventStore
 
 __all__ = ["ACTIVE_WINDOW", "LOG_LIMIT", "LOG_LEVELS", "RuntimeProjection", "TurnRef"]

@@ -6,14 +6,22 @@ These are read shapes, and the functions below map the states of
 the events carry them.
 """
 
-from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Literal
+from typing import TypeVar
 
 import msgspec
 
-from parley.aggregates.execution import Execution, StepRecord
-from parley.aggregates.session import Entry, EntryRecord, Session
-from parley.edge.views import as_view, iso, iso_or_none
+from parley.aggregates.execution import Execution
+from parley.aggregates.execution import StepRecord
+from parley.aggregates.session import Entry
+from parley.aggregates.session import EntryRecord
+from parley.aggregates.session import Session
+from parley.edge.views import as_view
+from parley.edge.views import iso
+from parley.edge.views import iso_or_none
 
 __all__ = [
     "ActiveTurnView",

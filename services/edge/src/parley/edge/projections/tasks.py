@@ -7,18 +7,23 @@ view (built when read, kept until the next event of that task or run), plus a ta
 events in short.
 """
 
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import msgspec
 
-from parley.aggregates import grouprun, task
+from parley.aggregates import grouprun
+from parley.aggregates import task
 from parley.aggregates.award import Bid
 from parley.aggregates.grouprun import Run
 from parley.aggregates.task import Task
 from parley.contracts.envelope import Event
-from parley.contracts.tasks import EVENT_TYPES, WinningBid
+from parley.contracts.tasks import EVENT_TYPES
+from parley.contracts.tasks import WinningBid
 from parley.edge.projections._base import FoldingProjection
-from parley.edge.views import as_view, iso, iso_or_none
+from parley.edge.views import as_view
+from parley.edge.views import iso
+from parley.edge.views import iso_or_none
 from parley.eventstore import EventStore
 
 __all__ = [

@@ -11,7 +11,8 @@ from typing import Any
 
 import msgspec
 
-from parley.aggregates.agent import Agent, evolve
+from parley.aggregates.agent import Agent
+from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import AgentSpec
 from parley.edge.views import iso

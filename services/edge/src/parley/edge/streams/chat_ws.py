@@ -21,21 +21,30 @@ import contextlib
 from typing import Any
 
 import msgspec
-from litestar import WebSocket, websocket
+from litestar import WebSocket
+from litestar import websocket
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.runtime import CancelTurn
-from parley.edge.controllers.lookups import require_agent, require_session
-from parley.edge.controllers.turns import CancelBody, ChatBody, chat_command
-from parley.edge.dependencies import NAMESPACE, SOCKET_WRITES, Writes
+from parley.edge.controllers.lookups import require_agent
+from parley.edge.controllers.lookups import require_session
+from parley.edge.controllers.turns import CancelBody
+from parley.edge.controllers.turns import ChatBody
+from parley.edge.controllers.turns import chat_command
+from parley.edge.dependencies import NAMESPACE
+from parley.edge.dependencies import SOCKET_WRITES
+from parley.edge.dependencies import Writes
 from parley.edge.http.auth import ACTION
-from parley.edge.http.body import BodyError, decode_json
+from parley.edge.http.body import BodyError
+from parley.edge.http.body import decode_json
 from parley.edge.http.errors import error_details
 from parley.edge.http.limits import count_model_use
-from parley.edge.streams.turn import client_frame, start_turn
+from parley.edge.streams.turn import client_frame
+from parley.edge.streams.turn import start_turn
 from parley.edge.streams.ws import frame_bytes
 from parley.identity.principal import Action
 

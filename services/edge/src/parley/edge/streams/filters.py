@@ -8,17 +8,22 @@ can prove and matches everything else in Python.
 """
 
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import msgspec
 
 from parley.contracts.acl import Performative
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import NAMESPACE_PATTERN
-from parley.identity.principal import Action, Principal
+from parley.identity.principal import Action
+from parley.identity.principal import Principal
 
 __all__ = [
     "MAX_PATTERNS",

@@ -7,7 +7,8 @@ from typing import Any
 
 from parley.contracts.envelope import Event
 from parley.edge.streams.filters import EventFilter
-from parley.eventstore.port import EventStore, Subscription
+from parley.eventstore.port import EventStore
+from parley.eventstore.port import Subscription
 
 __all__ = ["Pump"]
 

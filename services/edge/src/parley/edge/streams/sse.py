@@ -10,25 +10,27 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Request
+from litestar import get
 from litestar.background_tasks import BackgroundTask
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
-from parley.edge.http.auth import ACTION, EVERY_NAMESPACE, principal
+from parley.edge.http.auth import ACTION
+from parley.edge.http.auth import EVERY_NAMESPACE
+from parley.edge.http.auth import principal
 from parley.edge.http.errors import ApiError
 from parley.edge.http.query import QUERY
-from parley.edge.streams.filters import (
-    EventFilter,
-    FilterError,
-    encode_event,
-    parse_position,
-    split_values,
-)
+from parley.edge.streams.filters import EventFilter
+from parley.edge.streams.filters import FilterError
+from parley.edge.streams.filters import encode_event
+from parley.edge.streams.filters import parse_position
+from parley.edge.streams.filters import split_values
 from parley.edge.streams.pump import Pump
-from parley.eventstore.port import EventStore, EventStoreUnavailable
+from parley.eventstore.port import EventStore
+from parley.eventstore.port import EventStoreUnavailable
 from parley.identity.principal import Action
 
 __all__ = ["event_routes"]

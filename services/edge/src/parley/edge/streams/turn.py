@@ -22,7 +22,10 @@ from nats.aio.subscription import Subscription
 from nats.js.api import DeliverPolicy
 
 from parley.contracts.errors import ErrorCode
-from parley.contracts.runtime import Chat, RuntimeReply, TurnDelta, turn_subject
+from parley.contracts.runtime import Chat
+from parley.contracts.runtime import RuntimeReply
+from parley.contracts.runtime import TurnDelta
+from parley.contracts.runtime import turn_subject
 from parley.contracts.subjects import DELTA_STREAM
 from parley.edge.dependencies import Writes
 

@@ -7,7 +7,8 @@ error reply is the HTTP error envelope, sent before any SSE byte. Each SSE event
 """
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
+from typing import Any
 
 import msgspec
 import nats.js.errors
@@ -21,7 +22,10 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import Chat
 from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError
-from parley.edge.streams.turn import TurnFeed, client_frame, parse_last_event_id, start_turn
+from parley.edge.streams.turn import TurnFeed
+from parley.edge.streams.turn import client_frame
+from parley.edge.streams.turn import parse_last_event_id
+from parley.edge.streams.turn import start_turn
 
 __all__ = ["KEEPALIVE_S", "LastEventId", "TurnId", "resume_stream", "start_stream"]
 

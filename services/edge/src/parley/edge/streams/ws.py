@@ -20,11 +20,14 @@ that falls that far behind gets a ``SLOW_CONSUMER`` error and the socket is clos
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Annotated
+from typing import Any
 
 import msgspec
-from litestar import WebSocket, websocket
+from litestar import WebSocket
+from litestar import websocket
 from litestar.di import NamedDependency
 from litestar.status_codes import WS_1013_TRY_AGAIN_LATER
 from msgspec import Meta
@@ -32,19 +35,20 @@ from msgspec import Meta
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.edge.dependencies import Store
-from parley.edge.http.auth import EVERY_NAMESPACE, principal
-from parley.edge.http.body import BodyError, decode_json
-from parley.edge.streams.filters import (
-    MAX_PATTERNS,
-    EventFilter,
-    FilterError,
-    encode_event,
-    parse_position,
-)
+from parley.edge.http.auth import EVERY_NAMESPACE
+from parley.edge.http.auth import principal
+from parley.edge.http.body import BodyError
+from parley.edge.http.body import decode_json
+from parley.edge.streams.filters import MAX_PATTERNS
+from parley.edge.streams.filters import EventFilter
+from parley.edge.streams.filters import FilterError
+from parley.edge.streams.filters import encode_event
+from parley.edge.streams.filters import parse_position
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
 from parley.identity.keyindex import KeyIndex
-from parley.identity.principal import AuthenticationError, Principal
+from parley.identity.principal import AuthenticationError
+from parley.identity.principal import Principal
 
 __all__ = ["MAX_MESSAGE_BYTES", "MAX_SUBSCRIPTIONS", "SEND_QUEUE", "frame_bytes", "ws_routes"]
 

@@ -26,7 +26,9 @@ from nats.js import JetStreamContext
 from parley.aggregates.conversation import evolve
 from parley.contracts import subjects
 from parley.contracts.acl import AclMessage
-from parley.contracts.envelope import ACTOR_HEADER, current_actor, utcnow
+from parley.contracts.envelope import ACTOR_HEADER
+from parley.contracts.envelope import current_actor
+from parley.contracts.envelope import utcnow
 from parley.eventstore.port import EventStore
 from parley.eventstore.repository import load
 from parley.kit.telemetry import current_traceparent

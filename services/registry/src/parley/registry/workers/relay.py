@@ -34,16 +34,14 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import (
-    AckPolicy,
-    ConsumerConfig,
-    DeliverPolicy,
-    DiscardPolicy,
-    PubAck,
-    RetentionPolicy,
-    StorageType,
-    StreamConfig,
-)
+from nats.js.api import AckPolicy
+from nats.js.api import ConsumerConfig
+from nats.js.api import DeliverPolicy
+from nats.js.api import DiscardPolicy
+from nats.js.api import PubAck
+from nats.js.api import RetentionPolicy
+from nats.js.api import StorageType
+from nats.js.api import StreamConfig
 from nats.js.errors import BadRequestError
 
 from parley.contracts import subjects

@@ -6,11 +6,18 @@ agent at once serialise on the stream's expected version through the repository.
 
 from collections.abc import Sequence
 
-from parley.aggregates.budget import BudgetState, Consume, decide, evolve, exhausted
-from parley.aggregates.decision import Context, to_new_events
-from parley.contracts.envelope import NewEvent, utcnow
+from parley.aggregates.budget import BudgetState
+from parley.aggregates.budget import Consume
+from parley.aggregates.budget import decide
+from parley.aggregates.budget import evolve
+from parley.aggregates.budget import exhausted
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import to_new_events
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
 from parley.contracts.registry import Budget
-from parley.contracts.runtime import Usage, budget_stream
+from parley.contracts.runtime import Usage
+from parley.contracts.runtime import budget_stream
 from parley.eventstore import EventStore
 from parley.eventstore.repository import Repository
 

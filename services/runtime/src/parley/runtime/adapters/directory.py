@@ -8,14 +8,16 @@ has caught up with what the caller saw.
 """
 
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic
+from typing import TypeVar
 
 from parley.aggregates import agent
 from parley.aggregates.agent import Agent
 from parley.contracts.envelope import Event
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
-from parley.runtime.adapters.rollouts import Rollouts, Routed
+from parley.runtime.adapters.rollouts import Rollouts
+from parley.runtime.adapters.rollouts import Routed
 
 __all__ = ["AgentDirectory", "Folded"]
 

@@ -6,7 +6,8 @@ The object's name is the file id; ``file.uploaded`` carries name, type, size and
 import hashlib
 
 from nats.js import JetStreamContext
-from nats.js.api import ObjectStoreConfig, StorageType
+from nats.js.api import ObjectStoreConfig
+from nats.js.api import StorageType
 from nats.js.errors import NotFoundError
 from nats.js.object_store import ObjectStore
 

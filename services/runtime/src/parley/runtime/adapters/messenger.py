@@ -11,7 +11,11 @@ import nats.errors
 from nats.aio.client import Client
 
 from parley.contracts import subjects
-from parley.contracts.acl import SERVICE, MessageReply, OutgoingMessage, Performative, SendMessage
+from parley.contracts.acl import SERVICE
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import Performative
+from parley.contracts.acl import SendMessage
 from parley.contracts.tools import SendMessageArgs
 from parley.kit.telemetry import inject
 from parley.runtime.tools import ToolError

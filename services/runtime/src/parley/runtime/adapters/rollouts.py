@@ -17,7 +17,8 @@ import msgspec
 
 from parley.aggregates import deployment
 from parley.aggregates.agent import Agent
-from parley.aggregates.deployment import Deployment, on_new_version
+from parley.aggregates.deployment import Deployment
+from parley.aggregates.deployment import on_new_version
 from parley.contracts.envelope import Event
 from parley.contracts.runtime import RunVersion
 

@@ -22,19 +22,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import KeyDeletedError, KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.api import KeyValueConfig
+from nats.js.api import StorageType
+from nats.js.errors import KeyDeletedError
+from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from parley.contracts import subjects
 from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorCode
-from parley.contracts.runtime import InstanceChanged, instance_stream
-from parley.eventstore import ANY_VERSION, EventStore
+from parley.contracts.runtime import InstanceChanged
+from parley.contracts.runtime import instance_stream
+from parley.eventstore import ANY_VERSION
+from parley.eventstore import EventStore
 from parley.runtime.errors import RuntimeFault
 
 __all__ = ["Capacity"]

@@ -9,13 +9,20 @@ recording at once serialise on the stream's version through the repository. With
 quota nothing is read or recorded.
 """
 
-from parley.aggregates.decision import Context, to_new_events
-from parley.aggregates.spend import Record, SpendState, decide, evolve, over_quota
-from parley.contracts.envelope import NewEvent, utcnow
+from parley.aggregates.decision import Context
+from parley.aggregates.decision import to_new_events
+from parley.aggregates.spend import Record
+from parley.aggregates.spend import SpendState
+from parley.aggregates.spend import decide
+from parley.aggregates.spend import evolve
+from parley.aggregates.spend import over_quota
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import spend_stream
 from parley.eventstore import EventStore
-from parley.eventstore.repository import Repository, fold
+from parley.eventstore.repository import Repository
+from parley.eventstore.repository import fold
 from parley.runtime.errors import RuntimeFault
 
 __all__ = ["SpendKeeper"]

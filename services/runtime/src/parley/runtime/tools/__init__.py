@@ -6,7 +6,8 @@ against the config and argument Structs of :mod:`parley.contracts.tools`; the ru
 them only through :func:`~parley.runtime.tools.registry.run_tool`.
 """
 
-from parley.runtime.tools import base, registry
+from parley.runtime.tools import base
+from parley.runtime.tools import registry
 from parley.runtime.tools.base import *  # noqa: F403
 from parley.runtime.tools.registry import *  # noqa: F403
 

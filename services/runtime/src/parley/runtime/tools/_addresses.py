@@ -12,7 +12,9 @@ import socket
 
 import httpx
 
-from parley.contracts.hosts import canonical_host, host_allowed, parse_ip
+from parley.contracts.hosts import canonical_host
+from parley.contracts.hosts import host_allowed
+from parley.contracts.hosts import parse_ip
 from parley.runtime.tools.base import ToolError
 
 __all__ = ["IPAddress", "Target", "blocked_reason", "checked_addresses", "parse_target"]

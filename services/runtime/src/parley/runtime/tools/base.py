@@ -5,14 +5,21 @@ its catalogue entry and its config and argument Structs; nothing else about a to
 twice.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, Protocol, TypeVar
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+from typing import Generic
+from typing import Protocol
+from typing import TypeVar
 
 import msgspec
 
-from parley.contracts.tools import TOOL_CATALOGUE, SendMessageArgs, ToolDescriptor
+from parley.contracts.tools import TOOL_CATALOGUE
+from parley.contracts.tools import SendMessageArgs
+from parley.contracts.tools import ToolDescriptor
 
 __all__ = [
     "FileReader",

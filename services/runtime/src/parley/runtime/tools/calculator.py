@@ -13,8 +13,12 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from parley.contracts.tools import CalculatorArgs, CalculatorConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
+from parley.contracts.tools import CalculatorArgs
+from parley.contracts.tools import CalculatorConfig
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
+from parley.runtime.tools.base import builtin
 
 __all__ = ["MAX_INT_BITS", "calculator", "evaluate"]
 

@@ -4,12 +4,13 @@ import zoneinfo
 
 import msgspec
 
-from parley.contracts.tools import (
-    CurrentTimeArgs,
-    CurrentTimeConfig,
-    timezone_problem,
-)
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
+from parley.contracts.tools import CurrentTimeArgs
+from parley.contracts.tools import CurrentTimeConfig
+from parley.contracts.tools import timezone_problem
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
+from parley.runtime.tools.base import builtin
 
 __all__ = ["current_time"]
 

@@ -19,9 +19,15 @@ from typing import Any
 import httpx
 import msgspec
 
-from parley.contracts.tools import HttpRequestArgs, HttpRequestConfig
-from parley.runtime.tools._addresses import Target, checked_addresses, parse_target
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
+from parley.contracts.tools import HttpRequestArgs
+from parley.contracts.tools import HttpRequestConfig
+from parley.runtime.tools._addresses import Target
+from parley.runtime.tools._addresses import checked_addresses
+from parley.runtime.tools._addresses import parse_target
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
+from parley.runtime.tools.base import builtin
 from parley.runtime.tools.read_file import is_text_type
 
 __all__ = ["MAX_REDIRECTS", "http_request"]

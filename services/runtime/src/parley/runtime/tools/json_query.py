@@ -6,8 +6,12 @@ import jmespath  # type: ignore[import-untyped]
 import msgspec
 from jmespath.exceptions import JMESPathError  # type: ignore[import-untyped]
 
-from parley.contracts.tools import JsonQueryArgs, JsonQueryConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
+from parley.contracts.tools import JsonQueryArgs
+from parley.contracts.tools import JsonQueryConfig
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
+from parley.runtime.tools.base import builtin
 
 __all__ = ["json_query", "query"]
 

@@ -2,8 +2,12 @@
 
 import codecs
 
-from parley.contracts.tools import ReadFileArgs, ReadFileConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
+from parley.contracts.tools import ReadFileArgs
+from parley.contracts.tools import ReadFileConfig
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
+from parley.runtime.tools.base import builtin
 
 __all__ = ["read_file", "is_text_type"]
 

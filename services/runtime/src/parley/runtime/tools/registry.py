@@ -5,7 +5,10 @@ from typing import Any
 
 from parley.contracts.tools import validate_tool_config
 from parley.contracts.validation import convert_strict
-from parley.runtime.tools.base import Tool, ToolContext, ToolError, ToolOutcome
+from parley.runtime.tools.base import Tool
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
 from parley.runtime.tools.calculator import calculator
 from parley.runtime.tools.current_time import current_time
 from parley.runtime.tools.http_request import http_request

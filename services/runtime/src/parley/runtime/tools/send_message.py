@@ -9,8 +9,12 @@ are stopped by the messaging service's hop limit.
 import msgspec
 
 from parley.contracts.acl import Performative
-from parley.contracts.tools import SendMessageArgs, SendMessageConfig
-from parley.runtime.tools.base import ToolContext, ToolError, ToolOutcome, builtin
+from parley.contracts.tools import SendMessageArgs
+from parley.contracts.tools import SendMessageConfig
+from parley.runtime.tools.base import ToolContext
+from parley.runtime.tools.base import ToolError
+from parley.runtime.tools.base import ToolOutcome
+from parley.runtime.tools.base import builtin
 
 __all__ = ["send_message"]
 

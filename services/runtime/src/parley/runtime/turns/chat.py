@@ -7,16 +7,23 @@ end (:mod:`.run`); a streamed turn is answered at once, any other when it ends.
 import asyncio
 
 from parley.aggregates.session import Session
-from parley.contracts.errors import ErrorBody, ErrorCode
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
 from parley.contracts.ids import new_id
-from parley.contracts.runtime import CancelTurn, Chat, RuntimeReply, SessionSettings, session_stream
+from parley.contracts.runtime import CancelTurn
+from parley.contracts.runtime import Chat
+from parley.contracts.runtime import RuntimeReply
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import session_stream
 from parley.eventstore.repository import Loaded
 from parley.runtime.deps import Deps
-from parley.runtime.domain import effective, running_agent
+from parley.runtime.domain import effective
+from parley.runtime.domain import running_agent
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.sessions import load_session
 from parley.runtime.turns.control import TurnControl
-from parley.runtime.turns.run import TurnEnd, text_file
+from parley.runtime.turns.run import TurnEnd
+from parley.runtime.turns.run import text_file
 from parley.runtime.turns.start import Starter
 
 __all__ = ["Turns"]

@@ -11,11 +11,14 @@ import contextlib
 import nats.errors
 from nats.aio.msg import Msg
 
-from parley.aggregates.session import EndOrphanTurn, Session, decide
+from parley.aggregates.session import EndOrphanTurn
+from parley.aggregates.session import Session
+from parley.aggregates.session import decide
 from parley.contracts import subjects
 from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import session_stream
-from parley.runtime.decisions import Envelope, execute
+from parley.runtime.decisions import Envelope
+from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.sessions import load_session

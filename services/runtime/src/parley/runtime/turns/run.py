@@ -3,31 +3,38 @@
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
+from typing import Literal
 
 import msgspec
 
 from parley.aggregates import session as sessions
 from parley.aggregates.journal import Journal
-from parley.aggregates.session import Session, turn_prompt
-from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.runtime import (
-    Chat,
-    ChatResult,
-    FileUploaded,
-    RunFinished,
-    TurnStarted,
-    session_stream,
-)
+from parley.aggregates.session import Session
+from parley.aggregates.session import turn_prompt
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.runtime import Chat
+from parley.contracts.runtime import ChatResult
+from parley.contracts.runtime import FileUploaded
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import TurnStarted
+from parley.contracts.runtime import session_stream
 from parley.kit.telemetry import current_traceparent
-from parley.runtime.adapters.files import SessionFiles, is_text
+from parley.runtime.adapters.files import SessionFiles
+from parley.runtime.adapters.files import is_text
 from parley.runtime.adapters.rollouts import Routed
 from parley.runtime.deps import Deps
 from parley.runtime.domain import effective
-from parley.runtime.errors import RuntimeFault, error_body
-from parley.runtime.recording import DeltaPublisher, StreamRecorder, keep_current
-from parley.runtime.run_loop import Interrupted, Run
-from parley.runtime.run_setup import RunTally, build_run
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.errors import error_body
+from parley.runtime.recording import DeltaPublisher
+from parley.runtime.recording import StreamRecorder
+from parley.runtime.recording import keep_current
+from parley.runtime.run_loop import Interrupted
+from parley.runtime.run_loop import Run
+from parley.runtime.run_setup import RunTally
+from parley.runtime.run_setup import build_run
 from parley.runtime.strategies import run_strategy
 
 __all__ = ["TurnEnd", "run_turn", "text_file", "turn_started"]

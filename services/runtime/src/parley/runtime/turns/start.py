@@ -14,18 +14,27 @@ from dataclasses import dataclass
 
 from nats.aio.subscription import Subscription
 
-from parley.aggregates.session import Moved, Open, Session, StartTurn, decide
+from parley.aggregates.session import Moved
+from parley.aggregates.session import Open
+from parley.aggregates.session import Session
+from parley.aggregates.session import StartTurn
+from parley.aggregates.session import decide
 from parley.contracts.errors import ErrorCode
-from parley.contracts.runtime import Chat, session_stream
+from parley.contracts.runtime import Chat
+from parley.contracts.runtime import session_stream
 from parley.eventstore.repository import Loaded
 from parley.runtime.adapters.rollouts import Routed
-from parley.runtime.decisions import Envelope, execute
+from parley.runtime.decisions import Envelope
+from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
 from parley.runtime.domain import Effective
 from parley.runtime.errors import RuntimeFault
 from parley.runtime.sessions import load_session
-from parley.runtime.turns.control import TurnControl, ctl_subject
-from parley.runtime.turns.run import TurnEnd, run_turn, turn_started
+from parley.runtime.turns.control import TurnControl
+from parley.runtime.turns.control import ctl_subject
+from parley.runtime.turns.run import TurnEnd
+from parley.runtime.turns.run import run_turn
+from parley.runtime.turns.run import turn_started
 
 __all__ = ["Starter"]
 

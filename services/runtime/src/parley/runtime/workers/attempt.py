@@ -21,30 +21,33 @@ from typing import Literal
 
 import msgspec
 
-from parley.aggregates.execution import (
-    Execution,
-    Finish,
-    Record,
-    Superseded,
-    decide,
-    retry_delay,
-)
+from parley.aggregates.execution import Execution
+from parley.aggregates.execution import Finish
+from parley.aggregates.execution import Record
+from parley.aggregates.execution import Superseded
+from parley.aggregates.execution import decide
+from parley.aggregates.execution import retry_delay
 from parley.aggregates.journal import Journal
 from parley.contracts.envelope import Event
-from parley.contracts.errors import ErrorBody, ErrorCode
-from parley.contracts.runtime import (
-    ExecutionInputRequired,
-    RunFinished,
-    RunVersion,
-    execution_stream,
-)
-from parley.runtime.decisions import Envelope, execute
+from parley.contracts.errors import ErrorBody
+from parley.contracts.errors import ErrorCode
+from parley.contracts.runtime import ExecutionInputRequired
+from parley.contracts.runtime import RunFinished
+from parley.contracts.runtime import RunVersion
+from parley.contracts.runtime import execution_stream
+from parley.runtime.decisions import Envelope
+from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
-from parley.runtime.domain import Effective, input_text
-from parley.runtime.errors import RuntimeFault, error_body
+from parley.runtime.domain import Effective
+from parley.runtime.domain import input_text
+from parley.runtime.errors import RuntimeFault
+from parley.runtime.errors import error_body
 from parley.runtime.recording import NullSink
-from parley.runtime.run_loop import InputRequired, Interrupted, Run
-from parley.runtime.run_setup import RunTally, build_run
+from parley.runtime.run_loop import InputRequired
+from parley.runtime.run_loop import Interrupted
+from parley.runtime.run_loop import Run
+from parley.runtime.run_setup import RunTally
+from parley.runtime.run_setup import build_run
 from parley.runtime.strategies import run_strategy
 
 __all__ = ["ACK", "Attempt", "Verdict", "envelope_of"]

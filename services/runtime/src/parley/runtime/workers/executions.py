@@ -24,19 +24,31 @@ import msgspec
 import nats.errors
 from nats.aio.msg import Msg
 
-from parley.aggregates.execution import Begin, Execution, Fail, Moved, decide, evolve
+from parley.aggregates.execution import Begin
+from parley.aggregates.execution import Execution
+from parley.aggregates.execution import Fail
+from parley.aggregates.execution import Moved
+from parley.aggregates.execution import decide
+from parley.aggregates.execution import evolve
 from parley.contracts import subjects
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
-from parley.contracts.runtime import SessionSettings, execution_stream
+from parley.contracts.runtime import SessionSettings
+from parley.contracts.runtime import execution_stream
 from parley.eventstore.repository import fold
 from parley.kit.workqueue import WorkQueue
 from parley.runtime.decisions import execute
 from parley.runtime.deps import Deps
-from parley.runtime.domain import agent_triage, effective, triage
+from parley.runtime.domain import agent_triage
+from parley.runtime.domain import effective
+from parley.runtime.domain import triage
 from parley.runtime.errors import RuntimeFault
-from parley.runtime.executions import SUBJECT, requeue_lost
-from parley.runtime.workers.attempt import ACK, Attempt, Verdict, envelope_of
+from parley.runtime.executions import SUBJECT
+from parley.runtime.executions import requeue_lost
+from parley.runtime.workers.attempt import ACK
+from parley.runtime.workers.attempt import Attempt
+from parley.runtime.workers.attempt import Verdict
+from parley.runtime.workers.attempt import envelope_of
 from parley.runtime.workers.queued import QueueWorker
 
 __all__ = ["DURABLE", "MAX_DELIVER", "ExecutionWorker"]

@@ -37,30 +37,29 @@ from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from parley.contracts import subjects
-from parley.contracts.acl import (
-    AclMessage,
-    MessageDelivered,
-    OutgoingMessage,
-    Performative,
-    SendMessage,
-    conversation_stream,
-)
-from parley.contracts.envelope import NewEvent, utcnow
-from parley.contracts.errors import ErrorCode, ParleyError
+from parley.contracts.acl import AclMessage
+from parley.contracts.acl import MessageDelivered
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import Performative
+from parley.contracts.acl import SendMessage
+from parley.contracts.acl import conversation_stream
+from parley.contracts.envelope import NewEvent
+from parley.contracts.envelope import utcnow
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
 from parley.contracts.registry import AgentState
-from parley.contracts.runtime import CancelTurn, Chat
+from parley.contracts.runtime import CancelTurn
+from parley.contracts.runtime import Chat
 from parley.eventstore import ANY_VERSION
 from parley.kit.workqueue import WorkQueue
 from parley.runtime.adapters.messenger import send_message_command
-from parley.runtime.answers import (
-    JUDGE_PROMPT,
-    TURN_PERFORMATIVES,
-    Answer,
-    content_text,
-    derived_id,
-    parse_verdict,
-)
+from parley.runtime.answers import JUDGE_PROMPT
+from parley.runtime.answers import TURN_PERFORMATIVES
+from parley.runtime.answers import Answer
+from parley.runtime.answers import content_text
+from parley.runtime.answers import derived_id
+from parley.runtime.answers import parse_verdict
 from parley.runtime.bidding import bid
 from parley.runtime.deps import Deps
 from parley.runtime.recording import SOURCE

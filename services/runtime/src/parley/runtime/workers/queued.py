@@ -4,7 +4,8 @@ stream (the inbox, the executions) that every runtime binds, and keeping both al
 from collections.abc import Sequence
 
 from parley.kit.needs import Need
-from parley.kit.workqueue import WorkQueue, ensure_work_stream
+from parley.kit.workqueue import WorkQueue
+from parley.kit.workqueue import ensure_work_stream
 from parley.runtime.deps import Deps
 
 __all__ = ["QueueWorker"]

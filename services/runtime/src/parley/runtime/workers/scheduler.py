@@ -18,17 +18,23 @@ import contextlib
 import logging
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
-from cronsim import CronSim, CronSimError
-from nats.js.api import KeyValueConfig, StorageType
+from cronsim import CronSim
+from cronsim import CronSimError
+from nats.js.api import KeyValueConfig
+from nats.js.api import StorageType
 from nats.js.errors import KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from parley.aggregates.agent import Agent
 from parley.contracts import subjects
 from parley.contracts.errors import ParleyError
-from parley.contracts.registry import AgentState, Trigger, agent_stream
+from parley.contracts.registry import AgentState
+from parley.contracts.registry import Trigger
+from parley.contracts.registry import agent_stream
 from parley.contracts.runtime import TriggerExecution
 from parley.runtime.deps import Deps
 from parley.runtime.executions import ExecutionCommands

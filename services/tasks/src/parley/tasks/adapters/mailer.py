@@ -19,7 +19,9 @@ from parley.aggregates import conversation
 from parley.aggregates.mail import Mail
 from parley.contracts import subjects
 from parley.contracts.acl import SERVICE as MESSAGING
-from parley.contracts.acl import MessageReply, OutgoingMessage, SendMessage
+from parley.contracts.acl import MessageReply
+from parley.contracts.acl import OutgoingMessage
+from parley.contracts.acl import SendMessage
 from parley.eventstore import EventStore
 from parley.eventstore.repository import load
 from parley.kit.telemetry import inject

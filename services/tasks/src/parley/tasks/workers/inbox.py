@@ -13,17 +13,24 @@ or another, or to this one restarted.
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
+from collections.abc import Sequence
 
 import msgspec
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
 from parley.contracts.acl import AclMessage
-from parley.contracts.errors import ErrorCode, ParleyError
-from parley.contracts.subjects import INBOX_ALL, INBOX_STREAM, INBOX_TASKS
+from parley.contracts.errors import ErrorCode
+from parley.contracts.errors import ParleyError
+from parley.contracts.subjects import INBOX_ALL
+from parley.contracts.subjects import INBOX_STREAM
+from parley.contracts.subjects import INBOX_TASKS
 from parley.kit.needs import Need
-from parley.kit.workqueue import PullConsumer, ensure_work_stream
+from parley.kit.workqueue import PullConsumer
+from parley.kit.workqueue import ensure_work_stream
 from parley.tasks.domain import Kind
 
 __all__ = ["DURABLE", "Handler", "Inbox", "ensure_inbox_stream", "target"]

@@ -13,17 +13,23 @@ version, so only one of them ends the round.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from parley.aggregates import grouprun, task
+from parley.aggregates import grouprun
+from parley.aggregates import task
 from parley.aggregates.task import Task
-from parley.contracts.envelope import Event, utcnow
+from parley.contracts.envelope import Event
+from parley.contracts.envelope import utcnow
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
-from parley.eventstore.repository import Loaded, Repository
-from parley.tasks.domain import Kind, Streams
+from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Repository
+from parley.tasks.domain import Kind
+from parley.tasks.domain import Streams
 
 __all__ = ["Key", "OnDue", "Watch"]
 

@@ -313,6 +313,24 @@ async def test_a_subscription_filtered_by_category_sees_only_that_category(
     assert [(e.stream, e.data["n"]) for e in events] == [(a, 1), (a, 2), (a, 3)]
 
 
+async def test_next_position_finds_the_first_event_of_the_categories_after_a_position(
+    store: EventStore,
+) -> None:
+    wanted, also, other = category(), category(), category()
+    start = await store.last_position()
+    assert await store.next_position(start, [wanted, also]) is None
+    first_other = (await store.append(stream_of(other), [new(1)], NO_STREAM)).position
+    first_wanted = (await store.append(stream_of(wanted), [new(2)], NO_STREAM)).position
+    first_also = (await store.append(stream_of(also), [new(3)], NO_STREAM)).position
+    await store.append(stream_of(other), [new(4)], NO_STREAM)
+
+    assert await store.next_position(start, [wanted, also]) == first_wanted
+    assert await store.next_position(first_other, [also, wanted]) == first_wanted
+    assert await store.next_position(first_wanted, [wanted, also]) == first_also
+    assert await store.next_position(first_also, [wanted, also]) is None
+    assert await store.next_position(start, [other]) == first_other
+
+
 async def test_resuming_from_a_saved_checkpoint_gets_exactly_the_events_after_it(
     store: EventStore,
 ) -> None:

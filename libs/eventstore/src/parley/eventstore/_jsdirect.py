@@ -91,6 +91,22 @@ class DirectGet:
         head = decode_head(msg.data)
         return Tail(head.id, head.version, int(headers["Nats-Sequence"]))
 
+    async def first_after(self, seq: int, subject: str) -> int | None:
+        """The sequence of the first message after ``seq`` on ``subject`` (a filter; None: none)."""
+        request = json.dumps({"seq": seq + 1, "next_by_subj": subject}).encode()
+        try:
+            msg = await self._nc.request(
+                f"$JS.API.DIRECT.GET.{self._stream}", request, timeout=self._timeout
+            )
+        except DRIVER_ERRORS as exc:
+            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
+        headers = msg.headers or {}
+        if "Status" in headers:
+            if headers["Status"] == "404":
+                return None
+            raise EventStoreError(f"JetStream direct get failed: {headers}")
+        return int(headers["Nats-Sequence"])
+
     async def recorded_at(self, seq: int, stream: str) -> AppendResult:
         """Where a de-duplicated append was first stored."""
         try:

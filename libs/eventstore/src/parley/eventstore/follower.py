@@ -2,6 +2,11 @@
 
 Subclasses say which categories they read and how to fold one event; the follower keeps
 ``applied_position``, wakes read-your-writes waiters, and resubscribes after a failed feed.
+
+A follower of some categories is sent only their events, so its applied position stops at
+its own last event while the store's moves on. To wait for a position it asks the store
+where its next event after what it applied is (:meth:`EventStore.next_position`): none up to
+the position means it has seen everything of its categories there.
 """
 
 import asyncio
@@ -13,6 +18,7 @@ from collections.abc import Sequence
 
 from parley.contracts.envelope import Event
 from parley.eventstore.port import EventStore
+from parley.eventstore.port import EventStoreError
 from parley.eventstore.port import Subscription
 
 __all__ = ["Follower", "FollowerGroup"]
@@ -76,6 +82,9 @@ class Follower(_Feeding):
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._grouped = False
+        self._quiet_to = 0
+        """Every followed event up to here is applied (the store has none of them above
+        ``applied_position``)."""
 
     def fold(self, event: Event) -> None:
         """Fold one event of the followed categories (overridden by subclasses)."""
@@ -85,7 +94,11 @@ class Follower(_Feeding):
     def ready(self) -> bool:
         """Whether the catch-up reached the store's last position as it was at start."""
         started = self._task is not None or self._grouped
-        return started and self.applied_position >= self.target_position
+        return started and self.caught_up(self.target_position)
+
+    def caught_up(self, position: int) -> bool:
+        """Whether every followed event up to ``position`` is applied, as far as known."""
+        return self.applied_position >= position or self._quiet_to >= position
 
     async def start(self) -> None:
         """Note the store's last position and start following from position 0."""
@@ -101,9 +114,35 @@ class Follower(_Feeding):
         self._waiters.clear()
 
     async def wait_for(self, position: int, within: float) -> bool:
-        """Wait until ``position`` is applied; False if ``within`` seconds pass first."""
+        """Wait until every followed event up to ``position`` is applied; False if ``within``
+        seconds pass first."""
+        if self.caught_up(position):
+            return True
+        if self.categories is None or self._grouped:
+            return await self._applied(position, within)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not self.caught_up(position):
+            after = self.applied_position
+            try:
+                found = await self.store.next_position(after, self.categories)
+            except EventStoreError as exc:
+                log.warning("%s cannot tell whether it has caught up: %r", self.name, exc)
+                return False
+            if found is None or found > position:
+                known = found - 1 if found is not None else min(position, self.target_position)
+                self._quiet_to = max(self._quiet_to, known)
+                return True
+            if not await self._applied(found, deadline - loop.time()):
+                return self.caught_up(position)
+        return True
+
+    async def _applied(self, position: int, within: float) -> bool:
+        """Wait until ``position`` itself is applied; False if ``within`` seconds pass first."""
         if self.applied_position >= position:
             return True
+        if within <= 0:
+            return False
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (position, next(self._seq), future))
         try:

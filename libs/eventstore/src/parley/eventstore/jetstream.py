@@ -214,6 +214,14 @@ class JetStreamEventStore:
             raise EventStoreUnavailable(f"JetStream cannot tell the stream's state: {error}")
         return int(info["state"]["last_seq"])
 
+    async def next_position(self, after: int, categories: Sequence[str]) -> int | None:
+        """Position of the first event after ``after`` in a stream of ``categories``."""
+        found = [
+            await self._direct.first_after(after, subjects.events_of_category(category))
+            for category in categories
+        ]
+        return min((seq for seq in found if seq is not None), default=None)
+
     def subscribe(
         self, from_position: int = 0, categories: Sequence[str] | None = None
     ) -> Subscription:

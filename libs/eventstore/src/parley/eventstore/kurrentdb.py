@@ -148,6 +148,23 @@ class KurrentDBEventStore:
         except _UNAVAILABLE as exc:
             raise EventStoreUnavailable(f"could not read the last position: {exc!r}") from exc
 
+    async def next_position(self, after: int, categories: Sequence[str]) -> int | None:
+        """Position of the first event after ``after`` in a stream of ``categories``."""
+        try:
+            records = await self._client.read_all(
+                commit_position=after or None,
+                filter_include=[f"{c}-" for c in categories],
+                filter_by_stream_name=True,
+                filter_by_prefix=True,
+                limit=2,  # the start position is inclusive: the next one may be the second
+            )
+            async for rec in records:
+                if (rec.commit_position or 0) > after and not rec.stream_name.startswith("$"):
+                    return rec.commit_position
+        except _UNAVAILABLE as exc:
+            raise EventStoreUnavailable(f"could not read the next position: {exc!r}") from exc
+        return None
+
     def subscribe(
         self, from_position: int = 0, categories: Sequence[str] | None = None
     ) -> Subscription:

@@ -10,6 +10,7 @@ writers interleave (and conflict) as they do against a real store.
 """
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
 
@@ -79,6 +80,15 @@ class MemoryEventStore:
         """Global position of the newest event in the store (0 when empty)."""
         await self._round_trip()
         return len(self._log)
+
+    async def next_position(self, after: int, categories: Sequence[str]) -> int | None:
+        """Position of the first event after ``after`` in a stream of ``categories``."""
+        await self._round_trip()
+        wanted = frozenset(categories)
+        for event in itertools.islice(self._log, after, None):
+            if event.stream.split("-", 1)[0] in wanted:
+                return event.position
+        return None
 
     def subscribe(
         self, from_position: int = 0, categories: Sequence[str] | None = None

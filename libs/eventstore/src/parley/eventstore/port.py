@@ -102,6 +102,15 @@ class EventStore(Protocol):
         """Global position of the newest event in the store (0 when empty)."""
         ...
 
+    async def next_position(self, after: int, categories: Sequence[str]) -> int | None:
+        """Position of the first event after ``after`` in a stream of ``categories``; None if
+        there is none (yet).
+
+        A follower of some categories reads only their events; this tells it that it has seen
+        every one of them up to a position it was not sent.
+        """
+        ...
+
     def subscribe(
         self, from_position: int = 0, categories: Sequence[str] | None = None
     ) -> Subscription:

@@ -1,10 +1,9 @@
 """``python -m parley.deployment``: run one deployment process until SIGTERM/SIGINT."""
 
-import asyncio
-
 from parley.deployment.app import create_app
 from parley.deployment.settings import DeploymentSettings
+from parley.kit.loop import run
 from parley.kit.settings import from_env
 
 if __name__ == "__main__":
-    asyncio.run(create_app(from_env(DeploymentSettings)).run())
+    run(create_app(from_env(DeploymentSettings)).run())

@@ -1,5 +1,9 @@
 """The registry's settings, from ``PARLEY_*`` environment variables."""
 
+from typing import Annotated
+
+import msgspec
+
 from parley.kit.settings import ServiceSettings
 
 __all__ = ["RegistrySettings"]
@@ -23,6 +27,9 @@ class RegistrySettings(ServiceSettings, kw_only=True, frozen=True):
     (`PARLEY_EXT_EVENTS_MAX_BYTES`; -1: no limit)."""
     ext_events_batch: int = 256
     """Events relayed per batch, and unacknowledged at most (`PARLEY_EXT_EVENTS_BATCH`)."""
+    ext_events_linger: Annotated[float, msgspec.Meta(ge=0.0, le=5.0)] = 0.05
+    """Seconds the relay waits after a batch that was not full, gathering the next
+    (`PARLEY_EXT_EVENTS_LINGER`): fewer wake-ups under load, for that much delay at most."""
 
     def external_namespaces(self) -> list[str]:
         """`ext_namespaces` as a list."""

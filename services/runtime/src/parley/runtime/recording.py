@@ -99,11 +99,14 @@ class StreamRecorder:
         if self.gate is not None and not self.gate.done():
             await asyncio.shield(self.gate)
         new = self.event(type, payload)
-        async for attempt in stamina.retry_context(
-            on=EventStoreUnavailable, attempts=None, timeout=RECORD_WAIT_S, wait_max=1.0
-        ):
-            with attempt:
-                result = await self.store.append(self.stream, [new], ANY_VERSION)
+        try:  # the hot path: one try, no retry context
+            result = await self.store.append(self.stream, [new], ANY_VERSION)
+        except EventStoreUnavailable:
+            async for attempt in stamina.retry_context(
+                on=EventStoreUnavailable, attempts=None, timeout=RECORD_WAIT_S, wait_max=1.0
+            ):
+                with attempt:
+                    result = await self.store.append(self.stream, [new], ANY_VERSION)
         self.position = result.position
         if self.on_recorded is not None:
             self.on_recorded(

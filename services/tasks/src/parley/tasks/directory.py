@@ -31,6 +31,7 @@ class Directory(Follower):
     """Agents by id, with their success counts (an :class:`~parley.tasks.domain.AgentLookup`)."""
 
     name = "tasks-directory"
+    categories = ("agent", "session", "execution")
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)

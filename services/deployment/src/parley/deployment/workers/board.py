@@ -48,6 +48,7 @@ class Board(Follower):
     """Deployments by (namespace, id), with one timer per active deployment."""
 
     name = "deployment-board"
+    categories = ("deployment", "session", "execution")
 
     def __init__(self, store: EventStore, on_due: OnDue) -> None:
         super().__init__(store)
@@ -59,11 +60,7 @@ class Board(Follower):
         self._judging: set[tuple[str, str]] = set()
 
     def fold(self, event: Event) -> None:
-        """Fold a deployment event and (re-)arm or drop its timer; skip the rest.
-
-        Every category is read (not only ``deployment``), so the position reaches the store's
-        end at start even when the newest event is another service's.
-        """
+        """Fold a deployment event and (re-)arm or drop its timer; a run's end is measured."""
         if not event.stream.startswith("deployment-"):
             self._measure(event)
             return

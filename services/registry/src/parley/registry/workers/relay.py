@@ -19,6 +19,9 @@ Once and in order, across restarts and any number of relay processes:
   so however many processes pull, batches are relayed one after another, in store order.
 - A batch is published in order, and acknowledged (``AckPolicy.ALL``, on its last message)
   only once every publish was acknowledged by its stream; what failed is handed back.
+- A batch that was not full is followed by a pause (``ext_events_linger``, 50 ms by
+  default): under a steady trickle the relay wakes a few times a second for many events
+  instead of once per event, and an external reader sees an event that much later at most.
 - A batch relayed but not acknowledged (its process died) comes back after the ack wait and
   is dropped by the streams' de-duplication: ``Nats-Msg-Id`` is the event id, and the window
   (2 minutes) is longer than the ack wait.
@@ -95,9 +98,12 @@ class Relay:
         max_age: float,
         max_bytes: int,
         batch: int = 256,
+        linger: float = 0.0,
     ) -> None:
         self.nc, self.js, self.namespaces = nc, nc.jetstream(), frozenset(namespaces)
         self.max_age, self.max_bytes, self.batch = max_age, max_bytes, batch
+        self.linger = linger
+        """Seconds to wait after a batch that was not full, so the next one gathers more."""
         self.relayed = 0
         """Events this process handed on: relayed, or passed over (no external account)."""
         self._sub: JetStreamContext.PullSubscription | None = None
@@ -174,6 +180,8 @@ class Relay:
                 await asyncio.sleep(_RETRY_PAUSE_S)
                 continue
             await self._relay(messages)
+            if len(messages) < self.batch and self.linger:
+                await asyncio.sleep(self.linger)
 
     async def _relay(self, messages: list[Msg]) -> None:
         """Publish ``messages`` in order; acknowledge the relayed prefix, hand back the rest."""
@@ -230,6 +238,7 @@ async def start_relay(connections: Connections, settings: RegistrySettings) -> R
         max_age=settings.ext_events_max_age,
         max_bytes=settings.ext_events_max_bytes,
         batch=settings.ext_events_batch,
+        linger=settings.ext_events_linger,
     )
     await relay.start()
     connections.stack.push_async_callback(relay.stop)

@@ -52,6 +52,7 @@ class Watch(Follower):
     answered)."""
 
     name = "tasks-watch"
+    categories = ("task", "grouprun")
 
     def __init__(
         self,

@@ -19,25 +19,18 @@ from parley.cli.files import InputFile
 from parley.cli.files import read_definition
 from parley.cli.lookups import agent_id
 from parley.cli.lookups import agent_names
-from parley.cli.output import Column
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 
 __all__ = ["AGENT_COLUMNS", "agents"]
 
 agents = group("agents", "Agents: definitions and lifecycle.")
 
-AGENT_COLUMNS: list[Column] = [
-    ("NAME", field("spec.name")),
-    ("ID", field("id")),
-    ("STATE", field("state")),
-    ("PROVIDER", field("spec.provider")),
-    ("MODEL", field("spec.model")),
-    ("VERSION", field("version")),
-    ("UPDATED", field("updated_at")),
-]
+AGENT_COLUMNS = columns(
+    "spec.name, id, state, spec.provider, spec.model, version, UPDATED=updated_at"
+)
 
 Agent = Annotated[str, typer.Argument(help="the agent's name or id", autocompletion=agent_names)]
 Reason = Annotated[str | None, typer.Option(help="why (recorded in the event)")]
@@ -63,7 +56,7 @@ def get_agent(agent: Agent, output: Output = Format.table) -> None:
     """Show one agent."""
     with api() as client:
         found = client.get(f"/api/v1/agents/{agent_id(client, agent)}")
-    emit(found, output, AGENT_COLUMNS + [("CAPABILITIES", field("spec.capabilities"))])
+    emit(found, output, AGENT_COLUMNS + columns("spec.capabilities"))
 
 
 @agents.command("create")

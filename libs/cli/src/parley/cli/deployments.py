@@ -22,12 +22,11 @@ from parley.cli.files import InputFile
 from parley.cli.files import read_definition
 from parley.cli.lookups import agent_id
 from parley.cli.lookups import agent_names
-from parley.cli.output import Column
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
 from parley.cli.output import emit_item
-from parley.cli.output import field
 from parley.cli.output import out
 from parley.cli.watching import follow
 
@@ -35,15 +34,10 @@ __all__ = ["deploy", "deployments", "parse_stages"]
 
 deployments = group("deployments", "Deployments: roll new definitions out, and back.")
 
-COLUMNS: list[Column] = [
-    ("DEPLOYMENT", field("id")),
-    ("AGENT", field("agent_id")),
-    ("VERSION", field("version_label")),
-    ("STRATEGY", field("strategy")),
-    ("STATUS", field("status")),
-    ("SPLIT %", field("percentage")),
-    ("REASON", field("reason")),
-]
+COLUMNS = columns(
+    "DEPLOYMENT=id, AGENT=agent_id, VERSION=version_label, strategy, status,"
+    " SPLIT %=percentage, reason"
+)
 _DONE = {"completed", "rolled_back", "failed"}
 _STAGE = re.compile(r"^(\d{1,3})(?::(\d+(?:\.\d+)?)([smhd]?))?$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -7,33 +7,20 @@ import typer
 
 from parley.cli.app import api
 from parley.cli.app import group
-from parley.cli.output import Column
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 
 __all__ = ["keys"]
 
 keys = group("keys", "API keys (admins only).")
 
-COLUMNS: list[Column] = [
-    ("ID", field("key_id")),
-    ("NAME", field("name")),
-    ("PREFIX", field("prefix")),
-    ("ROLES", field("roles")),
-    ("NAMESPACES", field("namespaces")),
-    ("EXPIRES", field("expires_at")),
-    ("REVOKED", field("revoked_at")),
-    ("LAST USED", field("last_used_at")),
-]
-ISSUED: list[Column] = [
-    ("ID", field("key.key_id")),
-    ("NAME", field("key.name")),
-    ("ROLES", field("key.roles")),
-    ("NAMESPACES", field("key.namespaces")),
-    ("SECRET", field("secret")),
-]
+COLUMNS = columns(
+    "ID=key_id, name, prefix, roles, namespaces, EXPIRES=expires_at, REVOKED=revoked_at,"
+    " LAST USED=last_used_at"
+)
+ISSUED = columns("ID=key.key_id, key.name, key.roles, key.namespaces, secret")
 Key = Annotated[str, typer.Argument(help="the key's id")]
 
 

@@ -14,34 +14,23 @@ from parley.cli.client import given
 from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
-from parley.cli.output import Column
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 from parley.cli.watching import parse_value
 
 __all__ = ["messages", "send"]
 
 messages = group("messages", "FIPA-ACL messages: the recorded ones.")
 
-COLUMNS: list[Column] = [
-    ("MESSAGE", field("message_id")),
-    ("PERFORMATIVE", field("performative")),
-    ("SENDER", field("sender")),
-    ("RECEIVERS", field("receivers")),
-    ("CONVERSATION", field("conversation_id")),
-    ("CONTENT", field("content")),
-]
-SENT: list[Column] = [
-    ("MESSAGE", field("message_id")),
-    ("CONVERSATION", field("conversation_id")),
-    ("STATUS", field("status")),
-    ("DELIVERED TO", field("delivered_to")),
-    ("REPLY", field("reply.performative")),
-    ("REPLY CONTENT", field("reply.content")),
-    ("TIMED OUT", field("timed_out")),
-]
+COLUMNS = columns(
+    "MESSAGE=message_id, performative, sender, receivers, CONVERSATION=conversation_id, content"
+)
+SENT = columns(
+    "MESSAGE=message_id, CONVERSATION=conversation_id, status, delivered_to,"
+    " REPLY=reply.performative, REPLY CONTENT=reply.content, timed_out"
+)
 
 
 def _receiver(client: Api, ref: str) -> str:
@@ -119,5 +108,5 @@ def get_message(
         emit(
             client.get(f"/api/v1/messages/{message_id}"),
             output,
-            COLUMNS + [("STATUS", field("status")), ("DELIVERIES", field("deliveries"))],
+            COLUMNS + columns("status, deliveries"),
         )

@@ -14,12 +14,11 @@ from parley.cli.client import given
 from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
-from parley.cli.output import Column
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
 from parley.cli.output import emit_item
-from parley.cli.output import field
 from parley.cli.watching import parse_value
 from parley.contracts.tasks import task_stream
 
@@ -27,15 +26,7 @@ __all__ = ["tasks"]
 
 tasks = group("tasks", "Contract Net tasks: put work out to tender.")
 
-COLUMNS: list[Column] = [
-    ("TASK", field("task_id")),
-    ("NAME", field("name")),
-    ("STATUS", field("status")),
-    ("ASSIGNED TO", field("assigned_to")),
-    ("ROUND", field("round")),
-    ("RESULT", field("result")),
-    ("FAILURE", field("failure_reason")),
-]
+COLUMNS = columns("TASK=task_id, name, status, assigned_to, round, result, FAILURE=failure_reason")
 _ENDS = {"task.completed", "task.failed", "task.cancelled"}
 Task = Annotated[str, typer.Argument(help="the task's id")]
 
@@ -160,7 +151,7 @@ def get_task(task_id: Task, output: Output = Format.table) -> None:
         emit(
             client.get(f"/api/v1/tasks/{task_id}"),
             output,
-            COLUMNS + [("PROPOSALS", field("proposals")), ("WINNING BID", field("winning_bid"))],
+            COLUMNS + columns("proposals, winning_bid"),
         )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 import yaml  # type: ignore[import-untyped]
 
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import group
 from parley.cli.exits import CliFailure
@@ -19,6 +20,7 @@ from parley.cli.files import InputFile
 from parley.cli.files import read_definition
 from parley.cli.lookups import agent_id
 from parley.cli.lookups import agent_names
+from parley.cli.options import Limit
 from parley.cli.output import Format
 from parley.cli.output import Output
 from parley.cli.output import columns
@@ -42,13 +44,12 @@ def list_agents(
     capability: Annotated[list[str] | None, typer.Option(help="having every one")] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value, all must match")] = None,
     sort: Annotated[str, typer.Option(help="name, created_at, updated_at, state; :desc")] = "name",
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List the namespace's agents."""
     params = {"state": state, "capability": capability, "label": label, "sort": sort}
-    with api() as client:
-        emit(client.items("/api/v1/agents", params, limit), output, AGENT_COLUMNS)
+    show_list("/api/v1/agents", params, output, AGENT_COLUMNS, limit)
 
 
 @agents.command("get")

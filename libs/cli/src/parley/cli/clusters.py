@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from parley.cli.answers import show
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import group
 from parley.cli.client import Api
@@ -102,8 +104,7 @@ def list_clusters(
     output: Output = Format.table,
 ) -> None:
     """List the namespace's clusters."""
-    with api() as client:
-        emit(client.items("/api/v1/clusters", {"state": state, "label": label}), output, COLUMNS)
+    show_list("/api/v1/clusters", {"state": state, "label": label}, output, COLUMNS)
 
 
 @clusters.command("get")
@@ -190,5 +191,4 @@ def get_run(
     output: Output = Format.table,
 ) -> None:
     """Show a group run: each agent's part and the result."""
-    with api() as client:
-        emit(client.get(f"/api/v1/clusters/{name}/runs/{run_id}"), output, RUN_COLUMNS)
+    show(f"/api/v1/clusters/{name}/runs/{run_id}", output, RUN_COLUMNS)

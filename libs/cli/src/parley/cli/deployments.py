@@ -11,6 +11,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from parley.cli.answers import show
+from parley.cli.answers import show_action
 from parley.cli.app import api
 from parley.cli.app import app
 from parley.cli.app import group
@@ -22,6 +24,8 @@ from parley.cli.files import InputFile
 from parley.cli.files import read_definition
 from parley.cli.lookups import agent_id
 from parley.cli.lookups import agent_names
+from parley.cli.options import Limit
+from parley.cli.options import Reason
 from parley.cli.output import Format
 from parley.cli.output import Output
 from parley.cli.output import columns
@@ -165,7 +169,7 @@ Deployment = Annotated[str, typer.Argument(help="the deployment's id")]
 def list_deployments(
     agent: Annotated[str | None, typer.Option(help="only this agent's (name or id)")] = None,
     status: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List deployments, newest first."""
@@ -178,8 +182,7 @@ def list_deployments(
 @deployments.command("get")
 def get_deployment(deployment_id: Deployment, output: Output = Format.table) -> None:
     """Show a deployment."""
-    with api() as client:
-        emit(client.get(f"/api/v1/deployments/{deployment_id}"), output, COLUMNS)
+    show(f"/api/v1/deployments/{deployment_id}", output, COLUMNS)
 
 
 @deployments.command("watch")
@@ -192,12 +195,10 @@ def watch_deployment(deployment_id: Deployment, output: Output = Format.table) -
 def _steer(action: str) -> None:
     def command(
         deployment_id: Deployment,
-        reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+        reason: Reason = None,
         output: Output = Format.table,
     ) -> None:
-        with api() as client:
-            path = f"/api/v1/deployments/{deployment_id}/{action}"
-            emit(client.act(path, reason=reason), output, COLUMNS)
+        show_action(f"/api/v1/deployments/{deployment_id}/{action}", output, COLUMNS, reason=reason)
 
     command.__doc__ = f"{action.capitalize()} a deployment."
     deployments.command(action)(command)

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from parley.cli.answers import show
 from parley.cli.app import api
 from parley.cli.app import app
 from parley.cli.app import group
@@ -14,6 +15,7 @@ from parley.cli.client import given
 from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
+from parley.cli.options import Limit
 from parley.cli.output import Format
 from parley.cli.output import Output
 from parley.cli.output import columns
@@ -89,7 +91,7 @@ def list_messages(
     conversation: Annotated[str | None, typer.Option(help="only this conversation")] = None,
     agent: Annotated[list[str] | None, typer.Option(help="sent or received by")] = None,
     performative: Annotated[list[str] | None, typer.Option()] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List recorded messages, oldest first."""
@@ -104,9 +106,4 @@ def get_message(
     message_id: Annotated[str, typer.Argument()], output: Output = Format.table
 ) -> None:
     """Show a message and its deliveries."""
-    with api() as client:
-        emit(
-            client.get(f"/api/v1/messages/{message_id}"),
-            output,
-            COLUMNS + columns("status, deliveries"),
-        )
+    show(f"/api/v1/messages/{message_id}", output, COLUMNS + columns("status, deliveries"))

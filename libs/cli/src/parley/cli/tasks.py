@@ -6,6 +6,9 @@ from typing import Any
 
 import typer
 
+from parley.cli.answers import show
+from parley.cli.answers import show_action
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import current_target
 from parley.cli.app import group
@@ -14,6 +17,7 @@ from parley.cli.client import given
 from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
+from parley.cli.options import Limit
 from parley.cli.output import Format
 from parley.cli.output import Output
 from parley.cli.output import columns
@@ -134,25 +138,17 @@ def distribute(
 def list_tasks(
     status: Annotated[str | None, typer.Option()] = None,
     name: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List tasks, oldest first."""
-    with api() as client:
-        emit(
-            client.items("/api/v1/tasks", {"status": status, "name": name}, limit), output, COLUMNS
-        )
+    show_list("/api/v1/tasks", {"status": status, "name": name}, output, COLUMNS, limit)
 
 
 @tasks.command("get")
 def get_task(task_id: Task, output: Output = Format.table) -> None:
     """Show a task: its proposals, award, result."""
-    with api() as client:
-        emit(
-            client.get(f"/api/v1/tasks/{task_id}"),
-            output,
-            COLUMNS + columns("proposals, winning_bid"),
-        )
+    show(f"/api/v1/tasks/{task_id}", output, COLUMNS + columns("proposals, winning_bid"))
 
 
 @tasks.command("cancel")
@@ -162,5 +158,4 @@ def cancel_task(
     output: Output = Format.table,
 ) -> None:
     """Cancel a task (its contractor is sent a FIPA cancel)."""
-    with api() as client:
-        emit(client.act(f"/api/v1/tasks/{task_id}/cancel", reason=reason), output, COLUMNS)
+    show_action(f"/api/v1/tasks/{task_id}/cancel", output, COLUMNS, reason=reason)

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 import yaml  # type: ignore[import-untyped]
 
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import group
 from parley.cli.exits import CliFailure
@@ -19,25 +20,19 @@ from parley.cli.files import InputFile
 from parley.cli.files import read_definition
 from parley.cli.lookups import agent_id
 from parley.cli.lookups import agent_names
-from parley.cli.output import Column
+from parley.cli.options import Limit
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 
 __all__ = ["AGENT_COLUMNS", "agents"]
 
 agents = group("agents", "Agents: definitions and lifecycle.")
 
-AGENT_COLUMNS: list[Column] = [
-    ("NAME", field("spec.name")),
-    ("ID", field("id")),
-    ("STATE", field("state")),
-    ("PROVIDER", field("spec.provider")),
-    ("MODEL", field("spec.model")),
-    ("VERSION", field("version")),
-    ("UPDATED", field("updated_at")),
-]
+AGENT_COLUMNS = columns(
+    "spec.name, id, state, spec.provider, spec.model, version, UPDATED=updated_at"
+)
 
 Agent = Annotated[str, typer.Argument(help="the agent's name or id", autocompletion=agent_names)]
 Reason = Annotated[str | None, typer.Option(help="why (recorded in the event)")]
@@ -49,13 +44,12 @@ def list_agents(
     capability: Annotated[list[str] | None, typer.Option(help="having every one")] = None,
     label: Annotated[list[str] | None, typer.Option(help="key=value, all must match")] = None,
     sort: Annotated[str, typer.Option(help="name, created_at, updated_at, state; :desc")] = "name",
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List the namespace's agents."""
     params = {"state": state, "capability": capability, "label": label, "sort": sort}
-    with api() as client:
-        emit(client.items("/api/v1/agents", params, limit), output, AGENT_COLUMNS)
+    show_list("/api/v1/agents", params, output, AGENT_COLUMNS, limit)
 
 
 @agents.command("get")
@@ -63,7 +57,7 @@ def get_agent(agent: Agent, output: Output = Format.table) -> None:
     """Show one agent."""
     with api() as client:
         found = client.get(f"/api/v1/agents/{agent_id(client, agent)}")
-    emit(found, output, AGENT_COLUMNS + [("CAPABILITIES", field("spec.capabilities"))])
+    emit(found, output, AGENT_COLUMNS + columns("spec.capabilities"))
 
 
 @agents.command("create")

@@ -6,6 +6,8 @@ from typing import Any
 
 import typer
 
+from parley.cli.answers import show
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import group
 from parley.cli.client import Api
@@ -14,12 +16,11 @@ from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.files import InputFile
 from parley.cli.files import read_manifest
-from parley.cli.output import Column
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
 from parley.cli.output import emit_item
-from parley.cli.output import field
 from parley.cli.watching import follow
 from parley.cli.watching import parse_value
 
@@ -29,22 +30,8 @@ clusters = group("clusters", "Clusters: groups of agents deployed from one manif
 runs = typer.Typer(help="Group runs of a cluster.", no_args_is_help=True)
 clusters.add_typer(runs, name="runs")
 
-COLUMNS: list[Column] = [
-    ("NAME", field("name")),
-    ("STATE", field("state")),
-    ("STRATEGY", field("strategy")),
-    ("AGENTS", field("agents_count")),
-    ("LABELS", field("labels")),
-    ("UPDATED", field("updated_at")),
-]
-RUN_COLUMNS: list[Column] = [
-    ("RUN", field("run_id")),
-    ("STATUS", field("status")),
-    ("STRATEGY", field("strategy")),
-    ("RESULT", field("result")),
-    ("WINNER", field("winner")),
-    ("ERROR", field("error")),
-]
+COLUMNS = columns("name, state, strategy, AGENTS=agents_count, labels, UPDATED=updated_at")
+RUN_COLUMNS = columns("RUN=run_id, status, strategy, result, winner, error")
 Name = Annotated[str, typer.Argument(help="the cluster's name")]
 
 
@@ -117,8 +104,7 @@ def list_clusters(
     output: Output = Format.table,
 ) -> None:
     """List the namespace's clusters."""
-    with api() as client:
-        emit(client.items("/api/v1/clusters", {"state": state, "label": label}), output, COLUMNS)
+    show_list("/api/v1/clusters", {"state": state, "label": label}, output, COLUMNS)
 
 
 @clusters.command("get")
@@ -130,8 +116,7 @@ def get_cluster(name: Name, output: Output = Format.table) -> None:
         emit(cluster, output)
         return
     emit(cluster, output, COLUMNS)
-    agent_columns = [(h.upper(), field(h)) for h in ("name", "id", "status", "instances")]
-    emit(cluster["agents"], output, agent_columns)
+    emit(cluster["agents"], output, columns("name, id, status, instances"))
 
 
 @clusters.command("scale")
@@ -206,5 +191,4 @@ def get_run(
     output: Output = Format.table,
 ) -> None:
     """Show a group run: each agent's part and the result."""
-    with api() as client:
-        emit(client.get(f"/api/v1/clusters/{name}/runs/{run_id}"), output, RUN_COLUMNS)
+    show(f"/api/v1/clusters/{name}/runs/{run_id}", output, RUN_COLUMNS)

@@ -11,6 +11,8 @@ from rich.console import Group
 from rich.live import Live
 from rich.table import Table
 
+from parley.cli.answers import show
+from parley.cli.answers import show_action
 from parley.cli.app import api
 from parley.cli.app import app
 from parley.cli.app import group
@@ -22,12 +24,13 @@ from parley.cli.files import InputFile
 from parley.cli.files import read_definition
 from parley.cli.lookups import agent_id
 from parley.cli.lookups import agent_names
-from parley.cli.output import Column
+from parley.cli.options import Limit
+from parley.cli.options import Reason
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
 from parley.cli.output import emit_item
-from parley.cli.output import field
 from parley.cli.output import out
 from parley.cli.watching import follow
 
@@ -35,15 +38,10 @@ __all__ = ["deploy", "deployments", "parse_stages"]
 
 deployments = group("deployments", "Deployments: roll new definitions out, and back.")
 
-COLUMNS: list[Column] = [
-    ("DEPLOYMENT", field("id")),
-    ("AGENT", field("agent_id")),
-    ("VERSION", field("version_label")),
-    ("STRATEGY", field("strategy")),
-    ("STATUS", field("status")),
-    ("SPLIT %", field("percentage")),
-    ("REASON", field("reason")),
-]
+COLUMNS = columns(
+    "DEPLOYMENT=id, AGENT=agent_id, VERSION=version_label, strategy, status,"
+    " SPLIT %=percentage, reason"
+)
 _DONE = {"completed", "rolled_back", "failed"}
 _STAGE = re.compile(r"^(\d{1,3})(?::(\d+(?:\.\d+)?)([smhd]?))?$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -171,7 +169,7 @@ Deployment = Annotated[str, typer.Argument(help="the deployment's id")]
 def list_deployments(
     agent: Annotated[str | None, typer.Option(help="only this agent's (name or id)")] = None,
     status: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List deployments, newest first."""
@@ -184,8 +182,7 @@ def list_deployments(
 @deployments.command("get")
 def get_deployment(deployment_id: Deployment, output: Output = Format.table) -> None:
     """Show a deployment."""
-    with api() as client:
-        emit(client.get(f"/api/v1/deployments/{deployment_id}"), output, COLUMNS)
+    show(f"/api/v1/deployments/{deployment_id}", output, COLUMNS)
 
 
 @deployments.command("watch")
@@ -198,12 +195,10 @@ def watch_deployment(deployment_id: Deployment, output: Output = Format.table) -
 def _steer(action: str) -> None:
     def command(
         deployment_id: Deployment,
-        reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+        reason: Reason = None,
         output: Output = Format.table,
     ) -> None:
-        with api() as client:
-            path = f"/api/v1/deployments/{deployment_id}/{action}"
-            emit(client.act(path, reason=reason), output, COLUMNS)
+        show_action(f"/api/v1/deployments/{deployment_id}/{action}", output, COLUMNS, reason=reason)
 
     command.__doc__ = f"{action.capitalize()} a deployment."
     deployments.command(action)(command)

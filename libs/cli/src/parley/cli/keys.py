@@ -5,35 +5,26 @@ from typing import Annotated
 
 import typer
 
+from parley.cli.answers import show
+from parley.cli.answers import show_action
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import group
-from parley.cli.output import Column
+from parley.cli.options import Reason
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 
 __all__ = ["keys"]
 
 keys = group("keys", "API keys (admins only).")
 
-COLUMNS: list[Column] = [
-    ("ID", field("key_id")),
-    ("NAME", field("name")),
-    ("PREFIX", field("prefix")),
-    ("ROLES", field("roles")),
-    ("NAMESPACES", field("namespaces")),
-    ("EXPIRES", field("expires_at")),
-    ("REVOKED", field("revoked_at")),
-    ("LAST USED", field("last_used_at")),
-]
-ISSUED: list[Column] = [
-    ("ID", field("key.key_id")),
-    ("NAME", field("key.name")),
-    ("ROLES", field("key.roles")),
-    ("NAMESPACES", field("key.namespaces")),
-    ("SECRET", field("secret")),
-]
+COLUMNS = columns(
+    "ID=key_id, name, prefix, roles, namespaces, EXPIRES=expires_at, REVOKED=revoked_at,"
+    " LAST USED=last_used_at"
+)
+ISSUED = columns("ID=key.key_id, key.name, key.roles, key.namespaces, secret")
 Key = Annotated[str, typer.Argument(help="the key's id")]
 
 
@@ -57,15 +48,13 @@ def create_key(
 @keys.command("ls")
 def list_keys(output: Output = Format.table) -> None:
     """List the keys of the namespaces you see (never a secret)."""
-    with api() as client:
-        emit(client.items("/api/v1/keys", {}), output, COLUMNS)
+    show_list("/api/v1/keys", {}, output, COLUMNS)
 
 
 @keys.command("get")
 def get_key(key_id: Key, output: Output = Format.table) -> None:
     """Show one key."""
-    with api() as client:
-        emit(client.get(f"/api/v1/keys/{key_id}"), output, COLUMNS)
+    show(f"/api/v1/keys/{key_id}", output, COLUMNS)
 
 
 @keys.command("rotate")
@@ -75,16 +64,14 @@ def rotate_key(
     output: Output = Format.table,
 ) -> None:
     """Issue a new secret for a key; the old one stops working at once."""
-    with api() as client:
-        emit(client.act(f"/api/v1/keys/{key_id}/rotate", expires_at=expires_at), output, ISSUED)
+    show_action(f"/api/v1/keys/{key_id}/rotate", output, ISSUED, expires_at=expires_at)
 
 
 @keys.command("revoke")
 def revoke_key(
     key_id: Key,
-    reason: Annotated[str | None, typer.Option(help="why (recorded)")] = None,
+    reason: Reason = None,
     output: Output = Format.table,
 ) -> None:
     """Revoke a key: every edge refuses it within a second."""
-    with api() as client:
-        emit(client.act(f"/api/v1/keys/{key_id}/revoke", reason=reason), output, COLUMNS)
+    show_action(f"/api/v1/keys/{key_id}/revoke", output, COLUMNS, reason=reason)

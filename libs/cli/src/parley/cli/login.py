@@ -18,8 +18,8 @@ from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 
 __all__ = ["contexts", "login"]
 
@@ -71,8 +71,7 @@ def list_contexts(output: Output = Format.table) -> None:
         }
         for name, context in sorted(config.contexts.items())
     ]
-    columns = [(h.upper(), field(h)) for h in ("name", "current", "url", "namespace")]
-    emit(rows, output, columns)
+    emit(rows, output, columns("name, current, url, namespace"))
 
 
 @contexts.command("use")

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from parley.cli.answers import show
 from parley.cli.app import api
 from parley.cli.app import app
 from parley.cli.app import group
@@ -14,34 +15,24 @@ from parley.cli.client import given
 from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
-from parley.cli.output import Column
+from parley.cli.options import Limit
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
-from parley.cli.output import field
 from parley.cli.watching import parse_value
 
 __all__ = ["messages", "send"]
 
 messages = group("messages", "FIPA-ACL messages: the recorded ones.")
 
-COLUMNS: list[Column] = [
-    ("MESSAGE", field("message_id")),
-    ("PERFORMATIVE", field("performative")),
-    ("SENDER", field("sender")),
-    ("RECEIVERS", field("receivers")),
-    ("CONVERSATION", field("conversation_id")),
-    ("CONTENT", field("content")),
-]
-SENT: list[Column] = [
-    ("MESSAGE", field("message_id")),
-    ("CONVERSATION", field("conversation_id")),
-    ("STATUS", field("status")),
-    ("DELIVERED TO", field("delivered_to")),
-    ("REPLY", field("reply.performative")),
-    ("REPLY CONTENT", field("reply.content")),
-    ("TIMED OUT", field("timed_out")),
-]
+COLUMNS = columns(
+    "MESSAGE=message_id, performative, sender, receivers, CONVERSATION=conversation_id, content"
+)
+SENT = columns(
+    "MESSAGE=message_id, CONVERSATION=conversation_id, status, delivered_to,"
+    " REPLY=reply.performative, REPLY CONTENT=reply.content, timed_out"
+)
 
 
 def _receiver(client: Api, ref: str) -> str:
@@ -100,7 +91,7 @@ def list_messages(
     conversation: Annotated[str | None, typer.Option(help="only this conversation")] = None,
     agent: Annotated[list[str] | None, typer.Option(help="sent or received by")] = None,
     performative: Annotated[list[str] | None, typer.Option()] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List recorded messages, oldest first."""
@@ -115,9 +106,4 @@ def get_message(
     message_id: Annotated[str, typer.Argument()], output: Output = Format.table
 ) -> None:
     """Show a message and its deliveries."""
-    with api() as client:
-        emit(
-            client.get(f"/api/v1/messages/{message_id}"),
-            output,
-            COLUMNS + [("STATUS", field("status")), ("DELIVERIES", field("deliveries"))],
-        )
+    show(f"/api/v1/messages/{message_id}", output, COLUMNS + columns("status, deliveries"))

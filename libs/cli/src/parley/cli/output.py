@@ -18,7 +18,7 @@ import yaml  # type: ignore[import-untyped]
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Column", "Format", "Output", "cell", "emit", "emit_item", "field", "out"]
+__all__ = ["Column", "Format", "Output", "cell", "columns", "emit", "emit_item", "field", "out"]
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 400)
 """stdout, for tables and live views (piped: wide, so no cell is cut)."""
@@ -50,6 +50,22 @@ def field(path: str) -> Callable[[Any], Any]:
         return item
 
     return read
+
+
+def columns(spec: str) -> list[Column]:
+    """A table's columns, written compactly: comma-separated ``HEADER=path`` entries, or a
+    bare ``path`` headed by its last part in capitals (``spec.model`` → ``MODEL``,
+    ``assigned_to`` → ``ASSIGNED TO``).
+
+    ``columns("ID=key_id, name, LAST USED=last_used_at")`` is
+    ``[("ID", field("key_id")), ("NAME", field("name")), ("LAST USED", field("last_used_at"))]``.
+    """
+    table: list[Column] = []
+    for entry in spec.split(","):
+        header, _, path = entry.strip().rpartition("=")
+        default = path.rpartition(".")[2].replace("_", " ").upper()
+        table.append((header or default, field(path)))
+    return table
 
 
 def cell(value: Any) -> str:

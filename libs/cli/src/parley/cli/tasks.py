@@ -6,6 +6,9 @@ from typing import Any
 
 import typer
 
+from parley.cli.answers import show
+from parley.cli.answers import show_action
+from parley.cli.answers import show_list
 from parley.cli.app import api
 from parley.cli.app import current_target
 from parley.cli.app import group
@@ -14,12 +17,12 @@ from parley.cli.client import given
 from parley.cli.exits import CliFailure
 from parley.cli.exits import Exit
 from parley.cli.lookups import agent_id
-from parley.cli.output import Column
+from parley.cli.options import Limit
 from parley.cli.output import Format
 from parley.cli.output import Output
+from parley.cli.output import columns
 from parley.cli.output import emit
 from parley.cli.output import emit_item
-from parley.cli.output import field
 from parley.cli.watching import parse_value
 from parley.contracts.tasks import task_stream
 
@@ -27,15 +30,7 @@ __all__ = ["tasks"]
 
 tasks = group("tasks", "Contract Net tasks: put work out to tender.")
 
-COLUMNS: list[Column] = [
-    ("TASK", field("task_id")),
-    ("NAME", field("name")),
-    ("STATUS", field("status")),
-    ("ASSIGNED TO", field("assigned_to")),
-    ("ROUND", field("round")),
-    ("RESULT", field("result")),
-    ("FAILURE", field("failure_reason")),
-]
+COLUMNS = columns("TASK=task_id, name, status, assigned_to, round, result, FAILURE=failure_reason")
 _ENDS = {"task.completed", "task.failed", "task.cancelled"}
 Task = Annotated[str, typer.Argument(help="the task's id")]
 
@@ -143,25 +138,17 @@ def distribute(
 def list_tasks(
     status: Annotated[str | None, typer.Option()] = None,
     name: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int | None, typer.Option(help="at most this many")] = None,
+    limit: Limit = None,
     output: Output = Format.table,
 ) -> None:
     """List tasks, oldest first."""
-    with api() as client:
-        emit(
-            client.items("/api/v1/tasks", {"status": status, "name": name}, limit), output, COLUMNS
-        )
+    show_list("/api/v1/tasks", {"status": status, "name": name}, output, COLUMNS, limit)
 
 
 @tasks.command("get")
 def get_task(task_id: Task, output: Output = Format.table) -> None:
     """Show a task: its proposals, award, result."""
-    with api() as client:
-        emit(
-            client.get(f"/api/v1/tasks/{task_id}"),
-            output,
-            COLUMNS + [("PROPOSALS", field("proposals")), ("WINNING BID", field("winning_bid"))],
-        )
+    show(f"/api/v1/tasks/{task_id}", output, COLUMNS + columns("proposals, winning_bid"))
 
 
 @tasks.command("cancel")
@@ -171,5 +158,4 @@ def cancel_task(
     output: Output = Format.table,
 ) -> None:
     """Cancel a task (its contractor is sent a FIPA cancel)."""
-    with api() as client:
-        emit(client.act(f"/api/v1/tasks/{task_id}/cancel", reason=reason), output, COLUMNS)
+    show_action(f"/api/v1/tasks/{task_id}/cancel", output, COLUMNS, reason=reason)

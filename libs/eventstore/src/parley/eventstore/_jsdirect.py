@@ -77,27 +77,34 @@ class DirectGet:
 
     async def last(self, subject: str) -> Tail | None:
         """The last event on ``subject`` (None for a new stream)."""
-        try:
-            msg = await self._nc.request(
-                f"$JS.API.DIRECT.GET.{self._stream}.{subject}", b"", timeout=self._timeout
-            )
-        except DRIVER_ERRORS as exc:
-            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
-        headers = msg.headers or {}
-        if "Status" in headers:
-            if headers["Status"] == "404":
-                return None
-            raise EventStoreError(f"JetStream direct get failed: {headers}")
-        head = decode_head(msg.data)
+        found = await self._get(f"$JS.API.DIRECT.GET.{self._stream}.{subject}", b"")
+        if found is None:
+            return None
+        data, headers = found
+        head = decode_head(data)
         return Tail(head.id, head.version, int(headers["Nats-Sequence"]))
 
     async def first_after(self, seq: int, subject: str) -> int | None:
         """The sequence of the first message after ``seq`` on ``subject`` (a filter; None: none)."""
         request = json.dumps({"seq": seq + 1, "next_by_subj": subject}).encode()
-        try:
-            msg = await self._nc.request(
-                f"$JS.API.DIRECT.GET.{self._stream}", request, timeout=self._timeout
+        found = await self._get(f"$JS.API.DIRECT.GET.{self._stream}", request)
+        return None if found is None else int(found[1]["Nats-Sequence"])
+
+    async def recorded_at(self, seq: int, stream: str) -> AppendResult:
+        """Where a de-duplicated append was first stored."""
+        found = await self._get(
+            f"$JS.API.DIRECT.GET.{self._stream}", json.dumps({"seq": seq}).encode()
+        )
+        if found is None or found[1].get("Nats-Subject") != subjects.events(stream):
+            raise EventStoreError(
+                f"event id already used at position {seq} outside stream {stream!r}"
             )
+        return AppendResult(decode_head(found[0]).version, seq)
+
+    async def _get(self, subject: str, request: bytes) -> tuple[bytes, dict[str, str]] | None:
+        """One direct get: the message's data and headers, or None when there is none (404)."""
+        try:
+            msg = await self._nc.request(subject, request, timeout=self._timeout)
         except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
         headers = msg.headers or {}
@@ -105,24 +112,7 @@ class DirectGet:
             if headers["Status"] == "404":
                 return None
             raise EventStoreError(f"JetStream direct get failed: {headers}")
-        return int(headers["Nats-Sequence"])
-
-    async def recorded_at(self, seq: int, stream: str) -> AppendResult:
-        """Where a de-duplicated append was first stored."""
-        try:
-            msg = await self._nc.request(
-                f"$JS.API.DIRECT.GET.{self._stream}",
-                json.dumps({"seq": seq}).encode(),
-                timeout=self._timeout,
-            )
-        except DRIVER_ERRORS as exc:
-            raise EventStoreUnavailable(f"JetStream did not answer a direct get: {exc!r}") from exc
-        headers = msg.headers or {}
-        if "Status" in headers or headers.get("Nats-Subject") != subjects.events(stream):
-            raise EventStoreError(
-                f"event id already used at position {seq} outside stream {stream!r}"
-            )
-        return AppendResult(decode_head(msg.data).version, seq)
+        return msg.data, headers
 
     async def stop(self) -> None:
         """Drop the reply subscription."""

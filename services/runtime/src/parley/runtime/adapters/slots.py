@@ -79,6 +79,10 @@ class Capacity:
         self._reaper: asyncio.Task[None] | None = None
         self._free: dict[str, int] = {}
         """Revision of each slot key when this process last saw it free."""
+        self._mine: set[str] = set()
+        """Slot keys this process holds now: taking a slot passes over them without asking."""
+        self._released: dict[str, asyncio.Event] = {}
+        """Per agent with queued requests: set when this process frees one of its slots."""
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
@@ -149,6 +153,7 @@ class Capacity:
     async def _lease(self, taken: tuple[str, int]) -> AsyncIterator[None]:
         """Renew a taken slot while the block runs, then free it."""
         key, revision = taken
+        self._mine.add(key)
         renew = asyncio.create_task(self._renew(key, revision), name=f"renew-{key}")
         try:
             yield
@@ -160,6 +165,9 @@ class Capacity:
                 self._free[key] = await self._kv.put(key, b"")
             except Exception:
                 log.warning("could not release slot %s; it expires by itself", key)
+            self._mine.discard(key)
+            if (released := self._released.get(key.rpartition(".")[0])) is not None:
+                released.set()  # a request queued here takes it without waiting its pause
 
     async def _take_namespace(self, namespace: str) -> tuple[str, int]:
         """One of the namespace's slots, or ``QUOTA_EXCEEDED`` at once when all are held."""
@@ -189,17 +197,23 @@ class Capacity:
                 " already queued; retry later or raise its instances",
             )
         self._queued[agent_id] = queued + 1
+        released = self._released.setdefault(agent_id, asyncio.Event())
         try:
             deadline = time.monotonic() + self.queue_timeout
             pause = 0.005
             while time.monotonic() < deadline:
-                await asyncio.sleep(pause)
+                released.clear()
+                # Woken at once by a slot this process frees; another runtime's is polled.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(released.wait(), pause)
                 pause = min(pause * 2, 0.1)
                 index = await self._try(agent_id, instances)
                 if index is not None:
                     return index
         finally:
             self._queued[agent_id] -= 1
+            if not self._queued[agent_id]:
+                self._released.pop(agent_id, None)
         raise RuntimeFault(
             ErrorCode.RATE_LIMITED,
             f"all {instances} instance(s) of the agent stayed busy for"
@@ -208,6 +222,8 @@ class Capacity:
 
     async def _try(self, agent_id: str, instances: int) -> tuple[int, int] | None:
         for index in range(instances):
+            if f"{agent_id}.{index}" in self._mine:
+                continue
             revision = await self._claim(f"{agent_id}.{index}")
             if revision is not None:
                 return index, revision

@@ -19,6 +19,7 @@ from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
@@ -52,9 +53,7 @@ __all__ = [
 
 CATEGORY = "agent"
 """The stream category this aggregate folds (``agent-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {"agent.created", "agent.updated", "agent.state_changed", "agent.deleted"}
-)
+FOLDS = kinds(EVENT_TYPES, "agent")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 _S, _A = AgentState, AgentAction

@@ -21,9 +21,11 @@ from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.identity import EVENT_TYPES
 from parley.contracts.identity import ApiKeyCreated
 from parley.contracts.identity import ApiKeyMetadata
 from parley.contracts.identity import ApiKeyRevoked
@@ -50,9 +52,7 @@ __all__ = [
 
 CATEGORY = "apikey"
 """The stream category this aggregate folds (``apikey-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {"apikey.created", "apikey.rotated", "apikey.revoked", "apikey.used"}
-)
+FOLDS = kinds(EVENT_TYPES, "apikey")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 USE_INTERVAL = timedelta(minutes=1)

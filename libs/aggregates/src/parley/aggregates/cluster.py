@@ -36,6 +36,7 @@ from parley.aggregates.decision import Decision
 from parley.aggregates.fold import CorruptStreamError
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.clusters import CLUSTER_LABEL
 from parley.contracts.clusters import EVENT_TYPES
 from parley.contracts.clusters import ChangeClusterTemplate
@@ -82,21 +83,7 @@ __all__ = [
 
 CATEGORY = "cluster"
 """The stream category this aggregate folds (``cluster-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {
-        "cluster.created",
-        "cluster.paused",
-        "cluster.resumed",
-        "cluster.scale_started",
-        "cluster.scaled",
-        "cluster.scale_failed",
-        "cluster.resize_started",
-        "cluster.resized",
-        "cluster.resize_failed",
-        "cluster.template_changed",
-        "cluster.deleted",
-    }
-)
+FOLDS = kinds(EVENT_TYPES, "cluster")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 SCALE_TIMEOUT = timedelta(seconds=30)

@@ -1,6 +1,7 @@
-"""What every ``evolve`` shares: how a create event starts an aggregate, and the error of a
-stream no valid history produces."""
+"""What every ``evolve`` shares: the event types it folds, how a create event starts an
+aggregate, and the error of a stream no valid history produces."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TypedDict
 from typing import TypeVar
@@ -9,9 +10,15 @@ import msgspec
 
 from parley.contracts.envelope import Event
 
-__all__ = ["Born", "CorruptStreamError", "born", "created"]
+__all__ = ["Born", "CorruptStreamError", "born", "created", "kinds"]
 
 P = TypeVar("P", bound=msgspec.Struct)
+
+
+def kinds(event_types: Iterable[str], *prefixes: str) -> frozenset[str]:
+    """The types of ``event_types`` named ``<prefix>.<what>`` for one of ``prefixes``: an
+    aggregate's ``FOLDS``, taken from its context's event-type map."""
+    return frozenset(t for t in event_types if t.partition(".")[0] in prefixes)
 
 
 class CorruptStreamError(Exception):

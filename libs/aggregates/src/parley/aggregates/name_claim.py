@@ -11,9 +11,11 @@ import msgspec
 
 from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decision
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.registry import EVENT_TYPES
 from parley.contracts.registry import AgentNameClaimed
 from parley.contracts.registry import AgentNameReleased
 
@@ -21,7 +23,7 @@ __all__ = ["CATEGORY", "FOLDS", "Claim", "NameClaim", "NameCommand", "Release", 
 
 CATEGORY = "agentname"
 """The stream category this aggregate folds (``agentname-<id>``)."""
-FOLDS: frozenset[str] = frozenset({"agent_name.claimed", "agent_name.released"})
+FOLDS = kinds(EVENT_TYPES, "agent_name")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 

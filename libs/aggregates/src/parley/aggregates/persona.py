@@ -15,9 +15,11 @@ from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.personas import EVENT_TYPES
 from parley.contracts.personas import CreatePersona
 from parley.contracts.personas import DeletePersona
 from parley.contracts.personas import PersonaCreated
@@ -29,7 +31,7 @@ __all__ = ["CATEGORY", "FOLDS", "Persona", "PersonaCommand", "decide", "evolve"]
 
 CATEGORY = "persona"
 """The stream category this aggregate folds (``persona-<id>``)."""
-FOLDS: frozenset[str] = frozenset({"persona.created", "persona.deleted"})
+FOLDS = kinds(EVENT_TYPES, "persona")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 PersonaCommand = CreatePersona | DeletePersona

@@ -37,6 +37,7 @@ from parley.contracts.registry import CreateAgent
 from parley.contracts.registry import DeleteAgent
 from parley.contracts.registry import RegistryCommand
 from parley.contracts.registry import UpdateAgent
+from parley.contracts.registry import agent_stream
 
 __all__ = [
     "CATEGORY",
@@ -51,7 +52,7 @@ __all__ = [
     "name_change",
 ]
 
-CATEGORY = "agent"
+CATEGORY = agent_stream.category
 """The stream category this aggregate folds (``agent-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "agent")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -36,6 +36,7 @@ from parley.contracts.identity import RecordApiKeyUse
 from parley.contracts.identity import RevokeApiKey
 from parley.contracts.identity import Role
 from parley.contracts.identity import RotateApiKey
+from parley.contracts.identity import apikey_stream
 
 __all__ = [
     "CATEGORY",
@@ -50,7 +51,7 @@ __all__ = [
     "usable",
 ]
 
-CATEGORY = "apikey"
+CATEGORY = apikey_stream.category
 """The stream category this aggregate folds (``apikey-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "apikey")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -22,6 +22,7 @@ from parley.contracts.runtime import EVENT_TYPES
 from parley.contracts.runtime import BudgetConsumed
 from parley.contracts.runtime import BudgetThreshold
 from parley.contracts.runtime import Usage
+from parley.contracts.runtime import budget_stream
 
 __all__ = [
     "CATEGORY",
@@ -36,7 +37,7 @@ __all__ = [
     "period_of",
 ]
 
-CATEGORY = "budget"
+CATEGORY = budget_stream.category
 """The stream category this aggregate folds (``budget-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "budget")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -56,6 +56,7 @@ from parley.contracts.clusters import DeleteCluster
 from parley.contracts.clusters import ResizeCluster
 from parley.contracts.clusters import ScaleCluster
 from parley.contracts.clusters import UpdateCluster
+from parley.contracts.clusters import cluster_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody
 from parley.contracts.errors import ErrorCode
@@ -81,7 +82,7 @@ __all__ = [
     "manifest_problems",
 ]
 
-CATEGORY = "cluster"
+CATEGORY = cluster_stream.category
 """The stream category this aggregate folds (``cluster-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "cluster")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -36,6 +36,7 @@ from parley.contracts.acl import MessageFailed
 from parley.contracts.acl import MessageRejected
 from parley.contracts.acl import MessageSent
 from parley.contracts.acl import Performative
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 
@@ -61,7 +62,7 @@ __all__ = [
     "payload",
 ]
 
-CATEGORY = "conversation"
+CATEGORY = conversation_stream.category
 """The stream category this aggregate folds (``conversation-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "message")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -45,6 +45,7 @@ from parley.contracts.deployments import Health
 from parley.contracts.deployments import Stage
 from parley.contracts.deployments import StageStarted
 from parley.contracts.deployments import Strategy
+from parley.contracts.deployments import deployment_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
@@ -66,7 +67,7 @@ __all__ = [
     "on_new_version",
 ]
 
-CATEGORY = "deployment"
+CATEGORY = deployment_stream.category
 """The stream category this aggregate folds (``deployment-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "deployment")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -41,6 +41,7 @@ from parley.contracts.runtime import ExecutionRequested
 from parley.contracts.runtime import ExecutionStarted
 from parley.contracts.runtime import RunFinished
 from parley.contracts.runtime import RunVersion
+from parley.contracts.runtime import execution_stream
 
 __all__ = [
     "CATEGORY",
@@ -65,7 +66,7 @@ __all__ = [
     "superseded",
 ]
 
-CATEGORY = "execution"
+CATEGORY = execution_stream.category
 """The stream category this aggregate folds (``execution-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "execution", "tool")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -49,6 +49,7 @@ from parley.contracts.tasks import RunBudgetWarning
 from parley.contracts.tasks import RunFinishedEvent
 from parley.contracts.tasks import RunRequested
 from parley.contracts.tasks import RunStarted
+from parley.contracts.tasks import run_stream
 
 __all__ = [
     "CATEGORY",
@@ -68,7 +69,7 @@ __all__ = [
     "split",
 ]
 
-CATEGORY = "grouprun"
+CATEGORY = run_stream.category
 """The stream category this aggregate folds (``grouprun-<id>``)."""
 FOLDS: frozenset[str] = frozenset({*RUN_EVENT_TYPES})
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

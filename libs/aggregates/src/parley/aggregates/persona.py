@@ -26,10 +26,11 @@ from parley.contracts.personas import PersonaCreated
 from parley.contracts.personas import PersonaDeleted
 from parley.contracts.personas import PersonaSpec
 from parley.contracts.personas import load_builtin_personas
+from parley.contracts.personas import persona_stream
 
 __all__ = ["CATEGORY", "FOLDS", "Persona", "PersonaCommand", "decide", "evolve"]
 
-CATEGORY = "persona"
+CATEGORY = persona_stream.category
 """The stream category this aggregate folds (``persona-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "persona")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -41,6 +41,7 @@ from parley.contracts.runtime import SessionDeleted
 from parley.contracts.runtime import SessionSettings
 from parley.contracts.runtime import SessionSettingsChanged
 from parley.contracts.runtime import TurnStarted
+from parley.contracts.runtime import session_stream
 
 __all__ = [
     "CATEGORY",
@@ -65,7 +66,7 @@ __all__ = [
     "turn_prompt",
 ]
 
-CATEGORY = "session"
+CATEGORY = session_stream.category
 """The stream category this aggregate folds (``session-<id>``)."""
 FOLDS = kinds(EVENT_TYPES, "session", "file", "turn", "tool")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

@@ -54,6 +54,7 @@ from parley.contracts.tasks import TaskRefused
 from parley.contracts.tasks import TaskRejected
 from parley.contracts.tasks import TaskSpec
 from parley.contracts.tasks import TaskStatus
+from parley.contracts.tasks import task_stream
 
 __all__ = [
     "CATEGORY",
@@ -77,7 +78,7 @@ __all__ = [
     "score",
 ]
 
-CATEGORY = "task"
+CATEGORY = task_stream.category
 """The stream category this aggregate folds (``task-<id>``)."""
 FOLDS: frozenset[str] = frozenset({*EVENT_TYPES})
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

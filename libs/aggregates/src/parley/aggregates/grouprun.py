@@ -60,6 +60,7 @@ __all__ = [
     "Request",
     "Run",
     "RunDecision",
+    "RunPlan",
     "RunReply",
     "RunTick",
     "Start",
@@ -87,17 +88,24 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     input: Any = None
 
 
-class Run(msgspec.Struct, frozen=True, kw_only=True):
+class RunPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run is asked to do: the fields its start command, its start event and the run
+    itself share."""
+
+    cluster: str
+    strategy: GroupStrategy
+    agent_ids: tuple[str, ...]
+    """The cluster's agents, in manifest order."""
+    input: Any
+    budget: Budget | None = None
+    timeout_seconds: float = 120
+
+
+class Run(RunPlan, frozen=True, kw_only=True):
     """A group run as folded from its stream."""
 
     id: str
     namespace: str
-    cluster: str
-    strategy: GroupStrategy
-    agent_ids: tuple[str, ...]
-    input: Any
-    budget: Budget | None
-    timeout_seconds: float
     started_at: datetime
     version: int
     updated_at: datetime
@@ -138,19 +146,14 @@ def evolve(state: Run | None, event: Event) -> Run | None:
     """Fold one recorded event into a run."""
     payload_type = RUN_EVENT_TYPES.get(event.type)
     if event.type == "grouprun.started":
-        started = msgspec.convert(event.data, RunStarted)
+        started = msgspec.convert(event.data, Start)  # a RunStarted's fields, agent ids a tuple
         return Run(
             id=started.run_id,
             namespace=event.namespace,
-            cluster=started.cluster,
-            strategy=started.strategy,
-            agent_ids=tuple(started.agent_ids),
-            input=started.input,
-            budget=started.budget,
-            timeout_seconds=started.timeout_seconds,
             started_at=event.time,
             version=event.version,
             updated_at=event.time,
+            **_plan(started),
         )
     if state is None:
         return None
@@ -185,6 +188,11 @@ def evolve(state: Run | None, event: Event) -> Run | None:
     return msgspec.structs.replace(state, **bump)
 
 
+def _plan(plan: RunPlan) -> dict[str, Any]:
+    """The :class:`RunPlan` fields of ``plan``, to start a struct that shares them."""
+    return {name: getattr(plan, name) for name in RunPlan.__struct_fields__}
+
+
 def _request_of(state: Run, agent_id: str, stage: str) -> str | None:
     for message_id, request in state.requests.items():
         if request.agent_id == agent_id and request.stage == stage:
@@ -195,16 +203,10 @@ def _request_of(state: Run, agent_id: str, stage: str) -> str | None:
 # --- commands ----------------------------------------------------------------------------
 
 
-class Start(msgspec.Struct, frozen=True, kw_only=True):
+class Start(RunPlan, frozen=True, kw_only=True):
     """Start a run over ``agent_ids`` (the cluster's, in manifest order)."""
 
     run_id: str
-    cluster: str
-    strategy: GroupStrategy
-    agent_ids: tuple[str, ...]
-    input: Any
-    budget: Budget | None = None
-    timeout_seconds: float = 120
 
 
 class RunReply(msgspec.Struct, frozen=True, kw_only=True):

@@ -271,15 +271,7 @@ def _start(cmd: Start, ctx: Context) -> RunDecision:
             f"strategy {cmd.strategy} needs at least {needed} agents; the cluster has"
             f" {len(agents)}",
         )
-    started = RunStarted(
-        run_id=cmd.run_id,
-        cluster=cmd.cluster,
-        strategy=cmd.strategy,
-        agent_ids=list(agents),
-        input=cmd.input,
-        budget=cmd.budget,
-        timeout_seconds=cmd.timeout_seconds,
-    )
+    started = RunStarted(run_id=cmd.run_id, **{**_plan(cmd), "agent_ids": list(agents)})
     events: Decided = [("grouprun.started", started)]
     mail: list[Mail] = []
     wave: list[tuple[str, str, Any]]

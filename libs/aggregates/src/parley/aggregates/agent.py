@@ -17,6 +17,7 @@ from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
 from parley.aggregates.fold import kinds
@@ -79,21 +80,15 @@ _FORCED: dict[tuple[AgentState, AgentAction], AgentState] = {(_S.FAILED, _A.STOP
 _EXCLUSIVE = {"system_prompt": "persona", "persona": "system_prompt"}
 
 
-class Agent(msgspec.Struct, frozen=True, kw_only=True):
+class Agent(Folded, frozen=True, kw_only=True):
     """An agent as folded from its stream."""
 
     id: str
     """The agent id (the stream is ``agent-<id>``)."""
-    namespace: str
-    """Tenant the agent lives in."""
     spec: AgentSpec
     """The current definition."""
     state: AgentState
     """Lifecycle state."""
-    version: int
-    """Stream version of the last folded event."""
-    created_at: datetime
-    """Time of ``agent.created``."""
     updated_at: datetime
     """Time of the last folded event."""
     deleted: bool = False

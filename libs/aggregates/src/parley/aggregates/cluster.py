@@ -34,6 +34,7 @@ from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
 from parley.aggregates.fold import kinds
@@ -149,17 +150,14 @@ class Scaling(msgspec.Struct, frozen=True, kw_only=True):
         return {"name": name, "agent_name": self.agent_name}
 
 
-class Cluster(msgspec.Struct, frozen=True, kw_only=True):
+class Cluster(Folded, frozen=True, kw_only=True):
     """A cluster as folded from its stream."""
 
     name: str
-    namespace: str
     manifest: ClusterManifest
     agent_ids: tuple[str, ...]
     """The agents it created, in manifest order (see :func:`agent_specs`)."""
     state: Literal["active", "paused", "deleted"]
-    version: int
-    created_at: datetime
     updated_at: datetime
     scaling: Scaling | None = None
     """The open scale window, if any (check :meth:`scaling_at` for abandonment)."""

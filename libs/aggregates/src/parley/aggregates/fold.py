@@ -10,7 +10,7 @@ import msgspec
 
 from parley.contracts.envelope import Event
 
-__all__ = ["Born", "CorruptStreamError", "born", "created", "kinds"]
+__all__ = ["Born", "CorruptStreamError", "Folded", "born", "created", "kinds"]
 
 P = TypeVar("P", bound=msgspec.Struct)
 
@@ -41,6 +41,17 @@ class Born(TypedDict):
     namespace: str
     version: int
     created_at: datetime
+
+
+class Folded(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields of every aggregate a create event starts (what :func:`born` gives it)."""
+
+    namespace: str
+    """Tenant the aggregate lives in."""
+    version: int
+    """Stream version of the last folded event."""
+    created_at: datetime
+    """Time of its create event (the last one, for an aggregate created again)."""
 
 
 def born(event: Event) -> Born:

@@ -4,7 +4,6 @@ The registry decides with :func:`decide`; the edge's projection shows what :func
 folds. One fold, so the two never disagree.
 """
 
-from datetime import datetime
 from typing import Never
 
 import msgspec
@@ -13,6 +12,7 @@ from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
 from parley.aggregates.fold import kinds
@@ -38,17 +38,11 @@ FOLDS = kinds(EVENT_TYPES, "persona")
 PersonaCommand = CreatePersona | DeletePersona
 
 
-class Persona(msgspec.Struct, frozen=True, kw_only=True):
+class Persona(Folded, frozen=True, kw_only=True):
     """A persona as folded from its stream."""
 
-    namespace: str
-    """Tenant the persona lives in."""
     spec: PersonaSpec
     """The definition."""
-    version: int
-    """Stream version of the last folded event."""
-    created_at: datetime
-    """Time of the last ``persona.created``."""
     deleted: bool = False
     """Deleted: hidden from views; a new create may reuse the stream."""
 

@@ -14,7 +14,7 @@ from msgspec import Meta
 from parley.contracts.commands import Command
 from parley.contracts.commands import Reply
 from parley.contracts.commands import Strict
-from parley.contracts.ids import named_stream
+from parley.contracts.ids import NameStream
 
 __all__ = [
     "EVENT_TYPES",
@@ -152,6 +152,5 @@ def memory_scope(scope: str, agent_id: str) -> str:
     return "namespace" if scope == "namespace" else f"agent:{agent_id}"
 
 
-def memory_stream(namespace: str, scope: str) -> str:
-    """Stream name of a memory's events (the scope hashed, as in ``named_stream``)."""
-    return named_stream("memory", namespace, scope)
+memory_stream = NameStream("memory")
+"""Stream name of a memory's events (the scope hashed, as in ``named_stream``)."""

@@ -232,3 +232,25 @@ async def deployment_in(
             if view["status"] == status and (stage is None or view["current_stage"] == stage):
                 return view
             await asyncio.sleep(0.05)
+
+
+async def hub_subscribers(client: httpx.AsyncClient) -> float:
+    """The edge's `parley_event_hub_subscribers` gauge."""
+    text = (await client.get("/metrics")).text
+    return next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("parley_event_hub_subscribers ")
+    )
+
+
+async def settled_hub_subscribers(client: httpx.AsyncClient) -> float:
+    """The hub's subscriber count once the connections closed before have left it."""
+    last = await hub_subscribers(client)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        now = await hub_subscribers(client)
+        if now == last:
+            return now
+        last = now
+    return last

@@ -11,7 +11,9 @@ import pytest
 from e2e_support import act
 from e2e_support import consumer_count
 from e2e_support import consumers_back_to
+from e2e_support import hub_subscribers
 from e2e_support import new_agent
+from e2e_support import settled_hub_subscribers
 from httpx_sse import ServerSentEvent
 from httpx_sse import aconnect_sse
 
@@ -226,6 +228,9 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
     topic = f"leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
+        async with aconnect_sse(client, "GET", EVENTS, timeout=STREAM_TIMEOUT):
+            pass  # the edge's shared feed exists from its first subscriber on
+        served = await settled_hub_subscribers(client)
         baseline = await consumer_count(nc)
         params = {"stream": f"custom-{topic}"}
         async with aconnect_sse(
@@ -233,7 +238,9 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
         ) as sse:
             await _publish(client, {"type": "custom.ping_sent", "subject": topic})
             await _take(sse.aiter_sse(), 1)  # the subscription is live server-side
-            assert await consumer_count(nc) > baseline
+            assert await hub_subscribers(client) == served + 1
+            assert await consumer_count(nc) == baseline  # served by the shared feed
         await consumers_back_to(nc, baseline)
+        assert await settled_hub_subscribers(client) == served
     finally:
         await nc.close()

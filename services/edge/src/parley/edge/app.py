@@ -74,6 +74,7 @@ from parley.edge.projections.tasks import TasksProjection
 from parley.edge.settings import EdgeSettings
 from parley.edge.settings import check_auth
 from parley.edge.streams.chat_ws import chat_ws_routes
+from parley.edge.streams.hub import Hub
 from parley.edge.streams.sse import event_routes
 from parley.edge.streams.ws import ws_routes
 from parley.eventstore.follower import FollowerGroup
@@ -140,9 +141,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 keys=keys,
                 authenticator=authenticator,
                 tickets=tickets,
+                hub=Hub(store),
             )
             metrics = PlatformMetrics(store, nc.jetstream(), edge.agents, edge.clusters)
-            app.state.metrics, app.state.metrics_registry = metrics, metrics_registry(metrics)
+            app.state.metrics, app.state.metrics_registry = (
+                metrics,
+                metrics_registry(metrics, edge.hub),
+            )
             views = FollowerGroup(
                 store,
                 [
@@ -169,6 +174,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 await keeper.stop()
                 await metrics.queues.stop()
                 await views.stop()
+                await edge.hub.stop()
                 await authenticator.close()
                 await store.close()
         finally:

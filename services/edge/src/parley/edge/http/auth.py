@@ -53,6 +53,7 @@ __all__ = [
 PUBLIC_PATHS = (
     *("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/metrics$", "^/schema(/|$)"),
     "^/console(/|$)",
+    *(r"^/\.well-known/agent-card\.json$", "^/a2a/"),  # A2A cards: they check the caller
 )
 """Paths served without credentials: the probes, Prometheus' scrape, the OpenAPI docs and
 the console's page shells (no data: the views they load, `/api/v1/console/...`, authenticate)."""

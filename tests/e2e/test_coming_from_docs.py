@@ -33,7 +33,7 @@ PRINTS = {
     "goagents": ["cluster support: 2 agents", "echo: Hello", "tokens:", "scaled to 3"],
     "juliaos": ["RUNNING -> PAUSED", "results: calculator: 2", "plan_and_execute"],
     "caxton": ["data-analyzer running", "inform", "awarded", "canary"],
-    "agentc": ["echo: hello", "changed: ['params.temperature']", "notes.txt"],
+    "agentc": ["echo: hello", "changed: ['params']", "notes.txt"],
     "godel": ["paused", "swarm analysis: 3 agents", "custom.event"],
     "a2a": ["skills: summarise, tool:calculator", "echo: hello over A2A"],
 }

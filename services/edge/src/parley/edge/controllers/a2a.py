@@ -29,14 +29,13 @@ from litestar import Router
 from litestar import get
 from litestar.params import Parameter
 
-from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import AgentState
 from parley.contracts.registry import AgentView
 from parley.contracts.tools import TOOL_CATALOGUE
 from parley.edge.controllers.lookups import agent_not_found
 from parley.edge.dependencies import Edge
 from parley.edge.http.auth import LOCAL_ADMIN
-from parley.edge.http.errors import ApiError
+from parley.edge.http.auth import unauthorized
 from parley.edge.http.errors import error_responses
 from parley.identity.authn import API_KEY_HEADER
 from parley.identity.principal import Action
@@ -194,6 +193,20 @@ _SCHEMES = {
 _REQUIREMENTS = [SecurityRequirement(schemes={name: StringList()}) for name in _SCHEMES]
 
 
+def _card(base: str, **fields: Any) -> AgentCard:
+    """A card with ``fields`` and what every card of this edge says: provider, docs, the
+    security schemes, text in and out."""
+    return AgentCard(
+        provider=AgentProvider(url=base),
+        documentation_url=f"{base}/schema",
+        security_schemes=_SCHEMES,
+        security_requirements=_REQUIREMENTS,
+        default_input_modes=[TEXT],
+        default_output_modes=[TEXT],
+        **fields,
+    )
+
+
 def _card_url(base: str, namespace: str, agent_id: str) -> str:
     return f"{base}/a2a/{namespace}/agents/{agent_id}/agent-card.json"
 
@@ -227,18 +240,13 @@ def _skills_of(view: AgentView) -> list[AgentSkill]:
 def agent_card(view: AgentView, base: str) -> AgentCard:
     """The card of the running agent ``view``, with URLs under ``base``."""
     chat = f"{base}/api/v1/agents/{view.id}/chat?namespace={view.namespace}"
-    return AgentCard(
+    return _card(
+        base,
         name=view.name,
         description=view.spec.description or f"{view.name}, a Parley agent ({view.spec.model})",
         supported_interfaces=[AgentInterface(url=chat, tenant=view.namespace)],
-        provider=AgentProvider(url=base),
         version=str(view.version),
-        documentation_url=f"{base}/schema",
         capabilities=AgentCapabilities(),
-        security_schemes=_SCHEMES,
-        security_requirements=_REQUIREMENTS,
-        default_input_modes=[TEXT],
-        default_output_modes=[TEXT],
         skills=_skills_of(view),
     )
 
@@ -264,16 +272,15 @@ def platform_card(views: Iterable[AgentView], base: str) -> AgentCard:
         }
         for v in agents
     ]
-    return AgentCard(
+    return _card(
+        base,
         name="Parley",
         description="An event-sourced platform for fleets of LLM agents. Each skill is a running"
         " agent; its own card (the agent-directory extension) says how to call it.",
         supported_interfaces=[
             AgentInterface(url=f"{base}/api/v1/messages", protocol_binding="PARLEY-ACL+JSON")
         ],
-        provider=AgentProvider(url=base),
         version=A2A_VERSION,
-        documentation_url=f"{base}/schema",
         capabilities=AgentCapabilities(
             streaming=False,
             extended_agent_card=True,
@@ -285,10 +292,6 @@ def platform_card(views: Iterable[AgentView], base: str) -> AgentCard:
                 )
             ],
         ),
-        security_schemes=_SCHEMES,
-        security_requirements=_REQUIREMENTS,
-        default_input_modes=[TEXT],
-        default_output_modes=[TEXT],
         skills=skills,
     )
 
@@ -333,13 +336,7 @@ async def _caller(request: Request[Any, Any, Any], edge: Edge) -> Principal | No
     try:
         found: Principal = await edge.authenticator.authenticate(api_key, authorization)
     except AuthenticationError as exc:
-        scheme = "Bearer" if exc.scheme == "Bearer" else "ApiKey"
-        raise ApiError(
-            ErrorCode.UNAUTHORIZED,
-            exc.message,
-            exc.details,
-            headers={"WWW-Authenticate": f'{scheme} realm="parley"'},
-        ) from None
+        raise unauthorized(exc) from None
     return found
 
 

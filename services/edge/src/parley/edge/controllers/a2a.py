@@ -27,6 +27,7 @@ import msgspec
 from litestar import Request
 from litestar import Router
 from litestar import get
+from litestar.params import FromPath
 from litestar.params import Parameter
 
 from parley.contracts.registry import AgentState
@@ -383,7 +384,7 @@ async def well_known_card(
     responses=error_responses(401, 404),
 )
 async def agent_card_route(
-    request: Request[Any, Any, Any], card_namespace: str, agent_id: str
+    request: Request[Any, Any, Any], card_namespace: FromPath[str], agent_id: FromPath[str]
 ) -> AgentCard:
     """One running agent's Agent Card."""
     cards, base = await _cards(request)

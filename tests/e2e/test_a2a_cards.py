@@ -2,17 +2,20 @@
 public by its operator (``PARLEY_A2A_PUBLIC_NAMESPACES``): a running agent's card describes it
 and its interface URL really calls it; stopped agents are not listed; another namespace's
 agents are invisible; anonymous callers see only the public namespace; every card has the
-fields of the A2A v1.0 AgentCard the cards rely on, in its camelCase JSON shape."""
+fields of the A2A v1.0 AgentCard the cards rely on, in its camelCase JSON shape, and the
+official A2A SDK (``a2a-sdk``) parses it."""
 
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from a2a.types import AgentCard
 from e2e_support import act
 from e2e_support import body_of
 from e2e_support import error_of
 from e2e_support import new_agent
+from google.protobuf import json_format
 
 from parley.contracts.tools import TOOL_CATALOGUE
 from parley.devstack.stack import Stack
@@ -52,7 +55,10 @@ def card_url(namespace: str, agent_id: str) -> str:
 
 
 def shape_errors(card: dict[str, Any]) -> list[str]:
-    """What keeps ``card`` from being an A2A v1.0 AgentCard as the cards use it."""
+    """What keeps ``card`` from being an A2A v1.0 AgentCard as the cards use it: the A2A
+    project's own SDK must read it (an unknown member or a wrong type raises), and the members
+    a2a.proto marks REQUIRED must be there, in camelCase."""
+    json_format.ParseDict(card, AgentCard())
     errors = [
         f"{name}: want {kind.__name__}"
         for name, kind in CARD_REQUIRED.items()

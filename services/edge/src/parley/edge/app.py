@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from parley.contracts import subjects
 from parley.edge.commands import CommandClient
 from parley.edge.console import console_routes
+from parley.edge.controllers.a2a import a2a_router
 from parley.edge.controllers.agent_actions import agent_action_router
 from parley.edge.controllers.agents import agent_router
 from parley.edge.controllers.catalogue import model_router
@@ -211,6 +212,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             publish_event,
             *ws_routes,
             *identity_routes,
+            a2a_router,  # A2A agent cards: /.well-known/agent-card.json, /a2a/…
             *console_routes(),  # the live console: /console pages, /api/v1/console views
         ],
         dependencies=DEPENDENCIES,

@@ -254,3 +254,26 @@ async def settled_hub_subscribers(client: httpx.AsyncClient) -> float:
             return now
         last = now
     return last
+
+
+class HubCheck:
+    """The edge's shared event feed around a test's subscriptions: each one it serves shows
+    in its gauge, none makes a JetStream consumer, and all leave when their clients go."""
+
+    def __init__(self, client: httpx.AsyncClient, nc: nats.NATS, served: float, consumers: int):
+        self.client, self.nc, self.served, self.consumers = client, nc, served, consumers
+
+    @classmethod
+    async def start(cls, client: httpx.AsyncClient, nc: nats.NATS) -> "HubCheck":
+        """Note the settled subscriber count and the consumers (the feed already exists)."""
+        return cls(client, nc, await settled_hub_subscribers(client), await consumer_count(nc))
+
+    async def serving(self, more: int) -> None:
+        """``more`` subscriptions are served by the feed, with no consumer of their own."""
+        assert await hub_subscribers(self.client) == self.served + more
+        assert await consumer_count(self.nc) == self.consumers
+
+    async def released(self) -> None:
+        """Every subscription since :meth:`start` has left."""
+        await consumers_back_to(self.nc, self.consumers)
+        assert await settled_hub_subscribers(self.client) == self.served

@@ -8,12 +8,9 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from e2e_support import HubCheck
 from e2e_support import act
-from e2e_support import consumer_count
-from e2e_support import consumers_back_to
-from e2e_support import hub_subscribers
 from e2e_support import new_agent
-from e2e_support import settled_hub_subscribers
 from httpx_sse import ServerSentEvent
 from httpx_sse import aconnect_sse
 
@@ -230,17 +227,14 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
     try:
         async with aconnect_sse(client, "GET", EVENTS, timeout=STREAM_TIMEOUT):
             pass  # the edge's shared feed exists from its first subscriber on
-        served = await settled_hub_subscribers(client)
-        baseline = await consumer_count(nc)
+        hub = await HubCheck.start(client, nc)
         params = {"stream": f"custom-{topic}"}
         async with aconnect_sse(
             client, "GET", EVENTS, params=params, timeout=STREAM_TIMEOUT
         ) as sse:
             await _publish(client, {"type": "custom.ping_sent", "subject": topic})
             await _take(sse.aiter_sse(), 1)  # the subscription is live server-side
-            assert await hub_subscribers(client) == served + 1
-            assert await consumer_count(nc) == baseline  # served by the shared feed
-        await consumers_back_to(nc, baseline)
-        assert await settled_hub_subscribers(client) == served
+            await hub.serving(1)
+        await hub.released()
     finally:
         await nc.close()

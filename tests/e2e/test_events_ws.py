@@ -9,12 +9,9 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from e2e_support import HubCheck
 from e2e_support import act
-from e2e_support import consumer_count
-from e2e_support import consumers_back_to
-from e2e_support import hub_subscribers
 from e2e_support import new_agent
-from e2e_support import settled_hub_subscribers
 from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect
@@ -215,16 +212,13 @@ async def test_closing_the_socket_releases_every_store_subscription(stack, clien
     try:
         async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
             await _subscribe(ws, "first")  # the edge's shared feed exists from then on
-        served = await settled_hub_subscribers(client)
-        baseline = await consumer_count(nc)
+        hub = await HubCheck.start(client, nc)
         async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
             for n in range(3):
                 await _subscribe(ws, f"s{n}", filter={"streams": [f"custom-{topic}"]})
             await _publish(client, topic, "custom.hello_said")
             await _until(ws, lambda f: all(_events(f, f"s{n}") for n in range(3)))
-            assert await hub_subscribers(client) == served + 3
-            assert await consumer_count(nc) == baseline  # served by the shared feed
-        await consumers_back_to(nc, baseline)
-        assert await settled_hub_subscribers(client) == served
+            await hub.serving(3)
+        await hub.released()
     finally:
         await nc.close()

@@ -97,7 +97,7 @@ class ReplayControl(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     action: ReplayAction
     """`play` (= `resume`), `pause`, `stop`, `seek` or `speed`."""
-    position: int | Time | None = None
+    position: Annotated[int, Meta(ge=0)] | Time | None = None
     """`seek` to this event (0-based index; the replay's `total` = the end) or, as Agent C
     sends it, to this time."""
     offset_s: Annotated[float, Meta(ge=0)] | None = None
@@ -225,9 +225,8 @@ async def _detached(replay: Replay) -> None:
         replay.detach()
 
 
-def _sse(**opt: Any) -> dict[str, Any]:
-    """The ``opt`` of an SSE route: viewers may follow it."""
-    return {**_READS, **opt}
+_SSE: dict[str, Any] = {"opt": _READS, "media_type": "text/event-stream"}
+"""What an SSE route declares: viewers may follow it; its answer is an event stream."""
 
 
 _REPLAY = "/{session_id:str}/replays/{replay_id:str}"
@@ -282,8 +281,8 @@ async def replay_status(
     description="Each message: `id:` the event's position, `event:` its type, `data:` its"
     " envelope, sent when the replay's clock reaches it; last a `replay.finished` or"
     " `replay.stopped` message with the status. One listener at a time (`409` for a second).",
-    opt=_sse(),
     responses=error_responses(400, 404, 409),
+    **_SSE,
 )
 async def stream_replay(
     replays: NamedDependency[SessionReplays], replay_id: str
@@ -371,8 +370,8 @@ async def agentc_events(
     summary="Replay a session over SSE (Agent C)",
     description=f"{_AGENT_C}: creates a replay and streams it (`Parley-Replay-Id` names it)."
     " `real_time` (default false) keeps the original spacing scaled by `speed_factor`.",
-    opt=_sse(),
     responses=error_responses(400, 403, 404, 422, 503),
+    **_SSE,
 )
 async def agentc_stream(
     replays: NamedDependency[SessionReplays],

@@ -110,7 +110,8 @@ class Replay:
         self.id, self.namespace, self.session_id = str(uuid.uuid4()), namespace, session_id
         self.events, self.types, self.stream_url = list(events), list(types), stream_url
         self.speed_factor, self.real_time = speed_factor, real_time
-        self.state, self.listening, self.cursor = ReplayState.PLAYING, False, 0
+        self.state = ReplayState.PLAYING if self.events else ReplayState.FINISHED
+        self.listening, self.cursor = False, 0
         self.created_at, self.touched = utcnow(), time.monotonic()
         self.changed = asyncio.Event()
         """Set by every control: a waiting stream looks again."""
@@ -130,7 +131,7 @@ class Replay:
         """The replay's clock: original seconds after the first event."""
         if self._since is None:
             return self._offset
-        return min(self._offset + (time.monotonic() - self._since) * self.speed_factor, 1e12)
+        return self._offset + (time.monotonic() - self._since) * self.speed_factor
 
     def status(self) -> ReplayStatus:
         """Where the replay is, now."""
@@ -230,7 +231,10 @@ class Replay:
         self.seek_offset((when - self._start).total_seconds() if self._start else 0.0)
 
     def seek_after(self, position: int) -> None:
-        """Go on after the event at global ``position`` (a reconnect's ``Last-Event-ID``)."""
+        """Go on after the event at global ``position`` (a reconnect's ``Last-Event-ID``);
+        a stopped replay stays where it ended."""
+        if self.state is ReplayState.STOPPED:
+            return
         sent = [i for i, e in enumerate(self.events) if e.position <= position]
         if sent:
             self.seek_index(sent[-1] + 1)

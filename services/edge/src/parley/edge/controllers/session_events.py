@@ -16,6 +16,7 @@ from litestar import Response
 from litestar import Router
 from litestar import get
 from litestar.di import NamedDependency
+from litestar.di import Provide
 from litestar.params import Parameter
 
 from parley.contracts.envelope import Event
@@ -42,6 +43,7 @@ __all__ = [
     "jsonl_response",
     "log_file_name",
     "parse_time",
+    "select_events",
     "session_event_router",
     "session_events",
 ]
@@ -160,6 +162,15 @@ def jsonl_response(session_id: str, events: Iterable[Event]) -> Response[bytes]:
     )
 
 
+def select_events(
+    type: Types = None,  # noqa: A002 - the query parameter's name
+    since: Since = None,
+    until: Until = None,
+) -> EventSelection:
+    """The dependency ``selection``: the `type`, `since` and `until` of a request."""
+    return EventSelection.of_query(type, since, until)
+
+
 @get(
     "/{session_id:str}/events",
     summary="List a session's events",
@@ -170,13 +181,10 @@ def jsonl_response(session_id: str, events: Iterable[Event]) -> Response[bytes]:
 )
 async def list_session_events(
     session: NamedDependency[SessionScope],
+    selection: NamedDependency[EventSelection],
     paging: NamedDependency[Paging],
-    type: Types = None,  # noqa: A002 - the query parameter's name
-    since: Since = None,
-    until: Until = None,
 ) -> Page[Event]:
     """A page of the session's events that pass the filters."""
-    selection = EventSelection.of_query(type, since, until)
     events = selection.select(await session_events(session))
     return paging.page(events, lambda e: f"{e.version:020d}")
 
@@ -190,20 +198,16 @@ async def list_session_events(
     responses=error_responses(400, 404, 422, 503),
 )
 async def download_session_events(
-    session: NamedDependency[SessionScope],
-    type: Types = None,  # noqa: A002 - the query parameter's name
-    since: Since = None,
-    until: Until = None,
+    session: NamedDependency[SessionScope], selection: NamedDependency[EventSelection]
 ) -> Response[bytes]:
     """The session's events as JSON Lines."""
-    selection = EventSelection.of_query(type, since, until)
     return jsonl_response(session.id, selection.select(await session_events(session)))
 
 
 session_event_router = Router(
     path="/api/v1/sessions",
     route_handlers=[list_session_events, download_session_events],
-    dependencies=SESSION_SCOPE,
+    dependencies={**SESSION_SCOPE, "selection": Provide(select_events, sync_to_thread=False)},
     tags=["sessions"],
 )
 """The routes of a session's recorded events."""

@@ -111,6 +111,11 @@ class Listener:
             while len(self.received) < count:  # noqa: ASYNC110 - polls a list the task fills
                 await asyncio.sleep(0.005)
 
+    async def to_the_end(self) -> None:
+        """Wait (20 s at most) until the stream has ended."""
+        async with asyncio.timeout(20):
+            await self.ended.wait()
+
     async def close(self) -> None:
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -129,11 +134,32 @@ async def listening(
         await listener.close()
 
 
+async def played(
+    http: httpx.AsyncClient, url: str, headers: dict[str, str] | None = None, **params: Any
+) -> Listener:
+    """A :class:`Listener` that heard ``url`` to its end."""
+    async with listening(http, url, headers, **params) as listener:
+        await listener.to_the_end()
+    return listener
+
+
 async def _replay(api: httpx.AsyncClient, recorded: Recorded, **body: Any) -> dict[str, Any]:
     made = await api.post(f"{recorded.path}/replays", json=body)
     data: dict[str, Any] = body_of(made, 201)["data"]
     assert made.headers["location"] == f"{recorded.path}/replays/{data['id']}"
     return data
+
+
+@contextlib.asynccontextmanager
+async def heard_first(
+    api: httpx.AsyncClient, recorded: Recorded, **body: Any
+) -> AsyncIterator[tuple[dict[str, Any], Listener]]:
+    """A new replay of ``recorded`` (made with ``body``) and a listener that heard its first
+    event."""
+    replay = await _replay(api, recorded, **body)
+    async with listening(api, replay["stream_url"]) as listener:
+        await listener.until(1)
+        yield replay, listener
 
 
 async def _control(api: httpx.AsyncClient, replay: dict[str, Any], **body: Any) -> dict[str, Any]:
@@ -160,9 +186,7 @@ async def test_a_replay_at_ten_times_speed_keeps_the_recorded_spacing_scaled(
         recorded.offsets[-1], abs=1e-3
     )
     started = time.monotonic()
-    async with listening(api, replay["stream_url"]) as listener:
-        async with asyncio.timeout(20):
-            await listener.ended.wait()
+    listener = await played(api, replay["stream_url"])
     assert listener.events == recorded.events  # every event, once, in order, as stored
     *events, end = listener.received
     assert end[1].event == "replay.finished"
@@ -191,9 +215,7 @@ async def test_pause_holds_a_replay_and_resume_goes_on_where_it_was(
     api: httpx.AsyncClient, recorded: Recorded
 ) -> None:
     # At 2x the first turn comes 1.5 s after the session's creation: time to pause.
-    replay = await _replay(api, recorded, speed_factor=2)
-    async with listening(api, replay["stream_url"]) as listener:
-        await listener.until(1)
+    async with heard_first(api, recorded, speed_factor=2) as (replay, listener):
         paused = await _control(api, replay, action="pause")
         assert (paused["state"], paused["position"], paused["listening"]) == ("paused", 1, True)
         await asyncio.sleep(FIRST_GAP_S / 2)  # longer than the 2x replay needed for turn one
@@ -204,8 +226,7 @@ async def test_pause_holds_a_replay_and_resume_goes_on_where_it_was(
         resumed_at = time.monotonic()
         resumed = await _control(api, replay, action="resume", speed_factor=20)
         assert (resumed["state"], resumed["speed_factor"]) == ("playing", 20)
-        async with asyncio.timeout(20):
-            await listener.ended.wait()
+        await listener.to_the_end()
     assert listener.events == recorded.events  # nothing lost, nothing repeated
     assert all(at >= resumed_at for at, _ in listener.received[1:])
     assert (await _status(api, replay))["state"] == "finished"
@@ -232,31 +253,25 @@ async def test_seek_jumps_to_an_event_an_offset_or_a_time(
         assert by_index["progress"] == pytest.approx(second / len(recorded.events), abs=1e-3)
         assert by_index["last_position"] == recorded.events[second - 1]["position"]
         await _control(api, replay, action="play")
-        async with asyncio.timeout(20):
-            await listener.ended.wait()
+        await listener.to_the_end()
     assert _versions(listener.events) == _versions(recorded.events[second:])
     # A finished replay rewinds with seek (paused), and plays again to a new listener.
     rewound = await _control(api, replay, action="seek", position=0)
     assert (rewound["state"], rewound["position"]) == ("paused", 0)
     await _control(api, replay, action="play", speed_factor=1000)
-    async with listening(api, replay["stream_url"]) as again:
-        async with asyncio.timeout(20):
-            await again.ended.wait()
+    again = await played(api, replay["stream_url"])
     assert again.events == recorded.events
 
 
 async def test_stop_ends_the_stream_and_the_replay(
     api: httpx.AsyncClient, recorded: Recorded
 ) -> None:
-    replay = await _replay(api, recorded, speed_factor=1)
-    async with listening(api, replay["stream_url"]) as listener:
-        await listener.until(1)
+    async with heard_first(api, recorded, speed_factor=1) as (replay, listener):
         second = await api.get(replay["stream_url"])
         error_of(second, 409, "INVALID_STATE_TRANSITION")  # one listener per replay
         stopped = await _control(api, replay, action="stop")
         assert stopped["state"] == "stopped"
-        async with asyncio.timeout(10):
-            await listener.ended.wait()
+        await listener.to_the_end()
     assert listener.received[-1][1].event == "replay.stopped"
     assert len(listener.events) < len(recorded.events)
     url = replay["stream_url"].removesuffix("/stream")
@@ -272,17 +287,14 @@ async def test_stop_ends_the_stream_and_the_replay(
 async def test_a_listener_that_reconnects_with_last_event_id_goes_on_where_it_left(
     api: httpx.AsyncClient, recorded: Recorded
 ) -> None:
-    replay = await _replay(api, recorded, speed_factor=1)
-    async with listening(api, replay["stream_url"]) as first:
-        await first.until(1)
+    async with heard_first(api, recorded, speed_factor=1) as (replay, first):
+        pass  # the listener hangs up after the first event
     async with asyncio.timeout(10):  # the hang-up reaches the edge
         while (await _status(api, replay))["listening"]:  # noqa: ASYNC110 - polls the edge
             await asyncio.sleep(0.02)
     await _control(api, replay, action="play", speed_factor=1000)
     last = {"Last-Event-ID": first.received[0][1].id}
-    async with listening(api, replay["stream_url"], last) as again:
-        async with asyncio.timeout(20):
-            await again.ended.wait()
+    again = await played(api, replay["stream_url"], last)
     assert again.events == recorded.events[1:]
 
 
@@ -291,9 +303,7 @@ async def test_several_replays_of_one_session_are_independent(
 ) -> None:
     one = await _replay(api, recorded, speed_factor=1000, paused=True)
     two = await _replay(api, recorded, speed_factor=1000)
-    async with listening(api, two["stream_url"]) as listener:
-        async with asyncio.timeout(20):
-            await listener.ended.wait()
+    listener = await played(api, two["stream_url"])
     assert listener.events == recorded.events
     assert (await _status(api, one))[("state")] == "paused"
     assert (await _status(api, one))["position"] == 0
@@ -381,13 +391,10 @@ async def test_agent_c_streams_a_replay_and_controls_it_by_session(
         assert (paused["data"]["id"], paused["data"]["state"]) == (replay_id, "paused")
         body = {"action": "play", "replay_id": replay_id, "speed_factor": 1000}
         body_of(await api.post(f"{base}/replay/control", json=body))
-        async with asyncio.timeout(20):
-            await listener.ended.wait()
+        await listener.to_the_end()
     assert listener.events == recorded.events
     # Without real_time the events come as fast as they are read.
-    async with listening(api, f"{base}/stream", event_types="turn.completed") as quick:
-        async with asyncio.timeout(20):
-            await quick.ended.wait()
+    quick = await played(api, f"{base}/stream", event_types="turn.completed")
     assert [e["type"] for e in quick.events] == ["turn.completed", "turn.completed"]
 
 

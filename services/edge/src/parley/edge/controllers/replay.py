@@ -20,6 +20,7 @@ from litestar import post
 from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.di import Provide
+from litestar.params import FromPath
 from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from msgspec import Meta
@@ -269,7 +270,7 @@ async def list_replays(
 
 @get(_REPLAY, summary="Read a replay's status", responses=error_responses(404))
 async def replay_status(
-    replays: NamedDependency[SessionReplays], replay_id: str
+    replays: NamedDependency[SessionReplays], replay_id: FromPath[str]
 ) -> Data[ReplayStatus]:
     """State, position, progress and speed of a replay."""
     return Data(data=replays.replay(replay_id).status())
@@ -285,7 +286,7 @@ async def replay_status(
     **_SSE,
 )
 async def stream_replay(
-    replays: NamedDependency[SessionReplays], replay_id: str
+    replays: NamedDependency[SessionReplays], replay_id: FromPath[str]
 ) -> ServerSentEvent:
     """The replay's events as they fall due."""
     return replays.stream(replays.replay(replay_id))
@@ -300,7 +301,9 @@ async def stream_replay(
     opt={**_READS, "body": ReplayControl},
     responses=error_responses(400, 404, 409, 413, 415, 422),
 )
-async def control(replays: NamedDependency[SessionReplays], replay_id: str) -> Data[ReplayStatus]:
+async def control(
+    replays: NamedDependency[SessionReplays], replay_id: FromPath[str]
+) -> Data[ReplayStatus]:
     """Apply a control; answers the status after it."""
     replay = replays.replay(replay_id)
     return Data(data=control_replay(replay, await replays.body(ReplayControl)))
@@ -313,7 +316,7 @@ async def control(replays: NamedDependency[SessionReplays], replay_id: str) -> D
     opt=_READS,
     responses=error_responses(404),
 )
-async def delete_replay(replays: NamedDependency[SessionReplays], replay_id: str) -> None:
+async def delete_replay(replays: NamedDependency[SessionReplays], replay_id: FromPath[str]) -> None:
     """Stop the replay (its stream ends) and forget it."""
     replays.replays.remove(replays.replay(replay_id))
 
@@ -376,7 +379,9 @@ async def agentc_events(
 async def agentc_stream(
     replays: NamedDependency[SessionReplays],
     event_types: _EventTypes = None,
-    real_time: bool = False,
+    real_time: Annotated[
+        bool, Parameter(description="Keep the original spacing (scaled by `speed_factor`).")
+    ] = False,
     speed_factor: Annotated[float, Parameter(gt=0, le=1000, description="Speed.")] = 1.0,
 ) -> ServerSentEvent:
     """A new replay of the session, streamed."""
@@ -442,7 +447,9 @@ async def agentc_files(replays: NamedDependency[SessionReplays]) -> Data[list[st
     media_type="application/x-ndjson",
     responses=error_responses(404, 503),
 )
-async def agentc_file(replays: NamedDependency[SessionReplays], name: str) -> Response[bytes]:
+async def agentc_file(
+    replays: NamedDependency[SessionReplays], name: FromPath[str]
+) -> Response[bytes]:
     """One log file, as JSON Lines."""
     events = await session_events(replays)
     if name != log_file_name(replays.id):

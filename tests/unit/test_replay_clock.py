@@ -118,13 +118,16 @@ def test_pause_holds_the_clock_and_play_takes_a_new_speed() -> None:
     assert (replay.state, replay.speed_factor) == (ReplayState.PLAYING, 100.0)
 
 
-def test_a_second_listener_is_refused_until_the_first_goes() -> None:
+def test_a_second_listener_is_refused_until_the_first_goes_and_a_late_hang_up_is_moot() -> None:
     replay = _replay()
-    replay.attach()
+    first = replay.attach()
     _refused(replay.attach)
-    replay.detach()
-    replay.attach()
+    replay.detach(first)
+    second = replay.attach()
+    replay.detach(first)  # the first one's late hang-up does not end the second
     assert replay.status().listening
+    replay.detach(second)
+    assert not replay.status().listening
 
 
 def test_reconnecting_after_an_event_goes_on_with_the_next() -> None:
@@ -145,11 +148,11 @@ def test_a_session_keeps_a_bounded_number_of_replays() -> None:
     replays = Replays(per_session=2)
     first, second = replays.add(_replay()), replays.add(_replay())
     first.attach()
-    second.attach()
+    heard = second.attach()
     with pytest.raises(ApiError) as caught:
         replays.add(_replay())
     assert caught.value.code == "QUOTA_EXCEEDED"
-    second.detach()
+    second.detach(heard)
     third = replays.add(_replay())  # the unheard one makes room
     assert [r.id for r in replays.of("ns", "s1")] == [first.id, third.id]
     assert second.state is ReplayState.STOPPED

@@ -211,19 +211,19 @@ class SessionReplays(SessionScope):
     def stream(self, replay: Replay) -> ServerSentEvent:
         """``replay``'s events over SSE; a ``Last-Event-ID`` goes on after that event."""
         resume = parse_position(self.request.headers.get("last-event-id"), "Last-Event-ID")
-        replay.attach()
+        listener = replay.attach()
         if resume is not None:
             replay.seek_after(resume)
         return ServerSentEvent(
-            replay.messages(),
+            replay.messages(listener),
             headers={"Parley-Replay-Id": replay.id},
-            background=BackgroundTask(_detached, replay),
+            background=BackgroundTask(_hang_up, replay, listener),
         )
 
 
-async def _detached(replay: Replay) -> None:
-    if replay.listening:  # the response ended before its iterator ran (the client left)
-        replay.detach()
+async def _hang_up(replay: Replay, listener: int) -> None:
+    """The response ended: its listener no longer listens (whether or not its stream ran)."""
+    replay.detach(listener)
 
 
 _SSE: dict[str, Any] = {"opt": _READS, "media_type": "text/event-stream"}

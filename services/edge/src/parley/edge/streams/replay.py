@@ -111,7 +111,10 @@ class Replay:
         self.events, self.types, self.stream_url = list(events), list(types), stream_url
         self.speed_factor, self.real_time = speed_factor, real_time
         self.state = ReplayState.PLAYING if self.events else ReplayState.FINISHED
-        self.listening, self.cursor = False, 0
+        self.cursor = 0
+        self._listener: int | None = None
+        """The token of the client listening, if one is."""
+        self._listeners = 0
         self.created_at, self.touched = utcnow(), time.monotonic()
         self.changed = asyncio.Event()
         """Set by every control: a waiting stream looks again."""
@@ -121,6 +124,11 @@ class Replay:
         self._offset = 0.0
         self._since: float | None = None
         """When the clock last started running (None: it stands still at ``_offset``)."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether a client listens to the replay's stream."""
+        return self._listener is not None
 
     @property
     def duration(self) -> float:
@@ -245,8 +253,8 @@ class Replay:
 
     # The stream.
 
-    def attach(self) -> None:
-        """A client starts listening.
+    def attach(self) -> int:
+        """A client starts listening; its token (for :meth:`messages` and :meth:`detach`).
 
         Raises:
             ApiError: ``INVALID_STATE_TRANSITION`` when another client already listens.
@@ -257,16 +265,21 @@ class Replay:
                 f"replay {self.id} already has a listener; create another replay to watch twice",
                 {"replay_id": self.id},
             )
-        self.listening = True
+        self._listeners += 1
+        self._listener = self._listeners
         self._change()
+        return self._listener
 
-    def detach(self) -> None:
-        """The client went away: the clock stands still until one listens again."""
-        self.listening = False
-        self._change()
+    def detach(self, listener: int) -> None:
+        """The client ``listener`` went away: the clock stands still until one listens again.
+        A token that no longer listens changes nothing."""
+        if self._listener == listener:
+            self._listener = None
+            self._change()
 
-    async def messages(self) -> AsyncIterator[ServerSentEventMessage]:
-        """The stream of an attached client: events as they fall due, then the end."""
+    async def messages(self, listener: int) -> AsyncIterator[ServerSentEventMessage]:
+        """The stream of the attached client ``listener``: events as they fall due, then the
+        end."""
         try:
             while True:
                 self.changed.clear()
@@ -285,7 +298,7 @@ class Replay:
                     if period >= KEEPALIVE_S:
                         yield ServerSentEventMessage(data=None, comment="keep-alive")
         finally:
-            self.detach()
+            self.detach(listener)
 
     def _due_in(self) -> float | None:
         """Seconds until the next event falls due (0.0: now); None while paused."""

@@ -122,12 +122,12 @@ def _seek(replay: Replay, control: ReplayControl) -> None:
         raise invalid("body.position", "seek takes exactly one of position, offset_s or time")
     if isinstance(control.position, int):
         replay.seek_index(control.position)
+    elif isinstance(control.position, datetime):
+        replay.seek_time(control.position)
+    elif control.time is not None:
+        replay.seek_time(control.time)
     elif control.offset_s is not None:
         replay.seek_offset(control.offset_s)
-    else:
-        when = control.position if control.time is None else control.time
-        assert isinstance(when, datetime)
-        replay.seek_time(when)
 
 
 def _speed(replay: Replay, control: ReplayControl) -> None:

@@ -38,9 +38,9 @@ class Recorded:
         start = _time(events[0])
         self.offsets = [(_time(e) - start).total_seconds() for e in events]
 
-    def index(self, predicate: Any) -> int:
-        """The index of the first event ``predicate`` holds for."""
-        return next(i for i, e in enumerate(self.events) if predicate(e))
+    def turn_start(self, n: int) -> int:
+        """The index of the ``n``-th turn's (0-based) `turn.started` event."""
+        return [i for i, e in enumerate(self.events) if e["type"] == "turn.started"][n]
 
     @property
     def turns(self) -> list[str]:
@@ -197,14 +197,11 @@ async def test_a_replay_at_ten_times_speed_keeps_the_recorded_spacing_scaled(
     for (arrived, _), offset in zip(events, recorded.offsets, strict=True):
         assert arrived - started >= offset / 10 - 0.01
     assert recorded.offsets[-1] > FIRST_GAP_S + SECOND_GAP_S - 0.5
-    first_turn = recorded.index(lambda e: e["type"] == "turn.started")
-    second_turn = recorded.index(
-        lambda e: e["type"] == "turn.started" and e["data"]["turn_id"] == recorded.turns[1]
-    )
-    gap_before_turns = events[first_turn][0] - events[0][0]
-    whole = events[-1][0] - started
-    assert gap_before_turns >= (recorded.offsets[first_turn] - recorded.offsets[0]) / 10 - 0.05
-    assert events[second_turn][0] - events[0][0] >= recorded.offsets[second_turn] / 10 - 0.05
+    # Measured from the first event, the turns come at a tenth of their recorded offsets
+    # (half of that is allowed for a client that read the first event late).
+    for turn in map(recorded.turn_start, range(len(recorded.turns))):
+        assert events[turn][0] - events[0][0] >= recorded.offsets[turn] / 10 / 2
+    whole = events[-1][0] - events[0][0]
     assert whole < recorded.offsets[-1] / 2, "a 10x replay took over half the recorded time"
     status = await _status(api, replay)
     assert (status["state"], status["position"], status["progress"]) == ("finished", total, 1.0)
@@ -237,9 +234,7 @@ async def test_seek_jumps_to_an_event_an_offset_or_a_time(
 ) -> None:
     replay = await _replay(api, recorded, speed_factor=10, paused=True)
     assert replay["state"] == "paused"
-    second = recorded.index(
-        lambda e: e["type"] == "turn.started" and e["data"]["turn_id"] == recorded.turns[1]
-    )
+    second = recorded.turn_start(1)
     async with listening(api, replay["stream_url"]) as listener:
         by_time = await _control(
             api, replay, action="seek", position=recorded.events[second]["time"]
@@ -320,9 +315,7 @@ async def test_a_session_s_events_list_as_json_with_time_and_type_filters(
         await api.get(url, params=[("type", "session.created"), ("type", "turn.started")])
     )
     assert [e["type"] for e in two["data"]] == ["session.created", "turn.started", "turn.started"]
-    second = recorded.index(
-        lambda e: e["type"] == "turn.started" and e["data"]["turn_id"] == recorded.turns[1]
-    )
+    second = recorded.turn_start(1)
     since = recorded.events[second]["time"]
     later = body_of(await api.get(url, params={"since": since, "limit": 200}))["data"]
     assert later == recorded.events[second:]

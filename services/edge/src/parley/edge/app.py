@@ -42,6 +42,7 @@ from parley.edge.controllers.observability import output_router
 from parley.edge.controllers.personas import persona_router
 from parley.edge.controllers.prometheus import metrics_registry
 from parley.edge.controllers.prometheus import prometheus_metrics
+from parley.edge.controllers.replay import replay_routes
 from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
@@ -202,6 +203,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             session_router,
             session_chat_router,
             file_router,
+            *replay_routes,  # session events, JSONL, replays (and Agent C's spellings)
             message_router,
             task_router,
             run_router,

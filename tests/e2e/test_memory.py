@@ -8,8 +8,8 @@ from e2e_support import new_agent
 
 from parley.contracts.memory import memory_scope
 from parley.devstack.stack import Stack
-from parley.edge.projections.memory import MemoryProjection
 from parley.eventstore.factory import open_store
+from parley.memory.book import MemoryProjection
 
 SALES = {
     "name": "Q3SalesInsight",

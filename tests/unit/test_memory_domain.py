@@ -19,10 +19,10 @@ from parley.contracts.memory import MemoryWrite
 from parley.contracts.memory import Relation
 from parley.contracts.memory import Remember
 from parley.contracts.memory import memory_stream
-from parley.edge.projections.memory_index import DIMENSIONS
-from parley.edge.projections.memory_index import MemoryIndex
-from parley.edge.projections.memory_index import embed
-from parley.edge.projections.memory_index import words
+from parley.memory.index import DIMENSIONS
+from parley.memory.index import MemoryIndex
+from parley.memory.index import embed
+from parley.memory.index import words
 
 SCOPE = "agent:a1"
 

@@ -1,8 +1,9 @@
 """Agent memory: entities (a name, a type, observations) and relations between them.
 
 A memory belongs to a scope of one namespace, named by :func:`memory_scope` from the
-agent's ``memory.scope`` (``agent``: the agent's own; ``namespace``: shared by every agent of
-the namespace; ``session`` is the agent's own outside a session). Its events are on stream
+agent's ``memory.scope`` (``agent``: the agent's own; ``cluster``: shared by the agents of its
+cluster, the agent's own when it is in none; ``namespace``: shared by every agent of the
+namespace; ``session`` is the agent's own outside a session). Its events are on stream
 ``memory_stream(namespace, scope)``; the registry decides them, the edge indexes them.
 """
 
@@ -11,10 +12,12 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.clusters import CLUSTER_LABEL
 from parley.contracts.commands import Command
 from parley.contracts.commands import Reply
 from parley.contracts.commands import Strict
 from parley.contracts.ids import named_stream
+from parley.contracts.registry import AgentSpec
 
 __all__ = [
     "EVENT_TYPES",
@@ -26,6 +29,7 @@ __all__ = [
     "Relation",
     "RelationCreated",
     "Remember",
+    "agent_memory",
     "memory_scope",
     "memory_stream",
 ]
@@ -147,9 +151,20 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """Event type name → payload type, for every memory event."""
 
 
-def memory_scope(scope: str, agent_id: str) -> str:
-    """The memory an agent with ``memory.scope`` = ``scope`` reads and writes."""
-    return "namespace" if scope == "namespace" else f"agent:{agent_id}"
+def memory_scope(scope: str, agent_id: str, cluster: str | None = None) -> str:
+    """The memory an agent with ``memory.scope`` = ``scope`` reads and writes (``cluster``:
+    the name of the cluster it belongs to, if any)."""
+    if scope == "namespace":
+        return "namespace"
+    if scope == "cluster" and cluster:
+        return f"cluster:{cluster}"
+    return f"agent:{agent_id}"
+
+
+def agent_memory(spec: AgentSpec, agent_id: str) -> str:
+    """The memory the agent ``agent_id`` defined by ``spec`` reads and writes (its cluster
+    is the one its ``parley.dev/cluster`` label names)."""
+    return memory_scope(spec.memory.scope, agent_id, spec.labels.get(CLUSTER_LABEL))
 
 
 def memory_stream(namespace: str, scope: str) -> str:

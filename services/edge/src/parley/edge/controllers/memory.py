@@ -26,15 +26,15 @@ from litestar.plugins import InitPluginProtocol
 from parley.contracts.memory import MemoryReply
 from parley.contracts.memory import MemoryWrite
 from parley.contracts.memory import Remember
-from parley.contracts.memory import memory_scope
+from parley.contracts.memory import agent_memory
 from parley.contracts.registry import SERVICE
 from parley.edge.controllers.lookups import AgentScope
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
 from parley.edge.http.errors import invalid
-from parley.edge.projections.memory import MemoryProjection
-from parley.edge.projections.memory import MemorySearch
-from parley.edge.projections.memory import MemoryStats
+from parley.memory.book import MemoryProjection
+from parley.memory.book import MemorySearch
+from parley.memory.book import MemoryStats
 
 __all__ = ["MemoryPlugin", "MemoryWritten", "memory_router"]
 
@@ -62,8 +62,8 @@ class AgentMemory(AgentScope):
 
     def scope(self) -> tuple[str, str]:
         """The agent's ``memory.scope`` and the memory it names, or ``404 AGENT_NOT_FOUND``."""
-        setting = self.live().spec.memory.scope
-        return setting, memory_scope(setting, self.id)
+        spec = self.live().spec
+        return spec.memory.scope, agent_memory(spec, self.id)
 
 
 @post(

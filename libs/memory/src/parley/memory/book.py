@@ -1,26 +1,51 @@
 """The memory projection: every memory folded with the aggregate's ``evolve``, and indexed
-for search (:class:`~parley.edge.projections.memory_index.MemoryIndex`).
+for search (:class:`~parley.memory.index.MemoryIndex`). The edge serves the memory routes
+from one; each runtime process keeps its own for its agents' turns and tools.
 
-It follows only ``memory-*`` streams. Nothing is stored besides the events: a fresh edge
-folds them again from position 0, and the same events give the same index.
+It follows only ``memory-*`` streams. Nothing is stored besides the events: a fresh process
+folds them again from position 0, and the same events give the same index. A search may name
+an :class:`Embedder` (the agent's provider's): the entities' vectors in its space are made
+on the first search that needs them (one batched call with the query), and kept.
 """
 
+import logging
 import time
+from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
+from typing import Protocol
 
 import msgspec
+import numpy as np
 
 from parley.aggregates.memory import Entity
 from parley.aggregates.memory import Memory
 from parley.aggregates.memory import evolve
 from parley.contracts.envelope import Event
-from parley.edge.projections.memory_index import EMBEDDER
-from parley.edge.projections.memory_index import Hit
-from parley.edge.projections.memory_index import MemoryIndex
-from parley.edge.views import iso
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
+from parley.memory.index import EMBEDDER
+from parley.memory.index import Hit
+from parley.memory.index import MemoryIndex
+from parley.memory.index import Vector
+from parley.memory.index import unit
 
-__all__ = ["MemoryHit", "MemoryProjection", "MemorySearch", "MemoryStats"]
+__all__ = ["Embedder", "MemoryHit", "MemoryProjection", "MemorySearch", "MemoryStats"]
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Embeddings from a provider (e.g. :class:`parley.llm.embeddings.OpenAIEmbeddings`)."""
+
+    @property
+    def name(self) -> str:
+        """The vector space's name: provider and model (``openai:text-embedding-3-small``)."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in order; raises on any failure."""
+        ...
 
 
 class MemoryHit(msgspec.Struct, kw_only=True):
@@ -47,6 +72,8 @@ class MemorySearch(msgspec.Struct, kw_only=True):
     total: int
     """Matches at or above ``min_similarity`` (``results`` holds up to ``limit`` of them)."""
     query_time_ms: float
+    embedding_model: str = EMBEDDER
+    """Whose vectors the similarity compares: the local embedder's or the provider's."""
 
 
 class MemoryStats(msgspec.Struct, kw_only=True):
@@ -91,18 +118,69 @@ class MemoryProjection(Follower):
             index.put(entity.name, _text(entity))
 
     def search(
-        self, namespace: str, scope: str, query: str, limit: int, min_similarity: float
+        self,
+        namespace: str,
+        scope: str,
+        query: str,
+        limit: int,
+        min_similarity: float,
+        *,
+        vector: Vector | None = None,
+        space: str = EMBEDDER,
+        started: float | None = None,
     ) -> MemorySearch:
-        """Up to ``limit`` entities of the memory nearest ``query``, best first."""
-        started = time.perf_counter()
+        """Up to ``limit`` entities of the memory nearest ``query``, best first (by the local
+        embedder, unless ``vector`` is the query's embedding in ``space``)."""
+        started = time.perf_counter() if started is None else started
         memory = self._memories.get((namespace, scope))
         index = self._indexes.get((namespace, scope))
         if memory is None or index is None:
-            return MemorySearch(results=[], total=0, query_time_ms=0.0)
-        hits = [h for h in index.search(query) if h.similarity >= min_similarity]
+            return MemorySearch(results=[], total=0, query_time_ms=0.0, embedding_model=space)
+        found = index.search(query, vector, space)
+        hits = [h for h in found if h.similarity >= min_similarity]
         results = [_hit(memory.entities[hit.name], hit) for hit in hits[:limit]]
         took = (time.perf_counter() - started) * 1000
-        return MemorySearch(results=results, total=len(hits), query_time_ms=round(took, 3))
+        return MemorySearch(
+            results=results, total=len(hits), query_time_ms=round(took, 3), embedding_model=space
+        )
+
+    async def search_by(
+        self,
+        embedder: Embedder | None,
+        namespace: str,
+        scope: str,
+        query: str,
+        limit: int,
+        min_similarity: float = 0.0,
+    ) -> MemorySearch:
+        """:meth:`search` with ``embedder``'s vectors (the local embedder's when None, or
+        when the provider fails: that is logged, and the answer names the local space)."""
+        started = time.perf_counter()
+        index = self._indexes.get((namespace, scope))
+        if embedder is None or index is None:
+            return self.search(namespace, scope, query, limit, min_similarity, started=started)
+        missing = index.missing(embedder.name)
+        try:
+            vectors = await embedder.embed([query, *missing.values()])
+        except Exception as exc:  # any provider failure: search by the local embedder
+            log.warning("embeddings from %s failed (%s); searching locally", embedder.name, exc)
+            return self.search(namespace, scope, query, limit, min_similarity, started=started)
+        if len(vectors) != len(missing) + 1:
+            log.warning("embeddings from %s: not one per text; searching locally", embedder.name)
+            return self.search(namespace, scope, query, limit, min_similarity, started=started)
+        arrays = [unit(np.asarray(v, dtype=np.float32)) for v in vectors]
+        pairs = zip(missing.items(), arrays[1:], strict=True)
+        index.fill(embedder.name, {name: (text, vector) for (name, text), vector in pairs})
+        return self.search(
+            namespace,
+            scope,
+            query,
+            limit,
+            min_similarity,
+            vector=arrays[0],
+            space=embedder.name,
+            started=started,
+        )
 
     def stats(self, namespace: str, scope: str, memory_scope: str) -> MemoryStats:
         """The size of the memory ``scope`` of ``namespace``."""
@@ -133,6 +211,11 @@ def _hit(entity: Entity, hit: Hit) -> MemoryHit:
         created_at=iso(entity.created_at),
         updated_at=iso(entity.updated_at),
     )
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 (`2025-01-02T03:04:05.000006Z`), as the edge shows times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _text(entity: Entity) -> str:

@@ -153,7 +153,7 @@ async def test_an_agent_without_memory_has_no_memory_tools_and_no_recollection(
 
 
 def _cluster(name: str, replicas: int) -> dict[str, Any]:
-    spec = {"name": "worker", "memory": {"enabled": True, "scope": "cluster"}}
+    spec = {"name": f"{name}-worker", "memory": {"enabled": True, "scope": "cluster"}}
     return {
         "apiVersion": "parley.dev/v1",
         "kind": "AgentCluster",

@@ -1,0 +1,120 @@
+"""Memory embeddings from the agent's provider, through the whole stack: an OpenAI agent's
+memory is searched with OpenAI embeddings (the real SDK against the local wire-compatible
+server's `/v1/embeddings`); an Anthropic agent's with the local embedder (Anthropic has no
+embeddings API). The remembered fact reaches the model's system prompt as sent on the wire.
+"""
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from e2e_support import body_of
+from e2e_support import new_agent
+from wire_server import WireServer
+
+KEY = "sk-test-SECRET-memory-0123456789"
+FACT = {
+    "name": "AcmeInvoices",
+    "entity_type": "customer_preference",
+    "observations": ["Acme wants invoices in euros"],
+}
+
+
+@pytest.fixture(scope="module")
+def stack_env(wire: WireServer) -> dict[str, str]:
+    """The runtime pointed at the wire server, with fake keys."""
+    return {
+        "PARLEY_ANTHROPIC_BASE_URL": wire.url,
+        "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
+        "ANTHROPIC_API_KEY": KEY,
+        "OPENAI_API_KEY": KEY,
+    }
+
+
+def _calls(wire: WireServer, tool: str, arguments: dict[str, Any]) -> None:
+    """The next ``tools`` scenario calls ``tool`` with ``arguments``."""
+    wire.calls = [("call_m", tool, [json.dumps(arguments)])]
+
+
+async def _turn(http: httpx.AsyncClient, agent_id: str, message: str) -> dict[str, Any]:
+    answer = await http.post(f"/api/v1/agents/{agent_id}/chat", json={"message": message})
+    data: dict[str, Any] = body_of(answer)["data"]
+    return data
+
+
+async def _recall(
+    http: httpx.AsyncClient, wire: WireServer, api: str, agent_id: str, query: str
+) -> dict[str, Any]:
+    _calls(wire, "recall", {"query": query})
+    wire.script(api, "tools", "text")
+    data = await _turn(http, agent_id, "what do we know?")
+    (called,) = data["tool_calls"]
+    assert called["name"] == "recall" and called["result"]["ok"], called
+    found: dict[str, Any] = json.loads(called["result"]["content"])
+    return found
+
+
+def _embedded(wire: WireServer) -> list[dict[str, Any]]:
+    return [body for api, body, _ in wire.requests if api == "embeddings"]
+
+
+async def test_an_openai_agent_s_memory_is_searched_with_openai_embeddings(
+    http: httpx.AsyncClient, wire: WireServer
+) -> None:
+    agent_id = await new_agent(
+        http,
+        "openai-mind",
+        provider="openai",
+        model="gpt-4.1-mini",
+        system_prompt="You keep accounts.",
+        memory={"enabled": True},
+    )
+    _calls(wire, "remember", {"entities": [FACT]})
+    wire.script("openai", "tools", "text")
+    data = await _turn(http, agent_id, "remember this")
+    (called,) = data["tool_calls"]
+    assert called["name"] == "remember" and called["result"]["ok"], called
+    # the model was offered the memory tools
+    offered = {t["function"]["name"] for t in wire.requests[-1][1]["tools"]}
+    assert {"remember", "recall"} <= offered
+
+    before = len(_embedded(wire))
+    wire.script("openai", "text")
+    await _turn(http, agent_id, "Which currency does Acme want on its invoices?")
+    chat = [body for api, body, _ in wire.requests if api == "openai"][-1]
+    system = chat["messages"][0]
+    assert system["role"] in ("system", "developer")
+    assert system["content"].startswith("You keep accounts.")
+    assert "AcmeInvoices (customer_preference): Acme wants invoices in euros" in system["content"]
+    asked = _embedded(wire)[before:]
+    assert asked and asked[0]["model"] == "text-embedding-3-small"
+    assert "Which currency does Acme want on its invoices?" in asked[0]["input"]
+    assert any("Acme wants invoices in euros" in text for text in asked[0]["input"][1:])
+
+    found = await _recall(http, wire, "openai", agent_id, "euro invoices")
+    assert found["embedding_model"] == "openai:text-embedding-3-small"
+    assert found["results"][0]["entity_name"] == "AcmeInvoices"
+    # the entity was embedded once; later searches embed only their query
+    assert all(len(body["input"]) == 1 for body in _embedded(wire)[before + 1 :])
+    assert KEY in str([h for api, _, h in wire.requests if api == "embeddings"][-1])
+
+
+async def test_an_anthropic_agent_s_memory_uses_the_local_embedder(
+    http: httpx.AsyncClient, wire: WireServer
+) -> None:
+    agent_id = await new_agent(
+        http,
+        "claude-mind",
+        provider="anthropic",
+        model="claude-haiku-4-5",
+        memory={"enabled": True},
+    )
+    _calls(wire, "remember", {"entities": [FACT]})
+    wire.script("anthropic", "tools", "text")
+    await _turn(http, agent_id, "remember this")
+    before = len(_embedded(wire))
+    found = await _recall(http, wire, "anthropic", agent_id, "euro invoices")
+    assert found["embedding_model"] == "parley-hashed-ngrams-256"
+    assert found["results"][0]["entity_name"] == "AcmeInvoices"
+    assert len(_embedded(wire)) == before

@@ -70,6 +70,16 @@ class WireServer(Loopback):
         self._release.set()
         await super().stop()
 
+    def runtime_env(self, key: str) -> dict[str, str]:
+        """A runtime's environment pointing its Anthropic and OpenAI adapters here, with
+        ``key`` as both providers' key."""
+        return {
+            "PARLEY_ANTHROPIC_BASE_URL": self.url,
+            "PARLEY_OPENAI_BASE_URL": f"{self.url}/v1",
+            "ANTHROPIC_API_KEY": key,
+            "OPENAI_API_KEY": key,
+        }
+
     def script(self, api: str, *scenarios: str) -> None:
         """Queue the scenarios the next requests to ``api`` get, in order."""
         self.scripts[api].clear()

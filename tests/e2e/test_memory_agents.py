@@ -17,6 +17,9 @@ from e2e_support import body_of
 from e2e_support import call
 from e2e_support import events_in
 from e2e_support import new_agent
+from memory_support import ALICE
+from memory_support import COFFEE
+from memory_support import SALES
 
 from parley.contracts.memory import memory_scope
 from parley.devstack.stack import Stack
@@ -24,21 +27,6 @@ from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
 from parley.memory.book import MemoryProjection
 
-SALES = {
-    "name": "Q3SalesInsight",
-    "entity_type": "business_insight",
-    "observations": ["Q3 sales increased 23% over Q2", "Mobile channel drove 67% of growth"],
-}
-ALICE = {
-    "name": "Alice",
-    "entity_type": "person",
-    "observations": ["Alice is the data engineer who maintains the warehouse"],
-}
-COFFEE = {
-    "name": "OfficeCoffee",
-    "entity_type": "fact",
-    "observations": ["The office coffee machine is on the third floor"],
-}
 SHOW = "You help. [offline:show_system]"
 MEMORY = {"memory": {"enabled": True}}
 

@@ -14,6 +14,7 @@ from e2e_support import new_agent
 from wire_server import WireServer
 
 KEY = "sk-test-SECRET-memory-0123456789"
+MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}
 FACT = {
     "name": "AcmeInvoices",
     "entity_type": "customer_preference",
@@ -24,12 +25,15 @@ FACT = {
 @pytest.fixture(scope="module")
 def stack_env(wire: WireServer) -> dict[str, str]:
     """The runtime pointed at the wire server, with fake keys."""
-    return {
-        "PARLEY_ANTHROPIC_BASE_URL": wire.url,
-        "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
-        "ANTHROPIC_API_KEY": KEY,
-        "OPENAI_API_KEY": KEY,
-    }
+    return wire.runtime_env(KEY)
+
+
+async def _agent(http: httpx.AsyncClient, provider: str, **spec: Any) -> str:
+    """A running agent of ``provider`` with memory enabled."""
+    model = MODELS[provider]
+    return await new_agent(
+        http, f"{provider}-mind", provider=provider, model=model, memory={"enabled": True}, **spec
+    )
 
 
 def _calls(wire: WireServer, tool: str, arguments: dict[str, Any]) -> None:
@@ -62,14 +66,7 @@ def _embedded(wire: WireServer) -> list[dict[str, Any]]:
 async def test_an_openai_agent_s_memory_is_searched_with_openai_embeddings(
     http: httpx.AsyncClient, wire: WireServer
 ) -> None:
-    agent_id = await new_agent(
-        http,
-        "openai-mind",
-        provider="openai",
-        model="gpt-4.1-mini",
-        system_prompt="You keep accounts.",
-        memory={"enabled": True},
-    )
+    agent_id = await _agent(http, "openai", system_prompt="You keep accounts.")
     _calls(wire, "remember", {"entities": [FACT]})
     wire.script("openai", "tools", "text")
     data = await _turn(http, agent_id, "remember this")
@@ -103,13 +100,7 @@ async def test_an_openai_agent_s_memory_is_searched_with_openai_embeddings(
 async def test_an_anthropic_agent_s_memory_uses_the_local_embedder(
     http: httpx.AsyncClient, wire: WireServer
 ) -> None:
-    agent_id = await new_agent(
-        http,
-        "claude-mind",
-        provider="anthropic",
-        model="claude-haiku-4-5",
-        memory={"enabled": True},
-    )
+    agent_id = await _agent(http, "anthropic")
     _calls(wire, "remember", {"entities": [FACT]})
     wire.script("anthropic", "tools", "text")
     await _turn(http, agent_id, "remember this")

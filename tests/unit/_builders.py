@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import UTC
 from datetime import datetime
 from typing import Any
+from typing import Protocol
 from typing import TypeVar
 
 import msgspec
@@ -13,9 +14,25 @@ import pytest
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ParleyError
 
-__all__ = ["NOW", "NS", "fold_decided", "recorded_by_registry", "refusal", "stored"]
+__all__ = [
+    "NOW",
+    "NS",
+    "fold_decided",
+    "folded_by_registry",
+    "recorded_by_registry",
+    "refusal",
+    "stored",
+]
 
 S = TypeVar("S")
+
+
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 """The time the aggregate tests decide and record at."""
@@ -94,6 +111,30 @@ def fold_decided(
             state, stored(event_type, payload, version=version, position=position, **where)
         )
     return state
+
+
+def folded_by_registry(
+    evolve: Callable[[V | None, Event], V | None],
+    state: V | None,
+    decided: Iterable[tuple[str, msgspec.Struct]],
+    *,
+    stream: str,
+    subject: str,
+    time: datetime = NOW,
+) -> V | None:
+    """Fold ``decided`` onto ``state`` as the registry records it: after ``state``'s version,
+    in :data:`NS`, at ``time``."""
+    return fold_decided(
+        evolve,
+        state,
+        decided,
+        version=state.version if state is not None else 0,
+        source="/parley/registry",
+        subject=subject,
+        time=time,
+        stream=stream,
+        namespace=NS,
+    )
 
 
 def refusal(decide: Callable[..., object], *arguments: object) -> ParleyError:

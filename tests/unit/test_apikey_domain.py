@@ -8,7 +8,7 @@ import msgspec
 import pytest
 from _builders import NOW
 from _builders import NS
-from _builders import fold_decided
+from _builders import folded_by_registry
 from _builders import refusal
 from _builders import stored
 
@@ -60,16 +60,13 @@ def use(namespace: str = NS) -> RecordApiKeyUse:
 
 def run(state: ApiKey | None, command: KeyCommand, at: datetime = NOW) -> ApiKey | None:
     """Decide at ``at``, then fold the decided events as the store would record them."""
-    return fold_decided(
+    return folded_by_registry(
         evolve,
         state,
         decide(state, command, Context(at)).events,
-        version=state.version if state is not None else 0,
-        source="/parley/registry",
+        stream=apikey_stream(KEY),
         subject=KEY,
         time=at,
-        stream=apikey_stream(KEY),
-        namespace=NS,
     )
 
 

@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from _builders import NOW
 from _builders import NS
-from _builders import fold_decided
+from _builders import folded_by_registry
 from _builders import recorded_by_registry
 from _builders import refusal
 
@@ -89,16 +89,8 @@ def scale(agent: str = "writer", instances: int = 3) -> ScaleCluster:
 def record(
     state: Cluster | None, decided: list[tuple[str, msgspec.Struct]], at: datetime
 ) -> Cluster | None:
-    return fold_decided(
-        evolve,
-        state,
-        decided,
-        version=state.version if state is not None else 0,
-        source="/parley/registry",
-        subject=NAME,
-        time=at,
-        stream=cluster_stream(NS, NAME),
-        namespace=NS,
+    return folded_by_registry(
+        evolve, state, decided, stream=cluster_stream(NS, NAME), subject=NAME, time=at
     )
 
 

@@ -6,7 +6,7 @@ import msgspec
 import numpy as np
 from _builders import NOW
 from _builders import NS
-from _builders import fold_decided
+from _builders import folded_by_registry
 from _builders import refusal
 
 from parley.aggregates.decision import Context
@@ -40,16 +40,8 @@ def run(state: Memory | None, command: Remember) -> tuple[list[str], Memory | No
     """Decide (ids from a counter), then fold the events as the store records them."""
     counter = itertools.count(1)
     decided = decide(state, command, Context(NOW, mint=lambda: f"id{next(counter)}")).events
-    folded = fold_decided(
-        evolve,
-        state,
-        decided,
-        version=state.version if state is not None else 0,
-        source="/parley/registry",
-        subject=SCOPE,
-        time=NOW,
-        stream=memory_stream(NS, SCOPE),
-        namespace=NS,
+    folded = folded_by_registry(
+        evolve, state, decided, stream=memory_stream(NS, SCOPE), subject=SCOPE
     )
     return [kind for kind, _ in decided], folded
 

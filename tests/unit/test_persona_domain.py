@@ -6,7 +6,7 @@ import msgspec
 import pytest
 from _builders import NOW
 from _builders import NS
-from _builders import fold_decided
+from _builders import folded_by_registry
 from _builders import recorded_by_registry
 from _builders import refusal
 
@@ -43,16 +43,12 @@ def delete(name: str = "pirate", expected_version: int | None = None) -> DeleteP
 
 def run(state: Persona | None, command: PersonaCommand) -> Persona | None:
     """Decide, then fold the decided events as the store would record them."""
-    return fold_decided(
+    return folded_by_registry(
         evolve,
         state,
         decide(state, command, Context(NOW)).events,
-        version=state.version if state is not None else 0,
-        source="/parley/registry",
-        subject=command.spec.name if isinstance(command, CreatePersona) else command.name,
-        time=NOW,
         stream=persona_stream(NS, "pirate"),
-        namespace=NS,
+        subject=command.spec.name if isinstance(command, CreatePersona) else command.name,
     )
 
 

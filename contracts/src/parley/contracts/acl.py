@@ -30,7 +30,7 @@ from msgspec import Meta
 
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import ID_PATTERN
-from parley.contracts.ids import scoped
+from parley.contracts.ids import ScopedStream
 
 __all__ = [
     "EVENT_TYPES",
@@ -249,10 +249,9 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def conversation_stream(namespace: str, conversation_id: str) -> str:
-    """Stream of a conversation's messages: ``conversation-<id>`` in ``default``, else
-    ``conversation-<namespace>_<id>`` (a conversation id is only unique in its namespace)."""
-    return f"conversation-{scoped(namespace, conversation_id)}"
+conversation_stream = ScopedStream("conversation")
+"""Stream of a conversation's messages: ``conversation-<id>`` in ``default``, else
+``conversation-<namespace>_<id>`` (a conversation id is only unique in its namespace)."""
 
 
 def inbox_subject(receiver: str) -> str:

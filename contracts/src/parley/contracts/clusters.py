@@ -18,7 +18,7 @@ from parley.contracts.commands import Strict
 from parley.contracts.commands import TracedCommand
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import NAMESPACE_PATTERN
-from parley.contracts.ids import named_stream
+from parley.contracts.ids import NameStream
 from parley.contracts.registry import AgentSpec
 from parley.contracts.registry import Budget
 from parley.contracts.registry import LabelKey
@@ -353,6 +353,5 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def cluster_stream(namespace: str, name: str) -> str:
-    """Stream of a cluster's events."""
-    return named_stream("cluster", namespace, name)
+cluster_stream = NameStream("cluster")
+"""Stream of a cluster's events."""

@@ -27,8 +27,8 @@ from parley.contracts.commands import Command
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.ids import ScopedStream
 from parley.contracts.ids import named_stream
-from parley.contracts.ids import scoped
 from parley.contracts.registry import AgentSpec
 
 __all__ = [
@@ -362,14 +362,12 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """Event type → payload type of the deployment service's events."""
 
 
-def deployment_stream(namespace: str, deployment_id: str) -> str:
-    """Stream of a deployment: ``deployment-<id>`` in ``default``, else scoped."""
-    return f"deployment-{scoped(namespace, deployment_id)}"
+deployment_stream = ScopedStream("deployment")
+"""Stream of a deployment: ``deployment-<id>`` in ``default``, else scoped."""
 
 
-def slot_stream(namespace: str, agent_id: str) -> str:
-    """Stream of the claims on an agent's one active deployment."""
-    return f"deploymentslot-{scoped(namespace, agent_id)}"
+slot_stream = ScopedStream("deploymentslot")
+"""Stream of the claims on an agent's one active deployment."""
 
 
 def cluster_slot_stream(namespace: str, cluster: str) -> str:

@@ -22,6 +22,7 @@ from parley.contracts.commands import Command
 from parley.contracts.commands import Reply
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.ids import Id
+from parley.contracts.ids import IdStream
 
 __all__ = [
     "ALL_NAMESPACES",
@@ -78,9 +79,8 @@ NamespaceGrant = Annotated[
 Principal = Annotated[str, Meta(max_length=256, description="Id of the acting principal.")]
 
 
-def apikey_stream(key_id: str) -> str:
-    """The stream of API key ``key_id``."""
-    return f"apikey-{key_id}"
+apikey_stream = IdStream("apikey")
+"""The stream of API key ``key_id``."""
 
 
 # --- commands (request bodies on parley.cmd.registry.<verb>) ---------------------------

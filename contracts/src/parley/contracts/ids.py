@@ -4,6 +4,7 @@ Every id and namespace the API accepts is validated by one of the aliases here.
 """
 
 import hashlib
+from dataclasses import dataclass
 from typing import Annotated
 
 import uuid_utils
@@ -14,7 +15,10 @@ __all__ = [
     "ID_PATTERN",
     "NAMESPACE_PATTERN",
     "Id",
+    "IdStream",
+    "NameStream",
     "Namespace",
+    "ScopedStream",
     "named_stream",
     "new_id",
     "scoped",
@@ -60,3 +64,37 @@ def scoped(namespace: str, ident: str) -> str:
     refuses it (409), so the two never mix.
     """
     return ident if namespace == DEFAULT_NAMESPACE else f"{namespace}_{ident}"
+
+
+@dataclass(frozen=True)
+class IdStream:
+    """Streams of one category keyed by a globally unique id: ``<category>-<id>``."""
+
+    category: str
+
+    def __call__(self, ident: str) -> str:
+        """The stream of ``ident``."""
+        return f"{self.category}-{ident}"
+
+
+@dataclass(frozen=True)
+class ScopedStream:
+    """Streams of one category keyed by an id unique in its namespace: ``<category>-<scoped>``
+    (:func:`scoped`: the id itself in ``default``, else ``<namespace>_<id>``)."""
+
+    category: str
+
+    def __call__(self, namespace: str, ident: str) -> str:
+        """The stream of ``ident`` in ``namespace``."""
+        return f"{self.category}-{scoped(namespace, ident)}"
+
+
+@dataclass(frozen=True)
+class NameStream:
+    """Streams of one category keyed by a name in a namespace (:func:`named_stream`)."""
+
+    category: str
+
+    def __call__(self, namespace: str, name: str) -> str:
+        """The stream of ``name`` in ``namespace``."""
+        return named_stream(self.category, namespace, name)

@@ -16,7 +16,7 @@ from parley.contracts.clusters import CLUSTER_LABEL
 from parley.contracts.commands import Command
 from parley.contracts.commands import Reply
 from parley.contracts.commands import Strict
-from parley.contracts.ids import named_stream
+from parley.contracts.ids import NameStream
 from parley.contracts.registry import AgentSpec
 
 __all__ = [
@@ -167,6 +167,5 @@ def agent_memory(spec: AgentSpec, agent_id: str) -> str:
     return memory_scope(spec.memory.scope, agent_id, spec.labels.get(CLUSTER_LABEL))
 
 
-def memory_stream(namespace: str, scope: str) -> str:
-    """Stream name of a memory's events (the scope hashed, as in ``named_stream``)."""
-    return named_stream("memory", namespace, scope)
+memory_stream = NameStream("memory")
+"""Stream name of a memory's events (the scope hashed, as in ``named_stream``)."""

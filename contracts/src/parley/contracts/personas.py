@@ -14,7 +14,7 @@ import msgspec
 from msgspec import Meta
 
 from parley.contracts.commands import Command
-from parley.contracts.ids import named_stream
+from parley.contracts.ids import NameStream
 
 __all__ = [
     "EVENT_TYPES",
@@ -123,9 +123,8 @@ class PersonaView(msgspec.Struct, kw_only=True):
     """When it was created (null for a built-in)."""
 
 
-def persona_stream(namespace: str, name: str) -> str:
-    """Stream name of a persona's events (the name hashed, as in ``name_stream``)."""
-    return named_stream("persona", namespace, name)
+persona_stream = NameStream("persona")
+"""Stream name of a persona's events (the name hashed, as in ``name_stream``)."""
 
 
 @cache

@@ -16,8 +16,9 @@ from parley.contracts.commands import Command
 from parley.contracts.commands import Reply
 from parley.contracts.commands import Strict
 from parley.contracts.ids import ID_PATTERN
+from parley.contracts.ids import IdStream
 from parley.contracts.ids import Namespace
-from parley.contracts.ids import named_stream
+from parley.contracts.ids import NameStream
 
 __all__ = [
     "SERVICE",
@@ -375,11 +376,9 @@ class AgentView(msgspec.Struct, kw_only=True):
     """`spec.capabilities`."""
 
 
-def agent_stream(agent_id: str) -> str:
-    """Stream name of an agent's events."""
-    return f"agent-{agent_id}"
+agent_stream = IdStream("agent")
+"""Stream name of an agent's events."""
 
 
-def name_stream(namespace: str, name: str) -> str:
-    """Stream name of the claims on an agent name in a namespace."""
-    return named_stream("agentname", namespace, name)
+name_stream = NameStream("agentname")
+"""Stream name of the claims on an agent name in a namespace."""

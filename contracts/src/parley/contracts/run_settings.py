@@ -5,6 +5,7 @@ their catalogues and config schemas. Every problem is reported, each with its fi
 """
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from parley.contracts.catalogue import PROVIDERS
 from parley.contracts.catalogue import STRATEGIES
@@ -18,26 +19,44 @@ from parley.contracts.strategies import validate_strategy_config
 from parley.contracts.tools import validate_tool_config
 from parley.contracts.validation import FieldError
 
-__all__ = ["run_settings_problems"]
+__all__ = ["RunSettings", "run_settings_problems"]
+
+
+class RunSettings(Protocol):
+    """What a run is set up with: an agent's definition, or a session's effective settings."""
+
+    @property
+    def provider(self) -> str:
+        """The model provider (a key of the model catalogue)."""
+
+    @property
+    def model(self) -> str:
+        """The provider's model."""
+
+    @property
+    def params(self) -> ModelParams:
+        """Model parameters, checked against the model's ranges."""
+
+    @property
+    def tools(self) -> Sequence[ToolSpec]:
+        """Built-in tools, each with its config."""
+
+    @property
+    def strategy(self) -> StrategySpec:
+        """The reasoning strategy and its config."""
 
 
 def _problem(code: ErrorCode, field: str, message: str) -> FieldError:
     return {"field": field, "code": code.value, "message": message}
 
 
-def run_settings_problems(
-    *,
-    provider: str,
-    model: str,
-    params: ModelParams,
-    tools: Sequence[ToolSpec],
-    strategy: StrategySpec,
-) -> list[FieldError]:
-    """Every problem with these settings (empty when they are fine).
+def run_settings_problems(settings: RunSettings) -> list[FieldError]:
+    """Every problem with ``settings`` (empty when they are fine).
 
     Codes: ``PROVIDER_NOT_AVAILABLE``, ``TOOL_NOT_AVAILABLE``, ``STRATEGY_NOT_AVAILABLE`` or
     ``VALIDATION_ERROR``.
     """
+    provider, tools, strategy = settings.provider, settings.tools, settings.strategy
     problems: list[FieldError] = []
     if provider not in PROVIDERS:
         problems.append(
@@ -48,7 +67,7 @@ def run_settings_problems(
             )
         )
     else:
-        problems.extend(validate_model_params(provider, model, params))
+        problems.extend(validate_model_params(provider, settings.model, settings.params))
     seen: set[str] = set()
     for i, tool in enumerate(tools):
         if tool.name not in TOOLS:

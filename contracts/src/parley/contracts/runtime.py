@@ -29,6 +29,7 @@ from parley.contracts.commands import Strict
 from parley.contracts.errors import ErrorBody
 from parley.contracts.ids import ID_PATTERN
 from parley.contracts.ids import NAMESPACE_PATTERN
+from parley.contracts.ids import IdStream
 from parley.contracts.registry import ModelParams
 from parley.contracts.registry import StrategySpec
 from parley.contracts.registry import ToolSpec
@@ -549,19 +550,16 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """Event type name → payload type, for every event the runtime emits."""
 
 
-def session_stream(session_id: str) -> str:
-    """Stream of a session's events."""
-    return f"session-{session_id}"
+session_stream = IdStream("session")
+"""Stream of a session's events."""
 
 
-def execution_stream(execution_id: str) -> str:
-    """Stream of an execution's events."""
-    return f"execution-{execution_id}"
+execution_stream = IdStream("execution")
+"""Stream of an execution's events."""
 
 
-def budget_stream(agent_id: str) -> str:
-    """Stream of an agent's budget settlements."""
-    return f"budget-{agent_id}"
+budget_stream = IdStream("budget")
+"""Stream of an agent's budget settlements."""
 
 
 def spend_stream(namespace: str, day: str) -> str:
@@ -569,6 +567,5 @@ def spend_stream(namespace: str, day: str) -> str:
     return f"spend-{namespace}-{day}"
 
 
-def instance_stream(agent_id: str) -> str:
-    """Stream of an agent's warm instances coming and going."""
-    return f"instance-{agent_id}"
+instance_stream = IdStream("instance")
+"""Stream of an agent's warm instances coming and going."""

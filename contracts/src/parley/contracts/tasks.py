@@ -23,7 +23,7 @@ from parley.contracts.commands import Reply
 from parley.contracts.commands import Strict
 from parley.contracts.commands import TracedCommand
 from parley.contracts.ids import ID_PATTERN
-from parley.contracts.ids import scoped
+from parley.contracts.ids import ScopedStream
 from parley.contracts.registry import Budget
 
 __all__ = [
@@ -330,11 +330,9 @@ RUN_EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def task_stream(namespace: str, task_id: str) -> str:
-    """Stream of a task's events: ``task-<id>`` in ``default``, else ``task-<namespace>_<id>``."""
-    return f"task-{scoped(namespace, task_id)}"
+task_stream = ScopedStream("task")
+"""Stream of a task's events: ``task-<id>`` in ``default``, else ``task-<namespace>_<id>``."""
 
 
-def run_stream(namespace: str, run_id: str) -> str:
-    """Stream of a group run's events (scoped by namespace as :func:`task_stream`)."""
-    return f"grouprun-{scoped(namespace, run_id)}"
+run_stream = ScopedStream("grouprun")
+"""Stream of a group run's events (scoped by namespace as :func:`task_stream`)."""

@@ -17,8 +17,10 @@ from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
@@ -36,6 +38,7 @@ from parley.contracts.registry import CreateAgent
 from parley.contracts.registry import DeleteAgent
 from parley.contracts.registry import RegistryCommand
 from parley.contracts.registry import UpdateAgent
+from parley.contracts.registry import agent_stream
 
 __all__ = [
     "CATEGORY",
@@ -50,11 +53,9 @@ __all__ = [
     "name_change",
 ]
 
-CATEGORY = "agent"
+CATEGORY = agent_stream.category
 """The stream category this aggregate folds (``agent-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {"agent.created", "agent.updated", "agent.state_changed", "agent.deleted"}
-)
+FOLDS = kinds(EVENT_TYPES, "agent")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 _S, _A = AgentState, AgentAction
@@ -79,21 +80,15 @@ _FORCED: dict[tuple[AgentState, AgentAction], AgentState] = {(_S.FAILED, _A.STOP
 _EXCLUSIVE = {"system_prompt": "persona", "persona": "system_prompt"}
 
 
-class Agent(msgspec.Struct, frozen=True, kw_only=True):
+class Agent(Folded, frozen=True, kw_only=True):
     """An agent as folded from its stream."""
 
     id: str
     """The agent id (the stream is ``agent-<id>``)."""
-    namespace: str
-    """Tenant the agent lives in."""
     spec: AgentSpec
     """The current definition."""
     state: AgentState
     """Lifecycle state."""
-    version: int
-    """Stream version of the last folded event."""
-    created_at: datetime
-    """Time of ``agent.created``."""
     updated_at: datetime
     """Time of the last folded event."""
     deleted: bool = False

@@ -39,15 +39,7 @@ def validate_spec(spec: AgentSpec) -> None:
     def fail(code: ErrorCode, field: str, message: str) -> None:
         errors.append({"field": field, "code": code.value, "message": message})
 
-    errors.extend(
-        run_settings_problems(
-            provider=spec.provider,
-            model=spec.model,
-            params=spec.params,
-            tools=spec.tools,
-            strategy=spec.strategy,
-        )
-    )
+    errors.extend(run_settings_problems(spec))
     trigger = spec.trigger
     has_interval, has_cron = trigger.interval_seconds is not None, trigger.cron is not None
     if trigger.type == "periodic":

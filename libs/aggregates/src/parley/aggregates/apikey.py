@@ -21,9 +21,11 @@ from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.identity import EVENT_TYPES
 from parley.contracts.identity import ApiKeyCreated
 from parley.contracts.identity import ApiKeyMetadata
 from parley.contracts.identity import ApiKeyRevoked
@@ -34,6 +36,7 @@ from parley.contracts.identity import RecordApiKeyUse
 from parley.contracts.identity import RevokeApiKey
 from parley.contracts.identity import Role
 from parley.contracts.identity import RotateApiKey
+from parley.contracts.identity import apikey_stream
 
 __all__ = [
     "CATEGORY",
@@ -48,11 +51,9 @@ __all__ = [
     "usable",
 ]
 
-CATEGORY = "apikey"
+CATEGORY = apikey_stream.category
 """The stream category this aggregate folds (``apikey-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {"apikey.created", "apikey.rotated", "apikey.revoked", "apikey.used"}
-)
+FOLDS = kinds(EVENT_TYPES, "apikey")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 USE_INTERVAL = timedelta(minutes=1)

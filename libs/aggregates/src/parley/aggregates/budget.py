@@ -14,12 +14,15 @@ from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import to_new_events
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.envelope import NewEvent
 from parley.contracts.registry import Budget
+from parley.contracts.runtime import EVENT_TYPES
 from parley.contracts.runtime import BudgetConsumed
 from parley.contracts.runtime import BudgetThreshold
 from parley.contracts.runtime import Usage
+from parley.contracts.runtime import budget_stream
 
 __all__ = [
     "CATEGORY",
@@ -34,9 +37,9 @@ __all__ = [
     "period_of",
 ]
 
-CATEGORY = "budget"
+CATEGORY = budget_stream.category
 """The stream category this aggregate folds (``budget-<id>``)."""
-FOLDS: frozenset[str] = frozenset({"budget.consumed", "budget.warning", "budget.critical"})
+FOLDS = kinds(EVENT_TYPES, "budget")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 WARNING_RATIO = 0.8

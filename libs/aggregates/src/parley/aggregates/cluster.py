@@ -34,8 +34,10 @@ from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.clusters import CLUSTER_LABEL
 from parley.contracts.clusters import EVENT_TYPES
 from parley.contracts.clusters import ChangeClusterTemplate
@@ -55,6 +57,7 @@ from parley.contracts.clusters import DeleteCluster
 from parley.contracts.clusters import ResizeCluster
 from parley.contracts.clusters import ScaleCluster
 from parley.contracts.clusters import UpdateCluster
+from parley.contracts.clusters import cluster_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody
 from parley.contracts.errors import ErrorCode
@@ -80,23 +83,9 @@ __all__ = [
     "manifest_problems",
 ]
 
-CATEGORY = "cluster"
+CATEGORY = cluster_stream.category
 """The stream category this aggregate folds (``cluster-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {
-        "cluster.created",
-        "cluster.paused",
-        "cluster.resumed",
-        "cluster.scale_started",
-        "cluster.scaled",
-        "cluster.scale_failed",
-        "cluster.resize_started",
-        "cluster.resized",
-        "cluster.resize_failed",
-        "cluster.template_changed",
-        "cluster.deleted",
-    }
-)
+FOLDS = kinds(EVENT_TYPES, "cluster")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 SCALE_TIMEOUT = timedelta(seconds=30)
@@ -161,17 +150,14 @@ class Scaling(msgspec.Struct, frozen=True, kw_only=True):
         return {"name": name, "agent_name": self.agent_name}
 
 
-class Cluster(msgspec.Struct, frozen=True, kw_only=True):
+class Cluster(Folded, frozen=True, kw_only=True):
     """A cluster as folded from its stream."""
 
     name: str
-    namespace: str
     manifest: ClusterManifest
     agent_ids: tuple[str, ...]
     """The agents it created, in manifest order (see :func:`agent_specs`)."""
     state: Literal["active", "paused", "deleted"]
-    version: int
-    created_at: datetime
     updated_at: datetime
     scaling: Scaling | None = None
     """The open scale window, if any (check :meth:`scaling_at` for abandonment)."""

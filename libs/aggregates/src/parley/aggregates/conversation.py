@@ -26,6 +26,7 @@ import msgspec
 from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
+from parley.aggregates.fold import kinds
 from parley.contracts.acl import EVENT_TYPES
 from parley.contracts.acl import HOP_LIMIT
 from parley.contracts.acl import PROTOCOL_REPLIES
@@ -35,6 +36,7 @@ from parley.contracts.acl import MessageFailed
 from parley.contracts.acl import MessageRejected
 from parley.contracts.acl import MessageSent
 from parley.contracts.acl import Performative
+from parley.contracts.acl import conversation_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 
@@ -60,11 +62,9 @@ __all__ = [
     "payload",
 ]
 
-CATEGORY = "conversation"
+CATEGORY = conversation_stream.category
 """The stream category this aggregate folds (``conversation-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {"message.sent", "message.delivered", "message.failed", "message.rejected"}
-)
+FOLDS = kinds(EVENT_TYPES, "message")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 SYSTEM = "user:parley"

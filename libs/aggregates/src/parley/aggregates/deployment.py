@@ -30,6 +30,7 @@ from parley.aggregates.deployment_strategies import step_event
 from parley.aggregates.deployment_strategies import steps
 from parley.aggregates.deployment_strategies import verdict
 from parley.aggregates.fold import born
+from parley.aggregates.fold import kinds
 from parley.contracts.deployments import ACTIVE
 from parley.contracts.deployments import EVENT_TYPES
 from parley.contracts.deployments import DeploymentCompleted
@@ -44,6 +45,7 @@ from parley.contracts.deployments import Health
 from parley.contracts.deployments import Stage
 from parley.contracts.deployments import StageStarted
 from parley.contracts.deployments import Strategy
+from parley.contracts.deployments import deployment_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
@@ -65,9 +67,9 @@ __all__ = [
     "on_new_version",
 ]
 
-CATEGORY = "deployment"
+CATEGORY = deployment_stream.category
 """The stream category this aggregate folds (``deployment-<id>``)."""
-FOLDS: frozenset[str] = frozenset(t for t in EVENT_TYPES if t.startswith("deployment."))
+FOLDS = kinds(EVENT_TYPES, "deployment")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 _STEPS = frozenset({"deployment.stage_started", "deployment.batch_started", "deployment.switched"})
 """The events that start a step (all carry a :class:`StageStarted`)."""

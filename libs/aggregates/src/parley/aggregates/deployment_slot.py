@@ -15,13 +15,14 @@ import msgspec
 from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decision
 from parley.contracts.deployments import DeploymentSlotClaimed
+from parley.contracts.deployments import slot_stream
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
 
 __all__ = ["CATEGORY", "FOLDS", "Claim", "Slot", "decide", "evolve"]
 
-CATEGORY = "deploymentslot"
+CATEGORY = slot_stream.category
 """The stream category this aggregate folds (``deploymentslot-<id>``)."""
 FOLDS: frozenset[str] = frozenset({"deployment_slot.claimed"})
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""

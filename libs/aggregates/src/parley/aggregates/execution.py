@@ -26,10 +26,12 @@ from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import Moved
 from parley.aggregates.fold import born
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.runtime import EVENT_TYPES
 from parley.contracts.runtime import CancelExecution
 from parley.contracts.runtime import ExecutionInput
 from parley.contracts.runtime import ExecutionInputReceived
@@ -39,6 +41,7 @@ from parley.contracts.runtime import ExecutionRequested
 from parley.contracts.runtime import ExecutionStarted
 from parley.contracts.runtime import RunFinished
 from parley.contracts.runtime import RunVersion
+from parley.contracts.runtime import execution_stream
 
 __all__ = [
     "CATEGORY",
@@ -63,23 +66,9 @@ __all__ = [
     "superseded",
 ]
 
-CATEGORY = "execution"
+CATEGORY = execution_stream.category
 """The stream category this aggregate folds (``execution-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {
-        "execution.requested",
-        "execution.started",
-        "execution.step_recorded",
-        "execution.input_required",
-        "execution.input_received",
-        "execution.completed",
-        "execution.failed",
-        "execution.cancelled",
-        "tool.called",
-        "tool.completed",
-        "tool.failed",
-    }
-)
+FOLDS = kinds(EVENT_TYPES, "execution", "tool")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 ExecutionStatus = Literal["queued", "running", "input_required", "completed", "failed", "cancelled"]

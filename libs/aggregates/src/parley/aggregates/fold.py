@@ -1,6 +1,7 @@
-"""What every ``evolve`` shares: how a create event starts an aggregate, and the error of a
-stream no valid history produces."""
+"""What every ``evolve`` shares: the event types it folds, how a create event starts an
+aggregate, and the error of a stream no valid history produces."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TypedDict
 from typing import TypeVar
@@ -9,9 +10,15 @@ import msgspec
 
 from parley.contracts.envelope import Event
 
-__all__ = ["Born", "CorruptStreamError", "born", "created"]
+__all__ = ["Born", "CorruptStreamError", "Folded", "born", "created", "kinds"]
 
 P = TypeVar("P", bound=msgspec.Struct)
+
+
+def kinds(event_types: Iterable[str], *prefixes: str) -> frozenset[str]:
+    """The types of ``event_types`` named ``<prefix>.<what>`` for one of ``prefixes``: an
+    aggregate's ``FOLDS``, taken from its context's event-type map."""
+    return frozenset(t for t in event_types if t.partition(".")[0] in prefixes)
 
 
 class CorruptStreamError(Exception):
@@ -34,6 +41,17 @@ class Born(TypedDict):
     namespace: str
     version: int
     created_at: datetime
+
+
+class Folded(msgspec.Struct, frozen=True, kw_only=True):
+    """The fields of every aggregate a create event starts (what :func:`born` gives it)."""
+
+    namespace: str
+    """Tenant the aggregate lives in."""
+    version: int
+    """Stream version of the last folded event."""
+    created_at: datetime
+    """Time of its create event (the last one, for an aggregate created again)."""
 
 
 def born(event: Event) -> Born:

@@ -49,6 +49,7 @@ from parley.contracts.tasks import RunBudgetWarning
 from parley.contracts.tasks import RunFinishedEvent
 from parley.contracts.tasks import RunRequested
 from parley.contracts.tasks import RunStarted
+from parley.contracts.tasks import run_stream
 
 __all__ = [
     "CATEGORY",
@@ -59,6 +60,7 @@ __all__ = [
     "Request",
     "Run",
     "RunDecision",
+    "RunPlan",
     "RunReply",
     "RunTick",
     "Start",
@@ -68,7 +70,7 @@ __all__ = [
     "split",
 ]
 
-CATEGORY = "grouprun"
+CATEGORY = run_stream.category
 """The stream category this aggregate folds (``grouprun-<id>``)."""
 FOLDS: frozenset[str] = frozenset({*RUN_EVENT_TYPES})
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
@@ -86,17 +88,24 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     input: Any = None
 
 
-class Run(msgspec.Struct, frozen=True, kw_only=True):
+class RunPlan(msgspec.Struct, frozen=True, kw_only=True):
+    """What a run is asked to do: the fields its start command, its start event and the run
+    itself share."""
+
+    cluster: str
+    strategy: GroupStrategy
+    agent_ids: tuple[str, ...]
+    """The cluster's agents, in manifest order."""
+    input: Any
+    budget: Budget | None = None
+    timeout_seconds: float = 120
+
+
+class Run(RunPlan, frozen=True, kw_only=True):
     """A group run as folded from its stream."""
 
     id: str
     namespace: str
-    cluster: str
-    strategy: GroupStrategy
-    agent_ids: tuple[str, ...]
-    input: Any
-    budget: Budget | None
-    timeout_seconds: float
     started_at: datetime
     version: int
     updated_at: datetime
@@ -137,19 +146,14 @@ def evolve(state: Run | None, event: Event) -> Run | None:
     """Fold one recorded event into a run."""
     payload_type = RUN_EVENT_TYPES.get(event.type)
     if event.type == "grouprun.started":
-        started = msgspec.convert(event.data, RunStarted)
+        started = msgspec.convert(event.data, Start)  # a RunStarted's fields, agent ids a tuple
         return Run(
             id=started.run_id,
             namespace=event.namespace,
-            cluster=started.cluster,
-            strategy=started.strategy,
-            agent_ids=tuple(started.agent_ids),
-            input=started.input,
-            budget=started.budget,
-            timeout_seconds=started.timeout_seconds,
             started_at=event.time,
             version=event.version,
             updated_at=event.time,
+            **_plan(started),
         )
     if state is None:
         return None
@@ -184,6 +188,11 @@ def evolve(state: Run | None, event: Event) -> Run | None:
     return msgspec.structs.replace(state, **bump)
 
 
+def _plan(plan: RunPlan) -> dict[str, Any]:
+    """The :class:`RunPlan` fields of ``plan``, to start a struct that shares them."""
+    return {name: getattr(plan, name) for name in RunPlan.__struct_fields__}
+
+
 def _request_of(state: Run, agent_id: str, stage: str) -> str | None:
     for message_id, request in state.requests.items():
         if request.agent_id == agent_id and request.stage == stage:
@@ -194,16 +203,10 @@ def _request_of(state: Run, agent_id: str, stage: str) -> str | None:
 # --- commands ----------------------------------------------------------------------------
 
 
-class Start(msgspec.Struct, frozen=True, kw_only=True):
+class Start(RunPlan, frozen=True, kw_only=True):
     """Start a run over ``agent_ids`` (the cluster's, in manifest order)."""
 
     run_id: str
-    cluster: str
-    strategy: GroupStrategy
-    agent_ids: tuple[str, ...]
-    input: Any
-    budget: Budget | None = None
-    timeout_seconds: float = 120
 
 
 class RunReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -268,15 +271,7 @@ def _start(cmd: Start, ctx: Context) -> RunDecision:
             f"strategy {cmd.strategy} needs at least {needed} agents; the cluster has"
             f" {len(agents)}",
         )
-    started = RunStarted(
-        run_id=cmd.run_id,
-        cluster=cmd.cluster,
-        strategy=cmd.strategy,
-        agent_ids=list(agents),
-        input=cmd.input,
-        budget=cmd.budget,
-        timeout_seconds=cmd.timeout_seconds,
-    )
+    started = RunStarted(run_id=cmd.run_id, **{**_plan(cmd), "agent_ids": list(agents)})
     events: Decided = [("grouprun.started", started)]
     mail: list[Mail] = []
     wave: list[tuple[str, str, Any]]

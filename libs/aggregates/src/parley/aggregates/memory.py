@@ -22,10 +22,11 @@ from parley.contracts.memory import ObservationsAdded
 from parley.contracts.memory import Relation
 from parley.contracts.memory import RelationCreated
 from parley.contracts.memory import Remember
+from parley.contracts.memory import memory_stream
 
 __all__ = ["CATEGORY", "FOLDS", "Entity", "Memory", "decide", "evolve", "relation_key"]
 
-CATEGORY = "memory"
+CATEGORY = memory_stream.category
 """The stream category this aggregate folds (``memory-<namespace>-<hash>``)."""
 _PAYLOADS: dict[str, type[EntityCreated | ObservationsAdded | RelationCreated]] = {
     "memory.entity_created": EntityCreated,

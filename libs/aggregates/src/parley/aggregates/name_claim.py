@@ -11,17 +11,20 @@ import msgspec
 
 from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decision
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.registry import EVENT_TYPES
 from parley.contracts.registry import AgentNameClaimed
 from parley.contracts.registry import AgentNameReleased
+from parley.contracts.registry import name_stream
 
 __all__ = ["CATEGORY", "FOLDS", "Claim", "NameClaim", "NameCommand", "Release", "decide", "evolve"]
 
-CATEGORY = "agentname"
+CATEGORY = name_stream.category
 """The stream category this aggregate folds (``agentname-<id>``)."""
-FOLDS: frozenset[str] = frozenset({"agent_name.claimed", "agent_name.released"})
+FOLDS = kinds(EVENT_TYPES, "agent_name")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 

@@ -4,7 +4,6 @@ The registry decides with :func:`decide`; the edge's projection shows what :func
 folds. One fold, so the two never disagree.
 """
 
-from datetime import datetime
 from typing import Never
 
 import msgspec
@@ -13,39 +12,37 @@ from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import check_expected
 from parley.aggregates.fold import CorruptStreamError
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.fold import created
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.personas import EVENT_TYPES
 from parley.contracts.personas import CreatePersona
 from parley.contracts.personas import DeletePersona
 from parley.contracts.personas import PersonaCreated
 from parley.contracts.personas import PersonaDeleted
 from parley.contracts.personas import PersonaSpec
 from parley.contracts.personas import load_builtin_personas
+from parley.contracts.personas import persona_stream
 
 __all__ = ["CATEGORY", "FOLDS", "Persona", "PersonaCommand", "decide", "evolve"]
 
-CATEGORY = "persona"
+CATEGORY = persona_stream.category
 """The stream category this aggregate folds (``persona-<id>``)."""
-FOLDS: frozenset[str] = frozenset({"persona.created", "persona.deleted"})
+FOLDS = kinds(EVENT_TYPES, "persona")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 PersonaCommand = CreatePersona | DeletePersona
 
 
-class Persona(msgspec.Struct, frozen=True, kw_only=True):
+class Persona(Folded, frozen=True, kw_only=True):
     """A persona as folded from its stream."""
 
-    namespace: str
-    """Tenant the persona lives in."""
     spec: PersonaSpec
     """The definition."""
-    version: int
-    """Stream version of the last folded event."""
-    created_at: datetime
-    """Time of the last ``persona.created``."""
     deleted: bool = False
     """Deleted: hidden from views; a new create may reuse the stream."""
 

@@ -27,10 +27,12 @@ from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
 from parley.aggregates.decision import Moved
 from parley.aggregates.fold import born
+from parley.aggregates.fold import kinds
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorBody
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
+from parley.contracts.runtime import EVENT_TYPES
 from parley.contracts.runtime import FileDeleted
 from parley.contracts.runtime import FileUploaded
 from parley.contracts.runtime import RunFinished
@@ -39,6 +41,7 @@ from parley.contracts.runtime import SessionDeleted
 from parley.contracts.runtime import SessionSettings
 from parley.contracts.runtime import SessionSettingsChanged
 from parley.contracts.runtime import TurnStarted
+from parley.contracts.runtime import session_stream
 
 __all__ = [
     "CATEGORY",
@@ -63,26 +66,9 @@ __all__ = [
     "turn_prompt",
 ]
 
-CATEGORY = "session"
+CATEGORY = session_stream.category
 """The stream category this aggregate folds (``session-<id>``)."""
-FOLDS: frozenset[str] = frozenset(
-    {
-        "session.created",
-        "session.settings_changed",
-        "session.deleted",
-        "file.uploaded",
-        "file.deleted",
-        "turn.started",
-        "turn.step_recorded",
-        "turn.completed",
-        "turn.failed",
-        "turn.cancelled",
-        "turn.interrupted",
-        "tool.called",
-        "tool.completed",
-        "tool.failed",
-    }
-)
+FOLDS = kinds(EVENT_TYPES, "session", "file", "turn", "tool")
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
 
 FINISHED = frozenset({"turn.completed", "turn.failed", "turn.cancelled", "turn.interrupted"})

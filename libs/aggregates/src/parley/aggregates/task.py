@@ -31,6 +31,7 @@ from parley.aggregates.contractnet import tick
 from parley.aggregates.decision import Context
 from parley.aggregates.decision import Decided
 from parley.aggregates.decision import Decision
+from parley.aggregates.fold import Folded
 from parley.aggregates.fold import born
 from parley.aggregates.mail import Mail
 from parley.aggregates.mail import progress_of
@@ -54,6 +55,7 @@ from parley.contracts.tasks import TaskRefused
 from parley.contracts.tasks import TaskRejected
 from parley.contracts.tasks import TaskSpec
 from parley.contracts.tasks import TaskStatus
+from parley.contracts.tasks import task_stream
 
 __all__ = [
     "CATEGORY",
@@ -77,7 +79,7 @@ __all__ = [
     "score",
 ]
 
-CATEGORY = "task"
+CATEGORY = task_stream.category
 """The stream category this aggregate folds (``task-<id>``)."""
 FOLDS: frozenset[str] = frozenset({*EVENT_TYPES})
 """The event types :func:`evolve` folds; each is folded by this module alone (per category)."""
@@ -92,21 +94,15 @@ _P = Performative
 # --- state -------------------------------------------------------------------------------
 
 
-class Task(msgspec.Struct, frozen=True, kw_only=True):
+class Task(Folded, frozen=True, kw_only=True):
     """A task as folded from its stream."""
 
     id: str
     """The task id (the stream is ``task-<id>``)."""
-    namespace: str
-    """Tenant the task lives in."""
     spec: TaskSpec
     """What is to be done, by whom."""
     status: TaskStatus
     """Where the round stands."""
-    version: int
-    """Stream version of the last folded event."""
-    created_at: datetime
-    """Time of ``task.created``."""
     updated_at: datetime
     """Time of the last folded event of a known type."""
     strategy: AwardStrategy | None = None

@@ -110,6 +110,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         start=start,
         reply_error=reply_for_error,
         description="Sessions, chat turns, executions, budgets.",
+        raw=True,  # every chat turn starts here: FastStream's per-message machinery costs more
     )
     for handler in logging.getLogger().handlers:  # set up by service_app
         handler.setFormatter(_Scrubbing(handler.formatter or logging.Formatter(), secrets))

@@ -120,14 +120,7 @@ def settings_problems(
 
     ``persona_problem`` is why the named persona cannot be used (it does not exist), if so.
     """
-    eff = effective(agent, settings)
-    problems = run_settings_problems(
-        provider=eff.provider,
-        model=eff.model,
-        params=eff.params,
-        tools=eff.tools,
-        strategy=eff.strategy,
-    )
+    problems = run_settings_problems(effective(agent, settings))
     if agent is not None and settings.tools is not None:
         allowed = {t.name for t in agent.spec.tools}
         for i, tool in enumerate(settings.tools):

@@ -38,7 +38,7 @@ _accepted: dict[tuple[BaseRouteHandler, frozenset[str]], frozenset[str]] = {}
 """Accepted names per (handler, path parameter names): Litestar's parse, done once."""
 
 
-def refuse_unknown_query(
+async def refuse_unknown_query(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """The app's guard: ``400 INVALID_REQUEST`` for a query parameter the route does not take.

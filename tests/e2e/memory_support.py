@@ -1,4 +1,12 @@
-"""Entities the memory end-to-end tests remember (importable: ``tests/e2e`` is on sys.path)."""
+"""What the memory end-to-end tests share: the entities they remember, and a memory
+projection rebuilt from the store (importable: ``tests/e2e`` is on sys.path)."""
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from parley.devstack.stack import Stack
+from parley.eventstore.factory import open_store
+from parley.memory.book import MemoryProjection
 
 SALES = {
     "name": "Q3SalesInsight",
@@ -15,3 +23,18 @@ COFFEE = {
     "entity_type": "fact",
     "observations": ["The office coffee machine is on the third floor"],
 }
+
+
+@contextlib.asynccontextmanager
+async def rebuilt(stack: Stack) -> AsyncIterator[MemoryProjection]:
+    """A memory projection of the stack's store of its own, folded from position 0 up to
+    the store's last event (as a fresh process rebuilds it)."""
+    store = await open_store(nats_url=stack.nats_url)
+    projection = MemoryProjection(store)
+    try:
+        await projection.start()
+        assert await projection.wait_for(await store.last_position(), within=10)
+        yield projection
+    finally:
+        await projection.stop()
+        await store.close()

@@ -8,11 +8,9 @@ prompt it was given (what the turn added from memory).
 """
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 from e2e_support import body_of
 from e2e_support import call
 from e2e_support import events_in
@@ -20,22 +18,13 @@ from e2e_support import new_agent
 from memory_support import ALICE
 from memory_support import COFFEE
 from memory_support import SALES
+from memory_support import rebuilt
 
 from parley.contracts.memory import memory_scope
 from parley.devstack.stack import Stack
-from parley.eventstore import EventStore
-from parley.eventstore.factory import open_store
-from parley.memory.book import MemoryProjection
 
 SHOW = "You help. [offline:show_system]"
 MEMORY = {"memory": {"enabled": True}}
-
-
-@pytest.fixture
-async def store(stack: Stack) -> AsyncIterator[EventStore]:
-    opened = await open_store(nats_url=stack.nats_url)
-    yield opened
-    await opened.close()
 
 
 async def _chat(
@@ -71,14 +60,14 @@ async def _recalled(api: httpx.AsyncClient, agent_id: str, query: str, **kw: Any
 
 
 async def test_remember_records_memory_events_and_a_later_turn_is_told_the_fact(
-    api: httpx.AsyncClient, store: EventStore, namespace: str
+    api: httpx.AsyncClient, stack: Stack, namespace: str
 ) -> None:
     agent_id = await new_agent(api, "mind", system_prompt=SHOW, **MEMORY)
-    before = await store.last_position()
     written = await _tool(api, agent_id, "remember", entities=[SALES, ALICE])
     assert written["entities_created"] == 2 and len(written["entity_ids"]) == 2
     # recorded as memory events (through the registry), beside the run's tool events
-    types = await events_in(store, namespace, before)
+    async with rebuilt(stack) as book:
+        types = await events_in(book.store, namespace, 0)
     assert types.count("memory.entity_created") == 2 and "tool.completed" in types
     # and the edge's memory routes see them
     found = body_of(
@@ -201,16 +190,9 @@ async def test_a_rebuilt_index_recalls_what_the_runtime_recalled(
     live = [(await _tool(api, agent_id, "recall", query=q, limit=3))["results"] for q in queries]
     assert all(live)
 
-    store = await open_store(nats_url=stack.nats_url)
-    rebuilt = MemoryProjection(store)
-    try:
-        await rebuilt.start()
-        assert await rebuilt.wait_for(await store.last_position(), within=10)
-        scope = memory_scope("agent", agent_id)
-        again = [(await rebuilt.search_by(None, namespace, scope, q, 3)).results for q in queries]
-    finally:
-        await rebuilt.stop()
-        await store.close()
+    scope = memory_scope("agent", agent_id)
+    async with rebuilt(stack) as book:
+        again = [(await book.search_by(None, namespace, scope, q, 3)).results for q in queries]
     assert [[(h.entity_name, h.similarity, h.score) for h in found] for found in again] == [
         [(h["entity_name"], h["similarity"], h["score"]) for h in found] for found in live
     ]

@@ -59,6 +59,12 @@ async def _recall(
     return found
 
 
+async def _search(http: httpx.AsyncClient, agent_id: str, query: str) -> dict[str, Any]:
+    found = await http.get(f"/api/v1/agents/{agent_id}/memory/search", params={"q": query})
+    data: dict[str, Any] = body_of(found)["data"]
+    return data
+
+
 def _embedded(wire: WireServer) -> list[dict[str, Any]]:
     return [body for api, body, _ in wire.requests if api == "embeddings"]
 
@@ -92,6 +98,11 @@ async def test_an_openai_agent_s_memory_is_searched_with_openai_embeddings(
     found = await _recall(http, wire, "openai", agent_id, "euro invoices")
     assert found["embedding_model"] == "openai:text-embedding-3-small"
     assert found["results"][0]["entity_name"] == "AcmeInvoices"
+    # the search route searches as the agent does
+    routed = await _search(http, agent_id, "euro invoices")
+    assert routed["embedding_model"] == "openai:text-embedding-3-small"
+    assert routed["results"][0]["entity_name"] == "AcmeInvoices"
+    assert routed["results"][0]["similarity"] == found["results"][0]["similarity"]
     # the entity was embedded once; later searches embed only their query
     assert all(len(body["input"]) == 1 for body in _embedded(wire)[before + 1 :])
     assert KEY in str([h for api, _, h in wire.requests if api == "embeddings"][-1])
@@ -108,4 +119,6 @@ async def test_an_anthropic_agent_s_memory_uses_the_local_embedder(
     found = await _recall(http, wire, "anthropic", agent_id, "euro invoices")
     assert found["embedding_model"] == "parley-hashed-ngrams-256"
     assert found["results"][0]["entity_name"] == "AcmeInvoices"
+    routed = await _search(http, agent_id, "euro invoices")
+    assert routed["embedding_model"] == "parley-hashed-ngrams-256"
     assert len(_embedded(wire)) == before

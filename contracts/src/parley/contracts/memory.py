@@ -23,12 +23,16 @@ __all__ = [
     "EVENT_TYPES",
     "EntityCreated",
     "MemoryEntity",
+    "MemoryHit",
     "MemoryReply",
+    "MemorySearch",
+    "MemorySearchReply",
     "MemoryWrite",
     "ObservationsAdded",
     "Relation",
     "RelationCreated",
     "Remember",
+    "SearchMemory",
     "agent_memory",
     "memory_scope",
     "memory_stream",
@@ -169,3 +173,54 @@ def agent_memory(spec: AgentSpec, agent_id: str) -> str:
 
 memory_stream = NameStream("memory")
 """Stream name of a memory's events (the scope hashed, as in ``named_stream``)."""
+
+
+# --- search (runtime ``search_memory``: the agent's provider's embeddings) --------------
+
+
+class MemoryHit(msgspec.Struct, kw_only=True):
+    """An entity a memory search found."""
+
+    entity_id: str
+    entity_name: str
+    entity_type: str
+    observations: list[str]
+    similarity: float
+    """Cosine similarity of the query's and the entity's embeddings, 0–1."""
+    keyword_score: float
+    """Share of the query's words the entity has, 0–1."""
+    score: float
+    """What the results are ordered by: 0.7 × similarity + 0.3 × keyword score."""
+    created_at: str
+    updated_at: str
+
+
+class MemorySearch(msgspec.Struct, kw_only=True):
+    """A memory search's answer."""
+
+    results: list[MemoryHit]
+    total: int
+    """Matches at or above ``min_similarity`` (``results`` holds up to ``limit`` of them)."""
+    query_time_ms: float
+    embedding_model: str
+    """Whose vectors the similarity compares: the local embedder's
+    (`parley-hashed-ngrams-256`) or the agent's provider's (`openai:<model>`)."""
+
+
+class SearchMemory(Command, kw_only=True):
+    """Search the memory of an agent (runtime ``search_memory``), with its provider's
+    embeddings where it has them; another namespace's agent is `AGENT_NOT_FOUND`."""
+
+    agent_id: str
+    query: str
+    limit: int = 10
+    min_similarity: float = 0.0
+    min_position: int = 0
+    """The runtime first waits (bounded) until its agents' view and memory index have
+    applied this position (the edge's, so what the edge shows is searched)."""
+
+
+class MemorySearchReply(Reply, kw_only=True):
+    """A ``search_memory``'s answer."""
+
+    found: MemorySearch | None = None

@@ -22,6 +22,8 @@ from parley.aggregates.memory import Entity
 from parley.aggregates.memory import Memory
 from parley.aggregates.memory import evolve
 from parley.contracts.envelope import Event
+from parley.contracts.memory import MemoryHit
+from parley.contracts.memory import MemorySearch
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 from parley.memory.index import EMBEDDER
@@ -46,34 +48,6 @@ class Embedder(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order; raises on any failure."""
         ...
-
-
-class MemoryHit(msgspec.Struct, kw_only=True):
-    """An entity a memory search found."""
-
-    entity_id: str
-    entity_name: str
-    entity_type: str
-    observations: list[str]
-    similarity: float
-    """Cosine similarity of the query's and the entity's embeddings, 0–1."""
-    keyword_score: float
-    """Share of the query's words the entity has, 0–1."""
-    score: float
-    """What the results are ordered by: 0.7 × similarity + 0.3 × keyword score."""
-    created_at: str
-    updated_at: str
-
-
-class MemorySearch(msgspec.Struct, kw_only=True):
-    """A memory search's answer."""
-
-    results: list[MemoryHit]
-    total: int
-    """Matches at or above ``min_similarity`` (``results`` holds up to ``limit`` of them)."""
-    query_time_ms: float
-    embedding_model: str = EMBEDDER
-    """Whose vectors the similarity compares: the local embedder's or the provider's."""
 
 
 class MemoryStats(msgspec.Struct, kw_only=True):

@@ -6,7 +6,8 @@ they are recorded as ``memory.*`` events and the registry checks the agent's nam
 scope. Reads go to this process's own :class:`~parley.memory.book.MemoryProjection` (every
 memory folded from the events), searched with the agent's provider's embeddings where it has
 them, else the local embedder. A write waits until the projection shows it, so a `recall`
-after a `remember` in one turn finds it.
+after a `remember` in one turn finds it. :func:`search_memory` answers the edge's search
+route the same way (runtime ``search_memory``).
 """
 
 from typing import Any
@@ -18,16 +19,21 @@ from nats.aio.client import Client
 from parley.contracts import subjects
 from parley.contracts.errors import ErrorCode
 from parley.contracts.memory import MemoryReply
+from parley.contracts.memory import MemorySearchReply
 from parley.contracts.memory import MemoryWrite
 from parley.contracts.memory import Remember
+from parley.contracts.memory import SearchMemory
+from parley.contracts.memory import agent_memory
 from parley.contracts.registry import SERVICE
 from parley.kit.telemetry import inject
 from parley.memory.book import Embedder
 from parley.memory.book import MemoryHit
 from parley.memory.book import MemoryProjection
+from parley.runtime.deps import Deps
+from parley.runtime.errors import RuntimeFault
 from parley.runtime.tools import ToolError
 
-__all__ = ["CONTEXT_CHARS", "CONTEXT_ENTITIES", "AgentMemory"]
+__all__ = ["CONTEXT_CHARS", "CONTEXT_ENTITIES", "AgentMemory", "search_memory"]
 
 CONTEXT_ENTITIES = 5
 """Most entities a turn recollects into its system prompt."""
@@ -126,3 +132,32 @@ def _recalled(hit: MemoryHit) -> dict[str, Any]:
         "similarity": hit.similarity,
         "score": hit.score,
     }
+
+
+async def search_memory(deps: Deps, command: SearchMemory) -> MemorySearchReply:
+    """Search the memory of ``command.agent_id`` as its turns do: its scope, its provider's
+    embeddings where it has them (runtime ``search_memory``, behind the edge's search route).
+
+    Raises:
+        RuntimeFault: ``AGENT_NOT_FOUND`` for an agent of no or another namespace,
+            ``SERVICE_UNAVAILABLE`` when this process keeps no memory index.
+    """
+    if command.min_position:
+        await deps.directory.wait_for(command.min_position, _VISIBLE_S)
+    agent = deps.directory.get(command.agent_id)
+    if agent is None or agent.namespace != command.namespace:
+        raise RuntimeFault(ErrorCode.AGENT_NOT_FOUND, f"no agent {command.agent_id[:64]!r}")
+    book = deps.memories
+    if book is None:
+        raise RuntimeFault(ErrorCode.SERVICE_UNAVAILABLE, "this runtime keeps no memory index")
+    if command.min_position:
+        await book.wait_for(command.min_position, _VISIBLE_S)
+    found = await book.search_by(
+        deps.embedder(agent.spec.provider),
+        command.namespace,
+        agent_memory(agent.spec, agent.id),
+        command.query,
+        command.limit,
+        command.min_similarity,
+    )
+    return MemorySearchReply(ok=True, found=found)

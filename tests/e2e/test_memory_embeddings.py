@@ -4,6 +4,7 @@ server's `/v1/embeddings`); an Anthropic agent's with the local embedder (Anthro
 embeddings API). The remembered fact reaches the model's system prompt as sent on the wire.
 """
 
+import asyncio
 import json
 from typing import Any
 
@@ -12,6 +13,8 @@ import pytest
 from e2e_support import body_of
 from e2e_support import new_agent
 from wire_server import WireServer
+
+from parley.devstack.stack import Stack
 
 KEY = "sk-test-SECRET-memory-0123456789"
 MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}
@@ -122,3 +125,18 @@ async def test_an_anthropic_agent_s_memory_uses_the_local_embedder(
     routed = await _search(http, agent_id, "euro invoices")
     assert routed["embedding_model"] == "parley-hashed-ngrams-256"
     assert len(_embedded(wire)) == before
+
+
+async def test_with_no_runtime_up_the_edge_s_own_index_answers_a_search(
+    http: httpx.AsyncClient, own_stack: Stack
+) -> None:
+    agent_id = await _agent(http, "openai")
+    entities = f"/api/v1/agents/{agent_id}/memory/entities"
+    body_of(await http.post(entities, json={"entities": [FACT]}), 201)
+    await asyncio.to_thread(own_stack.stop_process, "runtime")
+    try:
+        routed = await _search(http, agent_id, "euro invoices")
+        assert routed["embedding_model"] == "parley-hashed-ngrams-256"
+        assert routed["results"][0]["entity_name"] == "AcmeInvoices"
+    finally:
+        await asyncio.to_thread(own_stack.restart, "runtime")

@@ -17,6 +17,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from parley.contracts.envelope import ACTOR_HEADER
 from parley.contracts.envelope import current_actor
@@ -38,11 +39,16 @@ def setup_tracing(
     ``record_content`` puts prompt and completion text on model spans (:mod:`parley.kit.genai`).
     """
     genai.record_content(record_content)
-    provider = TracerProvider(resource=Resource.create({"service.name": f"parley-{service}"}))
     if exporter is None and otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=otlp_endpoint.rstrip("/") + "/v1/traces")
+    # With nowhere to send them, spans are not recorded: they still carry the trace (ids made
+    # and propagated, in events, replies and log lines), without the cost of recording.
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": f"parley-{service}"}),
+        sampler=None if exporter is not None else ALWAYS_OFF,
+    )
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)

@@ -143,8 +143,7 @@ async def execution_input(
         namespace=agent.ns,
         agent_id=agent.id,
         execution_id=execution.id,
-        approved=body.approved,
-        response=body.response,
+        **msgspec.structs.asdict(body),  # `approved` and `response`, the command's own fields
     )
     await agent.writes.runtime("execution_input", command)
     return Data(data=agent.execution(execution.id))

@@ -15,6 +15,7 @@ from litestar import get
 from litestar import post
 from litestar.di import NamedDependency
 from litestar.di import Provide
+from litestar.params import FromPath
 from msgspec import Meta
 
 from parley.contracts.runtime import CancelExecution
@@ -164,7 +165,7 @@ async def cancel_execution(
     return Data(data=agent.execution(execution.id))
 
 
-def _execution(agent: AgentScope, execution_id: str) -> ExecutionView:
+def _execution(agent: NamedDependency[AgentScope], execution_id: FromPath[str]) -> ExecutionView:
     """The execution the path names, of the live agent (``404`` for either, in that order):
     the ``execution`` dependency of the routes under `/executions/{execution_id}`."""
     agent.live()

@@ -18,6 +18,7 @@ from litestar import post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.di import Provide
+from litestar.params import FromPath
 from nats.aio.client import Client
 
 from parley.contracts.errors import ErrorCode
@@ -40,7 +41,7 @@ ALLOWED_TYPES = ("text/", "application/json", "application/pdf", "image/png", "i
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
-def _file(session: SessionScope, file_id: str) -> FileView:
+def _file(session: NamedDependency[SessionScope], file_id: FromPath[str]) -> FileView:
     """The file ``file_id`` of the live session (``404`` for either, in that order): also the
     ``file`` dependency of the routes under `/files/{file_id}`."""
     for view in session.live().files:

@@ -8,11 +8,15 @@ with the position of the event that told it to refresh, and so never shows older
 
 from collections.abc import Iterable
 from typing import Annotated
+from typing import Any
 
+from litestar import Request
 from litestar import Response
 from litestar import Router
 from litestar import get
+from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.di import Provide
 from litestar.params import FromPath
 from litestar.params import QueryParameter
 
@@ -35,12 +39,9 @@ from parley.edge.console.series import charts
 from parley.edge.console.series import runs
 from parley.edge.controllers.lookups import ID
 from parley.edge.controllers.lookups import require_agent
-from parley.edge.dependencies import Store
+from parley.edge.controllers.resources import Scope
 from parley.edge.dependencies import Writes
 from parley.edge.projections.agents import AgentsProjection
-from parley.edge.projections.messages import MessagesProjection
-from parley.edge.projections.runtime import RuntimeProjection
-from parley.edge.projections.tasks import TasksProjection
 from parley.edge.projections.versions import versions
 from parley.eventstore.follower import Follower
 from parley.eventstore.repository import fold
@@ -52,71 +53,71 @@ _CAUGHT_UP_S = 2.0
 _MAX_ROWS = 100
 
 
-async def _caught_up(after: int | None, *views: Follower) -> int:
-    """The position all ``views`` have applied, once it is ``after`` or later (or the wait
-    gave up: the page then shows what there is, and the next event refreshes it again)."""
-    if after is not None:
-        for view in views:
-            await view.wait_for(after, _CAUGHT_UP_S)
-    return min(view.applied_position for view in views)
+class Console(Scope):
+    """What every view takes: the caller's namespace, the edge's projections (``edge``) and
+    the page's ``?after=`` (see :meth:`caught_up`)."""
+
+    def __init__(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        ns: NamedDependency[str],
+        after: After = None,
+    ) -> None:
+        super().__init__(request, state, ns)
+        self.after = after
+
+    async def caught_up(self, *views: Follower) -> int:
+        """The position all ``views`` have applied, once it is ``after`` or later (or the wait
+        gave up: the page then shows what there is, and the next event refreshes it again)."""
+        if self.after is not None:
+            for view in views:
+                await view.wait_for(self.after, _CAUGHT_UP_S)
+        return min(view.applied_position for view in views)
 
 
 @get("/fleet")
-async def fleet(
-    ns: NamedDependency[str],
-    agents: NamedDependency[AgentsProjection],
-    runtime: NamedDependency[RuntimeProjection],
-    tasks: NamedDependency[TasksProjection],
-    after: After = None,
-) -> Response[str]:
+async def fleet(console: NamedDependency[Console]) -> Response[str]:
     """Every agent of the namespace with its state, instances and spend; recent rounds."""
-    position = await _caught_up(after, agents, runtime, tasks)
-    rows = sorted(agents.agents(ns), key=lambda a: (a.spec.name, a.id))
-    recent = sorted(tasks.tasks(ns), key=lambda t: t.created_at, reverse=True)[:20]
+    ns, edge = console.ns, console.edge
+    position = await console.caught_up(edge.agents, edge.runtime, edge.tasks)
+    rows = sorted(edge.agents.agents(ns), key=lambda a: (a.spec.name, a.id))
+    recent = sorted(edge.tasks.tasks(ns), key=lambda t: t.created_at, reverse=True)[:20]
     return html(
         "fleet.html",
         position,
         namespace=ns,
-        agents=[(a, runtime.metrics(a.id)) for a in rows],
+        agents=[(a, edge.runtime.metrics(a.id)) for a in rows],
         tasks=recent,
     )
 
 
 @get("/fleet/rows")
 async def fleet_rows(
-    ns: NamedDependency[str],
-    agents: NamedDependency[AgentsProjection],
-    runtime: NamedDependency[RuntimeProjection],
+    console: NamedDependency[Console],
     agent_id: Annotated[list[str], QueryParameter(max_items=_MAX_ROWS)],
-    after: After = None,
 ) -> Response[str]:
     """These agents' rows of the fleet table; an agent deleted, or not of this namespace,
     gets an empty ``data-gone`` row (the page removes it)."""
-    position = await _caught_up(after, agents, runtime)
+    ns, agents, runtime = console.ns, console.edge.agents, console.edge.runtime
+    position = await console.caught_up(agents, runtime)
     found = [(i, agents.get(ns, i) if ID.match(i) else None) for i in dict.fromkeys(agent_id)]
     rows = [(i, (a, runtime.metrics(a.id)) if a is not None else None) for i, a in found]
     return html("fleet_rows.html", position, rows=rows)
 
 
 @get("/agents/{agent_id:str}")
-async def agent(
-    ns: NamedDependency[str],
-    store: Store,
-    agents: NamedDependency[AgentsProjection],
-    runtime: NamedDependency[RuntimeProjection],
-    messages: NamedDependency[MessagesProjection],
-    writes: NamedDependency[Writes],
-    agent_id: FromPath[str],
-    after: After = None,
-) -> Response[str]:
+async def agent(console: NamedDependency[Console], agent_id: FromPath[str]) -> Response[str]:
     """One agent: versions, sessions, executions, logs, conversations, deployments and
     small charts."""
-    position = await _caught_up(after, agents, runtime, messages)
-    found = require_agent(agents, ns, agent_id)
-    _, history = versions(await store.read(agent_stream(agent_id)))
+    ns, edge = console.ns, console.edge
+    runtime = edge.runtime
+    position = await console.caught_up(edge.agents, runtime, edge.messages)
+    found = require_agent(edge.agents, ns, agent_id)
+    _, history = versions(await edge.store.read(agent_stream(agent_id)))
     executions = runtime.executions(ns, agent_id)[-50:]
-    rollouts = await _deployments(writes, ns, agent_id)
-    said = messages.history(ns, agent_ids=frozenset({agent_id}))
+    rollouts = await _deployments(console.writes, ns, agent_id)
+    said = edge.messages.history(ns, agent_ids=frozenset({agent_id}))
     conversations = list(dict.fromkeys(m.conversation_id for _, m in reversed(said)))[:20]
     return html(
         "agent.html",
@@ -146,18 +147,15 @@ async def _deployments(writes: Writes, ns: str, agent_id: str) -> list[Deploymen
 
 @get("/conversations/{conversation_id:str}")
 async def conversation(
-    ns: NamedDependency[str],
-    agents: NamedDependency[AgentsProjection],
-    messages: NamedDependency[MessagesProjection],
-    conversation_id: FromPath[str],
-    after: After = None,
+    console: NamedDependency[Console], conversation_id: FromPath[str]
 ) -> Response[str]:
     """A conversation's messages as a sequence diagram and a table."""
-    position = await _caught_up(after, messages)
+    ns, messages = console.ns, console.edge.messages
+    position = await console.caught_up(messages)
     found = [m for _, m in messages.history(ns, conversation_id=conversation_id)]
     if not found:
         raise ParleyError(ErrorCode.NOT_FOUND, f"no conversation {conversation_id[:80]!r}")
-    names = _names(agents, ns, _parties(found))
+    names = _names(console.edge.agents, ns, _parties(found))
     return html(
         "conversation.html",
         position,
@@ -178,34 +176,26 @@ def _parties(found: list[AclMessage]) -> list[str]:
 
 
 @get("/tasks/{task_id:str}")
-async def task(
-    ns: NamedDependency[str],
-    agents: NamedDependency[AgentsProjection],
-    tasks: NamedDependency[TasksProjection],
-    task_id: FromPath[str],
-    after: After = None,
-) -> Response[str]:
+async def task(console: NamedDependency[Console], task_id: FromPath[str]) -> Response[str]:
     """A Contract Net round: the cfp, the bids with their scores, the award, re-awards."""
-    position = await _caught_up(after, tasks)
+    ns, tasks = console.ns, console.edge.tasks
+    position = await console.caught_up(tasks)
     found = tasks.task(ns, task_id) if ID.match(task_id) else None
     if found is None:
         raise ParleyError(ErrorCode.TASK_NOT_FOUND, f"no task {task_id[:80]!r} in {ns}")
     bidders = (p.agent_id for p in found.proposals)
-    names = _names(agents, ns, [*found.participants, *found.candidates, *bidders])
+    names = _names(console.edge.agents, ns, [*found.participants, *found.candidates, *bidders])
     return html("task.html", position, task=found, scores=bid_scores(found), names=names)
 
 
 @get("/deployments/{deployment_id:str}")
 async def deployment(
-    ns: NamedDependency[str],
-    store: Store,
-    runtime: NamedDependency[RuntimeProjection],
-    deployment_id: FromPath[str],
-    after: After = None,
+    console: NamedDependency[Console], deployment_id: FromPath[str]
 ) -> Response[str]:
     """A deployment: its stages, the traffic split, its health and why it ended; charts of
     the split by stage and of the agent's runs since it started."""
-    await _caught_up(after, runtime)  # the runs charted include the event that woke the page
+    ns, store, runtime = console.ns, console.edge.store, console.edge.runtime
+    await console.caught_up(runtime)  # the runs charted include the event that woke the page
     state, position = None, await store.last_position()
     if ID.match(deployment_id):
         state = fold(await store.read(deployment_stream(ns, deployment_id)), evolve_deployment)
@@ -225,5 +215,6 @@ async def deployment(
 view_router = Router(
     "/api/v1/console",
     route_handlers=[fleet, fleet_rows, agent, conversation, task, deployment],
+    dependencies={"console": Provide(Console, sync_to_thread=False)},
     include_in_schema=False,
 )

@@ -49,8 +49,8 @@ from parley.edge.controllers.lookups import require_agent
 from parley.edge.controllers.resources import Resource
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import error_responses
-from parley.edge.http.errors import field_errors
 from parley.edge.http.errors import invalid
+from parley.edge.http.errors import invalid_fields
 from parley.edge.http.errors import not_found
 from parley.eventstore.follower import Follower
 from parley.eventstore.repository import fold
@@ -94,11 +94,7 @@ def _definition(body: DeploymentBody) -> AgentSpec:
         try:
             spec = agent_spec_from_toml(body.config or "")
         except msgspec.ValidationError as exc:
-            raise ParleyError(
-                ErrorCode.VALIDATION_ERROR,
-                f"invalid body.config: {exc}",
-                field_errors(exc, "body.config"),
-            ) from None
+            raise invalid_fields(exc, "body.config") from None
         except (TomlAgentError, ValueError, RecursionError) as exc:
             raise invalid("body.config", f"malformed TOML: {exc}") from None
     validate_spec(spec)
@@ -320,9 +316,7 @@ async def _form(ops: DeploymentOps) -> ReloadBody:
     try:
         return msgspec.convert(fields, ReloadBody, strict=False)
     except msgspec.ValidationError as exc:
-        raise ParleyError(
-            ErrorCode.VALIDATION_ERROR, f"invalid body: {exc}", field_errors(exc, "body")
-        ) from None
+        raise invalid_fields(exc, "body") from None
 
 
 def _shown(reply: DeploymentReply) -> DeploymentView:

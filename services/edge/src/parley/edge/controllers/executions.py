@@ -14,6 +14,7 @@ from litestar import Router
 from litestar import get
 from litestar import post
 from litestar.di import NamedDependency
+from litestar.di import Provide
 from litestar.params import FromPath
 from msgspec import Meta
 
@@ -121,12 +122,9 @@ async def list_executions(
     summary="Read an execution",
     responses=error_responses(404),
 )
-async def get_execution(
-    agent: NamedDependency[AgentScope], execution_id: FromPath[str]
-) -> Data[ExecutionView]:
+async def get_execution(execution: NamedDependency[ExecutionView]) -> Data[ExecutionView]:
     """Status, steps, output, usage and any pending input of one execution."""
-    agent.live()
-    return Data(data=agent.execution(execution_id))
+    return Data(data=execution)
 
 
 @post(
@@ -138,21 +136,18 @@ async def get_execution(
     responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
 )
 async def execution_input(
-    agent: NamedDependency[AgentScope], execution_id: FromPath[str]
+    agent: NamedDependency[AgentScope], execution: NamedDependency[ExecutionView]
 ) -> Data[ExecutionView]:
     """Approve or deny the pending tool call, optionally with a response."""
-    agent.live()
-    agent.execution(execution_id)
     body = await agent.body(InputBody, optional=True)
     command = ExecutionInput(
         namespace=agent.ns,
         agent_id=agent.id,
-        execution_id=execution_id,
-        approved=body.approved,
-        response=body.response,
+        execution_id=execution.id,
+        **msgspec.structs.asdict(body),  # `approved` and `response`, the command's own fields
     )
     await agent.writes.runtime("execution_input", command)
-    return Data(data=agent.execution(execution_id))
+    return Data(data=agent.execution(execution.id))
 
 
 @post(
@@ -162,20 +157,25 @@ async def execution_input(
     responses=error_responses(404, 409, 503, 504),
 )
 async def cancel_execution(
-    agent: NamedDependency[AgentScope], execution_id: FromPath[str]
+    agent: NamedDependency[AgentScope], execution: NamedDependency[ExecutionView]
 ) -> Data[ExecutionView]:
     """Cancel a queued, running or waiting execution."""
-    agent.live()
-    agent.execution(execution_id)
-    command = CancelExecution(namespace=agent.ns, agent_id=agent.id, execution_id=execution_id)
+    command = CancelExecution(namespace=agent.ns, agent_id=agent.id, execution_id=execution.id)
     await agent.writes.runtime("cancel_execution", command)
-    return Data(data=agent.execution(execution_id))
+    return Data(data=agent.execution(execution.id))
+
+
+def _execution(agent: NamedDependency[AgentScope], execution_id: FromPath[str]) -> ExecutionView:
+    """The execution the path names, of the live agent (``404`` for either, in that order):
+    the ``execution`` dependency of the routes under `/executions/{execution_id}`."""
+    agent.live()
+    return agent.execution(execution_id)
 
 
 execution_router = Router(
     path=PREFIX,
     route_handlers=[webhook, list_executions, get_execution, execution_input, cancel_execution],
-    dependencies=AGENT_SCOPE,
+    dependencies={**AGENT_SCOPE, "execution": Provide(_execution, sync_to_thread=False)},
     tags=["executions"],
 )
 """The execution routes of agents."""

@@ -17,6 +17,7 @@ from litestar import get
 from litestar import post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
+from litestar.di import Provide
 from litestar.params import FromPath
 from nats.aio.client import Client
 
@@ -40,7 +41,9 @@ ALLOWED_TYPES = ("text/", "application/json", "application/pdf", "image/png", "i
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
-def _file(session: SessionScope, file_id: str) -> FileView:
+def _file(session: NamedDependency[SessionScope], file_id: FromPath[str]) -> FileView:
+    """The file ``file_id`` of the live session (``404`` for either, in that order): also the
+    ``file`` dependency of the routes under `/files/{file_id}`."""
     for view in session.live().files:
         if view.id == file_id:
             return view
@@ -142,11 +145,9 @@ async def list_files(session: NamedDependency[SessionScope]) -> Data[list[FileVi
     summary="Read a file's metadata",
     responses=error_responses(404),
 )
-async def get_file(
-    session: NamedDependency[SessionScope], file_id: FromPath[str]
-) -> Data[FileView]:
+async def get_file(file: NamedDependency[FileView]) -> Data[FileView]:
     """Name, type, size, sha256 and upload time."""
-    return Data(data=_file(session, file_id))
+    return Data(data=file)
 
 
 @get(
@@ -156,18 +157,17 @@ async def get_file(
     media_type="application/octet-stream",
 )
 async def file_content(
-    session: NamedDependency[SessionScope], nc: NamedDependency[Client], file_id: FromPath[str]
+    file: NamedDependency[FileView], nc: NamedDependency[Client]
 ) -> Response[bytes]:
     """The file's bytes, with its content type."""
-    view = _file(session, file_id)
     try:
         bucket = await nc.jetstream().object_store(FILES_BUCKET)
-        result = await bucket.get(view.id)
+        result = await bucket.get(file.id)
     except nats.js.errors.NotFoundError:
         raise ApiError(
             ErrorCode.FILE_NOT_FOUND,
-            f"the bytes of file {view.id} are gone",
-            {"file_id": view.id},
+            f"the bytes of file {file.id} are gone",
+            {"file_id": file.id},
         ) from None
     except nats.errors.Error:
         raise ApiError(
@@ -175,11 +175,11 @@ async def file_content(
             "the file store is unavailable; retry shortly",
             headers={"Retry-After": "1"},
         ) from None
-    fallback = view.name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
-    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(view.name)}"
+    fallback = file.name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    disposition = f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file.name)}"
     return Response(
         result.data or b"",
-        media_type=view.content_type,
+        media_type=file.content_type,
         headers={
             "Content-Disposition": disposition,
             "X-Content-Type-Options": "nosniff",
@@ -193,17 +193,18 @@ async def file_content(
     summary="Delete a file",
     responses=error_responses(404, 503, 504),
 )
-async def delete_file(session: NamedDependency[SessionScope], file_id: FromPath[str]) -> None:
+async def delete_file(
+    session: NamedDependency[SessionScope], file: NamedDependency[FileView]
+) -> None:
     """Remove a file from the session."""
-    _file(session, file_id)
-    command = DeleteFile(namespace=session.ns, session_id=session.id, file_id=file_id)
+    command = DeleteFile(namespace=session.ns, session_id=session.id, file_id=file.id)
     await session.writes.runtime("delete_file", command)
 
 
 file_router = Router(
     path="/api/v1/sessions",
     route_handlers=[upload_file, list_files, get_file, file_content, delete_file],
-    dependencies=SESSION_SCOPE,
+    dependencies={**SESSION_SCOPE, "file": Provide(_file, sync_to_thread=False)},
     tags=["sessions"],
 )
 """The session file routes."""

@@ -159,11 +159,8 @@ async def create_key(ops: NamedDependency[KeyOps], ns: NamedDependency[str]) -> 
     ops.may_grant(body.namespaces or [ns])
     command = CreateApiKey(
         namespace=ns,
-        name=body.name,
-        roles=body.roles,
-        namespaces=body.namespaces,
-        expires_at=body.expires_at,
         actor=ops.who.id,
+        **msgspec.structs.asdict(body),  # name, roles, namespaces, expires_at: the command's own
     )
     return await ops.issued("create_api_key", command)
 

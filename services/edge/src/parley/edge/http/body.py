@@ -20,7 +20,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
 from parley.contracts.registry import AgentSpec
 from parley.edge.http.errors import ApiError
-from parley.edge.http.errors import field_errors
+from parley.edge.http.errors import invalid_fields
 from parley.edge.http.yaml import YAML_TYPES
 from parley.edge.http.yaml import load_yaml
 
@@ -109,9 +109,7 @@ def _convert(tree: Any, target: type[T]) -> T:
     try:
         return msgspec.convert(tree, target)
     except msgspec.ValidationError as exc:
-        raise ApiError(
-            ErrorCode.VALIDATION_ERROR, f"invalid body: {exc}", field_errors(exc, "body")
-        ) from None
+        raise invalid_fields(exc, "body") from None
     except RecursionError:
         raise ApiError(ErrorCode.INVALID_REQUEST, "body is nested too deeply") from None
 
@@ -120,11 +118,7 @@ def _from_toml(raw: bytes) -> AgentSpec:
     try:
         return agent_spec_from_toml(raw)
     except msgspec.ValidationError as exc:
-        raise ApiError(
-            ErrorCode.VALIDATION_ERROR,
-            f"invalid agent definition: {exc}",
-            field_errors(exc, "body"),
-        ) from None
+        raise invalid_fields(exc, "body", "agent definition") from None
     except TomlAgentError as exc:
         details = {"line": exc.line, "column": exc.column} if exc.line else None
         raise ApiError(ErrorCode.INVALID_REQUEST, f"malformed TOML body: {exc}", details) from None

@@ -37,8 +37,8 @@ __all__ = [
     "error_details",
     "error_responses",
     "exception_handlers",
-    "field_errors",
     "invalid",
+    "invalid_fields",
     "invalid_value",
     "not_found",
 ]
@@ -121,15 +121,19 @@ class ErrorEnvelope(msgspec.Struct, kw_only=True):
     error: ErrorInfo
 
 
-def field_errors(exc: msgspec.ValidationError, location: str) -> dict[str, list[dict[str, str]]]:
-    """``{"errors": [{"field", "message"}]}`` for a msgspec validation error (``$.a.b`` →
-    ``body.a.b``)."""
+def invalid_fields(
+    exc: msgspec.ValidationError, location: str, what: str | None = None
+) -> ParleyError:
+    """``422 VALIDATION_ERROR`` for a msgspec validation error of the input at ``location``
+    (``invalid <what>: …``, ``what`` defaulting to ``location``), its field in
+    ``{"errors": [{"field", "message"}]}`` (``$.a.b`` → ``body.a.b``)."""
     text = str(exc)
     message, sep, path = text.rpartition(" - at `")
-    if not sep:
-        return {"errors": [{"field": location, "message": text}]}
-    path = path.rstrip("`")
-    return {"errors": [{"field": location + path.removeprefix("$"), "message": message}]}
+    field = location + path.rstrip("`").removeprefix("$") if sep else location
+    errors = [{"field": field, "message": message if sep else text}]
+    return ParleyError(
+        ErrorCode.VALIDATION_ERROR, f"invalid {what or location}: {exc}", {"errors": errors}
+    )
 
 
 def error_details(details: dict[str, Any] | list[Any] | None) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from parley.aggregates.agent import Agent
 from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
+from parley.contracts.models import model_warnings
 from parley.contracts.registry import AgentView
 from parley.edge.projections._base import LiveProjection
 from parley.edge.views import as_view
@@ -78,4 +79,5 @@ class AgentsProjection(LiveProjection[Agent, AgentView]):
             name=agent.spec.name,
             status=agent.state,
             capabilities=agent.spec.capabilities,
+            warnings=model_warnings(agent.spec.provider, agent.spec.model),
         )

@@ -57,7 +57,8 @@ def extended(shipped: ModelCatalogue, environ: Mapping[str, str] | None = None) 
     Raises:
         CatalogueError: When the file cannot be used.
     """
-    name = (os.environ if environ is None else environ).get(MODELS_FILE_ENV, "").strip()
+    env = os.environ if environ is None else environ
+    name = env.get("PARLEY_MODELS_FILE", "").strip()  # MODELS_FILE_ENV
     if not name:
         return shipped
     extra = read_models_file(Path(name))

@@ -103,6 +103,25 @@ async def test_another_namespace_cannot_reach_a_chosen_conversation(api, client,
     assert session["agent_id"] == agent and session["turn_count"] == 1
 
 
+async def test_a_websocket_chat_by_agent_name_opens_a_chosen_conversation(api, stack, namespace):
+    name = f"ws_bot-{uuid.uuid4().hex[:6]}"
+    agent = await _named_agent(api, name)
+    body_of(await api.post(f"{AGENTS}/{agent}/start"))
+    conversation = _conversation_id()
+    url = stack.edge_url.replace("http://", "ws://", 1) + f"{AGENTS}/{name}/ws"
+    headers = {**auth_headers(stack), "X-Parley-Namespace": namespace}
+    async with connect(url, additional_headers=headers) as ws:
+        await ws.send(
+            json.dumps({"type": "message", "message": "hi", "conversation_id": conversation})
+        )
+        async with asyncio.timeout(20):
+            while (frame := json.loads(await ws.recv()))["type"] not in ("end", "error"):
+                pass
+    assert frame["type"] == "end" and frame["data"]["conversation_id"] == conversation, frame
+    session = body_of(await api.get(f"/api/v1/sessions/{conversation}"))["data"]
+    assert session["agent_id"] == agent
+
+
 # --- agents by name --------------------------------------------------------------------
 
 

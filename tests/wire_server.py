@@ -7,12 +7,20 @@ silence), and two that send the caller's credential back, as a careless gateway 
 ``401_echo`` (a 401 whose error body quotes the request's ``Authorization``/``x-api-key``
 header and the bare key) and ``echo_text`` (an answer that spells the key out, split
 across two text deltas).
+
+``POST /v1/embeddings`` answers every input with a deterministic vector (its words hashed
+into :data:`EMBEDDING_DIMENSIONS` buckets), as floats or base64 as the client asks; its
+requests are recorded under the api name ``embeddings``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
+import re
+import struct
 from collections import deque
 from typing import Any
 
@@ -24,6 +32,18 @@ CALLS = [
     ("toolu_1", "calculator", ['{"expres', 'sion": "2', '+3"}']),
     ("toolu_2", "weather", ['{"city":', ' "Paris"}']),
 ]
+
+
+EMBEDDING_DIMENSIONS = 64
+
+
+def embedding(text: str) -> list[float]:
+    """The wire's vector of ``text``: each lowercase word adds 1 to its hashed bucket."""
+    vector = [0.0] * EMBEDDING_DIMENSIONS
+    for word in re.findall(r"[a-z0-9]+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=4).digest()
+        vector[int.from_bytes(digest) % EMBEDDING_DIMENSIONS] += 1.0
+    return vector
 
 
 class WireServer(Loopback):
@@ -41,6 +61,7 @@ class WireServer(Loopback):
         app = web.Application()
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/leak", self._leak)
         super().__init__(app)
 
@@ -48,6 +69,16 @@ class WireServer(Loopback):
         """Let hung handlers go and close the server."""
         self._release.set()
         await super().stop()
+
+    def runtime_env(self, key: str) -> dict[str, str]:
+        """A runtime's environment pointing its Anthropic and OpenAI adapters here, with
+        ``key`` as both providers' key."""
+        return {
+            "PARLEY_ANTHROPIC_BASE_URL": self.url,
+            "PARLEY_OPENAI_BASE_URL": f"{self.url}/v1",
+            "ANTHROPIC_API_KEY": key,
+            "OPENAI_API_KEY": key,
+        }
 
     def script(self, api: str, *scenarios: str) -> None:
         """Queue the scenarios the next requests to ``api`` get, in order."""
@@ -154,6 +185,21 @@ class WireServer(Loopback):
         await send("message_delta", {"delta": delta, "usage": {"output_tokens": 7}})
         await send("message_stop", {})
         return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.requests.append(("embeddings", body, dict(request.headers)))
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for index, text in enumerate(texts):
+            vector: Any = embedding(text)
+            if body.get("encoding_format") == "base64":
+                packed = struct.pack(f"<{len(vector)}f", *vector)
+                vector = base64.b64encode(packed).decode()
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        answer = {"object": "list", "data": data, "model": body["model"], "usage": usage}
+        return web.json_response(answer)
 
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         scenario = await self._next("openai", request)

@@ -232,3 +232,48 @@ async def deployment_in(
             if view["status"] == status and (stage is None or view["current_stage"] == stage):
                 return view
             await asyncio.sleep(0.05)
+
+
+async def hub_subscribers(client: httpx.AsyncClient) -> float:
+    """The edge's `parley_event_hub_subscribers` gauge."""
+    text = (await client.get("/metrics")).text
+    return next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("parley_event_hub_subscribers ")
+    )
+
+
+async def settled_hub_subscribers(client: httpx.AsyncClient) -> float:
+    """The hub's subscriber count once the connections closed before have left it."""
+    last = await hub_subscribers(client)
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        now = await hub_subscribers(client)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+class HubCheck:
+    """The edge's shared event feed around a test's subscriptions: each one it serves shows
+    in its gauge, none makes a JetStream consumer, and all leave when their clients go."""
+
+    def __init__(self, client: httpx.AsyncClient, nc: nats.NATS, served: float, consumers: int):
+        self.client, self.nc, self.served, self.consumers = client, nc, served, consumers
+
+    @classmethod
+    async def start(cls, client: httpx.AsyncClient, nc: nats.NATS) -> "HubCheck":
+        """Note the settled subscriber count and the consumers (the feed already exists)."""
+        return cls(client, nc, await settled_hub_subscribers(client), await consumer_count(nc))
+
+    async def serving(self, more: int) -> None:
+        """``more`` subscriptions are served by the feed, with no consumer of their own."""
+        assert await hub_subscribers(self.client) == self.served + more
+        assert await consumer_count(self.nc) == self.consumers
+
+    async def released(self) -> None:
+        """Every subscription since :meth:`start` has left."""
+        await consumers_back_to(self.nc, self.consumers)
+        assert await settled_hub_subscribers(self.client) == self.served

@@ -20,13 +20,15 @@ async def test_the_tools_catalogue_lists_every_built_in_tool_with_its_schemas(
         "http_request",
         "json_query",
         "read_file",
+        "recall",
+        "remember",
         "send_message",
     ]
     assert body["pagination"] == {
         "limit": 50,
         "next_cursor": None,
         "has_more": False,
-        "total_count": 6,
+        "total_count": 8,
     }
     http = next(t for t in body["data"] if t["name"] == "http_request")
     assert http["category"] == "web" and http["reaches_network"] is True

@@ -18,10 +18,7 @@ MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}  # current 
 def stack_env(wire: WireServer) -> dict[str, str]:
     """The runtime pointed at the wire server, with fake keys and short timeouts."""
     return {
-        "PARLEY_ANTHROPIC_BASE_URL": wire.url,
-        "PARLEY_OPENAI_BASE_URL": f"{wire.url}/v1",
-        "ANTHROPIC_API_KEY": KEY,
-        "OPENAI_API_KEY": KEY,
+        **wire.runtime_env(KEY),
         "PARLEY_ANTHROPIC_IDLE_TIMEOUT": "1",
         "PARLEY_OPENAI_IDLE_TIMEOUT": "1",
         "PARLEY_ANTHROPIC_MAX_RETRIES": "1",

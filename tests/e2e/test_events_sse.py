@@ -8,9 +8,8 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from e2e_support import HubCheck
 from e2e_support import act
-from e2e_support import consumer_count
-from e2e_support import consumers_back_to
 from e2e_support import new_agent
 from httpx_sse import ServerSentEvent
 from httpx_sse import aconnect_sse
@@ -226,14 +225,16 @@ async def test_a_disconnected_client_leaves_no_store_subscription_behind(client,
     topic = f"leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
-        baseline = await consumer_count(nc)
+        async with aconnect_sse(client, "GET", EVENTS, timeout=STREAM_TIMEOUT):
+            pass  # the edge's shared feed exists from its first subscriber on
+        hub = await HubCheck.start(client, nc)
         params = {"stream": f"custom-{topic}"}
         async with aconnect_sse(
             client, "GET", EVENTS, params=params, timeout=STREAM_TIMEOUT
         ) as sse:
             await _publish(client, {"type": "custom.ping_sent", "subject": topic})
             await _take(sse.aiter_sse(), 1)  # the subscription is live server-side
-            assert await consumer_count(nc) > baseline
-        await consumers_back_to(nc, baseline)
+            await hub.serving(1)
+        await hub.released()
     finally:
         await nc.close()

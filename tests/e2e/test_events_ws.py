@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from e2e_support import HubCheck
 from e2e_support import act
-from e2e_support import consumer_count
-from e2e_support import consumers_back_to
 from e2e_support import new_agent
 from tests_support import auth_headers
 from websockets.asyncio.client import ClientConnection
@@ -211,13 +210,15 @@ async def test_closing_the_socket_releases_every_store_subscription(stack, clien
     topic = f"ws-leak-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(stack.nats_url)
     try:
-        baseline = await consumer_count(nc)
+        async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
+            await _subscribe(ws, "first")  # the edge's shared feed exists from then on
+        hub = await HubCheck.start(client, nc)
         async with connect(_ws_url(stack), additional_headers=auth_headers(stack)) as ws:
             for n in range(3):
                 await _subscribe(ws, f"s{n}", filter={"streams": [f"custom-{topic}"]})
             await _publish(client, topic, "custom.hello_said")
             await _until(ws, lambda f: all(_events(f, f"s{n}") for n in range(3)))
-            assert await consumer_count(nc) >= baseline + 3
-        await consumers_back_to(nc, baseline)
+            await hub.serving(3)
+        await hub.released()
     finally:
         await nc.close()

@@ -5,30 +5,13 @@ import msgspec
 from e2e_support import body_of
 from e2e_support import error_of
 from e2e_support import new_agent
+from memory_support import ALICE
+from memory_support import COFFEE
+from memory_support import SALES
+from memory_support import rebuilt
 
 from parley.contracts.memory import memory_scope
 from parley.devstack.stack import Stack
-from parley.edge.projections.memory import MemoryProjection
-from parley.eventstore.factory import open_store
-
-SALES = {
-    "name": "Q3SalesInsight",
-    "entity_type": "business_insight",
-    "observations": [
-        "Q3 sales increased 23% over Q2",
-        "Mobile channel drove 67% of growth",
-    ],
-}
-ALICE = {
-    "name": "Alice",
-    "entity_type": "person",
-    "observations": ["Alice is the data engineer who maintains the warehouse"],
-}
-COFFEE = {
-    "name": "OfficeCoffee",
-    "entity_type": "fact",
-    "observations": ["The office coffee machine is on the third floor"],
-}
 
 
 def _memory(agent_id: str, what: str) -> str:
@@ -103,16 +86,9 @@ async def test_a_rebuilt_index_answers_as_the_live_one(
     queries = ["mobile growth", "warehouse engineer", "where is the coffee", "Q3"]
     live = [await _search(api, agent_id, q=q) for q in queries]
 
-    store = await open_store(nats_url=stack.nats_url)
-    rebuilt = MemoryProjection(store)
-    try:
-        await rebuilt.start()
-        assert await rebuilt.wait_for(await store.last_position(), within=10)
-        scope = memory_scope("agent", agent_id)
-        again = [msgspec.to_builtins(rebuilt.search(namespace, scope, q, 10, 0.0)) for q in queries]
-    finally:
-        await rebuilt.stop()
-        await store.close()
+    scope = memory_scope("agent", agent_id)
+    async with rebuilt(stack) as book:
+        again = [msgspec.to_builtins(book.search(namespace, scope, q, 10, 0.0)) for q in queries]
     assert [found["results"] for found in again] == [found["results"] for found in live]
     assert all(found["results"] for found in live)
 

@@ -19,10 +19,10 @@ from parley.contracts.memory import MemoryWrite
 from parley.contracts.memory import Relation
 from parley.contracts.memory import Remember
 from parley.contracts.memory import memory_stream
-from parley.edge.projections.memory_index import DIMENSIONS
-from parley.edge.projections.memory_index import MemoryIndex
-from parley.edge.projections.memory_index import embed
-from parley.edge.projections.memory_index import words
+from parley.memory.index import DIMENSIONS
+from parley.memory.index import MemoryIndex
+from parley.memory.index import embed
+from parley.memory.index import words
 
 SCOPE = "agent:a1"
 
@@ -95,3 +95,22 @@ def test_the_index_ranks_the_nearest_entity_first_and_reindexes_a_changed_one() 
     index.put("Coffee", "Coffee\nfact\nthe espresso maker moved")
     assert all(hit.keyword == 0 for hit in index.search("machine"))
     assert index.search("espresso")[0].name == "Coffee" and len(index) == 2
+
+
+def test_a_provider_space_is_filled_on_demand_and_forgets_a_changed_entity() -> None:
+    index = MemoryIndex()
+    index.put("Sales", "mobile sales grew")
+    index.put("Coffee", "the coffee machine")
+    assert index.missing("p:m") == {"Sales": "mobile sales grew", "Coffee": "the coffee machine"}
+    axis = {"Sales": np.array([1, 0], np.float32), "Coffee": np.array([0, 1], np.float32)}
+    index.fill("p:m", {name: (text, axis[name]) for name, text in index.missing("p:m").items()})
+    assert index.missing("p:m") == {}
+    # by the provider's vectors (which know nothing of words), then by the local embedder's
+    near_sales = index.search("zzz", np.array([1, 0], np.float32), "p:m")
+    assert near_sales[0].name == "Sales" and near_sales[0].similarity == 1.0
+    assert index.search("zzz", np.array([1, 0], np.float32))[0].similarity == 0.0
+    index.put("Sales", "mobile sales fell")
+    assert index.missing("p:m") == {"Sales": "mobile sales fell"}
+    # a vector of a text the entity no longer has is not kept
+    index.fill("p:m", {"Sales": ("mobile sales grew", axis["Sales"])})
+    assert index.missing("p:m") == {"Sales": "mobile sales fell"}

@@ -63,6 +63,7 @@ COMMANDS: dict[str, tuple[str, type[msgspec.Struct], type[msgspec.Struct]]] = {
         ("change_cluster_template", clusters.ChangeClusterTemplate),
     ),
     **_commands("registry", memory.MemoryReply, ("remember", memory.Remember)),
+    **_commands("runtime", memory.MemorySearchReply, ("search_memory", memory.SearchMemory)),
     **_commands(acl.SERVICE, acl.MessageReply, ("send", acl.SendMessage)),
     **_commands(
         tasks.SERVICE,

@@ -1,8 +1,9 @@
 """Agent memory: entities (a name, a type, observations) and relations between them.
 
 A memory belongs to a scope of one namespace, named by :func:`memory_scope` from the
-agent's ``memory.scope`` (``agent``: the agent's own; ``namespace``: shared by every agent of
-the namespace; ``session`` is the agent's own outside a session). Its events are on stream
+agent's ``memory.scope`` (``agent``: the agent's own; ``cluster``: shared by the agents of its
+cluster, the agent's own when it is in none; ``namespace``: shared by every agent of the
+namespace; ``session`` is the agent's own outside a session). Its events are on stream
 ``memory_stream(namespace, scope)``; the registry decides them, the edge indexes them.
 """
 
@@ -11,21 +12,28 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.clusters import CLUSTER_LABEL
 from parley.contracts.commands import Command
 from parley.contracts.commands import Reply
 from parley.contracts.commands import Strict
 from parley.contracts.ids import NameStream
+from parley.contracts.registry import AgentSpec
 
 __all__ = [
     "EVENT_TYPES",
     "EntityCreated",
     "MemoryEntity",
+    "MemoryHit",
     "MemoryReply",
+    "MemorySearch",
+    "MemorySearchReply",
     "MemoryWrite",
     "ObservationsAdded",
     "Relation",
     "RelationCreated",
     "Remember",
+    "SearchMemory",
+    "agent_memory",
     "memory_scope",
     "memory_stream",
 ]
@@ -147,10 +155,72 @@ EVENT_TYPES: dict[str, type[msgspec.Struct]] = {
 """Event type name → payload type, for every memory event."""
 
 
-def memory_scope(scope: str, agent_id: str) -> str:
-    """The memory an agent with ``memory.scope`` = ``scope`` reads and writes."""
-    return "namespace" if scope == "namespace" else f"agent:{agent_id}"
+def memory_scope(scope: str, agent_id: str, cluster: str | None = None) -> str:
+    """The memory an agent with ``memory.scope`` = ``scope`` reads and writes (``cluster``:
+    the name of the cluster it belongs to, if any)."""
+    if scope == "namespace":
+        return "namespace"
+    if scope == "cluster" and cluster:
+        return f"cluster:{cluster}"
+    return f"agent:{agent_id}"
+
+
+def agent_memory(spec: AgentSpec, agent_id: str) -> str:
+    """The memory the agent ``agent_id`` defined by ``spec`` reads and writes (its cluster
+    is the one its ``parley.dev/cluster`` label names)."""
+    return memory_scope(spec.memory.scope, agent_id, spec.labels.get(CLUSTER_LABEL))
 
 
 memory_stream = NameStream("memory")
 """Stream name of a memory's events (the scope hashed, as in ``named_stream``)."""
+
+
+# --- search (runtime ``search_memory``: the agent's provider's embeddings) --------------
+
+
+class MemoryHit(msgspec.Struct, kw_only=True):
+    """An entity a memory search found."""
+
+    entity_id: str
+    entity_name: str
+    entity_type: str
+    observations: list[str]
+    similarity: float
+    """Cosine similarity of the query's and the entity's embeddings, 0–1."""
+    keyword_score: float
+    """Share of the query's words the entity has, 0–1."""
+    score: float
+    """What the results are ordered by: 0.7 × similarity + 0.3 × keyword score."""
+    created_at: str
+    updated_at: str
+
+
+class MemorySearch(msgspec.Struct, kw_only=True):
+    """A memory search's answer."""
+
+    results: list[MemoryHit]
+    total: int
+    """Matches at or above ``min_similarity`` (``results`` holds up to ``limit`` of them)."""
+    query_time_ms: float
+    embedding_model: str
+    """Whose vectors the similarity compares: the local embedder's
+    (`parley-hashed-ngrams-256`) or the agent's provider's (`openai:<model>`)."""
+
+
+class SearchMemory(Command, kw_only=True):
+    """Search the memory of an agent (runtime ``search_memory``), with its provider's
+    embeddings where it has them; another namespace's agent is `AGENT_NOT_FOUND`."""
+
+    agent_id: str
+    query: str
+    limit: int = 10
+    min_similarity: float = 0.0
+    min_position: int = 0
+    """The runtime first waits (bounded) until its agents' view and memory index have
+    applied this position (the edge's, so what the edge shows is searched)."""
+
+
+class MemorySearchReply(Reply, kw_only=True):
+    """A ``search_memory``'s answer."""
+
+    found: MemorySearch | None = None

@@ -139,8 +139,9 @@ class Memory(Strict):
 
     enabled: bool = False
     """Whether the agent keeps semantic memory."""
-    scope: Literal["agent", "session", "namespace"] = "agent"
-    """Who shares the memory."""
+    scope: Literal["agent", "session", "cluster", "namespace"] = "agent"
+    """Who shares the memory: the agent alone (`agent`; `session` too, outside a session),
+    the agents of its cluster (`cluster`), or every agent of the namespace (`namespace`)."""
 
 
 class Bidding(Strict):

@@ -14,6 +14,8 @@ import msgspec
 from msgspec import Meta
 
 from parley.contracts.hosts import host_pattern_problem
+from parley.contracts.memory import MemoryEntity
+from parley.contracts.memory import Relation
 from parley.contracts.validation import FieldError
 from parley.contracts.validation import convert_strict
 from parley.contracts.validation import field_error
@@ -34,6 +36,10 @@ __all__ = [
     "JsonQueryConfig",
     "ReadFileArgs",
     "ReadFileConfig",
+    "RecallArgs",
+    "RecallConfig",
+    "RememberArgs",
+    "RememberConfig",
     "SendMessageArgs",
     "SendMessageConfig",
     "ToolDescriptor",
@@ -54,6 +60,32 @@ class _Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class _Args(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pass
+
+
+class RememberConfig(_Config):
+    """Config of `remember` (offered to every agent with `memory.enabled`)."""
+
+
+class RecallConfig(_Config):
+    """Config of `recall` (offered to every agent with `memory.enabled`)."""
+
+
+class RememberArgs(_Args):
+    """Record entities (and relations between them) in the agent's memory."""
+
+    entities: Annotated[list[MemoryEntity], Meta(max_length=16)] = []
+    """Things to remember: a name, an `entity_type` and observations (one fact each)."""
+    relations: Annotated[list[Relation], Meta(max_length=32)] = []
+    """Links between entities of the memory or of `entities`."""
+
+
+class RecallArgs(_Args):
+    """Search the agent's memory."""
+
+    query: Annotated[str, Meta(min_length=1, max_length=4096, pattern=r"\S")]
+    """What to look for, in words."""
+    limit: Annotated[int, Meta(ge=1, le=20)] = 5
+    """Most entities to return."""
 
 
 # --- configs ---------------------------------------------------------------------------------
@@ -199,7 +231,7 @@ class ToolDescriptor(msgspec.Struct, frozen=True, kw_only=True):
     description: str
     """What the tool does (also what the model is told)."""
     category: str
-    """`web`, `math`, `time`, `files`, `data` or `agents`."""
+    """`web`, `math`, `time`, `files`, `data`, `agents` or `memory`."""
     version: str
     """Semantic version of the tool's behaviour and schemas."""
     config_schema: dict[str, Any]
@@ -221,6 +253,8 @@ TOOL_CONFIGS: dict[str, type[msgspec.Struct]] = {
     "read_file": ReadFileConfig,
     "json_query": JsonQueryConfig,
     "send_message": SendMessageConfig,
+    "remember": RememberConfig,
+    "recall": RecallConfig,
 }
 """Tool name → its config Struct."""
 
@@ -231,6 +265,8 @@ TOOL_ARGUMENTS: dict[str, type[msgspec.Struct]] = {
     "read_file": ReadFileArgs,
     "json_query": JsonQueryArgs,
     "send_message": SendMessageArgs,
+    "remember": RememberArgs,
+    "recall": RecallArgs,
 }
 """Tool name → the Struct of its call arguments."""
 
@@ -328,6 +364,37 @@ _ABOUT["send_message"] = (
             config={"allowed_performatives": ["inform"]},
         ),
     ],
+)
+
+_ABOUT["remember"] = (
+    "memory",
+    "Remember entities (a name, a type, facts about it) and relations between them in this"
+    " agent's memory, so later turns can recall them. A name already known gets only its new"
+    " facts. Offered to every agent with memory enabled.",
+    True,
+    False,
+    [
+        ToolExample(
+            description="Remember a customer's preference",
+            arguments={
+                "entities": [
+                    {
+                        "name": "Acme Corp",
+                        "entity_type": "customer",
+                        "observations": ["Acme prefers invoices in EUR"],
+                    }
+                ]
+            },
+        )
+    ],
+)
+_ABOUT["recall"] = (
+    "memory",
+    "Search this agent's memory by meaning and keywords; the best matching entities with"
+    " their facts, best first. Offered to every agent with memory enabled.",
+    True,
+    False,
+    [ToolExample(description="What do we know about Acme?", arguments={"query": "Acme invoices"})],
 )
 
 TOOL_CATALOGUE: dict[str, ToolDescriptor] = {

@@ -79,10 +79,19 @@ def convert_strict(value: Any, tp: type[T], prefix: str) -> tuple[T | None, list
 
 
 def inline_schema(tp: type[Any]) -> dict[str, Any]:
-    """The JSON Schema of a Struct with no nested Structs, without `$ref`/`$defs` or title."""
+    """The JSON Schema of a Struct, its nested Structs written in place: no `$ref`/`$defs`
+    and no titles (what a model is given as a tool's parameters)."""
     schema = msgspec.json.schema(tp)
-    defs = schema.get("$defs", {})
-    if len(defs) != 1:
-        return schema
-    (inner,) = defs.values()
-    return {k: v for k, v in inner.items() if k != "title"}
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+        return {k: resolve(v) for k, v in node.items() if k != "title" or not isinstance(v, str)}
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved

@@ -100,8 +100,10 @@ class Follower(_Feeding):
         """Whether every followed event up to ``position`` is applied, as far as known."""
         return self.applied_position >= position or self._quiet_to >= position
 
-    async def start(self) -> None:
-        """Note the store's last position and start following from position 0."""
+    async def start(self, after: int = 0) -> None:
+        """Note the store's last position and start following after ``after`` (0: from the
+        first event)."""
+        self.applied_position = max(self.applied_position, after)
         self.target_position = await self.store.last_position()
         self._task = asyncio.create_task(self._run(), name=self.name)
 

@@ -13,7 +13,9 @@ Markers in the system prompt make it misbehave on purpose, so a bad prompt can b
 (e.g. a canary that must roll back): ``[offline:fail]`` fails every call with
 :class:`~parley.llm.errors.ProviderBadRequest` (the turn ends ``failed``, ``PROVIDER_ERROR``);
 ``[offline:fail_pct=N]`` fails the calls whose last user message hashes (stable) below ``N``
-of 100; ``[offline:delay_ms=N]`` waits ``N`` ms (at most 60 000) before answering.
+of 100; ``[offline:delay_ms=N]`` waits ``N`` ms (at most 60 000) before answering. One makes
+it show what it was given: ``[offline:show_system]`` ends a text answer (rules 1 and 3) with
+``\nsystem: <the whole system prompt>``, e.g. to see what a turn added to it.
 
 Text is streamed word by word (each delta is one word with its leading whitespace) and cut at
 ``max_tokens`` words (stop reason ``max_tokens``). Usage counts whitespace-separated tokens:
@@ -49,6 +51,7 @@ _CALL = re.compile(r"\bcall\s+([A-Za-z_][\w.-]*)\(")
 _FAIL = "[offline:fail]"
 _FAIL_PCT = re.compile(r"\[offline:fail_pct=(\d{1,3})\]")
 _DELAY = re.compile(r"\[offline:delay_ms=(\d{1,9})\]")
+_SHOW_SYSTEM = "[offline:show_system]"
 _MAX_DELAY_MS = 60_000
 
 
@@ -85,7 +88,10 @@ class OfflineProvider:
             output = sum(_count(c.name) + _count(json.dumps(c.arguments)) for c in calls)
             yield Finished("tool_calls", Usage(input_tokens, output))
             return
-        words = re.findall(r"\s*\S+", _answer(request.messages))
+        answer = _answer(request.messages)
+        if request.system and _SHOW_SYSTEM in request.system:
+            answer = f"{answer}\nsystem: {request.system}"
+        words = re.findall(r"\s*\S+", answer)
         stop: StopReason = "end"
         if len(words) > request.max_tokens:
             words, stop = words[: request.max_tokens], "max_tokens"

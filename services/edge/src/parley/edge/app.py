@@ -18,6 +18,7 @@ from litestar.datastructures import State
 from parley.contracts import subjects
 from parley.edge.commands import CommandClient
 from parley.edge.console import console_routes
+from parley.edge.controllers.a2a import a2a_router
 from parley.edge.controllers.agent_actions import agent_action_router
 from parley.edge.controllers.agents import agent_router
 from parley.edge.controllers.catalogue import model_router
@@ -41,6 +42,7 @@ from parley.edge.controllers.observability import output_router
 from parley.edge.controllers.personas import persona_router
 from parley.edge.controllers.prometheus import metrics_registry
 from parley.edge.controllers.prometheus import prometheus_metrics
+from parley.edge.controllers.replay import replay_routes
 from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router
@@ -75,6 +77,7 @@ from parley.edge.projections.tasks import TasksProjection
 from parley.edge.settings import EdgeSettings
 from parley.edge.settings import check_auth
 from parley.edge.streams.chat_ws import chat_ws_routes
+from parley.edge.streams.hub import Hub
 from parley.edge.streams.sse import event_routes
 from parley.edge.streams.ws import ws_routes
 from parley.eventstore.follower import FollowerGroup
@@ -141,9 +144,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 keys=keys,
                 authenticator=authenticator,
                 tickets=tickets,
+                hub=Hub(store),
             )
             metrics = PlatformMetrics(store, nc.jetstream(), edge.agents, edge.clusters)
-            app.state.metrics, app.state.metrics_registry = metrics, metrics_registry(metrics)
+            app.state.metrics, app.state.metrics_registry = (
+                metrics,
+                metrics_registry(metrics, edge.hub),
+            )
             views = FollowerGroup(
                 store,
                 [
@@ -170,6 +177,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 await keeper.stop()
                 await metrics.queues.stop()
                 await views.stop()
+                await edge.hub.stop()
                 await authenticator.close()
                 await store.close()
         finally:
@@ -196,6 +204,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             session_router,
             session_chat_router,
             file_router,
+            *replay_routes,  # session events, JSONL, replays (and Agent C's spellings)
             message_router,
             task_router,
             run_router,
@@ -206,6 +215,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             publish_event,
             *ws_routes,
             *identity_routes,
+            a2a_router,  # A2A agent cards: /.well-known/agent-card.json, /a2a/…
             *console_routes(),  # the live console: /console pages, /api/v1/console views
         ],
         dependencies=DEPENDENCIES,

@@ -23,6 +23,7 @@ from parley.contracts.envelope import ACTOR_HEADER
 from parley.contracts.errors import ErrorCode
 from parley.contracts.identity import ApiKeyReply
 from parley.contracts.memory import MemoryReply
+from parley.contracts.memory import MemorySearchReply
 from parley.contracts.registry import CommandReply
 from parley.contracts.runtime import RuntimeReply
 from parley.contracts.tasks import TaskReply
@@ -44,6 +45,7 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {
     ApiKeyReply: msgspec.json.Decoder(ApiKeyReply),
     DeploymentReply: msgspec.json.Decoder(DeploymentReply),
     MemoryReply: msgspec.json.Decoder(MemoryReply),
+    MemorySearchReply: msgspec.json.Decoder(MemorySearchReply),
 }
 Reply = TypeVar(
     "Reply",
@@ -54,6 +56,7 @@ Reply = TypeVar(
     ApiKeyReply,
     DeploymentReply,
     MemoryReply,
+    MemorySearchReply,
 )
 """A service's reply type."""
 _tracer = trace.get_tracer("parley.edge")

@@ -39,6 +39,7 @@ from parley.edge.projections.personas import PersonasProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
 from parley.edge.settings import EdgeSettings
+from parley.edge.streams.hub import Hub
 from parley.eventstore.follower import Follower
 from parley.eventstore.port import EventStore
 from parley.identity.authn import Authenticator
@@ -84,6 +85,8 @@ class Edge:
     """Credentials → principals (keys, JWTs)."""
     tickets: TicketStore
     """Single-use WebSocket tickets (NATS KV, shared by every edge process)."""
+    hub: Hub
+    """One live feed of the store for every SSE and WebSocket event subscriber."""
 
     @classmethod
     def of(cls, state: State) -> "Edge":
@@ -270,6 +273,7 @@ DEPENDENCIES: dict[str, Provide] = {
         for name in (
             "nc",
             "store",
+            "hub",
             "agents",
             "personas",
             "runtime",

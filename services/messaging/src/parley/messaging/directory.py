@@ -1,7 +1,8 @@
 """The messaging service's view: agents (the directory facilitator) and their message load.
 
-It follows every stream from position 0 (so its position compares with the edge's for
-``min_position``): agent streams give each agent's definition and state, conversation
+It follows the agent and conversation streams from position 0 (a ``min_position`` from the
+edge is waited for with :meth:`~parley.eventstore.follower.Follower.wait_for`, which asks the
+store where its next event is): agent streams give each agent's definition and state, conversation
 streams give each agent's *load* — deliveries it has not answered yet — and the deliveries
 no runtime has taken yet (re-published at start, see :mod:`parley.messaging.workers.delivery`),
 and where each conversation is stored (:meth:`Directory.conversation_stream`).
@@ -40,6 +41,7 @@ class Directory(Follower):
     """Agents by id, their unanswered deliveries, and deliveries not yet taken."""
 
     name = "messaging-directory"
+    categories = ("agent", "conversation")
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)

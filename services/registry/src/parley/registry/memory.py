@@ -1,6 +1,6 @@
 """The memory handler: record an agent's entities and relations in its memory.
 
-The agent's namespace and ``memory.scope`` pick the memory (:func:`memory_scope`); another
+The agent's namespace and ``memory.scope`` pick the memory (:func:`agent_memory`); another
 namespace's agent does not exist here. The decider is :func:`parley.aggregates.memory.decide`.
 """
 
@@ -16,7 +16,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
 from parley.contracts.memory import MemoryReply
 from parley.contracts.memory import Remember
-from parley.contracts.memory import memory_scope
+from parley.contracts.memory import agent_memory
 from parley.contracts.memory import memory_stream
 from parley.registry.handlers import Registry
 from parley.registry.handlers import execute
@@ -33,7 +33,7 @@ async def remember(registry: Registry, command: Remember) -> MemoryReply:
             f"no agent {command.agent_id[:64]} in namespace {command.namespace}",
             {"agent_id": command.agent_id[:64]},
         )
-    scope = memory_scope(agent.spec.memory.scope, command.agent_id)
+    scope = agent_memory(agent.spec, command.agent_id)
     command = msgspec.structs.replace(command, scope=scope)
     decided: list[Decision[Never]] = []
 

@@ -1,6 +1,7 @@
 """Wiring: the runtime's FastStream app, through :func:`parley.kit.app.service_app`.
 
-Start-up opens, in order, the delta stream, the agents' view, the slots, the file store,
+Start-up opens, in order, the delta stream, the agents' view, the memories' index, the
+slots, the file store,
 then the workers (executions, scheduler, inbox); shutdown closes them in reverse. What they
 need on NATS (the delta stream, the slot and lease buckets, the file store, the work and
 inbox streams and their consumers) is kept there by the kit: made again after a server
@@ -25,6 +26,7 @@ from parley.kit.app import service_app
 from parley.kit.deltas import DELTA_STREAM
 from parley.kit.deltas import ensure_delta_stream
 from parley.kit.needs import Need
+from parley.memory.book import MemoryProjection
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
@@ -54,6 +56,9 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         directory = AgentDirectory(store)
         await directory.start()
         stack.push_async_callback(directory.stop)
+        memories = MemoryProjection(store)
+        await memories.start()
+        stack.push_async_callback(memories.stop)
         capacity = Capacity(
             js,
             store,
@@ -84,6 +89,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             capacity=capacity,
             files=files,
             secrets=secrets,
+            memories=memories,
         )
         stack.push_async_callback(deps.close_providers)
         runtime = Runtime(deps)

@@ -21,6 +21,9 @@ from parley.identity.scrub import Scrubber
 from parley.llm import Provider
 from parley.llm import ScrubbedProvider
 from parley.llm import provider_for
+from parley.llm.embeddings import OpenAIEmbeddings
+from parley.llm.embeddings import embeddings_for
+from parley.memory.book import MemoryProjection
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
 from parley.runtime.adapters.files import FileStore
@@ -57,6 +60,9 @@ class Deps:
     providers: dict[str, Provider] = field(default_factory=dict)
     stats: AgentStats = field(default_factory=AgentStats)
     """What this process measured of each agent's turns (for bids)."""
+    memories: MemoryProjection | None = None
+    """Every memory, folded and indexed (None: the agents' memory is off in this process)."""
+    embedders: dict[str, OpenAIEmbeddings | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.sessions = Repository(self.store, session.evolve)
@@ -72,10 +78,22 @@ class Deps:
             self.providers[name] = ScrubbedProvider(adapter, self.scrubber.scrub, self.secrets)
         return self.providers[name]
 
+    def embedder(self, provider: str) -> OpenAIEmbeddings | None:
+        """The embeddings of ``provider`` (one per provider), or None where it has none."""
+        if provider not in self.embedders:
+            endpoint = self.settings.endpoint(provider)
+            self.embedders[provider] = embeddings_for(
+                provider, endpoint.provider_settings(), endpoint.embedding_model
+            )
+        return self.embedders[provider]
+
     async def close_providers(self) -> None:
-        """Close every provider adapter this process opened."""
+        """Close every provider adapter (and embeddings client) this process opened."""
         for provider in self.providers.values():
             await provider.aclose()
+        for embeddings in self.embedders.values():
+            if embeddings is not None:
+                await embeddings.aclose()
 
     async def persona_text(self, namespace: str, name: str) -> str:
         """A persona's content: a built-in, or the namespace's created one."""

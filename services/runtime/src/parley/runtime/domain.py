@@ -16,6 +16,7 @@ import msgspec
 from parley.aggregates.agent import Agent
 from parley.aggregates.execution import Execution
 from parley.contracts.errors import ErrorCode
+from parley.contracts.memory import agent_memory
 from parley.contracts.registry import AgentState
 from parley.contracts.registry import Budget
 from parley.contracts.registry import ModelParams
@@ -54,6 +55,9 @@ class Effective:
     strategy: StrategySpec
     budget: Budget | None
     instances: int
+    memory: str | None = None
+    """The memory the agent reads and writes (:func:`agent_memory`); None without
+    ``memory.enabled``."""
 
 
 def effective(agent: Agent | None, settings: SessionSettings) -> Effective:
@@ -72,6 +76,7 @@ def effective(agent: Agent | None, settings: SessionSettings) -> Effective:
         strategy=settings.strategy or (spec.strategy if spec else StrategySpec()),
         budget=spec.budget if spec else None,
         instances=spec.instances if spec else 1,
+        memory=agent_memory(spec, agent.id) if agent and spec and spec.memory.enabled else None,
     )
 
 

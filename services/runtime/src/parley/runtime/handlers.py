@@ -5,6 +5,7 @@ handler gets a decoded command and returns a :class:`RuntimeReply`; every except
 an error reply in one place (:func:`parley.runtime.errors.reply_for_error`).
 """
 
+from parley.contracts.memory import SearchMemory
 from parley.contracts.runtime import CancelExecution
 from parley.contracts.runtime import CancelTurn
 from parley.contracts.runtime import Chat
@@ -18,6 +19,7 @@ from parley.contracts.runtime import TriggerExecution
 from parley.contracts.runtime import UpdateSession
 from parley.contracts.runtime import UploadFile
 from parley.kit.app import Route
+from parley.runtime.adapters.memory import search_memory
 from parley.runtime.deps import Deps
 from parley.runtime.executions import ExecutionCommands
 from parley.runtime.sessions import Sessions
@@ -55,5 +57,6 @@ ROUTES: dict[str, Route[Runtime]] = {
     "trigger_execution": (TriggerExecution, lambda r, c: r.executions.trigger(c)),
     "execution_input": (ExecutionInput, lambda r, c: r.executions.answer(c)),
     "cancel_execution": (CancelExecution, lambda r, c: r.executions.cancel(c)),
+    "search_memory": (SearchMemory, lambda r, c: search_memory(r.deps, c)),
 }
 """Verb → (command type, handler)."""

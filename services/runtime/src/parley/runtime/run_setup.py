@@ -15,6 +15,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.models import load_catalogue
 from parley.contracts.models import model_warnings
 from parley.contracts.registry import Budget
+from parley.contracts.registry import ToolSpec
 from parley.contracts.runtime import RunFinished
 from parley.contracts.runtime import RunOutcome
 from parley.contracts.runtime import Usage
@@ -22,6 +23,7 @@ from parley.identity.scrub import Scrubber
 from parley.llm import Message
 from parley.llm import Usage as CallUsage
 from parley.runtime.adapters.budgets import BudgetKeeper
+from parley.runtime.adapters.memory import AgentMemory
 from parley.runtime.adapters.messenger import AgentMessenger
 from parley.runtime.adapters.spend import SpendKeeper
 from parley.runtime.deps import Deps
@@ -35,7 +37,10 @@ from parley.runtime.run_loop import Sink
 from parley.runtime.tools import FileReader
 from parley.runtime.tools import ToolContext
 
-__all__ = ["RunMeter", "RunTally", "build_run"]
+__all__ = ["MEMORY_TOOLS", "RunMeter", "RunTally", "build_run"]
+
+MEMORY_TOOLS = ("remember", "recall")
+"""The tools every agent with ``memory.enabled`` is offered."""
 
 log = logging.getLogger(__name__)
 _UNPRICED: set[tuple[str, str]] = set()
@@ -113,6 +118,10 @@ async def build_run(
 ) -> Run:
     """A run of ``settings``: its provider, system prompt (or persona), tools and meter.
 
+    An agent with ``memory.enabled`` also gets the `remember` and `recall` tools, and the
+    memories nearest ``input`` after its system prompt (bounded, see
+    :mod:`parley.runtime.adapters.memory`).
+
     Its tools run for ``agent_id`` in ``namespace`` (and ``session_id``, with its ``files``);
     the agent's messages carry ``hops`` plus one.
 
@@ -122,6 +131,13 @@ async def build_run(
     system = settings.system_prompt
     if system is None and settings.persona is not None:
         system = await deps.persona_text(namespace, settings.persona)
+    memory = _memory(deps, settings, namespace, agent_id)
+    tools = settings.tools
+    if memory is not None:
+        offered = {tool.name for tool in tools}
+        tools = [*tools, *(ToolSpec(name=n) for n in MEMORY_TOOLS if n not in offered)]
+        if recollected := await memory.recollect(input):
+            system = f"{system}\n\n{recollected}" if system else recollected
     spec = RunSpec(
         run_id=run_id,
         kind=kind,
@@ -129,7 +145,7 @@ async def build_run(
         model=settings.model,
         system=system,
         params=settings.params,
-        tools=settings.tools,
+        tools=tools,
         strategy=settings.strategy,
         history=tuple(Message(said.role, said.content) for said in history),
         input=input,
@@ -141,6 +157,7 @@ async def build_run(
             messenger=AgentMessenger(deps.nc, namespace=namespace, agent_id=agent_id, hops=hops)
             if agent_id
             else None,
+            memory=memory,
         ),
         scrub=deps.scrubber.scrub,
         approvals=kind == "execution",
@@ -155,6 +172,22 @@ async def build_run(
         namespace=namespace,
     )
     return Run(spec, journal, recorder, sink, meter)
+
+
+def _memory(
+    deps: Deps, settings: Effective, namespace: str, agent_id: str | None
+) -> AgentMemory | None:
+    """The agent's memory, when it has ``memory.enabled`` (and this process an index)."""
+    if settings.memory is None or agent_id is None or deps.memories is None:
+        return None
+    return AgentMemory(
+        deps.nc,
+        deps.memories,
+        deps.embedder(settings.provider),
+        namespace=namespace,
+        agent_id=agent_id,
+        scope=settings.memory,
+    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,10 @@ class ProviderEndpoint(msgspec.Struct, kw_only=True, frozen=True):
     """Seconds without a byte before a read fails (`PARLEY_<PROVIDER>_IDLE_TIMEOUT`)."""
     max_retries: int = 2
     """Retries before the first delta (`PARLEY_<PROVIDER>_MAX_RETRIES`)."""
+    embedding_model: str | None = None
+    """The model memory embeds with (`PARLEY_<PROVIDER>_EMBEDDING_MODEL`; `openai` defaults
+    to `text-embedding-3-small`, `openai_compatible` has none unless set; others have no
+    embeddings API and use the local embedder)."""
 
     def provider_settings(self) -> ProviderSettings:
         """The adapter's settings."""

@@ -8,7 +8,8 @@ processes firing for one transition are safe: the decision appends at the stream
 version, so only one of them records it.
 
 The board also measures each rolling-out deployment's new version from the ends of the runs
-routed to it (:class:`~parley.deployment.workers.health.HealthWatch`). Every transition is
+routed to it (:class:`~parley.deployment.workers.health.HealthWatch`), read from the session and
+execution streams only while some deployment is active. Every transition is
 judged on those figures, and a run's end that makes them unhealthy (the aggregate's
 :func:`~parley.aggregates.deployment.unhealthy`) is judged at once rather than at the end of
 the stage: the rollback follows the threshold's crossing by the time the feed takes.
@@ -48,7 +49,7 @@ class Board(Follower):
     """Deployments by (namespace, id), with one timer per active deployment."""
 
     name = "deployment-board"
-    categories = ("deployment", "session", "execution")
+    categories = ("deployment",)
 
     def __init__(self, store: EventStore, on_due: OnDue) -> None:
         super().__init__(store)
@@ -58,20 +59,36 @@ class Board(Follower):
         self._firing: set[asyncio.Task[None]] = set()
         self.health = HealthWatch()
         self._judging: set[tuple[str, str]] = set()
+        self._since: dict[tuple[str, str], int] = {}
+        """Each active deployment, and the position from which it was active."""
+        self._runs: _RunEnds | None = None
 
     def fold(self, event: Event) -> None:
-        """Fold a deployment event and (re-)arm or drop its timer; a run's end is measured."""
-        if not event.stream.startswith("deployment-"):
-            self._measure(event)
-            return
+        """Fold a deployment event and (re-)arm or drop its timer; read the runs' ends while
+        any deployment is active."""
         key = (event.namespace, event.subject)
         state = evolve(self._all.get(key), event)
         if state is None:
             return
         self._all[key] = state
-        if not state.active:
+        if state.active:
+            self._since.setdefault(key, event.position)
+        else:
+            self._since.pop(key, None)
             self.health.forget(key)
         self.arm(state)
+        self._follow_runs()
+
+    def _follow_runs(self) -> None:
+        """Read the ends of runs (session and execution streams) only while a deployment is
+        active, from where the first of them became active: the rest of the time this
+        process reads no chat turn and no execution."""
+        if self._since and self._runs is None:
+            self._runs = _RunEnds(self.store, self._measure)
+            self._start(self._runs.start(after=min(self._since.values())))
+        elif not self._since and self._runs is not None:
+            runs, self._runs = self._runs, None
+            self._start(runs.stop())
 
     def _measure(self, event: Event) -> None:
         """Fold a run's end on a deployment's new version; judge it now if unhealthy."""
@@ -139,6 +156,8 @@ class Board(Follower):
     async def stop(self) -> None:
         """Stop following and cancel every timer and running transition."""
         await super().stop()
+        if self._runs is not None:
+            await self._runs.stop()
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -146,3 +165,18 @@ class Board(Follower):
             task.cancel()
         if self._firing:
             await asyncio.gather(*self._firing, return_exceptions=True)
+
+
+class _RunEnds(Follower):
+    """The ends of runs, read while some deployment is active, for its health."""
+
+    name = "deployment-runs"
+    categories = ("session", "execution")
+
+    def __init__(self, store: EventStore, measure: Callable[[Event], None]) -> None:
+        super().__init__(store)
+        self._measure = measure
+
+    def fold(self, event: Event) -> None:
+        """Measure a run's end (other events of these streams pass)."""
+        self._measure(event)

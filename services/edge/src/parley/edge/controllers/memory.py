@@ -1,9 +1,11 @@
 """`/api/v1/agents/{id}/memory/…`: record an agent's entities, search its memory, its stats.
 
 Writes are the registry's ``remember`` command, answered once this edge's memory projection
-shows them. An agent of another namespace is `404 AGENT_NOT_FOUND` here, so a memory is
-never read or written across namespaces. :class:`MemoryPlugin` adds the routes and the
-projection to the app (one line in its wiring).
+shows them. A search is the runtime's ``search_memory`` (the agent's provider's embeddings
+where it has them, as its turns search); this edge's projection answers it when no runtime
+is up, and answers the stats. An agent of another namespace is `404 AGENT_NOT_FOUND` here,
+so a memory is never read or written across namespaces. :class:`MemoryPlugin` adds the
+routes and the projection to the app (one line in its wiring).
 """
 
 from collections.abc import AsyncIterator
@@ -23,18 +25,23 @@ from litestar.params import Parameter
 from litestar.params import QueryParameter
 from litestar.plugins import InitPluginProtocol
 
+from parley.contracts.errors import ErrorCode
 from parley.contracts.memory import MemoryReply
+from parley.contracts.memory import MemorySearch
+from parley.contracts.memory import MemorySearchReply
 from parley.contracts.memory import MemoryWrite
 from parley.contracts.memory import Remember
-from parley.contracts.memory import memory_scope
+from parley.contracts.memory import SearchMemory
+from parley.contracts.memory import agent_memory
 from parley.contracts.registry import SERVICE
+from parley.contracts.runtime import SERVICE as RUNTIME
 from parley.edge.controllers.lookups import AgentScope
 from parley.edge.http.envelopes import Data
+from parley.edge.http.errors import ApiError
 from parley.edge.http.errors import error_responses
 from parley.edge.http.errors import invalid
-from parley.edge.projections.memory import MemoryProjection
-from parley.edge.projections.memory import MemorySearch
-from parley.edge.projections.memory import MemoryStats
+from parley.memory.book import MemoryProjection
+from parley.memory.book import MemoryStats
 
 __all__ = ["MemoryPlugin", "MemoryWritten", "memory_router"]
 
@@ -60,10 +67,36 @@ class AgentMemory(AgentScope):
         projection: MemoryProjection = self.request.app.state.memory
         return projection
 
+    async def search(
+        self, scope: str, text: str, limit: int, min_similarity: float
+    ) -> MemorySearch:
+        """Ask the runtime, which searches with the agent's provider's embeddings; with no
+        runtime up, this edge's index (the local embedder) answers."""
+        command = SearchMemory(
+            namespace=self.ns,
+            request_id=self.request_id,
+            agent_id=self.id,
+            query=text,
+            limit=limit,
+            min_similarity=min_similarity,
+            min_position=max(self.agents.applied_position, self.index.applied_position),
+        )
+        try:
+            reply = await self.writes.send(
+                RUNTIME, "search_memory", command, MemorySearchReply, views=()
+            )
+        except ApiError as exc:
+            if exc.code != ErrorCode.SERVICE_UNAVAILABLE:
+                raise
+            reply = MemorySearchReply(ok=False)
+        if reply.found is not None:
+            return reply.found
+        return self.index.search(self.ns, scope, text, limit, min_similarity)
+
     def scope(self) -> tuple[str, str]:
         """The agent's ``memory.scope`` and the memory it names, or ``404 AGENT_NOT_FOUND``."""
-        setting = self.live().spec.memory.scope
-        return setting, memory_scope(setting, self.id)
+        spec = self.live().spec
+        return spec.memory.scope, agent_memory(spec, self.id)
 
 
 @post(
@@ -103,9 +136,10 @@ _QUERY = QueryParameter(name="query", required=False, max_length=4096, descripti
     "/{agent_id:str}/memory/search",
     summary="Search an agent's memory",
     description="Vector similarity (cosine, 0–1) of the query to each entity, and its"
-    " keywords; results are ordered by 0.7 × similarity + 0.3 × keyword score. `query` is"
-    " Caxton's name for `q`.",
-    responses=error_responses(404, 422),
+    " keywords; results are ordered by 0.7 × similarity + 0.3 × keyword score. The vectors"
+    " are the agent's provider's embeddings where it has them (`embedding_model`), else the"
+    " local embedder's. `query` is Caxton's name for `q`.",
+    responses=error_responses(404, 422, 504),
 )
 async def search_memory(
     memory: NamedDependency[AgentMemory],
@@ -121,7 +155,7 @@ async def search_memory(
     text = q if q is not None else caxton_q
     if text is None or not text.strip():
         raise invalid("query.q", "give the text to search for")
-    return Data(data=memory.index.search(memory.ns, scope, text, limit, min_similarity))
+    return Data(data=await memory.search(scope, text, limit, min_similarity))
 
 
 @get(

@@ -16,6 +16,7 @@ from litestar import Response
 from litestar import get
 from litestar.datastructures import State
 from prometheus_client import CollectorRegistry
+from prometheus_client import Gauge
 from prometheus_client import GCCollector
 from prometheus_client import ProcessCollector
 from prometheus_client.core import CounterMetricFamily
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector
 from parley.contracts.registry import AgentState
 from parley.edge.projections.metrics import COUNTERS
 from parley.edge.projections.metrics import PlatformMetrics
+from parley.edge.streams.hub import Hub
 
 __all__ = ["PlatformCollector", "metrics_registry", "prometheus_metrics"]
 
@@ -114,10 +116,16 @@ class PlatformCollector(Collector):
             yield family
 
 
-def metrics_registry(metrics: PlatformMetrics) -> CollectorRegistry:
+def metrics_registry(metrics: PlatformMetrics, hub: Hub | None = None) -> CollectorRegistry:
     """The edge app's registry: the platform's metrics and the process's own."""
     registry = CollectorRegistry()
     registry.register(PlatformCollector(metrics))
+    if hub is not None:
+        Gauge(
+            "parley_event_hub_subscribers",
+            "Event subscriptions (SSE, WebSocket) this edge serves from its one shared feed.",
+            registry=registry,
+        ).set_function(lambda: hub.subscribers)
     ProcessCollector(registry=registry)
     GCCollector(registry=registry)
     return registry

@@ -48,11 +48,13 @@ __all__ = [
     "authorize",
     "principal",
     "request_namespace",
+    "unauthorized",
 ]
 
 PUBLIC_PATHS = (
     *("^/health$", "^/livez$", "^/ready$", "^/readyz$", "^/metrics$", "^/schema(/|$)"),
     "^/console(/|$)",
+    *(r"^/\.well-known/agent-card\.json$", "^/a2a/"),  # A2A cards: they check the caller
 )
 """Paths served without credentials: the probes, Prometheus' scrape, the OpenAPI docs and
 the console's page shells (no data: the views they load, `/api/v1/console/...`, authenticate)."""
@@ -85,7 +87,7 @@ def principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     """The authenticated caller of ``connection`` (set by :class:`AuthMiddleware`)."""
     user = connection.scope.get("user")
     if not isinstance(user, Principal):
-        raise _unauthorized(AuthenticationError("no credentials"))
+        raise unauthorized(AuthenticationError("no credentials"))
     return user
 
 
@@ -117,7 +119,7 @@ class AuthMiddleware(AbstractAuthenticationMiddleware):
         except AuthenticationError as exc:
             if socket:
                 raise WebSocketException(detail=exc.message[:120], code=4401) from None
-            raise _unauthorized(exc) from None
+            raise unauthorized(exc) from None
 
 
 async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], edge: Any) -> Principal:
@@ -137,7 +139,8 @@ async def _authenticate(connection: ASGIConnection[Any, Any, Any, Any], edge: An
     return cast(Principal, await edge.authenticator.authenticate(api_key, authorization))
 
 
-def _unauthorized(exc: AuthenticationError) -> ApiError:
+def unauthorized(exc: AuthenticationError) -> ApiError:
+    """``401 UNAUTHORIZED`` for ``exc``, with the ``WWW-Authenticate`` challenge."""
     scheme = "Bearer" if exc.scheme == "Bearer" else "ApiKey"
     return ApiError(
         ErrorCode.UNAUTHORIZED,

@@ -48,6 +48,10 @@ class AgentsProjection(LiveProjection[Agent, AgentView]):
         """Every live agent of ``namespace``, in no particular order."""
         return self._entries(namespace)
 
+    def namespaces(self) -> list[str]:
+        """Every namespace that has live agents."""
+        return [namespace for namespace, live in self._live.items() if live]
+
     def find(self, namespace: str, predicate: Callable[[AgentView], bool]) -> list[AgentView]:
         """The live agents of ``namespace`` for which ``predicate`` holds."""
         return [view for view in self.agents(namespace) if predicate(view)]

@@ -7,6 +7,7 @@ from typing import Any
 
 from parley.contracts.envelope import Event
 from parley.edge.streams.filters import EventFilter
+from parley.edge.streams.hub import Hub
 from parley.eventstore.port import EventStore
 from parley.eventstore.port import Subscription
 
@@ -16,13 +17,16 @@ __all__ = ["Pump"]
 class Pump:
     """Moves the matching events of one store subscription onto a consumer's callback.
 
+    ``store`` is the edge's :class:`~parley.edge.streams.hub.Hub` (one feed for every
+    subscriber) or the store itself.
+
     The subscription runs in its own task; :meth:`close` cancels it and releases the
     store's resources. Closing twice is harmless.
     """
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventStore | Hub,
         start: int,
         event_filter: EventFilter,
         deliver: Callable[[Event], Any],

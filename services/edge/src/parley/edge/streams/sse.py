@@ -13,6 +13,7 @@ import msgspec
 from litestar import Request
 from litestar import get
 from litestar.background_tasks import BackgroundTask
+from litestar.di import NamedDependency
 from litestar.response import ServerSentEvent
 from litestar.response.sse import ServerSentEventMessage
 
@@ -28,6 +29,7 @@ from parley.edge.streams.filters import FilterError
 from parley.edge.streams.filters import encode_event
 from parley.edge.streams.filters import parse_position
 from parley.edge.streams.filters import split_values
+from parley.edge.streams.hub import Hub
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
 from parley.eventstore.port import EventStoreUnavailable
@@ -50,7 +52,9 @@ _END = object()
         QUERY: ("type", "agent_id", "performative", "stream", "actor", "from_position"),
     },
 )
-async def stream_events(request: Request[Any, Any, Any], store: Store) -> ServerSentEvent:
+async def stream_events(
+    request: Request[Any, Any, Any], store: Store, hub: NamedDependency[Hub]
+) -> ServerSentEvent:
     """Events as Server-Sent Events, catch-up then live.
 
     Query: ``type`` (globs, comma-separated or repeated), ``agent_id`` (the event's subject,
@@ -78,7 +82,7 @@ async def stream_events(request: Request[Any, Any, Any], store: Store) -> Server
         )
     if start is None:
         start = await _last_position(store)
-    feed = _SseFeed(store, start, event_filter)
+    feed = _SseFeed(hub, start, event_filter)
     return ServerSentEvent(feed, background=BackgroundTask(feed.close))
 
 
@@ -88,10 +92,10 @@ event_routes = [stream_events]
 class _SseFeed:
     """One client's stream: a store subscription pumped through a bounded queue."""
 
-    def __init__(self, store: EventStore, start: int, event_filter: EventFilter) -> None:
+    def __init__(self, hub: Hub, start: int, event_filter: EventFilter) -> None:
         self._queue: asyncio.Queue[Any] = asyncio.Queue(_QUEUE)
         self._error: Exception | None = None
-        self._pump = Pump(store, start, event_filter, self._queue.put, self._failed)
+        self._pump = Pump(hub, start, event_filter, self._queue.put, self._failed)
 
     def _failed(self, exc: Exception) -> None:
         self._error = exc

@@ -44,6 +44,7 @@ from parley.edge.streams.filters import EventFilter
 from parley.edge.streams.filters import FilterError
 from parley.edge.streams.filters import encode_event
 from parley.edge.streams.filters import parse_position
+from parley.edge.streams.hub import Hub
 from parley.edge.streams.pump import Pump
 from parley.eventstore.port import EventStore
 from parley.identity.keyindex import KeyIndex
@@ -125,12 +126,15 @@ _encode = msgspec.json.encode
 
 @websocket("/ws", opt={EVERY_NAMESPACE: True})
 async def events_socket(
-    socket: WebSocket[Any, Any, Any], store: Store, keys: NamedDependency[KeyIndex]
+    socket: WebSocket[Any, Any, Any],
+    store: Store,
+    hub: NamedDependency[Hub],
+    keys: NamedDependency[KeyIndex],
 ) -> None:
     """Event subscriptions: subscribe/unsubscribe with filters, resume from a position."""
     await socket.accept()
     who = principal(socket)
-    await _Session(socket, store, who, lambda: keys.recheck(who)).run()
+    await _Session(socket, store, hub, who, lambda: keys.recheck(who)).run()
 
 
 ws_routes = [events_socket]
@@ -143,10 +147,12 @@ class _Session:
         self,
         socket: WebSocket[Any, Any, Any],
         store: EventStore,
+        hub: Hub,
         who: Principal,
         recheck: Callable[[], None],
     ) -> None:
         self._socket, self._store, self._who, self._recheck = socket, store, who, recheck
+        self._hub = hub
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(SEND_QUEUE)
         self._pumps: dict[str, Pump] = {}
         self._closing: set[asyncio.Task[None]] = set()
@@ -294,9 +300,7 @@ class _Session:
         def deliver(event: Event) -> None:
             put(prefix + encode_event(event) + b"}")
 
-        pump = Pump(
-            self._store, start, event_filter, deliver, lambda exc: self._failed(sub_id, pump)
-        )
+        pump = Pump(self._hub, start, event_filter, deliver, lambda exc: self._failed(sub_id, pump))
         self._pumps[sub_id] = pump
         self._put(_encode({"type": "subscribed", "id": sub_id, "position": start}))
         pump.start()

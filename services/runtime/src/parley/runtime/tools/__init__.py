@@ -1,5 +1,5 @@
 """Built-in tools: `http_request`, `calculator`, `current_time`, `read_file`, `json_query`,
-`send_message`.
+`send_message`, and `remember`/`recall` (offered to agents with ``memory.enabled``).
 
 Each tool is one ``async`` function declared with :func:`~parley.runtime.tools.base.builtin`
 against the config and argument Structs of :mod:`parley.contracts.tools`; the runtime calls

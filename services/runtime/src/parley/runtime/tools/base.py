@@ -17,12 +17,14 @@ from typing import TypeVar
 
 import msgspec
 
+from parley.contracts.memory import MemoryWrite
 from parley.contracts.tools import TOOL_CATALOGUE
 from parley.contracts.tools import SendMessageArgs
 from parley.contracts.tools import ToolDescriptor
 
 __all__ = [
     "FileReader",
+    "MemoryAccess",
     "Messenger",
     "Tool",
     "ToolContext",
@@ -73,6 +75,23 @@ class Messenger(Protocol):
         ...
 
 
+class MemoryAccess(Protocol):
+    """The agent's memory (the `remember` and `recall` tools' way in)."""
+
+    async def remember(self, write: MemoryWrite) -> dict[str, Any]:
+        """Record ``write``; what was recorded, as plain data.
+
+        Raises:
+            ToolError: ``refused`` or ``invalid_arguments`` when the registry refused it,
+                ``failed`` when it is unreachable.
+        """
+        ...
+
+    async def recall(self, query: str, limit: int) -> dict[str, Any]:
+        """Up to ``limit`` entities nearest ``query``, best first, as plain data."""
+        ...
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Where a call runs: the agent and session it serves, and what it may reach."""
@@ -89,6 +108,8 @@ class ToolContext:
     """Clock (aware UTC datetimes); tests pass a fixed one."""
     messenger: Messenger | None = None
     """How the agent sends messages (None where it cannot, e.g. in a unit test)."""
+    memory: MemoryAccess | None = None
+    """The agent's memory (None without ``memory.enabled``)."""
 
 
 class ToolOutcome(msgspec.Struct, frozen=True):

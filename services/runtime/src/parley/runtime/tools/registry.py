@@ -13,6 +13,8 @@ from parley.runtime.tools.calculator import calculator
 from parley.runtime.tools.current_time import current_time
 from parley.runtime.tools.http_request import http_request
 from parley.runtime.tools.json_query import json_query
+from parley.runtime.tools.memory import recall
+from parley.runtime.tools.memory import remember
 from parley.runtime.tools.read_file import read_file
 from parley.runtime.tools.send_message import send_message
 
@@ -22,7 +24,16 @@ log = logging.getLogger(__name__)
 
 TOOLS: dict[str, Tool[Any, Any]] = {
     tool.descriptor.name: tool
-    for tool in (http_request, calculator, current_time, read_file, json_query, send_message)
+    for tool in (
+        http_request,
+        calculator,
+        current_time,
+        read_file,
+        json_query,
+        send_message,
+        remember,
+        recall,
+    )
 }
 """Tool name → implementation, one per entry of the contracts' ``TOOL_CATALOGUE``."""
 

@@ -58,7 +58,7 @@ def extended(shipped: ModelCatalogue, environ: Mapping[str, str] | None = None) 
         CatalogueError: When the file cannot be used.
     """
     env = os.environ if environ is None else environ
-    name = env.get("PARLEY_MODELS_FILE", "").strip()  # MODELS_FILE_ENV
+    name = env.get("PARLEY_MODELS_FILE", "").strip()  # spelled out: docs' settings test reads it
     if not name:
         return shipped
     extra = read_models_file(Path(name))

@@ -2,8 +2,7 @@
 
 The routes are :func:`~.turn_routes.turn_routes`; here is what they do for an agent: the
 body may name a conversation of the agent (a new one is opened otherwise, with the id the
-body gives, if any), and a cancel
-without a body stops every running turn of the agent.
+body gives, if any), and a cancel without a body stops every running turn of the agent.
 """
 
 from typing import Any

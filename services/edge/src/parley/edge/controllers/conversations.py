@@ -25,12 +25,13 @@ def check_conversation(
     view = runtime.session(namespace, conversation_id)
     if view is None or view.agent_id == agent_id:
         return
+    owner = "another agent" if view.agent_id is not None else "no agent (an ad-hoc session)"
     message = (
-        f"conversation_id {conversation_id!r} is a conversation of another agent; choose"
-        f" another id, or chat in it at /api/v1/sessions/{conversation_id}/chat"
+        f"conversation_id {conversation_id!r} is a conversation of {owner}; choose another id,"
+        f" or chat in it at /api/v1/sessions/{conversation_id}/chat"
     )
     raise ApiError(
         ErrorCode.INVALID_REQUEST,
         message,
-        {"errors": [{"field": "body.conversation_id", "message": "another agent's conversation"}]},
+        {"errors": [{"field": "body.conversation_id", "message": f"a conversation of {owner}"}]},
     )

@@ -102,13 +102,23 @@ async def _refused(api: httpx.AsyncClient, **spec: Any) -> tuple[dict[str, Any],
     return error, [e["field"] for e in error["details"]["errors"]]
 
 
-async def test_an_agent_with_an_unknown_model_is_refused_on_the_model_field(
+async def test_an_agent_with_an_unknown_offline_model_is_refused_on_the_model_field(
     api: httpx.AsyncClient,
 ) -> None:
-    error, fields = await _refused(api, name="a", provider="anthropic", model="claude-9")
+    error, fields = await _refused(api, name="a", provider="offline", model="offline-9")
     assert fields == ["model"]
-    assert "claude-sonnet-4-5" in error["message"]
+    assert "offline-1" in error["message"]
     assert (await api.get("/api/v1/agents", params={"name": "a"})).json()["data"] == []
+
+
+async def test_an_agent_with_a_model_newer_than_the_catalogue_is_created_with_a_warning(
+    api: httpx.AsyncClient,
+) -> None:
+    body = {"name": "newer", "provider": "anthropic", "model": "claude-9"}
+    created = await api.post("/api/v1/agents", json=body)
+    assert created.status_code == 201, created.text
+    [warning] = created.json()["data"]["warnings"]
+    assert "'claude-9'" in warning and "price is unknown" in warning
 
 
 async def test_an_agent_with_a_temperature_out_of_the_models_range_is_refused(

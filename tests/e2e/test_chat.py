@@ -102,7 +102,7 @@ async def test_stream_errors_before_the_turn_are_json_envelopes(client):
         ({"message": "x", "policy": "shove"}, 422, "VALIDATION_ERROR"),
         ({"message": "x", "context": []}, 422, "VALIDATION_ERROR"),
         ({"message": "x", "conversation_id": "no such"}, 422, "VALIDATION_ERROR"),
-        ({"message": "x", "conversation_id": "nosuch"}, 404, "SESSION_NOT_FOUND"),
+        ({"message": "x", "conversation_id": "x" * 65}, 422, "VALIDATION_ERROR"),
         ({"message": "x", "files": ["missing.txt"]}, 404, "FILE_NOT_FOUND"),
         ({"message": "x", "extra": 1}, 422, "VALIDATION_ERROR"),
         (b"{not json", 400, "INVALID_REQUEST"),
@@ -121,14 +121,14 @@ async def test_bad_chat_bodies_get_the_error_envelope(client, body, status, code
     _error(response, status, code)
 
 
-async def test_another_agents_conversation_is_not_found(client):
+async def test_another_agents_conversation_is_refused(client):
     one, two = await new_agent(client, "chat"), await new_agent(client, "chat")
     first = await client.post(f"/api/v1/agents/{one}/chat", json={"message": "hi"}, timeout=30)
     conversation = first.json()["data"]["conversation_id"]
     response = await client.post(
         f"/api/v1/agents/{two}/chat", json={"message": "hi", "conversation_id": conversation}
     )
-    _error(response, 404, "SESSION_NOT_FOUND")
+    assert "another agent" in _error(response, 400, "INVALID_REQUEST")["message"]
 
 
 async def test_resume_needs_a_known_turn_and_a_valid_last_event_id(client):

@@ -11,6 +11,7 @@ from parley.contracts.models import ModelInfo
 from parley.contracts.models import ModelParameters
 from parley.contracts.models import UnknownModelError
 from parley.contracts.models import load_catalogue
+from parley.contracts.models import model_warnings
 from parley.contracts.models import validate_model_params
 from parley.contracts.registry import ModelParams
 
@@ -146,9 +147,24 @@ def test_valid_choices_pass(provider: str, model: str, params: dict[str, object]
 
 
 def test_an_unknown_model_names_the_known_ones_and_the_catalogue_endpoint() -> None:
-    [error] = validate_model_params("anthropic", "claude-3-opus", ModelParams())
+    [error] = validate_model_params("offline", "offline-2", ModelParams())
     assert error["field"] == "model"
-    assert "claude-sonnet-4-5" in error["message"] and "GET /api/v1/models" in error["message"]
+    assert "offline-1" in error["message"] and "GET /api/v1/models" in error["message"]
+
+
+@pytest.mark.parametrize(("provider", "model"), [("anthropic", "claude-9"), ("openai", "gpt-9")])
+def test_an_unlisted_model_of_a_real_provider_is_accepted_with_a_warning(
+    provider: str, model: str
+) -> None:
+    params = ModelParams(temperature=1.9, max_tokens=10**6)  # unchecked: its limits are unknown
+    assert validate_model_params(provider, model, params) == []
+    [warning] = model_warnings(provider, model)
+    assert repr(model) in warning and "price is unknown" in warning
+    assert (
+        model_warnings(provider, "claude-sonnet-4-5" if provider == "anthropic" else "gpt-4.1")
+        == []
+    )
+    assert model_warnings("openai_compatible", "llama-3") == []
 
 
 def test_an_unknown_provider_is_reported_on_provider() -> None:

@@ -25,12 +25,17 @@ __all__ = [
     "ParameterRange",
     "Price",
     "UnknownModelError",
+    "UNLISTED_MODELS_ACCEPTED",
     "load_catalogue",
+    "model_warnings",
     "validate_model_params",
 ]
 
 WILDCARD = "*"
 """A catalogue entry with this model name matches any model of its provider."""
+UNLISTED_MODELS_ACCEPTED = frozenset({"anthropic", "openai"})
+"""Providers whose models the catalogue may not list yet (a model released after it):
+such a model is accepted with :func:`model_warnings` and an unknown price."""
 
 Capability = Literal["tools", "streaming", "multimodal", "reasoning"]
 ModelType = Literal["chat", "reasoning"]
@@ -198,9 +203,16 @@ class ModelCatalogue(_Data, frozen=True):
 
 @cache
 def load_catalogue() -> ModelCatalogue:
-    """The catalogue shipped in ``parley.contracts`` (read and checked once per process)."""
+    """The catalogue shipped in ``parley.contracts``, extended by the operator's file named by
+    ``PARLEY_MODELS_FILE`` if set (read and checked once per process).
+
+    Raises:
+        CatalogueError: When the operator's file cannot be read or is not a catalogue.
+    """
+    from parley.contracts.models_file import extended  # noqa: PLC0415 - it imports this module
+
     text = (files("parley.contracts") / "data" / "models.toml").read_text(encoding="utf-8")
-    return msgspec.convert(tomllib.loads(text), ModelCatalogue)
+    return extended(msgspec.convert(tomllib.loads(text), ModelCatalogue))
 
 
 def validate_model_params(provider: str, model: str, params: ModelParams) -> list[dict[str, str]]:
@@ -219,6 +231,8 @@ def validate_model_params(provider: str, model: str, params: ModelParams) -> lis
     info = catalogue.find(provider, model)
     if info is None:
         known = catalogue.models_of(provider)
+        if known and provider in UNLISTED_MODELS_ACCEPTED:
+            return []  # a model newer than the catalogue: accepted, with model_warnings()
         if not known:
             return [
                 _error(
@@ -278,6 +292,20 @@ def validate_model_params(provider: str, model: str, params: ModelParams) -> lis
                 )
             )
     return errors
+
+
+def model_warnings(provider: str, model: str) -> list[str]:
+    """Warnings about a model choice :func:`validate_model_params` accepts: a model of a real
+    provider that the catalogue does not list (parameters unchecked, price unknown)."""
+    catalogue = load_catalogue()
+    if provider not in UNLISTED_MODELS_ACCEPTED or catalogue.find(provider, model) is not None:
+        return []
+    return [
+        f"model {model!r} of {provider!r} is not in the models catalogue: it is used as given,"
+        " its parameters are not checked against its limits and its price is unknown (calls"
+        " cost 0 in usage, budgets and quotas, with usage.price_unknown; PARLEY_MODELS_FILE"
+        " can list it with its price)"
+    ]
 
 
 def _effective_max_tokens(info: ModelInfo, params: ModelParams) -> int | float | None:

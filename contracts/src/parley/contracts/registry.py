@@ -374,6 +374,9 @@ class AgentView(msgspec.Struct, kw_only=True):
     """`state`, under the name other platforms use."""
     capabilities: list[Capability]
     """`spec.capabilities`."""
+    warnings: list[str] = []
+    """What the platform accepted but cannot vouch for, e.g. a model missing from the models
+    catalogue (its parameters unchecked, its price unknown)."""
 
 
 agent_stream = IdStream("agent")

@@ -83,6 +83,9 @@ class Usage(msgspec.Struct, kw_only=True, omit_defaults=True):
     cost_usd: float = 0.0
     estimated: bool = False
     """True when a cut stream's usage was estimated from the text received."""
+    price_unknown: bool = False
+    """True when a model of the call has no price in the models catalogue: ``cost_usd``
+    leaves its calls out (counted as 0 by cost budgets and spend quotas; tokens still count)."""
 
     @property
     def total_tokens(self) -> int:

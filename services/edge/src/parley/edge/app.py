@@ -50,6 +50,7 @@ from parley.edge.controllers.tasks import task_router
 from parley.edge.controllers.versions import version_router
 from parley.edge.dependencies import DEPENDENCIES
 from parley.edge.dependencies import Edge
+from parley.edge.http.agent_names import agent_by_name
 from parley.edge.http.auth import auth_middleware
 from parley.edge.http.auth import authorize
 from parley.edge.http.bodytimeout import BodyTimeout
@@ -220,6 +221,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         dependencies=DEPENDENCIES,
         guards=[
             authorize,
+            agent_by_name,  # `/agents/{name}/...` is the agent of that name
             refuse_unknown_query,
             limits.guard,
         ],  # roles, namespaces, query, counters

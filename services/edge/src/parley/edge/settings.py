@@ -10,6 +10,8 @@ from typing import Literal
 import msgspec
 from msgspec import Meta
 
+from parley.contracts.models import load_catalogue
+from parley.contracts.models_file import CatalogueError
 from parley.kit.settings import ServiceSettings
 from parley.kit.settings import SettingsError
 
@@ -89,8 +91,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> EdgeSettings:
     List settings are comma-separated (`PARLEY_CORS_ORIGINS=https://a.example,https://b`).
 
     Raises:
-        SettingsError: naming the variable and what it must be.
+        SettingsError: naming the variable and what it must be (also ``PARLEY_MODELS_FILE``,
+            the operator's models catalogue).
     """
+    try:
+        load_catalogue()  # with the operator's PARLEY_MODELS_FILE, checked at start-up
+    except CatalogueError as exc:
+        raise SettingsError(str(exc)) from None
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for field in msgspec.structs.fields(EdgeSettings):

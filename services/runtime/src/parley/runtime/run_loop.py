@@ -394,6 +394,7 @@ class Run:
             output_tokens=self.usage.output_tokens + usage.output_tokens,
             cost_usd=round(self.usage.cost_usd + usage.cost_usd, 8),
             estimated=self.usage.estimated or usage.estimated,
+            price_unknown=self.usage.price_unknown or usage.price_unknown,
         )
 
 

@@ -1,6 +1,7 @@
 """What a run is built of: its provider, system prompt (or persona), tools, and meter; and
 the record of how it ended (:class:`RunTally`)."""
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from parley.aggregates.session import Said
 from parley.contracts.errors import ErrorBody
 from parley.contracts.errors import ErrorCode
 from parley.contracts.models import load_catalogue
+from parley.contracts.models import model_warnings
 from parley.contracts.registry import Budget
 from parley.contracts.registry import ToolSpec
 from parley.contracts.runtime import RunFinished
@@ -40,6 +42,10 @@ __all__ = ["MEMORY_TOOLS", "RunMeter", "RunTally", "build_run"]
 MEMORY_TOOLS = ("remember", "recall")
 """The tools every agent with ``memory.enabled`` is offered."""
 
+log = logging.getLogger(__name__)
+_UNPRICED: set[tuple[str, str]] = set()
+"""Models this process warned about having no price (one log line each)."""
+
 
 class RunMeter:
     """Prices a run's calls from the catalogue and enforces the agent's budget and the
@@ -60,6 +66,9 @@ class RunMeter:
         self.namespace = namespace
         info = load_catalogue().find(provider, model)
         self._price = info.price if info is not None else None
+        if info is None and (provider, model) not in _UNPRICED:
+            _UNPRICED.add((provider, model))
+            log.warning("%s", " ".join(model_warnings(provider, model)) or f"{model} unpriced")
 
     async def before_call(self) -> None:
         """Refuse with ``QUOTA_EXCEEDED`` once the namespace's spend of the day reached its
@@ -78,13 +87,15 @@ class RunMeter:
             await self.budgets.settle(self.agent_id, self.budget, usage, self.namespace)
 
     def price(self, usage: CallUsage, *, estimated: bool = False) -> Usage:
-        """The call's usage with its cost (0 when the catalogue has no price)."""
+        """The call's usage with its cost (0, and ``price_unknown``, when the catalogue has
+        no price for the model)."""
         cost = self._price.cost(usage.input_tokens, usage.output_tokens) if self._price else 0.0
         return Usage(
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=round(cost, 8),
             estimated=estimated,
+            price_unknown=self._price is None,
         )
 
 

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import msgspec
 
+from parley.contracts.models import load_catalogue
+from parley.contracts.models_file import CatalogueError
 from parley.kit.settings import ServiceSettings
+from parley.kit.settings import SettingsError
 from parley.kit.settings import from_env
 from parley.llm import ProviderSettings
 from parley.llm.factory import PROVIDERS
@@ -86,8 +89,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> RuntimeSettings:
     """The runtime's settings, each provider's endpoint included, from the environment.
 
     Raises:
-        SettingsError: Naming the variable that has a value its setting cannot take.
+        SettingsError: Naming the variable that has a value its setting cannot take (also
+            ``PARLEY_MODELS_FILE``, the operator's models catalogue).
     """
+    try:
+        load_catalogue()  # with the operator's PARLEY_MODELS_FILE, checked at start-up
+    except CatalogueError as exc:
+        raise SettingsError(str(exc)) from None
     env = os.environ if environ is None else environ
     settings = from_env(RuntimeSettings, env)
     providers = {

@@ -1,8 +1,8 @@
 """`/api/v1/agents/{id}/chat`, `/chat/stream` (SSE, resumable; alias `/stream`) and `/cancel`.
 
 The routes are :func:`~.turn_routes.turn_routes`; here is what they do for an agent: the
-body may name a conversation of the agent (a new one is opened otherwise), and a cancel
-without a body stops every running turn of the agent.
+body may name a conversation of the agent (a new one is opened otherwise, with the id the
+body gives, if any), and a cancel without a body stops every running turn of the agent.
 """
 
 from typing import Any
@@ -11,6 +11,7 @@ from litestar import Router
 from litestar.di import NamedDependency
 from litestar.di import Provide
 
+from parley.edge.controllers.conversations import check_conversation
 from parley.edge.controllers.lookups import AGENT_SCOPE
 from parley.edge.controllers.lookups import AgentScope
 from parley.edge.controllers.turn_routes import Turns
@@ -36,7 +37,8 @@ class AgentTurns(Turns):
 
     def check(self, body: SessionChatBody) -> None:
         if isinstance(body, ChatBody) and body.conversation_id is not None:
-            self.agent.session(body.conversation_id)
+            agent = self.agent
+            check_conversation(agent.runtime, agent.ns, agent.id, body.conversation_id)
 
     async def cancel(self) -> Data[CancelResult]:
         self.agent.live()

@@ -32,8 +32,10 @@ from parley.contracts.acl import Principal
 from parley.contracts.acl import SendMessage
 from parley.contracts.errors import ErrorCode
 from parley.edge.controllers.lookups import ID
+from parley.edge.controllers.message_parties import with_parties
 from parley.edge.controllers.resources import SCOPE
 from parley.edge.controllers.resources import Scope
+from parley.edge.http.auth import principal
 from parley.edge.http.envelopes import Data
 from parley.edge.http.envelopes import Page
 from parley.edge.http.errors import ApiError
@@ -127,8 +129,9 @@ async def send_message(
         fields["receivers"] = [*body.receivers, body.receiver]
     fields["message_id"] = message_id
     replayed = message_id is not None and messages.has(ns, message_id)
+    caller = principal(ctx.request)
     command = SendMessage(
-        message=OutgoingMessage(**fields),
+        message=with_parties(OutgoingMessage(**fields), ctx.edge.agents, ns, caller),
         namespace=ns,
         request_id=ctx.request_id,
         traceparent=ctx.request.headers.get("traceparent"),

@@ -38,6 +38,12 @@ __all__ = [
 ]
 
 
+UNPRICED = (
+    "the model has no price in the models catalogue: usage.cost_usd leaves its calls out"
+    " (budgets and quotas count them as 0)"
+)
+
+
 class SessionChatBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Body of `POST /sessions/{id}/chat` and `/chat/stream`."""
 
@@ -70,6 +76,8 @@ class ChatAnswer(msgspec.Struct, kw_only=True):
     tool_calls: list[dict[str, Any]]
     outcome: str
     """`completed`, or `cancelled` when cancelled while waiting."""
+    warnings: list[str] = []
+    """What the turn could not vouch for, e.g. a cost left unknown (`usage.price_unknown`)."""
 
 
 class CancelBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -119,7 +127,9 @@ async def sync_chat(writes: Writes, command: Chat) -> Data[ChatAnswer]:
     result = reply.chat
     if result is None:
         raise ApiError(ErrorCode.INTERNAL_ERROR, "the runtime answered the chat without a result")
-    return Data(data=as_view(ChatAnswer, result, conversation_id=result.session_id))
+    warnings = [UNPRICED] if result.usage.price_unknown else []
+    answer = as_view(ChatAnswer, result, conversation_id=result.session_id, warnings=warnings)
+    return Data(data=answer)
 
 
 async def cancel_turns(

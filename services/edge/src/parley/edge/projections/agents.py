@@ -12,10 +12,12 @@ from collections.abc import Iterable
 from parley.aggregates.agent import Agent
 from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
+from parley.contracts.models import model_warnings
 from parley.contracts.registry import AgentView
 from parley.edge.projections._base import LiveProjection
 from parley.edge.views import as_view
 from parley.edge.views import iso
+from parley.eventstore.port import EventStore
 
 __all__ = ["AgentsProjection"]
 
@@ -26,9 +28,21 @@ class AgentsProjection(LiveProjection[Agent, AgentView]):
     prefix = "agent-"
     name = "agents-projection"
 
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self._names: dict[tuple[str, str], str] = {}
+        """The id of each live agent by (namespace, name): names are unique per namespace."""
+        self._held: dict[str, tuple[str, str]] = {}
+        """The (namespace, name) each agent's stream holds in :attr:`_names`."""
+
     def get(self, namespace: str, agent_id: str) -> AgentView | None:
         """The live agent ``agent_id`` of ``namespace``, if any."""
         return self._get(namespace, agent_id)
+
+    def named(self, namespace: str, name: str) -> AgentView | None:
+        """The live agent called ``name`` in ``namespace``, if any."""
+        agent_id = self._names.get((namespace, name))
+        return self._get(namespace, agent_id) if agent_id is not None else None
 
     def agents(self, namespace: str) -> Iterable[AgentView]:
         """Every live agent of ``namespace``, in no particular order."""
@@ -45,6 +59,18 @@ class AgentsProjection(LiveProjection[Agent, AgentView]):
     def _evolve(self, state: Agent | None, event: Event) -> Agent | None:
         return evolve(state, event)
 
+    def _fold(self, event: Event) -> None:
+        super()._fold(event)
+        agent = self._states.get(event.stream)
+        if agent is None:
+            return
+        held = self._held.pop(event.stream, None)  # the name before this event
+        if held is not None and self._names.get(held) == agent.id:
+            del self._names[held]
+        if not agent.deleted:
+            key = self._held[event.stream] = (agent.namespace, agent.spec.name)
+            self._names[key] = agent.id
+
     def _entry(self, agent: Agent) -> tuple[str, AgentView | None]:
         if agent.deleted:
             return agent.id, None
@@ -57,4 +83,5 @@ class AgentsProjection(LiveProjection[Agent, AgentView]):
             name=agent.spec.name,
             status=agent.state,
             capabilities=agent.spec.capabilities,
+            warnings=model_warnings(agent.spec.provider, agent.spec.model),
         )

@@ -30,8 +30,8 @@ from litestar.status_codes import WS_1008_POLICY_VIOLATION
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
 from parley.contracts.runtime import CancelTurn
+from parley.edge.controllers.conversations import check_conversation
 from parley.edge.controllers.lookups import require_agent
-from parley.edge.controllers.lookups import require_session
 from parley.edge.controllers.turns import CancelBody
 from parley.edge.controllers.turns import ChatBody
 from parley.edge.controllers.turns import chat_command
@@ -164,7 +164,7 @@ class _ChatSocket:
             async with self._start_lock:
                 session_id = frame.conversation_id or self.conversation
                 if session_id is not None:
-                    require_session(self.edge.runtime, self.ns, session_id, agent_id=self.agent_id)
+                    check_conversation(self.edge.runtime, self.ns, self.agent_id, session_id)
                 command = chat_command(
                     self.ns, frame, agent_id=self.agent_id, session_id=self.conversation
                 )

@@ -5,7 +5,7 @@ Client → server (JSON text frames)::
     {"type": "subscribe", "id": "s1", "filter": {"types": ["agent.*"], "agent_ids": [...],
      "performatives": ["request"], "streams": [...], "namespace": "default"},
      "from_position": 0}
-    {"type": "unsubscribe", "id": "s1"}
+    {"type": "unsubscribe", "id": "s1"}     (or "subscription_id": "s1", as Caxton names it)
     {"type": "ping"}
 
 Every subscription carries only events of the caller's namespaces (and ``apikey.*`` events
@@ -98,9 +98,19 @@ class Subscribe(msgspec.Struct, tag="subscribe", tag_field="type", forbid_unknow
 
 
 class Unsubscribe(msgspec.Struct, tag="unsubscribe", tag_field="type", forbid_unknown_fields=True):
-    """Stop a subscription."""
+    """Stop a subscription, named by `id` or `subscription_id` (Caxton's name for it)."""
 
-    id: SubscriptionId
+    id: SubscriptionId | None = None
+    subscription_id: SubscriptionId | None = None
+    """Alias of `id`."""
+
+    @property
+    def named(self) -> str | None:
+        """The subscription it names: `id`, else `subscription_id` (None: neither, or two
+        different ones)."""
+        if self.id is not None and self.subscription_id not in (None, self.id):
+            return None
+        return self.id or self.subscription_id
 
 
 class Ping(msgspec.Struct, tag="ping", tag_field="type", forbid_unknown_fields=True):
@@ -230,7 +240,9 @@ class _Session:
         except BodyError as exc:
             self._error(ErrorCode.INVALID_REQUEST, str(exc))
             return
-        sub_id = value.get("id") if isinstance(value, dict) else None
+        sub_id = (
+            (value.get("id") or value.get("subscription_id")) if isinstance(value, dict) else None
+        )
         sub_id = sub_id if isinstance(sub_id, str) else None
         try:
             command = msgspec.convert(value, ClientMessage)
@@ -241,8 +253,13 @@ class _Session:
             self._put(_encode({"type": "pong", "id": command.id}))
         elif isinstance(command, Subscribe):
             await self._subscribe(command)
+        elif (named := command.named) is None:
+            message = (
+                "name the subscription to stop by `id` or `subscription_id` (both: the same one)"
+            )
+            self._error(ErrorCode.INVALID_REQUEST, message, sub_id)
         else:
-            await self._unsubscribe(command.id)
+            await self._unsubscribe(named)
 
     async def _subscribe(self, command: Subscribe) -> None:
         sub_id = command.id

@@ -108,7 +108,16 @@ class Turns:
                 running_agent(deps.directory.get(cmd.agent_id), cmd.agent_id, cmd.namespace)
                 return _unopened(cmd.session_id, cmd)
         if cmd.session_id is not None:
-            loaded = await load_session(deps, cmd.session_id, cmd.namespace, fresh=bool(cmd.files))
+            try:
+                loaded = await load_session(
+                    deps, cmd.session_id, cmd.namespace, fresh=bool(cmd.files)
+                )
+            except RuntimeFault as fault:
+                if cmd.agent_id is None or not await self._unrecorded(cmd.session_id, fault):
+                    raise
+                # A conversation id the client chose: its first turn opens it.
+                running_agent(deps.directory.get(cmd.agent_id), cmd.agent_id, cmd.namespace)
+                return _unopened(cmd.session_id, cmd)
             session = loaded.state
             assert session is not None
             if cmd.agent_id is not None and session.agent_id != cmd.agent_id:
@@ -122,6 +131,13 @@ class Turns:
         running_agent(deps.directory.get(cmd.agent_id), cmd.agent_id, cmd.namespace)
         # A new conversation: appended together with its first turn's start (version 0).
         return _unopened(new_id(), cmd)
+
+    async def _unrecorded(self, session_id: str, fault: RuntimeFault) -> bool:
+        """Whether ``fault`` says ``session_id`` was never recorded (not deleted, nor a
+        conversation of another namespace: those stay not found)."""
+        if fault.code is not ErrorCode.SESSION_NOT_FOUND:
+            return False
+        return (await self.deps.sessions.load(session_stream(session_id))).state is None
 
 
 def _unopened(session_id: str, cmd: Chat) -> Loaded[Session]:

@@ -115,6 +115,11 @@ class Starter:
             await asyncio.gather(task, return_exceptions=True)
             assert loaded.state is not None
             loaded = await load_session(self.deps, loaded.state.id, cmd.namespace)
+            assert loaded.state is not None
+            if cmd.agent_id is not None and loaded.state.agent_id != cmd.agent_id:
+                # a conversation id chosen by two clients at once, for two agents
+                message = f"agent {cmd.agent_id!r} has no conversation {loaded.state.id!r}"
+                raise RuntimeFault(ErrorCode.SESSION_NOT_FOUND, message) from None
             loaded, position = await self._start(turn, loaded)
             gate = asyncio.get_running_loop().create_future()
             task = self._spawn(turn, loaded, stack, gate)

@@ -42,7 +42,7 @@ from parley.edge.controllers.observability import output_router
 from parley.edge.controllers.personas import persona_router
 from parley.edge.controllers.prometheus import metrics_registry
 from parley.edge.controllers.prometheus import prometheus_metrics
-from parley.edge.controllers.replay import replay_routes
+from parley.edge.controllers.replay_agentc import replay_routes
 from parley.edge.controllers.runs import run_router
 from parley.edge.controllers.session_chat import session_chat_router
 from parley.edge.controllers.sessions import session_router

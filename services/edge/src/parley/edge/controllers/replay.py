@@ -1,5 +1,5 @@
 """Session replay: `/api/v1/sessions/{id}/replays` (create, list, status, stream, control,
-delete), and Agent C's spellings of it and of the interaction log as documented aliases.
+delete); Agent C's spellings of it are in :mod:`.replay_agentc`.
 
 A replay plays a session's recorded events back over Server-Sent Events at a speed factor
 (:mod:`parley.edge.streams.replay`); it changes nothing, so whoever may read the session
@@ -21,20 +21,13 @@ from litestar.background_tasks import BackgroundTask
 from litestar.di import NamedDependency
 from litestar.di import Provide
 from litestar.params import FromPath
-from litestar.params import Parameter
 from litestar.response import ServerSentEvent
 from msgspec import Meta
 
-from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
 from parley.edge.controllers.lookups import SessionScope
 from parley.edge.controllers.session_events import EventSelection
-from parley.edge.controllers.session_events import Since
-from parley.edge.controllers.session_events import Until
-from parley.edge.controllers.session_events import jsonl_response
-from parley.edge.controllers.session_events import log_file_name
-from parley.edge.controllers.session_events import session_event_router
 from parley.edge.controllers.session_events import session_events
 from parley.edge.http.auth import ACTION
 from parley.edge.http.envelopes import Data
@@ -43,9 +36,7 @@ from parley.edge.http.envelopes import created
 from parley.edge.http.errors import error_responses
 from parley.edge.http.errors import invalid
 from parley.edge.http.errors import not_found
-from parley.edge.http.paging import Cursor
 from parley.edge.http.paging import Paging
-from parley.edge.http.paging import page_by_key
 from parley.edge.streams.filters import parse_position
 from parley.edge.streams.replay import ENDED
 from parley.edge.streams.replay import Replay
@@ -53,7 +44,19 @@ from parley.edge.streams.replay import Replays
 from parley.edge.streams.replay import ReplayStatus
 from parley.identity.principal import Action
 
-__all__ = ["MAX_EVENTS", "ReplayControl", "StartReplay", "replay_routes"]
+__all__ = [
+    "MAX_EVENTS",
+    "READS",
+    "REPLAY_SCOPE",
+    "REPLAY_SSE",
+    "ReplayControl",
+    "SessionReplayControl",
+    "SessionReplays",
+    "Speed",
+    "StartReplay",
+    "control_replay",
+    "session_replay_router",
+]
 
 MAX_EVENTS = 100_000
 """Most events one replay holds; narrow a bigger session with `types`, `since`, `until`."""
@@ -61,7 +64,7 @@ PREFIX = "/api/v1/sessions"
 
 Speed = Annotated[float, Meta(gt=0, le=1000, description="Times faster than recorded (0-1000].")]
 Time = Annotated[datetime, Meta(tz=True, description="ISO-8601 time with a zone (`Z`).")]
-_READS: dict[str, Any] = {ACTION: Action.SUBSCRIBE}
+READS: dict[str, Any] = {ACTION: Action.SUBSCRIBE}
 """Replays change nothing: viewers may create and control them."""
 
 
@@ -226,7 +229,7 @@ async def _hang_up(replay: Replay, listener: int) -> None:
     replay.detach(listener)
 
 
-_SSE: dict[str, Any] = {"opt": _READS, "media_type": "text/event-stream"}
+REPLAY_SSE: dict[str, Any] = {"opt": READS, "media_type": "text/event-stream"}
 """What an SSE route declares: viewers may follow it; its answer is an event stream."""
 
 
@@ -240,7 +243,7 @@ _REPLAY = "/{session_id:str}/replays/{replay_id:str}"
     description="Plays the session's recorded events back over SSE (`stream_url`) at"
     " `speed_factor`, with their original spacing scaled (`real_time`). The replay lives in"
     " this edge process; its clock runs while a client listens.",
-    opt={**_READS, "body": StartReplay, "body_optional": True},
+    opt={**READS, "body": StartReplay, "body_optional": True},
     responses=error_responses(400, 403, 404, 413, 415, 422, 503),
 )
 async def create_replay(replays: NamedDependency[SessionReplays]) -> Response[Data[ReplayStatus]]:
@@ -283,7 +286,7 @@ async def replay_status(
     " envelope, sent when the replay's clock reaches it; last a `replay.finished` or"
     " `replay.stopped` message with the status. One listener at a time (`409` for a second).",
     responses=error_responses(400, 404, 409),
-    **_SSE,
+    **REPLAY_SSE,
 )
 async def stream_replay(
     replays: NamedDependency[SessionReplays], replay_id: FromPath[str]
@@ -298,7 +301,7 @@ async def stream_replay(
     summary="Control a replay",
     description="`play`/`resume`, `pause`, `stop`, `seek` (one of `position` = an event index,"
     " `offset_s`, `time`) or `speed` (`speed_factor`).",
-    opt={**_READS, "body": ReplayControl},
+    opt={**READS, "body": ReplayControl},
     responses=error_responses(400, 404, 409, 413, 415, 422),
 )
 async def control(
@@ -313,7 +316,7 @@ async def control(
     _REPLAY,
     status_code=204,
     summary="Stop and forget a replay",
-    opt=_READS,
+    opt=READS,
     responses=error_responses(404),
 )
 async def delete_replay(replays: NamedDependency[SessionReplays], replay_id: FromPath[str]) -> None:
@@ -321,7 +324,7 @@ async def delete_replay(replays: NamedDependency[SessionReplays], replay_id: Fro
     replays.replays.remove(replays.replay(replay_id))
 
 
-_SCOPE = {"replays": Provide(SessionReplays, sync_to_thread=False)}
+REPLAY_SCOPE = {"replays": Provide(SessionReplays, sync_to_thread=False)}
 
 session_replay_router = Router(
     path=PREFIX,
@@ -333,145 +336,6 @@ session_replay_router = Router(
         control,
         delete_replay,
     ],
-    dependencies=_SCOPE,
+    dependencies=REPLAY_SCOPE,
     tags=["sessions"],
 )
-
-# Agent C's spellings.
-
-_EventTypes = Annotated[
-    list[str] | None,
-    Parameter(required=False, description="Agent C's `type`: event type globs."),
-]
-_AGENT_C = "Agent C's spelling"
-
-
-@get(
-    "/{session_id:str}",
-    summary="List a session's events (Agent C)",
-    description=f"{_AGENT_C} of `GET /api/v1/sessions/{{id}}/events`: `event_types`,"
-    " `start_time` (inclusive), `end_time` (exclusive), `limit` up to 1000, `cursor`.",
-    responses=error_responses(400, 404, 422, 503),
-)
-async def agentc_events(
-    replays: NamedDependency[SessionReplays],
-    event_types: _EventTypes = None,
-    start_time: Since = None,
-    end_time: Until = None,
-    limit: Annotated[int, Parameter(ge=1, le=1000, description="Page size.")] = 1000,
-    cursor: Cursor = None,
-) -> Page[Event]:
-    """A page of the session's events."""
-    names = ("start_time", "end_time")
-    selection = EventSelection.of_query(event_types, start_time, end_time, names=names)
-    events = selection.select(await session_events(replays))
-    return page_by_key(events, lambda e: f"{e.version:020d}", limit=limit, cursor=cursor)
-
-
-@get(
-    "/{session_id:str}/stream",
-    summary="Replay a session over SSE (Agent C)",
-    description=f"{_AGENT_C}: creates a replay and streams it (`Parley-Replay-Id` names it)."
-    " `real_time` (default false) keeps the original spacing scaled by `speed_factor`.",
-    responses=error_responses(400, 403, 404, 422, 503),
-    **_SSE,
-)
-async def agentc_stream(
-    replays: NamedDependency[SessionReplays],
-    event_types: _EventTypes = None,
-    real_time: Annotated[
-        bool, Parameter(description="Keep the original spacing (scaled by `speed_factor`).")
-    ] = False,
-    speed_factor: Annotated[float, Parameter(gt=0, le=1000, description="Speed.")] = 1.0,
-) -> ServerSentEvent:
-    """A new replay of the session, streamed."""
-    selection = EventSelection(event_types or ())
-    replay = await replays.start(selection, speed=speed_factor, real_time=real_time)
-    return replays.stream(replay)
-
-
-@get(
-    "/{session_id:str}/replay-status",
-    summary="Read a session replay's status (Agent C)",
-    description=f"{_AGENT_C}: the newest replay of the session that has not ended, or"
-    " `replay_id`'s.",
-    responses=error_responses(404),
-)
-async def agentc_status(
-    replays: NamedDependency[SessionReplays],
-    replay_id: Annotated[str | None, Parameter(required=False)] = None,
-) -> Data[ReplayStatus]:
-    """A replay's status."""
-    return Data(data=replays.replay(replay_id).status())
-
-
-@post(
-    "/{session_id:str}/replay/control",
-    status_code=200,
-    summary="Control a session replay (Agent C)",
-    description=f"{_AGENT_C} of `POST …/replays/{{replay_id}}/control`; the body may name"
-    " `replay_id` (default: the newest replay that has not ended). `position` may be a time.",
-    opt={**_READS, "body": SessionReplayControl},
-    responses=error_responses(400, 404, 409, 413, 415, 422),
-)
-async def agentc_control(replays: NamedDependency[SessionReplays]) -> Data[ReplayStatus]:
-    """Apply a control to a session's replay."""
-    body = await replays.body(SessionReplayControl)
-    return Data(data=control_replay(replays.replay(body.replay_id), body))
-
-
-agentc_event_router = Router(
-    path="/api/v1/events",
-    route_handlers=[agentc_events, agentc_stream, agentc_status, agentc_control],
-    dependencies=_SCOPE,
-    tags=["events"],
-)
-
-
-@get(
-    "/{session_id:str}/files",
-    summary="List a session's interaction log files (Agent C)",
-    description=f"{_AGENT_C}: one file, the session's whole interaction log.",
-    responses=error_responses(404),
-)
-async def agentc_files(replays: NamedDependency[SessionReplays]) -> Data[list[str]]:
-    """The names of the session's log files."""
-    replays.live()
-    return Data(data=[log_file_name(replays.id)])
-
-
-@get(
-    "/{session_id:str}/files/{name:str}",
-    summary="Download a session's interaction log file (Agent C)",
-    description="The file `…/files` names: `GET /api/v1/sessions/{id}/events.jsonl`.",
-    media_type="application/x-ndjson",
-    responses=error_responses(404, 503),
-)
-async def agentc_file(
-    replays: NamedDependency[SessionReplays], name: FromPath[str]
-) -> Response[bytes]:
-    """One log file, as JSON Lines."""
-    events = await session_events(replays)
-    if name != log_file_name(replays.id):
-        raise ParleyError(
-            ErrorCode.FILE_NOT_FOUND,
-            f"session {replays.id} has no log file {name[:64]!r}",
-            {"file": name[:64], "files": [log_file_name(replays.id)]},
-        )
-    return jsonl_response(replays.id, events)
-
-
-agentc_interaction_router = Router(
-    path="/api/v1/interactions",
-    route_handlers=[agentc_files, agentc_file],
-    dependencies=_SCOPE,
-    tags=["sessions"],
-)
-
-replay_routes = [
-    session_event_router,
-    session_replay_router,
-    agentc_event_router,
-    agentc_interaction_router,
-]
-"""Every route of session events and replays (the app lists them)."""

@@ -55,6 +55,7 @@ from parley.edge.http.errors import exception_handlers
 from parley.edge.http.limits import Limits
 from parley.edge.http.limits import add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies
+from parley.edge.http.openapi import document_responses
 from parley.edge.http.openapi import document_security
 from parley.edge.http.openapi import openapi_config
 from parley.edge.http.query import refuse_unknown_query
@@ -214,7 +215,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             limits.guard,
         ],  # roles, namespaces, query, counters
         lifespan=[connections],
-        on_startup=[document_bodies, document_security],
+        on_startup=[document_bodies, document_security, document_responses],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,
         before_send=[add_request_id_header, add_security_headers, add_rate_limit_headers],

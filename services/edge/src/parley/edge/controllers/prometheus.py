@@ -25,6 +25,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from parley.contracts.registry import AgentState
+from parley.edge.http.openapi import PRODUCES
 from parley.edge.projections.metrics import COUNTERS
 from parley.edge.projections.metrics import PlatformMetrics
 
@@ -130,6 +131,7 @@ def metrics_registry(metrics: PlatformMetrics) -> CollectorRegistry:
     description="The platform's aggregate metrics in Prometheus' text format (OpenMetrics"
     " when asked for in `Accept`). No credentials: nothing in it is per namespace or secret.",
     sync_to_thread=False,
+    opt={PRODUCES: ("text/plain", "application/openmetrics-text")},
 )
 def prometheus_metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     """Every series of the edge's registry."""

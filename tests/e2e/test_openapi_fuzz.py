@@ -1,0 +1,152 @@
+"""The edge's OpenAPI document, checked against the edge itself.
+
+Schemathesis generates requests from the document the edge serves (`/schema/openapi.json`)
+for every operation, a bounded number per operation, seeded so a run is repeatable, and sends
+them with the admin key to a stack of this module's own. Each answer must not be a server
+error, must carry a status code and content type the document lists for the operation, and
+must match the schema it documents; a request the document calls valid must not be refused
+as invalid (400/422). Every `$ref` of the document must resolve.
+"""
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from e2e_support import body_of
+from hypothesis import HealthCheck
+from hypothesis import Phase
+from hypothesis import given
+from hypothesis import settings
+from schemathesis.checks import CheckFunction
+from schemathesis.core.failures import Failure
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi import checks as openapi_checks
+from tests_support import admin_key
+
+from parley.devstack.stack import Stack
+
+EXAMPLES = 6
+"""Requests generated per operation (and media type)."""
+STREAM_S = 2.0
+"""How long an event stream is read (it may never end), and a request's timeout."""
+
+CHECKS: list[CheckFunction] = [
+    schemathesis.checks.not_a_server_error,
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_schema_conformance,
+    openapi_checks.positive_data_acceptance,
+]
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    """Authentication on, as in production; a rate limit the fuzzer does not reach."""
+    return {"PARLEY_AUTH": "on", "PARLEY_RATE_LIMIT": "100000/1s"}
+
+
+def _refs(node: Any) -> Iterator[str]:
+    """Every `$ref` under ``node``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+def _resolves(document: dict[str, Any], ref: str) -> bool:
+    """Whether the local JSON pointer ``ref`` names a part of ``document``."""
+    if not ref.startswith("#/"):
+        return False
+    node: Any = document
+    for part in ref[2:].split("/"):
+        part = part.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+async def test_every_ref_of_the_openapi_document_resolves(http: httpx.AsyncClient) -> None:
+    document = body_of(await http.get("/schema/openapi.json"))
+    refs = set(_refs(document))
+    assert refs, "the document uses no $ref at all"
+    assert sorted(ref for ref in refs if not _resolves(document, ref)) == []
+
+
+async def test_generated_requests_get_the_answers_the_document_promises(
+    own_stack: Stack, http: httpx.AsyncClient
+) -> None:
+    document = body_of(await http.get("/schema/openapi.json"))
+    key = admin_key(own_stack)
+    own_id = body_of(await http.get("/api/v1/keys"))["data"][0]["key_id"]
+    failures = await asyncio.to_thread(_fuzz, document, own_stack.edge_url, key, own_id)
+    assert failures == [], "\n\n".join(failures)
+
+
+def _fuzz(document: dict[str, Any], base_url: str, key: str, own_key_id: str) -> list[str]:
+    """Run every operation of ``document`` against ``base_url``; each failure, described."""
+    config = schemathesis.Config.from_dict(
+        {
+            "max-stream-events": 2,
+            "generation": {"with-security-parameters": False, "database": "none"},
+        }
+    )
+    schema = schemathesis.openapi.from_dict(document, config=config)
+    failures: list[str] = []
+    with requests.Session() as session:
+        session.headers["X-API-Key"] = key
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            failures.extend(_fuzz_operation(operation, session, base_url, own_key_id))
+    return failures
+
+
+def _fuzz_operation(
+    operation: Any, session: requests.Session, base_url: str, own_key_id: str
+) -> list[str]:
+    """The failures of one operation's generated requests (the first per check and status)."""
+    found: dict[str, str] = {}
+
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        if case.path_parameters and own_key_id in case.path_parameters.values():
+            return  # revoking or rotating the key the run holds ends the run
+        response = case.call(base_url=base_url, session=session, timeout=STREAM_S)
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as group:
+            for failure in group.exceptions:
+                _note(found, case, response, failure)
+        except Failure as failure:
+            _note(found, case, response, failure)
+
+    run()
+    return list(found.values())
+
+
+def _note(found: dict[str, str], case: Any, response: Any, failure: Failure) -> None:
+    """Keep the first failure of each kind and status per operation, with how to repeat it."""
+    kind = f"{failure.title} {response.status_code}"
+    body = response.content[:400].decode(errors="replace")
+    found.setdefault(
+        kind,
+        f"{case.operation.label} -> {response.status_code}: {failure.title}\n"
+        f"{failure.message.strip()}\n{body}\n{case.as_curl_command()}",
+    )

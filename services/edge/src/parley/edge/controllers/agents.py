@@ -19,7 +19,6 @@ from litestar import post
 from litestar.di import NamedDependency
 from litestar.params import FromPath
 from litestar.params import Parameter
-from litestar.params import QueryParameter
 
 from parley.contracts.registry import SERVICE
 from parley.contracts.registry import AgentPatch
@@ -31,6 +30,7 @@ from parley.contracts.registry import CreateAgent
 from parley.contracts.registry import DeleteAgent
 from parley.contracts.registry import RegistryCommand
 from parley.contracts.registry import UpdateAgent
+from parley.edge.controllers.agent_list import SORT_FIELDS
 from parley.edge.controllers.agent_list import AgentFilter
 from parley.edge.controllers.agent_list import paginate
 from parley.edge.controllers.agent_list import parse_labels
@@ -53,8 +53,14 @@ from parley.edge.http.guards import replay_headers
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import ExactName
 from parley.edge.http.params import Labels
+from parley.edge.http.params import many_of
+from parley.edge.http.params import one_of
 from parley.edge.http.params import optional_header
 from parley.edge.projections.agents import AgentsProjection
+
+_STATES = [s.value for s in AgentState]
+_SORT = f"^({'|'.join(SORT_FIELDS)})(:(asc|desc))?$"
+"""The `sort` of the list (the schema names the lowercase form; any case is accepted)."""
 
 __all__ = [
     "DeletedAgent",
@@ -147,23 +153,16 @@ async def list_agents(
     agents: NamedDependency[AgentsProjection],
     ns: NamedDependency[str],
     agent_state: Annotated[
-        list[str] | None,
-        QueryParameter(
-            name="state",
-            required=False,
-            description="Lifecycle state: " + ", ".join(s.value for s in AgentState) + ".",
-        ),
+        list[str] | None, many_of(_STATES, "Lifecycle state.", query="state")
     ] = None,
-    status: Annotated[
-        list[str] | None, Parameter(required=False, description="Alias of `state`.")
-    ] = None,
+    status: Annotated[list[str] | None, many_of(_STATES, "Alias of `state`.")] = None,
     capability: Annotated[list[str] | None, Parameter(required=False)] = None,
     label: Labels = None,
-    trigger: Annotated[
-        str | None, Parameter(required=False, description="`manual`, `webhook` or `periodic`.")
-    ] = None,
+    trigger: Annotated[str | None, one_of(("manual", "webhook", "periodic"))] = None,
     name: ExactName = None,
-    sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
+    sort: Annotated[
+        str, Parameter(description="`field:asc|desc`.", schema_extra={"pattern": _SORT})
+    ] = "created_at:asc",
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""
     trigger = trigger.lower() if trigger is not None else None

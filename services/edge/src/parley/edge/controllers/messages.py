@@ -43,6 +43,7 @@ from parley.edge.http.errors import not_found
 from parley.edge.http.guards import idempotent_id
 from parley.edge.http.guards import replay_headers
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import many_of
 from parley.edge.http.params import optional_header
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.messages import MessageView
@@ -178,7 +179,7 @@ async def list_messages(
         Parameter(required=False, description="Sent or received by this principal."),
     ] = None,
     performative: Annotated[
-        list[str] | None, Parameter(required=False, description="FIPA performative.")
+        list[str] | None, many_of(sorted(_PERFORMATIVES), "FIPA performative.")
     ] = None,
 ) -> Page[AclMessage]:
     """A page of the namespace's message history."""

@@ -108,7 +108,7 @@ def document_bodies(app: Litestar) -> None:
     ref_of = {body: ref["$ref"] for body, ref in zip(types, refs, strict=True)}
     schemas = openapi.components.schemas if openapi.components.schemas is not None else {}
     for name, schema in components.items():
-        schemas.setdefault(name, schema)  # raw JSON Schema: valid in OpenAPI 3.1
+        schemas[name] = schema  # msgspec's, which decodes them (Litestar's omits unknown fields)
     openapi.components.schemas = schemas
     for path, method, body, optional in handlers:
         item = (openapi.paths or {}).get(path)
@@ -202,14 +202,12 @@ def _document_operation(
         codes.add(422)
     if operation.request_body is not None:
         codes.update((413, 415, 422))
+    error = {"application/json": OpenAPIMediaType(schema=envelope)}
     for code in sorted(codes):
-        responses.setdefault(
-            str(code),
-            OpenAPIResponse(
-                description=_ERRORS[code],
-                content={"application/json": OpenAPIMediaType(schema=envelope)},
-            ),
-        )
+        responses.setdefault(str(code), OpenAPIResponse(description=_ERRORS[code], content=error))
+    for status, response in responses.items():
+        if status >= "4" and isinstance(response, OpenAPIResponse):
+            response.content = error  # every error is the envelope (not Litestar's default)
     operation.responses = responses
 
 

@@ -58,6 +58,8 @@ from parley.identity.tickets import TicketStore
 
 __all__ = ["identity_routes", "record_key_use"]
 
+Timestamp = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
+"""An RFC 3339 time (the document says so; msgspec's schema of a datetime does not)."""
 _KEYS = {ACTION: Action.MANAGE_KEYS, EVERY_NAMESPACE: True}
 """A key route acts on the key's own namespace (checked by the handler), whatever the
 request's; only the create makes a key in the request's namespace."""
@@ -73,14 +75,14 @@ class NewKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     namespaces: Annotated[list[NamespaceGrant], Meta(max_length=256)] = []
     """Namespaces it may act in (`*`: all; only an admin holding `*` may grant it); empty:
     the request's namespace."""
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     """When it stops working (timezone-aware); null: never."""
 
 
 class KeyChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A rotation (`expires_at`: a new expiry) or a revocation (`reason`)."""
 
-    expires_at: Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})] | None = None
+    expires_at: Timestamp | None = None
     reason: Annotated[str, Meta(max_length=1024)] | None = None
 
 

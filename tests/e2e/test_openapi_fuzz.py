@@ -31,8 +31,8 @@ from tests_support import admin_key
 
 from parley.devstack.stack import Stack
 
-EXAMPLES = 6
-"""Requests generated per operation (and media type)."""
+EXAMPLES = 10
+"""Requests generated per operation."""
 STREAM_S = 2.0
 """How long an event stream is read (it may never end), and a request's timeout."""
 
@@ -110,15 +110,20 @@ def _fuzz(document: dict[str, Any], base_url: str, key: str, own_key_id: str) ->
         session.headers["X-API-Key"] = key
         for result in schema.get_all_operations():
             operation = result.ok()
-            failures.extend(_fuzz_operation(operation, session, base_url, own_key_id))
+            found, sent = _fuzz_operation(operation, session, base_url, own_key_id)
+            failures.extend(found)
+            if not sent:
+                failures.append(f"{operation.label}: no request was sent")
     return failures
 
 
 def _fuzz_operation(
     operation: Any, session: requests.Session, base_url: str, own_key_id: str
-) -> list[str]:
-    """The failures of one operation's generated requests (the first per check and status)."""
+) -> tuple[list[str], int]:
+    """The failures of one operation's generated requests (the first per check and status),
+    and how many requests were sent."""
     found: dict[str, str] = {}
+    sent = 0
 
     @settings(
         max_examples=EXAMPLES,
@@ -130,11 +135,13 @@ def _fuzz_operation(
     )
     @given(case=operation.as_strategy())
     def run(case: Any) -> None:
+        nonlocal sent
         if case.path_parameters and own_key_id in case.path_parameters.values():
             return  # revoking or rotating the key the run holds ends the run
         if case.query:
             case.query.pop("cursor", None)  # opaque: only one the API issued is a cursor
         response = case.call(base_url=base_url, session=session, timeout=STREAM_S)
+        sent += 1
         try:
             checks = CHECKS + ACCEPTANCE if case.body is NOT_SET else CHECKS
             case.validate_response(response, checks=checks)
@@ -145,7 +152,7 @@ def _fuzz_operation(
             _note(found, case, response, failure)
 
     run()
-    return list(found.values())
+    return list(found.values()), sent
 
 
 def _note(found: dict[str, str], case: Any, response: Any, failure: Failure) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar.params import HeaderParameter
 from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from parley.edge.http.errors import invalid
 
@@ -48,24 +49,25 @@ def one_of(values: Iterable[str], *, query: str | None = None) -> Any:
     """An optional query filter (named ``query`` when not as its argument) taking one of
     ``values``: its description lists them, its schema is their ``enum``."""
     listed = list(values)
-    return Parameter(
-        query=query,
-        required=False,
-        description=", ".join(listed) + ".",
-        schema_extra={"enum": listed},
-    )
+    return _query(query, description=", ".join(listed) + ".", schema_extra={"enum": listed})
 
 
 def many_of(values: Iterable[str], description: str, *, query: str | None = None) -> Any:
     """An optional, repeatable query filter (named ``query`` when not as its argument) whose
     every value is one of ``values``."""
     listed = list(values)
-    return Parameter(
-        query=query,
-        required=False,
+    return _query(
+        query,
         description=f"{description} One of: {', '.join(listed)}; repeatable.",
         schema_extra={"items": {"type": "string", "enum": listed}},
     )
+
+
+def _query(name: str | None, **kwargs: Any) -> Any:
+    """An optional query parameter, named ``name`` when not as its argument."""
+    if name is None:
+        return Parameter(required=False, **kwargs)
+    return QueryParameter(name=name, required=False, **kwargs)
 
 
 def canonical(value: str, values: Collection[str]) -> str | None:

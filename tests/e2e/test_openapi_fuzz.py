@@ -10,6 +10,7 @@ opaque: only one the API issued is valid). Every `$ref` of the document must res
 """
 
 import asyncio
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ EXAMPLES = 10
 STREAM_S = 2.0
 """How long an event stream is read (it may never end), and a request's timeout."""
 
+_METHODS = {"get", "put", "post", "delete", "patch"}
 CHECKS: list[CheckFunction] = [
     schemathesis.checks.not_a_server_error,
     openapi_checks.status_code_conformance,
@@ -84,6 +86,23 @@ async def test_every_ref_of_the_openapi_document_resolves(http: httpx.AsyncClien
     refs = set(_refs(document))
     assert refs, "the document uses no $ref at all"
     assert sorted(ref for ref in refs if not _resolves(document, ref)) == []
+
+
+async def test_options_and_405_name_every_method_a_path_documents(
+    http: httpx.AsyncClient,
+) -> None:
+    document = body_of(await http.get("/schema/openapi.json"))
+    wrong = {}
+    for path, item in document["paths"].items():
+        documented = {method.upper() for method in item if method in _METHODS}
+        url = re.sub(r"\{[^}]+\}", "x", path)
+        allowed = (await http.options(url)).headers.get("allow", "")
+        if {m.strip() for m in allowed.split(",")} - {"OPTIONS", "HEAD"} != documented:
+            wrong[f"OPTIONS {path}"] = allowed
+        refused = await http.request("TRACE", url)
+        if refused.status_code != 405 or refused.headers.get("allow") != allowed:
+            wrong[f"TRACE {path}"] = f"{refused.status_code} {refused.headers.get('allow')}"
+    assert wrong == {}
 
 
 async def test_generated_requests_get_the_answers_the_document_promises(

@@ -48,6 +48,7 @@ from parley.edge.controllers.tasks import task_router
 from parley.edge.controllers.versions import version_router
 from parley.edge.dependencies import DEPENDENCIES
 from parley.edge.dependencies import Edge
+from parley.edge.http.allow import fix_allow
 from parley.edge.http.auth import auth_middleware
 from parley.edge.http.auth import authorize
 from parley.edge.http.bodytimeout import BodyTimeout
@@ -215,7 +216,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             limits.guard,
         ],  # roles, namespaces, query, counters
         lifespan=[connections],
-        on_startup=[document_bodies, document_security, document_responses],
+        on_startup=[fix_allow, document_bodies, document_security, document_responses],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,
         before_send=[add_request_id_header, add_security_headers, add_rate_limit_headers],

@@ -188,3 +188,8 @@ def _note(found: dict[str, str], case: Any, response: Any, failure: Failure) -> 
         f"{case.operation.label} -> {response.status_code}: {failure.title}\n"
         f"{failure.message.strip()}\n{body}\n{case.as_curl_command()}",
     )
+
+
+async def test_prometheus_metrics_name_their_charset_once(http: httpx.AsyncClient) -> None:
+    answer = await http.get("/metrics")
+    assert answer.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"

@@ -136,4 +136,5 @@ def metrics_registry(metrics: PlatformMetrics) -> CollectorRegistry:
 def prometheus_metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     """Every series of the edge's registry."""
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encode(state.metrics_registry), media_type=content_type)
+    media_type = content_type.replace("; charset=utf-8", "")  # Litestar appends it to text/*
+    return Response(encode(state.metrics_registry), media_type=media_type)

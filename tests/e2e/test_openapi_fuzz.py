@@ -23,6 +23,8 @@ from hypothesis import HealthCheck
 from hypothesis import Phase
 from hypothesis import given
 from hypothesis import settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import CheckFunction
 from schemathesis.core import NOT_SET
 from schemathesis.core.failures import Failure
@@ -134,18 +136,23 @@ def _fuzz(document: dict[str, Any], base_url: str, key: str, own_key_id: str) ->
         session.headers["X-API-Key"] = key
         for result in schema.get_all_operations():
             operation = result.ok()
-            found, sent = _fuzz_operation(operation, session, base_url, own_key_id)
-            failures.extend(found)
-            if not sent:
-                failures.append(f"{operation.label}: no request was sent")
+            for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+                found, sent = _fuzz_operation(operation, mode, session, base_url, own_key_id)
+                failures.extend(found)
+                if not sent and mode is GenerationMode.POSITIVE:
+                    failures.append(f"{operation.label}: no request was sent")
     return failures
 
 
 def _fuzz_operation(
-    operation: Any, session: requests.Session, base_url: str, own_key_id: str
+    operation: Any,
+    mode: GenerationMode,
+    session: requests.Session,
+    base_url: str,
+    own_key_id: str,
 ) -> tuple[list[str], int]:
-    """The failures of one operation's generated requests (the first per check and status),
-    and how many requests were sent."""
+    """The failures of one operation's generated requests of ``mode`` (valid or invalid per
+    the document; the first failure per check and status), and how many were sent."""
     found: dict[str, str] = {}
     sent = 0
 
@@ -157,7 +164,7 @@ def _fuzz_operation(
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy())
+    @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         nonlocal sent
         if case.path_parameters and own_key_id in case.path_parameters.values():
@@ -167,7 +174,8 @@ def _fuzz_operation(
         response = case.call(base_url=base_url, session=session, timeout=STREAM_S)
         sent += 1
         try:
-            checks = CHECKS + ACCEPTANCE if case.body is NOT_SET else CHECKS
+            valid = mode is GenerationMode.POSITIVE and case.body is NOT_SET
+            checks = CHECKS + ACCEPTANCE if valid else CHECKS
             case.validate_response(response, checks=checks)
         except FailureGroup as group:
             for failure in group.exceptions:
@@ -175,7 +183,10 @@ def _fuzz_operation(
         except Failure as failure:
             _note(found, case, response, failure)
 
-    run()
+    try:
+        run()
+    except Unsatisfiable:
+        assert mode is GenerationMode.NEGATIVE  # nothing of the operation can be invalid
     return list(found.values()), sent
 
 

@@ -6,11 +6,11 @@
 - Security (:func:`document_security`): every operation but the health probes.
 - What every route may answer (:func:`document_responses`): the errors the app-wide guards
   and middleware give (400 for an unknown query parameter, 401/403 without a fitting
-  credential, 422 for an invalid namespace, 429 and 503 from the rate limits, 413 for a body
-  over the limit, 415 for a body of another type), the rules of the parameters every route
-  shares (the namespace, `If-Match`, `Idempotency-Key`), and the media type of a success that
-  is not JSON: `text/event-stream` for a handler returning ``ServerSentEvent``, or the types a
-  handler lists in ``opt={"produces": (...)}``.
+  credential, 422 for an invalid namespace or query value, 429 and 503 from the rate limits,
+  413 for a body over the limit, 415 for a body of another type), the rules of the
+  parameters every route shares (the namespace, `If-Match`, `Idempotency-Key`), and the
+  media type of a success that is not JSON: `text/event-stream` for a handler returning
+  ``ServerSentEvent``, or the types a handler lists in ``opt={"produces": (...)}``.
 - Python unions are ``anyOf``, not ``oneOf``: a value may fit several members (a whole number
   is an ``integer`` and a ``number``), and ``oneOf`` refuses a value that fits two.
 """
@@ -149,7 +149,7 @@ _ERRORS = {
     403: "The credential may not do this, or not in this namespace.",
     413: "The body is over the size limit.",
     415: "The body is of a media type the route does not take.",
-    422: "Invalid input; `details.errors[]` names each field.",
+    422: "Invalid input (body, query, namespace); `details.errors[]` names each field.",
     429: "Over the caller's rate limit (`Retry-After` says when to try again).",
     503: "A service the request needs is unavailable; try again.",
 }
@@ -191,15 +191,15 @@ def _document_operation(
     names = set()
     for parameter in operation.parameters or ():
         if isinstance(parameter, Parameter):
-            names.add(parameter.name)
+            names.add((parameter.param_in, parameter.name))
             rule = _PARAMETERS.get((parameter.param_in, parameter.name))
             if rule is not None:
                 parameter.schema = rule
     codes = {400}
     if operation.security:
         codes.update((401, 403, 429, 503))
-    if names & {"namespace", "X-Parley-Namespace"}:
-        codes.add(422)
+    if any(where == "query" for where, _ in names) or ("header", "X-Parley-Namespace") in names:
+        codes.add(422)  # an invalid namespace, or query value
     if operation.request_body is not None:
         codes.update((413, 415, 422))
     error = {"application/json": OpenAPIMediaType(schema=envelope)}

@@ -17,6 +17,7 @@ from litestar import get
 from litestar import patch
 from litestar import post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 from litestar.params import Parameter
 
@@ -117,7 +118,10 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
     description="JSON `AgentSpec` or, with `Content-Type: application/toml`, the same as TOML."
     " With `Idempotency-Key`, a retry returns the same agent (200) instead of a conflict.",
     opt={"body": AgentSpec},
-    responses=error_responses(400, 409, 413, 415, 422, 503, 504),
+    responses={
+        200: ResponseSpec(Data[AgentView], description="A replay of an `Idempotency-Key`."),
+        **error_responses(400, 409, 413, 415, 422, 503, 504),
+    },
 )
 async def create_agent(
     ctx: NamedDependency[Scope],

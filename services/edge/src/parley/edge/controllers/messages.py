@@ -18,6 +18,7 @@ from litestar import Router
 from litestar import get
 from litestar import post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 from litestar.params import Parameter
 from msgspec import Meta
@@ -111,7 +112,10 @@ def _message_id(body: SendRequest, ns: str, idempotency_key: str | None) -> str 
     " is `422 MESSAGE_DELIVERY_FAILED` (the message stays recorded); a reply breaking its"
     " protocol is `409 PROTOCOL_VIOLATION`, one after `reply_by` `409 MESSAGE_EXPIRED`.",
     opt={"body": SendRequest},
-    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    responses={
+        200: ResponseSpec(Data[SentMessage], description="With `wait`, or a replay."),
+        **error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    },
 )
 async def send_message(
     ctx: NamedDependency[Scope],

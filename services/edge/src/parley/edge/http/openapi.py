@@ -10,7 +10,8 @@
   413 for a body over the limit, 415 for a body of another type), the rules of the
   parameters every route shares (the namespace, `If-Match`, `Idempotency-Key`), and the
   media type of a success that is not JSON: `text/event-stream` for a handler returning
-  ``ServerSentEvent``, or the types a handler lists in ``opt={"produces": (...)}``.
+  ``ServerSentEvent``, or the types a handler lists in ``opt={"produces": (...)}``; and the
+  `multipart/form-data` body of a handler that reads a file (``opt={"upload": "<field>"}``).
 - Python unions are ``anyOf``, not ``oneOf``: a value may fit several members (a whole number
   is an ``integer`` and a ``number``), and ``oneOf`` refuses a value that fits two.
 """
@@ -45,6 +46,7 @@ from parley.edge.http.errors import ErrorEnvelope
 __all__ = [
     "PRODUCES",
     "SECURITY",
+    "UPLOAD",
     "document_bodies",
     "document_responses",
     "document_security",
@@ -53,6 +55,8 @@ __all__ = [
 
 PRODUCES = "produces"
 """The handler ``opt`` key listing the media types of its success when it is not JSON."""
+UPLOAD = "upload"
+"""The handler ``opt`` key naming the `multipart/form-data` field a handler reads a file from."""
 
 _REF = "#/components/schemas/{name}"
 SECURITY: list[dict[str, list[str]]] = [{"ApiKeyAuth": []}, {"BearerAuth": []}]
@@ -136,11 +140,15 @@ def document_security(app: Litestar) -> None:
 
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_EVENT_ID = r"^([^:]+:)?[0-9]{1,12}$"
+"""An SSE frame id of a turn: `<turn_id>:<seq>`, or a bare `<seq>`."""
 _PARAMETERS: dict[tuple[str, str], Schema] = {
     ("query", "namespace"): Schema(type=OpenAPIType.STRING, pattern=NAMESPACE_PATTERN),
     ("header", "X-Parley-Namespace"): Schema(type=OpenAPIType.STRING, pattern=NAMESPACE_PATTERN),
     ("header", "If-Match"): Schema(type=OpenAPIType.STRING, pattern=r'^(\*|(W/)?"?[0-9]{1,18}"?)$'),
     ("header", "Idempotency-Key"): Schema(type=OpenAPIType.STRING, pattern=r"^[\x21-\x7e]{1,255}$"),
+    ("header", "Last-Event-ID"): Schema(type=OpenAPIType.STRING, pattern=_EVENT_ID),
+    ("query", "last_event_id"): Schema(type=OpenAPIType.STRING, pattern=_EVENT_ID),
 }
 """The rules of the parameters routes share (their handlers check them, not Litestar)."""
 _ERRORS = {
@@ -188,6 +196,8 @@ def _document_operation(
             if status.startswith("2") and isinstance(response, OpenAPIResponse):
                 text = Schema(type=OpenAPIType.STRING)
                 response.content = {kind: OpenAPIMediaType(schema=text) for kind in produces}
+    if field := handler.opt.get(UPLOAD):
+        operation.request_body = _upload(field)
     names = set()
     for parameter in operation.parameters or ():
         if isinstance(parameter, Parameter):
@@ -209,6 +219,14 @@ def _document_operation(
         if status >= "4" and isinstance(response, OpenAPIResponse):
             response.content = error  # every error is the envelope (not Litestar's default)
     operation.responses = responses
+
+
+def _upload(field: str) -> RequestBody:
+    """A `multipart/form-data` body carrying a non-empty file in ``field``."""
+    file = Schema(type=OpenAPIType.STRING, content_media_type="application/octet-stream")
+    form = Schema(type=OpenAPIType.OBJECT, properties={field: file}, required=[field])
+    content = {"multipart/form-data": OpenAPIMediaType(schema=form)}
+    return RequestBody(content=content, required=True)
 
 
 def _any_of(node: Any) -> None:

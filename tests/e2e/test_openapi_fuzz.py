@@ -10,6 +10,7 @@ opaque: only one the API issued is valid). Every `$ref` of the document must res
 """
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -36,8 +37,10 @@ from parley.devstack.stack import Stack
 
 EXAMPLES = 10
 """Requests generated per operation."""
-STREAM_S = 2.0
-"""How long an event stream is read (it may never end), and a request's timeout."""
+STREAM_S = 3.0
+"""How long an event stream is read (it may never end)."""
+REQUEST_S = 30.0
+"""A request's timeout (a loaded machine answers slowly)."""
 
 _METHODS = {"get", "put", "post", "delete", "patch"}
 CHECKS: list[CheckFunction] = [
@@ -201,6 +204,8 @@ def _fuzz_operation(
     and status), and how many were sent."""
     found: dict[str, str] = {}
     sent = 0
+    streams = "text/event-stream" in json.dumps(operation.definition.raw.get("responses"))
+    timeout = STREAM_S if streams else REQUEST_S
     fixed: dict[str, Any] = {}
     if path is not None:  # the resources are in the default namespace
         fixed["headers"] = {"X-Parley-Namespace": "default"}
@@ -222,7 +227,7 @@ def _fuzz_operation(
             return  # revoking or rotating the key the run holds ends the run
         if case.query:
             case.query.pop("cursor", None)  # opaque: only one the API issued is a cursor
-        response = case.call(base_url=base_url, session=session, timeout=STREAM_S)
+        response = case.call(base_url=base_url, session=session, timeout=timeout)
         sent += 1
         try:
             valid = mode is GenerationMode.POSITIVE and case.body is NOT_SET

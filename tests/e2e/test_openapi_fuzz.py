@@ -1,12 +1,15 @@
 """The edge's OpenAPI document, checked against the edge itself.
 
 Schemathesis generates requests from the document the edge serves (`/schema/openapi.json`)
-for every operation, a bounded number per operation, seeded so a run is repeatable, and sends
-them with the admin key to a stack of this module's own. Each answer must not be a server
-error, must carry a status code and content type the document lists for the operation, and
-must match the schema it documents; a request without a body that the document calls valid
-must not be refused as invalid (400/422). Generated requests carry no `cursor` (a cursor is
-opaque: only one the API issued is valid). Every `$ref` of the document must resolve.
+for every operation: requests the document calls valid and requests it calls invalid, a
+bounded number of each per operation (derandomized, so a run is repeatable), with random ids
+and, for the routes of one, with an agent, session, task and cluster made first (deletions
+run last). They are sent with the admin key to a stack of this module's own. Each answer
+must not be a server error, must carry a status code and content type the document lists for
+the operation, and must match the schema it documents; a valid request without a body must
+not be refused as invalid (400/422). Generated requests carry no `cursor` (a cursor is
+opaque: only one the API issued is valid) and never touch the key the run holds. Every
+`$ref` of the document resolves, and `OPTIONS` and a 405 name every method of a path.
 """
 
 import asyncio

@@ -51,6 +51,7 @@ from parley.edge.controllers.versions import version_router
 from parley.edge.dependencies import DEPENDENCIES
 from parley.edge.dependencies import Edge
 from parley.edge.http.agent_names import agent_by_name
+from parley.edge.http.allow import fix_allow
 from parley.edge.http.auth import auth_middleware
 from parley.edge.http.auth import authorize
 from parley.edge.http.bodytimeout import BodyTimeout
@@ -58,6 +59,7 @@ from parley.edge.http.errors import exception_handlers
 from parley.edge.http.limits import Limits
 from parley.edge.http.limits import add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies
+from parley.edge.http.openapi import document_responses
 from parley.edge.http.openapi import document_security
 from parley.edge.http.openapi import openapi_config
 from parley.edge.http.query import refuse_unknown_query
@@ -226,7 +228,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
             limits.guard,
         ],  # roles, namespaces, query, counters
         lifespan=[connections],
-        on_startup=[document_bodies, document_security],
+        on_startup=[fix_allow, document_bodies, document_security, document_responses],
         state=State({"settings": settings}),
         exception_handlers=exception_handlers,
         before_send=[add_request_id_header, add_security_headers, add_rate_limit_headers],

@@ -17,9 +17,9 @@ from litestar import get
 from litestar import patch
 from litestar import post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 from litestar.params import Parameter
-from litestar.params import QueryParameter
 
 from parley.contracts.registry import SERVICE
 from parley.contracts.registry import AgentPatch
@@ -31,6 +31,7 @@ from parley.contracts.registry import CreateAgent
 from parley.contracts.registry import DeleteAgent
 from parley.contracts.registry import RegistryCommand
 from parley.contracts.registry import UpdateAgent
+from parley.edge.controllers.agent_list import SORT_FIELDS
 from parley.edge.controllers.agent_list import AgentFilter
 from parley.edge.controllers.agent_list import paginate
 from parley.edge.controllers.agent_list import parse_labels
@@ -53,8 +54,14 @@ from parley.edge.http.guards import replay_headers
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import ExactName
 from parley.edge.http.params import Labels
+from parley.edge.http.params import many_of
+from parley.edge.http.params import one_of
 from parley.edge.http.params import optional_header
 from parley.edge.projections.agents import AgentsProjection
+
+_STATES = [s.value for s in AgentState]
+_SORT = f"^({'|'.join(SORT_FIELDS)})(:(asc|desc))?$"
+"""The `sort` of the list (the schema names the lowercase form; any case is accepted)."""
 
 __all__ = [
     "DeletedAgent",
@@ -111,7 +118,10 @@ def view_after(agents: AgentsProjection, namespace: str, agent_id: str) -> Agent
     description="JSON `AgentSpec` or, with `Content-Type: application/toml`, the same as TOML."
     " With `Idempotency-Key`, a retry returns the same agent (200) instead of a conflict.",
     opt={"body": AgentSpec},
-    responses=error_responses(400, 409, 413, 415, 422, 503, 504),
+    responses={
+        200: ResponseSpec(Data[AgentView], description="A replay of an `Idempotency-Key`."),
+        **error_responses(400, 409, 413, 415, 422, 503, 504),
+    },
 )
 async def create_agent(
     ctx: NamedDependency[Scope],
@@ -147,23 +157,16 @@ async def list_agents(
     agents: NamedDependency[AgentsProjection],
     ns: NamedDependency[str],
     agent_state: Annotated[
-        list[str] | None,
-        QueryParameter(
-            name="state",
-            required=False,
-            description="Lifecycle state: " + ", ".join(s.value for s in AgentState) + ".",
-        ),
+        list[str] | None, many_of(_STATES, "Lifecycle state.", query="state")
     ] = None,
-    status: Annotated[
-        list[str] | None, Parameter(required=False, description="Alias of `state`.")
-    ] = None,
+    status: Annotated[list[str] | None, many_of(_STATES, "Alias of `state`.")] = None,
     capability: Annotated[list[str] | None, Parameter(required=False)] = None,
     label: Labels = None,
-    trigger: Annotated[
-        str | None, Parameter(required=False, description="`manual`, `webhook` or `periodic`.")
-    ] = None,
+    trigger: Annotated[str | None, one_of(("manual", "webhook", "periodic"))] = None,
     name: ExactName = None,
-    sort: Annotated[str, Parameter(description="`field:asc|desc`.")] = "created_at:asc",
+    sort: Annotated[
+        str, Parameter(description="`field:asc|desc`.", schema_extra={"pattern": _SORT})
+    ] = "created_at:asc",
 ) -> Page[AgentView]:
     """A page of the namespace's agents."""
     trigger = trigger.lower() if trigger is not None else None

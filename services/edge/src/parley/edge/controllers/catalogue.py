@@ -14,8 +14,8 @@ from litestar import Router
 from litestar import get
 from litestar.di import NamedDependency
 from litestar.params import FromPath
-from litestar.params import Parameter
 
+from parley.contracts.catalogue import PROVIDERS
 from parley.contracts.errors import ErrorCode
 from parley.contracts.models import Capability
 from parley.contracts.models import ModelInfo
@@ -78,7 +78,7 @@ def _named(kind: str, catalogue: Mapping[str, T], name: str) -> Data[T]:
 )
 async def list_models(
     paging: NamedDependency[Paging],
-    provider: Annotated[str | None, Parameter(required=False, description="Provider.")] = None,
+    provider: Annotated[str | None, one_of(sorted(PROVIDERS))] = None,
     capability: Annotated[str | None, one_of(_CAPABILITIES)] = None,
     model_type: Annotated[str | None, one_of(_MODEL_TYPES)] = None,
 ) -> Page[ModelInfo]:

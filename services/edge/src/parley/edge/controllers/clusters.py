@@ -23,7 +23,6 @@ from litestar.di import NamedDependency
 from litestar.di import Provide
 from litestar.params import FromPath
 from litestar.params import Parameter
-from litestar.params import QueryParameter
 
 from parley.aggregates.cluster import agent_specs
 from parley.contracts.clusters import SERVICE
@@ -58,6 +57,7 @@ from parley.edge.http.errors import invalid_value
 from parley.edge.http.errors import not_found
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import Labels
+from parley.edge.http.params import one_of
 from parley.edge.projections.clusters import ClustersProjection
 from parley.eventstore.follower import Follower
 
@@ -155,9 +155,7 @@ async def list_clusters(
     clusters: NamedDependency[ClustersProjection],
     ns: NamedDependency[str],
     paging: NamedDependency[Paging],
-    cluster_state: Annotated[
-        str | None, QueryParameter(name="state", required=False, description="`active`, `paused`.")
-    ] = None,
+    cluster_state: Annotated[str | None, one_of(("active", "paused"), query="state")] = None,
     label: Labels = None,
 ) -> Page[ClusterSummary]:
     """A page of the namespace's clusters."""

@@ -62,7 +62,12 @@ class CustomEvent(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Stream to append to: `custom-<id>` or a bare `<id>` (default: from `subject`)."""
 
 
-@post("/api/v1/events", status_code=201, summary="Record a custom event")
+@post(
+    "/api/v1/events",
+    status_code=201,
+    summary="Record a custom event",
+    opt={"body": CustomEvent},
+)
 async def publish_event(
     request: Request[Any, Any, Any], store: Store, ns: NamedDependency[str]
 ) -> Data[Event]:

@@ -31,6 +31,7 @@ from parley.edge.http.envelopes import Data
 from parley.edge.http.envelopes import created
 from parley.edge.http.errors import ApiError
 from parley.edge.http.errors import error_responses
+from parley.edge.http.openapi import UPLOAD
 from parley.edge.projections.runtime_views import FileView
 from parley.edge.settings import EdgeSettings
 
@@ -73,6 +74,7 @@ def _accepted(content_type: str) -> bool:
     description="`multipart/form-data` with the file in the field `file`. At most"
     " `PARLEY_EDGE_MAX_FILE_BYTES` (512 KiB by default); text/*, application/json,"
     " application/pdf, image/png or image/jpeg.",
+    opt={UPLOAD: "file"},
     responses=error_responses(400, 404, 413, 415, 422, 503, 504),
 )
 async def upload_file(

@@ -58,6 +58,8 @@ from parley.identity.tickets import TicketStore
 
 __all__ = ["identity_routes", "record_key_use"]
 
+Timestamp = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
+"""An RFC 3339 time (the document says so; msgspec's schema of a datetime does not)."""
 _KEYS = {ACTION: Action.MANAGE_KEYS, EVERY_NAMESPACE: True}
 """A key route acts on the key's own namespace (checked by the handler), whatever the
 request's; only the create makes a key in the request's namespace."""
@@ -73,14 +75,14 @@ class NewKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     namespaces: Annotated[list[NamespaceGrant], Meta(max_length=256)] = []
     """Namespaces it may act in (`*`: all; only an admin holding `*` may grant it); empty:
     the request's namespace."""
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     """When it stops working (timezone-aware); null: never."""
 
 
 class KeyChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A rotation (`expires_at`: a new expiry) or a revocation (`reason`)."""
 
-    expires_at: datetime | None = None
+    expires_at: Timestamp | None = None
     reason: Annotated[str, Meta(max_length=1024)] | None = None
 
 
@@ -181,7 +183,11 @@ async def get_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[A
     return Data(data=view(ops.get(key_id)))
 
 
-@post("/{key_id:str}/rotate", opt={**_KEYS, "body": KeyChange, "body_optional": True})
+@post(
+    "/{key_id:str}/rotate",
+    opt={**_KEYS, "body": KeyChange, "body_optional": True},
+    responses=error_responses(404),
+)
 async def rotate_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[IssuedKey]:
     """Give a key a new secret (shown this once); the old secret stops working at once."""
     body = await decode_body(ops.request, KeyChange, optional=True)
@@ -197,6 +203,7 @@ async def rotate_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Dat
     "/{key_id:str}/revoke",
     status_code=200,
     opt={**_KEYS, "body": KeyChange, "body_optional": True},
+    responses=error_responses(404),
 )
 async def revoke_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[ApiKeyView]:
     """Revoke a key for good: every edge refuses it within a second."""
@@ -204,7 +211,7 @@ async def revoke_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Dat
     return await ops.revoke(key_id, body.reason)
 
 
-@delete("/{key_id:str}", status_code=200, opt=_KEYS)
+@delete("/{key_id:str}", status_code=200, opt=_KEYS, responses=error_responses(404))
 async def delete_key(ops: NamedDependency[KeyOps], key_id: FromPath[str]) -> Data[ApiKeyView]:
     """Revoke a key (the same as `POST /{key_id}/revoke`)."""
     return await ops.revoke(key_id, None)

@@ -18,6 +18,7 @@ from litestar import Router
 from litestar import get
 from litestar import post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 from litestar.params import Parameter
 from msgspec import Meta
@@ -45,6 +46,7 @@ from parley.edge.http.errors import not_found
 from parley.edge.http.guards import idempotent_id
 from parley.edge.http.guards import replay_headers
 from parley.edge.http.paging import Paging
+from parley.edge.http.params import many_of
 from parley.edge.http.params import optional_header
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.messages import MessageView
@@ -112,7 +114,10 @@ def _message_id(body: SendRequest, ns: str, idempotency_key: str | None) -> str 
     " is `422 MESSAGE_DELIVERY_FAILED` (the message stays recorded); a reply breaking its"
     " protocol is `409 PROTOCOL_VIOLATION`, one after `reply_by` `409 MESSAGE_EXPIRED`.",
     opt={"body": SendRequest},
-    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    responses={
+        200: ResponseSpec(Data[SentMessage], description="With `wait`, or a replay."),
+        **error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    },
 )
 async def send_message(
     ctx: NamedDependency[Scope],
@@ -181,7 +186,7 @@ async def list_messages(
         Parameter(required=False, description="Sent or received by this principal."),
     ] = None,
     performative: Annotated[
-        list[str] | None, Parameter(required=False, description="FIPA performative.")
+        list[str] | None, many_of(sorted(_PERFORMATIVES), "FIPA performative.")
     ] = None,
 ) -> Page[AclMessage]:
     """A page of the namespace's message history."""

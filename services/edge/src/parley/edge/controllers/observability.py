@@ -19,6 +19,7 @@ from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
 from parley.edge.http.errors import error_responses
 from parley.edge.http.errors import invalid
+from parley.edge.http.params import one_of
 from parley.edge.projections.runtime_views import AgentMetrics
 from parley.edge.projections.runtime_views import ExecutionView
 from parley.edge.projections.runtime_views import LogEntry
@@ -79,9 +80,14 @@ _VERSION = Parameter(
 )
 async def agent_logs(
     agent: NamedDependency[AgentScope],
-    level: Annotated[str, Parameter(description="`info`, `warning` or `error`.")] = "info",
+    level: Annotated[str, one_of(("info", "warning", "error"))] = "info",
     since: Annotated[
-        str | None, Parameter(required=False, description="ISO-8601 time (inclusive).")
+        str | None,
+        Parameter(
+            required=False,
+            description="ISO-8601 time (inclusive).",
+            schema_extra={"format": "date-time"},
+        ),
     ] = None,
     limit: Annotated[int, Parameter(ge=1, le=1000, description="Newest lines to return.")] = 100,
     version: Annotated[int | None, _VERSION] = None,

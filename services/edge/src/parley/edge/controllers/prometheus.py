@@ -26,6 +26,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
 from parley.contracts.registry import AgentState
+from parley.edge.http.openapi import PRODUCES
 from parley.edge.projections.metrics import COUNTERS
 from parley.edge.projections.metrics import PlatformMetrics
 from parley.edge.streams.hub import Hub
@@ -138,8 +139,10 @@ def metrics_registry(metrics: PlatformMetrics, hub: Hub | None = None) -> Collec
     description="The platform's aggregate metrics in Prometheus' text format (OpenMetrics"
     " when asked for in `Accept`). No credentials: nothing in it is per namespace or secret.",
     sync_to_thread=False,
+    opt={PRODUCES: ("text/plain", "application/openmetrics-text")},
 )
 def prometheus_metrics(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     """Every series of the edge's registry."""
     encode, content_type = choose_encoder(request.headers.get("accept", ""))
-    return Response(encode(state.metrics_registry), media_type=content_type)
+    media_type = content_type.replace("; charset=utf-8", "")  # Litestar appends it to text/*
+    return Response(encode(state.metrics_registry), media_type=media_type)

@@ -15,6 +15,7 @@ from litestar import get
 from litestar import post
 from litestar.di import NamedDependency
 from litestar.di import Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath
 from litestar.params import Parameter
 from msgspec import Meta
@@ -122,7 +123,10 @@ async def create_task(task: NamedDependency[Tasks]) -> Response[Data[TaskView]]:
     " until all have answered; then `accept-proposal` to the best bid by `strategy` and"
     " `reject-proposal` to the rest. 202 at once, or 200 with `wait` once it is decided.",
     opt={"body": DistributeBody, "body_optional": True},
-    responses=error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    responses={
+        200: ResponseSpec(Data[TaskView], description="Decided (with `wait`)."),
+        **error_responses(400, 404, 409, 413, 415, 422, 503, 504),
+    },
 )
 async def distribute_task(
     task: NamedDependency[Tasks], task_id: FromPath[str]

@@ -56,11 +56,15 @@ ACCEPTANCE: list[CheckFunction] = [openapi_checks.positive_data_acceptance]
 """Checked for requests without a body: some bodies have rules across fields (`receivers` or
 `capability`; `agent_id` or `cluster`) or beyond a schema (an expiry in the future)."""
 _RESUME = "`last_event_id` must name the `turn_id` it resumes"
+_WINDOW = "`until` (or `end_time`) must be after `since` (or `start_time`)"
 ACROSS_PARAMETERS = {
     "GET /api/v1/agents/{agent_id}/memory/search": "`q` (or its alias `query`) is required",
     "GET /api/v1/agents/{agent_id}/stream": _RESUME,
     "GET /api/v1/agents/{agent_id}/chat/stream": _RESUME,
     "GET /api/v1/sessions/{session_id}/chat/stream": _RESUME,
+    "GET /api/v1/sessions/{session_id}/events": _WINDOW,
+    "GET /api/v1/sessions/{session_id}/events.jsonl": _WINDOW,
+    "GET /api/v1/events/{session_id}": _WINDOW,
 }
 """Operations whose parameters have a rule across them that a schema cannot state: a request
 may fit the document and be refused, so :data:`ACCEPTANCE` is not checked for them (their

@@ -25,6 +25,7 @@ from parley.edge.controllers.replay import SessionReplayControl
 from parley.edge.controllers.replay import SessionReplays
 from parley.edge.controllers.replay import control_replay
 from parley.edge.controllers.replay import session_replay_router
+from parley.edge.controllers.session_events import TYPE_GLOBS
 from parley.edge.controllers.session_events import EventSelection
 from parley.edge.controllers.session_events import Since
 from parley.edge.controllers.session_events import Until
@@ -44,7 +45,11 @@ __all__ = ["replay_routes"]
 
 _EventTypes = Annotated[
     list[str] | None,
-    Parameter(required=False, description="Agent C's `type`: event type globs."),
+    Parameter(
+        required=False,
+        description="Agent C's `type`: event type globs.",
+        schema_extra={"items": TYPE_GLOBS},
+    ),
 ]
 _AGENT_C = "Agent C's spelling"
 

@@ -38,6 +38,7 @@ __all__ = [
     "JSONL",
     "EventSelection",
     "Since",
+    "TYPE_GLOBS",
     "Types",
     "Until",
     "jsonl_response",
@@ -51,18 +52,35 @@ __all__ = [
 JSONL = "application/x-ndjson"
 """The media type of an interaction log: one JSON event per line."""
 
+_GLOB = r"[A-Za-z0-9_*]+(\.[A-Za-z0-9_*]+)*"
+TYPE_GLOBS: dict[str, str] = {
+    "type": "string",
+    "pattern": rf"^\s*({_GLOB})?\s*(,\s*({_GLOB})?\s*)*$",
+}
+"""One `type` value: dotted globs (any case), comma-separated."""
 Types = Annotated[
     list[str] | None,
     Parameter(
         required=False,
         description="Event type globs (`turn.*`, `tool.called`), repeatable or comma-separated.",
+        schema_extra={"items": TYPE_GLOBS},
     ),
 ]
 Since = Annotated[
-    str | None, Parameter(required=False, description="ISO-8601 time: events at or after it.")
+    str | None,
+    Parameter(
+        required=False,
+        description="ISO-8601 time: events at or after it.",
+        schema_extra={"format": "date-time"},
+    ),
 ]
 Until = Annotated[
-    str | None, Parameter(required=False, description="ISO-8601 time: events before it.")
+    str | None,
+    Parameter(
+        required=False,
+        description="ISO-8601 time: events before it.",
+        schema_extra={"format": "date-time"},
+    ),
 ]
 
 

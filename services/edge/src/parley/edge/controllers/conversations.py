@@ -22,7 +22,7 @@ def check_conversation(
     """Refuse ``conversation_id`` when it is a conversation of another agent of ``namespace``
     (``400 INVALID_REQUEST``); a conversation of ``agent_id``, or none yet, may be chatted in.
     """
-    view = runtime.session(namespace, conversation_id)
+    view = runtime.session_brief(namespace, conversation_id)
     if view is None or view.agent_id == agent_id:
         return
     owner = "another agent" if view.agent_id is not None else "no agent (an ad-hoc session)"

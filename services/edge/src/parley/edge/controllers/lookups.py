@@ -16,6 +16,7 @@ from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.runtime_views import ExecutionView
 from parley.edge.projections.runtime_views import SessionDetail
+from parley.edge.projections.runtime_views import SessionView
 
 __all__ = [
     "ID",
@@ -49,9 +50,20 @@ def require_agent(agents: AgentsProjection, namespace: str, agent_id: str) -> Ag
 def require_session(
     runtime: RuntimeProjection, namespace: str, session_id: str, *, agent_id: str | None = None
 ) -> SessionDetail:
-    """The live session ``session_id`` (of ``agent_id`` when given), or ``404
-    SESSION_NOT_FOUND``."""
-    view = runtime.session(namespace, session_id) if ID.match(session_id) else None
+    """The live session ``session_id`` (of ``agent_id`` when given) with its history, or
+    ``404 SESSION_NOT_FOUND``."""
+    require_session_brief(runtime, namespace, session_id, agent_id=agent_id)
+    view = runtime.session(namespace, session_id)
+    assert view is not None  # just checked, and nothing ran in between
+    return view
+
+
+def require_session_brief(
+    runtime: RuntimeProjection, namespace: str, session_id: str, *, agent_id: str | None = None
+) -> SessionView:
+    """The live session ``session_id`` (of ``agent_id`` when given) without its history, or
+    ``404 SESSION_NOT_FOUND``."""
+    view = runtime.session_brief(namespace, session_id) if ID.match(session_id) else None
     if view is not None and agent_id is not None and view.agent_id != agent_id:
         view = None  # another agent's conversation does not exist for this one
     if view is None:
@@ -97,9 +109,14 @@ class AgentScope(Scope):
         """The live agent, or ``404 AGENT_NOT_FOUND``."""
         return require_agent(self.agents, self.ns, self.id)
 
-    def session(self, session_id: str) -> SessionDetail:
-        """The agent's session ``session_id``, or ``404 SESSION_NOT_FOUND``."""
-        return require_session(self.runtime, self.ns, session_id, agent_id=self.id)
+    def present(self) -> None:
+        """Check the agent is live (``404 AGENT_NOT_FOUND``)."""
+        self.live()
+
+    def session(self, session_id: str) -> SessionView:
+        """The agent's session ``session_id`` (without its history), or ``404
+        SESSION_NOT_FOUND``."""
+        return require_session_brief(self.runtime, self.ns, session_id, agent_id=self.id)
 
     def execution(self, execution_id: str) -> ExecutionView:
         """The agent's execution ``execution_id``, or ``404 EXECUTION_NOT_FOUND``."""
@@ -117,8 +134,13 @@ class SessionScope(Scope):
         return self.edge.runtime
 
     def live(self) -> SessionDetail:
-        """The live session, or ``404 SESSION_NOT_FOUND``."""
+        """The live session with its history, or ``404 SESSION_NOT_FOUND``."""
         return require_session(self.runtime, self.ns, self.id)
+
+    def present(self) -> None:
+        """Check the session is live (``404 SESSION_NOT_FOUND``), without building its
+        history."""
+        require_session_brief(self.runtime, self.ns, self.id)
 
 
 AGENT_SCOPE = {"agent": Provide(AgentScope, sync_to_thread=False)}

@@ -55,7 +55,7 @@ class Turns:
 
     def owner(self) -> dict[str, str]:
         """Check the owner is live; the id naming it (``agent_id`` or ``session_id``)."""
-        self.scope.live()
+        self.scope.present()
         return {self.scope.id_param: self.scope.id}
 
     async def cancel(self) -> Data[CancelResult]:

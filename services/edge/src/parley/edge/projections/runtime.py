@@ -89,6 +89,14 @@ class RuntimeProjection(FoldingProjection):
         history = [history_entry(entry) for entry in state.entries]
         return session_view(SessionDetail, state, history=history)
 
+    def session_brief(self, namespace: str, session_id: str) -> SessionView | None:
+        """A live session of ``namespace`` without its history (what a check needs: it does
+        not grow with the conversation), if any."""
+        state = self._sessions.get(session_id)
+        if state is None or state.namespace != namespace:
+            return None
+        return session_view(SessionView, state)
+
     def sessions(self, namespace: str, agent_id: str | None = None) -> list[SessionView]:
         """The live sessions of ``namespace`` (of ``agent_id`` when given), unordered."""
         return [session_view(SessionView, s) for s in self._live(namespace, agent_id)]

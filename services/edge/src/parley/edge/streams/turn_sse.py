@@ -70,7 +70,7 @@ async def resume_stream(
     ref = edge.runtime.turn(turn_id) if turn_id else None
     if (
         ref is None
-        or edge.runtime.session(namespace, ref.session_id) is None
+        or edge.runtime.session_brief(namespace, ref.session_id) is None
         or (agent_id is not None and ref.agent_id != agent_id)
         or (session_id is not None and ref.session_id != session_id)
     ):

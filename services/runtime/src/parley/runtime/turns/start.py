@@ -58,6 +58,7 @@ class Starter:
 
     def __init__(self, deps: Deps, control: TurnControl) -> None:
         self.deps, self.control = deps, control
+        self._releasing: set[asyncio.Task[None]] = set()
 
     async def start(
         self, cmd: Chat, loaded: Loaded[Session], routed: Routed | None, settings: Effective
@@ -236,7 +237,15 @@ class Starter:
             return await run_turn(self.deps, turn.cmd, session, gate, turn.routed)
         finally:
             if not gate.cancelled():
-                await stack.aclose()  # its control subscription, then its slot
+                self._release(stack)
+
+    def _release(self, stack: contextlib.AsyncExitStack) -> None:
+        """Close a finished turn's control subscription, then free its slot, beside its
+        answer rather than before it (a request waiting for the slot is woken when it is
+        free; a slot never freed expires with its lease)."""
+        task = asyncio.get_running_loop().create_task(stack.aclose(), name="turn-release")
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
 
 
 async def _unsubscribe(sub: Subscription) -> None:

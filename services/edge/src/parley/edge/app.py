@@ -68,6 +68,7 @@ from parley.edge.http.request_ids import add_request_id_header
 from parley.edge.http.security import HostPolicy
 from parley.edge.http.security import add_security_headers
 from parley.edge.http.security import cors_config
+from parley.edge.http.tracing import TraceContext
 from parley.edge.http.tracing import tracing_plugin
 from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
@@ -106,6 +107,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
         SettingsError: authentication off on an address that is not loopback.
     """
     check_auth(settings)
+    recording = settings.otlp_endpoint is not None  # spans exported: the full instrumentation
 
     limits = Limits(settings)  # rate limits per principal, quotas per namespace
     keeper = Keeper(check_every=1.0)
@@ -234,12 +236,13 @@ def create_app(settings: EdgeSettings) -> Litestar:
         before_send=[add_request_id_header, add_security_headers, add_rate_limit_headers],
         cors_config=cors_config(settings.cors_origins),  # closed unless origins are listed
         middleware=[
+            *([] if recording else [TraceContext()]),  # else the plugin's span, below
             BodyTimeout(settings.body_timeout_s, settings.body_idle_timeout_s),
             HostPolicy(settings.hosts()),  # ports included
             auth_middleware(),  # the principal in scope["user"]: for the guards below
         ],
         # the request's server span, the root of its trace; agents' memory
-        plugins=[tracing_plugin(), MemoryPlugin()],
+        plugins=[*([tracing_plugin()] if recording else []), MemoryPlugin()],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         logging_config=None,

@@ -39,6 +39,8 @@ def trace_id(scope: Scope) -> str:
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         return format(context.trace_id, "032x")
+    if (found := scope.get("parley_trace_id")) is not None:  # the request's span has ended
+        return str(found)
     traceparent = _header(scope, b"traceparent")
     if traceparent and (match := _TRACEPARENT.match(traceparent.strip().lower())):
         return match.group(1)

@@ -1,17 +1,38 @@
-"""The server span of every HTTP request: Litestar's OpenTelemetry plugin (the ASGI
-instrumentation), continuing the caller's ``traceparent``, named by the route template.
+"""The server span of every HTTP request, continuing the caller's ``traceparent``.
 
-Probes and scrapes (`/health`, `/ready`, `/metrics`, …) make no spans: they are most of the
-requests and none of the interest. The ASGI ``receive``/``send`` sub-spans are left out too:
-a streamed answer would otherwise make one span per chunk.
+With an OTLP endpoint set (spans are recorded and exported) it is Litestar's OpenTelemetry
+plugin, the ASGI instrumentation: a span named by the route template, with the request's
+attributes. Probes and scrapes (`/health`, `/ready`, `/metrics`, …) make no spans: they are
+most of the requests and none of the interest. The ASGI ``receive``/``send`` sub-spans are
+left out too: a streamed answer would otherwise make one span per chunk.
+
+With none set, spans are not recorded (:func:`parley.kit.telemetry.setup_tracing`), and the
+instrumentation's per-request work (wrapping ``send``, collecting attributes) would be spent
+on nothing: :class:`TraceContext` only continues the caller's trace (or starts one) so the
+commands a request sends, the events they record and its error answers carry its trace id.
 """
 
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
 from litestar.plugins.opentelemetry import OpenTelemetryConfig
 from litestar.plugins.opentelemetry import OpenTelemetryPlugin
+from litestar.types import ASGIApp
+from litestar.types import Receive
+from litestar.types import Scope
+from litestar.types import Send
+from opentelemetry import propagate
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
-__all__ = ["tracing_plugin"]
+__all__ = ["TRACE_ID_KEY", "TraceContext", "tracing_plugin"]
 
 UNTRACED = ["/health$", "/livez$", "/ready$", "/readyz$", "/metrics$"]
+TRACE_ID_KEY = "parley_trace_id"
+"""Where :class:`TraceContext` leaves the request's trace id in the ASGI scope (for errors
+answered after its span ended)."""
+_CARRIED = (b"traceparent", b"tracestate")
 
 
 def tracing_plugin() -> OpenTelemetryPlugin:
@@ -19,3 +40,25 @@ def tracing_plugin() -> OpenTelemetryPlugin:
     return OpenTelemetryPlugin(
         OpenTelemetryConfig(exclude=UNTRACED, exclude_spans=["receive", "send"])
     )
+
+
+class TraceContext(ASGIMiddleware):
+    """The request's (unrecorded) server span: the caller's trace continued, or a new one."""
+
+    scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
+
+    def __init__(self) -> None:
+        self._tracer = trace.get_tracer("parley.edge")
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Run the request inside its span."""
+        carrier: dict[str, Any] = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", ())
+            if key.lower() in _CARRIED
+        }
+        with self._tracer.start_as_current_span(
+            scope["path"], context=propagate.extract(carrier), kind=SpanKind.SERVER
+        ) as span:
+            scope[TRACE_ID_KEY] = format(span.get_span_context().trace_id, "032x")  # type: ignore[literal-required]
+            await next_app(scope, receive, send)

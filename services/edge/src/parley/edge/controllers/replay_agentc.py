@@ -25,10 +25,10 @@ from parley.edge.controllers.replay import SessionReplayControl
 from parley.edge.controllers.replay import SessionReplays
 from parley.edge.controllers.replay import control_replay
 from parley.edge.controllers.replay import session_replay_router
-from parley.edge.controllers.session_events import TYPE_GLOBS
 from parley.edge.controllers.session_events import EventSelection
 from parley.edge.controllers.session_events import Since
 from parley.edge.controllers.session_events import Until
+from parley.edge.controllers.session_events import globs_param
 from parley.edge.controllers.session_events import jsonl_response
 from parley.edge.controllers.session_events import log_file_name
 from parley.edge.controllers.session_events import session_event_router
@@ -45,11 +45,7 @@ __all__ = ["replay_routes"]
 
 _EventTypes = Annotated[
     list[str] | None,
-    Parameter(
-        required=False,
-        description="Agent C's `type`: event type globs.",
-        schema_extra={"items": TYPE_GLOBS},
-    ),
+    globs_param("Agent C's `type`: event type globs."),
 ]
 _AGENT_C = "Agent C's spelling"
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from typing import Annotated
+from typing import Any
 
 from litestar import Response
 from litestar import Router
@@ -39,6 +40,8 @@ __all__ = [
     "EventSelection",
     "Since",
     "TYPE_GLOBS",
+    "globs_param",
+    "time_param",
     "Types",
     "Until",
     "jsonl_response",
@@ -58,30 +61,24 @@ TYPE_GLOBS: dict[str, str] = {
     "pattern": rf"^\s*({_GLOB})?\s*(,\s*({_GLOB})?\s*)*$",
 }
 """One `type` value: dotted globs (any case), comma-separated."""
+
+
+def globs_param(description: str) -> Any:
+    """An optional query parameter of event type globs (each value: :data:`TYPE_GLOBS`)."""
+    return Parameter(required=False, description=description, schema_extra={"items": TYPE_GLOBS})
+
+
+def time_param(description: str) -> Any:
+    """An optional query parameter holding an ISO-8601 time."""
+    return Parameter(required=False, description=description, schema_extra={"format": "date-time"})
+
+
 Types = Annotated[
     list[str] | None,
-    Parameter(
-        required=False,
-        description="Event type globs (`turn.*`, `tool.called`), repeatable or comma-separated.",
-        schema_extra={"items": TYPE_GLOBS},
-    ),
+    globs_param("Event type globs (`turn.*`, `tool.called`), repeatable or comma-separated."),
 ]
-Since = Annotated[
-    str | None,
-    Parameter(
-        required=False,
-        description="ISO-8601 time: events at or after it.",
-        schema_extra={"format": "date-time"},
-    ),
-]
-Until = Annotated[
-    str | None,
-    Parameter(
-        required=False,
-        description="ISO-8601 time: events before it.",
-        schema_extra={"format": "date-time"},
-    ),
-]
+Since = Annotated[str | None, time_param("ISO-8601 time: events at or after it.")]
+Until = Annotated[str | None, time_param("ISO-8601 time: events before it.")]
 
 
 def parse_time(field: str, raw: str | None) -> datetime | None:

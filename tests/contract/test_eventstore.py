@@ -18,6 +18,7 @@ from parley.eventstore import EventTooLarge
 from parley.eventstore import InvalidStreamName
 from parley.eventstore import Subscription
 from parley.eventstore import open_store
+from parley.eventstore.jetstream import JetStreamEventStore
 
 MAX_EVENT_BYTES = 64 * 1024  # the limit the `store` fixture opens every backend with
 
@@ -148,6 +149,40 @@ async def test_any_version_appends_at_the_end(store: EventStore) -> None:
     assert (await store.append(stream, [new(1)], ANY_VERSION)).version == 1
     assert (await store.append(stream, [new(2), new(3)], ANY_VERSION)).version == 3
     assert [e.version for e in await store.read(stream)] == [1, 2, 3]
+
+
+async def test_any_version_appends_from_two_processes_interleave_densely(
+    store: EventStore, request: pytest.FixtureRequest
+) -> None:
+    """Each writer remembers the tail it last wrote; the other's appends make that stale,
+    and an ANY_VERSION append still lands at the end, never over or beside them."""
+    other = store
+    if isinstance(store, JetStreamEventStore):  # a second process: its own connection
+        other = await open_store(
+            backend="jetstream",
+            nats_url=request.getfixturevalue("nats_url"),
+            stream_name="PARLEY_CONTRACT",
+            max_event_bytes=MAX_EVENT_BYTES,
+        )
+    try:
+        stream = stream_of()
+        versions = []
+        for i in range(6):
+            writer = store if i % 3 else other  # runs of two on one writer, then the other
+            versions.append((await writer.append(stream, [new(i)], ANY_VERSION)).version)
+        await asyncio.gather(
+            *(
+                w.append(stream, [new(10 + i)], ANY_VERSION)
+                for i, w in enumerate([store, other] * 4)
+            )
+        )
+        events = await store.read(stream)
+        assert versions == [1, 2, 3, 4, 5, 6]
+        assert [e.version for e in events] == list(range(1, 15))
+        assert sorted(e.data["n"] for e in events) == [*range(6), *range(10, 18)]
+    finally:
+        if other is not store:
+            await other.close()
 
 
 async def test_racing_writers_win_each_version_exactly_once_without_gaps_or_losses(

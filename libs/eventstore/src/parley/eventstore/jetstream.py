@@ -157,13 +157,16 @@ class JetStreamEventStore:
                 "nats-server 2.12+ and allow_atomic); append one event per call"
             )
         subject = subjects.events(stream)
-        attempts = _ANY_VERSION_ATTEMPTS if expected_version == ANY_VERSION else _ATTEMPTS
-        for attempt in range(attempts):
-            if attempt and expected_version == ANY_VERSION:
-                await backoff(attempt - 1)
-            hinted, last = self._hint(subject, expected_version) if attempt == 0 else (False, None)
+        anywhere = expected_version == ANY_VERSION
+        attempts = _ANY_VERSION_ATTEMPTS if anywhere else _ATTEMPTS
+        hinted, last = self._hint(subject, expected_version)
+        lost = 0  # races lost on a tail read from the server (not on this process's hint)
+        for _ in range(attempts):
             if not hinted:
+                if lost:
+                    await backoff(lost - 1)
                 last = await self._direct.last(subject)
+            from_hint, hinted = hinted, False
             current = last.version if last else 0
             if last is not None and last.id == events[-1].id:
                 return AppendResult(last.version, last.seq)  # already stored: a retry
@@ -188,8 +191,12 @@ class JetStreamEventStore:
             last = await self._direct.last(subject)
             if last is not None and last.id == events[-1].id:
                 return AppendResult(last.version, last.seq)
-            if expected_version != ANY_VERSION:
+            if not anywhere:
                 raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)
+            if from_hint:  # another process wrote since this one last did: on the tail just read
+                hinted = True
+            else:
+                lost += 1
         if expected_version != ANY_VERSION:
             raise EventStoreUnavailable(f"JetStream kept dropping the batch for {stream!r}")
         raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)
@@ -322,15 +329,18 @@ class JetStreamEventStore:
         self._atomic = bool(config.get("allow_atomic"))
 
     def _hint(self, subject: str, expected_version: int) -> tuple[bool, Tail | None]:
-        """The stream's tail as this process last saw it, if it matches ``expected_version``.
+        """The stream's tail as this process last saw it, if it matches ``expected_version``
+        (any tail matches ``ANY_VERSION``).
 
         Saves the direct get before a publish. A stale hint is harmless: the server checks
-        ``Nats-Expected-Last-Subject-Sequence`` and the append falls back to a fresh look.
+        ``Nats-Expected-Last-Subject-Sequence`` and the append falls back to a fresh look
+        (an ``ANY_VERSION`` append publishes again at once on the tail that look read).
         """
         known = self._tails.get(subject)
         if known is None:
             return expected_version == NO_STREAM, None
-        return known.version == expected_version, known if known.version else None
+        matches = expected_version in (ANY_VERSION, known.version)
+        return matches, known if known.version else None
 
     def _remember(self, subject: str, last: Tail) -> None:
         tails = self._tails

@@ -80,7 +80,8 @@ class Capacity:
         self._free: dict[str, int] = {}
         """Revision of each slot key when this process last saw it free."""
         self._mine: set[str] = set()
-        """Slot keys this process holds now: taking a slot passes over them without asking."""
+        """Slot keys this process holds or is claiming now: taking a slot passes over them
+        without asking (a concurrent take would only find them held)."""
         self._released: dict[str, asyncio.Event] = {}
         """Per agent with queued requests: set when this process frees one of its slots."""
 
@@ -222,9 +223,16 @@ class Capacity:
 
     async def _try(self, agent_id: str, instances: int) -> tuple[int, int] | None:
         for index in range(instances):
-            if f"{agent_id}.{index}" in self._mine:
+            key = f"{agent_id}.{index}"
+            if key in self._mine:
                 continue
-            revision = await self._claim(f"{agent_id}.{index}")
+            self._mine.add(key)  # claimed here meanwhile: a concurrent take passes it over
+            revision = None
+            try:
+                revision = await self._claim(key)
+            finally:
+                if revision is None:
+                    self._mine.discard(key)
             if revision is not None:
                 return index, revision
         return None

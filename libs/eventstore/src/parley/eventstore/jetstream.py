@@ -33,6 +33,7 @@ from parley.eventstore._jsdirect import DirectGet
 from parley.eventstore._jsdirect import Tail
 from parley.eventstore._jsfeed import JetStreamFeed
 from parley.eventstore._jsfeed import TapRouter
+from parley.eventstore.locks import KeyedLock
 from parley.eventstore.port import ANY_VERSION
 from parley.eventstore.port import NO_STREAM
 from parley.eventstore.port import AppendResult
@@ -100,6 +101,7 @@ class JetStreamEventStore:
         self._router = TapRouter(nc)
         self._feeds: set[JetStreamFeed] = set()
         self._batches = asyncio.Semaphore(_BATCHES_IN_FLIGHT)
+        self._appending = KeyedLock()
         self._direct = DirectGet(nc, stream_name, timeout)
 
     @classmethod
@@ -157,6 +159,17 @@ class JetStreamEventStore:
                 "nats-server 2.12+ and allow_atomic); append one event per call"
             )
         subject = subjects.events(stream)
+        if expected_version != ANY_VERSION:
+            return await self._append(stream, subject, events, expected_version)
+        # This process's appends at the end of one stream go one after another, each on the
+        # tail the one before it wrote: racing each other they would all miss but one, again
+        # and again (200 bidders' deliveries in one conversation).
+        async with self._appending.hold(subject):
+            return await self._append(stream, subject, events, expected_version)
+
+    async def _append(
+        self, stream: str, subject: str, events: Sequence[NewEvent], expected_version: int
+    ) -> AppendResult:
         anywhere = expected_version == ANY_VERSION
         attempts = _ANY_VERSION_ATTEMPTS if anywhere else _ATTEMPTS
         hinted, last = self._hint(subject, expected_version)

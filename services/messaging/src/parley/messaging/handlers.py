@@ -34,10 +34,10 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
 from parley.contracts.ids import new_id
 from parley.eventstore import EventStore
+from parley.eventstore.locks import KeyedLock
 from parley.eventstore.repository import Loaded
 from parley.eventstore.repository import Repository
 from parley.kit.errors import error_body_for
-from parley.kit.locks import KeyedLock
 from parley.kit.telemetry import current_traceparent
 from parley.messaging import domain
 from parley.messaging import replies

@@ -9,7 +9,7 @@ a restarted process can tell (from the conversation's stream) which ones never l
 them then (:meth:`Conversations.recover`).
 
 Decisions on one conversation run one at a time in this process (a
-:class:`~parley.kit.locks.KeyedLock`), so the proposals of a round that arrive together do
+:class:`~parley.eventstore.locks.KeyedLock`), so the proposals of a round that arrive together do
 not conflict with each other; across processes the expected version serialises them.
 """
 
@@ -28,10 +28,10 @@ from parley.contracts.envelope import Event
 from parley.contracts.envelope import NewEvent
 from parley.contracts.envelope import utcnow
 from parley.eventstore import EventTooLarge
+from parley.eventstore.locks import KeyedLock
 from parley.eventstore.repository import Loaded
 from parley.eventstore.repository import Outcome
 from parley.eventstore.repository import Repository
-from parley.kit.locks import KeyedLock
 from parley.tasks.adapters.mailer import Mailer
 from parley.tasks.adapters.mailer import sent_message_ids
 from parley.tasks.domain import Kind

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError
-from parley.kit.locks import KeyedLock
+from parley.eventstore.locks import KeyedLock
 
 __all__ = ["idempotent_id", "one_at_a_time", "replay_headers"]
 

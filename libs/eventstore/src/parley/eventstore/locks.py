@@ -1,7 +1,9 @@
 """One lock per key, for work on one aggregate that must run one at a time in this process.
 
 Across processes the event store's expected version serialises writers; this lock only stops
-a process from conflicting with itself (two proposals of one task arriving together).
+a process from conflicting with itself (two proposals of one task arriving together; the
+JetStream store's ``ANY_VERSION`` appends to one stream). It lives with the event store, which
+uses it, and the services take it from here.
 """
 
 import asyncio

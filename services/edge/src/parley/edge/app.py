@@ -56,6 +56,7 @@ from parley.edge.http.auth import auth_middleware
 from parley.edge.http.auth import authorize
 from parley.edge.http.bodytimeout import BodyTimeout
 from parley.edge.http.errors import exception_handlers
+from parley.edge.http.guards import in_order
 from parley.edge.http.limits import Limits
 from parley.edge.http.limits import add_rate_limit_headers
 from parley.edge.http.openapi import document_bodies
@@ -223,12 +224,14 @@ def create_app(settings: EdgeSettings) -> Litestar:
             *console_routes(),  # the live console: /console pages, /api/v1/console views
         ],
         dependencies=DEPENDENCIES,
-        guards=[
-            authorize,
-            agent_by_name,  # `/agents/{name}/...` is the agent of that name
-            refuse_unknown_query,
-            limits.guard,
-        ],  # roles, namespaces, query, counters
+        guards=[  # roles, namespaces, query, counters
+            in_order(
+                authorize,
+                agent_by_name,  # `/agents/{name}/...` is the agent of that name
+                refuse_unknown_query,
+                limits.guard,
+            )
+        ],
         lifespan=[connections],
         on_startup=[fix_allow, document_bodies, document_security, document_responses],
         state=State({"settings": settings}),

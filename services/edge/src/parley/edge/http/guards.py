@@ -1,16 +1,42 @@
-"""`Idempotency-Key`: the id a client's key stands for, and one request at a time per id.
-(The `Host` allow-list, ports included, is :class:`parley.edge.http.security.HostPolicy`.)"""
+"""The app's guards run as one (:func:`in_order`); `Idempotency-Key`: the id a client's key
+stands for, and one request at a time per id. (The `Host` allow-list, ports included, is
+:class:`parley.edge.http.security.HostPolicy`.)"""
 
 import re
 import uuid
 from collections.abc import AsyncIterator
+from collections.abc import Awaitable
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 
 from parley.contracts.errors import ErrorCode
 from parley.edge.http.errors import ApiError
 from parley.eventstore.locks import KeyedLock
 
-__all__ = ["idempotent_id", "one_at_a_time", "replay_headers"]
+__all__ = ["in_order", "idempotent_id", "one_at_a_time", "replay_headers"]
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
+
+
+def in_order(*guards: Guard) -> Guard:
+    """One guard that runs ``guards`` one after the other.
+
+    Litestar gives each guard its own copy of the route handler (``copy(handler)``, per
+    request); ours only read it, so one guard, one copy.
+    """
+
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+    ) -> None:
+        for each in guards:
+            await each(connection, handler)
+
+    return guard
+
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 _IN_FLIGHT = KeyedLock()

@@ -22,9 +22,13 @@ from litestar.types import ASGIApp
 from litestar.types import Receive
 from litestar.types import Scope
 from litestar.types import Send
+from opentelemetry import context
 from opentelemetry import propagate
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import NonRecordingSpan
+from opentelemetry.trace import SpanContext
+from opentelemetry.trace import TraceFlags
 
 __all__ = ["TRACE_ID_KEY", "TraceContext", "tracing_plugin"]
 
@@ -32,7 +36,8 @@ UNTRACED = ["/health$", "/livez$", "/ready$", "/readyz$", "/metrics$"]
 TRACE_ID_KEY = "parley_trace_id"
 """Where :class:`TraceContext` leaves the request's trace id in the ASGI scope (for errors
 answered after its span ended)."""
-_CARRIED = (b"traceparent", b"tracestate")
+_CARRIED = (b"traceparent", b"tracestate", b"baggage")
+_ids = RandomIdGenerator()
 
 
 def tracing_plugin() -> OpenTelemetryPlugin:
@@ -43,12 +48,14 @@ def tracing_plugin() -> OpenTelemetryPlugin:
 
 
 class TraceContext(ASGIMiddleware):
-    """The request's (unrecorded) server span: the caller's trace continued, or a new one."""
+    """The request's (unrecorded) server span: the caller's trace continued, or a new one.
+
+    Spans are not recorded here, so the span is made directly (a ``NonRecordingSpan`` with
+    fresh ids), not through the tracer: its sampler and span machinery would decide, per
+    request, to record nothing.
+    """
 
     scopes = (ScopeType.HTTP, ScopeType.WEBSOCKET)
-
-    def __init__(self) -> None:
-        self._tracer = trace.get_tracer("parley.edge")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Run the request inside its span."""
@@ -57,8 +64,16 @@ class TraceContext(ASGIMiddleware):
             for key, value in scope.get("headers", ())
             if key.lower() in _CARRIED
         }
-        with self._tracer.start_as_current_span(
-            scope["path"], context=propagate.extract(carrier), kind=SpanKind.SERVER
-        ) as span:
-            scope[TRACE_ID_KEY] = format(span.get_span_context().trace_id, "032x")  # type: ignore[literal-required]
+        parent = propagate.extract(carrier) if carrier else None
+        caller = trace.get_current_span(parent).get_span_context() if carrier else None
+        if caller is not None and caller.is_valid:
+            trace_id, flags, state = caller.trace_id, caller.trace_flags, caller.trace_state
+        else:
+            trace_id, flags, state = _ids.generate_trace_id(), TraceFlags(0), None
+        span = NonRecordingSpan(SpanContext(trace_id, _ids.generate_span_id(), False, flags, state))
+        token = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            scope[TRACE_ID_KEY] = format(trace_id, "032x")  # type: ignore[literal-required]
             await next_app(scope, receive, send)
+        finally:
+            context.detach(token)

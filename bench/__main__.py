@@ -15,10 +15,13 @@ from bench import cluster
 from bench import console
 from bench import deployments
 from bench import edge
+from bench import events
 from bench import eventstore
 from bench import messaging
 from bench import runtime
 from bench import tasks
+from bench import wire
+from bench._stats import watching
 from parley.devstack.nats import NatsServer
 from parley.devstack.stack import Stack
 
@@ -36,10 +39,28 @@ async def _stack(directory: Path, env: dict[str, str] | None = None) -> AsyncIte
     """A loopback stack in ``directory``, started for the block and stopped after it."""
     stack = Stack(directory, env=env)
     await asyncio.to_thread(stack.start)
+    pids = {name: process.pid for name, process in stack.processes.items()}
+    for node in stack.nats_nodes:
+        if node.process is not None:
+            pids[f"nats-server {node.name}" if len(stack.nats_nodes) > 1 else "nats"] = (
+                node.process.pid
+            )
     try:
-        yield stack
+        with watching(pids):  # every figure gets its CPU per process
+            yield stack
     finally:
         await asyncio.to_thread(stack.stop)
+
+
+async def _wire(tmp: Path, scale: int) -> None:
+    print("== the wire (one nats-server, JetStream R1; loopback) ==", flush=True)
+    server = NatsServer(tmp / "wire").start()
+    try:
+        with watching({"nats": server.process.pid} if server.process else {}):
+            await wire.request_reply(server.url, count=8_000 // scale)
+            await wire.jetstream_appends(server.url, count=8_000 // scale)
+    finally:
+        server.stop()
 
 
 async def _eventstore(tmp: Path, scale: int) -> None:
@@ -86,6 +107,15 @@ async def _tasks(tmp: Path, scale: int) -> None:
         await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))
 
 
+async def _events(tmp: Path, scale: int) -> None:
+    print("== event fan-out (edge, registry, nats-server; /ws) ==", flush=True)
+    async with _stack(tmp / "events", OPEN) as stack:
+        await events.fan_out(stack.edge_url, subscribers=1_000 // scale, rate=100, seconds=5)
+        await events.idle_subscriptions(
+            stack.edge_url, stack.processes["edge"].pid, count=10_000 // scale
+        )
+
+
 async def _auth(tmp: Path, scale: int) -> None:
     print("== auth (edge with and without the key check, registry, nats-server) ==", flush=True)
     async with _stack(tmp / "auth") as stack:
@@ -109,11 +139,13 @@ async def _console(tmp: Path, scale: int) -> None:
 # The other groups measure the platform, not the key check: their loopback stacks run with
 # authentication off (`auth` above gives its cost).
 GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
+    "wire": _wire,
     "eventstore": _eventstore,
     "edge": _edge,
     "runtime": _runtime,
     "messaging": _messaging,
     "tasks": _tasks,
+    "events": _events,
     "auth": _auth,
     "deployment": _deployment,
     "console": _console,
@@ -127,8 +159,9 @@ async def main(quick: bool, only: str | None, cluster_cost: bool = False) -> Non
         if cluster_cost:
             return await cluster.compare(Path(tmp), OPEN, scale)
         for name, group in GROUPS.items():
-            if only in (None, name):
+            if only in (None, name) or name == "wire":  # every run measures the wire too
                 await group(Path(tmp), scale)
+        wire.against_the_wire()
 
 
 if __name__ == "__main__":

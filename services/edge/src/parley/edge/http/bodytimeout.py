@@ -76,8 +76,9 @@ class _Body:
         if self.complete:
             return await self.source()
         wait = max(0.0, min(self.idle, self.deadline - self.loop.time()))
-        try:
-            message = await asyncio.wait_for(self.source(), timeout=wait)
+        try:  # a timeout scope, not wait_for: no task wrapped around every receive
+            async with asyncio.timeout(wait):
+                message = await self.source()
         except TimeoutError:
             self.complete, self.clean = True, False  # what follows is only the disconnect
             raise ApiError(

@@ -118,7 +118,7 @@ async def _events(tmp: Path, scale: int) -> None:
 
 async def _auth(tmp: Path, scale: int) -> None:
     print("== auth (edge with and without the key check, registry, nats-server) ==", flush=True)
-    async with _stack(tmp / "auth") as stack:
+    async with _stack(tmp / "auth", LIMITS) as stack:  # the key check on, no quotas
         await auth.auth_overhead(stack, count=2_000 // scale)
 
 

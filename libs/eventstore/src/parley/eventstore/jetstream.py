@@ -174,6 +174,7 @@ class JetStreamEventStore:
         attempts = _ANY_VERSION_ATTEMPTS if anywhere else _ATTEMPTS
         hinted, last = self._hint(subject, expected_version)
         lost = 0  # races lost on a tail read from the server (not on this process's hint)
+        at_once = True  # a stale remembered tail is read and published on again, once, at once
         for _ in range(attempts):
             if not hinted:
                 if lost:
@@ -206,10 +207,10 @@ class JetStreamEventStore:
                 return AppendResult(last.version, last.seq)
             if not anywhere:
                 raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)
-            if from_hint:  # another process wrote since this one last did: on the tail just read
-                hinted = True
+            if from_hint and at_once:  # another process wrote since: on the tail just read
+                hinted, at_once = True, False
             else:
-                lost += 1
+                lost += 1  # a race on a fresh tail: pause before the next look
         if expected_version != ANY_VERSION:
             raise EventStoreUnavailable(f"JetStream kept dropping the batch for {stream!r}")
         raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)

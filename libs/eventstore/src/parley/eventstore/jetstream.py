@@ -211,7 +211,7 @@ class JetStreamEventStore:
                 hinted, at_once = True, False
             else:
                 lost += 1  # a race on a fresh tail: pause before the next look
-        if not anywhere:
+        if expected_version != ANY_VERSION:
             raise EventStoreUnavailable(f"JetStream kept dropping the batch for {stream!r}")
         raise ConcurrencyConflict(stream, expected_version, last.version if last else 0)
 

@@ -246,8 +246,7 @@ class _Batch:
     def __init__(self, size: int) -> None:
         self.number = next(self._numbers)
         self.size = size
-        self.ok: list[bool | None] = [None] * size
-        """Each event's answer (None: none yet; a second answer to one event is ignored)."""
+        self.ok = [False] * size
         self.errors: dict[int, str] = {}
         self.answered = 0
         self.done = asyncio.Event()
@@ -264,8 +263,6 @@ class _Batch:
         self._answer(index, ok=False)
 
     def _answer(self, index: int, *, ok: bool) -> None:
-        if self.ok[index] is not None:
-            return
         self.ok[index] = ok
         self.answered += 1
         if self.answered >= self.size:

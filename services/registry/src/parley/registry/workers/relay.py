@@ -29,10 +29,8 @@ Once and in order, across restarts and any number of relay processes:
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections.abc import Iterable
-from typing import Any
 
 import msgspec
 import nats.errors
@@ -43,6 +41,7 @@ from nats.js.api import AckPolicy
 from nats.js.api import ConsumerConfig
 from nats.js.api import DeliverPolicy
 from nats.js.api import DiscardPolicy
+from nats.js.api import PubAck
 from nats.js.api import RetentionPolicy
 from nats.js.api import StorageType
 from nats.js.api import StreamConfig
@@ -109,10 +108,6 @@ class Relay:
         """Events this process handed on: relayed, or passed over (no external account)."""
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
-        self._acks = nc.new_inbox()
-        """Where the streams answer each relayed event (one subscription; no future per event)."""
-        self._acks_sub: Any = None
-        self._batch: _Batch | None = None
 
     async def start(self) -> None:
         """Create (or update) the namespaces' streams and the durable consumer; start."""
@@ -142,7 +137,6 @@ class Relay:
         self._sub = await self.js.pull_subscribe_bind(
             durable=subjects.EXT_RELAY_CONSUMER, stream=subjects.EVENT_STREAM
         )
-        self._acks_sub = await self.nc.subscribe(f"{self._acks}.*.*", cb=self._acked)
         self._loop = asyncio.create_task(self._pull(), name="ext-events-relay")
 
     async def stop(self) -> None:
@@ -150,10 +144,9 @@ class Relay:
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
-        for sub in (self._sub, self._acks_sub):
-            if sub is not None:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
 
     async def _ensure_stream(self, namespace: str) -> None:
         """Create (or update to the settings' limits) ``namespace``'s stream in its account."""
@@ -192,9 +185,8 @@ class Relay:
 
     async def _relay(self, messages: list[Msg]) -> None:
         """Publish ``messages`` in order; acknowledge the relayed prefix, hand back the rest."""
-        batch = _Batch(len(messages))
-        self._batch = batch
-        for i, msg in enumerate(messages):
+        pending: list[asyncio.Future[PubAck] | None] = []
+        for msg in messages:
             try:
                 envelope = _decode(msg.data)
             except msgspec.DecodeError:
@@ -202,78 +194,36 @@ class Relay:
             if envelope is None:
                 log.warning("the events relay skips an unreadable event on %s", msg.subject)
             if envelope is None or envelope.namespace not in self.namespaces:
-                batch.passed(i)  # nobody outside reads this namespace
+                pending.append(None)  # nobody outside reads this namespace
                 continue
-            await self.nc.publish(
-                subjects.ext_event(envelope.namespace, msg.subject),
-                msg.data,
-                reply=f"{self._acks}.{batch.number}.{i}",
-                headers=relayed_headers(msg.headers, envelope),
+            pending.append(
+                await self.js.publish_async(
+                    subjects.ext_event(envelope.namespace, msg.subject),
+                    msg.data,
+                    headers=relayed_headers(msg.headers, envelope),
+                )
             )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(batch.done.wait(), _PUBLISH_WAIT_S)
-        relayed = batch.prefix()
+        acks = [p for p in pending if p is not None]
+        done, _ = await asyncio.wait(acks, timeout=_PUBLISH_WAIT_S) if acks else (set(), set())
+        relayed = 0
+        for future in pending:
+            if future is not None and (future not in done or future.exception() is not None):
+                break
+            relayed += 1
         if relayed:
             await messages[relayed - 1].ack()  # AckPolicy.ALL: this and every one before
             self.relayed += relayed
         if relayed < len(messages):
-            reason = batch.errors.get(relayed, "timeout")
+            failed = pending[relayed]
+            reason = failed.exception() if failed is not None and failed.done() else "timeout"
             log.warning(
-                "the events relay will retry %d events: %s", len(messages) - relayed, reason
+                "the events relay will retry %d events: %r", len(messages) - relayed, reason
             )
+            for future in pending[relayed:]:
+                if future is not None and not future.done():
+                    future.cancel()
             for msg in messages[relayed:]:
                 await msg.nak(delay=_RETRY_PAUSE_S)
-
-    async def _acked(self, msg: Msg) -> None:
-        """A stream's answer to one relayed event (``<inbox>.<batch>.<index>``)."""
-        batch = self._batch
-        _, number, index = msg.subject.rsplit(".", 2)
-        if batch is None or int(number) != batch.number:
-            return  # the answer to a batch given up on
-        if msg.headers and msg.headers.get("Status"):  # e.g. 503: no stream took it
-            batch.failed(int(index), f"status {msg.headers['Status']}")
-        elif b'"error"' in msg.data:
-            batch.failed(int(index), msg.data.decode(errors="replace"))
-        else:
-            batch.passed(int(index))
-
-
-class _Batch:
-    """The answers to one relayed batch, by index (one ``PubAck`` each)."""
-
-    _numbers = itertools.count()
-
-    def __init__(self, size: int) -> None:
-        self.number = next(self._numbers)
-        self.size = size
-        self.ok = [False] * size
-        self.errors: dict[int, str] = {}
-        self.answered = 0
-        self.done = asyncio.Event()
-        if not size:
-            self.done.set()
-
-    def passed(self, index: int) -> None:
-        """The event at ``index`` is relayed (or needs no relaying)."""
-        self._answer(index, ok=True)
-
-    def failed(self, index: int, reason: str) -> None:
-        """The stream refused the event at ``index``."""
-        self.errors[index] = reason
-        self._answer(index, ok=False)
-
-    def _answer(self, index: int, *, ok: bool) -> None:
-        self.ok[index] = ok
-        self.answered += 1
-        if self.answered >= self.size:
-            self.done.set()
-
-    def prefix(self) -> int:
-        """How many events, from the first, were relayed."""
-        for index, ok in enumerate(self.ok):
-            if not ok:
-                return index
-        return self.size
 
 
 async def start_relay(connections: Connections, settings: RegistrySettings) -> Relay | None:

@@ -12,9 +12,7 @@ from nats.js.api import StorageType
 from nats.js.api import StreamConfig
 
 from bench._stats import RESULTS
-from bench._stats import from_one_queue
-from bench._stats import one_at_a_time
-from bench._stats import report
+from bench._stats import measure
 
 __all__ = ["against_the_wire", "jetstream_appends", "request_reply"]
 
@@ -53,11 +51,7 @@ async def request_reply(nats_url: str, count: int = 5_000, in_flight: int = 64) 
             async def trip(i: int) -> None:
                 await nc.request(_SUBJECT, b"ping", timeout=5)
 
-            await trip(-1)
-            latencies, seconds = await one_at_a_time(trip, count // 4)
-            report(f"{REQUEST_REPLY}, sequential", len(latencies), seconds, latencies)
-            latencies, seconds = await from_one_queue(trip, count, in_flight)
-            report(f"{REQUEST_REPLY}, {in_flight} in flight", len(latencies), seconds, latencies)
+            await measure(REQUEST_REPLY, trip, count, in_flight)
         finally:
             await nc.close()
     finally:
@@ -82,11 +76,7 @@ async def jetstream_appends(nats_url: str, count: int = 5_000, in_flight: int = 
             if b'"error"' in ack.data:
                 raise RuntimeError(ack.data.decode())
 
-        await append(-1)
-        latencies, seconds = await one_at_a_time(append, count // 4)
-        report(f"{APPEND}, sequential", len(latencies), seconds, latencies)
-        latencies, seconds = await from_one_queue(append, count, in_flight)
-        report(f"{APPEND}, {in_flight} in flight", len(latencies), seconds, latencies)
+        await measure(APPEND, append, count, in_flight)
         await js.delete_stream(name)
     finally:
         await nc.close()

@@ -18,7 +18,11 @@ Once and in order, across restarts and any number of relay processes:
 - The consumer lets one batch be unacknowledged at a time (``max_ack_pending`` = the batch),
   so however many processes pull, batches are relayed one after another, in store order.
 - A batch is published in order, and acknowledged (``AckPolicy.ALL``, on its last message)
-  only once every publish was acknowledged by its stream; what failed is handed back.
+  only once it is known to be stored. Usually only each namespace's last copy asks its stream
+  for an answer: its sequence must be the stream's tail as this relay last wrote it plus the
+  copies sent there (one connection, in order: a lost copy shows as a shorter step). When
+  that does not hold, or the tail is not known yet, the batch is sent again with an answer
+  for every copy (the stream drops the copies it has), and what failed is handed back.
 - A batch that was not full is followed by a pause (``ext_events_linger``, 50 ms by
   default): under a steady trickle the relay wakes a few times a second for many events
   instead of once per event, and an external reader sees an event that much later at most.
@@ -31,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import msgspec
 import nats.errors
@@ -77,6 +82,14 @@ class _Envelope(msgspec.Struct):
 _decode = msgspec.json.Decoder(_Envelope).decode
 
 
+class _Route(NamedTuple):
+    """Where one event's copy goes."""
+
+    namespace: str
+    subject: str
+    headers: dict[str, str]
+
+
 def relayed_headers(headers: dict[str, str] | None, envelope: _Envelope) -> dict[str, str]:
     """The headers of an event's copy: the original's, minus the append's own controls, with
     ``Nats-Msg-Id`` = the event id and the event's ``traceparent``."""
@@ -108,6 +121,9 @@ class Relay:
         """Events this process handed on: relayed, or passed over (no external account)."""
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._tails: dict[str, int] = {}
+        """Namespace → the last sequence of its stream this relay wrote (see
+        :meth:`_relay_fast`)."""
 
     async def start(self) -> None:
         """Create (or update) the namespaces' streams and the durable consumer; start."""
@@ -179,37 +195,109 @@ class Relay:
                 log.exception("the events relay could not fetch; retrying")
                 await asyncio.sleep(_RETRY_PAUSE_S)
                 continue
-            await self._relay(messages)
+            try:
+                await self._relay(messages)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the batch comes back after the ack wait
+                log.exception("the events relay failed a batch; retrying")
+                self._tails.clear()
+                await asyncio.sleep(_RETRY_PAUSE_S)
+                continue
             if len(messages) < self.batch and self.linger:
                 await asyncio.sleep(self.linger)
 
     async def _relay(self, messages: list[Msg]) -> None:
-        """Publish ``messages`` in order; acknowledge the relayed prefix, hand back the rest."""
+        """Relay ``messages`` in order: on the fast path when every target's tail is known and
+        the batch lands whole, else one checked publish each."""
+        if not messages:
+            return
+        routes = [self._route(msg) for msg in messages]
+        if await self._relay_fast(messages, routes):
+            await messages[-1].ack()  # AckPolicy.ALL: this and every one before
+            self.relayed += len(messages)
+            return
+        await self._relay_checked(messages, routes)
+
+    def _route(self, msg: Msg) -> _Route | None:
+        """Where ``msg`` goes, or None: nobody outside reads its namespace (or it is not an
+        event)."""
+        try:
+            envelope = _decode(msg.data)
+        except msgspec.DecodeError:
+            log.warning("the events relay skips an unreadable event on %s", msg.subject)
+            return None
+        if envelope.namespace not in self.namespaces:
+            return None
+        return _Route(
+            envelope.namespace,
+            subjects.ext_event(envelope.namespace, msg.subject),
+            relayed_headers(msg.headers, envelope),
+        )
+
+    async def _relay_fast(self, messages: list[Msg], routes: list[_Route | None]) -> bool:
+        """Publish the batch without an answer per event; only each namespace's last event
+        is acknowledged by its stream. The batch landed whole when that acknowledgement's
+        sequence is the stream's tail (as this relay last saw it) plus the events sent there:
+        one connection, in order, so a lost or refused event shows as a shorter step (a
+        re-sent one as a duplicate). Anything else returns False, and the checked path sends
+        the batch again (the stream drops the copies by ``Nats-Msg-Id``)."""
+        last: dict[str, int] = {}
+        for index, route in enumerate(routes):
+            if route is not None:
+                last[route.namespace] = index
+        if not last.keys() <= self._tails.keys():
+            return False  # a namespace's tail is unknown: the checked path learns it
+        sent = dict.fromkeys(last, 0)
+        answers: dict[str, asyncio.Future[PubAck]] = {}
+        for index, (msg, route) in enumerate(zip(messages, routes, strict=True)):
+            if route is None:
+                continue
+            sent[route.namespace] += 1
+            if last[route.namespace] == index:
+                answers[route.namespace] = await self.js.publish_async(
+                    route.subject, msg.data, headers=route.headers
+                )
+            else:
+                await self.nc.publish(route.subject, msg.data, headers=route.headers)
+        if answers:
+            await asyncio.wait(answers.values(), timeout=_PUBLISH_WAIT_S)
+        whole = True
+        for namespace, answer in answers.items():
+            ack = answer.result() if answer.done() and not answer.exception() else None
+            if ack is None or ack.duplicate or ack.seq != self._tails[namespace] + sent[namespace]:
+                whole = False
+                del self._tails[namespace]
+                if not answer.done():
+                    answer.cancel()
+            else:
+                self._tails[namespace] = ack.seq
+        return whole
+
+    async def _relay_checked(self, messages: list[Msg], routes: list[_Route | None]) -> None:
+        """Publish ``messages`` in order, each acknowledged by its stream; acknowledge the
+        relayed prefix, hand back the rest. Learns each namespace's tail."""
         pending: list[asyncio.Future[PubAck] | None] = []
-        for msg in messages:
-            try:
-                envelope = _decode(msg.data)
-            except msgspec.DecodeError:
-                envelope = None
-            if envelope is None:
-                log.warning("the events relay skips an unreadable event on %s", msg.subject)
-            if envelope is None or envelope.namespace not in self.namespaces:
-                pending.append(None)  # nobody outside reads this namespace
+        for msg, route in zip(messages, routes, strict=True):
+            if route is None:
+                pending.append(None)
                 continue
             pending.append(
-                await self.js.publish_async(
-                    subjects.ext_event(envelope.namespace, msg.subject),
-                    msg.data,
-                    headers=relayed_headers(msg.headers, envelope),
-                )
+                await self.js.publish_async(route.subject, msg.data, headers=route.headers)
             )
         acks = [p for p in pending if p is not None]
         done, _ = await asyncio.wait(acks, timeout=_PUBLISH_WAIT_S) if acks else (set(), set())
         relayed = 0
-        for future in pending:
+        for future, route in zip(pending, routes, strict=True):
             if future is not None and (future not in done or future.exception() is not None):
                 break
             relayed += 1
+            if future is not None and route is not None:
+                ack = future.result()
+                if ack.duplicate:  # its sequence is the first copy's, not the tail
+                    self._tails.pop(route.namespace, None)
+                else:
+                    self._tails[route.namespace] = ack.seq
         if relayed:
             await messages[relayed - 1].ack()  # AckPolicy.ALL: this and every one before
             self.relayed += relayed
@@ -219,6 +307,7 @@ class Relay:
             log.warning(
                 "the events relay will retry %d events: %r", len(messages) - relayed, reason
             )
+            self._tails.clear()
             for future in pending[relayed:]:
                 if future is not None and not future.done():
                     future.cancel()

@@ -9,6 +9,7 @@ loopback address, 127.0.0.x, which is what counts for a request without a princi
 """
 
 import asyncio
+import contextlib
 import socket
 import time
 import uuid
@@ -271,6 +272,37 @@ async def test_a_body_over_the_cap_is_413(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def _head(port: int, padding: int) -> bytes:
+    """A GET of ``/health`` whose head carries a header of ``padding`` bytes."""
+    return (
+        f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Pad: {'p' * padding}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize(("padding", "status"), [(15_000, b"200"), (17_000, b"400")])
+def test_a_request_head_over_16_kib_is_refused(stack: Stack, padding: int, status: bytes) -> None:
+    port = int(stack.edge_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(_head(port, padding))
+        assert _answer(sock).startswith(b"HTTP/1.1 " + status + b" ")
+
+
+def test_a_header_that_never_ends_is_cut_off(stack: Stack) -> None:
+    port = int(stack.edge_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Pad: ".encode())
+        sent = 0
+        with contextlib.suppress(OSError):  # the server may close while we still send
+            while sent < 1024 * 1024:
+                sock.sendall(b"p" * 1024)  # one read each, never the end of the header
+                sent += 1024
+                time.sleep(0.001)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert sent < 1024 * 1024  # refused long before a megabyte
 
 
 def _half_send(

@@ -6,7 +6,8 @@ in-flight requests finish (up to 10 s) and runs the app's shutdown (projection, 
 drain). A second signal skips the wait.
 
 Idle connections close after 5 s (also a half-sent body no handler read: its answer is
-already sent); request heads are capped at 16 KiB. Slow bodies that a handler does read are
+already sent). HTTP is parsed by httptools; request heads are capped at 16 KiB
+(:mod:`parley.edge.http.heads`). Slow bodies that a handler does read are
 timed out by :class:`~parley.edge.http.bodytimeout.BodyTimeout`.
 
 A client that goes away is no server error: asyncio's ``socket.send() raised exception.``
@@ -24,6 +25,7 @@ import uvicorn
 from litestar import Litestar
 
 from parley.edge.app import create_app
+from parley.edge.http.heads import CappedHttpTools
 from parley.edge.settings import load_settings
 from parley.kit.logs import configure_logging
 from parley.kit.settings import SettingsError
@@ -50,7 +52,7 @@ def main() -> None:
         timeout_graceful_shutdown=10,
         server_header=False,
         timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,
+        http=CappedHttpTools,
     )
     _DrainingServer(config, app, settings.shutdown_drain_s).run()
 

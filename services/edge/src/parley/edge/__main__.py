@@ -28,6 +28,7 @@ from parley.edge.app import create_app
 from parley.edge.http.heads import CappedHttpTools
 from parley.edge.settings import load_settings
 from parley.kit.logs import configure_logging
+from parley.kit.loop import tune_gc
 from parley.kit.settings import SettingsError
 from parley.kit.telemetry import setup_tracing
 
@@ -54,6 +55,7 @@ def main() -> None:
         timeout_keep_alive=5,
         http=CappedHttpTools,
     )
+    tune_gc()
     _DrainingServer(config, app, settings.shutdown_drain_s).run()
 
 

@@ -16,6 +16,7 @@ from parley.edge.http.errors import ApiError
 from parley.edge.http.limits import MODEL_ROUTES
 from parley.edge.http.limits import UNLIMITED
 from parley.edge.http.limits import caller
+from parley.edge.http.ratelimit import AHEAD_MIN_LIMIT
 from parley.edge.http.ratelimit import Rate
 from parley.edge.http.ratelimit import Verdict
 from parley.edge.http.ratelimit import WindowCounter
@@ -296,6 +297,46 @@ async def test_a_new_window_begins_when_the_last_one_ends(connections: list[Clie
     again = await counters[1].hit("k", rate)
     assert again.allowed and again.remaining == 1
     assert not (await counters[0].hit("k", Rate(1, 0.3))).allowed  # its cache is refreshed
+
+
+async def _writes(counter: WindowCounter, key: str) -> int:
+    """How many times the window entry of ``key`` was written (its KV revision)."""
+    entry = await counter._bucket().get(key)
+    return entry.revision or 0
+
+
+async def test_a_steady_caller_is_counted_ahead_without_a_write_per_request(
+    connections: list[Client],
+) -> None:
+    counters = await _counters(connections)
+    rate = Rate(1000, 60.0)
+    verdicts = [await counters[0].hit("k", rate) for _ in range(100)]
+    assert all(v.allowed for v in verdicts)
+    assert [v.remaining for v in verdicts] == list(range(999, 899, -1))
+    assert await _writes(counters[0], "k") <= 10  # one per claim, not one per request
+    other = await counters[1].hit("k", rate)  # the other process counts after the claims
+    assert other.allowed and other.remaining < 900
+
+
+async def test_counting_ahead_never_lets_more_than_the_limit_pass(
+    connections: list[Client],
+) -> None:
+    counters = await _counters(connections)
+    rate = Rate(AHEAD_MIN_LIMIT, 60.0)
+    one_by_one = [await counters[i % 2].hit("a", rate) for i in range(3 * AHEAD_MIN_LIMIT)]
+    burst = await asyncio.gather(*(counters[i % 2].hit("b", rate) for i in range(300)))
+    for verdicts in (one_by_one, burst):
+        allowed = [v.remaining for v in verdicts if v.allowed]
+        assert len(allowed) == len(set(allowed)) <= AHEAD_MIN_LIMIT
+        assert len(allowed) >= AHEAD_MIN_LIMIT - 2 * (AHEAD_MIN_LIMIT // 16)  # leases left
+
+
+async def test_small_limits_are_never_counted_ahead(connections: list[Client]) -> None:
+    counters = await _counters(connections)
+    rate = Rate(AHEAD_MIN_LIMIT - 1, 60.0)
+    for n in range(1, 6):
+        assert (await counters[0].hit("k", rate)).allowed
+        assert await _writes(counters[0], "k") == n
 
 
 async def _answer_headers(

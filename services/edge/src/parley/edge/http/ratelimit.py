@@ -20,11 +20,24 @@ arrival order, each told its own position (``Remaining`` is the limit minus it),
 are refused. So many concurrent requests of one caller cost about one round trip per batch,
 not one each, and the count stays exact across processes. The last entry seen is cached
 with its revision: the usual batch is one round trip, and a caller already over its limit is
-refused without any. The bucket keeps entries for ``ttl`` seconds after their last write (at
+refused without any.
+
+A process may also count a few slots ahead (a lease): while more than half of a window of a
+limit of at least :data:`AHEAD_MIN_LIMIT` is left, a batch claims up to a sixteenth of what is
+left beyond its own requests (at most :data:`AHEAD_MAX`), and the next requests of that caller
+take those slots without a round trip; when half the lease is used the next one is claimed in
+the background. So a steady caller does not wait for NATS on every request. No more than the
+limit ever pass; slots a process claimed and did not use before the window ended are lost
+with it, so other processes may refuse that many requests early (at most a sixteenth of the
+limit each, and only when that process's caller stopped mid-window). Below
+:data:`AHEAD_MIN_LIMIT` nothing is claimed ahead: small limits are counted one batch at a
+time. The bucket keeps entries for ``ttl`` seconds after their last write (at
 least two of the longest window), so idle callers cost nothing.
 """
 
 import asyncio
+import collections
+import contextlib
 import hashlib
 import logging
 import math
@@ -43,7 +56,7 @@ from nats.js.kv import KeyValue
 
 from parley.contracts.subjects import RATE_BUCKET
 
-__all__ = ["Rate", "Verdict", "WindowCounter", "caller_key"]
+__all__ = ["AHEAD_MAX", "AHEAD_MIN_LIMIT", "Rate", "Verdict", "WindowCounter", "caller_key"]
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +65,11 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _ATTEMPTS = 16
 """Compare-and-set attempts per batch before it is refused as contended."""
 _CACHE_MAX = 10_000
+AHEAD_MIN_LIMIT = 100
+"""The smallest limit a process counts slots ahead for (see the module doc)."""
+AHEAD_MAX = 256
+"""The most slots one batch claims ahead of its requests."""
+_AHEAD_SHARE = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +138,34 @@ class _Window:
             return None  # not ours, or damaged: treat as no window
 
 
+@dataclass(slots=True)
+class _Lease:
+    """Slots of one window this process claimed ahead and has not handed out yet."""
+
+    rate: Rate
+    reset_ms: int
+    slots: collections.deque[range]
+    """Unused claimed positions (0-based within the window), in claim order."""
+    claimed: int = 0
+    """How many the last claim ahead took (its half left asks for the next one)."""
+
+    def take(self, now_ms: int) -> int | None:
+        """The next claimed position, or None (none left, or its window ended)."""
+        if self.reset_ms <= now_ms:
+            self.slots.clear()
+            return None
+        while self.slots:
+            first = self.slots[0]
+            if first:
+                self.slots[0] = first[1:]
+                return first[0]
+            self.slots.popleft()
+        return None
+
+    def left(self) -> int:
+        return sum(len(r) for r in self.slots)
+
+
 def caller_key(kind: str, ident: str) -> str:
     """A KV-safe key for one caller (``kind``: ``p`` principal, ``ip`` address)."""
     return hashlib.sha256(f"{kind}\x00{ident}".encode()).hexdigest()[:40]
@@ -138,6 +184,9 @@ class WindowCounter:
         """Requests waiting for their window's next batch, in arrival order."""
         self._draining: dict[str, asyncio.Task[None]] = {}
         """The task counting each window's batches (also keeps it referenced)."""
+        self._leases: dict[str, _Lease] = {}
+        self._refill: set[str] = set()
+        """Keys whose lease is half used: their drain claims the next one."""
 
     async def start(self) -> None:
         """Open the bucket, creating it if it does not exist yet."""
@@ -160,20 +209,42 @@ class WindowCounter:
         Raises:
             nats.errors.Error: NATS did not answer (the caller decides what that means).
         """
-        seen = self._seen.get(key)
         now_ms = int(time.time() * 1000)
+        lease = self._leases.get(key)
+        if lease is not None and lease.rate == rate:
+            slot = lease.take(now_ms)
+            if slot is not None:
+                if self._wants_refill(key):
+                    self._refill.add(key)
+                    self._start_drain(key, rate)
+                reset = max(0.0, (lease.reset_ms - now_ms) / 1000)
+                return Verdict(True, rate.count, max(0, rate.count - slot - 1), reset)
+        seen = self._seen.get(key)
         if seen is not None and seen.reset_ms > now_ms and seen.count >= rate.count:
             return _verdict(False, rate, seen, now_ms)  # counts only grow within a window
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(key, []).append((rate, future))
-        if key not in self._draining:
-            self._draining[key] = asyncio.create_task(self._drain(key))
+        self._start_drain(key, rate)
         return await future
 
-    async def _drain(self, key: str) -> None:
-        """Count ``key``'s waiting requests, a batch per compare-and-set, until none wait."""
+    def _start_drain(self, key: str, rate: Rate) -> None:
+        if key not in self._draining:
+            self._draining[key] = asyncio.create_task(self._drain(key, rate))
+
+    async def _drain(self, key: str, refill_rate: Rate) -> None:
+        """Count ``key``'s waiting requests, a batch per compare-and-set, until none wait
+        (and claim its next lease when asked to)."""
         try:
-            while waiting := self._waiting.pop(key, None):
+            while True:
+                waiting = self._waiting.pop(key, None)
+                if not waiting:
+                    if key not in self._refill:
+                        break
+                    self._refill.discard(key)
+                    if self._wants_refill(key):
+                        with contextlib.suppress(Exception):  # a request will count again
+                            await self._count(key, refill_rate, 0)
+                    continue
                 rate = waiting[0][0]
                 batch = [future for r, future in waiting if r == rate and not future.done()]
                 rest = [(r, future) for r, future in waiting if r != rate]
@@ -181,6 +252,7 @@ class WindowCounter:
                     self._waiting[key] = rest
                 if not batch:
                     continue
+                self._refill.discard(key)  # this batch claims ahead, if it may
                 try:
                     verdicts = await self._count(key, rate, len(batch))
                 except Exception as exc:  # NATS failed: each request of the batch raises it
@@ -197,7 +269,8 @@ class WindowCounter:
                 future.cancel()
 
     async def _count(self, key: str, rate: Rate, asked: int) -> list[Verdict]:
-        """Count ``asked`` requests of ``key`` at once: the first ones that fit pass."""
+        """Count ``asked`` requests of ``key`` at once: the first ones that fit pass. Slots
+        claimed ahead go to the key's lease."""
         for _ in range(_ATTEMPTS):
             now_ms = int(time.time() * 1000)
             window = self._seen.get(key) or await self._read(key)
@@ -206,9 +279,14 @@ class WindowCounter:
                 if before >= rate.count:
                     self._remember(key, window)
                     return [_verdict(False, rate, window, now_ms)] * asked
+            elif not asked:  # only a request begins a window
+                return []
             else:  # a new window begins
                 before, reset_ms = 0, now_ms + int(rate.period * 1000)
-            granted = min(asked, rate.count - before)
+            ahead = _ahead(rate, rate.count - before - asked)
+            granted = min(asked + ahead, rate.count - before)
+            if granted == 0 and asked == 0:
+                return []
             wanted = _Window(before + granted, reset_ms, 0)
             try:
                 revision = await self._write(key, wanted, window)
@@ -216,6 +294,10 @@ class WindowCounter:
                 self._seen.pop(key, None)  # another process counted: read, count again
                 continue
             self._remember(key, _Window(wanted.count, reset_ms, revision))
+            served = min(asked, granted)
+            if granted > served:
+                self._lease(key, rate, reset_ms, range(before + served, before + granted))
+            granted = served
             reset = max(0.0, (reset_ms - now_ms) / 1000)
             return [
                 Verdict(
@@ -228,6 +310,19 @@ class WindowCounter:
             ]
         log.warning("rate-limit window %s too contended; requests refused", key)
         return [Verdict(allowed=False, limit=rate.count, remaining=0, reset=1.0)] * asked
+
+    def _wants_refill(self, key: str) -> bool:
+        lease = self._leases.get(key)
+        return lease is not None and lease.left() * 2 <= lease.claimed
+
+    def _lease(self, key: str, rate: Rate, reset_ms: int, slots: range) -> None:
+        lease = self._leases.get(key)
+        if lease is None or lease.rate != rate or lease.reset_ms != reset_ms:
+            if len(self._leases) >= _CACHE_MAX:
+                self._leases.clear()
+            lease = self._leases[key] = _Lease(rate, reset_ms, collections.deque())
+        lease.slots.append(slots)
+        lease.claimed = len(slots)
 
     async def _read(self, key: str) -> _Window | None:
         try:
@@ -254,6 +349,13 @@ class WindowCounter:
         if self._kv is None:
             raise RuntimeError("the rate-limit counter is not started")
         return self._kv
+
+
+def _ahead(rate: Rate, left: int) -> int:
+    """Slots to claim ahead when ``left`` would be left after the batch's own."""
+    if rate.count < AHEAD_MIN_LIMIT or left * 2 <= rate.count:
+        return 0
+    return min(left // _AHEAD_SHARE, AHEAD_MAX)
 
 
 def _verdict(allowed: bool, rate: Rate, window: _Window, now_ms: int) -> Verdict:

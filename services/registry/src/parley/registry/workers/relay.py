@@ -67,6 +67,7 @@ DUPLICATE_WINDOW_S = 120.0
 _FETCH_WAIT_S = 5.0
 _PUBLISH_WAIT_S = 10.0
 _RETRY_PAUSE_S = 1.0
+_STOP_WAIT_S = 2.0
 _CONTROL_HEADERS = ("Nats-Expected-", "Nats-Batch-")
 """Headers that steered the original append and mean nothing (or harm) on the copy."""
 
@@ -121,6 +122,7 @@ class Relay:
         """Events this process handed on: relayed, or passed over (no external account)."""
         self._sub: JetStreamContext.PullSubscription | None = None
         self._loop: asyncio.Task[None] | None = None
+        self._stopping = False
         self._tails: dict[str, int] = {}
         """Namespace → the last sequence of its stream this relay wrote (see
         :meth:`_relay_fast`)."""
@@ -156,10 +158,19 @@ class Relay:
         self._loop = asyncio.create_task(self._pull(), name="ext-events-relay")
 
     async def stop(self) -> None:
-        """Stop relaying; an unacknowledged batch comes back to the next relay."""
+        """Stop relaying; an unacknowledged batch comes back to the next relay.
+
+        The loop is cancelled, and also told to stop: on Python 3.11 a cancellation that meets
+        a message arriving for nats-py's ``next_msg`` can be lost (its ``wait_for`` returns
+        the message instead), and the loop would fetch on. It is waited for a bounded time.
+        """
+        self._stopping = True
         if self._loop is not None:
             self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+            done, _ = await asyncio.wait({self._loop}, timeout=_STOP_WAIT_S)
+            if not done:
+                log.warning("the events relay did not stop within %s s", _STOP_WAIT_S)
+                self._loop.cancel()
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -184,7 +195,7 @@ class Relay:
 
     async def _pull(self) -> None:
         assert self._sub is not None
-        while True:
+        while not self._stopping:
             try:
                 messages = await self._sub.fetch(self.batch, timeout=_FETCH_WAIT_S)
             except (nats.errors.TimeoutError, TimeoutError):
@@ -195,6 +206,11 @@ class Relay:
                 log.exception("the events relay could not fetch; retrying")
                 await asyncio.sleep(_RETRY_PAUSE_S)
                 continue
+            if self._stopping:  # hand the batch back at once, to the next relay
+                with contextlib.suppress(Exception):
+                    for msg in messages:
+                        await msg.nak()
+                return
             try:
                 await self._relay(messages)
             except asyncio.CancelledError:

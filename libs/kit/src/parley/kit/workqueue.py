@@ -42,7 +42,15 @@ from parley.kit.streams import ensure_stream
 from parley.kit.telemetry import carried_actor
 from parley.kit.telemetry import extract
 
-__all__ = ["PullConsumer", "WorkQueue", "ensure_work_stream", "hand_back", "work_stream_need"]
+__all__ = [
+    "STOP_WAIT_S",
+    "PullConsumer",
+    "WorkQueue",
+    "ensure_work_stream",
+    "hand_back",
+    "stop_loop",
+    "work_stream_need",
+]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("parley.kit.workqueue")
@@ -97,6 +105,7 @@ class PullConsumer:
     _sub: JetStreamContext.PullSubscription | None = field(default=None, init=False)
     _loop: asyncio.Task[None] | None = field(default=None, init=False)
     _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    _stopping: bool = field(default=False, init=False)
 
     async def ensure(self) -> None:
         """Create the durable consumer (or keep it)."""
@@ -130,9 +139,8 @@ class PullConsumer:
     async def stop(self) -> None:
         """Stop pulling; give running handlers :attr:`grace` seconds, then cancel the rest
         (their messages are nak'd: another process takes them at once)."""
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
+        self._stopping = True
+        await stop_loop(self._loop, f"workqueue {self.durable}")
         if self._running:
             await asyncio.wait(set(self._running), timeout=self.grace)
         for task in list(self._running):
@@ -158,7 +166,7 @@ class PullConsumer:
 
     async def _pull(self) -> None:
         assert self._sub is not None
-        while True:
+        while not self._stopping:
             size = self._fetch_size()
             if size <= 0:
                 await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
@@ -173,7 +181,31 @@ class PullConsumer:
                 log.exception("%s: fetch failed; retrying", self.durable)
                 await asyncio.sleep(0.5)
                 continue
+            if self._stopping:  # fetched as the process stops: another one takes them
+                for msg in messages:
+                    await hand_back(msg, None)
+                return
             await self._dispatch(messages)
+
+
+STOP_WAIT_S = 2.0
+"""How long :func:`stop_loop` waits for a cancelled loop to end."""
+
+
+async def stop_loop(loop: "asyncio.Task[None] | None", name: str) -> None:
+    """Cancel a fetch loop and wait for it, at most :data:`STOP_WAIT_S` seconds.
+
+    The loop must also check a stop flag: on Python 3.11 a cancellation that meets a message
+    arriving for nats-py's ``next_msg`` is lost (its ``wait_for`` returns the message), and
+    the loop would fetch on while its process waited for it to end.
+    """
+    if loop is None:
+        return
+    loop.cancel()
+    done, _ = await asyncio.wait({loop}, timeout=STOP_WAIT_S)
+    if not done:
+        log.warning("%s did not stop within %s s", name, STOP_WAIT_S)
+        loop.cancel()
 
 
 @dataclass(eq=False, kw_only=True)

@@ -54,6 +54,8 @@ from nats.js.errors import BadRequestError
 
 from parley.contracts import subjects
 from parley.kit.app import Connections
+from parley.kit.workqueue import hand_back
+from parley.kit.workqueue import stop_loop
 from parley.registry.settings import RegistrySettings
 
 __all__ = ["Relay", "relayed_headers", "start_relay"]
@@ -67,7 +69,6 @@ DUPLICATE_WINDOW_S = 120.0
 _FETCH_WAIT_S = 5.0
 _PUBLISH_WAIT_S = 10.0
 _RETRY_PAUSE_S = 1.0
-_STOP_WAIT_S = 2.0
 _CONTROL_HEADERS = ("Nats-Expected-", "Nats-Batch-")
 """Headers that steered the original append and mean nothing (or harm) on the copy."""
 
@@ -160,17 +161,11 @@ class Relay:
     async def stop(self) -> None:
         """Stop relaying; an unacknowledged batch comes back to the next relay.
 
-        The loop is cancelled, and also told to stop: on Python 3.11 a cancellation that meets
-        a message arriving for nats-py's ``next_msg`` can be lost (its ``wait_for`` returns
-        the message instead), and the loop would fetch on. It is waited for a bounded time.
+        The loop is cancelled and told to stop (:func:`~parley.kit.workqueue.stop_loop` says
+        why both).
         """
         self._stopping = True
-        if self._loop is not None:
-            self._loop.cancel()
-            done, _ = await asyncio.wait({self._loop}, timeout=_STOP_WAIT_S)
-            if not done:
-                log.warning("the events relay did not stop within %s s", _STOP_WAIT_S)
-                self._loop.cancel()
+        await stop_loop(self._loop, "the events relay")
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
@@ -207,9 +202,8 @@ class Relay:
                 await asyncio.sleep(_RETRY_PAUSE_S)
                 continue
             if self._stopping:  # hand the batch back at once, to the next relay
-                with contextlib.suppress(Exception):
-                    for msg in messages:
-                        await msg.nak()
+                for msg in messages:
+                    await hand_back(msg, None)
                 return
             try:
                 await self._relay(messages)

@@ -192,7 +192,7 @@ STOP_WAIT_S = 2.0
 """How long :func:`stop_loop` waits for a cancelled loop to end."""
 
 
-async def stop_loop(loop: "asyncio.Task[None] | None", name: str) -> None:
+async def stop_loop(loop: asyncio.Task[None] | None, name: str) -> None:
     """Cancel a fetch loop and wait for it, at most :data:`STOP_WAIT_S` seconds.
 
     The loop must also check a stop flag: on Python 3.11 a cancellation that meets a message

@@ -274,7 +274,8 @@ class Relay:
             await asyncio.wait(answers.values(), timeout=_PUBLISH_WAIT_S)
         whole = True
         for namespace, answer in answers.items():
-            ack = answer.result() if answer.done() and not answer.exception() else None
+            landed = answer.done() and not answer.cancelled() and answer.exception() is None
+            ack = answer.result() if landed else None
             if ack is None or ack.duplicate or ack.seq != self._tails[namespace] + sent[namespace]:
                 whole = False
                 del self._tails[namespace]
@@ -299,7 +300,9 @@ class Relay:
         done, _ = await asyncio.wait(acks, timeout=_PUBLISH_WAIT_S) if acks else (set(), set())
         relayed = 0
         for future, route in zip(pending, routes, strict=True):
-            if future is not None and (future not in done or future.exception() is not None):
+            if future is not None and (
+                future not in done or future.cancelled() or future.exception() is not None
+            ):
                 break
             relayed += 1
             if future is not None and route is not None:
@@ -313,7 +316,8 @@ class Relay:
             self.relayed += relayed
         if relayed < len(messages):
             failed = pending[relayed]
-            reason = failed.exception() if failed is not None and failed.done() else "timeout"
+            answered = failed is not None and failed.done() and not failed.cancelled()
+            reason = failed.exception() if failed is not None and answered else "timeout"
             log.warning(
                 "the events relay will retry %d events: %r", len(messages) - relayed, reason
             )

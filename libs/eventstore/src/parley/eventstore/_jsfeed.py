@@ -139,8 +139,11 @@ class JetStreamFeed:
                 continue
             self._wake.clear()
             if not buf and not self._closed:
+                # a deadline on this task, not wait_for's task per wait: the feed sleeps here
+                # after every event when they come one at a time
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), _HEARTBEAT_S)
+                    async with asyncio.timeout(_HEARTBEAT_S):
+                        await self._wake.wait()
 
     def _ingest(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
         self._last_seen = time.monotonic()

@@ -27,6 +27,7 @@ from parley.messaging.dispatch import Dispatch
 from parley.messaging.handlers import Messaging
 from parley.messaging.handlers import reply_for_error
 from parley.messaging.settings import MessagingSettings
+from parley.messaging.waiting import Replies
 from parley.messaging.workers.delivery import Outbox
 from parley.messaging.workers.delivery import redeliver
 
@@ -62,7 +63,10 @@ def create_app(settings: MessagingSettings) -> FastStream:
         )
         stack.push_async_callback(_cancel, sweep)
         dispatch = Dispatch(store, directory, outbox)
-        return Messaging(store, directory, dispatch, connections.nc, settings.conversations_cached)
+        replies = Replies()
+        await replies.start(connections.nc)
+        stack.push_async_callback(replies.stop)
+        return Messaging(store, directory, dispatch, replies, settings.conversations_cached)
 
     return service_app(
         SERVICE,

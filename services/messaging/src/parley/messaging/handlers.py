@@ -16,7 +16,6 @@ import contextlib
 import logging
 
 import msgspec
-from nats.aio.client import Client
 
 from parley.aggregates import conversation
 from parley.aggregates.conversation import Conversation
@@ -44,7 +43,7 @@ from parley.messaging import replies
 from parley.messaging.directory import Directory
 from parley.messaging.dispatch import Dispatch
 from parley.messaging.events import decided_event
-from parley.messaging.waiting import Waiter
+from parley.messaging.waiting import Replies
 
 __all__ = ["Messaging", "reply_for_error"]
 
@@ -67,9 +66,15 @@ class Messaging:
     """Records and delivers messages; keeps folded conversations between sends."""
 
     def __init__(
-        self, store: EventStore, directory: Directory, dispatch: Dispatch, nc: Client, cached: int
+        self,
+        store: EventStore,
+        directory: Directory,
+        dispatch: Dispatch,
+        replies: Replies,
+        cached: int,
     ) -> None:
-        self.store, self.directory, self.dispatch, self.nc = store, directory, dispatch, nc
+        self.store, self.directory, self.dispatch = store, directory, dispatch
+        self.replies = replies
         self.conversations = Repository(store, conversation.evolve, cache_size=cached)
         self._locks = KeyedLock()
 
@@ -90,18 +95,18 @@ class Messaging:
         traceparent = cmd.traceparent or current_traceparent()  # the caller's, else this span
         waiter = None
         if cmd.wait_seconds:
-            waiter = await Waiter(conversation_id).listen(self.nc, message_id)
+            waiter = self.replies.listen(message_id, conversation_id)
         try:
             fresh = out.message_id is None and conversation_id == message_id
             message, state, replayed = await self._record(
                 cmd, message_id, conversation_id, fresh, traceparent
             )
-            reply = await self.dispatch.deliver(message, state, replayed, traceparent)
-            if message.in_reply_to:
+            if message.in_reply_to:  # recorded: its waiters need not wait for the queueing
                 original = state.original(message.in_reply_to)
                 await self.dispatch.outbox.announce(
                     message, original.message_id if original else None, _encode(message)
                 )
+            reply = await self.dispatch.deliver(message, state, replayed, traceparent)
             if waiter is not None:
                 answer = state.first_reply.get(message_id)
                 if answer is None:
@@ -110,7 +115,7 @@ class Messaging:
             return reply
         finally:
             if waiter is not None:
-                await waiter.close()
+                waiter.close()
 
     async def _record(
         self,

@@ -54,6 +54,7 @@ def main() -> None:
         server_header=False,
         timeout_keep_alive=5,
         http=CappedHttpTools,
+        proxy_headers=False,  # the client is the peer: X-Forwarded-For is not believed
     )
     tune_gc()
     _DrainingServer(config, app, settings.shutdown_drain_s).run()

@@ -33,6 +33,7 @@ from parley.contracts.ids import ID_PATTERN
 from parley.contracts.ids import ScopedStream
 
 __all__ = [
+    "VIEWED",
     "EVENT_TYPES",
     "HOP_LIMIT",
     "PROTOCOL_REPLIES",
@@ -53,6 +54,8 @@ __all__ = [
 ]
 
 SERVICE = "messaging"
+VIEWED = ("agent", "conversation")
+"""The stream categories the messaging service's directory reads (see ``runtime.VIEWED``)."""
 HOP_LIMIT = 8
 """Agent-caused messages in one causal chain; one more is refused (loops stop here)."""
 

@@ -35,6 +35,7 @@ from parley.contracts.registry import StrategySpec
 from parley.contracts.registry import ToolSpec
 
 __all__ = [
+    "VIEWED",
     "EVENT_TYPES",
     "SERVICE",
     "CancelExecution",
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 SERVICE = "runtime"
+VIEWED = ("agent", "deployment", "session", "execution")
+"""The stream categories the runtime's view of agents reads: a command's ``min_position`` is
+the newest event of these the caller saw (the view waits for nothing else)."""
 
 Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 Namespace = Annotated[str, Meta(pattern=NAMESPACE_PATTERN)]

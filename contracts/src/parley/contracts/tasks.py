@@ -27,6 +27,7 @@ from parley.contracts.ids import ScopedStream
 from parley.contracts.registry import Budget
 
 __all__ = [
+    "VIEWED",
     "EVENT_TYPES",
     "RUN_EVENT_TYPES",
     "SERVICE",
@@ -63,6 +64,8 @@ __all__ = [
 ]
 
 SERVICE = "tasks"
+VIEWED = ("agent", "session", "execution")
+"""The stream categories the tasks service's directory reads (see ``runtime.VIEWED``)."""
 TASKS_INBOX = "parley.inbox.tasks"
 """Work-queue subject (stream ``PARLEY_INBOX``) of every message to a ``task:``/``run:``."""
 

@@ -76,6 +76,7 @@ from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.metrics import PlatformMetrics
 from parley.edge.projections.personas import PersonasProjection
+from parley.edge.projections.positions import SeenPositions
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
 from parley.edge.settings import EdgeSettings
@@ -150,6 +151,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                 authenticator=authenticator,
                 tickets=tickets,
                 hub=Hub(store),
+                positions=SeenPositions(store),
             )
             metrics = PlatformMetrics(store, nc.jetstream(), edge.agents, edge.clusters)
             app.state.metrics, app.state.metrics_registry = (
@@ -167,6 +169,7 @@ def create_app(settings: EdgeSettings) -> Litestar:
                     edge.tasks,
                     edge.keys,
                     metrics.counts,
+                    edge.positions,
                 ],
                 name="edge-views",
             )

@@ -36,6 +36,7 @@ from parley.edge.projections.agents import AgentsProjection
 from parley.edge.projections.clusters import ClustersProjection
 from parley.edge.projections.messages import MessagesProjection
 from parley.edge.projections.personas import PersonasProjection
+from parley.edge.projections.positions import SeenPositions
 from parley.edge.projections.runtime import RuntimeProjection
 from parley.edge.projections.tasks import TasksProjection
 from parley.edge.settings import EdgeSettings
@@ -87,6 +88,8 @@ class Edge:
     """Single-use WebSocket tickets (NATS KV, shared by every edge process)."""
     hub: Hub
     """One live feed of the store for every SSE and WebSocket event subscriber."""
+    positions: SeenPositions
+    """The newest applied position per category: the ``min_position`` of commands."""
 
     @classmethod
     def of(cls, state: State) -> "Edge":

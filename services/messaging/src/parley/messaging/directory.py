@@ -15,6 +15,7 @@ from parley.aggregates.agent import evolve
 from parley.aggregates.conversation import is_agent
 from parley.aggregates.conversation import payload
 from parley.contracts.acl import PROTOCOL_REPLIES
+from parley.contracts.acl import VIEWED
 from parley.contracts.acl import AclMessage
 from parley.contracts.acl import MessageDelivered
 from parley.contracts.acl import MessageFailed
@@ -41,7 +42,7 @@ class Directory(Follower):
     """Agents by id, their unanswered deliveries, and deliveries not yet taken."""
 
     name = "messaging-directory"
-    categories = ("agent", "conversation")
+    categories = VIEWED
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)

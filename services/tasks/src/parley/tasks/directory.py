@@ -14,6 +14,7 @@ from parley.aggregates.agent import Agent
 from parley.aggregates.agent import evolve
 from parley.contracts.envelope import Event
 from parley.contracts.registry import AgentState
+from parley.contracts.tasks import VIEWED
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 
@@ -31,7 +32,7 @@ class Directory(Follower):
     """Agents by id, with their success counts (an :class:`~parley.tasks.domain.AgentLookup`)."""
 
     name = "tasks-directory"
-    categories = ("agent", "session", "execution")
+    categories = VIEWED
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store)

@@ -81,7 +81,7 @@ async def webhook(agent: NamedDependency[AgentScope]) -> Response[Data[Queued]]:
         input_data=body.input_data,
         options=body.execution_options or ExecutionOptions(),
         trigger="webhook",
-        min_position=agent.agents.applied_position,
+        min_position=agent.edge.positions.runtime,
     )
     reply = await agent.writes.runtime("trigger_execution", command)
     execution_id = reply.execution_id or ""

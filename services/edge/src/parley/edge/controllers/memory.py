@@ -79,7 +79,8 @@ class AgentMemory(AgentScope):
             query=text,
             limit=limit,
             min_similarity=min_similarity,
-            min_position=max(self.agents.applied_position, self.index.applied_position),
+            # the index follows memories on a feed of its own, maybe ahead of the views
+            min_position=max(self.edge.positions.runtime, self.index.applied_position),
         )
         try:
             reply = await self.writes.send(

@@ -141,7 +141,7 @@ async def send_message(
         request_id=ctx.request_id,
         traceparent=ctx.request.headers.get("traceparent"),
         wait_seconds=body.wait,
-        min_position=ctx.edge.agents.applied_position,
+        min_position=ctx.edge.positions.messaging,
     )
     within = settings.command_timeout + (body.wait or 0.0)
     try:

@@ -77,7 +77,7 @@ async def start_run(task: NamedDependency[Tasks], name: FromPath[str]) -> Respon
         strategy=body.strategy or spec.strategy,
         budget=body.budget or spec.budget,
         timeout_seconds=body.timeout_seconds,
-        min_position=agents.applied_position,
+        min_position=task.edge.positions.runtime,
     )
     reply = await task.run("start_run", command)
     run_id = reply.run_id or ""

@@ -100,7 +100,7 @@ async def create_session(ctx: NamedDependency[Scope]) -> Response[Data[SessionDe
         agent_id=body.agent_id,
         settings=body.settings or SessionSettings(),
         title=body.title,
-        min_position=agents.applied_position,
+        min_position=ctx.edge.positions.runtime,
     )
     reply = await ctx.writes.runtime("create_session", command)
     view = require_session(ctx.edge.runtime, ns, reply.session_id or "")

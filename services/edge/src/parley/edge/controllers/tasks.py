@@ -140,7 +140,7 @@ async def distribute_task(
         strategy=body.strategy,
         max_wait_seconds=body.max_wait_seconds,
         wait=body.wait,
-        min_position=task.edge.agents.applied_position,
+        min_position=task.edge.positions.tasks,
     )
     within = body.max_wait_seconds + _WAIT_SLACK_S if body.wait else None
     await task.run("distribute_task", command, within=within)

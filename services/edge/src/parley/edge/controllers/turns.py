@@ -121,7 +121,7 @@ def chat_command(
 
 async def sync_chat(writes: Writes, command: Chat) -> Data[ChatAnswer]:
     """Run a turn and answer with its result."""
-    command.min_position = writes.edge.agents.applied_position
+    command.min_position = writes.edge.positions.runtime
     within = writes.edge.settings.chat_timeout
     reply = await writes.runtime("chat", command, within=within, strict=False)
     result = reply.chat

@@ -164,7 +164,7 @@ async def start_turn(writes: Writes, command: Chat) -> tuple[TurnFeed, RuntimeRe
     sent (no frame missed), and the runtime's reply. A failed send closes the feed."""
     edge = writes.edge
     command.stream = True
-    command.min_position = edge.agents.applied_position
+    command.min_position = edge.positions.runtime
     feed = await TurnFeed.live(edge.nc, command.turn_id)
     try:
         reply = await writes.runtime(

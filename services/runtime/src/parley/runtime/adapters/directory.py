@@ -1,10 +1,10 @@
 """Views of the store this process keeps: streams of one category folded by their aggregate.
 
 :class:`AgentDirectory` is the runtime's view of agents (definitions and lifecycle states),
-with the deployments that choose which definition each run uses.
-It reads every stream (skipping other categories after one string check) so its position
-can be compared with the edge's: a command carrying ``min_position`` waits until this view
-has caught up with what the caller saw.
+with the deployments that choose which definition each run uses. It reads the categories
+:data:`~parley.contracts.runtime.VIEWED` (agents, deployments, and the run starts that pin
+a conversation to a version): a command carrying ``min_position`` (the newest event of
+those the caller saw) waits until this view has caught up with it.
 """
 
 from collections.abc import Callable
@@ -14,6 +14,7 @@ from typing import TypeVar
 from parley.aggregates import agent
 from parley.aggregates.agent import Agent
 from parley.contracts.envelope import Event
+from parley.contracts.runtime import VIEWED
 from parley.eventstore import EventStore
 from parley.eventstore.follower import Follower
 from parley.runtime.adapters.rollouts import Rollouts
@@ -47,6 +48,7 @@ class AgentDirectory(Folded[Agent]):
     """Live agents by id, and which definition each run of them uses (:attr:`rollouts`)."""
 
     name = "runtime-agents"
+    categories = VIEWED
 
     def __init__(self, store: EventStore) -> None:
         super().__init__(store, "agent", agent.evolve)

@@ -1,7 +1,9 @@
-"""A follower of some categories waits for a position it is never sent (memory store)."""
+"""Followers of some categories: one waits for a position it is never sent (memory store), and
+the edge tells each service the newest position of the categories its view reads."""
 
 from parley.contracts.envelope import Event
 from parley.contracts.envelope import NewEvent
+from parley.edge.projections.positions import SeenPositions
 from parley.eventstore import NO_STREAM
 from parley.eventstore.follower import Follower
 from parley.eventstore.memory import MemoryEventStore
@@ -51,3 +53,20 @@ async def test_a_filtered_follower_does_not_claim_an_event_it_has_not_applied() 
     await store.append("task-t", [new()], NO_STREAM)
     assert not await follower.wait_for(mine + 1, 0.2)
     assert follower.seen == []
+
+
+async def test_the_edge_asks_each_service_for_the_newest_event_of_what_its_view_reads() -> None:
+    store = MemoryEventStore()
+    seen = SeenPositions(store)
+    await seen.start()
+    try:
+        agent = (await store.append("agent-a", [new()], NO_STREAM)).position
+        sent = (await store.append("conversation-c", [new()], NO_STREAM)).position
+        turn = (await store.append("session-s", [new()], NO_STREAM)).position
+        last = (await store.append("task-t", [new()], NO_STREAM)).position
+        assert await seen.wait_for(last, 2.0)
+        assert seen.messaging == sent  # agents and conversations
+        assert seen.runtime == seen.tasks == turn  # agents, sessions, executions (+ deployments)
+        assert seen.of(["agent"]) == agent and seen.of(["memory"]) == 0
+    finally:
+        await seen.stop()

@@ -100,7 +100,8 @@ class ExecutionWorker(QueueWorker):
         verdict = Verdict(False, 1.0)
         try:
             item = msgspec.json.decode(msg.data)
-            verdict = await self._work(str(item["execution_id"]))
+            first = msg.metadata.num_delivered == 1
+            verdict = await self._work(str(item["execution_id"]), first)
         except asyncio.CancelledError:
             verdict = Verdict(False)  # stopping: another runtime takes it over at once
             raise
@@ -134,23 +135,28 @@ class ExecutionWorker(QueueWorker):
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def _work(self, execution_id: str) -> Verdict:
+    async def _work(self, execution_id: str, first: bool) -> Verdict:
+        """Run the execution; ``first``: the item's first delivery (a copy of the request
+        queued by this process may stand for a read: its start is appended at the version
+        it shows, and a stale copy only loses that race and is read again)."""
         if execution_id in self._claimed:  # a duplicate item; this process already has it
             return Verdict(False, self.deps.settings.ack_wait)
         self._claimed.add(execution_id)
         try:
-            for _ in range(5):
-                verdict = await self._take(execution_id)
+            for attempt in range(5):
+                verdict = await self._take(execution_id, first and attempt == 0)
                 if verdict is not None:
                     return verdict
             return Verdict(False, 1.0)
         finally:
             self._claimed.discard(execution_id)
 
-    async def _take(self, execution_id: str) -> Verdict | None:
-        """Run the execution if it is this worker's to run; None when it moved meanwhile."""
+    async def _take(self, execution_id: str, cached: bool = False) -> Verdict | None:
+        """Run the execution if it is this worker's to run; None when it moved meanwhile.
+
+        ``cached``: a queued request this process holds in its cache is taken as it is."""
         deps = self.deps
-        events, execution = await self._read(execution_id)
+        events, execution = await self._read(execution_id, cached)
         owned = execution is not None and execution.status == "running"
         owned = owned and await self._owned(execution_id)
         first = triage(execution, owned=owned, ack_wait=deps.settings.ack_wait)
@@ -212,9 +218,15 @@ class ExecutionWorker(QueueWorker):
         assert execution is not None and verdict.code is not None
         return await self._fail(execution, verdict.code, verdict.message)
 
-    async def _read(self, execution_id: str) -> tuple[list[Event], Execution | None]:
-        """The execution's events (its run's journal) and state, read afresh."""
+    async def _read(
+        self, execution_id: str, cached: bool = False
+    ) -> tuple[list[Event], Execution | None]:
+        """The execution's events (its run's journal) and state, read afresh; with
+        ``cached``, the request alone (version 1) as this process's cache holds it."""
         stream = execution_stream(execution_id)
+        copy = self.deps.executions.cached(stream) if cached else None
+        if copy is not None and copy.version == 1 and copy.state is not None:
+            return [], copy.state  # only its request: nothing run yet, no journal
         events = await self.deps.store.read(stream)
         loaded = fold(events, evolve)
         self.deps.executions.remember(stream, loaded)

@@ -18,7 +18,7 @@ V = TypeVar("V")
 
 def iso(moment: datetime) -> str:
     """Fixed-width UTC ISO-8601 (`2025-01-02T03:04:05.000006Z`), so it sorts as text."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00"
 
 
 def iso_or_none(moment: datetime | None) -> str | None:

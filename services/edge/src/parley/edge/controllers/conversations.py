@@ -22,10 +22,10 @@ def check_conversation(
     """Refuse ``conversation_id`` when it is a conversation of another agent of ``namespace``
     (``400 INVALID_REQUEST``); a conversation of ``agent_id``, or none yet, may be chatted in.
     """
-    view = runtime.session_brief(namespace, conversation_id)
-    if view is None or view.agent_id == agent_id:
+    found, owner_id = runtime.session_agent(namespace, conversation_id)
+    if not found or owner_id == agent_id:
         return
-    owner = "another agent" if view.agent_id is not None else "no agent (an ad-hoc session)"
+    owner = "another agent" if owner_id is not None else "no agent (an ad-hoc session)"
     message = (
         f"conversation_id {conversation_id!r} is a conversation of {owner}; choose another id,"
         f" or chat in it at /api/v1/sessions/{conversation_id}/chat"

@@ -89,6 +89,14 @@ class RuntimeProjection(FoldingProjection):
         history = [history_entry(entry) for entry in state.entries]
         return session_view(SessionDetail, state, history=history)
 
+    def session_agent(self, namespace: str, session_id: str) -> tuple[bool, str | None]:
+        """Whether ``namespace`` has the live session, and its agent's id (a check that needs
+        no view of it)."""
+        state = self._sessions.get(session_id)
+        if state is None or state.namespace != namespace:
+            return False, None
+        return True, state.agent_id
+
     def session_brief(self, namespace: str, session_id: str) -> SessionView | None:
         """A live session of ``namespace`` without its history (what a check needs: it does
         not grow with the conversation), if any."""

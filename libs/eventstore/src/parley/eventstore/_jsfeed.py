@@ -26,6 +26,7 @@ from nats.aio.client import Client
 from parley.contracts import subjects
 from parley.contracts.envelope import Event
 from parley.eventstore._codec import decode_event
+from parley.eventstore.nats_parser import fast_parser
 from parley.eventstore.port import EventStoreError
 from parley.eventstore.port import EventStoreUnavailable
 
@@ -39,7 +40,12 @@ Handler = Callable[[bytes, bytes, bytes | None], None]
 
 
 class TapRouter:
-    """Routes deliveries of chosen subscriptions straight from the client's parser."""
+    """Routes deliveries of chosen subscriptions straight from the client's parser.
+
+    The connection's parser becomes a :class:`~parley.eventstore.nats_parser.FastParser` (state
+    and all, between two reads), which calls a tapped subscription's handler itself; the
+    client's ``_process_msg`` is wrapped too, for the commands nats-py's own parser reads.
+    """
 
     def __init__(self, nc: Client) -> None:
         self._nc = nc
@@ -57,10 +63,12 @@ class TapRouter:
             self._original = self._nc._process_msg
             self._nc._process_msg = self._dispatch  # type: ignore[method-assign]
         self._handlers[sid] = handler
+        fast_parser(self._nc).taps[sid] = handler
 
     def remove(self, sid: int) -> None:
         """Stop routing ``sid``; restore the client once nothing is routed."""
         self._handlers.pop(sid, None)
+        fast_parser(self._nc).taps.pop(sid, None)
         if not self._handlers and self._original is not None:
             if self._nc.__dict__.get("_process_msg") == self._dispatch:
                 del self._nc.__dict__["_process_msg"]

@@ -7,6 +7,7 @@ from nats.aio.client import Client
 
 from parley.eventstore import EventStore
 from parley.eventstore.factory import open_store
+from parley.eventstore.nats_parser import fast_parser
 from parley.kit.needs import Keeper
 from parley.kit.settings import ServiceSettings
 
@@ -18,8 +19,8 @@ async def connect_nats(
 ) -> Client:
     """A connection named ``name`` that reconnects for ever (every 0.25 s) and tells
     ``keeper`` when it is back, so what the server lost is made again; ``options`` go on
-    to ``nats.connect``."""
-    return await nats.connect(
+    to ``nats.connect``. It reads with :class:`~parley.eventstore.nats_parser.FastParser`."""
+    nc = await nats.connect(
         **settings.nats_connect_options(),
         name=name,
         max_reconnect_attempts=-1,
@@ -27,6 +28,8 @@ async def connect_nats(
         reconnected_cb=keeper.reconnected,
         **options,
     )
+    fast_parser(nc)
+    return nc
 
 
 async def open_service_store(settings: ServiceSettings, nc: Client) -> EventStore:

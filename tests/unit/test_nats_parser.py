@@ -1,10 +1,14 @@
 """The fast NATS protocol parser reads exactly what nats-py's own parser reads, however the
 bytes are split between reads, and hands tapped subscriptions their deliveries directly."""
 
+import asyncio
 import random
 from typing import Any
 
+import nats
 import pytest
+from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from nats.errors import ProtocolError
 from nats.protocol.parser import Parser
 
@@ -121,3 +125,24 @@ async def test_a_reset_during_a_delivery_drops_the_rest_of_the_read() -> None:
     client._process_msg = resetting  # type: ignore[method-assign]
     await parser.parse(b"MSG a 1 2\r\nhi\r\nMSG b 2 2\r\nho\r\n")
     assert seen == [(1, b"a")] and parser.buf == bytearray()
+
+
+async def test_requests_get_their_replies_and_no_responders_through_it(nats_url: str) -> None:
+    nc = await nats.connect(nats_url)
+    try:
+        parser = fast_parser(nc)
+
+        async def echo(msg: Msg) -> None:
+            await nc.publish(msg.reply, b"echo: " + msg.data, headers={"Seen": "yes"})
+
+        await nc.subscribe("parser.echo", cb=echo)
+        replies = await asyncio.gather(
+            *(nc.request("parser.echo", b"%d" % i, timeout=2) for i in range(50))
+        )
+        assert [r.data for r in replies] == [b"echo: %d" % i for i in range(50)]
+        assert replies[0].headers == {"Seen": "yes"}
+        assert parser._replies in nc._subs  # the replies came the short way
+        with pytest.raises(NoRespondersError):
+            await nc.request("parser.nobody", b"", timeout=2)
+    finally:
+        await nc.close()

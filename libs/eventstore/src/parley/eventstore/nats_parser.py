@@ -7,8 +7,10 @@ rebuild that parsing was half of the feed's time. :class:`FastParser` splits tho
 slices the read's ``bytes`` directly, keeps only an unfinished tail between reads, and hands
 deliveries of tapped subscriptions (the event feeds, see
 :class:`~parley.eventstore._jsfeed.TapRouter`) straight to their handler, with no coroutine
-per message. Every other command (``PING``, ``PONG``, ``INFO``, ``+OK``, ``-ERR``) goes
-through nats-py's own parser, unchanged.
+per message. The answer to a request is handed to the waiting request at once, as nats-py's
+reply subscription would from its queue one task switch later. Every other command
+(``PING``, ``PONG``, ``INFO``, ``+OK``, ``-ERR``) goes through nats-py's own parser,
+unchanged.
 
 Hand-written because nats-py has no faster parser to choose; it leaves nats-py's parser
 state (``buf``, ``state``, ``needed``, ``header_needed``, ``msg_arg``) as the original
@@ -38,6 +40,7 @@ class FastParser(Parser):
         self.taps: dict[int, Tap] = {}
         """Subscription id → handler called for each delivery, synchronously."""
         self._resets = 0
+        self._replies = -1
         super().__init__(nc)
 
     def reset(self) -> None:
@@ -73,7 +76,10 @@ class FastParser(Parser):
                         tap(reply, payload, headers)
                         continue
                     self._keep(data, at, state, needed, header)  # consistent while it runs
-                    await nc._process_msg(sid, subject, reply, payload, headers)
+                    if sid == self._replies_sid(nc):
+                        await self._answer(sid, subject, reply, payload, headers)
+                    else:
+                        await nc._process_msg(sid, subject, reply, payload, headers)
                     if self._resets != resets:
                         handed = True  # the connection was reset meanwhile: drop the rest
                         return
@@ -105,6 +111,32 @@ class FastParser(Parser):
         finally:
             if not handed:
                 self._keep(data, at, state, needed, header)
+
+    def _replies_sid(self, nc: Any) -> int:
+        """The id of the client's subscription to request replies (-1: none yet)."""
+        prefix = getattr(nc, "_resp_sub_prefix", None)
+        if prefix is None:
+            return -1
+        sid = self._replies
+        if sid not in nc._subs:
+            subject = (bytes(prefix) + b"*").decode()
+            found = [k for k, sub in nc._subs.items() if sub.subject == subject]
+            sid = self._replies = found[0] if found else -1
+        return sid
+
+    async def _answer(
+        self, sid: int, subject: bytes, reply: bytes, payload: bytes, headers: bytes | None
+    ) -> None:
+        """Hand a request its reply at once, as nats-py's reply subscription would one task
+        switch later (its callback, from the subscription's queue)."""
+        nc = self.nc
+        nc.stats["in_msgs"] += 1
+        nc.stats["in_bytes"] += len(payload)
+        msg = nc._build_message(sid, subject, reply, payload, await nc._process_headers(headers))
+        token = msg.subject[len(nc._inbox_prefix) + 22 + 2 :]
+        future = nc._resp_map.get(token)
+        if future is not None and not future.done():
+            future.set_result(msg)
 
     def _keep(self, data: bytes, at: int, state: int, needed: int, header: int) -> None:
         """Leave the parser as nats-py's would: the unparsed tail buffered, the state."""

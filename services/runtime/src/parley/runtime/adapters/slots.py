@@ -8,12 +8,6 @@ runtimes share the limit. Entries live ``lease_ttl`` seconds unless renewed, so 
 runtime's slots come back by themselves. A request that finds every slot busy waits in a
 bounded queue, then gets ``RATE_LIMITED`` with the reason.
 
-A slot a turn frees stays with its process for :data:`KEEP_S` (still held in the bucket, so
-the limit stands): the agent's next turn here takes it without a write, and it is given back
-(the empty value written) only if none came. Back to back, an agent's turns cost no slot
-writes at all; a slot is given back at the latest :data:`HOLD_MAX_S` after it was taken from
-the bucket, so other runtimes get their turn at it as before.
-
 With a namespace quota (``PARLEY_QUOTA_MAX_INSTANCES``), a request that has its agent's slot
 also takes one of its namespace's slots ``ns.<namespace>.<n>`` (n < the quota) the same way,
 and holds it with the agent's (a request queued for its agent holds none); when every one is
@@ -49,14 +43,9 @@ from parley.eventstore import ANY_VERSION
 from parley.eventstore import EventStore
 from parley.runtime.errors import RuntimeFault
 
-__all__ = ["HOLD_MAX_S", "KEEP_S", "Capacity"]
+__all__ = ["Capacity"]
 
 log = logging.getLogger(__name__)
-
-KEEP_S = 0.1
-"""How long a freed agent slot waits in its process for the agent's next turn."""
-HOLD_MAX_S = 1.0
-"""A slot is given back once a turn frees it this long after it was taken from the bucket."""
 
 
 class Capacity:
@@ -95,14 +84,6 @@ class Capacity:
         without asking (a concurrent take would only find them held)."""
         self._released: dict[str, asyncio.Event] = {}
         """Per agent with queued requests: set when this process frees one of its slots."""
-        self._kept: dict[str, dict[int, asyncio.TimerHandle]] = {}
-        """Per agent: its slots freed here and kept for its next turn, each with the timer
-        that gives it back."""
-        self._revision: dict[str, int] = {}
-        """The bucket revision of each slot this process holds or keeps."""
-        self._taken_at: dict[str, float] = {}
-        """When each slot this process holds or keeps was taken from the bucket."""
-        self._giving_back: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
@@ -121,15 +102,10 @@ class Capacity:
         )
 
     async def stop(self) -> None:
-        """Stop the reaper, give back the kept slots; warm instances stop with the process."""
+        """Stop the reaper; warm instances stop with the process."""
         if self._reaper is not None:
             self._reaper.cancel()
             await asyncio.gather(self._reaper, return_exceptions=True)
-        for agent_id, kept in list(self._kept.items()):
-            for index, timer in list(kept.items()):
-                timer.cancel()
-                await self._give_back(agent_id, index)
-        await asyncio.gather(*self._giving_back, return_exceptions=True)
         for agent_id in list(self._warm):
             await self._scale_down(agent_id, "runtime stopped")
 
@@ -160,8 +136,8 @@ class Capacity:
                 "the agent has 0 instances; set instances to 1 or more to serve requests",
             )
         async with contextlib.AsyncExitStack() as held:
-            index = await self._take(agent_id, instances)
-            await held.enter_async_context(self._lease(f"{agent_id}.{index}", agent_id, index))
+            index, revision = await self._take(agent_id, instances)
+            await held.enter_async_context(self._lease((f"{agent_id}.{index}", revision)))
             # The namespace's slot after the agent's: a request queued for its agent holds
             # none of its namespace's quota while it waits.
             if self.namespace_quota > 0:
@@ -175,80 +151,33 @@ class Capacity:
                 self._warm[agent_id] = time.monotonic()
 
     @contextlib.asynccontextmanager
-    async def _lease(
-        self, key: str, agent_id: str | None = None, index: int = 0
-    ) -> AsyncIterator[None]:
-        """Renew a taken slot while the block runs, then free it: an agent's slot (``agent_id``
-        given) is kept for the agent's next turn here (:data:`KEEP_S`) unless it was taken
-        from the bucket :data:`HOLD_MAX_S` ago; any other is given back at once."""
+    async def _lease(self, taken: tuple[str, int]) -> AsyncIterator[None]:
+        """Renew a taken slot while the block runs, then free it."""
+        key, revision = taken
         self._mine.add(key)
-        renew = asyncio.create_task(self._renew(key), name=f"renew-{key}")
+        renew = asyncio.create_task(self._renew(key, revision), name=f"renew-{key}")
         try:
             yield
         finally:
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
-            held_for = time.monotonic() - self._taken_at.get(key, 0.0)
-            if agent_id is not None and held_for < HOLD_MAX_S:
-                loop = asyncio.get_running_loop()
-                timer = loop.call_later(KEEP_S, self._keep_expired, agent_id, index)
-                self._kept.setdefault(agent_id, {})[index] = timer
-            else:
-                await self._free_slot(key)
-                self._mine.discard(key)
+            assert self._kv is not None
+            try:
+                self._free[key] = await self._kv.put(key, b"")
+            except Exception:
+                log.warning("could not release slot %s; it expires by itself", key)
+            self._mine.discard(key)
             if (released := self._released.get(key.rpartition(".")[0])) is not None:
                 released.set()  # a request queued here takes it without waiting its pause
 
-    def _keep_expired(self, agent_id: str, index: int) -> None:
-        kept = self._kept.get(agent_id)
-        if kept is None or kept.pop(index, None) is None:
-            return  # taken again meanwhile
-        if not kept:
-            del self._kept[agent_id]
-        task = asyncio.get_running_loop().create_task(self._give_back(agent_id, index))
-        self._giving_back.add(task)
-        task.add_done_callback(self._giving_back.discard)
-
-    async def _give_back(self, agent_id: str, index: int) -> None:
-        """Give a kept slot back to the bucket."""
-        kept = self._kept.get(agent_id)
-        if kept is not None:
-            kept.pop(index, None)
-            if not kept:
-                del self._kept[agent_id]
-        key = f"{agent_id}.{index}"
-        await self._free_slot(key)
-        self._mine.discard(key)
-
-    async def _free_slot(self, key: str) -> None:
-        assert self._kv is not None
-        self._revision.pop(key, None)
-        self._taken_at.pop(key, None)
-        try:
-            self._free[key] = await self._kv.put(key, b"")
-        except Exception:
-            log.warning("could not release slot %s; it expires by itself", key)
-
-    def _reuse(self, agent_id: str, instances: int) -> int | None:
-        """One of the agent's kept slots (within ``instances``), taken without a write."""
-        kept = self._kept.get(agent_id)
-        if not kept:
-            return None
-        for index in list(kept):
-            if index < instances:
-                kept.pop(index).cancel()
-                if not kept:
-                    del self._kept[agent_id]
-                return index
-        return None
-
-    async def _take_namespace(self, namespace: str) -> str:
+    async def _take_namespace(self, namespace: str) -> tuple[str, int]:
         """One of the namespace's slots, or ``QUOTA_EXCEEDED`` at once when all are held."""
         quota = self.namespace_quota
         for index in range(quota):
             key = f"ns.{namespace}.{index}"
-            if await self._claim(key) is not None:
-                return key
+            revision = await self._claim(key)
+            if revision is not None:
+                return key, revision
         raise RuntimeFault(
             ErrorCode.QUOTA_EXCEEDED,
             f"namespace {namespace!r} already runs {quota} instance(s), its quota"
@@ -256,7 +185,7 @@ class Capacity:
             {"quota": "max_instances", "namespace": namespace, "limit": quota},
         )
 
-    async def _take(self, agent_id: str, instances: int) -> int:
+    async def _take(self, agent_id: str, instances: int) -> tuple[int, int]:
         assert self._kv is not None
         index = await self._try(agent_id, instances)
         if index is not None:
@@ -292,9 +221,7 @@ class Capacity:
             f" {self.queue_timeout:g}s; retry later or raise its instances",
         )
 
-    async def _try(self, agent_id: str, instances: int) -> int | None:
-        if (index := self._reuse(agent_id, instances)) is not None:
-            return index
+    async def _try(self, agent_id: str, instances: int) -> tuple[int, int] | None:
         for index in range(instances):
             key = f"{agent_id}.{index}"
             if key in self._mine:
@@ -307,17 +234,11 @@ class Capacity:
                 if revision is None:
                     self._mine.discard(key)
             if revision is not None:
-                return index
+                return index, revision
         return None
 
     async def _claim(self, key: str) -> int | None:
         """Take ``key`` if it is free: the revision taken, or None when it is held."""
-        revision = await self._claim_once(key)
-        if revision is not None:
-            self._revision[key], self._taken_at[key] = revision, time.monotonic()
-        return revision
-
-    async def _claim_once(self, key: str) -> int | None:
         assert self._kv is not None
         mine = self.worker.encode()
         known = self._free.pop(key, None)
@@ -338,15 +259,12 @@ class Capacity:
         except KeyWrongLastSequenceError:
             return None
 
-    async def _renew(self, key: str) -> None:
+    async def _renew(self, key: str, revision: int) -> None:
         assert self._kv is not None
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             with contextlib.suppress(Exception):
-                revision = self._revision[key]
-                self._revision[key] = await self._kv.update(
-                    key, self.worker.encode(), last=revision
-                )
+                revision = await self._kv.update(key, self.worker.encode(), last=revision)
 
     async def _warm_up(
         self, agent_id: str, namespace: str, prepare: Callable[[], object] | None

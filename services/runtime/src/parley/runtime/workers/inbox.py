@@ -2,10 +2,10 @@
 
 Every runtime pulls agents' deliveries from the work queue ``PARLEY_INBOX``
 (``parley.inbox.agent.<agent id>``; durable consumer ``runtime-inbox``). For each it appends
-``message.delivered`` while it works out the answer, sends the reply through the messaging
-service once both are done, and only then acknowledges the item, so a delivery survives a
-killed runtime (a redelivered item finds its reply already recorded: the reply's message id
-is derived from the inbound one, and the messaging service de-duplicates by message id).
+``message.delivered``, works out the answer, sends the reply through the messaging service,
+and only then acknowledges the item, so a delivery survives a killed runtime (a redelivered
+item finds its reply already recorded: the reply's message id is derived from the inbound
+one, and the messaging service de-duplicates by message id).
 
 How an agent answers (its provider, tools and strategy do the work; the offline provider's
 rule makes the answer `echo: <message>`):
@@ -33,7 +33,6 @@ from typing import Any
 
 import msgspec
 import nats.errors
-import stamina
 from nats.aio.msg import Msg
 from opentelemetry import trace
 
@@ -53,7 +52,6 @@ from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn
 from parley.contracts.runtime import Chat
 from parley.eventstore import ANY_VERSION
-from parley.eventstore import EventStoreUnavailable
 from parley.kit.workqueue import WorkQueue
 from parley.runtime.adapters.messenger import send_message_command
 from parley.runtime.answers import JUDGE_PROMPT
@@ -64,7 +62,6 @@ from parley.runtime.answers import derived_id
 from parley.runtime.answers import parse_verdict
 from parley.runtime.bidding import bid
 from parley.runtime.deps import Deps
-from parley.runtime.recording import RECORD_WAIT_S
 from parley.runtime.recording import SOURCE
 from parley.runtime.turns import Turns
 from parley.runtime.workers.queued import QueueWorker
@@ -125,14 +122,9 @@ class Inbox(QueueWorker):
             await msg.ack()  # a redelivery of work already done: no second turn
             return
         keep = asyncio.create_task(self._keep(msg))
-        # the receipt is recorded while the answer is worked out, and before the reply:
-        # the conversation still reads delivered → reply, one append less on the way
-        delivered = asyncio.create_task(self._delivered(message, agent_id))
         try:
-            try:
-                answer = await self._answer(message, agent_id)
-            finally:
-                await delivered
+            await self._delivered(message, agent_id)
+            answer = await self._answer(message, agent_id)
             if answer is not None and not await self._reply_soon(message, agent_id, answer):
                 await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
                 return
@@ -178,14 +170,7 @@ class Inbox(QueueWorker):
             correlationid=message.message_id,
         )
         stream = conversation_stream(message.namespace, message.conversation_id)
-        try:  # the hot path: one try, no retry context
-            await self.deps.store.append(stream, [event], ANY_VERSION)
-        except EventStoreUnavailable:  # the answer may be worked out already: wait the store out
-            async for attempt in stamina.retry_context(
-                on=EventStoreUnavailable, attempts=None, timeout=RECORD_WAIT_S, wait_max=1.0
-            ):
-                with attempt:
-                    await self.deps.store.append(stream, [event], ANY_VERSION)
+        await self.deps.store.append(stream, [event], ANY_VERSION)
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
         agent = self.deps.directory.get(agent_id)

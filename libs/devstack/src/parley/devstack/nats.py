@@ -85,8 +85,30 @@ def nats_server_binary() -> str:
     return found
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST = 10_000
+
+
 def free_port() -> int:
-    """A TCP port on loopback that is free right now."""
+    """A TCP port on loopback that is free right now.
+
+    Picked below the range the kernel gives outgoing connections (Linux: 32768 up by
+    default), so none of the stack's own connections can take it between this look and the
+    server that listens on it (a port the kernel handed out could be: an edge once failed
+    to bind its port that way).
+    """
+    try:
+        ceiling = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ceiling = 32_768
+    for _ in range(100 if ceiling > _LOWEST + 1_000 else 0):
+        port = _LOWEST + secrets.randbelow(ceiling - 8 - _LOWEST)  # room for a few after it
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -45,7 +45,7 @@ class FastParser(Parser):
 
     def reset(self) -> None:
         """Forget everything buffered (the connection is being replaced)."""
-        self._resets = getattr(self, "_resets", 0) + 1
+        self._resets += 1
         super().reset()
 
     async def parse(self, data: bytes = b"") -> None:
@@ -75,7 +75,6 @@ class FastParser(Parser):
                     if tap is not None:
                         tap(reply, payload, headers)
                         continue
-                    self._keep(data, at, state, needed, header)  # consistent while it runs
                     if sid == self._replies_sid(nc):
                         await self._answer(sid, subject, reply, payload, headers)
                     else:

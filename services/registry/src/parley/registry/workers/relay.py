@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable
+from typing import Any
 from typing import NamedTuple
 
 import msgspec
@@ -90,6 +91,11 @@ class _Route(NamedTuple):
     namespace: str
     subject: str
     headers: dict[str, str]
+
+
+def _landed(answer: "asyncio.Future[Any]") -> bool:
+    """Whether a publish was answered (neither pending, cancelled nor failed)."""
+    return answer.done() and not answer.cancelled() and answer.exception() is None
 
 
 def relayed_headers(headers: dict[str, str] | None, envelope: _Envelope) -> dict[str, str]:
@@ -274,8 +280,7 @@ class Relay:
             await asyncio.wait(answers.values(), timeout=_PUBLISH_WAIT_S)
         whole = True
         for namespace, answer in answers.items():
-            landed = answer.done() and not answer.cancelled() and answer.exception() is None
-            ack = answer.result() if landed else None
+            ack = answer.result() if _landed(answer) else None
             if ack is None or ack.duplicate or ack.seq != self._tails[namespace] + sent[namespace]:
                 whole = False
                 del self._tails[namespace]
@@ -297,12 +302,11 @@ class Relay:
                 await self.js.publish_async(route.subject, msg.data, headers=route.headers)
             )
         acks = [p for p in pending if p is not None]
-        done, _ = await asyncio.wait(acks, timeout=_PUBLISH_WAIT_S) if acks else (set(), set())
+        if acks:
+            await asyncio.wait(acks, timeout=_PUBLISH_WAIT_S)
         relayed = 0
         for future, route in zip(pending, routes, strict=True):
-            if future is not None and (
-                future not in done or future.cancelled() or future.exception() is not None
-            ):
+            if future is not None and not _landed(future):
                 break
             relayed += 1
             if future is not None and route is not None:

@@ -126,6 +126,25 @@ async def test_a_secret_split_across_text_deltas_is_scrubbed_wherever_it_is_cut(
         assert "".join(streamed) == "the key is [REDACTED] ok", (cut, streamed)
 
 
+async def test_a_secret_is_never_cut_by_text_held_for_another_one() -> None:
+    """Another known secret may begin with the first one's last characters (the dev stack's
+    random NATS password once began with its `x`): the tail held for it must not take them
+    from the first, whose rest would go out unscrubbed."""
+    for other in (PLAIN[-1:] + "0123456789", PLAIN[-3:] + "0123456789"):
+        secrets = Scrubber([PLAIN, other])
+        for cut in range(1, len(PLAIN)):
+            deltas: list[Delta] = [
+                TextDelta("the key is "),
+                TextDelta(PLAIN[:cut]),
+                TextDelta(PLAIN[cut:]),
+                TextDelta(", keep it safe."),
+                Finished("end", Usage(1, 1)),
+            ]
+            provider = ScrubbedProvider(Scripted(deltas), secrets.scrub, [PLAIN, other])
+            streamed = await pieces(provider)
+            assert "".join(streamed) == "the key is [REDACTED], keep it safe.", (cut, streamed)
+
+
 async def test_ordinary_text_passes_at_once_delta_by_delta() -> None:
     deltas: list[Delta] = [TextDelta(t) for t in ("Hello", " there,", " world")]
     provider = ScrubbedProvider(

@@ -11,7 +11,8 @@ every tool call's arguments, and the message and partial text of every
 A secret split across text deltas is caught too: the text's tail that could be the start
 of a known secret or of a credential shape (``sk-…``, ``Bearer …``, ``password: …``) is held
 back until the next delta completes or clears it (at most :data:`MAX_HELD` characters), and
-released before any other delta, at the end and before an error. Ordinary text passes at
+released before any other delta, at the end and before an error. What is held never begins
+inside a whole known secret (another may start with its last characters). Ordinary text passes at
 once. Whoever joins the deltas may scrub the joined text again (the runtime does).
 """
 
@@ -94,7 +95,7 @@ class ScrubbedProvider:
             async for delta in self.provider.stream(request):
                 if isinstance(delta, TextDelta):
                     text = held + delta.text  # held raw: its secret may not be whole yet
-                    cut = len(text) - self._open_tail(text)
+                    cut = self._whole(text, len(text) - self._open_tail(text))
                     held = text[cut:]
                     if cut:
                         yield TextDelta(self.scrub(text[:cut]))
@@ -121,6 +122,19 @@ class ScrubbedProvider:
                     tail = size
                     break
         return tail if tail <= MAX_HELD else 0
+
+    def _whole(self, text: str, cut: int) -> int:
+        """``cut``, moved back before any known secret it would split: a tail held for one
+        secret (or shape) may begin inside another that is whole, and scrubbing the text
+        before the cut would then miss it."""
+        moved = True
+        while moved and cut:
+            moved = False
+            for secret in self.secrets:
+                start = text.find(secret, max(0, cut - len(secret) + 1))
+                if -1 < start < cut < start + len(secret):
+                    cut, moved = start, True
+        return cut
 
     async def complete(self, request: ChatRequest) -> Completion:
         """The whole answer, collected from :meth:`stream`."""

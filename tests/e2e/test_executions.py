@@ -151,6 +151,8 @@ async def let_go(stack: Stack, execution_id: str, within: float = 10.0) -> None:
                 await nc.request(subjects.control("execution", execution_id), b"ping", timeout=1)
             except nats.errors.NoRespondersError:
                 return True
+            except nats.errors.TimeoutError:
+                return False  # a ping that reached a worker as it let go goes unanswered
             return False
 
         await eventually(nobody_holds_it, within=within)

@@ -60,7 +60,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         await memories.start()
         stack.push_async_callback(memories.stop)
         capacity = Capacity(
-            js,
+            connections.nc,
             store,
             worker=settings.worker,
             queue_limit=settings.queue_limit,

@@ -3,9 +3,11 @@
 A slot is a key ``<agent id>.<n>`` (n < the agent's ``instances``) in the JetStream KV
 bucket ``parley-slots``. Its value is the holder's name, or empty when free. Taking a slot is
 a compare-and-set on the revision last seen free (one round trip; a create when the key is
-gone), releasing it writes the empty value and remembers its revision, so any number of
-runtimes share the limit. Entries live ``lease_ttl`` seconds unless renewed, so a killed
-runtime's slots come back by themselves. A request that finds every slot busy waits in a
+gone), releasing it writes the empty value at the revision it holds and remembers the next,
+so any number of runtimes share the limit. A slot found held is asked of its holder
+(:mod:`parley.runtime.adapters.holders`): a dead holder's slot is taken over at once; entries
+also live ``lease_ttl`` seconds unless renewed, so a killed runtime's slots come back by
+themselves even when nobody asks. A request that finds every slot busy waits in a
 bounded queue, then gets ``RATE_LIMITED`` with the reason.
 
 With a namespace quota (``PARLEY_QUOTA_MAX_INSTANCES``), a request that has its agent's slot
@@ -26,7 +28,7 @@ from collections.abc import AsyncIterator
 from collections.abc import Callable
 
 import msgspec
-from nats.js import JetStreamContext
+from nats.aio.client import Client
 from nats.js.api import KeyValueConfig
 from nats.js.api import StorageType
 from nats.js.errors import KeyDeletedError
@@ -41,6 +43,7 @@ from parley.contracts.runtime import InstanceChanged
 from parley.contracts.runtime import instance_stream
 from parley.eventstore import ANY_VERSION
 from parley.eventstore import EventStore
+from parley.runtime.adapters.holders import Holders
 from parley.runtime.errors import RuntimeFault
 
 __all__ = ["Capacity"]
@@ -53,7 +56,7 @@ class Capacity:
 
     def __init__(
         self,
-        js: JetStreamContext,
+        nc: Client,
         store: EventStore,
         *,
         worker: str,
@@ -64,7 +67,7 @@ class Capacity:
         namespace_quota: int = 0,
         replicas: int = 1,
     ) -> None:
-        self.js, self.store, self.worker = js, store, worker
+        self.js, self.store, self.worker = nc.jetstream(), store, worker
         self.replicas = replicas
         self.namespace_quota = namespace_quota
         """Slots one namespace may hold at once across runtimes (0: no limit)."""
@@ -84,10 +87,14 @@ class Capacity:
         without asking (a concurrent take would only find them held)."""
         self._released: dict[str, asyncio.Event] = {}
         """Per agent with queued requests: set when this process frees one of its slots."""
+        self._held: dict[str, int] = {}
+        """The bucket revision of each slot this process holds."""
+        self.holders = Holders(nc, worker, self._mine.__contains__)
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
         await self.ensure()
+        await self.holders.start()
         self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
 
     async def ensure(self) -> None:
@@ -108,6 +115,7 @@ class Capacity:
             await asyncio.gather(self._reaper, return_exceptions=True)
         for agent_id in list(self._warm):
             await self._scale_down(agent_id, "runtime stopped")
+        await self.holders.stop()
 
     def load(self, agent_id: str) -> int:
         """Turns of the agent running in this process."""
@@ -153,19 +161,15 @@ class Capacity:
     @contextlib.asynccontextmanager
     async def _lease(self, taken: tuple[str, int]) -> AsyncIterator[None]:
         """Renew a taken slot while the block runs, then free it."""
-        key, revision = taken
+        key, self._held[key] = taken
         self._mine.add(key)
-        renew = asyncio.create_task(self._renew(key, revision), name=f"renew-{key}")
+        renew = asyncio.create_task(self._renew(key), name=f"renew-{key}")
         try:
             yield
         finally:
             renew.cancel()
             await asyncio.gather(renew, return_exceptions=True)
-            assert self._kv is not None
-            try:
-                self._free[key] = await self._kv.put(key, b"")
-            except Exception:
-                log.warning("could not release slot %s; it expires by itself", key)
+            await self._release(key, self._held.pop(key))
             self._mine.discard(key)
             if (released := self._released.get(key.rpartition(".")[0])) is not None:
                 released.set()  # a request queued here takes it without waiting its pause
@@ -175,8 +179,7 @@ class Capacity:
         quota = self.namespace_quota
         for index in range(quota):
             key = f"ns.{namespace}.{index}"
-            revision = await self._claim(key)
-            if revision is not None:
+            if key not in self._mine and (revision := await self._claim(key)) is not None:
                 return key, revision
         raise RuntimeFault(
             ErrorCode.QUOTA_EXCEEDED,
@@ -224,21 +227,23 @@ class Capacity:
     async def _try(self, agent_id: str, instances: int) -> tuple[int, int] | None:
         for index in range(instances):
             key = f"{agent_id}.{index}"
-            if key in self._mine:
-                continue
-            self._mine.add(key)  # claimed here meanwhile: a concurrent take passes it over
-            revision = None
-            try:
-                revision = await self._claim(key)
-            finally:
-                if revision is None:
-                    self._mine.discard(key)
-            if revision is not None:
+            if key not in self._mine and (revision := await self._claim(key)) is not None:
                 return index, revision
         return None
 
     async def _claim(self, key: str) -> int | None:
-        """Take ``key`` if it is free: the revision taken, or None when it is held."""
+        """Take ``key`` (not held by this process) if it is free, or its holder is gone: the
+        revision taken, or None when it is held."""
+        self._mine.add(key)  # claimed here meanwhile: a concurrent take passes it over
+        revision = None
+        try:
+            revision = await self._claim_once(key)
+        finally:
+            if revision is None:
+                self._mine.discard(key)
+        return revision
+
+    async def _claim_once(self, key: str) -> int | None:
         assert self._kv is not None
         mine = self.worker.encode()
         known = self._free.pop(key, None)
@@ -252,19 +257,31 @@ class Capacity:
                 return await self._kv.create(key, mine)
             except KeyWrongLastSequenceError:
                 return None
-        if entry.value:
-            return None  # held by a live runtime (or by a dead one until its lease expires)
+        if entry.value and await self.holders.holds(entry.value, key):
+            return None  # held by a live runtime
         try:
             return await self._kv.update(key, mine, last=entry.revision)
         except KeyWrongLastSequenceError:
             return None
 
-    async def _renew(self, key: str, revision: int) -> None:
+    async def _release(self, key: str, revision: int) -> None:
+        """Free ``key`` at the revision this process holds it at: never one taken over."""
+        assert self._kv is not None
+        try:
+            self._free[key] = await self._kv.update(key, b"", last=revision)
+        except KeyWrongLastSequenceError:
+            log.info("slot %s was taken over meanwhile; it is not freed", key)
+        except Exception:
+            log.warning("could not release slot %s; it expires by itself", key)
+
+    async def _renew(self, key: str) -> None:
         assert self._kv is not None
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
             with contextlib.suppress(Exception):
-                revision = await self._kv.update(key, self.worker.encode(), last=revision)
+                self._held[key] = await self._kv.update(
+                    key, self.worker.encode(), last=self._held[key]
+                )
 
     async def _warm_up(
         self, agent_id: str, namespace: str, prepare: Callable[[], object] | None

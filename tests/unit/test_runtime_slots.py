@@ -1,0 +1,125 @@
+"""An agent's instance slots, shared by runtime processes through the session's real
+nats-server: a slot whose holder is gone (or says it does not hold it) is taken over at once,
+not after its lease; a live holder's is not; a holder never frees a slot taken over from it."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from nats.aio.client import Client
+
+from parley.contracts import subjects
+from parley.eventstore.memory import MemoryEventStore
+from parley.runtime.adapters import holders
+from parley.runtime.adapters.slots import Capacity
+from parley.runtime.errors import RuntimeFault
+
+
+@pytest.fixture
+async def runtimes(connections: list[Client]) -> AsyncIterator[list[Capacity]]:
+    """Two runtime processes' slot holders, on one bucket."""
+    store = MemoryEventStore()
+    held = [
+        Capacity(
+            nc,
+            store,
+            worker=f"runtime-{n}",
+            queue_limit=8,
+            queue_timeout=2.0,
+            lease_ttl=30.0,
+            idle_timeout=60.0,
+        )
+        for n, nc in enumerate(connections)
+    ]
+    for capacity in held:
+        await capacity.start()
+    yield held
+    for capacity in held:
+        await capacity.stop()
+
+
+async def _holder(nc: Client, key: str) -> bytes:
+    """Who holds ``key`` (empty: free)."""
+    kv = await nc.jetstream().key_value(subjects.SLOTS_BUCKET)
+    return (await kv.get(key)).value or b""
+
+
+async def _write(nc: Client, key: str, holder: bytes) -> None:
+    kv = await nc.jetstream().key_value(subjects.SLOTS_BUCKET)
+    await kv.put(key, holder)
+
+
+async def test_a_slot_whose_holder_is_gone_is_taken_at_once(
+    runtimes: list[Capacity], connections: list[Client]
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex}"
+    await _write(connections[0], f"{agent}.0", b"host:4242")  # a runtime killed mid-turn
+    async with asyncio.timeout(2):  # its lease has 30 s left
+        async with runtimes[0].slot(agent, 1, "default"):
+            assert await _holder(connections[0], f"{agent}.0") == b"runtime-0"
+
+
+async def test_a_slot_its_live_holder_says_it_does_not_hold_is_taken_at_once(
+    runtimes: list[Capacity], connections: list[Client]
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex}"
+    await _write(connections[0], f"{agent}.0", b"runtime-1")  # runtime-1 lost its release
+    async with asyncio.timeout(1), runtimes[0].slot(agent, 1, "default"):
+        assert await _holder(connections[0], f"{agent}.0") == b"runtime-0"
+
+
+async def test_a_slot_its_live_holder_holds_is_not_taken(
+    runtimes: list[Capacity],
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex}"
+    turn = asyncio.Event()
+
+    async def hold() -> None:
+        async with runtimes[1].slot(agent, 1, "default"):
+            turn.set()
+            await asyncio.sleep(0.5)
+
+    holding = asyncio.create_task(hold())
+    await turn.wait()
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    async with runtimes[0].slot(agent, 1, "default"):
+        assert holding.done()  # it waited for the holder's turn to end
+        assert loop.time() - began >= 0.4
+    await holding
+
+
+async def test_a_holder_does_not_free_a_slot_taken_over_from_it(
+    runtimes: list[Capacity], connections: list[Client]
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex}"
+    async with runtimes[0].slot(agent, 1, "default"):
+        await _write(connections[1], f"{agent}.0", b"runtime-1")  # taken over meanwhile
+    assert await _holder(connections[0], f"{agent}.0") == b"runtime-1"
+
+
+async def test_one_process_never_shares_a_namespace_slot_between_two_turns(
+    connections: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(holders, "ALIVE_S", 0.0)
+    capacity = Capacity(
+        connections[0],
+        MemoryEventStore(),
+        worker="runtime-q",
+        queue_limit=8,
+        queue_timeout=2.0,
+        lease_ttl=30.0,
+        idle_timeout=60.0,
+        namespace_quota=1,
+    )
+    await capacity.start()
+    namespace = f"ns-{uuid.uuid4().hex[:8]}"
+    try:
+        async with capacity.slot(f"agent-{uuid.uuid4().hex}", 1, namespace):
+            with pytest.raises(RuntimeFault) as refused:
+                async with capacity.slot(f"agent-{uuid.uuid4().hex}", 1, namespace):
+                    pass
+        assert refused.value.code == "QUOTA_EXCEEDED"
+    finally:
+        await capacity.stop()

@@ -260,6 +260,38 @@ async def test_a_denied_call_fails_for_the_model_and_a_response_stands_in_for_th
     assert view["output"] == "results: calculator: four, says a person"
 
 
+async def test_the_executions_list_pages_a_filter_in_order_with_whole_views(client):
+    agent_id = await agent(client, tools=[{"name": "calculator", "config": {}}])
+    done = [
+        await webhook(client, agent_id, call("calculator", expression=f"{n}+1")) for n in range(5)
+    ]
+    for execution_id in done:
+        await wait_status(client, agent_id, execution_id, "completed")
+    asking = await agent(client, **approval_agent())
+    waiting = await webhook(client, asking, call("calculator", expression="1"))
+    await wait_status(client, asking, waiting, "input_required")
+
+    listed: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"status": "completed", "limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get(f"/api/v1/agents/{agent_id}/executions", params=params)).json()
+        assert page["pagination"]["total_count"] == 5 and len(page["data"]) <= 2
+        listed += page["data"]
+        if (cursor := page["pagination"]["next_cursor"]) is None:
+            break
+    assert [e["id"] for e in listed] == done  # oldest first, each once
+    one = await client.get(f"/api/v1/agents/{agent_id}/executions/{done[3]}")
+    assert listed[3] == one.json()["data"]  # the whole view, steps and output included
+    assert listed[3]["output"] == "results: calculator: 4"
+    others = await client.get(f"/api/v1/agents/{asking}/executions", params={"status": "completed"})
+    assert others.json()["data"] == []
+    held = await client.get(
+        f"/api/v1/agents/{asking}/executions", params={"status": "input_required"}
+    )
+    assert [e["id"] for e in held.json()["data"]] == [waiting]
+
+
 async def test_cancel_stops_a_waiting_or_running_execution_and_refuses_a_finished_one(
     client, two_runtimes, world
 ):

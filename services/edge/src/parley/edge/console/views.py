@@ -42,6 +42,7 @@ from parley.edge.controllers.lookups import require_agent
 from parley.edge.controllers.resources import Scope
 from parley.edge.dependencies import Writes
 from parley.edge.projections.agents import AgentsProjection
+from parley.edge.projections.runtime_views import execution_view
 from parley.edge.projections.versions import versions
 from parley.eventstore.follower import Follower
 from parley.eventstore.repository import fold
@@ -115,7 +116,7 @@ async def agent(console: NamedDependency[Console], agent_id: FromPath[str]) -> R
     position = await console.caught_up(edge.agents, runtime, edge.messages)
     found = require_agent(edge.agents, ns, agent_id)
     _, history = versions(await edge.store.read(agent_stream(agent_id)))
-    executions = runtime.executions(ns, agent_id)[-50:]
+    executions = [execution_view(e) for e in runtime.execution_states(ns, agent_id)[-50:]]
     rollouts = await _deployments(console.writes, ns, agent_id)
     said = edge.messages.history(ns, agent_ids=frozenset({agent_id}))
     conversations = list(dict.fromkeys(m.conversation_id for _, m in reversed(said)))[:20]

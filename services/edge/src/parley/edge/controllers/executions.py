@@ -18,6 +18,7 @@ from litestar.di import Provide
 from litestar.params import FromPath
 from msgspec import Meta
 
+from parley.aggregates.execution import Execution
 from parley.contracts.runtime import CancelExecution
 from parley.contracts.runtime import ExecutionInput
 from parley.contracts.runtime import ExecutionOptions
@@ -30,7 +31,10 @@ from parley.edge.http.errors import error_responses
 from parley.edge.http.paging import Paging
 from parley.edge.http.params import check_one_of
 from parley.edge.http.params import one_of
+from parley.edge.projections.runtime_views import T0
 from parley.edge.projections.runtime_views import ExecutionView
+from parley.edge.projections.runtime_views import execution_view
+from parley.edge.views import iso
 
 __all__ = ["InputBody", "Queued", "WebhookBody", "execution_router"]
 
@@ -107,14 +111,17 @@ async def list_executions(
     agent.live()
     status = check_one_of("status", status, _STATUSES)
     trigger = check_one_of("trigger", trigger, _TRIGGERS)
-    views = agent.runtime.executions(
-        agent.ns,
-        agent.id,
-        lambda v: (
-            (status is None or v.status == status) and (trigger is None or v.trigger == trigger)
-        ),
-    )
-    return paging.page(views, lambda v: f"{v.created_at}\x00{v.id}")
+    found = [
+        e
+        for e in agent.runtime.execution_states(agent.ns, agent.id)
+        if (status is None or e.status == status) and (trigger is None or e.trigger == trigger)
+    ]
+    return paging.shown(found, _listed, execution_view)
+
+
+def _listed(e: Execution) -> str:
+    """An execution's place in the list (as its view's ``created_at`` and id sort)."""
+    return f"{iso(e.created_at or T0)}\x00{e.id}"
 
 
 @get(

@@ -19,9 +19,18 @@ from parley.edge.http.envelopes import Page
 from parley.edge.http.envelopes import Pagination
 from parley.edge.http.errors import ApiError
 
-__all__ = ["Cursor", "Limit", "Paging", "decode_cursor", "encode_cursor", "page_by_key"]
+__all__ = [
+    "Cursor",
+    "Limit",
+    "Paging",
+    "decode_cursor",
+    "encode_cursor",
+    "page_by_key",
+    "shown_page",
+]
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 Limit = Annotated[int, Parameter(ge=1, le=200, description="Page size.")]
 """The `limit` query parameter of a list."""
@@ -62,6 +71,23 @@ def page_by_key(
     Raises:
         ApiError: ``INVALID_REQUEST`` for a cursor this API did not issue.
     """
+    return shown_page(items, key, lambda item: item, limit=limit, cursor=cursor)
+
+
+def shown_page(
+    items: Iterable[T],
+    key: Callable[[T], str],
+    show: Callable[[T], V],
+    *,
+    limit: int,
+    cursor: str | None,
+) -> Page[V]:
+    """:func:`page_by_key`, each item on the page shown by ``show`` (only those: a list of
+    thousands makes a view of the page's, not of every one).
+
+    Raises:
+        ApiError: ``INVALID_REQUEST`` for a cursor this API did not issue.
+    """
     keyed = sorted(((key(item), item) for item in items), key=lambda pair: pair[0])
     total = len(keyed)
     if cursor:
@@ -73,7 +99,7 @@ def page_by_key(
     pagination = Pagination(
         limit=limit, next_cursor=next_cursor, has_more=next_cursor is not None, total_count=total
     )
-    return Page(data=[item for _, item in page], pagination=pagination)
+    return Page(data=[show(item) for _, item in page], pagination=pagination)
 
 
 class Paging:
@@ -85,3 +111,7 @@ class Paging:
     def page(self, items: Iterable[T], key: Callable[[T], str]) -> Page[T]:
         """:func:`page_by_key` with this request's `limit` and `cursor`."""
         return page_by_key(items, key, limit=self.limit, cursor=self.cursor)
+
+    def shown(self, items: Iterable[T], key: Callable[[T], str], show: Callable[[T], V]) -> Page[V]:
+        """:func:`shown_page` with this request's `limit` and `cursor`."""
+        return shown_page(items, key, show, limit=self.limit, cursor=self.cursor)

@@ -138,6 +138,10 @@ class RuntimeProjection(FoldingProjection):
         views = (execution_view(e) for e in self._of_agent(agent_id) if e.namespace == namespace)
         return [v for v in views if predicate is None or predicate(v)]
 
+    def execution_states(self, namespace: str, agent_id: str) -> list[Execution]:
+        """The executions of ``agent_id`` as folded (no views made), oldest first."""
+        return [e for e in self._of_agent(agent_id) if e.namespace == namespace]
+
     def latest_output(self, namespace: str, agent_id: str) -> ExecutionView | None:
         """The most recently finished completed execution of ``agent_id``."""
         done = [

@@ -257,7 +257,8 @@ async def test_every_documented_series_is_served(metered) -> None:
 
 async def test_every_service_serves_its_metrics_and_health(metered, http) -> None:
     taken = f"twice-{uuid.uuid4().hex[:8]}"
-    assert (await http.post("/api/v1/agents", json={"name": taken})).status_code == 201
+    first = await http.post("/api/v1/agents", json={"name": taken})
+    assert first.status_code == 201, first.text
     again = await http.post("/api/v1/agents", json={"name": taken})  # the registry refuses it
     assert again.json()["error"]["code"] == "AGENT_ALREADY_EXISTS", again.text
     for name, port in metered.metrics_ports.items():
@@ -268,13 +269,19 @@ async def test_every_service_serves_its_metrics_and_health(metered, http) -> Non
             health = await client.get(f"http://127.0.0.1:{port}/healthz")
         assert health.status_code == 200 and health.json()["status"] == "ok", health.text
         assert ("process_cpu_seconds_total", ()) in samples
+    # the registry serves its commands with raw nats-py, the tasks service through FastStream
     registry = await scrape(f"http://127.0.0.1:{metered.metrics_ports['registry']}/metrics")
     commands = series(registry, "parley_commands_total", "service", "command", "outcome")
     assert commands[("registry", "create_agent", "ok")] >= 1
     assert commands[("registry", "create_agent", "error")] >= 1
-    assert ("parley.cmd.registry.create_agent",) in series(
-        registry, "faststream_received_processed_messages_total", "handler"
+    task = {"name": "sum", "participants": [first.json()["data"]["id"]]}
+    assert (await http.post("/api/v1/tasks", json=task)).status_code == 201
+    tasks = await scrape(f"http://127.0.0.1:{metered.metrics_ports['tasks']}/metrics")
+    assert ("parley.cmd.tasks.create_task",) in series(
+        tasks, "faststream_received_processed_messages_total", "handler"
     )
+    counted_tasks = series(tasks, "parley_commands_total", "service", "command", "outcome")
+    assert counted_tasks[("tasks", "create_task", "ok")] >= 1
     assert (
         series(registry, "parley_command_duration_seconds_count", "service", "command")[
             ("registry", "create_agent")

@@ -83,4 +83,5 @@ def create_app(settings: RegistrySettings) -> FastStream:
         start=start,
         reply_error=reply_for_error,
         description="Agents and their lifecycle, personas, clusters and API keys.",
+        raw=True,  # every create, start and pause goes through here
     )

@@ -5,6 +5,9 @@ is decoded into the route's command type, the handler runs, and an error becomes
 the service would send (``reply_for_error``).
 """
 
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -12,8 +15,11 @@ import pytest
 from _registry import NS
 from _registry import send
 
+from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.contracts.registry import agent_stream
+from parley.contracts.registry import name_stream
+from parley.eventstore import NO_STREAM
 from parley.eventstore.memory import MemoryEventStore
 from parley.registry.app import ROUTES
 from parley.registry.handlers import Registry
@@ -126,6 +132,48 @@ async def test_a_name_held_by_a_live_agent_is_taken(registry: Registry) -> None:
     reply = await send(registry, "create_agent", spec={"name": "unique"})
     refused(reply, ErrorCode.AGENT_ALREADY_EXISTS)
     assert reply.error.details["agent_id"] == first
+
+
+async def test_a_name_another_registry_gave_a_live_agent_is_taken(
+    registry: Registry, store: MemoryEventStore
+) -> None:
+    first = await create(registry, "shared")
+    reply = await send(Registry(store), "create_agent", spec={"name": "shared"})
+    refused(reply, ErrorCode.AGENT_ALREADY_EXISTS)
+    assert reply.error.details["agent_id"] == first
+
+
+async def test_a_claim_another_registry_left_behind_long_ago_is_taken_over(
+    registry: Registry, store: MemoryEventStore
+) -> None:
+    # a create that died between its claim and its agent, a minute ago
+    left = NewEvent(
+        type="agent_name.claimed",
+        subject="gone",
+        data={"name": "orphaned", "agent_id": "01a21f00-0000-7000-8000-000000000000"},
+        namespace=NS,
+        time=datetime.now(UTC) - timedelta(minutes=1),
+    )
+    await store.append(name_stream(NS, "orphaned"), [left], NO_STREAM)
+    agent_id = await create(registry, "orphaned")
+    claims = await store.read(name_stream(NS, "orphaned"))
+    assert [e.data["agent_id"] for e in claims] == [left.data["agent_id"], agent_id]
+
+
+async def test_a_new_agent_with_a_new_name_is_created_without_reading_a_stream(
+    store: MemoryEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    read = store.read
+
+    async def counted(stream: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(stream)
+        return await read(stream, *args, **kwargs)
+
+    monkeypatch.setattr(store, "read", counted)
+    agent_id = await create(Registry(store), "fresh")
+    assert reads == []  # two appends (the name's claim, the agent), each at a new stream
+    assert [e.type for e in await read(agent_stream(agent_id))] == ["agent.created"]
 
 
 async def test_deleting_an_agent_frees_its_name(registry: Registry) -> None:

@@ -7,6 +7,7 @@ replies in one place (:func:`reply_for_error`). The deciders are the aggregates'
 state between commands.
 """
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,6 +123,10 @@ async def execute(
     return await repository.execute(stream, decider, expected_version=expected_version)
 
 
+class _Held(Exception):
+    """A name's claim has a holder (see :meth:`Registry._claim_unheld`)."""
+
+
 class Registry:
     """Agent, name and persona commands over an event store (clusters: :mod:`.clusters`,
     API keys: :mod:`.keys`)."""
@@ -139,13 +144,16 @@ class Registry:
 
     async def create_agent(self, command: CreateAgent) -> CommandReply:
         """Register an agent; a retry with the same id and definition succeeds once."""
+        new = command.agent_id is None  # else from an idempotency key: maybe done already
         agent_id = command.agent_id or new_id()
         command = msgspec.structs.replace(command, agent_id=agent_id)
-        if (done := await self._created(command, agent_id)) is not None:
+        if not new and (done := await self._created(command, agent_id)) is not None:
             return done
         agent.decide(None, command, Context())  # validate before claiming the name
         await self.check_persona(command.namespace, command.spec.persona)
         await self._claim(command.namespace, command.spec.name, agent_id)
+        if new:  # a new id has no stream to read first: its append would say otherwise
+            self.agents.remember(agent_stream(agent_id), Loaded(None, 0, 0))
         try:
             outcome = await self._run(command, agent_id)
         except ParleyError as exc:  # a concurrent retry created it first: the same success
@@ -241,6 +249,9 @@ class Registry:
             ParleyError: ``AGENT_ALREADY_EXISTS`` if a live agent holds the name.
         """
         stream = name_stream(namespace, name)
+        if self.names.cached(stream) is None:
+            with contextlib.suppress(_Held):
+                return await self._claim_unheld(stream, namespace, name, agent_id)
         seen = await self.names.load(stream, fresh=True)
         checked = seen.state.holder if seen.state is not None else None
         live = await self._holds_name(stream, seen, agent_id, name)
@@ -253,6 +264,25 @@ class Registry:
             return name_claim.decide(state, command, ctx)
 
         command = Claim(agent_id=agent_id, name=name, namespace=namespace, agent_exists=live)
+        origin = Untraced(namespace)
+        outcome = await execute(self.names, stream, claim, command, subject=agent_id, origin=origin)
+        return outcome.appended > 0
+
+    async def _claim_unheld(self, stream: str, namespace: str, name: str, agent_id: str) -> bool:
+        """Claim a name this process knows nothing of as if nobody held it (most names are
+        new): no read first; the append's expected version finds out otherwise.
+
+        Raises:
+            _Held: Someone holds the name: its holder must be looked at first.
+        """
+
+        def claim(state: NameClaim | None, command: Claim, ctx: Context) -> Decision[Any]:
+            if state is not None and state.holder not in (None, agent_id):
+                raise _Held
+            return name_claim.decide(state, command, ctx)
+
+        self.names.remember(stream, Loaded(None, 0, 0))
+        command = Claim(agent_id=agent_id, name=name, namespace=namespace, agent_exists=False)
         origin = Untraced(namespace)
         outcome = await execute(self.names, stream, claim, command, subject=agent_id, origin=origin)
         return outcome.appended > 0

@@ -2,10 +2,12 @@
 (:mod:`.session_chat`) and the chat WebSocket: the bodies, the answers, the `chat` command,
 a sync turn and a cancel.
 
-A sync chat waits for the turn's end (``PARLEY_EDGE_CHAT_TIMEOUT``); a streamed one is
+A sync chat waits for the turn's end (``PARLEY_EDGE_CHAT_TIMEOUT``), or until the runtime
+running it is gone (:mod:`.runner_watch`); a streamed one is
 :mod:`parley.edge.streams.turn_sse`.
 """
 
+import asyncio
 from typing import Annotated
 from typing import Any
 
@@ -19,6 +21,7 @@ from parley.contracts.runtime import CancelTurn
 from parley.contracts.runtime import Chat
 from parley.contracts.runtime import ConcurrencyPolicy
 from parley.contracts.runtime import Usage
+from parley.edge.controllers.runner_watch import RunnerWatch
 from parley.edge.dependencies import Writes
 from parley.edge.http.envelopes import Data
 from parley.edge.http.errors import ApiError
@@ -123,7 +126,17 @@ async def sync_chat(writes: Writes, command: Chat) -> Data[ChatAnswer]:
     """Run a turn and answer with its result."""
     command.min_position = writes.edge.positions.runtime
     within = writes.edge.settings.chat_timeout
-    reply = await writes.runtime("chat", command, within=within, strict=False)
+    watch = RunnerWatch(writes, command)
+    try:
+        reply = await writes.runtime("chat", command, within=within, strict=False)
+    except asyncio.CancelledError:
+        waiter = asyncio.current_task()
+        if not watch.gone or waiter is None or waiter.cancelling() > 1:
+            raise  # the client went away, or the edge is stopping
+        waiter.uncancel()
+        raise await watch.orphaned() from None
+    finally:
+        watch.stop()
     result = reply.chat
     if result is None:
         raise ApiError(ErrorCode.INTERNAL_ERROR, "the runtime answered the chat without a result")

@@ -143,7 +143,10 @@ async def test_a_killed_nats_node_loses_and_duplicates_no_acknowledged_create(
         await eventually(caught_up, within=60, every=0.2)
         rejoined_after = time.monotonic() - killed_at
         count = len(acked)
-        await eventually(lambda: asyncio.sleep(0, len(acked) >= count + 20), within=60)
+        try:
+            await eventually(lambda: asyncio.sleep(0, len(acked) >= count + 20), within=60)
+        except AssertionError as exc:  # say why the creates did not come back
+            raise AssertionError(f"{exc}; failures {dict(failed)}") from None
     finally:
         running = False
         await asyncio.gather(*load)

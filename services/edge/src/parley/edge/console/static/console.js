@@ -143,17 +143,22 @@ const live = {
   seen: 0,
   retry: 500,
   filter: {},
+  opening: 0,  // bumped by every open and close: an open overtaken while it waits gives up
   status(text) { $("#live").textContent = text; },
   close() {
+    live.opening += 1;
     if (live.socket) { live.socket.onclose = null; live.socket.close(); live.socket = null; }
     live.status("offline");
   },
   async open(filter, fromPosition) {
     live.close();
+    const mine = live.opening;
     live.filter = filter;
     const response = await api("/api/v1/ws-tickets", { method: "POST" });
+    if (mine !== live.opening) return;  // opened again (another namespace, say) meanwhile
     if (!response.ok) { live.status("offline"); return live.later(); }
     const { data } = await response.json();
+    if (mine !== live.opening) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${location.host}/ws?ticket=${encodeURIComponent(data.ticket)}`);
     live.socket = socket;

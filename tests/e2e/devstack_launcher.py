@@ -52,7 +52,7 @@ class Killed:
 class Launcher:
     """One ``python -m parley.devstack up`` process and what it printed."""
 
-    def __init__(self, state: Path, *args: str) -> None:
+    def __init__(self, state: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.state = state
         self.edge_port = free_ports(2)
         self.nats_port = free_ports(3)
@@ -74,6 +74,7 @@ class Launcher:
             stderr=subprocess.STDOUT,
             text=True,
             start_new_session=True,
+            env={**os.environ, **(env or {})},
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -212,10 +213,15 @@ class Launcher:
             self.process.stdout.close()
 
 
+UNLIMITED = {"PARLEY_QUOTA_MAX_AGENTS": "0"}
+"""No agent quota: for a load that creates agents as fast as the stack takes them."""
+
+
 @contextlib.contextmanager
-def running(state: Path, *args: str) -> Iterator[Launcher]:
-    """A launcher that is up, stopped with Ctrl-C (and anything left killed) at the end."""
-    launcher = Launcher(state, *args)
+def running(state: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Launcher]:
+    """A launcher that is up (``env`` on top of this process's), stopped with Ctrl-C (and
+    anything left killed) at the end."""
+    launcher = Launcher(state, *args, env=env)
     try:
         yield launcher.up()
     finally:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from devstack_launcher import UNLIMITED
 from devstack_launcher import Launcher
 from devstack_launcher import free_ports
 from devstack_launcher import running
@@ -323,7 +324,7 @@ def view_paths(acked: Acked) -> list[tuple[str, str]]:
 async def test_kills_under_load_lose_duplicate_and_repeat_nothing(
     tmp_path: Path,
 ) -> None:
-    with running(tmp_path / "state", "--cluster") as launched:
+    with running(tmp_path / "state", "--cluster", env=UNLIMITED) as launched:
         headers = {"X-API-Key": launched.admin_key()}
         ports = (launched.edge_port, launched.edge_port + 1)
         edges = [

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import nats
 import pytest
+from devstack_launcher import UNLIMITED
 from devstack_launcher import Launcher
 from devstack_launcher import running
 from e2e_support import all_agents
@@ -31,7 +32,9 @@ EVENTS = "PARLEY_EVENTS"
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
-    with running(tmp_path_factory.mktemp("cluster") / "state", "--cluster") as launcher:
+    # the load creates agents as fast as the cluster takes them: no agent quota to run into
+    state = tmp_path_factory.mktemp("cluster") / "state"
+    with running(state, "--cluster", env=UNLIMITED) as launcher:
         yield launcher
 
 

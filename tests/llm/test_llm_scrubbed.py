@@ -109,18 +109,23 @@ async def pieces(provider: ScrubbedProvider) -> list[str]:
     return [d.text async for d in provider.stream(REQUEST) if isinstance(d, TextDelta)]
 
 
+def cut_in_two(secret: str, cut: int, after: str) -> list[Delta]:
+    """A stream saying ``secret`` in two deltas cut at ``cut``, then ``after``."""
+    return [
+        TextDelta("the key is "),
+        TextDelta(secret[:cut]),
+        TextDelta(secret[cut:]),
+        TextDelta(after),
+        Finished("end", Usage(1, 1)),
+    ]
+
+
 @pytest.mark.parametrize("secret", [PLAIN, SECRET_KEY, "sk-unknownKEY-abcdefghijklmnop123"])
 async def test_a_secret_split_across_text_deltas_is_scrubbed_wherever_it_is_cut(
     secret: str,
 ) -> None:
     for cut in range(1, len(secret)):
-        deltas: list[Delta] = [
-            TextDelta("the key is "),
-            TextDelta(secret[:cut]),
-            TextDelta(secret[cut:]),
-            TextDelta(" ok"),
-            Finished("end", Usage(1, 1)),
-        ]
+        deltas = cut_in_two(secret, cut, " ok")
         provider = ScrubbedProvider(Scripted(deltas), scrubber.scrub, [SECRET_KEY, PLAIN])
         streamed = await pieces(provider)
         assert "".join(streamed) == "the key is [REDACTED] ok", (cut, streamed)
@@ -133,13 +138,7 @@ async def test_a_secret_is_never_cut_by_text_held_for_another_one() -> None:
     for other in (PLAIN[-1:] + "0123456789", PLAIN[-3:] + "0123456789"):
         secrets = Scrubber([PLAIN, other])
         for cut in range(1, len(PLAIN)):
-            deltas: list[Delta] = [
-                TextDelta("the key is "),
-                TextDelta(PLAIN[:cut]),
-                TextDelta(PLAIN[cut:]),
-                TextDelta(", keep it safe."),
-                Finished("end", Usage(1, 1)),
-            ]
+            deltas = cut_in_two(PLAIN, cut, ", keep it safe.")
             provider = ScrubbedProvider(Scripted(deltas), secrets.scrub, [PLAIN, other])
             streamed = await pieces(provider)
             assert "".join(streamed) == "the key is [REDACTED], keep it safe.", (cut, streamed)

@@ -51,6 +51,7 @@ __all__ = [
     "external_consumer_create",
     "free_port",
     "nats_server_binary",
+    "shared_procs",
     "users_config",
 ]
 
@@ -236,11 +237,15 @@ class NatsServer:
         *,
         secrets_dir: Path | None = None,
         route: ClusterRoute | None = None,
+        procs: int | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
         self.secrets_dir = secrets_dir or store_dir
         self.route = route
+        self.procs = procs
+        """Cores the server runs Go code on at once (``GOMAXPROCS``); None: Go's default,
+        every core. A ``GOMAXPROCS`` in the environment wins either way."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -302,7 +307,15 @@ class NatsServer:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
+                env=self._env(),
             )
+
+    def _env(self) -> dict[str, str] | None:
+        """The server's environment: this process's, with :attr:`procs` as ``GOMAXPROCS``
+        unless one is set already."""
+        if self.procs is None or "GOMAXPROCS" in os.environ:
+            return None
+        return {**os.environ, "GOMAXPROCS": str(self.procs)}
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server gracefully (SIGTERM, then SIGKILL after ``timeout``)."""
@@ -315,9 +328,24 @@ class NatsServer:
                 self.process.wait()
 
 
-def cluster(state_dir: Path, first_port: int | None = None, size: int = 3) -> list[NatsServer]:
+def shared_procs(cpus: int | None = None) -> int:
+    """Cores for a nats-server that shares the machine with the stack's Python processes:
+    half of them (``cpus``, default this machine's), at least one.
+
+    Go keeps every core it may use ready, and a core with nothing to do spins a while looking
+    for work before it sleeps: with messages arriving one by one that spinning is CPU the
+    services on the same cores do not get. Measured with the stack on 2 cores: nats-server
+    CPU per chat turn 221 → 166-170 µs, and creates and turns no slower.
+    """
+    return max(1, (cpus if cpus is not None else os.cpu_count() or 1) // 2)
+
+
+def cluster(
+    state_dir: Path, first_port: int | None = None, size: int = 3, procs: int | None = None
+) -> list[NatsServer]:
     """``size`` nodes of one loopback cluster, each storing under ``state_dir/<node>``, their
-    passwords in ``state_dir``; client ports from ``first_port`` on (free ones without it)."""
+    passwords in ``state_dir``; client ports from ``first_port`` on (free ones without it);
+    each node on ``procs`` cores (see :attr:`NatsServer.procs`)."""
     ports = [first_port + i if first_port else free_port() for i in range(size)]
     route_ports = tuple(free_port() for _ in range(size))
     return [
@@ -326,6 +354,7 @@ def cluster(state_dir: Path, first_port: int | None = None, size: int = 3) -> li
             ports[i],
             secrets_dir=state_dir,
             route=ClusterRoute(f"nats-{i + 1}", route_ports[i], route_ports),
+            procs=procs,
         )
         for i in range(size)
     ]

@@ -21,6 +21,7 @@ from parley.devstack.nats import SERVICES_USER
 from parley.devstack.nats import NatsServer
 from parley.devstack.nats import cluster
 from parley.devstack.nats import free_port
+from parley.devstack.nats import shared_procs
 from parley.eventstore.factory import open_store
 from parley.identity.bootstrap import ADMIN_KEY_FILE
 from parley.identity.bootstrap import bootstrap_admin_key_at
@@ -68,9 +69,9 @@ class Stack:
         self.edge_port = edge_port or free_port()
         self.edge_ports = [self.edge_port + i for i in range(_INSTANCES if cluster_mode else 1)]
         self.nats_nodes = (
-            cluster(state_dir / "nats", nats_port, CLUSTER_SIZE)
+            cluster(state_dir / "nats", nats_port, CLUSTER_SIZE, procs=shared_procs())
             if cluster_mode
-            else [NatsServer(state_dir / "nats", nats_port)]
+            else [NatsServer(state_dir / "nats", nats_port, procs=shared_procs())]
         )
         self.nats = self.nats_nodes[0]
         self.log_to_files = log_to_files

@@ -7,7 +7,8 @@ drain). A second signal skips the wait.
 
 Idle connections close after 5 s (also a half-sent body no handler read: its answer is
 already sent). HTTP is parsed by httptools; request heads are capped at 16 KiB
-(:mod:`parley.edge.http.heads`). Slow bodies that a handler does read are
+(:mod:`parley.edge.http.heads`), and an answer leaves in one write
+(:mod:`parley.edge.http.coalesce`). Slow bodies that a handler does read are
 timed out by :class:`~parley.edge.http.bodytimeout.BodyTimeout`.
 
 A client that goes away is no server error: asyncio's ``socket.send() raised exception.``
@@ -25,7 +26,7 @@ import uvicorn
 from litestar import Litestar
 
 from parley.edge.app import create_app
-from parley.edge.http.heads import CappedHttpTools
+from parley.edge.http.coalesce import OneWriteHttpTools
 from parley.edge.settings import load_settings
 from parley.kit.logs import configure_logging
 from parley.kit.loop import tune_gc
@@ -53,7 +54,7 @@ def main() -> None:
         timeout_graceful_shutdown=10,
         server_header=False,
         timeout_keep_alive=5,
-        http=CappedHttpTools,
+        http=OneWriteHttpTools,
         proxy_headers=False,  # the client is the peer: X-Forwarded-For is not believed
     )
     tune_gc()

@@ -107,6 +107,18 @@ def shape(value: Any) -> Any:
     return {k: shape(v) for k, v in value.items()} if isinstance(value, dict) else None
 
 
+def model_call(counts: dict[str, defaultdict[tuple[str, ...], float]], step: Any) -> None:
+    """Count one recorded model step (a ``StepRecorded``'s fields) into ``counts``."""
+    if step["kind"] != "model":
+        return
+    key = (step["provider"], step["model"])
+    usage = step.get("usage", {})
+    counts["parley_llm_calls_total"][key] += 1
+    counts["parley_llm_tokens_total"][(*key, "input")] += usage.get("input_tokens", 0)
+    counts["parley_llm_tokens_total"][(*key, "output")] += usage.get("output_tokens", 0)
+    counts["parley_llm_cost_usd_total"][key] += usage.get("cost_usd", 0.0)
+
+
 def expected(events: list[Event]) -> dict[str, dict[tuple[str, ...], float]]:
     """The counters the recorded ``events`` add up to, counted here from the events."""
     counts: dict[str, defaultdict[tuple[str, ...], float]] = defaultdict(lambda: defaultdict(float))
@@ -120,15 +132,12 @@ def expected(events: list[Event]) -> dict[str, dict[tuple[str, ...], float]]:
             "interrupted",
         ):
             counts[f"parley_{kind}s_total"][(what,)] += 1
+            if last := event.data.get("last_step"):  # the run's last answer, with its end
+                model_call(counts, last)
         elif event.type == "task.created":
             counts["parley_tasks_created_total"][()] += 1
-        elif what == "step_recorded" and event.data["kind"] == "model":
-            key = (event.data["provider"], event.data["model"])
-            usage = event.data.get("usage", {})
-            counts["parley_llm_calls_total"][key] += 1
-            counts["parley_llm_tokens_total"][(*key, "input")] += usage.get("input_tokens", 0)
-            counts["parley_llm_tokens_total"][(*key, "output")] += usage.get("output_tokens", 0)
-            counts["parley_llm_cost_usd_total"][key] += usage.get("cost_usd", 0.0)
+        elif what == "step_recorded":
+            model_call(counts, event.data)
         elif event.type == "tool.called":
             counts["parley_tool_calls_total"][(event.data["name"],)] += 1
         elif event.type == "tool.failed":

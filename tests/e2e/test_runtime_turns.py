@@ -55,12 +55,28 @@ async def test_a_turn_with_two_tool_calls_on_the_offline_provider(client, stack:
         "tool.completed",
         "tool.called",
         "tool.completed",
-        "turn.step_recorded",
-        "turn.completed",
+        "turn.completed",  # the last answer, which called no tool, is recorded with the end
     ]
     completed = [e for e in events if e.type == "tool.completed"]
     assert completed[0].data["content"] == "14"
     assert all(e.data["duration_ms"] >= 0 for e in completed)
+    asked, end = events[2].data, events[-1].data
+    assert [c["name"] for c in asked["tool_calls"]] == ["calculator", "current_time"]
+    last = end["last_step"]
+    assert last["kind"] == "model" and last["step"] == 4 and not last.get("tool_calls")
+    assert last["text"] == data["response"] and last["usage"]["output_tokens"] > 0
+
+
+async def test_an_answer_without_tools_is_recorded_with_the_turns_end(client, stack: Stack):
+    agent_id = await agent(client)
+    response = await chat(client, agent_id, message="hello")
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    events = await stream_events(stack, f"session-{data['conversation_id']}")
+    assert [e.type for e in events] == ["session.created", "turn.started", "turn.completed"]
+    last = events[-1].data["last_step"]
+    assert last["kind"] == "model" and last["step"] == 1 and last["text"] == "echo: hello"
+    assert last["usage"] == data["usage"] and last["provider"] == "offline"
 
 
 async def test_a_conversation_keeps_its_history(client):

@@ -435,6 +435,10 @@ class RunFinished(RunVersion, kw_only=True, omit_defaults=True):
     error: ErrorBody | None = None
     agent_id: str | None = None
     session_id: str | None = None
+    last_step: StepRecorded | None = None
+    """The run's last model answer, when it is recorded here rather than as its own
+    ``*.step_recorded``: an answer that called no tool is recorded with what follows it, and
+    for most runs that is their end (one append fewer per turn)."""
 
 
 class _ExecutionEvent(msgspec.Struct, kw_only=True):

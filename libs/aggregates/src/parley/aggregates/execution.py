@@ -203,17 +203,7 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             started_at=state.started_at or at,
         )
     if kind == "execution.step_recorded":
-        step = Step(
-            step=int(data.get("step", 0)),
-            type=data.get("kind", "model"),
-            time=at,
-            text=data.get("text") or None,
-            tool_calls=data.get("tool_calls") or None,
-            plan=data.get("plan") or None,
-            usage=data.get("usage"),
-            duration_ms=data.get("duration_ms"),
-        )
-        return msgspec.structs.replace(state, trail=append(state.trail, step))
+        return msgspec.structs.replace(state, trail=append(state.trail, _step(data, at)))
     if kind.startswith("tool."):
         step = Step(
             step=int(data.get("step", 0)),
@@ -239,8 +229,10 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             state, status="queued", pending=None, pending_since=None, leg_attempts=0
         )
     if (final := _FINAL_EVENTS.get(kind)) is not None:
+        last = data.get("last_step")  # its last answer, recorded with its end
         return msgspec.structs.replace(
             state,
+            trail=append(state.trail, _step(last, at)) if last else state.trail,
             status=final,
             pending=None,
             pending_since=None,
@@ -251,6 +243,20 @@ def evolve(state: Execution | None, event: Event) -> Execution:
             finished_at=at,
         )
     return state
+
+
+def _step(data: dict[str, Any], at: datetime) -> Step:
+    """A recorded step (a ``StepRecorded``'s fields) as the trail keeps it."""
+    return Step(
+        step=int(data.get("step", 0)),
+        type=data.get("kind", "model"),
+        time=at,
+        text=data.get("text") or None,
+        tool_calls=data.get("tool_calls") or None,
+        plan=data.get("plan") or None,
+        usage=data.get("usage"),
+        duration_ms=data.get("duration_ms"),
+    )
 
 
 def superseded(state: Execution | None, attempt: int) -> bool:

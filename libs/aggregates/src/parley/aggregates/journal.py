@@ -1,6 +1,7 @@
 """A run's recorded steps, read back from its events, so a resumed run replays them.
 
-Every model answer and tool result is recorded before the run moves on. Steps are numbered
+Every model answer and tool result is recorded before the run moves on: an answer that
+called no tool with the run's next event, or its end (``RunFinished.last_step``). Steps are numbered
 in the order the run takes them; given the same recorded answers a strategy takes the same
 path, so step *n* of a resumed run is step *n* of the first attempt.
 """
@@ -44,8 +45,8 @@ class Journal:
         data = event.data
         if data.get("run_id", data.get("execution_id")) != run_id:
             return
-        if event.type in _STEP_TYPES:
-            step = msgspec.convert(data, StepRecorded)
+        if event.type in _STEP_TYPES or data.get("last_step"):
+            step = msgspec.convert(data.get("last_step") or data, StepRecorded)
             if step.kind == "plan_step" and step.index is not None:
                 self.plan_steps[step.index] = step
             else:

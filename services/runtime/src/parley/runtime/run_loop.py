@@ -148,6 +148,26 @@ class Run:
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    held: StepRecorded | None = None
+    """A model answer that called no tool, not recorded yet: it is recorded before the
+    run's next event or model call (:meth:`record`, :meth:`flush`), or carried by the run's
+    end (:meth:`take_held`, ``RunFinished.last_step``)."""
+
+    async def record(self, type: str, payload: msgspec.Struct) -> None:
+        """Append one event of the run, after the answer it holds back."""
+        await self.flush()
+        await self.recorder.record(type, payload)
+
+    async def flush(self) -> None:
+        """Record the answer held back, as its own ``*.step_recorded``."""
+        held, self.held = self.held, None
+        if held is not None:
+            await self.recorder.record(f"{self._event_prefix}.step_recorded", held)
+
+    def take_held(self) -> StepRecorded | None:
+        """The answer held back, for the run's end to carry (none is held after)."""
+        held, self.held = self.held, None
+        return held
 
     @property
     def _event_prefix(self) -> str:
@@ -171,6 +191,7 @@ class Run:
         system_suffix: str = "",
     ) -> StepRecorded:
         """One model call (or its recorded answer)."""
+        await self.flush()  # every answer is recorded before the next call
         self.steps += 1
         step = self.steps
         if (recorded := self.journal.models.get(step)) is not None:
@@ -260,7 +281,10 @@ class Run:
             model=spec.model,
             duration_ms=round((time.monotonic() - started) * 1000, 3),
         )
-        await self.recorder.record(f"{self._event_prefix}.step_recorded", recorded)
+        if kind == "model" and not calls:
+            self.held = recorded  # no tool to call: recorded with what follows, or the end
+        else:  # recorded before any of its tools is called
+            await self.recorder.record(f"{self._event_prefix}.step_recorded", recorded)
         return recorded, usage
 
     async def tool(self, call: ToolCall) -> Message:
@@ -281,7 +305,7 @@ class Run:
             outcome = await self._tool_outcome(step, call)
             if isinstance(outcome, ToolFailed):
                 genai.mark_failed(span, outcome.code, outcome.message)
-            await self.recorder.record(
+            await self.record(
                 "tool.completed" if isinstance(outcome, ToolCompleted) else "tool.failed", outcome
             )
         await self.sink.emit("tool_result", _result_frame(outcome))
@@ -341,7 +365,7 @@ class Run:
                     " tool is not idempotent",
                 )
         else:
-            await self.recorder.record(
+            await self.record(
                 "tool.called",
                 ToolCalled(
                     run_id=self.spec.run_id,

@@ -217,4 +217,5 @@ class RunTally:
         )
         if run is not None:
             finished.usage = run.usage
+            finished.last_step = run.take_held()
         return finished

@@ -71,7 +71,7 @@ async def _plan_and_execute(run: Run, messages: tuple[Message, ...]) -> str:
         result = await reactive(run, (*base, prompt), config.max_tool_rounds)
         results.append(result)
         if index not in run.journal.plan_steps:
-            await run.recorder.record(
+            await run.record(
                 f"{run.spec.kind}.step_recorded",
                 StepRecorded(
                     run_id=run.spec.run_id,

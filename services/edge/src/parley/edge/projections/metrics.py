@@ -123,12 +123,17 @@ def _run_ended(counter: str) -> Rule:
         ns.runs_ok += _suffix(event) == "completed"
         ns.response_ms += float(event.data.get("response_time_ms", 0.0))
         ns.recent_runs.append(event.time)
+        if last := event.data.get("last_step"):  # its last model call, recorded with its end
+            _count_call(ns, last)
 
     return rule
 
 
 def _model_call(ns: Namespace, event: Event) -> None:
-    data = event.data
+    _count_call(ns, event.data)
+
+
+def _count_call(ns: Namespace, data: dict[str, Any]) -> None:
     if data.get("kind") != "model":
         return
     provider, model = str(data.get("provider") or "unknown"), str(data.get("model") or "unknown")

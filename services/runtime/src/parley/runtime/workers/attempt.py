@@ -14,6 +14,7 @@ not run down its clock while a person decides).
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -175,7 +176,7 @@ class Attempt:
                 raise  # this runtime is stopping
             return await self._superseded()  # a cancel
         except InputRequired as exc:
-            await self.recorder.record(
+            await run.record(
                 "execution.input_required",
                 ExecutionInputRequired(
                     execution_id=execution.id,
@@ -207,6 +208,8 @@ class Attempt:
                     exc,
                     delay,
                 )
+                with contextlib.suppress(Exception):  # the next attempt replays what is kept
+                    await run.flush()
                 return Verdict(False, delay)
             outcome, error = "failed", exc.to_body()
             if isinstance(exc, Interrupted):

@@ -9,6 +9,7 @@ from parley.contracts.envelope import NewEvent
 from parley.eventstore import ConcurrencyConflict
 from parley.eventstore import EventStore
 from parley.eventstore.repository import Loaded
+from parley.eventstore.repository import Repository
 from parley.eventstore.repository import execute
 from parley.eventstore.repository import load
 
@@ -80,3 +81,48 @@ async def test_a_decision_refused_on_a_stale_cache_is_retried_on_the_real_state(
 
     outcome = await execute(store, stream, only_after_the_first, _count, loaded=Loaded(None, 0, 0))
     assert outcome.version == 2
+
+
+class _CountingReads:
+    """``store``, counting its reads (what a command costs besides its append)."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store, self.reads = store, 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def read(self, stream: str, from_version: int = 1) -> list[Event]:
+        self.reads += 1
+        return await self.store.read(stream, from_version)
+
+
+async def test_an_observed_append_keeps_the_cache_current_so_a_command_reads_nothing(
+    store: EventStore,
+) -> None:
+    counting = _CountingReads(store)
+    repository = Repository(counting, _count)  # type: ignore[arg-type]
+    stream = _stream()
+    await repository.execute(stream, _increment)  # cached at version 1
+    other = await execute(store, stream, _increment, _count)  # another process appends
+    (seen,) = await store.read(stream, other.version)
+    repository.observe(seen)
+    repository.observe(seen)  # already folded: unchanged
+    cached = repository.cached(stream)
+    assert cached is not None and (cached.state, cached.version) == (2, 2)
+    counting.reads = 0
+    outcome = await repository.execute(stream, _increment)
+    assert (outcome.state, outcome.version, counting.reads) == (3, 3, 0)
+
+
+async def test_an_observed_event_after_a_gap_drops_the_copy(store: EventStore) -> None:
+    repository = Repository(store, _count)
+    stream = _stream()
+    await repository.execute(stream, _increment)
+    await execute(store, stream, _increment, _count)
+    third = await execute(store, stream, _increment, _count)
+    (seen,) = await store.read(stream, third.version)
+    repository.observe(seen)  # version 3 on a copy at 1: it missed version 2
+    assert repository.cached(stream) is None
+    outcome = await repository.execute(stream, _increment)
+    assert (outcome.state, outcome.version) == (4, 4)

@@ -48,8 +48,7 @@ async def test_a_turn_with_two_tool_calls_on_the_offline_provider(client, stack:
     events = await stream_events(stack, f"session-{data['conversation_id']}")
     types = [e.type for e in events]
     assert types == [
-        "session.created",
-        "turn.started",
+        "turn.started",  # it opens the conversation: no session.created before it
         "turn.step_recorded",
         "tool.called",
         "tool.completed",
@@ -60,7 +59,7 @@ async def test_a_turn_with_two_tool_calls_on_the_offline_provider(client, stack:
     completed = [e for e in events if e.type == "tool.completed"]
     assert completed[0].data["content"] == "14"
     assert all(e.data["duration_ms"] >= 0 for e in completed)
-    asked, end = events[2].data, events[-1].data
+    asked, end = events[1].data, events[-1].data
     assert [c["name"] for c in asked["tool_calls"]] == ["calculator", "current_time"]
     last = end["last_step"]
     assert last["kind"] == "model" and last["step"] == 4 and not last.get("tool_calls")
@@ -73,10 +72,33 @@ async def test_an_answer_without_tools_is_recorded_with_the_turns_end(client, st
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     events = await stream_events(stack, f"session-{data['conversation_id']}")
-    assert [e.type for e in events] == ["session.created", "turn.started", "turn.completed"]
+    assert [e.type for e in events] == ["turn.started", "turn.completed"]
     last = events[-1].data["last_step"]
     assert last["kind"] == "model" and last["step"] == 1 and last["text"] == "echo: hello"
     assert last["usage"] == data["usage"] and last["provider"] == "offline"
+
+
+async def test_a_conversation_is_opened_by_its_first_turns_start(client, stack: Stack):
+    agent_id = await agent(client)
+    first = (await chat(client, agent_id, message="hello")).json()["data"]
+    conversation = first["conversation_id"]
+    second = await chat(client, agent_id, message="again", conversation_id=conversation)
+    assert second.status_code == 200, second.text
+    events = await stream_events(stack, f"session-{conversation}")
+    starts = [e for e in events if e.type == "turn.started"]
+    assert events[0] is starts[0] and "session.created" not in [e.type for e in events]
+    assert starts[0].data["opens"] is not None and starts[0].data["agent_id"] == agent_id
+    assert starts[1].data.get("opens") is None  # only the first start opens it
+    view = await client.get(f"/api/v1/sessions/{conversation}")
+    assert view.status_code == 200, view.text
+    session = view.json()["data"]
+    assert session["agent_id"] == agent_id
+    assert [m["content"] for m in session["history"]] == [
+        "hello",
+        "echo: hello",
+        "again",
+        "echo: again",
+    ]
 
 
 async def test_a_conversation_keeps_its_history(client):

@@ -92,6 +92,22 @@ def test_a_turn_starts_only_on_the_idle_session_it_saw():
         session.decide(busy, again, CTX)
 
 
+def test_a_first_turn_opens_its_session_only_if_nobody_did():
+    settings = SessionSettings(concurrency="enqueue")
+    first = msgspec.structs.replace(started("t1"), opens=settings)
+    opening = StartTurn(namespace="default", started=first, seen_version=0)
+    decided = session.decide(None, opening, CTX).events
+    assert [kind for kind, _ in decided] == ["turn.started"]
+    busy = fold_session(decided)
+    assert (busy.id, busy.agent_id, busy.settings, busy.version) == ("s1", "a1", settings, 1)
+    assert busy.active is not None and busy.active.turn_id == "t1"
+    assert [m.content for m in busy.history] == ["hi"]
+    with pytest.raises(Moved):  # opened meanwhile (another message, or an Open)
+        session.decide(fold_session(session.decide(None, OPEN, CTX).events), opening, CTX)
+    with pytest.raises(ValueError):  # a plain start cannot begin a stream
+        fold_session([("turn.started", started("t1"))])
+
+
 def test_an_orphaned_turn_is_failed_only_if_nothing_happened_since():
     opened = session.decide(None, OPEN, CTX).events
     start = [("turn.started", started("t1"))]

@@ -373,6 +373,9 @@ class TurnStarted(RunVersion, kw_only=True):
     message: str
     context: dict[str, Any] = {}
     files: list[str] = []
+    opens: SessionSettings | None = None
+    """Set on the first event of a conversation that a chat message opens: this start
+    opens it (with these settings; no ``session.created`` comes before it)."""
 
 
 class StepRecorded(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -63,6 +63,7 @@ __all__ = [
     "StartTurn",
     "decide",
     "evolve",
+    "opens",
     "turn_prompt",
 ]
 
@@ -186,22 +187,30 @@ def evolve(state: Session | None, event: Event) -> Session:
     """Fold one session event.
 
     Raises:
-        ValueError: When the stream does not start with ``session.created``, or a payload
-            does not match its type.
+        ValueError: When the stream does not start with ``session.created`` or a turn that
+            opens it, or a payload does not match its type.
     """
     data, kind, at = event.data, event.type, event.time
     if state is None:
-        if kind != "session.created":
+        if not opens(event):
             raise ValueError(f"session stream starts with {kind}, not session.created")
-        created = msgspec.convert(data, SessionCreated)
-        return Session(
-            id=created.session_id,
-            agent_id=created.agent_id,
-            settings=created.settings,
-            title=created.title,
-            updated_at=at,
-            **born(event),
-        )
+        if kind == "turn.started":  # a chat message opened it: the session, then its turn
+            state = Session(
+                id=data["session_id"],
+                agent_id=data.get("agent_id"),
+                settings=msgspec.convert(data["opens"], SessionSettings),
+                **born(event),
+            )
+        else:
+            created = msgspec.convert(data, SessionCreated)
+            return Session(
+                id=created.session_id,
+                agent_id=created.agent_id,
+                settings=created.settings,
+                title=created.title,
+                updated_at=at,
+                **born(event),
+            )
     state = msgspec.structs.replace(state, version=event.version, updated_at=at)
     run_id = str(data.get("run_id") or data.get("turn_id") or "")
     if kind == "session.settings_changed":
@@ -287,6 +296,14 @@ def evolve(state: Session | None, event: Event) -> Session:
             state, active=active, outcomes=outcomes, trail=append(state.trail, answer)
         )
     return state
+
+
+def opens(event: Event) -> bool:
+    """Whether ``event`` opens a session: ``session.created``, or the start of the turn
+    whose message opened the conversation (``TurnStarted.opens``)."""
+    return event.type == "session.created" or (
+        event.type == "turn.started" and event.data.get("opens") is not None
+    )
 
 
 def turn_prompt(started: TurnStarted) -> str:
@@ -379,6 +396,10 @@ def decide(state: Session | None, command: SessionCommand, ctx: Context) -> Deci
         return Decision([("session.created", created)])
     if isinstance(command, EndOrphanTurn):
         return Decision(_end_orphan(state, command))
+    if isinstance(command, StartTurn) and command.started.opens is not None:
+        if state is not None:
+            raise Moved(f"session {command.started.session_id!r} already exists")
+        return Decision([("turn.started", command.started)])  # it opens the session
     session = _live(state, command.namespace)
     events: Decided
     if isinstance(command, ChangeSettings):

@@ -235,3 +235,22 @@ class Repository(Generic[S]):
     def forget(self, stream: str) -> None:
         """Drop the cached copy of ``stream``."""
         self._cache.pop(stream, None)
+
+    def observe(self, event: Event) -> None:
+        """Fold ``event`` (read from the store, e.g. by this process's follower) into its
+        stream's cached copy when it is the copy's next one.
+
+        So a command on a stream another process appended to since needs no refused append
+        and read to find out. A copy that holds the event already is left as it is; one that
+        misses events before it is dropped (the next command reads afresh).
+        """
+        cached = self._cache.get(event.stream)
+        if cached is None or event.version <= cached.version:
+            return
+        if event.version != cached.version + 1:
+            self.forget(event.stream)
+            return
+        try:
+            self.remember(event.stream, fold([event], self.evolve, cached))
+        except Exception:
+            self.forget(event.stream)  # the fold refused it: the store's copy decides

@@ -8,6 +8,7 @@ no runtime has taken yet (re-published at start, see :mod:`parley.messaging.work
 and where each conversation is stored (:meth:`Directory.conversation_stream`).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from parley.aggregates.agent import Agent
@@ -53,6 +54,8 @@ class Directory(Follower):
         self._by_message: dict[tuple[str, str], str] = {}
         self._by_key: dict[tuple[str, str], str] = {}
         self._unscoped: set[tuple[str, str]] = set()
+        self.observers: list[Callable[[Event], None]] = []
+        """Called with every conversation event folded (e.g. to keep a cache current)."""
 
     # --- reads -------------------------------------------------------------------------
 
@@ -107,6 +110,8 @@ class Directory(Follower):
                 self._agents[agent.id] = agent
         elif event.stream.startswith("conversation-"):
             self._fold_message(event)
+            for observe in self.observers:
+                observe(event)
 
     def _fold_message(self, event: Event) -> None:
         match payload(event):

@@ -76,6 +76,8 @@ class Messaging:
         self.store, self.directory, self.dispatch = store, directory, dispatch
         self.replies = replies
         self.conversations = Repository(store, conversation.evolve, cache_size=cached)
+        # the deliveries runtimes record: folded as they arrive, so a reply finds them cached
+        directory.observers.append(self.conversations.observe)
         self._locks = KeyedLock()
 
     async def send(self, cmd: SendMessage) -> MessageReply:

@@ -204,7 +204,7 @@ class RuntimeProjection(FoldingProjection):
 
     def _fold_session(self, event: Event) -> None:
         before = self._sessions.get(event.subject)
-        if before is None and event.type != "session.created":
+        if before is None and not sessions.opens(event):
             return  # deleted, or a stream that never opened
         after = sessions.evolve(before, event)
         if after.deleted:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from nats.aio.subscription import Subscription
 
 from parley.aggregates.session import Moved
-from parley.aggregates.session import Open
 from parley.aggregates.session import Session
 from parley.aggregates.session import StartTurn
 from parley.aggregates.session import decide
@@ -171,28 +170,24 @@ class Starter:
                 loaded = await load_session(self.deps, loaded.state.id, turn.cmd.namespace)
 
     async def _append_start(self, turn: _Turn, loaded: Loaded[Session]) -> int:
-        """Append ``turn.started`` (after ``session.created`` for a new conversation).
-
-        Two single appends, not one atomic batch: a JetStream batch commit costs about ten
-        times a single publish, and a new stream's first event can only race with itself.
+        """Append ``turn.started``; for a new conversation it is the stream's first event
+        and opens it (``TurnStarted.opens``: one append, where ``session.created`` then the
+        start took two, one after the other).
 
         Raises:
-            Moved: When the session is not as ``loaded`` shows it, or busy.
+            Moved: When the session is not as ``loaded`` shows it, or busy (or, for a new
+                conversation, when it exists after all).
         """
         session, cmd = loaded.state, turn.cmd
         assert session is not None
         stream = session_stream(session.id)
         envelope = Envelope(session.id, cmd.namespace, cmd.request_id, cmd.traceparent)
-        version = loaded.version
-        if version == 0:
-            opened = Open(
-                session_id=session.id, agent_id=session.agent_id, settings=session.settings
-            )
-            created = await execute(self.deps.sessions, stream, decide, opened, envelope, new=True)
-            version = created.outcome.version
+        new = loaded.version == 0
         started = turn_started(cmd, session, turn.routed)
-        command = StartTurn(namespace=cmd.namespace, started=started, seen_version=version)
-        executed = await execute(self.deps.sessions, stream, decide, command, envelope)
+        if new:
+            started.opens = session.settings
+        command = StartTurn(namespace=cmd.namespace, started=started, seen_version=loaded.version)
+        executed = await execute(self.deps.sessions, stream, decide, command, envelope, new=new)
         return executed.outcome.position
 
     async def _make_room(self, session: Session, policy: str, deadline: float, ns: str) -> None:

@@ -29,10 +29,12 @@ _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 """Terminal control sequences (styles, cursor moves): not what a person reads."""
 
 # Makes the terminal on stdin the controlling terminal of a new session, so that Ctrl-C typed
-# into it reaches the program as SIGINT, then becomes the program.
+# into it reaches the program as SIGINT, then becomes the program. SIGINT goes back to its
+# default first: a test run started in the background of a shell has it ignored, the program
+# would inherit that, and Python leaves an ignored SIGINT ignored (no KeyboardInterrupt).
 _SESSION = (
-    "import fcntl, os, sys, termios; os.setsid(); fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
+    "import fcntl, os, signal, sys, termios; os.setsid(); fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
 )
 
 
@@ -77,6 +79,12 @@ class Terminal:
 
     def type(self, keys: str) -> None:
         os.write(self.fd, keys.encode())
+
+    def stop(self) -> None:
+        """Kill the program if it still runs, and reap it."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
 
     async def exit_code(self, within: float = 30) -> int:
         code = await asyncio.to_thread(self.process.wait, within)
@@ -128,8 +136,7 @@ async def test_chat_streams_tool_calls_as_they_happen_and_ctrl_c_cancels_the_tur
         assert await term.exit_code() == 0
     finally:
         world.release.set()
-        if term.process.poll() is None:
-            term.process.kill()
+        term.stop()
 
     cancelled = await asyncio.to_thread(
         cli.ok,
@@ -210,6 +217,5 @@ async def test_a_canary_is_drawn_live_in_a_terminal_stage_by_stage(cli: Cli) -> 
         await term.expect("new 100%")
         assert await term.exit_code() == 0
     finally:
-        if term.process.poll() is None:
-            term.process.kill()
+        term.stop()
     assert "STAGE" in term.screen and "SPLIT %" in term.screen

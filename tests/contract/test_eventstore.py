@@ -185,6 +185,47 @@ async def test_any_version_appends_from_two_processes_interleave_densely(
             await other.close()
 
 
+async def test_an_append_at_the_end_on_a_hinted_tail_lands_right_even_on_a_wrong_hint(
+    store: EventStore, request: pytest.FixtureRequest
+) -> None:
+    """Another process says where a stream ends (``know_tail``): on a right hint an append
+    at the end does not look the end up (JetStream); on a stale or made-up one it still lands
+    at the end, once."""
+    other = store
+    if isinstance(store, JetStreamEventStore):  # the hint comes from a second process
+        other = await open_store(
+            backend="jetstream",
+            nats_url=request.getfixturevalue("nats_url"),
+            stream_name="PARLEY_CONTRACT",
+            max_event_bytes=MAX_EVENT_BYTES,
+        )
+    try:
+        stream = stream_of()
+        written = [new(i) for i in range(2)]
+        positions = await append_each(other, stream, written)
+        store.know_tail(stream, 2, positions[-1], written[-1].id)
+        looks = 0
+        if isinstance(store, JetStreamEventStore):
+            last = store._direct.last
+
+            async def counted(subject: str) -> object:
+                nonlocal looks
+                looks += 1
+                return await last(subject)
+
+            store._direct.last = counted  # type: ignore[method-assign]
+        assert (await store.append(stream, [new(2)], ANY_VERSION)).version == 3
+        assert looks == 0
+        await other.append(stream, [new(3)], ANY_VERSION)  # the hint goes stale
+        store.know_tail(stream, 4, positions[-1] + 10**6, "not-an-event")  # a made-up one
+        assert (await store.append(stream, [new(4)], ANY_VERSION)).version == 5
+        events = await store.read(stream)
+        assert [(e.version, e.data["n"]) for e in events] == [(v, v - 1) for v in range(1, 6)]
+    finally:
+        if other is not store:
+            await other.close()
+
+
 async def test_racing_writers_win_each_version_exactly_once_without_gaps_or_losses(
     store: EventStore,
 ) -> None:

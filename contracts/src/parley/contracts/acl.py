@@ -38,6 +38,7 @@ __all__ = [
     "HOP_LIMIT",
     "PROTOCOL_REPLIES",
     "SERVICE",
+    "TAIL_HEADER",
     "AclMessage",
     "MessageDelivered",
     "MessageFailed",
@@ -57,6 +58,10 @@ SERVICE = "messaging"
 VIEWED = ("agent", "conversation")
 """The stream categories the messaging service's directory reads (see ``runtime.VIEWED``)."""
 HOP_LIMIT = 8
+TAIL_HEADER = "Parley-Conversation-Tail"
+"""On an inbox item: the conversation's last event as the messaging service recorded the
+message, ``<version> <position> <event id>``; the receiving runtime appends its
+``message.delivered`` after it without looking the conversation's end up."""
 """Agent-caused messages in one causal chain; one more is refused (loops stop here)."""
 
 Principal = Annotated[

@@ -356,6 +356,14 @@ class JetStreamEventStore:
         matches = expected_version in (ANY_VERSION, known.version)
         return matches, known if known.version else None
 
+    def know_tail(self, stream: str, version: int, position: int, event_id: str) -> None:
+        """Take ``stream``'s tail as another process says it left it, unless this process
+        knows a later one (see :meth:`_hint`: a stale hint is caught by the server)."""
+        subject = subjects.events(stream)
+        known = self._tails.get(subject)
+        if known is None or known.version < version:
+            self._remember(subject, Tail(event_id, version, position))
+
     def _remember(self, subject: str, last: Tail) -> None:
         tails = self._tails
         tails.pop(subject, None)

@@ -173,6 +173,9 @@ class KurrentDBEventStore:
         self._feeds.add(feed)
         return feed
 
+    def know_tail(self, stream: str, version: int, position: int, event_id: str) -> None:
+        """Nothing to do: KurrentDB checks an append's expected version itself."""
+
     async def load_checkpoint(self, name: str) -> int:
         """The position subscriber ``name`` last saved (0 if none)."""
         last = await self._last(f"{_CHECKPOINTS}-{safe_key(name)}")

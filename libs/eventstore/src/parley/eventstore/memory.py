@@ -98,6 +98,9 @@ class MemoryEventStore:
         self._feeds.add(feed)
         return feed
 
+    def know_tail(self, stream: str, version: int, position: int, event_id: str) -> None:
+        """Nothing to do: an append here needs no look at the stream's end."""
+
     async def load_checkpoint(self, name: str) -> int:
         """The position subscriber ``name`` last saved (0 if none)."""
         await self._round_trip()

@@ -121,6 +121,13 @@ class EventStore(Protocol):
         """
         ...
 
+    def know_tail(self, stream: str, version: int, position: int, event_id: str) -> None:
+        """Hint that ``stream``'s last event is ``event_id`` at ``version`` and ``position``
+        (another process recorded it and said so), so an append at the stream's end can skip
+        looking it up. A wrong hint costs what no hint costs: the append finds out and looks.
+        """
+        ...
+
     async def load_checkpoint(self, name: str) -> int:
         """The position subscriber ``name`` last saved (0 if none)."""
         ...

@@ -51,11 +51,13 @@ class Dispatch:
         conversation: Conversation,
         replayed: bool,
         traceparent: str | None,
+        tail: str | None = None,
     ) -> MessageReply:
         """Queue ``message`` for each agent, task or run receiver; record the failures.
 
         A ``replayed`` message (recorded by an earlier send) answers what became of each
-        delivery and re-queues only those nobody took yet.
+        delivery and re-queues only those nobody took yet. ``tail``: the conversation's end
+        as the message's record left it, passed on to the receivers (``TAIL_HEADER``).
         """
         ns, message_id = message.namespace, message.message_id
         failed_before = conversation.failed.get(message_id, {}) if replayed else {}
@@ -81,7 +83,7 @@ class Dispatch:
             to_queue.append(receiver)
         body = _encode(message)
         queued = await asyncio.gather(
-            *(self.outbox.enqueue(message, r, body, traceparent) for r in to_queue)
+            *(self.outbox.enqueue(message, r, body, traceparent, tail) for r in to_queue)
         )
         lost = [r for r, ok in zip(to_queue, queued, strict=True) if not ok]
         if lost:

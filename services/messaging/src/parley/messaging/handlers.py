@@ -100,7 +100,7 @@ class Messaging:
             waiter = self.replies.listen(message_id, conversation_id)
         try:
             fresh = out.message_id is None and conversation_id == message_id
-            message, state, replayed = await self._record(
+            message, state, replayed, tail = await self._record(
                 cmd, message_id, conversation_id, fresh, traceparent
             )
             if message.in_reply_to:  # recorded: its waiters need not wait for the queueing
@@ -108,7 +108,7 @@ class Messaging:
                 await self.dispatch.outbox.announce(
                     message, original.message_id if original else None, _encode(message)
                 )
-            reply = await self.dispatch.deliver(message, state, replayed, traceparent)
+            reply = await self.dispatch.deliver(message, state, replayed, traceparent, tail)
             if waiter is not None:
                 answer = state.first_reply.get(message_id)
                 if answer is None:
@@ -126,15 +126,17 @@ class Messaging:
         conversation_id: str,
         fresh: bool,
         traceparent: str | None,
-    ) -> tuple[AclMessage, Conversation, bool]:
+    ) -> tuple[AclMessage, Conversation, bool, str | None]:
         """Record the message (or its refusal); the message, its conversation with it folded
-        in, and whether an earlier send recorded it.
+        in, whether an earlier send recorded it, and the conversation's end as this record
+        left it (:data:`~parley.contracts.acl.TAIL_HEADER`; None when nothing was appended).
 
         ``fresh``: the conversation is named after a message id minted here, so it cannot
         exist yet and is not read (the append at version 0 would catch it if it did)."""
         stream = self.directory.conversation_stream(cmd.namespace, conversation_id)
         built: list[AclMessage] = []
         effects: list[conversation.Effect] = []
+        ids: list[str] = []
 
         def decide(state: Conversation | None) -> list[NewEvent]:
             _check_namespace(state, cmd.namespace)
@@ -143,7 +145,9 @@ class Messaging:
             command = Record(message_id=message_id, message=built[0] if built else None)
             decision = conversation.decide(state, command, Context())
             effects[:] = decision.effects
-            return [decided_event(cmd, state, d, traceparent) for d in decision.events]
+            events = [decided_event(cmd, state, d, traceparent) for d in decision.events]
+            ids[:] = [e.id for e in events]
+            return events
 
         async with self._locks.hold(stream):
             if fresh:
@@ -163,7 +167,8 @@ class Messaging:
             if effect.replayed:  # the copy may miss what became of its deliveries since
                 state = (await self.conversations.load(stream, fresh=True)).state
         assert state is not None
-        return effect.message, state, effect.replayed
+        tail = f"{outcome.version} {outcome.position} {ids[-1]}" if outcome.appended else None
+        return effect.message, state, effect.replayed, tail
 
     def _compose(self, cmd: SendMessage, message_id: str, conversation_id: str) -> AclMessage:
         out, ns = cmd.message, cmd.namespace

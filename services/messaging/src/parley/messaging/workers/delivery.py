@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 
 from parley.aggregates.conversation import evolve
 from parley.contracts import subjects
+from parley.contracts.acl import TAIL_HEADER
 from parley.contracts.acl import AclMessage
 from parley.contracts.envelope import ACTOR_HEADER
 from parley.contracts.envelope import current_actor
@@ -65,10 +66,17 @@ class Outbox:
         )
 
     async def enqueue(
-        self, message: AclMessage, receiver: str, body: bytes, traceparent: str | None = None
+        self,
+        message: AclMessage,
+        receiver: str,
+        body: bytes,
+        traceparent: str | None = None,
+        tail: str | None = None,
     ) -> bool:
         """Put ``message`` in ``receiver``'s inbox; False if JetStream kept refusing."""
         headers = {"Nats-Msg-Id": f"{message.message_id}:{receiver}"}
+        if tail:  # where the conversation ends: the receiver records its delivery after it
+            headers[TAIL_HEADER] = tail
         # the delivery continues the span that sent it (else the sender's trace)
         if parent := current_traceparent() or traceparent:
             headers["traceparent"] = parent

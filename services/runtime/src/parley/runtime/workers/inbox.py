@@ -37,6 +37,7 @@ from nats.aio.msg import Msg
 from opentelemetry import trace
 
 from parley.contracts import subjects
+from parley.contracts.acl import TAIL_HEADER
 from parley.contracts.acl import AclMessage
 from parley.contracts.acl import MessageDelivered
 from parley.contracts.acl import OutgoingMessage
@@ -123,7 +124,7 @@ class Inbox(QueueWorker):
             return
         keep = asyncio.create_task(self._keep(msg))
         try:
-            await self._delivered(message, agent_id)
+            await self._delivered(message, agent_id, (msg.headers or {}).get(TAIL_HEADER))
             answer = await self._answer(message, agent_id)
             if answer is not None and not await self._reply_soon(message, agent_id, answer):
                 await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
@@ -156,7 +157,9 @@ class Inbox(QueueWorker):
             with contextlib.suppress(Exception):
                 await msg.in_progress()
 
-    async def _delivered(self, message: AclMessage, agent_id: str) -> None:
+    async def _delivered(self, message: AclMessage, agent_id: str, tail: str | None) -> None:
+        """Record that ``agent_id`` took ``message``, at the conversation's end (``tail``:
+        where the message's record left it, so the end need not be looked up)."""
         delivered = MessageDelivered(
             message_id=message.message_id, receiver=agent_id, worker=self.deps.settings.worker
         )
@@ -170,6 +173,10 @@ class Inbox(QueueWorker):
             correlationid=message.message_id,
         )
         stream = conversation_stream(message.namespace, message.conversation_id)
+        if tail is not None:
+            with contextlib.suppress(ValueError):  # not as messaging writes it: no hint
+                version, position, event_id = tail.split(" ", 2)
+                self.deps.store.know_tail(stream, int(version), int(position), event_id)
         await self.deps.store.append(stream, [event], ANY_VERSION)
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:

@@ -48,6 +48,19 @@ async def take(sub: Subscription, count: int, within: float = 10.0) -> list[Even
     return got
 
 
+async def another_process(store: EventStore, request: pytest.FixtureRequest) -> EventStore:
+    """The store as a second process sees it: JetStream on a connection of its own (close
+    it after); the other backends are one process's store, ``store`` itself."""
+    if not isinstance(store, JetStreamEventStore):
+        return store
+    return await open_store(
+        backend="jetstream",
+        nats_url=request.getfixturevalue("nats_url"),
+        stream_name="PARLEY_CONTRACT",
+        max_event_bytes=MAX_EVENT_BYTES,
+    )
+
+
 async def append_each(store: EventStore, stream: str, events: Sequence[NewEvent]) -> list[int]:
     positions = []
     version = NO_STREAM
@@ -156,14 +169,7 @@ async def test_any_version_appends_from_two_processes_interleave_densely(
 ) -> None:
     """Each writer remembers the tail it last wrote; the other's appends make that stale,
     and an ANY_VERSION append still lands at the end, never over or beside them."""
-    other = store
-    if isinstance(store, JetStreamEventStore):  # a second process: its own connection
-        other = await open_store(
-            backend="jetstream",
-            nats_url=request.getfixturevalue("nats_url"),
-            stream_name="PARLEY_CONTRACT",
-            max_event_bytes=MAX_EVENT_BYTES,
-        )
+    other = await another_process(store, request)
     try:
         stream = stream_of()
         versions = []
@@ -191,14 +197,7 @@ async def test_an_append_at_the_end_on_a_hinted_tail_lands_right_even_on_a_wrong
     """Another process says where a stream ends (``know_tail``): on a right hint an append
     at the end does not look the end up (JetStream); on a stale or made-up one it still lands
     at the end, once."""
-    other = store
-    if isinstance(store, JetStreamEventStore):  # the hint comes from a second process
-        other = await open_store(
-            backend="jetstream",
-            nats_url=request.getfixturevalue("nats_url"),
-            stream_name="PARLEY_CONTRACT",
-            max_event_bytes=MAX_EVENT_BYTES,
-        )
+    other = await another_process(store, request)  # the hint comes from it
     try:
         stream = stream_of()
         written = [new(i) for i in range(2)]

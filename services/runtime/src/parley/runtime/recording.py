@@ -20,33 +20,14 @@ from parley.contracts.runtime import turn_subject
 from parley.eventstore import ANY_VERSION
 from parley.eventstore import EventStore
 from parley.eventstore import EventStoreUnavailable
-from parley.eventstore.repository import Evolve
-from parley.eventstore.repository import Repository
-from parley.eventstore.repository import fold
 
 RECORD_WAIT_S = 10.0
 """How long a run waits for the store to answer one of its events before it fails."""
 
-__all__ = ["SOURCE", "DeltaPublisher", "NullSink", "StreamRecorder", "keep_current"]
+__all__ = ["SOURCE", "DeltaPublisher", "NullSink", "StreamRecorder"]
 
 SOURCE = "/parley/runtime"
 _encode = msgspec.json.Encoder().encode
-
-
-def keep_current(repository: Repository[Any], evolve: Evolve[Any]) -> Callable[[Event], None]:
-    """A callback that folds an event this process appended into the repository's cache,
-    if it follows the cached version (else the copy is dropped and read again)."""
-
-    def recorded(event: Event) -> None:
-        cached = repository.cached(event.stream)
-        if cached is None and event.version == 1:
-            repository.remember(event.stream, fold([event], evolve))
-        elif cached is not None and event.version == cached.version + 1:
-            repository.remember(event.stream, fold([event], evolve, cached))
-        else:
-            repository.forget(event.stream)
-
-    return recorded
 
 
 class StreamRecorder:

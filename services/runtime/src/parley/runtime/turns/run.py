@@ -8,7 +8,6 @@ from typing import Literal
 
 import msgspec
 
-from parley.aggregates import session as sessions
 from parley.aggregates.journal import Journal
 from parley.aggregates.session import Session
 from parley.aggregates.session import turn_prompt
@@ -30,7 +29,6 @@ from parley.runtime.errors import RuntimeFault
 from parley.runtime.errors import error_body
 from parley.runtime.recording import DeltaPublisher
 from parley.runtime.recording import StreamRecorder
-from parley.runtime.recording import keep_current
 from parley.runtime.run_loop import Interrupted
 from parley.runtime.run_loop import Run
 from parley.runtime.run_setup import RunTally
@@ -106,7 +104,7 @@ async def run_turn(
         correlation_id=cmd.request_id,
         traceparent=cmd.traceparent or current_traceparent(),
     )
-    recorder.on_recorded = keep_current(deps.sessions, sessions.evolve)
+    recorder.on_recorded = deps.sessions.observe  # the session's copy follows the run
     recorder.gate = gate
     run: Run | None = None
     error: ErrorBody | None = None

@@ -31,6 +31,8 @@ from parley.contracts.acl import MessageRejected
 from parley.contracts.acl import MessageSent
 from parley.contracts.acl import OutgoingMessage
 from parley.contracts.acl import Performative as P
+from parley.contracts.acl import read_tail
+from parley.contracts.acl import tail_header
 from parley.contracts.envelope import Event
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
@@ -214,3 +216,9 @@ def test_a_rejected_message_is_readable_by_id_but_not_in_history() -> None:
     assert view is not None and view.status == "rejected" and view.position == 101
     assert view.rejection is not None and view.rejection.reason == "no"
     assert projection.has("default", "m2") and projection.history("default") == []
+
+
+def test_a_conversation_tail_reads_back_and_a_malformed_one_is_no_hint() -> None:
+    assert read_tail(tail_header(3, 1234, "01a2-e")) == (3, 1234, "01a2-e")
+    for bad in ("", "3", "3 4", "3 4 ", "x 4 e", "3 -4 e"):
+        assert read_tail(bad) is None

@@ -50,6 +50,8 @@ __all__ = [
     "Principal",
     "SendMessage",
     "conversation_stream",
+    "read_tail",
+    "tail_header",
     "inbox_subject",
     "reply_subject",
 ]
@@ -62,6 +64,22 @@ TAIL_HEADER = "Parley-Conversation-Tail"
 """On an inbox item: the conversation's last event as the messaging service recorded the
 message, ``<version> <position> <event id>``; the receiving runtime appends its
 ``message.delivered`` after it without looking the conversation's end up."""
+
+
+def tail_header(version: int, position: int, event_id: str) -> str:
+    """The :data:`TAIL_HEADER` value for a conversation that ends with ``event_id``."""
+    return f"{version} {position} {event_id}"
+
+
+def read_tail(value: str) -> tuple[int, int, str] | None:
+    """(version, position, event id) from a :data:`TAIL_HEADER` value; None if malformed."""
+    version, _, rest = value.partition(" ")
+    position, _, event_id = rest.partition(" ")
+    if not (version.isdigit() and position.isdigit() and event_id):
+        return None
+    return int(version), int(position), event_id
+
+
 """Agent-caused messages in one causal chain; one more is refused (loops stop here)."""
 
 Principal = Annotated[

@@ -28,6 +28,7 @@ from parley.contracts.acl import AclMessage
 from parley.contracts.acl import MessageReply
 from parley.contracts.acl import OutgoingMessage
 from parley.contracts.acl import SendMessage
+from parley.contracts.acl import tail_header
 from parley.contracts.envelope import NewEvent
 from parley.contracts.errors import ErrorCode
 from parley.contracts.errors import ParleyError
@@ -167,7 +168,7 @@ class Messaging:
             if effect.replayed:  # the copy may miss what became of its deliveries since
                 state = (await self.conversations.load(stream, fresh=True)).state
         assert state is not None
-        tail = f"{outcome.version} {outcome.position} {ids[-1]}" if outcome.appended else None
+        tail = tail_header(outcome.version, outcome.position, ids[-1]) if outcome.appended else None
         return effect.message, state, effect.replayed, tail
 
     def _compose(self, cmd: SendMessage, message_id: str, conversation_id: str) -> AclMessage:

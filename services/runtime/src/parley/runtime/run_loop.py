@@ -160,8 +160,7 @@ class Run:
 
     async def flush(self) -> None:
         """Record the answer held back, as its own ``*.step_recorded``."""
-        held, self.held = self.held, None
-        if held is not None:
+        if (held := self.take_held()) is not None:
             await self.recorder.record(f"{self._event_prefix}.step_recorded", held)
 
     def take_held(self) -> StepRecorded | None:

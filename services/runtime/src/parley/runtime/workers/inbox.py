@@ -44,6 +44,7 @@ from parley.contracts.acl import OutgoingMessage
 from parley.contracts.acl import Performative
 from parley.contracts.acl import SendMessage
 from parley.contracts.acl import conversation_stream
+from parley.contracts.acl import read_tail
 from parley.contracts.envelope import NewEvent
 from parley.contracts.envelope import utcnow
 from parley.contracts.errors import ErrorCode
@@ -173,10 +174,8 @@ class Inbox(QueueWorker):
             correlationid=message.message_id,
         )
         stream = conversation_stream(message.namespace, message.conversation_id)
-        if tail is not None:
-            with contextlib.suppress(ValueError):  # not as messaging writes it: no hint
-                version, position, event_id = tail.split(" ", 2)
-                self.deps.store.know_tail(stream, int(version), int(position), event_id)
+        if tail is not None and (known := read_tail(tail)) is not None:
+            self.deps.store.know_tail(stream, *known)
         await self.deps.store.append(stream, [event], ANY_VERSION)
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:

@@ -12,6 +12,7 @@ from nats.aio.client import Client
 from parley.contracts import subjects
 from parley.eventstore.memory import MemoryEventStore
 from parley.runtime.adapters import holders
+from parley.runtime.adapters import slots
 from parley.runtime.adapters.slots import Capacity
 from parley.runtime.errors import RuntimeFault
 
@@ -121,3 +122,58 @@ async def test_one_process_never_shares_a_namespace_slot_between_two_turns(
         assert refused.value.code == "QUOTA_EXCEEDED"
     finally:
         await capacity.stop()
+
+
+async def test_a_slot_a_turn_is_done_with_serves_the_agents_next_turn_without_a_write(
+    runtimes: list[Capacity], connections: list[Client]
+) -> None:
+    agent = f"agent-{uuid.uuid4().hex}"
+    kv = await connections[0].jetstream().key_value(subjects.SLOTS_BUCKET)
+    async with runtimes[0].slot(agent, 1, "default"):
+        taken = (await kv.get(f"{agent}.0")).revision
+    async with runtimes[0].slot(agent, 1, "default"):
+        entry = await kv.get(f"{agent}.0")
+        assert (entry.value, entry.revision) == (b"runtime-0", taken)  # no write: a spare
+
+
+async def test_a_spare_slot_is_freed_in_the_bucket_when_its_time_is_up(
+    runtimes: list[Capacity], connections: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "SPARE_S", 0.05)
+    agent = f"agent-{uuid.uuid4().hex}"
+    async with runtimes[0].slot(agent, 1, "default"):
+        pass
+    assert await _holder(connections[0], f"{agent}.0") == b"runtime-0"
+    for _ in range(100):
+        if await _holder(connections[0], f"{agent}.0") == b"":
+            break
+        await asyncio.sleep(0.02)
+    assert await _holder(connections[0], f"{agent}.0") == b""  # freed, not only let go here
+
+
+async def test_another_runtime_gets_a_spare_slot_at_once(
+    runtimes: list[Capacity], connections: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "SPARE_S", 60.0)  # it would stay spare for a minute
+    agent = f"agent-{uuid.uuid4().hex}"
+    async with runtimes[0].slot(agent, 1, "default"):
+        pass
+    async with asyncio.timeout(1), runtimes[1].slot(agent, 1, "default"):
+        assert await _holder(connections[0], f"{agent}.0") == b"runtime-1"
+        # Given up, not shared: the first runtime's next turn waits for this one.
+        with pytest.raises(RuntimeFault) as busy:
+            runtimes[0].queue_timeout = 0.2
+            async with runtimes[0].slot(agent, 1, "default"):
+                pass
+        assert busy.value.code == "RATE_LIMITED"
+
+
+async def test_a_stopping_runtime_frees_its_spare_slots(
+    runtimes: list[Capacity], connections: list[Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(slots, "SPARE_S", 60.0)
+    agent = f"agent-{uuid.uuid4().hex}"
+    async with runtimes[0].slot(agent, 1, "default"):
+        pass
+    await runtimes[0].stop()
+    assert await _holder(connections[0], f"{agent}.0") == b""

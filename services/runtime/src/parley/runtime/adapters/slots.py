@@ -10,6 +10,13 @@ also live ``lease_ttl`` seconds unless renewed, so a killed runtime's slots come
 themselves even when nobody asks. A request that finds every slot busy waits in a
 bounded queue, then gets ``RATE_LIMITED`` with the reason.
 
+A slot an agent's turn is done with stays with its process for :data:`SPARE_S` (a *spare*):
+the agent's next request there takes it without a round trip to the bucket (a busy agent
+takes and frees a slot per turn; that was two writes to the bucket each). Another runtime
+that asks for a spare slot gets it at once: its holder gives it up and answers that it does
+not hold it. A spare nobody took is freed in the bucket when its time is up, and every spare
+is freed when the process stops.
+
 With a namespace quota (``PARLEY_QUOTA_MAX_INSTANCES``), a request that has its agent's slot
 also takes one of its namespace's slots ``ns.<namespace>.<n>`` (n < the quota) the same way,
 and holds it with the agent's (a request queued for its agent holds none); when every one is
@@ -46,9 +53,13 @@ from parley.eventstore import EventStore
 from parley.runtime.adapters.holders import Holders
 from parley.runtime.errors import RuntimeFault
 
-__all__ = ["Capacity"]
+__all__ = ["SPARE_S", "Capacity"]
 
 log = logging.getLogger(__name__)
+
+SPARE_S = 0.25
+"""How long a slot an agent's turn is done with stays with its process for the agent's next
+request before it is freed in the bucket (another runtime that asks for it gets it at once)."""
 
 
 class Capacity:
@@ -89,7 +100,13 @@ class Capacity:
         """Per agent with queued requests: set when this process frees one of its slots."""
         self._held: dict[str, int] = {}
         """The bucket revision of each slot this process holds."""
-        self.holders = Holders(nc, worker, self._mine.__contains__)
+        self._renewing: dict[str, asyncio.Task[None]] = {}
+        """The lease renewal of each slot this process holds, in use or spare."""
+        self._spare: dict[str, dict[str, asyncio.TimerHandle]] = {}
+        """Per agent: the slots this process holds that no turn uses, each with the timer
+        that frees it (newest last)."""
+        self._letting_go: set[asyncio.Task[None]] = set()
+        self.holders = Holders(nc, worker, self._holds)
 
     async def start(self) -> None:
         """Open the slot bucket and start the idle reaper."""
@@ -98,7 +115,11 @@ class Capacity:
         self._reaper = asyncio.create_task(self._reap(), name="idle-reaper")
 
     async def ensure(self) -> None:
-        """Create the slot bucket (or keep it)."""
+        """Create the slot bucket (or keep it); spare slots are not trusted to be in it (a
+        bucket made again after a restart of its memory-backed server holds none)."""
+        for spare in list(self._spare.values()):
+            for key in list(spare):
+                self._forget(key)
         self._kv = await self.js.create_key_value(
             KeyValueConfig(
                 bucket=subjects.SLOTS_BUCKET,
@@ -113,6 +134,10 @@ class Capacity:
         if self._reaper is not None:
             self._reaper.cancel()
             await asyncio.gather(self._reaper, return_exceptions=True)
+        for spare in list(self._spare.values()):
+            for key in list(spare):
+                await self._let_go(self._unspare(key))
+        await asyncio.gather(*self._letting_go, return_exceptions=True)
         for agent_id in list(self._warm):
             await self._scale_down(agent_id, "runtime stopped")
         await self.holders.stop()
@@ -145,11 +170,13 @@ class Capacity:
             )
         async with contextlib.AsyncExitStack() as held:
             index, revision = await self._take(agent_id, instances)
-            await held.enter_async_context(self._lease((f"{agent_id}.{index}", revision)))
+            key = f"{agent_id}.{index}"
+            await held.enter_async_context(self._lease((key, revision), spare=True))
             # The namespace's slot after the agent's: a request queued for its agent holds
             # none of its namespace's quota while it waits.
             if self.namespace_quota > 0:
-                await held.enter_async_context(self._lease(await self._take_namespace(namespace)))
+                taken = await self._take_namespace(namespace)
+                await held.enter_async_context(self._lease(taken, spare=False))
             self._busy[agent_id] = self._busy.get(agent_id, 0) + 1
             try:
                 await self._warm_up(agent_id, namespace, prepare)
@@ -159,20 +186,87 @@ class Capacity:
                 self._warm[agent_id] = time.monotonic()
 
     @contextlib.asynccontextmanager
-    async def _lease(self, taken: tuple[str, int]) -> AsyncIterator[None]:
-        """Renew a taken slot while the block runs, then free it."""
-        key, self._held[key] = taken
-        self._mine.add(key)
-        renew = asyncio.create_task(self._renew(key), name=f"renew-{key}")
+    async def _lease(self, taken: tuple[str, int], *, spare: bool) -> AsyncIterator[None]:
+        """Hold a taken slot (renewed) while the block runs; then keep it as a ``spare`` for
+        :data:`SPARE_S`, or free it."""
+        key, revision = taken
+        if key not in self._renewing:  # taken from the bucket, not a spare of this process
+            self._held[key] = revision
+            self._mine.add(key)
+            self._renewing[key] = asyncio.create_task(self._renew(key), name=f"renew-{key}")
         try:
             yield
         finally:
-            renew.cancel()
-            await asyncio.gather(renew, return_exceptions=True)
-            await self._release(key, self._held.pop(key))
-            self._mine.discard(key)
+            if spare and key in self._renewing:
+                agent_id = key.rpartition(".")[0]
+                timer = asyncio.get_running_loop().call_later(SPARE_S, self._expire, key)
+                self._spare.setdefault(agent_id, {})[key] = timer
+            else:
+                await self._let_go(key)
             if (released := self._released.get(key.rpartition(".")[0])) is not None:
                 released.set()  # a request queued here takes it without waiting its pause
+
+    def _reuse(self, agent_id: str, instances: int) -> tuple[int, int] | None:
+        """A spare slot of the agent's (within its ``instances``), taken for a turn."""
+        spare = self._spare.get(agent_id)
+        while spare:
+            key = self._unspare(next(reversed(spare)))
+            index = int(key.rpartition(".")[2])
+            if index < instances:
+                return index, self._held[key]
+            self._spawn_let_go(key)  # its instances were lowered meanwhile
+        return None
+
+    def _unspare(self, key: str) -> str:
+        """Take ``key`` out of the spares (it stays held)."""
+        agent_id = key.rpartition(".")[0]
+        spare = self._spare.get(agent_id, {})
+        timer = spare.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if not spare:
+            self._spare.pop(agent_id, None)
+        return key
+
+    def _is_spare(self, key: str) -> bool:
+        return key in self._spare.get(key.rpartition(".")[0], {})
+
+    def _expire(self, key: str) -> None:
+        if self._is_spare(key):
+            self._spawn_let_go(self._unspare(key))
+
+    def _spawn_let_go(self, key: str) -> None:
+        task = asyncio.create_task(self._let_go(key), name=f"free-{key}")
+        self._letting_go.add(task)
+        task.add_done_callback(self._letting_go.discard)
+
+    async def _let_go(self, key: str) -> None:
+        """Stop renewing ``key`` and free it in the bucket."""
+        renew = self._renewing.pop(key, None)
+        if renew is not None:
+            renew.cancel()
+            await asyncio.gather(renew, return_exceptions=True)
+        revision = self._held.pop(key, None)
+        if revision is not None:
+            await self._release(key, revision)
+        self._mine.discard(key)
+
+    def _forget(self, key: str) -> None:
+        """Give up spare ``key`` without writing to the bucket: another runtime takes it at
+        the revision it read, or it was lost (a bucket made again)."""
+        self._unspare(key)
+        renew = self._renewing.pop(key, None)
+        if renew is not None:
+            renew.cancel()
+        self._held.pop(key, None)
+        self._mine.discard(key)
+
+    def _holds(self, key: str) -> bool:
+        """This process's answer to another runtime asking for ``key``: a spare is given up."""
+        if self._is_spare(key):
+            self._forget(key)
+            return False
+        return key in self._mine
 
     async def _take_namespace(self, namespace: str) -> tuple[str, int]:
         """One of the namespace's slots, or ``QUOTA_EXCEEDED`` at once when all are held."""
@@ -225,6 +319,8 @@ class Capacity:
         )
 
     async def _try(self, agent_id: str, instances: int) -> tuple[int, int] | None:
+        if (spare := self._reuse(agent_id, instances)) is not None:
+            return spare
         for index in range(instances):
             key = f"{agent_id}.{index}"
             if key not in self._mine and (revision := await self._claim(key)) is not None:
@@ -278,10 +374,20 @@ class Capacity:
         assert self._kv is not None
         while True:
             await asyncio.sleep(self.lease_ttl / 3)
-            with contextlib.suppress(Exception):
+            try:
                 self._held[key] = await self._kv.update(
                     key, self.worker.encode(), last=self._held[key]
                 )
+            except KeyWrongLastSequenceError:
+                # Taken over meanwhile (its lease ran out): not this process's any more, so
+                # neither kept as a spare nor renewed.
+                if self._is_spare(key):
+                    self._forget(key)
+                else:
+                    self._renewing.pop(key, None)
+                return
+            except Exception:
+                log.debug("could not renew slot %s", key, exc_info=True)
 
     async def _warm_up(
         self, agent_id: str, namespace: str, prepare: Callable[[], object] | None

@@ -10,6 +10,7 @@ loopback address, 127.0.0.x, which is what counts for a request without a princi
 
 import asyncio
 import contextlib
+import json
 import socket
 import time
 import uuid
@@ -287,7 +288,39 @@ def test_a_request_head_over_16_kib_is_refused(stack: Stack, padding: int, statu
     port = int(stack.edge_url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(_head(port, padding))
-        assert _answer(sock).startswith(b"HTTP/1.1 " + status + b" ")
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" ")
+    if status == b"400":
+        _assert_envelope(answer, "over 16384 bytes")
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /api/v1/agents?q=" + b"%F2%B3%AD%94" * 5_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"NOT HTTP AT ALL\r\n\r\n",
+    ],
+    ids=["url-over-the-cap", "garbage"],
+)
+def test_a_request_that_cannot_be_parsed_gets_the_error_envelope(
+    stack: Stack, request_bytes: bytes
+) -> None:
+    port = int(stack.edge_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        answer = _answer(sock)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    _assert_envelope(answer, "")
+
+
+def _assert_envelope(answer: bytes, says: str) -> None:
+    """``answer`` is a JSON ``INVALID_REQUEST`` envelope whose message has ``says``."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "INVALID_REQUEST"
+    assert says in error["message"]
+    assert error["request_id"].encode() in head
 
 
 def test_a_header_that_never_ends_is_cut_off(stack: Stack) -> None:

@@ -36,6 +36,7 @@ from parley.edge.http.envelopes import created
 from parley.edge.http.errors import error_responses
 from parley.edge.http.errors import invalid
 from parley.edge.http.errors import not_found
+from parley.edge.http.eventstream import EventStream
 from parley.edge.http.paging import Paging
 from parley.edge.streams.filters import parse_position
 from parley.edge.streams.replay import ENDED
@@ -217,7 +218,7 @@ class SessionReplays(SessionScope):
         listener = replay.attach()
         if resume is not None:
             replay.seek_after(resume)
-        return ServerSentEvent(
+        return EventStream(
             replay.messages(listener),
             headers={"Parley-Replay-Id": replay.id},
             background=BackgroundTask(_hang_up, replay, listener),

@@ -10,12 +10,23 @@ over :data:`HEAD_CAP`:
   off once the bytes after the last complete head pass the cap);
 - a head that arrives whole in one read is measured from what it parsed to: the URL, and each
   header's name and value with its ``: `` and line end.
+
+A refused head, like any request llhttp cannot parse, is answered in the API's error envelope
+(``400 INVALID_REQUEST``, JSON), not uvicorn's plain-text line.
 """
 
 import asyncio
 import logging
+import secrets
 
+import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from parley.contracts.errors import ErrorCode
+from parley.contracts.ids import new_id
+from parley.edge.http.errors import ErrorEnvelope
+from parley.edge.http.errors import ErrorInfo
+from parley.edge.http.request_ids import REQUEST_ID_HEADER
 
 __all__ = ["HEAD_CAP", "CappedHttpTools"]
 
@@ -38,6 +49,7 @@ class CappedHttpTools(HttpToolsProtocol):
         """Bytes received since the last complete head (while a head is open)."""
         self._head_size = 0
         """The current head's parsed size."""
+        self._too_large = False
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
@@ -67,9 +79,41 @@ class CappedHttpTools(HttpToolsProtocol):
     def _grow(self, size: int) -> None:
         self._head_size += size
         if self._head_size > HEAD_CAP:
+            self._too_large = True
+            log.warning("a request head over %d bytes was refused", HEAD_CAP)
             raise HeadTooLarge
 
     def _refuse(self) -> None:
-        message = "Invalid HTTP request received."
+        self._too_large = True
         log.warning("a request head over %d bytes was refused", HEAD_CAP)
-        self.send_400_response(message)
+        self.send_400_response("")
+
+    def send_400_response(self, msg: str) -> None:
+        """Answer a request that cannot be parsed (or whose head is over the cap) with
+        ``400 INVALID_REQUEST`` in the error envelope, and close the connection."""
+        message = (
+            f"the request's head (request line and headers) is over {HEAD_CAP} bytes"
+            if self._too_large
+            else "not a valid HTTP/1.1 request"
+        )
+        request_id = new_id()
+        body = msgspec.json.encode(
+            ErrorEnvelope(
+                error=ErrorInfo(
+                    code=ErrorCode.INVALID_REQUEST,
+                    message=message,
+                    request_id=request_id,
+                    trace_id=secrets.token_hex(16),
+                )
+            )
+        )
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\n%s: %s\r\n"
+            b"connection: close\r\n\r\n"
+            % (len(body), REQUEST_ID_HEADER.lower().encode(), request_id.encode())
+        )
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()

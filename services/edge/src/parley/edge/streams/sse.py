@@ -23,6 +23,7 @@ from parley.edge.http.auth import ACTION
 from parley.edge.http.auth import EVERY_NAMESPACE
 from parley.edge.http.auth import principal
 from parley.edge.http.errors import ApiError
+from parley.edge.http.eventstream import EventStream
 from parley.edge.http.query import QUERY
 from parley.edge.streams.filters import EventFilter
 from parley.edge.streams.filters import FilterError
@@ -83,7 +84,7 @@ async def stream_events(
     if start is None:
         start = await _last_position(store)
     feed = _SseFeed(hub, start, event_filter)
-    return ServerSentEvent(feed, background=BackgroundTask(feed.close))
+    return EventStream(feed, background=BackgroundTask(feed.close))
 
 
 event_routes = [stream_events]

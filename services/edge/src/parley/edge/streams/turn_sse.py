@@ -22,6 +22,7 @@ from parley.contracts.errors import ErrorCode
 from parley.contracts.runtime import Chat
 from parley.edge.dependencies import Writes
 from parley.edge.http.errors import ApiError
+from parley.edge.http.eventstream import EventStream
 from parley.edge.streams.turn import TurnFeed
 from parley.edge.streams.turn import client_frame
 from parley.edge.streams.turn import parse_last_event_id
@@ -44,7 +45,7 @@ async def start_stream(writes: Writes, command: Chat) -> ServerSentEvent:
     feed, reply = await start_turn(writes, command)
     conversation_id = reply.session_id or command.session_id
     events = _sse(feed, conversation_id, 0, writes.edge.settings.stream_idle_timeout)
-    return ServerSentEvent(events, background=BackgroundTask(feed.close))
+    return EventStream(events, background=BackgroundTask(feed.close))
 
 
 async def resume_stream(
@@ -91,7 +92,7 @@ async def resume_stream(
     if ref.outcome is not None:  # finished: its frames are all kept already, or gone
         idle = min(idle, _FINISHED_IDLE_S)
     events = _sse(feed, ref.session_id, after, idle)
-    return ServerSentEvent(events, background=BackgroundTask(feed.close))
+    return EventStream(events, background=BackgroundTask(feed.close))
 
 
 async def _sse(

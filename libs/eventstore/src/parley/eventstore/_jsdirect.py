@@ -6,7 +6,6 @@ checks against) and the event at a sequence (where a de-duplicated append landed
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 import msgspec
@@ -23,6 +22,8 @@ from parley.eventstore.port import EventStoreError
 from parley.eventstore.port import EventStoreUnavailable
 
 __all__ = ["DRIVER_ERRORS", "DirectGet", "Tail"]
+
+_encode = msgspec.json.encode
 
 DRIVER_ERRORS = (nats.errors.Error, TimeoutError)
 """What the NATS client raises when the server is unreachable or does not answer."""
@@ -52,9 +53,9 @@ class DirectGet:
             inbox, replies = await self._replies.open()
             try:
                 while True:
-                    request = json.dumps({"seq": seq, "next_by_subj": subject, "batch": 1024})
+                    request = _encode({"seq": seq, "next_by_subj": subject, "batch": 1024})
                     await self._nc.publish(
-                        f"$JS.API.DIRECT.GET.{self._stream}", request.encode(), reply=inbox
+                        f"$JS.API.DIRECT.GET.{self._stream}", request, reply=inbox
                     )
                     while True:
                         async with asyncio.timeout(self._timeout):
@@ -86,15 +87,13 @@ class DirectGet:
 
     async def first_after(self, seq: int, subject: str) -> int | None:
         """The sequence of the first message after ``seq`` on ``subject`` (a filter; None: none)."""
-        request = json.dumps({"seq": seq + 1, "next_by_subj": subject}).encode()
+        request = _encode({"seq": seq + 1, "next_by_subj": subject})
         found = await self._get(f"$JS.API.DIRECT.GET.{self._stream}", request)
         return None if found is None else int(found[1]["Nats-Sequence"])
 
     async def recorded_at(self, seq: int, stream: str) -> AppendResult:
         """Where a de-duplicated append was first stored."""
-        found = await self._get(
-            f"$JS.API.DIRECT.GET.{self._stream}", json.dumps({"seq": seq}).encode()
-        )
+        found = await self._get(f"$JS.API.DIRECT.GET.{self._stream}", _encode({"seq": seq}))
         if found is None or found[1].get("Nats-Subject") != subjects.events(stream):
             raise EventStoreError(
                 f"event id already used at position {seq} outside stream {stream!r}"

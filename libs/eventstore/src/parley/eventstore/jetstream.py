@@ -7,11 +7,11 @@ body (and the ``Parley-Version`` header). Optimistic concurrency is
 
 import asyncio
 import contextlib
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -44,6 +44,9 @@ from parley.eventstore.port import Subscription
 from parley.eventstore.repository import backoff
 
 __all__ = ["JetStreamEventStore"]
+
+_decode_reply = msgspec.json.Decoder(dict[str, Any]).decode
+"""A JetStream API answer or publish acknowledgement (a JSON object)."""
 
 _DUPLICATE_WINDOW_NS = 120 * 10**9
 _HEADROOM = 4096  # headers and envelope growth above max_event_bytes
@@ -290,12 +293,12 @@ class JetStreamEventStore:
     # -- internals --------------------------------------------------------------------------
 
     async def _api(self, verb: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        body = json.dumps(payload).encode() if payload is not None else b""
+        body = msgspec.json.encode(payload) if payload is not None else b""
         try:
             msg = await self._nc.request(f"$JS.API.{verb}", body, timeout=self._timeout)
         except DRIVER_ERRORS as exc:
             raise EventStoreUnavailable(f"JetStream did not answer {verb}: {exc!r}") from exc
-        reply: dict[str, Any] = json.loads(msg.data)
+        reply: dict[str, Any] = _decode_reply(msg.data)
         if "error" in reply and verb != f"STREAM.INFO.{self._stream}":
             raise EventStoreError(f"JetStream refused {verb}: {reply['error']}")
         return reply
@@ -398,7 +401,7 @@ class JetStreamEventStore:
             raise EventStoreUnavailable(
                 f"JetStream did not acknowledge the append: {exc!r}"
             ) from exc
-        ack: dict[str, Any] = json.loads(msg.data)
+        ack: dict[str, Any] = _decode_reply(msg.data)  # msgspec: a fraction of json.loads
         return ack
 
     async def _publish_batch(

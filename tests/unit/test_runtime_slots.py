@@ -124,6 +124,16 @@ async def test_one_process_never_shares_a_namespace_slot_between_two_turns(
         await capacity.stop()
 
 
+async def _left_spare(capacity: Capacity, monkeypatch: pytest.MonkeyPatch, spare_s: float) -> str:
+    """A new agent whose one slot a turn on ``capacity`` has just left spare (for
+    ``spare_s`` seconds)."""
+    monkeypatch.setattr(slots, "SPARE_S", spare_s)
+    agent = f"agent-{uuid.uuid4().hex}"
+    async with capacity.slot(agent, 1, "default"):
+        pass
+    return agent
+
+
 async def test_a_slot_a_turn_is_done_with_serves_the_agents_next_turn_without_a_write(
     runtimes: list[Capacity], connections: list[Client]
 ) -> None:
@@ -139,10 +149,7 @@ async def test_a_slot_a_turn_is_done_with_serves_the_agents_next_turn_without_a_
 async def test_a_spare_slot_is_freed_in_the_bucket_when_its_time_is_up(
     runtimes: list[Capacity], connections: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(slots, "SPARE_S", 0.05)
-    agent = f"agent-{uuid.uuid4().hex}"
-    async with runtimes[0].slot(agent, 1, "default"):
-        pass
+    agent = await _left_spare(runtimes[0], monkeypatch, 0.05)
     assert await _holder(connections[0], f"{agent}.0") == b"runtime-0"
     for _ in range(100):
         if await _holder(connections[0], f"{agent}.0") == b"":
@@ -154,10 +161,7 @@ async def test_a_spare_slot_is_freed_in_the_bucket_when_its_time_is_up(
 async def test_another_runtime_gets_a_spare_slot_at_once(
     runtimes: list[Capacity], connections: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(slots, "SPARE_S", 60.0)  # it would stay spare for a minute
-    agent = f"agent-{uuid.uuid4().hex}"
-    async with runtimes[0].slot(agent, 1, "default"):
-        pass
+    agent = await _left_spare(runtimes[0], monkeypatch, 60.0)
     async with asyncio.timeout(1), runtimes[1].slot(agent, 1, "default"):
         assert await _holder(connections[0], f"{agent}.0") == b"runtime-1"
         # Given up, not shared: the first runtime's next turn waits for this one.
@@ -171,9 +175,6 @@ async def test_another_runtime_gets_a_spare_slot_at_once(
 async def test_a_stopping_runtime_frees_its_spare_slots(
     runtimes: list[Capacity], connections: list[Client], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(slots, "SPARE_S", 60.0)
-    agent = f"agent-{uuid.uuid4().hex}"
-    async with runtimes[0].slot(agent, 1, "default"):
-        pass
+    agent = await _left_spare(runtimes[0], monkeypatch, 60.0)
     await runtimes[0].stop()
     assert await _holder(connections[0], f"{agent}.0") == b""

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 HEAD_CAP = 16 * 1024
 """Bytes a request's head (request line and headers) may take."""
+_UVICORN_PARSE_ERROR = "Invalid HTTP request received."
 
 
 class HeadTooLarge(Exception):
@@ -91,11 +92,12 @@ class CappedHttpTools(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """Answer a request that cannot be parsed (or whose head is over the cap) with
         ``400 INVALID_REQUEST`` in the error envelope, and close the connection."""
-        message = (
-            f"the request's head (request line and headers) is over {HEAD_CAP} bytes"
-            if self._too_large
-            else "not a valid HTTP/1.1 request"
-        )
+        if self._too_large:
+            message = f"the request's head (request line and headers) is over {HEAD_CAP} bytes"
+        elif msg in ("", _UVICORN_PARSE_ERROR):
+            message = "not a valid HTTP/1.1 request"
+        else:
+            message = msg  # uvicorn's own reason (an upgrade it does not support, …)
         request_id = new_id()
         body = msgspec.json.encode(
             ErrorEnvelope(

@@ -79,7 +79,7 @@ async def test_malformed_content_gets_not_understood(client):
     assert "not valid" in reply["content"]["reason"]
 
 
-async def test_a_cfp_gets_a_bid_from_the_agents_policy(client):
+async def test_a_cfp_gets_a_bid_from_the_agents_policy(client, stack: Stack):
     bidder = await agent(
         client, capabilities=["translate"], bidding={"base_cost": 3, "default_time_s": 2}
     )
@@ -89,6 +89,15 @@ async def test_a_cfp_gets_a_bid_from_the_agents_policy(client):
     )
     assert reply["performative"] == "propose"
     assert reply["content"] == {"estimated_time_s": 2.0, "cost": 3.0, "confidence": 0.8}
+    # the bid is the cfp's receipt: one append, no message.delivered of its own
+    events = await stream_events(stack, f"conversation-{reply['conversation_id']}")
+    assert [e.type for e in events] == ["message.sent", "message.sent"]
+    receipt = events[1].data["receipt"]
+    assert receipt["message_id"] == reply["in_reply_to"] and receipt["receiver"] == bidder
+    view = (await client.get(f"/api/v1/messages/{reply['in_reply_to']}")).json()["data"]
+    (delivery,) = view["deliveries"]
+    assert delivery["receiver"] == bidder and delivery["status"] == "delivered"
+    assert delivery["worker"] == receipt["worker"] and delivery["at"]
 
 
 async def test_an_agent_asks_another_through_the_send_message_tool(client):

@@ -203,6 +203,62 @@ def test_the_view_shows_each_receivers_last_word_in_receiver_order() -> None:
     assert projection.history("default") == [(101, sent)]
 
 
+CFP = acl("cfp", P.CFP, "task:t1", ["a1", "a2"], reply_with="tender")
+
+
+def test_a_reply_worked_out_at_once_records_the_delivery_it_answers() -> None:
+    state = given(("message.sent", MessageSent(message=CFP)))
+    bid = acl("b1", P.PROPOSE, "a1", ["task:t1"], in_reply_to="tender")
+
+    decision = decide(state, Record(message_id="b1", message=bid, taken_by="vm:7"), CTX)
+
+    receipt = MessageDelivered(message_id="cfp", receiver="a1", worker="vm:7")
+    assert decision.events == [("message.sent", MessageSent(message=bid, receipt=receipt))]
+    projection = MessagesProjection(store=None)  # type: ignore[arg-type]
+    folded = events([("message.sent", MessageSent(message=CFP)), *decision.events])
+    for event in folded:
+        projection.fold(event)
+    view = projection.get("default", "cfp")
+    assert view is not None
+    assert [(d.receiver, d.status, d.worker) for d in view.deliveries] == [
+        ("a1", "delivered", "vm:7"),
+        ("a2", "queued", None),
+    ]
+    conversation = reduce(evolve, folded, None)
+    assert conversation is not None and conversation.delivered == {"cfp": {"a1"}}
+
+
+@pytest.mark.parametrize(
+    ("before", "reply", "taken_by"),
+    [
+        ((), acl("b1", P.PROPOSE, "a1", ["task:t1"], in_reply_to="tender"), None),
+        (  # its receipt is recorded already
+            (("message.delivered", MessageDelivered(message_id="cfp", receiver="a1")),),
+            acl("b1", P.PROPOSE, "a1", ["task:t1"], in_reply_to="tender"),
+            "vm:7",
+        ),
+        ((), acl("n1", P.INFORM, "a1", ["task:t1"]), "vm:7"),  # answers nothing
+        (  # a user's answer: users' deliveries are recorded, not taken
+            (("message.sent", MessageSent(message=acl("q", P.REQUEST, "a1", ["user:bob"]))),),
+            acl("u1", P.INFORM, "user:bob", ["a1"], in_reply_to="q"),
+            "vm:7",
+        ),
+    ],
+)
+def test_a_reply_carries_no_receipt_unless_an_agent_answering_at_once_took_the_message(
+    before: tuple[tuple[str, msgspec.Struct], ...], reply: AclMessage, taken_by: str | None
+) -> None:
+    state = given(("message.sent", MessageSent(message=CFP)), *before)
+
+    decision = decide(
+        state, Record(message_id=reply.message_id, message=reply, taken_by=taken_by), CTX
+    )
+
+    ((event_type, payload),) = decision.events
+    assert event_type == "message.sent" and isinstance(payload, MessageSent)
+    assert payload.receipt is None
+
+
 def test_a_rejected_message_is_readable_by_id_but_not_in_history() -> None:
     late = acl("m2", P.INFORM, "a1", ["user:alice"], in_reply_to="nothing")
     projection = MessagesProjection(store=None)  # type: ignore[arg-type]

@@ -201,6 +201,10 @@ class SendMessage(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     hops: int = 0
     """Set by the runtime for messages its agents send (the inbound message's hops + 1)."""
     min_position: int = 0
+    taken_by: str | None = None
+    """Set by a runtime whose agent answered at once (a bid, a refusal): the worker that
+    took the message this one answers. The reply then also records that delivery
+    (:attr:`MessageSent.receipt`) instead of a ``message.delivered`` of its own."""
 
 
 class Delivery(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -233,10 +237,13 @@ class MessageReply(msgspec.Struct, kw_only=True, omit_defaults=True):
 # --- events (on conversation-<id>) ------------------------------------------------------
 
 
-class MessageSent(msgspec.Struct, kw_only=True):
+class MessageSent(msgspec.Struct, kw_only=True, omit_defaults=True):
     """A message was accepted and recorded (before delivery)."""
 
     message: AclMessage
+    receipt: "MessageDelivered | None" = None
+    """On a reply its agent worked out at once (a bid, a refusal): the delivery of the
+    message it answers to that agent, which then records no ``message.delivered``."""
 
 
 class _DeliveryEvent(msgspec.Struct, kw_only=True):

@@ -145,9 +145,11 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
     conversation = state if state is not None else Conversation(id=event.subject)
     conversation.version, conversation.position = event.version, event.position
     match payload(event):
-        case MessageSent(message=message):
+        case MessageSent(message=message, receipt=receipt):
             if message.message_id in conversation.messages:
                 return conversation  # stored twice by racing processes: the first one counts
+            if receipt is not None:
+                _taken(conversation, receipt, event.time)
             conversation.messages[message.message_id] = message
             conversation.sent_at[message.message_id] = event.position
             conversation.keys[message.message_id] = message.message_id
@@ -162,14 +164,19 @@ def evolve(state: Conversation | None, event: Event) -> Conversation:
                 at=event.time, failed=failure
             )
         case MessageDelivered() as taken:
-            conversation.delivered.setdefault(taken.message_id, set()).add(taken.receiver)
-            conversation.receipts.setdefault(taken.message_id, {})[taken.receiver] = Receipt(
-                at=event.time, taken=taken
-            )
+            _taken(conversation, taken, event.time)
         case MessageRejected() as refused:
             conversation.rejected.setdefault(refused.message.message_id, refused)
             conversation.rejected_at.setdefault(refused.message.message_id, event.position)
     return conversation
+
+
+def _taken(conversation: Conversation, taken: MessageDelivered, at: datetime) -> None:
+    """A runtime took a message (its ``message.delivered``, or a reply's receipt)."""
+    conversation.delivered.setdefault(taken.message_id, set()).add(taken.receiver)
+    conversation.receipts.setdefault(taken.message_id, {})[taken.receiver] = Receipt(
+        at=at, taken=taken
+    )
 
 
 class Refusal(msgspec.Struct, frozen=True, kw_only=True):
@@ -246,6 +253,9 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
 
     message_id: str
     message: AclMessage | None = None
+    taken_by: str | None = None
+    """The worker that took the message this one answers, when the answering agent's
+    runtime worked the answer out at once: the reply records that delivery too."""
 
 
 class Recorded(msgspec.Struct, frozen=True, kw_only=True):
@@ -295,8 +305,24 @@ def decide(state: Conversation | None, command: Record, ctx: Context) -> Decisio
         rejected = MessageRejected(message=message, code=refusal.code.value, reason=refusal.reason)
         events = [("message.rejected", rejected)]
         return Decision(events, [Refused(message=message, refusal=refusal, new=True)])
-    events = [("message.sent", MessageSent(message=message))]
+    receipt = _receipt(state, message, command.taken_by)
+    events = [("message.sent", MessageSent(message=message, receipt=receipt))]
     return Decision(events, [Recorded(message=message)])
+
+
+def _receipt(
+    state: Conversation | None, reply: AclMessage, taken_by: str | None
+) -> MessageDelivered | None:
+    """The delivery a reply records of the message it answers: when its sender's runtime
+    took that message (``taken_by``) and no receipt of it is recorded yet."""
+    if taken_by is None or state is None or not is_agent(reply.sender):
+        return None
+    original = state.original(reply.in_reply_to or "")
+    if original is None or reply.sender not in original.receivers:
+        return None
+    if reply.sender in state.receipts.get(original.message_id, {}):
+        return None
+    return MessageDelivered(message_id=original.message_id, receiver=reply.sender, worker=taken_by)
 
 
 def notice(message: AclMessage, receiver: str, refusal: Refusal, now: datetime) -> AclMessage:

@@ -115,7 +115,9 @@ class Directory(Follower):
 
     def _fold_message(self, event: Event) -> None:
         match payload(event):
-            case MessageSent(message=message):
+            case MessageSent(message=message, receipt=receipt):
+                if receipt is not None:
+                    self._untaken.pop((receipt.message_id, receipt.receiver), None)
                 self._locate(event, message)
                 self.queued(message, message.receivers)
                 self._by_message[(event.namespace, message.message_id)] = message.conversation_id

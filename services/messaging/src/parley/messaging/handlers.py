@@ -143,7 +143,8 @@ class Messaging:
             _check_namespace(state, cmd.namespace)
             if not built and not knows(state, message_id):
                 built.append(self._compose(cmd, message_id, conversation_id))
-            command = Record(message_id=message_id, message=built[0] if built else None)
+            message = built[0] if built else None
+            command = Record(message_id=message_id, message=message, taken_by=cmd.taken_by)
             decision = conversation.decide(state, command, Context())
             effects[:] = decision.effects
             events = [decided_event(cmd, state, d, traceparent) for d in decision.events]

@@ -149,6 +149,8 @@ def _tool(event: Event) -> str:
 
 
 def _message_sent(ns: Namespace, event: Event) -> None:
+    if isinstance(receipt := event.data.get("receipt"), dict):
+        _delivered(ns, receipt, event.time)
     message = event.data.get("message", {})
     ns.add("parley_messages", (str(message.get("performative", "unknown")),))
     ns.sent_at[str(message.get("message_id"))] = event.time
@@ -157,11 +159,16 @@ def _message_sent(ns: Namespace, event: Event) -> None:
 
 
 def _message_delivered(ns: Namespace, event: Event) -> None:
+    _delivered(ns, event.data, event.time)
+
+
+def _delivered(ns: Namespace, taken: dict[str, Any], at: datetime) -> None:
+    """A runtime took a message: its ``message.delivered``, or a reply's ``receipt``."""
     ns.add("parley_message_deliveries", ("delivered",))
-    ns.recent_deliveries.append(event.time)
-    sent = ns.sent_at.get(str(event.data.get("message_id")))
+    ns.recent_deliveries.append(at)
+    sent = ns.sent_at.get(str(taken.get("message_id")))
     if sent is not None:
-        ns.delivery_ms.append((event.time - sent).total_seconds() * 1000)
+        ns.delivery_ms.append((at - sent).total_seconds() * 1000)
 
 
 def _cold_start(ns: Namespace, event: Event) -> None:

@@ -5,7 +5,10 @@ Every runtime pulls agents' deliveries from the work queue ``PARLEY_INBOX``
 ``message.delivered``, works out the answer, sends the reply through the messaging service,
 and only then acknowledges the item, so a delivery survives a killed runtime (a redelivered
 item finds its reply already recorded: the reply's message id is derived from the inbound
-one, and the messaging service de-duplicates by message id).
+one, and the messaging service de-duplicates by message id). An answer that needs no turn (a
+bid by the agent's policy, a refusal from an agent that is not running) is sent at once and
+its ``message.sent`` carries the delivery as its ``receipt``: one append, not two (a refused
+reply carries none, so the delivery is then appended alone).
 
 How an agent answers (its provider, tools and strategy do the work; the offline provider's
 rule makes the answer `echo: <message>`):
@@ -40,6 +43,7 @@ from parley.contracts import subjects
 from parley.contracts.acl import TAIL_HEADER
 from parley.contracts.acl import AclMessage
 from parley.contracts.acl import MessageDelivered
+from parley.contracts.acl import MessageReply
 from parley.contracts.acl import OutgoingMessage
 from parley.contracts.acl import Performative
 from parley.contracts.acl import SendMessage
@@ -80,6 +84,10 @@ _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
 _P = Performative
+
+
+def _expects_answer(performative: Performative) -> bool:
+    return performative in TURN_PERFORMATIVES or performative in (_P.CFP, _P.ACCEPT_PROPOSAL)
 
 
 class Inbox(QueueWorker):
@@ -124,12 +132,19 @@ class Inbox(QueueWorker):
             await msg.ack()  # a redelivery of work already done: no second turn
             return
         keep = asyncio.create_task(self._keep(msg))
+        tail = (msg.headers or {}).get(TAIL_HEADER)
         try:
-            await self._delivered(message, agent_id, (msg.headers or {}).get(TAIL_HEADER))
-            answer = await self._answer(message, agent_id)
-            if answer is not None and not await self._reply_soon(message, agent_id, answer):
-                await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
-                return
+            answer = at_once = self._at_once(message, agent_id)
+            if at_once is None:
+                await self._delivered(message, agent_id, tail)
+                answer = await self._answer(message, agent_id)
+            if answer is not None:
+                reply = await self._reply_soon(message, agent_id, answer, at_once is not None)
+                if reply is None:
+                    await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
+                    return
+                if at_once is not None and not reply.ok:  # refused: it carries no receipt
+                    await self._delivered(message, agent_id, None)
         finally:
             keep.cancel()
         await msg.ack()
@@ -178,23 +193,33 @@ class Inbox(QueueWorker):
             self.deps.store.know_tail(stream, *known)
         await self.deps.store.append(stream, [event], ANY_VERSION)
 
-    async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
+    def _at_once(self, message: AclMessage, agent_id: str) -> Answer | None:
+        """The answer when no turn works it out (a refusal from an agent that is not
+        running, a bid by a policy other than `llm`), else None. Such an answer is sent as
+        soon as the message is taken, and its record is the message's receipt too."""
         agent = self.deps.directory.get(agent_id)
         performative = message.performative
-        expects_answer = performative in TURN_PERFORMATIVES or performative in (
-            _P.CFP,
-            _P.ACCEPT_PROPOSAL,
-        )
+        if not _expects_answer(performative):
+            return None
         if agent is None or agent.state is not AgentState.RUNNING:
             state = "unknown" if agent is None else agent.state.value
-            if not expects_answer:
-                return None
             reason = f"agent {agent_id} is {state}"
             return (_P.REFUSE if performative is _P.CFP else _P.FAILURE), {"reason": reason}
+        if performative is _P.CFP:
+            answer, judged = self._policy_bid(message, agent_id)
+            return None if judged else answer
+        return None
+
+    async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
+        """The answer a turn of the agent works out (its receipt is recorded before)."""
+        agent = self.deps.directory.get(agent_id)
+        performative = message.performative
+        if agent is None or agent.state is not AgentState.RUNNING:
+            return self._at_once(message, agent_id)  # it stopped meanwhile
         if performative is _P.CANCEL:
             await self._cancel(message, agent_id)
             return None
-        if not expects_answer:
+        if not _expects_answer(performative):
             return None
         if performative is _P.CFP:
             return await self._bid(message, agent_id)
@@ -206,7 +231,9 @@ class Inbox(QueueWorker):
             return _P.NOT_UNDERSTOOD, {"reason": reason}
         return await self._turn(message, agent_id, text)
 
-    async def _bid(self, message: AclMessage, agent_id: str) -> Answer:
+    def _policy_bid(self, message: AclMessage, agent_id: str) -> tuple[Answer, bool]:
+        """The agent's policy's bid (or refusal) for the cfp, and whether its model must
+        judge that bid (policy `llm`)."""
         found = self.deps.directory.get(agent_id)
         assert found is not None
         # keyed like the task's turns (its conversation's session): the bid, the llm's
@@ -218,15 +245,22 @@ class Inbox(QueueWorker):
             agent.spec, content, self.deps.stats.get(agent_id), self.deps.capacity.load(agent_id)
         )
         if isinstance(offer, str):
-            return _P.REFUSE, {"reason": offer}
-        if agent.spec.bidding.policy == "llm":
-            verdict = await self._judge(message, agent_id, content)
-            if verdict is not None and verdict.get("bid") is False:
-                return _P.REFUSE, {"reason": str(verdict.get("reason") or "the agent declined")}
-            confidence = verdict.get("confidence") if verdict is not None else None
-            if isinstance(confidence, int | float) and 0 <= confidence <= 1:
-                offer = msgspec.structs.replace(offer, confidence=float(confidence))
-        return _P.PROPOSE, msgspec.to_builtins(offer)
+            return (_P.REFUSE, {"reason": offer}), False
+        return (_P.PROPOSE, msgspec.to_builtins(offer)), agent.spec.bidding.policy == "llm"
+
+    async def _bid(self, message: AclMessage, agent_id: str) -> Answer:
+        """The policy's bid, judged by the agent's model when its policy is `llm`."""
+        (performative, offer), judged = self._policy_bid(message, agent_id)
+        if not judged:
+            return performative, offer
+        content = message.content if isinstance(message.content, dict) else {}
+        verdict = await self._judge(message, agent_id, content)
+        if verdict is not None and verdict.get("bid") is False:
+            return _P.REFUSE, {"reason": str(verdict.get("reason") or "the agent declined")}
+        confidence = verdict.get("confidence") if verdict is not None else None
+        if isinstance(confidence, int | float) and 0 <= confidence <= 1:
+            offer = {**offer, "confidence": float(confidence)}
+        return performative, offer
 
     async def _judge(
         self, message: AclMessage, agent_id: str, tender: dict[str, Any]
@@ -301,23 +335,24 @@ class Inbox(QueueWorker):
         with contextlib.suppress(ParleyError):
             await self.turns.cancel(CancelTurn(namespace=message.namespace, session_id=session_id))
 
-    async def _reply_soon(self, message: AclMessage, agent_id: str, answer: Answer) -> bool:
+    async def _reply_soon(
+        self, message: AclMessage, agent_id: str, answer: Answer, receipt: bool
+    ) -> MessageReply | None:
         """Send the answer, trying again for a few seconds while messaging cannot take it
-        (e.g. NATS restarting): the answer is worked out once, not again by a redelivery."""
+        (e.g. NATS restarting): the answer is worked out once, not again by a redelivery.
+        ``receipt``: the answer also records that this worker took ``message``. None when
+        messaging could not take it."""
         for pause in _REPLY_RETRIES_S:
-            if await self._reply(message, agent_id, *answer):
-                return True
+            if (reply := await self._reply(message, agent_id, answer, receipt)) is not None:
+                return reply
             await asyncio.sleep(pause)
-        return await self._reply(message, agent_id, *answer)
+        return await self._reply(message, agent_id, answer, receipt)
 
     async def _reply(
-        self,
-        message: AclMessage,
-        agent_id: str,
-        performative: Performative,
-        content: dict[str, Any],
-    ) -> bool:
-        """Send the answer; False when the messaging service could not be reached."""
+        self, message: AclMessage, agent_id: str, answer: Answer, receipt: bool
+    ) -> MessageReply | None:
+        """Send the answer; None when the messaging service could not be reached."""
+        performative, content = answer
         outgoing = OutgoingMessage(
             performative=performative,
             sender=agent_id,
@@ -334,13 +369,14 @@ class Inbox(QueueWorker):
             namespace=message.namespace,
             hops=message.hops + 1,
             request_id=message.message_id,
+            taken_by=self.deps.settings.worker if receipt else None,
         )
         try:
             reply = await send_message_command(self.deps.nc, command, _REPLY_TIMEOUT_S)
         except (nats.errors.NoRespondersError, nats.errors.TimeoutError, TimeoutError):
-            return False
+            return None
         if not reply.ok and reply.error is not None and reply.error.code in _TRY_AGAIN:
-            return False  # not recorded: the store or NATS did not answer messaging
+            return None  # not recorded: the store or NATS did not answer messaging
         if not reply.ok and reply.error is not None:
             log.warning(
                 "agent %s's %s to %s was refused: %s %s",
@@ -350,4 +386,4 @@ class Inbox(QueueWorker):
                 reply.error.code,
                 reply.error.message,
             )
-        return True
+        return reply

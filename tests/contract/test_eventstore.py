@@ -1,11 +1,14 @@
 """One contract for every event store backend (ids: memory, jetstream, kurrentdb)."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
+from parley.contracts import subjects
 from parley.contracts.envelope import Event
 from parley.contracts.envelope import NewEvent
 from parley.contracts.envelope import acting_as
@@ -18,6 +21,7 @@ from parley.eventstore import EventTooLarge
 from parley.eventstore import InvalidStreamName
 from parley.eventstore import Subscription
 from parley.eventstore import open_store
+from parley.eventstore._jsdirect import Tail
 from parley.eventstore.jetstream import JetStreamEventStore
 
 MAX_EVENT_BYTES = 64 * 1024  # the limit the `store` fixture opens every backend with
@@ -220,6 +224,43 @@ async def test_an_append_at_the_end_on_a_hinted_tail_lands_right_even_on_a_wrong
         assert (await store.append(stream, [new(4)], ANY_VERSION)).version == 5
         events = await store.read(stream)
         assert [(e.version, e.data["n"]) for e in events] == [(v, v - 1) for v in range(1, 6)]
+    finally:
+        if other is not store:
+            await other.close()
+
+
+async def test_a_read_from_a_later_version_gets_every_event_after_it_even_on_a_made_up_tail(
+    store: EventStore, request: pytest.FixtureRequest
+) -> None:
+    """A writer that lost a race reads on from the version it knew: every later event, in
+    order, none before. JetStream starts that read at the last event this process wrote
+    there, not at the stream's first; a remembered tail that is not there (made up, or a
+    server that lost its storage) is noticed and the stream read from its first."""
+    other = await another_process(store, request)
+    try:
+        stream = stream_of()
+        mine = await append_each(store, stream, [new(i) for i in range(3)])
+        for i in range(3, 6):
+            await other.append(stream, [new(i)], ANY_VERSION)
+        starts: list[int] = []
+        if isinstance(store, JetStreamEventStore):
+            publish = store._direct._nc.publish
+
+            async def seen(subject: str, payload: bytes = b"", **kw: Any) -> None:
+                if subject.startswith("$JS.API.DIRECT.GET."):
+                    starts.append(json.loads(payload)["seq"])
+                await publish(subject, payload, **kw)
+
+            store._direct._nc.publish = seen  # type: ignore[method-assign]
+        events = await store.read(stream, 4)
+        assert [(e.version, e.data["n"]) for e in events] == [(4, 3), (5, 4), (6, 5)]
+        if isinstance(store, JetStreamEventStore):
+            assert starts == [mine[-1]]  # at its own last append, not at 1
+            subject = subjects.events(stream)
+            store._tails[subject] = Tail("not-an-event", 5, mine[-1] + 10**6)
+            starts.clear()
+            assert [e.version for e in await store.read(stream, 6)] == [6]
+            assert starts == [mine[-1] + 10**6, 1]  # the made-up tail, then from the first
     finally:
         if other is not store:
             await other.close()

@@ -44,10 +44,18 @@ class DirectGet:
         self._nc, self._stream, self._timeout = nc, stream_name, timeout
         self._replies = _ReplyRouter(nc)
 
-    async def events(self, stream: str, subject: str, from_version: int) -> list[Event]:
-        """The events on ``subject`` (the stream ``stream``) from ``from_version`` on."""
+    async def events(
+        self, stream: str, subject: str, from_version: int, after: Tail | None = None
+    ) -> list[Event] | None:
+        """The events on ``subject`` (the stream ``stream``) from ``from_version`` on.
+
+        ``after``: an event of the stream whose id, version and sequence are known; the read
+        starts there, not at the stream's first. None when that event is not there (the hint
+        was wrong: read without it).
+        """
         out: list[Event] = []
-        seq = 1
+        seq = after.seq if after is not None else 1
+        check = after
         replace = msgspec.structs.replace
         try:
             inbox, replies = await self._replies.open()
@@ -66,10 +74,14 @@ class DirectGet:
                             break
                         seq = int(headers["Nats-Sequence"])
                         event = decode_event(msg.data)
+                        if check is not None:
+                            if (event.id, event.version) != (check.id, check.version):
+                                return None
+                            check = None
                         if event.version >= from_version:
                             out.append(replace(event, position=seq))
                     if status != "204" or headers.get("Nats-Num-Pending", "0") == "0":
-                        return out
+                        return None if check is not None else out
                     seq += 1
             finally:
                 self._replies.close(inbox)

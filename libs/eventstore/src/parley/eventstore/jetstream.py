@@ -222,7 +222,15 @@ class JetStreamEventStore:
         """Events of ``stream`` from ``from_version`` on, in version order ([] if none)."""
         check_stream(stream)
         subject = subjects.events(stream)
-        events = await self._direct.events(stream, subject, from_version)
+        events = None
+        known = self._tails.get(subject)
+        if known is not None and 0 < known.version < from_version:
+            # a tail read after a lost race: start at the last event this process wrote or
+            # read there, not at the stream's first (a busy conversation is hundreds of
+            # events, each a message); it is checked to be there, else read from the first
+            events = await self._direct.events(stream, subject, from_version, after=known)
+        if events is None:  # from the first (without a hint the read always answers)
+            events = await self._direct.events(stream, subject, from_version) or []
         if events:
             tail = events[-1]
             self._remember(subject, Tail(tail.id, tail.version, tail.position))

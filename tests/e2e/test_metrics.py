@@ -144,6 +144,8 @@ def expected(events: list[Event]) -> dict[str, dict[tuple[str, ...], float]]:
             counts["parley_tool_failures_total"][(event.data["name"],)] += 1
         elif event.type == "message.sent":
             counts["parley_messages_total"][(event.data["message"]["performative"],)] += 1
+            if event.data.get("receipt"):  # a reply worked out at once records its delivery
+                counts["parley_message_deliveries_total"][("delivered",)] += 1
         elif kind == "message":
             counts["parley_message_deliveries_total"][(what,)] += 1
     return {name: {k: v for k, v in values.items() if v} for name, values in counts.items()}

@@ -15,7 +15,9 @@ consumer span that continues the message's ``traceparent``.
 
 import asyncio
 import contextlib
+import json
 import logging
+import time
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Coroutine
@@ -25,8 +27,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
-import nats.errors
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy
 from nats.js.api import ConsumerConfig
@@ -84,12 +86,33 @@ def work_stream_need(
     return Need.stream_of(name, lambda: ensure_work_stream(js, name, subjects, replicas=replicas))
 
 
+_EXPIRES_S = 1.0
+"""How long one pull request waits on the server for work; an ended one is asked again."""
+_LOST_S = _EXPIRES_S + 1.0
+"""Pull requests not heard of for this long are taken as lost (the server restarted, or the
+connection was replaced) and asked again."""
+_CALM_S = 0.5
+"""The pause after a refused pull request (JetStream unavailable, too many waiting)."""
+
+
 @dataclass(eq=False)
 class PullConsumer:
-    """A durable pull consumer every instance binds: start, stop, and the fetch loop.
+    """A durable pull consumer every instance binds: start, stop, and the pull loop.
 
-    Subclasses say how many messages to fetch next (:meth:`_fetch_size`) and what a fetched
-    batch becomes (:meth:`_dispatch`, which hands work to :meth:`_spawn`).
+    Subclasses say how many messages may be on hand at once (:meth:`_fetch_size`: asked for
+    and not delivered yet, plus what the subclass is working on) and what delivered messages
+    become (:meth:`_dispatch`, which hands work to :meth:`_spawn`).
+
+    The consumer keeps pull requests open on the server rather than fetching: each asks for
+    a number of messages, lives :data:`_EXPIRES_S`, and is answered by the messages as they
+    come (one publish per message, nothing per item besides its ack). A request has its own
+    reply subject: a request's end (``408`` expired, ``409`` or ``503`` refused) says how
+    many of its messages it did not deliver, and the consumer asks again when half its room
+    is free, or when nothing is asked. nats-py's ``fetch`` sent two pull requests per message
+    under a trickle (a ``no_wait`` probe, its ``404``, then a waiting one) and woke its caller
+    through a queue: a sequential work queue cost ~500 µs of the consumer's CPU and ~400 µs
+    of the server's an item, against ~300 and ~290 now (a publisher and a consumer, 2,000
+    items, one after the other).
     """
 
     js: JetStreamContext
@@ -102,10 +125,22 @@ class PullConsumer:
     max_ack_pending: int | None = None
     grace: float = 5.0
     """Seconds :meth:`stop` lets running handlers finish before it cancels them."""
-    _sub: JetStreamContext.PullSubscription | None = field(default=None, init=False)
+    _sub: Subscription | None = field(default=None, init=False)
     _loop: asyncio.Task[None] | None = field(default=None, init=False)
     _running: set[asyncio.Task[None]] = field(default_factory=set, init=False)
     _stopping: bool = field(default=False, init=False)
+    _inbox: str = field(default="", init=False)
+    _asked: int = field(default=0, init=False)
+    """Messages asked for by the open pull requests and not delivered yet."""
+    _requests: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
+    """Recent pull requests (reply subject → how many messages, when asked)."""
+    _sent: int = field(default=0, init=False)
+    _ready: list[Msg] = field(default_factory=list, init=False)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _heard: float = field(default=0.0, init=False)
+    """When the server last answered (a message, or the end of a request)."""
+    _calm_until: float = field(default=0.0, init=False)
+    """No new request before this: the last one was refused (503, 409)."""
 
     async def ensure(self) -> None:
         """Create the durable consumer (or keep it)."""
@@ -133,7 +168,9 @@ class PullConsumer:
     async def start(self) -> None:
         """Create the consumer (idempotent) and start pulling."""
         await self.ensure()
-        self._sub = await self.js.pull_subscribe_bind(durable=self.durable, stream=self.stream)
+        nc = self.js._nc
+        self._inbox = nc.new_inbox()
+        self._sub = await nc.subscribe(f"{self._inbox}.*", cb=self._on_msg)
         self._loop = asyncio.create_task(self._pull(), name=f"workqueue-{self.durable}")
 
     async def stop(self) -> None:
@@ -151,41 +188,88 @@ class PullConsumer:
                 await self._sub.unsubscribe()
 
     def _fetch_size(self) -> int:
-        """How many messages to fetch next; 0 waits until a running handler ends."""
+        """How many messages may be asked for and not delivered yet (0: none until a
+        running handler ends)."""
         raise NotImplementedError
 
     async def _dispatch(self, messages: list[Msg]) -> None:
-        """Turn a fetched batch into work (through :meth:`_spawn`)."""
+        """Turn delivered messages (those of one read, in order) into work (through
+        :meth:`_spawn`)."""
         raise NotImplementedError
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` as a task that :meth:`stop` cancels."""
         task = asyncio.create_task(work)
         self._running.add(task)
-        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._spawn_done)
+
+    def _spawn_done(self, task: "asyncio.Task[None]") -> None:
+        self._running.discard(task)
+        self._wake.set()  # room for more
+
+    async def _on_msg(self, msg: Msg) -> None:
+        """A delivered message, or a status on one of the pull requests' reply subjects."""
+        self._heard = now = time.monotonic()
+        if msg.reply:  # a message (its subject is the one it was stored on)
+            self._asked = max(0, self._asked - 1)
+            self._ready.append(msg)
+        elif (status := (headers := msg.headers or {}).get("Status")) != "100":
+            # The request ended: 408 expired, 409 or 503 refused. The server says how many
+            # of its messages it did not deliver; a refused request delivered none.
+            asked = self._requests.pop(msg.subject, (0, 0.0))[0]
+            undelivered = int(headers.get("Nats-Pending-Messages") or asked)
+            self._asked = max(0, self._asked - undelivered)
+            if status != "408":
+                self._calm_until = now + _CALM_S
+            self._wake.set()
+        assert self._sub is not None
+        if self._ready and self._sub._pending_queue.empty():  # what was read, in one batch
+            ready, self._ready = self._ready, []
+            if self._stopping:  # delivered as the process stops: another one takes them
+                for each in ready:
+                    await hand_back(each, None)
+                return
+            await self._dispatch(ready)
+            self._wake.set()
+
+    async def _ask(self, count: int) -> None:
+        """Open a pull request for ``count`` messages."""
+        now = time.monotonic()
+        self._requests = {
+            reply: request
+            for reply, request in self._requests.items()
+            if now - request[1] < _LOST_S  # ended by now, whether or not it was told
+        }
+        self._sent += 1
+        reply = f"{self._inbox}.{self._sent}"
+        self._requests[reply] = (count, now)
+        self._asked += count
+        self._heard = now
+        body = json.dumps({"batch": count, "expires": int(_EXPIRES_S * 1e9)}).encode()
+        await self.js._nc.publish(
+            f"$JS.API.CONSUMER.MSG.NEXT.{self.stream}.{self.durable}", body, reply=reply
+        )
 
     async def _pull(self) -> None:
-        assert self._sub is not None
         while not self._stopping:
-            size = self._fetch_size()
-            if size <= 0:
-                await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
-                continue
-            try:
-                messages = await self._sub.fetch(size, timeout=1.0)
-            except (nats.errors.TimeoutError, TimeoutError):
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: fetch failed; retrying", self.durable)
-                await asyncio.sleep(0.5)
-                continue
-            if self._stopping:  # fetched as the process stops: another one takes them
-                for msg in messages:
-                    await hand_back(msg, None)
-                return
-            await self._dispatch(messages)
+            if (calm := self._calm_until - time.monotonic()) > 0:
+                await asyncio.sleep(calm)
+            room = self._fetch_size()
+            free = room - self._asked - len(self._ready)
+            if free > 0 and (not self._asked or 2 * free >= room):
+                try:
+                    await self._ask(free)
+                except Exception:
+                    log.exception("%s: pull request failed; retrying", self.durable)
+                    await asyncio.sleep(0.5)
+                    continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_EXPIRES_S):
+                    await self._wake.wait()
+            if self._asked and time.monotonic() - self._heard > _LOST_S:
+                self._asked = 0  # no word from the server: its requests are gone
+                self._requests.clear()
 
 
 STOP_WAIT_S = 2.0

@@ -11,7 +11,7 @@ class TasksSettings(ServiceSettings, kw_only=True, frozen=True):
     tasks_ack_wait: float = 10.0
     """Seconds before an unacknowledged inbox item is redelivered (`PARLEY_TASKS_ACK_WAIT`)."""
     tasks_inbox_batch: int = 256
-    """Inbox items fetched at once; a task's items in one batch are one append
+    """Inbox items asked for at once; a task's items that arrive together are one append
     (`PARLEY_TASKS_INBOX_BATCH`)."""
     tasks_send_timeout: float = 5.0
     """Seconds to wait for the messaging service to take a message

@@ -89,10 +89,13 @@ def work_stream_need(
 _EXPIRES_S = 1.0
 """How long one pull request waits on the server for work; an ended one is asked again."""
 _LOST_S = _EXPIRES_S + 1.0
-"""Pull requests not heard of for this long are taken as lost (the server restarted, or the
-connection was replaced) and asked again."""
+"""Pull requests not heard of for this long are taken as lost and asked again (a reconnect
+takes them as lost at once)."""
 _CALM_S = 0.5
 """The pause after a refused pull request (JetStream unavailable, too many waiting)."""
+_LOOK_S = 0.25
+"""How often the pull loop looks for a reconnect when nothing else wakes it: a restarted
+server forgot the open requests, and says nothing about them."""
 
 
 @dataclass(eq=False)
@@ -251,7 +254,15 @@ class PullConsumer:
         )
 
     async def _pull(self) -> None:
+        nc = self.js._nc
+        reconnects = nc.stats["reconnects"]
         while not self._stopping:
+            if nc.stats["reconnects"] != reconnects or (
+                self._asked and time.monotonic() - self._heard > _LOST_S
+            ):  # the server may have restarted, or said nothing for long: its requests are gone
+                reconnects = nc.stats["reconnects"]
+                self._asked = 0
+                self._requests.clear()
             if (calm := self._calm_until - time.monotonic()) > 0:
                 await asyncio.sleep(calm)
             room = self._fetch_size()
@@ -265,11 +276,8 @@ class PullConsumer:
                     continue
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_EXPIRES_S):
+                async with asyncio.timeout(_LOOK_S):
                     await self._wake.wait()
-            if self._asked and time.monotonic() - self._heard > _LOST_S:
-                self._asked = 0  # no word from the server: its requests are gone
-                self._requests.clear()
 
 
 STOP_WAIT_S = 2.0

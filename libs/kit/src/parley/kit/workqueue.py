@@ -267,7 +267,8 @@ class PullConsumer:
                 await asyncio.sleep(calm)
             room = self._fetch_size()
             free = room - self._asked - len(self._ready)
-            if free > 0 and (not self._asked or 2 * free >= room):
+            # (not while disconnected: a request kept for the reconnect would come on top)
+            if free > 0 and (not self._asked or 2 * free >= room) and nc.is_connected:
                 try:
                     await self._ask(free)
                 except Exception:

@@ -7,29 +7,26 @@ is measured.
 """
 
 import argparse
-import asyncio
-import contextlib
 import tempfile
-from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from pathlib import Path
 
 from bench import acl
 from bench import auth
-from bench import cluster
 from bench import console
 from bench import deployments
 from bench import edge
 from bench import events
 from bench import eventstore
+from bench import layouts
 from bench import messaging
 from bench import runtime
 from bench import tasks
 from bench import wire
+from bench._stack import running
 from bench._stats import watching
 from parley.devstack.nats import NatsServer
-from parley.devstack.stack import Stack
 from parley.kit.loop import run
 
 LIMITS = {
@@ -39,24 +36,6 @@ LIMITS = {
 }
 OPEN = {**LIMITS, "PARLEY_AUTH": "off"}
 """The figures measure the platform, not the key check (``bench --only auth`` measures that)."""
-
-
-@contextlib.asynccontextmanager
-async def _stack(directory: Path, env: dict[str, str] | None = None) -> AsyncIterator[Stack]:
-    """A loopback stack in ``directory``, started for the block and stopped after it."""
-    stack = Stack(directory, env=env)
-    await asyncio.to_thread(stack.start)
-    pids = {name: process.pid for name, process in stack.processes.items()}
-    for node in stack.nats_nodes:
-        if node.process is not None:
-            pids[f"nats-server {node.name}" if len(stack.nats_nodes) > 1 else "nats"] = (
-                node.process.pid
-            )
-    try:
-        with watching(pids):  # every figure gets its CPU per process
-            yield stack
-    finally:
-        await asyncio.to_thread(stack.stop)
 
 
 async def _wire(tmp: Path, scale: int) -> None:
@@ -82,7 +61,7 @@ async def _eventstore(tmp: Path, scale: int) -> None:
 
 async def _edge(tmp: Path, scale: int) -> None:
     print("== edge (one edge worker, registry, nats-server; loopback) ==", flush=True)
-    async with _stack(tmp / "stack", OPEN) as stack:
+    async with running(tmp / "stack", OPEN) as stack:
         await edge.create_agents(stack.edge_url, count=4_000 // scale)
 
 
@@ -93,7 +72,7 @@ async def _runtime(tmp: Path, scale: int) -> None:
     provider = await runtime.LocalProvider().start()
     try:
         env = {**OPEN, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url}
-        async with _stack(tmp / "runtime", env) as stack:
+        async with running(tmp / "runtime", env) as stack:
             await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
             await runtime.first_token(stack.edge_url, provider.url, samples=300 // scale)
             await runtime.executions(stack.edge_url, count=1_000 // scale)
@@ -103,20 +82,20 @@ async def _runtime(tmp: Path, scale: int) -> None:
 
 async def _messaging(tmp: Path, scale: int) -> None:
     print("== messaging (edge, registry, runtime, messaging, nats-server) ==", flush=True)
-    async with _stack(tmp / "messaging", OPEN) as stack:
+    async with running(tmp / "messaging", OPEN) as stack:
         await messaging.one_way(stack.edge_url, stack.nats_url, count=4_000 // scale)
         await acl.round_trips(stack.edge_url, stack.nats_url, count=1_000 // scale)
 
 
 async def _tasks(tmp: Path, scale: int) -> None:
     print("== tasks (edge, registry, runtime, messaging, tasks, nats-server) ==", flush=True)
-    async with _stack(tmp / "tasks", OPEN) as stack:
+    async with running(tmp / "tasks", OPEN) as stack:
         await tasks.rounds(stack.edge_url, stack.nats_url, repeat=max(3, 20 // scale))
 
 
 async def _events(tmp: Path, scale: int) -> None:
     print("== event fan-out (edge, registry, nats-server; /ws) ==", flush=True)
-    async with _stack(tmp / "events", OPEN) as stack:
+    async with running(tmp / "events", OPEN) as stack:
         await events.fan_out(stack.edge_url, subscribers=1_000 // scale, rate=100, seconds=5)
         await events.idle_subscriptions(
             stack.edge_url, stack.processes["edge"].pid, count=10_000 // scale
@@ -125,20 +104,20 @@ async def _events(tmp: Path, scale: int) -> None:
 
 async def _auth(tmp: Path, scale: int) -> None:
     print("== auth (edge with and without the key check, registry, nats-server) ==", flush=True)
-    async with _stack(tmp / "auth", LIMITS) as stack:  # the key check on, no quotas
+    async with running(tmp / "auth", LIMITS) as stack:  # the key check on, no quotas
         await auth.auth_overhead(stack, count=2_000 // scale)
 
 
 async def _deployment(tmp: Path, scale: int) -> None:
     print("== deployment (the whole stack; offline provider) ==", flush=True)
     deployments.routing(count=200_000 // scale)
-    async with _stack(tmp / "deployment", OPEN) as stack:
+    async with running(tmp / "deployment", OPEN) as stack:
         await deployments.rollback(stack.edge_url, stack.nats_url, repeat=max(10, 100 // scale))
 
 
 async def _console(tmp: Path, scale: int) -> None:
     print("== console (edge, registry, runtime, nats-server; headless Chromium) ==", flush=True)
-    async with _stack(tmp / "console", OPEN) as stack:
+    async with running(tmp / "console", OPEN) as stack:
         await console.fleet_page(stack.edge_url, "bench-fleet", agents=1_000 // scale)
         await console.live_view(stack.edge_url, "bench-live", rate=100, seconds=10 / scale)
 
@@ -160,11 +139,11 @@ GROUPS: dict[str, Callable[[Path, int], Awaitable[None]]] = {
 """Each group of figures, in the order they run."""
 
 
-async def main(quick: bool, only: str | None, cluster_cost: bool = False) -> None:
+async def main(quick: bool, only: str | None, against: str | None = None) -> None:
     scale = 10 if quick else 1
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
-        if cluster_cost:
-            return await cluster.compare(Path(tmp), OPEN, scale)
+        if against is not None:
+            return await layouts.compare(Path(tmp), OPEN, scale, against)
         for name, group in GROUPS.items():
             if only in (None, name) or name == "wire":  # every run measures the wire too
                 await group(Path(tmp), scale)
@@ -179,8 +158,20 @@ if __name__ == "__main__":
         choices=list(GROUPS),
         help="one group of figures",
     )
-    parser.add_argument(
-        "--cluster", action="store_true", help="edge and ACL figures: one node against three"
+    layout = parser.add_mutually_exclusive_group()
+    layout.add_argument(
+        "--cluster",
+        action="store_const",
+        const="cluster",
+        dest="against",
+        help="edge and ACL figures: one node against three",
+    )
+    layout.add_argument(
+        "--combined",
+        action="store_const",
+        const="combined",
+        dest="against",
+        help="edge, ACL, chat and webhook figures: a process per service against one in all",
     )
     args = parser.parse_args()
-    run(main(args.quick, args.only, args.cluster))
+    run(main(args.quick, args.only, args.against))

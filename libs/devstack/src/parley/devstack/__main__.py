@@ -1,4 +1,4 @@
-"""``python -m parley.devstack up [--cluster]``: run the whole stack until Ctrl-C.
+"""``python -m parley.devstack up [--cluster | --combined]``: run the whole stack until Ctrl-C.
 
 A part that exits (a service, the edge, nats-server) is restarted after a backoff (0.5 s,
 doubling to 10 s, back to 0.5 s once it ran 30 s); the others keep running. Ctrl-C or SIGTERM
@@ -46,7 +46,14 @@ def main() -> int:
         action="store_true",
         help="three NATS nodes (R3 streams), two processes of every service, two edges",
     )
+    parser.add_argument(
+        "--combined",
+        action="store_true",
+        help="every service and the edge in one process (python -m parley.combined)",
+    )
     args = parser.parse_args()
+    if args.cluster and args.combined:
+        parser.error("--cluster and --combined do not go together")
 
     stack = Stack(
         args.state_dir,
@@ -54,6 +61,7 @@ def main() -> int:
         nats_port=args.nats_port,
         log_to_files=False,
         cluster_mode=args.cluster,
+        combined=args.combined,
     )
     stopping = False
 

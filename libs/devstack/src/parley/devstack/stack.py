@@ -48,6 +48,9 @@ class Stack:
     ``state_dir``, so a restart keeps every agent. Every process connects to NATS as the
     services' user (``PARLEY_NATS_USER``, ``PARLEY_NATS_PASSWORD_FILE``).
 
+    With ``combined`` every service and the edge run in one process (``python -m
+    parley.combined``, key ``combined``) instead of one each.
+
     With ``cluster`` the stack runs three NATS nodes (every stream, KV bucket and object
     store at three replicas, ``PARLEY_NATS_REPLICAS=3``), two processes of every service
     (``registry`` and ``registry-2``, …), each given every node's URL, and two edges: on
@@ -63,9 +66,13 @@ class Stack:
         log_to_files: bool = True,
         env: dict[str, str] | None = None,
         cluster_mode: bool = False,
+        combined: bool = False,
     ) -> None:
+        if cluster_mode and combined:
+            raise ValueError("a stack is either a cluster or combined")
         self.state_dir = state_dir
         self.cluster = cluster_mode
+        self.combined = combined
         self.edge_port = edge_port or free_port()
         self.edge_ports = [self.edge_port + i for i in range(_INSTANCES if cluster_mode else 1)]
         self.nats_nodes = (
@@ -134,6 +141,12 @@ class Stack:
                 node.start(timeout)
             if self.cluster:
                 asyncio.run(self._wait_for_jetstream(deadline))
+            if self.combined:
+                self.admin_key = self._bootstrap_admin_key()
+                self.start_process("combined")
+                asyncio.run(self._wait_for_services(deadline))
+                self._wait_for_edge(self.edge_url, deadline)
+                return self
             for name in SERVICES:
                 for copy, key in enumerate(self._keys(name)):
                     self.start_process(name, key, _metrics_port(name, copy))

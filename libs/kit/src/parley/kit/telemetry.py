@@ -34,7 +34,9 @@ def setup_tracing(
     *,
     record_content: bool = False,
 ) -> TracerProvider:
-    """Install a tracer provider for ``service``; export over OTLP/HTTP when an endpoint is set.
+    """A tracer provider for ``service``, exporting over OTLP/HTTP when an endpoint is set;
+    the process's global one unless one is set already (every service in one process,
+    :mod:`parley.combined`, keeps the first: its FastStream handlers still use their own).
 
     ``record_content`` puts prompt and completion text on model spans (:mod:`parley.kit.genai`).
     """
@@ -51,7 +53,8 @@ def setup_tracing(
     )
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
-    trace.set_tracer_provider(provider)
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        trace.set_tracer_provider(provider)
     return provider
 
 

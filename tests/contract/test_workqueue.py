@@ -1,17 +1,24 @@
 """The work queue (:class:`parley.kit.workqueue.WorkQueue`) against a real nats-server: it
-takes every item once, holds no more than its concurrency, and costs no pull request per
-item (its pull requests stay open on the server)."""
+takes every item once, holds no more than its concurrency, costs no pull request per item
+(its pull requests stay open on the server), and asks again as soon as its process's
+:class:`~parley.kit.needs.Keeper` finds it back after the server was killed and restarted
+(which forgot the open requests without a word)."""
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerInfo
+from tests_support import eventually
 
+from parley.devstack.nats import NatsServer
+from parley.kit import workqueue
+from parley.kit.needs import Keeper
 from parley.kit.workqueue import WorkQueue
 from parley.kit.workqueue import ensure_work_stream
 
@@ -108,3 +115,59 @@ async def test_a_work_queue_holds_no_more_items_than_its_concurrency(client: Cli
         release.set()
         await queue.stop()
     assert sorted(done) == sorted(items)  # every item once
+
+
+async def test_after_a_server_restart_the_keeper_has_the_queue_ask_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Requests not heard of for an hour: only the keeper's word brings the queue back here.
+    monkeypatch.setattr(workqueue, "_LOST_S", 3600.0)
+    server = await asyncio.to_thread(NatsServer(tmp_path / "nats").start)
+    keeper = Keeper(check_every=0.5)
+    nc = await nats.connect(
+        server.url,
+        reconnected_cb=keeper.reconnected,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=0.2,
+    )
+    handled: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def handle(msg: Msg) -> None:
+        await msg.ack()
+        handled.put_nowait(msg.data)
+
+    js = nc.jetstream()
+    queue = WorkQueue(
+        js,
+        stream="WQRESTART",
+        durable="workers",
+        filter_subject="wqrestart",
+        handle=handle,
+        ack_wait=30,
+    )
+    try:
+        keeper.open(nc)
+        await keeper.need(*queue.stream_and_consumer(["wqrestart"]))
+        await queue.start()
+        keeper.start()
+        await js.publish("wqrestart", b"before", stream="WQRESTART")
+        assert await asyncio.wait_for(handled.get(), 10) == b"before"
+
+        assert server.process is not None
+        server.process.kill()  # SIGKILL: the open pull requests go without a word
+        server.process.wait()
+        await asyncio.to_thread(server.start)
+        # reconnected, the consumer found in place
+        assert await eventually(lambda: _ready(keeper), within=30)
+        await js.publish("wqrestart", b"after", stream="WQRESTART")
+
+        assert await asyncio.wait_for(handled.get(), 30) == b"after"
+    finally:
+        await queue.stop()
+        await keeper.stop()
+        await nc.close()
+        server.stop()
+
+
+async def _ready(keeper: Keeper) -> bool:
+    return keeper.readiness().ready

@@ -12,8 +12,9 @@ ensures them:
   state), again and again until JetStream answers;
 - every ``check_every`` seconds, when a look finds one missing (deleted by hand).
 
-After a reconnect it also restarts what a server restart breaks without a word: the event
-store's feeds, whose ephemeral consumers the server forgot.
+After a reconnect, once every need is in place again, it also restarts what a server restart
+breaks without a word: the event store's feeds, whose ephemeral consumers the server forgot,
+and what each need says to resume (a pull consumer's open pull requests).
 
 :meth:`Keeper.readiness` is what the last look found: NATS connected, the event store
 reachable, every need present, and not stopping. A service's health subject and the edge's
@@ -60,6 +61,9 @@ class Need:
     """Creates it, or keeps it when it is there (idempotent)."""
     consumer: str | None = None
     """The durable consumer's name, when the need is a consumer."""
+    resume: Callable[[], None] | None = None
+    """What to do once it is in place again after a reconnect (the server may have
+    restarted and forgotten what was asked of it)."""
 
     @classmethod
     def stream_of(cls, stream: str, ensure: Callable[[], Awaitable[object]]) -> "Need":
@@ -77,9 +81,15 @@ class Need:
         return cls(f"object store {bucket}", f"OBJ_{bucket}", ensure)
 
     @classmethod
-    def durable(cls, stream: str, consumer: str, ensure: Callable[[], Awaitable[object]]) -> "Need":
-        """A durable consumer of ``stream``."""
-        return cls(f"consumer {stream}/{consumer}", stream, ensure, consumer)
+    def durable(
+        cls,
+        stream: str,
+        consumer: str,
+        ensure: Callable[[], Awaitable[object]],
+        resume: Callable[[], None] | None = None,
+    ) -> "Need":
+        """A durable consumer of ``stream`` (``resume``: see :attr:`resume`)."""
+        return cls(f"consumer {stream}/{consumer}", stream, ensure, consumer, resume)
 
     async def present(self, js: JetStreamContext) -> bool:
         """Whether it exists (False only when the server says it does not).
@@ -194,6 +204,9 @@ class Keeper:
             self._resume = False
             if isinstance(self.store, JetStreamEventStore):
                 self.store.resume()
+            for need in self._needs:
+                if need.resume is not None:
+                    need.resume()
             if self._recovering_since is not None:
                 log.info(
                     "NATS is back and every need is in place (%.2fs after the reconnect)",

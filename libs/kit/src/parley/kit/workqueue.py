@@ -89,13 +89,10 @@ def work_stream_need(
 _EXPIRES_S = 1.0
 """How long one pull request waits on the server for work; an ended one is asked again."""
 _LOST_S = _EXPIRES_S + 1.0
-"""Pull requests not heard of for this long are taken as lost and asked again (a reconnect
-takes them as lost at once)."""
+"""Pull requests not heard of for this long are taken as lost and asked again (after a
+reconnect :meth:`PullConsumer.resume` does at once)."""
 _CALM_S = 0.5
 """The pause after a refused pull request (JetStream unavailable, too many waiting)."""
-_LOOK_S = 0.25
-"""How often the pull loop looks for a reconnect when nothing else wakes it: a restarted
-server forgot the open requests, and says nothing about them."""
 
 
 @dataclass(eq=False)
@@ -111,7 +108,10 @@ class PullConsumer:
     come (one publish per message, nothing per item besides its ack). A request has its own
     reply subject: a request's end (``408`` expired, ``409`` or ``503`` refused) says how
     many of its messages it did not deliver, and the consumer asks again when half its room
-    is free, or when nothing is asked. nats-py's ``fetch`` sent two pull requests per message
+    is free, or when nothing is asked. A restarted server forgets the open requests without a
+    word: the process's :class:`~parley.kit.needs.Keeper` calls :meth:`resume` once the
+    consumer is in place after a reconnect, and a request not heard of for
+    :data:`_LOST_S` is forgotten too. nats-py's ``fetch`` sent two pull requests per message
     under a trickle (a ``no_wait`` probe, its ``404``, then a waiting one) and woke its caller
     through a queue: a sequential work queue cost ~500 µs of the consumer's CPU and ~400 µs
     of the server's an item, against ~300 and ~290 now (a publisher and a consumer, 2,000
@@ -162,11 +162,17 @@ class PullConsumer:
     @property
     def need(self) -> Need:
         """The consumer, for a :class:`~parley.kit.needs.Keeper` to keep."""
-        return Need.durable(self.stream, self.durable, self.ensure)
+        return Need.durable(self.stream, self.durable, self.ensure, self.resume)
 
     def stream_and_consumer(self, subjects: Sequence[str], *, replicas: int = 1) -> list[Need]:
         """Its work-queue stream (of ``subjects``) and the consumer, for a Keeper to keep."""
         return [work_stream_need(self.js, self.stream, subjects, replicas=replicas), self.need]
+
+    def resume(self) -> None:
+        """Forget the open pull requests and ask again (the server may have restarted)."""
+        self._asked = 0
+        self._requests.clear()
+        self._wake.set()
 
     async def start(self) -> None:
         """Create the consumer (idempotent) and start pulling."""
@@ -255,13 +261,10 @@ class PullConsumer:
 
     async def _pull(self) -> None:
         nc = self.js._nc
-        reconnects = nc.stats["reconnects"]
         while not self._stopping:
-            if nc.stats["reconnects"] != reconnects or (
-                self._asked and time.monotonic() - self._heard > _LOST_S
-            ):  # the server may have restarted, or said nothing for long: its requests are gone
-                reconnects = nc.stats["reconnects"]
-                self._asked = 0
+            self._wake.clear()  # whatever wakes it from here on is looked at in the next round
+            if self._asked and time.monotonic() - self._heard > _LOST_S:
+                self._asked = 0  # nothing said for long: the requests are gone
                 self._requests.clear()
             if (calm := self._calm_until - time.monotonic()) > 0:
                 await asyncio.sleep(calm)
@@ -275,9 +278,8 @@ class PullConsumer:
                     log.exception("%s: pull request failed; retrying", self.durable)
                     await asyncio.sleep(0.5)
                     continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_LOOK_S):
+                async with asyncio.timeout(_EXPIRES_S):
                     await self._wake.wait()
 
 

@@ -11,9 +11,11 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from parley.contracts.errors import ErrorCode
+from parley.kit import logs
 from parley.kit.errors import error_body_for
 from parley.kit.logs import configure_logging
 from parley.kit.logs import redact
+from parley.kit.logs import scrub_logs
 from parley.kit.settings import ServiceSettings
 from parley.kit.settings import SettingsError
 from parley.kit.settings import from_env
@@ -62,6 +64,23 @@ def test_log_lines_are_json_and_never_carry_secret_fields(capsys: pytest.Capture
     assert entry["service"] == "unit" and entry["agent"] == "a"
     assert entry["api_key"] == "[REDACTED]"
     assert "sk-proj-1234567890abcdef" not in line
+
+
+def test_a_log_scrubber_outlives_logging_configured_again(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(logs, "_scrubbers", [])
+    secret = "plainUNITsecret0987654321"  # no shape redact() knows: only a scrubber finds it
+    scrub_logs(lambda line: line.replace(secret, "[REDACTED]"))
+    try:
+        configure_logging("runtime", "INFO")
+        configure_logging("messaging", "INFO")  # the next service in one process (combined)
+        logging.getLogger("unit").warning("the provider answered %s", secret)
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        logging.getLogger().handlers.clear()
+    assert secret not in line
+    assert json.loads(line)["message"] == "the provider answered [REDACTED]"
 
 
 def test_a_span_context_survives_a_round_trip_through_message_headers() -> None:

@@ -4,6 +4,7 @@ span ids of the work that logged it."""
 import logging
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import msgspec
 from opentelemetry import trace
 
-__all__ = ["configure_logging", "redact"]
+__all__ = ["configure_logging", "redact", "scrub_logs"]
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|token|password|authorization)", re.I)
 _SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_-]{8,}|sk-ant-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
@@ -45,7 +46,20 @@ class _JsonFormatter(logging.Formatter):
                 entry[key] = "[REDACTED]" if _SECRET_KEY.search(key) else value
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return msgspec.json.encode(entry, enc_hook=str).decode()
+        line = msgspec.json.encode(entry, enc_hook=str).decode()
+        for scrub in _scrubbers:
+            line = scrub(line)
+        return line
+
+
+_scrubbers: list[Callable[[str], str]] = []
+
+
+def scrub_logs(scrub: Callable[[str], str]) -> None:
+    """Pass every log line of this process through ``scrub`` too, from now on, however often
+    logging is configured again (every service in one process configures it once each):
+    e.g. the runtime's known secrets, which have no shape :func:`redact` would find."""
+    _scrubbers.append(scrub)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

@@ -13,8 +13,6 @@ errors, tool results and run outcomes pass it before they are recorded or return
 every log line passes it before it is written.
 """
 
-import logging
-
 from faststream import FastStream
 
 from parley.contracts import subjects
@@ -25,6 +23,7 @@ from parley.kit.app import Connections
 from parley.kit.app import service_app
 from parley.kit.deltas import DELTA_STREAM
 from parley.kit.deltas import ensure_delta_stream
+from parley.kit.logs import scrub_logs
 from parley.kit.needs import Need
 from parley.memory.book import MemoryProjection
 from parley.runtime.adapters.budgets import BudgetKeeper
@@ -112,20 +111,6 @@ def create_app(settings: RuntimeSettings) -> FastStream:
         description="Sessions, chat turns, executions, budgets.",
         raw=True,  # every chat turn starts here: FastStream's per-message machinery costs more
     )
-    for handler in logging.getLogger().handlers:  # set up by service_app
-        handler.setFormatter(_Scrubbing(handler.formatter or logging.Formatter(), secrets))
+    # known secrets only (no patterns): a JSON line stays JSON
+    scrub_logs(Scrubber(secrets, patterns=()).scrub)
     return app
-
-
-class _Scrubbing(logging.Formatter):
-    """A log formatter whose lines carry no secret this process knows (the kit's formatter
-    already redacts credential shapes; this adds the known secrets, e.g. a provider key
-    that has no recognisable shape)."""
-
-    def __init__(self, inner: logging.Formatter, secrets: frozenset[str]) -> None:
-        super().__init__()
-        self.inner = inner
-        self.known = Scrubber(secrets, patterns=())  # known secrets only: JSON stays JSON
-
-    def format(self, record: logging.LogRecord) -> str:
-        return self.known.scrub(self.inner.format(record))

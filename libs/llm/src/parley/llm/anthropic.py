@@ -16,6 +16,7 @@ from parley.llm.errors import ProviderAuthError
 from parley.llm.errors import ProviderError
 from parley.llm.port import ChatRequest
 from parley.llm.port import Delta
+from parley.llm.settings import KEY_VARIABLES
 from parley.llm.settings import ProviderSettings
 from parley.llm.settings import resolve_api_key
 
@@ -35,7 +36,7 @@ class AnthropicProvider(GuardedProvider):
 
     def _get_client(self) -> anthropic.AsyncAnthropic:
         if self._client is None:
-            key = resolve_api_key(self.name, self.settings, "ANTHROPIC_API_KEY")
+            key = resolve_api_key(self.name, self.settings, KEY_VARIABLES["anthropic"])
             if key is None:
                 raise ProviderAuthError(
                     self.name, "no API key: set ANTHROPIC_API_KEY or PARLEY_ANTHROPIC_API_KEY_FILE"

@@ -2,19 +2,22 @@
 
 Anthropic has no embeddings API and the offline provider none either: for them (and for an
 OpenAI-compatible server without a configured embedding model) :func:`embeddings_for` gives
-None, and memory uses its deterministic local embedder.
+None, and memory uses its deterministic local embedder. The OpenAI SDK is imported when the
+first embeddings are made (see :mod:`parley.llm.factory`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import httpx2
-import openai
 
 from parley.llm.errors import ProviderError
-from parley.llm.openai import OpenAIProvider
 from parley.llm.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    from parley.llm.openai import OpenAIProvider
 
 __all__ = ["DEFAULT_MODELS", "OpenAIEmbeddings", "embeddings_for"]
 
@@ -32,8 +35,10 @@ class OpenAIEmbeddings:
     """
 
     def __init__(self, settings: ProviderSettings, *, provider: str, model: str) -> None:
+        from parley.llm.openai import OpenAIProvider
+
         self.provider, self.model = provider, model
-        self._adapter = OpenAIProvider(settings, name=provider)
+        self._adapter: OpenAIProvider = OpenAIProvider(settings, name=provider)
 
     @property
     def name(self) -> str:
@@ -46,6 +51,8 @@ class OpenAIEmbeddings:
         Raises:
             ProviderError: The call failed (its status or failure kind, never its body).
         """
+        import openai  # loaded with the adapter already
+
         client = self._adapter._get_client()
         try:
             response = await client.embeddings.create(model=self.model, input=list(texts))

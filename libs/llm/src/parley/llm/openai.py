@@ -22,12 +22,11 @@ from parley.llm.errors import ProviderBadRequest
 from parley.llm.errors import ProviderError
 from parley.llm.port import ChatRequest
 from parley.llm.port import Delta
+from parley.llm.settings import KEY_VARIABLES
 from parley.llm.settings import ProviderSettings
 from parley.llm.settings import resolve_api_key
 
 __all__ = ["OpenAIProvider"]
-
-_ENV = {"openai": "OPENAI_API_KEY", "openai_compatible": "PARLEY_OPENAI_COMPATIBLE_API_KEY"}
 
 
 class OpenAIProvider(GuardedProvider):
@@ -53,7 +52,7 @@ class OpenAIProvider(GuardedProvider):
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             s = self.settings
-            key = resolve_api_key(self.name, s, _ENV.get(self.name, "OPENAI_API_KEY"))
+            key = resolve_api_key(self.name, s, KEY_VARIABLES.get(self.name, "OPENAI_API_KEY"))
             if key is None and self.name == "openai":
                 raise ProviderAuthError(
                     self.name, "no API key: set OPENAI_API_KEY or PARLEY_OPENAI_API_KEY_FILE"

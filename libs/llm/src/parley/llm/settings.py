@@ -7,7 +7,14 @@ from pathlib import Path
 
 import msgspec
 
-__all__ = ["ProviderSettings", "Secret", "resolve_api_key"]
+__all__ = ["KEY_VARIABLES", "ProviderSettings", "Secret", "configured", "resolve_api_key"]
+
+KEY_VARIABLES = {
+    "anthropic": "ANTHROPIC_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "openai_compatible": "PARLEY_OPENAI_COMPATIBLE_API_KEY",
+}
+"""The environment variable of each SDK-backed provider's key."""
 
 
 class Secret:
@@ -87,3 +94,15 @@ def resolve_api_key(provider: str, settings: ProviderSettings, env_var: str) -> 
     if path:
         return Secret(Path(path).read_text().strip())
     return None
+
+
+def configured(provider: str, settings: ProviderSettings) -> bool:
+    """Whether an endpoint or a key is set for ``provider`` (nothing is read or checked)."""
+    variable = KEY_VARIABLES.get(provider)
+    return bool(
+        settings.base_url
+        or settings.api_key
+        or settings.api_key_file
+        or (variable and os.environ.get(variable))
+        or os.environ.get(f"PARLEY_{provider.upper()}_API_KEY_FILE")
+    )

@@ -2,8 +2,10 @@
 
 Start-up opens, in order, the delta stream, the agents' view, the memories' index, the
 slots, the file store,
-then the workers (executions, scheduler, inbox); shutdown closes them in reverse. What they
-need on NATS (the delta stream, the slot and lease buckets, the file store, the work and
+then the workers (executions, scheduler, inbox); shutdown closes them in reverse. The model
+SDKs of the providers the process is configured for (an endpoint or a key set) are imported
+from a thread once it serves (:func:`parley.llm.factory.preload`); the others on first use.
+What they need on NATS (the delta stream, the slot and lease buckets, the file store, the work and
 inbox streams and their consumers) is kept there by the kit: made again after a server
 restart that lost it.
 
@@ -12,6 +14,9 @@ environment (provider keys, ``*_KEY_FILE`` and other secret files): providers' t
 errors, tool results and run outcomes pass it before they are recorded or returned, and
 every log line passes it before it is written.
 """
+
+import asyncio
+import logging
 
 from faststream import FastStream
 
@@ -25,6 +30,9 @@ from parley.kit.deltas import DELTA_STREAM
 from parley.kit.deltas import ensure_delta_stream
 from parley.kit.logs import scrub_logs
 from parley.kit.needs import Need
+from parley.llm.factory import SDK_ADAPTERS
+from parley.llm.factory import preload
+from parley.llm.settings import configured
 from parley.memory.book import MemoryProjection
 from parley.runtime.adapters.budgets import BudgetKeeper
 from parley.runtime.adapters.directory import AgentDirectory
@@ -38,6 +46,8 @@ from parley.runtime.handlers import Runtime
 from parley.runtime.settings import RuntimeSettings
 
 __all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: RuntimeSettings) -> FastStream:
@@ -100,6 +110,7 @@ def create_app(settings: RuntimeSettings) -> FastStream:
             *runtime.inbox.needs,
             Need.key_value(subjects.LEASES_BUCKET, runtime.scheduler.ensure),
         )
+        _preload_sdks(settings)
         return runtime
 
     app = service_app(
@@ -114,3 +125,26 @@ def create_app(settings: RuntimeSettings) -> FastStream:
     # known secrets only (no patterns): a JSON line stays JSON
     scrub_logs(Scrubber(secrets, patterns=()).scrub)
     return app
+
+
+_preloading: set["asyncio.Task[None]"] = set()
+
+
+def _preload_sdks(settings: RuntimeSettings) -> None:
+    """Import, from a thread, the SDKs of the providers this process has an endpoint or a key
+    for: the first model call then finds them loaded."""
+    names = [
+        name
+        for name in SDK_ADAPTERS
+        if configured(name, settings.endpoint(name).provider_settings())
+    ]
+    if names:
+        task = asyncio.create_task(asyncio.to_thread(preload, names), name="preload-sdks")
+        _preloading.add(task)
+        task.add_done_callback(_preloaded)
+
+
+def _preloaded(task: "asyncio.Task[None]") -> None:
+    _preloading.discard(task)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.warning("could not load a model SDK ahead: %r", error)

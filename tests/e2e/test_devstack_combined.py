@@ -125,6 +125,7 @@ def test_sigterm_stops_the_edge_then_every_service_cleanly(launched: Launcher) -
     stopping = "".join(launched.lines[before:])
     assert "Application shutdown complete" in stopping  # the edge's own shutdown ran
     assert '"level":"error"' not in stopping, stopping
+    assert "is being executed" not in stopping  # FastStream's line per subscriber, at INFO
     launched.wait_for(r"^parley: combined restarted", 30, before)  # and it is supervised
 
 

@@ -83,6 +83,20 @@ def test_a_log_scrubber_outlives_logging_configured_again(
     assert json.loads(line)["message"] == "the provider answered [REDACTED]"
 
 
+def test_a_model_call_s_http_request_is_not_logged_but_its_failure_is(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    configure_logging("runtime", "INFO")
+    try:
+        sdk = logging.getLogger("httpx2")  # the provider SDKs' HTTP client
+        sdk.info('HTTP Request: POST https://api.example/v1/messages "HTTP/1.1 200 OK"')
+        sdk.warning("connection pool is full")
+        lines = capsys.readouterr().err.strip().splitlines()
+    finally:
+        logging.getLogger().handlers.clear()
+    assert [json.loads(line)["message"] for line in lines] == ["connection pool is full"]
+
+
 def test_a_span_context_survives_a_round_trip_through_message_headers() -> None:
     tracer = TracerProvider().get_tracer("unit")
     with tracer.start_as_current_span("edge") as span:

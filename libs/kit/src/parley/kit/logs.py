@@ -62,10 +62,18 @@ def scrub_logs(scrub: Callable[[str], str]) -> None:
     _scrubbers.append(scrub)
 
 
+_CHATTY = ("httpx", "httpx2", "httpcore")
+"""Libraries that log every HTTP request at INFO (a model call through a provider SDK, on the
+hot path of every turn): their warnings and errors still show; each call is in its trace."""
+
+
 def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send every log record to stderr as one JSON line tagged with ``service``."""
+    """Send every log record to stderr as one JSON line tagged with ``service`` (the
+    :data:`_CHATTY` libraries' from WARNING up)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_JsonFormatter(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

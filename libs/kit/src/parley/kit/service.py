@@ -67,7 +67,7 @@ def create_service(
         ),
         name=f"parley-{name}",
         middlewares=[NatsTelemetryMiddleware(tracer_provider=provider), broker_metrics(name)],
-        logger=logging.getLogger(f"parley.{name}.broker"),
+        logger=_broker_logger(name),
         log_level=logging.DEBUG,
         graceful_timeout=10.0,
     )
@@ -88,6 +88,14 @@ def create_service(
         logger=logging.getLogger(f"parley.{name}"),
         specification=AsyncAPI(title=f"parley-{name}", version="1", description=description),
     )
+
+
+def _broker_logger(service: str) -> logging.Logger:
+    """The broker's logger, from WARNING up: FastStream logs at INFO the end of each
+    subscriber task as it stops (a line per subscriber at every shutdown)."""
+    logger = logging.getLogger(f"parley.{service}.broker")
+    logger.setLevel(logging.WARNING)
+    return logger
 
 
 def add_command_route(

@@ -63,14 +63,26 @@ SERVICES: tuple[tuple[str, Callable[[Mapping[str, str]], FastStream]], ...] = (
 def main() -> None:
     """Build every service and the edge from the environment, then run them."""
     try:
-        apps = [make(_environment(i)) for i, (_, make) in enumerate(SERVICES)]
-        settings = edge_settings()
-        app = edge(settings)
+        apps, server = build()
     except SettingsError as exc:
         raise SystemExit(f"parley combined: {exc}") from None
-    configure_logging("combined", settings.log_level)  # each service set its own: one tag
+    run(_serve(apps, server))
+
+
+def build() -> tuple[list[FastStream], EdgeServer]:
+    """Every service's app and the edge's server, made from the environment; the process's
+    logs tagged ``combined`` and its global tracer provider ``parley-combined``.
+
+    Raises:
+        SettingsError: A setting has a value it cannot take.
+    """
+    settings = edge_settings()
+    # first: the services' own set-up keeps a global provider that is already there
     setup_tracing("combined", settings.otlp_endpoint, record_content=settings.trace_content)
-    run(_serve(apps, edge_server(settings, app)))
+    apps = [make(_environment(i)) for i, (_, make) in enumerate(SERVICES)]
+    server = edge_server(settings, edge(settings))
+    configure_logging("combined", settings.log_level)  # last: each service set its own
+    return apps, server
 
 
 def _environment(index: int) -> Mapping[str, str]:

@@ -97,13 +97,15 @@ def _parse(printed: str) -> dict[str, tuple[str, str]]:
 async def compare(tmp: Path, env: dict[str, str], scale: int, against: str) -> None:
     """Both layouts of ``against`` (``cluster`` or ``combined``), then a side-by-side table
     (rate and p50 latency)."""
-    provider = await runtime.LocalProvider().start()
-    env = {**env, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url}
+    chats = against == "combined"
+    provider = await runtime.LocalProvider().start() if chats else None
+    if provider is not None:
+        env = {**env, "PARLEY_OPENAI_COMPATIBLE_BASE_URL": provider.url}
 
     async def run(stack: Stack) -> None:
         await edge.create_agents(stack.edge_url, count=4_000 // scale)
         await acl.round_trips(stack.edge_url, stack.nats_url, count=1_000 // scale)
-        if against == "combined":
+        if chats:
             await runtime.chat_turns(stack.edge_url, turns=2_000 // scale)
             await runtime.executions(stack.edge_url, count=1_000 // scale)
 
@@ -114,7 +116,8 @@ async def compare(tmp: Path, env: dict[str, str], scale: int, against: str) -> N
             print(f"== {label} ==", flush=True)
             tables.append(_parse(await _figures(tmp / label.replace(" ", "-"), env, options, run)))
     finally:
-        await provider.stop()
+        if provider is not None:
+            await provider.stop()
     print(f"\n== {against} against {layouts[0][0]} (rate, p50) ==")
     print(f"{'':<58} {layouts[0][0]:>24} {layouts[1][0]:>24}")
     for name, (rate, p50) in tables[0].items():

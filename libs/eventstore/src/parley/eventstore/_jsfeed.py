@@ -34,7 +34,7 @@ __all__ = ["JetStreamFeed", "TapRouter"]
 
 _HEARTBEAT_S = 5.0
 _STALLED = b"Nats-Consumer-Stalled:"
-_replace = msgspec.structs.replace
+_set_position = msgspec.structs.force_setattr
 
 Handler = Callable[[bytes, bytes, bytes | None], None]
 
@@ -106,6 +106,7 @@ class JetStreamFeed:
         self._next = from_position + 1
         self._buf: deque[Event] = deque()
         self._wake = asyncio.Event()
+        self._asleep = False  # waiting on _wake: only then does a delivery need to set it
         self._sub: Any = None
         self._consumer: str | None = None
         self._cseq = 0
@@ -149,9 +150,13 @@ class JetStreamFeed:
             if not buf and not self._closed:
                 # a deadline on this task, not wait_for's task per wait: the feed sleeps here
                 # after every event when they come one at a time
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(_HEARTBEAT_S):
-                        await self._wake.wait()
+                self._asleep = True
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(_HEARTBEAT_S):
+                            await self._wake.wait()
+                finally:
+                    self._asleep = False
 
     def _ingest(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
         self._last_seen = time.monotonic()
@@ -176,9 +181,12 @@ class JetStreamFeed:
         else:
             self._cseq = cseq
             seq = int(tokens[at])
-            self._buf.append(_replace(decode_event(data), position=seq))
+            event = decode_event(data)
+            _set_position(event, "position", seq)  # decoded here, seen by nobody yet
+            self._buf.append(event)
             self._next = seq + 1
-        self._wake.set()
+        if self._asleep:
+            self._wake.set()
 
     async def _setup(self) -> None:
         self._cseq, self._gap, self._last_seen = 0, False, time.monotonic()

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import nats
 import pytest
 
 from parley.contracts import subjects
@@ -20,6 +21,7 @@ from parley.eventstore import EventStoreError
 from parley.eventstore import EventTooLarge
 from parley.eventstore import InvalidStreamName
 from parley.eventstore import Subscription
+from parley.eventstore import _jsfeed
 from parley.eventstore import open_store
 from parley.eventstore._jsdirect import Tail
 from parley.eventstore.jetstream import JetStreamEventStore
@@ -427,6 +429,46 @@ async def test_a_subscription_filtered_by_category_sees_only_that_category(
     finally:
         await sub.close()
     assert [(e.stream, e.data["n"]) for e in events] == [(a, 1), (a, 2), (a, 3)]
+
+
+async def test_a_jetstream_feed_whose_server_falls_silent_starts_again_and_misses_nothing(
+    nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer behind a live feed is deleted without a word (as a restarted server
+    forgets it): no heartbeat comes any more, and after three missed ones the feed makes its
+    consumer again from the last event it saw."""
+    monkeypatch.setattr(_jsfeed, "_HEARTBEAT_S", 0.3)
+    store = await open_store(
+        backend="jetstream",
+        nats_url=nats_url,
+        stream_name="PARLEY_CONTRACT",
+        max_event_bytes=MAX_EVENT_BYTES,
+    )
+    nc = await nats.connect(nats_url)
+    cat = category()
+    stream = stream_of(cat)
+    start = await store.last_position()
+    sub = store.subscribe(from_position=start, categories=[cat])
+    feed = aiter(sub)  # one iterator for the feed's life, as a follower holds it
+    try:
+        await store.append(stream, [new(1)], NO_STREAM)
+        first = await asyncio.wait_for(anext(feed), 10)
+        js = nc.jetstream()
+        feeds = [
+            info.name
+            for info in await js.consumers_info("PARLEY_CONTRACT")
+            if info.config.filter_subject == subjects.events_of_category(cat)
+        ]
+        assert len(feeds) == 1
+        await js.delete_consumer("PARLEY_CONTRACT", feeds[0])
+        await store.append(stream, [new(2)], 1)
+        second = await asyncio.wait_for(anext(feed), 10)
+        assert (first.data["n"], second.data["n"]) == (1, 2)
+        assert second.position > first.position
+    finally:
+        await sub.close()
+        await nc.close()
+        await store.close()
 
 
 async def test_next_position_finds_the_first_event_of_the_categories_after_a_position(

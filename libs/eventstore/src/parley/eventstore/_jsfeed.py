@@ -84,6 +84,23 @@ class TapRouter:
             handler(reply, data, headers)
 
 
+class _Ticker:
+    """Sets ``event`` every ``interval`` seconds until cancelled: one timer for a feed's
+    life, where a deadline on each wait made and cancelled one per event that came alone."""
+
+    def __init__(self, event: asyncio.Event, interval: float) -> None:
+        self._event, self._interval = event, interval
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(interval, self._tick)
+
+    def _tick(self) -> None:
+        self._event.set()
+        self._handle = self._loop.call_later(self._interval, self._tick)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
 class JetStreamFeed:
     """Events after ``from_position`` on ``filters``, catch-up then live, in stream order."""
 
@@ -133,30 +150,31 @@ class JetStreamFeed:
     async def _events(self) -> AsyncIterator[Event]:
         buf = self._buf
         await self._setup()
-        while not self._closed:
-            while buf:
-                yield buf.popleft()
-            if self._closed:
-                break
-            if self._flow is not None:
-                # Answer flow control only once the buffer is drained: that is backpressure.
-                reply, self._flow = self._flow, None
-                await self._nc.publish(reply.decode(), b"")
-            if self._gap or time.monotonic() - self._last_seen > 3 * _HEARTBEAT_S:
-                await self._teardown()
-                await self._setup()
-                continue
-            self._wake.clear()
-            if not buf and not self._closed:
-                # a deadline on this task, not wait_for's task per wait: the feed sleeps here
-                # after every event when they come one at a time
-                self._asleep = True
-                try:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(_HEARTBEAT_S):
-                            await self._wake.wait()
-                finally:
-                    self._asleep = False
+        tick = _Ticker(self._wake, _HEARTBEAT_S)
+        try:
+            while not self._closed:
+                while buf:
+                    yield buf.popleft()
+                if self._closed:
+                    break
+                if self._flow is not None:
+                    # Answer flow control only once the buffer is drained: that is backpressure.
+                    reply, self._flow = self._flow, None
+                    await self._nc.publish(reply.decode(), b"")
+                if self._gap or time.monotonic() - self._last_seen > 3 * _HEARTBEAT_S:
+                    await self._teardown()
+                    await self._setup()
+                    continue
+                self._wake.clear()
+                if not buf and not self._closed:
+                    # the tick wakes it every heartbeat interval to look at the server
+                    self._asleep = True
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        self._asleep = False
+        finally:
+            tick.cancel()
 
     def _ingest(self, reply: bytes, data: bytes, headers: bytes | None) -> None:
         self._last_seen = time.monotonic()

@@ -134,7 +134,7 @@ class Stack:
         }
 
     def start(self, timeout: float = 60.0) -> "Stack":
-        """Start nats-server, then the services, then the edge; wait until all are ready."""
+        """Start nats-server, then every service and the edge; wait until all are ready."""
         deadline = time.monotonic() + timeout * (2 if self.cluster else 1)
         try:
             for node in self.nats_nodes:
@@ -147,13 +147,15 @@ class Stack:
                 asyncio.run(self._wait_for_services(deadline))
                 self._wait_for_edge(self.edge_url, deadline)
                 return self
+            # Every process at once: each spends its first seconds importing, and the edge
+            # waits for no service to start (it serves 503 for what is not up yet).
+            self.admin_key = self._bootstrap_admin_key()
             for name in SERVICES:
                 for copy, key in enumerate(self._keys(name)):
                     self.start_process(name, key, _metrics_port(name, copy))
-            asyncio.run(self._wait_for_services(deadline))
-            self.admin_key = self._bootstrap_admin_key()
             for key, port in zip(self._keys("edge"), self.edge_ports, strict=True):
                 self.start_process("edge", key, {"PARLEY_EDGE_PORT": str(port)})
+            asyncio.run(self._wait_for_services(deadline))
             for url in self.edge_urls:
                 self._wait_for_edge(url, deadline)
         except BaseException:

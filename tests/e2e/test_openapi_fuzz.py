@@ -132,6 +132,7 @@ async def test_options_and_405_name_every_method_a_path_documents(
     assert wrong == {}
 
 
+@pytest.mark.timeout(480)  # ~110 s on a quiet 2-core machine: 120 s left no room for load
 async def test_generated_requests_get_the_answers_the_document_promises(
     own_stack: Stack, http: httpx.AsyncClient
 ) -> None:

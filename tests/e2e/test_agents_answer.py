@@ -59,9 +59,16 @@ async def test_request_then_inform_round_trip(client, stack: Stack):
     assert reply["in_reply_to"] == "r-1"
     assert reply["conversation_id"] == data["conversation_id"]
     assert reply["content"]["result"].startswith("echo: hello")
+    # an answer worked out at once is the request's receipt: one append, no
+    # message.delivered of its own; the messages view shows the delivery all the same
     events = await stream_events(stack, f"conversation-{data['conversation_id']}")
-    types = [e.type for e in events]
-    assert types == ["message.sent", "message.delivered", "message.sent"]
+    assert [e.type for e in events] == ["message.sent", "message.sent"]
+    receipt = events[1].data["receipt"]
+    assert receipt["message_id"] == data["message_id"] and receipt["receiver"] == receiver
+    view = (await client.get(f"/api/v1/messages/{data['message_id']}")).json()["data"]
+    (delivery,) = view["deliveries"]
+    assert delivery["receiver"] == receiver and delivery["status"] == "delivered"
+    assert delivery["worker"] == receipt["worker"] and delivery["at"]
 
 
 async def test_query_ref_is_answered_with_inform(client):

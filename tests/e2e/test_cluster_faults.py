@@ -294,7 +294,13 @@ def stored_once(events: list[Event], acked: Acked) -> list[str]:
                 problems.append(f"turn {ack['turn']} answered {ack['response']!r}")
     for _, ack in acked["acl"]:
         stream = f"conversation-{ack['conversation']}"
-        once("request", stream, "message.sent", f'"message_id": "{ack["message"]}"')
+        sent = [
+            e
+            for e in by_stream.get(stream, [])
+            if e.type == "message.sent" and e.data["message"]["message_id"] == ack["message"]
+        ]
+        if len(sent) != 1:  # (the reply's receipt names the request's id too)
+            problems.append(f"acknowledged request: {len(sent)} message.sent of it in {stream}")
         replies = [
             e.data["message"]
             for e in by_stream.get(stream, [])

@@ -201,6 +201,43 @@ async def test_a_runtime_stopped_mid_execution_finishes_or_hands_it_back_and_exi
         assert types.count("tool.completed") == 2
 
 
+async def test_a_request_whose_answer_takes_a_while_shows_its_delivery_meanwhile(
+    client: httpx.AsyncClient, stack: Stack, world: World
+) -> None:
+    """A quick answer carries the request's receipt (test_agents_answer); a turn that runs
+    longer records the delivery while it runs, and its answer then carries none."""
+    await two_runtimes(stack)
+    agent_id = await web_agent(client)
+    slow = f"slow-{uuid.uuid4().hex[:6]}"
+    sent = await client.post(
+        "/api/v1/messages",
+        json={
+            "performative": "request",
+            "receivers": [agent_id],
+            "content": call(world.url(slow)),
+            "protocol": "fipa-request",
+        },
+    )
+    assert sent.status_code == 202, sent.text
+    stream = conversation_stream("default", sent.json()["data"]["conversation_id"])
+    await asyncio.wait_for(world.event(world.held, slow).wait(), 20)
+
+    async def types(count: int) -> list[str] | None:
+        found = [e.type for e in await stream_events(stack, stream)]
+        return found if len(found) >= count else None
+
+    assert await eventually(lambda: types(2), within=10) == ["message.sent", "message.delivered"]
+    world.event(world.released, slow).set()
+    assert await eventually(lambda: types(3), within=30) == [
+        "message.sent",
+        "message.delivered",
+        "message.sent",
+    ]
+    answer = (await stream_events(stack, stream))[2]
+    assert answer.data["message"]["performative"] == "inform"
+    assert answer.data.get("receipt") is None  # the delivery is recorded once
+
+
 @pytest.mark.timeout(120)
 async def test_a_runtime_stopped_mid_delivery_answers_the_message_once_and_exits_0(
     client: httpx.AsyncClient, stack: Stack, world: World

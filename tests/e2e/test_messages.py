@@ -454,12 +454,13 @@ async def test_a_recorded_delivery_lost_before_its_publish_is_redelivered_after_
         stack.start_process("messaging")
         for _ in range(200):
             events = await stream_events(stack, stream)
-            if [e.type for e in events] == ["message.sent", "message.delivered", "message.sent"]:
-                break
+            if [e.type for e in events] == ["message.sent", "message.sent"]:
+                break  # the answer, which carries the delivery as its receipt
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"not redelivered: {[e.type for e in events]}")
-        assert events[2].data["message"]["sender"] == receiver
-        assert events[2].data["message"]["in_reply_to"] == message.message_id
+        assert events[1].data["message"]["sender"] == receiver
+        assert events[1].data["message"]["in_reply_to"] == message.message_id
+        assert events[1].data["receipt"]["message_id"] == message.message_id
     finally:
         await nc.close()

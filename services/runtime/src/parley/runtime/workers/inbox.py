@@ -1,14 +1,15 @@
 """Agents answer their messages: the inbox work queue becomes turns and reply messages.
 
 Every runtime pulls agents' deliveries from the work queue ``PARLEY_INBOX``
-(``parley.inbox.agent.<agent id>``; durable consumer ``runtime-inbox``). For each it appends
-``message.delivered``, works out the answer, sends the reply through the messaging service,
-and only then acknowledges the item, so a delivery survives a killed runtime (a redelivered
-item finds its reply already recorded: the reply's message id is derived from the inbound
-one, and the messaging service de-duplicates by message id). An answer that needs no turn (a
-bid by the agent's policy, a refusal from an agent that is not running) is sent at once and
-its ``message.sent`` carries the delivery as its ``receipt``: one append, not two (a refused
-reply carries none, so the delivery is then appended alone).
+(``parley.inbox.agent.<agent id>``; durable consumer ``runtime-inbox``). For each it works
+out the answer, sends the reply through the messaging service, and only then acknowledges
+the item, so a delivery survives a killed runtime (a redelivered item finds its reply
+already recorded: the reply's message id is derived from the inbound one, and the messaging
+service de-duplicates by message id). An answer ready within half a second (a bid by the
+agent's policy, a refusal from an agent that is not running, most turns on a fast model) is
+sent with the delivery as its ``message.sent``'s ``receipt``: one append, not two. A longer
+turn appends ``message.delivered`` once that time has passed, while it runs; a message that
+gets no answer (an `inform`, a `cancel`) and a refused reply have theirs appended alone.
 
 How an agent answers (its provider, tools and strategy do the work; the offline provider's
 rule makes the answer `echo: <message>`):
@@ -80,6 +81,8 @@ DURABLE = "runtime-inbox"
 _REPLY_TIMEOUT_S = 10.0
 _REPLY_RETRIES_S = (0.25, 0.5, 1.0, 2.0, 4.0)
 _TRY_AGAIN = frozenset({ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.TIMEOUT})
+_RECEIPT_WAIT_S = 0.5
+"""How long an answer may take before the message's delivery is recorded on its own."""
 _DEDUPE_WINDOW_S = 100.0
 """A bit under JetStream's 2-minute window: older items may be re-publications."""
 _decode = msgspec.json.Decoder(AclMessage).decode
@@ -134,16 +137,15 @@ class Inbox(QueueWorker):
         keep = asyncio.create_task(self._keep(msg))
         tail = (msg.headers or {}).get(TAIL_HEADER)
         try:
-            answer = at_once = self._at_once(message, agent_id)
-            if at_once is None:
-                await self._delivered(message, agent_id, tail)
-                answer = await self._answer(message, agent_id)
+            answer, receipt = self._at_once(message, agent_id), True
+            if answer is None:
+                answer, receipt = await self._work_out(message, agent_id, tail)
             if answer is not None:
-                reply = await self._reply_soon(message, agent_id, answer, at_once is not None)
+                reply = await self._reply_soon(message, agent_id, answer, receipt)
                 if reply is None:
                     await msg.nak(delay=1.0)  # messaging unreachable: try again shortly
                     return
-                if at_once is not None and not reply.ok:  # refused: it carries no receipt
+                if receipt and not reply.ok:  # refused: it carries no receipt
                     await self._delivered(message, agent_id, None)
         finally:
             keep.cancel()
@@ -210,8 +212,36 @@ class Inbox(QueueWorker):
             return None if judged else answer
         return None
 
+    async def _work_out(
+        self, message: AclMessage, agent_id: str, tail: str | None
+    ) -> tuple[Answer | None, bool]:
+        """The answer a turn (or the agent's model) works out, and whether its reply is to
+        carry the message's receipt.
+
+        An answer ready within :data:`_RECEIPT_WAIT_S` is sent with the receipt: nothing is
+        recorded before it (one append, not two). A longer turn's delivery is recorded once
+        that time has passed, while the turn goes on, so it shows meanwhile. A message that
+        gets no answer (an `inform`, a `cancel`) has its delivery recorded first, alone.
+        """
+        if not _expects_answer(message.performative):
+            await self._delivered(message, agent_id, tail)
+            return await self._answer(message, agent_id), False
+        work = asyncio.ensure_future(self._answer(message, agent_id))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=_RECEIPT_WAIT_S)
+            if not done:
+                await self._delivered(message, agent_id, tail)
+                return await work, False
+        except BaseException:
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            raise
+        if (answer := work.result()) is None:  # no answer after all: no reply to carry it
+            await self._delivered(message, agent_id, tail)
+        return answer, answer is not None
+
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
-        """The answer a turn of the agent works out (its receipt is recorded before)."""
+        """The answer a turn of the agent works out."""
         agent = self.deps.directory.get(agent_id)
         performative = message.performative
         if agent is None or agent.state is not AgentState.RUNNING:

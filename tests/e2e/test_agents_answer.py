@@ -40,6 +40,21 @@ async def reply_of(
     return reply
 
 
+async def answered_with_receipt(
+    client: httpx.AsyncClient, stack: Stack, conversation: str, message_id: str, receiver: str
+) -> None:
+    """The conversation is the message and its answer, which carries the message's receipt
+    (one append, no message.delivered of its own); the messages view shows the delivery."""
+    events = await stream_events(stack, f"conversation-{conversation}")
+    assert [e.type for e in events] == ["message.sent", "message.sent"]
+    receipt = events[1].data["receipt"]
+    assert receipt["message_id"] == message_id and receipt["receiver"] == receiver
+    view = (await client.get(f"/api/v1/messages/{message_id}")).json()["data"]
+    (delivery,) = view["deliveries"]
+    assert delivery["receiver"] == receiver and delivery["status"] == "delivered"
+    assert delivery["worker"] == receipt["worker"] and delivery["at"]
+
+
 async def test_request_then_inform_round_trip(client, stack: Stack):
     receiver = await agent(client)
     response = await send(
@@ -59,16 +74,10 @@ async def test_request_then_inform_round_trip(client, stack: Stack):
     assert reply["in_reply_to"] == "r-1"
     assert reply["conversation_id"] == data["conversation_id"]
     assert reply["content"]["result"].startswith("echo: hello")
-    # an answer worked out at once is the request's receipt: one append, no
-    # message.delivered of its own; the messages view shows the delivery all the same
-    events = await stream_events(stack, f"conversation-{data['conversation_id']}")
-    assert [e.type for e in events] == ["message.sent", "message.sent"]
-    receipt = events[1].data["receipt"]
-    assert receipt["message_id"] == data["message_id"] and receipt["receiver"] == receiver
-    view = (await client.get(f"/api/v1/messages/{data['message_id']}")).json()["data"]
-    (delivery,) = view["deliveries"]
-    assert delivery["receiver"] == receiver and delivery["status"] == "delivered"
-    assert delivery["worker"] == receipt["worker"] and delivery["at"]
+    # a quick turn's answer is the request's receipt (a slow one: test_graceful.py)
+    await answered_with_receipt(
+        client, stack, data["conversation_id"], data["message_id"], receiver
+    )
 
 
 async def test_query_ref_is_answered_with_inform(client):
@@ -96,15 +105,10 @@ async def test_a_cfp_gets_a_bid_from_the_agents_policy(client, stack: Stack):
     )
     assert reply["performative"] == "propose"
     assert reply["content"] == {"estimated_time_s": 2.0, "cost": 3.0, "confidence": 0.8}
-    # the bid is the cfp's receipt: one append, no message.delivered of its own
-    events = await stream_events(stack, f"conversation-{reply['conversation_id']}")
-    assert [e.type for e in events] == ["message.sent", "message.sent"]
-    receipt = events[1].data["receipt"]
-    assert receipt["message_id"] == reply["in_reply_to"] and receipt["receiver"] == bidder
-    view = (await client.get(f"/api/v1/messages/{reply['in_reply_to']}")).json()["data"]
-    (delivery,) = view["deliveries"]
-    assert delivery["receiver"] == bidder and delivery["status"] == "delivered"
-    assert delivery["worker"] == receipt["worker"] and delivery["at"]
+    # the bid is the cfp's receipt
+    await answered_with_receipt(
+        client, stack, reply["conversation_id"], reply["in_reply_to"], bidder
+    )
 
 
 async def test_an_agent_asks_another_through_the_send_message_tool(client):

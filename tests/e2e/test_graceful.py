@@ -201,11 +201,9 @@ async def test_a_runtime_stopped_mid_execution_finishes_or_hands_it_back_and_exi
         assert types.count("tool.completed") == 2
 
 
-async def test_a_request_whose_answer_takes_a_while_shows_its_delivery_meanwhile(
-    client: httpx.AsyncClient, stack: Stack, world: World
-) -> None:
-    """A quick answer carries the request's receipt (test_agents_answer); a turn that runs
-    longer records the delivery while it runs, and its answer then carries none."""
+async def request_held(client: httpx.AsyncClient, stack: Stack, world: World) -> tuple[str, str]:
+    """Send a request (not waited for) whose turn calls a ``slow…`` page; once the world
+    holds that call: the page and the conversation."""
     await two_runtimes(stack)
     agent_id = await web_agent(client)
     slow = f"slow-{uuid.uuid4().hex[:6]}"
@@ -219,8 +217,17 @@ async def test_a_request_whose_answer_takes_a_while_shows_its_delivery_meanwhile
         },
     )
     assert sent.status_code == 202, sent.text
-    stream = conversation_stream("default", sent.json()["data"]["conversation_id"])
     await asyncio.wait_for(world.event(world.held, slow).wait(), 20)
+    return slow, str(sent.json()["data"]["conversation_id"])
+
+
+async def test_a_request_whose_answer_takes_a_while_shows_its_delivery_meanwhile(
+    client: httpx.AsyncClient, stack: Stack, world: World
+) -> None:
+    """A quick answer carries the request's receipt (test_agents_answer); a turn that runs
+    longer records the delivery while it runs, and its answer then carries none."""
+    slow, conversation = await request_held(client, stack, world)
+    stream = conversation_stream("default", conversation)
 
     async def types(count: int) -> list[str] | None:
         found = [e.type for e in await stream_events(stack, stream)]
@@ -242,21 +249,7 @@ async def test_a_request_whose_answer_takes_a_while_shows_its_delivery_meanwhile
 async def test_a_runtime_stopped_mid_delivery_answers_the_message_once_and_exits_0(
     client: httpx.AsyncClient, stack: Stack, world: World
 ) -> None:
-    await two_runtimes(stack)
-    agent_id = await web_agent(client)
-    slow = f"slow-{uuid.uuid4().hex[:6]}"
-    sent = await client.post(
-        "/api/v1/messages",
-        json={
-            "performative": "request",
-            "receivers": [agent_id],
-            "content": call(world.url(slow)),
-            "protocol": "fipa-request",
-        },
-    )
-    assert sent.status_code == 202, sent.text
-    conversation = sent.json()["data"]["conversation_id"]
-    await asyncio.wait_for(world.event(world.held, slow).wait(), 20)
+    slow, conversation = await request_held(client, stack, world)
 
     holder = await _holder(stack, conversation)
     stopping = asyncio.create_task(sigterm(stack, RUNTIMES[holder]))

@@ -59,6 +59,7 @@ from parley.contracts.registry import AgentState
 from parley.contracts.runtime import CancelTurn
 from parley.contracts.runtime import Chat
 from parley.eventstore import ANY_VERSION
+from parley.eventstore import EventStoreError
 from parley.kit.workqueue import WorkQueue
 from parley.runtime.adapters.messenger import send_message_command
 from parley.runtime.answers import JUDGE_PROMPT
@@ -229,16 +230,22 @@ class Inbox(QueueWorker):
         work = asyncio.ensure_future(self._answer(message, agent_id))
         try:
             done, _ = await asyncio.wait({work}, timeout=_RECEIPT_WAIT_S)
-            if not done:
-                await self._delivered(message, agent_id, tail)
-                return await work, False
         except BaseException:
             work.cancel()
             await asyncio.gather(work, return_exceptions=True)
             raise
-        if (answer := work.result()) is None:  # no answer after all: no reply to carry it
-            await self._delivered(message, agent_id, tail)
-        return answer, answer is not None
+        receipt = True
+        if not done:
+            try:
+                await self._delivered(message, agent_id, tail)
+                receipt = False
+            except EventStoreError as exc:  # the turn goes on; its answer carries the receipt
+                log.warning("delivery of %s not recorded yet: %r", message.message_id, exc)
+        if (answer := await work) is None:  # no answer after all: no reply to carry it
+            if receipt:
+                await self._delivered(message, agent_id, tail)
+            return None, False
+        return answer, receipt
 
     async def _answer(self, message: AclMessage, agent_id: str) -> Answer | None:
         """The answer a turn of the agent works out."""

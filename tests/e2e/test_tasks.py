@@ -92,6 +92,16 @@ async def create_task(api: httpx.AsyncClient, **body: Any) -> str:
     return view["task_id"]
 
 
+async def task_when_up(api: httpx.AsyncClient, **body: Any) -> str | None:
+    """A task created, or None while the tasks service answers 503 (a restarted process
+    recovers its rounds before it takes commands: "retry shortly")."""
+    probe = await api.post("/api/v1/tasks", json={"name": "summarise", **body})
+    if probe.status_code == 503:
+        return None
+    assert probe.status_code == 201, probe.text
+    return str(probe.json()["data"]["task_id"])
+
+
 async def wait_task(
     api: httpx.AsyncClient, task_id: str, *statuses: str, within: float = 20.0
 ) -> dict[str, Any]:
@@ -415,7 +425,7 @@ async def test_a_tasks_process_killed_mid_round_ends_the_round_exactly_once(
         # Every answer (and redelivery) the inbox held has been taken and acknowledged, and
         # the restarted process has followed the store past the award and run a timer since.
         await inbox_drained(own_stack)
-        probe = await create_task(api, participants=[silent])
+        probe = await eventually(lambda: task_when_up(api, participants=[silent]), within=30)
         await api.post(f"/api/v1/tasks/{probe}/distribute", json={"max_wait_seconds": 0.2})
         await wait_task(api, probe, "failed")
     kinds = await event_types(own_stack, task_stream(namespace, task_id))

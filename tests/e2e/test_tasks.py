@@ -84,7 +84,11 @@ def bidding(cost: float, time_s: float, confidence: float) -> dict[str, Any]:
 
 
 async def create_task(api: httpx.AsyncClient, **body: Any) -> str:
-    created = await api.post("/api/v1/tasks", json={"name": "summarise", **body})
+    return created_task(await api.post("/api/v1/tasks", json={"name": "summarise", **body}))
+
+
+def created_task(created: httpx.Response) -> str:
+    """The id of the task ``created`` says was made, checked."""
     assert created.status_code == 201, created.text
     view = created.json()["data"]
     assert view["status"] == "created"
@@ -96,10 +100,7 @@ async def task_when_up(api: httpx.AsyncClient, **body: Any) -> str | None:
     """A task created, or None while the tasks service answers 503 (a restarted process
     recovers its rounds before it takes commands: "retry shortly")."""
     probe = await api.post("/api/v1/tasks", json={"name": "summarise", **body})
-    if probe.status_code == 503:
-        return None
-    assert probe.status_code == 201, probe.text
-    return str(probe.json()["data"]["task_id"])
+    return None if probe.status_code == 503 else created_task(probe)
 
 
 async def wait_task(
